@@ -1,0 +1,61 @@
+# Tandem — the two commands a newcomer needs are `make run` and `make test`.
+GO      ?= go
+ADDR    ?= 127.0.0.1:8080
+DATA    ?= ./tandem-data
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: run build test generate check-generate vet fmt lint-spec bench ci test-browser test-ts soak fuzz
+
+## run: start the server on embedded SQLite at $(ADDR) (data in $(DATA))
+run:
+	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/tandem serve --addr $(ADDR) --data-dir $(DATA)
+
+## build: build bin/tandem
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/tandem ./cmd/tandem
+
+## test: the whole suite with the race detector
+test:
+	$(GO) test -race -count=1 ./...
+
+## test-browser: headless-Chromium test of the console at / (Debian chromium + playwright-core, tests/browser)
+test-browser:
+	cd tests/browser && npm ci --no-audit --no-fund && npm test
+
+## generate: regenerate gen/ from spec/openapi.yaml (generators pinned in go.mod, run with go run)
+generate:
+	cd gen && $(GO) generate ./...
+
+## check-generate: fail when gen/ is stale
+check-generate: generate
+	git diff --exit-code -- gen/
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -l -w $$(git ls-files '*.go')
+
+## lint-spec: lint both specs (needs npm; installs pinned linters under .tools/)
+lint-spec:
+	bash .ci/lint-spec.sh
+
+## bench: Go benchmarks for the hot paths
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## soak: 10-minute mixed load against a tandem subprocess; fails on lost events, RSS growth or leaks (SOAK_DURATION to change)
+soak:
+	SOAK_DURATION=$${SOAK_DURATION:-10m} $(GO) test -count=1 -timeout 30m -run '^TestSoak$$' -v ./cmd/tandem/
+
+## fuzz: every fuzz target for FUZZTIME each (default 9s), as CI does
+fuzz:
+	bash .ci/steps/50-fuzz.sh
+
+## test-ts: the TypeScript SDK (sdk/ts): pinned npm deps, generated types fresh, tsc strict, node tests against a live tandem
+test-ts:
+	cd sdk/ts && npm ci --no-audit --no-fund && npm run check-gen && npm run typecheck && npm run build && npm test
+
+ci:
+	bash .ci/run

@@ -1,0 +1,313 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	tandem "github.com/tandemhq/tandem/sdk/go"
+)
+
+// The client commands (watch, publish, get, put, delete) talk to a running
+// server through the Go SDK: data goes to stdout, one JSON value per line,
+// and progress and errors to stderr.
+
+const defaultURL = "http://127.0.0.1:8080"
+
+// clientFlags are the connection flags every client command takes.
+type clientFlags struct {
+	url, token, apiKey string
+}
+
+func (f *clientFlags) register(fs *flag.FlagSet, getenv func(string) string) {
+	url := getenv("TANDEM_URL")
+	if url == "" {
+		url = defaultURL
+	}
+	fs.StringVar(&f.url, "url", url, "server URL (env TANDEM_URL)")
+	fs.StringVar(&f.token, "token", getenv("TANDEM_TOKEN"), "bearer token, e.g. from `tandem token` (env TANDEM_TOKEN)")
+	fs.StringVar(&f.apiKey, "api-key", getenv("TANDEM_API_KEY"), "API key (env TANDEM_API_KEY)")
+}
+
+func (f *clientFlags) client(opts ...tandem.Option) (*tandem.Client, error) {
+	if f.token != "" {
+		opts = append(opts, tandem.WithToken(f.token))
+	}
+	if f.apiKey != "" {
+		opts = append(opts, tandem.WithAPIKey(f.apiKey))
+	}
+	return tandem.New(f.url, opts...)
+}
+
+// newClientFlagSet makes the flag set of a client command.
+func newClientFlagSet(name, args, help string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("tandem "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: tandem %s %s [flags]\n\n%s\n\nFlags:\n", name, args, help)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseInterleaved parses flags given before, between or after the
+// positional arguments and returns the positional ones.
+func parseInterleaved(fs *flag.FlagSet, args []string, want int) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, usageError{err}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+	if want >= 0 && len(pos) != want {
+		fs.Usage()
+		return nil, usageError{fmt.Errorf("%s: expected %d argument(s), got %d", fs.Name(), want, len(pos))}
+	}
+	return pos, nil
+}
+
+// cliError drops the SDK's "tandem: " prefix (main adds its own).
+func cliError(err error) error {
+	if err == nil {
+		return nil
+	}
+	return errors.New(strings.TrimPrefix(err.Error(), "tandem: "))
+}
+
+// writeJSON prints v as one line of JSON.
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+// watch prints the events of a topic as JSON lines until interrupted,
+// resuming across reconnects.
+func watch(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newClientFlagSet("watch", "TOPIC", `Prints the events of TOPIC (e.g. collections/orders/resources,
+channels/chat:lobby/messages, channels/chat:lobby/presence) as JSON lines,
+exactly as the WebSocket API sends them. It reconnects and resumes from the
+last cursor by itself, so no event is lost or repeated; on Ctrl-C it prints
+the cursor to pass to --since next time.`, stderr)
+	var cf clientFlags
+	cf.register(fs, getenv)
+	since := fs.String("since", "", "resume after this cursor (from an event's \"cursor\")")
+	snapshot := fs.Bool("snapshot", false, "print the current state (or a channel's history) first, then a synced line")
+	labels := fs.String("labels", "", "label selector for resource topics, e.g. env=prod")
+	resync := fs.Bool("resync", false, "when the server answers resync-required, reload with a snapshot instead of exiting")
+	meta := fs.String("meta", "", "presence metadata (a JSON object) when watching a channel's messages")
+	pos, err := parseInterleaved(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	opts := &tandem.SubscribeOptions{Since: *since, Snapshot: *snapshot, Labels: *labels, AutoResync: *resync}
+	if *meta != "" {
+		if !json.Valid([]byte(*meta)) {
+			return usageError{fmt.Errorf("--meta is not valid JSON")}
+		}
+		opts.Meta = json.RawMessage(*meta)
+	}
+	c, err := cf.client(tandem.WithStatus(func(s tandem.Status) {
+		switch s.State {
+		case tandem.StateConnected:
+			fmt.Fprintf(stderr, "tandem watch: connected to %s\n", cf.url)
+		case tandem.StateDisconnected:
+			fmt.Fprintf(stderr, "tandem watch: connection lost (%v); reconnecting in %v\n", s.Err, s.Delay.Round(1e6))
+		}
+	}))
+	if err != nil {
+		return cliError(err)
+	}
+	conn, err := c.Connect(ctx)
+	if err != nil {
+		return cliError(err)
+	}
+	defer conn.Close()
+	sub, err := conn.Subscribe(ctx, pos[0], opts)
+	if err != nil {
+		if errors.Is(err, tandem.ErrResyncRequired) {
+			return fmt.Errorf("%v\nthe server no longer has the history after that cursor: run again with --snapshot (or --resync)", cliError(err))
+		}
+		return cliError(err)
+	}
+	fmt.Fprintf(stderr, "tandem watch: subscribed to %s\n", pos[0])
+	for {
+		select {
+		case ev, ok := <-sub.Events():
+			if !ok {
+				err := sub.Err()
+				if errors.Is(err, tandem.ErrResyncRequired) {
+					return fmt.Errorf("%v\nrun again with --snapshot to reload the state (or use --resync)", cliError(err))
+				}
+				return cliError(err)
+			}
+			if ev.Type == tandem.TypeReset {
+				fmt.Fprintln(stderr, "tandem watch: reloading: a new snapshot follows; discard what came before")
+				continue
+			}
+			if _, err := fmt.Fprintf(stdout, "%s\n", ev.Raw); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			if cur := sub.Cursor(); cur != "" {
+				fmt.Fprintf(stderr, "tandem watch: stopped; resume with --since %s\n", cur)
+			}
+			return nil
+		}
+	}
+}
+
+// readData returns the JSON argument, or stdin for "-".
+func readData(arg string, stdin io.Reader) (json.RawMessage, error) {
+	b := []byte(arg)
+	if arg == "-" {
+		var err error
+		if b, err = io.ReadAll(stdin); err != nil {
+			return nil, err
+		}
+	}
+	if !json.Valid(b) {
+		return nil, usageError{fmt.Errorf("%q is not valid JSON (strings need quotes: '\"hello\"')", strings.TrimSpace(string(b)))}
+	}
+	return json.RawMessage(b), nil
+}
+
+// publish sends one message to a channel.
+func publish(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newClientFlagSet("publish", "CHANNEL JSON", `Publishes JSON (any JSON value; "-" reads it from stdin) to CHANNEL and
+prints the stored message with its offset and cursor.`, stderr)
+	var cf clientFlags
+	cf.register(fs, getenv)
+	pos, err := parseInterleaved(fs, args, 2)
+	if err != nil {
+		return err
+	}
+	data, err := readData(pos[1], stdin)
+	if err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return cliError(err)
+	}
+	m, err := c.Publish(ctx, pos[0], data)
+	if err != nil {
+		return cliError(err)
+	}
+	return writeJSON(stdout, m)
+}
+
+// getResources prints one resource, or every resource of a collection as
+// JSON lines.
+func getResources(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newClientFlagSet("get", "COLLECTION [ID]", `Prints resource ID of COLLECTION, or without ID every resource of it (one
+JSON line each, following pages).`, stderr)
+	var cf clientFlags
+	cf.register(fs, getenv)
+	labels := fs.String("labels", "", "label selector when listing, e.g. env=prod")
+	pos, err := parseInterleaved(fs, args, -1)
+	if err != nil {
+		return err
+	}
+	if len(pos) < 1 || len(pos) > 2 {
+		fs.Usage()
+		return usageError{errors.New("tandem get: expected COLLECTION [ID]")}
+	}
+	c, err := cf.client()
+	if err != nil {
+		return cliError(err)
+	}
+	if len(pos) == 2 {
+		r, err := c.Get(ctx, pos[0], pos[1])
+		if err != nil {
+			return cliError(err)
+		}
+		return writeJSON(stdout, r)
+	}
+	items, _, err := c.List(ctx, pos[0], *labels)
+	if err != nil {
+		return cliError(err)
+	}
+	for _, r := range items {
+		if err := writeJSON(stdout, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// putResource creates or replaces a resource.
+func putResource(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newClientFlagSet("put", "COLLECTION ID JSON", `Creates or replaces resource ID of COLLECTION with the JSON object as its
+data ("-" reads it from stdin) and prints the stored resource.`, stderr)
+	var cf clientFlags
+	cf.register(fs, getenv)
+	labels := fs.String("labels", "", "labels, e.g. env=prod,tier=web")
+	create := fs.Bool("create", false, "create the collection first if it does not exist")
+	pos, err := parseInterleaved(fs, args, 3)
+	if err != nil {
+		return err
+	}
+	data, err := readData(pos[2], stdin)
+	if err != nil {
+		return err
+	}
+	var lm map[string]string
+	if *labels != "" {
+		lm = map[string]string{}
+		for _, kv := range strings.Split(*labels, ",") {
+			k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+			if !ok || k == "" {
+				return usageError{fmt.Errorf("--labels: %q is not key=value", kv)}
+			}
+			lm[k] = v
+		}
+	}
+	c, err := cf.client()
+	if err != nil {
+		return cliError(err)
+	}
+	if *create {
+		if err := c.EnsureCollection(ctx, pos[0]); err != nil {
+			return cliError(err)
+		}
+	}
+	r, err := c.Put(ctx, pos[0], pos[1], data, lm)
+	if err != nil {
+		return cliError(err)
+	}
+	return writeJSON(stdout, r)
+}
+
+// deleteResource deletes a resource.
+func deleteResource(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newClientFlagSet("delete", "COLLECTION ID", "Deletes resource ID of COLLECTION.", stderr)
+	var cf clientFlags
+	cf.register(fs, getenv)
+	pos, err := parseInterleaved(fs, args, 2)
+	if err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return cliError(err)
+	}
+	if err := c.Delete(ctx, pos[0], pos[1]); err != nil {
+		return cliError(err)
+	}
+	fmt.Fprintf(stderr, "tandem delete: deleted %s/%s\n", pos[0], pos[1])
+	return nil
+}

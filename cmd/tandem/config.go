@@ -1,0 +1,270 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/tandemhq/tandem/internal/auth"
+	"github.com/tandemhq/tandem/internal/broker"
+	"github.com/tandemhq/tandem/internal/stream"
+)
+
+// serveConfig is everything `tandem serve` can be told.
+type serveConfig struct {
+	Addr             string
+	DataDir          string
+	Store            string
+	Broker           string
+	RedisPrefix      string
+	Strict           bool
+	LogLevel         string
+	LogFormat        string
+	MaxBodyBytes     int64
+	ChangeLogRetain  int64
+	ShutdownTimeout  time.Duration
+	ConfigFile       string
+	MaxFrameBytes    int64
+	QueueBytes       int
+	PingInterval     time.Duration
+	BookmarkInterval time.Duration
+	CompactInterval  time.Duration
+	SSEHeartbeat     time.Duration
+	PresenceTTL      time.Duration
+
+	// Channel defaults, overridden per namespace by the YAML "namespaces" mapping.
+	ChannelHistory     int
+	ChannelHistoryTTL  time.Duration
+	ChannelPresence    bool
+	ChannelPublish     bool
+	ChannelMaxMessage  int
+	namespaceOverrides map[string]map[string]any
+
+	// Security.
+	Insecure        bool
+	AllowedOrigins  string
+	TLSCert         string
+	TLSKey          string
+	JWTSecret       string
+	JWKSFile        string
+	JWTAudience     string
+	JWTIssuer       string
+	APIKeysFile     string
+	AnonymousGrants string
+	AuthCookie      string
+	AuthTimeout     time.Duration
+	JWTLeeway       time.Duration
+	RateLimit       float64
+	RateBurst       int
+}
+
+// flagSet declares the serve flags. Each flag name is also its YAML key and,
+// upper-cased with '-' → '_' behind TANDEM_, its environment variable.
+func (c *serveConfig) flagSet(stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("tandem serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "address to listen on (host:port)")
+	fs.StringVar(&c.DataDir, "data-dir", "./tandem-data", "directory for the embedded SQLite database")
+	fs.StringVar(&c.Store, "store", "", "store: empty for SQLite in --data-dir, a SQLite file path, or postgres://user:password@host:port/db (also postgresql://) for PostgreSQL, which several nodes can share")
+	fs.StringVar(&c.Broker, "broker", "memory", "channel broker: memory (one node) or redis://[user:password@]host:port/db (rediss:// for TLS) to share channels and presence between nodes; needs a postgres:// --store")
+	fs.StringVar(&c.RedisPrefix, "redis-prefix", "tandem:", "prefix of every Redis key and pub/sub channel: the nodes of one cluster share it, another cluster on the same Redis needs its own")
+	fs.BoolVar(&c.Strict, "strict", false, "validate every response against the API description live")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest accepted request body in bytes")
+	fs.Int64Var(&c.ChangeLogRetain, "change-log-retain", 100000, "how many changes the change log keeps for resuming subscribers (older cursors get resync-required)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long graceful shutdown waits for requests to finish")
+	fs.StringVar(&c.ConfigFile, "config", "", "optional YAML configuration file")
+	fs.Int64Var(&c.MaxFrameBytes, "max-frame-bytes", 64<<10, "largest accepted WebSocket message (close 1009 beyond)")
+	fs.IntVar(&c.QueueBytes, "queue-bytes", 1<<20, "outbound queue per connection in bytes (slow consumers are closed with 4008 beyond)")
+	fs.DurationVar(&c.PingInterval, "ping-interval", 25*time.Second, "WebSocket ping interval; a connection silent for twice this is dropped")
+	fs.DurationVar(&c.SSEHeartbeat, "sse-heartbeat", 15*time.Second, "interval of SSE comment heartbeats")
+	fs.DurationVar(&c.PresenceTTL, "presence-ttl", 45*time.Second, "presence lease; a member whose node stops renewing leaves after this")
+	fs.IntVar(&c.ChannelHistory, "channel-history", 100, "messages each channel keeps for resume and history (per namespace: history)")
+	fs.DurationVar(&c.ChannelHistoryTTL, "channel-history-ttl", 10*time.Minute, "how long channel messages are kept (per namespace: history-ttl)")
+	fs.BoolVar(&c.ChannelPresence, "channel-presence", true, "enable presence on channels (per namespace: presence)")
+	fs.BoolVar(&c.ChannelPublish, "channel-publish", true, "let clients publish to channels (per namespace: publish)")
+	fs.IntVar(&c.ChannelMaxMessage, "channel-max-message-bytes", 64<<10, "largest channel message data (per namespace: max-message-bytes)")
+	fs.BoolVar(&c.Insecure, "insecure", false, "allow listening on a non-loopback address without authentication (protected mode off)")
+	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "comma-separated browser origins allowed for WebSocket and CORS (\"*\" for any); same-origin is always allowed")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate file (PEM); with --tls-key serves HTTPS and HTTP/2")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "TLS private key file (PEM)")
+	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret for JWT bearer tokens (enables auth)")
+	fs.StringVar(&c.JWKSFile, "jwks-file", "", "JWKS file with RS256/EdDSA public keys for JWT bearer tokens (enables auth)")
+	fs.StringVar(&c.JWTAudience, "jwt-audience", "", "required JWT audience (aud)")
+	fs.StringVar(&c.JWTIssuer, "jwt-issuer", "", "required JWT issuer (iss)")
+	fs.StringVar(&c.APIKeysFile, "api-keys-file", "", "YAML file listing API keys with their grants (enables auth)")
+	fs.StringVar(&c.AnonymousGrants, "anonymous-grants", "", "space-separated grants for requests without credentials when auth is enabled, e.g. \"read:channels/lobby/messages read:collections/news/**\"")
+	fs.DurationVar(&c.JWTLeeway, "jwt-leeway", auth.DefaultLeeway, "clock skew tolerated for JWT exp/nbf")
+	fs.StringVar(&c.AuthCookie, "auth-cookie", "", "cookie name that may carry the token for GET /v1/events and /v1/changes (EventSource cannot set headers)")
+	fs.DurationVar(&c.AuthTimeout, "auth-timeout", 10*time.Second, "how long a WebSocket that may do nothing anonymously has to send an auth frame (close 4010 after)")
+	fs.Float64Var(&c.RateLimit, "rate-limit", 100, "requests (REST) or frames (WebSocket) per second per client; 0 disables")
+	fs.IntVar(&c.RateBurst, "rate-burst", 200, "burst size of the rate limit")
+	fs.DurationVar(&c.CompactInterval, "compact-interval", time.Minute, "how often the change log is trimmed to --change-log-retain entries")
+	fs.DurationVar(&c.BookmarkInterval, "bookmark-interval", 25*time.Second, "how often each subscription gets a bookmark with its current cursor")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: tandem serve [flags]\n\nFlags (each also TANDEM_<NAME> in the environment, or <name>: in the --config YAML file):\n")
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func envName(flagName string) string {
+	return "TANDEM_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseServeConfig applies flags, then TANDEM_* variables for flags not
+// given, then the YAML file for what is still unset. Errors: usageError for
+// bad flags; a descriptive error for bad env values or config files.
+func parseServeConfig(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
+	var c serveConfig
+	fs := c.flagSet(stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, usageError{err}
+		}
+		return c, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "tandem serve: unexpected argument %q\n", fs.Arg(0))
+		return c, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	var fromEnv []string
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] {
+			return
+		}
+		if v := getenv(envName(f.Name)); v != "" {
+			fromEnv = append(fromEnv, f.Name)
+			if err := fs.Set(f.Name, v); err != nil {
+				set["!"+f.Name] = true
+			}
+		}
+	})
+	for _, name := range fromEnv {
+		if set["!"+name] {
+			return c, fmt.Errorf("environment variable %s=%q is invalid for --%s", envName(name), getenv(envName(name)), name)
+		}
+		set[name] = true
+	}
+	if c.ConfigFile == "" {
+		return c, nil
+	}
+	raw, err := os.ReadFile(c.ConfigFile)
+	if err != nil {
+		return c, fmt.Errorf("config file: %w", err)
+	}
+	values, nsRaw, err := parseConfigYAML(raw)
+	if err != nil {
+		return c, fmt.Errorf("config file %s: %w", c.ConfigFile, err)
+	}
+	c.namespaceOverrides = nsRaw
+	keys := make([]string, 0, len(values))
+	for k := range values {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if fs.Lookup(k) == nil || k == "config" {
+			return c, fmt.Errorf("config file %s: unknown key %q", c.ConfigFile, k)
+		}
+		if set[k] {
+			continue
+		}
+		if err := fs.Set(k, values[k]); err != nil {
+			return c, fmt.Errorf("config file %s: %s: %v", c.ConfigFile, k, err)
+		}
+	}
+	return c, nil
+}
+
+// parseConfigYAML reads a YAML mapping of flag names to scalar values,
+// plus an optional "namespaces" mapping of namespace → channel options.
+// Errors: invalid YAML, nested values elsewhere.
+func parseConfigYAML(raw []byte) (map[string]string, map[string]map[string]any, error) {
+	var doc map[string]any
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		return nil, nil, fmt.Errorf("invalid YAML: %w", err)
+	}
+	out := make(map[string]string, len(doc))
+	var ns map[string]map[string]any
+	for k, v := range doc {
+		if k == "namespaces" {
+			m, ok := v.(map[string]any)
+			if !ok {
+				return nil, nil, fmt.Errorf("namespaces: expected a mapping of namespace names to options")
+			}
+			ns = map[string]map[string]any{}
+			for name, opts := range m {
+				om, ok := opts.(map[string]any)
+				if !ok {
+					return nil, nil, fmt.Errorf("namespaces.%s: expected a mapping of options", name)
+				}
+				ns[name] = om
+			}
+			continue
+		}
+		switch v.(type) {
+		case map[string]any, []any:
+			return nil, nil, fmt.Errorf("key %q: expected a scalar value", k)
+		case nil:
+			continue
+		}
+		out[k] = fmt.Sprint(v)
+	}
+	return out, ns, nil
+}
+
+// namespaces builds the channel options: flag defaults, then per-namespace
+// overrides from the YAML file. Errors: unknown option, bad value.
+func (c serveConfig) namespaces() (stream.Namespaces, error) {
+	def := stream.ChannelOptions{
+		History:         broker.HistoryOptions{Size: c.ChannelHistory, TTL: c.ChannelHistoryTTL},
+		Presence:        c.ChannelPresence,
+		ClientPublish:   c.ChannelPublish,
+		MaxMessageBytes: c.ChannelMaxMessage,
+	}
+	ns := stream.Namespaces{Default: def, ByName: map[string]stream.ChannelOptions{}}
+	for name, opts := range c.namespaceOverrides {
+		if !stream.ValidChannel(name) || strings.Contains(name, ":") {
+			return ns, fmt.Errorf("namespaces: %q is not a valid namespace name", name)
+		}
+		o := def
+		for k, v := range opts {
+			s := fmt.Sprint(v)
+			var err error
+			switch k {
+			case "history":
+				o.History.Size, err = strconv.Atoi(s)
+			case "history-ttl":
+				o.History.TTL, err = time.ParseDuration(s)
+			case "presence":
+				o.Presence, err = strconv.ParseBool(s)
+			case "publish":
+				o.ClientPublish, err = strconv.ParseBool(s)
+			case "max-message-bytes":
+				o.MaxMessageBytes, err = strconv.Atoi(s)
+			default:
+				return ns, fmt.Errorf("namespaces.%s: unknown option %q (history, history-ttl, presence, publish, max-message-bytes)", name, k)
+			}
+			if err != nil {
+				return ns, fmt.Errorf("namespaces.%s.%s: %v", name, k, err)
+			}
+		}
+		ns.ByName[name] = o
+	}
+	return ns, nil
+}

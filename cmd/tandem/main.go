@@ -1,0 +1,98 @@
+// Command tandem is the Tandem realtime API server and its command-line
+// client. main only wires the process to run, so end-to-end tests call run
+// directly on port 0.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		var ue usageError
+		if !errors.As(err, &ue) {
+			fmt.Fprintln(os.Stderr, "tandem:", err)
+		}
+		os.Exit(exitCode(err))
+	}
+}
+
+// usageError is a command-line mistake; its message was already printed.
+type usageError struct{ error }
+
+func exitCode(err error) int {
+	var ue usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+const usage = `Tandem — a realtime API server.
+
+Usage:
+  tandem serve [flags]      start the server (tandem serve -h lists flags)
+  tandem token [flags]      mint a development JWT (tandem token -h)
+  tandem bench SCENARIO     load-test a server on this machine (tandem bench -h)
+  tandem watch TOPIC        print a topic's events as JSON lines, resuming across reconnects
+  tandem publish CHANNEL JSON   publish a message to a channel
+  tandem get COLLECTION [ID]    print a resource, or every resource of a collection
+  tandem put COLLECTION ID JSON create or replace a resource
+  tandem delete COLLECTION ID   delete a resource
+  tandem version            print the version
+
+Client commands (watch, publish, get, put, delete) take --url (TANDEM_URL,
+default http://127.0.0.1:8080) and --token (TANDEM_TOKEN); -h lists the rest.
+
+Every serve flag can also be set as TANDEM_<FLAG> (e.g. TANDEM_ADDR) or in a
+YAML file given with --config; flags win over the environment, which wins
+over the file.
+`
+
+// run is the whole program: it parses args, reads configuration from getenv
+// and writes data to stdout and diagnostics to stderr. It returns when ctx
+// is cancelled (graceful shutdown) or on error.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return usageError{errors.New("no command given")}
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], getenv, stdout, stderr)
+	case "token":
+		return token(ctx, args[1:], getenv, stdout, stderr)
+	case "bench":
+		return bench(ctx, args[1:], getenv, stdout, stderr)
+	case "watch":
+		return watch(ctx, args[1:], getenv, stdout, stderr)
+	case "publish":
+		return publish(ctx, args[1:], getenv, os.Stdin, stdout, stderr)
+	case "get":
+		return getResources(ctx, args[1:], getenv, stdout, stderr)
+	case "put":
+		return putResource(ctx, args[1:], getenv, os.Stdin, stdout, stderr)
+	case "delete":
+		return deleteResource(ctx, args[1:], getenv, stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "tandem %s\n", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "tandem: unknown command %q\n\n%s", args[0], usage)
+		return usageError{fmt.Errorf("unknown command %q", args[0])}
+	}
+}

@@ -1,0 +1,324 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/tandemhq/tandem/internal/app"
+	"github.com/tandemhq/tandem/internal/console"
+	"github.com/tandemhq/tandem/internal/httpapi"
+	"github.com/tandemhq/tandem/internal/hub"
+	"github.com/tandemhq/tandem/internal/ratelimit"
+	"github.com/tandemhq/tandem/internal/specval"
+	"github.com/tandemhq/tandem/internal/store"
+	"github.com/tandemhq/tandem/internal/store/postgres"
+	"github.com/tandemhq/tandem/internal/store/sqlite"
+	"github.com/tandemhq/tandem/internal/stream"
+	"github.com/tandemhq/tandem/internal/wsapi"
+)
+
+// serve runs the server until ctx is cancelled, then shuts down gracefully.
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseServeConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	logger, err := newLogger(cfg.LogLevel, cfg.LogFormat, stderr)
+	if err != nil {
+		return err
+	}
+	if err := checkProtectedMode(cfg); err != nil {
+		return err
+	}
+	if err := checkBackends(cfg); err != nil {
+		return err
+	}
+	authn, err := cfg.authenticator()
+	if err != nil {
+		return err
+	}
+	st, desc, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a := app.New(st, app.Options{Logger: logger})
+
+	asyncVal, err := specval.LoadAsyncAPI()
+	if err != nil {
+		return err
+	}
+	h := hub.New(hub.Options{})
+	feedOpts := stream.FeedOptions{Logger: logger}
+	if cfg.Strict {
+		feedOpts.Validate = asyncVal.ValidateServerFrame
+	}
+	feed, err := stream.NewFeed(ctx, st, h, feedOpts)
+	if err != nil {
+		return fmt.Errorf("change feed: %w", err)
+	}
+	registerHubMetrics(reg, h, feed)
+	ns, err := cfg.namespaces()
+	if err != nil {
+		return err
+	}
+	br, brokerDesc, err := openBroker(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer br.Close()
+	channels := &stream.Channels{Broker: br, Hub: h, Namespaces: ns, Logger: logger, Problem: httpapi.ProblemFor, PresenceTTL: cfg.PresenceTTL}
+	brokerHandler := registerBackendMetrics(reg, st, feed, br, channels)
+	brokerCtx, stopBroker := context.WithCancel(context.Background())
+	brokerDone := make(chan struct{})
+	go func() {
+		defer close(brokerDone)
+		if err := br.Run(brokerCtx, brokerHandler); err != nil && brokerCtx.Err() == nil {
+			logger.Error("broker stopped", "err", err)
+		}
+	}()
+	defer func() { stopBroker(); <-brokerDone }()
+	resources := &stream.Resources{Store: st, Hub: h, Feed: feed}
+	origins := httpapi.Origins(splitList(cfg.AllowedOrigins))
+	ws := wsapi.New(wsapi.Config{
+		Resources: resources, Channels: channels,
+		Validator: asyncVal, Logger: logger, Registry: reg, Strict: cfg.Strict, Problem: httpapi.ProblemFor,
+		MaxFrameBytes: cfg.MaxFrameBytes, QueueBytes: cfg.QueueBytes,
+		PingInterval: cfg.PingInterval, PongWait: 2 * cfg.PingInterval, BookmarkInterval: cfg.BookmarkInterval,
+		CheckOrigin: origins.CheckOrigin,
+		FrameRate:   cfg.RateLimit, FrameBurst: cfg.RateBurst,
+		Auth: authn, AuthTimeout: cfg.AuthTimeout,
+	})
+	// The console (/), /docs/asyncapi and /asyncapi.json: exact paths, so
+	// every other path still gets the API router's 404 problem.
+	mounts := console.Routes()
+	mounts["GET /v1/ws"] = ws
+	handler, err := httpapi.NewHandler(httpapi.Config{
+		App: a, Resources: resources, Channels: channels, Logger: logger, Registry: reg, Strict: cfg.Strict, MaxBodyBytes: cfg.MaxBodyBytes,
+		Ready:      readiness(st, br, logger),
+		SSE:        httpapi.SSEConfig{Heartbeat: cfg.SSEHeartbeat, Bookmark: cfg.BookmarkInterval, QueueBytes: cfg.QueueBytes},
+		Mounts:     mounts,
+		Origins:    origins,
+		RateLimit:  &ratelimit.Limiter{Rate: cfg.RateLimit, Burst: cfg.RateBurst},
+		Auth:       authn,
+		AuthCookie: cfg.AuthCookie,
+	})
+	if err != nil {
+		return err
+	}
+	feedCtx, stopFeed := context.WithCancel(context.Background())
+	feedDone := make(chan struct{})
+	go func() {
+		defer close(feedDone)
+		_ = feed.Run(feedCtx)
+	}()
+	defer func() { stopFeed(); <-feedDone }()
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		ln.Close()
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	scheme := "http"
+	serveErr := make(chan error, 1)
+	if cfg.TLSCert != "" {
+		scheme = "https"
+		go func() { serveErr <- srv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey) }()
+	} else {
+		go func() { serveErr <- srv.Serve(ln) }()
+	}
+	addr := ln.Addr().String()
+	logger.Info("tandem listening", "addr", addr, "url", scheme+"://"+addr, "docs", scheme+"://"+addr+"/docs/", "store", desc, "broker", brokerDesc, "auth", cfg.authConfigured(), "version", version)
+
+	compactDone := make(chan struct{})
+	compactCtx, stopCompact := context.WithCancel(context.Background())
+	go func() {
+		defer close(compactDone)
+		compactLoop(compactCtx, st, cfg.ChangeLogRetain, cfg.CompactInterval, logger)
+	}()
+	defer func() { stopCompact(); <-compactDone }()
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	// Hijacked WebSockets are not tracked by http.Server: close them with
+	// 1001 (after flushing what they have queued) alongside the HTTP drain.
+	wsDone := make(chan error, 1)
+	go func() { wsDone <- ws.Shutdown(sctx) }()
+	if err := srv.Shutdown(sctx); err != nil {
+		logger.Warn("graceful shutdown incomplete", "err", err)
+		_ = srv.Close()
+	}
+	if err := <-wsDone; err != nil {
+		logger.Warn("websocket shutdown incomplete", "err", err)
+	}
+	_ = h.Shutdown(sctx)
+	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// openStore opens the configured store and describes it for the log.
+func openStore(ctx context.Context, cfg serveConfig) (store.Store, string, error) {
+	path := cfg.Store
+	switch {
+	case path == "":
+		if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+			return nil, "", fmt.Errorf("data dir: %w", err)
+		}
+		path = filepath.Join(cfg.DataDir, "tandem.db")
+	case strings.HasPrefix(path, "sqlite://"):
+		path = strings.TrimPrefix(path, "sqlite://")
+	case isPostgresDSN(path):
+		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		st, err := postgres.Open(octx, path, postgres.Options{})
+		if err != nil {
+			return nil, "", fmt.Errorf("open PostgreSQL store %s: %w", redactDSN(path), err)
+		}
+		return st, "postgres:" + redactDSN(path), nil
+	case strings.Contains(path, "://"):
+		return nil, "", fmt.Errorf("--store %q: unsupported store; use a SQLite file path or postgres://user:password@host:port/db", redactDSN(path))
+	}
+	st, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		return nil, "", fmt.Errorf("open SQLite store %s: %w", path, err)
+	}
+	return st, "sqlite:" + path, nil
+}
+
+// redactDSN hides a password in a connection URL.
+func redactDSN(dsn string) string {
+	if i := strings.Index(dsn, "://"); i >= 0 {
+		if at := strings.LastIndex(dsn, "@"); at > i {
+			return dsn[:i+3] + "…@" + dsn[at+1:]
+		}
+	}
+	return dsn
+}
+
+// compactLoop trims the change log to the newest retain entries.
+func compactLoop(ctx context.Context, st store.Store, retain int64, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rev, err := st.Revision(ctx)
+		if err != nil || rev <= retain {
+			continue
+		}
+		if err := st.Compact(ctx, rev-retain); err != nil && ctx.Err() == nil {
+			log.Warn("change log compaction failed", "err", err)
+		}
+	}
+}
+
+func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: use text or json", format)
+}
+
+// registerHubMetrics exports the hub's counters and the change feed's lag.
+func registerHubMetrics(reg prometheus.Registerer, h *hub.Hub, feed *stream.Feed) {
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tandem_hub_broadcasts_total", Help: "Broadcasts (one encoded event to one key)."},
+			func() float64 { return float64(h.Stats().Broadcasts) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tandem_hub_deliveries_total", Help: "Events handed to subscribers."},
+			func() float64 { return float64(h.Stats().Deliveries) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tandem_hub_overflows_total", Help: "Events refused by full subscriber queues."},
+			func() float64 { return float64(h.Stats().Overflows) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tandem_hub_keys", Help: "Subscription keys with at least one local subscriber."},
+			func() float64 { return float64(h.Stats().Keys) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tandem_change_feed_revision", Help: "Newest store revision broadcast by the change feed."},
+			func() float64 { return float64(feed.Last()) }),
+	)
+}
+
+// authConfigured reports whether any authentication is configured.
+func (c serveConfig) authConfigured() bool {
+	return c.JWTSecret != "" || c.JWKSFile != "" || c.APIKeysFile != ""
+}
+
+// checkProtectedMode refuses to expose an unauthenticated server beyond
+// loopback unless --insecure says that is intended.
+func checkProtectedMode(c serveConfig) error {
+	if c.authConfigured() || c.Insecure {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(c.Addr)
+	if err != nil {
+		return fmt.Errorf("--addr %q: %w", c.Addr, err)
+	}
+	if isLoopback(host) {
+		return nil
+	}
+	return fmt.Errorf(`refusing to listen on %s without authentication (protected mode).
+Anyone who can reach this address could read and change every resource and channel.
+Either:
+  - keep the default loopback address (--addr 127.0.0.1:8080),
+  - configure authentication (--jwt-secret, --jwks-file or --api-keys-file), or
+  - pass --insecure if this network is trusted`, c.Addr)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

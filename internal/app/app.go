@@ -1,0 +1,325 @@
+// Package app holds Tandem's use cases: it validates input, enforces
+// collection schemas and preconditions, and calls the store. Transports
+// (REST, WebSocket, SSE, long-poll) call App and never the store directly.
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/tandemhq/tandem/internal/store"
+)
+
+// Options configures an App. The zero value is usable.
+type Options struct {
+	Logger *slog.Logger
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// App implements the resource use cases on top of a store.Store.
+type App struct {
+	store store.Store
+	log   *slog.Logger
+	now   func() time.Time
+	ids   idGen
+
+	mu      sync.Mutex
+	schemas map[schemaKey]*jsonschema.Schema
+}
+
+type schemaKey struct {
+	name     string
+	revision int64
+}
+
+// New returns an App using s.
+func New(s store.Store, opts Options) *App {
+	a := &App{store: s, log: opts.Logger, now: opts.Now, schemas: map[schemaKey]*jsonschema.Schema{}}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	return a
+}
+
+// Store returns the underlying store (for the change feed and readiness).
+func (a *App) Store() store.Store { return a.store }
+
+// CreateCollection creates a collection, compiling its schema first.
+// Errors: store.ErrInvalid (bad name), a ValidationError (unprocessable)
+// for an invalid schema, store.ErrConflict when it exists.
+func (a *App) CreateCollection(ctx context.Context, name string, schema json.RawMessage) (store.Collection, error) {
+	if !store.ValidName(name) {
+		return store.Collection{}, invalidField("/name", "must be 1–128 letters, digits, '.', '_' or '-', starting with a letter or digit")
+	}
+	if len(bytes.TrimSpace(schema)) == 0 || bytes.Equal(bytes.TrimSpace(schema), []byte("null")) {
+		schema = nil
+	}
+	if schema != nil {
+		sch, err := compileSchema(schema)
+		if err != nil {
+			return store.Collection{}, err
+		}
+		if err := checkRefCycles(sch); err != nil {
+			return store.Collection{}, err
+		}
+		schema = compact(schema)
+	}
+	c, err := a.store.CreateCollection(ctx, store.Collection{Name: name, Schema: schema, CreatedAt: a.now().UTC()})
+	if errors.Is(err, store.ErrConflict) {
+		return c, store.Errorf(store.CodeConflict, "collection %q already exists", name)
+	}
+	return c, err
+}
+
+// GetCollection returns a collection. Errors: store.ErrNotFound.
+func (a *App) GetCollection(ctx context.Context, name string) (store.Collection, error) {
+	return a.store.GetCollection(ctx, name)
+}
+
+// ListCollections returns every collection ordered by name.
+func (a *App) ListCollections(ctx context.Context) ([]store.Collection, error) {
+	return a.store.ListCollections(ctx)
+}
+
+// DeleteCollection deletes a collection and its resources. Errors: store.ErrNotFound.
+func (a *App) DeleteCollection(ctx context.Context, name string) error {
+	return a.store.DeleteCollection(ctx, name)
+}
+
+// schemaFor returns the compiled schema of collection c (nil when it has none).
+func (a *App) schemaFor(c store.Collection) (*jsonschema.Schema, error) {
+	if c.Schema == nil {
+		return nil, nil
+	}
+	k := schemaKey{c.Name, c.Revision}
+	a.mu.Lock()
+	s, ok := a.schemas[k]
+	a.mu.Unlock()
+	if ok {
+		return s, nil
+	}
+	s, err := compileSchema(c.Schema)
+	if err != nil {
+		return nil, fmt.Errorf("stored schema of %q: %w", c.Name, err)
+	}
+	a.mu.Lock()
+	if len(a.schemas) > 1024 { // bounded cache: collections are few; start over if not
+		a.schemas = map[schemaKey]*jsonschema.Schema{}
+	}
+	a.schemas[k] = s
+	a.mu.Unlock()
+	return s, nil
+}
+
+// check validates data and labels for collection c, reporting pointers
+// relative to the request body.
+func (a *App) check(ctx context.Context, collection string, data json.RawMessage, labels map[string]string) (json.RawMessage, error) {
+	c, err := a.store.GetCollection(ctx, collection)
+	if err != nil {
+		return nil, err
+	}
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(trimmed) {
+		return nil, invalidField("/data", "must be a JSON object")
+	}
+	if err := checkLabels(labels); err != nil {
+		return nil, err
+	}
+	s, err := a.schemaFor(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := validateData(s, trimmed, "/data"); err != nil {
+		return nil, err
+	}
+	return compact(trimmed), nil
+}
+
+func checkLabels(labels map[string]string) error {
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var fields []FieldError
+	for _, k := range keys {
+		switch {
+		case !store.ValidLabelKey(k):
+			fields = append(fields, FieldError{Pointer: "/labels/" + escapePointer(k), Detail: "invalid label key: 1–63 letters, digits, '-', '_', '.', '/', starting with a letter or digit"})
+		case !store.ValidLabelValue(labels[k]):
+			fields = append(fields, FieldError{Pointer: "/labels/" + escapePointer(k), Detail: "invalid label value: up to 63 letters, digits, '-', '_', '.'"})
+		}
+	}
+	if len(fields) > 64 {
+		fields = fields[:64]
+	}
+	if len(fields) > 0 {
+		return &ValidationError{Code: store.CodeInvalid, Message: fmt.Sprintf("%s: %s", fields[0].Pointer, fields[0].Detail), Fields: fields}
+	}
+	return nil
+}
+
+// CreateResource creates a resource; an empty id gets a server-made,
+// sortable ID. Errors: store.ErrNotFound (collection), store.ErrInvalid or
+// a ValidationError (invalid id, data or labels), store.ErrConflict when
+// the ID is taken.
+func (a *App) CreateResource(ctx context.Context, collection, id string, data json.RawMessage, labels map[string]string) (store.Resource, error) {
+	if id == "" {
+		id = a.ids.next(a.now())
+	} else if !store.ValidName(id) {
+		return store.Resource{}, invalidField("/id", "must be 1–128 letters, digits, '.', '_' or '-', starting with a letter or digit")
+	}
+	data, err := a.check(ctx, collection, data, labels)
+	if err != nil {
+		return store.Resource{}, err
+	}
+	r, _, err := a.store.PutResource(ctx, a.stamp(collection, id, data, labels), store.Precondition{CreateOnly: true})
+	if errors.Is(err, store.ErrPreconditionFailed) {
+		return r, store.Errorf(store.CodeConflict, "resource %q already exists in collection %q", id, collection)
+	}
+	return r, err
+}
+
+func (a *App) stamp(collection, id string, data json.RawMessage, labels map[string]string) store.Resource {
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	now := a.now().UTC()
+	return store.Resource{Collection: collection, ID: id, Data: data, Labels: labels, CreatedAt: now, UpdatedAt: now}
+}
+
+// ReplaceResource creates or replaces a resource under cond and reports
+// whether it was created. Errors: store.ErrNotFound, store.ErrInvalid or a
+// ValidationError, store.ErrPreconditionFailed.
+func (a *App) ReplaceResource(ctx context.Context, collection, id string, data json.RawMessage, labels map[string]string, cond store.Precondition) (store.Resource, bool, error) {
+	data, err := a.check(ctx, collection, data, labels)
+	if err != nil {
+		return store.Resource{}, false, err
+	}
+	return a.store.PutResource(ctx, a.stamp(collection, id, data, labels), cond)
+}
+
+// maxPatchAttempts bounds the optimistic retries of PatchResource when
+// concurrent writers keep changing the resource.
+const maxPatchAttempts = 16
+
+// PatchResource applies a JSON Merge Patch of {"data", "labels"} to a
+// resource. With ifMatch == 0 it retries on concurrent writes, so no
+// update is lost. Errors: store.ErrNotFound, store.ErrInvalid or a
+// ValidationError, store.ErrPreconditionFailed (ifMatch mismatch), and
+// store.ErrConflict when retries are exhausted.
+func (a *App) PatchResource(ctx context.Context, collection, id string, patch json.RawMessage, ifMatch int64) (store.Resource, error) {
+	var parts struct {
+		Data   json.RawMessage `json:"data"`
+		Labels json.RawMessage `json:"labels"`
+	}
+	if err := json.Unmarshal(patch, &parts); err != nil {
+		return store.Resource{}, invalidField("", "merge patch must be a JSON object with optional data and labels members")
+	}
+	if bytes.Equal(bytes.TrimSpace(parts.Data), []byte("null")) {
+		return store.Resource{}, invalidField("/data", "data cannot be removed; patch its members instead")
+	}
+	for attempt := 0; ; attempt++ {
+		cur, err := a.store.GetResource(ctx, collection, id)
+		if err != nil {
+			return store.Resource{}, err
+		}
+		if ifMatch != 0 && cur.Revision != ifMatch {
+			return store.Resource{}, store.Errorf(store.CodePreconditionFailed, "If-Match %d does not match the current revision %d", ifMatch, cur.Revision)
+		}
+		data := cur.Data
+		if len(parts.Data) > 0 {
+			if data, err = MergePatch(cur.Data, parts.Data); err != nil {
+				return store.Resource{}, err
+			}
+		}
+		labels := cur.Labels
+		if len(parts.Labels) > 0 {
+			lb, _ := json.Marshal(cur.Labels)
+			merged, err := MergePatch(lb, parts.Labels)
+			if err != nil {
+				return store.Resource{}, err
+			}
+			labels = map[string]string{}
+			if !bytes.Equal(merged, []byte("null")) {
+				if err := json.Unmarshal(merged, &labels); err != nil {
+					return store.Resource{}, invalidField("/labels", "labels must map strings to strings")
+				}
+			}
+		}
+		data, err = a.check(ctx, collection, data, labels)
+		if err != nil {
+			return store.Resource{}, err
+		}
+		r := a.stamp(collection, id, data, labels)
+		r.CreatedAt = cur.CreatedAt
+		out, _, err := a.store.PutResource(ctx, r, store.Precondition{IfMatch: cur.Revision})
+		if errors.Is(err, store.ErrPreconditionFailed) && ifMatch == 0 && attempt < maxPatchAttempts {
+			continue
+		}
+		if errors.Is(err, store.ErrPreconditionFailed) && ifMatch == 0 {
+			return store.Resource{}, store.Errorf(store.CodeConflict, "resource %q changed concurrently %d times; try again", id, maxPatchAttempts)
+		}
+		return out, err
+	}
+}
+
+// GetResource returns a resource. Errors: store.ErrNotFound.
+func (a *App) GetResource(ctx context.Context, collection, id string) (store.Resource, error) {
+	return a.store.GetResource(ctx, collection, id)
+}
+
+// DeleteResource deletes a resource under cond. Errors: store.ErrNotFound,
+// store.ErrPreconditionFailed.
+func (a *App) DeleteResource(ctx context.Context, collection, id string, cond store.Precondition) (store.Resource, error) {
+	return a.store.DeleteResource(ctx, collection, id, cond)
+}
+
+// ListResources returns one page of resources. Errors: store.ErrNotFound.
+func (a *App) ListResources(ctx context.Context, opts store.ListOptions) (store.Page, error) {
+	return a.store.ListResources(ctx, opts)
+}
+
+func invalidField(pointer, detail string) error {
+	msg := detail
+	if pointer != "" {
+		msg = pointer + ": " + detail
+	}
+	return &ValidationError{Code: store.CodeInvalid, Message: msg, Fields: []FieldError{{Pointer: pointer, Detail: detail}}}
+}
+
+func escapePointer(s string) string {
+	var b bytes.Buffer
+	for _, r := range s {
+		switch r {
+		case '~':
+			b.WriteString("~0")
+		case '/':
+			b.WriteString("~1")
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func compact(b []byte) json.RawMessage {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		return b
+	}
+	return buf.Bytes()
+}

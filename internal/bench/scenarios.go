@@ -1,0 +1,679 @@
+// Package bench is Tandem's load generator (`tandem bench`): it drives a
+// server on this machine with WebSocket subscribers, idle connections,
+// REST clients or timed writes, and reports throughput, latency
+// percentiles (from timestamps carried in the payloads), errors and the
+// server's memory. Connections are spread over several loopback source
+// addresses and, for large N, over worker processes, because one process
+// may hold at most `ulimit -n` sockets.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// FanoutOptions configures Fanout.
+type FanoutOptions struct {
+	Common
+	// Subscribers on one channel; default 10,000.
+	Subscribers int
+	// Rate of publishes per second; default 20.
+	Rate float64
+	// Duration of publishing; default 10 s.
+	Duration time.Duration
+	// Publish is "rest" (POST /v1/channels/{ch}/messages, the default)
+	// or "ws" (publish frames on one WebSocket connection).
+	Publish string
+	// Channel; default a fresh bench-fanout-… name.
+	Channel string
+	// Drain is the longest wait for the deliveries after the last
+	// publish; default 3 s. Later deliveries count as missing.
+	Drain time.Duration
+	// Concurrency is the number of parallel dials; default 128.
+	Concurrency int
+}
+
+// Fanout subscribes N WebSocket connections to one channel, publishes at a
+// fixed rate and times every delivery.
+func Fanout(ctx context.Context, srv *Server, o FanoutOptions) (Result, error) {
+	o.Subscribers = defInt(o.Subscribers, 10000)
+	o.Rate = defFloat(o.Rate, 20)
+	o.Duration = defDur(o.Duration, 10*time.Second)
+	o.Drain = defDur(o.Drain, 3*time.Second)
+	o.Concurrency = defInt(o.Concurrency, 128)
+	if o.Publish == "" {
+		o.Publish = "rest"
+	}
+	if o.Publish != "rest" && o.Publish != "ws" {
+		return Result{}, fmt.Errorf("--publish %q: use rest or ws", o.Publish)
+	}
+	if o.Channel == "" {
+		o.Channel = "bench-fanout-" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
+	}
+	base, err := url.Parse(o.URL)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Scenario: "fanout", Params: map[string]any{"subscribers": o.Subscribers, "rate": o.Rate,
+		"duration": o.Duration.String(), "publish": o.Publish, "channel": o.Channel}}
+	topic := "channels/" + o.Channel + "/messages"
+
+	o.logf("fanout: connecting %d subscribers to %s", o.Subscribers, topic)
+	before, _ := srv.Stats(ctx)
+	f, err := startFleet(ctx, o.Common, o.Subscribers, perWorker(o.Concurrency, o.Common, o.Subscribers), topic)
+	if err != nil {
+		return res, err
+	}
+	connected, failed, firstErr := f.connected()
+	res.Connections, res.Processes = connected, len(f.hs)
+	res.ConnectLatency = ptr(f.connectLatency().Summary())
+	res.addError("subscribe", uint64(failed))
+	if failed > 0 {
+		o.logf("fanout: %d subscribers failed; first error: %s", failed, firstErr)
+	}
+	o.logf("fanout: %d subscribed in %s; publishing %.0f/s for %s over %s", connected, f.dialWindow().Round(time.Millisecond), o.Rate, o.Duration, o.Publish)
+
+	var pub publishStats
+	cpu0, _ := srv.Stats(ctx)
+	t0 := time.Now()
+	if o.Publish == "rest" {
+		pub = publishREST(ctx, base, o.Common, o.Channel, o.Rate, o.Duration)
+	} else {
+		pub = publishWS(ctx, base, o.Common, topic, o.Rate, o.Duration)
+	}
+	o.logf("fanout: %d published in %s; waiting up to %s for the deliveries", pub.ok, pub.window.Round(time.Millisecond), o.Drain)
+	f.await(ctx, pub.ok*uint64(connected), o.Drain)
+	after, serr := srv.Stats(ctx)
+	sampled := time.Since(t0).Seconds()
+	reports, ferr := f.stop()
+
+	var lat Histogram
+	var dropped int
+	for _, r := range reports {
+		res.Deliveries += r.Deliveries
+		lat.Merge(r.Latency)
+		dropped += r.Dropped
+	}
+	secs := pub.window.Seconds()
+	res.DurationS = round3(secs)
+	res.Publishes = pub.ok
+	res.PublishesPerSec = perSec(pub.ok, secs)
+	res.PublishLatency = ptr(pub.latency.Summary())
+	res.ExpectedDeliveries = pub.ok * uint64(connected)
+	res.DeliveriesPerSec = perSec(res.Deliveries, secs)
+	res.Missing = int64(res.ExpectedDeliveries) - int64(res.Deliveries)
+	res.Latency = ptr(lat.Summary())
+	for k, v := range pub.errors {
+		res.addError("publish "+k, v)
+	}
+	res.addError("dropped connections", uint64(dropped))
+	if serr == nil && before.RSSBytes > 0 {
+		res.Server = serverReport(before, after, connected, cpu0, sampled)
+	}
+	return res, ferr
+}
+
+// ConnectionsOptions configures Connections.
+type ConnectionsOptions struct {
+	Common
+	// Connections to open; default 15,000.
+	Connections int
+	// Concurrency is the number of parallel dials over all workers;
+	// default 256.
+	Concurrency int
+	// Settle is how long to wait after the last connect before sampling
+	// the server's memory; default 5 s.
+	Settle time.Duration
+}
+
+// Connections opens N idle WebSocket connections as fast as the server
+// takes them and reports the connect rate and the server's memory per
+// connection (RSS delta / N).
+func Connections(ctx context.Context, srv *Server, o ConnectionsOptions) (Result, error) {
+	o.Connections = defInt(o.Connections, 15000)
+	o.Concurrency = defInt(o.Concurrency, 256)
+	o.Settle = defDur(o.Settle, 5*time.Second)
+	res := Result{Scenario: "connections", Params: map[string]any{"connections": o.Connections, "concurrency": o.Concurrency,
+		"settle": o.Settle.String(), "sourceAddrs": o.SourceAddrs}}
+	before, err := srv.Stats(ctx)
+	if err != nil {
+		return res, fmt.Errorf("sampling the server before the load: %w", err)
+	}
+	o.logf("connections: opening %d (server RSS %.1f MiB)", o.Connections, float64(before.RSSBytes)/(1<<20))
+	f, err := startFleet(ctx, o.Common, o.Connections, perWorker(o.Concurrency, o.Common, o.Connections), "")
+	if err != nil {
+		return res, err
+	}
+	connected, failed, firstErr := f.connected()
+	window := f.dialWindow()
+	res.Connections, res.Processes = connected, len(f.hs)
+	res.DurationS = round3(window.Seconds())
+	res.ConnectsPerSec = perSec(uint64(connected), window.Seconds())
+	res.ConnectLatency = ptr(f.connectLatency().Summary())
+	res.addError("connect", uint64(failed))
+	if failed > 0 {
+		o.logf("connections: %d failed; first error: %s", failed, firstErr)
+	}
+	o.logf("connections: %d open in %s; settling %s", connected, window.Round(time.Millisecond), o.Settle)
+	sleep(ctx, o.Settle)
+	after, serr := srv.Stats(ctx)
+	reports, ferr := f.stop()
+	var dropped int
+	for _, r := range reports {
+		dropped += r.Dropped
+	}
+	res.addError("dropped connections", uint64(dropped))
+	if serr != nil {
+		return res, errors.Join(fmt.Errorf("sampling the server after the load: %w", serr), ferr)
+	}
+	res.Server = serverReport(before, after, connected, ServerStats{}, 0)
+	return res, ferr
+}
+
+// RESTOptions configures REST.
+type RESTOptions struct {
+	Common
+	// Clients is the number of concurrent keep-alive clients; default 64.
+	Clients int
+	// Duration of the measured run (after Warmup); default 10 s.
+	Duration time.Duration
+	// Warmup runs the same load unmeasured first; default 1 s.
+	Warmup time.Duration
+	// Op is "get" (one resource, over and over) or "create" (POST new
+	// resources).
+	Op string
+	// Collection; default "bench".
+	Collection string
+}
+
+// REST runs closed-loop REST clients and reports requests/s and latency.
+func REST(ctx context.Context, srv *Server, o RESTOptions) (Result, error) {
+	o.Clients = defInt(o.Clients, 64)
+	o.Duration = defDur(o.Duration, 10*time.Second)
+	if o.Warmup < 0 {
+		o.Warmup = 0
+	} else if o.Warmup == 0 {
+		o.Warmup = time.Second
+	}
+	if o.Collection == "" {
+		o.Collection = "bench"
+	}
+	res := Result{Scenario: "rest", Params: map[string]any{"op": o.Op, "clients": o.Clients, "duration": o.Duration.String(), "collection": o.Collection}}
+	if o.Op != "get" && o.Op != "create" {
+		return res, fmt.Errorf("--op %q: use get or create", o.Op)
+	}
+	base, err := url.Parse(o.URL)
+	if err != nil {
+		return res, err
+	}
+	if err := ensureCollection(ctx, base, o.Token, o.Collection); err != nil {
+		return res, err
+	}
+	coll := "/v1/collections/" + url.PathEscape(o.Collection) + "/resources"
+	var op func(c *httpConn, n int64) (int, error)
+	switch o.Op {
+	case "get":
+		path := coll + "/bench-get"
+		setup := newHTTPConn(base, nil)
+		defer setup.Close()
+		status, body, err := setup.Do(ctx, "PUT", path, "application/json", []byte(`{"data":{"title":"bench","n":1}}`), o.Token)
+		if err != nil || (status != 200 && status != 201) {
+			return res, fmt.Errorf("creating the resource to GET: %d %s %v", status, body, err)
+		}
+		op = func(c *httpConn, _ int64) (int, error) {
+			status, _, err := c.Do(ctx, "GET", path, "", nil, o.Token)
+			return status, err
+		}
+	case "create":
+		op = func(c *httpConn, n int64) (int, error) {
+			body := append(append([]byte(`{"data":`), payload(n, time.Now())...), '}')
+			status, _, err := c.Do(ctx, "POST", coll, "application/json", body, o.Token)
+			return status, err
+		}
+	default:
+		return res, fmt.Errorf("--op %q: use get or create", o.Op)
+	}
+	src := newSourceAddrs(base, o.SourceAddrs, 0)
+	var (
+		measuring atomic.Bool
+		stop      atomic.Bool
+		seq       atomic.Int64
+		wg        sync.WaitGroup
+		mu        sync.Mutex
+		lat       Histogram
+		errs      = map[string]uint64{}
+	)
+	o.logf("rest: %d clients, op %s, warm-up %s, then %s", o.Clients, o.Op, o.Warmup, o.Duration)
+	for i := range o.Clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := newHTTPConn(base, src.pick(i))
+			defer c.Close()
+			var local Histogram
+			localErrs := map[string]uint64{}
+			for !stop.Load() && ctx.Err() == nil {
+				m := measuring.Load()
+				t0 := time.Now()
+				status, err := op(c, seq.Add(1))
+				d := time.Since(t0)
+				if !m || !measuring.Load() {
+					continue
+				}
+				switch {
+				case err != nil:
+					localErrs["transport"]++
+				case status >= 300:
+					localErrs["HTTP "+strconv.Itoa(status)]++
+				default:
+					local.Record(d)
+				}
+			}
+			mu.Lock()
+			lat.Merge(&local)
+			for k, v := range localErrs {
+				errs[k] += v
+			}
+			mu.Unlock()
+		}()
+	}
+	sleep(ctx, o.Warmup)
+	before, _ := srv.Stats(ctx)
+	measuring.Store(true)
+	start := time.Now()
+	sleep(ctx, o.Duration)
+	measuring.Store(false)
+	secs := time.Since(start).Seconds()
+	after, serr := srv.Stats(ctx)
+	stop.Store(true)
+	wg.Wait()
+	res.DurationS = round3(secs)
+	res.Requests = lat.Count()
+	res.RequestsPerSec = perSec(lat.Count(), secs)
+	res.RequestLatency = ptr(lat.Summary())
+	for k, v := range errs {
+		res.addError(k, v)
+	}
+	if serr == nil && before.RSSBytes > 0 {
+		res.Server = serverReport(before, after, 0, before, secs)
+	}
+	return res, ctx.Err()
+}
+
+// WritesToEventsOptions configures WritesToEvents.
+type WritesToEventsOptions struct {
+	Common
+	// Rate of REST creates per second; default 1,000.
+	Rate float64
+	// Duration of writing; default 10 s.
+	Duration time.Duration
+	// Subscribers on the collection topic; default 1.
+	Subscribers int
+	// Writers is the number of concurrent REST connections that carry the
+	// paced writes; default 32.
+	Writers int
+	// Collection; default "bench-w2e".
+	Collection string
+	// Drain is the longest wait for the events after the last write;
+	// default 2 s.
+	Drain time.Duration
+}
+
+// WritesToEvents creates resources over REST at a fixed rate while
+// WebSocket subscribers of the collection time each event from the
+// timestamp the writer put into the resource just before sending it.
+func WritesToEvents(ctx context.Context, srv *Server, o WritesToEventsOptions) (Result, error) {
+	o.Rate = defFloat(o.Rate, 1000)
+	o.Duration = defDur(o.Duration, 10*time.Second)
+	o.Subscribers = defInt(o.Subscribers, 1)
+	o.Writers = defInt(o.Writers, 32)
+	o.Drain = defDur(o.Drain, 2*time.Second)
+	if o.Collection == "" {
+		o.Collection = "bench-w2e"
+	}
+	res := Result{Scenario: "writes-to-events", Params: map[string]any{"rate": o.Rate, "duration": o.Duration.String(),
+		"subscribers": o.Subscribers, "writers": o.Writers, "collection": o.Collection}}
+	base, err := url.Parse(o.URL)
+	if err != nil {
+		return res, err
+	}
+	if err := ensureCollection(ctx, base, o.Token, o.Collection); err != nil {
+		return res, err
+	}
+	f, err := startFleet(ctx, o.Common, o.Subscribers, 16, "collections/"+o.Collection+"/resources")
+	if err != nil {
+		return res, err
+	}
+	connected, failed, _ := f.connected()
+	res.Connections, res.Processes = connected, len(f.hs)
+	res.addError("subscribe", uint64(failed))
+	coll := "/v1/collections/" + url.PathEscape(o.Collection) + "/resources"
+	src := newSourceAddrs(base, o.SourceAddrs, 1000)
+	o.logf("writes-to-events: %d subscribers; writing %.0f/s for %s", connected, o.Rate, o.Duration)
+	before, _ := srv.Stats(ctx)
+	t0 := time.Now()
+	w := runPaced(ctx, o.Rate, o.Duration, o.Writers, func(i int) func(n int64) (bool, string) {
+		c := newHTTPConn(base, src.pick(i))
+		return func(n int64) (bool, string) {
+			body := append(append([]byte(`{"data":`), payload(n, time.Now())...), '}')
+			status, _, err := c.Do(ctx, "POST", coll, "application/json", body, o.Token)
+			if err != nil {
+				return false, "transport"
+			}
+			if status != 201 {
+				return false, "HTTP " + strconv.Itoa(status)
+			}
+			return true, ""
+		}
+	})
+	f.await(ctx, w.ok*uint64(connected), o.Drain)
+	after, serr := srv.Stats(ctx)
+	sampled := time.Since(t0).Seconds()
+	reports, ferr := f.stop()
+	var lat Histogram
+	var dropped int
+	for _, r := range reports {
+		res.Deliveries += r.Deliveries
+		lat.Merge(r.Latency)
+		dropped += r.Dropped
+	}
+	secs := w.window.Seconds()
+	res.DurationS = round3(secs)
+	res.Requests = w.ok
+	res.RequestsPerSec = perSec(w.ok, secs)
+	res.RequestLatency = ptr(w.latency.Summary())
+	res.ExpectedDeliveries = w.ok * uint64(connected)
+	res.DeliveriesPerSec = perSec(res.Deliveries, secs)
+	res.Missing = int64(res.ExpectedDeliveries) - int64(res.Deliveries)
+	res.Latency = ptr(lat.Summary())
+	for k, v := range w.errors {
+		res.addError("write "+k, v)
+	}
+	res.addError("dropped connections", uint64(dropped))
+	if serr == nil && before.RSSBytes > 0 {
+		res.Server = serverReport(before, after, 0, before, sampled)
+	}
+	return res, ferr
+}
+
+// publishStats is what a paced publisher or writer achieved.
+type publishStats struct {
+	ok      uint64
+	window  time.Duration // first send to last reply
+	latency Histogram
+	errors  map[string]uint64
+}
+
+// runPaced issues rate operations per second for duration, open loop: the
+// schedule does not wait for replies, and workers parallel connections
+// carry the operations (an operation starts late only when all of them
+// are busy). newWorker returns worker i's operation.
+func runPaced(ctx context.Context, rate float64, duration time.Duration, workers int, newWorker func(i int) func(n int64) (bool, string)) publishStats {
+	jobs := make(chan int64, workers)
+	var (
+		mu sync.Mutex
+		st = publishStats{errors: map[string]uint64{}}
+		wg sync.WaitGroup
+	)
+	start := time.Now()
+	var last time.Time
+	for i := range workers {
+		op := newWorker(i)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var local Histogram
+			localErrs := map[string]uint64{}
+			var end time.Time
+			for n := range jobs {
+				t0 := time.Now()
+				ok, kind := op(n)
+				end = time.Now()
+				if ok {
+					local.Record(end.Sub(t0))
+				} else {
+					localErrs[kind]++
+				}
+			}
+			mu.Lock()
+			st.latency.Merge(&local)
+			for k, v := range localErrs {
+				st.errors[k] += v
+			}
+			if end.After(last) {
+				last = end
+			}
+			mu.Unlock()
+		}()
+	}
+	interval := time.Duration(float64(time.Second) / rate)
+	total := int64(duration.Seconds() * rate)
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for n := int64(0); n < total && ctx.Err() == nil; n++ {
+		if d := time.Until(start.Add(time.Duration(n) * interval)); d > 0 {
+			t.Reset(d)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			}
+		}
+		jobs <- n
+	}
+	close(jobs)
+	wg.Wait()
+	st.ok = st.latency.Count()
+	// The window is the schedule's length, or longer if the replies
+	// lagged behind it.
+	st.window = max(time.Duration(total)*interval, last.Sub(start))
+	return st
+}
+
+// publishREST publishes to channel over REST.
+func publishREST(ctx context.Context, base *url.URL, c Common, channel string, rate float64, duration time.Duration) publishStats {
+	path := "/v1/channels/" + url.PathEscape(channel) + "/messages"
+	src := newSourceAddrs(base, c.SourceAddrs, 2000)
+	return runPaced(ctx, rate, duration, 4, func(i int) func(n int64) (bool, string) {
+		hc := newHTTPConn(base, src.pick(i))
+		return func(n int64) (bool, string) {
+			body := append(append([]byte(`{"data":`), payload(n, time.Now())...), '}')
+			status, _, err := hc.Do(ctx, "POST", path, "application/json", body, c.Token)
+			if err != nil {
+				return false, "transport"
+			}
+			if status != 201 {
+				return false, "HTTP " + strconv.Itoa(status)
+			}
+			return true, ""
+		}
+	})
+}
+
+// publishWS publishes to topic with publish frames on one WebSocket
+// connection; each publish's latency runs to its reply, matched by ref.
+func publishWS(ctx context.Context, base *url.URL, c Common, topic string, rate float64, duration time.Duration) publishStats {
+	st := publishStats{errors: map[string]uint64{}}
+	ws, err := dialWS(ctx, base, nil, bearer(c.Token))
+	if err != nil {
+		st.errors["dial"]++
+		return st
+	}
+	defer ws.Close()
+	var (
+		mu      sync.Mutex
+		pending = map[string]time.Time{}
+		last    time.Time
+		done    = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		for {
+			bp, err := readFrame(ws)
+			if err != nil {
+				return
+			}
+			now := time.Now()
+			if frameType(*bp) == "reply" {
+				var r struct {
+					Ref string `json:"ref"`
+					OK  bool   `json:"ok"`
+				}
+				if json.Unmarshal(*bp, &r) == nil {
+					mu.Lock()
+					if t0, ok := pending[r.Ref]; ok {
+						delete(pending, r.Ref)
+						if r.OK {
+							st.latency.Record(now.Sub(t0))
+							last = now
+						} else {
+							st.errors["refused"]++
+						}
+					}
+					mu.Unlock()
+				}
+			}
+			*bp = (*bp)[:0]
+			readPool.Put(bp)
+		}
+	}()
+	start := time.Now()
+	interval := time.Duration(float64(time.Second) / rate)
+	total := int64(duration.Seconds() * rate)
+	var buf []byte
+	for n := int64(0); n < total && ctx.Err() == nil; n++ {
+		sleep(ctx, time.Until(start.Add(time.Duration(n)*interval)))
+		ref := strconv.FormatInt(n, 10)
+		now := time.Now()
+		buf = append(buf[:0], `{"type":"publish","ref":"`...)
+		buf = append(buf, ref...)
+		buf = append(buf, `","topic":`...)
+		buf = strconv.AppendQuote(buf, topic)
+		buf = append(buf, `,"data":`...)
+		buf = append(buf, payload(n, now)...)
+		buf = append(buf, '}')
+		mu.Lock()
+		pending[ref] = now
+		mu.Unlock()
+		_ = ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if err := ws.WriteMessage(websocket.TextMessage, buf); err != nil {
+			st.errors["transport"]++
+			break
+		}
+	}
+	// Wait up to 5 s for the outstanding replies.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		n := len(pending)
+		mu.Unlock()
+		if n == 0 {
+			break
+		}
+		sleep(ctx, 10*time.Millisecond)
+	}
+	ws.Close()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	st.errors["no reply"] += uint64(len(pending))
+	if st.errors["no reply"] == 0 {
+		delete(st.errors, "no reply")
+	}
+	st.ok = st.latency.Count()
+	st.window = max(time.Duration(total)*interval, last.Sub(start))
+	return st
+}
+
+// ensureCollection creates the collection unless it exists.
+func ensureCollection(ctx context.Context, base *url.URL, token, name string) error {
+	c := newHTTPConn(base, nil)
+	defer c.Close()
+	body, _ := json.Marshal(map[string]string{"name": name})
+	status, reply, err := c.Do(ctx, "POST", "/v1/collections", "application/json", body, token)
+	if err != nil {
+		return fmt.Errorf("creating collection %q: %w", name, err)
+	}
+	if status != 201 && status != 409 {
+		return fmt.Errorf("creating collection %q: HTTP %d: %s", name, status, reply)
+	}
+	return nil
+}
+
+// serverReport compares two samples; conns > 0 adds per-connection
+// figures, secs > 0 (the time between cpu0 and after) the server's CPU use.
+func serverReport(before, after ServerStats, conns int, cpu0 ServerStats, secs float64) *ServerReport {
+	r := &ServerReport{Before: before, After: after}
+	if conns > 0 {
+		n := float64(conns)
+		r.RSSPerConnBytes = math1(float64(after.RSSBytes-before.RSSBytes) / n)
+		r.HeapPerConnBytes = math1(float64(after.HeapInuseBytes-before.HeapInuseBytes) / n)
+		r.StackPerConnBytes = math1(float64(after.StackBytes-before.StackBytes) / n)
+		r.GoroutinesPerConn = float64(after.Goroutines-before.Goroutines) / n
+	}
+	if secs > 0 && after.CPUSeconds > cpu0.CPUSeconds {
+		r.CPUSecondsDuringLoad = round3(after.CPUSeconds - cpu0.CPUSeconds)
+		r.ServerCPUUtilisationPc = math1(100 * r.CPUSecondsDuringLoad / secs)
+	}
+	return r
+}
+
+// perWorker divides a total dial concurrency among the workers.
+func perWorker(total int, c Common, n int) int {
+	per := c.PerProc
+	if per <= 0 {
+		per = 9000
+	}
+	procs := c.Procs
+	if procs <= 0 {
+		procs = (n + per - 1) / per
+	}
+	return max(1, total/max(1, procs))
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+func defInt(v, d int) int {
+	if v <= 0 {
+		return d
+	}
+	return v
+}
+
+func defFloat(v, d float64) float64 {
+	if v <= 0 {
+		return d
+	}
+	return v
+}
+
+func defDur(v, d time.Duration) time.Duration {
+	if v <= 0 {
+		return d
+	}
+	return v
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func round3(v float64) float64 { return float64(int64(v*1000+0.5)) / 1000 }
+
+func math1(v float64) float64 { return float64(int64(v*10)) / 10 }

@@ -1,0 +1,72 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/tandemhq/tandem/gen/api"
+	"github.com/tandemhq/tandem/internal/store"
+)
+
+// checkJSONBody rejects JSON request bodies that are not valid UTF-8
+// (RFC 8259 §8.1) or that carry more data after the top-level value,
+// before anything parses them. Such bytes would otherwise be stored as
+// written and sent to every subscriber inside WebSocket text frames, which
+// must be UTF-8 (browsers fail the connection otherwise), or be refused by
+// PostgreSQL as a 500. Bodies of other media types pass untouched; the
+// request validator answers those with 415. It must run inside limitBody:
+// a body over the limit is a 413 problem.
+func checkJSONBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Body == http.NoBody || !jsonMediaType(r.Header.Get("Content-Type")) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		body, err := io.ReadAll(r.Body)
+		_ = r.Body.Close()
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				writeProblem(w, r, ProblemFor(store.Errorf(store.CodeTooLarge, "request body exceeds the limit of %d bytes", tooBig.Limit)))
+				return
+			}
+			writeProblem(w, r, newProblem(errorTable[store.CodeInvalid], "the request body could not be read", []api.ProblemField{bodyField("", "could not be read")}))
+			return
+		}
+		if !utf8.Valid(body) {
+			writeProblem(w, r, newProblem(errorTable[store.CodeInvalid], "malformed JSON: the request body is not valid UTF-8", []api.ProblemField{bodyField("", "malformed JSON: not valid UTF-8")}))
+			return
+		}
+		if trailingData(body) {
+			writeProblem(w, r, newProblem(errorTable[store.CodeInvalid], "malformed JSON: data after the top-level value", []api.ProblemField{bodyField("", "malformed JSON: data after the top-level value")}))
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		next.ServeHTTP(w, r)
+	})
+}
+
+// jsonMediaType reports whether a Content-Type is JSON (application/json
+// or any +json type such as application/merge-patch+json).
+func jsonMediaType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+}
+
+// trailingData reports whether body holds one well-formed JSON value
+// followed by anything but whitespace. Malformed bodies report false: the
+// request validator describes those.
+func trailingData(body []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var v json.RawMessage
+	if err := dec.Decode(&v); err != nil {
+		return false
+	}
+	return len(bytes.TrimSpace(body[dec.InputOffset():])) > 0
+}

@@ -1,0 +1,213 @@
+// Package httpapi serves Tandem's REST API (the generated strict server
+// implemented by Server), its documentation, metrics, and mounts the
+// realtime transports. Every error is an RFC 9457 problem.
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/swaggest/swgui/v5emb"
+
+	"github.com/tandemhq/tandem/gen/api"
+	"github.com/tandemhq/tandem/internal/app"
+	"github.com/tandemhq/tandem/internal/ratelimit"
+	"github.com/tandemhq/tandem/internal/specval"
+	"github.com/tandemhq/tandem/internal/store"
+	"github.com/tandemhq/tandem/internal/stream"
+	"github.com/tandemhq/tandem/spec"
+)
+
+// Config wires the HTTP layer.
+type Config struct {
+	App       *app.App
+	Resources *stream.Resources
+	Channels  *stream.Channels
+	// SSE configures GET /v1/events.
+	SSE    SSEConfig
+	Logger *slog.Logger
+	// Registry receives the HTTP metrics and is served at /metrics.
+	Registry *prometheus.Registry
+	// Strict validates every response against the spec live; a response
+	// that does not match is logged and replaced by a 500 problem.
+	Strict bool
+	// MaxBodyBytes bounds request bodies (413 problem beyond); 0 means 1 MiB.
+	MaxBodyBytes int64
+	// Ready reports dependency health for /readyz ("ok" or a reason).
+	Ready func(ctx context.Context) map[string]string
+	// Mounts are extra handlers outside the OpenAPI router (e.g. "GET /v1/ws").
+	Mounts map[string]http.Handler
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+	// Origins may call the REST API from browsers (CORS).
+	Origins Origins
+	// RateLimit limits /v1/ requests per client (nil: unlimited).
+	RateLimit *ratelimit.Limiter
+	// Auth resolves credentials (nil: auth not configured, everything is
+	// allowed).
+	Auth Authenticator
+	// AuthCookie, if set, is a cookie that may carry the token for the
+	// streaming GETs (/v1/events, /v1/changes), for EventSource.
+	AuthCookie string
+}
+
+// NewHandler returns the root handler. Errors: the embedded spec is invalid.
+func NewHandler(cfg Config) (http.Handler, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Ready == nil {
+		cfg.Ready = func(ctx context.Context) map[string]string {
+			if err := cfg.App.Store().Ping(ctx); err != nil {
+				return map[string]string{"store": "unavailable"}
+			}
+			return map[string]string{"store": "ok"}
+		}
+	}
+	doc, err := specval.LoadOpenAPIDoc()
+	if err != nil {
+		return nil, err
+	}
+	doc.Servers = nil
+	validator, err := specval.LoadOpenAPI()
+	if err != nil {
+		return nil, err
+	}
+
+	srv := &Server{app: cfg.App, resources: cfg.Resources, channels: cfg.Channels, ready: cfg.Ready}
+	reqErr, respErr := errorWriter(cfg.Logger)
+	strict := api.NewStrictHandlerWithOptions(srv, nil, api.StrictHTTPServerOptions{
+		RequestErrorHandlerFunc:  reqErr,
+		ResponseErrorHandlerFunc: respErr,
+	})
+	apiMux := http.NewServeMux()
+	apiHandler := api.HandlerWithOptions(strict, api.StdHTTPServerOptions{
+		BaseRouter: apiMux,
+		ErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
+			// Parameter binding errors (the validator normally catches them first).
+			writeProblem(w, r, newProblem(errorTable[store.CodeInvalid], "a parameter could not be parsed", []api.ProblemField{{In: api.Query, Detail: "could not be parsed"}}))
+		},
+	})
+	sse := &sseHandler{cfg: cfg.SSE, resources: cfg.Resources, channels: cfg.Channels, log: cfg.Logger}
+	if cfg.Strict {
+		av, err := specval.LoadAsyncAPI()
+		if err != nil {
+			return nil, err
+		}
+		sse.validate = av.ValidateServerFrame
+	}
+	apiMux.Handle("GET /v1/events", sse)
+	idem := &idempotency{store: cfg.App.Store(), now: cfg.Now}
+	var h http.Handler = idem.wrap(apiHandler)
+	h = requestValidator(doc, authorizeOperation)(h)
+	if cfg.Strict {
+		h = strictResponses(validator, cfg.Logger, h)
+	}
+	h = checkJSONBody(h)
+	h = limitBody(cfg.MaxBodyBytes, h)
+	h = rateLimit(cfg.RateLimit, cfg.Now, h)
+	h = authenticate(cfg.Auth, cfg.AuthCookie, h)
+
+	// patterns mirrors the spec's paths so metrics label by route template.
+	patterns := http.NewServeMux()
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			patterns.Handle(method+" "+path, http.NotFoundHandler())
+		}
+	}
+
+	root := http.NewServeMux()
+	root.Handle("/", h)
+	root.Handle("GET /openapi.yaml", staticFile("application/yaml", spec.OpenAPI))
+	root.Handle("GET /asyncapi.yaml", staticFile("application/yaml", spec.AsyncAPI))
+	root.Handle("GET /docs/", v5emb.New("Tandem REST API", "/openapi.yaml", "/docs/"))
+	root.Handle("GET /docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently))
+	root.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	for pattern, mh := range cfg.Mounts {
+		root.Handle(pattern, mh)
+		patterns.Handle(pattern, http.NotFoundHandler())
+	}
+	m := newHTTPMetrics(cfg.Registry)
+	return recoverer(cfg.Logger, m.wrap(patterns, cors(cfg.Origins, root))), nil
+}
+
+func staticFile(contentType string, b []byte) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", contentType)
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
+	})
+}
+
+// limitBody caps request bodies; reading past the cap fails, and the
+// validator reports it as a 413 problem.
+func limitBody(n int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > n {
+			writeProblem(w, r, ProblemFor(store.Errorf(store.CodeTooLarge, "request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, n)))
+			return
+		}
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, n)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// recoverer turns a panic into a logged 500 problem; the client never sees
+// the panic value.
+func recoverer(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				log.ErrorContext(r.Context(), "panic serving request", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v))
+				writeProblem(w, r, newProblem(kindInternal, "an internal error occurred; it has been logged", nil))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// strictResponses validates every response live against the spec.
+func strictResponses(v *specval.OpenAPI, log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/events" {
+			// A stream cannot be buffered; its frames are validated one by
+			// one against spec/asyncapi.yaml instead (sseHandler.validate).
+			next.ServeHTTP(w, r)
+			return
+		}
+		buf := &bufferedResponse{header: http.Header{}}
+		next.ServeHTTP(buf, r)
+		if buf.status == 0 {
+			buf.status = http.StatusOK
+		}
+		if err := v.ValidateResponse(r, buf.status, buf.header, buf.body.Bytes()); err != nil {
+			log.ErrorContext(r.Context(), "response violates spec/openapi.yaml", "method", r.Method, "path", r.URL.Path, "status", buf.status, "err", err)
+			writeProblem(w, r, newProblem(kindInternal, "the server produced a response that violates its API description; it has been logged", nil))
+			return
+		}
+		for k, vals := range buf.header {
+			w.Header()[k] = vals
+		}
+		w.WriteHeader(buf.status)
+		_, _ = w.Write(buf.body.Bytes())
+	})
+}

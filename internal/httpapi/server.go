@@ -1,0 +1,332 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/tandemhq/tandem/gen/api"
+	"github.com/tandemhq/tandem/internal/app"
+	"github.com/tandemhq/tandem/internal/store"
+	"github.com/tandemhq/tandem/internal/stream"
+)
+
+// Server implements the generated strict server interface on top of app.App.
+// Handlers return typed response variants or errors; errors are turned into
+// problems by the error table in problem.go.
+type Server struct {
+	app       *app.App
+	resources *stream.Resources
+	channels  *stream.Channels
+	ready     func(ctx context.Context) map[string]string
+}
+
+var _ api.StrictServerInterface = (*Server)(nil)
+
+// GetHealth answers the liveness probe.
+func (s *Server) GetHealth(ctx context.Context, _ api.GetHealthRequestObject) (api.GetHealthResponseObject, error) {
+	return api.GetHealth200JSONResponse{Status: api.Ok}, nil
+}
+
+// GetReady answers the readiness probe: 503 when a dependency fails.
+func (s *Server) GetReady(ctx context.Context, _ api.GetReadyRequestObject) (api.GetReadyResponseObject, error) {
+	checks := s.ready(ctx)
+	for _, v := range checks {
+		if v != "ok" {
+			return api.GetReady503JSONResponse{Status: api.Unavailable, Checks: &checks}, nil
+		}
+	}
+	return api.GetReady200JSONResponse{Status: api.Ok, Checks: &checks}, nil
+}
+
+// ListCollections lists every collection.
+func (s *Server) ListCollections(ctx context.Context, _ api.ListCollectionsRequestObject) (api.ListCollectionsResponseObject, error) {
+	cs, err := s.app.ListCollections(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := api.CollectionList{Items: make([]api.Collection, 0, len(cs))}
+	for _, c := range cs {
+		out.Items = append(out.Items, toAPICollection(c))
+	}
+	return api.ListCollections200JSONResponse(out), nil
+}
+
+// CreateCollection creates a collection (201 + Location).
+func (s *Server) CreateCollection(ctx context.Context, req api.CreateCollectionRequestObject) (api.CreateCollectionResponseObject, error) {
+	c, err := s.app.CreateCollection(ctx, req.Body.Name, req.Body.Schema)
+	if err != nil {
+		return nil, err
+	}
+	loc := "/v1/collections/" + c.Name
+	return api.CreateCollection201JSONResponse{Body: toAPICollection(c), Headers: api.CreateCollection201ResponseHeaders{Location: &loc}}, nil
+}
+
+// GetCollection returns one collection.
+func (s *Server) GetCollection(ctx context.Context, req api.GetCollectionRequestObject) (api.GetCollectionResponseObject, error) {
+	c, err := s.app.GetCollection(ctx, req.Collection)
+	if err != nil {
+		return nil, err
+	}
+	return api.GetCollection200JSONResponse(toAPICollection(c)), nil
+}
+
+// DeleteCollection deletes a collection and its resources.
+func (s *Server) DeleteCollection(ctx context.Context, req api.DeleteCollectionRequestObject) (api.DeleteCollectionResponseObject, error) {
+	if err := s.app.DeleteCollection(ctx, req.Collection); err != nil {
+		return nil, err
+	}
+	return api.DeleteCollection204Response{}, nil
+}
+
+type pageToken struct {
+	After string `json:"a"`
+}
+
+// ListResources returns one page, with a Link header to the next.
+func (s *Server) ListResources(ctx context.Context, req api.ListResourcesRequestObject) (api.ListResourcesResponseObject, error) {
+	opts := store.ListOptions{Collection: req.Collection, Limit: 100}
+	var labels string
+	if req.Params.Labels != nil {
+		labels = *req.Params.Labels
+		sel, err := store.ParseSelector(labels)
+		if err != nil {
+			return nil, paramError(api.Query, "labels", store.ErrorMessage(err))
+		}
+		opts.Selector = sel
+	}
+	if req.Params.Limit != nil {
+		opts.Limit = *req.Params.Limit
+	}
+	if req.Params.PageToken != nil {
+		var t pageToken
+		b, err := base64.RawURLEncoding.DecodeString(*req.Params.PageToken)
+		if err != nil || json.Unmarshal(b, &t) != nil || !store.ValidName(t.After) {
+			return nil, paramError(api.Query, "pageToken", "is not a page token returned by this API")
+		}
+		opts.After = t.After
+	}
+	page, err := s.app.ListResources(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	out := api.ResourceList{Items: make([]api.Resource, 0, len(page.Items)), Revision: page.Revision}
+	for _, r := range page.Items {
+		out.Items = append(out.Items, toAPIResource(r))
+	}
+	resp := api.ListResources200JSONResponse{Body: out}
+	if page.More && len(page.Items) > 0 {
+		b, _ := json.Marshal(pageToken{After: page.Items[len(page.Items)-1].ID})
+		tok := base64.RawURLEncoding.EncodeToString(b)
+		resp.Body.NextPageToken = &tok
+		q := url.Values{"pageToken": {tok}, "limit": {strconv.Itoa(opts.Limit)}}
+		if labels != "" {
+			q.Set("labels", labels)
+		}
+		link := fmt.Sprintf("</v1/collections/%s/resources?%s>; rel=\"next\"", req.Collection, q.Encode())
+		resp.Headers.Link = &link
+	}
+	return resp, nil
+}
+
+// CreateResource creates a resource (201 + Location + ETag).
+func (s *Server) CreateResource(ctx context.Context, req api.CreateResourceRequestObject) (api.CreateResourceResponseObject, error) {
+	var id string
+	if req.Body.Id != nil {
+		id = *req.Body.Id
+	}
+	r, err := s.app.CreateResource(ctx, req.Collection, id, req.Body.Data, labelsOf(req.Body.Labels))
+	if err != nil {
+		return nil, err
+	}
+	loc, tag := location(r), etag(r.Revision)
+	return api.CreateResource201JSONResponse{Body: toAPIResource(r), Headers: api.CreateResource201ResponseHeaders{Location: &loc, ETag: &tag}}, nil
+}
+
+// GetResource returns a resource, or 304 when If-None-Match matches.
+func (s *Server) GetResource(ctx context.Context, req api.GetResourceRequestObject) (api.GetResourceResponseObject, error) {
+	r, err := s.app.GetResource(ctx, req.Collection, req.Id)
+	if err != nil {
+		return nil, err
+	}
+	tag := etag(r.Revision)
+	if req.Params.IfNoneMatch != nil {
+		revs, any, err := parseETags(*req.Params.IfNoneMatch, "If-None-Match")
+		if err != nil {
+			return nil, err
+		}
+		if any || contains(revs, r.Revision) {
+			return api.GetResource304Response{Headers: api.GetResource304ResponseHeaders{ETag: &tag}}, nil
+		}
+	}
+	return api.GetResource200JSONResponse{Body: toAPIResource(r), Headers: api.GetResource200ResponseHeaders{ETag: &tag}}, nil
+}
+
+// ReplaceResource creates or replaces a resource (201 or 200, with ETag).
+func (s *Server) ReplaceResource(ctx context.Context, req api.ReplaceResourceRequestObject) (api.ReplaceResourceResponseObject, error) {
+	var cond store.Precondition
+	if req.Params.IfMatch != nil {
+		c, err := ifMatch(*req.Params.IfMatch)
+		if err != nil {
+			return nil, err
+		}
+		cond = c
+	}
+	if req.Params.IfNoneMatch != nil {
+		if strings.TrimSpace(*req.Params.IfNoneMatch) != "*" {
+			return nil, paramError(api.Header, "If-None-Match", `only "*" (create-only) is supported on PUT`)
+		}
+		cond.CreateOnly = true
+	}
+	r, created, err := s.app.ReplaceResource(ctx, req.Collection, req.Id, req.Body.Data, labelsOf(req.Body.Labels), cond)
+	if err != nil {
+		return nil, err
+	}
+	tag := etag(r.Revision)
+	if created {
+		loc := location(r)
+		return api.ReplaceResource201JSONResponse{Body: toAPIResource(r), Headers: api.ReplaceResource201ResponseHeaders{ETag: &tag, Location: &loc}}, nil
+	}
+	return api.ReplaceResource200JSONResponse{Body: toAPIResource(r), Headers: api.ReplaceResource200ResponseHeaders{ETag: &tag}}, nil
+}
+
+// PatchResource applies a JSON Merge Patch.
+func (s *Server) PatchResource(ctx context.Context, req api.PatchResourceRequestObject) (api.PatchResourceResponseObject, error) {
+	var rev int64
+	if req.Params.IfMatch != nil {
+		c, err := ifMatch(*req.Params.IfMatch)
+		if err != nil {
+			return nil, err
+		}
+		rev = c.IfMatch
+	}
+	if req.Body == nil {
+		return nil, paramError(api.Body, "", "a merge patch body is required")
+	}
+	r, err := s.app.PatchResource(ctx, req.Collection, req.Id, *req.Body, rev)
+	if err != nil {
+		return nil, err
+	}
+	tag := etag(r.Revision)
+	return api.PatchResource200JSONResponse{Body: toAPIResource(r), Headers: api.PatchResource200ResponseHeaders{ETag: &tag}}, nil
+}
+
+// DeleteResource deletes a resource (204).
+func (s *Server) DeleteResource(ctx context.Context, req api.DeleteResourceRequestObject) (api.DeleteResourceResponseObject, error) {
+	var cond store.Precondition
+	if req.Params.IfMatch != nil {
+		c, err := ifMatch(*req.Params.IfMatch)
+		if err != nil {
+			return nil, err
+		}
+		cond = c
+	}
+	if _, err := s.app.DeleteResource(ctx, req.Collection, req.Id, cond); err != nil {
+		return nil, err
+	}
+	return api.DeleteResource204Response{}, nil
+}
+
+// ifMatch parses If-Match: `*` (must exist) or one strong ETag.
+func ifMatch(v string) (store.Precondition, error) {
+	revs, any, err := parseETags(v, "If-Match")
+	if err != nil {
+		return store.Precondition{}, err
+	}
+	if any {
+		return store.Precondition{MustExist: true}, nil
+	}
+	if len(revs) != 1 {
+		return store.Precondition{}, paramError(api.Header, "If-Match", "give exactly one entity tag")
+	}
+	return store.Precondition{IfMatch: revs[0]}, nil
+}
+
+// parseETags parses `*` or a comma-separated list of entity tags ("42", W/"42").
+func parseETags(v, header string) (revs []int64, any bool, err error) {
+	v = strings.TrimSpace(v)
+	if v == "*" {
+		return nil, true, nil
+	}
+	for _, part := range strings.Split(v, ",") {
+		p := strings.TrimPrefix(strings.TrimSpace(part), "W/")
+		if len(p) < 3 || p[0] != '"' || p[len(p)-1] != '"' {
+			return nil, false, paramError(api.Header, header, `must be "*" or entity tags like "42"`)
+		}
+		n, perr := strconv.ParseInt(p[1:len(p)-1], 10, 64)
+		if perr != nil || n <= 0 {
+			return nil, false, paramError(api.Header, header, "entity tags are revisions: positive integers in quotes, like \"42\"")
+		}
+		revs = append(revs, n)
+	}
+	return revs, false, nil
+}
+
+func contains(xs []int64, x int64) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+// paramError is a 400 problem naming one parameter or header.
+func paramError(in api.ProblemFieldIn, name, detail string) error {
+	msg := detail
+	if name != "" {
+		msg = fmt.Sprintf("%s %s: %s", in, name, detail)
+	}
+	return &fieldError{msg: msg, field: paramField(in, name, detail)}
+}
+
+// fieldError is an invalid-request error naming a parameter; ProblemFor
+// renders it with its field.
+type fieldError struct {
+	msg   string
+	field api.ProblemField
+}
+
+func (e *fieldError) Error() string { return e.msg }
+
+func (e *fieldError) As(target any) bool {
+	if t, ok := target.(**store.Error); ok {
+		*t = &store.Error{Code: store.CodeInvalid, Message: e.msg}
+		return true
+	}
+	return false
+}
+
+func etag(rev int64) string { return `"` + strconv.FormatInt(rev, 10) + `"` }
+
+func location(r store.Resource) string {
+	return "/v1/collections/" + r.Collection + "/resources/" + r.ID
+}
+
+func labelsOf(l *api.Labels) map[string]string {
+	if l == nil {
+		return map[string]string{}
+	}
+	return *l
+}
+
+func toAPICollection(c store.Collection) api.Collection {
+	return api.Collection{Name: c.Name, Schema: c.Schema, Revision: c.Revision, CreatedAt: c.CreatedAt.UTC()}
+}
+
+// ToAPIResource converts a store resource to its wire form (also used by
+// the realtime transports so every event carries the same JSON).
+func ToAPIResource(r store.Resource) api.Resource { return toAPIResource(r) }
+
+func toAPIResource(r store.Resource) api.Resource {
+	labels := r.Labels
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	return api.Resource{Id: r.ID, Collection: r.Collection, Data: r.Data, Labels: labels, Revision: r.Revision,
+		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
+}

@@ -1,0 +1,219 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	middleware "github.com/oapi-codegen/nethttp-middleware"
+
+	"github.com/tandemhq/tandem/gen/api"
+	"github.com/tandemhq/tandem/internal/store"
+)
+
+// requestValidator returns kin-openapi request validation as middleware:
+// every request to a route of the spec is checked before its handler runs,
+// and failures become 400/404/405/415 problems naming the field.
+func requestValidator(doc *openapi3.T, auth openapi3filter.AuthenticationFunc) func(http.Handler) http.Handler {
+	opts := openapi3filter.Options{MultiError: true, AuthenticationFunc: auth, SkipSettingDefaults: true}
+	if auth == nil {
+		opts.AuthenticationFunc = openapi3filter.NoopAuthenticationFunc
+	}
+	validate := middleware.OapiRequestValidatorWithOptions(doc, &middleware.Options{
+		Options:              opts,
+		DoNotValidateServers: true,
+		// Handlers decode the raw body, so JSON member order is preserved.
+		DiscardValidatedValue: true,
+		SilenceServersWarning: true,
+		ErrorHandlerWithOpts: func(ctx context.Context, err error, w http.ResponseWriter, r *http.Request, o middleware.ErrorHandlerOpts) {
+			writeProblem(w, r, validationProblem(err, o))
+		},
+	})
+	return func(next http.Handler) http.Handler {
+		v := validate(next)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			v.ServeHTTP(w, decodedPath(r))
+		})
+	}
+}
+
+// decodedPath drops the escaped form of r's path when it only escapes
+// characters that need none in a path (e.g. "chat%3Alobby"), so the
+// validator and the router see path parameters decoded, as clients that
+// escape ':' expect. An escaped "/" keeps its meaning (it stays escaped).
+func decodedPath(r *http.Request) *http.Request {
+	if r.URL.RawPath == "" || strings.Contains(strings.ToLower(r.URL.RawPath), "%2f") {
+		return r
+	}
+	u := *r.URL
+	u.RawPath = ""
+	r2 := new(http.Request)
+	*r2 = *r
+	r2.URL = &u
+	return r2
+}
+
+// validationProblem converts a kin-openapi validation error to a problem.
+func validationProblem(err error, o middleware.ErrorHandlerOpts) api.Problem {
+	if o.MatchedRoute == nil {
+		if errors.Is(err, routers.ErrMethodNotAllowed) {
+			return newProblem(kindMethodNotAllowed, "this method is not allowed on this path", nil)
+		}
+		return newProblem(kindRouteNotFound, "no such endpoint", nil)
+	}
+	var fields []api.ProblemField
+	unsupported := false
+	var sec *openapi3filter.SecurityRequirementsError
+	if errors.As(err, &sec) {
+		return ProblemFor(sec.Errors[0])
+	}
+	var collect func(error)
+	collect = func(e error) {
+		// A RequestError wraps a MultiError of schema errors, so test for
+		// it before unwrapping multi-errors.
+		re, isRequest := e.(*openapi3filter.RequestError)
+		if me, ok := e.(openapi3.MultiError); ok && !isRequest {
+			for _, x := range me {
+				collect(x)
+			}
+			return
+		}
+		if !isRequest && !errors.As(e, &re) {
+			if errors.As(e, &sec) && len(sec.Errors) > 0 {
+				fields = append(fields, api.ProblemField{In: api.Header, Detail: "authentication failed"})
+			}
+			return
+		}
+		switch {
+		case re.Parameter != nil:
+			in := api.ProblemFieldIn(re.Parameter.In)
+			fields = append(fields, paramField(in, re.Parameter.Name, paramDetail(re)))
+		case re.RequestBody != nil && strings.HasPrefix(re.Reason, "header Content-Type has unexpected value"):
+			unsupported = true
+			fields = append(fields, paramField(api.Header, "Content-Type", "must be one of "+strings.Join(contentTypes(re.RequestBody), ", ")))
+		case re.RequestBody != nil:
+			fields = append(fields, bodyFields(re)...)
+		default:
+			fields = append(fields, api.ProblemField{In: api.Body, Detail: re.Reason})
+		}
+	}
+	collect(err)
+	if len(fields) == 0 {
+		fields = append(fields, api.ProblemField{In: api.Body, Detail: "the request does not match the API description"})
+	}
+	sort.SliceStable(fields, func(i, j int) bool { return fieldKey(fields[i]) < fieldKey(fields[j]) })
+	detail := describe(fields[0])
+	if len(fields) > 1 {
+		detail += fmt.Sprintf(" (and %d more)", len(fields)-1)
+	}
+	if unsupported {
+		return newProblem(kindUnsupportedMedia, detail, fields)
+	}
+	return newProblem(errorTable[store.CodeInvalid], detail, fields)
+}
+
+func fieldKey(f api.ProblemField) string {
+	k := string(f.In)
+	if f.Name != nil {
+		k += *f.Name
+	}
+	return k
+}
+
+func describe(f api.ProblemField) string {
+	switch {
+	case f.Pointer != nil && *f.Pointer != "":
+		return fmt.Sprintf("body field %s: %s", *f.Pointer, f.Detail)
+	case f.Name != nil && f.In == api.Body:
+		return fmt.Sprintf("body: %s", f.Detail)
+	case f.Name != nil:
+		return fmt.Sprintf("%s %s: %s", f.In, *f.Name, f.Detail)
+	}
+	return f.Detail
+}
+
+func contentTypes(rb *openapi3.RequestBody) []string {
+	var out []string
+	for ct := range rb.Content {
+		out = append(out, ct)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func paramDetail(re *openapi3filter.RequestError) string {
+	var se *openapi3.SchemaError
+	if errors.As(re.Err, &se) {
+		return se.Reason
+	}
+	if errors.Is(re.Err, openapi3filter.ErrInvalidRequired) {
+		return "is required"
+	}
+	var pe *openapi3filter.ParseError
+	if errors.As(re.Err, &pe) {
+		return "could not be parsed: " + pe.Reason
+	}
+	if re.Reason != "" {
+		return re.Reason
+	}
+	return "is invalid"
+}
+
+// bodyFields lists the schema violations of a request body with JSON pointers.
+func bodyFields(re *openapi3filter.RequestError) []api.ProblemField {
+	if errors.Is(re.Err, openapi3filter.ErrInvalidRequired) {
+		return []api.ProblemField{{In: api.Body, Detail: "a request body is required"}}
+	}
+	var out []api.ProblemField
+	var walk func(error)
+	walk = func(e error) {
+		if me, ok := e.(openapi3.MultiError); ok {
+			for _, x := range me {
+				walk(x)
+			}
+			return
+		}
+		var se *openapi3.SchemaError
+		if errors.As(e, &se) {
+			ptr := se.JSONPointer()
+			// Missing and unsupported properties are reported at their
+			// parent in some kin-openapi versions; name the property.
+			for _, suffix := range []string{"\" is missing", "\" is unsupported"} {
+				if strings.HasPrefix(se.Reason, "property \"") && strings.HasSuffix(se.Reason, suffix) {
+					name := strings.TrimSuffix(strings.TrimPrefix(se.Reason, "property \""), suffix)
+					if len(ptr) == 0 || ptr[len(ptr)-1] != name {
+						ptr = append(ptr, name)
+					}
+				}
+			}
+			out = append(out, bodyField(toPointer(ptr), se.Reason))
+			return
+		}
+		var pe *openapi3filter.ParseError
+		if errors.As(e, &pe) {
+			out = append(out, api.ProblemField{In: api.Body, Detail: "malformed JSON: " + pe.Reason})
+			return
+		}
+		out = append(out, api.ProblemField{In: api.Body, Detail: "could not be decoded"})
+	}
+	walk(re.Err)
+	return out
+}
+
+func toPointer(segs []string) string {
+	if len(segs) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for _, s := range segs {
+		b.WriteByte('/')
+		b.WriteString(strings.NewReplacer("~", "~0", "/", "~1").Replace(s))
+	}
+	return b.String()
+}

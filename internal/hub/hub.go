@@ -1,0 +1,376 @@
+package hub
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// DefaultShards is the number of shards a Hub uses when Options.Shards is
+// not positive.
+const DefaultShards = 64
+
+// Subscriber is one local consumer of broadcasts, typically a client
+// connection. The hub identifies subscribers by interface equality, so
+// implementations must be comparable; use a pointer type.
+type Subscriber interface {
+	// Deliver hands m to the subscriber, e.g. by pushing it onto the
+	// connection's [Queue]. It must not block. It returns false if the
+	// message was refused (the subscriber's queue overflowed or is closed);
+	// the hub does not retry, and the subscriber is responsible for closing
+	// itself and unsubscribing. Deliver is called concurrently from any
+	// goroutine that broadcasts, and m must not be modified.
+	Deliver(m *Message) bool
+
+	// Close is called exactly once by [Hub.Shutdown] for every subscriber
+	// that is subscribed to at least one key at that moment. It must not
+	// block: it should start closing the connection (e.g. close its queue so
+	// the writer flushes and sends "going away") and return. The subscriber
+	// should then Unsubscribe from its keys, which is what Shutdown waits
+	// for. Close may call Unsubscribe itself.
+	Close()
+}
+
+// Options configures a Hub. The zero value is valid.
+type Options struct {
+	// Shards is the number of independently locked shards of the key table,
+	// rounded up to a power of two; 0 means DefaultShards.
+	Shards int
+}
+
+// Stats is a snapshot of a Hub's counters, for export as metrics.
+type Stats struct {
+	// Broadcasts counts calls to Broadcast.
+	Broadcasts uint64
+	// Deliveries counts messages accepted by subscribers (Deliver returned true).
+	Deliveries uint64
+	// Overflows counts messages refused by subscribers (Deliver returned
+	// false): overflowed or already-closed queues.
+	Overflows uint64
+	// Keys is the current number of keys with at least one subscriber.
+	Keys int64
+	// Subscribers is the current number of (key, subscriber) subscriptions.
+	Subscribers int64
+}
+
+// Hub maps subscription keys to local subscribers and broadcasts messages to
+// them. It is sharded by a hash of the key, with one RWMutex per shard; no
+// global lock and no goroutine sits on the broadcast path, so broadcasts to
+// different keys proceed in parallel and a broadcast never waits for a
+// subscriber. All methods are safe for concurrent use.
+type Hub struct {
+	shards []keyShard   // by FNV-1a of the key
+	topics []topicShard // by FNV-1a of the topic: topic → set of keys
+	mask   uint32
+
+	numKeys atomic.Int64
+	numSubs atomic.Int64
+
+	broadcasts atomic.Uint64
+	deliveries atomic.Uint64
+	overflows  atomic.Uint64
+
+	closed    atomic.Bool
+	done      chan struct{}
+	doneOnce  sync.Once
+	drained   chan struct{}
+	drainOnce sync.Once
+}
+
+type keyShard struct {
+	mu     sync.RWMutex
+	keys   map[string]*entry
+	closed bool // set by Shutdown under mu: no further Subscribe
+	_      [64]byte
+}
+
+type topicShard struct {
+	mu     sync.RWMutex
+	topics map[string]map[string]struct{}
+	_      [64]byte
+}
+
+// entry holds the subscribers of one key. subs is authoritative; snap is a
+// copy-on-write slice of the same subscribers that Broadcast reads under the
+// shard's read lock and iterates without any lock. Subscribe appends to snap
+// in place (past the length any reader has seen, so readers are unaffected);
+// Unsubscribe only marks snap stale, and the next Broadcast rebuilds it once,
+// so a burst of unsubscribes from a hot key costs O(1) each.
+type entry struct {
+	subs  map[Subscriber]struct{}
+	snap  []Subscriber
+	stale bool
+}
+
+// New returns an empty Hub.
+func New(opts Options) *Hub {
+	n := opts.Shards
+	if n <= 0 {
+		n = DefaultShards
+	}
+	size := 1
+	for size < n {
+		size <<= 1
+	}
+	h := &Hub{
+		shards:  make([]keyShard, size),
+		topics:  make([]topicShard, size),
+		mask:    uint32(size - 1),
+		done:    make(chan struct{}),
+		drained: make(chan struct{}),
+	}
+	for i := range h.shards {
+		h.shards[i].keys = make(map[string]*entry)
+		h.topics[i].topics = make(map[string]map[string]struct{})
+	}
+	return h
+}
+
+// fnv32a is FNV-1a over a string, without allocating.
+func fnv32a(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
+}
+
+// TopicOf returns the topic part of a key: everything before the first '?'.
+func TopicOf(key string) string {
+	if i := strings.IndexByte(key, '?'); i >= 0 {
+		return key[:i]
+	}
+	return key
+}
+
+func (h *Hub) keyShard(key string) *keyShard { return &h.shards[fnv32a(key)&h.mask] }
+
+func (h *Hub) topicShard(topic string) *topicShard { return &h.topics[fnv32a(topic)&h.mask] }
+
+// Subscribe registers s for key and reports whether key had no subscriber
+// before (so the caller may start an upstream subscription). Subscribing the
+// same s to the same key twice is a no-op returning false. After Shutdown,
+// Subscribe registers nothing and returns false; see [Hub.Done].
+func (h *Hub) Subscribe(key string, s Subscriber) (first bool) {
+	sh := h.keyShard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.closed {
+		return false
+	}
+	e := sh.keys[key]
+	if e == nil {
+		e = &entry{subs: make(map[Subscriber]struct{}, 1)}
+		sh.keys[key] = e
+		h.indexAdd(key)
+		h.numKeys.Add(1)
+		first = true
+	} else if _, dup := e.subs[s]; dup {
+		return false
+	}
+	e.subs[s] = struct{}{}
+	if !e.stale {
+		e.snap = append(e.snap, s)
+	}
+	h.numSubs.Add(1)
+	return first
+}
+
+// Unsubscribe removes s from key and reports whether it was the key's last
+// subscriber (so the caller may stop an upstream subscription). It returns
+// false if s was not subscribed to key.
+func (h *Hub) Unsubscribe(key string, s Subscriber) (last bool) {
+	sh := h.keyShard(key)
+	sh.mu.Lock()
+	e := sh.keys[key]
+	if e == nil {
+		sh.mu.Unlock()
+		return false
+	}
+	if _, ok := e.subs[s]; !ok {
+		sh.mu.Unlock()
+		return false
+	}
+	delete(e.subs, s)
+	// Never shorten or overwrite snap in place: a concurrent Broadcast may
+	// be iterating it. Drop it and let the next Broadcast rebuild it.
+	e.snap = nil
+	if len(e.subs) == 0 {
+		delete(sh.keys, key)
+		h.indexRemove(key)
+		h.numKeys.Add(-1)
+		last = true
+	} else {
+		e.stale = true
+	}
+	sh.mu.Unlock()
+	if h.numSubs.Add(-1) == 0 && h.closed.Load() {
+		h.drainOnce.Do(func() { close(h.drained) })
+	}
+	return last
+}
+
+// indexAdd and indexRemove maintain the topic → keys index. They are called
+// with the key's shard locked; the lock order is always key shard, then
+// topic shard.
+func (h *Hub) indexAdd(key string) {
+	topic := TopicOf(key)
+	ts := h.topicShard(topic)
+	ts.mu.Lock()
+	set := ts.topics[topic]
+	if set == nil {
+		set = make(map[string]struct{}, 1)
+		ts.topics[topic] = set
+	}
+	set[key] = struct{}{}
+	ts.mu.Unlock()
+}
+
+func (h *Hub) indexRemove(key string) {
+	topic := TopicOf(key)
+	ts := h.topicShard(topic)
+	ts.mu.Lock()
+	if set := ts.topics[topic]; set != nil {
+		delete(set, key)
+		if len(set) == 0 {
+			delete(ts.topics, topic)
+		}
+	}
+	ts.mu.Unlock()
+}
+
+// Broadcast delivers m to every subscriber of key and returns how many
+// accepted it. Every subscriber receives the same *Message. Subscribers are
+// called without any hub lock held, from the calling goroutine; one that
+// refuses (overflows) is counted and skipped, never retried or waited for.
+// Subscribers that join or leave during a Broadcast may or may not receive m.
+func (h *Hub) Broadcast(key string, m *Message) (delivered int) {
+	sh := h.keyShard(key)
+	sh.mu.RLock()
+	e := sh.keys[key]
+	var subs []Subscriber
+	stale := false
+	if e != nil {
+		subs, stale = e.snap, e.stale
+	}
+	sh.mu.RUnlock()
+	if stale {
+		sh.mu.Lock()
+		subs = e.snapshot()
+		sh.mu.Unlock()
+	}
+	for _, s := range subs {
+		if s.Deliver(m) {
+			delivered++
+		}
+	}
+	h.broadcasts.Add(1)
+	if delivered > 0 {
+		h.deliveries.Add(uint64(delivered))
+	}
+	if refused := len(subs) - delivered; refused > 0 {
+		h.overflows.Add(uint64(refused))
+	}
+	return delivered
+}
+
+// snapshot rebuilds e.snap if it is stale and returns it. The shard must be
+// write-locked. The new slice gets spare capacity so that the next few
+// Subscribes append in place.
+func (e *entry) snapshot() []Subscriber {
+	if e.stale {
+		snap := make([]Subscriber, 0, len(e.subs)+len(e.subs)/4+1)
+		for s := range e.subs {
+			snap = append(snap, s)
+		}
+		e.snap, e.stale = snap, false
+	}
+	return e.snap
+}
+
+// Keys returns the keys with at least one subscriber whose topic part (see
+// [TopicOf]) equals topic, in no particular order. It costs O(keys of that
+// topic), not a scan of the hub.
+func (h *Hub) Keys(topic string) []string {
+	ts := h.topicShard(topic)
+	ts.mu.RLock()
+	defer ts.mu.RUnlock()
+	set := ts.topics[topic]
+	if len(set) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(set))
+	for k := range set {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// NumSubscribers returns the number of subscriptions, i.e. (key, subscriber)
+// pairs; a subscriber subscribed to three keys counts three times.
+func (h *Hub) NumSubscribers() int { return int(h.numSubs.Load()) }
+
+// NumKeys returns the number of keys with at least one subscriber.
+func (h *Hub) NumKeys() int { return int(h.numKeys.Load()) }
+
+// Stats returns the hub's counters. Each field is read atomically; the
+// fields are not a consistent snapshot of one instant.
+func (h *Hub) Stats() Stats {
+	return Stats{
+		Broadcasts:  h.broadcasts.Load(),
+		Deliveries:  h.deliveries.Load(),
+		Overflows:   h.overflows.Load(),
+		Keys:        h.numKeys.Load(),
+		Subscribers: h.numSubs.Load(),
+	}
+}
+
+// Done returns a channel that is closed when Shutdown starts. Transports
+// should stop accepting connections and close those that hold no
+// subscription (the hub cannot reach them).
+func (h *Hub) Done() <-chan struct{} { return h.done }
+
+// Shutdown stops the hub from accepting subscriptions, calls Close exactly
+// once on every subscriber subscribed to at least one key, and waits until
+// all of them have unsubscribed or ctx is done, returning ctx.Err() in the
+// latter case. Broadcasts keep reaching the remaining subscribers while
+// Shutdown waits. Calling Shutdown again closes no subscriber twice; it only
+// waits again.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.doneOnce.Do(func() { close(h.done) })
+	var subs map[Subscriber]struct{}
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.Lock()
+		if !sh.closed {
+			sh.closed = true
+			for _, e := range sh.keys {
+				for s := range e.subs {
+					if subs == nil {
+						subs = make(map[Subscriber]struct{})
+					}
+					subs[s] = struct{}{}
+				}
+			}
+		}
+		sh.mu.Unlock()
+	}
+	// From here on the number of subscriptions can only fall. Unsubscribe
+	// decrements the count before it reads closed; we set closed before we
+	// read the count: whichever comes second sees the other and signals.
+	h.closed.Store(true)
+	for s := range subs {
+		s.Close()
+	}
+	if h.numSubs.Load() == 0 {
+		h.drainOnce.Do(func() { close(h.drained) })
+	}
+	select {
+	case <-h.drained:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

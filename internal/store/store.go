@@ -1,0 +1,161 @@
+// Package store holds Tandem's domain types for durable resources, the Store
+// interface that the sqlite and postgres packages implement, and the errors
+// they return. It depends on nothing else of Tandem's.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Collection is a named set of resources, optionally constrained by a JSON Schema.
+type Collection struct {
+	Name string
+	// Schema is a JSON Schema document that every resource's Data must satisfy,
+	// or nil when the collection accepts any JSON object.
+	Schema    json.RawMessage
+	Revision  int64
+	CreatedAt time.Time
+}
+
+// Resource is one durable JSON object in a collection.
+type Resource struct {
+	Collection string
+	ID         string
+	// Data is always a JSON object.
+	Data   json.RawMessage
+	Labels map[string]string
+	// Revision is the store revision of the write that produced this state.
+	Revision  int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// ChangeType says what a change did to a resource.
+type ChangeType string
+
+// The change types, as they appear in events (resource.created …).
+const (
+	Created ChangeType = "created"
+	Updated ChangeType = "updated"
+	Deleted ChangeType = "deleted"
+)
+
+// Change is one entry of the change log: the write with revision Revision.
+type Change struct {
+	Revision int64
+	Type     ChangeType
+	// Resource is the state after the write; for Deleted, the last state
+	// before deletion with Revision set to the deletion's revision.
+	Resource Resource
+	// PrevLabels are the labels before the write (nil for Created), so that
+	// filtered subscribers can tell when a resource leaves their selector.
+	PrevLabels map[string]string
+}
+
+// Precondition guards a write, as the HTTP conditional headers do.
+type Precondition struct {
+	// IfMatch, when non-zero, requires the current revision to equal it
+	// (ErrPreconditionFailed otherwise, ErrNotFound when the resource is missing).
+	IfMatch int64
+	// CreateOnly requires that the resource does not exist yet
+	// (If-None-Match: *); ErrPreconditionFailed otherwise.
+	CreateOnly bool
+	// MustExist makes a missing resource ErrNotFound instead of creating it.
+	MustExist bool
+}
+
+// ListOptions selects a page of resources.
+type ListOptions struct {
+	Collection string
+	// Selector filters by labels; nil matches everything.
+	Selector Selector
+	// After is the last ID of the previous page ("" for the first page).
+	After string
+	// Limit is the page size; 0 means 100.
+	Limit int
+}
+
+// Page is one page of a resource listing.
+type Page struct {
+	Items []Resource
+	// Revision is the store revision the page was read at.
+	Revision int64
+	// More reports whether more items follow the last one.
+	More bool
+}
+
+// IdempotentReply is a stored reply to a POST carrying an Idempotency-Key.
+type IdempotentReply struct {
+	Key string
+	// Fingerprint identifies the request (method, path, body hash); a replay
+	// with another fingerprint is ErrConflict.
+	Fingerprint string
+	Status      int
+	Header      map[string]string
+	Body        []byte
+	CreatedAt   time.Time
+}
+
+// Store keeps collections, resources, the change log and idempotent replies.
+// Every write runs in one serialised transaction that increments the store's
+// revision and appends the change to the change log; the store never
+// publishes anything itself, it only wakes Notify's receiver after commit.
+type Store interface {
+	// Epoch identifies this store's history; it changes when the history is
+	// lost (a new database), so cursors from another epoch are rejected.
+	Epoch() string
+
+	// CreateCollection creates c. Errors: ErrConflict when it exists,
+	// ErrInvalid for a bad name.
+	CreateCollection(ctx context.Context, c Collection) (Collection, error)
+	// GetCollection returns the named collection. Errors: ErrNotFound.
+	GetCollection(ctx context.Context, name string) (Collection, error)
+	// ListCollections returns every collection ordered by name.
+	ListCollections(ctx context.Context) ([]Collection, error)
+	// DeleteCollection deletes a collection and its resources, appending a
+	// Deleted change for every resource. Errors: ErrNotFound.
+	DeleteCollection(ctx context.Context, name string) error
+
+	// GetResource returns one resource. Errors: ErrNotFound (collection or resource).
+	GetResource(ctx context.Context, collection, id string) (Resource, error)
+	// PutResource creates or replaces r (Data and Labels) under cond and
+	// returns the stored state and whether it was created. Errors:
+	// ErrNotFound (collection missing, or resource missing with MustExist or
+	// IfMatch), ErrPreconditionFailed, ErrInvalid (empty ID).
+	PutResource(ctx context.Context, r Resource, cond Precondition) (Resource, bool, error)
+	// DeleteResource deletes a resource under cond and returns its last state
+	// with the deletion's revision. Errors: ErrNotFound, ErrPreconditionFailed.
+	DeleteResource(ctx context.Context, collection, id string, cond Precondition) (Resource, error)
+	// ListResources returns a page of resources ordered by ID. Errors:
+	// ErrNotFound when the collection is missing.
+	ListResources(ctx context.Context, opts ListOptions) (Page, error)
+
+	// Revision returns the latest committed revision.
+	Revision(ctx context.Context) (int64, error)
+	// Changes returns up to limit changes with revision > after, in revision
+	// order. Errors: ErrCompacted when changes after `after` were already
+	// removed by Compact, so the caller cannot resume without a gap.
+	Changes(ctx context.Context, after int64, limit int) ([]Change, error)
+	// Compact removes changes with revision <= through (keeping the latest
+	// revision's entry so the log is never empty after writes).
+	Compact(ctx context.Context, through int64) error
+	// Notify returns a channel that receives a value (without blocking the
+	// writer; buffered, coalesced) after each committed write. There is one
+	// channel per store; only one goroutine should receive from it.
+	Notify() <-chan struct{}
+
+	// GetIdempotentReply returns the reply stored for key. Errors: ErrNotFound.
+	GetIdempotentReply(ctx context.Context, key string) (IdempotentReply, error)
+	// PutIdempotentReply stores a reply; an existing key is left unchanged
+	// (ErrConflict).
+	PutIdempotentReply(ctx context.Context, r IdempotentReply) error
+	// ExpireIdempotentReplies deletes replies created before t.
+	ExpireIdempotentReplies(ctx context.Context, before time.Time) error
+
+	// Ping reports whether the store is usable (for /readyz).
+	Ping(ctx context.Context) error
+	// Close releases the store.
+	Close() error
+}

@@ -1,0 +1,442 @@
+package stream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tandemhq/tandem/gen/api"
+	"github.com/tandemhq/tandem/internal/broker"
+	"github.com/tandemhq/tandem/internal/hub"
+	"github.com/tandemhq/tandem/internal/store"
+)
+
+// EventMessage is the event name of a channel message.
+const EventMessage = "message"
+
+// ChannelOptions configure the channels of one namespace.
+type ChannelOptions struct {
+	History broker.HistoryOptions
+	// Presence enables presence for the namespace's channels.
+	Presence bool
+	// ClientPublish lets clients publish over WebSocket and REST (with the
+	// publish grant); otherwise only admin credentials may publish.
+	ClientPublish bool
+	// MaxMessageBytes bounds a message's data.
+	MaxMessageBytes int
+}
+
+// Namespaces maps namespaces (the part of a channel name before the first
+// ':') to options; channels without a configured namespace use Default.
+type Namespaces struct {
+	Default ChannelOptions
+	ByName  map[string]ChannelOptions
+}
+
+// For returns the options of channel.
+func (n Namespaces) For(channel string) ChannelOptions {
+	if ns, _, ok := strings.Cut(channel, ":"); ok {
+		if o, ok := n.ByName[ns]; ok {
+			return o
+		}
+	}
+	return n.Default
+}
+
+// PresenceFrame is a presence state or diff (AsyncAPI components/schemas/Presence).
+type PresenceFrame struct {
+	Type    string               `json:"type"`
+	Topic   string               `json:"topic"`
+	Action  string               `json:"action"`
+	Members []api.PresenceMember `json:"members"`
+}
+
+// ErrorFrame ends one subscription (or, without Topic, the connection).
+type ErrorFrame struct {
+	Type    string        `json:"type"`
+	Topic   string        `json:"topic,omitempty"`
+	Labels  string        `json:"labels,omitempty"`
+	Problem api.Problem   `json:"problem"`
+	Cursors []TopicCursor `json:"cursors,omitempty"`
+}
+
+// TopicCursor is one subscription's position.
+type TopicCursor struct {
+	Topic  string `json:"topic"`
+	Labels string `json:"labels,omitempty"`
+	Cursor string `json:"cursor"`
+}
+
+// Channels runs channel topics on this node: it is the broker's Handler
+// (turning deliveries into hub broadcasts), publishes through the broker,
+// and subscribes connections with history replay and presence.
+type Channels struct {
+	Broker     broker.Broker
+	Hub        *hub.Hub
+	Namespaces Namespaces
+	Logger     *slog.Logger
+	// Problem renders errors for reset frames.
+	Problem func(error) api.Problem
+	// PresenceTTL is the lease of a presence entry; holders renew it at a
+	// third of it. Default 45 s.
+	PresenceTTL time.Duration
+
+	mu   sync.Mutex
+	refs map[string]int
+}
+
+var _ broker.Handler = (*Channels)(nil)
+
+func (c *Channels) log() *slog.Logger {
+	if c.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return c.Logger
+}
+
+// ChannelMessageJSON converts a broker message to its wire form.
+func ChannelMessageJSON(m broker.Message) api.ChannelMessage {
+	out := api.ChannelMessage{Channel: m.Channel, Offset: m.Offset, Cursor: ChannelCursor(m).String(), Data: m.Data, Time: m.Time.UTC()}
+	if m.Publisher != "" {
+		p := m.Publisher
+		out.Publisher = &p
+	}
+	return out
+}
+
+// ChannelCursor is the cursor of a channel message.
+func ChannelCursor(m broker.Message) Cursor {
+	return Cursor{Kind: KindChannel, Epoch: m.Epoch, Pos: m.Offset}
+}
+
+// MessagesTopic is the topic of a channel's messages.
+func MessagesTopic(ch string) string { return "channels/" + ch + "/messages" }
+
+// PresenceTopic is the topic of a channel's presence.
+func PresenceTopic(ch string) string { return "channels/" + ch + "/presence" }
+
+func encodeMessage(m broker.Message) ([]byte, error) {
+	msg := ChannelMessageJSON(m)
+	return json.Marshal(EventFrame{Type: "event", Topic: MessagesTopic(m.Channel), Event: EventMessage, Cursor: msg.Cursor, Message: &msg})
+}
+
+// HandleMessage implements broker.Handler: one encode, one broadcast.
+func (c *Channels) HandleMessage(m broker.Message) {
+	b, err := encodeMessage(m)
+	if err != nil {
+		c.log().Error("encode channel message", "channel", m.Channel, "err", err)
+		return
+	}
+	key := MessagesTopic(m.Channel)
+	c.Hub.Broadcast(key, hub.NewEvent(b, key, ChannelCursor(m).String(), m.Offset))
+}
+
+// HandlePresence implements broker.Handler.
+func (c *Channels) HandlePresence(e broker.PresenceEvent) {
+	action := "leave"
+	if e.Join {
+		action = "join"
+	}
+	key := PresenceTopic(e.Channel)
+	b, _ := json.Marshal(PresenceFrame{Type: "presence", Topic: key, Action: action, Members: membersJSON([]broker.Member{e.Member})})
+	c.Hub.Broadcast(key, hub.NewEvent(b, key, "", 0))
+}
+
+// HandleReset implements broker.Handler: the channel's history was lost or
+// messages may have been missed, so every subscription of it ends with a
+// resync-required error frame.
+func (c *Channels) HandleReset(channel, epoch string) {
+	key := MessagesTopic(channel)
+	p := c.problem(store.Errorf(store.CodeCompacted, "the channel's history was reset (epoch %s); reload the history and subscribe again", epoch))
+	b, _ := json.Marshal(ErrorFrame{Type: "error", Topic: key, Problem: p})
+	c.Hub.Broadcast(key, hub.NewEvent(b, key, "", SeqReset))
+}
+
+func (c *Channels) problem(err error) api.Problem {
+	if c.Problem != nil {
+		return c.Problem(err)
+	}
+	return api.Problem{Type: "https://tandem.dev/problems/resync-required", Title: "Resync required", Status: 410}
+}
+
+func membersJSON(ms []broker.Member) []api.PresenceMember {
+	byID := map[string]*api.PresenceMember{}
+	var order []string
+	for _, m := range ms {
+		pm, ok := byID[m.ID]
+		if !ok {
+			pm = &api.PresenceMember{Id: m.ID, Connections: []api.PresenceConnection{}}
+			byID[m.ID] = pm
+			order = append(order, m.ID)
+		}
+		pm.Connections = append(pm.Connections, api.PresenceConnection{ConnectionId: m.ConnID, Meta: m.Meta})
+	}
+	sort.Strings(order)
+	out := make([]api.PresenceMember, 0, len(order))
+	for _, id := range order {
+		out = append(out, *byID[id])
+	}
+	return out
+}
+
+// acquire makes this node receive channel while a local subscription needs it.
+func (c *Channels) acquire(ctx context.Context, channel string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.refs == nil {
+		c.refs = map[string]int{}
+	}
+	if c.refs[channel] == 0 {
+		if err := c.Broker.Subscribe(ctx, channel); err != nil {
+			return brokerError(err)
+		}
+	}
+	c.refs[channel]++
+	return nil
+}
+
+func (c *Channels) release(channel string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.refs[channel]--
+	if c.refs[channel] <= 0 {
+		delete(c.refs, channel)
+		if err := c.Broker.Unsubscribe(context.Background(), channel); err != nil {
+			c.log().Warn("broker unsubscribe", "channel", channel, "err", err)
+		}
+	}
+}
+
+// Publish publishes data to channel. Errors: store.ErrInvalid (bad name or
+// data), store.ErrTooLarge, store.ErrUnavailable (broker down).
+func (c *Channels) Publish(ctx context.Context, channel string, data json.RawMessage, publisher string) (broker.Message, error) {
+	if !ValidChannel(channel) {
+		return broker.Message{}, store.Errorf(store.CodeInvalid, "invalid channel name %q", clip(channel))
+	}
+	opts := c.Namespaces.For(channel)
+	if opts.MaxMessageBytes > 0 && len(data) > opts.MaxMessageBytes {
+		return broker.Message{}, store.Errorf(store.CodeTooLarge, "message data of %d bytes exceeds the channel's limit of %d bytes", len(data), opts.MaxMessageBytes)
+	}
+	if !json.Valid(data) {
+		return broker.Message{}, store.Errorf(store.CodeInvalid, "message data must be JSON")
+	}
+	m, err := c.Broker.Publish(ctx, channel, data, publisher, opts.History)
+	return m, brokerError(err)
+}
+
+// History reads a channel's history after since (nil: from the oldest
+// retained). Errors: store.ErrCompacted (resync-required), store.ErrInvalid.
+func (c *Channels) History(ctx context.Context, channel string, since *Cursor, limit int) ([]broker.Message, Cursor, error) {
+	if !ValidChannel(channel) {
+		return nil, Cursor{}, store.Errorf(store.CodeInvalid, "invalid channel name %q", clip(channel))
+	}
+	var pos broker.Position
+	if since != nil {
+		if since.Kind != KindChannel {
+			return nil, Cursor{}, store.Errorf(store.CodeInvalid, "cursor belongs to a resource topic, not to a channel")
+		}
+		pos = broker.Position{Epoch: since.Epoch, Offset: since.Pos}
+	}
+	msgs, top, err := c.Broker.History(ctx, channel, pos, limit)
+	if err != nil {
+		return nil, Cursor{}, brokerError(err)
+	}
+	next := Cursor{Kind: KindChannel, Epoch: top.Epoch, Pos: pos.Offset}
+	if since == nil && len(msgs) > 0 {
+		next.Pos = msgs[0].Offset - 1
+	} else if since == nil {
+		next.Pos = top.Offset
+	}
+	if len(msgs) > 0 {
+		next.Pos = msgs[len(msgs)-1].Offset
+	}
+	return msgs, next, nil
+}
+
+// Presence lists a channel's members. Errors: store.ErrInvalid.
+func (c *Channels) Presence(ctx context.Context, channel string) ([]api.PresenceMember, error) {
+	if !ValidChannel(channel) {
+		return nil, store.Errorf(store.CodeInvalid, "invalid channel name %q", clip(channel))
+	}
+	ms, err := c.Broker.Presence(ctx, channel)
+	if err != nil {
+		return nil, brokerError(err)
+	}
+	return membersJSON(ms), nil
+}
+
+func brokerError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, broker.ErrGone):
+		return store.Errorf(store.CodeCompacted, "the channel history no longer reaches back to this cursor (or the channel was reset); reload the history and subscribe again")
+	case errors.Is(err, broker.ErrUnavailable):
+		return store.Errorf(store.CodeUnavailable, "the message broker is unavailable; retry shortly")
+	}
+	return err
+}
+
+// Subscribe starts a subscription to a channel's messages or presence;
+// see Resources.Subscribe for the contract of run. member, when non-nil,
+// joins the channel's presence for the subscription's lifetime. Errors:
+// store.ErrInvalid, store.ErrCompacted (resync-required), store.ErrUnavailable.
+func (c *Channels) Subscribe(ctx context.Context, req Request, member *broker.Member, sink Sink) (*Subscription, Result, func(context.Context) error, error) {
+	ch := req.Topic.Channel
+	if req.Since != nil && req.Topic.Kind == TopicPresence {
+		return nil, Result{}, nil, store.Errorf(store.CodeInvalid, "presence topics have no cursor; subscribe without since")
+	}
+	if req.Since != nil && req.Since.Kind != KindChannel {
+		return nil, Result{}, nil, store.Errorf(store.CodeInvalid, "cursor belongs to a resource topic, not to a channel")
+	}
+	if err := c.acquire(ctx, ch); err != nil {
+		return nil, Result{}, nil, err
+	}
+	sub := &Subscription{Key: req.Topic.Path, Topic: req.Topic, sink: sink, release: func() { c.release(ch) }}
+	c.Hub.Subscribe(sub.Key, sub)
+	fail := func(err error) (*Subscription, Result, func(context.Context) error, error) {
+		c.Unsubscribe(sub)
+		return nil, Result{}, nil, err
+	}
+	if req.Topic.Kind == TopicPresence {
+		if !c.Namespaces.For(ch).Presence {
+			return fail(store.Errorf(store.CodeInvalid, "presence is disabled for channel %q", ch))
+		}
+		res := Result{Topic: req.Topic.Path, Start: StartSnapshot}
+		run := func(ctx context.Context) error {
+			ms, err := c.Presence(ctx, ch)
+			if err != nil {
+				return err
+			}
+			b, _ := json.Marshal(PresenceFrame{Type: "presence", Topic: req.Topic.Path, Action: "state", Members: ms})
+			if err := sink.PushWait(ctx, hub.NewEvent(b, sub.Key, "", 0)); err != nil {
+				return err
+			}
+			sub.mu.Lock()
+			defer sub.mu.Unlock()
+			return sub.goLive()
+		}
+		return sub, res, run, nil
+	}
+	top, err := c.Broker.Position(ctx, ch)
+	if err != nil {
+		return fail(brokerError(err))
+	}
+	res := Result{Topic: req.Topic.Path}
+	sub.epoch = top.Epoch
+	switch {
+	case req.Since != nil:
+		if req.Since.Epoch != top.Epoch || req.Since.Pos > top.Offset {
+			return fail(store.Errorf(store.CodeCompacted, "cursor is from another epoch of this channel (its history was reset); reload the history and subscribe again"))
+		}
+		if _, _, err := c.Broker.History(ctx, ch, broker.Position{Epoch: req.Since.Epoch, Offset: req.Since.Pos}, 1); err != nil {
+			return fail(brokerError(err))
+		}
+		sub.last = req.Since.Pos
+		res.Start, res.Cursor = StartSince, *req.Since
+	case req.Snapshot:
+		// The retained history is the channel's snapshot.
+		msgs, _, err := c.Broker.History(ctx, ch, broker.Position{}, 1)
+		if err != nil {
+			return fail(brokerError(err))
+		}
+		sub.last = top.Offset
+		if len(msgs) > 0 {
+			sub.last = msgs[0].Offset - 1
+		}
+		res.Start, res.Cursor = StartSnapshot, Cursor{Kind: KindChannel, Epoch: top.Epoch, Pos: sub.last}
+	default:
+		sub.last = top.Offset
+		res.Start, res.Cursor = StartLive, Cursor{Kind: KindChannel, Epoch: top.Epoch, Pos: top.Offset}
+	}
+	if member != nil && c.Namespaces.For(ch).Presence {
+		if err := c.Broker.Join(ctx, ch, *member, c.presenceTTL()); err != nil {
+			return fail(brokerError(err))
+		}
+		sub.member = member
+	}
+	run := func(ctx context.Context) error {
+		for {
+			sub.mu.Lock()
+			after := sub.last
+			sub.mu.Unlock()
+			if after >= top.Offset {
+				break
+			}
+			msgs, _, err := c.Broker.History(ctx, ch, broker.Position{Epoch: top.Epoch, Offset: after}, 500)
+			if err != nil {
+				return brokerError(err)
+			}
+			if len(msgs) == 0 {
+				break
+			}
+			for _, m := range msgs {
+				if m.Offset > top.Offset {
+					break
+				}
+				b, err := encodeMessage(m)
+				if err != nil {
+					return err
+				}
+				if err := sink.PushWait(ctx, hub.NewEvent(b, sub.Key, ChannelCursor(m).String(), m.Offset)); err != nil {
+					return err
+				}
+				sub.mu.Lock()
+				sub.last = m.Offset
+				sub.mu.Unlock()
+			}
+		}
+		if req.Snapshot {
+			cur := Cursor{Kind: KindChannel, Epoch: top.Epoch, Pos: top.Offset}
+			b, _ := json.Marshal(SyncedFrame{Type: "synced", Topic: req.Topic.Path, Cursor: cur.String()})
+			if err := sink.PushWait(ctx, hub.NewEvent(b, sub.Key, cur.String(), 0)); err != nil {
+				return err
+			}
+		}
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		if sub.closed {
+			return nil
+		}
+		return sub.goLive()
+	}
+	return sub, res, run, nil
+}
+
+func (c *Channels) presenceTTL() time.Duration {
+	if c.PresenceTTL <= 0 {
+		return 45 * time.Second
+	}
+	return c.PresenceTTL
+}
+
+// RenewInterval is how often presence holders renew their leases.
+func (c *Channels) RenewInterval() time.Duration { return c.presenceTTL() / 3 }
+
+// RenewPresence renews the presence lease of a subscription that joined.
+func (c *Channels) RenewPresence(ctx context.Context, sub *Subscription) error {
+	if sub.member == nil {
+		return nil
+	}
+	return brokerError(c.Broker.Join(ctx, sub.Topic.Channel, *sub.member, c.presenceTTL()))
+}
+
+// Unsubscribe ends a channel subscription, leaving presence if it joined.
+func (c *Channels) Unsubscribe(sub *Subscription) {
+	sub.close()
+	c.Hub.Unsubscribe(sub.Key, sub)
+	if sub.member != nil {
+		if err := c.Broker.Leave(context.Background(), sub.Topic.Channel, sub.member.ConnID); err != nil {
+			c.log().Warn("presence leave", "channel", sub.Topic.Channel, "err", err)
+		}
+	}
+	if sub.release != nil {
+		sub.release()
+		sub.release = nil
+	}
+}

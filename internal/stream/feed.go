@@ -1,0 +1,186 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tandemhq/tandem/internal/hub"
+	"github.com/tandemhq/tandem/internal/store"
+)
+
+// Feed tails the store's change log after commit and broadcasts every
+// change, in revision order, to the hub keys of its collection and
+// resource topics. It is the only path from writes to subscribers, so an
+// event can never precede its commit.
+type Feed struct {
+	store    store.Store
+	hub      *hub.Hub
+	log      *slog.Logger
+	validate func([]byte) error
+	poll     time.Duration
+
+	last atomic.Int64
+
+	mu      sync.Mutex
+	waiters chan struct{} // closed and replaced after every advance
+
+	selMu sync.Mutex
+	sels  map[string]store.Selector
+}
+
+// FeedOptions configures a Feed.
+type FeedOptions struct {
+	Logger *slog.Logger
+	// Validate, when set, checks every encoded frame (strict mode); frames
+	// that fail are logged.
+	Validate func([]byte) error
+	// Poll is the fallback interval when no commit notification arrives.
+	Poll time.Duration
+}
+
+// NewFeed returns a feed starting at the store's current revision.
+// Errors: the store cannot be read.
+func NewFeed(ctx context.Context, s store.Store, h *hub.Hub, opts FeedOptions) (*Feed, error) {
+	rev, err := s.Revision(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f := &Feed{store: s, hub: h, log: opts.Logger, validate: opts.Validate, poll: opts.Poll,
+		waiters: make(chan struct{}), sels: map[string]store.Selector{}}
+	if f.log == nil {
+		f.log = slog.New(slog.DiscardHandler)
+	}
+	if f.poll <= 0 {
+		f.poll = time.Second
+	}
+	f.last.Store(rev)
+	return f, nil
+}
+
+// Epoch is the store epoch that resource cursors carry.
+func (f *Feed) Epoch() string { return f.store.Epoch() }
+
+// Last is the newest revision broadcast: every change up to it has been
+// delivered to the hub.
+func (f *Feed) Last() int64 { return f.last.Load() }
+
+// Cursor returns the resource cursor for revision rev.
+func (f *Feed) Cursor(rev int64) Cursor {
+	return Cursor{Kind: KindResource, Epoch: f.store.Epoch(), Pos: rev}
+}
+
+// Advanced returns a channel closed the next time Last moves.
+func (f *Feed) Advanced() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.waiters
+}
+
+// Run tails the change log until ctx is done.
+func (f *Feed) Run(ctx context.Context) error {
+	t := time.NewTicker(f.poll)
+	defer t.Stop()
+	for {
+		n, err := f.step(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			f.log.Warn("change feed", "err", err)
+		}
+		if n == feedBatch {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-f.store.Notify():
+		case <-t.C:
+		}
+	}
+}
+
+const feedBatch = 500
+
+// step broadcasts the next batch of changes and returns how many it read.
+func (f *Feed) step(ctx context.Context) (int, error) {
+	last := f.last.Load()
+	changes, err := f.store.Changes(ctx, last, feedBatch)
+	if errors.Is(err, store.ErrCompacted) {
+		// The log was compacted past us (only possible after a long stall):
+		// skip to the head; subscribers resuming across the hole get
+		// resync-required from the change log.
+		rev, rerr := f.store.Revision(ctx)
+		if rerr != nil {
+			return 0, rerr
+		}
+		f.log.Error("change feed fell behind compaction; skipping", "from", last, "to", rev)
+		f.advance(rev)
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	for _, ch := range changes {
+		f.dispatch(ch)
+		f.advance(ch.Revision)
+	}
+	return len(changes), nil
+}
+
+func (f *Feed) advance(rev int64) {
+	f.last.Store(rev)
+	f.mu.Lock()
+	close(f.waiters)
+	f.waiters = make(chan struct{})
+	f.mu.Unlock()
+}
+
+// dispatch encodes the change once per subscribed key and broadcasts it.
+func (f *Feed) dispatch(ch store.Change) {
+	cur := f.Cursor(ch.Revision)
+	for _, topic := range []string{CollectionTopic(ch.Resource.Collection), ResourceTopic(ch.Resource.Collection, ch.Resource.ID)} {
+		for _, key := range f.hub.Keys(topic) {
+			sel, labels := f.selector(key)
+			ev, ok := EventFor(ch, sel)
+			if !ok {
+				continue
+			}
+			b, err := EncodeEvent(topic, labels, ev, cur, ch.Resource)
+			if err != nil {
+				f.log.Error("encode event", "revision", ch.Revision, "err", err)
+				continue
+			}
+			if f.validate != nil {
+				if err := f.validate(b); err != nil {
+					f.log.Error("event violates spec/asyncapi.yaml", "revision", ch.Revision, "err", err)
+				}
+			}
+			f.hub.Broadcast(key, hub.NewEvent(b, key, cur.String(), ch.Revision))
+		}
+	}
+}
+
+// selector returns the parsed selector of a hub key and its canonical text.
+func (f *Feed) selector(key string) (store.Selector, string) {
+	_, text, ok := strings.Cut(key, "?")
+	if !ok {
+		return nil, ""
+	}
+	f.selMu.Lock()
+	defer f.selMu.Unlock()
+	if s, ok := f.sels[key]; ok {
+		return s, text
+	}
+	s, _ := store.ParseSelector(text) // keys are made from parsed selectors
+	if len(f.sels) > 10000 {
+		f.sels = map[string]store.Selector{}
+	}
+	f.sels[key] = s
+	return s, text
+}

@@ -1,0 +1,136 @@
+package stream
+
+import (
+	"testing"
+
+	"github.com/tandemhq/tandem/internal/store"
+)
+
+func TestCursorRoundTrip(t *testing.T) {
+	for _, c := range []Cursor{{KindResource, "abc123", 0}, {KindChannel, "e-1", 1 << 40}} {
+		got, err := ParseCursor(c.String())
+		if err != nil || got != c {
+			t.Errorf("round trip %v → %v, %v", c, got, err)
+		}
+	}
+	for _, bad := range []string{"", "!!!", "eDox", Cursor{'x', "e", 1}.String(), "cjphYmM6LTE"} {
+		if _, err := ParseCursor(bad); err == nil {
+			t.Errorf("ParseCursor(%q) accepted", bad)
+		}
+	}
+}
+
+func FuzzParseCursor(f *testing.F) {
+	f.Add(Cursor{KindResource, "0123abcd", 42}.String())
+	f.Add(Cursor{KindChannel, "ep", 7}.String())
+	f.Add("garbage")
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := ParseCursor(s)
+		if err != nil {
+			return
+		}
+		again, err := ParseCursor(c.String())
+		if err != nil || again != c {
+			t.Fatalf("%q → %v does not round-trip: %v %v", s, c, again, err)
+		}
+	})
+}
+
+func TestParseTopic(t *testing.T) {
+	tests := []struct {
+		in   string
+		kind TopicKind
+	}{
+		{"collections/a/resources", TopicCollection},
+		{"collections/a/resources/b", TopicResource},
+		{"channels/chat:room.1/messages", TopicChannel},
+		{"channels/room/presence", TopicPresence},
+		{"collections/../resources", 0},
+		{"collections/a/resources/../../x", 0},
+		{"collections//resources", 0},
+		{"collections/a", 0},
+		{"/collections/a/resources", 0},
+		{"channels/-x/messages", 0},
+	}
+	for _, tc := range tests {
+		got, err := ParseTopic(tc.in)
+		if tc.kind == 0 {
+			if err == nil {
+				t.Errorf("ParseTopic(%q) accepted", tc.in)
+			}
+			continue
+		}
+		if err != nil || got.Kind != tc.kind || got.Path != tc.in {
+			t.Errorf("ParseTopic(%q) = %+v, %v", tc.in, got, err)
+		}
+	}
+}
+
+func FuzzParseTopic(f *testing.F) {
+	for _, s := range []string{"collections/a/resources", "collections/a/resources/b", "channels/x/messages", "../x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		tp, err := ParseTopic(s)
+		if err != nil {
+			return
+		}
+		if tp.Path != s {
+			t.Fatalf("path %q != %q", tp.Path, s)
+		}
+		for _, seg := range []string{"..", "//"} {
+			if contains(s, seg) {
+				t.Fatalf("accepted %q", s)
+			}
+		}
+	})
+}
+
+func contains(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}
+
+func TestEventFor(t *testing.T) {
+	sel, _ := store.ParseSelector("env=prod")
+	res := func(env string) store.Resource { return store.Resource{Labels: map[string]string{"env": env}} }
+	tests := []struct {
+		name   string
+		ch     store.Change
+		sel    store.Selector
+		want   string
+		wantOK bool
+	}{
+		{"NoSelector", store.Change{Type: store.Updated, Resource: res("x")}, nil, EventUpdated, true},
+		{"CreatedMatching", store.Change{Type: store.Created, Resource: res("prod")}, sel, EventCreated, true},
+		{"CreatedOther", store.Change{Type: store.Created, Resource: res("dev")}, sel, "", false},
+		{"Enters", store.Change{Type: store.Updated, Resource: res("prod"), PrevLabels: map[string]string{"env": "dev"}}, sel, EventCreated, true},
+		{"Leaves", store.Change{Type: store.Updated, Resource: res("dev"), PrevLabels: map[string]string{"env": "prod"}}, sel, EventDeleted, true},
+		{"Stays", store.Change{Type: store.Updated, Resource: res("prod"), PrevLabels: map[string]string{"env": "prod"}}, sel, EventUpdated, true},
+		{"Outside", store.Change{Type: store.Updated, Resource: res("dev"), PrevLabels: map[string]string{"env": "dev"}}, sel, "", false},
+		{"DeletedMatching", store.Change{Type: store.Deleted, Resource: res("prod"), PrevLabels: map[string]string{"env": "prod"}}, sel, EventDeleted, true},
+		{"DeletedOther", store.Change{Type: store.Deleted, Resource: res("dev"), PrevLabels: map[string]string{"env": "dev"}}, sel, "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := EventFor(tc.ch, tc.sel)
+			if ok != tc.wantOK || (ok && got != tc.want) {
+				t.Errorf("EventFor = %q %v, want %q %v", got, ok, tc.want, tc.wantOK)
+			}
+		})
+	}
+}
+
+func BenchmarkCursor(b *testing.B) {
+	c := Cursor{KindResource, "9f86d081884c7d659a2feaa0c55ad015", 123456789}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := ParseCursor(c.String()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,916 @@
+package wsapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/tandemhq/tandem/gen/api"
+	"github.com/tandemhq/tandem/internal/auth"
+	"github.com/tandemhq/tandem/internal/broker"
+	"github.com/tandemhq/tandem/internal/hub"
+	"github.com/tandemhq/tandem/internal/ratelimit"
+	"github.com/tandemhq/tandem/internal/specval"
+	"github.com/tandemhq/tandem/internal/store"
+	"github.com/tandemhq/tandem/internal/stream"
+)
+
+// conn is one WebSocket connection: the reader runs in serve's goroutine,
+// the writer in its own, started on demand (see kick) so that an idle
+// connection holds one goroutine, not two; the reader cancels ctx on any
+// read error, and the writer owns every write of data frames, pings and
+// the close frame.
+type conn struct {
+	srv *Server
+	id  string
+	ws  *websocket.Conn
+	raw *batchConn
+	q   *hub.Queue
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	closeOnce   sync.Once
+	closeCode   int
+	closeReason string
+
+	mu   sync.Mutex
+	subs map[string]*stream.Subscription
+	// start is the cursor each subscription's reply carried, the resume
+	// point until a frame of it has been written.
+	start map[string]string
+
+	// written maps keys to the cursor of the last frame the writer sent
+	// (writer goroutine only, read after it ends).
+	written map[string]string
+
+	workers   sync.WaitGroup
+	renewOnce sync.Once
+
+	// principal is who the connection acts as; read and replaced by the
+	// reader goroutine only (auth frames run there).
+	principal auth.Principal
+	// expiry closes the connection with 4001 when the principal's token
+	// expires; authWait closes it with 4010 when an anonymous connection
+	// that may do nothing does not authenticate in time. Either may be nil.
+	expiry, authWait *time.Timer
+	// denied holds keys whose subscription a token refresh revoked: the
+	// writer drops their frames still queued (guarded by mu; hasDenied
+	// keeps the check off the hot path).
+	denied    map[string]struct{}
+	hasDenied atomic.Bool
+
+	limit   *ratelimit.Bucket // nil: unlimited
+	refused int               // consecutive rate-limited frames
+
+	// writing is true while a writer goroutine runs (and for good once it
+	// has sent the close frame); pingDue and bookmarkDue are set by the
+	// ping and bookmark timers, which wake the writer instead of keeping
+	// one parked per connection with its own tickers.
+	writing, pingDue, bookmarkDue atomic.Bool
+	pingT, bookmarkT              *time.Timer
+	wake                          chan struct{} // kick's signal to a lingering writer
+	writerDone                    chan struct{} // closed after the close frame
+}
+
+// writerLinger is how long an idle writer waits for more work before it
+// exits: a connection that receives regularly (a fan-out subscriber at a
+// few messages per second) keeps its writer instead of starting a
+// goroutine per message; one that falls idle frees it soon after.
+const writerLinger = 250 * time.Millisecond
+
+var _ stream.Sink = (*conn)(nil)
+
+func newConn(s *Server, ws *websocket.Conn, raw *batchConn, p auth.Principal) *conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &conn{srv: s, id: newID(), ws: ws, raw: raw, q: hub.NewQueue(s.cfg.QueueBytes), ctx: ctx, cancel: cancel,
+		subs: map[string]*stream.Subscription{}, start: map[string]string{}, written: map[string]string{},
+		wake: make(chan struct{}, 1), writerDone: make(chan struct{})}
+	c.setPrincipal(p)
+	if s.cfg.Auth != nil && s.cfg.Auth.Enabled() && p.Anonymous() && len(p.Grants) == 0 {
+		c.authWait = time.AfterFunc(s.cfg.AuthTimeout, func() {
+			c.closeWith(CloseAuthRequired, "authentication required: send an auth frame within "+s.cfg.AuthTimeout.String(), nil)
+		})
+	}
+	if s.cfg.FrameRate > 0 {
+		c.limit = ratelimit.NewBucket(s.cfg.FrameRate, s.cfg.FrameBurst, time.Now())
+	}
+	return c
+}
+
+// serve runs the connection until it closes.
+func (c *conn) serve() {
+	cfg := c.srv.cfg
+	c.mu.Lock() // tick reads the timers under mu
+	c.pingT = time.AfterFunc(cfg.PingInterval, func() { c.tick(&c.pingDue, &c.pingT, cfg.PingInterval) })
+	c.bookmarkT = time.AfterFunc(cfg.BookmarkInterval, func() { c.tick(&c.bookmarkDue, &c.bookmarkT, cfg.BookmarkInterval) })
+	c.mu.Unlock()
+	c.send(Welcome{Type: "welcome", ConnectionID: c.id, Protocol: Protocol,
+		HeartbeatSeconds: heartbeatSeconds(c.srv.cfg.PingInterval, c.srv.cfg.BookmarkInterval), MaxFrameBytes: c.srv.cfg.MaxFrameBytes})
+	c.readLoop()
+	c.cancel()
+	c.stopTimers()
+	c.mu.Lock()
+	c.pingT.Stop()
+	c.bookmarkT.Stop()
+	c.mu.Unlock()
+	c.kick() // a running writer sees ctx done; otherwise this one finishes
+	<-c.writerDone
+	c.lingeringClose()
+	c.workers.Wait()
+	c.mu.Lock()
+	subs := c.subs
+	c.subs = map[string]*stream.Subscription{}
+	c.mu.Unlock()
+	for _, sub := range subs {
+		c.unsub(sub)
+	}
+	c.q.Close()
+}
+
+// closeWith records why the connection ends and stops it; the writer
+// sends the close frame. The first reason wins.
+func (c *conn) closeWith(code int, reason string, _ error) (first bool) {
+	c.closeOnce.Do(func() {
+		c.closeCode, c.closeReason = code, reason
+		c.cancel()
+		first = true
+	})
+	if first {
+		c.kick() // the writer sends the close frame
+	}
+	return first
+}
+
+func (c *conn) readLoop() {
+	cfg := c.srv.cfg
+	c.ws.SetReadLimit(cfg.MaxFrameBytes)
+	_ = c.ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
+	c.ws.SetPongHandler(func(string) error {
+		return c.ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
+	})
+	for {
+		typ, data, err := c.ws.ReadMessage()
+		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				// gorilla has sent 1009 already.
+				c.closeWith(0, "", nil)
+			} else {
+				c.closeWith(0, "", err)
+			}
+			return
+		}
+		_ = c.ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
+		if typ != websocket.TextMessage {
+			c.closeWith(CloseUnsupported, "binary messages are not supported; send JSON text frames", nil)
+			return
+		}
+		if !utf8.Valid(data) {
+			// RFC 6455 §8.1; passing the bytes on would put invalid UTF-8
+			// into other clients' text frames.
+			c.closeWith(CloseInvalidPayload, "text frames must be valid UTF-8", nil)
+			return
+		}
+		if !json.Valid(data) {
+			c.closeWith(CloseUnsupported, "frames must be JSON objects", nil)
+			return
+		}
+		if c.limit != nil {
+			if ok, _, retry := c.limit.Take(time.Now()); !ok {
+				c.refused++
+				if c.refused > cfg.FrameBurst {
+					c.closeWith(CloseTooManyRequest, "rate limit exceeded", nil)
+					return
+				}
+				c.rateLimited(data, retry)
+				continue
+			}
+			c.refused = 0
+		}
+		c.handle(data)
+		if c.ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// handle validates one client frame against the AsyncAPI schemas and
+// dispatches it; an invalid frame gets an error reply naming the field.
+func (c *conn) handle(data []byte) {
+	typ, frame, ref, err := decodeFrame(c.srv.cfg.Validator, data)
+	if err != nil {
+		c.srv.metrics.invalid.Inc()
+		p := c.srv.cfg.Problem(store.ErrInvalid)
+		var fe *specval.FrameError
+		if errors.As(err, &fe) {
+			detail := fe.Error()
+			p.Detail = &detail
+			fields := make([]api.ProblemField, 0, len(fe.Fields))
+			for _, f := range fe.Fields {
+				ptr := f.Pointer
+				fields = append(fields, api.ProblemField{In: api.Body, Pointer: &ptr, Name: &ptr, Detail: f.Detail})
+			}
+			p.Errors = &fields
+		}
+		if ref != "" {
+			c.reply(ref, nil, &p)
+		} else {
+			c.send(ErrorFrame{Type: "error", Problem: p})
+		}
+		return
+	}
+	c.srv.metrics.framesIn.WithLabelValues(typ).Inc()
+	switch f := frame.(type) {
+	case Subscribe:
+		c.subscribe(f)
+	case Unsubscribe:
+		c.unsubscribe(f)
+	case Ping:
+		c.reply(f.Ref, struct{}{}, nil)
+	case Publish:
+		c.publish(f)
+	case Auth:
+		c.auth(f)
+	}
+}
+
+// decodeFrame validates a client frame against spec/asyncapi.yaml and
+// decodes it into its Go type. It returns the frame's ref whenever one can
+// be read, so even an invalid frame can be answered. Errors: a
+// *specval.FrameError naming the offending members.
+func decodeFrame(v *specval.AsyncAPI, data []byte) (typ string, frame any, ref string, err error) {
+	var head struct {
+		Ref any `json:"ref"`
+	}
+	if json.Unmarshal(data, &head) == nil {
+		if r, ok := head.Ref.(string); ok && len(r) <= 64 {
+			ref = r
+		}
+	}
+	typ, err = v.ValidateClientFrame(data)
+	if err != nil {
+		return typ, nil, ref, err
+	}
+	switch typ {
+	case "subscribe":
+		var f Subscribe
+		err = json.Unmarshal(data, &f)
+		frame = f
+	case "unsubscribe":
+		var f Unsubscribe
+		err = json.Unmarshal(data, &f)
+		frame = f
+	case "ping":
+		var f Ping
+		err = json.Unmarshal(data, &f)
+		frame = f
+	case "publish":
+		var f Publish
+		err = json.Unmarshal(data, &f)
+		frame = f
+	case "auth":
+		var f Auth
+		err = json.Unmarshal(data, &f)
+		frame = f
+	default:
+		return typ, nil, ref, &specval.FrameError{Type: typ, Fields: []specval.FieldError{{Pointer: "/type", Detail: "frame type is not supported by this server"}}}
+	}
+	if err != nil {
+		return typ, nil, ref, &specval.FrameError{Type: typ, Fields: []specval.FieldError{{Detail: "does not decode: " + err.Error()}}}
+	}
+	return typ, frame, ref, nil
+}
+
+// rateLimited answers a frame refused by the rate limit.
+func (c *conn) rateLimited(data []byte, retry time.Duration) {
+	var head struct {
+		Ref any `json:"ref"`
+	}
+	_ = json.Unmarshal(data, &head)
+	ref, _ := head.Ref.(string)
+	err := store.Errorf(store.CodeTooManyRequests, "rate limit of %g frames per second exceeded; retry in %s", c.srv.cfg.FrameRate, retry.Round(time.Millisecond))
+	if ref == "" || len(ref) > 64 {
+		c.send(ErrorFrame{Type: "error", Problem: c.srv.cfg.Problem(err)})
+		return
+	}
+	c.fail(ref, err)
+}
+
+func (c *conn) fail(ref string, err error) {
+	p := c.srv.cfg.Problem(err)
+	if p.Status >= 500 {
+		c.srv.cfg.Logger.Error("websocket request failed", "conn", c.id, "err", err)
+	}
+	c.reply(ref, nil, &p)
+}
+
+func (c *conn) subscribe(f Subscribe) {
+	topic, err := stream.ParseTopic(f.Topic)
+	if err != nil {
+		c.fail(f.Ref, err)
+		return
+	}
+	if err := c.allowed(auth.ActionRead, topic.Path); err != nil {
+		c.fail(f.Ref, err)
+		return
+	}
+	isChannel := topic.Kind == stream.TopicChannel || topic.Kind == stream.TopicPresence
+	if isChannel && f.Labels != "" {
+		c.fail(f.Ref, store.Errorf(store.CodeInvalid, "label selectors apply to resource topics only"))
+		return
+	}
+	sel, err := store.ParseSelector(f.Labels)
+	if err != nil {
+		c.fail(f.Ref, err)
+		return
+	}
+	req := stream.Request{Topic: topic, Selector: sel, Snapshot: f.Snapshot}
+	if f.Since != "" {
+		if f.Snapshot {
+			c.fail(f.Ref, store.Errorf(store.CodeInvalid, "since and snapshot cannot be combined"))
+			return
+		}
+		cur, err := stream.ParseCursor(f.Since)
+		if err != nil {
+			c.fail(f.Ref, err)
+			return
+		}
+		req.Since = &cur
+	}
+	key := stream.Key(topic.Path, sel)
+	c.mu.Lock()
+	delete(c.denied, key) // allowed again
+	old, dup := c.subs[key]
+	if dup && old.Closed() {
+		delete(c.subs, key)
+		dup = false
+	}
+	n := len(c.subs)
+	c.mu.Unlock()
+	if !dup && old != nil {
+		c.unsub(old)
+	}
+	if dup {
+		c.fail(f.Ref, store.Errorf(store.CodeConflict, "already subscribed to %q with this selector", f.Topic))
+		return
+	}
+	if n >= c.srv.cfg.MaxSubscriptions {
+		c.fail(f.Ref, store.Errorf(store.CodeTooManyRequests, "at most %d subscriptions per connection", c.srv.cfg.MaxSubscriptions))
+		return
+	}
+	var (
+		sub *stream.Subscription
+		res stream.Result
+		run func(context.Context) error
+	)
+	if isChannel {
+		var member *broker.Member
+		if topic.Kind == stream.TopicChannel {
+			member = &broker.Member{ID: c.memberID(), ConnID: c.id, Meta: f.Meta}
+		}
+		sub, res, run, err = c.srv.cfg.Channels.Subscribe(c.ctx, req, member, c)
+		if err == nil && member != nil {
+			c.startPresenceRenewal()
+		}
+	} else {
+		sub, res, run, err = c.srv.cfg.Resources.Subscribe(c.ctx, req, c)
+	}
+	if err != nil {
+		c.fail(f.Ref, err)
+		return
+	}
+	c.mu.Lock()
+	c.subs[key] = sub
+	c.start[key] = res.Cursor.String()
+	c.mu.Unlock()
+	c.srv.metrics.subscriptions.Inc()
+	body := SubscribeResult{Topic: res.Topic, Labels: res.Labels, Start: string(res.Start)}
+	if res.Cursor.Epoch != "" {
+		body.Cursor = res.Cursor.String()
+	}
+	c.reply(f.Ref, body, nil)
+	c.workers.Add(1)
+	go func() {
+		defer c.workers.Done()
+		if err := run(c.ctx); err != nil && c.ctx.Err() == nil {
+			// The replay could not complete (e.g. the log was compacted
+			// meanwhile): end this subscription and say why.
+			c.dropSub(key, sub)
+			c.send(ErrorFrame{Type: "error", Topic: res.Topic, Labels: res.Labels, Problem: c.srv.cfg.Problem(err)})
+		}
+	}()
+}
+
+func (c *conn) dropSub(key string, sub *stream.Subscription) {
+	c.mu.Lock()
+	cur, ok := c.subs[key]
+	if ok && cur == sub {
+		delete(c.subs, key)
+		delete(c.start, key)
+	}
+	c.mu.Unlock()
+	if ok && cur == sub {
+		c.unsub(sub)
+	}
+}
+
+// unsub ends a subscription with the engine that made it.
+func (c *conn) unsub(sub *stream.Subscription) {
+	switch sub.Topic.Kind {
+	case stream.TopicChannel, stream.TopicPresence:
+		c.srv.cfg.Channels.Unsubscribe(sub)
+	default:
+		c.srv.cfg.Resources.Unsubscribe(sub)
+	}
+	c.srv.metrics.subscriptions.Dec()
+}
+
+// memberID is the presence member key: the token subject, or the
+// connection id for anonymous connections.
+func (c *conn) memberID() string {
+	if !c.principal.Anonymous() && c.principal.Subject != "" {
+		return c.principal.Subject
+	}
+	return c.id
+}
+
+// allowed checks the connection's principal for action on path. Errors:
+// auth.ErrInvalidToken (expired), auth.ErrNoToken, auth.ErrInsufficientScope.
+func (c *conn) allowed(action auth.Action, path string) error {
+	if c.principal.Expired(time.Now()) {
+		return &auth.TokenError{Reason: auth.ReasonExpired}
+	}
+	return c.principal.Check(action, path)
+}
+
+// setPrincipal makes p the connection's principal and arms the expiry
+// close for its token.
+func (c *conn) setPrincipal(p auth.Principal) {
+	c.principal = p
+	if c.expiry != nil {
+		c.expiry.Stop()
+		c.expiry = nil
+	}
+	if !p.ExpiresAt.IsZero() {
+		c.expiry = time.AfterFunc(time.Until(p.ExpiresAt), func() {
+			c.closeWith(CloseAuthExpired, "token expired; reconnect with a fresh token and resume with your cursors", nil)
+		})
+	}
+}
+
+func (c *conn) stopTimers() {
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
+	if c.authWait != nil {
+		c.authWait.Stop()
+	}
+}
+
+// auth authenticates the connection or refreshes its token. A refresh must
+// keep the subject; subscriptions the new grants no longer cover end with
+// an error frame naming their topic, so no further event of theirs is
+// delivered.
+func (c *conn) auth(f Auth) {
+	if c.srv.cfg.Auth == nil || !c.srv.cfg.Auth.Enabled() {
+		c.fail(f.Ref, store.Errorf(store.CodeInvalid, "authentication is not configured on this server"))
+		return
+	}
+	p, err := c.srv.cfg.Auth.Resolve(f.Token)
+	if err != nil {
+		c.fail(f.Ref, err)
+		return
+	}
+	if !c.principal.Anonymous() && p.Subject != c.principal.Subject {
+		c.fail(f.Ref, fmt.Errorf("%w: a refreshed token must keep the subject %q", auth.ErrInsufficientScope, c.principal.Subject))
+		return
+	}
+	if c.authWait != nil {
+		c.authWait.Stop()
+		c.authWait = nil
+	}
+	c.setPrincipal(p)
+	c.mu.Lock()
+	type lost struct {
+		key string
+		sub *stream.Subscription
+	}
+	var drop []lost
+	for key, sub := range c.subs {
+		if !p.Can(auth.ActionRead, sub.Topic.Path) {
+			drop = append(drop, lost{key, sub})
+		}
+	}
+	c.mu.Unlock()
+	if len(drop) > 0 {
+		c.mu.Lock()
+		if c.denied == nil {
+			c.denied = map[string]struct{}{}
+		}
+		for _, l := range drop {
+			c.denied[l.key] = struct{}{}
+		}
+		c.mu.Unlock()
+		c.hasDenied.Store(true)
+	}
+	for _, l := range drop {
+		c.dropSub(l.key, l.sub)
+		c.send(ErrorFrame{Type: "error", Topic: l.sub.Topic.Path, Labels: l.sub.Labels, Problem: c.srv.cfg.Problem(p.Check(auth.ActionRead, l.sub.Topic.Path))})
+	}
+	res := AuthResult{Subject: p.Subject}
+	if !p.ExpiresAt.IsZero() {
+		t := p.ExpiresAt.UTC()
+		res.ExpiresAt = &t
+	}
+	c.reply(f.Ref, res, nil)
+}
+
+// startPresenceRenewal starts (once) the goroutine that renews this
+// connection's presence leases; connections without presence pay nothing.
+func (c *conn) startPresenceRenewal() {
+	c.renewOnce.Do(func() {
+		c.workers.Add(1)
+		go func() {
+			defer c.workers.Done()
+			t := time.NewTicker(c.srv.cfg.Channels.RenewInterval())
+			defer t.Stop()
+			for {
+				select {
+				case <-c.ctx.Done():
+					return
+				case <-t.C:
+				}
+				c.mu.Lock()
+				subs := make([]*stream.Subscription, 0, len(c.subs))
+				for _, s := range c.subs {
+					subs = append(subs, s)
+				}
+				c.mu.Unlock()
+				for _, s := range subs {
+					if err := c.srv.cfg.Channels.RenewPresence(c.ctx, s); err != nil && c.ctx.Err() == nil {
+						c.srv.cfg.Logger.Warn("presence renewal", "conn", c.id, "err", err)
+					}
+				}
+			}
+		}()
+	})
+}
+
+func (c *conn) publish(f Publish) {
+	topic, err := stream.ParseTopic(f.Topic)
+	if err != nil {
+		c.fail(f.Ref, err)
+		return
+	}
+	if topic.Kind != stream.TopicChannel {
+		c.fail(f.Ref, store.Errorf(store.CodeInvalid, "publish to a channels/{ch}/messages topic; resources change over REST"))
+		return
+	}
+	if err := c.allowed(auth.ActionPublish, topic.Path); err != nil {
+		c.fail(f.Ref, err)
+		return
+	}
+	if !c.srv.cfg.Channels.Namespaces.For(topic.Channel).ClientPublish {
+		c.fail(f.Ref, store.Errorf(store.CodeForbidden, "clients may not publish to channel %q (its namespace disallows client publishing)", topic.Channel))
+		return
+	}
+	m, err := c.srv.cfg.Channels.Publish(c.ctx, topic.Channel, f.Data, c.memberID())
+	if err != nil {
+		c.fail(f.Ref, err)
+		return
+	}
+	c.reply(f.Ref, stream.ChannelMessageJSON(m), nil)
+}
+
+func (c *conn) unsubscribe(f Unsubscribe) {
+	topic, err := stream.ParseTopic(f.Topic)
+	if err != nil {
+		c.fail(f.Ref, err)
+		return
+	}
+	sel, err := store.ParseSelector(f.Labels)
+	if err != nil {
+		c.fail(f.Ref, err)
+		return
+	}
+	key := stream.Key(topic.Path, sel)
+	c.mu.Lock()
+	sub, ok := c.subs[key]
+	c.mu.Unlock()
+	if !ok {
+		c.fail(f.Ref, store.Errorf(store.CodeNotFound, "not subscribed to %q with this selector", f.Topic))
+		return
+	}
+	c.dropSub(key, sub)
+	c.reply(f.Ref, struct{}{}, nil)
+}
+
+func (c *conn) reply(ref string, body any, p *api.Problem) {
+	r := Reply{Type: "reply", Ref: ref, OK: p == nil, Body: body, Problem: p}
+	c.send(r)
+}
+
+// send encodes a connection-specific frame and queues it.
+func (c *conn) send(frame any) {
+	b, err := json.Marshal(frame)
+	if err != nil {
+		c.srv.cfg.Logger.Error("encode frame", "err", err)
+		return
+	}
+	if c.srv.cfg.Strict {
+		if err := c.srv.cfg.Validator.ValidateServerFrame(b); err != nil {
+			c.srv.cfg.Logger.Error("frame violates spec/asyncapi.yaml", "err", err, "frame", string(b))
+		}
+	}
+	c.Push(hub.NewMessage(b))
+}
+
+// Push implements stream.Sink.
+func (c *conn) Push(m *hub.Message) bool {
+	if c.q.Push(m) {
+		c.kick()
+		return true
+	}
+	if c.q.Overflowed() {
+		c.SlowConsumer()
+	}
+	return false
+}
+
+// PushWait implements stream.Sink: it waits until the queue is at most
+// half full, so replays go at the client's pace.
+func (c *conn) PushWait(ctx context.Context, m *hub.Message) error {
+	for {
+		if c.q.Closed() {
+			return errors.New("connection closed")
+		}
+		if c.q.Bytes() <= c.q.MaxBytes()/2 {
+			if c.Push(m) {
+				return nil
+			}
+			return errors.New("connection closed")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// Close implements stream.Sink (server shutdown).
+func (c *conn) Close() {
+	c.closeWith(CloseGoingAway, "server shutting down; reconnect and resume with your cursors", nil)
+}
+
+// SlowConsumer implements stream.Sink.
+func (c *conn) SlowConsumer() {
+	if c.closeWith(CloseSlowConsumer, "slow consumer: resume with the cursors of the last error frame", nil) {
+		c.srv.metrics.slowClosed.Inc()
+	}
+}
+
+// tick is a ping or bookmark timer firing: it flags the work, wakes the
+// writer and re-arms itself until the connection ends.
+func (c *conn) tick(due *atomic.Bool, t **time.Timer, every time.Duration) {
+	if c.ctx.Err() != nil {
+		return
+	}
+	due.Store(true)
+	c.kick()
+	c.mu.Lock()
+	(*t).Reset(every)
+	c.mu.Unlock()
+}
+
+// kick starts the writer goroutine unless one is running, or wakes the one
+// lingering. There is at most one writer at a time, and none while the
+// connection is idle: it exits writerLinger after its last work, so an idle
+// connection holds neither its goroutine stack nor a write buffer (the
+// batch buffer is pooled too).
+func (c *conn) kick() {
+	if c.writing.CompareAndSwap(false, true) {
+		go c.writeLoop()
+		return
+	}
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// hasWork reports whether the writer has something to do.
+func (c *conn) hasWork() bool {
+	return c.ctx.Err() != nil || c.pingDue.Load() || c.bookmarkDue.Load() || c.q.Len() > 0
+}
+
+// writeLoop drains the queue, coalescing everything queued into one socket
+// write, sends pings and bookmarks when due, and finally the close frame;
+// it returns once it has had nothing to do for writerLinger.
+func (c *conn) writeLoop() {
+	cfg := c.srv.cfg
+	var batch []*hub.Message
+	var linger *time.Timer
+	defer func() {
+		if linger != nil {
+			linger.Stop()
+		}
+	}()
+	for {
+		if c.ctx.Err() != nil {
+			c.finish(batch)
+			close(c.writerDone) // writing stays true: no writer after this
+			return
+		}
+		if c.pingDue.Swap(false) {
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteWait)); err != nil {
+				c.closeWith(0, "", err)
+			}
+		}
+		if c.bookmarkDue.Swap(false) {
+			c.bookmarks()
+		}
+		if c.q.Len() > 0 {
+			var err error
+			if batch, err = c.writeBatch(batch); err != nil {
+				c.closeWith(0, "", err)
+			}
+			continue
+		}
+		// Idle: linger for more work, then stop, unless work arrived
+		// between the checks above and the store (whoever queued it saw
+		// writing still true and relied on this re-check).
+		if linger == nil {
+			linger = time.NewTimer(writerLinger)
+		} else {
+			linger.Reset(writerLinger)
+		}
+		select {
+		case <-c.wake:
+			continue
+		case <-c.ctx.Done():
+			continue
+		case <-linger.C:
+		}
+		c.writing.Store(false)
+		if !c.hasWork() || !c.writing.CompareAndSwap(false, true) {
+			return
+		}
+	}
+}
+
+// writeBatch writes everything queued with a single flush.
+func (c *conn) writeBatch(batch []*hub.Message) ([]*hub.Message, error) {
+	batch = c.q.PopAll(batch[:0])
+	if len(batch) == 0 {
+		return batch, nil
+	}
+	wait := c.srv.cfg.WriteWait
+	var denied map[string]struct{}
+	if c.hasDenied.Load() {
+		c.mu.Lock()
+		denied = maps.Clone(c.denied)
+		c.mu.Unlock()
+	}
+	c.raw.begin()
+	var err error
+	for i, m := range batch {
+		if _, no := denied[m.Key()]; no && m.Key() != "" {
+			batch[i] = nil
+			continue
+		}
+		if err == nil {
+			var pm *websocket.PreparedMessage
+			if pm, err = m.Prepared(); err == nil {
+				_ = c.ws.SetWriteDeadline(time.Now().Add(wait))
+				err = c.ws.WritePreparedMessage(pm)
+			}
+			if err == nil && m.Cursor() != "" && m.Key() != "" {
+				c.written[m.Key()] = m.Cursor()
+			}
+		}
+		batch[i] = nil
+	}
+	if ferr := c.raw.flush(wait); err == nil {
+		err = ferr
+	}
+	c.srv.metrics.framesOut.Add(float64(len(batch)))
+	c.srv.metrics.writes.Inc()
+	return batch, err
+}
+
+// bookmarks queues the current cursor of every live subscription.
+func (c *conn) bookmarks() {
+	feed := c.srv.cfg.Resources.Feed
+	c.mu.Lock()
+	subs := make([]*stream.Subscription, 0, len(c.subs))
+	for _, s := range c.subs {
+		subs = append(subs, s)
+	}
+	c.mu.Unlock()
+	for _, s := range subs {
+		// Bookmark queues under the subscription's lock, so the bookmark
+		// cannot land behind a newer event of the same subscription.
+		attempted, pushed := s.Bookmark(feed, func(pos stream.Cursor) bool {
+			cur := pos.String()
+			b, _ := json.Marshal(Bookmark{Type: "bookmark", Topic: s.Topic.Path, Labels: s.Labels, Cursor: cur})
+			return c.Push(hub.NewEvent(b, s.Key, cur, 0))
+		})
+		if attempted && !pushed {
+			return
+		}
+	}
+}
+
+// finish ends the connection: on shutdown it flushes what is queued first;
+// a slow consumer instead gets an error frame with the cursor of the last
+// frame it received for each subscription. Then the close frame.
+func (c *conn) finish(batch []*hub.Message) {
+	wait := c.srv.cfg.WriteWait
+	switch c.closeCode {
+	case CloseGoingAway:
+		if _, err := c.writeBatch(batch); err != nil {
+			break
+		}
+	case CloseSlowConsumer:
+		c.q.Close()
+		c.mu.Lock()
+		var cursors []TopicCursor
+		for key, s := range c.subs {
+			cur, ok := c.written[key]
+			if !ok {
+				cur = c.start[key]
+			}
+			cursors = append(cursors, TopicCursor{Topic: s.Topic.Path, Labels: s.Labels, Cursor: cur})
+		}
+		c.mu.Unlock()
+		p := c.srv.cfg.Problem(store.Errorf(store.CodeTooManyRequests, "the connection could not keep up and its queue overflowed; reconnect and resume from these cursors"))
+		p.Type = "https://tandem.dev/problems/slow-consumer"
+		p.Title = "Slow consumer"
+		b, _ := json.Marshal(ErrorFrame{Type: "error", Problem: p, Cursors: cursors})
+		_ = c.ws.SetWriteDeadline(time.Now().Add(wait))
+		_ = c.ws.WriteMessage(websocket.TextMessage, b)
+	}
+	if c.closeCode != 0 {
+		msg := websocket.FormatCloseMessage(c.closeCode, truncateReason(c.closeReason))
+		_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(wait))
+	}
+	c.halfClose()
+}
+
+// lingerTimeout bounds how long a closing connection keeps reading what the
+// peer still sends (a close reply, the rest of an oversized message).
+const lingerTimeout = time.Second
+
+// halfClose ends the write side after the close frame and bounds the
+// reader, instead of closing the socket at once: closing with unread input
+// (say, the rest of a message past the read limit) makes the kernel send a
+// TCP reset, which can destroy the close frame before the client reads it.
+// serve closes the socket once the reader has stopped (lingeringClose).
+func (c *conn) halfClose() {
+	if hc, ok := c.raw.Conn.(interface{ CloseWrite() error }); ok {
+		_ = hc.CloseWrite()
+		_ = c.raw.Conn.SetReadDeadline(time.Now().Add(lingerTimeout))
+		return
+	}
+	_ = c.ws.Close()
+}
+
+// lingeringClose discards what the peer still sends for at most
+// lingerTimeout, then closes the socket. Only after the reader has ended.
+func (c *conn) lingeringClose() {
+	_ = c.raw.Conn.SetReadDeadline(time.Now().Add(lingerTimeout))
+	_, _ = io.Copy(io.Discard, io.LimitReader(c.raw.Conn, 4<<20))
+	_ = c.ws.Close()
+}
+
+func truncateReason(s string) string {
+	if len(s) > 120 {
+		return s[:120]
+	}
+	return s
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// heartbeatSeconds is the welcome frame's promise: a ping or a bookmark
+// comes at least this often (the longer interval, rounded up, at least 1).
+func heartbeatSeconds(ping, bookmark time.Duration) int {
+	d := max(ping, bookmark)
+	return max(1, int((d+time.Second-1)/time.Second))
+}

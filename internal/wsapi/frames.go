@@ -1,0 +1,120 @@
+// Package wsapi serves the WebSocket API at /v1/ws: it upgrades the
+// connection, runs exactly one reader and one writer goroutine per
+// connection, validates every inbound frame against spec/asyncapi.yaml and
+// answers each with a reply carrying the same ref.
+package wsapi
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/tandemhq/tandem/gen/api"
+	"github.com/tandemhq/tandem/internal/stream"
+)
+
+// Protocol is the value of welcome.protocol.
+const Protocol = "tandem.v1"
+
+// Close codes (documented in spec/asyncapi.yaml).
+const (
+	CloseNormal         = 1000
+	CloseGoingAway      = 1001
+	CloseUnsupported    = 1003
+	CloseInvalidPayload = 1007
+	ClosePolicy         = 1008
+	CloseTooBig         = 1009
+	CloseInternal       = 1011
+	CloseSlowConsumer   = 4008
+	CloseAuthExpired    = 4001
+	CloseAuthRequired   = 4010
+	CloseTooManyRequest = 4029
+)
+
+// Subscribe is the client's subscribe frame (components/schemas/Subscribe).
+type Subscribe struct {
+	Type     string          `json:"type"`
+	Ref      string          `json:"ref"`
+	Topic    string          `json:"topic"`
+	Labels   string          `json:"labels,omitempty"`
+	Since    string          `json:"since,omitempty"`
+	Snapshot bool            `json:"snapshot,omitempty"`
+	Meta     json.RawMessage `json:"meta,omitempty"`
+}
+
+// Publish is the client's publish frame; the reply body is the message.
+type Publish struct {
+	Type  string          `json:"type"`
+	Ref   string          `json:"ref"`
+	Topic string          `json:"topic"`
+	Data  json.RawMessage `json:"data"`
+}
+
+// Unsubscribe is the client's unsubscribe frame.
+type Unsubscribe struct {
+	Type   string `json:"type"`
+	Ref    string `json:"ref"`
+	Topic  string `json:"topic"`
+	Labels string `json:"labels,omitempty"`
+}
+
+// Auth authenticates the connection or refreshes its token.
+type Auth struct {
+	Type  string `json:"type"`
+	Ref   string `json:"ref"`
+	Token string `json:"token"`
+}
+
+// AuthResult is the body of a successful auth reply.
+type AuthResult struct {
+	Subject   string     `json:"subject"`
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+}
+
+// Ping is the client's application-level ping.
+type Ping struct {
+	Type string `json:"type"`
+	Ref  string `json:"ref"`
+}
+
+// Welcome is the first server frame.
+type Welcome struct {
+	Type             string `json:"type"`
+	ConnectionID     string `json:"connectionId"`
+	Protocol         string `json:"protocol"`
+	HeartbeatSeconds int    `json:"heartbeatSeconds"`
+	MaxFrameBytes    int64  `json:"maxFrameBytes"`
+}
+
+// Reply answers one client frame.
+type Reply struct {
+	Type    string       `json:"type"`
+	Ref     string       `json:"ref"`
+	OK      bool         `json:"ok"`
+	Body    any          `json:"body,omitempty"`
+	Problem *api.Problem `json:"problem,omitempty"`
+}
+
+// SubscribeResult is the body of a successful subscribe reply.
+type SubscribeResult struct {
+	Topic  string `json:"topic"`
+	Labels string `json:"labels,omitempty"`
+	Cursor string `json:"cursor,omitempty"` // absent for presence topics
+	Start  string `json:"start"`
+}
+
+// Frames shared with SSE and long-poll.
+type (
+	// ErrorFrame is a problem not tied to a ref: with Topic it ended that
+	// subscription, with Cursors it precedes a slow-consumer close.
+	ErrorFrame = stream.ErrorFrame
+	// TopicCursor is one subscription's position.
+	TopicCursor = stream.TopicCursor
+	// Presence is a presence state or diff.
+	Presence = stream.PresenceFrame
+	// Event is a change of a subscribed topic.
+	Event = stream.EventFrame
+	// Synced ends a snapshot.
+	Synced = stream.SyncedFrame
+	// Bookmark carries a subscription's current cursor.
+	Bookmark = stream.BookmarkFrame
+)

@@ -1,0 +1,277 @@
+package wsapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tandemhq/tandem/gen/api"
+	"github.com/tandemhq/tandem/internal/auth"
+	"github.com/tandemhq/tandem/internal/specval"
+	"github.com/tandemhq/tandem/internal/stream"
+)
+
+// Config configures the WebSocket server. Zero durations and sizes take
+// the documented defaults.
+type Config struct {
+	Resources *stream.Resources
+	Channels  *stream.Channels
+	Validator *specval.AsyncAPI
+	Logger    *slog.Logger
+	Registry  prometheus.Registerer
+	// Strict validates every outbound frame the connection builds.
+	Strict bool
+	// Problem converts an error into a problem object (the HTTP layer's
+	// error table, so REST and WebSocket agree).
+	Problem func(error) api.Problem
+	// MaxFrameBytes is the read limit (close 1009 beyond); default 64 KiB.
+	MaxFrameBytes int64
+	// QueueBytes bounds each connection's outbound queue; default 1 MiB.
+	QueueBytes int
+	// PingInterval between server pings; default 25 s. PongWait is how long
+	// without a pong before the connection is dropped; default 60 s.
+	PingInterval, PongWait time.Duration
+	// WriteWait bounds every write; default 10 s.
+	WriteWait time.Duration
+	// BookmarkInterval between bookmarks; default 25 s (≤ 30 s promised).
+	BookmarkInterval time.Duration
+	// MaxSubscriptions per connection; default 1000.
+	MaxSubscriptions int
+	// CheckOrigin decides cross-origin upgrades; nil denies any Origin
+	// whose host differs from the request's Host.
+	CheckOrigin func(*http.Request) bool
+	// FrameRate and FrameBurst limit client frames per connection (0: no
+	// limit). An excess frame gets a 429 reply; a client that keeps going
+	// past another burst of refusals is closed with 4029.
+	FrameRate  float64
+	FrameBurst int
+	// Auth resolves credentials; nil means auth is not configured and
+	// every connection may do everything.
+	Auth Authenticator
+	// AuthTimeout is how long a connection whose anonymous principal may
+	// do nothing has to send an auth frame (close 4010 after); default 10 s.
+	AuthTimeout time.Duration
+}
+
+// Authenticator resolves credentials into principals (auth.Authenticator).
+type Authenticator interface {
+	// Resolve returns the principal of token ("" is anonymous). Errors:
+	// auth.ErrInvalidToken.
+	Resolve(token string) (auth.Principal, error)
+	// Enabled reports whether credentials are configured at all.
+	Enabled() bool
+}
+
+var _ Authenticator = (*auth.Authenticator)(nil)
+
+// Server upgrades and serves WebSocket connections.
+type Server struct {
+	cfg      Config
+	upgrader websocket.Upgrader
+	metrics  *metrics
+
+	mu      sync.Mutex
+	conns   map[*conn]struct{}
+	closing bool
+	wg      sync.WaitGroup
+}
+
+// New returns a Server.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	if cfg.MaxFrameBytes == 0 {
+		cfg.MaxFrameBytes = 64 << 10
+	}
+	if cfg.QueueBytes == 0 {
+		cfg.QueueBytes = 1 << 20
+	}
+	if cfg.PingInterval == 0 {
+		cfg.PingInterval = 25 * time.Second
+	}
+	if cfg.PongWait == 0 {
+		cfg.PongWait = 60 * time.Second
+	}
+	if cfg.WriteWait == 0 {
+		cfg.WriteWait = 10 * time.Second
+	}
+	if cfg.BookmarkInterval == 0 {
+		cfg.BookmarkInterval = 25 * time.Second
+	}
+	if cfg.MaxSubscriptions == 0 {
+		cfg.MaxSubscriptions = 1000
+	}
+	if cfg.AuthTimeout == 0 {
+		cfg.AuthTimeout = 10 * time.Second
+	}
+	s := &Server{cfg: cfg, conns: map[*conn]struct{}{}, metrics: newMetrics(cfg.Registry)}
+	s.upgrader = websocket.Upgrader{
+		// Every connection keeps its read buffer for life, so it is small:
+		// client frames are small, and larger ones are read through it.
+		ReadBufferSize:  512,
+		WriteBufferSize: 1024,
+		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     cfg.CheckOrigin,
+		// Offered "bearer.<token>" subprotocols are read, never echoed.
+		Subprotocols: []string{Protocol},
+		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(status)
+			_, _ = w.Write([]byte(`{"type":"https://tandem.dev/problems/websocket-upgrade","title":"WebSocket upgrade failed","status":` + itoa(status) + `,"detail":` + quote(reason.Error()) + `}`))
+		},
+	}
+	return s
+}
+
+// ServeHTTP upgrades the request and serves the connection until it closes.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			s.wg.Done()
+		}
+	}()
+
+	principal, err := s.authenticate(r)
+	if err != nil {
+		s.refuse(w, err)
+		return
+	}
+	hw := &hijackWriter{ResponseWriter: w}
+	ws, err := s.upgrader.Upgrade(hw, r, nil)
+	if err != nil {
+		return // the upgrader already answered
+	}
+	c := newConn(s, ws, hw.conn, principal)
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		c.closeWith(CloseGoingAway, "server shutting down", nil)
+	} else {
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
+	}
+	s.metrics.connections.Inc()
+	// Serve from a goroutine of its own and return: net/http's connection
+	// goroutine then ends, releasing its stack (grown by the handler
+	// chain), the request and the 4 KiB buffers it holds past the hijack.
+	// An idle connection costs about half as much memory this way.
+	handedOff = true
+	go func() {
+		defer s.wg.Done()
+		c.serve()
+		s.metrics.connections.Dec()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
+}
+
+// authenticate resolves the credentials presented on the upgrade request:
+// the Authorization or X-API-Key header, else a "bearer.<token>"
+// subprotocol; none makes the connection anonymous (it may still send an
+// auth frame). Errors: auth.ErrInvalidToken.
+func (s *Server) authenticate(r *http.Request) (auth.Principal, error) {
+	if s.cfg.Auth == nil {
+		return auth.Principal{Kind: auth.KindAnonymous, Grants: auth.AllowAll()}, nil
+	}
+	tok, err := auth.TokenFromRequest(r, "")
+	if err != nil {
+		return auth.Principal{}, err
+	}
+	if tok == "" {
+		tok = auth.TokenFromSubprotocols(websocket.Subprotocols(r))
+	}
+	return s.cfg.Auth.Resolve(tok)
+}
+
+// refuse answers an upgrade request whose credentials were rejected with
+// a 401 problem (RFC 6750 challenge included).
+func (s *Server) refuse(w http.ResponseWriter, err error) {
+	p := s.cfg.Problem(err)
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", `Bearer realm="tandem", error="invalid_token"`)
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+// Shutdown closes every connection with 1001 (after flushing what is
+// queued) and waits for them to end or ctx to expire. Errors: ctx.Err().
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.closeWith(CloseGoingAway, "server shutting down; reconnect and resume with your cursors", nil)
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// NumConnections returns the number of open connections.
+func (s *Server) NumConnections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+type metrics struct {
+	connections   prometheus.Gauge
+	subscriptions prometheus.Gauge
+	framesIn      *prometheus.CounterVec
+	framesOut     prometheus.Counter
+	writes        prometheus.Counter
+	slowClosed    prometheus.Counter
+	invalid       prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		connections:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "tandem_ws_connections", Help: "Open WebSocket connections."}),
+		subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tandem_ws_subscriptions", Help: "Active WebSocket subscriptions."}),
+		framesIn:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_ws_frames_in_total", Help: "Client frames received, by type."}, []string{"type"}),
+		framesOut:     prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_ws_frames_out_total", Help: "Server frames sent."}),
+		writes:        prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_ws_writes_total", Help: "Socket writes (each carries one or more coalesced frames)."}),
+		slowClosed:    prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_ws_slow_consumer_closes_total", Help: "Connections closed because their outbound queue overflowed."}),
+		invalid:       prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_ws_invalid_frames_total", Help: "Client frames rejected by AsyncAPI validation."}),
+	}
+	reg.MustRegister(m.connections, m.subscriptions, m.framesIn, m.framesOut, m.writes, m.slowClosed, m.invalid)
+	return m
+}

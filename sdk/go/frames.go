@@ -1,0 +1,96 @@
+package tandem
+
+import (
+	"encoding/json"
+
+	"github.com/tandemhq/tandem/gen/client"
+)
+
+// serverFrame decodes every frame the server sends (spec/asyncapi.yaml);
+// only the members of its type are set.
+type serverFrame struct {
+	Type     string                  `json:"type"`
+	Ref      string                  `json:"ref"`
+	OK       bool                    `json:"ok"`
+	Body     json.RawMessage         `json:"body"`
+	Problem  *client.Problem         `json:"problem"`
+	Topic    string                  `json:"topic"`
+	Labels   string                  `json:"labels"`
+	Event    string                  `json:"event"`
+	Cursor   string                  `json:"cursor"`
+	Resource *client.Resource        `json:"resource"`
+	Message  *client.ChannelMessage  `json:"message"`
+	Action   string                  `json:"action"`
+	Members  []client.PresenceMember `json:"members"`
+	Cursors  []TopicCursor           `json:"cursors"`
+
+	ConnectionID     string `json:"connectionId"`
+	Protocol         string `json:"protocol"`
+	HeartbeatSeconds int    `json:"heartbeatSeconds"`
+	MaxFrameBytes    int64  `json:"maxFrameBytes"`
+}
+
+// TopicCursor is one subscription's position, as listed by a slow-consumer
+// error frame.
+type TopicCursor struct {
+	Topic  string `json:"topic"`
+	Labels string `json:"labels,omitempty"`
+	Cursor string `json:"cursor"`
+}
+
+// Welcome is the server's first frame on a connection.
+type Welcome struct {
+	ConnectionID     string
+	Protocol         string
+	HeartbeatSeconds int
+	MaxFrameBytes    int64
+}
+
+// subscribeResult is the body of a successful subscribe reply.
+type subscribeResult struct {
+	Topic  string `json:"topic"`
+	Labels string `json:"labels"`
+	Cursor string `json:"cursor"`
+	Start  string `json:"start"`
+}
+
+type subscribeFrame struct {
+	Type     string          `json:"type"`
+	Ref      string          `json:"ref"`
+	Topic    string          `json:"topic"`
+	Labels   string          `json:"labels,omitempty"`
+	Since    string          `json:"since,omitempty"`
+	Snapshot bool            `json:"snapshot,omitempty"`
+	Meta     json.RawMessage `json:"meta,omitempty"`
+}
+
+type unsubscribeFrame struct {
+	Type   string `json:"type"`
+	Ref    string `json:"ref"`
+	Topic  string `json:"topic"`
+	Labels string `json:"labels,omitempty"`
+}
+
+type publishFrame struct {
+	Type  string          `json:"type"`
+	Ref   string          `json:"ref"`
+	Topic string          `json:"topic"`
+	Data  json.RawMessage `json:"data"`
+}
+
+type pingFrame struct {
+	Type string `json:"type"`
+	Ref  string `json:"ref"`
+}
+
+type authFrame struct {
+	Type  string `json:"type"`
+	Ref   string `json:"ref"`
+	Token string `json:"token"`
+}
+
+// AuthResult is the body of a successful auth reply.
+type AuthResult struct {
+	Subject   string `json:"subject"`
+	ExpiresAt string `json:"expiresAt,omitempty"`
+}

@@ -1,0 +1,157 @@
+package tandem
+
+import (
+	"context"
+	"sort"
+	"sync"
+
+	"github.com/tandemhq/tandem/gen/client"
+)
+
+// MirrorOptions configure a Mirror.
+type MirrorOptions struct {
+	// Labels restricts the mirror to resources matching a label selector.
+	Labels string
+	// OnEvent, when set, sees every event after the mirror applied it
+	// (from the subscription's delivery goroutine; it must not block long).
+	OnEvent func(m *Mirror, ev Event)
+}
+
+// Mirror is a local copy of a collection (or of the resources matching a
+// label selector) that follows every change: a snapshot, then live events,
+// across reconnects and server restarts, without a gap. When the server
+// answers resync-required the mirror reloads a fresh snapshot and swaps it
+// in atomically once complete; readers see the previous state meanwhile.
+type Mirror struct {
+	sub *Subscription
+
+	mu       sync.RWMutex
+	items    map[string]client.Resource
+	next     map[string]client.Resource // a snapshot being received
+	revision int64
+	cursor   string
+	synced   chan struct{}
+	once     sync.Once
+	onEvent  func(*Mirror, Event)
+}
+
+// Mirror starts mirroring a collection. It returns once the server accepted
+// the subscription; WaitSynced waits for the initial snapshot. Errors: as
+// Subscribe.
+func (cn *Conn) Mirror(ctx context.Context, collection string, opts *MirrorOptions) (*Mirror, error) {
+	var o MirrorOptions
+	if opts != nil {
+		o = *opts
+	}
+	m := &Mirror{items: map[string]client.Resource{}, next: map[string]client.Resource{}, synced: make(chan struct{}), onEvent: o.OnEvent}
+	sub, err := cn.SubscribeFunc(ctx, CollectionTopic(collection), &SubscribeOptions{Labels: o.Labels, Snapshot: true, AutoResync: true}, m.apply)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	m.sub = sub
+	m.mu.Unlock()
+	return m, nil
+}
+
+func (m *Mirror) apply(ev Event) {
+	m.mu.Lock()
+	switch ev.Type {
+	case TypeReset:
+		m.next = map[string]client.Resource{}
+	case TypeSynced:
+		if m.next != nil {
+			m.items, m.next = m.next, nil
+		}
+		m.cursor = ev.Cursor
+	case TypeEvent:
+		if r := ev.Resource; r != nil {
+			switch ev.Event {
+			case "resource.snapshot":
+				if m.next == nil {
+					m.next = map[string]client.Resource{}
+				}
+				m.next[r.Id] = *r
+			case "resource.deleted":
+				delete(m.items, r.Id)
+			default:
+				m.items[r.Id] = *r
+			}
+			m.revision = max(m.revision, r.Revision)
+		}
+		if ev.Event != "resource.snapshot" {
+			m.cursor = ev.Cursor
+		}
+	}
+	m.mu.Unlock()
+	if ev.Type == TypeSynced {
+		m.once.Do(func() { close(m.synced) })
+	}
+	if m.onEvent != nil {
+		m.onEvent(m, ev)
+	}
+}
+
+// WaitSynced waits until the initial snapshot has been applied. Errors:
+// ctx.Err(), or why the mirror ended.
+func (m *Mirror) WaitSynced(ctx context.Context) error {
+	select {
+	case <-m.synced:
+		return nil
+	case <-m.sub.Done():
+		return m.sub.Err()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Get returns the mirrored resource id.
+func (m *Mirror) Get(id string) (client.Resource, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	r, ok := m.items[id]
+	return r, ok
+}
+
+// Items returns the mirrored resources ordered by id.
+func (m *Mirror) Items() []client.Resource {
+	m.mu.RLock()
+	out := make([]client.Resource, 0, len(m.items))
+	for _, r := range m.items {
+		out = append(out, r)
+	}
+	m.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Id < out[j].Id })
+	return out
+}
+
+// Len returns the number of mirrored resources.
+func (m *Mirror) Len() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.items)
+}
+
+// Revision returns the newest resource revision the mirror has seen.
+func (m *Mirror) Revision() int64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.revision
+}
+
+// Cursor returns the cursor of the newest change applied.
+func (m *Mirror) Cursor() string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.cursor
+}
+
+// Done is closed when the mirror stopped (Close, or its Conn ended).
+func (m *Mirror) Done() <-chan struct{} { return m.sub.Done() }
+
+// Err returns why the mirror stopped.
+func (m *Mirror) Err() error { return m.sub.Err() }
+
+// Close stops following changes; the last state stays readable. It
+// returns no error.
+func (m *Mirror) Close() error { return m.sub.Close() }

@@ -1,0 +1,227 @@
+/* Generated from spec/asyncapi.yaml by scripts/gen-frames.mjs (json-schema-to-typescript). Do not edit: run `npm run gen`. */
+
+/**
+ * Any WebSocket frame (spec/asyncapi.yaml).
+ */
+export type Frame =
+  Subscribe | Unsubscribe | Ping | Publish | Auth | Reply | Presence | Welcome | Event | Synced | Bookmark | ErrorFrame;
+/**
+ * Client-chosen correlation id, echoed in the reply.
+ */
+export type Ref = string;
+/**
+ * A REST path without the /v1/ prefix, e.g. `collections/orders/resources`.
+ */
+export type Topic = string;
+/**
+ * A label selector (`env=prod,tier!=db`), as on the REST list.
+ */
+export type Labels = string;
+/**
+ * An opaque position in a topic's stream.
+ */
+export type Cursor = string;
+/**
+ * An opaque position in a topic's stream.
+ */
+export type Cursor1 = string;
+
+export interface Subscribe {
+  type: "subscribe";
+  ref: Ref;
+  topic: Topic;
+  labels?: Labels;
+  since?: Cursor;
+  /**
+   * Send the current state first (not with `since`); for channel messages, the retained history.
+   */
+  snapshot?: boolean;
+  /**
+   * Presence metadata of this connection, for channel message topics with presence enabled.
+   */
+  meta?: {
+    [k: string]: unknown | undefined;
+  };
+}
+export interface Unsubscribe {
+  type: "unsubscribe";
+  ref: Ref;
+  topic: Topic;
+  labels?: Labels;
+}
+export interface Ping {
+  type: "ping";
+  ref: Ref;
+}
+export interface Publish {
+  type: "publish";
+  ref: Ref;
+  topic: Topic;
+  /**
+   * Any JSON value.
+   */
+  data: unknown;
+}
+export interface Auth {
+  type: "auth";
+  ref: Ref;
+  /**
+   * A JWT or an API key.
+   */
+  token: string;
+}
+export interface Reply {
+  type: "reply";
+  ref: Ref;
+  ok: boolean;
+  /**
+   * On success; for subscribe a SubscribeResult, for publish the ChannelMessage, for auth an AuthResult, otherwise an empty object.
+   */
+  body?: SubscribeResult | ChannelMessage | AuthResult | {};
+  problem?: Problem;
+}
+export interface SubscribeResult {
+  topic: Topic;
+  labels?: Labels;
+  cursor?: Cursor1;
+  /**
+   * `since`: replay started right after the given cursor; `snapshot`: the state at `cursor` follows; `live`: only events after `cursor`.
+   */
+  start: "live" | "since" | "snapshot";
+}
+/**
+ * The same object as the REST API's ChannelMessage.
+ */
+export interface ChannelMessage {
+  channel: string;
+  offset: number;
+  cursor: Cursor;
+  /**
+   * Any JSON value.
+   */
+  data: unknown;
+  publisher?: string;
+  time: string;
+}
+export interface AuthResult {
+  /**
+   * The token's subject (the API key's name).
+   */
+  subject: string;
+  /**
+   * When the token expires; refresh before then or the connection closes with 4001. Absent for API keys.
+   */
+  expiresAt?: string;
+}
+/**
+ * RFC 9457 problem details (the same as the REST API's).
+ */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail?: string;
+  instance?: string;
+  errors?: {
+    in: "body" | "query" | "path" | "header";
+    name?: string;
+    pointer?: string;
+    detail: string;
+    [k: string]: unknown | undefined;
+  }[];
+  [k: string]: unknown | undefined;
+}
+export interface Presence {
+  type: "presence";
+  topic: Topic;
+  /**
+   * `state` lists every member; `join`/`leave` list the member that came or went (a member leaves when its last connection closes or stops answering pings).
+   */
+  action: "state" | "join" | "leave";
+  members: PresenceMember[];
+}
+export interface PresenceMember {
+  id: string;
+  connections: {
+    connectionId: string;
+    meta?: {
+      [k: string]: unknown | undefined;
+    };
+  }[];
+}
+export interface Welcome {
+  type: "welcome";
+  connectionId: string;
+  protocol: "tandem.v1";
+  /**
+   * Bookmarks and pings come at least this often.
+   */
+  heartbeatSeconds: number;
+  /**
+   * Larger client messages close the connection with 1009.
+   */
+  maxFrameBytes: number;
+}
+/**
+ * A resource change (with `resource`) or a channel message (with `message`).
+ */
+export interface Event {
+  type: "event";
+  topic: Topic;
+  labels?: Labels;
+  /**
+   * `resource.deleted` carries the last state; `resource.snapshot` is part of an initial snapshot; `message` is a channel message.
+   */
+  event: "resource.created" | "resource.updated" | "resource.deleted" | "resource.snapshot" | "message";
+  cursor: Cursor;
+  resource?: Resource;
+  message?: ChannelMessage;
+}
+/**
+ * The same object as the REST API's Resource.
+ */
+export interface Resource {
+  id: string;
+  collection: string;
+  data: {
+    [k: string]: unknown | undefined;
+  };
+  labels: {
+    [k: string]: string | undefined;
+  };
+  revision: number;
+  createdAt: string;
+  updatedAt: string;
+}
+export interface Synced {
+  type: "synced";
+  topic: Topic;
+  labels?: Labels;
+  cursor: Cursor;
+}
+export interface Bookmark {
+  type: "bookmark";
+  topic: Topic;
+  labels?: Labels;
+  cursor: Cursor;
+}
+export interface ErrorFrame {
+  type: "error";
+  topic?: Topic;
+  labels?: Labels;
+  problem: Problem;
+  /**
+   * On a slow-consumer close, the last delivered cursor of each subscription.
+   */
+  cursors?: {
+    topic: Topic;
+    labels?: Labels;
+    cursor: Cursor;
+  }[];
+}
+
+/** Frames the client sends. */
+export type ClientFrame = Auth | Ping | Publish | Subscribe | Unsubscribe;
+
+/** Frames the server sends. */
+export type ServerFrame = Bookmark | ErrorFrame | Event | Presence | Reply | Synced | Welcome;

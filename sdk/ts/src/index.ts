@@ -1,0 +1,44 @@
+/**
+ * @tandem/sdk — TypeScript client of the Tandem realtime API server.
+ *
+ *   import { Tandem } from "@tandem/sdk";
+ *   import WebSocket from "ws"; // Node 20; browsers and Node 22+ have a global WebSocket
+ *
+ *   const tandem = new Tandem({ baseUrl: "http://127.0.0.1:8080", WebSocket });
+ *   const { data } = await tandem.rest.GET("/v1/collections");
+ *   const conn = await tandem.connect();
+ *   const sub = await conn.subscribe("collections/orders/resources", { snapshot: true });
+ *   for await (const ev of sub) console.log(ev);
+ */
+import { Connection, type RealtimeOptions } from "./realtime.js";
+import { type RestClient, createRestClient } from "./rest.js";
+import type { TokenSource } from "./token.js";
+
+export * from "./errors.js";
+export * from "./realtime.js";
+export { backoffDelay, type Backoff } from "./backoff.js";
+export { createRestClient, unwrap, type RestClient } from "./rest.js";
+export { resolveToken, type TokenSource } from "./token.js";
+export type { paths, components, operations } from "./gen/openapi.js";
+export type * from "./gen/frames.js";
+
+export interface TandemOptions extends RealtimeOptions {
+  /** fetch for REST (default: the global fetch). */
+  fetch?: typeof fetch;
+}
+
+/** A Tandem client: typed REST (`rest`, openapi-fetch) and realtime connections (`connect`). */
+export class Tandem {
+  readonly rest: RestClient;
+  readonly options: TandemOptions;
+
+  constructor(options: TandemOptions) {
+    this.options = options;
+    this.rest = createRestClient({ baseUrl: options.baseUrl, token: options.token as TokenSource | undefined, apiKey: options.apiKey, fetch: options.fetch });
+  }
+
+  /** Opens a realtime connection that reconnects and resumes by itself. */
+  connect(): Promise<Connection> {
+    return Connection.open(this.options);
+  }
+}

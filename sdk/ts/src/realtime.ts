@@ -1,0 +1,767 @@
+import type {
+  AuthResult,
+  ChannelMessage,
+  ClientFrame,
+  ErrorFrame,
+  Event,
+  Presence,
+  PresenceMember,
+  Reply,
+  Resource,
+  ServerFrame,
+  SubscribeResult,
+  Synced,
+  Welcome,
+} from "./gen/frames.js";
+import { type Backoff, backoffDelay, defaultBackoff, refreshDelay } from "./backoff.js";
+import { ClosedError, CloseError, ConnectionLostError, ResyncRequiredError, TandemError, problemError } from "./errors.js";
+import { type TokenSource, resolveToken } from "./token.js";
+
+// This module imports nothing outside the package (no openapi-fetch), so a
+// browser can load dist/realtime.js as a plain ES module.
+
+/** Made by the SDK, not sent by the server: a snapshot starts again; discard the state built from this subscription. */
+export interface ResetEvent {
+  type: "reset";
+  topic: string;
+  labels?: string;
+}
+
+/** What a subscription delivers: the server's event, synced and presence frames, plus the SDK's reset marker. */
+export type RealtimeEvent = Event | Synced | Presence | ResetEvent;
+
+/** The part of the WebSocket API the SDK uses (browsers' WebSocket, Node 22+'s global, or the `ws` package). */
+export interface WebSocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((ev: any) => void) | null;
+  onmessage: ((ev: any) => void) | null;
+  onclose: ((ev: any) => void) | null;
+  onerror: ((ev: any) => void) | null;
+}
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+
+export interface Status {
+  state: "connected" | "disconnected" | "closed";
+  /** Why the connection was lost or closed. */
+  error?: Error;
+  /** Milliseconds until the next attempt (disconnected). */
+  delay?: number;
+  attempt?: number;
+  connectionId?: string;
+}
+
+export interface RealtimeOptions {
+  baseUrl: string;
+  /** A JWT (or a function returning a fresh one): sent in-band as the first frame, and again before it expires. */
+  token?: TokenSource;
+  /** An API key, sent in-band like a token when no token is given. */
+  apiKey?: string;
+  WebSocket?: WebSocketConstructor;
+  backoff?: Partial<Backoff>;
+  onStatus?: (s: Status) => void;
+  /** Sees every frame sent ("out") or received ("in"), e.g. for logging. */
+  onFrame?: (direction: "in" | "out", frame: string) => void;
+}
+
+export interface SubscribeOptions {
+  /** Label selector for resource topics, e.g. "env=prod". */
+  labels?: string;
+  /** Resume after this cursor: every later event, in order, no gap, no duplicate (or a ResyncRequiredError). */
+  since?: string;
+  /** The current state first (or a channel's history), then `synced`, then live events. Not with `since`. */
+  snapshot?: boolean;
+  /** Presence metadata of this connection, for a channel's messages topic. */
+  meta?: Record<string, unknown>;
+  /** On resync-required, reload with a snapshot (after a reset event) instead of ending. */
+  autoResync?: boolean;
+  /** Receive events through this callback instead of async iteration. */
+  onEvent?: (ev: RealtimeEvent) => void;
+  /**
+   * Bounds the events received but not yet taken by async iteration
+   * (default 10,000; -1: no bound). When a resource or channel messages
+   * subscription reaches it outside a snapshot, the SDK pauses it instead of
+   * queueing without end: it unsubscribes, keeps the cursor of the last
+   * queued event and, once the iterator has taken every queued event,
+   * subscribes again from that cursor: nothing lost or repeated
+   * (`pauses` counts these). If the server no longer holds that position,
+   * the subscription gets resync-required like any resume. Presence
+   * subscriptions and snapshots are never paused.
+   */
+  maxPending?: number;
+}
+
+export const collectionTopic = (c: string) => `collections/${c}/resources`;
+export const resourceTopic = (c: string, id: string) => `collections/${c}/resources/${id}`;
+export const channelTopic = (ch: string) => `channels/${ch}/messages`;
+export const presenceTopic = (ch: string) => `channels/${ch}/presence`;
+
+const FATAL_CODES = new Set([1008, 4003, 4010]);
+const STABLE_AFTER_MS = 10_000;
+
+type Outgoing = ClientFrame extends infer F ? (F extends { ref: string } ? Omit<F, "ref"> : never) : never;
+
+interface Pending {
+  resolve(f: Reply): void;
+  reject(e: Error): void;
+  onReply?: (f: Reply) => void;
+}
+
+/**
+ * A realtime connection that reconnects by itself (jittered exponential
+ * backoff) and re-establishes every subscription from the last cursor it
+ * saw, so subscribers get every event once, in order, across reconnects
+ * and server restarts. Requests in flight when the connection drops reject
+ * with ConnectionLostError; new ones wait for the next connection.
+ */
+export class Connection {
+  /** Resolves with the reason once the connection has ended for good. */
+  readonly closed: Promise<Error>;
+  welcome?: Welcome;
+  private resolveClosed!: (e: Error) => void;
+  private readonly o: RealtimeOptions;
+  private readonly backoff: Backoff;
+  private readonly WS: WebSocketConstructor;
+  private ws?: WebSocketLike;
+  private gen = 0;
+  private ref = 0;
+  private attempt = 0;
+  private upSince = 0;
+  private endReason?: Error;
+  private readonly subs = new Set<Subscription>();
+  private readonly byKey = new Map<string, Subscription>();
+  private pending = new Map<string, Pending>();
+  private readyWaiters: Array<() => void> = [];
+  private idleTimer?: ReturnType<typeof setTimeout>;
+  private refreshTimer?: ReturnType<typeof setTimeout>;
+  private reconnectTimer?: ReturnType<typeof setTimeout>;
+
+  private constructor(o: RealtimeOptions) {
+    this.o = o;
+    this.backoff = { ...defaultBackoff, ...o.backoff };
+    const WS = o.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    if (!WS) throw new Error("no WebSocket implementation: pass { WebSocket } from the 'ws' package (Node 20)");
+    this.WS = WS;
+    this.closed = new Promise((r) => (this.resolveClosed = r));
+  }
+
+  /** Opens a connection; rejects when the first attempt fails. */
+  static async open(o: RealtimeOptions): Promise<Connection> {
+    const c = new Connection(o);
+    const { ws, welcome, auth } = await c.dial();
+    c.attach(ws, welcome, auth);
+    return c;
+  }
+
+  private get refreshable(): boolean {
+    return typeof this.o.token === "function";
+  }
+
+  private url(): string {
+    const base = new URL(this.o.baseUrl, (globalThis as { location?: { href: string } }).location?.href);
+    base.protocol = base.protocol === "https:" ? "wss:" : "ws:";
+    base.pathname = base.pathname.replace(/\/+$/, "") + "/v1/ws";
+    return base.toString();
+  }
+
+  private emit(s: Status): void {
+    this.o.onStatus?.(s);
+  }
+
+  private sendOn(ws: WebSocketLike, frame: ClientFrame): void {
+    const text = JSON.stringify(frame);
+    ws.send(text);
+    this.o.onFrame?.("out", text);
+  }
+
+  /** Dials, reads the welcome, and authenticates in-band when credentials are configured. */
+  private dial(): Promise<{ ws: WebSocketLike; welcome: Welcome; auth?: AuthResult }> {
+    return new Promise((resolve, reject) => {
+      const ws = new this.WS(this.url());
+      let welcome: Welcome | undefined;
+      let settled = false;
+      const fail = (e: Error) => {
+        if (settled) return;
+        settled = true;
+        ws.onmessage = ws.onclose = ws.onerror = null;
+        try {
+          ws.close();
+        } catch {
+          /* already closed */
+        }
+        reject(e);
+      };
+      const timer = setTimeout(() => fail(new Error("timed out waiting for the welcome frame")), 15_000);
+      ws.onerror = (ev: { message?: string; error?: Error }) => {
+        clearTimeout(timer);
+        fail(new Error(`dial ${this.url()}: ${ev?.error?.message ?? ev?.message ?? "connection failed"}`));
+      };
+      ws.onclose = (ev: { code: number; reason: string }) => {
+        clearTimeout(timer);
+        fail(FATAL_CODES.has(ev.code) ? new CloseError(ev.code, ev.reason) : new Error(`closed during handshake: ${ev.code} ${ev.reason}`));
+      };
+      ws.onmessage = async (ev: { data: unknown }) => {
+        const text = String(ev.data);
+        this.o.onFrame?.("in", text);
+        const f = JSON.parse(text) as ServerFrame;
+        if (!welcome) {
+          if (f.type !== "welcome") return fail(new Error(`first frame is not a welcome: ${text.slice(0, 200)}`));
+          welcome = f;
+          const token = (await resolveToken(this.o.token).catch((e: Error) => fail(e))) ?? this.o.apiKey;
+          if (settled) return;
+          if (!token) {
+            clearTimeout(timer);
+            settled = true;
+            return resolve({ ws, welcome });
+          }
+          this.sendOn(ws, { type: "auth", ref: "auth", token });
+          return;
+        }
+        if (f.type === "reply" && f.ref === "auth") {
+          clearTimeout(timer);
+          if (!f.ok) return fail(problemError(f.problem));
+          settled = true;
+          return resolve({ ws, welcome, auth: f.body as AuthResult });
+        }
+      };
+    });
+  }
+
+  private attach(ws: WebSocketLike, welcome: Welcome, auth?: AuthResult): void {
+    this.ws = ws;
+    this.gen++;
+    this.welcome = welcome;
+    this.upSince = Date.now();
+    ws.onmessage = (ev: { data: unknown }) => this.onMessage(ws, String(ev.data));
+    ws.onclose = (ev: { code: number; reason: string }) => this.detach(ws, new CloseError(ev.code, ev.reason));
+    ws.onerror = () => {
+      /* onclose follows */
+    };
+    this.emit({ state: "connected", connectionId: welcome.connectionId });
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    waiters.forEach((w) => w());
+    for (const s of this.subs) this.sendSubscribe(s, this.gen);
+    this.armIdle(ws);
+    if (auth?.expiresAt && this.refreshable) this.scheduleRefresh(this.gen, Date.parse(auth.expiresAt));
+  }
+
+  /** Without traffic for twice the heartbeat, ping; without a reply, drop the connection. */
+  private armIdle(ws: WebSocketLike): void {
+    clearTimeout(this.idleTimer);
+    const hb = Math.max(1, this.welcome?.heartbeatSeconds ?? 30);
+    this.idleTimer = setTimeout(() => {
+      if (this.ws !== ws) return;
+      const timeout = setTimeout(() => {
+        if (this.ws === ws) {
+          this.detach(ws, new Error("heartbeat timeout"));
+          ws.close();
+        }
+      }, 10_000);
+      this.ping().then(
+        () => clearTimeout(timeout),
+        () => clearTimeout(timeout),
+      );
+    }, (2 * hb + 10) * 1000);
+  }
+
+  private scheduleRefresh(gen: number, expiresAt: number): void {
+    clearTimeout(this.refreshTimer);
+    if (!Number.isFinite(expiresAt)) return;
+    this.refreshTimer = setTimeout(async () => {
+      if (this.gen !== gen || !this.ws) return;
+      try {
+        const res = await this.authenticate();
+        if (res.expiresAt) this.scheduleRefresh(gen, Date.parse(res.expiresAt));
+      } catch {
+        // The server closes with 4001 at expiry; the reconnect then presents a fresh token.
+      }
+    }, refreshDelay(Date.now(), expiresAt));
+  }
+
+  private detach(ws: WebSocketLike, cause: Error): void {
+    if (this.ws !== ws) return;
+    this.ws = undefined;
+    clearTimeout(this.idleTimer);
+    clearTimeout(this.refreshTimer);
+    const pending = this.pending;
+    this.pending = new Map();
+    this.byKey.clear();
+    for (const s of this.subs) s.active = false;
+    for (const p of pending.values()) p.reject(new ConnectionLostError(cause.message));
+    if (this.endReason) return this.finish(this.endReason);
+    const code = cause instanceof CloseError ? cause.code : 0;
+    if (FATAL_CODES.has(code) || (code === 4001 && !this.refreshable)) return this.finish(cause);
+    if (Date.now() - this.upSince >= STABLE_AFTER_MS) this.attempt = 0;
+    this.reconnect(cause, code === 4001);
+  }
+
+  private reconnect(cause: Error, immediate: boolean): void {
+    const delay = immediate ? 0 : backoffDelay(this.backoff, this.attempt++);
+    this.emit({ state: "disconnected", error: cause, delay, attempt: this.attempt });
+    this.reconnectTimer = setTimeout(async () => {
+      if (this.endReason) return;
+      try {
+        const { ws, welcome, auth } = await this.dial();
+        if (this.endReason) {
+          ws.close(1000);
+          return;
+        }
+        this.attach(ws, welcome, auth);
+      } catch (e) {
+        if (this.endReason) return;
+        const err = e as Error;
+        const fatal =
+          err instanceof CloseError ||
+          (err instanceof TandemError && (err.status === 403 || (err.status === 401 && !this.refreshable)));
+        if (fatal) return this.finish(err);
+        this.reconnect(err, false);
+      }
+    }, delay);
+  }
+
+  private finish(reason: Error): void {
+    if (!this.endReason) this.endReason = reason;
+    clearTimeout(this.reconnectTimer);
+    clearTimeout(this.idleTimer);
+    clearTimeout(this.refreshTimer);
+    for (const s of [...this.subs]) this.endSub(s, this.endReason);
+    for (const p of this.pending.values()) p.reject(this.endReason);
+    this.pending.clear();
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    waiters.forEach((w) => w());
+    this.emit({ state: "closed", error: this.endReason });
+    this.resolveClosed(this.endReason);
+  }
+
+  /** Closes the connection (1000) and ends every subscription with ClosedError. */
+  async close(): Promise<void> {
+    if (this.endReason) return;
+    this.endReason = new ClosedError();
+    const ws = this.ws;
+    if (ws) {
+      this.detach(ws, this.endReason);
+      ws.close(1000);
+    } else {
+      this.finish(this.endReason);
+    }
+    await this.closed;
+  }
+
+  private async waitReady(): Promise<WebSocketLike> {
+    for (;;) {
+      if (this.endReason) throw this.endReason;
+      if (this.ws) return this.ws;
+      await new Promise<void>((r) => this.readyWaiters.push(r));
+    }
+  }
+
+  private nextRef(): string {
+    return String(++this.ref);
+  }
+
+  /** Sends a frame (waiting for a connection) and resolves with its successful reply. */
+  private async request(frame: Outgoing): Promise<Reply> {
+    const ws = await this.waitReady();
+    const ref = this.nextRef();
+    const reply = new Promise<Reply>((resolve, reject) => this.pending.set(ref, { resolve, reject }));
+    this.sendOn(ws, { ...frame, ref } as ClientFrame);
+    const r = await reply;
+    if (!r.ok) throw problemError(r.problem);
+    return r;
+  }
+
+  /** Publishes data (any JSON value) to a channel; resolves with the stored message and its cursor. */
+  async publish(channel: string, data: unknown): Promise<ChannelMessage> {
+    const r = await this.request({ type: "publish", topic: channelTopic(channel), data });
+    return r.body as ChannelMessage;
+  }
+
+  /** Application-level ping; resolves with the round-trip time in ms. */
+  async ping(): Promise<number> {
+    const t = Date.now();
+    await this.request({ type: "ping" });
+    return Date.now() - t;
+  }
+
+  /** Sends a fresh token in-band (done by itself before a token from a function expires). */
+  async authenticate(): Promise<AuthResult> {
+    const token = (await resolveToken(this.o.token)) ?? this.o.apiKey;
+    if (!token) throw new Error("authenticate needs a token or an apiKey");
+    const r = await this.request({ type: "auth", token });
+    return r.body as AuthResult;
+  }
+
+  /**
+   * Follows a topic. Resolves once the server accepted it. A connection
+   * holds one subscription per topic and selector (the server answers 409
+   * to a second). Rejects with ResyncRequiredError (a stale `since`,
+   * without autoResync) or a TandemError.
+   */
+  async subscribe(topic: string, options: SubscribeOptions = {}): Promise<Subscription> {
+    if (options.since && options.snapshot) throw new Error("since and snapshot cannot be combined");
+    if (this.endReason) throw this.endReason;
+    const s = new Subscription(this, topic, options);
+    this.subs.add(s);
+    if (this.ws) this.sendSubscribe(s, this.gen);
+    await s.first;
+    return s;
+  }
+
+  /** Subscribes again, with a snapshot, to the topic of an ended subscription (e.g. after a ResyncRequiredError). */
+  resync(ended: Subscription): Promise<Subscription> {
+    return this.subscribe(ended.topic, { ...ended.options, since: undefined, snapshot: true });
+  }
+
+  /** @internal */
+  async unsubscribe(s: Subscription): Promise<void> {
+    if (s.ended) return;
+    const wasActive = s.active;
+    this.endSub(s, new ClosedError());
+    if (wasActive && this.ws) {
+      await this.request({ type: "unsubscribe", topic: s.topic, labels: s.labels || undefined }).catch(() => undefined);
+    }
+  }
+
+  private endSub(s: Subscription, err: Error): void {
+    if (s.ended) return;
+    this.subs.delete(s);
+    if (s.key && this.byKey.get(s.key) === s) this.byKey.delete(s.key);
+    s.end(err);
+  }
+
+  /**
+   * Unsubscribes s until its iterator has taken every queued event; frames
+   * still in flight for it are dropped, since it leaves byKey.
+   */
+  private pause(s: Subscription): void {
+    s.paused = true;
+    s.pauses++;
+    s.active = false;
+    if (s.key && this.byKey.get(s.key) === s) this.byKey.delete(s.key);
+    if (this.ws) {
+      const ref = this.nextRef();
+      this.pending.set(ref, { resolve: () => undefined, reject: () => undefined });
+      this.sendOn(this.ws, { type: "unsubscribe", ref, topic: s.topic, labels: s.labels || undefined });
+    }
+  }
+
+  /** @internal Subscribes a paused subscription again from its cursor (or on the next connection). */
+  resumePaused(s: Subscription): void {
+    if (!s.paused || s.ended) return;
+    s.paused = false;
+    this.sendSubscribe(s, this.gen);
+  }
+
+  private sendSubscribe(s: Subscription, gen: number): void {
+    const ws = this.ws;
+    if (!ws || this.gen !== gen || s.ended || s.active || s.paused) return;
+    const frame: Outgoing = { type: "subscribe", topic: s.topic };
+    if (s.options.labels) frame.labels = s.options.labels;
+    if (s.options.meta) frame.meta = s.options.meta;
+    let reset = false;
+    if (s.presence) {
+      // presence topics have no cursor: the server sends the state again
+    } else if (s.snapshotting) {
+      frame.snapshot = true;
+      reset = s.sawSnapshot;
+      s.sawSnapshot = false;
+    } else if (s.cursor) {
+      frame.since = s.cursor;
+    }
+    const since = frame.since;
+    const ref = this.nextRef();
+    this.pending.set(ref, { resolve: () => undefined, reject: () => undefined, onReply: (r) => this.subscribeReplied(s, gen, since, r) });
+    if (reset) s.deliver({ type: "reset", topic: s.topic, labels: s.options.labels });
+    this.sendOn(ws, { ...frame, ref } as ClientFrame);
+  }
+
+  private subscribeReplied(s: Subscription, gen: number, since: string | undefined, r: Reply): void {
+    if (!r.ok) return this.subscriptionFailed(s, gen, problemError(r.problem, s.topic, s.options.labels, since));
+    const res = r.body as SubscribeResult;
+    if (s.ended) {
+      // closed while the subscribe was in flight: undo it
+      if (this.ws && this.gen === gen) {
+        const ref = this.nextRef();
+        this.pending.set(ref, { resolve: () => undefined, reject: () => undefined });
+        this.sendOn(this.ws, { type: "unsubscribe", ref, topic: res.topic, labels: res.labels });
+      }
+      return;
+    }
+    s.key = res.topic + "\0" + (res.labels ?? "");
+    s.labels = res.labels;
+    s.active = true;
+    s.retries = 0;
+    this.byKey.set(s.key, s);
+    if (!s.snapshotting && !s.cursor) s.cursor = res.cursor;
+    s.accepted();
+  }
+
+  private subscriptionFailed(s: Subscription, gen: number, err: TandemError): void {
+    if (err instanceof ResyncRequiredError && s.options.autoResync) {
+      s.snapshotting = true;
+      s.sawSnapshot = true;
+      s.cursor = undefined;
+      return this.sendSubscribe(s, gen);
+    }
+    if (err.status === 429 || err.status === 503) {
+      setTimeout(() => this.sendSubscribe(s, gen), backoffDelay(this.backoff, s.retries++));
+      return;
+    }
+    this.endSub(s, err);
+  }
+
+  private onMessage(ws: WebSocketLike, text: string): void {
+    if (this.ws !== ws) return;
+    this.o.onFrame?.("in", text);
+    this.armIdle(ws);
+    const f = JSON.parse(text) as ServerFrame;
+    switch (f.type) {
+      case "reply": {
+        const p = this.pending.get(f.ref);
+        if (!p) return;
+        this.pending.delete(f.ref);
+        p.onReply?.(f);
+        p.resolve(f);
+        return;
+      }
+      case "event":
+      case "synced":
+      case "bookmark":
+      case "presence": {
+        const labels = "labels" in f ? (f.labels ?? "") : "";
+        const s = this.byKey.get(f.topic + "\0" + labels);
+        if (!s || s.ended) return;
+        if (f.type === "event") {
+          if (s.overLimit()) return this.pause(s);
+          if (s.snapshotting) s.sawSnapshot = true;
+          else s.cursor = f.cursor;
+          s.deliver(f);
+        } else if (f.type === "synced") {
+          s.snapshotting = false;
+          s.sawSnapshot = false;
+          s.cursor = f.cursor;
+          s.deliver(f);
+        } else if (f.type === "bookmark") {
+          if (!s.snapshotting) s.cursor = f.cursor;
+        } else {
+          s.deliver(f);
+        }
+        return;
+      }
+      case "error": {
+        const e = f as ErrorFrame;
+        if (!e.topic) return; // the connection is about to close; subscriptions resume from their cursors
+        const key = e.topic + "\0" + (e.labels ?? "");
+        const s = this.byKey.get(key);
+        if (!s || s.ended) return;
+        this.byKey.delete(key);
+        s.active = false;
+        this.subscriptionFailed(s, this.gen, problemError(e.problem, s.topic, s.options.labels, s.cursor));
+        return;
+      }
+    }
+  }
+}
+
+/**
+ * One topic followed over a Connection, across reconnects. Iterate it with
+ * `for await` (which throws the error that ended it, e.g. a
+ * ResyncRequiredError) or pass `onEvent`.
+ */
+export class Subscription implements AsyncIterable<RealtimeEvent> {
+  readonly topic: string;
+  readonly options: SubscribeOptions;
+  /** Resolves with the reason once the subscription has ended. */
+  readonly done: Promise<Error>;
+  /** The cursor to resume from (the newest event or bookmark received). */
+  cursor: string | undefined;
+  /** The label selector as the server normalised it. */
+  labels: string | undefined;
+  /** Why it ended. */
+  error: Error | undefined;
+  /** @internal */ readonly presence: boolean;
+  /** @internal */ key?: string;
+  /** @internal */ snapshotting: boolean;
+  /** @internal */ sawSnapshot = false;
+  /** @internal */ active = false;
+  /** @internal */ ended = false;
+  /** @internal */ retries = 0;
+  /** @internal */ paused = false;
+  /** How many times the subscription was paused because the application had `maxPending` events to take. */
+  pauses = 0;
+  /** @internal */ readonly first: Promise<void>;
+  private resolveFirst!: () => void;
+  private rejectFirst!: (e: Error) => void;
+  private resolveDone!: (e: Error) => void;
+  private readonly conn: Connection;
+  private queue: RealtimeEvent[] = [];
+  private wake?: () => void;
+
+  /** @internal */
+  constructor(conn: Connection, topic: string, options: SubscribeOptions) {
+    this.conn = conn;
+    this.topic = topic;
+    this.options = options;
+    this.presence = topic.startsWith("channels/") && topic.endsWith("/presence");
+    this.snapshotting = !!options.snapshot && !this.presence;
+    this.cursor = options.since;
+    this.first = new Promise((res, rej) => {
+      this.resolveFirst = res;
+      this.rejectFirst = rej;
+    });
+    this.first.catch(() => undefined);
+    this.done = new Promise((r) => (this.resolveDone = r));
+  }
+
+  /** @internal */
+  accepted(): void {
+    this.resolveFirst();
+  }
+
+  /** @internal Whether the next event would pass maxPending on a subscription that can be paused. */
+  overLimit(): boolean {
+    const max = this.options.maxPending ?? 10_000;
+    return !this.options.onEvent && max > 0 && !this.presence && !this.snapshotting && this.queue.length >= max;
+  }
+
+  /** @internal */
+  deliver(ev: RealtimeEvent): void {
+    if (this.ended) return;
+    if (this.options.onEvent) {
+      this.options.onEvent(ev);
+      return;
+    }
+    this.queue.push(ev);
+    this.wake?.();
+  }
+
+  /** @internal */
+  end(err: Error): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.error = err;
+    this.active = false;
+    if (err instanceof ClosedError) this.queue = [];
+    this.rejectFirst(err);
+    this.resolveDone(err);
+    this.wake?.();
+  }
+
+  /** Unsubscribes; undelivered events are dropped. */
+  close(): Promise<void> {
+    return this.conn.unsubscribe(this);
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<RealtimeEvent> {
+    for (;;) {
+      const ev = this.queue.shift();
+      if (ev) {
+        yield ev;
+        continue;
+      }
+      if (this.ended) {
+        if (this.error && !(this.error instanceof ClosedError)) throw this.error;
+        return;
+      }
+      // Everything queued has been taken: a paused subscription picks up
+      // where its queue ended.
+      this.conn.resumePaused(this);
+      await new Promise<void>((r) => (this.wake = r));
+      this.wake = undefined;
+    }
+  }
+}
+
+/**
+ * A local copy of a collection (or of the resources matching a selector)
+ * that follows every change without a gap, across reconnects and server
+ * restarts; on resync-required it reloads a snapshot and swaps it in when
+ * complete.
+ */
+export class Mirror {
+  readonly items = new Map<string, Resource>();
+  revision = 0;
+  cursor: string | undefined;
+  /** Resolves when the initial snapshot has been applied. */
+  readonly synced: Promise<void>;
+  subscription!: Subscription;
+  private next: Map<string, Resource> | undefined = new Map();
+  private resolveSynced!: () => void;
+  private readonly onEvent?: (m: Mirror, ev: RealtimeEvent) => void;
+
+  private constructor(onEvent?: (m: Mirror, ev: RealtimeEvent) => void) {
+    this.onEvent = onEvent;
+    this.synced = new Promise((r) => (this.resolveSynced = r));
+  }
+
+  static async open(
+    conn: Connection,
+    collection: string,
+    options: { labels?: string; onEvent?: (m: Mirror, ev: RealtimeEvent) => void } = {},
+  ): Promise<Mirror> {
+    const m = new Mirror(options.onEvent);
+    m.subscription = await conn.subscribe(collectionTopic(collection), {
+      labels: options.labels,
+      snapshot: true,
+      autoResync: true,
+      onEvent: (ev) => m.apply(ev),
+    });
+    return m;
+  }
+
+  private apply(ev: RealtimeEvent): void {
+    if (ev.type === "reset") {
+      this.next = new Map();
+    } else if (ev.type === "synced") {
+      if (this.next) {
+        this.items.clear();
+        for (const [k, v] of this.next) this.items.set(k, v);
+        this.next = undefined;
+      }
+      this.cursor = ev.cursor;
+      this.resolveSynced();
+    } else if (ev.type === "event" && ev.resource) {
+      const r = ev.resource;
+      if (ev.event === "resource.snapshot") (this.next ??= new Map()).set(r.id, r);
+      else if (ev.event === "resource.deleted") this.items.delete(r.id);
+      else this.items.set(r.id, r);
+      this.revision = Math.max(this.revision, r.revision);
+      if (ev.event !== "resource.snapshot") this.cursor = ev.cursor;
+    }
+    this.onEvent?.(this, ev);
+  }
+
+  close(): Promise<void> {
+    return this.subscription.close();
+  }
+}
+
+/** Folds presence events into the current members: state replaces, join adds, leave removes. */
+export class PresenceState {
+  private readonly m = new Map<string, PresenceMember>();
+
+  /** Applies one event; reports whether the member list changed. */
+  apply(ev: RealtimeEvent): boolean {
+    if (ev.type !== "presence") return false;
+    if (ev.action === "state") {
+      this.m.clear();
+      for (const x of ev.members) this.m.set(x.id, x);
+      return true;
+    }
+    let changed = false;
+    for (const x of ev.members) {
+      if (ev.action === "join") {
+        this.m.set(x.id, x);
+        changed = true;
+      } else if (this.m.delete(x.id)) changed = true;
+    }
+    return changed;
+  }
+
+  members(): PresenceMember[] {
+    return [...this.m.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+}

@@ -1,0 +1,336 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import WebSocket from "ws";
+import {
+  type ClientFrame,
+  type RealtimeEvent,
+  type ServerFrame,
+  type Subscription,
+  ClosedError,
+  Connection,
+  Mirror,
+  PresenceState,
+  ResyncRequiredError,
+  Tandem,
+  TandemError,
+  channelTopic,
+  collectionTopic,
+  presenceTopic,
+  unwrap,
+} from "../src/index.js";
+import { Server, tandem } from "./server.js";
+import { frameTypes, frameViolation } from "./spec.js";
+
+const WAIT = 30_000; // bounds hangs; not a speed assertion
+
+/** Every frame either way is validated against spec/asyncapi.yaml. */
+const violations: string[] = [];
+const servers: Server[] = [];
+const conns: Connection[] = [];
+
+function client(url: string, extra: Partial<ConstructorParameters<typeof Tandem>[0]> = {}): Tandem {
+  return new Tandem({
+    baseUrl: url,
+    WebSocket,
+    backoff: { min: 20, max: 250 },
+    onFrame: (dir, text) => {
+      const v = frameViolation(text);
+      if (v) violations.push(`${dir}: ${v}: ${text}`);
+    },
+    ...extra,
+  });
+}
+
+async function connect(t: Tandem): Promise<Connection> {
+  const c = await t.connect();
+  conns.push(c);
+  return c;
+}
+
+async function server(extra: string[] = [], dataDir?: string): Promise<Server> {
+  const s = await Server.start(extra, dataDir);
+  servers.push(s);
+  return s;
+}
+
+after(async () => {
+  await Promise.all(conns.map((c) => c.close()));
+  for (const s of servers) {
+    await s.stop();
+    assert.deepEqual(s.violations(), [], "the --strict server logged spec violations");
+  }
+  assert.deepEqual(violations, [], "frames violating spec/asyncapi.yaml");
+});
+
+/** Pulls events from a subscription with a deadline. */
+function reader(sub: Subscription) {
+  const it = sub[Symbol.asyncIterator]();
+  return async (): Promise<RealtimeEvent> => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error("no event in time")), WAIT)));
+    try {
+      const r = await Promise.race([it.next(), timeout]);
+      if (r.done) throw new Error("subscription ended: " + sub.error);
+      return r.value;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+}
+
+function describeEvent(ev: RealtimeEvent): string {
+  switch (ev.type) {
+    case "event":
+      return ev.resource ? `${ev.event} ${ev.resource.id} ${JSON.stringify(ev.resource.data)}` : `message ${JSON.stringify(ev.message?.data)}`;
+    case "presence":
+      return `presence ${ev.action} ${ev.members.map((m) => m.id).join(",")}`;
+    default:
+      return ev.type;
+  }
+}
+
+async function eventually(what: string, cond: () => boolean): Promise<void> {
+  const deadline = Date.now() + WAIT;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error("timed out waiting for " + what);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function ensureCollection(t: Tandem, name: string): Promise<void> {
+  const r = await t.rest.POST("/v1/collections", { body: { name } });
+  if (r.response.status !== 201 && r.response.status !== 409) throw new Error(`create collection: ${r.response.status}`);
+}
+
+function put(t: Tandem, coll: string, id: string, data: Record<string, unknown>, labels?: Record<string, string>) {
+  return unwrap(t.rest.PUT("/v1/collections/{collection}/resources/{id}", { params: { path: { collection: coll, id } }, body: { data, labels } }));
+}
+
+type Exhaustive<T extends never> = T;
+
+describe("generated frame types", () => {
+  it("cover exactly the frame types of spec/asyncapi.yaml", () => {
+    const clientTypes = ["auth", "ping", "publish", "subscribe", "unsubscribe"] as const satisfies readonly ClientFrame["type"][];
+    const serverTypes = ["bookmark", "error", "event", "presence", "reply", "synced", "welcome"] as const satisfies readonly ServerFrame["type"][];
+    // Compile-time: no generated frame type is missing from the lists above.
+    type _c = Exhaustive<Exclude<ClientFrame["type"], (typeof clientTypes)[number]>>;
+    type _s = Exhaustive<Exclude<ServerFrame["type"], (typeof serverTypes)[number]>>;
+    assert.deepEqual([...clientTypes, ...serverTypes].sort(), [...frameTypes].sort());
+    assert.equal(frameViolation('{"type":"subscribe","ref":"1"}')?.includes("topic"), true);
+  });
+});
+
+describe("realtime", () => {
+  let s: Server;
+  let t: Tandem;
+  before(async () => {
+    s = await server();
+    t = client(s.url);
+  });
+
+  it("sends a snapshot, then synced, then live changes", async () => {
+    await ensureCollection(t, "snap");
+    await put(t, "snap", "a", { n: 1 });
+    const conn = await connect(t);
+    const sub = await conn.subscribe(collectionTopic("snap"), { snapshot: true });
+    const next = reader(sub);
+    assert.equal(describeEvent(await next()), 'resource.snapshot a {"n":1}');
+    assert.equal(describeEvent(await next()), "synced");
+    await put(t, "snap", "b", { n: 2 });
+    await unwrap(t.rest.DELETE("/v1/collections/{collection}/resources/{id}", { params: { path: { collection: "snap", id: "a" } } }));
+    const created = await next();
+    assert.equal(describeEvent(created), 'resource.created b {"n":2}');
+    const deleted = await next();
+    assert.equal(describeEvent(deleted), 'resource.deleted a {"n":1}');
+    assert.equal(sub.cursor, deleted.type === "event" ? deleted.cursor : "");
+    await sub.close();
+    assert.ok(sub.error instanceof ClosedError);
+  });
+
+  it("publishes with a reply and tracks presence", async () => {
+    const alice = await connect(t);
+    const watcher = await connect(t);
+    const presence = new PresenceState();
+    const pres = await watcher.subscribe(presenceTopic("chat:ts"));
+    const nextPresence = reader(pres);
+    assert.equal(presence.apply(await nextPresence()), true);
+    assert.deepEqual(presence.members(), []);
+    const got: RealtimeEvent[] = [];
+    await alice.subscribe(channelTopic("chat:ts"), { meta: { name: "alice" }, onEvent: (ev) => got.push(ev) });
+    const join = await nextPresence();
+    assert.equal(join.type === "presence" && join.action, "join");
+    presence.apply(join);
+    assert.deepEqual(
+      presence.members().map((m) => [m.id, m.connections[0]?.meta]),
+      [[alice.welcome?.connectionId, { name: "alice" }]],
+    );
+    const m = await watcher.publish("chat:ts", { text: "hi" });
+    assert.equal(m.offset, 1);
+    await eventually("the message", () => got.length === 1);
+    const ev = got[0]!;
+    assert.equal(ev.type === "event" && ev.cursor, m.cursor);
+    const rest = await unwrap(t.rest.GET("/v1/channels/{channel}/presence", { params: { path: { channel: "chat:ts" } } }));
+    assert.equal(rest.members.length, 1);
+    assert.ok((await alice.ping()) >= 0);
+    await alice.close();
+    const leave = await nextPresence();
+    assert.equal(leave.type === "presence" && leave.action, "leave");
+    presence.apply(leave);
+    assert.deepEqual(presence.members(), []);
+    await assert.rejects(alice.publish("chat:ts", 1), ClosedError);
+  });
+
+  it("pauses a subscription the application falls behind on and resumes it from its cursor", async () => {
+    await ensureCollection(t, "slow");
+    const conn = await connect(t);
+    const sub = await conn.subscribe(collectionTopic("slow"), { maxPending: 8 });
+    const n = 120;
+    // Nobody iterates while every change is made.
+    for (let i = 0; i < n; i++) await put(t, "slow", `r${String(i).padStart(3, "0")}`, { i });
+    await eventually("a pause", () => sub.pauses > 0);
+    const next = reader(sub);
+    const ids: string[] = [];
+    const cursors = new Set<string>();
+    while (ids.length < n) {
+      const ev = await next();
+      assert.equal(ev.type, "event");
+      if (ev.type !== "event" || !ev.resource) throw new Error("not a resource event");
+      assert.ok(!cursors.has(ev.cursor), `cursor ${ev.cursor} twice`);
+      cursors.add(ev.cursor);
+      ids.push(ev.resource.id);
+    }
+    assert.deepEqual(ids, Array.from({ length: n }, (_, i) => `r${String(i).padStart(3, "0")}`));
+    await sub.close();
+  });
+
+  it("reports problems as typed errors", async () => {
+    const conn = await connect(t);
+    await assert.rejects(conn.subscribe(collectionTopic("absent")), (e: unknown) => e instanceof TandemError && e.status === 404 && e.slug === "not-found");
+    await assert.rejects(conn.subscribe("no/such/topic"), (e: unknown) => e instanceof TandemError && e.status === 400);
+    await assert.rejects(
+      unwrap(t.rest.GET("/v1/collections/{collection}", { params: { path: { collection: "absent" } } })),
+      (e: unknown) => e instanceof TandemError && e.status === 404,
+    );
+    assert.ok((await conn.ping()) >= 0);
+  });
+});
+
+describe("resume and resync", () => {
+  it("keeps a gap-free mirror across a forced server restart", async () => {
+    const s = await server();
+    const statuses: string[] = [];
+    const t = client(s.url, { onStatus: (st) => statuses.push(st.state) });
+    await ensureCollection(t, "orders");
+    for (let i = 0; i < 5; i++) await put(t, "orders", `o-${i}`, { v: -1 });
+    const conn = await connect(t);
+    let resets = 0;
+    const mirror = await Mirror.open(conn, "orders", { onEvent: (_, ev) => void (ev.type === "reset" && resets++) });
+    await mirror.synced;
+    const seen: number[] = [];
+    await (await connect(t)).subscribe(collectionTopic("orders"), {
+      onEvent: (ev) => void (ev.type === "event" && ev.resource && seen.push(ev.resource.revision)),
+    });
+
+    const total = 240;
+    const acked: number[] = [];
+    let done = 0;
+    const writer = (async () => {
+      for (let i = 0; i < total; i++) {
+        const id = `o-${i % 19}`;
+        for (;;) {
+          try {
+            if (i % 7 === 6) {
+              const r = await t.rest.DELETE("/v1/collections/{collection}/resources/{id}", { params: { path: { collection: "orders", id } } });
+              if (r.response.status !== 204 && r.response.status !== 404) throw new Error(String(r.response.status));
+            } else {
+              acked.push((await put(t, "orders", id, { v: i }, { batch: String(i % 3) })).revision);
+            }
+            break;
+          } catch {
+            await new Promise((r) => setTimeout(r, 5)); // the server is down: retry
+          }
+        }
+        done = i;
+      }
+    })();
+    await eventually("a third of the writes", () => done >= total / 3);
+    await s.stop("SIGKILL");
+    await eventually("the client to notice", () => statuses.includes("disconnected"));
+    await s.restart();
+    await writer;
+
+    const list = await unwrap(t.rest.GET("/v1/collections/{collection}/resources", { params: { path: { collection: "orders" }, query: { limit: 1000 } } }));
+    const maxRev = Math.max(...acked, ...list.items.map((r) => r.revision));
+    await eventually("the mirror to catch up", () => mirror.revision >= maxRev);
+    await eventually("the raw stream to catch up", () => (seen.at(-1) ?? 0) >= maxRev);
+    const summary = (items: Iterable<{ id: string; revision: number; data: unknown }>) =>
+      JSON.stringify([...items].map((r) => [r.id, r.revision, r.data]).sort());
+    assert.equal(summary(mirror.items.values()), summary(list.items));
+    assert.equal(resets, 0, "a restart on the same data must resume, not reload");
+    assert.ok(statuses.filter((x) => x === "connected").length >= 2, "no reconnect");
+    for (let i = 1; i < seen.length; i++) assert.ok(seen[i]! > seen[i - 1]!, `revision ${seen[i]} after ${seen[i - 1]}`);
+    const set = new Set(seen);
+    for (const r of acked) assert.ok(set.has(r), `acknowledged revision ${r} never arrived`);
+  });
+
+  it("surfaces resync-required for a stale cursor, and autoResync reloads", async () => {
+    const a = await server();
+    const b = await server();
+    const ta = client(a.url);
+    const tb = client(b.url);
+    await ensureCollection(ta, "things");
+    await ensureCollection(tb, "things");
+    await put(tb, "things", "z", { n: 1 });
+    const subA = await (await connect(ta)).subscribe(collectionTopic("things"));
+    const cursor = subA.cursor!;
+    const connB = await connect(tb);
+    await assert.rejects(
+      connB.subscribe(collectionTopic("things"), { since: cursor }),
+      (e: unknown) => e instanceof ResyncRequiredError && e.cursor === cursor && e.status === 410,
+    );
+    const auto = await connB.subscribe(collectionTopic("things"), { since: cursor, autoResync: true });
+    const next = reader(auto);
+    assert.deepEqual([describeEvent(await next()), describeEvent(await next()), describeEvent(await next())], ["reset", 'resource.snapshot z {"n":1}', "synced"]);
+  });
+
+  it("ends a channel subscription whose history was lost in a restart", async () => {
+    const s = await server();
+    const t = client(s.url);
+    const conn = await connect(t);
+    const sub = await conn.subscribe(channelTopic("news"));
+    const next = reader(sub);
+    await conn.publish("news", { text: "before" });
+    assert.equal(describeEvent(await next()), 'message {"text":"before"}');
+    await s.stop("SIGKILL");
+    await s.restart();
+    await assert.rejects(next(), (e: unknown) => e instanceof ResyncRequiredError && e.topic === channelTopic("news"));
+    const again = await conn.resync(sub);
+    assert.equal(describeEvent(await reader(again)()), "synced");
+  });
+});
+
+describe("auth", () => {
+  it("authenticates in-band with a token function, and refuses without one", async () => {
+    const secret = "ts-sdk-test-secret-0123456789abcdef";
+    const s = await server(["--jwt-secret", secret]);
+    let minted = 0;
+    const token = () => {
+      minted++;
+      return tandem("token", "--secret", secret, "--sub", "alice", "--grant", "read:** publish:channels/** write:** admin:**", "--ttl", "1h");
+    };
+    const t = client(s.url, { token });
+    await ensureCollection(t, "private");
+    const conn = await connect(t);
+    const sub = await conn.subscribe(collectionTopic("private"), { snapshot: true });
+    assert.equal(describeEvent(await reader(sub)()), "synced");
+    const res = await conn.authenticate();
+    assert.equal(res.subject, "alice");
+    assert.ok(res.expiresAt && Date.parse(res.expiresAt) > Date.now());
+    assert.ok(minted >= 3);
+
+    const anonymous = await connect(client(s.url));
+    await assert.rejects(anonymous.subscribe(collectionTopic("private")), (e: unknown) => e instanceof TandemError && (e.status === 401 || e.status === 403));
+    const denied = await unwrap(client(s.url).rest.GET("/v1/collections")).catch((e: unknown) => e);
+    assert.ok(denied instanceof TandemError && denied.status === 401);
+  });
+});

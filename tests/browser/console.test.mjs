@@ -1,0 +1,476 @@
+// Headless-Chromium tests of the console served by `tandem serve`
+// (Debian chromium driven by playwright-core). Each test starts the real
+// binary on 127.0.0.1 with a fresh data directory, drives the page like a
+// person would, and checks what the page shows. Screenshots go to
+// tests/browser/artifacts/. The last test type-checks the Go and TS SDK
+// snippets the page offers (go vet; tsc with sdk/ts's pinned toolchain).
+//
+//   npm ci && npm test            (from tests/browser; or `make test-browser`)
+//   TANDEM_BIN=bin/tandem npm test   reuse a built binary
+//   CHROMIUM=/path/to/chromium       another browser binary
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, '../..');
+const artifacts = path.join(here, 'artifacts');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const WAIT = 15_000;
+
+let work;
+let bin;
+let browser;
+
+before(async () => {
+  work = mkdtempSync(path.join(tmpdir(), 'tandem-browser-'));
+  mkdirSync(artifacts, { recursive: true });
+  bin = process.env.TANDEM_BIN ? path.resolve(process.env.TANDEM_BIN) : path.join(work, 'tandem');
+  if (!process.env.TANDEM_BIN) {
+    execFileSync('go', ['build', '-o', bin, './cmd/tandem'], { cwd: repo, stdio: 'inherit' });
+  }
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    // As root in a container, and with no network but loopback.
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+// startTandem runs `tandem serve` and resolves once it logs its address.
+function startTandem({ dataDir, addr = '127.0.0.1:0', extra = [] }) {
+  const proc = spawn(bin, ['serve', '--addr', addr, '--data-dir', dataDir, '--strict', ...extra], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let logs = '';
+  const server = {
+    proc,
+    logs: () => logs,
+    async stop() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      const exited = once(proc, 'exit');
+      proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`tandem did not start:\n${logs}`)); }, 20_000);
+    const onData = (d) => {
+      logs += d;
+      const m = /msg="tandem listening" addr=(\S+)/.exec(logs);
+      if (m && !server.url) {
+        clearTimeout(timer);
+        server.addr = m[1];
+        server.url = `http://${m[1]}`;
+        resolve(server);
+      }
+    };
+    proc.stdout.on('data', onData);
+    proc.stderr.on('data', onData);
+    proc.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (!server.url) reject(new Error(`tandem exited (${code ?? signal}) before listening:\n${logs}`));
+    });
+  });
+}
+
+async function rest(server, method, p, body, token) {
+  const headers = {};
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const r = await fetch(server.url + p, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await r.text();
+  return { status: r.status, body: text ? JSON.parse(text) : null };
+}
+
+// openPage opens a tab that records script errors, console errors and any
+// request that leaves the server's origin (there must be none).
+async function openPage(context, server, query = '') {
+  const page = await context.newPage();
+  const problems = [];
+  const origin = server.url;
+  const wsOrigin = origin.replace(/^http/, 'ws');
+  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  page.on('console', (msg) => {
+    // A reconnecting page logs refused WebSocket dials while the server is down.
+    if (msg.type() === 'error' && !/WebSocket connection to .* failed/.test(msg.text())) problems.push(`console error: ${msg.text()}`);
+  });
+  page.on('request', (req) => {
+    const u = req.url();
+    if (!u.startsWith(origin + '/') && !u.startsWith('data:')) problems.push(`request outside the origin: ${u}`);
+  });
+  page.on('websocket', (ws) => {
+    if (ws.url() !== `${wsOrigin}/v1/ws`) problems.push(`WebSocket outside the origin: ${ws.url()}`);
+  });
+  await page.goto(`${origin}/${query}`);
+  await page.locator('#conn[data-state="open"]').waitFor({ timeout: WAIT });
+  page.problems = problems;
+  return page;
+}
+
+const eventEntry = (page, ...texts) => {
+  let loc = page.locator('#events li.ev');
+  for (const t of texts) loc = loc.filter({ hasText: t });
+  return loc;
+};
+
+const subEntry = (page, topic) => page.locator(`#subs li.sub[data-topic="${topic}"]`);
+
+async function subscribe(page, { kind, collection, channel, name, snapshot = false }) {
+  await page.selectOption('#kind', kind);
+  if (collection) await page.fill('#collection', collection);
+  if (channel) await page.fill('#channel', channel);
+  if (name) await page.fill('#member-name', name);
+  await page.setChecked('#snapshot', snapshot);
+  await page.click('#subscribe');
+}
+
+async function memberNames(page, topic) {
+  return page.locator(`#presence .presence-topic[data-topic="${topic}"] .member-name`).allTextContents();
+}
+
+async function waitForMembers(page, topic, want) {
+  const sorted = [...want].sort();
+  await page.waitForFunction(([t, w]) => {
+    const names = [...document.querySelectorAll(`#presence .presence-topic[data-topic="${t}"] .member-name`)].map((e) => e.textContent).sort();
+    return JSON.stringify(names) === JSON.stringify(w);
+  }, [topic, sorted], { timeout: WAIT });
+}
+
+test('a collection subscription shows REST changes live and resumes across a server restart', async (t) => {
+  const dataDir = path.join(work, 'resources');
+  let server = await startTandem({ dataDir });
+  const context = await browser.newContext();
+  t.after(async () => { await context.close(); await server.stop(); });
+  try {
+    assert.equal((await rest(server, 'POST', '/v1/collections', { name: 'orders' })).status, 201);
+    const page = await openPage(context, server);
+
+    await subscribe(page, { kind: 'resources', collection: 'orders', snapshot: true });
+    const sub = subEntry(page, 'collections/orders/resources');
+    await sub.and(page.locator('[data-status="live"]')).waitFor({ timeout: WAIT });
+    await eventEntry(page, 'synced', 'snapshot complete').waitFor({ timeout: WAIT });
+
+    // A change made over REST from Node appears in the page with its cursor.
+    const put = await rest(server, 'PUT', '/v1/collections/orders/resources/o-1', { data: { item: 'tea', qty: 2 }, labels: { env: 'prod' } });
+    assert.equal(put.status, 201);
+    const created = eventEntry(page, 'resource.created', 'o-1', '"item":"tea"');
+    await created.waitFor({ timeout: WAIT });
+    const cursor = (await created.locator('.ev-cursor .cursor').textContent()).trim();
+    assert.ok(cursor.length > 0, 'the event shows its cursor');
+    await page.waitForFunction(([topic, c]) => {
+      const code = document.querySelector(`#subs li.sub[data-topic="${topic}"] .cursor`);
+      return code && code.title.startsWith(c);
+    }, ['collections/orders/resources', cursor], { timeout: WAIT });
+
+    // Changes made from the page's own REST form arrive too.
+    await page.selectOption('#rest-method', 'PUT');
+    await page.fill('#rest-collection', 'orders');
+    await page.fill('#rest-id', 'o-2');
+    await page.fill('#rest-data', '{"item": "coffee", "qty": 1}');
+    await page.click('#rest-send');
+    await page.locator('#rest-result', { hasText: '201' }).waitFor({ timeout: WAIT });
+    await eventEntry(page, 'resource.created', 'o-2', 'coffee').waitFor({ timeout: WAIT });
+    await page.selectOption('#rest-method', 'DELETE');
+    await page.click('#rest-send');
+    await page.locator('#rest-result', { hasText: '204' }).waitFor({ timeout: WAIT });
+    await eventEntry(page, 'resource.deleted', 'o-2').waitFor({ timeout: WAIT });
+    assert.equal((await rest(server, 'GET', '/v1/collections/orders/resources/o-2')).status, 404);
+
+    // Forced restart. While the page is cut off, another server process on
+    // the same data (and another port, so the page cannot reach it) makes a
+    // change; the page must get it by resuming from its cursor.
+    const addr = server.addr;
+    await server.stop();
+    await page.locator('#conn[data-state="connecting"]').waitFor({ timeout: WAIT });
+    const side = await startTandem({ dataDir });
+    try {
+      assert.equal((await rest(side, 'PUT', '/v1/collections/orders/resources/o-3', { data: { item: 'cake' } })).status, 201);
+    } finally {
+      await side.stop();
+    }
+    server = await startTandem({ dataDir, addr });
+    await page.locator('#conn[data-state="open"]').waitFor({ timeout: 30_000 });
+    await eventEntry(page, 'resumed after cursor', 'start: since').waitFor({ timeout: WAIT });
+    await eventEntry(page, 'resource.created', 'o-3', 'cake').waitFor({ timeout: WAIT });
+    // …and live changes continue after the replay.
+    assert.equal((await rest(server, 'PUT', '/v1/collections/orders/resources/o-4', { data: { item: 'pie' } })).status, 201);
+    await eventEntry(page, 'resource.created', 'o-4', 'pie').waitFor({ timeout: WAIT });
+    // No gap and no duplicate: every change exactly once.
+    for (const [ev, id] of [['resource.created', 'o-1'], ['resource.created', 'o-2'], ['resource.deleted', 'o-2'], ['resource.created', 'o-3'], ['resource.created', 'o-4']]) {
+      assert.equal(await eventEntry(page, ev, `${id} · rev`).count(), 1, `${ev} ${id} shown once`);
+    }
+
+    await page.screenshot({ path: path.join(artifacts, 'console-resources.png'), fullPage: true });
+    assert.deepEqual(page.problems, []);
+  } catch (err) {
+    t.diagnostic(`server log:\n${server.logs()}`);
+    throw err;
+  }
+});
+
+test('a cursor the server cannot honour makes the page reload with a snapshot', async (t) => {
+  // Two stores, two epochs: a cursor of one means nothing to the other.
+  const other = await startTandem({ dataDir: path.join(work, 'epoch-a') });
+  const server = await startTandem({ dataDir: path.join(work, 'epoch-b') });
+  const context = await browser.newContext();
+  t.after(async () => { await context.close(); await other.stop(); await server.stop(); });
+  try {
+    assert.equal((await rest(other, 'POST', '/v1/collections', { name: 'orders' })).status, 201);
+    const foreign = (await rest(other, 'GET', '/v1/changes?topic=collections/orders/resources&wait=1ms')).body.cursor;
+    assert.ok(foreign);
+    assert.equal((await rest(server, 'POST', '/v1/collections', { name: 'orders' })).status, 201);
+    assert.equal((await rest(server, 'PUT', '/v1/collections/orders/resources/kept', { data: { n: 1 } })).status, 201);
+
+    const page = await openPage(context, server);
+    await page.fill('#since', foreign);
+    await subscribe(page, { kind: 'resources', collection: 'orders' });
+    await eventEntry(page, 'resync', 'resubscribing with a snapshot').waitFor({ timeout: WAIT });
+    await eventEntry(page, 'resource.snapshot', 'kept').waitFor({ timeout: WAIT });
+    await eventEntry(page, 'synced').waitFor({ timeout: WAIT });
+    await subEntry(page, 'collections/orders/resources').and(page.locator('[data-status="live"]')).waitFor({ timeout: WAIT });
+    assert.equal((await rest(server, 'PUT', '/v1/collections/orders/resources/after', { data: { n: 2 } })).status, 201);
+    await eventEntry(page, 'resource.created', 'after').waitFor({ timeout: WAIT });
+    assert.deepEqual(page.problems, []);
+  } catch (err) {
+    t.diagnostic(`server log:\n${server.logs()}`);
+    throw err;
+  }
+});
+
+// spawnLines runs a program and lets a test wait for lines of its output.
+function spawnLines(cmd, args) {
+  const proc = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout.on('data', (d) => { out += d; });
+  proc.stderr.on('data', (d) => { out += d; });
+  return {
+    proc,
+    output: () => out,
+    async waitFor(re, timeout = WAIT) {
+      const deadline = Date.now() + timeout;
+      while (!re.test(out)) {
+        if (Date.now() > deadline) throw new Error(`no ${re} in the output of ${path.basename(cmd)}:\n${out}`);
+        if (proc.exitCode !== null) throw new Error(`${path.basename(cmd)} exited (${proc.exitCode}):\n${out}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+  };
+}
+
+test('two tabs chat on a channel with presence, joined by the Go SDK chat example', async (t) => {
+  const server = await startTandem({ dataDir: path.join(work, 'chat') });
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  let carol;
+  t.after(async () => { carol?.proc.kill(); await context.close(); await server.stop(); });
+  const topic = 'channels/chat:lobby/presence';
+  try {
+    // Alice arrives by link (the page subscribes by itself), Bob by the form.
+    const alice = await openPage(context, server, '?topic=channels/chat:lobby/messages&name=alice');
+    await subEntry(alice, 'channels/chat:lobby/messages').and(alice.locator('[data-status="live"]')).waitFor({ timeout: WAIT });
+    await subEntry(alice, topic).and(alice.locator('[data-status="live"]')).waitFor({ timeout: WAIT });
+    await waitForMembers(alice, topic, ['alice']);
+
+    const bob = await openPage(context, server);
+    await subscribe(bob, { kind: 'messages', channel: 'chat:lobby', name: 'bob' });
+    await waitForMembers(bob, topic, ['alice', 'bob']);
+    await waitForMembers(alice, topic, ['alice', 'bob']);
+    await eventEntry(alice, 'presence', 'bob joined').waitFor({ timeout: WAIT });
+
+    // Alice types and presses Enter; Bob sees it, and answers with the button.
+    await alice.fill('#pub-data', 'hello from alice');
+    await alice.press('#pub-data', 'Enter');
+    await eventEntry(bob, 'message', 'alice: hello from alice').waitFor({ timeout: WAIT });
+    await alice.locator('#pub-result', { hasText: 'published #1' }).waitFor({ timeout: WAIT });
+    await bob.fill('#pub-data', 'hi alice');
+    await bob.click('#publish');
+    await eventEntry(alice, 'message', 'bob: hi alice').waitFor({ timeout: WAIT });
+    await eventEntry(bob, 'message', 'bob: hi alice').waitFor({ timeout: WAIT });
+
+    // The history agrees with what the pages showed.
+    const history = await rest(server, 'GET', '/v1/channels/chat:lobby/messages');
+    assert.deepEqual(history.body.items.map((m) => m.data), [{ name: 'alice', text: 'hello from alice' }, { name: 'bob', text: 'hi alice' }]);
+
+    // Carol joins from a terminal with sdk/go/examples/chat (README walkthrough).
+    const chatBin = path.join(work, 'chat-example');
+    execFileSync('go', ['build', '-o', chatBin, './sdk/go/examples/chat'], { cwd: repo, stdio: 'inherit' });
+    carol = spawnLines(chatBin, ['-url', server.url, '-name', 'carol', '-room', 'lobby']);
+    await carol.waitFor(/alice: hello from alice[\s\S]*bob: hi alice/); // the room's history
+    await waitForMembers(alice, topic, ['alice', 'bob', 'carol']);
+    await eventEntry(bob, 'presence', 'carol joined').waitFor({ timeout: WAIT });
+    carol.proc.stdin.write('hi from go\n');
+    await eventEntry(alice, 'message', 'carol: hi from go').waitFor({ timeout: WAIT });
+    await alice.fill('#pub-data', 'welcome carol');
+    await alice.press('#pub-data', 'Enter');
+    await carol.waitFor(/alice: welcome carol/);
+
+    await alice.screenshot({ path: path.join(artifacts, 'console.png'), fullPage: true });
+
+    // Carol quits and Bob closes his tab: Alice sees them leave.
+    carol.proc.stdin.end();
+    await once(carol.proc, 'exit');
+    await eventEntry(alice, 'presence', 'carol left').waitFor({ timeout: WAIT });
+    const bobProblems = bob.problems;
+    await bob.close();
+    await eventEntry(alice, 'presence', 'bob left').waitFor({ timeout: WAIT });
+    await waitForMembers(alice, topic, ['alice']);
+    assert.deepEqual(await memberNames(alice, topic), ['alice']);
+    assert.deepEqual([...bobProblems, ...alice.problems], []);
+  } catch (err) {
+    t.diagnostic(`server log:\n${server.logs()}`);
+    if (carol) t.diagnostic(`chat example output:\n${carol.output()}`);
+    throw err;
+  }
+});
+
+test('the token is sent as the auth frame and as a bearer header', async (t) => {
+  const secret = 'browser-test-secret-0123456789abcdef';
+  const server = await startTandem({ dataDir: path.join(work, 'auth'), extra: ['--jwt-secret', secret] });
+  const context = await browser.newContext();
+  t.after(async () => { await context.close(); await server.stop(); });
+  try {
+    const token = execFileSync(bin, ['token', '--secret', secret, '--sub', 'carol', '--ttl', '10m',
+      '--grant', 'admin:**', '--grant', 'read:**', '--grant', 'write:**', '--grant', 'publish:**'], { encoding: 'utf8' }).trim();
+    assert.equal((await rest(server, 'POST', '/v1/collections', { name: 'secrets' })).status, 401);
+    assert.equal((await rest(server, 'POST', '/v1/collections', { name: 'secrets' }, token)).status, 201);
+
+    const page = await openPage(context, server);
+    // Without a token the subscription is refused…
+    await subscribe(page, { kind: 'resources', collection: 'secrets' });
+    const sub = subEntry(page, 'collections/secrets/resources');
+    await sub.and(page.locator('[data-status="error"]')).waitFor({ timeout: WAIT });
+    assert.match(await sub.locator('.sub-problem').textContent(), /^401/);
+    // …with one it works, on the WebSocket and for REST from the page.
+    await page.fill('#token', token);
+    await page.click('#token-form button[type="submit"]');
+    await page.locator('#auth-state', { hasText: 'Authenticated as carol' }).waitFor({ timeout: WAIT });
+    await sub.locator('button', { hasText: 'Retry' }).click();
+    await sub.and(page.locator('[data-status="live"]')).waitFor({ timeout: WAIT });
+    await page.fill('#rest-collection', 'secrets');
+    await page.fill('#rest-id', 's-1');
+    await page.fill('#rest-data', '{"pin": 1234}');
+    await page.click('#rest-send');
+    await page.locator('#rest-result', { hasText: '201' }).waitFor({ timeout: WAIT });
+    await eventEntry(page, 'resource.created', 's-1', '"pin":1234').waitFor({ timeout: WAIT });
+    // The snippets never contain the token itself.
+    await page.click('#snippet-tabs [data-lang="curl"]');
+    const snippet = await page.locator('#snippet').textContent();
+    assert.ok(snippet.includes('Authorization: Bearer $TANDEM_TOKEN'));
+    assert.ok(!snippet.includes(token));
+    // The page's 401 replies are expected here; nothing else may go wrong.
+    assert.deepEqual(page.problems.filter((p) => !/status of 401/.test(p)), []);
+  } catch (err) {
+    t.diagnostic(`server log:\n${server.logs()}`);
+    throw err;
+  }
+});
+
+test('the AsyncAPI page renders operations, messages and schemas', async (t) => {
+  const server = await startTandem({ dataDir: path.join(work, 'docs') });
+  const context = await browser.newContext({ viewport: { width: 1300, height: 1000 } });
+  t.after(async () => { await context.close(); await server.stop(); });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (err) => errors.push(err.message));
+  page.on('console', (msg) => { if (msg.type() === 'error') errors.push(msg.text()); });
+  page.on('request', (req) => { if (!req.url().startsWith(server.url + '/')) errors.push(`outside request ${req.url()}`); });
+  await page.goto(`${server.url}/docs/asyncapi`);
+  await page.locator('#operations table.ops').waitFor({ timeout: WAIT });
+  const spec = await (await fetch(`${server.url}/asyncapi.json`)).json();
+  for (const op of Object.keys(spec.operations)) {
+    assert.equal(await page.locator(`#op-${op}`).count(), 1, `operation ${op} rendered`);
+  }
+  for (const m of Object.keys(spec.components.messages)) {
+    assert.equal(await page.locator(`#message-${m}`).count(), 1, `message ${m} rendered`);
+  }
+  // A payload schema is readable: the subscribe frame's members, with the
+  // required ones marked and $refs linked to their schema.
+  const subscribeCard = page.locator('#message-subscribe');
+  for (const member of ['type', 'ref', 'topic', 'labels', 'since', 'snapshot', 'meta']) {
+    assert.equal(await subscribeCard.locator('td.pname', { hasText: new RegExp(`^${member}`) }).count(), 1, `subscribe.${member}`);
+  }
+  assert.equal(await subscribeCard.locator('td.pname', { hasText: /^topicrequired$/ }).count(), 1);
+  await page.screenshot({ path: path.join(artifacts, 'asyncapi.png') });
+  await subscribeCard.locator('a[href="#schema-Topic"]').first().click();
+  assert.equal(await page.evaluate(() => location.hash), '#schema-Topic');
+  assert.ok(await page.locator('#schema-Topic').isVisible());
+  assert.deepEqual(errors, []);
+});
+
+test('the Go and TypeScript SDK snippets compile against sdk/go and sdk/ts', async (t) => {
+  const server = await startTandem({ dataDir: path.join(work, 'snippets') });
+  const context = await browser.newContext();
+  // Inside the module so the Go SDK resolves; a leading underscore keeps
+  // the go tool's ./... patterns away from it.
+  const dir = path.join(here, '_snippets');
+  t.after(async () => { await context.close(); await server.stop(); rmSync(dir, { recursive: true, force: true }); });
+  const page = await openPage(context, server);
+  const cases = [
+    { name: 'resources', kind: 'resources', collection: 'orders', labels: 'env=prod', snapshot: true },
+    { name: 'resource', kind: 'resource', collection: 'orders', id: 'o-1', since: 'c29tZS1jdXJzb3I' },
+    { name: 'messages', kind: 'messages', channel: 'chat:lobby', member: 'alice' },
+    { name: 'presence', kind: 'presence', channel: 'chat:lobby' },
+    { name: 'token', kind: 'resources', collection: 'orders', token: 'not-a-real-token' },
+  ];
+  const pkgs = [];
+  mkdirSync(path.join(dir, 'ts'), { recursive: true });
+  for (const c of cases) {
+    await page.selectOption('#kind', c.kind);
+    if (c.collection) await page.fill('#collection', c.collection);
+    if (c.id) await page.fill('#resource-id', c.id);
+    if (c.channel) await page.fill('#channel', c.channel);
+    if (c.kind.startsWith('resource')) await page.fill('#labels', c.labels || '');
+    if (c.kind === 'messages') await page.fill('#member-name', c.member || '');
+    if (c.kind !== 'presence') await page.setChecked('#snapshot', !!c.snapshot);
+    await page.fill('#since', c.since || '');
+    await page.fill('#token', c.token || '');
+    await page.click('#token-form button[type="submit"]');
+    await page.click('#snippet-tabs [data-lang="go"]');
+    const goSrc = await page.locator('#snippet').textContent();
+    assert.match(goSrc, /^package main$/m, `${c.name}: a Go program`);
+    mkdirSync(path.join(dir, c.name), { recursive: true });
+    writeFileSync(path.join(dir, c.name, 'main.go'), goSrc + '\n'); // as pasted into a file
+    pkgs.push(`./tests/browser/_snippets/${c.name}`);
+    await page.click('#snippet-tabs [data-lang="ts"]');
+    const tsSrc = await page.locator('#snippet').textContent();
+    assert.match(tsSrc, /from "@tandem\/sdk"/, `${c.name}: uses the TS SDK`);
+    writeFileSync(path.join(dir, 'ts', `${c.name}.ts`), tsSrc + '\n');
+  }
+
+  const fmt = spawnSync('gofmt', ['-d', dir], { encoding: 'utf8' });
+  assert.equal(fmt.stdout + fmt.stderr, '', 'Go snippets are gofmt-formatted');
+  const vet = spawnSync('go', ['vet', ...pkgs], { cwd: repo, encoding: 'utf8' });
+  assert.equal(vet.status, 0, `go vet of the Go snippets failed:\n${vet.stderr}`);
+
+  // Type-check the TS snippets (strict) against the SDK's sources, with the
+  // SDK's own pinned toolchain.
+  const sdk = path.join(repo, 'sdk', 'ts');
+  if (!existsSync(path.join(sdk, 'node_modules', '.bin', 'tsc'))) {
+    execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: sdk, stdio: 'inherit' });
+  }
+  writeFileSync(path.join(dir, 'ts', 'tsconfig.json'), JSON.stringify({
+    compilerOptions: {
+      target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', lib: ['ES2022', 'DOM'],
+      strict: true, noEmit: true, skipLibCheck: true,
+      types: ['node'], typeRoots: [path.join(sdk, 'node_modules', '@types')],
+      paths: { '@tandem/sdk': [path.join(sdk, 'src', 'index.ts')], ws: [path.join(sdk, 'node_modules', '@types', 'ws')] },
+    },
+    include: ['*.ts'],
+  }, null, 2));
+  const tsc = spawnSync(path.join(sdk, 'node_modules', '.bin', 'tsc'), ['-p', path.join(dir, 'ts', 'tsconfig.json')], { encoding: 'utf8' });
+  assert.equal(tsc.status, 0, `tsc of the TS snippets failed:\n${tsc.stdout}${tsc.stderr}`);
+});
