@@ -4,7 +4,7 @@
 # (testdata/fuzz/<FuzzName>/ next to each target) already run in `make test`;
 # this step searches for new inputs. A crash writes the failing input to
 # testdata/fuzz/<FuzzName>/ — commit it as a regression test with the fix.
-# Budget: 16 targets x (9 s + ~1.5 s start) plus instrumented builds:
+# Budget: 17 targets x (9 s + ~1.5 s start) plus instrumented builds:
 # about 165 s on the 2-core CI machine (175 s measured at 10 s; FUZZTIME=5s
 # roughly halves it).
 set -euo pipefail
@@ -17,6 +17,7 @@ targets="
 ./cmd/tandem FuzzParseServeConfig
 ./cmd/tandem FuzzWebSocketSession
 ./internal/wsapi FuzzDecodeFrame
+./internal/wsapi FuzzFrameParser
 ./internal/stream FuzzParseCursor
 ./internal/stream FuzzCursorEncode
 ./internal/stream FuzzParseTopic

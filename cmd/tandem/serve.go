@@ -39,6 +39,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	if cfg.WSReaders != "epoll" && cfg.WSReaders != "goroutine" {
+		return fmt.Errorf("--ws-readers %q: use epoll or goroutine", cfg.WSReaders)
+	}
 	if err := checkProtectedMode(cfg); err != nil {
 		return err
 	}
@@ -103,6 +106,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		CheckOrigin: origins.CheckOrigin,
 		FrameRate:   cfg.RateLimit, FrameBurst: cfg.RateBurst,
 		Auth: authn, AuthTimeout: cfg.AuthTimeout,
+		ReaderGoroutines: cfg.WSReaders == "goroutine",
 	})
 	// The console (/), /docs/asyncapi and /asyncapi.json: exact paths, so
 	// every other path still gets the API router's 404 problem.

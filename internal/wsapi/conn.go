@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -81,6 +82,23 @@ type conn struct {
 	pingT, bookmarkT              *time.Timer
 	wake                          chan struct{} // kick's signal to a lingering writer
 	writerDone                    chan struct{} // closed after the close frame
+
+	// echo: the client sent a close frame; the writer answers with its
+	// code instead of a close of our own.
+	echo bool
+	// onEnd runs once the connection has ended and released everything.
+	onEnd func()
+
+	// Polled connections (see poller) have no reader goroutine while idle:
+	// readReady runs when the socket turns readable, under rmu, and the
+	// writer ends the connection after the close frame.
+	polled   bool
+	rawConn  syscall.RawConn
+	pollID   uint32
+	rmu      sync.Mutex
+	rdone    bool // no more reading (under rmu)
+	parser   frameParser
+	lastRead atomic.Int64 // unix nanoseconds of the last bytes read
 }
 
 // writerLinger is how long an idle writer waits for more work before it
@@ -108,16 +126,40 @@ func newConn(s *Server, ws *websocket.Conn, raw *batchConn, p auth.Principal) *c
 	return c
 }
 
-// serve runs the connection until it closes.
+// serve runs the connection with a reader goroutine until it closes.
 func (c *conn) serve() {
+	c.begin()
+	c.readLoop()
+	c.end()
+}
+
+// begin starts the heartbeat timers and queues the welcome frame.
+func (c *conn) begin() {
 	cfg := c.srv.cfg
+	c.lastRead.Store(time.Now().UnixNano())
 	c.mu.Lock() // tick reads the timers under mu
-	c.pingT = time.AfterFunc(cfg.PingInterval, func() { c.tick(&c.pingDue, &c.pingT, cfg.PingInterval) })
+	c.pingT = time.AfterFunc(cfg.PingInterval, c.pingTick)
 	c.bookmarkT = time.AfterFunc(cfg.BookmarkInterval, func() { c.tick(&c.bookmarkDue, &c.bookmarkT, cfg.BookmarkInterval) })
 	c.mu.Unlock()
 	c.send(Welcome{Type: "welcome", ConnectionID: c.id, Protocol: Protocol,
 		HeartbeatSeconds: heartbeatSeconds(c.srv.cfg.PingInterval, c.srv.cfg.BookmarkInterval), MaxFrameBytes: c.srv.cfg.MaxFrameBytes})
-	c.readLoop()
+}
+
+// pingTick is the ping timer firing. A polled connection has no read
+// deadline, so this is where one that has sent nothing (not even a pong)
+// for PongWait is dropped: within PongWait + PingInterval.
+func (c *conn) pingTick() {
+	cfg := c.srv.cfg
+	if c.polled && time.Since(time.Unix(0, c.lastRead.Load())) > cfg.PongWait {
+		c.closeWith(0, "", errors.New("no pong within "+cfg.PongWait.String()))
+		return
+	}
+	c.tick(&c.pingDue, &c.pingT, cfg.PingInterval)
+}
+
+// end releases the connection once reading has stopped (serve) or, for a
+// polled connection, once the writer has sent the close frame (writeLoop).
+func (c *conn) end() {
 	c.cancel()
 	c.stopTimers()
 	c.mu.Lock()
@@ -126,6 +168,12 @@ func (c *conn) serve() {
 	c.mu.Unlock()
 	c.kick() // a running writer sees ctx done; otherwise this one finishes
 	<-c.writerDone
+	if c.polled {
+		c.srv.poller.remove(c)
+		c.rmu.Lock() // wait for a reader still running
+		c.rdone = true
+		c.rmu.Unlock()
+	}
 	c.lingeringClose()
 	c.workers.Wait()
 	c.mu.Lock()
@@ -136,6 +184,93 @@ func (c *conn) serve() {
 		c.unsub(sub)
 	}
 	c.q.Close()
+	if c.onEnd != nil {
+		c.onEnd()
+	}
+}
+
+// readBufs are the polled readers' buffers, held only while reading.
+var readBufs = sync.Pool{New: func() any { b := make([]byte, 4<<10); return &b }}
+
+// readReady reads what a polled connection's socket holds, handles every
+// complete frame, and re-arms the socket; it runs in a goroutine of its own
+// that exits when the socket has nothing more, so an idle connection keeps
+// only its parser state (no goroutine, no buffer).
+func (c *conn) readReady() {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.rdone {
+		return
+	}
+	bp := readBufs.Get().(*[]byte)
+	defer readBufs.Put(bp)
+	for {
+		n, err := readNonblock(c.rawConn, *bp)
+		if errors.Is(err, errWouldBlock) {
+			break
+		}
+		if err == nil && n == 0 {
+			err = io.EOF
+		}
+		if err != nil {
+			c.closeWith(0, "", err)
+			c.rdone = true
+			return
+		}
+		c.lastRead.Store(time.Now().UnixNano())
+		if !c.feed((*bp)[:n]) || c.ctx.Err() != nil {
+			c.rdone = true
+			return
+		}
+		if n < len(*bp) {
+			break // drained, most likely; arming tells if not
+		}
+	}
+	if err := c.srv.poller.arm(c); err != nil {
+		c.closeWith(0, "", err)
+		c.rdone = true
+	}
+}
+
+// feed parses bytes read by readReady and handles the frames they
+// complete; false means stop reading.
+func (c *conn) feed(b []byte) bool {
+	cont := true
+	stop, err := c.parser.feed(b, func(op byte, p []byte) bool {
+		switch op {
+		case opText:
+			cont = c.message(websocket.TextMessage, p) && c.ctx.Err() == nil
+		case opBinary:
+			cont = c.message(websocket.BinaryMessage, p)
+		case opPing:
+			if err := c.ws.WriteControl(websocket.PongMessage, p, time.Now().Add(c.srv.cfg.WriteWait)); err != nil {
+				c.closeWith(0, "", err)
+				cont = false
+			}
+		case opPong:
+		case opClose:
+			code, err := parseClose(p)
+			if err != nil {
+				var ce *closeError
+				errors.As(err, &ce)
+				c.closeWith(ce.Code, ce.Reason, nil)
+			} else {
+				c.closeEcho(code)
+			}
+			cont = false
+		}
+		return cont
+	})
+	if err != nil {
+		var ce *closeError
+		if errors.As(err, &ce) {
+			c.closeWith(ce.Code, ce.Reason, nil)
+		} else {
+			c.closeWith(0, "", err)
+		}
+		return false
+	}
+	return !stop && cont
 }
 
 // closeWith records why the connection ends and stops it; the writer
@@ -150,6 +285,21 @@ func (c *conn) closeWith(code int, reason string, _ error) (first bool) {
 		c.kick() // the writer sends the close frame
 	}
 	return first
+}
+
+// closeEcho ends the connection the client closed: the writer answers its
+// close frame with the same code (RFC 6455 §5.5.1), unless the connection
+// was closing already.
+func (c *conn) closeEcho(code int) {
+	first := false
+	c.closeOnce.Do(func() {
+		c.closeCode, c.echo = code, true
+		c.cancel()
+		first = true
+	})
+	if first {
+		c.kick()
+	}
 }
 
 func (c *conn) readLoop() {
@@ -171,37 +321,44 @@ func (c *conn) readLoop() {
 			return
 		}
 		_ = c.ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
-		if typ != websocket.TextMessage {
-			c.closeWith(CloseUnsupported, "binary messages are not supported; send JSON text frames", nil)
-			return
-		}
-		if !utf8.Valid(data) {
-			// RFC 6455 §8.1; passing the bytes on would put invalid UTF-8
-			// into other clients' text frames.
-			c.closeWith(CloseInvalidPayload, "text frames must be valid UTF-8", nil)
-			return
-		}
-		if !json.Valid(data) {
-			c.closeWith(CloseUnsupported, "frames must be JSON objects", nil)
-			return
-		}
-		if c.limit != nil {
-			if ok, _, retry := c.limit.Take(time.Now()); !ok {
-				c.refused++
-				if c.refused > cfg.FrameBurst {
-					c.closeWith(CloseTooManyRequest, "rate limit exceeded", nil)
-					return
-				}
-				c.rateLimited(data, retry)
-				continue
-			}
-			c.refused = 0
-		}
-		c.handle(data)
-		if c.ctx.Err() != nil {
+		if !c.message(typ, data) || c.ctx.Err() != nil {
 			return
 		}
 	}
+}
+
+// message handles one client message; false means stop reading (the
+// connection is closing).
+func (c *conn) message(typ int, data []byte) bool {
+	cfg := c.srv.cfg
+	if typ != websocket.TextMessage {
+		c.closeWith(CloseUnsupported, "binary messages are not supported; send JSON text frames", nil)
+		return false
+	}
+	if !utf8.Valid(data) {
+		// RFC 6455 §8.1; passing the bytes on would put invalid UTF-8
+		// into other clients' text frames.
+		c.closeWith(CloseInvalidPayload, "text frames must be valid UTF-8", nil)
+		return false
+	}
+	if !json.Valid(data) {
+		c.closeWith(CloseUnsupported, "frames must be JSON objects", nil)
+		return false
+	}
+	if c.limit != nil {
+		if ok, _, retry := c.limit.Take(time.Now()); !ok {
+			c.refused++
+			if c.refused > cfg.FrameBurst {
+				c.closeWith(CloseTooManyRequest, "rate limit exceeded", nil)
+				return false
+			}
+			c.rateLimited(data, retry)
+			return true
+		}
+		c.refused = 0
+	}
+	c.handle(data)
+	return true
 }
 
 // handle validates one client frame against the AsyncAPI schemas and
@@ -730,6 +887,9 @@ func (c *conn) writeLoop() {
 		if c.ctx.Err() != nil {
 			c.finish(batch)
 			close(c.writerDone) // writing stays true: no writer after this
+			if c.polled {
+				c.end()
+			}
 			return
 		}
 		if c.pingDue.Swap(false) {
@@ -837,6 +997,12 @@ func (c *conn) bookmarks() {
 // frame it received for each subscription. Then the close frame.
 func (c *conn) finish(batch []*hub.Message) {
 	wait := c.srv.cfg.WriteWait
+	if c.echo {
+		msg := websocket.FormatCloseMessage(c.closeCode, "")
+		_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(wait))
+		c.halfClose()
+		return
+	}
 	switch c.closeCode {
 	case CloseGoingAway:
 		if _, err := c.writeBatch(batch); err != nil {

@@ -19,6 +19,7 @@ const Protocol = "tandem.v1"
 const (
 	CloseNormal         = 1000
 	CloseGoingAway      = 1001
+	CloseProtocol       = 1002
 	CloseUnsupported    = 1003
 	CloseInvalidPayload = 1007
 	ClosePolicy         = 1008

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -59,6 +60,13 @@ type Config struct {
 	// AuthTimeout is how long a connection whose anonymous principal may
 	// do nothing has to send an auth frame (close 4010 after); default 10 s.
 	AuthTimeout time.Duration
+	// ReaderGoroutines gives every connection a reader goroutine blocked
+	// in read, as gorilla/websocket is normally used. By default (on
+	// Linux, for plain TCP) idle connections are instead watched by one
+	// epoll instance and read by a short-lived goroutine when data
+	// arrives, which saves the ~4 KiB stack per idle connection. TLS
+	// connections always get a reader goroutine.
+	ReaderGoroutines bool
 }
 
 // Authenticator resolves credentials into principals (auth.Authenticator).
@@ -76,12 +84,18 @@ var _ Authenticator = (*auth.Authenticator)(nil)
 type Server struct {
 	cfg      Config
 	upgrader websocket.Upgrader
+	// polledUpgrader is upgrader with a minimal read buffer, for
+	// connections the poller reads (gorilla's reader is not used, but
+	// gorilla allocates the buffer anyway).
+	polledUpgrader websocket.Upgrader
 	metrics  *metrics
 
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
 	closing bool
 	wg      sync.WaitGroup
+	poller  *poller // started with the first polled connection
+	noPoll  bool    // the poller could not start: reader goroutines
 }
 
 // New returns a Server.
@@ -132,6 +146,8 @@ func New(cfg Config) *Server {
 			_, _ = w.Write([]byte(`{"type":"https://tandem.dev/problems/websocket-upgrade","title":"WebSocket upgrade failed","status":` + itoa(status) + `,"detail":` + quote(reason.Error()) + `}`))
 		},
 	}
+	s.polledUpgrader = s.upgrader
+	s.polledUpgrader.ReadBufferSize = 16 // bufio's minimum
 	return s
 }
 
@@ -159,33 +175,82 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hw := &hijackWriter{ResponseWriter: w}
-	ws, err := s.upgrader.Upgrade(hw, r, nil)
+	up := &s.upgrader
+	if s.pollable(r) {
+		up = &s.polledUpgrader
+	}
+	ws, err := up.Upgrade(hw, r, nil)
 	if err != nil {
 		return // the upgrader already answered
 	}
 	c := newConn(s, ws, hw.conn, principal)
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		c.closeWith(CloseGoingAway, "server shutting down", nil)
-	} else {
-		s.conns[c] = struct{}{}
-		s.mu.Unlock()
-	}
-	s.metrics.connections.Inc()
-	// Serve from a goroutine of its own and return: net/http's connection
-	// goroutine then ends, releasing its stack (grown by the handler
-	// chain), the request and the 4 KiB buffers it holds past the hijack.
-	// An idle connection costs about half as much memory this way.
-	handedOff = true
-	go func() {
-		defer s.wg.Done()
-		c.serve()
+	c.onEnd = func() {
 		s.metrics.connections.Dec()
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
-	}()
+		s.wg.Done()
+	}
+	s.mu.Lock()
+	if s.closing {
+		c.closeWith(CloseGoingAway, "server shutting down", nil)
+	} else {
+		s.conns[c] = struct{}{}
+	}
+	pl := s.pollerLocked(c)
+	s.mu.Unlock()
+	s.metrics.connections.Inc()
+	handedOff = true
+	if pl != nil {
+		c.begin()
+		if err := pl.add(c); err != nil {
+			// epoll_ctl refused a live socket (out of kernel memory or
+			// max_user_watches): the writer ends the connection.
+			s.cfg.Logger.Error("websocket: cannot watch the connection", "err", err)
+			c.closeWith(CloseInternal, "server overloaded; reconnect later", nil)
+		}
+		return
+	}
+	// Serve from a goroutine of its own and return: net/http's connection
+	// goroutine then ends, releasing its stack (grown by the handler
+	// chain), the request and the 4 KiB buffers it holds past the hijack.
+	// An idle connection costs about half as much memory this way.
+	go c.serve()
+}
+
+// pollable reports whether r's connection will most likely be polled: a
+// plain TCP connection that was not refused epoll. Should it not be after
+// all, gorilla reads it through its small buffer, correctly but slowly.
+func (s *Server) pollable(r *http.Request) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.cfg.ReaderGoroutines && !s.noPoll && r.TLS == nil
+}
+
+// pollerLocked returns the poller to watch c with, starting it if needed,
+// or nil when c gets a reader goroutine (s.mu held).
+func (s *Server) pollerLocked(c *conn) *poller {
+	if s.cfg.ReaderGoroutines || s.noPoll {
+		return nil
+	}
+	sc, ok := c.raw.Conn.(syscall.Conn)
+	if !ok {
+		return nil // TLS, or a wrapped connection
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	if s.poller == nil {
+		if s.poller, err = newPoller(); err != nil {
+			s.noPoll = true
+			s.cfg.Logger.Warn("websocket: no epoll; one reader goroutine per connection", "err", err)
+			return nil
+		}
+	}
+	c.rawConn, c.polled = rc, true
+	c.parser.limit = s.cfg.MaxFrameBytes
+	return s.poller
 }
 
 // authenticate resolves the credentials presented on the upgrade request:
@@ -230,7 +295,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		c.closeWith(CloseGoingAway, "server shutting down; reconnect and resume with your cursors", nil)
 	}
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	go func() {
+		s.wg.Wait()
+		s.mu.Lock()
+		if pl := s.poller; pl != nil {
+			s.poller = nil
+			s.noPoll = true // closing: no new connection comes
+			s.mu.Unlock()
+			pl.stop()
+		} else {
+			s.mu.Unlock()
+		}
+		close(done)
+	}()
 	select {
 	case <-done:
 		return nil
