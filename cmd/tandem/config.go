@@ -87,7 +87,7 @@ func (c *serveConfig) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.ConfigFile, "config", "", "optional YAML configuration file")
 	fs.Int64Var(&c.MaxFrameBytes, "max-frame-bytes", 64<<10, "largest accepted WebSocket message (close 1009 beyond)")
 	fs.IntVar(&c.QueueBytes, "queue-bytes", 1<<20, "outbound queue per connection in bytes (slow consumers are closed with 4008 beyond)")
-	fs.DurationVar(&c.PingInterval, "ping-interval", 25*time.Second, "WebSocket ping interval; a connection silent for twice this is dropped")
+	fs.DurationVar(&c.PingInterval, "ping-interval", 25*time.Second, "WebSocket ping interval; a connection silent for twice this is dropped (with the epoll reader, at the first ping after that)")
 	fs.StringVar(&c.WSReaders, "ws-readers", "epoll", "how WebSocket connections are read: epoll (idle connections hold no goroutine; Linux, plain TCP) or goroutine (one blocked reader per connection)")
 	fs.DurationVar(&c.SSEHeartbeat, "sse-heartbeat", 15*time.Second, "interval of SSE comment heartbeats")
 	fs.DurationVar(&c.PresenceTTL, "presence-ttl", 45*time.Second, "presence lease; a member whose node stops renewing leaves after this")

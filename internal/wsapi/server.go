@@ -88,7 +88,7 @@ type Server struct {
 	// connections the poller reads (gorilla's reader is not used, but
 	// gorilla allocates the buffer anyway).
 	polledUpgrader websocket.Upgrader
-	metrics  *metrics
+	metrics        *metrics
 
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
