@@ -110,13 +110,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		w.Close()
 		return nil, err
 	}
-	for _, p := range []struct {
-		stmt **sql.Stmt
-		sql  string
-	}{
-		{&s.ws.lookup, lookupSQL}, {&s.ws.bump, bumpSQL}, {&s.ws.upsert, upsertSQL},
-		{&s.ws.delete, deleteSQL}, {&s.ws.appendChange, appendChangeSQL},
-	} {
+	for _, p := range s.writeStmts() {
 		if *p.stmt, err = w.PrepareContext(ctx, p.sql); err != nil {
 			s.closeStmts()
 			w.Close()
@@ -255,12 +249,26 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
+// preparedStmt is a statement prepared at Open and where it is kept.
+type preparedStmt struct {
+	stmt **sql.Stmt
+	sql  string
+}
+
+// writeStmts lists the write connection's prepared statements.
+func (s *Store) writeStmts() []preparedStmt {
+	return []preparedStmt{
+		{&s.ws.lookup, lookupSQL}, {&s.ws.bump, bumpSQL}, {&s.ws.upsert, upsertSQL},
+		{&s.ws.delete, deleteSQL}, {&s.ws.appendChange, appendChangeSQL},
+	}
+}
+
 // closeStmts closes the prepared statements and returns their errors.
 func (s *Store) closeStmts() []error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.get, s.ws.lookup, s.ws.bump, s.ws.upsert, s.ws.delete, s.ws.appendChange} {
-		if st != nil {
-			errs = append(errs, st.Close())
+	for _, p := range append(s.writeStmts(), preparedStmt{&s.get, lookupSQL}) {
+		if *p.stmt != nil {
+			errs = append(errs, (*p.stmt).Close())
 		}
 	}
 	return errs
