@@ -82,7 +82,7 @@ func Spawn(ctx context.Context, opts SpawnOptions) (*Server, error) {
 	args = append(args, opts.Args...)
 	cmd := exec.Command(opts.Command[0], args...)
 	cmd.Env = append(os.Environ(), opts.Env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childAttr()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		os.RemoveAll(dir)
@@ -132,15 +132,6 @@ func Spawn(ctx context.Context, opts SpawnOptions) (*Server, error) {
 
 // Remote returns a Server for an already running server.
 func Remote(u *url.URL) *Server { return &Server{URL: strings.TrimSuffix(u.String(), "/")} }
-
-// raiseNoFile lifts the soft open-files limit to the hard limit.
-func raiseNoFile() {
-	var l syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
-		l.Cur = l.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
-	}
-}
 
 // Close stops a spawned server (SIGTERM, then SIGKILL after 15 s) and
 // removes its data directory. It does nothing for a remote server.

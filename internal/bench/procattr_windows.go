@@ -1,0 +1,4 @@
+package bench
+
+// raiseNoFile: Windows has no open-files rlimit.
+func raiseNoFile() {}
