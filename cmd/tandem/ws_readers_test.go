@@ -7,6 +7,8 @@ import (
 	"net"
 	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -262,6 +264,62 @@ func TestWSIdleConnectionsHoldNoGoroutine(t *testing.T) {
 			if r := readReply(t, c, "last"); r["ok"] != true {
 				t.Fatalf("reply %v", r)
 			}
+		})
+	}
+}
+
+// TestWSShutdownWhileConnecting shuts the server down while clients keep
+// connecting, so that some connections are closed by Shutdown before they
+// have started (or been registered with the poller): every one of them
+// must still end, and the server must stop within its shutdown timeout.
+func TestWSShutdownWhileConnecting(t *testing.T) {
+	for _, mode := range []string{"epoll", "goroutine"} {
+		t.Run(mode, func(t *testing.T) {
+			s := startServer(t, "--ws-readers", mode, "--shutdown-timeout", "10s")
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			var dialed atomic.Int64
+			for range 16 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						c, _, err := d.Dial(wsURL(s), nil)
+						if err != nil {
+							continue
+						}
+						dialed.Add(1)
+						go func() {
+							// Read until the server closes it.
+							_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+							for {
+								if _, _, err := c.ReadMessage(); err != nil {
+									c.Close()
+									return
+								}
+							}
+						}()
+					}
+				}()
+			}
+			time.Sleep(300 * time.Millisecond)
+			t0 := time.Now()
+			s.stop() // fails the test if run does not return cleanly within 20 s
+			close(stop)
+			wg.Wait()
+			if d := time.Since(t0); d > 10*time.Second {
+				t.Errorf("shutdown took %v with connections arriving", d)
+			}
+			if dialed.Load() == 0 {
+				t.Fatal("no connection was made before the shutdown")
+			}
+			t.Logf("%d connections; shutdown in %v", dialed.Load(), time.Since(t0).Round(time.Millisecond))
 		})
 	}
 }

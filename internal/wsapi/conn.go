@@ -93,6 +93,7 @@ type conn struct {
 	// readReady runs when the socket turns readable, under rmu, and the
 	// writer ends the connection after the close frame.
 	polled   bool
+	poller   *poller
 	rawConn  syscall.RawConn
 	pollID   uint32
 	rmu      sync.Mutex
@@ -163,16 +164,18 @@ func (c *conn) end() {
 	c.cancel()
 	c.stopTimers()
 	c.mu.Lock()
-	c.pingT.Stop()
-	c.bookmarkT.Stop()
+	if c.pingT != nil { // nil: closed before begin
+		c.pingT.Stop()
+		c.bookmarkT.Stop()
+	}
 	c.mu.Unlock()
 	c.kick() // a running writer sees ctx done; otherwise this one finishes
 	<-c.writerDone
 	if c.polled {
-		c.srv.poller.remove(c)
 		c.rmu.Lock() // wait for a reader still running
 		c.rdone = true
 		c.rmu.Unlock()
+		c.poller.remove(c)
 	}
 	c.lingeringClose()
 	c.workers.Wait()
@@ -187,6 +190,17 @@ func (c *conn) end() {
 	if c.onEnd != nil {
 		c.onEnd()
 	}
+}
+
+// watch registers a polled connection with its poller, unless it has
+// already ended. Errors: as poller.add.
+func (c *conn) watch() error {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.rdone {
+		return nil
+	}
+	return c.poller.add(c)
 }
 
 // readBufs are the polled readers' buffers, held only while reading.
@@ -226,7 +240,7 @@ func (c *conn) readReady() {
 			break // drained, most likely; arming tells if not
 		}
 	}
-	if err := c.srv.poller.arm(c); err != nil {
+	if err := c.poller.arm(c); err != nil {
 		c.closeWith(0, "", err)
 		c.rdone = true
 	}

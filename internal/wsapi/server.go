@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -192,30 +193,35 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.wg.Done()
 	}
 	s.mu.Lock()
-	if s.closing {
-		c.closeWith(CloseGoingAway, "server shutting down", nil)
-	} else {
+	closing := s.closing
+	if !closing {
 		s.conns[c] = struct{}{}
 	}
+	// From here on Shutdown may close c, even before begin (end copes).
 	pl := s.pollerLocked(c)
 	s.mu.Unlock()
 	s.metrics.connections.Inc()
 	handedOff = true
 	if pl != nil {
 		c.begin()
-		if err := pl.add(c); err != nil {
+		if err := c.watch(); err != nil {
 			// epoll_ctl refused a live socket (out of kernel memory or
 			// max_user_watches): the writer ends the connection.
 			s.cfg.Logger.Error("websocket: cannot watch the connection", "err", err)
 			c.closeWith(CloseInternal, "server overloaded; reconnect later", nil)
 		}
-		return
+	} else {
+		// Serve from a goroutine of its own and return: net/http's
+		// connection goroutine then ends, releasing its stack (grown by
+		// the handler chain), the request and the 4 KiB buffers it holds
+		// past the hijack. An idle connection costs about half as much
+		// memory this way.
+		go c.serve()
 	}
-	// Serve from a goroutine of its own and return: net/http's connection
-	// goroutine then ends, releasing its stack (grown by the handler
-	// chain), the request and the 4 KiB buffers it holds past the hijack.
-	// An idle connection costs about half as much memory this way.
-	go c.serve()
+	if closing {
+		// Shutdown began after the check above: it does not know c.
+		c.closeWith(CloseGoingAway, "server shutting down", nil)
+	}
 }
 
 // pollable reports whether r's connection will most likely be polled: a
@@ -244,11 +250,15 @@ func (s *Server) pollerLocked(c *conn) *poller {
 	if s.poller == nil {
 		if s.poller, err = newPoller(); err != nil {
 			s.noPoll = true
-			s.cfg.Logger.Warn("websocket: no epoll; one reader goroutine per connection", "err", err)
+			level := slog.LevelWarn
+			if errors.Is(err, errors.ErrUnsupported) {
+				level = slog.LevelDebug // not Linux: expected
+			}
+			s.cfg.Logger.Log(context.Background(), level, "websocket: no epoll; one reader goroutine per connection", "err", err)
 			return nil
 		}
 	}
-	c.rawConn, c.polled = rc, true
+	c.rawConn, c.polled, c.poller = rc, true, s.poller
 	c.parser.limit = s.cfg.MaxFrameBytes
 	return s.poller
 }
