@@ -263,11 +263,8 @@ func (c *conn) feed(b []byte) bool {
 			}
 		case opPong:
 		case opClose:
-			code, err := parseClose(p)
-			if err != nil {
-				var ce *closeError
-				errors.As(err, &ce)
-				c.closeWith(ce.Code, ce.Reason, nil)
+			if code, err := parseClose(p); err != nil {
+				c.closeFor(err)
 			} else {
 				c.closeEcho(code)
 			}
@@ -276,15 +273,22 @@ func (c *conn) feed(b []byte) bool {
 		return cont
 	})
 	if err != nil {
-		var ce *closeError
-		if errors.As(err, &ce) {
-			c.closeWith(ce.Code, ce.Reason, nil)
-		} else {
-			c.closeWith(0, "", err)
-		}
+		c.closeFor(err)
 		return false
 	}
 	return !stop && cont
+}
+
+// closeFor closes the connection over a read error: with its close code
+// when it is a *closeError (a protocol violation, a message too big),
+// without a close frame otherwise.
+func (c *conn) closeFor(err error) {
+	var ce *closeError
+	if errors.As(err, &ce) {
+		c.closeWith(ce.Code, ce.Reason, nil)
+		return
+	}
+	c.closeWith(0, "", err)
 }
 
 // closeWith records why the connection ends and stops it; the writer

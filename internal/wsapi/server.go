@@ -230,13 +230,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) pollable(r *http.Request) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return !s.cfg.ReaderGoroutines && !s.noPoll && r.TLS == nil
+	return s.pollingLocked() && r.TLS == nil
 }
+
+// pollingLocked reports whether connections are read by the poller at all
+// (s.mu held).
+func (s *Server) pollingLocked() bool { return !s.cfg.ReaderGoroutines && !s.noPoll }
 
 // pollerLocked returns the poller to watch c with, starting it if needed,
 // or nil when c gets a reader goroutine (s.mu held).
 func (s *Server) pollerLocked(c *conn) *poller {
-	if s.cfg.ReaderGoroutines || s.noPoll {
+	if !s.pollingLocked() {
 		return nil
 	}
 	sc, ok := c.raw.Conn.(syscall.Conn)
