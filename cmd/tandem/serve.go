@@ -97,11 +97,18 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}()
 	defer func() { stopBroker(); <-brokerDone }()
 	resources := &stream.Resources{Store: st, Hub: h, Feed: feed}
+	// One budget for every byte queued for clients (WebSocket and SSE).
+	budget := hub.NewBudget(cfg.MaxQueuedBytes)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tandem_queued_bytes", Help: "Bytes queued for all WebSocket and SSE clients (bounded by --max-queued-bytes)."},
+		func() float64 { return float64(budget.Used()) }))
+	// draining is closed when shutdown starts: SSE streams and long-polls
+	// answer with their cursors at once instead of holding the drain.
+	draining := make(chan struct{})
 	origins := httpapi.Origins(splitList(cfg.AllowedOrigins))
 	ws := wsapi.New(wsapi.Config{
 		Resources: resources, Channels: channels,
 		Validator: asyncVal, Logger: logger, Registry: reg, Strict: cfg.Strict, Problem: httpapi.ProblemFor,
-		MaxFrameBytes: cfg.MaxFrameBytes, QueueBytes: cfg.QueueBytes,
+		MaxFrameBytes: cfg.MaxFrameBytes, QueueBytes: cfg.QueueBytes, Budget: budget, WriteWait: cfg.WriteTimeout,
 		PingInterval: cfg.PingInterval, PongWait: 2 * cfg.PingInterval, BookmarkInterval: cfg.BookmarkInterval,
 		CheckOrigin: origins.CheckOrigin,
 		FrameRate:   cfg.RateLimit, FrameBurst: cfg.RateBurst,
@@ -114,13 +121,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	mounts["GET /v1/ws"] = ws
 	handler, err := httpapi.NewHandler(httpapi.Config{
 		App: a, Resources: resources, Channels: channels, Logger: logger, Registry: reg, Strict: cfg.Strict, MaxBodyBytes: cfg.MaxBodyBytes,
-		Ready:      readiness(st, br, logger),
-		SSE:        httpapi.SSEConfig{Heartbeat: cfg.SSEHeartbeat, Bookmark: cfg.BookmarkInterval, QueueBytes: cfg.QueueBytes},
-		Mounts:     mounts,
-		Origins:    origins,
-		RateLimit:  &ratelimit.Limiter{Rate: cfg.RateLimit, Burst: cfg.RateBurst},
-		Auth:       authn,
-		AuthCookie: cfg.AuthCookie,
+		Ready:       readiness(st, br, logger),
+		SSE:         httpapi.SSEConfig{Heartbeat: cfg.SSEHeartbeat, Bookmark: cfg.BookmarkInterval, QueueBytes: cfg.QueueBytes, Budget: budget, WriteWait: cfg.WriteTimeout},
+		Draining:    draining,
+		ReadTimeout: cfg.ReadTimeout,
+		Mounts:      mounts,
+		Origins:     origins,
+		RateLimit:   &ratelimit.Limiter{Rate: cfg.RateLimit, Burst: cfg.RateBurst},
+		Auth:        authn,
+		AuthCookie:  cfg.AuthCookie,
 	})
 	if err != nil {
 		return err
@@ -174,6 +183,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	close(draining) // SSE streams and long-polls answer with their cursors now
 	// Hijacked WebSockets are not tracked by http.Server: close them with
 	// 1001 (after flushing what they have queued) alongside the HTTP drain.
 	wsDone := make(chan error, 1)

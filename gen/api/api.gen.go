@@ -350,8 +350,14 @@ type NotFound = Problem
 // PreconditionFailed RFC 9457 problem details.
 type PreconditionFailed = Problem
 
+// RequestTimeout RFC 9457 problem details.
+type RequestTimeout = Problem
+
 // ResyncRequired RFC 9457 problem details.
 type ResyncRequired = Problem
+
+// ServiceUnavailable RFC 9457 problem details.
+type ServiceUnavailable = Problem
 
 // TooLarge RFC 9457 problem details.
 type TooLarge = Problem
@@ -1388,7 +1394,11 @@ type PreconditionFailedApplicationProblemPlusJSONResponse Problem
 
 type ProblemApplicationProblemPlusJSONResponse Problem
 
+type RequestTimeoutApplicationProblemPlusJSONResponse Problem
+
 type ResyncRequiredApplicationProblemPlusJSONResponse Problem
+
+type ServiceUnavailableApplicationProblemPlusJSONResponse Problem
 
 type TooLargeApplicationProblemPlusJSONResponse Problem
 
@@ -1667,6 +1677,22 @@ func (response PublishMessage403ApplicationProblemPlusJSONResponse) VisitPublish
 	return err
 }
 
+type PublishMessage408ApplicationProblemPlusJSONResponse struct {
+	RequestTimeoutApplicationProblemPlusJSONResponse
+}
+
+func (response PublishMessage408ApplicationProblemPlusJSONResponse) VisitPublishMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(408)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type PublishMessage409ApplicationProblemPlusJSONResponse struct {
 	ConflictApplicationProblemPlusJSONResponse
 }
@@ -1870,6 +1896,22 @@ func (response CreateCollection400ApplicationProblemPlusJSONResponse) VisitCreat
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCollection408ApplicationProblemPlusJSONResponse struct {
+	RequestTimeoutApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCollection408ApplicationProblemPlusJSONResponse) VisitCreateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(408)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2195,6 +2237,22 @@ func (response CreateResource404ApplicationProblemPlusJSONResponse) VisitCreateR
 	return err
 }
 
+type CreateResource408ApplicationProblemPlusJSONResponse struct {
+	RequestTimeoutApplicationProblemPlusJSONResponse
+}
+
+func (response CreateResource408ApplicationProblemPlusJSONResponse) VisitCreateResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(408)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateResource409ApplicationProblemPlusJSONResponse struct {
 	ConflictApplicationProblemPlusJSONResponse
 }
@@ -2477,6 +2535,22 @@ func (response PatchResource404ApplicationProblemPlusJSONResponse) VisitPatchRes
 	return err
 }
 
+type PatchResource408ApplicationProblemPlusJSONResponse struct {
+	RequestTimeoutApplicationProblemPlusJSONResponse
+}
+
+func (response PatchResource408ApplicationProblemPlusJSONResponse) VisitPatchResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(408)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type PatchResource412ApplicationProblemPlusJSONResponse struct {
 	PreconditionFailedApplicationProblemPlusJSONResponse
 }
@@ -2633,6 +2707,22 @@ func (response ReplaceResource404ApplicationProblemPlusJSONResponse) VisitReplac
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplaceResource408ApplicationProblemPlusJSONResponse struct {
+	RequestTimeoutApplicationProblemPlusJSONResponse
+}
+
+func (response ReplaceResource408ApplicationProblemPlusJSONResponse) VisitReplaceResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(408)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3255,102 +3345,105 @@ func (sh *strictHandler) ReplaceResource(w http.ResponseWriter, r *http.Request,
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H39cts2tvirnOXuTKUu9eGPpBtl8keaOK33l6Ye25385ka+JUQeSahJgAVAK6qvZ/Zp9sH2Se7gAKQo",
-	"ibIlJXG7c/efWKII4ODgfH8gt0Ess1wKFEYHg9tgiixBRR9PLtnE/k1Qx4rnhksRDILLKYJCLQsV2w83",
-	"XHMpgGlgoI2SYgIoDDdzMGwSAnYnXYiGwfHhMIi6QRjoeIoZs9OaeY7BINBGcTEJ7u7C4K2MmVuladGf",
-	"zt+CHIOZIsQKmcGkguP+ie/CIGeKZWj8xl5NmRCYvmMZri/lfwTBMhxAisaOCiHhE250CFE3CiH62f7T",
-	"sf8MoucEkn1d5yxG4Joe5EwZGOFYKqTvY660se9bYLldKWdmGoSBIDCC2K0bhIHCXwuuMAkGRhVY39lf",
-	"FI6DQfDn3uLMeu5X3atvym75lUxTjO2mNuyz+p1g3wRV9dbegFUQnSaY5dKgiOf/D+frEL2EOOUoTCee",
-	"So0CrnH+HBQaxVHDjJsp4VGzDO1PoDBP2byGW/tgDmOp4PAYprJQutqUo+rFtmqgdCws9b1k7ONbFBMz",
-	"DQaHT56EQcZF+f0gbKDa0/EPzMTThv3kFh4p0jlwT7eFUigMWM6CzI5CDa2SPdohSAXR1xHtYRjgR66N",
-	"HgabdzHuuKU3gP/0uBned1LgBph/FPDdyeUAmNAzVHDUPy5hr8PchR8FnP10OSBoM2RCe57s2O3eB7Bd",
-	"ex+ozz2rn75eB7r8DU5fbyBjnnwq+d7Z8TqXQiPJkG9Zco6/FqiN/RZLYVDQR5bnKXdyrJcrOUox++sv",
-	"2gm17VY8c6Pcok3Cl5a1ciZj6ViqDJPnEKFSUunICSJAFk9BjscoEi4mMOaYJt2AxIIYpzx+VKhPDbBU",
-	"IUvm4GiaCJ0JWGFDmDENCguNCbEAE9JMUZU7JvjfSDXiSYLisdEeK0ysZmOphpTF107qIyaYwEQxYaAV",
-	"caGL8ZjHVor9rGOZY9QmqN9J80YWInl0oBdCXqqF2k4kahDSuOMgCM8UxlIk3L77hvEUHxXWqBRlEYnA",
-	"JTkRQcITgnYqPRGXMz0ihC8FEIdB6/zNK3h2/OQb8GtAgobxVLuTPkc9F/F5JWoe+bwLpaWyokEWRvPE",
-	"mR7KAigwgSnXRqq5xfFYyaxiMMxlPLW6NpUscVrWMIPARGI/KQNswrigDV5K+ZapCT721kaSxEeMmDgD",
-	"S/PfEFKecUfAP4lcyRi1ZqP09wGOa5hhmnacSIZRYeCGy5QZdAAvmPErDX+/+PEdXNDslfD+cNXNJRcG",
-	"VSnGybhhPLUyPMNshMrvVRd5LpXB5AdMOLskdfn7qCHa+pQ5WGfkAHgwwGrxLmlvP2dpfE+cDmWJkzcs",
-	"PVMyR2W4fT5mqcYwyGuPbgNH2A/awO6tuzDAm9Kh4QYz/dDAC6OQZSd2kB3tzQ+mFJsHTvWX/PyhnDos",
-	"Ybqq3pejXzCmCbwx/oMlR8cqu+zVewK7GPzhzhhKmGENNquYO9K8YWlBTsHHzkR2/AYtAXXP2azc110Y",
-	"yPFYI1GcJXtmrLElzNPjgAxnnhVZ3Wy2xD1BWj8vRinXU1QNLlsYGO58lmrSxBqX9LTJOqyfz8KR8rBV",
-	"uPGb9rPfc26lx4QfWZan3jszg1SORtZXyJl1Ci26/vvDy85/sc5v/c6zq8XH7s+DztVtPzw4/ObuL+vw",
-	"1n2zXUnDOb4vzba4KS3gbWxci0bnzj/0/nn53l3dim7eh7O1lzF9P1XVfu3oa553ZO6m7Xjp6CZdPXfa",
-	"aG0PYQ1bjWddHcIrem/Ho9gFr9vhaNUbrqkIaCWKjQ0c9g/7nYNDGM0hwTErUtMGM2UG8AbVvDLwvtIQ",
-	"WVKPICu0Ac0M1+N5F04+WrplKUQW6kgDU1aQj63FHTptL60aY6CLkQPaTU/aBDVwozEdg5ELV5wEhbMP",
-	"oMX8zL2IpemP9FfM6a8USH+FNFEv4uMI4nmcovPrhQSPXLJNrMgGLmCEZoYo2i7Ccnx4WJlcTjtyA4VI",
-	"UEHkMU6xlccitftp6i13nuEOFFVpqq1UVk2GPKSx3HyN8FZKY83alTn7tbCGoNWMkEtN2wgBP7LYpHPw",
-	"Gl+jukEF2up7a4mFdVf+uP/s6QMBlDD4HllqpjvrSIyv7zEimlTK6uatjVvQuyismvoQyOsgDArBbhhP",
-	"yYy8ekjZ+DmacPuWjTC9F8R60OOoATPLZ3JBzyGlaaF1jXMNRW558ekRxFOmWGxQaZDjhqhl5+duL3ru",
-	"mLU2bNO71m0NF+rPYugmGNgzSCxgGftY30ktYrPYvmexPfhgV0tmR75ZNs224517jT0/1ZkzaHbc7Gcx",
-	"w1ZgpjmbIF23a6SiaP82Ns39Js2ZQo0ifhxb17lC2595CdwPNO7BM19YkOVCTcgsJ30lhdjPmKsGniaN",
-	"EitD80cwrJbgvA8THr37YmH386yhfu1Mw4AnzWmmJfZOLG/XQGjeXxVuWgk8bwgFWYZdYXP6ofGUne+/",
-	"w95pqTcc06Rx10Ib5hlxba2FysvYR+ecPXn2rO6q9ftNzprhJsV7tOp6Kkcbq0Dhp/NT4BQ3Hc+t9qLM",
-	"mEeWCw/U1EwwNSbXg17PMJFg1k3wpoxd6J6QpjOmGOpDOpl+LWEO71PRS7jcUW5vPlAu6jbFSCbWZ/y1",
-	"QOV9x2kQlpmRq3sctvWQS5XFtEaym4EsYQqnmzIMRbF+l5BNpDGYgF2z2yS0K7ZfXe2NVLXJdAjMqSM/",
-	"wAVBnz7rH7SBC+8N1ANC3QcPiVsHzSOx6WjKnM7O0qTuWW/jm+3hUpc6+3PJ5UpWbQNvWpmV973tjc89",
-	"ffoiT3bDSbNUraWOfeDFA7/BS68vfB9N7OWv/xsd2rbmXImPL+5rVszYoG8EfjRnbIKX8tol5dbYZXcK",
-	"3GCDVxPdh4yzMrF9LzYaYy0/oJog0ATWM4puLeZD73HdRc/LoErMhJAGRlbmZfIGkxAi9xL9Bi1RpGm7",
-	"wQjYmQSXSGdLN9Iu7nIgSzPWFEzzC+WSdzvzQYn6c8xTFv8BGPNLsduCjteVszZS1QqifKXSTHGDLoZm",
-	"necixgTMlGuXYLMksjls3miJ1TMVOxK5AEpdwFiRzVAL5EhBwL7H0YWMr9FA66Wei/jl2Sk04I0WbyDv",
-	"vXI0dVOpKufyKoFY3j/ymqH+KMEUVx5pwXI9lYZcN0cOTSbWgj4afK4qZbNbFEHVDJatZanMefzQgEt6",
-	"qWZql+hy+Lva1hymaUqs3xvQuCzBquU/KmWuey5m0Cs3rJdjfk8ODldDfo2xhe7Pg17n6q9/aTQmNMaF",
-	"4mZO0W+fLMz5pqoxKcZ8UihMwFLsNW4uQPr/nZdnp77iq1Rkbt67MBghU6heFi4Y6b69Kbnz7+8vgwa1",
-	"8f4SWt9fHD55GsK5/WMt8ZPk9cXLNsymUiNErgwE4pTxDFKujXblIlURTA1mOnILlFt8AaR1jFwiloux",
-	"bBBA5DC50L1CllorjSZ24dkBnJ9cXFJNTVIocsyq0wMuaplpHQ6FyyXElKeFvNBTTCDlNwjyBlVdSES9",
-	"m4PeTEchOGhGmAAXQxH1mBUfLOfdOcvSqB3CxcUJ5RdSKSadXKYpF5PuUAzFCS3mSiss+ALWnGpHmNCK",
-	"NuW0o/ZQUB6BlW5nZPEWdcGXaMENS3lCA91SmvwmEnorRVJDwUUtH29fi6BlQW9I0o+X3aQ27ei8wmzM",
-	"lJoDg6jUCtEApECIZUFeVI7KqY0QuIgVZiisuzaau3TOUJD26MKpKYtK6wmek0s2sTbJonRmUjCVaKdz",
-	"7EGu1tFk7Bo1fHdyCVWpD0vpWJbfHMDX5ctnP10ORb20z+7wz38GyyXWq3enQXM4qra/v+dmKgsDbPml",
-	"Gp+27GaqDJanXsscKKw2GopUynzE4mtXPmmnZ2kqZ9phxkwt+YBdB6JO55eZ6WiMFRoqy+38MrvWnTFP",
-	"MRoKqewTlvPONc7909Cny4h+o3pBHaUVMBmARrsk8TfTQxHZ/UrFf6OdDOBb4k8YFv3+UWys5Usf7dRL",
-	"TG2Va/PYoRsRX+PcD6XKp0pADWD19y6QvLFHvyRTiDgXS36lh6LENK3YXpI6EDFi9IEXytGACMs9tCiI",
-	"FLIkgtZ3J5dDQSnBYuSYux1CRLQVQasqJcsKQ6to+6vP6UfQ8iHUofD6VLdpeyzJuLA/LwSOz+55cBaE",
-	"7s4kZ2bqmNsSlDuwEGZTVOhqT30RrWUrjRPLQSFEX38dlexiHH3f6mJ0Fw2FfUrn9ZW2G7OCpQsnVCyZ",
-	"o8NXlVzUFVasTPvYcVGpDuHRMp4FxhWDRG4R+8CJTesIWFIqsSlFydJ+Y9YMtFoWuNAGWeLtRa5AzoQL",
-	"2JB0dMJqLC3xk2R8+s2T/gCO+wcQFaLGYGjPTMh6meLzoYjev3/fqfEqVqRrtUT2Yhi4TbnqY5qVCxKW",
-	"HcJSNBQtJ/deDAP/y8+O3oNoAPgxt1ZG6Ot+WJFwFDGGMGIJaD4RzBQK//WPf9LkR0OxVCHZ8WRcX2G1",
-	"ftIC1h2KIAxSHqPQuEi9By9zFk+xc9jtB2FQqLQWQJzNZl1GP3elmvT8WN17e/rq5N3FCY1ZhDVL9UlK",
-	"8uXZaRAGN6icqR/0uwfuZZmjYDkPBsFRt9898rE8sk16U8ph/mY/T1w1zKrtrWeoNBz2+zCb8hTLQGiM",
-	"WjslreH7y8szawVUlHiaBIPgOzQ+Q7pSgXzY799T87VbrZdfYUOpl8/xWvVs7YDukokWDD5chYEusoyp",
-	"eTAI3vIbFHZXVkOT4ckmmpKr5bZ0cGUn6FFF8LY4Q+HrEq2XRSJvpOQ1qjbVMBRU9RfCk/4RUEnjjGts",
-	"xOW5XfT3QSUtDUY6fFIh35P+0SMs/E4aIGQ/h8glziPQbK4tKcZTSDBHkaCI51RriMn9B2y3wbc74YU8",
-	"3HjK52gKJbRVlFr6RiIDKTJtSKg7l5WNrb0UaS5ijJaKyO0PQxHNGDdRVUzipDIJ5apOxZfGtl7JIp6+",
-	"/nYoojFi8sIapNYejdrOniA149YJXe0rAVTv3ihrIYai5ZRMns6/0n6BNq1qwdFkHroq8Y/GwdSFM6ZL",
-	"DUfDhiJyA6OyooLe9iA40bdMxGcyTcsiyuXOpg+3zuspcw1eTpae3379D979vAubJ68iuo29HAf9w6Zu",
-	"juapaMvB1v1OPo5gZ1smqe/ljPwMy2r2IHwvgTuBsiXtqK+tXW8gk9rA075uV07jClh2iiWovN1qFUF/",
-	"NXXe7zy7uj0In9y1Mv0/ut3o3W5AJM82rUNJuSphd9Cnr/cUV95dfUH5VpLeBl1Rst4Sw7ZyqTUfpXMQ",
-	"UmC7YkzPk0ZSyTAXBVJdOonGYwdzEyjV3nq1LhwacvzwkKoVww442GKNlYp+2rU/mIeGLkqolzRk6QMD",
-	"g5I3SxHqyq0oW7lscAaDwIrwYPV5xzBFgtWxuQtnloJXYKp7t/7TXa+0xTcKYx/OWjs+Bn6OUsiFINPE",
-	"GtfUeReWBzoUm050XbaS7+0mKfsTFt6C9XX8VI2NDDMuEjmD1kojw1BQJ0PbmirHB31r/89F3CkFX5M0",
-	"9YG8711nxHYCdX9B9e/M+PWCrqYGGcjZBK0f47tM9ubi34UprVUDFZ1/pctd1Hiz5KjNzHm3Rj5NoCxe",
-	"Wa5rugqDXOoGtvSVZdQPomQxcY2wzv61rOaiGZWfrqBVBeko8hYORRV3a1e+KAiZoGNdllsLkApqfTJ/",
-	"gYeRFZaWN8tjhcvSeqEAF/dtKp51K0PIsfxQRCtNflFIMUqjyg5evdbCu/CJh8KHFKh2ZMZjbLSI3DuL",
-	"MqfdDmGlL9kxEZHjtzKZf27+KcsE75bj9FR4tca9B59VbdcTFusMXFJZsr/6PXp4yKJ/k0Y8e3hE1bFK",
-	"smGLJaoONRrw5OEBje1Uny5SPEKBlbxhmasSMdsKlryil416Pa/VXnq93qjkqhrNL6glqjU22Ie+orK0",
-	"GLiCWvXdvpT3iQf1fkpdDw6NBrjY/ZQ+h/gvD3gRG914oFYJv6q99yXt/eWWhoZjdSmcBdjWMU9QuUyG",
-	"u1viMxjNXJt6nqp+MLWn956NV64rvEHJjVf1YqU/pPpYa1d6bAVS6zdZpwEHU9KtShtp/fqFLk1z+1d7",
-	"1Xs0816qZ2dF8gl64fjwcJvB9X7kT2cAh2Ermeqkui0PUOJloUNq2fzbxZc7Z3qmaBoKUE+WOsyqm3gW",
-	"FwxwDb4iwxuVEK2WakQ+nMc1YMapNnUsFV1WsR6sfU1jXi1fQLNE3MfrULpBpQmzYzjgE0/Irb10QmXm",
-	"krJJ9YKJHc8tbFYD36G5Dz/9R2L+5Zsmfhfcf4dmX9bYU3UvX6/UpL2XWKtWLrM5FF4WDtT05+nrkOLg",
-	"5Fwzu0nDM9zghA3FShWay6xO0N+sYl1c87xMJ0ZLpZsRtFiqJSU77bDoLRfXZRb6X//4p8tC0yURL4ZU",
-	"9TkMIl+F3l4OddsVm/w0q8PPa0ywgvFlbFB1Hmi0CJRqALHMMtbRaAdZwRFd4/wFtUdFIX3509I3++dP",
-	"/u81Wp8SWiwctcvvQprq0XITAoqbF7mSSWg4qj+9SEYb4sJ7Rr5XnC57OJr/hpuiz58zOhQ21S2uUoEX",
-	"7LmlIVlod5gbgMurut8NWKBisFUkfMkg1VJJdIOo+rFkJTleyONVq4WL63XujBwnFCpt5gRKUWaW+3IK",
-	"oTome+BmukeKc38O27tJey2efUHBuikq5gwiV/HmjRJfBLZ8jVzEkwikCqGsIpECQ2BD4dLanYwlCFoq",
-	"Vzl2+rqsK9oct/IsolmGVUHHpmDW8+VL6xyEy/daAddDweC4/4xKpKyJ2hippv1W5aN/UDdlpUfjkZ2U",
-	"RXHtti5Kecnlfe4JvbNyP+UXdmd2TWT9H/J/1IIDtpNDVLP2oO+zMNB6tzxZcYWaPJP9OdFfGNmgCD+3",
-	"R3N8cLgNvteufvuMztC+x7XZ5fkExC9uvnwUK2Tz3VmLe2v3kkV22qMmanknDWQy4WOOCbTWC4BNPMWk",
-	"/Unr/j6u3c5k9Hmsj/DBEbWLSclWab5X1bXvmnhaXaVjJES3Q+o2GgYD+Nc//hnC0DsV/sFdNIBIFGka",
-	"+UYzbc0Wfw/cIqO+KACvXchS3ptLleqCpXQTLVUGl2VMvkwctAQhwfXXANeQSt1of1Bf3GcSetvYHRmq",
-	"CXYIaX/dj/1cK+BWJsjj8P5PronpE9nvMepi9lYb/36GhTuUBjdirSeUut6/OXr2tL27MsuLxogPNUxW",
-	"t3VRFbnvJO1C6eDUGz+cm8lNdYXrUFA1JLQO+wdtKESKWtdFAtcw4Tconm/u8aDAUemL1Ho9oHV8cLgo",
-	"va1AcOWX7SYZ4Tf06VIi3EOZfzlnpmxs/QOJEg/Sp8mS/7he/5GV+zhhdJc00d+n+2PVTa0rNee3S/2Y",
-	"H66sSCh7QD9cWY53lk5j7FjGLIUEbzCVeWaNHW8VtSIr8kAVImovNY0Mer2Dw2+6/W6/ezD4W/9vfZIp",
-	"fj9rRjbLMAGNRi+FEUMo71NK5xBLoY1y1YqjealN3G2O3ab/X0EH6/HZ175Zk8a6Nkj/PyH4W+CswiiD",
-	"/bo27eIA1ic9yaeYoWJpWZbip/SFXmXhm0vilaUl3bX/qKJp6gsXUbug/+NgUYNfb/oMV/4nh1qpvqsb",
-	"02Ud/KLR9OXZaW39skS2ofCbOiA8UnyTQm1grT3h7urufwMAAP//",
+	"7D3tcts2tq9ylrszlbrUhz+SbpTJjzRxWu9NU4/tTO7cyLeEyCMJNQmwAGhZ9fXMPs0+2D7JHRyAFCVR",
+	"tuQkTndm/8Q2SQAHB+f7A7kJYpnlUqAwOhjcBFNkCSr69eicTezPBHWseG64FMEgOJ8iKNSyULH95Ypr",
+	"LgUwDQy0UVJMAIXhZg6GTULA7qQL0TA43B8GUTcIAx1PMWN2WjPPMRgE2iguJsHtbRi8lTFzqzQt+v70",
+	"LcgxmClCrJAZTCo47p74NgxypliGxm/s1ZQJgek7luH6Uv4lCJbhAFI0dlQICZ9wo0OIulEI0S/2n479",
+	"ZxA9J5Ds5zpnMQLX9CBnysAIx1Ih/T3mShv7vQWW25VyZqZBGAgCI4jdukEYKPyt4AqTYGBUgfWd/UXh",
+	"OBgEf+4tzqzn3upefVN2y69kmmJsN7Vhn9V7gn0TVNVXDwasgug4wSyXBkU8/y+cr0P0EuKUozCdeCo1",
+	"CrjE+XNQaBRHDTNupoRHzTK0r0BhnrJ5Dbf2wRzGUsH+IUxloXS1KUfVi23VQOlYWOp7ydj1WxQTMw0G",
+	"+0+ehEHGRfn3XthAtcfjn5iJpw37yS08UqRz4J5uC6VQGLCcBZkdhRpaJXu0Q5AKom8j2sMwwGuujR4G",
+	"m3cx7rilN4D/9LAZ3ndS4AaYfxbww9H5AJjQM1Rw0D8sYa/D3IWfBZy8Px8QtBkyoT1Pdux27wLYrv0Q",
+	"qE89qx+/Xge6fAfHrzeQMU8+lXxv7XidS6GRZMj3LDnF3wrUxv4VS2FQ0K8sz1Pu5FgvV3KUYvbXX7UT",
+	"atuteOJGuUWbhC8ta+VMxtKxVBkmzyFCpaTSkRNEgCyeghyPUSRcTGDMMU26AYkFMU55/KhQHxtgqUKW",
+	"zMHRNBE6E7DChjBjGhQWGhNiASakmaIqd0zwv5FqxJMExWOjPVaYWM3GUg0piy+d1EdMMIGJYsJAK+JC",
+	"F+Mxj60U+0XHMseoTVC/k+aNLETy6EAvhLxUC7WdSNQgpHHHQRCeKIylSLj99g3jKT4qrFEpyiISgUty",
+	"IoKEJwTtVHoiLmd6RAhfCiAOg9bpm1fw7PDJd+DXgAQN46l2J+2FwjnPUBZfTTaMZDKv0MaU4ldIGpQL",
+	"p0NRXaH6xjIbS8A4WKEVdTr2Qcc/iEJIcMyK1MBBH6r96bmITytR+sj0XCgtlRV9sjCaJ860UvYABCYw",
+	"5dpINbc0NFYyqwQI5jKeWlsilXa/FgOGGQQmEvubMsAmjAva4BmqKx7je8GuGE/ZKMXH3qQ7HYiZsKdn",
+	"2KXdJbcMO4MWGdTcaBgVyQSNtYh/K7DABEZzg9ZA7XQydt1xDzv0MAotxvB6ygptMHHSF0YsvkSR2FeJ",
+	"nIm2s7XmoKdSGavEb8PgXMq3TE0eHQVEv3gdIybOmtb8d4SUZ9xJq/ciVzJGrb/G+RBwXMMM07Tj9C+M",
+	"CgNXXKbMoAN4IXm/0fD3s5/fwRnNXmnqjxfdXHJhUJU6myxZxlOrsDPMRqj8XnWR51IZTH7ChLNzso2+",
+	"olyZMgfrjLw9DwZYk61Lppqfs/S0Js5gYolTLiw9UTJHZbh9PmapxjDIa49uAsfl9zo87qvbMMCr0nvl",
+	"BjN938Azo5BlR3aQHe1tTaYUmwfOziuF28dy6rCE6aL6Xo5+xZgm8J7XT5YcHavsslfv9u3i3YU7Yyhh",
+	"hjU4KGLuSPOKpQV5gNediez4DVoC6p6yWbmv2zCQ47FGojhL9sxYy1qYp4cBeUk8K7K6j2SJe4K0fl6M",
+	"Uq6nqBr88zCw+mZp0sR6EvS0yRWon8/Ca/awVbjxm/az33FupXuM1yzLU++Km0EqRyPrGObMGFQWXf/7",
+	"8WXnf1jn937n2cXi1+4vg87FTT/c2//u9i/r8NYd8V1Jw0U5XpptcVO6O9s4NBaNLnZz3/en5Xe3dZep",
+	"eR/OsVrG9N1UVXvb0Zc878jcTdvx0tFNunrutNHaHsIathrPujqEV/TdjkexC163w9Fq6KOmIqCVKDY2",
+	"sN/f73f29mE0L+2wNpgpM4BXqOaVNf+NhsiSegRZoQ1oZrgez7twdG3plqUQWagjDUxZQT627lXoTB9p",
+	"1RgDXYwc0G560iaorZWB6RiMXMRdSFA4YwlazM/ci1ia/kw/xZx+SoH0U0gT9SI+jiCex6kzQUFI8Mgl",
+	"Q82KbOACRmhmiNYMsasd7u9X9rXTjtxAIRJUEHmMUyDtsUjtbpp6y10YYAeKqjTVViqrJkPu01huvkZ4",
+	"K6Wx5trInP1WWKvYakbIpaZthIDXLDbpHLzG95aptvreWmJhPW5z2H/29J5oWRj8iCw10511JMaXdxgR",
+	"TSpldfPW4C/oWxRWTX0M5GUQBkXNzL+4T9n4OZpw+5aNML0TxHqE66ABM8tnckbPIaVpoXWJcw1Fbnnx",
+	"6QHEU6ZYbFBpa/6vh6g7v3R70XPHrLVhm76N2vYkK/VnMXQVDOwZJBawjF3Xd1ILzy2271nsAXywqyWz",
+	"I98sm2bb8c6dxp6f6sQZNDtu9rOYYSsw05xNkK7bNVJRamcbm+Zuk+ZEoUYRP46t61yh7c+8BO4nGnfv",
+	"mS8syHKhJmSWk76SQjzMmKsGHieNEitD80cwrJbgvAsTHr0PxcLu51lD/dqZhgFPmnOKS+ydWN6ugdC8",
+	"vyq2uJJl2BD3swy7wub0ovGUne+/w95pqTcc06Rx10Ib5hlxba2FysvYtXPOnjx7VnfV+v0mZ81wk+Id",
+	"WnU9b6eNVaDw/vQYOAXJx3OrvSgN6pHlwgM1NRNMjcn1oNczTCSYdRO8KmMXuiek6YwpYH6fTqa3Jczh",
+	"XSp6CZc7yu3NB8pF3aYYycT6jL8VqLzvOA3CMg12cYfDth5yqVLW1kh2M5AlTNE7U4ahKLHjsu+JNAYT",
+	"sGt2m4R2xfarq72RqjaZDoE5deQHuIj302f9vTZw4b2BekCoe+8hceugeSQ2HU2ZwNtZmtQ96218swe4",
+	"1KXO/lxyuZJV28CbVmblXV974/OBPn2RJ7vhpFmq1uoEfODFA7/BS68vfBdNPMhf/zc6tG3NuRIfX9zX",
+	"rJixQd8IvDYnbILn8tJlYNfYZXcK3GCDVxPdhYyTsorhTmw0xlp+QjVBoAmsZxTdWMyH3uO6jZ6XQRWf",
+	"hhlZmZfJK0xCiNxH9A5aokjTdoMRsDMJLpHOlm6kXdzlQJZmrCmY5g/KJW935oMS9aeYpyz+AzDml2K3",
+	"BR03pOiMVLXqN1+WNlPcoIuhWee5iDFxmTvKNloS2Rw2b7TE6pmKHYlcAKUuYKzIZqgFcqTLAX/A0ZmM",
+	"L9FA66Wei/jlyTE04I0WbyDvB+Vo6qZSVbvnVQKxvH/kNUP9UYIprjzSguV6Kg25bo4cmkysBX00+FxV",
+	"yma3KIKqGSxby1KZ8/i+Aef0Uc3ULtHl8HexrTlM05RYvzOgcV6CVct/VMpc91zMoFduWC/H/J7s7a+G",
+	"/BpjC91fBr3OxV//0mhMaIwLxc2cot8+WZjzTSWCUoz5pFCYgKXYS9xcbfbfnZcnx768r1Rkbt7bMBgh",
+	"U6heFi4Y6f56U3Ln3z+cBw1q48M5tH4823/yNIRT+8Na4kfJ67OXbZhNpUaIXM0PxCnjGaRcG+1qg6qK",
+	"pxrMdOQWKLf4AkjrGLlELBdj2SCAyGFyoXuFLLVWGk3swrMDOD06O6cCqqRQ5JhVpwdc1DLTOhwKl0uI",
+	"KU8LeaGnmEDKrxDkFaq6kIh6V3u9maaiEAvNCBPgYiiiHrPig+W8O2dZGrVDODs7ovxCKsWkk8s05WLS",
+	"HYqhOKLFXB2NBV/AmlPtCBNa0aacdtQeCsojsNLtjCzeoi740hu4YilPaKBbSpPfREJvpSJuKLio5ePt",
+	"ZxG0LOgNSfrxspvUph2dVpiNmVJzYBCVWiEagBQIsSzIi8pRObURAhexwgyFoaoNl84ZCtIeXTg2ZQVx",
+	"PcFzdM4m1iZZ1ElNCqYS7XSOPcjVoqmMXaKGH47OoarrYikdy/KXA/i2/Pjk/flQ1Os47Q7//GewXGK9",
+	"encaNIejavv+AzdTWRhgyx/V+LRlN1NlsDz1WuZAYbXRUKRS5iMWX7paWTs9S1M50w4zZmrJB+w6EHU6",
+	"v85MR2Os0FANdufX2aXujHmK0VBIZZ+wnHcuce6fhj5dRvQb1asnKa2AyQA02iWJv5keisjuVyr+O+1k",
+	"AN8Tf8Kw6PcPYmMtX/rVTr3E1Fa5No8duhHxJc79UCpzqwTUAFbfd4HkjT36JZlCxLlY8hs9FCWmacX2",
+	"ktSBiBGjD7xQjgZEWO6hRUGkkCURtH44Oh8KSgkWI8fc7RAioq0IWlXdYFYYWkXbtz6nH0HLh1CHwutT",
+	"3abtsSTjwr5eCByf3fPgLAjdnUnOzNQxtyUod2AhzKao0BUa+4ppy1YaJ5aDQoi+/TYq2cU4+r7Rxeg2",
+	"Ggr7lM7rG203ZgVLF46oMjZHh68quagrrFiZdt1xUakO4dEyngXGFYNEbhH7wIlN6whYUiqxKUXJ0n5j",
+	"1gy0Wha40AZZ4u1FrkDOhAvYkHR0wmosLfGTZHz63ZP+AA77exAVosZgaM9MyHpN6vOhiD58+NCp8SpW",
+	"pGu1RPZiGLhNuVJzmpULEpYdwlI0FC0n914MA//mF0fvQTQAvM6tlRH6uh9WJBxFjCGMWAKaTwQzhcJ/",
+	"/eOfNPnBUCyVw3Y8GddXWC2WtYB1hyIIg5THKDQuUu/By5zFU+zsd/tBGBQqrQUQZ7NZl9HrrlSTnh+r",
+	"e2+PXx29OzuiMYuwZqk+SUm+PDkOwuAKlTP1g353z30scxQs58EgOOj2uwc+lke2SW9KOczf7e8TVw2z",
+	"anvrGSoN+/0+zKY8xTIQGqPWTklr+PH8/MRaARUlHifBIPgBjc+QrpSb7/f7d9R87Vbr5Ve4u/rQqmdr",
+	"B3SXTLRg8PEiDHSRZUzNg0Hwll+hsLuyGpoMTzbRlFwtt6WDCztBj8q/t8UZ+jJV8rJI5I2UvETVphqG",
+	"gqr+QnjSPwCq75xxjY24PLWLfh1U0tJgpMMnFfI96R88wsLvpKGy3vlziFziPALN5tqSYjyFBHMUCYp4",
+	"TrWGmNx9wHYbfLsTXsjDjad8iqZQQltFqaXvGjOQItOGhLpzWdnY2kuR5iLGaKljwL4YimjGuImqYhIn",
+	"lUkoV3Uqvk649UoW8fT190MRjRGTF9YgtfZo1Hb2BKkZt07oCoEJoHqrTlkLMRQtp2TydP6N9gu0aVUL",
+	"jibz0LUEXBsHUxdOmC41HA0bisgNjMqKCvrag+BE3zIRn8g0LYsol9vYPt44r6fMNXg5WXp+D2t28e7n",
+	"bdg8eRXRbWzc2evvN7XuNE9FWw62bm7zcQQ72zJJ/Shn5GdYVrMH4RtH3AmU/YcHfW3tegOZ1Aae9nW7",
+	"chpXwLJTLEHl7VarCPqrqfN+59nFzV745LaV6f/T7UbvdgMiebZpHUrKVQm7vT79eUdx5e3FF5RvJelt",
+	"0BUl6y0xbCuXWvNROgchBbYrxvQ8aSSVDHNRIBXpk2g8dDA3gVLtrVdruaIhh/cPqfpu7IC9LdZYaW+g",
+	"XfuDuW/oooR6SUOWPjAwKHmzFKGu3IqylcsGZzAIrAgPVp93DFMkWB2bu3BmKXgFprp343+77ZW2+EZh",
+	"7MNZa8fHwM9RCrkQZJpY45raLMPyQIdi04muy1byvd0kZbPGwluwvo6fqrGrY8ZFImfQWunqGApq62hb",
+	"U+Vwr2/t/7mIO6Xga5KmPpD3o2sT2U6gPlxQ/Tszfr2gq6kbCnI2QevH+JabB3PxV2FKa9VAReff6HIX",
+	"Nd4sOWozc96ukU8TKItPluuaLsIgl7qBLX1lGfWDKFlMXNezs38tq7loRuWnK2hVQTqKvIVDUcXd2pUv",
+	"CkIm6FiX5dYCpIJan8xf4GFkhaXlzfJY4by0XijAxX2bimfdyhByLD8U0UpHZxRSjNKosl1br/VrL3zi",
+	"ofAhBaodmfEYGy0i982izGm3Q1hpQndMROT4vUzmn5t/yjLB2+U4PRVerXHv3mdV2/WExToDl1SWPFz9",
+	"Htw/ZNGsSyP+tg2rL7VP0rBn9w+ruppJpGwBWdXYRgOe3D+gsQvr0yWRPwdgJUtZnqwk07byKK/IbKM5",
+	"kNdKNr050Kgbq9LOL6hcqjU2mJW+ELM0NLiCWtHeQwn2Ew/qw5SaJRwaDXCx+yl9Dq1RHvAipLrxQK3u",
+	"flX77ku6CcudEA3H6jI/C7CtP5+gcgkQd//IZ7C1uTb19Fb9YGpP7zwbr5NXeINyIq/qNU5/SK2z1uX0",
+	"2Hqn1qayTgMOpqRbVUTS+vVLf5rm9p/2qu9o5gdprMfSP5+gTg7397cZXO9+/nS+cQdjBVqdwrdlHUrz",
+	"LFRPrXbgZvHHrTN0UzQN5a5HS/1s1SVPi7sruAZf/+FNWIhWC0MiHzzkGjDjVAk7loruQVkPDb+mMa+W",
+	"7zZa4onDdSjdoNJg2jH48Ikn5NZeOqEyT0q5q3p5xo7nFjZrjx/Q3IWf/iPJjOVLTL4K7n9A81DWeKDG",
+	"X765q0npL7FWrThnc+C9LFOoqd3j1yFF3cmVZ3aThme4weUbipWaN5fHnaC/tMc61OZ5mbyMlgpFI2ix",
+	"VEtKrdph0VsuLsuc97/+8U+X86b7OV4MqcZ0GES+5r29HFi3KzZ5hVb1n9aYYAXjy9igWkDQaBEo1QBi",
+	"mWWso9EOsoIjusT5C2rGikL6409Lf9kff/I/L9F6sNBi4ahd/i2kqR4ttzyguHqRK5mEhqP604tktCEK",
+	"/cA4+4qLZw9H899xU6z7c8aiwqYqyVUq8II9tzQkC+0OcwNweVVlvAELVHq2ioQvGRJbKsBuEFU/l6wk",
+	"xwt5vGrscHG5zp2R44RCpc2cQAnRzHJfTgFbx2T3XHr4SFH1z2GyN2mvxbMvKFg3xeCcQeTq67xR4kvO",
+	"lm8ojHgSgVQhlDUrUmAIbChcEr2TsQRBS+Xq1I5fl1VMm6NknkU0y7AqH9kUOnu+fB+ig3D5yjTgeigY",
+	"HPafUUGWNVEb4+K036pY9Q/q3ax0hDyyb7Mo5d3WsynvT73Lq6FvVq4+/cJe0K5ps/+4Tfe5TWrBONuJ",
+	"Lyqsu9dlWth1vRuerHhQTQ7NwxnYX2HaoD8/tyN0uLe/Db7XLiP8jD7UQ49rs6f0CYhf3MX6KMbL5gu+",
+	"FjcpP0iE2WkPmqjlnTSQyYSPOSbQWq9SNvEUk/Ynrft1PMKdyejzGC3hvSNqV+WSidN806/rMTbxtLrv",
+	"x0iIbobUEjUMBvCvf/wzhKH3RfyD22gAkSjSNPLdcNpaO/6yukXaf1GlXrs1przJmcrpBUvpbmQqXy5r",
+	"rXwtO2gJQoJrAgKuIZW60Wyh5r3PJPS2MVcyVBPsENL++jD2c/2KW1kuj8P7712n1Sey3x/XCnm4tvn3",
+	"s0fcWTY4LWv9rtTR/93Bs6ft3XVgXjTGl6gZtLqJjCrkfZdsF0p3qt7U4pxabqq7iIeCKj2htd/fa0Mh",
+	"UtS6Lkm4hgm/QvF8c/8KhalKz6fWxwKtw739RVlxBYIrLW03iRa/oU8XLuEDbIAv5zqVTbt/IAnkQfo0",
+	"EfQfR+8/IvYRXT66S53I9tO9v+ry2pUy/JulFtWPF1aSlG2xHy+soHB2VWOAW8YshQSvMJV5Zk0rb4O1",
+	"IispQRUiai/10Qx6vb3977r9br+7N/hb/299EkV+P2smPcswAY1GL8U6QyivmErnEEuhjXIFnKN5qYTc",
+	"BZfdpv9fRAfrQeTXvn+VxrrOUP8/gfiL8ayeKTMSujbt4gDWJz3Kp5ihYmlZcuOn9LVvZS2gyzSWZTPd",
+	"tf+opWnqMxf2O6P/42PRllDvgw1X/ieTWveCK6XTZWvAovf25clxbf2yarihFp6aQjxSfN9GbWCtY+P2",
+	"4vb/AwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -95,12 +95,12 @@ func (s *Server) PollChanges(ctx context.Context, req api.PollChangesRequestObje
 				return nil, paramError(api.Query, "labels", store.ErrorMessage(err))
 			}
 		}
-		events, next, err = s.resources.Poll(ctx, topic, sel, since, limit, wait)
+		events, next, err = s.resources.Poll(ctx, topic, sel, since, limit, wait, s.draining)
 	default:
 		if req.Params.Labels != nil {
 			return nil, paramError(api.Query, "labels", "label selectors apply to resource topics only")
 		}
-		events, next, err = s.channels.Poll(ctx, topic, since, limit, wait)
+		events, next, err = s.channels.Poll(ctx, topic, since, limit, wait, s.draining)
 	}
 	if err != nil {
 		return nil, err

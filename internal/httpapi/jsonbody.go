@@ -7,7 +7,9 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/tandemhq/tandem/gen/api"
@@ -36,9 +38,16 @@ func checkJSONBody(next http.Handler) http.Handler {
 				writeProblem(w, r, ProblemFor(store.Errorf(store.CodeTooLarge, "request body exceeds the limit of %d bytes", tooBig.Limit)))
 				return
 			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				writeProblem(w, r, newProblem(kindRequestTimeout, "the request body did not arrive within the read timeout", []api.ProblemField{bodyField("", "incomplete: the body did not arrive in time")}))
+				return
+			}
 			writeProblem(w, r, newProblem(errorTable[store.CodeInvalid], "the request body could not be read", []api.ProblemField{bodyField("", "could not be read")}))
 			return
 		}
+		// The body is in: lift the read deadline (readDeadline), which would
+		// otherwise also end net/http's watch for the client going away.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 		if !utf8.Valid(body) {
 			writeProblem(w, r, newProblem(errorTable[store.CodeInvalid], "malformed JSON: the request body is not valid UTF-8", []api.ProblemField{bodyField("", "malformed JSON: not valid UTF-8")}))
 			return
@@ -69,4 +78,21 @@ func trailingData(body []byte) bool {
 		return false
 	}
 	return len(bytes.TrimSpace(body[dec.InputOffset():])) > 0
+}
+
+// readDeadline bounds reading a request's body: a request that announces
+// one (a Content-Length or chunked encoding) must deliver it within d, or
+// reading it fails (a 408 problem, see checkJSONBody) and the connection
+// is closed. Requests without a body — the SSE and long-poll GETs — are
+// left alone, and WebSockets are not routed through here.
+func readDeadline(d time.Duration, next http.Handler) http.Handler {
+	if d <= 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
+		}
+		next.ServeHTTP(w, r)
+	})
 }

@@ -46,6 +46,7 @@ var (
 	kindRouteNotFound    = problemKind{http.StatusNotFound, "not-found", "Not found"}
 	kindMethodNotAllowed = problemKind{http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed"}
 	kindInternal         = problemKind{http.StatusInternalServerError, "internal", "Internal server error"}
+	kindRequestTimeout   = problemKind{http.StatusRequestTimeout, "request-timeout", "Request timeout"}
 	// RFC 6750: no credentials, rejected credentials, missing grant.
 	kindUnauthenticated   = errorTable[store.CodeUnauthenticated]
 	kindInvalidToken      = problemKind{http.StatusUnauthorized, "invalid-token", "Invalid token"}

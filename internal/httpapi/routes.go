@@ -55,6 +55,14 @@ type Config struct {
 	// AuthCookie, if set, is a cookie that may carry the token for the
 	// streaming GETs (/v1/events, /v1/changes), for EventSource.
 	AuthCookie string
+	// Draining is closed when the server starts shutting down: open SSE
+	// streams end with an error event carrying their cursor and waiting
+	// long-polls answer with theirs, so that http.Server.Shutdown does not
+	// wait for them.
+	Draining <-chan struct{}
+	// ReadTimeout bounds reading a request's body (0: none); streams
+	// (SSE, WebSocket) have no body and are not affected.
+	ReadTimeout time.Duration
 }
 
 // NewHandler returns the root handler. Errors: the embedded spec is invalid.
@@ -89,7 +97,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		return nil, err
 	}
 
-	srv := &Server{app: cfg.App, resources: cfg.Resources, channels: cfg.Channels, ready: cfg.Ready}
+	srv := &Server{app: cfg.App, resources: cfg.Resources, channels: cfg.Channels, ready: cfg.Ready, draining: cfg.Draining}
 	reqErr, respErr := errorWriter(cfg.Logger)
 	strict := api.NewStrictHandlerWithOptions(srv, nil, api.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc:  reqErr,
@@ -103,7 +111,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 			writeProblem(w, r, newProblem(errorTable[store.CodeInvalid], "a parameter could not be parsed", []api.ProblemField{{In: api.Query, Detail: "could not be parsed"}}))
 		},
 	})
-	sse := &sseHandler{cfg: cfg.SSE, resources: cfg.Resources, channels: cfg.Channels, log: cfg.Logger}
+	sse := &sseHandler{cfg: cfg.SSE, resources: cfg.Resources, channels: cfg.Channels, log: cfg.Logger, draining: cfg.Draining}
 	if cfg.Strict {
 		av, err := specval.LoadAsyncAPI()
 		if err != nil {
@@ -120,6 +128,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	}
 	h = checkJSONBody(h)
 	h = limitBody(cfg.MaxBodyBytes, h)
+	h = readDeadline(cfg.ReadTimeout, h)
 	h = rateLimit(cfg.RateLimit, cfg.Now, h)
 	h = authenticate(cfg.Auth, cfg.AuthCookie, h)
 

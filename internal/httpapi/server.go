@@ -23,6 +23,9 @@ type Server struct {
 	resources *stream.Resources
 	channels  *stream.Channels
 	ready     func(ctx context.Context) map[string]string
+	// draining is closed when the server starts shutting down: waiting
+	// long-polls answer at once with their cursor.
+	draining <-chan struct{}
 }
 
 var _ api.StrictServerInterface = (*Server)(nil)

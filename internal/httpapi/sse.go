@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tandemhq/tandem/gen/api"
@@ -27,7 +29,18 @@ type SSEConfig struct {
 	Bookmark time.Duration
 	// QueueBytes bounds the stream's outbound queue; default 1 MiB.
 	QueueBytes int
+	// Budget, when set, also counts the stream's queue against the
+	// server-wide bound on queued bytes (see hub.NewQueueBudget); while it
+	// is exhausted new streams are refused with 503.
+	Budget *hub.Budget
+	// WriteWait bounds every write of the stream; a client that does not
+	// take the bytes in time is a slow consumer. Default 10 s.
+	WriteWait time.Duration
 }
+
+// sseMaxReplays is how many topics of one stream read their snapshot or
+// replay at the same time (each holds one page while it does).
+const sseMaxReplays = 2
 
 // sseHandler serves Server-Sent Events with the same frames and cursors
 // as the WebSocket API.
@@ -38,58 +51,53 @@ type sseHandler struct {
 	log       *slog.Logger
 	// validate checks each outbound frame under --strict (nil: off).
 	validate func([]byte) error
+	// draining is closed when the server starts shutting down: every
+	// stream then ends with an error event carrying its cursor.
+	draining <-chan struct{}
 }
 
-// sseSink is the stream's outbound queue.
+// sseSink is the stream's outbound queue. Any goroutine may call
+// SlowConsumer and Close, any number of times: each closes its channel
+// once.
 type sseSink struct {
-	q      *hub.Queue
-	cancel context.CancelFunc
-	slow   chan struct{}
-	closed chan struct{}
+	q         *hub.Queue
+	slow      chan struct{}
+	closed    chan struct{}
+	slowOnce  sync.Once
+	closeOnce sync.Once
 }
 
+var _ stream.Sink = (*sseSink)(nil)
+
+func newSSESink(q *hub.Queue) *sseSink {
+	return &sseSink{q: q, slow: make(chan struct{}), closed: make(chan struct{})}
+}
+
+// Push implements stream.Sink.
 func (s *sseSink) Push(m *hub.Message) bool {
 	if s.q.Push(m) {
 		return true
 	}
-	s.SlowConsumer()
+	if s.q.Overflowed() {
+		s.SlowConsumer()
+	}
 	return false
 }
 
+// PushWait implements stream.Sink. Errors: hub.ErrQueueClosed, ctx.Err().
 func (s *sseSink) PushWait(ctx context.Context, m *hub.Message) error {
-	for {
-		if s.q.Closed() {
-			return errors.New("stream closed")
-		}
-		if s.q.Bytes() <= s.q.MaxBytes()/2 {
-			if s.Push(m) {
-				return nil
-			}
-			return errors.New("stream closed")
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(2 * time.Millisecond):
-		}
+	err := s.q.PushWait(ctx, m)
+	if err != nil && s.q.Overflowed() {
+		s.SlowConsumer()
 	}
+	return err
 }
 
-func (s *sseSink) Close() {
-	select {
-	case <-s.closed:
-	default:
-		close(s.closed)
-	}
-}
+// Close implements stream.Sink (the hub is shutting down).
+func (s *sseSink) Close() { s.closeOnce.Do(func() { close(s.closed) }) }
 
-func (s *sseSink) SlowConsumer() {
-	select {
-	case <-s.slow:
-	default:
-		close(s.slow)
-	}
-}
+// SlowConsumer implements stream.Sink.
+func (s *sseSink) SlowConsumer() { s.slowOnce.Do(func() { close(s.slow) }) }
 
 // multiCursor is the SSE id of a stream over several topics: every
 // topic's cursor, so one Last-Event-ID resumes them all.
@@ -156,14 +164,18 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(paramError(api.Query, "labels", store.ErrorMessage(err)))
 		return
 	}
+	if b := h.cfg.Budget; b != nil && b.Exhausted() {
+		fail(store.Errorf(store.CodeUnavailable, "the server's budget of %d queued bytes is exhausted; retry shortly", b.Max()))
+		return
+	}
 	qb := h.cfg.QueueBytes
 	if qb == 0 {
 		qb = 1 << 20
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	sink := &sseSink{q: hub.NewQueue(qb), cancel: cancel, slow: make(chan struct{}), closed: make(chan struct{})}
-	defer sink.q.Close()
+	sink := newSSESink(hub.NewQueueBudget(qb, h.cfg.Budget))
+	defer func() { sink.q.Close(); sink.q.Discard() }()
 
 	type started struct {
 		sub *stream.Subscription
@@ -228,18 +240,35 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	_, _ = w.Write([]byte(": tandem event stream\nretry: 1000\n\n"))
-	_ = rc.Flush()
+	out := &sseWriter{w: w, rc: http.NewResponseController(w), wait: h.cfg.WriteWait}
+	if out.wait <= 0 {
+		out.wait = 10 * time.Second
+	}
+	if out.write([]byte(": tandem event stream\nretry: 1000\n\n")) != nil {
+		return
+	}
 
 	errs := make(chan error, len(subs))
+	replays := make(chan struct{}, sseMaxReplays)
+	var runs sync.WaitGroup
+	defer runs.Wait()
 	for _, s := range subs {
+		runs.Add(1)
 		go func(s started) {
-			if err := s.run(ctx); err != nil && ctx.Err() == nil {
+			defer runs.Done()
+			select {
+			case replays <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			err := s.run(ctx)
+			<-replays
+			if err != nil && ctx.Err() == nil && !errors.Is(err, hub.ErrQueueClosed) {
 				errs <- err
 			}
 		}(s)
 	}
+	defer cancel() // before runs.Wait: stop the replays
 	hb := h.cfg.Heartbeat
 	if hb == 0 {
 		hb = 15 * time.Second
@@ -262,6 +291,9 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer t.Stop()
 		expired = t.C
 	}
+	// A stream's cursors count as delivered once written and flushed:
+	// next holds them while a batch is being written.
+	next := maps.Clone(cursors)
 	var buf bytes.Buffer
 	var batch []*hub.Message
 	for {
@@ -269,21 +301,24 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-ctx.Done():
 			return
 		case <-sink.closed:
+			h.writeError(out, ProblemFor(store.Errorf(store.CodeUnavailable, "the server is shutting down; reconnect with Last-Event-ID to resume")), cursorsID(cursors, single))
+			return
+		case <-h.draining:
+			h.writeError(out, ProblemFor(store.Errorf(store.CodeUnavailable, "the server is shutting down; reconnect with Last-Event-ID to resume")), cursorsID(cursors, single))
 			return
 		case <-expired:
-			h.writeError(w, rc, ProblemFor(&auth.TokenError{Reason: auth.ReasonExpired}), cursorsID(cursors, single))
+			h.writeError(out, ProblemFor(&auth.TokenError{Reason: auth.ReasonExpired}), cursorsID(cursors, single))
 			return
 		case <-sink.slow:
-			h.writeError(w, rc, api.Problem{Type: ProblemBase + "slow-consumer", Title: "Slow consumer", Status: http.StatusTooManyRequests}, cursorsID(cursors, single))
+			h.writeError(out, api.Problem{Type: ProblemBase + "slow-consumer", Title: "Slow consumer", Status: http.StatusTooManyRequests}, cursorsID(cursors, single))
 			return
 		case err := <-errs:
-			h.writeError(w, rc, ProblemFor(err), cursorsID(cursors, single))
+			h.writeError(out, ProblemFor(err), cursorsID(cursors, single))
 			return
 		case <-heartbeat.C:
-			if _, err := w.Write([]byte(": heartbeat\n\n")); err != nil {
+			if out.write([]byte(": heartbeat\n\n")) != nil {
 				return
 			}
-			_ = rc.Flush()
 		case <-bookmark.C:
 			for _, s := range subs {
 				// Queued under the subscription's lock: never behind a newer event.
@@ -295,9 +330,10 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-sink.q.C():
 			batch = sink.q.PopAll(batch[:0])
 			buf.Reset()
+			end := false
 			for i, m := range batch {
 				if m.Key() != "" && m.Cursor() != "" {
-					cursors[m.Key()] = m.Cursor()
+					next[m.Key()] = m.Cursor()
 				}
 				typ := frameType(m.Bytes())
 				if h.validate != nil {
@@ -310,7 +346,7 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				buf.WriteByte('\n')
 				if m.Cursor() != "" {
 					buf.WriteString("id: ")
-					buf.WriteString(cursorsID(cursors, single))
+					buf.WriteString(cursorsID(next, single))
 					buf.WriteByte('\n')
 				}
 				buf.WriteString("data: ")
@@ -319,17 +355,47 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				batch[i] = nil
 				if typ == "error" {
 					// A subscription ended (e.g. channel reset): end the stream.
-					_, _ = w.Write(buf.Bytes())
-					_ = rc.Flush()
-					return
+					end = true
+					break
 				}
 			}
-			if _, err := w.Write(buf.Bytes()); err != nil {
+			clear(batch)
+			if out.write(buf.Bytes()) != nil {
+				return // blocked or gone: see sseWriter
+			}
+			maps.Copy(cursors, next)
+			if end {
 				return
 			}
-			_ = rc.Flush()
 		}
 	}
+}
+
+// sseWriter writes a stream's bytes, each write under a deadline. A write
+// that fails (the client does not read within the deadline, or has gone)
+// ends the stream: the client has every event up to the last complete one,
+// perhaps part of the next, then the response ends; it reconnects with
+// the id of its last complete event and loses nothing.
+type sseWriter struct {
+	w    http.ResponseWriter
+	rc   *http.ResponseController
+	wait time.Duration
+	err  error
+}
+
+func (o *sseWriter) write(b []byte) error {
+	if o.err != nil {
+		return o.err
+	}
+	_ = o.rc.SetWriteDeadline(time.Now().Add(o.wait))
+	if _, err := o.w.Write(b); err != nil {
+		o.err = err
+		return err
+	}
+	if err := o.rc.Flush(); err != nil {
+		o.err = err
+	}
+	return o.err
 }
 
 // cursorsID is the SSE id: the plain cursor for one topic, else composite.
@@ -343,7 +409,7 @@ func cursorsID(cursors map[string]string, single bool) string {
 	return encodeMulti(cursors)
 }
 
-func (h *sseHandler) writeError(w http.ResponseWriter, rc *http.ResponseController, p api.Problem, id string) {
+func (h *sseHandler) writeError(out *sseWriter, p api.Problem, id string) {
 	b, _ := json.Marshal(stream.ErrorFrame{Type: "error", Problem: p})
 	var buf bytes.Buffer
 	buf.WriteString("event: error\n")
@@ -353,8 +419,7 @@ func (h *sseHandler) writeError(w http.ResponseWriter, rc *http.ResponseControll
 	buf.WriteString("data: ")
 	buf.Write(b)
 	buf.WriteString("\n\n")
-	_, _ = w.Write(buf.Bytes())
-	_ = rc.Flush()
+	_ = out.write(buf.Bytes())
 }
 
 // frameType reads the "type" member every frame starts with.

@@ -2,7 +2,9 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"sync"
+	"sync/atomic"
 )
 
 // DefaultQueueBytes is the byte bound a [Queue] uses when NewQueue is given a
@@ -36,7 +38,49 @@ type Queue struct {
 
 	notify chan struct{} // capacity 1: "the queue became non-empty"
 	done   chan struct{} // closed when the queue closes
+	// room is closed (and replaced) whenever PopAll drains the queue, so
+	// that PushWait callers wake up without polling; nil while nobody waits.
+	room chan struct{}
+
+	budget *Budget // server-wide accounting (nil: none)
 }
+
+// Budget is a server-wide bound on the bytes queued for all connections:
+// every [Queue] made with [NewQueueBudget] adds what it holds. A queue
+// that is already lagging (non-empty) overflows instead of growing while
+// the server as a whole is over its budget, and transports refuse new
+// subscriptions while [Budget.Exhausted] (see their docs). The zero value
+// is not usable; make one with NewBudget. Its methods are safe for
+// concurrent use.
+type Budget struct {
+	max  int64
+	used atomic.Int64
+}
+
+// NewBudget returns a budget of max bytes; a non-positive max means no
+// bound (the budget still counts).
+func NewBudget(max int64) *Budget { return &Budget{max: max} }
+
+// Used returns the bytes currently counted against the budget.
+func (b *Budget) Used() int64 { return b.used.Load() }
+
+// Max returns the bound (≤ 0: none).
+func (b *Budget) Max() int64 { return b.max }
+
+// Exhausted reports whether the counted bytes have reached the bound.
+func (b *Budget) Exhausted() bool { return b.max > 0 && b.used.Load() >= b.max }
+
+// Add counts n more bytes (negative to release) and reports whether the
+// budget is still within its bound afterwards. Queues call it; so may
+// readers that hold snapshot or replay pages in memory.
+func (b *Budget) Add(n int64) bool {
+	u := b.used.Add(n)
+	return b.max <= 0 || u <= b.max
+}
+
+// ErrQueueClosed is returned by [Queue.PushWait] when the queue closed
+// (by Close or by overflow) before m could be queued.
+var ErrQueueClosed = errors.New("hub: queue closed")
 
 // NewQueue returns an empty queue holding at most maxBytes bytes of messages
 // (see [Message.Size]); a non-positive maxBytes means [DefaultQueueBytes].
@@ -45,6 +89,13 @@ type Queue struct {
 // a single large event does not disconnect an idle client; the queue is then
 // over its bound until drained and refuses (overflows on) any further Push.
 func NewQueue(maxBytes int) *Queue {
+	return NewQueueBudget(maxBytes, nil)
+}
+
+// NewQueueBudget is [NewQueue] with the queue's bytes also counted against
+// b (nil: none). While b is over its bound, a Push into a non-empty queue
+// overflows it, so the connections that lag are the ones closed.
+func NewQueueBudget(maxBytes int, b *Budget) *Queue {
 	if maxBytes <= 0 {
 		maxBytes = DefaultQueueBytes
 	}
@@ -52,6 +103,7 @@ func NewQueue(maxBytes int) *Queue {
 		max:    maxBytes,
 		notify: make(chan struct{}, 1),
 		done:   make(chan struct{}),
+		budget: b,
 	}
 }
 
@@ -66,17 +118,16 @@ func (q *Queue) Push(m *Message) bool {
 		return false
 	}
 	wasEmpty := len(q.items) == 0
-	if !wasEmpty && q.bytes+n > q.max {
-		clear(q.items)
-		q.items = nil
-		q.bytes = 0
-		q.overflowed = true
-		q.closeLocked()
+	if !wasEmpty && (q.bytes+n > q.max || q.budget != nil && q.budget.Exhausted()) {
+		q.overflowLocked()
 		q.mu.Unlock()
 		return false
 	}
 	q.items = append(q.items, m)
 	q.bytes += n
+	if q.budget != nil {
+		q.budget.Add(int64(n))
+	}
 	q.mu.Unlock()
 	if wasEmpty {
 		// Signal only the empty → non-empty transition; a pending signal
@@ -89,6 +140,69 @@ func (q *Queue) Push(m *Message) bool {
 	return true
 }
 
+// overflowLocked discards what is queued and closes the queue as
+// overflowed. Callers hold q.mu.
+func (q *Queue) overflowLocked() {
+	q.releaseLocked()
+	q.overflowed = true
+	q.closeLocked()
+}
+
+// releaseLocked empties the queue and gives its bytes back to the budget.
+// Callers hold q.mu.
+func (q *Queue) releaseLocked() {
+	clear(q.items)
+	if cap(q.items) > maxIdleCap {
+		q.items = nil
+	} else {
+		q.items = q.items[:0]
+	}
+	if q.budget != nil && q.bytes > 0 {
+		q.budget.Add(-int64(q.bytes))
+	}
+	q.bytes = 0
+	if q.room != nil {
+		close(q.room)
+		q.room = nil
+	}
+}
+
+// PushWait queues m once the queue holds at most half its bound (or is
+// empty), waiting — without polling — for the writer to drain it: replays
+// and snapshots go at the client's pace, and never hold more than the
+// queue's bound. Errors: ErrQueueClosed when the queue closes (Close, or
+// an overflow by a concurrent Push) first; ctx.Err() when ctx ends first.
+func (q *Queue) PushWait(ctx context.Context, m *Message) error {
+	for {
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return ErrQueueClosed
+		}
+		if len(q.items) == 0 || q.bytes <= q.max/2 {
+			q.mu.Unlock()
+			if q.Push(m) {
+				return nil
+			}
+			if q.Closed() {
+				return ErrQueueClosed
+			}
+			continue // a concurrent Push filled it; wait again
+		}
+		if q.room == nil {
+			q.room = make(chan struct{})
+		}
+		room := q.room
+		q.mu.Unlock()
+		select {
+		case <-room:
+		case <-q.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 // PopAll removes every queued message and appends them, oldest first, to
 // buf, returning the extended slice. Passing the previous result resliced to
 // zero length (batch = q.PopAll(batch[:0])) makes the steady state
@@ -98,13 +212,7 @@ func (q *Queue) Push(m *Message) bool {
 func (q *Queue) PopAll(buf []*Message) []*Message {
 	q.mu.Lock()
 	buf = append(buf, q.items...)
-	clear(q.items)
-	if cap(q.items) > maxIdleCap {
-		q.items = nil
-	} else {
-		q.items = q.items[:0]
-	}
-	q.bytes = 0
+	q.releaseLocked()
 	q.mu.Unlock()
 	return buf
 }
@@ -156,6 +264,14 @@ func (q *Queue) closeLocked() {
 		q.closed = true
 		close(q.done)
 	}
+}
+
+// Discard empties a closed queue, giving its bytes back to the budget; a
+// transport calls it when its connection has ended without flushing.
+func (q *Queue) Discard() {
+	q.mu.Lock()
+	q.releaseLocked()
+	q.mu.Unlock()
 }
 
 // Closed reports whether the queue has been closed, by Close or by overflow.

@@ -225,3 +225,113 @@ func TestQueueSteadyStateAllocs(t *testing.T) {
 		t.Fatalf("steady-state push/pop allocates %.1f times per run", allocs)
 	}
 }
+
+func TestQueuePushWait(t *testing.T) {
+	t.Run("WaitsForDrain", func(t *testing.T) {
+		q := NewQueue(100)
+		if !q.Push(msg(80)) {
+			t.Fatal("first push refused")
+		}
+		done := make(chan error, 1)
+		go func() { done <- q.PushWait(context.Background(), msg(80)) }()
+		select {
+		case err := <-done:
+			t.Fatalf("PushWait returned %v before the queue was drained", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+		q.PopAll(nil)
+		if err := <-done; err != nil {
+			t.Fatalf("PushWait = %v after drain", err)
+		}
+		if q.Len() != 1 || q.Bytes() != 80 {
+			t.Fatalf("Len, Bytes = %d, %d", q.Len(), q.Bytes())
+		}
+	})
+	t.Run("ErrQueueClosed", func(t *testing.T) {
+		q := NewQueue(100)
+		q.Push(msg(80))
+		done := make(chan error, 1)
+		go func() { done <- q.PushWait(context.Background(), msg(80)) }()
+		q.Close()
+		if err := <-done; err != ErrQueueClosed {
+			t.Fatalf("PushWait = %v, want ErrQueueClosed", err)
+		}
+	})
+	t.Run("ContextDone", func(t *testing.T) {
+		q := NewQueue(100)
+		q.Push(msg(80))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- q.PushWait(ctx, msg(80)) }()
+		cancel()
+		if err := <-done; err != context.Canceled {
+			t.Fatalf("PushWait = %v, want context.Canceled", err)
+		}
+	})
+	t.Run("NeverAboveBound", func(t *testing.T) {
+		// Many replayers against one slow writer: the queue never holds
+		// more than its bound plus one message.
+		q := NewQueue(1000)
+		var wg sync.WaitGroup
+		for w := 0; w < 8; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 200; i++ {
+					if err := q.PushWait(context.Background(), msg(100)); err != nil {
+						t.Errorf("PushWait: %v", err)
+						return
+					}
+				}
+			}()
+		}
+		got, stop := 0, make(chan struct{})
+		go func() { wg.Wait(); close(stop) }()
+		var batch []*Message
+		for got < 1600 {
+			select {
+			case <-q.C():
+			case <-stop:
+			}
+			if b := q.Bytes(); b > 1100 {
+				t.Fatalf("queue holds %d bytes, bound 1000", b)
+			}
+			batch = q.PopAll(batch[:0])
+			got += len(batch)
+		}
+		if q.Overflowed() {
+			t.Fatal("PushWait overflowed the queue")
+		}
+	})
+}
+
+func TestQueueBudget(t *testing.T) {
+	b := NewBudget(250)
+	q1, q2 := NewQueueBudget(1000, b), NewQueueBudget(1000, b)
+	q1.Push(msg(100))
+	q2.Push(msg(100))
+	if b.Used() != 200 || b.Exhausted() {
+		t.Fatalf("Used %d, Exhausted %v", b.Used(), b.Exhausted())
+	}
+	q1.Push(msg(100)) // takes the server to 300 > 250: allowed, it was under before
+	if !b.Exhausted() {
+		t.Fatalf("Used %d: not exhausted", b.Used())
+	}
+	// Over budget: a lagging queue overflows, an empty one still takes a message.
+	if q2.Push(msg(10)) || !q2.Overflowed() {
+		t.Fatal("lagging queue did not overflow over budget")
+	}
+	if b.Used() != 200 {
+		t.Fatalf("overflow did not release the queue's bytes: Used %d", b.Used())
+	}
+	q3 := NewQueueBudget(1000, b)
+	if !q3.Push(msg(10)) {
+		t.Fatal("empty queue refused over budget")
+	}
+	q1.PopAll(nil)
+	q3.Close()
+	q3.Discard()
+	if b.Used() != 0 {
+		t.Fatalf("Used %d after drain and discard, want 0", b.Used())
+	}
+}

@@ -361,35 +361,40 @@ func (c *Channels) Subscribe(ctx context.Context, req Request, member *broker.Me
 		sub.member = member
 	}
 	run := func(ctx context.Context) error {
-		for {
-			sub.mu.Lock()
-			after := sub.last
-			sub.mu.Unlock()
-			if after >= top.Offset {
-				break
-			}
-			msgs, _, err := c.Broker.History(ctx, ch, broker.Position{Epoch: top.Epoch, Offset: after}, 500)
-			if err != nil {
-				return brokerError(err)
-			}
-			if len(msgs) == 0 {
-				break
-			}
-			for _, m := range msgs {
-				if m.Offset > top.Offset {
-					break
-				}
-				b, err := encodeMessage(m)
-				if err != nil {
-					return err
-				}
-				if err := sink.PushWait(ctx, hub.NewEvent(b, sub.Key, ChannelCursor(m).String(), m.Offset)); err != nil {
-					return err
-				}
+		replay := func(target int64) error {
+			for {
 				sub.mu.Lock()
-				sub.last = m.Offset
+				after, closed := sub.last, sub.closed
 				sub.mu.Unlock()
+				if closed || after >= target {
+					return nil
+				}
+				msgs, _, err := c.Broker.History(ctx, ch, broker.Position{Epoch: top.Epoch, Offset: after}, replayPage)
+				if err != nil {
+					return brokerError(err)
+				}
+				if len(msgs) == 0 {
+					return nil
+				}
+				for _, m := range msgs {
+					if m.Offset > target {
+						return nil
+					}
+					b, err := encodeMessage(m)
+					if err != nil {
+						return err
+					}
+					if err := sink.PushWait(ctx, hub.NewEvent(b, sub.Key, ChannelCursor(m).String(), m.Offset)); err != nil {
+						return err
+					}
+					sub.mu.Lock()
+					sub.last = m.Offset
+					sub.mu.Unlock()
+				}
 			}
+		}
+		if err := replay(top.Offset); err != nil {
+			return err
 		}
 		if req.Snapshot {
 			cur := Cursor{Kind: KindChannel, Epoch: top.Epoch, Pos: top.Offset}
@@ -398,12 +403,29 @@ func (c *Channels) Subscribe(ctx context.Context, req Request, member *broker.Me
 				return err
 			}
 		}
-		sub.mu.Lock()
-		defer sub.mu.Unlock()
-		if sub.closed {
-			return nil
+		// Messages broadcast while replaying were only noted (sub.seen):
+		// read them from the history too, until nothing newer came.
+		for {
+			sub.mu.Lock()
+			if sub.closed {
+				sub.mu.Unlock()
+				return nil
+			}
+			if sub.reset == nil && sub.seen > sub.last {
+				target, from := sub.seen, sub.last
+				sub.mu.Unlock()
+				if err := replay(target); err != nil {
+					return err
+				}
+				if sub.Last() == from {
+					return errNoProgress
+				}
+				continue
+			}
+			err := sub.goLive()
+			sub.mu.Unlock()
+			return err
 		}
-		return sub.goLive()
 	}
 	return sub, res, run, nil
 }

@@ -10,10 +10,16 @@ import (
 	"github.com/tandemhq/tandem/internal/store"
 )
 
+// PollMaxBytes bounds the data one long-poll answer carries: events are
+// added until limit or this many bytes of data (at least one event), and
+// the cursor says where the next poll picks up.
+const PollMaxBytes = 1 << 20
+
 // Poll returns the events of a resource topic after since (nil: from now),
 // waiting up to wait for the first one; with none, the same cursor comes
-// back. Errors: store.ErrNotFound, store.ErrInvalid, store.ErrCompacted.
-func (e *Resources) Poll(ctx context.Context, topic Topic, sel store.Selector, since *Cursor, limit int, wait time.Duration) ([]EventFrame, Cursor, error) {
+// back; a close of stop (the server is shutting down) ends the wait the
+// same way. Errors: store.ErrNotFound, store.ErrInvalid, store.ErrCompacted.
+func (e *Resources) Poll(ctx context.Context, topic Topic, sel store.Selector, since *Cursor, limit int, wait time.Duration, stop <-chan struct{}) ([]EventFrame, Cursor, error) {
 	if _, err := e.Store.GetCollection(ctx, topic.Collection); err != nil {
 		return nil, Cursor{}, err
 	}
@@ -21,11 +27,8 @@ func (e *Resources) Poll(ctx context.Context, topic Topic, sel store.Selector, s
 	if since == nil {
 		pos = e.Feed.Last()
 	} else {
-		if since.Kind != KindResource {
-			return nil, Cursor{}, store.Errorf(store.CodeInvalid, "cursor belongs to a channel, not to a resource topic")
-		}
-		if since.Epoch != e.Store.Epoch() {
-			return nil, Cursor{}, store.Errorf(store.CodeCompacted, "cursor is from another store epoch; reload the state and start again")
+		if err := CheckResourceCursor(*since, e.Store.Epoch()); err != nil {
+			return nil, Cursor{}, err
 		}
 		head, err := e.Store.Revision(ctx)
 		if err != nil {
@@ -41,32 +44,43 @@ func (e *Resources) Poll(ctx context.Context, topic Topic, sel store.Selector, s
 	defer timer.Stop()
 	for {
 		advanced := e.Feed.Advanced()
-		changes, err := e.Store.Changes(ctx, pos, limit)
-		if err != nil {
-			return nil, Cursor{}, resyncError(err)
-		}
 		var out []EventFrame
-		for _, ch := range changes {
-			pos = ch.Revision
-			if !matchesTopic(topic, ch) {
-				continue
+		size := 0
+	read:
+		for len(out) < limit && size < PollMaxBytes {
+			want := min(replayPage, limit-len(out))
+			changes, err := e.Store.Changes(ctx, pos, want)
+			if err != nil {
+				return nil, Cursor{}, resyncError(err)
 			}
-			ev, ok := EventFor(ch, sel)
-			if !ok {
-				continue
+			for _, ch := range changes {
+				pos = ch.Revision
+				if !matchesTopic(topic, ch) {
+					continue
+				}
+				ev, ok := EventFor(ch, sel)
+				if !ok {
+					continue
+				}
+				r := ToAPIResource(ch.Resource)
+				out = append(out, EventFrame{Type: "event", Topic: topic.Path, Labels: labels, Event: ev, Cursor: e.Feed.Cursor(ch.Revision).String(), Resource: &r})
+				size += len(ch.Resource.Data) + 256
+				if len(out) == limit || size >= PollMaxBytes {
+					break read
+				}
 			}
-			r := ToAPIResource(ch.Resource)
-			out = append(out, EventFrame{Type: "event", Topic: topic.Path, Labels: labels, Event: ev, Cursor: e.Feed.Cursor(ch.Revision).String(), Resource: &r})
+			if len(changes) < want {
+				break
+			}
 		}
 		if len(out) > 0 {
 			return out, e.Feed.Cursor(pos), nil
 		}
-		if len(changes) == limit {
-			continue
-		}
 		select {
 		case <-advanced:
 		case <-timer.C:
+			return []EventFrame{}, e.Feed.Cursor(pos), nil
+		case <-stop:
 			return []EventFrame{}, e.Feed.Cursor(pos), nil
 		case <-ctx.Done():
 			return nil, Cursor{}, ctx.Err()
@@ -88,9 +102,9 @@ func (w *pollWaiter) Deliver(*hub.Message) bool {
 func (w *pollWaiter) Close() {}
 
 // Poll returns the messages of a channel after since (nil: from now),
-// waiting up to wait for the first one. Errors: store.ErrInvalid,
-// store.ErrCompacted, store.ErrUnavailable.
-func (c *Channels) Poll(ctx context.Context, topic Topic, since *Cursor, limit int, wait time.Duration) ([]EventFrame, Cursor, error) {
+// waiting up to wait for the first one, or until stop is closed. Errors:
+// store.ErrInvalid, store.ErrCompacted, store.ErrUnavailable.
+func (c *Channels) Poll(ctx context.Context, topic Topic, since *Cursor, limit int, wait time.Duration, stop <-chan struct{}) ([]EventFrame, Cursor, error) {
 	if topic.Kind != TopicChannel {
 		return nil, Cursor{}, store.Errorf(store.CodeInvalid, "presence cannot be long-polled; read GET /v1/channels/{ch}/presence or subscribe")
 	}
@@ -128,10 +142,14 @@ func (c *Channels) Poll(ctx context.Context, topic Topic, since *Cursor, limit i
 		}
 		if len(msgs) > 0 {
 			out := make([]EventFrame, 0, len(msgs))
+			size := 0
 			for _, m := range msgs {
 				msg := ChannelMessageJSON(m)
 				out = append(out, EventFrame{Type: "event", Topic: topic.Path, Event: EventMessage, Cursor: msg.Cursor, Message: &msg})
 				pos.Offset = m.Offset
+				if size += len(m.Data) + 256; size >= PollMaxBytes {
+					break
+				}
 			}
 			return out, Cursor{Kind: KindChannel, Epoch: top.Epoch, Pos: pos.Offset}, nil
 		}
@@ -141,6 +159,8 @@ func (c *Channels) Poll(ctx context.Context, topic Topic, since *Cursor, limit i
 		select {
 		case <-w.c:
 		case <-timer.C:
+			return []EventFrame{}, Cursor{Kind: KindChannel, Epoch: pos.Epoch, Pos: pos.Offset}, nil
+		case <-stop:
 			return []EventFrame{}, Cursor{Kind: KindChannel, Epoch: pos.Epoch, Pos: pos.Offset}, nil
 		case <-ctx.Done():
 			return nil, Cursor{}, errors.Join(ctx.Err())

@@ -56,13 +56,17 @@ type Result struct {
 	Start  Start
 }
 
-// maxPendingBytes bounds the live events a subscription buffers while it
-// replays; beyond it the client is a slow consumer.
-const maxPendingBytes = 8 << 20
+// maxPendingBytes bounds the unordered frames (presence diffs) a
+// subscription holds while it replays; beyond it the client is a slow
+// consumer. Ordered events are never buffered: the replay reads them from
+// the change log or channel history instead (see catchUp).
+const maxPendingBytes = 256 << 10
 
 // Subscription is one topic subscription of one connection. It is the
-// hub.Subscriber for its key: until it goes live it buffers broadcasts,
-// then it forwards them to the sink, dropping any it already replayed.
+// hub.Subscriber for its key: until it goes live it only notes how far
+// the broadcasts have got (the replay then reads up to there from the
+// log, so a subscription that replays holds no events in memory), then it
+// forwards them to the sink, dropping any it already replayed.
 type Subscription struct {
 	Key    string
 	Topic  Topic
@@ -73,9 +77,14 @@ type Subscription struct {
 	mu           sync.Mutex
 	live         bool
 	closed       bool
-	pending      []*hub.Message
+	pending      []*hub.Message // unordered frames (seq 0) while replaying
 	pendingBytes int
-	last         int64 // newest revision sent (or skipped as invisible)
+	reset        *hub.Message // a stream reset broadcast while replaying
+	seen         int64        // newest ordered position broadcast while replaying
+	last         int64        // newest revision sent (or skipped as invisible)
+	// ranges: while a paged snapshot's reads are not yet all behind the
+	// replay, the changes each page already reflects (see streamSnapshot).
+	ranges []snapRange
 
 	// Channel subscriptions: the presence entry joined, and the release of
 	// the node's broker subscription.
@@ -104,12 +113,20 @@ func (s *Subscription) Deliver(m *hub.Message) bool {
 		return true
 	}
 	if !s.live {
-		s.pending = append(s.pending, m)
-		s.pendingBytes += m.Size()
-		if s.pendingBytes > maxPendingBytes {
-			s.closed, s.pending = true, nil
-			go s.sink.SlowConsumer()
-			return false
+		switch {
+		case m.Seq() == SeqReset:
+			s.reset = m
+		case m.Seq() != 0:
+			// The replay reads it from the log: note only how far to go.
+			s.seen = max(s.seen, m.Seq())
+		default:
+			s.pending = append(s.pending, m)
+			s.pendingBytes += m.Size()
+			if s.pendingBytes > maxPendingBytes {
+				s.closed, s.pending = true, nil
+				go s.sink.SlowConsumer()
+				return false
+			}
 		}
 		return true
 	}
@@ -126,6 +143,10 @@ func (s *Subscription) Deliver(m *hub.Message) bool {
 	s.last = m.Seq()
 	return s.sink.Push(m)
 }
+
+// errNoProgress ends a replay that cannot reach what was broadcast: the
+// client resubscribes from its cursor.
+var errNoProgress = store.Errorf(store.CodeCompacted, "the history no longer holds the events broadcast while this subscription replayed; resubscribe from your last cursor")
 
 // SeqReset marks a message that ends a subscription (its stream was reset).
 const SeqReset = -1
@@ -161,26 +182,36 @@ type Resources struct {
 	Store store.Store
 	Hub   *hub.Hub
 	Feed  *Feed
-	// MaxSnapshot bounds the resources a snapshot may hold.
-	MaxSnapshot int
 }
+
+// Page sizes of replays and snapshots. A replay reads replayPage changes
+// at a time; a snapshot starts with snapshotFirstPage resources and then
+// sizes its pages to hold about snapshotPageBytes, so that what one
+// subscription holds in memory besides its connection's queue is one page
+// of at most a few hundred KiB (a few large resources at most), whatever
+// the collection holds.
+const (
+	replayPage        = 64
+	snapshotFirstPage = 16
+	snapshotMaxPage   = 500
+	snapshotPageBytes = 256 << 10
+)
 
 // Subscribe starts a subscription. It returns the subscription, the result
 // for the reply, and run, which the transport must call after queueing the
 // reply: run sends the snapshot or replay and then switches to live
-// events. Errors: store.ErrNotFound (collection), store.ErrInvalid (bad
-// cursor), store.ErrCompacted (resync-required), store.ErrTooLarge (snapshot).
+// events. Snapshots and replays are read page by page as the sink drains
+// (Sink.PushWait), never materialised whole. Errors: store.ErrNotFound
+// (collection), store.ErrInvalid (bad cursor), store.ErrCompacted
+// (resync-required).
 func (e *Resources) Subscribe(ctx context.Context, req Request, sink Sink) (*Subscription, Result, func(context.Context) error, error) {
 	if _, err := e.Store.GetCollection(ctx, req.Topic.Collection); err != nil {
 		return nil, Result{}, nil, err
 	}
 	epoch := e.Store.Epoch()
 	if req.Since != nil {
-		if req.Since.Kind != KindResource {
-			return nil, Result{}, nil, store.Errorf(store.CodeInvalid, "cursor belongs to a channel, not to a resource topic")
-		}
-		if req.Since.Epoch != epoch {
-			return nil, Result{}, nil, store.Errorf(store.CodeCompacted, "cursor is from another store epoch (the history it points into is gone); reload the state and subscribe again")
+		if err := CheckResourceCursor(*req.Since, epoch); err != nil {
+			return nil, Result{}, nil, err
 		}
 	}
 	sub := &Subscription{Key: Key(req.Topic.Path, req.Selector), Topic: req.Topic, Labels: req.Selector.String(), sel: req.Selector, sink: sink}
@@ -194,7 +225,6 @@ func (e *Resources) Subscribe(ctx context.Context, req Request, sink Sink) (*Sub
 		return fail(err)
 	}
 	res := Result{Topic: req.Topic.Path, Labels: sub.Labels}
-	var snapshot []store.Resource
 	switch {
 	case req.Since != nil:
 		if req.Since.Pos > head {
@@ -207,36 +237,55 @@ func (e *Resources) Subscribe(ctx context.Context, req Request, sink Sink) (*Sub
 		sub.last = req.Since.Pos
 		res.Start, res.Cursor = StartSince, *req.Since
 	case req.Snapshot:
-		items, at, err := e.snapshot(ctx, req, sub)
-		if err != nil {
-			return fail(err)
-		}
-		snapshot, sub.last = items, at
-		res.Start, res.Cursor = StartSnapshot, e.Feed.Cursor(at)
+		sub.last = head
+		res.Start, res.Cursor = StartSnapshot, e.Feed.Cursor(head)
 	default:
 		sub.last = head
 		res.Start, res.Cursor = StartLive, e.Feed.Cursor(head)
 	}
 	run := func(ctx context.Context) error {
+		target := head
 		if req.Snapshot {
 			cur := res.Cursor
-			for _, r := range snapshot {
+			push := func(r store.Resource) error {
 				b, err := EncodeEvent(req.Topic.Path, sub.Labels, EventSnapshot, cur, r)
 				if err != nil {
 					return err
 				}
-				if err := sink.PushWait(ctx, hub.NewEvent(b, sub.Key, cur.String(), 0)); err != nil {
-					return err
-				}
+				return sink.PushWait(ctx, hub.NewEvent(b, sub.Key, cur.String(), 0))
 			}
+			var read int64
+			var err error
+			if req.Topic.Kind == TopicResource {
+				read, err = e.snapshotOne(ctx, req, sub, push)
+			} else {
+				read, err = e.streamSnapshot(ctx, req, sub, push)
+			}
+			if err != nil {
+				return err
+			}
+			target = max(target, read)
 			b, _ := json.Marshal(SyncedFrame{Type: "synced", Topic: req.Topic.Path, Labels: sub.Labels, Cursor: cur.String()})
 			if err := sink.PushWait(ctx, hub.NewEvent(b, sub.Key, cur.String(), 0)); err != nil {
 				return err
 			}
 		}
-		return e.catchUp(ctx, sub, head)
+		return e.catchUp(ctx, sub, target)
 	}
 	return sub, res, run, nil
+}
+
+// CheckResourceCursor checks that c can resume a resource topic of the
+// store whose epoch is epoch. Errors: store.ErrInvalid (a channel
+// cursor), store.ErrCompacted (another epoch: resync-required).
+func CheckResourceCursor(c Cursor, epoch string) error {
+	if c.Kind != KindResource {
+		return store.Errorf(store.CodeInvalid, "cursor belongs to a channel, not to a resource topic")
+	}
+	if c.Epoch != epoch {
+		return store.Errorf(store.CodeCompacted, "cursor is from another store epoch (the history it points into is gone); reload the state and subscribe again")
+	}
+	return nil
 }
 
 // Unsubscribe removes a subscription from the hub.
@@ -248,7 +297,7 @@ func (e *Resources) Unsubscribe(sub *Subscription) {
 func (s *Subscription) close() {
 	s.mu.Lock()
 	s.closed = true
-	s.pending = nil
+	s.pending, s.reset, s.ranges = nil, nil, nil
 	s.mu.Unlock()
 }
 
@@ -269,54 +318,72 @@ type BookmarkFrame struct {
 	Cursor string `json:"cursor"`
 }
 
-// catchUp replays the change log from sub.last to head, then releases the
-// live events buffered meanwhile (skipping those already replayed) and
-// marks the subscription live, all without a gap or a duplicate.
-func (e *Resources) catchUp(ctx context.Context, sub *Subscription, head int64) error {
+// catchUp replays the change log from sub.last to target, page by page at
+// the sink's pace; then, under the subscription's lock, it either goes
+// live (nothing newer was broadcast meanwhile) or replays on up to what
+// was, so the hand-off has no gap and no duplicate and holds no events in
+// memory.
+func (e *Resources) catchUp(ctx context.Context, sub *Subscription, target int64) error {
 	for {
-		sub.mu.Lock()
-		after := sub.last
-		sub.mu.Unlock()
-		if after >= head {
-			break
-		}
-		changes, err := e.Store.Changes(ctx, after, 500)
-		if err != nil {
-			return resyncError(err)
-		}
-		if len(changes) == 0 {
-			break
-		}
-		for _, ch := range changes {
-			if err := e.replayOne(ctx, sub, ch); err != nil {
-				return err
+		for {
+			sub.mu.Lock()
+			after, closed := sub.last, sub.closed
+			sub.mu.Unlock()
+			if closed {
+				return nil
+			}
+			if after >= target {
+				break
+			}
+			changes, err := e.Store.Changes(ctx, after, replayPage)
+			if err != nil {
+				return resyncError(err)
+			}
+			if len(changes) == 0 {
+				break
+			}
+			for _, ch := range changes {
+				if err := e.replayOne(ctx, sub, ch); err != nil {
+					return err
+				}
 			}
 		}
+		sub.mu.Lock()
+		if sub.closed {
+			sub.mu.Unlock()
+			return nil
+		}
+		if sub.reset == nil && sub.seen > sub.last {
+			if target >= sub.seen {
+				// The log ended before what was broadcast: it cannot be
+				// replayed (never expected; the feed reads the log).
+				sub.mu.Unlock()
+				return errNoProgress
+			}
+			target = sub.seen
+			sub.mu.Unlock()
+			continue
+		}
+		err := sub.goLive()
+		sub.mu.Unlock()
+		return err
 	}
-	sub.mu.Lock()
-	defer sub.mu.Unlock()
-	if sub.closed {
-		return nil
-	}
-	return sub.goLive()
 }
 
-// goLive releases the buffered live messages that come after what was
-// replayed and switches to direct delivery. Callers hold sub.mu.
+// goLive releases what was held back while replaying (a stream reset, or
+// unordered frames) and switches to direct delivery; every ordered event
+// broadcast meanwhile has been replayed (callers check sub.seen). Callers
+// hold sub.mu.
 func (sub *Subscription) goLive() error {
 	pending := sub.pending
-	sub.pending, sub.pendingBytes = nil, 0
+	sub.pending, sub.pendingBytes, sub.ranges = nil, 0, nil
+	if sub.reset != nil {
+		sub.closed = true
+		sub.sink.Push(sub.reset)
+		sub.reset = nil
+		return nil
+	}
 	for _, m := range pending {
-		switch {
-		case m.Seq() == SeqReset:
-			sub.closed = true
-			sub.sink.Push(m)
-			return nil
-		case m.Seq() != 0 && m.Seq() <= sub.last:
-			continue
-		case m.Seq() != 0:
-			sub.last = m.Seq()
-		}
 		if !sub.sink.Push(m) {
 			return errors.New("slow consumer during hand-off")
 		}
@@ -326,6 +393,9 @@ func (sub *Subscription) goLive() error {
 }
 
 func (e *Resources) replayOne(ctx context.Context, sub *Subscription, ch store.Change) error {
+	sub.mu.Lock()
+	reflected := sub.reflectedLocked(ch)
+	sub.mu.Unlock()
 	defer func() {
 		sub.mu.Lock()
 		if ch.Revision > sub.last {
@@ -333,7 +403,7 @@ func (e *Resources) replayOne(ctx context.Context, sub *Subscription, ch store.C
 		}
 		sub.mu.Unlock()
 	}()
-	if !matchesTopic(sub.Topic, ch) {
+	if reflected || !matchesTopic(sub.Topic, ch) {
 		return nil
 	}
 	ev, ok := EventFor(ch, sub.sel)
@@ -355,91 +425,119 @@ func matchesTopic(t Topic, ch store.Change) bool {
 	return t.Kind == TopicCollection || ch.Resource.ID == t.ID
 }
 
-// snapshot reads the current state of the topic at one revision: pages are
-// read at successive revisions, so the changes between the first page and
-// the last are applied on top, giving exactly the state at the last.
-func (e *Resources) snapshot(ctx context.Context, req Request, sub *Subscription) ([]store.Resource, int64, error) {
-	max := e.MaxSnapshot
-	if max <= 0 {
-		max = 10000
+// snapRange says that the snapshot page holding the IDs up to hi (all
+// remaining IDs when last) was read at revision rev: it reflects every
+// change of those IDs up to rev.
+type snapRange struct {
+	hi   string
+	last bool
+	rev  int64
+}
+
+// reflectedLocked reports whether change ch is already reflected by the
+// snapshot sent (so the replay must skip it). Callers hold sub.mu.
+func (sub *Subscription) reflectedLocked(ch store.Change) bool {
+	if len(sub.ranges) == 0 {
+		return false
 	}
-	items := map[string]store.Resource{}
-	var first, at int64
-	if req.Topic.Kind == TopicResource {
-		rev, err := e.Store.Revision(ctx)
+	id := ch.Resource.ID
+	i := sort.Search(len(sub.ranges), func(i int) bool { return sub.ranges[i].last || sub.ranges[i].hi >= id })
+	return i < len(sub.ranges) && ch.Revision <= sub.ranges[i].rev
+}
+
+// streamSnapshot sends the current state of a collection topic page by
+// page, each page pushed (at the sink's pace) before the next is read, so
+// a snapshot holds one page in memory whatever the collection's size. The
+// pages are read at successive revisions; each records which changes it
+// already reflects, and the replay that follows the synced frame skips
+// exactly those, so a mirror built from the snapshot and the events after
+// it equals the store, with no change applied twice or missed. When no
+// write touches the topic while the pages are read, the snapshot is the
+// state at the synced cursor. It returns the newest revision read.
+func (e *Resources) streamSnapshot(ctx context.Context, req Request, sub *Subscription, push func(store.Resource) error) (int64, error) {
+	opts := store.ListOptions{Collection: req.Topic.Collection, Selector: req.Selector, Limit: snapshotFirstPage}
+	var newest int64
+	for {
+		page, err := e.Store.ListResources(ctx, opts)
 		if err != nil {
-			return nil, 0, err
+			return 0, err
 		}
-		r, err := e.Store.GetResource(ctx, req.Topic.Collection, req.Topic.ID)
-		switch {
-		case err == nil:
-			if req.Selector.Matches(r.Labels) {
-				items[r.ID] = r
-			}
-		case !errors.Is(err, store.ErrNotFound):
-			return nil, 0, err
+		newest = max(newest, page.Revision)
+		r := snapRange{rev: page.Revision, last: !page.More || len(page.Items) == 0}
+		if !r.last {
+			r.hi = page.Items[len(page.Items)-1].ID
 		}
-		first, at = rev, rev
-		if r.Revision > at {
-			at = r.Revision
+		sub.mu.Lock()
+		sub.ranges = append(sub.ranges, r)
+		sub.mu.Unlock()
+		size := 0
+		for i := range page.Items {
+			size += len(page.Items[i].Data) + 64
+			if err := push(page.Items[i]); err != nil {
+				return 0, err
+			}
+			page.Items[i] = store.Resource{} // release it before the next read
 		}
-	} else {
-		opts := store.ListOptions{Collection: req.Topic.Collection, Selector: req.Selector, Limit: 1000}
-		for i := 0; ; i++ {
-			page, err := e.Store.ListResources(ctx, opts)
-			if err != nil {
-				return nil, 0, err
-			}
-			if i == 0 {
-				first = page.Revision
-			}
-			at = page.Revision
-			for _, r := range page.Items {
-				items[r.ID] = r
-			}
-			if len(items) > max {
-				return nil, 0, store.Errorf(store.CodeTooLarge, "snapshot exceeds %d resources; list over REST and subscribe with since", max)
-			}
-			if !page.More || len(page.Items) == 0 {
-				break
-			}
-			opts.After = page.Items[len(page.Items)-1].ID
+		if r.last {
+			return newest, nil
 		}
+		opts.After = r.hi
+		opts.Limit = min(snapshotMaxPage, max(1, snapshotPageBytes*len(page.Items)/max(1, size)))
 	}
-	// Bring every item to revision `at`.
-	for after := first; after < at; {
-		changes, err := e.Store.Changes(ctx, after, 500)
+}
+
+// snapshotOne sends the current state of a single-resource topic at one
+// revision, bringing the resource read up to the newest revision seen. It
+// returns that revision; the replay skips the changes it reflects.
+func (e *Resources) snapshotOne(ctx context.Context, req Request, sub *Subscription, push func(store.Resource) error) (int64, error) {
+	rev, err := e.Store.Revision(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var item *store.Resource
+	r, err := e.Store.GetResource(ctx, req.Topic.Collection, req.Topic.ID)
+	switch {
+	case err == nil:
+		item = &r
+	case !errors.Is(err, store.ErrNotFound):
+		return 0, err
+	}
+	at := rev
+	if item != nil && item.Revision > at {
+		at = item.Revision
+	}
+	// Bring the item to revision at: a change between reading rev and the
+	// resource may have been seen by one read and not the other.
+	for after := rev; after < at; {
+		changes, err := e.Store.Changes(ctx, after, replayPage)
 		if err != nil {
-			return nil, 0, resyncError(err)
+			return 0, resyncError(err)
 		}
 		if len(changes) == 0 {
 			break
 		}
 		for _, ch := range changes {
 			after = ch.Revision
-			if ch.Revision > at {
-				break
-			}
-			if !matchesTopic(req.Topic, ch) {
+			if ch.Revision > at || !matchesTopic(req.Topic, ch) {
 				continue
 			}
-			cur, ok := items[ch.Resource.ID]
-			if ok && cur.Revision >= ch.Revision {
-				continue
-			}
-			if ch.Type == store.Deleted || !req.Selector.Matches(ch.Resource.Labels) {
-				delete(items, ch.Resource.ID)
+			if ch.Type == store.Deleted {
+				item = nil
 			} else {
-				items[ch.Resource.ID] = ch.Resource
+				c := ch.Resource
+				item = &c
 			}
 		}
 	}
-	out := make([]store.Resource, 0, len(items))
-	for _, r := range items {
-		out = append(out, r)
+	sub.mu.Lock()
+	sub.ranges = []snapRange{{last: true, rev: at}}
+	sub.mu.Unlock()
+	if item != nil && req.Selector.Matches(item.Labels) {
+		if err := push(*item); err != nil {
+			return 0, err
+		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out, at, nil
+	return at, nil
 }
 
 // resyncError turns a compacted change log into resync-required.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,9 @@ type conn struct {
 
 	workers   sync.WaitGroup
 	renewOnce sync.Once
+	// replays admits at most maxReplays subscriptions at a time to read
+	// their snapshot or replay (each holds one page while it does).
+	replays chan struct{}
 
 	// principal is who the connection acts as; read and replaced by the
 	// reader goroutine only (auth frames run there).
@@ -86,6 +90,9 @@ type conn struct {
 	// echo: the client sent a close frame; the writer answers with its
 	// code instead of a close of our own.
 	echo bool
+	// broken: a batch write failed, possibly half-way through a frame, so
+	// nothing more may be written (writer goroutine only).
+	broken bool
 	// onEnd runs once the connection has ended and released everything.
 	onEnd func()
 
@@ -108,13 +115,18 @@ type conn struct {
 // goroutine per message; one that falls idle frees it soon after.
 const writerLinger = 250 * time.Millisecond
 
+// maxReplays is how many subscriptions of one connection may read their
+// snapshot or replay at the same time; the others wait their turn (they
+// hold no events meanwhile: they replay from the log once admitted).
+const maxReplays = 2
+
 var _ stream.Sink = (*conn)(nil)
 
 func newConn(s *Server, ws *websocket.Conn, raw *batchConn, p auth.Principal) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &conn{srv: s, id: newID(), ws: ws, raw: raw, q: hub.NewQueue(s.cfg.QueueBytes), ctx: ctx, cancel: cancel,
+	c := &conn{srv: s, id: newID(), ws: ws, raw: raw, q: hub.NewQueueBudget(s.cfg.QueueBytes, s.cfg.Budget), ctx: ctx, cancel: cancel,
 		subs: map[string]*stream.Subscription{}, start: map[string]string{}, written: map[string]string{},
-		wake: make(chan struct{}, 1), writerDone: make(chan struct{})}
+		wake: make(chan struct{}, 1), writerDone: make(chan struct{}), replays: make(chan struct{}, maxReplays)}
 	c.setPrincipal(p)
 	if s.cfg.Auth != nil && s.cfg.Auth.Enabled() && p.Anonymous() && len(p.Grants) == 0 {
 		c.authWait = time.AfterFunc(s.cfg.AuthTimeout, func() {
@@ -187,6 +199,7 @@ func (c *conn) end() {
 		c.unsub(sub)
 	}
 	c.q.Close()
+	c.q.Discard()
 	if c.onEnd != nil {
 		c.onEnd()
 	}
@@ -543,6 +556,10 @@ func (c *conn) subscribe(f Subscribe) {
 		c.fail(f.Ref, store.Errorf(store.CodeTooManyRequests, "at most %d subscriptions per connection", c.srv.cfg.MaxSubscriptions))
 		return
 	}
+	if b := c.srv.cfg.Budget; b != nil && b.Exhausted() {
+		c.fail(f.Ref, store.Errorf(store.CodeUnavailable, "the server's budget of %d queued bytes is exhausted; retry shortly", b.Max()))
+		return
+	}
 	var (
 		sub *stream.Subscription
 		res stream.Result
@@ -577,7 +594,14 @@ func (c *conn) subscribe(f Subscribe) {
 	c.workers.Add(1)
 	go func() {
 		defer c.workers.Done()
-		if err := run(c.ctx); err != nil && c.ctx.Err() == nil {
+		select {
+		case c.replays <- struct{}{}:
+		case <-c.ctx.Done():
+			return
+		}
+		err := run(c.ctx)
+		<-c.replays
+		if err != nil && c.ctx.Err() == nil && !errors.Is(err, hub.ErrQueueClosed) {
 			// The replay could not complete (e.g. the log was compacted
 			// meanwhile): end this subscription and say why.
 			c.dropSub(key, sub)
@@ -822,25 +846,18 @@ func (c *conn) Push(m *hub.Message) bool {
 	return false
 }
 
-// PushWait implements stream.Sink: it waits until the queue is at most
-// half full, so replays go at the client's pace.
+// PushWait implements stream.Sink: it waits, without polling, until the
+// queue is at most half full, so replays go at the client's pace. Errors:
+// hub.ErrQueueClosed, ctx.Err().
 func (c *conn) PushWait(ctx context.Context, m *hub.Message) error {
-	for {
-		if c.q.Closed() {
-			return errors.New("connection closed")
-		}
-		if c.q.Bytes() <= c.q.MaxBytes()/2 {
-			if c.Push(m) {
-				return nil
-			}
-			return errors.New("connection closed")
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(2 * time.Millisecond):
-		}
+	err := c.q.PushWait(ctx, m)
+	switch {
+	case err == nil:
+		c.kick()
+	case c.q.Overflowed():
+		c.SlowConsumer()
 	}
+	return err
 }
 
 // Close implements stream.Sink (server shutdown).
@@ -921,7 +938,7 @@ func (c *conn) writeLoop() {
 		if c.q.Len() > 0 {
 			var err error
 			if batch, err = c.writeBatch(batch); err != nil {
-				c.closeWith(0, "", err)
+				c.writeFailed(err)
 			}
 			continue
 		}
@@ -947,7 +964,23 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// writeBatch writes everything queued with a single flush.
+// writeFailed ends the connection after a failed write. A write that ran
+// out of its deadline means the client does not read fast enough: it is
+// closed as a slow consumer (the error frame and close 4008 follow if the
+// socket can still carry them; see finish).
+func (c *conn) writeFailed(err error) {
+	c.broken = true
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		c.SlowConsumer()
+		return
+	}
+	c.closeWith(0, "", err)
+}
+
+// writeBatch writes everything queued with a single flush. A frame's
+// cursor counts as delivered (c.written) only once the flush carrying it
+// has succeeded.
 func (c *conn) writeBatch(batch []*hub.Message) ([]*hub.Message, error) {
 	batch = c.q.PopAll(batch[:0])
 	if len(batch) == 0 {
@@ -962,6 +995,7 @@ func (c *conn) writeBatch(batch []*hub.Message) ([]*hub.Message, error) {
 	}
 	c.raw.begin()
 	var err error
+	n := 0 // frames written into the batch
 	for i, m := range batch {
 		if _, no := denied[m.Key()]; no && m.Key() != "" {
 			batch[i] = nil
@@ -973,15 +1007,26 @@ func (c *conn) writeBatch(batch []*hub.Message) ([]*hub.Message, error) {
 				_ = c.ws.SetWriteDeadline(time.Now().Add(wait))
 				err = c.ws.WritePreparedMessage(pm)
 			}
-			if err == nil && m.Cursor() != "" && m.Key() != "" {
-				c.written[m.Key()] = m.Cursor()
+			if err == nil {
+				batch[n] = m
+				n++
 			}
 		}
-		batch[i] = nil
+		if i >= n {
+			batch[i] = nil
+		}
 	}
 	if ferr := c.raw.flush(wait); err == nil {
 		err = ferr
 	}
+	if err == nil {
+		for _, m := range batch[:n] {
+			if m.Cursor() != "" && m.Key() != "" {
+				c.written[m.Key()] = m.Cursor()
+			}
+		}
+	}
+	clear(batch[:n])
 	c.srv.metrics.framesOut.Add(float64(len(batch)))
 	c.srv.metrics.writes.Inc()
 	return batch, err
@@ -1015,6 +1060,15 @@ func (c *conn) bookmarks() {
 // frame it received for each subscription. Then the close frame.
 func (c *conn) finish(batch []*hub.Message) {
 	wait := c.srv.cfg.WriteWait
+	if c.broken {
+		// A write stopped part-way: the client has every frame up to the
+		// last complete one, perhaps part of the next, and then sees the
+		// connection end without a close frame (1006). It resumes from the
+		// cursor of its last complete event and loses nothing.
+		c.q.Close()
+		c.halfClose()
+		return
+	}
 	if c.echo {
 		msg := websocket.FormatCloseMessage(c.closeCode, "")
 		_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(wait))
@@ -1024,7 +1078,8 @@ func (c *conn) finish(batch []*hub.Message) {
 	switch c.closeCode {
 	case CloseGoingAway:
 		if _, err := c.writeBatch(batch); err != nil {
-			break
+			c.halfClose() // the socket is broken or blocked: no close frame
+			return
 		}
 	case CloseSlowConsumer:
 		c.q.Close()
@@ -1038,7 +1093,7 @@ func (c *conn) finish(batch []*hub.Message) {
 			cursors = append(cursors, TopicCursor{Topic: s.Topic.Path, Labels: s.Labels, Cursor: cur})
 		}
 		c.mu.Unlock()
-		p := c.srv.cfg.Problem(store.Errorf(store.CodeTooManyRequests, "the connection could not keep up and its queue overflowed; reconnect and resume from these cursors"))
+		p := c.srv.cfg.Problem(store.Errorf(store.CodeTooManyRequests, "the connection could not keep up and its queue overflowed; reconnect and resume from these cursors (the cursor of the last frame flushed to the connection for each subscription)"))
 		p.Type = "https://tandem.dev/problems/slow-consumer"
 		p.Title = "Slow consumer"
 		b, _ := json.Marshal(ErrorFrame{Type: "error", Problem: p, Cursors: cursors})

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tandemhq/tandem/gen/api"
 	"github.com/tandemhq/tandem/internal/auth"
+	"github.com/tandemhq/tandem/internal/hub"
 	"github.com/tandemhq/tandem/internal/specval"
 	"github.com/tandemhq/tandem/internal/stream"
 )
@@ -38,6 +39,10 @@ type Config struct {
 	MaxFrameBytes int64
 	// QueueBytes bounds each connection's outbound queue; default 1 MiB.
 	QueueBytes int
+	// Budget, when set, bounds the bytes queued for all connections of the
+	// server together: while it is exhausted, new subscriptions are refused
+	// with 503 and lagging connections overflow (hub.NewQueueBudget).
+	Budget *hub.Budget
 	// PingInterval between server pings; default 25 s. PongWait is how long
 	// without a pong before the connection is dropped; default 60 s.
 	PingInterval, PongWait time.Duration
