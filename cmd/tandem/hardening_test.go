@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/tandemhq/tandem/gen/client"
 )
 
 // waitUntil polls cond every 20 ms until it holds, failing the test with
@@ -353,4 +355,92 @@ func TestBodyReadTimeout(t *testing.T) {
 	}
 	var cancelled context.CancelFunc = st.cancel
 	cancelled()
+}
+
+// TestQueuedBytesBudget: while the bytes queued for all clients together
+// are at --max-queued-bytes, new WebSocket and SSE subscriptions are
+// refused with a 503 problem; once the lagging client is gone they are
+// accepted again.
+func TestQueuedBytesBudget(t *testing.T) {
+	const budget = 50 << 10
+	s := startServer(t, "--max-queued-bytes", fmt.Sprint(budget), "--write-timeout", "5s")
+	s.mkcoll(t, "q")
+	raw, _ := rawDial(t, s)
+	if err := raw.WriteMessage(websocket.TextMessage, []byte(`{"type":"subscribe","ref":"s","topic":"collections/q/resources"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if r := readReply(t, raw, "s"); r["ok"] != true {
+		t.Fatalf("subscribe: %v", r)
+	}
+	// raw stops reading: fill its socket until its writer blocks and an
+	// event waits in its queue, one write (and one delivery) at a time.
+	pad := strings.Repeat("z", 60<<10)
+	for i := 0; ; i++ {
+		if i > 3000 {
+			t.Fatal("the queue never held an event")
+		}
+		before := metricNow(t, s, "tandem_hub_deliveries_total")
+		s.put(t, "q", fmt.Sprintf("r%d", i), fmt.Sprintf(`{"pad":%q}`, pad), nil)
+		waitUntil(t, 10*time.Second, "the event to be queued", func() bool {
+			return metricNow(t, s, "tandem_hub_deliveries_total") > before
+		})
+		if metricNow(t, s, "tandem_queued_bytes") >= budget {
+			break
+		}
+	}
+	ws := s.dial(t)
+	r := ws.request(map[string]any{"type": "subscribe", "topic": "collections/q/resources"})
+	checkFrameStatus(t, r, 503)
+	resp, err := s.HTTP.Get(s.URL + "/v1/events?topic=collections/q/resources")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || !strings.Contains(string(b), "queued bytes") {
+		t.Fatalf("SSE over budget: %d %s", resp.StatusCode, b)
+	}
+	// The lagging client is closed when its write misses the deadline;
+	// then subscriptions are accepted again.
+	waitUntil(t, 20*time.Second, "the budget to be released", func() bool {
+		return metricNow(t, s, "tandem_queued_bytes") < budget
+	})
+	if r := ws.request(map[string]any{"type": "subscribe", "topic": "collections/q/resources"}); r["ok"] != true {
+		t.Fatalf("subscribe after the budget was released: %v", r)
+	}
+}
+
+// TestLongPollBoundedBytes: one long-poll answer carries about 1 MiB of
+// data at most, however large its limit, and the next poll from its
+// cursor picks up exactly where it stopped.
+func TestLongPollBoundedBytes(t *testing.T) {
+	s := startServer(t)
+	s.mkcoll(t, "lp")
+	start := s.poll(t, "collections/lp/resources", "", "1ms").Cursor
+	const n = 40
+	fillCollection(t, s, "lp", n, 60<<10)
+	got, cursor, answers := 0, start, 0
+	seen := map[string]bool{}
+	for got < n {
+		limit := 1000
+		r, err := s.Client.PollChangesWithResponse(t.Context(), &client.PollChangesParams{Topic: "collections/lp/resources", Since: &cursor, Limit: &limit})
+		if err != nil || r.JSON200 == nil {
+			t.Fatalf("poll: %v %s", err, r.Body)
+		}
+		if len(r.Body) > 2<<20 {
+			t.Fatalf("one answer of %d bytes", len(r.Body))
+		}
+		for _, ev := range r.JSON200.Events {
+			if seen[ev.Resource.Id] {
+				t.Fatalf("%s delivered twice", ev.Resource.Id)
+			}
+			seen[ev.Resource.Id] = true
+			got++
+		}
+		cursor = r.JSON200.Cursor
+		answers++
+	}
+	if answers < 2 {
+		t.Fatalf("%d resources of 60 KiB came in %d answer(s)", n, answers)
+	}
 }
