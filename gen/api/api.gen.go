@@ -353,8 +353,14 @@ type PreconditionFailed = Problem
 // ResyncRequired RFC 9457 problem details.
 type ResyncRequired = Problem
 
+// ServiceUnavailable RFC 9457 problem details.
+type ServiceUnavailable = Problem
+
 // TooLarge RFC 9457 problem details.
 type TooLarge = Problem
+
+// TooManyRequests RFC 9457 problem details.
+type TooManyRequests = Problem
 
 // Unprocessable RFC 9457 problem details.
 type Unprocessable = Problem
@@ -1390,7 +1396,25 @@ type ProblemApplicationProblemPlusJSONResponse Problem
 
 type ResyncRequiredApplicationProblemPlusJSONResponse Problem
 
+type ServiceUnavailableResponseHeaders struct {
+	RetryAfter *int
+}
+type ServiceUnavailableApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers ServiceUnavailableResponseHeaders
+}
+
 type TooLargeApplicationProblemPlusJSONResponse Problem
+
+type TooManyRequestsResponseHeaders struct {
+	RetryAfter *int
+}
+type TooManyRequestsApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers TooManyRequestsResponseHeaders
+}
 
 type UnprocessableApplicationProblemPlusJSONResponse Problem
 
@@ -1518,6 +1542,25 @@ func (response PollChanges410ApplicationProblemPlusJSONResponse) VisitPollChange
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(410)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PollChanges429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response PollChanges429ApplicationProblemPlusJSONResponse) VisitPollChangesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3255,102 +3298,107 @@ func (sh *strictHandler) ReplaceResource(w http.ResponseWriter, r *http.Request,
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H39cts2tvirnOXuTKUu9eGPpBtl8keaOK33l6Ye25385ka+JUQeSahJgAVAK6qvZ/Zp9sH2Se7gAKQo",
-	"ibIlJXG7c/efWKII4ODgfH8gt0Ess1wKFEYHg9tgiixBRR9PLtnE/k1Qx4rnhksRDILLKYJCLQsV2w83",
-	"XHMpgGlgoI2SYgIoDDdzMGwSAnYnXYiGwfHhMIi6QRjoeIoZs9OaeY7BINBGcTEJ7u7C4K2MmVuladGf",
-	"zt+CHIOZIsQKmcGkguP+ie/CIGeKZWj8xl5NmRCYvmMZri/lfwTBMhxAisaOCiHhE250CFE3CiH62f7T",
-	"sf8MoucEkn1d5yxG4Joe5EwZGOFYKqTvY660se9bYLldKWdmGoSBIDCC2K0bhIHCXwuuMAkGRhVY39lf",
-	"FI6DQfDn3uLMeu5X3atvym75lUxTjO2mNuyz+p1g3wRV9dbegFUQnSaY5dKgiOf/D+frEL2EOOUoTCee",
-	"So0CrnH+HBQaxVHDjJsp4VGzDO1PoDBP2byGW/tgDmOp4PAYprJQutqUo+rFtmqgdCws9b1k7ONbFBMz",
-	"DQaHT56EQcZF+f0gbKDa0/EPzMTThv3kFh4p0jlwT7eFUigMWM6CzI5CDa2SPdohSAXR1xHtYRjgR66N",
-	"HgabdzHuuKU3gP/0uBned1LgBph/FPDdyeUAmNAzVHDUPy5hr8PchR8FnP10OSBoM2RCe57s2O3eB7Bd",
-	"ex+ozz2rn75eB7r8DU5fbyBjnnwq+d7Z8TqXQiPJkG9Zco6/FqiN/RZLYVDQR5bnKXdyrJcrOUox++sv",
-	"2gm17VY8c6Pcok3Cl5a1ciZj6ViqDJPnEKFSUunICSJAFk9BjscoEi4mMOaYJt2AxIIYpzx+VKhPDbBU",
-	"IUvm4GiaCJ0JWGFDmDENCguNCbEAE9JMUZU7JvjfSDXiSYLisdEeK0ysZmOphpTF107qIyaYwEQxYaAV",
-	"caGL8ZjHVor9rGOZY9QmqN9J80YWInl0oBdCXqqF2k4kahDSuOMgCM8UxlIk3L77hvEUHxXWqBRlEYnA",
-	"JTkRQcITgnYqPRGXMz0ihC8FEIdB6/zNK3h2/OQb8GtAgobxVLuTPkc9F/F5JWoe+bwLpaWyokEWRvPE",
-	"mR7KAigwgSnXRqq5xfFYyaxiMMxlPLW6NpUscVrWMIPARGI/KQNswrigDV5K+ZapCT721kaSxEeMmDgD",
-	"S/PfEFKecUfAP4lcyRi1ZqP09wGOa5hhmnacSIZRYeCGy5QZdAAvmPErDX+/+PEdXNDslfD+cNXNJRcG",
-	"VSnGybhhPLUyPMNshMrvVRd5LpXB5AdMOLskdfn7qCHa+pQ5WGfkAHgwwGrxLmlvP2dpfE+cDmWJkzcs",
-	"PVMyR2W4fT5mqcYwyGuPbgNH2A/awO6tuzDAm9Kh4QYz/dDAC6OQZSd2kB3tzQ+mFJsHTvWX/PyhnDos",
-	"Ybqq3pejXzCmCbwx/oMlR8cqu+zVewK7GPzhzhhKmGENNquYO9K8YWlBTsHHzkR2/AYtAXXP2azc110Y",
-	"yPFYI1GcJXtmrLElzNPjgAxnnhVZ3Wy2xD1BWj8vRinXU1QNLlsYGO58lmrSxBqX9LTJOqyfz8KR8rBV",
-	"uPGb9rPfc26lx4QfWZan3jszg1SORtZXyJl1Ci26/vvDy85/sc5v/c6zq8XH7s+DztVtPzw4/ObuL+vw",
-	"1n2zXUnDOb4vzba4KS3gbWxci0bnzj/0/nn53l3dim7eh7O1lzF9P1XVfu3oa553ZO6m7Xjp6CZdPXfa",
-	"aG0PYQ1bjWddHcIrem/Ho9gFr9vhaNUbrqkIaCWKjQ0c9g/7nYNDGM0hwTErUtMGM2UG8AbVvDLwvtIQ",
-	"WVKPICu0Ac0M1+N5F04+WrplKUQW6kgDU1aQj63FHTptL60aY6CLkQPaTU/aBDVwozEdg5ELV5wEhbMP",
-	"oMX8zL2IpemP9FfM6a8USH+FNFEv4uMI4nmcovPrhQSPXLJNrMgGLmCEZoYo2i7Ccnx4WJlcTjtyA4VI",
-	"UEHkMU6xlccitftp6i13nuEOFFVpqq1UVk2GPKSx3HyN8FZKY83alTn7tbCGoNWMkEtN2wgBP7LYpHPw",
-	"Gl+jukEF2up7a4mFdVf+uP/s6QMBlDD4HllqpjvrSIyv7zEimlTK6uatjVvQuyismvoQyOsgDArBbhhP",
-	"yYy8ekjZ+DmacPuWjTC9F8R60OOoATPLZ3JBzyGlaaF1jXMNRW558ekRxFOmWGxQaZDjhqhl5+duL3ru",
-	"mLU2bNO71m0NF+rPYugmGNgzSCxgGftY30ktYrPYvmexPfhgV0tmR75ZNs224517jT0/1ZkzaHbc7Gcx",
-	"w1ZgpjmbIF23a6SiaP82Ns39Js2ZQo0ifhxb17lC2595CdwPNO7BM19YkOVCTcgsJ30lhdjPmKsGniaN",
-	"EitD80cwrJbgvA8THr37YmH386yhfu1Mw4AnzWmmJfZOLG/XQGjeXxVuWgk8bwgFWYZdYXP6ofGUne+/",
-	"w95pqTcc06Rx10Ib5hlxba2FysvYR+ecPXn2rO6q9ftNzprhJsV7tOp6Kkcbq0Dhp/NT4BQ3Hc+t9qLM",
-	"mEeWCw/U1EwwNSbXg17PMJFg1k3wpoxd6J6QpjOmGOpDOpl+LWEO71PRS7jcUW5vPlAu6jbFSCbWZ/y1",
-	"QOV9x2kQlpmRq3sctvWQS5XFtEaym4EsYQqnmzIMRbF+l5BNpDGYgF2z2yS0K7ZfXe2NVLXJdAjMqSM/",
-	"wAVBnz7rH7SBC+8N1ANC3QcPiVsHzSOx6WjKnM7O0qTuWW/jm+3hUpc6+3PJ5UpWbQNvWpmV973tjc89",
-	"ffoiT3bDSbNUraWOfeDFA7/BS68vfB9N7OWv/xsd2rbmXImPL+5rVszYoG8EfjRnbIKX8tol5dbYZXcK",
-	"3GCDVxPdh4yzMrF9LzYaYy0/oJog0ATWM4puLeZD73HdRc/LoErMhJAGRlbmZfIGkxAi9xL9Bi1RpGm7",
-	"wQjYmQSXSGdLN9Iu7nIgSzPWFEzzC+WSdzvzQYn6c8xTFv8BGPNLsduCjteVszZS1QqifKXSTHGDLoZm",
-	"necixgTMlGuXYLMksjls3miJ1TMVOxK5AEpdwFiRzVAL5EhBwL7H0YWMr9FA66Wei/jl2Sk04I0WbyDv",
-	"vXI0dVOpKufyKoFY3j/ymqH+KMEUVx5pwXI9lYZcN0cOTSbWgj4afK4qZbNbFEHVDJatZanMefzQgEt6",
-	"qWZql+hy+Lva1hymaUqs3xvQuCzBquU/KmWuey5m0Cs3rJdjfk8ODldDfo2xhe7Pg17n6q9/aTQmNMaF",
-	"4mZO0W+fLMz5pqoxKcZ8UihMwFLsNW4uQPr/nZdnp77iq1Rkbt67MBghU6heFi4Y6b69Kbnz7+8vgwa1",
-	"8f4SWt9fHD55GsK5/WMt8ZPk9cXLNsymUiNErgwE4pTxDFKujXblIlURTA1mOnILlFt8AaR1jFwiloux",
-	"bBBA5DC50L1CllorjSZ24dkBnJ9cXFJNTVIocsyq0wMuaplpHQ6FyyXElKeFvNBTTCDlNwjyBlVdSES9",
-	"m4PeTEchOGhGmAAXQxH1mBUfLOfdOcvSqB3CxcUJ5RdSKSadXKYpF5PuUAzFCS3mSiss+ALWnGpHmNCK",
-	"NuW0o/ZQUB6BlW5nZPEWdcGXaMENS3lCA91SmvwmEnorRVJDwUUtH29fi6BlQW9I0o+X3aQ27ei8wmzM",
-	"lJoDg6jUCtEApECIZUFeVI7KqY0QuIgVZiisuzaau3TOUJD26MKpKYtK6wmek0s2sTbJonRmUjCVaKdz",
-	"7EGu1tFk7Bo1fHdyCVWpD0vpWJbfHMDX5ctnP10ORb20z+7wz38GyyXWq3enQXM4qra/v+dmKgsDbPml",
-	"Gp+27GaqDJanXsscKKw2GopUynzE4mtXPmmnZ2kqZ9phxkwt+YBdB6JO55eZ6WiMFRoqy+38MrvWnTFP",
-	"MRoKqewTlvPONc7909Cny4h+o3pBHaUVMBmARrsk8TfTQxHZ/UrFf6OdDOBb4k8YFv3+UWys5Usf7dRL",
-	"TG2Va/PYoRsRX+PcD6XKp0pADWD19y6QvLFHvyRTiDgXS36lh6LENK3YXpI6EDFi9IEXytGACMs9tCiI",
-	"FLIkgtZ3J5dDQSnBYuSYux1CRLQVQasqJcsKQ6to+6vP6UfQ8iHUofD6VLdpeyzJuLA/LwSOz+55cBaE",
-	"7s4kZ2bqmNsSlDuwEGZTVOhqT30RrWUrjRPLQSFEX38dlexiHH3f6mJ0Fw2FfUrn9ZW2G7OCpQsnVCyZ",
-	"o8NXlVzUFVasTPvYcVGpDuHRMp4FxhWDRG4R+8CJTesIWFIqsSlFydJ+Y9YMtFoWuNAGWeLtRa5AzoQL",
-	"2JB0dMJqLC3xk2R8+s2T/gCO+wcQFaLGYGjPTMh6meLzoYjev3/fqfEqVqRrtUT2Yhi4TbnqY5qVCxKW",
-	"HcJSNBQtJ/deDAP/y8+O3oNoAPgxt1ZG6Ot+WJFwFDGGMGIJaD4RzBQK//WPf9LkR0OxVCHZ8WRcX2G1",
-	"ftIC1h2KIAxSHqPQuEi9By9zFk+xc9jtB2FQqLQWQJzNZl1GP3elmvT8WN17e/rq5N3FCY1ZhDVL9UlK",
-	"8uXZaRAGN6icqR/0uwfuZZmjYDkPBsFRt9898rE8sk16U8ph/mY/T1w1zKrtrWeoNBz2+zCb8hTLQGiM",
-	"WjslreH7y8szawVUlHiaBIPgOzQ+Q7pSgXzY799T87VbrZdfYUOpl8/xWvVs7YDukokWDD5chYEusoyp",
-	"eTAI3vIbFHZXVkOT4ckmmpKr5bZ0cGUn6FFF8LY4Q+HrEq2XRSJvpOQ1qjbVMBRU9RfCk/4RUEnjjGts",
-	"xOW5XfT3QSUtDUY6fFIh35P+0SMs/E4aIGQ/h8glziPQbK4tKcZTSDBHkaCI51RriMn9B2y3wbc74YU8",
-	"3HjK52gKJbRVlFr6RiIDKTJtSKg7l5WNrb0UaS5ijJaKyO0PQxHNGDdRVUzipDIJ5apOxZfGtl7JIp6+",
-	"/nYoojFi8sIapNYejdrOniA149YJXe0rAVTv3ihrIYai5ZRMns6/0n6BNq1qwdFkHroq8Y/GwdSFM6ZL",
-	"DUfDhiJyA6OyooLe9iA40bdMxGcyTcsiyuXOpg+3zuspcw1eTpae3379D979vAubJ68iuo29HAf9w6Zu",
-	"juapaMvB1v1OPo5gZ1smqe/ljPwMy2r2IHwvgTuBsiXtqK+tXW8gk9rA075uV07jClh2iiWovN1qFUF/",
-	"NXXe7zy7uj0In9y1Mv0/ut3o3W5AJM82rUNJuSphd9Cnr/cUV95dfUH5VpLeBl1Rst4Sw7ZyqTUfpXMQ",
-	"UmC7YkzPk0ZSyTAXBVJdOonGYwdzEyjV3nq1LhwacvzwkKoVww442GKNlYp+2rU/mIeGLkqolzRk6QMD",
-	"g5I3SxHqyq0oW7lscAaDwIrwYPV5xzBFgtWxuQtnloJXYKp7t/7TXa+0xTcKYx/OWjs+Bn6OUsiFINPE",
-	"GtfUeReWBzoUm050XbaS7+0mKfsTFt6C9XX8VI2NDDMuEjmD1kojw1BQJ0PbmirHB31r/89F3CkFX5M0",
-	"9YG8711nxHYCdX9B9e/M+PWCrqYGGcjZBK0f47tM9ubi34UprVUDFZ1/pctd1Hiz5KjNzHm3Rj5NoCxe",
-	"Wa5rugqDXOoGtvSVZdQPomQxcY2wzv61rOaiGZWfrqBVBeko8hYORRV3a1e+KAiZoGNdllsLkApqfTJ/",
-	"gYeRFZaWN8tjhcvSeqEAF/dtKp51K0PIsfxQRCtNflFIMUqjyg5evdbCu/CJh8KHFKh2ZMZjbLSI3DuL",
-	"MqfdDmGlL9kxEZHjtzKZf27+KcsE75bj9FR4tca9B59VbdcTFusMXFJZsr/6PXp4yKJ/k0Y8e3hE1bFK",
-	"smGLJaoONRrw5OEBje1Uny5SPEKBlbxhmasSMdsKlryil416Pa/VXnq93qjkqhrNL6glqjU22Ie+orK0",
-	"GLiCWvXdvpT3iQf1fkpdDw6NBrjY/ZQ+h/gvD3gRG914oFYJv6q99yXt/eWWhoZjdSmcBdjWMU9QuUyG",
-	"u1viMxjNXJt6nqp+MLWn956NV64rvEHJjVf1YqU/pPpYa1d6bAVS6zdZpwEHU9KtShtp/fqFLk1z+1d7",
-	"1Xs0816qZ2dF8gl64fjwcJvB9X7kT2cAh2Ermeqkui0PUOJloUNq2fzbxZc7Z3qmaBoKUE+WOsyqm3gW",
-	"FwxwDb4iwxuVEK2WakQ+nMc1YMapNnUsFV1WsR6sfU1jXi1fQLNE3MfrULpBpQmzYzjgE0/Irb10QmXm",
-	"krJJ9YKJHc8tbFYD36G5Dz/9R2L+5Zsmfhfcf4dmX9bYU3UvX6/UpL2XWKtWLrM5FF4WDtT05+nrkOLg",
-	"5Fwzu0nDM9zghA3FShWay6xO0N+sYl1c87xMJ0ZLpZsRtFiqJSU77bDoLRfXZRb6X//4p8tC0yURL4ZU",
-	"9TkMIl+F3l4OddsVm/w0q8PPa0ywgvFlbFB1Hmi0CJRqALHMMtbRaAdZwRFd4/wFtUdFIX3509I3++dP",
-	"/u81Wp8SWiwctcvvQprq0XITAoqbF7mSSWg4qj+9SEYb4sJ7Rr5XnC57OJr/hpuiz58zOhQ21S2uUoEX",
-	"7LmlIVlod5gbgMurut8NWKBisFUkfMkg1VJJdIOo+rFkJTleyONVq4WL63XujBwnFCpt5gRKUWaW+3IK",
-	"oTome+BmukeKc38O27tJey2efUHBuikq5gwiV/HmjRJfBLZ8jVzEkwikCqGsIpECQ2BD4dLanYwlCFoq",
-	"Vzl2+rqsK9oct/IsolmGVUHHpmDW8+VL6xyEy/daAddDweC4/4xKpKyJ2hippv1W5aN/UDdlpUfjkZ2U",
-	"RXHtti5Kecnlfe4JvbNyP+UXdmd2TWT9H/J/1IIDtpNDVLP2oO+zMNB6tzxZcYWaPJP9OdFfGNmgCD+3",
-	"R3N8cLgNvteufvuMztC+x7XZ5fkExC9uvnwUK2Tz3VmLe2v3kkV22qMmanknDWQy4WOOCbTWC4BNPMWk",
-	"/Unr/j6u3c5k9Hmsj/DBEbWLSclWab5X1bXvmnhaXaVjJES3Q+o2GgYD+Nc//hnC0DsV/sFdNIBIFGka",
-	"+UYzbc0Wfw/cIqO+KACvXchS3ptLleqCpXQTLVUGl2VMvkwctAQhwfXXANeQSt1of1Bf3GcSetvYHRmq",
-	"CXYIaX/dj/1cK+BWJsjj8P5PronpE9nvMepi9lYb/36GhTuUBjdirSeUut6/OXr2tL27MsuLxogPNUxW",
-	"t3VRFbnvJO1C6eDUGz+cm8lNdYXrUFA1JLQO+wdtKESKWtdFAtcw4Tconm/u8aDAUemL1Ho9oHV8cLgo",
-	"va1AcOWX7SYZ4Tf06VIi3EOZfzlnpmxs/QOJEg/Sp8mS/7he/5GV+zhhdJc00d+n+2PVTa0rNee3S/2Y",
-	"H66sSCh7QD9cWY53lk5j7FjGLIUEbzCVeWaNHW8VtSIr8kAVImovNY0Mer2Dw2+6/W6/ezD4W/9vfZIp",
-	"fj9rRjbLMAGNRi+FEUMo71NK5xBLoY1y1YqjealN3G2O3ab/X0EH6/HZ175Zk8a6Nkj/PyH4W+CswiiD",
-	"/bo27eIA1ic9yaeYoWJpWZbip/SFXmXhm0vilaUl3bX/qKJp6gsXUbug/+NgUYNfb/oMV/4nh1qpvqsb",
-	"02Ud/KLR9OXZaW39skS2ofCbOiA8UnyTQm1grT3h7urufwMAAP//",
+	"7H3rcts4svCr9HK3KtIsdfElmY1S+ZFJnBnvl8m4bKfy1Yl8hhDZkjAmAQ4AWtH4uGqfZh9sn+QUGiBF",
+	"SZQt2Ylnts7+iW2SABqNvl+Q6yCWWS4FCqODwXUwRZagol+PztnE/kxQx4rnhksRDILzKYJCLQsV21+u",
+	"uOZSANPAQBslxQRQGG7mYNgkBOxOuhANg8P9YRB1gzDQ8RQzZqc18xyDQaCN4mIS3NyEwTsZM7dK06If",
+	"Tt+BHIOZIsQKmcGkguP2iW/CIGeKZWj8xl5PmRCYvmcZri/lX4JgGQ4gRWNHhZDwCTc6hKgbhRD9bP/p",
+	"2H8G0QsCyX6ucxYjcE0PcqYMjHAsFdLfY660sd9bYLldKWdmGoSBIDCC2K0bhIHCXwuuMAkGRhVY39lf",
+	"FI6DQfDn3uLMeu6t7tU3Zbf8WqYpxnZTG/ZZvSfYN0FVfXVvwCqIjhPMcmlQxPP/h/N1iF5BnHIUphNP",
+	"pUYBlzh/AQqN4qhhxs2U8KhZhvYVKMxTNq/h1j6Yw1gq2D+EqSyUrjblqHqxrRooHQtLfS8Z+/wOxcRM",
+	"g8H+06dhkHFR/r0XNlDt8fhHZuJpw35yC48U6Ry4p9tCKRQGLGdBZkehhlbJHu0QpILom4j2MAzwM9dG",
+	"D4PNuxh33NIbwH922AzveylwA8w/Cfj+6HwATOgZKjjoH5aw12Huwk8CTj6cDwjaDJnQnic7dru3AWzX",
+	"vg/Up57Vj9+sA12+g+M3G8iYJw8l3xs7XudSaCQZ8h1LTvHXArWxf8VSGBT0K8vzlDs51suVHKWY/fUX",
+	"7YTadiueuFFu0SbhS8taOZOxdCxVhskLiFApqXTkBBEgi6cgx2MUCRcTGHNMk25AYkGMUx4/KtTHBliq",
+	"kCVzcDRNhM4ErLAhzJgGhYXGhFiACWmmqModE/xvpRrxJEHx2GiPFSZWs7FUQ8riSyf1ERNMYKKYMNCK",
+	"uNDFeMxjK8V+1rHMMWoT1O+leSsLkTw60AshL9VCbScSNQhp3HEQhCcKYykSbr99y3iKjwprVIqyiETg",
+	"kpyIIOEJQTuVnojLmR4RwlcCiMOgdfr2NTw/fPot+DUgQcN4qt1Jn6Kei/i0EjWPfN6F0lJZ0SALo3ni",
+	"TA9lARSYwJRrI9Xc4nisZFYxGOYynlpdm0qWOC1rmEFgIrG/KQNswrigDZ6huuIxfhDsivGUjVJ87E1q",
+	"VFeoiBq0NTwzJuagi1H1HT3lVuikcmYVbKeTsc+dpU+s2TbPEaJisZGoPQAhvRXyRMOYFakJyQSZQ8oM",
+	"Kos5a+16vAmZkOFUM5pP7cedV2ODal1RnRGPaTASZowvzEM1t0La47jBlOXC4ASVRchNGJxL+Y6pyaPj",
+	"fSRJgMeIiTNxNf8NIeUZdyLkXMofmZh7tagflTshR9VxB+cg8rqExVNMoOWOWlkDhd5iYs/a1LSpfUeU",
+	"svjIGmT2E5mjgFgK4SSprryQkk6OTyoas5/pjgWG51Hbkgshaok45Ri40ZArLmKes7SZQGmS6puo/QIi",
+	"J2hKFW8ndlu1bGpnvGJp8TvQ4weRKxmj1r+HMCCi5BpmmKYdZwzBqDBwxaXlWIemhRp8ouHvZz+9hzOa",
+	"vTKbPl10c2l3perYHTOeWkRkmI1QEY1/ELrIc6kMJj9iwtk5IeT3MQBp61PmYJ2R6+3BINHWJbvZz1m6",
+	"vRNnvbLEaXqWniiZozLcPh+zVGMY5LVH14FTKXd6n+6rmzDAqzKUwA1m+q6BZ0Yhy47sIDvaExhTis0D",
+	"Z3SXmvRTOXVYwnRRfS9Hv2BME3g3+EdLjk5E7rJX74Pv4mqHO2MoYYY1eIti7kiz4uLPnYns+A1aAuqe",
+	"slm5r5swkOOxRqI4S/bMOL58dhiQy8qzIqs7rBXLhkFejFKup04grHhaYWC4ixZUkyZWINLTJr+sfj6L",
+	"EIaHrcKN37Sf/ZZzK2MV+JlleerjImaQytHIeuk5MwaVRdd/f3rV+S/W+a3feX6x+LX786Bzcd0P9/a/",
+	"vfnLOrz1qMiupOFCTq/Mtrgpfc9tvEuLRhdIu+v70/K7m7pYbt6H83KXMX07VdXedvQlzzsyd9N2vHR0",
+	"k66eO220toewhq3Gs64O4TV9t+NR7ILX7XC0akzUVAS0EsXGBvb7+/3O3j6M5pAgGYZtMFNmAK9QzSvX",
+	"6omGyJJ6BFmhDWhmuB7Pu3D02dItSyGyUEcamLKCfGx93dDZ2dKqMeZsBVqZpidtgtac1ZiOraaugmAk",
+	"KJyWhhbzM/cilqY/0U8xp59SIP0U0kS9iI8jiOdxii6iJiR45JJXYEU2cAEjNDNE0XaxzcP9/crZcdqR",
+	"GyhEggoij3GKaj4Wqd1OU++4i8nsQFGVptpKZdVkyF0ay83XCG+lNNb8TJmzXwvrglnNCLnUtI0Q8DOL",
+	"TToHr/G9G6StvrcWeFgPoh32nz+7I3QZBj8gS810Zx2J8eUtRkSTSlndvPUuC/oWhVVTnwJ5GYRBzRWr",
+	"4WyDsvFzNOH2HRtheiuI9XDjQQNmVsxkeg4pTQutS5xrKHLLi88OIJ4yxWKDigz79XxB5+duL3rhmLU2",
+	"bNO3UdueZKX+LIaugoE9g8QClrHP9Z3UYqWL7XsWuwcf7GrJ7Mg3y6bZdrxzq7HnpzpxBs2Om/0iZtgK",
+	"zDRnE6Trdo1U5KJtY9PcbtKcKNQo4sexdZ0rtP2Zl8D9SOPuPPOFBVku1ITMctLXlU++696rgcdJo8TK",
+	"0PwRDKslOG/DhEfvfbGw+3nWUL92pmHAk+YE7xJ7J5a3ayA0768K9K6kfDYEYS3DrrA5vWg8Zef777B3",
+	"WuotxzRp3LXQhnlGXFtrofIy9tk5Z0+fP6+7av1+k7NmuEnxFq26nkTVxipQ+HB6DJwyFmOK5lBO2iPL",
+	"hQdqaiaYGpPrQa9nmEgw6yZ4VcYudE9I0xlT9uIunUxvS5jD21T0Ei53lNubD5SLuk0xkon1GX8tUHnf",
+	"cVrFxhrsi4XDth5yqeoHrJHsZiBLOCwjfBSLoSybK4VIpDGYgF2z2yS0K7ZfXe2tVLXJdAjMqSM/wKUf",
+	"nj3v77WBC+8N1ANC3TsPiVsHzSOx6WjKbOrO0qTuWW/jm93DpS519peSy5Ws2gbetDIrb/vaG5/39OmL",
+	"PNkNJ81StVa04QMvHvgNXnp94dto4l7++r/RoW1rzpX4+Oq+ZsWMDfpG4GdzwiZ4Li9dOnyNXXanwA02",
+	"eDXRbcg4KUtKbsVGY6zlR1QTBJrAekbRtcV86D2um+hFGVSJmRDSwMjKvExeYRJC5D6id9ASRZq2G4yA",
+	"nUlwiXS2dCPt4i4HsjRjTcE0f1AuebMzH5SoP8U8ZfEfgDG/Frst6LghH2ykqpUi+uzcTHGDLoZmneci",
+	"xgTMlGuX2rYksjls3miJ1TMVOxK5AEpdwFiRzVAL5EhBwH7E0ZmML9FA65Wei/jVyTE04I0WbyDve+Vo",
+	"6qZSVUjpVQKxvH/kNUP9UYIprjzSguV6Kg25bo4cmkysBX00+FxVyma3KIKqGSxby1KZ8/iuAef0Uc3U",
+	"LtHl8HexrTlM05RYvzWgcV6CVct/VMpc91zMoFduWC/H/J7u7a+G/BpjC92fB73OxV//0mhMaIwLxc2c",
+	"ot8+WZjzTfWaUoz5pFCYgKXYS9xc+vf/O69Ojn2tZanI3Lw3YTBCplC9Klww0v31tuTOv388DxrUxsdz",
+	"aP1wtv/0WQin9oe1xI+SN2ev2jCbSo0QuQIsiFPGM0i5NtoValXlZzWY6cgtUG7xBZDWMXKJWC7GskEA",
+	"kcPkQvcKWWqtNJrYhWcHcHp0dk7VbEmhyDGrTg+4qGWmdTgULpcQU54W8kJPMYGUXyHIK1R1IRH1rvZ6",
+	"Mx2F4KAZYQJcDEXUY1Z8sJx35yxLo3YIZ2dHlF9IpZh0cpmmXEy6QzEUR7SYK2qy4AtYc6odYUIr2pTT",
+	"jtpDQXkEVrqdkcVb1AVfBQJXLOUJDXRLafKbXF3FcnniUHBRy8fbzyJoWdAbkvTjZTepTTs6rTAbM6Xm",
+	"wCAqtUI0ACkQYlmQF5WjcmojBC5ihRkK666N5i6dMxSkPbpwbMpy7nqC5+icTaxNsihamxRMJdrpHHuQ",
+	"qxVsGbtEDd8fnUNVZMdSOpblLwfwTfnxyYfzoagX1dod/vnPYLnEevXuNGgOR9X2/UduprIwwJY/qvFp",
+	"y26mymB56rXMgcJqo6FIpcxHLL50hct2el9GRZgxU0s+YNeBqNP5ZWY6GmOFhgriO7/MLnVnzFOMhkIq",
+	"+4TlvHOJc/809Okyot+oXspKaQVMBqDRLkn8zfRQRHa/UvHfaCcD+I74E4ZFv38QG2v50q926iWmtsq1",
+	"eezQjYgvce6HUs1hJaAGsPq+CyRv7NEvyRQizsWST/RQlJimFdtLUgciRow+8EI5cgVI7qFFQaSQJRG0",
+	"vj86HwpKCbp6oBG2Q4iItiJoVUWcWWFoFW3f+px+BC0fQh0Kr081VSFFLMm4sK8XAsdn9zw4C0J3Z5Iz",
+	"M3XMbQnKHVgIsykqdFXfvnzdspXGieWgEKJvvolKdnF1SdG1LkY30VDYp3ReT7TdmBUsXTiiMuUcHb6q",
+	"5KKusGJl2ueOi0p1CI+W8SwwrhgkcovYB05sWkfAklKJTSlKlvYbs2ag1bLAhTbIEm8vcgVyJlzAhqSj",
+	"E1ZjaYmfJOOzb5/2B3DY36OawQWDoT0zIesFwi+GIvr48WOnxqtYka7VEtnLYeA25er+aVYuSFh2CEvR",
+	"ULSc3Hs5DPybnx29B9EA8HNurYzQ1/2wIuEoYgxhxBLQfCKYKRT+6x//pMkPhmKpNrnjybi+wmrlsgWs",
+	"OxRBGKQ8RqFxkXoPXuUsnmJnv9sPwqBQaS2AOJvNuoxed6Wa9PxY3Xt3/Pro/dkRjVmENUv1SUry1clx",
+	"EAZXqJypH/S7e+5jmaNgOQ8GwUG33z3wsTyyTXpTymH+Zn+fuGqYVdtbz1Bp2O/3YTblKZaB0Bi1dkpa",
+	"ww/n5yfWCqgo8TgJBsH3aHyGdKX2f7/fv6Xma7daL7/C7aWuVj1bO6C7ZKIFg08XYaCLLGNqHgyCd/wK",
+	"hd2V1dBkeLKJpuRquS0dXNgJelSLvy3OUPiKYOtlkcgbKXmJqk01DAVV/YXwtH8AVBQ74xobcXlqF/19",
+	"UElLg5EOn1TI97R/8AgLv5cGCNkvIHKJ8wg0m2tLivEUEsxRJCjiOdUaYnL7Adtt8O1OeCEPN57yKZpC",
+	"uVppLX0Ln4EUmTYk1J3LysbWXoo0FzFGS+0b9sVQRDPGTVQVkzipTEK5qlPxRemt17KIp2++G4pojJi8",
+	"tAaptUejtrMnSM24dUJXdU4A1fumylqIoWg5JZOn8yfaL9CmVS04msxD15/x2TiYunDCdKnhaNhQRG5g",
+	"VFZU0NcehC58JGlBlcSUna8rR7Ij9VBQ8Y32QFa5LIhZ3lAkbCV6Q5VwCHrKrGlGOFwY+fWKY7uzs7Oj",
+	"oXBFIdpL5mUeO5FpWtZ4Lrc8frp2TlmZCvFivHRM79cY5b3jm7B58irg3Njktdffb2rzap6KTiTYuhHS",
+	"hznsbMsU/4OckRtU1Tu7JiNHIGWv6kFfW7fDQCa1gWd93a582hWw7BRLUHmz2uqp/mpmv995fnG9Fz69",
+	"aWX6f3S70fnegEiebVqHcoZVPnGvT3/eUvt5c/EVxW9JehtUWSkZluRJK5da81E6ByEFtiu54UWGkVTR",
+	"zEWB1LBCkvvQwdwESrW3Xq09j4Yc3j2k6tGyA/a2WGOl1ccO239+97DVNgnClj/Qu8YuKsOXFH/p2gOD",
+	"kqdLzeAFRnARBst2dDAIrGYKVp93DFOkL5x4cFHaUp8ITHXv2v920ytdjI06xkfp1o6dgZ+jlN0hyDSx",
+	"kpVaecOSEIZiEyWsqwwKKbhJyoanhRNkXTg/VWNn1IyLRM6gtdIZNRTUGtW2FtjhXt+6NXMRd0qB2SSF",
+	"fXzyB9dqtZ0gvr+A+3cWGPU6teaeHjZBq0d929q9uf9+zPxAprTGGlR0/kSXu6jxZslRm5nzZo18mkBZ",
+	"fLJcrnURBrnUDWzpC+aozUXJYuI6651Zb1nNBWmq8IOCVmWWUEAxHIoqnNiuXGxqh3Osy3Jr2FKdsK9R",
+	"WOBhZIWs5c3yWOG8NMoobsd9941n3cq+cyw/FNFK13AUUujVqPJKAL12J8DC1R8KHymhkpgZj7HRknLf",
+	"LKq3djuElYsOHBMROX4nk/mX5p+y+vFmOf1A9WRr3Lv3RdV9PQ+zzsAllSX3V9sHdw9ZNITTiC0UcNUC",
+	"T7LhYCuN7RouacDTuwc0dok9XKR4hAIrecMyVyVithUseUUvG/V6Xisp9Xq9UclVpadfUUtUa2ywK32h",
+	"aGkxcFV3nO5LeQ88qI9TauZwaDTAxe6n9CXEf3nAi5DvxgO1Svh17buv6Scsd2o0HKvLTC3ADoESny5B",
+	"4y6r+QJGMyc/vr7l6mBqT289G69cV3iDcjav6zVYf0j1sdaF9dgKpNZGs04DDqZkpZu5fkNU09z+0171",
+	"Hc18L9WzsyJ5gF443N/fZnC9zfrhDOAwbCVTnVS35QHKJy10SK1I4Xrxx40zPVM0DXW1R0uNc1W8bHFj",
+	"CdfgC028UQnRagVK5KOUXANmnEpux1LR7TfrMeg3NOb18o1WS8R9uA6lG1SaMDuGER54Qm7tpRMqE7KU",
+	"JKvXgex4bmGzGvgezW346T8S8y9fXfO74P57NPdljXuq7uX72pq09xJr1aqANkf4y3qImv48fhNSeJ+c",
+	"a2Y3aXiGG5ywoVgprnMJ4wmW12skwMyLMksaLVWkRtBiqZaUw7XDondcXJbJ9X/9458uuU63zrwcUjHr",
+	"MIh8cX17OYJvV2zy06wOP60xwQrGl7FBRYeg0SJQqgHEMstYR6MdZAVHdInzl9T1FYX0x5+W/rI//uR/",
+	"XqL1KaHFwlG7/FtIUz1a7q1AcfUyVzIJDUf1p5fJaEM8+Z4R8xWnyx6O5r/hpqj1l4wOhU3lmKtU4AV7",
+	"bmlIFtod5gbg8qqceQMWqMZtFQlfM0i1VOndIKp+KllJjhfyeNVq4eJynTsjxwmFSps5gTKvmeW+nEKo",
+	"jsnuuOrykeLjX8L2btJei2dfUbBuioo5g8gV8nmjxNe2Ld9LGfEkAqlCKItjpMAQ2FC4bH0nYwmClsoV",
+	"xB2/KculNsetPItolmFVp7IpmPVi+RZMB+HyRXnA9VAwOOw/p8ova6I2Rqppv1VV7B/UTVlpPXlkJ2VR",
+	"M7yti1Lemnube0LfrFx4+5XdmV0TYP+H/B+14IDt5BCV4t3p+ywMtN41T1ZcoSbP5P6c6G+gbVCEX9qj",
+	"Odzb3wbfa3dJfkFn6L7HtdnleQDiF1fpPooVsvlKsMVF2PeSRXbagyZqeS8NZDLhY44JtNbrmk08xaT9",
+	"oHV/H9duZzL6MtZHeOeI2k3HZKs0X9TsupJNPK1uCDISoushNVENgwH86x//DGHonQr/4CYaQCSKNI18",
+	"/5y2Zou/3m6RUV/UtdfumSkv4qYCfMFSutqaCp7L6ixf/Q5agpDg2oaAa0ilbrQ/qN3vCwm9beyODNUE",
+	"O4S0v96P/VyH41YmyOPw/gfXm/VA9nuMepp7q41/P8PCHUqDG7HW6krN/N8ePH/W3l2Z5UVjxIf6QKtL",
+	"yKg43jfIdqF0cOr9LM7N5Ka6E3ooqMgTWvv9vTYUIkWt6yKBa5jwKxQvNreuUOCoKpVctLBA63Bvf1FR",
+	"XIHgqkobaxr9hh4uJcJ7KPOv58yU/bp/IFHiQXqYLPmP6/UfWXkfJ4wupyf6e7g/Vl1Au1JKf73UZvrp",
+	"woqEsrX104XleGfpNMaOZcxSSPAKU5ln1tjxVlErsiIPVCGi9lIvzKDX29v/ttvv9rt7g7/1/9YnmeL3",
+	"s2ZkswwT0Gj0UhgxhPKaqHQOsRTaKFetOJqX2sRdUtlt+g9bdLAen33je1BprOvu9P+1ir/cziqMMtiv",
+	"a9MuDmB90qN8ihkqlpZlKX5KX+hVFr65JF5ZWtJd+59vmqY+cxG1M/pPUxatBfVe1nDlv4apdSC4ujFd",
+	"lvcvSutfnRzX1i9LZBsKxqmxwyPF917UBta6Lm4ubv43AAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -223,6 +223,11 @@ export interface paths {
          *     for other clients. SSE event names: `event`, `synced`, `presence`,
          *     and `error` (a problem object, e.g. resync-required, after which the
          *     stream ends). A comment line is sent every 15 s as a heartbeat.
+         *
+         *     The stream counts against the connection cap of the client's IP
+         *     (`--max-conns-per-ip`, shared with WebSocket connections and
+         *     long-polls) and each topic against the subscription caps
+         *     (`--max-subscriptions-per-principal`, `--max-subscriptions`).
          */
         get: operations["streamEvents"];
         put?: never;
@@ -246,7 +251,10 @@ export interface paths {
          *     `wait` with no events and the same cursor (CouchDB
          *     `feed=longpoll`). Without `since`, starts at the current position
          *     (the reply's cursor) and waits for the next event. Pass the reply's
-         *     `cursor` as the next `since`.
+         *     `cursor` as the next `since`. While it waits, the request counts
+         *     against the connection cap of the client's IP
+         *     (`--max-conns-per-ip`, shared with WebSocket connections and SSE
+         *     streams).
          */
         get: operations["pollChanges"];
         put?: never;
@@ -506,6 +514,28 @@ export interface components {
         /** @description The body is well-formed but violates the collection's JSON Schema; `errors[].pointer` names the failing member. */
         Unprocessable: {
             headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description A per-client limit was reached (type `rate-limited`): the request rate (`--rate-limit`), the open connections of the client's IP (`--max-conns-per-ip`) or the subscriptions of its principal (`--max-subscriptions-per-principal`); `detail` names the limit and its value. */
+        TooManyRequests: {
+            headers: {
+                /** @description Seconds to wait before trying again. */
+                "Retry-After"?: number;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The server holds as many subscriptions as it allows (`--max-subscriptions`; type `unavailable`): no client's fault, retry later or on another node. */
+        ServiceUnavailable: {
+            headers: {
+                /** @description Seconds to wait before trying again. */
+                "Retry-After"?: number;
                 [name: string]: unknown;
             };
             content: {
@@ -1043,6 +1073,8 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
             410: components["responses"]["ResyncRequired"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1074,6 +1106,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
             410: components["responses"]["ResyncRequired"];
+            429: components["responses"]["TooManyRequests"];
             default: components["responses"]["Problem"];
         };
     };
