@@ -19,7 +19,10 @@ const benchUsage = `Usage: tandem bench SCENARIO [flags]
 
 Load-tests a Tandem server on this machine (loopback only) and prints a
 summary table (--json for machines). Without --url it spawns its own
-server (this binary, fresh SQLite data directory, --rate-limit 0).
+server (this binary, fresh SQLite data directory, --rate-limit 0, caps
+off: --max-conns-per-ip 0 --max-subscriptions-per-principal 0
+--max-subscriptions 0). A server given with --url may need its caps
+raised for large runs: every bench client comes from loopback.
 
 Scenarios:
   fanout            N WebSocket subscribers on one channel, a publisher at R msg/s

@@ -69,6 +69,10 @@ type serveConfig struct {
 	JWTLeeway       time.Duration
 	RateLimit       float64
 	RateBurst       int
+	// Caps (0: unlimited).
+	MaxConnsPerIP       int
+	MaxSubsPerPrincipal int
+	MaxSubscriptions    int
 }
 
 // flagSet declares the serve flags. Each flag name is also its YAML key and,
@@ -117,6 +121,9 @@ func (c *serveConfig) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.AuthTimeout, "auth-timeout", 10*time.Second, "how long a WebSocket that may do nothing anonymously has to send an auth frame (close 4010 after)")
 	fs.Float64Var(&c.RateLimit, "rate-limit", 100, "requests (REST) or frames (WebSocket) per second per client; 0 disables")
 	fs.IntVar(&c.RateBurst, "rate-burst", 200, "burst size of the rate limit")
+	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", 1000, "open WebSocket connections, SSE streams and waiting long-polls per client IP (IPv6: per /64), counted by TCP peer address, so behind a proxy all clients share one; 429 beyond; 0 disables")
+	fs.IntVar(&c.MaxSubsPerPrincipal, "max-subscriptions-per-principal", 10000, "subscriptions (WebSocket and SSE topics) per authenticated subject across its connections, per client IP for anonymous callers; 429 beyond; 0 disables")
+	fs.IntVar(&c.MaxSubscriptions, "max-subscriptions", 100000, "subscriptions (WebSocket and SSE topics) on this server; 503 beyond; 0 disables")
 	fs.DurationVar(&c.CompactInterval, "compact-interval", time.Minute, "how often the change log is trimmed to --change-log-retain entries")
 	fs.DurationVar(&c.BookmarkInterval, "bookmark-interval", 25*time.Second, "how often each subscription gets a bookmark with its current cursor")
 	fs.Usage = func() {

@@ -137,7 +137,6 @@ func TestSnapshotFloodBounded(t *testing.T) {
 	})
 }
 
-
 // TestBlockedClientResumesWithoutLoss: a subscriber whose socket blocks
 // (it stops reading) is closed once a write misses --write-timeout. It
 // then reads what reached it: complete events, perhaps part of one, and

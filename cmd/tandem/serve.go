@@ -20,6 +20,7 @@ import (
 	"github.com/tandemhq/tandem/internal/console"
 	"github.com/tandemhq/tandem/internal/httpapi"
 	"github.com/tandemhq/tandem/internal/hub"
+	"github.com/tandemhq/tandem/internal/quota"
 	"github.com/tandemhq/tandem/internal/ratelimit"
 	"github.com/tandemhq/tandem/internal/specval"
 	"github.com/tandemhq/tandem/internal/store"
@@ -105,6 +106,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// answer with their cursors at once instead of holding the drain.
 	draining := make(chan struct{})
 	origins := httpapi.Origins(splitList(cfg.AllowedOrigins))
+	caps := cfg.caps()
+	registerCapMetrics(reg, caps)
 	ws := wsapi.New(wsapi.Config{
 		Resources: resources, Channels: channels,
 		Validator: asyncVal, Logger: logger, Registry: reg, Strict: cfg.Strict, Problem: httpapi.ProblemFor,
@@ -114,6 +117,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		FrameRate:   cfg.RateLimit, FrameBurst: cfg.RateBurst,
 		Auth: authn, AuthTimeout: cfg.AuthTimeout,
 		ReaderGoroutines: cfg.WSReaders == "goroutine",
+		Caps:             caps,
 	})
 	// The console (/), /docs/asyncapi and /asyncapi.json: exact paths, so
 	// every other path still gets the API router's 404 problem.
@@ -129,6 +133,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Origins:     origins,
 		RateLimit:   &ratelimit.Limiter{Rate: cfg.RateLimit, Burst: cfg.RateBurst},
 		Auth:        authn,
+		Caps:        caps,
 		AuthCookie:  cfg.AuthCookie,
 	})
 	if err != nil {
@@ -291,6 +296,33 @@ func registerHubMetrics(reg prometheus.Registerer, h *hub.Hub, feed *stream.Feed
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tandem_change_feed_revision", Help: "Newest store revision broadcast by the change feed."},
 			func() float64 { return float64(feed.Last()) }),
 	)
+}
+
+// caps are the connection and subscription caps WebSocket, SSE and
+// long-poll share. The server-wide cap answers 503, not 429: reaching it
+// is no client's fault, and another node may have room.
+func (c serveConfig) caps() *quota.Caps {
+	return &quota.Caps{
+		ConnsPerIP:       quota.New(quota.Limit{Name: "max-conns-per-ip", What: "open connections (WebSocket, SSE, long-poll) per client IP", Max: c.MaxConnsPerIP}),
+		SubsPerPrincipal: quota.New(quota.Limit{Name: "max-subscriptions-per-principal", What: "subscriptions per principal across its connections (per client IP when anonymous)", Max: c.MaxSubsPerPrincipal}),
+		Subs:             quota.New(quota.Limit{Name: "max-subscriptions", What: "subscriptions on this server; retry later or on another node", Max: c.MaxSubscriptions, Code: store.CodeUnavailable}),
+	}
+}
+
+// registerCapMetrics exports what each cap counts and how often it refused
+// a client.
+func registerCapMetrics(reg prometheus.Registerer, caps *quota.Caps) {
+	for _, c := range []*quota.Counter{caps.ConnsPerIP, caps.SubsPerPrincipal, caps.Subs} {
+		labels := prometheus.Labels{"limit": c.Limit().Name}
+		reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "tandem_cap_held", Help: "Connections or subscriptions a cap counts now, by limit (0 when the cap is off).", ConstLabels: labels,
+			}, func() float64 { return float64(c.Total()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "tandem_cap_refusals_total", Help: "Connections and subscriptions refused by a cap, by limit.", ConstLabels: labels,
+			}, func() float64 { return float64(c.Refused()) }),
+		)
+	}
 }
 
 // authConfigured reports whether any authentication is configured.

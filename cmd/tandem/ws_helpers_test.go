@@ -50,8 +50,14 @@ func (s *testServer) dial(t *testing.T) *wsClient {
 
 func (s *testServer) dialHeader(t *testing.T, h http.Header) *wsClient {
 	t.Helper()
+	return s.dialWith(t, websocket.DefaultDialer, h)
+}
+
+// dialWith dials with d (e.g. from another loopback source address).
+func (s *testServer) dialWith(t *testing.T, d *websocket.Dialer, h http.Header) *wsClient {
+	t.Helper()
 	url := "ws" + strings.TrimPrefix(s.URL, "http") + "/v1/ws"
-	c, resp, err := websocket.DefaultDialer.Dial(url, h)
+	c, resp, err := d.Dial(url, h)
 	if err != nil {
 		t.Fatalf("dial: %v (%v)", err, resp)
 	}

@@ -362,6 +362,9 @@ type ServiceUnavailable = Problem
 // TooLarge RFC 9457 problem details.
 type TooLarge = Problem
 
+// TooManyRequests RFC 9457 problem details.
+type TooManyRequests = Problem
+
 // Unprocessable RFC 9457 problem details.
 type Unprocessable = Problem
 
@@ -1398,9 +1401,25 @@ type RequestTimeoutApplicationProblemPlusJSONResponse Problem
 
 type ResyncRequiredApplicationProblemPlusJSONResponse Problem
 
-type ServiceUnavailableApplicationProblemPlusJSONResponse Problem
+type ServiceUnavailableResponseHeaders struct {
+	RetryAfter *int
+}
+type ServiceUnavailableApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers ServiceUnavailableResponseHeaders
+}
 
 type TooLargeApplicationProblemPlusJSONResponse Problem
+
+type TooManyRequestsResponseHeaders struct {
+	RetryAfter *int
+}
+type TooManyRequestsApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers TooManyRequestsResponseHeaders
+}
 
 type UnprocessableApplicationProblemPlusJSONResponse Problem
 
@@ -1528,6 +1547,25 @@ func (response PollChanges410ApplicationProblemPlusJSONResponse) VisitPollChange
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(410)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PollChanges429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response PollChanges429ApplicationProblemPlusJSONResponse) VisitPollChangesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3345,105 +3383,109 @@ func (sh *strictHandler) ReplaceResource(w http.ResponseWriter, r *http.Request,
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7D3tcts2tq9ylrszlbrUhz+SbpTJjzRxWu9NU4/tTO7cyLeEyCMJNQmwAGhZ9fXMPs0+2D7JHRyAFCVR",
-	"tuQkTndm/8Q2SQAHB+f7A7kJYpnlUqAwOhjcBFNkCSr69eicTezPBHWseG64FMEgOJ8iKNSyULH95Ypr",
-	"LgUwDQy0UVJMAIXhZg6GTULA7qQL0TA43B8GUTcIAx1PMWN2WjPPMRgE2iguJsHtbRi8lTFzqzQt+v70",
-	"LcgxmClCrJAZTCo47p74NgxypliGxm/s1ZQJgek7luH6Uv4lCJbhAFI0dlQICZ9wo0OIulEI0S/2n479",
-	"ZxA9J5Ds5zpnMQLX9CBnysAIx1Ih/T3mShv7vQWW25VyZqZBGAgCI4jdukEYKPyt4AqTYGBUgfWd/UXh",
-	"OBgEf+4tzqzn3upefVN2y69kmmJsN7Vhn9V7gn0TVNVXDwasgug4wSyXBkU8/y+cr0P0EuKUozCdeCo1",
-	"CrjE+XNQaBRHDTNupoRHzTK0r0BhnrJ5Dbf2wRzGUsH+IUxloXS1KUfVi23VQOlYWOp7ydj1WxQTMw0G",
-	"+0+ehEHGRfn3XthAtcfjn5iJpw37yS08UqRz4J5uC6VQGLCcBZkdhRpaJXu0Q5AKom8j2sMwwGuujR4G",
-	"m3cx7rilN4D/9LAZ3ndS4AaYfxbww9H5AJjQM1Rw0D8sYa/D3IWfBZy8Px8QtBkyoT1Pdux27wLYrv0Q",
-	"qE89qx+/Xge6fAfHrzeQMU8+lXxv7XidS6GRZMj3LDnF3wrUxv4VS2FQ0K8sz1Pu5FgvV3KUYvbXX7UT",
-	"atuteOJGuUWbhC8ta+VMxtKxVBkmzyFCpaTSkRNEgCyeghyPUSRcTGDMMU26AYkFMU55/KhQHxtgqUKW",
-	"zMHRNBE6E7DChjBjGhQWGhNiASakmaIqd0zwv5FqxJMExWOjPVaYWM3GUg0piy+d1EdMMIGJYsJAK+JC",
-	"F+Mxj60U+0XHMseoTVC/k+aNLETy6EAvhLxUC7WdSNQgpHHHQRCeKIylSLj99g3jKT4qrFEpyiISgUty",
-	"IoKEJwTtVHoiLmd6RAhfCiAOg9bpm1fw7PDJd+DXgAQN46l2J+2FwjnPUBZfTTaMZDKv0MaU4ldIGpQL",
-	"p0NRXaH6xjIbS8A4WKEVdTr2Qcc/iEJIcMyK1MBBH6r96bmITytR+sj0XCgtlRV9sjCaJ860UvYABCYw",
+	"7D3tcts2tq9ylrszkbrUhz+SbpTpjzRxWu9NU4/tTO7cyLeEyCMJNQmwAGhZzfXMPs0+2D7JHRyAFCVR",
+	"tmQnTndm/8Q2SQAHB+f7A/kUxDLLpUBhdDD4FEyRJajo16NzNrE/E9Sx4rnhUgSD4HyKoFDLQsX2lyuu",
+	"uRTANDDQRkkxARSGmzkYNgkBu5MuRMPgcH8YRN0gDHQ8xYzZac08x2AQaKO4mAQ3N2HwVsbMrdK06PvT",
+	"tyDHYKYIsUJmMKnguH3imzDImWIZGr+xV1MmBKbvWIbrS/mXIFiGA0jR2FEhJHzCjQ4h6kYhRL/Yfzr2",
+	"n0H0gkCyn+ucxQhc04OcKQMjHEuF9PeYK23s9xZYblfKmZkGYSAIjCB26wZhoPC3gitMgoFRBdZ39heF",
+	"42AQ/Lm3OLOee6t79U3ZLb+SaYqx3dSGfVbvCfZNUFVf3RuwCqLjBLNcGhTx/L9wvg7RS4hTjsJ04qnU",
+	"KOAS5y9AoVEcNcy4mRIeNcvQvgKFecrmNdzaB3MYSwX7hzCVhdLVphxVL7ZVA6VjYanvJWPXb1FMzDQY",
+	"7D99GgYZF+Xfe2ED1R6Pf2ImnjbsJ7fwSJHOgXu6LZRCYcByFmR2FGpolezRDkEqiL6JaA/DAK+5NnoY",
+	"bN7FuOOW3gD+s8NmeN9JgRtg/lnAD0fnA2BCz1DBQf+whL0Ocxd+FnDy/nxA0GbIhPY82bHbvQ1gu/Z9",
+	"oD71rH78eh3o8h0cv95Axjx5KPne2PE6l0IjyZDvWXKKvxWojf0rlsKgoF9ZnqfcybFeruQoxeyvv2on",
+	"1LZb8cSNcos2CV9a1sqZjKVjqTJMXkCESkmlIyeIAFk8BTkeo0i4mMCYY5p0AxILYpzy+FGhPjbAUoUs",
+	"mYOjaSJ0JmCFDWHGNCgsNCbEAkxIM0VV7pjgfyPViCcJisdGe6wwsZqNpRpSFl86qY+YYAITxYSBVsSF",
+	"LsZjHlsp9ouOZY5Rm6B+J80bWYjk0YFeCHmpFmo7kahBSOOOgyA8URhLkXD77RvGU3xUWKNSlEUkApfk",
+	"RAQJTwjaqfREXM70iBC+FEAcBq3TN6/g+eHTb8GvAQkaxlPtTtoLhXOeoSy+mmwYyWReoY0pxa+QNCgX",
+	"ToeiukL1xDIbS8A4WKEVdTr2Qcc/iEJIcMyK1MBBH6r96bmITytR+sj0XCgtlRV9sjCaJ860UvYABCYw",
 	"5dpINbc0NFYyqwQI5jKeWlsilXa/FgOGGQQmEvubMsAmjAva4BmqKx7je8GuGE/ZKMXH3qQ7HYiZsKdn",
-	"2KXdJbcMO4MWGdTcaBgVyQSNtYh/K7DABEZzg9ZA7XQydt1xDzv0MAotxvB6ygptMHHSF0YsvkSR2FeJ",
-	"nIm2s7XmoKdSGavEb8PgXMq3TE0eHQVEv3gdIybOmtb8d4SUZ9xJq/ciVzJGrb/G+RBwXMMM07Tj9C+M",
-	"CgNXXKbMoAN4IXm/0fD3s5/fwRnNXmnqjxfdXHJhUJU6myxZxlOrsDPMRqj8XnWR51IZTH7ChLNzso2+",
-	"olyZMgfrjLw9DwZYk61Lppqfs/S0Js5gYolTLiw9UTJHZbh9PmapxjDIa49uAsfl9zo87qvbMMCr0nvl",
-	"BjN938Azo5BlR3aQHe1tTaYUmwfOziuF28dy6rCE6aL6Xo5+xZgm8J7XT5YcHavsslfv9u3i3YU7Yyhh",
-	"hjU4KGLuSPOKpQV5gNediez4DVoC6p6yWbmv2zCQ47FGojhL9sxYy1qYp4cBeUk8K7K6j2SJe4K0fl6M",
-	"Uq6nqBr88zCw+mZp0sR6EvS0yRWon8/Ca/awVbjxm/az33FupXuM1yzLU++Km0EqRyPrGObMGFQWXf/7",
-	"8WXnf1jn937n2cXi1+4vg87FTT/c2//u9i/r8NYd8V1Jw0U5XpptcVO6O9s4NBaNLnZz3/en5Xe3dZep",
-	"eR/OsVrG9N1UVXvb0Zc878jcTdvx0tFNunrutNHaHsIathrPujqEV/TdjkexC163w9Fq6KOmIqCVKDY2",
-	"sN/f73f29mE0L+2wNpgpM4BXqOaVNf+NhsiSegRZoQ1oZrgez7twdG3plqUQWagjDUxZQT627lXoTB9p",
-	"1RgDXYwc0G560iaorZWB6RiMXMRdSFA4YwlazM/ci1ia/kw/xZx+SoH0U0gT9SI+jiCex6kzQUFI8Mgl",
-	"Q82KbOACRmhmiNYMsasd7u9X9rXTjtxAIRJUEHmMUyDtsUjtbpp6y10YYAeKqjTVViqrJkPu01huvkZ4",
-	"K6Wx5trInP1WWKvYakbIpaZthIDXLDbpHLzG95aptvreWmJhPW5z2H/29J5oWRj8iCw10511JMaXdxgR",
-	"TSpldfPW4C/oWxRWTX0M5GUQBkXNzL+4T9n4OZpw+5aNML0TxHqE66ABM8tnckbPIaVpoXWJcw1Fbnnx",
-	"6QHEU6ZYbFBpa/6vh6g7v3R70XPHrLVhm76N2vYkK/VnMXQVDOwZJBawjF3Xd1ILzy2271nsAXywqyWz",
-	"I98sm2bb8c6dxp6f6sQZNDtu9rOYYSsw05xNkK7bNVJRamcbm+Zuk+ZEoUYRP46t61yh7c+8BO4nGnfv",
-	"mS8syHKhJmSWk76SQjzMmKsGHieNEitD80cwrJbgvAsTHr0PxcLu51lD/dqZhgFPmnOKS+ydWN6ugdC8",
-	"vyq2uJJl2BD3swy7wub0ovGUne+/w95pqTcc06Rx10Ib5hlxba2FysvYtXPOnjx7VnfV+v0mZ81wk+Id",
-	"WnU9b6eNVaDw/vQYOAXJx3OrvSgN6pHlwgM1NRNMjcn1oNczTCSYdRO8KmMXuiek6YwpYH6fTqa3Jczh",
-	"XSp6CZc7yu3NB8pF3aYYycT6jL8VqLzvOA3CMg12cYfDth5yqVLW1kh2M5AlTNE7U4ahKLHjsu+JNAYT",
-	"sGt2m4R2xfarq72RqjaZDoE5deQHuIj302f9vTZw4b2BekCoe+8hceugeSQ2HU2ZwNtZmtQ96218swe4",
-	"1KXO/lxyuZJV28CbVmblXV974/OBPn2RJ7vhpFmq1uoEfODFA7/BS68vfBdNPMhf/zc6tG3NuRIfX9zX",
-	"rJixQd8IvDYnbILn8tJlYNfYZXcK3GCDVxPdhYyTsorhTmw0xlp+QjVBoAmsZxTdWMyH3uO6jZ6XQRWf",
-	"hhlZmZfJK0xCiNxH9A5aokjTdoMRsDMJLpHOlm6kXdzlQJZmrCmY5g/KJW935oMS9aeYpyz+AzDml2K3",
-	"BR03pOiMVLXqN1+WNlPcoIuhWee5iDFxmTvKNloS2Rw2b7TE6pmKHYlcAKUuYKzIZqgFcqTLAX/A0ZmM",
-	"L9FA66Wei/jlyTE04I0WbyDvB+Vo6qZSVbvnVQKxvH/kNUP9UYIprjzSguV6Kg25bo4cmkysBX00+FxV",
-	"yma3KIKqGSxby1KZ8/i+Aef0Uc3ULtHl8HexrTlM05RYvzOgcV6CVct/VMpc91zMoFduWC/H/J7s7a+G",
-	"/BpjC91fBr3OxV//0mhMaIwLxc2cot8+WZjzTSWCUoz5pFCYgKXYS9xcbfbfnZcnx768r1Rkbt7bMBgh",
-	"U6heFi4Y6f56U3Ln3z+cBw1q48M5tH4823/yNIRT+8Na4kfJ67OXbZhNpUaIXM0PxCnjGaRcG+1qg6qK",
-	"pxrMdOQWKLf4AkjrGLlELBdj2SCAyGFyoXuFLLVWGk3swrMDOD06O6cCqqRQ5JhVpwdc1DLTOhwKl0uI",
-	"KU8LeaGnmEDKrxDkFaq6kIh6V3u9maaiEAvNCBPgYiiiHrPig+W8O2dZGrVDODs7ovxCKsWkk8s05WLS",
-	"HYqhOKLFXB2NBV/AmlPtCBNa0aacdtQeCsojsNLtjCzeoi740hu4YilPaKBbSpPfREJvpSJuKLio5ePt",
-	"ZxG0LOgNSfrxspvUph2dVpiNmVJzYBCVWiEagBQIsSzIi8pRObURAhexwgyFoaoNl84ZCtIeXTg2ZQVx",
-	"PcFzdM4m1iZZ1ElNCqYS7XSOPcjVoqmMXaKGH47OoarrYikdy/KXA/i2/Pjk/flQ1Os47Q7//GewXGK9",
-	"encaNIejavv+AzdTWRhgyx/V+LRlN1NlsDz1WuZAYbXRUKRS5iMWX7paWTs9S1M50w4zZmrJB+w6EHU6",
-	"v85MR2Os0FANdufX2aXujHmK0VBIZZ+wnHcuce6fhj5dRvQb1asnKa2AyQA02iWJv5keisjuVyr+O+1k",
-	"AN8Tf8Kw6PcPYmMtX/rVTr3E1Fa5No8duhHxJc79UCpzqwTUAFbfd4HkjT36JZlCxLlY8hs9FCWmacX2",
-	"ktSBiBGjD7xQjgZEWO6hRUGkkCURtH44Oh8KSgkWI8fc7RAioq0IWlXdYFYYWkXbtz6nH0HLh1CHwutT",
-	"3abtsSTjwr5eCByf3fPgLAjdnUnOzNQxtyUod2AhzKao0BUa+4ppy1YaJ5aDQoi+/TYq2cU4+r7Rxeg2",
-	"Ggr7lM7rG203ZgVLF46oMjZHh68quagrrFiZdt1xUakO4dEyngXGFYNEbhH7wIlN6whYUiqxKUXJ0n5j",
-	"1gy0Wha40AZZ4u1FrkDOhAvYkHR0wmosLfGTZHz63ZP+AA77exAVosZgaM9MyHpN6vOhiD58+NCp8SpW",
-	"pGu1RPZiGLhNuVJzmpULEpYdwlI0FC0n914MA//mF0fvQTQAvM6tlRH6uh9WJBxFjCGMWAKaTwQzhcJ/",
-	"/eOfNPnBUCyVw3Y8GddXWC2WtYB1hyIIg5THKDQuUu/By5zFU+zsd/tBGBQqrQUQZ7NZl9HrrlSTnh+r",
-	"e2+PXx29OzuiMYuwZqk+SUm+PDkOwuAKlTP1g353z30scxQs58EgOOj2uwc+lke2SW9KOczf7e8TVw2z",
-	"anvrGSoN+/0+zKY8xTIQGqPWTklr+PH8/MRaARUlHifBIPgBjc+QrpSb7/f7d9R87Vbr5Ve4u/rQqmdr",
-	"B3SXTLRg8PEiDHSRZUzNg0Hwll+hsLuyGpoMTzbRlFwtt6WDCztBj8q/t8UZ+jJV8rJI5I2UvETVphqG",
-	"gqr+QnjSPwCq75xxjY24PLWLfh1U0tJgpMMnFfI96R88wsLvpKGy3vlziFziPALN5tqSYjyFBHMUCYp4",
-	"TrWGmNx9wHYbfLsTXsjDjad8iqZQQltFqaXvGjOQItOGhLpzWdnY2kuR5iLGaKljwL4YimjGuImqYhIn",
-	"lUkoV3Uqvk649UoW8fT190MRjRGTF9YgtfZo1Hb2BKkZt07oCoEJoHqrTlkLMRQtp2TydP6N9gu0aVUL",
-	"jibz0LUEXBsHUxdOmC41HA0bisgNjMqKCvrag+BE3zIRn8g0LYsol9vYPt44r6fMNXg5WXp+D2t28e7n",
-	"bdg8eRXRbWzc2evvN7XuNE9FWw62bm7zcQQ72zJJ/Shn5GdYVrMH4RtH3AmU/YcHfW3tegOZ1Aae9nW7",
-	"chpXwLJTLEHl7VarCPqrqfN+59nFzV745LaV6f/T7UbvdgMiebZpHUrKVQm7vT79eUdx5e3FF5RvJelt",
-	"0BUl6y0xbCuXWvNROgchBbYrxvQ8aSSVDHNRIBXpk2g8dDA3gVLtrVdruaIhh/cPqfpu7IC9LdZYaW+g",
-	"XfuDuW/oooR6SUOWPjAwKHmzFKGu3IqylcsGZzAIrAgPVp93DFMkWB2bu3BmKXgFprp343+77ZW2+EZh",
-	"7MNZa8fHwM9RCrkQZJpY45raLMPyQIdi04muy1byvd0kZbPGwluwvo6fqrGrY8ZFImfQWunqGApq62hb",
-	"U+Vwr2/t/7mIO6Xga5KmPpD3o2sT2U6gPlxQ/Tszfr2gq6kbCnI2QevH+JabB3PxV2FKa9VAReff6HIX",
-	"Nd4sOWozc96ukU8TKItPluuaLsIgl7qBLX1lGfWDKFlMXNezs38tq7loRuWnK2hVQTqKvIVDUcXd2pUv",
-	"CkIm6FiX5dYCpIJan8xf4GFkhaXlzfJY4by0XijAxX2bimfdyhByLD8U0UpHZxRSjNKosl1br/VrL3zi",
-	"ofAhBaodmfEYGy0i982izGm3Q1hpQndMROT4vUzmn5t/yjLB2+U4PRVerXHv3mdV2/WExToDl1SWPFz9",
-	"Htw/ZNGsSyP+tg2rL7VP0rBn9w+ruppJpGwBWdXYRgOe3D+gsQvr0yWRPwdgJUtZnqwk07byKK/IbKM5",
-	"kNdKNr050Kgbq9LOL6hcqjU2mJW+ELM0NLiCWtHeQwn2Ew/qw5SaJRwaDXCx+yl9Dq1RHvAipLrxQK3u",
-	"flX77ku6CcudEA3H6jI/C7CtP5+gcgkQd//IZ7C1uTb19Fb9YGpP7zwbr5NXeINyIq/qNU5/SK2z1uX0",
-	"2Hqn1qayTgMOpqRbVUTS+vVLf5rm9p/2qu9o5gdprMfSP5+gTg7397cZXO9+/nS+cQdjBVqdwrdlHUrz",
-	"LFRPrXbgZvHHrTN0UzQN5a5HS/1s1SVPi7sruAZf/+FNWIhWC0MiHzzkGjDjVAk7loruQVkPDb+mMa+W",
-	"7zZa4onDdSjdoNJg2jH48Ikn5NZeOqEyT0q5q3p5xo7nFjZrjx/Q3IWf/iPJjOVLTL4K7n9A81DWeKDG",
-	"X765q0npL7FWrThnc+C9LFOoqd3j1yFF3cmVZ3aThme4weUbipWaN5fHnaC/tMc61OZ5mbyMlgpFI2ix",
-	"VEtKrdph0VsuLsuc97/+8U+X86b7OV4MqcZ0GES+5r29HFi3KzZ5hVb1n9aYYAXjy9igWkDQaBEo1QBi",
-	"mWWso9EOsoIjusT5C2rGikL6409Lf9kff/I/L9F6sNBi4ahd/i2kqR4ttzyguHqRK5mEhqP604tktCEK",
-	"/cA4+4qLZw9H899xU6z7c8aiwqYqyVUq8II9tzQkC+0OcwNweVVlvAELVHq2ioQvGRJbKsBuEFU/l6wk",
-	"xwt5vGrscHG5zp2R44RCpc2cQAnRzHJfTgFbx2T3XHr4SFH1z2GyN2mvxbMvKFg3xeCcQeTq67xR4kvO",
-	"lm8ojHgSgVQhlDUrUmAIbChcEr2TsQRBS+Xq1I5fl1VMm6NknkU0y7AqH9kUOnu+fB+ig3D5yjTgeigY",
-	"HPafUUGWNVEb4+K036pY9Q/q3ax0hDyyb7Mo5d3WsynvT73Lq6FvVq4+/cJe0K5ps/+4Tfe5TWrBONuJ",
-	"Lyqsu9dlWth1vRuerHhQTQ7NwxnYX2HaoD8/tyN0uLe/Db7XLiP8jD7UQ49rs6f0CYhf3MX6KMbL5gu+",
-	"FjcpP0iE2WkPmqjlnTSQyYSPOSbQWq9SNvEUk/Ynrft1PMKdyejzGC3hvSNqV+WSidN806/rMTbxtLrv",
-	"x0iIbobUEjUMBvCvf/wzhKH3RfyD22gAkSjSNPLdcNpaO/6yukXaf1GlXrs1przJmcrpBUvpbmQqXy5r",
-	"rXwtO2gJQoJrAgKuIZW60Wyh5r3PJPS2MVcyVBPsENL++jD2c/2KW1kuj8P7712n1Sey3x/XCnm4tvn3",
-	"s0fcWTY4LWv9rtTR/93Bs6ft3XVgXjTGl6gZtLqJjCrkfZdsF0p3qt7U4pxabqq7iIeCKj2htd/fa0Mh",
-	"UtS6Lkm4hgm/QvF8c/8KhalKz6fWxwKtw739RVlxBYIrLW03iRa/oU8XLuEDbIAv5zqVTbt/IAnkQfo0",
-	"EfQfR+8/IvYRXT66S53I9tO9v+ry2pUy/JulFtWPF1aSlG2xHy+soHB2VWOAW8YshQSvMJV5Zk0rb4O1",
-	"IispQRUiai/10Qx6vb3977r9br+7N/hb/299EkV+P2smPcswAY1GL8U6QyivmErnEEuhjXIFnKN5qYTc",
-	"BZfdpv9fRAfrQeTXvn+VxrrOUP8/gfiL8ayeKTMSujbt4gDWJz3Kp5ihYmlZcuOn9LVvZS2gyzSWZTPd",
-	"tf+opWnqMxf2O6P/42PRllDvgw1X/ieTWveCK6XTZWvAovf25clxbf2yarihFp6aQjxSfN9GbWCtY+P2",
-	"4vb/AwAA//8=",
+	"2KXdJbcMO4OW1YwQFQvoovYAuOMNbc3wjIk56GJUzUpPuRXBqZxpOuWMXXeWPvG2h8XMaG5Qw28FFqUU",
+	"TlNvmGlgCoEZ8FO4jzo0IurCO+m/e6KByGZA1tscUmZQ2fmto+CPRMiEbM6av3FqP+68HBtU6zr+jMST",
+	"BiNhxvjCslZzq9/88TV4AVwYnKCyuL4Jg3Mp3zI1efQjJX7E6xgxcd6B5r8jpDzjTvqeS/kTE3MvPPSj",
+	"CjbIUXXcwTmIvBpm8RSTkuCUte3oLSaW4kxN2Nh3TnhUH1l6sp/IHAXEUginhHTlwJV0cnxSEaT9THcs",
+	"MDyP2iU5LlOyHAM3GnLFRcxzljZTM01SfRO1X0DkZHRpHdmJ3VatBLAzXrG0+Ar0+F7kSsao9deQM0SU",
+	"XMMM07Tj7EgYFQauuLQc69C0sCCeaPj72c/v4IxmryzOjxfdXNpdqTp2x4ynFhEZZiNUROPvhS7yXCqD",
+	"yU+YcHZOCPmK+nHKHKwzilp4MMCeU5dcDj9nGTGYOMOfJc5IYumJkjkqw+3zMUs1hkFee/QpcNrqTsfd",
+	"fXUTBnhVRmG4wUzfNfDMKGTZkR1kR3sCY0qxeeD8lVJJfyynDkuYLqrv5ehXjGkCH0H4yZKjE5G77NWH",
+	"L3aJUoQ7YyhhhjU42mLuSLPi4uvORHb8Bi0BdU/ZrNzXTRjI8VgjUZwle2YcXz47DMjb51mR1X39imXD",
+	"IC9GKddTJxBWnNQwsHbT0qSJFYj0tMmlrZ/PIvrjYatw4zftZ7/l3MowD16zLE99SMkMUjkazYPQOsQG",
+	"lUXX/3582fkf1vm933l+sfi1+8ugc/GpH+7tf3vzl3V46wGlXUnDRetemm1xU7rt2zjmFo0uBnnX96fl",
+	"dzd1sdy8DxcgWMb07VRVe9vRlzzvyNxN2/HS0U26eu600doewhq2Gs+6OoRX9N2OR7ELXrfD0aoxUVMR",
+	"0EoUGxvY7+/3O3v7MJqX/kQbzJQZwCtU88orfaIhsqQeQVZoA5oZrsfzLhxdW7plKUQW6sgZoQrHhcYk",
+	"dCa8tGqMOVuBVqbpSZugtX01pmOrqav4IQkKp6WhxfzMvYil6c/0U8zppxRIP4U0US/i4wjieZw6VwqE",
+	"BI9ccjisyAYuYIRmhijaLix8uL9f+YlOO3IDhUhQQeQxTgHhxyK122nqLXfhrB0oqtJUW6msmgy5S2O5",
+	"+RrhrZTGmosuc/ZbYb07qxkhl5q2EQJes9ikc/Aa33tY2up7a4GH9fjjYf/5szuivmHwI7LUTHfWkRhf",
+	"3mJENKmU1c1bx7Wgb1FYNfUxkJdBGNQcwhrONigbP0cTbt+yEaa3gliP1B40YGbFTKbnkNK00LrEuYYi",
+	"t7z47ADiKVMsNqjIsF9PtXR+6faiF45Za8M2fRu17UlW6s9i6CoY2DNILGAZu67vpBZmXmzfs9g9+GBX",
+	"S2ZHvlk2zbbjnVuNPT/ViTNodtzsZzHDVmCmOZsgXbdrpCIXbRub5naT5kShRhE/jq3rXKHtz7wE7ica",
+	"d+eZLyzIcqEmZJaTvqp88l33Xg08TholVobmj2BYLcF5GyY8eu+Lhd3Ps4b6tTMNA54058aX2DuxvF0D",
+	"oXl/VYx8JVu2IX5tGXaFzelF4yk733+HvdNSbzimSeOuhTbMM+LaWguVl7Fr55w9ff687qr1+03OmuEm",
+	"xVu06nr+WRurQOH96TFwSvaMKZpD6XyPLBceqKmZYGpMrge9nmEiwayb4FUZu9A9IU1nTImfu3QyvS1h",
+	"Dm9T0Uu43FFubz5QLuo2xUgm1mf8rUDlfcdpFRtrsC8WDtt6yKUqvbBGspuBLOFFwFkmc5egdFUkiTQG",
+	"E7BrdpuEdsX2q6u9kao2mQ6BOXXkB7jMzbPn/b02cOG9gXpAqHvnIXHroHkkNh1NmYjeWZrUPettfLN7",
+	"uNSlzv5ccrmSVdvAm1Zm5W1fe+Pznj59kSe74aRZqtbqXXzgxQO/wUuvL3wbTdzLX/83OrRtzbkSH1/c",
+	"16yYsUHfCLw2J2yC5/LSVRKsscvuFLjBBq8mug0ZJ2U1zq3YaIy1/IRqgkATWM8o+mQxH3qP6yZ6UQZV",
+	"fDpxZGVeJq8wCSFyH9E7aIkiTdsNRsDOJLhEOlu6kXZxlwNZmrGmYJo/KJe82ZkPStSfYp6y+A/AmF+K",
+	"3RZ03JBqNlLVqjh9dm6muEEXQ7POcxFj4jLQlDW3JLI5bN5oidUzFTsSuQBKXcBYkc1QC+RIV8vwAUdn",
+	"Mr5EA62Xei7ilyfH0IA3WryBvO+Vo6mbSlUNqlcJxPL+kdcM9UcJprjySAuW66k05Lo5cmgysRb00eBz",
+	"VSmb3aIIqmawbC1LZc7juwac00c1U7tEl8PfxbbmME1TYv3WgMZ5CVYt/1Epc91zMYNeuWG9HPN7ure/",
+	"GvJrjC10fxn0Ohd//UujMaExLhQ3c4p++2RhzjeVukox5pNCYQKWYi9xc9Xkf3denhz7MtVSkbl5b8Jg",
+	"hEyhelm4YKT7603JnX//cB40qI0P59D68Wz/6bMQTu0Pa4kfJa/PXrZhNpUaIXK1axCnjGeQcm20q3Gr",
+	"KvdqMNORW6Dc4gsgrWPkErFcjGWDACKHyYXuFbLUWmk0sQvPDuD06OycSlCSQpFjVp0ecFHLTOtwKFwu",
+	"IaY8LeSFnmICKb9CkFeo6kIi6l3t9WaaipssNCNMgIuhiHrMig+W8+6cZWnUDuHs7IjyC6kUk04u05SL",
+	"SXcohuKIFnP1YBZ8AWtOtSNMaEWbctpReygoj8BKtzOyeIu64KtA4IqlPKGBbilNfpOrq1iu7BwKLmr5",
+	"ePtZBC0LekOSfrzsJrVpR6cVZmOm1BwYRKVWiAYgBUIsC/KiclRObYTARawwQ2HdtdHcpXOGgrRHF45N",
+	"WQlfT/AcnbOJtUkW9X6TgqlEO51jD3K1+C9jl6jhh6NzqOoTWUrHsvzlAL4pPz55fz4U9Xpku8M//xks",
+	"l1iv3p0GzeGo2r7/wM1UFgbY8kc1Pm3ZzVQZLE+9ljlQWG00FKmU+YjFl67m207va64IM2ZqyQfsOhB1",
+	"Or/OTEdjrNBQL0Hn19ml7ox5itFQSGWfsJx3LnHun4Y+XUb0G9WrgCmtgMkANNolib+ZHorI7lcq/jvt",
+	"ZADfE3/CsOj3D2JjLV/61U69xNRWuTaPHboR8SXO/VAq16wE1ABW33eB5I09+iWZQsS5WPKJHooS07Ri",
+	"e0nqQMSI0QdeKEeuAMk9tCiIFLIkgtYPR+dDQSlBVw80wnYIEdFWBK2q/jUrDK2i7Vuf04+g5UOoQ+H1",
+	"qaYqpIglGRf29ULg+OyeB2dB6O5McmamjrktQbkDC2E2RYWuYN5X/lu20jixHBRC9M03Uckuri4p+qSL",
+	"0U00FPYpndcTbTdmBUsXjqjCO0eHryq5qCusWJl23XFRqQ7h0TKeBcYVg0RuEfvAiU3rCFhSKrEpRcnS",
+	"fmPWDLRaFrjQBlni7UWuQM6EC9iQdHTCaiwt8ZNkfPbt0/4ADvt7VLm4YDC0ZyZkvbb6xVBEHz586NR4",
+	"FSvStVoi+24YuE25lgmalQsSlh3CUjQULSf3vhsG/s0vjt6DaAB4nVsrI/R1P6xIOIoYQxixBDSfCGYK",
+	"hf/6xz9p8oOhWCrr7ngyrq+wWvRtAesORRAGKY9RaFyk3oOXOYun2Nnv9oMwKFRaCyDOZrMuo9ddqSY9",
+	"P1b33h6/Onp3dkRjFmHNUn2Sknx5chyEwRUqZ+oH/e6e+1jmKFjOg0Fw0O13D3wsj2yT3pRymL/b3yeu",
+	"GmbV9tYzVBr2+32YTXmKZSA0Rq2dktbw4/n5ibUCKko8ToJB8AManyFdaZvY7/dvqfnardbLr3B7Fa1V",
+	"z9YO6C6ZaMHg40UY6CLLmJoHg+Atv0Jhd2U1NBmebKIpuVpuSwcXdoIetTFsizP05dbkZZHIGyl5iapN",
+	"NQwFVf2F8LR/AFQUO+MaG3F5ahf9OqikpcFIh08q5HvaP3iEhd9JQ+Xp8xcQucR5BJrNtSXFeAoJ5igS",
+	"FPGcag0xuf2A7Tb4die8kIcbT/kUTaFcYbWWvvvRQIpMGxLqzmVlY2svRZqLGKOlzhf7YiiiGeMmqopJ",
+	"nFQmoVzVqfh699YrWcTT198PRTRGTL6zBqm1R6O2sydIzbh1QlfQTgDVW87KWoihaDklk6fzJ9ov0KZV",
+	"LTiazEPX2nJtHExdOGG61HA0bCgiNzAqKyroaw9CFz6QtKBKYsrO15Uj2ZF6KKj4Rnsgq1wWxCxvKBK2",
+	"Er2hSjgEPWXWNCMcLoz8esWx3dnZ2dFQuKIQ7SXzMo+dyDQtazyXu0U/fnJOWZkK8WK8dEzv11PmveOb",
+	"sHnyKuDc2B+3199v6pBrnopOJNi6h9SHOexsyxT/o5yRG1TVO7v+LEcgZZvvQV9bt8NAJrWBZ33drnza",
+	"FbDsFEtQebPa6qn+ama/33l+8WkvfHrTyvT/6Xaj870BkTzbtA7lDKt84l6f/ryl9vPm4guK35L0Nqiy",
+	"UjIsyZNWLrXmo3QOQgpsV3LDiwwjqaKZiwKpF4Yk96GDuQmUam+9WmcjDTm8e0jV3mYH7G2xxkoXkR22",
+	"//zuYattEoQtf6B3jV1Uhi8p/tK1BwYlT5eawQuM4CIMlu3oYBBYzRSsPu8YpkhfOPHgorSlPhGY6t4n",
+	"/9tNr3QxNuoYH6VbO3YGfo5Sdocg08RKVuqCDktCGIpNlLCuMiik4CYpe6kWTpB14fxUjU1XMy4SOYPW",
+	"StPVUFDXVdtaYId7fevWzEXcKQVmkxT28ckfXRfXdoL4/gLu31lg1OvUmnt62AStHvUdcffm/vsx8wOZ",
+	"0hprUNH5E13uosabJUdtZs6bNfJpAmXxyXK51kUY5FI3sKUvmKM2FyWLibuUwJn1ltVckKYKPyhoVWYJ",
+	"BRTDoajCie3KxaZ2OMe6LLeGLdUJ+xqFBR5GVsha3iyPFc5Lo4zidtx333jWrew7x/JDEa00XEchhV6N",
+	"Km9T0GvXKSxc/aHwkRIqiZnxGBstKffNonprt0NYuSPCMRGR4/cymX9u/imrH2+W0w9UT7bGvXufVd3X",
+	"8zDrDFxSWXJ/tX1w95BFLz2N+Ns2rL7U3UzDttDb1aUDJFIOtlL0rk+TBjy9e0Bjc9nDJZE/B2AlS1me",
+	"rCTTtvIor8hsozmQ1ypRvTnQqBuritUvqFyqNTaYo76+tDQ0uKr7W/cl2Ace1Icp9YA4NBrgYvdT+hxa",
+	"ozzgRaR444Fa3f2q9t2XdC+WGzwajtUltBZgh0D5UpfXcdcDfQZbm5P7X99ydTC1p7eejdfJK7xBqZ5X",
+	"9dKtP6TWWWveemy9U+u+WacBB1Oy0gRdv5OraW7/aa/6jma+l8Z6LP3zAHVyuL+/zeB6U/fD+cYdjBVo",
+	"dQrflnUoe7VQPbWSiE+LP26coZuiaajiPVpq06uic4urZbgGX9biTViIVutdIh8T5Row41TgO5aKrila",
+	"j3i/pjGvlq8eW+KJw3Uo3aDSYNoxaPHAE3JrL51Qmf6llFy96mTHcwubtccPaG7DT/+RZMbyHUNfBfc/",
+	"oLkva9xT4y9frNek9JdYq1ZztDmfUFZf1NTu8euQkgnkyjO7ScMz3ODyDcVKKZ9LT0+wvMwjAWZelDnZ",
+	"aKn+NYIWS7WkjLEdFr3l4rJM5f/rH/90qXy6Pue7IZXODoPIl/K3l/MFdsUmr9Cq/tMaE6xgfBkbVOII",
+	"Gi0CpRpALLOMdTTaQVZwRJc4/456zKKQ/vjT0l/2x5/8z0u0Hiy0WDhql38LaapHy50cKK6+y5VMQsNR",
+	"/em7ZLQhen3P+PyKi2cPR/PfcVOM/HPGosKm4s9VKvCCPbc0JAvtDnMDcHlVPL0BC1RRt4qELxkSW6or",
+	"bxBVP5esJMcLebxq7HBxuc6dkeOEQqXNnEB53sxyX04BW8dkd9xJ+kjR+M9hsjdpr8WzLyhYN8XgnEHk",
+	"yga9UeIr6ZYvEI14EoFUIZSlOFJgCGwoXG1AJ2MJgpbKld8dvy6LszZHyTyLaJZhVRWzKXT2Yvm6Ugfh",
+	"8o2GwPVQMDjsP6c6M2uiNsbFab9VDe4f1LtZaXR5ZN9mUaG8rWdTXm98m1dD36zcTPyFvaBd023/cZvu",
+	"cpvUgnG2E19UL3iny7Sw63qfeLLiQTU5NPdnYH/DcIP+/NyO0OHe/jb4Xrsr9DP6UPc9rs2e0gMQv7gq",
+	"+VGMl833li0uOr+XCLPTHjRRyztpIJMJH3NMoLVefG3iKSbtB637dTzCncno8xgt4Z0jajdZk4nTfBG3",
+	"a5028bS6xshIiD4NqdNrGAzgX//4ZwhD74v4BzfRACJRpGnkm/y0tXb8HXyLtP+i+L52GU550Tp1CQiW",
+	"0tXlVJVdlpD5En3QEoQE19sEXEMqdaPZQj2Jn0nobWOuZKgm2CGk/fV+7OfaMLeyXB6H99+7BrIHst8f",
+	"1wq5v7b597NH3Fk2OC1rbbx0UcG3B8+ftXfXgXnRGF+iHtfqgjUq/PfNv10o3al6r45zarmprgofCipg",
+	"hdZ+f68NhUhR67ok4Rom/ArFi81tORSmqspAF+050Drc219US1cguIrZxnpNv6GHC5fwHjbAl3Odyl7k",
+	"P5AE8iA9TAT9x9H7j4h9RJeP/qsDItuHe3/Vnbwr3QWfljpvP15YSVJ2+368sILC2VWNAW4ZsxQSvMJU",
+	"5pk1rbwN1oqspARViKi91B406PX29r/t9rv97t7gb/2/9UkU+f2smfQswwQ0Gr0U6wyhvDkrnUMshTbK",
+	"FXCO5qUScvd2dpv++x8drAeRX/u2XBrrGl79f9Tj7/uzeqbMSOjatIsDWJ/0KJ9ihoqlZcmNn9LXvpW1",
+	"gC7TWJbNdNf+H6Wmqc9c2O+M/gueRbdFvb03XPmPhmpNGa6UTpcdD4tug5cnx7X1y6rhhhp66nXxSPHt",
+	"KLWBtUaUm4ub/w8AAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -356,6 +356,9 @@ type ServiceUnavailable = Problem
 // TooLarge RFC 9457 problem details.
 type TooLarge = Problem
 
+// TooManyRequests RFC 9457 problem details.
+type TooManyRequests = Problem
+
 // Unprocessable RFC 9457 problem details.
 type Unprocessable = Problem
 
@@ -556,7 +559,10 @@ type ClientInterface interface {
 	// `wait` with no events and the same cursor (CouchDB
 	// `feed=longpoll`). Without `since`, starts at the current position
 	// (the reply's cursor) and waits for the next event. Pass the reply's
-	// `cursor` as the next `since`.
+	// `cursor` as the next `since`. While it waits, the request counts
+	// against the connection cap of the client's IP
+	// (`--max-conns-per-ip`, shared with WebSocket connections and SSE
+	// streams).
 	//
 	// Corresponds with GET /v1/changes (the `PollChanges` operationId).
 	PollChanges(ctx context.Context, params *PollChangesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -737,6 +743,11 @@ type ClientInterface interface {
 	// of an event); either way it resumes from the id of its last
 	// complete event without loss.
 	//
+	// The stream counts against the connection cap of the client's IP
+	// (`--max-conns-per-ip`, shared with WebSocket connections and
+	// long-polls) and each topic against the subscription caps
+	// (`--max-subscriptions-per-principal`, `--max-subscriptions`).
+	//
 	// Corresponds with GET /v1/events (the `StreamEvents` operationId).
 	StreamEvents(ctx context.Context, params *StreamEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
@@ -781,7 +792,10 @@ func (c *Client) GetReady(ctx context.Context, reqEditors ...RequestEditorFn) (*
 // `wait` with no events and the same cursor (CouchDB
 // `feed=longpoll`). Without `since`, starts at the current position
 // (the reply's cursor) and waits for the next event. Pass the reply's
-// `cursor` as the next `since`.
+// `cursor` as the next `since`. While it waits, the request counts
+// against the connection cap of the client's IP
+// (`--max-conns-per-ip`, shared with WebSocket connections and SSE
+// streams).
 //
 // Corresponds with GET /v1/changes (the `PollChanges` operationId).
 func (c *Client) PollChanges(ctx context.Context, params *PollChangesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1151,6 +1165,11 @@ func (c *Client) ReplaceResource(ctx context.Context, collection CollectionName,
 // connection is blocked, sees the response end (perhaps after part
 // of an event); either way it resumes from the id of its last
 // complete event without loss.
+//
+// The stream counts against the connection cap of the client's IP
+// (`--max-conns-per-ip`, shared with WebSocket connections and
+// long-polls) and each topic against the subscription caps
+// (`--max-subscriptions-per-principal`, `--max-subscriptions`).
 //
 // Corresponds with GET /v1/events (the `StreamEvents` operationId).
 func (c *Client) StreamEvents(ctx context.Context, params *StreamEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2217,7 +2236,10 @@ type ClientWithResponsesInterface interface {
 	// `wait` with no events and the same cursor (CouchDB
 	// `feed=longpoll`). Without `since`, starts at the current position
 	// (the reply's cursor) and waits for the next event. Pass the reply's
-	// `cursor` as the next `since`.
+	// `cursor` as the next `since`. While it waits, the request counts
+	// against the connection cap of the client's IP
+	// (`--max-conns-per-ip`, shared with WebSocket connections and SSE
+	// streams).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2416,6 +2438,11 @@ type ClientWithResponsesInterface interface {
 	// of an event); either way it resumes from the id of its last
 	// complete event without loss.
 	//
+	// The stream counts against the connection cap of the client's IP
+	// (`--max-conns-per-ip`, shared with WebSocket connections and
+	// long-polls) and each topic against the subscription caps
+	// (`--max-subscriptions-per-principal`, `--max-subscriptions`).
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/events (the `StreamEvents` operationId).
@@ -2511,6 +2538,11 @@ func (r GetReadyResponse) ContentType() string {
 	return ""
 }
 
+// PollChangesResponse429Headers the declared response headers of an HTTP 429 response for PollChanges
+type PollChangesResponse429Headers struct {
+	RetryAfter *int
+}
+
 type PollChangesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2522,8 +2554,12 @@ type PollChangesResponse struct {
 	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
 	ApplicationproblemJSON410 *ResyncRequired
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PollChangesResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -2544,6 +2580,11 @@ func (r PollChangesResponse) GetApplicationproblemJSON404() *NotFound {
 // GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
 func (r PollChangesResponse) GetApplicationproblemJSON410() *ResyncRequired {
 	return r.ApplicationproblemJSON410
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PollChangesResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -3528,6 +3569,16 @@ func (r ReplaceResourceResponse) ContentType() string {
 	return ""
 }
 
+// StreamEventsResponse429Headers the declared response headers of an HTTP 429 response for StreamEvents
+type StreamEventsResponse429Headers struct {
+	RetryAfter *int
+}
+
+// StreamEventsResponse503Headers the declared response headers of an HTTP 503 response for StreamEvents
+type StreamEventsResponse503Headers struct {
+	RetryAfter *int
+}
+
 type StreamEventsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3537,10 +3588,16 @@ type StreamEventsResponse struct {
 	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
 	ApplicationproblemJSON410 *ResyncRequired
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *StreamEventsResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *StreamEventsResponse503Headers
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -3556,6 +3613,11 @@ func (r StreamEventsResponse) GetApplicationproblemJSON404() *NotFound {
 // GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
 func (r StreamEventsResponse) GetApplicationproblemJSON410() *ResyncRequired {
 	return r.ApplicationproblemJSON410
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r StreamEventsResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
@@ -3633,7 +3695,10 @@ func (c *ClientWithResponses) GetReadyWithResponse(ctx context.Context, reqEdito
 // `wait` with no events and the same cursor (CouchDB
 // `feed=longpoll`). Without `since`, starts at the current position
 // (the reply's cursor) and waits for the next event. Pass the reply's
-// `cursor` as the next `since`.
+// `cursor` as the next `since`. While it waits, the request counts
+// against the connection cap of the client's IP
+// (`--max-conns-per-ip`, shared with WebSocket connections and SSE
+// streams).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -3946,6 +4011,11 @@ func (c *ClientWithResponses) ReplaceResourceWithResponse(ctx context.Context, c
 // of an event); either way it resumes from the id of its last
 // complete event without loss.
 //
+// The stream counts against the connection cap of the client's IP
+// (`--max-conns-per-ip`, shared with WebSocket connections and
+// long-polls) and each topic against the subscription caps
+// (`--max-subscriptions-per-principal`, `--max-subscriptions`).
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/events (the `StreamEvents` operationId).
@@ -4058,6 +4128,13 @@ func ParsePollChangesResponse(rsp *http.Response) (*PollChangesResponse, error) 
 		}
 		response.ApplicationproblemJSON410 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4065,6 +4142,19 @@ func ParsePollChangesResponse(rsp *http.Response) (*PollChangesResponse, error) 
 		}
 		response.ApplicationproblemJSONDefault = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers PollChangesResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -4921,6 +5011,13 @@ func ParseStreamEventsResponse(rsp *http.Response) (*StreamEventsResponse, error
 		}
 		response.ApplicationproblemJSON410 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest ServiceUnavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4935,6 +5032,29 @@ func ParseStreamEventsResponse(rsp *http.Response) (*StreamEventsResponse, error
 		}
 		response.ApplicationproblemJSONDefault = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers StreamEventsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers StreamEventsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil

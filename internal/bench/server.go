@@ -58,7 +58,9 @@ type Server struct {
 type SpawnOptions struct {
 	// Command is the server command line up to its flags, e.g.
 	// {"/path/tandem", "serve"}; the bench appends --addr, --data-dir,
-	// --rate-limit 0, --log-format json and then Args.
+	// --rate-limit 0, the connection and subscription caps off (every
+	// bench client connects from 127.0.0.1), --log-format json and then
+	// Args.
 	Command []string
 	Args    []string
 	// Env is added to the server's environment (e.g. GOMAXPROCS).
@@ -78,7 +80,8 @@ func Spawn(ctx context.Context, opts SpawnOptions) (*Server, error) {
 		return nil, err
 	}
 	args := append(append([]string{}, opts.Command[1:]...), "--addr", "127.0.0.1:0", "--data-dir", dir,
-		"--rate-limit", "0", "--log-format", "json", "--log-level", "info")
+		"--rate-limit", "0", "--max-conns-per-ip", "0", "--max-subscriptions-per-principal", "0", "--max-subscriptions", "0",
+		"--log-format", "json", "--log-level", "info")
 	args = append(args, opts.Args...)
 	cmd := exec.Command(opts.Command[0], args...)
 	cmd.Env = append(os.Environ(), opts.Env...)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tandemhq/tandem/gen/api"
 	"github.com/tandemhq/tandem/internal/app"
+	"github.com/tandemhq/tandem/internal/quota"
 	"github.com/tandemhq/tandem/internal/ratelimit"
 	"github.com/tandemhq/tandem/internal/specval"
 	"github.com/tandemhq/tandem/internal/store"
@@ -49,6 +50,10 @@ type Config struct {
 	Origins Origins
 	// RateLimit limits /v1/ requests per client (nil: unlimited).
 	RateLimit *ratelimit.Limiter
+	// Caps count SSE streams and long-polls against the connection cap
+	// per client IP, and SSE topics against the subscription caps (nil:
+	// unlimited). Share them with the WebSocket server.
+	Caps *quota.Caps
 	// Auth resolves credentials (nil: auth not configured, everything is
 	// allowed).
 	Auth Authenticator
@@ -111,7 +116,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 			writeProblem(w, r, newProblem(errorTable[store.CodeInvalid], "a parameter could not be parsed", []api.ProblemField{{In: api.Query, Detail: "could not be parsed"}}))
 		},
 	})
-	sse := &sseHandler{cfg: cfg.SSE, resources: cfg.Resources, channels: cfg.Channels, log: cfg.Logger, draining: cfg.Draining}
+	sse := &sseHandler{cfg: cfg.SSE, resources: cfg.Resources, channels: cfg.Channels, log: cfg.Logger, draining: cfg.Draining, caps: cfg.Caps}
 	if cfg.Strict {
 		av, err := specval.LoadAsyncAPI()
 		if err != nil {
@@ -129,6 +134,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	h = checkJSONBody(h)
 	h = limitBody(cfg.MaxBodyBytes, h)
 	h = readDeadline(cfg.ReadTimeout, h)
+	h = capStreams(cfg.Caps, h)
 	h = rateLimit(cfg.RateLimit, cfg.Now, h)
 	h = authenticate(cfg.Auth, cfg.AuthCookie, h)
 

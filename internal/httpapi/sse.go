@@ -17,6 +17,7 @@ import (
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/broker"
 	"github.com/tandemhq/tandem/internal/hub"
+	"github.com/tandemhq/tandem/internal/quota"
 	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/stream"
 )
@@ -54,6 +55,8 @@ type sseHandler struct {
 	// draining is closed when the server starts shutting down: every
 	// stream then ends with an error event carrying its cursor.
 	draining <-chan struct{}
+	// caps count every topic against the subscription caps (nil: none).
+	caps *quota.Caps
 }
 
 // sseSink is the stream's outbound queue. Any goroutine may call
@@ -132,7 +135,10 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if resume == "" {
 		resume = q.Get("since")
 	}
-	fail := func(err error) { writeProblem(w, r, ProblemFor(err)) }
+	fail := func(err error) {
+		setRetryHint(w, err)
+		writeProblem(w, r, ProblemFor(err))
+	}
 
 	// One cursor per topic from Last-Event-ID / since.
 	since := map[string]*stream.Cursor{}
@@ -182,6 +188,12 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		run func(context.Context) error
 	}
 	var subs []started
+	var releases []func() // subscription slots, given back after unsubscribe
+	defer func() {
+		for _, release := range releases {
+			release()
+		}
+	}()
 	unsubscribe := func() {
 		for _, s := range subs {
 			switch s.sub.Topic.Kind {
@@ -211,6 +223,12 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		seen[t] = true
+		release, err := h.caps.Subscription(quota.ClientKey(principal.Scope(), r.RemoteAddr))
+		if err != nil {
+			fail(err)
+			return
+		}
+		releases = append(releases, release)
 		req := stream.Request{Topic: topic, Since: since[t], Snapshot: snapshot && since[t] == nil}
 		var (
 			sub *stream.Subscription

@@ -21,6 +21,7 @@ import (
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/broker"
 	"github.com/tandemhq/tandem/internal/hub"
+	"github.com/tandemhq/tandem/internal/quota"
 	"github.com/tandemhq/tandem/internal/ratelimit"
 	"github.com/tandemhq/tandem/internal/specval"
 	"github.com/tandemhq/tandem/internal/store"
@@ -51,6 +52,9 @@ type conn struct {
 	// start is the cursor each subscription's reply carried, the resume
 	// point until a frame of it has been written.
 	start map[string]string
+	// releases gives back each subscription's per-principal and
+	// server-wide slots (Config.Caps); unsub calls it once.
+	releases map[*stream.Subscription]func()
 
 	// written maps keys to the cursor of the last frame the writer sent
 	// (writer goroutine only, read after it ends).
@@ -496,7 +500,8 @@ func (c *conn) rateLimited(data []byte, retry time.Duration) {
 
 func (c *conn) fail(ref string, err error) {
 	p := c.srv.cfg.Problem(err)
-	if p.Status >= 500 {
+	var capped *quota.Error // a full server (503) is counted, not logged per refusal
+	if p.Status >= 500 && !errors.As(err, &capped) {
 		c.srv.cfg.Logger.Error("websocket request failed", "conn", c.id, "err", err)
 	}
 	c.reply(ref, nil, &p)
@@ -560,6 +565,11 @@ func (c *conn) subscribe(f Subscribe) {
 		c.fail(f.Ref, store.Errorf(store.CodeUnavailable, "the server's budget of %d queued bytes is exhausted; retry shortly", b.Max()))
 		return
 	}
+	release, err := c.srv.cfg.Caps.Subscription(quota.ClientKey(c.principal.Scope(), c.ws.RemoteAddr().String()))
+	if err != nil {
+		c.fail(f.Ref, err)
+		return
+	}
 	var (
 		sub *stream.Subscription
 		res stream.Result
@@ -578,12 +588,17 @@ func (c *conn) subscribe(f Subscribe) {
 		sub, res, run, err = c.srv.cfg.Resources.Subscribe(c.ctx, req, c)
 	}
 	if err != nil {
+		release()
 		c.fail(f.Ref, err)
 		return
 	}
 	c.mu.Lock()
 	c.subs[key] = sub
 	c.start[key] = res.Cursor.String()
+	if c.releases == nil {
+		c.releases = map[*stream.Subscription]func(){}
+	}
+	c.releases[sub] = release
 	c.mu.Unlock()
 	c.srv.metrics.subscriptions.Inc()
 	body := SubscribeResult{Topic: res.Topic, Labels: res.Labels, Start: string(res.Start)}
@@ -623,7 +638,10 @@ func (c *conn) dropSub(key string, sub *stream.Subscription) {
 	}
 }
 
-// unsub ends a subscription with the engine that made it.
+// unsub ends a subscription with the engine that made it and gives back
+// its slots. Every path that takes a subscription out of subs calls it
+// once: unsubscribe, dropSub (token refresh, replay failure), a closed
+// one replaced, and end.
 func (c *conn) unsub(sub *stream.Subscription) {
 	switch sub.Topic.Kind {
 	case stream.TopicChannel, stream.TopicPresence:
@@ -632,6 +650,13 @@ func (c *conn) unsub(sub *stream.Subscription) {
 		c.srv.cfg.Resources.Unsubscribe(sub)
 	}
 	c.srv.metrics.subscriptions.Dec()
+	c.mu.Lock()
+	release := c.releases[sub]
+	delete(c.releases, sub)
+	c.mu.Unlock()
+	if release != nil {
+		release()
+	}
 }
 
 // memberID is the presence member key: the token subject, or the

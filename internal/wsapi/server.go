@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/tandemhq/tandem/gen/api"
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/hub"
+	"github.com/tandemhq/tandem/internal/quota"
 	"github.com/tandemhq/tandem/internal/specval"
 	"github.com/tandemhq/tandem/internal/stream"
 )
@@ -52,6 +54,10 @@ type Config struct {
 	BookmarkInterval time.Duration
 	// MaxSubscriptions per connection; default 1000.
 	MaxSubscriptions int
+	// Caps limit connections per client IP (refused before the upgrade)
+	// and subscriptions per principal and server-wide (refused in the
+	// subscribe reply); nil limits neither.
+	Caps *quota.Caps
 	// CheckOrigin decides cross-origin upgrades; nil denies any Origin
 	// whose host differs from the request's Host.
 	CheckOrigin func(*http.Request) bool
@@ -175,6 +181,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
+	release, err := s.cfg.Caps.Conn(r.RemoteAddr)
+	if err != nil {
+		s.refuseCap(w, r, err)
+		return
+	}
+	defer func() {
+		if !handedOff {
+			release()
+		}
+	}()
 	principal, err := s.authenticate(r)
 	if err != nil {
 		s.refuse(w, err)
@@ -195,6 +211,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
+		release()
 		s.wg.Done()
 	}
 	s.mu.Lock()
@@ -296,6 +313,19 @@ func (s *Server) refuse(w http.ResponseWriter, err error) {
 	p := s.cfg.Problem(err)
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("WWW-Authenticate", `Bearer realm="tandem", error="invalid_token"`)
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+// refuseCap answers an upgrade request over a connection cap with its
+// problem (429) and a Retry-After hint, before upgrading: the client sees
+// a failed handshake with that status.
+func (s *Server) refuseCap(w http.ResponseWriter, r *http.Request, err error) {
+	p := s.cfg.Problem(err)
+	inst := r.URL.Path
+	p.Instance = &inst
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", strconv.Itoa(int(quota.RetryHint/time.Second)))
 	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(p)
 }

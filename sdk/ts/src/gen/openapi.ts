@@ -223,6 +223,18 @@ export interface paths {
          *     for other clients. SSE event names: `event`, `synced`, `presence`,
          *     and `error` (a problem object, e.g. resync-required, after which the
          *     stream ends). A comment line is sent every 15 s as a heartbeat.
+         *     When the server shuts down, the stream ends with an `error` event
+         *     (503, `unavailable`) whose `id:` is the stream's cursor. Every
+         *     write has a deadline: a client that does not read in time gets a
+         *     `slow-consumer` error event when its queue overflows, or, if its
+         *     connection is blocked, sees the response end (perhaps after part
+         *     of an event); either way it resumes from the id of its last
+         *     complete event without loss.
+         *
+         *     The stream counts against the connection cap of the client's IP
+         *     (`--max-conns-per-ip`, shared with WebSocket connections and
+         *     long-polls) and each topic against the subscription caps
+         *     (`--max-subscriptions-per-principal`, `--max-subscriptions`).
          */
         get: operations["streamEvents"];
         put?: never;
@@ -246,7 +258,10 @@ export interface paths {
          *     `wait` with no events and the same cursor (CouchDB
          *     `feed=longpoll`). Without `since`, starts at the current position
          *     (the reply's cursor) and waits for the next event. Pass the reply's
-         *     `cursor` as the next `since`.
+         *     `cursor` as the next `since`. While it waits, the request counts
+         *     against the connection cap of the client's IP
+         *     (`--max-conns-per-ip`, shared with WebSocket connections and SSE
+         *     streams).
          */
         get: operations["pollChanges"];
         put?: never;
@@ -494,6 +509,15 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /** @description The request body did not arrive within the server's read timeout (`--read-timeout`, default 30 s). */
+        RequestTimeout: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
         /** @description The cursor is outside the retained history or from another epoch; reload the state and start again. */
         ResyncRequired: {
             headers: {
@@ -506,6 +530,28 @@ export interface components {
         /** @description The body is well-formed but violates the collection's JSON Schema; `errors[].pointer` names the failing member. */
         Unprocessable: {
             headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description A per-client limit was reached (type `rate-limited`): the request rate (`--rate-limit`), the open connections of the client's IP (`--max-conns-per-ip`) or the subscriptions of its principal (`--max-subscriptions-per-principal`); `detail` names the limit and its value. */
+        TooManyRequests: {
+            headers: {
+                /** @description Seconds to wait before trying again. */
+                "Retry-After"?: number;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The server cannot take this now (type `unavailable`): it holds as many subscriptions as it allows (`--max-subscriptions`), or the bytes queued for all clients are at `--max-queued-bytes`. No client's fault: retry later or on another node. */
+        ServiceUnavailable: {
+            headers: {
+                /** @description Seconds to wait before trying again. */
+                "Retry-After"?: number;
                 [name: string]: unknown;
             };
             content: {
@@ -635,6 +681,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
@@ -759,6 +806,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
@@ -850,6 +898,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             412: components["responses"]["PreconditionFailed"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
@@ -918,6 +967,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             412: components["responses"]["PreconditionFailed"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
@@ -983,6 +1033,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             403: components["responses"]["Forbidden"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -1043,6 +1094,8 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
             410: components["responses"]["ResyncRequired"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1074,6 +1127,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
             410: components["responses"]["ResyncRequired"];
+            429: components["responses"]["TooManyRequests"];
             default: components["responses"]["Problem"];
         };
     };
