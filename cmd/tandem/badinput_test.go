@@ -53,6 +53,7 @@ func TestBadInputCatalogue(t *testing.T) {
 	var cases []hostile
 	cases = append(cases, restCatalogue()...)
 	cases = append(cases, wsCatalogue(control)...)
+	cases = append(cases, ijsonCatalogue()...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.run(t, s)
