@@ -67,7 +67,10 @@ func loadAPIKeys(path string) ([]auth.APIKey, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil {
-		// yaml errors quote offending lines, which may hold a key.
+		if d := yamlDuplicateKey(err); d != "" {
+			return nil, fmt.Errorf("--api-keys-file %s: duplicate key: %s", path, d)
+		}
+		// Other yaml errors quote offending lines, which may hold a key.
 		return nil, fmt.Errorf("--api-keys-file %s: invalid YAML (expected keys: [{name, key, grants}])", path)
 	}
 	keys := make([]auth.APIKey, 0, len(f.Keys))

@@ -53,6 +53,7 @@ func TestBadInputCatalogue(t *testing.T) {
 	var cases []hostile
 	cases = append(cases, restCatalogue()...)
 	cases = append(cases, wsCatalogue(control)...)
+	cases = append(cases, ijsonCatalogue()...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.run(t, s)
@@ -292,7 +293,7 @@ func wsCatalogue(control func(*testing.T)) []hostile {
 		{"WS/PublishToResourceTopic", expectReply(`{"type":"publish","ref":"p","topic":"collections/c/resources","data":{}}`, 400)},
 		{"WS/UnsubscribeUnknown", expectReply(`{"type":"unsubscribe","ref":"u","topic":"collections/c/resources"}`, 404)},
 		{"WS/DeepNestingAccepted", expectReply(`{"type":"publish","ref":"n","topic":"channels/deep/messages","data":`+nested(5000, "[", "]", "")+`}`, 0)},
-		{"WS/NestingBeyondParser", expectClose(websocket.TextMessage, []byte(`{"type":"publish","ref":"n","topic":"channels/deep/messages","data":`+nested(20000, "[", "]", "")+`}`), 1003)},
+		{"WS/NestingBeyondParser", expectReply(`{"type":"publish","ref":"n","topic":"channels/deep/messages","data":`+nested(20000, "[", "]", "")+`}`, 400)},
 		{"WS/InvalidUTF8", expectClose(websocket.TextMessage, []byte("{\"type\":\"ping\",\"ref\":\"\xff\"}"), 1007)},
 		{"WS/InvalidUTF8InData", expectClose(websocket.TextMessage, []byte("{\"type\":\"publish\",\"ref\":\"1\",\"topic\":\"channels/u/messages\",\"data\":\"\xc0\xaf\"}"), 1007)},
 		{"WS/Binary", expectClose(websocket.BinaryMessage, []byte(`{"type":"ping","ref":"1"}`), 1003)},

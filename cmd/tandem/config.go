@@ -207,11 +207,15 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 
 // parseConfigYAML reads a YAML mapping of flag names to scalar values,
 // plus an optional "namespaces" mapping of namespace → channel options.
-// Errors: invalid YAML, nested values elsewhere.
+// Errors: invalid YAML, a key given twice in one mapping (named, with its
+// lines; YAML and JSON-style files alike), nested values elsewhere.
 func parseConfigYAML(raw []byte) (map[string]string, map[string]map[string]any, error) {
 	var doc map[string]any
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		if d := yamlDuplicateKey(err); d != "" {
+			return nil, nil, fmt.Errorf("duplicate key: %s", d)
+		}
 		return nil, nil, fmt.Errorf("invalid YAML: %w", err)
 	}
 	out := make(map[string]string, len(doc))
@@ -241,6 +245,21 @@ func parseConfigYAML(raw []byte) (map[string]string, map[string]map[string]any, 
 		out[k] = fmt.Sprint(v)
 	}
 	return out, ns, nil
+}
+
+// yamlDuplicateKey returns yaml.v3's report of a mapping key given twice
+// (`line 2: mapping key "addr" already defined at line 1`), or "". The
+// report quotes only the key, never a value.
+func yamlDuplicateKey(err error) string {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		for _, m := range te.Errors {
+			if strings.Contains(m, "mapping key") && strings.Contains(m, "already defined") {
+				return m
+			}
+		}
+	}
+	return ""
 }
 
 // namespaces builds the channel options: flag defaults, then per-namespace

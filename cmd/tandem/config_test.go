@@ -129,3 +129,56 @@ func TestProtectedMode(t *testing.T) {
 		t.Fatalf("serve on 0.0.0.0 without auth: %v", err)
 	}
 }
+
+// TestConfigDuplicateKeys: a configuration file that gives a key twice is
+// refused with an error naming the key (RFC 7493 §2.3 for the JSON files;
+// the same rule for YAML): the config file, in YAML or JSON syntax, its
+// namespace options, the API keys file, and the JWKS file.
+func TestConfigDuplicateKeys(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	none := func(string) string { return "" }
+	for _, tc := range []struct{ name, file, want string }{
+		{"TopLevel", "addr: 127.0.0.1:7000\nlog-level: debug\naddr: 127.0.0.1:7001\n", `duplicate key: line 3: mapping key "addr" already defined at line 1`},
+		{"JSONSyntax", `{"addr": "127.0.0.1:7000", "addr": "127.0.0.1:7001"}`, `duplicate key: line 1: mapping key "addr"`},
+		{"NamespaceOption", "namespaces:\n  chat:\n    history: 10\n    history: 20\n", `duplicate key: line 4: mapping key "history" already defined at line 3`},
+		{"Namespace", "namespaces:\n  chat:\n    history: 10\n  chat:\n    presence: false\n", `mapping key "chat"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := write(tc.name+".yaml", tc.file)
+			_, err := parseServeConfig([]string{"--config", path}, none, &bytes.Buffer{})
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("err = %v, want one line naming %s with %q", err, path, tc.want)
+			}
+		})
+	}
+	t.Run("APIKeysFile", func(t *testing.T) {
+		secret := "0123456789abcdef0123456789abcdef"
+		path := write("keys.yaml", "keys:\n  - name: svc\n    key: "+secret+"\n    key: "+secret+"x\n")
+		_, err := (serveConfig{APIKeysFile: path}).authenticator()
+		if err == nil || !strings.Contains(err.Error(), `mapping key "key" already defined at line 3`) {
+			t.Fatalf("err = %v", err)
+		}
+		if strings.Contains(err.Error(), secret) {
+			t.Fatalf("error leaks the key: %v", err)
+		}
+	})
+	t.Run("JWKSFile", func(t *testing.T) {
+		// The second "n" would silently replace the first.
+		path := write("jwks.json", `{"keys":[{"kty":"RSA","kid":"k1","e":"AQAB","n":"AAAA","n":"BBBB"}]}`)
+		_, err := (serveConfig{JWKSFile: path}).authenticator()
+		if err == nil || !strings.Contains(err.Error(), `/keys/0/n: duplicate member "n" at byte 55`) {
+			t.Fatalf("err = %v", err)
+		}
+		path = write("jwks-number.json", `{"keys":[],"x":1e999}`)
+		if _, err := (serveConfig{JWKSFile: path}).authenticator(); err == nil || !strings.Contains(err.Error(), "/x: number 1e999 is beyond the range") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}

@@ -11,6 +11,8 @@ import (
 	"math/big"
 	"os"
 	"strings"
+
+	"github.com/tandemhq/tandem/internal/ijson"
 )
 
 // Algorithms accepted for JWTs.
@@ -47,8 +49,9 @@ type jwkJSON struct {
 
 // loadJWKS reads a JWKS file: {"keys":[...]}. RSA keys (RS256) and OKP
 // Ed25519 keys (EdDSA) with use "sig" or no use are loaded; other keys are
-// skipped. Errors if the file is unreadable, malformed, has a duplicate kid,
-// an invalid or weak supported key, or no usable key.
+// skipped. Errors if the file is unreadable, malformed, not I-JSON (a
+// duplicate member, named by its pointer), has a duplicate kid, an invalid
+// or weak supported key, or no usable key.
 func loadJWKS(path string) (map[string]jwk, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -61,6 +64,16 @@ func loadJWKS(path string) (map[string]jwk, error) {
 	}
 	if len(data) > maxJWKSFileSize {
 		return nil, fmt.Errorf("auth: JWKS file %s: larger than %d bytes", path, maxJWKSFileSize)
+	}
+	// Duplicate members would let two readers of the file see different
+	// keys (encoding/json keeps the last): refuse them, and numbers beyond
+	// the double range (RFC 7493).
+	if err := ijson.Check(data); err != nil {
+		var e *ijson.Error
+		if errors.As(err, &e) && e.Reason != ijson.Syntax && e.Pointer != "" {
+			return nil, fmt.Errorf("auth: JWKS file %s: %s: %w", path, e.Pointer, err)
+		}
+		return nil, fmt.Errorf("auth: JWKS file %s: %w", path, err)
 	}
 	var doc struct {
 		Keys []jwkJSON `json:"keys"`

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"mime"
@@ -13,17 +12,22 @@ import (
 	"unicode/utf8"
 
 	"github.com/tandemhq/tandem/gen/api"
+	"github.com/tandemhq/tandem/internal/ijson"
 	"github.com/tandemhq/tandem/internal/store"
 )
 
 // checkJSONBody rejects JSON request bodies that are not valid UTF-8
-// (RFC 8259 §8.1) or that carry more data after the top-level value,
-// before anything parses them. Such bytes would otherwise be stored as
-// written and sent to every subscriber inside WebSocket text frames, which
-// must be UTF-8 (browsers fail the connection otherwise), or be refused by
-// PostgreSQL as a 500. Bodies of other media types pass untouched; the
-// request validator answers those with 415. It must run inside limitBody:
-// a body over the limit is a 413 problem.
+// (RFC 8259 §8.1), not JSON (with the byte offset of the error; this
+// includes data after the top-level value) or not I-JSON (RFC 7493:
+// duplicate member names, numbers beyond the double range, unpaired
+// surrogates, nesting beyond ijson.MaxDepth), before anything parses
+// them, with a 400 invalid-request problem. Such bytes would otherwise be
+// stored as written and sent to every subscriber inside WebSocket text
+// frames, which must be UTF-8 (browsers fail the connection otherwise), or
+// be refused by PostgreSQL as a 500; a duplicate member would be validated
+// by its last occurrence and stored with both. Bodies of other media types
+// pass untouched; the request validator answers those with 415. It must
+// run inside limitBody: a body over the limit is a 413 problem.
 func checkJSONBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body == nil || r.Body == http.NoBody || !jsonMediaType(r.Header.Get("Content-Type")) {
@@ -52,8 +56,8 @@ func checkJSONBody(next http.Handler) http.Handler {
 			writeProblem(w, r, newProblem(errorTable[store.CodeInvalid], "malformed JSON: the request body is not valid UTF-8", []api.ProblemField{bodyField("", "malformed JSON: not valid UTF-8")}))
 			return
 		}
-		if trailingData(body) {
-			writeProblem(w, r, newProblem(errorTable[store.CodeInvalid], "malformed JSON: data after the top-level value", []api.ProblemField{bodyField("", "malformed JSON: data after the top-level value")}))
+		if err := ijson.Check(body); err != nil {
+			writeProblem(w, r, ijsonProblem(err))
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
@@ -68,16 +72,28 @@ func jsonMediaType(ct string) bool {
 	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
 }
 
-// trailingData reports whether body holds one well-formed JSON value
-// followed by anything but whitespace. Malformed bodies report false: the
-// request validator describes those.
-func trailingData(body []byte) bool {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	var v json.RawMessage
-	if err := dec.Decode(&v); err != nil {
-		return false
+// ijsonProblem describes a body ijson.Check refused as a 400 problem.
+// Malformed JSON (including data after the top-level value) is reported
+// with its byte offset, e.g. "malformed JSON: unexpected end of input at
+// byte 13"; an I-JSON violation (duplicate member, number beyond the
+// double range, unpaired surrogate) names the member or value by JSON
+// pointer. Nesting beyond ijson.MaxDepth names no pointer: it would be as
+// deep as the nesting.
+func ijsonProblem(err error) api.Problem {
+	var e *ijson.Error
+	if !errors.As(err, &e) {
+		return newProblem(errorTable[store.CodeInvalid], "malformed JSON", []api.ProblemField{bodyField("", "malformed JSON")})
 	}
-	return len(bytes.TrimSpace(body[dec.InputOffset():])) > 0
+	var f api.ProblemField
+	switch e.Reason {
+	case ijson.Syntax:
+		f = bodyField("", "malformed JSON: "+e.Error())
+	case ijson.TooDeep:
+		f = bodyField("", e.Error())
+	default:
+		f = bodyField(e.Pointer, e.Error())
+	}
+	return newProblem(errorTable[store.CodeInvalid], describe(f), []api.ProblemField{f})
 }
 
 // readDeadline bounds reading a request's body: a request that announces

@@ -8,13 +8,15 @@ import (
 	"net/http/httptest"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/tandemhq/tandem/internal/ijson"
 )
 
 // FuzzCheckJSONBody: the JSON body gate either passes the body on
-// unchanged — valid UTF-8 with nothing after its first JSON value — or
+// unchanged — valid UTF-8, one I-JSON value and nothing after it — or
 // answers 400 with a problem, and never both.
 func FuzzCheckJSONBody(f *testing.F) {
-	for _, s := range []string{`{"data":{}}`, `{"data":{}} {"x":1}`, "{\"s\":\"\xff\"}", `{"data":`, "  \n", `[1] `, "\xef\xbb\xbf{}", `"x" "y"`, `{}}`} {
+	for _, s := range []string{`{"data":{}}`, `{"data":{}} {"x":1}`, "{\"s\":\"\xff\"}", `{"data":`, "  \n", `[1] `, "\xef\xbb\xbf{}", `"x" "y"`, `{}}`, `{"data":{"qty":-5,"qty":5}}`, `{"data":[1e999999]}`} {
 		f.Add([]byte(s), "application/json")
 	}
 	f.Add([]byte(`{"data":{"a":null}}`), "application/merge-patch+json")
@@ -34,7 +36,7 @@ func FuzzCheckJSONBody(f *testing.F) {
 			if rec.Code != 400 || rec.Header().Get("Content-Type") != "application/problem+json" {
 				t.Fatalf("refused with %d %q", rec.Code, rec.Header().Get("Content-Type"))
 			}
-			if utf8.Valid(body) && !trailingData(body) {
+			if utf8.Valid(body) && ijson.Check(body) == nil {
 				t.Fatalf("refused a valid body %q", body)
 			}
 			return
@@ -50,6 +52,9 @@ func FuzzCheckJSONBody(f *testing.F) {
 			var v json.RawMessage
 			if dec.Decode(&v) == nil && len(bytes.TrimSpace(body[dec.InputOffset():])) > 0 {
 				t.Fatalf("passed trailing data in %q", body)
+			}
+			if err := ijson.Check(body); err != nil {
+				t.Fatalf("passed %q: %v", body, err)
 			}
 		}
 	})

@@ -113,7 +113,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		BaseRouter: apiMux,
 		ErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
 			// Parameter binding errors (the validator normally catches them first).
-			writeProblem(w, r, newProblem(errorTable[store.CodeInvalid], "a parameter could not be parsed", []api.ProblemField{{In: api.Query, Detail: "could not be parsed"}}))
+			writeProblem(w, r, bindingProblem(r, err))
 		},
 	})
 	sse := &sseHandler{cfg: cfg.SSE, resources: cfg.Resources, channels: cfg.Channels, log: cfg.Logger, draining: cfg.Draining, caps: cfg.Caps}

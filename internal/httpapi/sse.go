@@ -131,9 +131,9 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	topics := q["topic"]
 	labels := q.Get("labels")
 	snapshot := q.Get("snapshot") == "true"
-	resume := r.Header.Get("Last-Event-ID")
+	resume, resumeIn, resumeName := r.Header.Get("Last-Event-ID"), api.Header, "Last-Event-ID"
 	if resume == "" {
-		resume = q.Get("since")
+		resume, resumeIn, resumeName = q.Get("since"), api.Query, "since"
 	}
 	fail := func(err error) {
 		setRetryHint(w, err)
@@ -147,7 +147,7 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			for t, c := range m {
 				cur, err := stream.ParseCursor(c)
 				if err != nil {
-					fail(paramError(api.Header, "Last-Event-ID", store.ErrorMessage(err)))
+					fail(paramError(resumeIn, resumeName, store.ErrorMessage(err)))
 					return
 				}
 				since[t] = &cur
@@ -155,11 +155,11 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		} else {
 			cur, err := stream.ParseCursor(resume)
 			if err != nil {
-				fail(paramError(api.Query, "since", store.ErrorMessage(err)))
+				fail(paramError(resumeIn, resumeName, store.ErrorMessage(err)))
 				return
 			}
 			if len(topics) != 1 {
-				fail(paramError(api.Query, "since", "with several topics, resume with the composite id the stream sent"))
+				fail(paramError(resumeIn, resumeName, "with several topics, resume with the composite id the stream sent"))
 				return
 			}
 			since[topics[0]] = &cur

@@ -197,7 +197,16 @@ func bodyFields(re *openapi3filter.RequestError) []api.ProblemField {
 		}
 		var pe *openapi3filter.ParseError
 		if errors.As(e, &pe) {
-			out = append(out, api.ProblemField{In: api.Body, Detail: "malformed JSON: " + pe.Reason})
+			// checkJSONBody refuses malformed JSON bodies first; this is a
+			// fallback that never ends in an empty reason.
+			reason := pe.Reason
+			if reason == "" && pe.Cause != nil {
+				reason = pe.Cause.Error()
+			}
+			if reason == "" {
+				reason = "the body could not be decoded"
+			}
+			out = append(out, api.ProblemField{In: api.Body, Detail: "malformed JSON: " + reason})
 			return
 		}
 		out = append(out, api.ProblemField{In: api.Body, Detail: "could not be decoded"})
@@ -216,4 +225,76 @@ func toPointer(segs []string) string {
 		b.WriteString(strings.NewReplacer("~", "~0", "/", "~1").Replace(s))
 	}
 	return b.String()
+}
+
+// bindingProblem describes a parameter the generated binding code could
+// not bind (the request validator refuses most such requests first), as a
+// 400 problem naming the parameter: one given several times where the API
+// takes one value (e.g. two `topic` query parameters), a missing required
+// one, or one whose value does not parse.
+func bindingProblem(r *http.Request, err error) api.Problem {
+	var (
+		tooMany   *api.TooManyValuesForParamError
+		invalid   *api.InvalidParamFormatError
+		required  *api.RequiredParamError
+		reqHeader *api.RequiredHeaderError
+		unmarshal *api.UnmarshalingParamError
+		cookie    *api.UnescapedCookieParamError
+	)
+	in, name, detail := api.Query, "", "could not be parsed"
+	once := func(n int) string {
+		if n < 2 {
+			return "may appear only once"
+		}
+		return fmt.Sprintf("may appear only once (got %d values)", n)
+	}
+	switch {
+	case errors.As(err, &tooMany):
+		in, name, detail = api.Header, tooMany.ParamName, once(tooMany.Count)
+	case errors.As(err, &invalid):
+		name = invalid.ParamName
+		in = paramLocation(r, name)
+		switch {
+		case invalid.Err == nil:
+		case strings.HasPrefix(invalid.Err.Error(), "multiple values for single value parameter"):
+			n := len(r.URL.Query()[name])
+			if in == api.Header {
+				n = len(r.Header.Values(name))
+			}
+			detail = once(n)
+		default:
+			detail = "could not be parsed: " + invalid.Err.Error()
+		}
+	case errors.As(err, &required):
+		name, detail = required.ParamName, "is required"
+	case errors.As(err, &reqHeader):
+		in, name, detail = api.Header, reqHeader.ParamName, "is required"
+	case errors.As(err, &unmarshal):
+		name = unmarshal.ParamName
+		in, detail = paramLocation(r, name), "is not valid JSON"
+		if unmarshal.Err != nil {
+			detail += ": " + unmarshal.Err.Error()
+		}
+	case errors.As(err, &cookie):
+		in, name, detail = api.Header, "Cookie", "cookie "+cookie.ParamName+" could not be unescaped"
+	}
+	var f api.ProblemField
+	if name == "" {
+		f = api.ProblemField{In: in, Detail: "a parameter " + detail}
+	} else {
+		f = paramField(in, name, detail)
+	}
+	return newProblem(errorTable[store.CodeInvalid], describe(f), []api.ProblemField{f})
+}
+
+// paramLocation says where a request carries the parameter name: the
+// query string, else a header, else the path.
+func paramLocation(r *http.Request, name string) api.ProblemFieldIn {
+	switch {
+	case r.URL.Query().Has(name):
+		return api.Query
+	case len(r.Header.Values(name)) > 0:
+		return api.Header
+	}
+	return api.Path
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/broker"
 	"github.com/tandemhq/tandem/internal/hub"
+	"github.com/tandemhq/tandem/internal/ijson"
 	"github.com/tandemhq/tandem/internal/quota"
 	"github.com/tandemhq/tandem/internal/ratelimit"
 	"github.com/tandemhq/tandem/internal/specval"
@@ -376,7 +377,9 @@ func (c *conn) message(typ int, data []byte) bool {
 		c.closeWith(CloseInvalidPayload, "text frames must be valid UTF-8", nil)
 		return false
 	}
-	if !json.Valid(data) {
+	if !json.Valid(data) && ijson.IsSyntax(ijson.Check(data)) {
+		// Not JSON at all. JSON that is only too deep for encoding/json
+		// (or not I-JSON) gets an error reply from decodeFrame instead.
 		c.closeWith(CloseUnsupported, "frames must be JSON objects", nil)
 		return false
 	}
@@ -436,18 +439,25 @@ func (c *conn) handle(data []byte) {
 	}
 }
 
-// decodeFrame validates a client frame against spec/asyncapi.yaml and
-// decodes it into its Go type. It returns the frame's ref whenever one can
-// be read, so even an invalid frame can be answered. Errors: a
-// *specval.FrameError naming the offending members.
+// decodeFrame checks that a client frame is I-JSON (RFC 7493), validates
+// it against spec/asyncapi.yaml and decodes it into its Go type. It
+// returns the frame's ref whenever one can be read (also from a frame
+// nested too deep to decode), so even an invalid frame can be answered.
+// Errors: a *specval.FrameError naming the offending members — for a
+// frame that is not I-JSON, the duplicate member or out-of-range number
+// (or, for nesting beyond ijson.MaxDepth, the limit) and its byte offset.
 func decodeFrame(v *specval.AsyncAPI, data []byte) (typ string, frame any, ref string, err error) {
-	var head struct {
-		Ref any `json:"ref"`
+	head, ierr := ijson.CheckMembers(data, "ref", "type")
+	var r string
+	if json.Unmarshal(head[0], &r) == nil && len(r) <= 64 {
+		ref = r
 	}
-	if json.Unmarshal(data, &head) == nil {
-		if r, ok := head.Ref.(string); ok && len(r) <= 64 {
-			ref = r
+	if ierr != nil {
+		fe, refUnclear := ijsonFrameError(ierr, head[1])
+		if refUnclear {
+			ref = ""
 		}
+		return typ, nil, ref, fe
 	}
 	typ, err = v.ValidateClientFrame(data)
 	if err != nil {

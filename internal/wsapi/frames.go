@@ -6,9 +6,12 @@ package wsapi
 
 import (
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/tandemhq/tandem/gen/api"
+	"github.com/tandemhq/tandem/internal/ijson"
+	"github.com/tandemhq/tandem/internal/specval"
 	"github.com/tandemhq/tandem/internal/stream"
 )
 
@@ -119,3 +122,28 @@ type (
 	// Bookmark carries a subscription's current cursor.
 	Bookmark = stream.BookmarkFrame
 )
+
+// ijsonFrameError describes a frame ijson refused; rawType is its top-level
+// type member, if any. refUnclear reports a duplicated ref: which one the
+// client meant is unclear, so the answer is an error frame.
+func ijsonFrameError(err error, rawType []byte) (fe *specval.FrameError, refUnclear bool) {
+	typ := "unknown"
+	var t string
+	if json.Unmarshal(rawType, &t) == nil && t != "" && len(t) <= 64 {
+		typ = t
+	}
+	var e *ijson.Error
+	if !errors.As(err, &e) {
+		return &specval.FrameError{Type: typ, Fields: []specval.FieldError{{Detail: err.Error()}}}, false
+	}
+	f := specval.FieldError{Pointer: e.Pointer, Detail: e.Error()}
+	switch {
+	case e.Reason == ijson.Syntax:
+		f = specval.FieldError{Detail: "malformed JSON: " + e.Error()}
+	case e.Reason == ijson.TooDeep:
+		f.Pointer = "" // as deep as the nesting; the offset locates it
+	case e.Reason == ijson.Duplicate && e.Pointer == "/ref":
+		refUnclear = true
+	}
+	return &specval.FrameError{Type: typ, Fields: []specval.FieldError{f}}, refUnclear
+}

@@ -3,10 +3,12 @@ package wsapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -134,6 +136,41 @@ func TestDecodeFrame(t *testing.T) {
 	}
 }
 
+// TestDecodeFrameIJSON: a frame that is JSON but not I-JSON is refused
+// with a FrameError naming the member, and its ref is still read.
+func TestDecodeFrameIJSON(t *testing.T) {
+	v, err := specval.LoadAsyncAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deep := strings.Repeat("[", 20000) + strings.Repeat("]", 20000)
+	tests := []struct {
+		name, frame, ref, pointer, msg string
+	}{
+		{"DuplicateTopic", `{"type":"subscribe","ref":"s","topic":"collections/c/resources","topic":"channels/x/messages"}`, "s", "/topic",
+			`subscribe frame: /topic: duplicate member "topic" at byte 64`},
+		{"NumberOverflow", `{"type":"publish","ref":"p","topic":"channels/x/messages","data":{"n":1e999999}}`, "p", "/data/n",
+			"publish frame: /data/n: number 1e999999 is beyond the range of an IEEE 754 double at byte 70"},
+		{"TooDeep", `{"type":"publish","ref":"n","topic":"channels/x/messages","data":` + deep + `}`, "n", "",
+			"publish frame: (frame): nesting deeper than 10000 levels at byte 10064"},
+		{"RefAfterDeepData", `{"data":` + deep + `,"type":"publish","ref":"late"}`, "late", "", "nesting deeper"},
+		{"DuplicateRef", `{"type":"ping","ref":"a","ref":"b"}`, "", "/ref", `duplicate member "ref"`},
+		{"DuplicateType", `{"type":"ping","type":"publish","ref":"t"}`, "t", "/type", `ping frame: /type: duplicate member "type"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, f, ref, err := decodeFrame(v, []byte(tc.frame))
+			var fe *specval.FrameError
+			if f != nil || !errors.As(err, &fe) || len(fe.Fields) != 1 {
+				t.Fatalf("decodeFrame = %v, %v", f, err)
+			}
+			if ref != tc.ref || fe.Fields[0].Pointer != tc.pointer || !strings.Contains(fe.Error(), tc.msg) {
+				t.Fatalf("ref %q, pointer %q, %q; want ref %q, pointer %q, message with %q", ref, fe.Fields[0].Pointer, fe.Error(), tc.ref, tc.pointer, tc.msg)
+			}
+		})
+	}
+}
+
 // FuzzDecodeFrame: the frame decoder never panics, and whatever it accepts
 // re-encodes to a frame that validates again.
 func FuzzDecodeFrame(f *testing.F) {
@@ -149,6 +186,8 @@ func FuzzDecodeFrame(f *testing.F) {
 	}
 	f.Add([]byte(`{"type":"subscribe","ref":{"x":1},"topic":7}`))
 	f.Add([]byte(`[]`))
+	f.Add([]byte(`{"type":"ping","ref":"1","ref":"2"}`))
+	f.Add([]byte(`{"type":"publish","ref":"p","topic":"channels/x/messages","data":[1e999]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if !json.Valid(data) {
 			return // the reader closes with 1003 before decoding
