@@ -111,33 +111,42 @@ func NewQueueBudget(maxBytes int, b *Budget) *Queue {
 // queue is closed or if m would take it past its byte bound; in the latter
 // case the queue overflows: it discards its messages and closes.
 func (q *Queue) Push(m *Message) bool {
-	n := m.Size()
 	q.mu.Lock()
-	if q.closed {
-		q.mu.Unlock()
-		return false
+	ok, signal := q.pushLocked(m)
+	q.mu.Unlock()
+	if signal {
+		q.signal()
 	}
+	return ok
+}
+
+// pushLocked is Push under q.mu; signal says the queue became non-empty.
+func (q *Queue) pushLocked(m *Message) (ok, signal bool) {
+	if q.closed {
+		return false, false
+	}
+	n := m.Size()
 	wasEmpty := len(q.items) == 0
 	if !wasEmpty && (q.bytes+n > q.max || q.budget != nil && q.budget.Exhausted()) {
 		q.overflowLocked()
-		q.mu.Unlock()
-		return false
+		return false, false
 	}
 	q.items = append(q.items, m)
 	q.bytes += n
 	if q.budget != nil {
 		q.budget.Add(int64(n))
 	}
-	q.mu.Unlock()
-	if wasEmpty {
-		// Signal only the empty → non-empty transition; a pending signal
-		// already covers any later push until the writer drains the queue.
-		select {
-		case q.notify <- struct{}{}:
-		default:
-		}
+	return true, wasEmpty
+}
+
+// signal tells the writer that the queue became non-empty. Only the empty
+// → non-empty transition is signalled; a pending signal already covers any
+// later push until the writer drains the queue.
+func (q *Queue) signal() {
+	select {
+	case q.notify <- struct{}{}:
+	default:
 	}
-	return true
 }
 
 // overflowLocked discards what is queued and closes the queue as
@@ -180,14 +189,17 @@ func (q *Queue) PushWait(ctx context.Context, m *Message) error {
 			return ErrQueueClosed
 		}
 		if len(q.items) == 0 || q.bytes <= q.max/2 {
+			// Checked and queued under one lock: concurrent PushWaits
+			// cannot together take the queue past its bound.
+			ok, signal := q.pushLocked(m)
 			q.mu.Unlock()
-			if q.Push(m) {
-				return nil
+			if signal {
+				q.signal()
 			}
-			if q.Closed() {
+			if !ok {
 				return ErrQueueClosed
 			}
-			continue // a concurrent Push filled it; wait again
+			return nil
 		}
 		if q.room == nil {
 			q.room = make(chan struct{})
