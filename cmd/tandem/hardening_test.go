@@ -396,7 +396,7 @@ func TestQueuedBytesBudget(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 503 || !strings.Contains(string(b), "queued bytes") {
+	if resp.StatusCode != 503 || !strings.Contains(string(b), "max-queued-bytes") {
 		t.Fatalf("SSE over budget: %d %s", resp.StatusCode, b)
 	}
 	// The lagging client is closed when its write misses the deadline;

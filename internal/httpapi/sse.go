@@ -171,7 +171,7 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if b := h.cfg.Budget; b != nil && b.Exhausted() {
-		fail(store.Errorf(store.CodeUnavailable, "the server's budget of %d queued bytes is exhausted; retry shortly", b.Max()))
+		fail(quota.QueuedBytes(b.Max()))
 		return
 	}
 	qb := h.cfg.QueueBytes

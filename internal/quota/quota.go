@@ -223,3 +223,10 @@ func ClientKey(scope, remoteAddr string) string {
 	}
 	return "ip:" + IPKey(remoteAddr)
 }
+
+// QueuedBytes is the refusal of a new subscription while the bytes queued
+// for all clients together are at the server's budget (max, from
+// --max-queued-bytes): a server-wide limit, so a 503 (store.CodeUnavailable).
+func QueuedBytes(max int64) error {
+	return &Error{Limit: Limit{Name: "max-queued-bytes", What: "bytes queued for all clients together; retry shortly", Max: int(max), Code: store.CodeUnavailable}}
+}

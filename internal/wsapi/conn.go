@@ -572,7 +572,7 @@ func (c *conn) subscribe(f Subscribe) {
 		return
 	}
 	if b := c.srv.cfg.Budget; b != nil && b.Exhausted() {
-		c.fail(f.Ref, store.Errorf(store.CodeUnavailable, "the server's budget of %d queued bytes is exhausted; retry shortly", b.Max()))
+		c.fail(f.Ref, quota.QueuedBytes(b.Max()))
 		return
 	}
 	release, err := c.srv.cfg.Caps.Subscription(quota.ClientKey(c.principal.Scope(), c.ws.RemoteAddr().String()))
