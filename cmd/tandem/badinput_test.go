@@ -52,6 +52,7 @@ func TestBadInputCatalogue(t *testing.T) {
 
 	var cases []hostile
 	cases = append(cases, restCatalogue()...)
+	cases = append(cases, schemaCatalogue()...)
 	cases = append(cases, wsCatalogue(control)...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
