@@ -52,6 +52,7 @@ func TestBadInputCatalogue(t *testing.T) {
 
 	var cases []hostile
 	cases = append(cases, restCatalogue()...)
+	cases = append(cases, schemaCatalogue()...)
 	cases = append(cases, wsCatalogue(control)...)
 	cases = append(cases, ijsonCatalogue()...)
 	for _, tc := range cases {

@@ -14,8 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
-
 	"github.com/tandemhq/tandem/internal/store"
 )
 
@@ -24,6 +22,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// Validation bounds each validation of a write's data against its
+	// collection's schema; zero fields take the defaults
+	// (DefaultValidationSteps, DefaultValidationTimeout).
+	Validation ValidationBudget
 }
 
 // App implements the resource use cases on top of a store.Store.
@@ -32,9 +34,11 @@ type App struct {
 	log   *slog.Logger
 	now   func() time.Time
 	ids   idGen
+	// budget bounds each validation of data against a schema.
+	budget ValidationBudget
 
 	mu      sync.Mutex
-	schemas map[schemaKey]*jsonschema.Schema
+	schemas map[schemaKey]*collectionSchema
 }
 
 type schemaKey struct {
@@ -44,7 +48,7 @@ type schemaKey struct {
 
 // New returns an App using s.
 func New(s store.Store, opts Options) *App {
-	a := &App{store: s, log: opts.Logger, now: opts.Now, schemas: map[schemaKey]*jsonschema.Schema{}}
+	a := &App{store: s, log: opts.Logger, now: opts.Now, budget: opts.Validation.withDefaults(), schemas: map[schemaKey]*collectionSchema{}}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -57,9 +61,14 @@ func New(s store.Store, opts Options) *App {
 // Store returns the underlying store (for the change feed and readiness).
 func (a *App) Store() store.Store { return a.store }
 
-// CreateCollection creates a collection, compiling its schema first.
-// Errors: store.ErrInvalid (bad name), a ValidationError (unprocessable)
-// for an invalid schema, store.ErrConflict when it exists.
+// CreateCollection creates a collection, checking and compiling its
+// schema first: a schema over one of the limits (MaxSchemaBytes,
+// MaxSchemaDepth, MaxSchemaSubschemas, MaxSchemaDepthSum,
+// MaxSchemaExpansion), with a reference cycle, or whose validation cost
+// doubles with each level of the data's nesting is refused. Errors:
+// store.ErrInvalid (bad name), a ValidationError (unprocessable) for an
+// invalid or refused schema, naming the place under /schema,
+// store.ErrConflict when it exists.
 func (a *App) CreateCollection(ctx context.Context, name string, schema json.RawMessage) (store.Collection, error) {
 	if !store.ValidName(name) {
 		return store.Collection{}, invalidField("/name", "must be 1–128 letters, digits, '.', '_' or '-', starting with a letter or digit")
@@ -67,12 +76,10 @@ func (a *App) CreateCollection(ctx context.Context, name string, schema json.Raw
 	if len(bytes.TrimSpace(schema)) == 0 || bytes.Equal(bytes.TrimSpace(schema), []byte("null")) {
 		schema = nil
 	}
+	var cs *collectionSchema
 	if schema != nil {
-		sch, err := compileSchema(schema)
-		if err != nil {
-			return store.Collection{}, err
-		}
-		if err := checkRefCycles(sch); err != nil {
+		var err error
+		if cs, err = newCollectionSchema(schema, a.budget); err != nil {
 			return store.Collection{}, err
 		}
 		schema = compact(schema)
@@ -80,6 +87,9 @@ func (a *App) CreateCollection(ctx context.Context, name string, schema json.Raw
 	c, err := a.store.CreateCollection(ctx, store.Collection{Name: name, Schema: schema, CreatedAt: a.now().UTC()})
 	if errors.Is(err, store.ErrConflict) {
 		return c, store.Errorf(store.CodeConflict, "collection %q already exists", name)
+	}
+	if err == nil && cs != nil {
+		a.cacheSchema(schemaKey{c.Name, c.Revision}, cs)
 	}
 	return c, err
 }
@@ -99,8 +109,12 @@ func (a *App) DeleteCollection(ctx context.Context, name string) error {
 	return a.store.DeleteCollection(ctx, name)
 }
 
-// schemaFor returns the compiled schema of collection c (nil when it has none).
-func (a *App) schemaFor(c store.Collection) (*jsonschema.Schema, error) {
+// schemaFor returns the checked, compiled schema of collection c (nil
+// when it has none). A stored schema goes through the same checks as at
+// creation, so one stored before a limit existed cannot cost more than
+// they allow. Errors: a ValidationError (unprocessable) when the stored
+// schema fails them, wrapped with the collection's name.
+func (a *App) schemaFor(c store.Collection) (*collectionSchema, error) {
 	if c.Schema == nil {
 		return nil, nil
 	}
@@ -111,21 +125,26 @@ func (a *App) schemaFor(c store.Collection) (*jsonschema.Schema, error) {
 	if ok {
 		return s, nil
 	}
-	s, err := compileSchema(c.Schema)
+	s, err := newCollectionSchema(c.Schema, a.budget)
 	if err != nil {
 		return nil, fmt.Errorf("stored schema of %q: %w", c.Name, err)
 	}
-	a.mu.Lock()
-	if len(a.schemas) > 1024 { // bounded cache: collections are few; start over if not
-		a.schemas = map[schemaKey]*jsonschema.Schema{}
-	}
-	a.schemas[k] = s
-	a.mu.Unlock()
+	a.cacheSchema(k, s)
 	return s, nil
 }
 
+func (a *App) cacheSchema(k schemaKey, s *collectionSchema) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.schemas) > 1024 { // bounded cache: collections are few; start over if not
+		a.schemas = map[schemaKey]*collectionSchema{}
+	}
+	a.schemas[k] = s
+}
+
 // check validates data and labels for collection c, reporting pointers
-// relative to the request body.
+// relative to the request body. The schema validation is bounded by the
+// App's ValidationBudget and stops when ctx is done.
 func (a *App) check(ctx context.Context, collection string, data json.RawMessage, labels map[string]string) (json.RawMessage, error) {
 	c, err := a.store.GetCollection(ctx, collection)
 	if err != nil {
@@ -142,7 +161,7 @@ func (a *App) check(ctx context.Context, collection string, data json.RawMessage
 	if err != nil {
 		return nil, err
 	}
-	if err := validateData(s, trimmed, "/data"); err != nil {
+	if err := validateData(ctx, s, trimmed, "/data"); err != nil {
 		return nil, err
 	}
 	return compact(trimmed), nil

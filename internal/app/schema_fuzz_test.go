@@ -2,6 +2,8 @@ package app
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -13,9 +15,11 @@ import (
 )
 
 // FuzzCollectionSchema: any JSON offered as a collection schema is either
-// refused with a 422 naming a field under /schema, or accepted; and an
-// accepted schema never sends validation into a reference cycle, whatever
-// the instance (the promise behind refusing cycles at creation).
+// refused with a 422 naming a field under /schema, or accepted, within
+// seconds either way; an accepted schema never sends validation into a
+// reference cycle, whatever the instance (the promise behind refusing
+// cycles at creation), and its metered validation of any instance ends in
+// a match, a 422, or a budget refusal — never a panic or another error.
 func FuzzCollectionSchema(f *testing.F) {
 	for _, s := range []string{
 		`{"$ref":"#"}`,
@@ -28,6 +32,12 @@ func FuzzCollectionSchema(f *testing.F) {
 		`{"additionalProperties":{"$ref":"#"},"propertyNames":{"maxLength":3}}`,
 		`true`,
 		`{"type":"nonsense"}`,
+		`{"$ref":"#/$defs/l0","$defs":{"l0":{"allOf":[{"$ref":"#/$defs/l1"},{"$ref":"#/$defs/l1"},{"$ref":"#/$defs/l1"}]},"l1":{"anyOf":[{"$ref":"#/$defs/l2"},{"$ref":"#/$defs/l2"},{"$ref":"#/$defs/l2"}]},"l2":{"type":"object"}}}`,
+		strings.Repeat(`{"not":`, 70) + `{}` + strings.Repeat(`}`, 70),
+		`{"allOf":[{"$ref":"#/$defs/x"},{"$ref":"#/$defs/x"}],"$defs":{"x":{"properties":{"a":{"$ref":"#"}}}}}`,
+		`{"type":"object","patternProperties":{"^a":{"$ref":"#"},"a$":{"$ref":"#"}}}`,
+		`{"properties":{"s":{"pattern":"^\p{L}{1000}$"},"t":{"pattern":"(a{1000}){20}"}}}`,
+		`{"$ref":"#/x","x":{"properties":{"a":{"$dynamicRef":"#n"}}},"$dynamicAnchor":"n"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -47,10 +57,7 @@ func FuzzCollectionSchema(f *testing.F) {
 				panic(fmt.Sprintf("schema %q: no answer after 10s", doc))
 			}
 		}()
-		s, err := compileSchema(doc)
-		if err == nil {
-			err = checkRefCycles(s)
-		}
+		cs, err := newCollectionSchema(doc, ValidationBudget{Steps: 50000, Timeout: 2 * time.Second})
 		if err != nil {
 			var ve *ValidationError
 			if !errors.As(err, &ve) || len(ve.Fields) == 0 || !strings.HasPrefix(ve.Fields[0].Pointer, "/schema") {
@@ -63,8 +70,19 @@ func FuzzCollectionSchema(f *testing.F) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c := refCycle(s.Validate(v)); c != nil {
+			ms, err := cs.get()
+			if err != nil {
+				t.Fatalf("accepted schema %s does not compile again: %v", doc, err)
+			}
+			res, _ := ms.validate(context.Background(), cs.budget, v, depthOf(v))
+			cs.put(ms)
+			if c := refCycle(res); c != nil {
 				t.Fatalf("accepted schema %s loops on %s: %v", doc, in, c)
+			}
+			err = validateData(context.Background(), cs, json.RawMessage(in), "/data")
+			var ve *ValidationError
+			if err != nil && (!errors.As(err, &ve) || len(ve.Fields) == 0 || !strings.HasPrefix(ve.Fields[0].Pointer, "/data")) {
+				t.Fatalf("accepted schema %s on %s: %#v, want nil or a 422 under /data", doc, in, err)
 			}
 		}
 	})
