@@ -208,9 +208,9 @@ func validateData(ctx context.Context, cs *collectionSchema, data json.RawMessag
 		return &ValidationError{Code: store.CodeInvalid, Message: "data is not valid JSON",
 			Fields: []FieldError{{Pointer: prefix, Detail: "not valid JSON"}}}
 	}
-	ms, err := cs.get()
+	ms, err := cs.get(ctx)
 	if err != nil {
-		return fmt.Errorf("compiling the collection schema: %w", err)
+		return fmt.Errorf("the collection schema: %w", err)
 	}
 	err, stopped := ms.validate(ctx, cs.budget, v, depthOf(v))
 	cs.put(ms)

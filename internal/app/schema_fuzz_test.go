@@ -70,7 +70,7 @@ func FuzzCollectionSchema(f *testing.F) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ms, err := cs.get()
+			ms, err := cs.get(context.Background())
 			if err != nil {
 				t.Fatalf("accepted schema %s does not compile again: %v", doc, err)
 			}

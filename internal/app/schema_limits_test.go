@@ -356,7 +356,9 @@ func TestValidationBudget(t *testing.T) {
 		{"steps, failing leaf", twoPatterns, nestedA(8, "{}"), nestedA(60, "1"), steps, "budget of 20000 steps"},
 		{"inside not", twoPatternsInNot, nestedA(8, "1"), nestedA(60, "1"), steps, "budget of 20000 steps"},
 		{"default budget", twoPatterns, nestedA(8, "{}"), nestedA(100, "{}"), ValidationBudget{}, "exceeded its budget"},
-		{"time", twoPatterns, nestedA(8, "{}"), nestedA(100, "{}"), ValidationBudget{Steps: 1 << 60, Timeout: 20 * time.Millisecond}, "budget of 20ms"},
+		// Shallow data here is a bare object: under a loaded -race run even
+		// small data can take 20 ms.
+		{"time", twoPatterns, "{}", nestedA(100, "{}"), ValidationBudget{Steps: 1 << 60, Timeout: 20 * time.Millisecond}, "budget of 20ms"},
 		{"details", twoBranches, nestedA(8, "{}"), nestedA(60, "1"), steps, "where was not worked out"},
 		{"costly pattern", bigPattern, `{"s":"short"}`, long, ValidationBudget{}, "exceeded its budget"},
 	}
@@ -534,5 +536,48 @@ func TestMeteredCopiesShareNothing(t *testing.T) {
 		if len(g.all) < 50 {
 			t.Fatalf("copy %d has %d subschemas; the metaschema's are missing", i, len(g.all))
 		}
+	}
+}
+
+// TestValidationCopiesBounded: concurrent writes to one collection share
+// at most GOMAXPROCS compiled copies of its schema (a large schema takes
+// tens of milliseconds to compile, and a validation holds memory), the
+// others wait for one, and a request that ends while waiting stops.
+func TestValidationCopiesBounded(t *testing.T) {
+	cs, err := newCollectionSchema([]byte(`{"type":"object","properties":{"n":{"type":"integer"}}}`), ValidationBudget{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 32; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			if err := validateData(context.Background(), cs, json.RawMessage(fmt.Sprintf(`{"n":%d}`, i)), "/data"); err != nil {
+				t.Errorf("validate: %v", err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if n := len(cs.copies); n > cap(cs.copies) || len(cs.idle) != n {
+		t.Fatalf("%d copies made (at most %d), %d idle", n, cap(cs.copies), len(cs.idle))
+	}
+	// Borrow every copy there can be; the next borrower waits until its
+	// context ends.
+	var held []*meteredSchema
+	for i := 0; i < cap(cs.copies); i++ {
+		ms, err := cs.get(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, ms)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := validateData(ctx, cs, json.RawMessage(`{"n":1}`), "/data"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("validate with every copy borrowed and the request gone: %v", err)
+	}
+	for _, ms := range held {
+		cs.put(ms)
 	}
 }

@@ -278,6 +278,11 @@ type collectionSchema struct {
 	patterns *patternSet
 	budget   ValidationBudget
 	idle     chan *meteredSchema
+	// copies admits at most cap(copies) compiled copies at once, so that
+	// concurrent writes to one collection neither compile a copy each
+	// (a large schema takes tens of milliseconds) nor hold more than that
+	// many validations' memory: the others wait for a copy.
+	copies chan struct{}
 }
 
 // newCollectionSchema checks a schema document against every limit (see
@@ -305,35 +310,42 @@ func newCollectionSchema(doc []byte, b ValidationBudget) (*collectionSchema, err
 	if err := g.checkGrowth(); err != nil {
 		return nil, err
 	}
+	n := runtime.GOMAXPROCS(0)
 	cs := &collectionSchema{doc: doc, anchors: counts.anchors, patterns: patterns, budget: b.withDefaults(),
-		idle: make(chan *meteredSchema, runtime.GOMAXPROCS(0))}
+		idle: make(chan *meteredSchema, n), copies: make(chan struct{}, n)}
+	cs.copies <- struct{}{}
 	cs.idle <- instrument(g, check)
 	return cs, nil
 }
 
-// get borrows a compiled copy, compiling a new one when all are in use.
-// Errors: those of compiling the document, which its checks rule out.
-func (cs *collectionSchema) get() (*meteredSchema, error) {
+// get borrows a compiled copy: an idle one, a new one while fewer than
+// GOMAXPROCS exist, or else the next one returned. Errors: ctx's error,
+// wrapped, when it ends first; those of compiling the document, which its
+// checks rule out.
+func (cs *collectionSchema) get(ctx context.Context) (*meteredSchema, error) {
 	select {
 	case ms := <-cs.idle:
 		return ms, nil
 	default:
 	}
+	select {
+	case ms := <-cs.idle:
+		return ms, nil
+	case cs.copies <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for the collection schema: %w", context.Cause(ctx))
+	}
 	v, _, err := parseSchema(cs.doc, cs.patterns)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		var g *schemaGraph
+		var check *jsonschema.Schema
+		if g, check, err = compileParsed(v, cs.anchors, cs.patterns); err == nil {
+			return instrument(g, check), nil
+		}
 	}
-	g, check, err := compileParsed(v, cs.anchors, cs.patterns)
-	if err != nil {
-		return nil, err
-	}
-	return instrument(g, check), nil
+	<-cs.copies
+	return nil, err
 }
 
-// put returns a copy; beyond GOMAXPROCS idle copies it is dropped.
-func (cs *collectionSchema) put(ms *meteredSchema) {
-	select {
-	case cs.idle <- ms:
-	default:
-	}
-}
+// put returns a borrowed copy.
+func (cs *collectionSchema) put(ms *meteredSchema) { cs.idle <- ms }
