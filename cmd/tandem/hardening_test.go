@@ -33,6 +33,20 @@ func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool
 	}
 }
 
+// rawSubscribe dials, subscribes to topic and hands back the connection,
+// which nothing reads from then on.
+func rawSubscribe(t *testing.T, s *testServer, topic string) *websocket.Conn {
+	t.Helper()
+	raw, _ := rawDial(t, s)
+	if err := raw.WriteMessage(websocket.TextMessage, []byte(`{"type":"subscribe","ref":"s","topic":"`+topic+`"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if r := readReply(t, raw, "s"); r["ok"] != true {
+		t.Fatalf("subscribe: %v", r)
+	}
+	return raw
+}
+
 // metricNow scrapes one metric of the server (0 when absent).
 func metricNow(t *testing.T, s *testServer, name string) float64 {
 	t.Helper()
@@ -147,13 +161,7 @@ func TestBlockedClientResumesWithoutLoss(t *testing.T) {
 	s := startServer(t, "--write-timeout", "500ms")
 	s.mkcoll(t, "b")
 	slowBefore := metricNow(t, s, "tandem_ws_slow_consumer_closes_total")
-	raw, _ := rawDial(t, s)
-	if err := raw.WriteMessage(websocket.TextMessage, []byte(`{"type":"subscribe","ref":"s","topic":"collections/b/resources"}`)); err != nil {
-		t.Fatal(err)
-	}
-	if r := readReply(t, raw, "s"); r["ok"] != true {
-		t.Fatalf("subscribe: %v", r)
-	}
+	raw := rawSubscribe(t, s, "collections/b/resources")
 	// Stop reading until the server has given up on the connection.
 	pad := strings.Repeat("y", 32<<10)
 	written := 0
@@ -364,14 +372,8 @@ func TestQueuedBytesBudget(t *testing.T) {
 	const budget = 50 << 10
 	s := startServer(t, "--max-queued-bytes", fmt.Sprint(budget), "--write-timeout", "5s")
 	s.mkcoll(t, "q")
-	raw, _ := rawDial(t, s)
-	if err := raw.WriteMessage(websocket.TextMessage, []byte(`{"type":"subscribe","ref":"s","topic":"collections/q/resources"}`)); err != nil {
-		t.Fatal(err)
-	}
-	if r := readReply(t, raw, "s"); r["ok"] != true {
-		t.Fatalf("subscribe: %v", r)
-	}
-	// raw stops reading: fill its socket until its writer blocks and an
+	rawSubscribe(t, s, "collections/q/resources")
+	// The subscriber reads nothing more: fill its socket until its writer blocks and an
 	// event waits in its queue, one write (and one delivery) at a time.
 	pad := strings.Repeat("z", 60<<10)
 	for i := 0; ; i++ {

@@ -488,6 +488,19 @@ func (c *checker) str(i int) (end int, esc bool, sur int, e *Error) {
 	}
 }
 
+// hexDigit is the value of one hex digit.
+func hexDigit(d byte) (byte, bool) {
+	switch {
+	case d >= '0' && d <= '9':
+		return d - '0', true
+	case d >= 'a' && d <= 'f':
+		return d - 'a' + 10, true
+	case d >= 'A' && d <= 'F':
+		return d - 'A' + 10, true
+	}
+	return 0, false
+}
+
 // hex4 reads the four hex digits of a \u escape at i.
 func (c *checker) hex4(i int) (rune, *Error) {
 	var r rune
@@ -495,15 +508,8 @@ func (c *checker) hex4(i int) (rune, *Error) {
 		if k >= len(c.b) {
 			return 0, c.syntax(k, "unexpected end of input")
 		}
-		d := c.b[k]
-		switch {
-		case d >= '0' && d <= '9':
-			d -= '0'
-		case d >= 'a' && d <= 'f':
-			d -= 'a' - 10
-		case d >= 'A' && d <= 'F':
-			d -= 'A' - 10
-		default:
+		d, ok := hexDigit(c.b[k])
+		if !ok {
 			return 0, c.syntax(k, "invalid character "+char(c.b, k)+" in \\u escape")
 		}
 		r = r<<4 | rune(d)
@@ -517,15 +523,9 @@ func (c *checker) lowSurrogate(i int) (rune, bool) {
 		return 0, false
 	}
 	var r rune
-	for _, d := range c.b[i+2 : i+6] {
-		switch {
-		case d >= '0' && d <= '9':
-			d -= '0'
-		case d >= 'a' && d <= 'f':
-			d -= 'a' - 10
-		case d >= 'A' && d <= 'F':
-			d -= 'A' - 10
-		default:
+	for _, x := range c.b[i+2 : i+6] {
+		d, ok := hexDigit(x)
+		if !ok {
 			return 0, false
 		}
 		r = r<<4 | rune(d)
