@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"sort"
 	"sync"
 
 	"github.com/tandemhq/tandem/internal/broker"
@@ -82,9 +81,6 @@ type Subscription struct {
 	reset        *hub.Message // a stream reset broadcast while replaying
 	seen         int64        // newest ordered position broadcast while replaying
 	last         int64        // newest revision sent (or skipped as invisible)
-	// ranges: while a paged snapshot's reads are not yet all behind the
-	// replay, the changes each page already reflects (see streamSnapshot).
-	ranges []snapRange
 
 	// Channel subscriptions: the presence entry joined, and the release of
 	// the node's broker subscription.
@@ -244,7 +240,6 @@ func (e *Resources) Subscribe(ctx context.Context, req Request, sink Sink) (*Sub
 		res.Start, res.Cursor = StartLive, e.Feed.Cursor(head)
 	}
 	run := func(ctx context.Context) error {
-		target := head
 		if req.Snapshot {
 			cur := res.Cursor
 			push := func(r store.Resource) error {
@@ -254,23 +249,21 @@ func (e *Resources) Subscribe(ctx context.Context, req Request, sink Sink) (*Sub
 				}
 				return sink.PushWait(ctx, hub.NewEvent(b, sub.Key, cur.String(), 0))
 			}
-			var read int64
 			var err error
 			if req.Topic.Kind == TopicResource {
-				read, err = e.snapshotOne(ctx, req, sub, push)
+				err = e.snapshotOne(ctx, req, head, push)
 			} else {
-				read, err = e.streamSnapshot(ctx, req, sub, push)
+				err = e.streamSnapshot(ctx, req, head, push)
 			}
 			if err != nil {
 				return err
 			}
-			target = max(target, read)
 			b, _ := json.Marshal(SyncedFrame{Type: "synced", Topic: req.Topic.Path, Labels: sub.Labels, Cursor: cur.String()})
 			if err := sink.PushWait(ctx, hub.NewEvent(b, sub.Key, cur.String(), 0)); err != nil {
 				return err
 			}
 		}
-		return e.catchUp(ctx, sub, target)
+		return e.catchUp(ctx, sub, head)
 	}
 	return sub, res, run, nil
 }
@@ -297,7 +290,7 @@ func (e *Resources) Unsubscribe(sub *Subscription) {
 func (s *Subscription) close() {
 	s.mu.Lock()
 	s.closed = true
-	s.pending, s.reset, s.ranges = nil, nil, nil
+	s.pending, s.reset = nil, nil
 	s.mu.Unlock()
 }
 
@@ -376,7 +369,7 @@ func (e *Resources) catchUp(ctx context.Context, sub *Subscription, target int64
 // hold sub.mu.
 func (sub *Subscription) goLive() error {
 	pending := sub.pending
-	sub.pending, sub.pendingBytes, sub.ranges = nil, 0, nil
+	sub.pending, sub.pendingBytes = nil, 0
 	if sub.reset != nil {
 		sub.closed = true
 		sub.sink.Push(sub.reset)
@@ -393,9 +386,6 @@ func (sub *Subscription) goLive() error {
 }
 
 func (e *Resources) replayOne(ctx context.Context, sub *Subscription, ch store.Change) error {
-	sub.mu.Lock()
-	reflected := sub.reflectedLocked(ch)
-	sub.mu.Unlock()
 	defer func() {
 		sub.mu.Lock()
 		if ch.Revision > sub.last {
@@ -403,7 +393,7 @@ func (e *Resources) replayOne(ctx context.Context, sub *Subscription, ch store.C
 		}
 		sub.mu.Unlock()
 	}()
-	if reflected || !matchesTopic(sub.Topic, ch) {
+	if !matchesTopic(sub.Topic, ch) {
 		return nil
 	}
 	ev, ok := EventFor(ch, sub.sel)
@@ -425,119 +415,61 @@ func matchesTopic(t Topic, ch store.Change) bool {
 	return t.Kind == TopicCollection || ch.Resource.ID == t.ID
 }
 
-// snapRange says that the snapshot page holding the IDs up to hi (all
-// remaining IDs when last) was read at revision rev: it reflects every
-// change of those IDs up to rev.
-type snapRange struct {
-	hi   string
-	last bool
-	rev  int64
-}
-
-// reflectedLocked reports whether change ch is already reflected by the
-// snapshot sent (so the replay must skip it). Callers hold sub.mu.
-func (sub *Subscription) reflectedLocked(ch store.Change) bool {
-	if len(sub.ranges) == 0 {
-		return false
-	}
-	id := ch.Resource.ID
-	i := sort.Search(len(sub.ranges), func(i int) bool { return sub.ranges[i].last || sub.ranges[i].hi >= id })
-	return i < len(sub.ranges) && ch.Revision <= sub.ranges[i].rev
-}
-
-// streamSnapshot sends the current state of a collection topic page by
-// page, each page pushed (at the sink's pace) before the next is read, so
-// a snapshot holds one page in memory whatever the collection's size. The
-// pages are read at successive revisions; each records which changes it
-// already reflects, and the replay that follows the synced frame skips
-// exactly those, so a mirror built from the snapshot and the events after
-// it equals the store, with no change applied twice or missed. When no
-// write touches the topic while the pages are read, the snapshot is the
-// state at the synced cursor. It returns the newest revision read.
-func (e *Resources) streamSnapshot(ctx context.Context, req Request, sub *Subscription, push func(store.Resource) error) (int64, error) {
+// streamSnapshot sends the state of a collection topic at revision at
+// (the reply's cursor) page by page, each page pushed (at the sink's pace)
+// before the next is read, so a snapshot holds one page in memory whatever
+// the collection's size. A page is read at a later revision than at: a
+// resource it shows unchanged since at (revision ≤ at) is sent as it was
+// at at; one changed since is left out — its changes after at, which the
+// replay after the synced frame sends (every change after at, once, in
+// order), bring it in. So the snapshot never shows a resource newer or
+// older than at, and a mirror built from it and the events after synced
+// equals the store; while no write touches the topic, the snapshot is
+// complete at at.
+func (e *Resources) streamSnapshot(ctx context.Context, req Request, at int64, push func(store.Resource) error) error {
 	opts := store.ListOptions{Collection: req.Topic.Collection, Selector: req.Selector, Limit: snapshotFirstPage}
-	var newest int64
 	for {
 		page, err := e.Store.ListResources(ctx, opts)
 		if err != nil {
-			return 0, err
+			return err
 		}
-		newest = max(newest, page.Revision)
-		r := snapRange{rev: page.Revision, last: !page.More || len(page.Items) == 0}
-		if !r.last {
-			r.hi = page.Items[len(page.Items)-1].ID
+		if len(page.Items) == 0 {
+			return nil
 		}
-		sub.mu.Lock()
-		sub.ranges = append(sub.ranges, r)
-		sub.mu.Unlock()
+		last := page.Items[len(page.Items)-1].ID
 		size := 0
 		for i := range page.Items {
 			size += len(page.Items[i].Data) + 64
-			if err := push(page.Items[i]); err != nil {
-				return 0, err
+			if page.Items[i].Revision <= at {
+				if err := push(page.Items[i]); err != nil {
+					return err
+				}
 			}
 			page.Items[i] = store.Resource{} // release it before the next read
 		}
-		if r.last {
-			return newest, nil
+		if !page.More {
+			return nil
 		}
-		opts.After = r.hi
+		opts.After = last
 		opts.Limit = min(snapshotMaxPage, max(1, snapshotPageBytes*len(page.Items)/max(1, size)))
 	}
 }
 
-// snapshotOne sends the current state of a single-resource topic at one
-// revision, bringing the resource read up to the newest revision seen. It
-// returns that revision; the replay skips the changes it reflects.
-func (e *Resources) snapshotOne(ctx context.Context, req Request, sub *Subscription, push func(store.Resource) error) (int64, error) {
-	rev, err := e.Store.Revision(ctx)
-	if err != nil {
-		return 0, err
-	}
-	var item *store.Resource
+// snapshotOne sends the state of a single-resource topic at revision at,
+// as streamSnapshot does: the resource if it is unchanged since at (and
+// matches the selector); otherwise its changes after at follow synced.
+func (e *Resources) snapshotOne(ctx context.Context, req Request, at int64, push func(store.Resource) error) error {
 	r, err := e.Store.GetResource(ctx, req.Topic.Collection, req.Topic.ID)
 	switch {
-	case err == nil:
-		item = &r
-	case !errors.Is(err, store.ErrNotFound):
-		return 0, err
+	case errors.Is(err, store.ErrNotFound):
+		return nil
+	case err != nil:
+		return err
 	}
-	at := rev
-	if item != nil && item.Revision > at {
-		at = item.Revision
+	if r.Revision <= at && req.Selector.Matches(r.Labels) {
+		return push(r)
 	}
-	// Bring the item to revision at: a change between reading rev and the
-	// resource may have been seen by one read and not the other.
-	for after := rev; after < at; {
-		changes, err := e.Store.Changes(ctx, after, replayPage)
-		if err != nil {
-			return 0, resyncError(err)
-		}
-		if len(changes) == 0 {
-			break
-		}
-		for _, ch := range changes {
-			after = ch.Revision
-			if ch.Revision > at || !matchesTopic(req.Topic, ch) {
-				continue
-			}
-			if ch.Type == store.Deleted {
-				item = nil
-			} else {
-				c := ch.Resource
-				item = &c
-			}
-		}
-	}
-	sub.mu.Lock()
-	sub.ranges = []snapRange{{last: true, rev: at}}
-	sub.mu.Unlock()
-	if item != nil && req.Selector.Matches(item.Labels) {
-		if err := push(*item); err != nil {
-			return 0, err
-		}
-	}
-	return at, nil
+	return nil
 }
 
 // resyncError turns a compacted change log into resync-required.
