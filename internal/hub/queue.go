@@ -188,6 +188,12 @@ func (q *Queue) PushWait(ctx context.Context, m *Message) error {
 			q.mu.Unlock()
 			return ErrQueueClosed
 		}
+		if err := ctx.Err(); err != nil {
+			// Checked under the lock: once ctx is cancelled, nothing more
+			// of this caller's is queued behind what others queue next.
+			q.mu.Unlock()
+			return err
+		}
 		if len(q.items) == 0 || q.bytes <= q.max/2 {
 			// Checked and queued under one lock: concurrent PushWaits
 			// cannot together take the queue past its bound.

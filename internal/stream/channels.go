@@ -321,7 +321,7 @@ func (c *Channels) Subscribe(ctx context.Context, req Request, member *broker.Me
 			defer sub.mu.Unlock()
 			return sub.goLive()
 		}
-		return sub, res, run, nil
+		return sub, res, sub.guard(run), nil
 	}
 	top, err := c.Broker.Position(ctx, ch)
 	if err != nil {
@@ -427,7 +427,7 @@ func (c *Channels) Subscribe(ctx context.Context, req Request, member *broker.Me
 			return err
 		}
 	}
-	return sub, res, run, nil
+	return sub, res, sub.guard(run), nil
 }
 
 func (c *Channels) presenceTTL() time.Duration {

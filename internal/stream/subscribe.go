@@ -78,9 +78,10 @@ type Subscription struct {
 	closed       bool
 	pending      []*hub.Message // unordered frames (seq 0) while replaying
 	pendingBytes int
-	reset        *hub.Message // a stream reset broadcast while replaying
-	seen         int64        // newest ordered position broadcast while replaying
-	last         int64        // newest revision sent (or skipped as invisible)
+	reset        *hub.Message       // a stream reset broadcast while replaying
+	seen         int64              // newest ordered position broadcast while replaying
+	last         int64              // newest revision sent (or skipped as invisible)
+	stopRun      context.CancelFunc // cancels the running snapshot or replay (see guard)
 
 	// Channel subscriptions: the presence entry joined, and the release of
 	// the node's broker subscription.
@@ -265,7 +266,7 @@ func (e *Resources) Subscribe(ctx context.Context, req Request, sink Sink) (*Sub
 		}
 		return e.catchUp(ctx, sub, head)
 	}
-	return sub, res, run, nil
+	return sub, res, sub.guard(run), nil
 }
 
 // CheckResourceCursor checks that c can resume a resource topic of the
@@ -291,7 +292,34 @@ func (s *Subscription) close() {
 	s.mu.Lock()
 	s.closed = true
 	s.pending, s.reset = nil, nil
+	if s.stopRun != nil {
+		s.stopRun()
+	}
 	s.mu.Unlock()
+}
+
+// guard runs a subscription's snapshot or replay under a context that its
+// close cancels: a replay push (Sink.PushWait) checks the context under
+// the queue's lock, so once an unsubscribe has returned nothing more of
+// this subscription is queued — not behind the reply to a new
+// subscription of the same key either. A run ended by close returns nil.
+func (s *Subscription) guard(run func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return nil
+		}
+		s.stopRun = cancel
+		s.mu.Unlock()
+		err := run(ctx)
+		if s.Closed() {
+			return nil
+		}
+		return err
+	}
 }
 
 // SyncedFrame ends a snapshot (AsyncAPI components/schemas/Synced).
