@@ -107,6 +107,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	draining := make(chan struct{})
 	origins := httpapi.Origins(splitList(cfg.AllowedOrigins))
 	caps := cfg.caps()
+	caps.QueuedBytes = budget
 	registerCapMetrics(reg, caps)
 	ws := wsapi.New(wsapi.Config{
 		Resources: resources, Channels: channels,

@@ -32,7 +32,8 @@ type SSEConfig struct {
 	QueueBytes int
 	// Budget, when set, also counts the stream's queue against the
 	// server-wide bound on queued bytes (see hub.NewQueueBudget); while it
-	// is exhausted new streams are refused with 503.
+	// is exhausted the caps refuse new subscriptions with 503
+	// (quota.Caps.QueuedBytes).
 	Budget *hub.Budget
 	// WriteWait bounds every write of the stream; a client that does not
 	// take the bytes in time is a slow consumer. Default 10 s.
@@ -168,10 +169,6 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sel, err := store.ParseSelector(labels)
 	if err != nil {
 		fail(paramError(api.Query, "labels", store.ErrorMessage(err)))
-		return
-	}
-	if b := h.cfg.Budget; b != nil && b.Exhausted() {
-		fail(quota.QueuedBytes(b.Max()))
 		return
 	}
 	qb := h.cfg.QueueBytes

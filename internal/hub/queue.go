@@ -70,13 +70,8 @@ func (b *Budget) Max() int64 { return b.max }
 // Exhausted reports whether the counted bytes have reached the bound.
 func (b *Budget) Exhausted() bool { return b.max > 0 && b.used.Load() >= b.max }
 
-// Add counts n more bytes (negative to release) and reports whether the
-// budget is still within its bound afterwards. Queues call it; so may
-// readers that hold snapshot or replay pages in memory.
-func (b *Budget) Add(n int64) bool {
-	u := b.used.Add(n)
-	return b.max <= 0 || u <= b.max
-}
+// Add counts n more bytes (negative to release). Queues call it.
+func (b *Budget) Add(n int64) { b.used.Add(n) }
 
 // ErrQueueClosed is returned by [Queue.PushWait] when the queue closed
 // (by Close or by overflow) before m could be queued.

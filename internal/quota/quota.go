@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tandemhq/tandem/internal/hub"
 	"github.com/tandemhq/tandem/internal/store"
 )
 
@@ -165,6 +166,10 @@ type Caps struct {
 	SubsPerPrincipal *Counter
 	// Subs counts subscriptions server-wide (one key).
 	Subs *Counter
+	// QueuedBytes is the server-wide bound on the bytes queued for all
+	// clients (--max-queued-bytes): while it is exhausted, no new
+	// subscription is admitted.
+	QueuedBytes *hub.Budget
 }
 
 // Conn takes a connection slot for the client at remoteAddr ("host:port").
@@ -177,11 +182,15 @@ func (c *Caps) Conn(remoteAddr string) (release func(), err error) {
 }
 
 // Subscription takes a subscription slot for principal (a ClientKey) and
-// one of the server's, both or neither. Errors: *Error from
-// SubsPerPrincipal, else from Subs.
+// one of the server's, both or neither, unless the server's queued bytes
+// are at their budget. Errors: *Error (503) when QueuedBytes is exhausted,
+// else from SubsPerPrincipal, else from Subs.
 func (c *Caps) Subscription(principal string) (release func(), err error) {
 	if c == nil {
 		return noop, nil
+	}
+	if b := c.QueuedBytes; b != nil && b.Exhausted() {
+		return nil, queuedBytesError(b.Max())
 	}
 	mine, err := c.SubsPerPrincipal.Acquire(principal)
 	if err != nil {
@@ -224,9 +233,9 @@ func ClientKey(scope, remoteAddr string) string {
 	return "ip:" + IPKey(remoteAddr)
 }
 
-// QueuedBytes is the refusal of a new subscription while the bytes queued
-// for all clients together are at the server's budget (max, from
+// queuedBytesError is the refusal of a new subscription while the bytes
+// queued for all clients together are at the server's budget (max, from
 // --max-queued-bytes): a server-wide limit, so a 503 (store.CodeUnavailable).
-func QueuedBytes(max int64) error {
+func queuedBytesError(max int64) error {
 	return &Error{Limit: Limit{Name: "max-queued-bytes", What: "bytes queued for all clients together; retry shortly", Max: int(max), Code: store.CodeUnavailable}}
 }

@@ -571,10 +571,6 @@ func (c *conn) subscribe(f Subscribe) {
 		c.fail(f.Ref, store.Errorf(store.CodeTooManyRequests, "at most %d subscriptions per connection", c.srv.cfg.MaxSubscriptions))
 		return
 	}
-	if b := c.srv.cfg.Budget; b != nil && b.Exhausted() {
-		c.fail(f.Ref, quota.QueuedBytes(b.Max()))
-		return
-	}
 	release, err := c.srv.cfg.Caps.Subscription(quota.ClientKey(c.principal.Scope(), c.ws.RemoteAddr().String()))
 	if err != nil {
 		c.fail(f.Ref, err)

@@ -42,8 +42,9 @@ type Config struct {
 	// QueueBytes bounds each connection's outbound queue; default 1 MiB.
 	QueueBytes int
 	// Budget, when set, bounds the bytes queued for all connections of the
-	// server together: while it is exhausted, new subscriptions are refused
-	// with 503 and lagging connections overflow (hub.NewQueueBudget).
+	// server together: while it is exhausted, lagging connections overflow
+	// (hub.NewQueueBudget) and Caps (quota.Caps.QueuedBytes) refuses new
+	// subscriptions with 503.
 	Budget *hub.Budget
 	// PingInterval between server pings; default 25 s. PongWait is how long
 	// without a pong before the connection is dropped; default 60 s.
