@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -39,10 +38,6 @@ type SSEConfig struct {
 	// take the bytes in time is a slow consumer. Default 10 s.
 	WriteWait time.Duration
 }
-
-// sseMaxReplays is how many topics of one stream read their snapshot or
-// replay at the same time (each holds one page while it does).
-const sseMaxReplays = 2
 
 // sseHandler serves Server-Sent Events with the same frames and cursors
 // as the WebSocket API.
@@ -264,21 +259,14 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	errs := make(chan error, len(subs))
-	replays := make(chan struct{}, sseMaxReplays)
+	replays := stream.NewReplays()
 	var runs sync.WaitGroup
 	defer runs.Wait()
 	for _, s := range subs {
 		runs.Add(1)
 		go func(s started) {
 			defer runs.Done()
-			select {
-			case replays <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			err := s.run(ctx)
-			<-replays
-			if err != nil && ctx.Err() == nil && !errors.Is(err, hub.ErrQueueClosed) {
+			if err := replays.Run(ctx, s.run); err != nil && ctx.Err() == nil {
 				errs <- err
 			}
 		}(s)
@@ -315,11 +303,11 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-sink.closed:
-			h.writeError(out, ProblemFor(store.Errorf(store.CodeUnavailable, "the server is shutting down; reconnect with Last-Event-ID to resume")), cursorsID(cursors, single))
+		case <-sink.closed: // the hub is shutting down
+			h.writeError(out, goingAway, cursorsID(cursors, single))
 			return
 		case <-h.draining:
-			h.writeError(out, ProblemFor(store.Errorf(store.CodeUnavailable, "the server is shutting down; reconnect with Last-Event-ID to resume")), cursorsID(cursors, single))
+			h.writeError(out, goingAway, cursorsID(cursors, single))
 			return
 		case <-expired:
 			h.writeError(out, ProblemFor(&auth.TokenError{Reason: auth.ReasonExpired}), cursorsID(cursors, single))
@@ -385,6 +373,9 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 }
+
+// goingAway ends every stream when the server shuts down.
+var goingAway = ProblemFor(store.Errorf(store.CodeUnavailable, "the server is shutting down; reconnect with Last-Event-ID to resume"))
 
 // sseWriter writes a stream's bytes, each write under a deadline. A write
 // that fails (the client does not read within the deadline, or has gone)

@@ -302,7 +302,8 @@ func (s *Subscription) close() {
 // close cancels: a replay push (Sink.PushWait) checks the context under
 // the queue's lock, so once an unsubscribe has returned nothing more of
 // this subscription is queued — not behind the reply to a new
-// subscription of the same key either. A run ended by close returns nil.
+// subscription of the same key either. A run ended by close, or by its
+// sink's queue closing (the connection is ending), returns nil.
 func (s *Subscription) guard(run func(context.Context) error) func(context.Context) error {
 	return func(ctx context.Context) error {
 		ctx, cancel := context.WithCancel(ctx)
@@ -315,11 +316,36 @@ func (s *Subscription) guard(run func(context.Context) error) func(context.Conte
 		s.stopRun = cancel
 		s.mu.Unlock()
 		err := run(ctx)
-		if s.Closed() {
+		if s.Closed() || errors.Is(err, hub.ErrQueueClosed) {
 			return nil
 		}
 		return err
 	}
+}
+
+// MaxReplays is how many subscriptions of one connection (or SSE stream)
+// may read their snapshot or replay at the same time.
+const MaxReplays = 2
+
+// Replays admits the snapshot and replay runs of one connection's
+// subscriptions, MaxReplays at a time; the others wait their turn (they
+// hold no events meanwhile: they replay from the log once admitted).
+type Replays chan struct{}
+
+// NewReplays returns the admission of one connection or stream.
+func NewReplays() Replays { return make(Replays, MaxReplays) }
+
+// Run waits for a free slot, then runs run (a Subscribe result's run) and
+// frees the slot. It returns run's error, or nil when ctx ended before a
+// slot was free.
+func (r Replays) Run(ctx context.Context, run func(context.Context) error) error {
+	select {
+	case r <- struct{}{}:
+	case <-ctx.Done():
+		return nil
+	}
+	defer func() { <-r }()
+	return run(ctx)
 }
 
 // SyncedFrame ends a snapshot (AsyncAPI components/schemas/Synced).

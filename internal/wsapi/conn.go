@@ -63,9 +63,9 @@ type conn struct {
 
 	workers   sync.WaitGroup
 	renewOnce sync.Once
-	// replays admits at most maxReplays subscriptions at a time to read
-	// their snapshot or replay (each holds one page while it does).
-	replays chan struct{}
+	// replays admits the subscriptions' snapshots and replays, a few at a
+	// time (each holds one page while it reads).
+	replays stream.Replays
 
 	// principal is who the connection acts as; read and replaced by the
 	// reader goroutine only (auth frames run there).
@@ -120,18 +120,13 @@ type conn struct {
 // goroutine per message; one that falls idle frees it soon after.
 const writerLinger = 250 * time.Millisecond
 
-// maxReplays is how many subscriptions of one connection may read their
-// snapshot or replay at the same time; the others wait their turn (they
-// hold no events meanwhile: they replay from the log once admitted).
-const maxReplays = 2
-
 var _ stream.Sink = (*conn)(nil)
 
 func newConn(s *Server, ws *websocket.Conn, raw *batchConn, p auth.Principal) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{srv: s, id: newID(), ws: ws, raw: raw, q: hub.NewQueueBudget(s.cfg.QueueBytes, s.cfg.Budget), ctx: ctx, cancel: cancel,
 		subs: map[string]*stream.Subscription{}, start: map[string]string{}, written: map[string]string{},
-		wake: make(chan struct{}, 1), writerDone: make(chan struct{}), replays: make(chan struct{}, maxReplays)}
+		wake: make(chan struct{}, 1), writerDone: make(chan struct{}), replays: stream.NewReplays()}
 	c.setPrincipal(p)
 	if s.cfg.Auth != nil && s.cfg.Auth.Enabled() && p.Anonymous() && len(p.Grants) == 0 {
 		c.authWait = time.AfterFunc(s.cfg.AuthTimeout, func() {
@@ -615,14 +610,7 @@ func (c *conn) subscribe(f Subscribe) {
 	c.workers.Add(1)
 	go func() {
 		defer c.workers.Done()
-		select {
-		case c.replays <- struct{}{}:
-		case <-c.ctx.Done():
-			return
-		}
-		err := run(c.ctx)
-		<-c.replays
-		if err != nil && c.ctx.Err() == nil && !errors.Is(err, hub.ErrQueueClosed) {
+		if err := c.replays.Run(c.ctx, run); err != nil && c.ctx.Err() == nil {
 			// The replay could not complete (e.g. the log was compacted
 			// meanwhile): end this subscription and say why.
 			c.dropSub(key, sub)
