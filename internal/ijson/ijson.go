@@ -33,6 +33,9 @@
 // stack.
 package ijson
 
+// One file: a single-pass scanner whose states (object, array, string,
+// number) share one cursor, one depth stack and one error type.
+
 import (
 	"bytes"
 	"errors"
