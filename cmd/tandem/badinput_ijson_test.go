@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // ijsonCatalogue: bodies and frames that are JSON but not I-JSON (RFC
@@ -144,14 +142,7 @@ func expectAbsent(t *testing.T, s *testServer, path string) {
 func wsField(frame, ref, pointer, detail string) func(t *testing.T, s *testServer) {
 	return func(t *testing.T, s *testServer) {
 		t.Helper()
-		w := s.dial(t)
-		if err := w.c.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
-			t.Fatal(err)
-		}
-		f := w.next(10 * time.Second)
-		for f["type"] == "bookmark" {
-			f = w.next(10 * time.Second)
-		}
+		w, f := answerTo(t, s, frame)
 		checkFrameStatus(t, f, 400)
 		if ref != "" && (f["type"] != "reply" || f["ref"] != ref) {
 			t.Fatalf("frame %v, want a reply to ref %q", f, ref)

@@ -233,18 +233,26 @@ func restCatalogue() []hostile {
 	}
 }
 
+// answerTo dials, sends one raw text frame and returns the connection and
+// the first frame that is not a bookmark.
+func answerTo(t *testing.T, s *testServer, frame string) (*wsClient, map[string]any) {
+	t.Helper()
+	w := s.dial(t)
+	if err := w.c.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
+		t.Fatal(err)
+	}
+	f := w.next(10 * time.Second)
+	for f["type"] == "bookmark" {
+		f = w.next(10 * time.Second)
+	}
+	return w, f
+}
+
 func wsCatalogue(control func(*testing.T)) []hostile {
 	// expectReply sends raw frames and checks each reply's status (0: ok).
 	expectReply := func(frame string, status int) func(t *testing.T, s *testServer) {
 		return func(t *testing.T, s *testServer) {
-			w := s.dial(t)
-			if err := w.c.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
-				t.Fatal(err)
-			}
-			f := w.next(10 * time.Second)
-			for f["type"] == "bookmark" {
-				f = w.next(10 * time.Second)
-			}
+			w, f := answerTo(t, s, frame)
 			checkFrameStatus(t, f, status)
 			if r := w.request(map[string]any{"type": "ping"}); r["ok"] != true {
 				t.Fatalf("connection unusable afterwards: %v", r)
