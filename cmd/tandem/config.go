@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/tandemhq/tandem/internal/app"
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/broker"
 	"github.com/tandemhq/tandem/internal/stream"
@@ -264,14 +265,14 @@ func yamlDuplicateKey(err error) string {
 
 // namespaces builds the channel options: flag defaults, then per-namespace
 // overrides from the YAML file. Errors: unknown option, bad value.
-func (c serveConfig) namespaces() (stream.Namespaces, error) {
-	def := stream.ChannelOptions{
+func (c serveConfig) namespaces() (app.Namespaces, error) {
+	def := app.ChannelOptions{
 		History:         broker.HistoryOptions{Size: c.ChannelHistory, TTL: c.ChannelHistoryTTL},
 		Presence:        c.ChannelPresence,
 		ClientPublish:   c.ChannelPublish,
 		MaxMessageBytes: c.ChannelMaxMessage,
 	}
-	ns := stream.Namespaces{Default: def, ByName: map[string]stream.ChannelOptions{}}
+	ns := app.Namespaces{Default: def, ByName: map[string]app.ChannelOptions{}}
 	for name, opts := range c.namespaceOverrides {
 		if !stream.ValidChannel(name) || strings.Contains(name, ":") {
 			return ns, fmt.Errorf("namespaces: %q is not a valid namespace name", name)

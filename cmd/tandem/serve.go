@@ -27,6 +27,7 @@ import (
 	"github.com/tandemhq/tandem/internal/store/postgres"
 	"github.com/tandemhq/tandem/internal/store/sqlite"
 	"github.com/tandemhq/tandem/internal/stream"
+	"github.com/tandemhq/tandem/internal/wire"
 	"github.com/tandemhq/tandem/internal/wsapi"
 )
 
@@ -61,14 +62,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	a := app.New(st, app.Options{Logger: logger})
-
 	asyncVal, err := specval.LoadAsyncAPI()
 	if err != nil {
 		return err
 	}
 	h := hub.New(hub.Options{})
-	feedOpts := stream.FeedOptions{Logger: logger}
+	frames := wire.Frames{}
+	feedOpts := stream.FeedOptions{Frames: frames, Logger: logger}
 	if cfg.Strict {
 		feedOpts.Validate = asyncVal.ValidateServerFrame
 	}
@@ -86,7 +86,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer br.Close()
-	channels := &stream.Channels{Broker: br, Hub: h, Namespaces: ns, Logger: logger, Problem: httpapi.ProblemFor, PresenceTTL: cfg.PresenceTTL}
+	channels := &stream.Channels{Broker: br, Hub: h, Logger: logger, Frames: frames, PresenceTTL: cfg.PresenceTTL}
 	brokerHandler := registerBackendMetrics(reg, st, feed, br, channels)
 	brokerCtx, stopBroker := context.WithCancel(context.Background())
 	brokerDone := make(chan struct{})
@@ -97,7 +97,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}()
 	defer func() { stopBroker(); <-brokerDone }()
-	resources := &stream.Resources{Store: st, Hub: h, Feed: feed}
+	resources := &stream.Resources{Store: st, Hub: h, Feed: feed, Frames: frames}
 	// One budget for every byte queued for clients (WebSocket and SSE).
 	budget := hub.NewBudget(cfg.MaxQueuedBytes)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tandem_queued_bytes", Help: "Bytes queued for all WebSocket and SSE clients (bounded by --max-queued-bytes)."},
@@ -109,9 +109,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	caps := cfg.caps()
 	caps.QueuedBytes = budget
 	registerCapMetrics(reg, caps)
+	a := app.New(st, app.Options{Logger: logger, Realtime: app.Realtime{Resources: resources, Channels: channels, Namespaces: ns, Caps: caps}})
 	ws := wsapi.New(wsapi.Config{
-		Resources: resources, Channels: channels,
-		Validator: asyncVal, Logger: logger, Registry: reg, Strict: cfg.Strict, Problem: httpapi.ProblemFor,
+		App:       a,
+		Validator: asyncVal, Logger: logger, Registry: reg, Strict: cfg.Strict,
 		MaxFrameBytes: cfg.MaxFrameBytes, QueueBytes: cfg.QueueBytes, Budget: budget, WriteWait: cfg.WriteTimeout,
 		PingInterval: cfg.PingInterval, PongWait: 2 * cfg.PingInterval, BookmarkInterval: cfg.BookmarkInterval,
 		CheckOrigin: origins.CheckOrigin,
@@ -125,7 +126,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	mounts := console.Routes()
 	mounts["GET /v1/ws"] = ws
 	handler, err := httpapi.NewHandler(httpapi.Config{
-		App: a, Resources: resources, Channels: channels, Logger: logger, Registry: reg, Strict: cfg.Strict, MaxBodyBytes: cfg.MaxBodyBytes,
+		App: a, Logger: logger, Registry: reg, Strict: cfg.Strict, MaxBodyBytes: cfg.MaxBodyBytes,
 		Ready:       readiness(st, br, logger),
 		SSE:         httpapi.SSEConfig{Heartbeat: cfg.SSEHeartbeat, Bookmark: cfg.BookmarkInterval, QueueBytes: cfg.QueueBytes, Budget: budget, WriteWait: cfg.WriteTimeout},
 		Draining:    draining,

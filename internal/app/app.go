@@ -1,6 +1,14 @@
-// Package app holds Tandem's use cases: it validates input, enforces
-// collection schemas and preconditions, and calls the store. Transports
-// (REST, WebSocket, SSE, long-poll) call App and never the store directly.
+// Package app is Tandem's one use-case layer. Every operation a client can
+// perform — resource CRUD, subscribe and unsubscribe, publish, history,
+// presence, long-poll, idempotent replies — is a method of App that takes
+// the caller's principal, and App owns every policy around it:
+// authorisation (Authorize), channel namespaces (client publishing,
+// presence, message size), topic routing to the resource or channel
+// engine, cursor and epoch checks, subscription caps, collection schemas
+// and preconditions. Transports (httpapi, wsapi) decode, call App and
+// encode (through internal/wire); they never reach the store, the broker
+// or the stream engines, and App knows nothing of HTTP, WebSocket or
+// generated types.
 package app
 
 import (
@@ -14,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/store"
 )
 
@@ -26,11 +35,16 @@ type Options struct {
 	// collection's schema; zero fields take the defaults
 	// (DefaultValidationSteps, DefaultValidationTimeout).
 	Validation ValidationBudget
+	// Realtime wires the streaming engines (required for the realtime use
+	// cases: Subscribe, Poll, Publish, History, Presence).
+	Realtime Realtime
 }
 
-// App implements the resource use cases on top of a store.Store.
+// App implements the use cases on top of a store.Store and the streaming
+// engines.
 type App struct {
 	store store.Store
+	rt    Realtime
 	log   *slog.Logger
 	now   func() time.Time
 	ids   idGen
@@ -39,6 +53,9 @@ type App struct {
 
 	mu      sync.Mutex
 	schemas map[schemaKey]*collectionSchema
+
+	// idem serialises the requests of one idempotency key (striped).
+	idem [64]sync.Mutex
 }
 
 type schemaKey struct {
@@ -48,7 +65,7 @@ type schemaKey struct {
 
 // New returns an App using s.
 func New(s store.Store, opts Options) *App {
-	a := &App{store: s, log: opts.Logger, now: opts.Now, budget: opts.Validation.withDefaults(), schemas: map[schemaKey]*collectionSchema{}}
+	a := &App{store: s, rt: opts.Realtime, log: opts.Logger, now: opts.Now, budget: opts.Validation.withDefaults(), schemas: map[schemaKey]*collectionSchema{}}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -58,8 +75,8 @@ func New(s store.Store, opts Options) *App {
 	return a
 }
 
-// Store returns the underlying store (for the change feed and readiness).
-func (a *App) Store() store.Store { return a.store }
+// Ping checks that the store answers (readiness). Errors: the store's.
+func (a *App) Ping(ctx context.Context) error { return a.store.Ping(ctx) }
 
 // CreateCollection creates a collection, checking and compiling its
 // schema first: a schema over one of the limits (MaxSchemaBytes,
@@ -68,8 +85,11 @@ func (a *App) Store() store.Store { return a.store }
 // doubles with each level of the data's nesting is refused. Errors:
 // store.ErrInvalid (bad name), a ValidationError (unprocessable) for an
 // invalid or refused schema, naming the place under /schema,
-// store.ErrConflict when it exists.
-func (a *App) CreateCollection(ctx context.Context, name string, schema json.RawMessage) (store.Collection, error) {
+// store.ErrConflict when it exists, auth errors (admin on "collections").
+func (a *App) CreateCollection(ctx context.Context, p auth.Principal, name string, schema json.RawMessage) (store.Collection, error) {
+	if err := a.Authorize(p, auth.ActionAdmin, collectionsPath()); err != nil {
+		return store.Collection{}, err
+	}
 	if !store.ValidName(name) {
 		return store.Collection{}, invalidField("/name", "must be 1–128 letters, digits, '.', '_' or '-', starting with a letter or digit")
 	}
@@ -94,18 +114,30 @@ func (a *App) CreateCollection(ctx context.Context, name string, schema json.Raw
 	return c, err
 }
 
-// GetCollection returns a collection. Errors: store.ErrNotFound.
-func (a *App) GetCollection(ctx context.Context, name string) (store.Collection, error) {
+// GetCollection returns a collection. Errors: auth errors,
+// store.ErrNotFound.
+func (a *App) GetCollection(ctx context.Context, p auth.Principal, name string) (store.Collection, error) {
+	if err := a.Authorize(p, auth.ActionRead, collectionPath(name)); err != nil {
+		return store.Collection{}, err
+	}
 	return a.store.GetCollection(ctx, name)
 }
 
-// ListCollections returns every collection ordered by name.
-func (a *App) ListCollections(ctx context.Context) ([]store.Collection, error) {
+// ListCollections returns every collection ordered by name. Errors: auth
+// errors, the store's.
+func (a *App) ListCollections(ctx context.Context, p auth.Principal) ([]store.Collection, error) {
+	if err := a.Authorize(p, auth.ActionRead, collectionsPath()); err != nil {
+		return nil, err
+	}
 	return a.store.ListCollections(ctx)
 }
 
-// DeleteCollection deletes a collection and its resources. Errors: store.ErrNotFound.
-func (a *App) DeleteCollection(ctx context.Context, name string) error {
+// DeleteCollection deletes a collection and its resources. Errors: auth
+// errors (admin), store.ErrNotFound.
+func (a *App) DeleteCollection(ctx context.Context, p auth.Principal, name string) error {
+	if err := a.Authorize(p, auth.ActionAdmin, collectionPath(name)); err != nil {
+		return err
+	}
 	return a.store.DeleteCollection(ctx, name)
 }
 
@@ -194,8 +226,11 @@ func checkLabels(labels map[string]string) error {
 // CreateResource creates a resource; an empty id gets a server-made,
 // sortable ID. Errors: store.ErrNotFound (collection), store.ErrInvalid or
 // a ValidationError (invalid id, data or labels), store.ErrConflict when
-// the ID is taken.
-func (a *App) CreateResource(ctx context.Context, collection, id string, data json.RawMessage, labels map[string]string) (store.Resource, error) {
+// the ID is taken, auth errors (write on the collection's resources).
+func (a *App) CreateResource(ctx context.Context, p auth.Principal, collection, id string, data json.RawMessage, labels map[string]string) (store.Resource, error) {
+	if err := a.Authorize(p, auth.ActionWrite, resourcesPath(collection)); err != nil {
+		return store.Resource{}, err
+	}
 	if id == "" {
 		id = a.ids.next(a.now())
 	} else if !store.ValidName(id) {
@@ -222,8 +257,11 @@ func (a *App) stamp(collection, id string, data json.RawMessage, labels map[stri
 
 // ReplaceResource creates or replaces a resource under cond and reports
 // whether it was created. Errors: store.ErrNotFound, store.ErrInvalid or a
-// ValidationError, store.ErrPreconditionFailed.
-func (a *App) ReplaceResource(ctx context.Context, collection, id string, data json.RawMessage, labels map[string]string, cond store.Precondition) (store.Resource, bool, error) {
+// ValidationError, store.ErrPreconditionFailed, auth errors (write).
+func (a *App) ReplaceResource(ctx context.Context, p auth.Principal, collection, id string, data json.RawMessage, labels map[string]string, cond store.Precondition) (store.Resource, bool, error) {
+	if err := a.Authorize(p, auth.ActionWrite, resourcePath(collection, id)); err != nil {
+		return store.Resource{}, false, err
+	}
 	data, err := a.check(ctx, collection, data, labels)
 	if err != nil {
 		return store.Resource{}, false, err
@@ -239,8 +277,11 @@ const maxPatchAttempts = 16
 // resource. With ifMatch == 0 it retries on concurrent writes, so no
 // update is lost. Errors: store.ErrNotFound, store.ErrInvalid or a
 // ValidationError, store.ErrPreconditionFailed (ifMatch mismatch), and
-// store.ErrConflict when retries are exhausted.
-func (a *App) PatchResource(ctx context.Context, collection, id string, patch json.RawMessage, ifMatch int64) (store.Resource, error) {
+// store.ErrConflict when retries are exhausted, auth errors (write).
+func (a *App) PatchResource(ctx context.Context, p auth.Principal, collection, id string, patch json.RawMessage, ifMatch int64) (store.Resource, error) {
+	if err := a.Authorize(p, auth.ActionWrite, resourcePath(collection, id)); err != nil {
+		return store.Resource{}, err
+	}
 	var parts struct {
 		Data   json.RawMessage `json:"data"`
 		Labels json.RawMessage `json:"labels"`
@@ -296,19 +337,30 @@ func (a *App) PatchResource(ctx context.Context, collection, id string, patch js
 	}
 }
 
-// GetResource returns a resource. Errors: store.ErrNotFound.
-func (a *App) GetResource(ctx context.Context, collection, id string) (store.Resource, error) {
+// GetResource returns a resource. Errors: auth errors (read),
+// store.ErrNotFound.
+func (a *App) GetResource(ctx context.Context, p auth.Principal, collection, id string) (store.Resource, error) {
+	if err := a.Authorize(p, auth.ActionRead, resourcePath(collection, id)); err != nil {
+		return store.Resource{}, err
+	}
 	return a.store.GetResource(ctx, collection, id)
 }
 
-// DeleteResource deletes a resource under cond. Errors: store.ErrNotFound,
-// store.ErrPreconditionFailed.
-func (a *App) DeleteResource(ctx context.Context, collection, id string, cond store.Precondition) (store.Resource, error) {
+// DeleteResource deletes a resource under cond. Errors: auth errors
+// (write), store.ErrNotFound, store.ErrPreconditionFailed.
+func (a *App) DeleteResource(ctx context.Context, p auth.Principal, collection, id string, cond store.Precondition) (store.Resource, error) {
+	if err := a.Authorize(p, auth.ActionWrite, resourcePath(collection, id)); err != nil {
+		return store.Resource{}, err
+	}
 	return a.store.DeleteResource(ctx, collection, id, cond)
 }
 
-// ListResources returns one page of resources. Errors: store.ErrNotFound.
-func (a *App) ListResources(ctx context.Context, opts store.ListOptions) (store.Page, error) {
+// ListResources returns one page of resources. Errors: auth errors
+// (read), store.ErrNotFound.
+func (a *App) ListResources(ctx context.Context, p auth.Principal, opts store.ListOptions) (store.Page, error) {
+	if err := a.Authorize(p, auth.ActionRead, resourcesPath(opts.Collection)); err != nil {
+		return store.Page{}, err
+	}
 	return a.store.ListResources(ctx, opts)
 }
 

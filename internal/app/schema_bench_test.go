@@ -63,7 +63,7 @@ func BenchmarkCreateCollectionSchema(b *testing.B) {
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				_, err := a.CreateCollection(context.Background(), "c", json.RawMessage(c.schema))
+				_, err := a.CreateCollection(context.Background(), everyone, "c", json.RawMessage(c.schema))
 				if i == 0 && err != nil {
 					b.Logf("refused: %.120s", err)
 				}

@@ -185,7 +185,7 @@ func TestCreateCollectionRefusesCostBombs(t *testing.T) {
 	fs := newFakeStore()
 	a := New(fs, Options{})
 	for _, tt := range costBombs() {
-		_, err := a.CreateCollection(t.Context(), "bomb", json.RawMessage(tt.schema))
+		_, err := a.CreateCollection(t.Context(), everyone, "bomb", json.RawMessage(tt.schema))
 		if store.ErrorCode(err) != store.CodeUnprocessable {
 			t.Fatalf("%s: CreateCollection = %v, want unprocessable", tt.name, err)
 		}
@@ -194,7 +194,7 @@ func TestCreateCollectionRefusesCostBombs(t *testing.T) {
 		t.Fatalf("refused schemas created %d collections", len(fs.collections))
 	}
 	fs.collections["old"] = store.Collection{Name: "old", Revision: 7, Schema: json.RawMessage(allOfBomb(12, 10))}
-	_, err := a.CreateResource(t.Context(), "old", "x", json.RawMessage(`{}`), nil)
+	_, err := a.CreateResource(t.Context(), everyone, "old", "x", json.RawMessage(`{}`), nil)
 	var ve *ValidationError
 	if !errors.As(err, &ve) || ve.Code != store.CodeUnprocessable || ve.Fields[0].Pointer != "/schema/$defs/l9" {
 		t.Fatalf("write to a stored bomb = %v, want 422 naming /schema/$defs/l9", err)
@@ -453,19 +453,19 @@ func TestValidationPassesOnForeignPanics(t *testing.T) {
 func TestWriteValidationUsesRequestContext(t *testing.T) {
 	fs := newFakeStore()
 	a := New(fs, Options{Validation: ValidationBudget{Steps: 5000}})
-	if _, err := a.CreateCollection(t.Context(), "alt", json.RawMessage(twoPatterns)); err != nil {
+	if _, err := a.CreateCollection(t.Context(), everyone, "alt", json.RawMessage(twoPatterns)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.CreateResource(t.Context(), "alt", "ok", json.RawMessage(nestedA(4, "{}")), nil); err != nil {
+	if _, err := a.CreateResource(t.Context(), everyone, "alt", "ok", json.RawMessage(nestedA(4, "{}")), nil); err != nil {
 		t.Fatalf("valid write: %v", err)
 	}
-	_, err := a.CreateResource(t.Context(), "alt", "bomb", json.RawMessage(nestedA(60, "{}")), nil)
+	_, err := a.CreateResource(t.Context(), everyone, "alt", "bomb", json.RawMessage(nestedA(60, "{}")), nil)
 	if store.ErrorCode(err) != store.CodeUnprocessable || !strings.Contains(err.Error(), "budget of 5000 steps") {
 		t.Fatalf("write over budget: %v", err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, _, err := a.ReplaceResource(ctx, "alt", "x", json.RawMessage(`{}`), nil, store.Precondition{}); !errors.Is(err, context.Canceled) {
+	if _, _, err := a.ReplaceResource(ctx, everyone, "alt", "x", json.RawMessage(`{}`), nil, store.Precondition{}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("write with a cancelled request: %v", err)
 	}
 	if fs.puts != 1 {

@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-	"net/http"
 	"strings"
 )
 
@@ -15,28 +14,25 @@ const SubprotocolBearerPrefix = "bearer."
 // is not "Bearer <token>".
 const ReasonBadScheme = "unsupported authorization scheme; use Bearer"
 
-// TokenFromRequest extracts the credential of r: "Authorization: Bearer
-// <token>", else "X-API-Key: <key>", else, when cookie is not empty, the
-// cookie of that name (meant for EventSource, which cannot set headers).
-// It returns "" when none is present. Errors: a *TokenError (matching
-// ErrInvalidToken) for an Authorization header that is not a bearer token.
-func TokenFromRequest(r *http.Request, cookie string) (string, error) {
-	if h := r.Header.Get("Authorization"); h != "" {
-		scheme, tok, ok := strings.Cut(h, " ")
+// TokenFrom returns the credential a request presents, given its
+// Authorization and X-API-Key header values and the value of the token
+// cookie (meant for EventSource, which cannot set headers; "" when the
+// request may not use it): "Bearer <token>", else the API key, else the
+// cookie. It returns "" when none is present. Errors: a *TokenError
+// (matching ErrInvalidToken) for an Authorization header that is not a
+// bearer token.
+func TokenFrom(authorization, apiKey, cookie string) (string, error) {
+	if authorization != "" {
+		scheme, tok, ok := strings.Cut(authorization, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
 			return "", invalid(ReasonBadScheme)
 		}
 		return strings.TrimSpace(tok), nil
 	}
-	if k := r.Header.Get("X-API-Key"); k != "" {
-		return strings.TrimSpace(k), nil
+	if apiKey != "" {
+		return strings.TrimSpace(apiKey), nil
 	}
-	if cookie != "" {
-		if c, err := r.Cookie(cookie); err == nil && c.Value != "" {
-			return c.Value, nil
-		}
-	}
-	return "", nil
+	return cookie, nil
 }
 
 // TokenFromSubprotocols returns the token offered as "bearer.<token>" in a

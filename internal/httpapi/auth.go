@@ -8,6 +8,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3filter"
 
+	"github.com/tandemhq/tandem/internal/app"
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/store"
 )
@@ -42,7 +43,7 @@ func authenticate(a Authenticator, cookie string, next http.Handler) http.Handle
 		if r.Method == http.MethodGet && (r.URL.Path == "/v1/events" || r.URL.Path == "/v1/changes") {
 			c = cookie
 		}
-		tok, err := auth.TokenFromRequest(r, c)
+		tok, err := bearer(r, c)
 		if err != nil {
 			writeProblem(w, r, ProblemFor(err))
 			return
@@ -56,35 +57,51 @@ func authenticate(a Authenticator, cookie string, next http.Handler) http.Handle
 	})
 }
 
-// authorizeOperation is the kin-openapi AuthenticationFunc: it enforces the
-// operation's security requirement by checking the request's principal
-// for the grant the operation names in x-tandem-grant on the request path
-// (without /v1/). Operations with x-tandem-grant-target: topics (SSE and
-// long-poll) check each topic in their handler instead. Errors: ErrNoToken
-// or ErrInsufficientScope (see auth.Principal.Check), or an internal
-// error when the spec lacks x-tandem-grant (a build defect).
-func authorizeOperation(_ context.Context, in *openapi3filter.AuthenticationInput) error {
-	r := in.RequestValidationInput.Request
-	op := in.RequestValidationInput.Route.Operation
-	p, ok := auth.FromContext(r.Context())
-	if !ok {
-		return fmt.Errorf("%w: no principal on the request", auth.ErrNoToken)
+// bearer returns the credential r presents (see auth.TokenFrom); cookie
+// names the cookie that may carry it ("" for none). Errors:
+// auth.ErrInvalidToken (not a bearer Authorization header).
+func bearer(r *http.Request, cookie string) (string, error) {
+	var fromCookie string
+	if cookie != "" {
+		if c, err := r.Cookie(cookie); err == nil {
+			fromCookie = c.Value
+		}
 	}
-	g, _ := op.Extensions["x-tandem-grant"].(string)
-	action, err := auth.ParseAction(g)
-	if err != nil {
-		return fmt.Errorf("operation %s has no valid x-tandem-grant: %w", op.OperationID, err)
+	return auth.TokenFrom(r.Header.Get("Authorization"), r.Header.Get("X-API-Key"), fromCookie)
+}
+
+// authorizeOperation returns the kin-openapi AuthenticationFunc: it runs
+// app's authorisation (app.App.Authorize) for the grant the operation
+// names in x-tandem-grant on the request path (without /v1/), before the
+// request body is validated — the use case checks the same again.
+// Operations with x-tandem-grant-target: topics (SSE and long-poll) are
+// authorised per topic by app. Errors: ErrNoToken or ErrInsufficientScope
+// (see auth.Principal.Check), or an internal error when the spec lacks
+// x-tandem-grant (a build defect).
+func authorizeOperation(a *app.App) openapi3filter.AuthenticationFunc {
+	return func(_ context.Context, in *openapi3filter.AuthenticationInput) error {
+		r := in.RequestValidationInput.Request
+		op := in.RequestValidationInput.Route.Operation
+		p, ok := auth.FromContext(r.Context())
+		if !ok {
+			return fmt.Errorf("%w: no principal on the request", auth.ErrNoToken)
+		}
+		g, _ := op.Extensions["x-tandem-grant"].(string)
+		action, err := auth.ParseAction(g)
+		if err != nil {
+			return fmt.Errorf("operation %s has no valid x-tandem-grant: %w", op.OperationID, err)
+		}
+		if t, _ := op.Extensions["x-tandem-grant-target"].(string); t == "topics" {
+			return nil
+		}
+		path := strings.TrimPrefix(r.URL.Path, "/v1/")
+		if !auth.ValidPath(path) {
+			// A malformed path (an encoded "../", invalid UTF-8 in a name)
+			// matches no grant; it is a bad request, not a missing token.
+			return store.Errorf(store.CodeInvalid, "the path %q is not a valid resource path", path)
+		}
+		return a.Authorize(p, action, path)
 	}
-	if t, _ := op.Extensions["x-tandem-grant-target"].(string); t == "topics" {
-		return nil
-	}
-	path := strings.TrimPrefix(r.URL.Path, "/v1/")
-	if !auth.ValidPath(path) {
-		// A malformed path (an encoded "../", invalid UTF-8 in a name)
-		// matches no grant; it is a bad request, not a missing token.
-		return store.Errorf(store.CodeInvalid, "the path %q is not a valid resource path", path)
-	}
-	return p.Check(action, path)
 }
 
 // principalOf returns the request's principal; without one (auth not in

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/tandemhq/tandem/internal/wire"
 )
 
 // Origins is an allow-list of browser origins ("https://app.example.com";
@@ -53,7 +55,7 @@ func cors(o Origins, next http.Handler) http.Handler {
 		}
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 			if !allowed {
-				writeProblem(w, r, newProblem(errorTable["forbidden"], "origin "+origin+" is not allowed", nil))
+				writeProblem(w, r, wire.NewProblem(wire.KindForbidden, "origin "+origin+" is not allowed", nil))
 				return
 			}
 			h := w.Header()

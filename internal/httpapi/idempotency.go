@@ -5,13 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"hash/fnv"
 	"io"
 	"net/http"
 	"strconv"
-	"sync"
-	"time"
 
+	"github.com/tandemhq/tandem/internal/app"
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/store"
 )
@@ -20,14 +18,12 @@ import (
 var replayedHeaders = []string{"Content-Type", "Location", "ETag"}
 
 // idempotency replays the stored reply of a POST carrying an
-// Idempotency-Key: the same key with the same request gets the first reply
-// again (with `Idempotent-Replayed: true`); the same key with another
-// request is a 409 problem. Replies with 5xx statuses are not stored, so
-// the client can retry them.
+// Idempotency-Key (app.App.Idempotent): the same key with the same request
+// gets the first reply again (with `Idempotent-Replayed: true`); the same
+// key with another request is a 409 problem. Replies with 5xx statuses are
+// not stored, so the client can retry them.
 type idempotency struct {
-	store store.Store
-	now   func() time.Time
-	locks [64]sync.Mutex
+	app *app.App
 }
 
 func (m *idempotency) wrap(next http.Handler) http.Handler {
@@ -47,56 +43,43 @@ func (m *idempotency) wrap(next http.Handler) http.Handler {
 		sum.Write([]byte(r.Method + " " + r.URL.Path + "\n" + r.Header.Get("Content-Type") + "\n"))
 		sum.Write(body)
 		fp := hex.EncodeToString(sum.Sum(nil))
-		scoped := principalKey(r) + "\x00" + key
-
-		h := fnv.New32a()
-		h.Write([]byte(scoped))
-		mu := &m.locks[h.Sum32()%uint32(len(m.locks))]
-		mu.Lock()
-		defer mu.Unlock()
-
-		rec, err := m.store.GetIdempotentReply(r.Context(), scoped)
-		switch {
-		case err == nil && rec.Fingerprint != fp:
-			writeProblem(w, r, ProblemFor(store.Errorf(store.CodeConflict, "Idempotency-Key %q was already used for a different request", key)))
-			return
-		case err == nil:
-			for k, v := range rec.Header {
-				w.Header().Set(k, v)
+		var live http.Header // the headers of a reply made now, not replayed
+		rep, replayed, err := m.app.Idempotent(r.Context(), principalOf(r.Context()), key, fp, func() app.Reply {
+			buf := &bufferedResponse{header: http.Header{}}
+			next.ServeHTTP(buf, r)
+			if buf.status == 0 {
+				buf.status = http.StatusOK
 			}
-			w.Header().Set("Idempotent-Replayed", "true")
-			w.WriteHeader(rec.Status)
-			_, _ = w.Write(rec.Body)
-			return
-		case !errors.Is(err, store.ErrNotFound):
-			writeProblem(w, r, ProblemFor(err))
-			return
-		}
-		buf := &bufferedResponse{header: http.Header{}}
-		next.ServeHTTP(buf, r)
-		if buf.status == 0 {
-			buf.status = http.StatusOK
-		}
-		if buf.status < 500 {
-			stored := store.IdempotentReply{Key: scoped, Fingerprint: fp, Status: buf.status, Header: map[string]string{}, Body: buf.body.Bytes(), CreatedAt: m.now().UTC()}
+			live = buf.header
+			stored := app.Reply{Status: buf.status, Header: map[string]string{}, Body: buf.body.Bytes()}
 			for _, k := range replayedHeaders {
 				if v := buf.header.Get(k); v != "" {
 					stored.Header[k] = v
 				}
 			}
-			// A failure to store only loses the replay, not the write.
-			_ = m.store.PutIdempotentReply(r.Context(), stored)
+			return stored
+		})
+		if err != nil {
+			writeProblem(w, r, ProblemFor(err))
+			return
 		}
-		for k, v := range buf.header {
-			w.Header()[k] = v
+		if replayed {
+			for k, v := range rep.Header {
+				w.Header().Set(k, v)
+			}
+			w.Header().Set("Idempotent-Replayed", "true")
+		} else {
+			for k, v := range live {
+				w.Header()[k] = v
+			}
 		}
-		w.WriteHeader(buf.status)
-		_, _ = w.Write(buf.body.Bytes())
+		w.WriteHeader(rep.Status)
+		_, _ = w.Write(rep.Body)
 	})
 }
 
-// principalKey scopes idempotency keys and rate limits to the caller ("" for
-// anonymous callers).
+// principalKey scopes rate limits to the caller ("" for anonymous
+// callers).
 func principalKey(r *http.Request) string {
 	if p, ok := auth.FromContext(r.Context()); ok {
 		return p.Scope()

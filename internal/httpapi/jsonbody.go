@@ -14,6 +14,7 @@ import (
 	"github.com/tandemhq/tandem/gen/api"
 	"github.com/tandemhq/tandem/internal/ijson"
 	"github.com/tandemhq/tandem/internal/store"
+	"github.com/tandemhq/tandem/internal/wire"
 )
 
 // checkJSONBody rejects JSON request bodies that are not valid UTF-8
@@ -43,17 +44,17 @@ func checkJSONBody(next http.Handler) http.Handler {
 				return
 			}
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				writeProblem(w, r, newProblem(kindRequestTimeout, "the request body did not arrive within the read timeout", []api.ProblemField{bodyField("", "incomplete: the body did not arrive in time")}))
+				writeProblem(w, r, wire.NewProblem(wire.KindRequestTimeout, "the request body did not arrive within the read timeout", []api.ProblemField{wire.BodyField("", "incomplete: the body did not arrive in time")}))
 				return
 			}
-			writeProblem(w, r, newProblem(errorTable[store.CodeInvalid], "the request body could not be read", []api.ProblemField{bodyField("", "could not be read")}))
+			writeProblem(w, r, wire.NewProblem(wire.KindInvalid, "the request body could not be read", []api.ProblemField{wire.BodyField("", "could not be read")}))
 			return
 		}
 		// The body is in: lift the read deadline (readDeadline), which would
 		// otherwise also end net/http's watch for the client going away.
 		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 		if !utf8.Valid(body) {
-			writeProblem(w, r, newProblem(errorTable[store.CodeInvalid], "malformed JSON: the request body is not valid UTF-8", []api.ProblemField{bodyField("", "malformed JSON: not valid UTF-8")}))
+			writeProblem(w, r, wire.NewProblem(wire.KindInvalid, "malformed JSON: the request body is not valid UTF-8", []api.ProblemField{wire.BodyField("", "malformed JSON: not valid UTF-8")}))
 			return
 		}
 		if err := ijson.Check(body); err != nil {
@@ -82,18 +83,18 @@ func jsonMediaType(ct string) bool {
 func ijsonProblem(err error) api.Problem {
 	var e *ijson.Error
 	if !errors.As(err, &e) {
-		return newProblem(errorTable[store.CodeInvalid], "malformed JSON", []api.ProblemField{bodyField("", "malformed JSON")})
+		return wire.NewProblem(wire.KindInvalid, "malformed JSON", []api.ProblemField{wire.BodyField("", "malformed JSON")})
 	}
 	var f api.ProblemField
 	switch e.Reason {
 	case ijson.Syntax:
-		f = bodyField("", "malformed JSON: "+e.Error())
+		f = wire.BodyField("", "malformed JSON: "+e.Error())
 	case ijson.TooDeep:
-		f = bodyField("", e.Error())
+		f = wire.BodyField("", e.Error())
 	default:
-		f = bodyField(e.Pointer, e.Error())
+		f = wire.BodyField(e.Pointer, e.Error())
 	}
-	return newProblem(errorTable[store.CodeInvalid], describe(f), []api.ProblemField{f})
+	return wire.NewProblem(wire.KindInvalid, describe(f), []api.ProblemField{f})
 }
 
 // readDeadline bounds reading a request's body: a request that announces

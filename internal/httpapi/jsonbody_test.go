@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tandemhq/tandem/gen/api"
+	"github.com/tandemhq/tandem/internal/wire"
 )
 
 // TestCheckJSONBodyProblems: every body the gate refuses gets a 400
@@ -49,7 +50,7 @@ func TestCheckJSONBodyProblems(t *testing.T) {
 			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
 				t.Fatal(err)
 			}
-			if p.Type != ProblemBase+"invalid-request" || p.Detail == nil || *p.Detail != tc.detail {
+			if p.Type != wire.KindInvalid.Type() || p.Detail == nil || *p.Detail != tc.detail {
 				t.Fatalf("problem %s, want detail %q", rec.Body.Bytes(), tc.detail)
 			}
 			if p.Errors == nil || len(*p.Errors) != 1 {
@@ -63,8 +64,8 @@ func TestCheckJSONBodyProblems(t *testing.T) {
 			if f.In != api.Body || got != tc.pointer || f.Detail == "" {
 				t.Fatalf("field %+v (pointer %q), want pointer %q", f, got, tc.pointer)
 			}
-			if tc.pointer != "" && (f.Name == nil || *f.Name != dotted(tc.pointer)) {
-				t.Fatalf("field name %v, want %s", f.Name, dotted(tc.pointer))
+			if tc.pointer != "" && (f.Name == nil || *f.Name != *wire.BodyField(tc.pointer, "").Name) {
+				t.Fatalf("field name %v, want %s", f.Name, *wire.BodyField(tc.pointer, "").Name)
 			}
 		})
 	}

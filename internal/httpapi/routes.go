@@ -21,15 +21,13 @@ import (
 	"github.com/tandemhq/tandem/internal/ratelimit"
 	"github.com/tandemhq/tandem/internal/specval"
 	"github.com/tandemhq/tandem/internal/store"
-	"github.com/tandemhq/tandem/internal/stream"
+	"github.com/tandemhq/tandem/internal/wire"
 	"github.com/tandemhq/tandem/spec"
 )
 
 // Config wires the HTTP layer.
 type Config struct {
-	App       *app.App
-	Resources *stream.Resources
-	Channels  *stream.Channels
+	App *app.App
 	// SSE configures GET /v1/events.
 	SSE    SSEConfig
 	Logger *slog.Logger
@@ -51,8 +49,8 @@ type Config struct {
 	// RateLimit limits /v1/ requests per client (nil: unlimited).
 	RateLimit *ratelimit.Limiter
 	// Caps count SSE streams and long-polls against the connection cap
-	// per client IP, and SSE topics against the subscription caps (nil:
-	// unlimited). Share them with the WebSocket server.
+	// per client IP (nil: unlimited); share them with the WebSocket
+	// server. The subscription caps are app's (app.Realtime.Caps).
 	Caps *quota.Caps
 	// Auth resolves credentials (nil: auth not configured, everything is
 	// allowed).
@@ -86,7 +84,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	}
 	if cfg.Ready == nil {
 		cfg.Ready = func(ctx context.Context) map[string]string {
-			if err := cfg.App.Store().Ping(ctx); err != nil {
+			if err := cfg.App.Ping(ctx); err != nil {
 				return map[string]string{"store": "unavailable"}
 			}
 			return map[string]string{"store": "ok"}
@@ -102,7 +100,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		return nil, err
 	}
 
-	srv := &Server{app: cfg.App, resources: cfg.Resources, channels: cfg.Channels, ready: cfg.Ready, draining: cfg.Draining}
+	srv := &Server{app: cfg.App, ready: cfg.Ready, draining: cfg.Draining}
 	reqErr, respErr := errorWriter(cfg.Logger)
 	strict := api.NewStrictHandlerWithOptions(srv, nil, api.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc:  reqErr,
@@ -116,7 +114,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 			writeProblem(w, r, bindingProblem(r, err))
 		},
 	})
-	sse := &sseHandler{cfg: cfg.SSE, resources: cfg.Resources, channels: cfg.Channels, log: cfg.Logger, draining: cfg.Draining, caps: cfg.Caps}
+	sse := &sseHandler{cfg: cfg.SSE, app: cfg.App, log: cfg.Logger, draining: cfg.Draining}
 	if cfg.Strict {
 		av, err := specval.LoadAsyncAPI()
 		if err != nil {
@@ -125,9 +123,9 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		sse.validate = av.ValidateServerFrame
 	}
 	apiMux.Handle("GET /v1/events", sse)
-	idem := &idempotency{store: cfg.App.Store(), now: cfg.Now}
+	idem := &idempotency{app: cfg.App}
 	var h http.Handler = idem.wrap(apiHandler)
-	h = requestValidator(doc, authorizeOperation)(h)
+	h = requestValidator(doc, authorizeOperation(cfg.App))(h)
 	if cfg.Strict {
 		h = strictResponses(validator, cfg.Logger, h)
 	}
@@ -193,7 +191,7 @@ func recoverer(log *slog.Logger, next http.Handler) http.Handler {
 					panic(v)
 				}
 				log.ErrorContext(r.Context(), "panic serving request", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v))
-				writeProblem(w, r, newProblem(kindInternal, "an internal error occurred; it has been logged", nil))
+				writeProblem(w, r, wire.NewProblem(wire.KindInternal, "an internal error occurred; it has been logged", nil))
 			}
 		}()
 		next.ServeHTTP(w, r)
@@ -216,7 +214,7 @@ func strictResponses(v *specval.OpenAPI, log *slog.Logger, next http.Handler) ht
 		}
 		if err := v.ValidateResponse(r, buf.status, buf.header, buf.body.Bytes()); err != nil {
 			log.ErrorContext(r.Context(), "response violates spec/openapi.yaml", "method", r.Method, "path", r.URL.Path, "status", buf.status, "err", err)
-			writeProblem(w, r, newProblem(kindInternal, "the server produced a response that violates its API description; it has been logged", nil))
+			writeProblem(w, r, wire.NewProblem(wire.KindInternal, "the server produced a response that violates its API description; it has been logged", nil))
 			return
 		}
 		for k, vals := range buf.header {

@@ -12,17 +12,15 @@ import (
 	"github.com/tandemhq/tandem/gen/api"
 	"github.com/tandemhq/tandem/internal/app"
 	"github.com/tandemhq/tandem/internal/store"
-	"github.com/tandemhq/tandem/internal/stream"
+	"github.com/tandemhq/tandem/internal/wire"
 )
 
 // Server implements the generated strict server interface on top of app.App.
 // Handlers return typed response variants or errors; errors are turned into
 // problems by the error table in problem.go.
 type Server struct {
-	app       *app.App
-	resources *stream.Resources
-	channels  *stream.Channels
-	ready     func(ctx context.Context) map[string]string
+	app   *app.App
+	ready func(ctx context.Context) map[string]string
 	// draining is closed when the server starts shutting down: waiting
 	// long-polls answer at once with their cursor.
 	draining <-chan struct{}
@@ -48,39 +46,39 @@ func (s *Server) GetReady(ctx context.Context, _ api.GetReadyRequestObject) (api
 
 // ListCollections lists every collection.
 func (s *Server) ListCollections(ctx context.Context, _ api.ListCollectionsRequestObject) (api.ListCollectionsResponseObject, error) {
-	cs, err := s.app.ListCollections(ctx)
+	cs, err := s.app.ListCollections(ctx, principalOf(ctx))
 	if err != nil {
 		return nil, err
 	}
 	out := api.CollectionList{Items: make([]api.Collection, 0, len(cs))}
 	for _, c := range cs {
-		out.Items = append(out.Items, toAPICollection(c))
+		out.Items = append(out.Items, wire.Collection(c))
 	}
 	return api.ListCollections200JSONResponse(out), nil
 }
 
 // CreateCollection creates a collection (201 + Location).
 func (s *Server) CreateCollection(ctx context.Context, req api.CreateCollectionRequestObject) (api.CreateCollectionResponseObject, error) {
-	c, err := s.app.CreateCollection(ctx, req.Body.Name, req.Body.Schema)
+	c, err := s.app.CreateCollection(ctx, principalOf(ctx), req.Body.Name, req.Body.Schema)
 	if err != nil {
 		return nil, err
 	}
 	loc := "/v1/collections/" + c.Name
-	return api.CreateCollection201JSONResponse{Body: toAPICollection(c), Headers: api.CreateCollection201ResponseHeaders{Location: &loc}}, nil
+	return api.CreateCollection201JSONResponse{Body: wire.Collection(c), Headers: api.CreateCollection201ResponseHeaders{Location: &loc}}, nil
 }
 
 // GetCollection returns one collection.
 func (s *Server) GetCollection(ctx context.Context, req api.GetCollectionRequestObject) (api.GetCollectionResponseObject, error) {
-	c, err := s.app.GetCollection(ctx, req.Collection)
+	c, err := s.app.GetCollection(ctx, principalOf(ctx), req.Collection)
 	if err != nil {
 		return nil, err
 	}
-	return api.GetCollection200JSONResponse(toAPICollection(c)), nil
+	return api.GetCollection200JSONResponse(wire.Collection(c)), nil
 }
 
 // DeleteCollection deletes a collection and its resources.
 func (s *Server) DeleteCollection(ctx context.Context, req api.DeleteCollectionRequestObject) (api.DeleteCollectionResponseObject, error) {
-	if err := s.app.DeleteCollection(ctx, req.Collection); err != nil {
+	if err := s.app.DeleteCollection(ctx, principalOf(ctx), req.Collection); err != nil {
 		return nil, err
 	}
 	return api.DeleteCollection204Response{}, nil
@@ -98,7 +96,7 @@ func (s *Server) ListResources(ctx context.Context, req api.ListResourcesRequest
 		labels = *req.Params.Labels
 		sel, err := store.ParseSelector(labels)
 		if err != nil {
-			return nil, paramError(api.Query, "labels", store.ErrorMessage(err))
+			return nil, wire.ParamError(api.Query, "labels", store.ErrorMessage(err))
 		}
 		opts.Selector = sel
 	}
@@ -109,17 +107,17 @@ func (s *Server) ListResources(ctx context.Context, req api.ListResourcesRequest
 		var t pageToken
 		b, err := base64.RawURLEncoding.DecodeString(*req.Params.PageToken)
 		if err != nil || json.Unmarshal(b, &t) != nil || !store.ValidName(t.After) {
-			return nil, paramError(api.Query, "pageToken", "is not a page token returned by this API")
+			return nil, wire.ParamError(api.Query, "pageToken", "is not a page token returned by this API")
 		}
 		opts.After = t.After
 	}
-	page, err := s.app.ListResources(ctx, opts)
+	page, err := s.app.ListResources(ctx, principalOf(ctx), opts)
 	if err != nil {
 		return nil, err
 	}
 	out := api.ResourceList{Items: make([]api.Resource, 0, len(page.Items)), Revision: page.Revision}
 	for _, r := range page.Items {
-		out.Items = append(out.Items, toAPIResource(r))
+		out.Items = append(out.Items, wire.Resource(r))
 	}
 	resp := api.ListResources200JSONResponse{Body: out}
 	if page.More && len(page.Items) > 0 {
@@ -142,17 +140,17 @@ func (s *Server) CreateResource(ctx context.Context, req api.CreateResourceReque
 	if req.Body.Id != nil {
 		id = *req.Body.Id
 	}
-	r, err := s.app.CreateResource(ctx, req.Collection, id, req.Body.Data, labelsOf(req.Body.Labels))
+	r, err := s.app.CreateResource(ctx, principalOf(ctx), req.Collection, id, req.Body.Data, labelsOf(req.Body.Labels))
 	if err != nil {
 		return nil, err
 	}
 	loc, tag := location(r), etag(r.Revision)
-	return api.CreateResource201JSONResponse{Body: toAPIResource(r), Headers: api.CreateResource201ResponseHeaders{Location: &loc, ETag: &tag}}, nil
+	return api.CreateResource201JSONResponse{Body: wire.Resource(r), Headers: api.CreateResource201ResponseHeaders{Location: &loc, ETag: &tag}}, nil
 }
 
 // GetResource returns a resource, or 304 when If-None-Match matches.
 func (s *Server) GetResource(ctx context.Context, req api.GetResourceRequestObject) (api.GetResourceResponseObject, error) {
-	r, err := s.app.GetResource(ctx, req.Collection, req.Id)
+	r, err := s.app.GetResource(ctx, principalOf(ctx), req.Collection, req.Id)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +164,7 @@ func (s *Server) GetResource(ctx context.Context, req api.GetResourceRequestObje
 			return api.GetResource304Response{Headers: api.GetResource304ResponseHeaders{ETag: &tag}}, nil
 		}
 	}
-	return api.GetResource200JSONResponse{Body: toAPIResource(r), Headers: api.GetResource200ResponseHeaders{ETag: &tag}}, nil
+	return api.GetResource200JSONResponse{Body: wire.Resource(r), Headers: api.GetResource200ResponseHeaders{ETag: &tag}}, nil
 }
 
 // ReplaceResource creates or replaces a resource (201 or 200, with ETag).
@@ -181,20 +179,20 @@ func (s *Server) ReplaceResource(ctx context.Context, req api.ReplaceResourceReq
 	}
 	if req.Params.IfNoneMatch != nil {
 		if strings.TrimSpace(*req.Params.IfNoneMatch) != "*" {
-			return nil, paramError(api.Header, "If-None-Match", `only "*" (create-only) is supported on PUT`)
+			return nil, wire.ParamError(api.Header, "If-None-Match", `only "*" (create-only) is supported on PUT`)
 		}
 		cond.CreateOnly = true
 	}
-	r, created, err := s.app.ReplaceResource(ctx, req.Collection, req.Id, req.Body.Data, labelsOf(req.Body.Labels), cond)
+	r, created, err := s.app.ReplaceResource(ctx, principalOf(ctx), req.Collection, req.Id, req.Body.Data, labelsOf(req.Body.Labels), cond)
 	if err != nil {
 		return nil, err
 	}
 	tag := etag(r.Revision)
 	if created {
 		loc := location(r)
-		return api.ReplaceResource201JSONResponse{Body: toAPIResource(r), Headers: api.ReplaceResource201ResponseHeaders{ETag: &tag, Location: &loc}}, nil
+		return api.ReplaceResource201JSONResponse{Body: wire.Resource(r), Headers: api.ReplaceResource201ResponseHeaders{ETag: &tag, Location: &loc}}, nil
 	}
-	return api.ReplaceResource200JSONResponse{Body: toAPIResource(r), Headers: api.ReplaceResource200ResponseHeaders{ETag: &tag}}, nil
+	return api.ReplaceResource200JSONResponse{Body: wire.Resource(r), Headers: api.ReplaceResource200ResponseHeaders{ETag: &tag}}, nil
 }
 
 // PatchResource applies a JSON Merge Patch.
@@ -208,14 +206,14 @@ func (s *Server) PatchResource(ctx context.Context, req api.PatchResourceRequest
 		rev = c.IfMatch
 	}
 	if req.Body == nil {
-		return nil, paramError(api.Body, "", "a merge patch body is required")
+		return nil, wire.ParamError(api.Body, "", "a merge patch body is required")
 	}
-	r, err := s.app.PatchResource(ctx, req.Collection, req.Id, *req.Body, rev)
+	r, err := s.app.PatchResource(ctx, principalOf(ctx), req.Collection, req.Id, *req.Body, rev)
 	if err != nil {
 		return nil, err
 	}
 	tag := etag(r.Revision)
-	return api.PatchResource200JSONResponse{Body: toAPIResource(r), Headers: api.PatchResource200ResponseHeaders{ETag: &tag}}, nil
+	return api.PatchResource200JSONResponse{Body: wire.Resource(r), Headers: api.PatchResource200ResponseHeaders{ETag: &tag}}, nil
 }
 
 // DeleteResource deletes a resource (204).
@@ -228,7 +226,7 @@ func (s *Server) DeleteResource(ctx context.Context, req api.DeleteResourceReque
 		}
 		cond = c
 	}
-	if _, err := s.app.DeleteResource(ctx, req.Collection, req.Id, cond); err != nil {
+	if _, err := s.app.DeleteResource(ctx, principalOf(ctx), req.Collection, req.Id, cond); err != nil {
 		return nil, err
 	}
 	return api.DeleteResource204Response{}, nil
@@ -244,7 +242,7 @@ func ifMatch(v string) (store.Precondition, error) {
 		return store.Precondition{MustExist: true}, nil
 	}
 	if len(revs) != 1 {
-		return store.Precondition{}, paramError(api.Header, "If-Match", "give exactly one entity tag")
+		return store.Precondition{}, wire.ParamError(api.Header, "If-Match", "give exactly one entity tag")
 	}
 	return store.Precondition{IfMatch: revs[0]}, nil
 }
@@ -258,11 +256,11 @@ func parseETags(v, header string) (revs []int64, any bool, err error) {
 	for _, part := range strings.Split(v, ",") {
 		p := strings.TrimPrefix(strings.TrimSpace(part), "W/")
 		if len(p) < 3 || p[0] != '"' || p[len(p)-1] != '"' {
-			return nil, false, paramError(api.Header, header, `must be "*" or entity tags like "42"`)
+			return nil, false, wire.ParamError(api.Header, header, `must be "*" or entity tags like "42"`)
 		}
 		n, perr := strconv.ParseInt(p[1:len(p)-1], 10, 64)
 		if perr != nil || n <= 0 {
-			return nil, false, paramError(api.Header, header, "entity tags are revisions: positive integers in quotes, like \"42\"")
+			return nil, false, wire.ParamError(api.Header, header, "entity tags are revisions: positive integers in quotes, like \"42\"")
 		}
 		revs = append(revs, n)
 	}
@@ -278,32 +276,6 @@ func contains(xs []int64, x int64) bool {
 	return false
 }
 
-// paramError is a 400 problem naming one parameter or header.
-func paramError(in api.ProblemFieldIn, name, detail string) error {
-	msg := detail
-	if name != "" {
-		msg = fmt.Sprintf("%s %s: %s", in, name, detail)
-	}
-	return &fieldError{msg: msg, field: paramField(in, name, detail)}
-}
-
-// fieldError is an invalid-request error naming a parameter; ProblemFor
-// renders it with its field.
-type fieldError struct {
-	msg   string
-	field api.ProblemField
-}
-
-func (e *fieldError) Error() string { return e.msg }
-
-func (e *fieldError) As(target any) bool {
-	if t, ok := target.(**store.Error); ok {
-		*t = &store.Error{Code: store.CodeInvalid, Message: e.msg}
-		return true
-	}
-	return false
-}
-
 func etag(rev int64) string { return `"` + strconv.FormatInt(rev, 10) + `"` }
 
 func location(r store.Resource) string {
@@ -315,21 +287,4 @@ func labelsOf(l *api.Labels) map[string]string {
 		return map[string]string{}
 	}
 	return *l
-}
-
-func toAPICollection(c store.Collection) api.Collection {
-	return api.Collection{Name: c.Name, Schema: c.Schema, Revision: c.Revision, CreatedAt: c.CreatedAt.UTC()}
-}
-
-// ToAPIResource converts a store resource to its wire form (also used by
-// the realtime transports so every event carries the same JSON).
-func ToAPIResource(r store.Resource) api.Resource { return toAPIResource(r) }
-
-func toAPIResource(r store.Resource) api.Resource {
-	labels := r.Labels
-	if labels == nil {
-		labels = map[string]string{}
-	}
-	return api.Resource{Id: r.ID, Collection: r.Collection, Data: r.Data, Labels: labels, Revision: r.Revision,
-		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
 }

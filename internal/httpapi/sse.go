@@ -13,12 +13,12 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/gen/api"
+	"github.com/tandemhq/tandem/internal/app"
 	"github.com/tandemhq/tandem/internal/auth"
-	"github.com/tandemhq/tandem/internal/broker"
 	"github.com/tandemhq/tandem/internal/hub"
-	"github.com/tandemhq/tandem/internal/quota"
 	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/stream"
+	"github.com/tandemhq/tandem/internal/wire"
 )
 
 // SSEConfig configures GET /v1/events.
@@ -42,17 +42,14 @@ type SSEConfig struct {
 // sseHandler serves Server-Sent Events with the same frames and cursors
 // as the WebSocket API.
 type sseHandler struct {
-	cfg       SSEConfig
-	resources *stream.Resources
-	channels  *stream.Channels
-	log       *slog.Logger
+	cfg SSEConfig
+	app *app.App
+	log *slog.Logger
 	// validate checks each outbound frame under --strict (nil: off).
 	validate func([]byte) error
 	// draining is closed when the server starts shutting down: every
 	// stream then ends with an error event carrying its cursor.
 	draining <-chan struct{}
-	// caps count every topic against the subscription caps (nil: none).
-	caps *quota.Caps
 }
 
 // sseSink is the stream's outbound queue. Any goroutine may call
@@ -143,7 +140,7 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			for t, c := range m {
 				cur, err := stream.ParseCursor(c)
 				if err != nil {
-					fail(paramError(resumeIn, resumeName, store.ErrorMessage(err)))
+					fail(wire.ParamError(resumeIn, resumeName, store.ErrorMessage(err)))
 					return
 				}
 				since[t] = &cur
@@ -151,11 +148,11 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		} else {
 			cur, err := stream.ParseCursor(resume)
 			if err != nil {
-				fail(paramError(resumeIn, resumeName, store.ErrorMessage(err)))
+				fail(wire.ParamError(resumeIn, resumeName, store.ErrorMessage(err)))
 				return
 			}
 			if len(topics) != 1 {
-				fail(paramError(resumeIn, resumeName, "with several topics, resume with the composite id the stream sent"))
+				fail(wire.ParamError(resumeIn, resumeName, "with several topics, resume with the composite id the stream sent"))
 				return
 			}
 			since[topics[0]] = &cur
@@ -163,7 +160,7 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sel, err := store.ParseSelector(labels)
 	if err != nil {
-		fail(paramError(api.Query, "labels", store.ErrorMessage(err)))
+		fail(wire.ParamError(api.Query, "labels", store.ErrorMessage(err)))
 		return
 	}
 	qb := h.cfg.QueueBytes
@@ -176,66 +173,36 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() { sink.q.Close(); sink.q.Discard() }()
 
 	type started struct {
-		sub *stream.Subscription
+		sub *app.Subscription
 		run func(context.Context) error
 	}
 	var subs []started
-	var releases []func() // subscription slots, given back after unsubscribe
 	defer func() {
-		for _, release := range releases {
-			release()
+		for _, s := range subs {
+			s.sub.Close()
 		}
 	}()
-	unsubscribe := func() {
-		for _, s := range subs {
-			switch s.sub.Topic.Kind {
-			case stream.TopicChannel, stream.TopicPresence:
-				h.channels.Unsubscribe(s.sub)
-			default:
-				h.resources.Unsubscribe(s.sub)
-			}
-		}
-	}
-	defer unsubscribe()
 	cursors := map[string]string{}
 	seen := map[string]bool{}
 	principal := principalOf(r.Context())
 	for _, t := range topics {
 		topic, err := stream.ParseTopic(t)
 		if err != nil {
-			fail(paramError(api.Query, "topic", store.ErrorMessage(err)))
-			return
-		}
-		if err := principal.Check(auth.ActionRead, topic.Path); err != nil {
-			fail(err)
+			fail(wire.ParamError(api.Query, "topic", store.ErrorMessage(err)))
 			return
 		}
 		if seen[t] {
-			fail(paramError(api.Query, "topic", "topic "+t+" is listed twice"))
+			fail(wire.ParamError(api.Query, "topic", "topic "+t+" is listed twice"))
 			return
 		}
 		seen[t] = true
-		release, err := h.caps.Subscription(quota.ClientKey(principal.Scope(), r.RemoteAddr))
-		if err != nil {
-			fail(err)
-			return
-		}
-		releases = append(releases, release)
-		req := stream.Request{Topic: topic, Since: since[t], Snapshot: snapshot && since[t] == nil}
-		var (
-			sub *stream.Subscription
-			res stream.Result
-			run func(context.Context) error
-		)
-		switch topic.Kind {
-		case stream.TopicChannel, stream.TopicPresence:
-			req.Snapshot = req.Snapshot && topic.Kind == stream.TopicChannel
-			var member *broker.Member
-			sub, res, run, err = h.channels.Subscribe(ctx, req, member, sink)
-		default:
+		// One labels parameter for every topic: it selects within the
+		// resource topics.
+		req := app.SubscribeRequest{Topic: topic, Since: since[t], Snapshot: snapshot && since[t] == nil, Client: r.RemoteAddr}
+		if topic.IsResource() {
 			req.Selector = sel
-			sub, res, run, err = h.resources.Subscribe(ctx, req, sink)
 		}
+		sub, res, run, err := h.app.Subscribe(ctx, principal, req, sink)
 		if err != nil {
 			fail(err)
 			return
@@ -313,7 +280,7 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.writeError(out, ProblemFor(&auth.TokenError{Reason: auth.ReasonExpired}), cursorsID(cursors, single))
 			return
 		case <-sink.slow:
-			h.writeError(out, api.Problem{Type: ProblemBase + "slow-consumer", Title: "Slow consumer", Status: http.StatusTooManyRequests}, cursorsID(cursors, single))
+			h.writeError(out, wire.NewProblem(wire.KindSlowConsumer, "", nil), cursorsID(cursors, single))
 			return
 		case err := <-errs:
 			h.writeError(out, ProblemFor(err), cursorsID(cursors, single))
@@ -325,9 +292,8 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-bookmark.C:
 			for _, s := range subs {
 				// Queued under the subscription's lock: never behind a newer event.
-				s.sub.Bookmark(h.resources.Feed, func(pos stream.Cursor) bool {
-					b, _ := json.Marshal(stream.BookmarkFrame{Type: "bookmark", Topic: s.sub.Topic.Path, Labels: s.sub.Labels, Cursor: pos.String()})
-					return sink.Push(hub.NewEvent(b, s.sub.Key, pos.String(), 0))
+				s.sub.Bookmark(func(pos stream.Cursor) bool {
+					return sink.Push(hub.NewEvent(wire.Bookmark(s.sub.Topic.Path, s.sub.Labels, pos), s.sub.Key, pos.String(), 0))
 				})
 			}
 		case <-sink.q.C():
@@ -416,7 +382,7 @@ func cursorsID(cursors map[string]string, single bool) string {
 }
 
 func (h *sseHandler) writeError(out *sseWriter, p api.Problem, id string) {
-	b, _ := json.Marshal(stream.ErrorFrame{Type: "error", Problem: p})
+	b, _ := json.Marshal(wire.ErrorFrame{Type: "error", Problem: p})
 	var buf bytes.Buffer
 	buf.WriteString("event: error\n")
 	if id != "" {

@@ -14,7 +14,7 @@ import (
 	middleware "github.com/oapi-codegen/nethttp-middleware"
 
 	"github.com/tandemhq/tandem/gen/api"
-	"github.com/tandemhq/tandem/internal/store"
+	"github.com/tandemhq/tandem/internal/wire"
 )
 
 // requestValidator returns kin-openapi request validation as middleware:
@@ -63,9 +63,9 @@ func decodedPath(r *http.Request) *http.Request {
 func validationProblem(err error, o middleware.ErrorHandlerOpts) api.Problem {
 	if o.MatchedRoute == nil {
 		if errors.Is(err, routers.ErrMethodNotAllowed) {
-			return newProblem(kindMethodNotAllowed, "this method is not allowed on this path", nil)
+			return wire.NewProblem(wire.KindMethodNotAllowed, "this method is not allowed on this path", nil)
 		}
-		return newProblem(kindRouteNotFound, "no such endpoint", nil)
+		return wire.NewProblem(wire.KindRouteNotFound, "no such endpoint", nil)
 	}
 	var fields []api.ProblemField
 	unsupported := false
@@ -93,10 +93,10 @@ func validationProblem(err error, o middleware.ErrorHandlerOpts) api.Problem {
 		switch {
 		case re.Parameter != nil:
 			in := api.ProblemFieldIn(re.Parameter.In)
-			fields = append(fields, paramField(in, re.Parameter.Name, paramDetail(re)))
+			fields = append(fields, wire.ParamField(in, re.Parameter.Name, paramDetail(re)))
 		case re.RequestBody != nil && strings.HasPrefix(re.Reason, "header Content-Type has unexpected value"):
 			unsupported = true
-			fields = append(fields, paramField(api.Header, "Content-Type", "must be one of "+strings.Join(contentTypes(re.RequestBody), ", ")))
+			fields = append(fields, wire.ParamField(api.Header, "Content-Type", "must be one of "+strings.Join(contentTypes(re.RequestBody), ", ")))
 		case re.RequestBody != nil:
 			fields = append(fields, bodyFields(re)...)
 		default:
@@ -113,9 +113,9 @@ func validationProblem(err error, o middleware.ErrorHandlerOpts) api.Problem {
 		detail += fmt.Sprintf(" (and %d more)", len(fields)-1)
 	}
 	if unsupported {
-		return newProblem(kindUnsupportedMedia, detail, fields)
+		return wire.NewProblem(wire.KindUnsupportedMedia, detail, fields)
 	}
-	return newProblem(errorTable[store.CodeInvalid], detail, fields)
+	return wire.NewProblem(wire.KindInvalid, detail, fields)
 }
 
 func fieldKey(f api.ProblemField) string {
@@ -192,7 +192,7 @@ func bodyFields(re *openapi3filter.RequestError) []api.ProblemField {
 					}
 				}
 			}
-			out = append(out, bodyField(toPointer(ptr), se.Reason))
+			out = append(out, wire.BodyField(toPointer(ptr), se.Reason))
 			return
 		}
 		var pe *openapi3filter.ParseError
@@ -282,9 +282,9 @@ func bindingProblem(r *http.Request, err error) api.Problem {
 	if name == "" {
 		f = api.ProblemField{In: in, Detail: "a parameter " + detail}
 	} else {
-		f = paramField(in, name, detail)
+		f = wire.ParamField(in, name, detail)
 	}
-	return newProblem(errorTable[store.CodeInvalid], describe(f), []api.ProblemField{f})
+	return wire.NewProblem(wire.KindInvalid, describe(f), []api.ProblemField{f})
 }
 
 // paramLocation says where a request carries the parameter name: the

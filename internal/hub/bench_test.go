@@ -3,8 +3,6 @@ package hub
 import (
 	"fmt"
 	"testing"
-
-	"github.com/gorilla/websocket"
 )
 
 // frame is a typical small event frame (~200 bytes).
@@ -71,32 +69,4 @@ func BenchmarkQueuePushPop(b *testing.B) {
 			}
 		})
 	}
-}
-
-// BenchmarkPrepared compares framing a message for 1,000 WebSocket
-// subscribers once, through Message.Prepared, with building a
-// PreparedMessage per subscriber. One op = one event to 1,000 subscribers.
-func BenchmarkPrepared(b *testing.B) {
-	const subscribers = 1000
-	b.Run("Once", func(b *testing.B) {
-		b.ReportAllocs()
-		for range b.N {
-			m := NewMessage(frame)
-			for range subscribers {
-				if _, err := m.Prepared(); err != nil {
-					b.Fatal(err)
-				}
-			}
-		}
-	})
-	b.Run("PerSubscriber", func(b *testing.B) {
-		b.ReportAllocs()
-		for range b.N {
-			for range subscribers {
-				if _, err := websocket.NewPreparedMessage(websocket.TextMessage, frame); err != nil {
-					b.Fatal(err)
-				}
-			}
-		}
-	})
 }

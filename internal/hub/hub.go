@@ -86,8 +86,9 @@ type keyShard struct {
 }
 
 type topicShard struct {
-	mu     sync.RWMutex
-	topics map[string]map[string]struct{}
+	mu sync.RWMutex
+	// topics maps a topic to its keys and each key's attribute.
+	topics map[string]map[string]any
 	_      [64]byte
 }
 
@@ -122,7 +123,7 @@ func New(opts Options) *Hub {
 	}
 	for i := range h.shards {
 		h.shards[i].keys = make(map[string]*entry)
-		h.topics[i].topics = make(map[string]map[string]struct{})
+		h.topics[i].topics = make(map[string]map[string]any)
 	}
 	return h
 }
@@ -154,6 +155,14 @@ func (h *Hub) topicShard(topic string) *topicShard { return &h.topics[fnv32a(top
 // same s to the same key twice is a no-op returning false. After Shutdown,
 // Subscribe registers nothing and returns false; see [Hub.Done].
 func (h *Hub) Subscribe(key string, s Subscriber) (first bool) {
+	return h.SubscribeWith(key, nil, s)
+}
+
+// SubscribeWith is Subscribe, registering attr with key when key had no
+// subscriber: [Hub.Entries] returns it with the key while the key has
+// subscribers (e.g. the parsed selector the key was made from, so that
+// broadcasters need not parse keys). Equal keys must have equal attributes.
+func (h *Hub) SubscribeWith(key string, attr any, s Subscriber) (first bool) {
 	sh := h.keyShard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -164,7 +173,7 @@ func (h *Hub) Subscribe(key string, s Subscriber) (first bool) {
 	if e == nil {
 		e = &entry{subs: make(map[Subscriber]struct{}, 1)}
 		sh.keys[key] = e
-		h.indexAdd(key)
+		h.indexAdd(key, attr)
 		h.numKeys.Add(1)
 		first = true
 	} else if _, dup := e.subs[s]; dup {
@@ -215,16 +224,16 @@ func (h *Hub) Unsubscribe(key string, s Subscriber) (last bool) {
 // indexAdd and indexRemove maintain the topic → keys index. They are called
 // with the key's shard locked; the lock order is always key shard, then
 // topic shard.
-func (h *Hub) indexAdd(key string) {
+func (h *Hub) indexAdd(key string, attr any) {
 	topic := TopicOf(key)
 	ts := h.topicShard(topic)
 	ts.mu.Lock()
 	set := ts.topics[topic]
 	if set == nil {
-		set = make(map[string]struct{}, 1)
+		set = make(map[string]any, 1)
 		ts.topics[topic] = set
 	}
-	set[key] = struct{}{}
+	set[key] = attr
 	ts.mu.Unlock()
 }
 
@@ -306,6 +315,30 @@ func (h *Hub) Keys(topic string) []string {
 		keys = append(keys, k)
 	}
 	return keys
+}
+
+// Entry is a key with subscribers and the attribute it was registered
+// with (see [Hub.SubscribeWith]).
+type Entry struct {
+	Key  string
+	Attr any
+}
+
+// Entries returns the keys of topic with their attributes, like
+// [Hub.Keys].
+func (h *Hub) Entries(topic string) []Entry {
+	ts := h.topicShard(topic)
+	ts.mu.RLock()
+	defer ts.mu.RUnlock()
+	set := ts.topics[topic]
+	if len(set) == 0 {
+		return nil
+	}
+	out := make([]Entry, 0, len(set))
+	for k, a := range set {
+		out = append(out, Entry{Key: k, Attr: a})
+	}
+	return out
 }
 
 // NumSubscribers returns the number of subscriptions, i.e. (key, subscriber)

@@ -4,21 +4,19 @@
 //
 // The package is independent of transports. A transport (WebSocket, SSE,
 // long-poll) implements [Subscriber], usually by pushing into a byte-bounded
-// [Queue] drained by one writer goroutine per connection. The only transport
-// type that appears here is gorilla/websocket's PreparedMessage, which a
-// [Message] builds lazily, once, for every WebSocket writer that sends it.
+// [Queue] drained by one writer goroutine per connection. A [Message] can
+// hold one transport-specific form of its frame (the WebSocket writer keeps
+// its prepared message there), built once for every writer that sends it.
 //
 // Keys are opaque strings of the form "topic" or "topic?selector"; the topic
-// is the part before the first '?'. The hub does not interpret selectors: the
-// caller lists the keys of a topic with [Hub.Keys], decides which of them an
-// event matches and broadcasts to each of those keys.
+// is the part before the first '?'. The hub does not interpret selectors: a
+// key is registered with an attribute (the caller's parsed selector), and
+// the caller lists the keys of a topic with their attributes ([Hub.Entries]),
+// decides which of them an event matches and broadcasts to each of those
+// keys.
 package hub
 
-import (
-	"sync"
-
-	"github.com/gorilla/websocket"
-)
+import "sync"
 
 // Message is one server frame encoded once and shared, unmodified, by every
 // subscriber it is delivered to. It is safe for concurrent use.
@@ -31,9 +29,9 @@ type Message struct {
 	cursor string
 	seq    int64
 
-	once     sync.Once
-	prepared *websocket.PreparedMessage
-	err      error
+	once   sync.Once
+	framed any
+	err    error
 }
 
 // NewMessage returns a Message holding data, the JSON bytes of one server
@@ -70,15 +68,15 @@ func (m *Message) Bytes() []byte { return m.data }
 // [Queue] charges for holding the Message.
 func (m *Message) Size() int { return len(m.data) }
 
-// Prepared returns the frame as a WebSocket text message ready for
-// (*websocket.Conn).WritePreparedMessage. It is built on the first call and
-// the same value (or error) is returned to every later caller, so a
-// broadcast to many WebSocket connections frames (and, where negotiated,
-// compresses) the payload once per set of connection options rather than
-// once per connection.
-func (m *Message) Prepared() (*websocket.PreparedMessage, error) {
+// Framed returns the frame in a transport's own form (for WebSocket, a
+// prepared message framed and, where negotiated, compressed once), built
+// by build from the frame's bytes on the first call; every later caller
+// gets the same value or error, so a broadcast to many connections frames
+// its payload once rather than once per connection. One transport uses it
+// per process (build is the same function for every call). Errors: build's.
+func (m *Message) Framed(build func(data []byte) (any, error)) (any, error) {
 	m.once.Do(func() {
-		m.prepared, m.err = websocket.NewPreparedMessage(websocket.TextMessage, m.data)
+		m.framed, m.err = build(m.data)
 	})
-	return m.prepared, m.err
+	return m.framed, m.err
 }

@@ -1,13 +1,10 @@
 package hub
 
 import (
-	"net/http"
-	"net/http/httptest"
-	"strings"
+	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
-
-	"github.com/gorilla/websocket"
 )
 
 func TestMessage(t *testing.T) {
@@ -18,66 +15,42 @@ func TestMessage(t *testing.T) {
 	}
 }
 
-func TestMessagePreparedOnce(t *testing.T) {
+func TestMessageFramedOnce(t *testing.T) {
 	m := NewMessage([]byte(`{"type":"event"}`))
 	const n = 8
+	var builds atomic.Int32
+	build := func(data []byte) (any, error) {
+		builds.Add(1)
+		return &struct{ b []byte }{data}, nil
+	}
 	got := make([]any, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			pm, err := m.Prepared()
+			f, err := m.Framed(build)
 			if err != nil {
 				t.Error(err)
 			}
-			got[i] = pm
+			got[i] = f
 		})
 	}
 	wg.Wait()
-	if got[0] == nil {
-		t.Fatal("Prepared returned nil")
+	if builds.Load() != 1 {
+		t.Fatalf("built %d times, want once", builds.Load())
 	}
 	for i := range got {
-		if got[i] != got[0] {
-			t.Fatalf("Prepared #%d returned a different PreparedMessage", i)
+		if got[i] == nil || got[i] != got[0] {
+			t.Fatalf("Framed #%d returned %v, want the first value %v", i, got[i], got[0])
 		}
 	}
 }
 
-// TestMessagePreparedOnTheWire writes one Message's PreparedMessage to two
-// real WebSocket connections and checks that both clients read the frame.
-func TestMessagePreparedOnTheWire(t *testing.T) {
-	m := NewMessage([]byte(`{"type":"event","cursor":"c1"}`))
-	up := websocket.Upgrader{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		pm, err := m.Prepared()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		if err := c.WritePreparedMessage(pm); err != nil {
-			t.Error(err)
-		}
-		c.ReadMessage() // wait for the client to hang up
-	}))
-	defer srv.Close()
-	url := "ws" + strings.TrimPrefix(srv.URL, "http")
+func TestMessageFramedError(t *testing.T) {
+	m := NewMessage([]byte(`{}`))
+	want := errors.New("cannot frame")
 	for range 2 {
-		c, _, err := websocket.DefaultDialer.Dial(url, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		typ, data, err := c.ReadMessage()
-		c.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if typ != websocket.TextMessage || string(data) != string(m.Bytes()) {
-			t.Fatalf("read %d %q, want text %q", typ, data, m.Bytes())
+		if _, err := m.Framed(func([]byte) (any, error) { return nil, want }); err != want {
+			t.Fatalf("Framed error = %v, want %v", err, want)
 		}
 	}
 }

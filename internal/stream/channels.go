@@ -5,12 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/tandemhq/tandem/gen/api"
 	"github.com/tandemhq/tandem/internal/broker"
 	"github.com/tandemhq/tandem/internal/hub"
 	"github.com/tandemhq/tandem/internal/store"
@@ -19,69 +16,15 @@ import (
 // EventMessage is the event name of a channel message.
 const EventMessage = "message"
 
-// ChannelOptions configure the channels of one namespace.
-type ChannelOptions struct {
-	History broker.HistoryOptions
-	// Presence enables presence for the namespace's channels.
-	Presence bool
-	// ClientPublish lets clients publish over WebSocket and REST (with the
-	// publish grant); otherwise only admin credentials may publish.
-	ClientPublish bool
-	// MaxMessageBytes bounds a message's data.
-	MaxMessageBytes int
-}
-
-// Namespaces maps namespaces (the part of a channel name before the first
-// ':') to options; channels without a configured namespace use Default.
-type Namespaces struct {
-	Default ChannelOptions
-	ByName  map[string]ChannelOptions
-}
-
-// For returns the options of channel.
-func (n Namespaces) For(channel string) ChannelOptions {
-	if ns, _, ok := strings.Cut(channel, ":"); ok {
-		if o, ok := n.ByName[ns]; ok {
-			return o
-		}
-	}
-	return n.Default
-}
-
-// PresenceFrame is a presence state or diff (AsyncAPI components/schemas/Presence).
-type PresenceFrame struct {
-	Type    string               `json:"type"`
-	Topic   string               `json:"topic"`
-	Action  string               `json:"action"`
-	Members []api.PresenceMember `json:"members"`
-}
-
-// ErrorFrame ends one subscription (or, without Topic, the connection).
-type ErrorFrame struct {
-	Type    string        `json:"type"`
-	Topic   string        `json:"topic,omitempty"`
-	Labels  string        `json:"labels,omitempty"`
-	Problem api.Problem   `json:"problem"`
-	Cursors []TopicCursor `json:"cursors,omitempty"`
-}
-
-// TopicCursor is one subscription's position.
-type TopicCursor struct {
-	Topic  string `json:"topic"`
-	Labels string `json:"labels,omitempty"`
-	Cursor string `json:"cursor"`
-}
-
 // Channels runs channel topics on this node: it is the broker's Handler
 // (turning deliveries into hub broadcasts), publishes through the broker,
 // and subscribes connections with history replay and presence.
 type Channels struct {
-	Broker     broker.Broker
-	Hub        *hub.Hub
-	Namespaces Namespaces
-	Logger     *slog.Logger
-	// Problem renders errors for reset frames.
-	Problem func(error) api.Problem
+	Broker broker.Broker
+	Hub    *hub.Hub
+	Logger *slog.Logger
+	// Frames encodes messages, presence and reset frames (required).
+	Frames Frames
 	// PresenceTTL is the lease of a presence entry; holders renew it at a
 	// third of it. Default 45 s.
 	PresenceTTL time.Duration
@@ -99,16 +42,6 @@ func (c *Channels) log() *slog.Logger {
 	return c.Logger
 }
 
-// ChannelMessageJSON converts a broker message to its wire form.
-func ChannelMessageJSON(m broker.Message) api.ChannelMessage {
-	out := api.ChannelMessage{Channel: m.Channel, Offset: m.Offset, Cursor: ChannelCursor(m).String(), Data: m.Data, Time: m.Time.UTC()}
-	if m.Publisher != "" {
-		p := m.Publisher
-		out.Publisher = &p
-	}
-	return out
-}
-
 // ChannelCursor is the cursor of a channel message.
 func ChannelCursor(m broker.Message) Cursor {
 	return Cursor{Kind: KindChannel, Epoch: m.Epoch, Pos: m.Offset}
@@ -120,14 +53,14 @@ func MessagesTopic(ch string) string { return "channels/" + ch + "/messages" }
 // PresenceTopic is the topic of a channel's presence.
 func PresenceTopic(ch string) string { return "channels/" + ch + "/presence" }
 
-func encodeMessage(m broker.Message) ([]byte, error) {
-	msg := ChannelMessageJSON(m)
-	return json.Marshal(EventFrame{Type: "event", Topic: MessagesTopic(m.Channel), Event: EventMessage, Cursor: msg.Cursor, Message: &msg})
+// messageEvent is the event of a channel message.
+func messageEvent(m broker.Message) Event {
+	return Event{Topic: MessagesTopic(m.Channel), Name: EventMessage, Cursor: ChannelCursor(m), Message: &m}
 }
 
 // HandleMessage implements broker.Handler: one encode, one broadcast.
 func (c *Channels) HandleMessage(m broker.Message) {
-	b, err := encodeMessage(m)
+	b, err := c.Frames.Event(messageEvent(m))
 	if err != nil {
 		c.log().Error("encode channel message", "channel", m.Channel, "err", err)
 		return
@@ -143,7 +76,7 @@ func (c *Channels) HandlePresence(e broker.PresenceEvent) {
 		action = "join"
 	}
 	key := PresenceTopic(e.Channel)
-	b, _ := json.Marshal(PresenceFrame{Type: "presence", Topic: key, Action: action, Members: membersJSON([]broker.Member{e.Member})})
+	b := c.Frames.Presence(key, action, []broker.Member{e.Member})
 	c.Hub.Broadcast(key, hub.NewEvent(b, key, "", 0))
 }
 
@@ -152,36 +85,8 @@ func (c *Channels) HandlePresence(e broker.PresenceEvent) {
 // resync-required error frame.
 func (c *Channels) HandleReset(channel, epoch string) {
 	key := MessagesTopic(channel)
-	p := c.problem(store.Errorf(store.CodeCompacted, "the channel's history was reset (epoch %s); reload the history and subscribe again", epoch))
-	b, _ := json.Marshal(ErrorFrame{Type: "error", Topic: key, Problem: p})
+	b := c.Frames.Reset(key, store.Errorf(store.CodeCompacted, "the channel's history was reset (epoch %s); reload the history and subscribe again", epoch))
 	c.Hub.Broadcast(key, hub.NewEvent(b, key, "", SeqReset))
-}
-
-func (c *Channels) problem(err error) api.Problem {
-	if c.Problem != nil {
-		return c.Problem(err)
-	}
-	return api.Problem{Type: "https://tandem.dev/problems/resync-required", Title: "Resync required", Status: 410}
-}
-
-func membersJSON(ms []broker.Member) []api.PresenceMember {
-	byID := map[string]*api.PresenceMember{}
-	var order []string
-	for _, m := range ms {
-		pm, ok := byID[m.ID]
-		if !ok {
-			pm = &api.PresenceMember{Id: m.ID, Connections: []api.PresenceConnection{}}
-			byID[m.ID] = pm
-			order = append(order, m.ID)
-		}
-		pm.Connections = append(pm.Connections, api.PresenceConnection{ConnectionId: m.ConnID, Meta: m.Meta})
-	}
-	sort.Strings(order)
-	out := make([]api.PresenceMember, 0, len(order))
-	for _, id := range order {
-		out = append(out, *byID[id])
-	}
-	return out
 }
 
 // acquire makes this node receive channel while a local subscription needs it.
@@ -212,34 +117,24 @@ func (c *Channels) release(channel string) {
 	}
 }
 
-// Publish publishes data to channel. Errors: store.ErrInvalid (bad name or
-// data), store.ErrTooLarge, store.ErrUnavailable (broker down).
-func (c *Channels) Publish(ctx context.Context, channel string, data json.RawMessage, publisher string) (broker.Message, error) {
-	if !ValidChannel(channel) {
-		return broker.Message{}, store.Errorf(store.CodeInvalid, "invalid channel name %q", clip(channel))
-	}
-	opts := c.Namespaces.For(channel)
-	if opts.MaxMessageBytes > 0 && len(data) > opts.MaxMessageBytes {
-		return broker.Message{}, store.Errorf(store.CodeTooLarge, "message data of %d bytes exceeds the channel's limit of %d bytes", len(data), opts.MaxMessageBytes)
-	}
+// Publish publishes data to channel (a valid channel name: the caller
+// parsed its topic), retained as history says. Errors: store.ErrInvalid (data not JSON),
+// store.ErrTooLarge, store.ErrUnavailable (broker down).
+func (c *Channels) Publish(ctx context.Context, channel string, data json.RawMessage, publisher string, history broker.HistoryOptions) (broker.Message, error) {
 	if !json.Valid(data) {
 		return broker.Message{}, store.Errorf(store.CodeInvalid, "message data must be JSON")
 	}
-	m, err := c.Broker.Publish(ctx, channel, data, publisher, opts.History)
+	m, err := c.Broker.Publish(ctx, channel, data, publisher, history)
 	return m, brokerError(err)
 }
 
 // History reads a channel's history after since (nil: from the oldest
-// retained). Errors: store.ErrCompacted (resync-required), store.ErrInvalid.
+// retained); the caller checked the channel name and that since is a
+// channel cursor. Errors: store.ErrCompacted (resync-required),
+// store.ErrUnavailable.
 func (c *Channels) History(ctx context.Context, channel string, since *Cursor, limit int) ([]broker.Message, Cursor, error) {
-	if !ValidChannel(channel) {
-		return nil, Cursor{}, store.Errorf(store.CodeInvalid, "invalid channel name %q", clip(channel))
-	}
 	var pos broker.Position
 	if since != nil {
-		if since.Kind != KindChannel {
-			return nil, Cursor{}, store.Errorf(store.CodeInvalid, "cursor belongs to a resource topic, not to a channel")
-		}
 		pos = broker.Position{Epoch: since.Epoch, Offset: since.Pos}
 	}
 	msgs, top, err := c.Broker.History(ctx, channel, pos, limit)
@@ -258,16 +153,14 @@ func (c *Channels) History(ctx context.Context, channel string, since *Cursor, l
 	return msgs, next, nil
 }
 
-// Presence lists a channel's members. Errors: store.ErrInvalid.
-func (c *Channels) Presence(ctx context.Context, channel string) ([]api.PresenceMember, error) {
-	if !ValidChannel(channel) {
-		return nil, store.Errorf(store.CodeInvalid, "invalid channel name %q", clip(channel))
-	}
+// Presence lists a channel's members (one entry per connection). Errors:
+// store.ErrUnavailable.
+func (c *Channels) Presence(ctx context.Context, channel string) ([]broker.Member, error) {
 	ms, err := c.Broker.Presence(ctx, channel)
 	if err != nil {
 		return nil, brokerError(err)
 	}
-	return membersJSON(ms), nil
+	return ms, nil
 }
 
 func brokerError(err error) error {
@@ -284,16 +177,12 @@ func brokerError(err error) error {
 
 // Subscribe starts a subscription to a channel's messages or presence;
 // see Resources.Subscribe for the contract of run. member, when non-nil,
-// joins the channel's presence for the subscription's lifetime. Errors:
-// store.ErrInvalid, store.ErrCompacted (resync-required), store.ErrUnavailable.
+// joins the channel's presence for the subscription's lifetime. The
+// caller (app) has checked the request against the namespace's policy
+// and that since is a channel cursor (never given for presence). Errors:
+// store.ErrCompacted (resync-required), store.ErrUnavailable.
 func (c *Channels) Subscribe(ctx context.Context, req Request, member *broker.Member, sink Sink) (*Subscription, Result, func(context.Context) error, error) {
 	ch := req.Topic.Channel
-	if req.Since != nil && req.Topic.Kind == TopicPresence {
-		return nil, Result{}, nil, store.Errorf(store.CodeInvalid, "presence topics have no cursor; subscribe without since")
-	}
-	if req.Since != nil && req.Since.Kind != KindChannel {
-		return nil, Result{}, nil, store.Errorf(store.CodeInvalid, "cursor belongs to a resource topic, not to a channel")
-	}
 	if err := c.acquire(ctx, ch); err != nil {
 		return nil, Result{}, nil, err
 	}
@@ -304,16 +193,13 @@ func (c *Channels) Subscribe(ctx context.Context, req Request, member *broker.Me
 		return nil, Result{}, nil, err
 	}
 	if req.Topic.Kind == TopicPresence {
-		if !c.Namespaces.For(ch).Presence {
-			return fail(store.Errorf(store.CodeInvalid, "presence is disabled for channel %q", ch))
-		}
 		res := Result{Topic: req.Topic.Path, Start: StartSnapshot}
 		run := func(ctx context.Context) error {
 			ms, err := c.Presence(ctx, ch)
 			if err != nil {
 				return err
 			}
-			b, _ := json.Marshal(PresenceFrame{Type: "presence", Topic: req.Topic.Path, Action: "state", Members: ms})
+			b := c.Frames.Presence(req.Topic.Path, "state", ms)
 			if err := sink.PushWait(ctx, hub.NewEvent(b, sub.Key, "", 0)); err != nil {
 				return err
 			}
@@ -354,7 +240,7 @@ func (c *Channels) Subscribe(ctx context.Context, req Request, member *broker.Me
 		sub.last = top.Offset
 		res.Start, res.Cursor = StartLive, Cursor{Kind: KindChannel, Epoch: top.Epoch, Pos: top.Offset}
 	}
-	if member != nil && c.Namespaces.For(ch).Presence {
+	if member != nil {
 		if err := c.Broker.Join(ctx, ch, *member, c.presenceTTL()); err != nil {
 			return fail(brokerError(err))
 		}
@@ -380,7 +266,7 @@ func (c *Channels) Subscribe(ctx context.Context, req Request, member *broker.Me
 					if m.Offset > target {
 						return nil
 					}
-					b, err := encodeMessage(m)
+					b, err := c.Frames.Event(messageEvent(m))
 					if err != nil {
 						return err
 					}
@@ -398,7 +284,7 @@ func (c *Channels) Subscribe(ctx context.Context, req Request, member *broker.Me
 		}
 		if req.Snapshot {
 			cur := Cursor{Kind: KindChannel, Epoch: top.Epoch, Pos: top.Offset}
-			b, _ := json.Marshal(SyncedFrame{Type: "synced", Topic: req.Topic.Path, Cursor: cur.String()})
+			b := c.Frames.Synced(req.Topic.Path, "", cur)
 			if err := sink.PushWait(ctx, hub.NewEvent(b, sub.Key, cur.String(), 0)); err != nil {
 				return err
 			}

@@ -1,9 +1,7 @@
 package stream
 
 import (
-	"encoding/json"
-
-	"github.com/tandemhq/tandem/gen/api"
+	"github.com/tandemhq/tandem/internal/broker"
 	"github.com/tandemhq/tandem/internal/store"
 )
 
@@ -15,16 +13,37 @@ const (
 	EventSnapshot = "resource.snapshot"
 )
 
-// EventFrame is the JSON of an event frame; WebSocket, SSE and long-poll
-// carry the same object (AsyncAPI components/schemas/Event).
-type EventFrame struct {
-	Type     string              `json:"type"`
-	Topic    string              `json:"topic"`
-	Labels   string              `json:"labels,omitempty"`
-	Event    string              `json:"event"`
-	Cursor   string              `json:"cursor"`
-	Resource *api.Resource       `json:"resource,omitempty"`
-	Message  *api.ChannelMessage `json:"message,omitempty"`
+// Event is one event of a topic, as every transport carries it
+// (WebSocket, SSE, long-poll): a resource change (Resource set) or a
+// channel message (Message set).
+type Event struct {
+	Topic string
+	// Labels is the canonical selector of the subscription ("" for none).
+	Labels string
+	// Name is EventCreated, EventUpdated, EventDeleted, EventSnapshot or
+	// EventMessage.
+	Name     string
+	Cursor   Cursor
+	Resource *store.Resource
+	Message  *broker.Message
+}
+
+// Frames encodes the server frames the engines send; the edge package
+// (internal/wire) implements it with the AsyncAPI types, so the engines
+// know nothing of wire formats. Implementations must be safe for
+// concurrent use.
+type Frames interface {
+	// Event encodes an event frame. Errors: the resource data is not
+	// valid JSON (a store defect).
+	Event(ev Event) ([]byte, error)
+	// Synced encodes the frame that ends a snapshot.
+	Synced(topic, labels string, cur Cursor) []byte
+	// Presence encodes a presence state ("state") or diff ("join",
+	// "leave").
+	Presence(topic, action string, members []broker.Member) []byte
+	// Reset encodes the error frame that ends every subscription of topic
+	// because its stream was reset; err says why.
+	Reset(topic string, err error) []byte
 }
 
 // EventFor decides what a change looks like to a subscription with the
@@ -56,24 +75,7 @@ func EventFor(ch store.Change, sel store.Selector) (string, bool) {
 	return "", false
 }
 
-// ToAPIResource converts a store resource to its wire form, the same JSON
-// as the REST API's Resource.
-func ToAPIResource(r store.Resource) api.Resource {
-	labels := r.Labels
-	if labels == nil {
-		labels = map[string]string{}
-	}
-	data := r.Data
-	if len(data) == 0 {
-		data = json.RawMessage("{}")
-	}
-	return api.Resource{Id: r.ID, Collection: r.Collection, Data: data, Labels: labels, Revision: r.Revision,
-		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
-}
-
-// EncodeEvent encodes one event frame. Errors: the resource data is not
-// valid JSON (a store defect).
-func EncodeEvent(topic, labels, event string, cursor Cursor, r store.Resource) ([]byte, error) {
-	res := ToAPIResource(r)
-	return json.Marshal(EventFrame{Type: "event", Topic: topic, Labels: labels, Event: event, Cursor: cursor.String(), Resource: &res})
+// resourceEvent is the event of a resource change.
+func resourceEvent(topic, labels, name string, cur Cursor, r store.Resource) Event {
+	return Event{Topic: topic, Labels: labels, Name: name, Cursor: cur, Resource: &r}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +20,7 @@ type Feed struct {
 	store    store.Store
 	hub      *hub.Hub
 	log      *slog.Logger
+	frames   Frames
 	validate func([]byte) error
 	poll     time.Duration
 
@@ -28,13 +28,12 @@ type Feed struct {
 
 	mu      sync.Mutex
 	waiters chan struct{} // closed and replaced after every advance
-
-	selMu sync.Mutex
-	sels  map[string]store.Selector
 }
 
 // FeedOptions configures a Feed.
 type FeedOptions struct {
+	// Frames encodes the events (required).
+	Frames Frames
 	Logger *slog.Logger
 	// Validate, when set, checks every encoded frame (strict mode); frames
 	// that fail are logged.
@@ -44,14 +43,17 @@ type FeedOptions struct {
 }
 
 // NewFeed returns a feed starting at the store's current revision.
-// Errors: the store cannot be read.
+// Errors: opts.Frames is nil, the store cannot be read.
 func NewFeed(ctx context.Context, s store.Store, h *hub.Hub, opts FeedOptions) (*Feed, error) {
+	if opts.Frames == nil {
+		return nil, errors.New("stream: FeedOptions.Frames is required")
+	}
 	rev, err := s.Revision(ctx)
 	if err != nil {
 		return nil, err
 	}
-	f := &Feed{store: s, hub: h, log: opts.Logger, validate: opts.Validate, poll: opts.Poll,
-		waiters: make(chan struct{}), sels: map[string]store.Selector{}}
+	f := &Feed{store: s, hub: h, log: opts.Logger, frames: opts.Frames, validate: opts.Validate, poll: opts.Poll,
+		waiters: make(chan struct{})}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
@@ -142,16 +144,20 @@ func (f *Feed) advance(rev int64) {
 }
 
 // dispatch encodes the change once per subscribed key and broadcasts it.
+// Each key carries its parsed selector (keySpec, registered with the key).
 func (f *Feed) dispatch(ch store.Change) {
 	cur := f.Cursor(ch.Revision)
 	for _, topic := range []string{CollectionTopic(ch.Resource.Collection), ResourceTopic(ch.Resource.Collection, ch.Resource.ID)} {
-		for _, key := range f.hub.Keys(topic) {
-			sel, labels := f.selector(key)
-			ev, ok := EventFor(ch, sel)
+		for _, e := range f.hub.Entries(topic) {
+			spec, _ := e.Attr.(*keySpec)
+			if spec == nil {
+				spec = &keySpec{key: e.Key}
+			}
+			ev, ok := EventFor(ch, spec.sel)
 			if !ok {
 				continue
 			}
-			b, err := EncodeEvent(topic, labels, ev, cur, ch.Resource)
+			b, err := f.frames.Event(resourceEvent(topic, spec.labels, ev, cur, ch.Resource))
 			if err != nil {
 				f.log.Error("encode event", "revision", ch.Revision, "err", err)
 				continue
@@ -161,26 +167,7 @@ func (f *Feed) dispatch(ch store.Change) {
 					f.log.Error("event violates spec/asyncapi.yaml", "revision", ch.Revision, "err", err)
 				}
 			}
-			f.hub.Broadcast(key, hub.NewEvent(b, key, cur.String(), ch.Revision))
+			f.hub.Broadcast(e.Key, hub.NewEvent(b, e.Key, cur.String(), ch.Revision))
 		}
 	}
-}
-
-// selector returns the parsed selector of a hub key and its canonical text.
-func (f *Feed) selector(key string) (store.Selector, string) {
-	_, text, ok := strings.Cut(key, "?")
-	if !ok {
-		return nil, ""
-	}
-	f.selMu.Lock()
-	defer f.selMu.Unlock()
-	if s, ok := f.sels[key]; ok {
-		return s, text
-	}
-	s, _ := store.ParseSelector(text) // keys are made from parsed selectors
-	if len(f.sels) > 10000 {
-		f.sels = map[string]store.Selector{}
-	}
-	f.sels[key] = s
-	return s, text
 }

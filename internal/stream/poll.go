@@ -2,7 +2,6 @@ package stream
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/tandemhq/tandem/internal/broker"
@@ -18,33 +17,36 @@ const PollMaxBytes = 1 << 20
 // Poll returns the events of a resource topic after since (nil: from now),
 // waiting up to wait for the first one; with none, the same cursor comes
 // back; a close of stop (the server is shutting down) ends the wait the
-// same way. Errors: store.ErrNotFound, store.ErrInvalid, store.ErrCompacted.
-func (e *Resources) Poll(ctx context.Context, topic Topic, sel store.Selector, since *Cursor, limit int, wait time.Duration, stop <-chan struct{}) ([]EventFrame, Cursor, error) {
+// same way. The wait is on the hub key of the topic and selector, which
+// the feed wakes only when an event of it is broadcast: a waiting poll
+// reads the change log again only then, not on every write. The caller
+// (app) has checked since with CheckResourceCursor. Errors:
+// store.ErrNotFound, store.ErrCompacted.
+func (e *Resources) Poll(ctx context.Context, topic Topic, sel store.Selector, since *Cursor, limit int, wait time.Duration, stop <-chan struct{}) ([]Event, Cursor, error) {
 	if _, err := e.Store.GetCollection(ctx, topic.Collection); err != nil {
 		return nil, Cursor{}, err
 	}
+	spec := newKeySpec(topic.Path, sel)
+	w := &pollWaiter{c: make(chan struct{}, 1)}
+	e.Hub.SubscribeWith(spec.key, spec, w)
+	defer e.Hub.Unsubscribe(spec.key, w)
 	var pos int64
 	if since == nil {
 		pos = e.Feed.Last()
 	} else {
-		if err := CheckResourceCursor(*since, e.Store.Epoch()); err != nil {
-			return nil, Cursor{}, err
-		}
 		head, err := e.Store.Revision(ctx)
 		if err != nil {
 			return nil, Cursor{}, err
 		}
 		if since.Pos > head {
-			return nil, Cursor{}, store.Errorf(store.CodeCompacted, "cursor is ahead of this store's history; reload the state and start again")
+			return nil, Cursor{}, errCursorAhead
 		}
 		pos = since.Pos
 	}
-	labels := sel.String()
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
-		advanced := e.Feed.Advanced()
-		var out []EventFrame
+		var out []Event
 		size := 0
 	read:
 		for len(out) < limit && size < PollMaxBytes {
@@ -62,8 +64,7 @@ func (e *Resources) Poll(ctx context.Context, topic Topic, sel store.Selector, s
 				if !ok {
 					continue
 				}
-				r := ToAPIResource(ch.Resource)
-				out = append(out, EventFrame{Type: "event", Topic: topic.Path, Labels: labels, Event: ev, Cursor: e.Feed.Cursor(ch.Revision).String(), Resource: &r})
+				out = append(out, resourceEvent(topic.Path, spec.labels, ev, e.Feed.Cursor(ch.Revision), ch.Resource))
 				size += len(ch.Resource.Data) + 256
 				if len(out) == limit || size >= PollMaxBytes {
 					break read
@@ -77,11 +78,11 @@ func (e *Resources) Poll(ctx context.Context, topic Topic, sel store.Selector, s
 			return out, e.Feed.Cursor(pos), nil
 		}
 		select {
-		case <-advanced:
+		case <-w.c:
 		case <-timer.C:
-			return []EventFrame{}, e.Feed.Cursor(pos), nil
+			return []Event{}, e.Feed.Cursor(pos), nil
 		case <-stop:
-			return []EventFrame{}, e.Feed.Cursor(pos), nil
+			return []Event{}, e.Feed.Cursor(pos), nil
 		case <-ctx.Done():
 			return nil, Cursor{}, ctx.Err()
 		}
@@ -102,12 +103,10 @@ func (w *pollWaiter) Deliver(*hub.Message) bool {
 func (w *pollWaiter) Close() {}
 
 // Poll returns the messages of a channel after since (nil: from now),
-// waiting up to wait for the first one, or until stop is closed. Errors:
-// store.ErrInvalid, store.ErrCompacted, store.ErrUnavailable.
-func (c *Channels) Poll(ctx context.Context, topic Topic, since *Cursor, limit int, wait time.Duration, stop <-chan struct{}) ([]EventFrame, Cursor, error) {
-	if topic.Kind != TopicChannel {
-		return nil, Cursor{}, store.Errorf(store.CodeInvalid, "presence cannot be long-polled; read GET /v1/channels/{ch}/presence or subscribe")
-	}
+// waiting up to wait for the first one, or until stop is closed. The
+// caller (app) has checked that topic is a messages topic and since a
+// channel cursor. Errors: store.ErrCompacted, store.ErrUnavailable.
+func (c *Channels) Poll(ctx context.Context, topic Topic, since *Cursor, limit int, wait time.Duration, stop <-chan struct{}) ([]Event, Cursor, error) {
 	ch := topic.Channel
 	if err := c.acquire(ctx, ch); err != nil {
 		return nil, Cursor{}, err
@@ -125,9 +124,6 @@ func (c *Channels) Poll(ctx context.Context, topic Topic, since *Cursor, limit i
 		}
 		pos = top
 	} else {
-		if since.Kind != KindChannel {
-			return nil, Cursor{}, store.Errorf(store.CodeInvalid, "cursor belongs to a resource topic, not to a channel")
-		}
 		pos = broker.Position{Epoch: since.Epoch, Offset: since.Pos}
 	}
 	timer := time.NewTimer(wait)
@@ -141,11 +137,10 @@ func (c *Channels) Poll(ctx context.Context, topic Topic, since *Cursor, limit i
 			return nil, Cursor{}, brokerError(broker.ErrGone)
 		}
 		if len(msgs) > 0 {
-			out := make([]EventFrame, 0, len(msgs))
+			out := make([]Event, 0, len(msgs))
 			size := 0
 			for _, m := range msgs {
-				msg := ChannelMessageJSON(m)
-				out = append(out, EventFrame{Type: "event", Topic: topic.Path, Event: EventMessage, Cursor: msg.Cursor, Message: &msg})
+				out = append(out, messageEvent(m))
 				pos.Offset = m.Offset
 				if size += len(m.Data) + 256; size >= PollMaxBytes {
 					break
@@ -159,11 +154,11 @@ func (c *Channels) Poll(ctx context.Context, topic Topic, since *Cursor, limit i
 		select {
 		case <-w.c:
 		case <-timer.C:
-			return []EventFrame{}, Cursor{Kind: KindChannel, Epoch: pos.Epoch, Pos: pos.Offset}, nil
+			return []Event{}, Cursor{Kind: KindChannel, Epoch: pos.Epoch, Pos: pos.Offset}, nil
 		case <-stop:
-			return []EventFrame{}, Cursor{Kind: KindChannel, Epoch: pos.Epoch, Pos: pos.Offset}, nil
+			return []Event{}, Cursor{Kind: KindChannel, Epoch: pos.Epoch, Pos: pos.Offset}, nil
 		case <-ctx.Done():
-			return nil, Cursor{}, errors.Join(ctx.Err())
+			return nil, Cursor{}, ctx.Err()
 		}
 	}
 }

@@ -2,7 +2,6 @@ package stream
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"sync"
 
@@ -176,9 +175,10 @@ func (s *Subscription) Live() bool {
 // request, registers the subscription with the hub, and replays history
 // with an atomic hand-off to live events.
 type Resources struct {
-	Store store.Store
-	Hub   *hub.Hub
-	Feed  *Feed
+	Store  store.Store
+	Hub    *hub.Hub
+	Feed   *Feed
+	Frames Frames
 }
 
 // Page sizes of replays and snapshots. A replay reads replayPage changes
@@ -198,21 +198,16 @@ const (
 // for the reply, and run, which the transport must call after queueing the
 // reply: run sends the snapshot or replay and then switches to live
 // events. Snapshots and replays are read page by page as the sink drains
-// (Sink.PushWait), never materialised whole. Errors: store.ErrNotFound
-// (collection), store.ErrInvalid (bad cursor), store.ErrCompacted
-// (resync-required).
+// (Sink.PushWait), never materialised whole. The caller (app) has
+// checked req.Since with CheckResourceCursor. Errors: store.ErrNotFound
+// (collection), store.ErrCompacted (resync-required).
 func (e *Resources) Subscribe(ctx context.Context, req Request, sink Sink) (*Subscription, Result, func(context.Context) error, error) {
 	if _, err := e.Store.GetCollection(ctx, req.Topic.Collection); err != nil {
 		return nil, Result{}, nil, err
 	}
-	epoch := e.Store.Epoch()
-	if req.Since != nil {
-		if err := CheckResourceCursor(*req.Since, epoch); err != nil {
-			return nil, Result{}, nil, err
-		}
-	}
-	sub := &Subscription{Key: Key(req.Topic.Path, req.Selector), Topic: req.Topic, Labels: req.Selector.String(), sel: req.Selector, sink: sink}
-	e.Hub.Subscribe(sub.Key, sub)
+	spec := newKeySpec(req.Topic.Path, req.Selector)
+	sub := &Subscription{Key: spec.key, Topic: req.Topic, Labels: spec.labels, sel: req.Selector, sink: sink}
+	e.Hub.SubscribeWith(sub.Key, spec, sub)
 	fail := func(err error) (*Subscription, Result, func(context.Context) error, error) {
 		e.Hub.Unsubscribe(sub.Key, sub)
 		return nil, Result{}, nil, err
@@ -225,7 +220,7 @@ func (e *Resources) Subscribe(ctx context.Context, req Request, sink Sink) (*Sub
 	switch {
 	case req.Since != nil:
 		if req.Since.Pos > head {
-			return fail(store.Errorf(store.CodeCompacted, "cursor is ahead of this store's history; reload the state and subscribe again"))
+			return fail(errCursorAhead)
 		}
 		// Probe the log now so an expired cursor fails the subscribe itself.
 		if _, err := e.Store.Changes(ctx, req.Since.Pos, 1); err != nil {
@@ -244,7 +239,7 @@ func (e *Resources) Subscribe(ctx context.Context, req Request, sink Sink) (*Sub
 		if req.Snapshot {
 			cur := res.Cursor
 			push := func(r store.Resource) error {
-				b, err := EncodeEvent(req.Topic.Path, sub.Labels, EventSnapshot, cur, r)
+				b, err := e.Frames.Event(resourceEvent(req.Topic.Path, sub.Labels, EventSnapshot, cur, r))
 				if err != nil {
 					return err
 				}
@@ -259,7 +254,7 @@ func (e *Resources) Subscribe(ctx context.Context, req Request, sink Sink) (*Sub
 			if err != nil {
 				return err
 			}
-			b, _ := json.Marshal(SyncedFrame{Type: "synced", Topic: req.Topic.Path, Labels: sub.Labels, Cursor: cur.String()})
+			b := e.Frames.Synced(req.Topic.Path, sub.Labels, cur)
 			if err := sink.PushWait(ctx, hub.NewEvent(b, sub.Key, cur.String(), 0)); err != nil {
 				return err
 			}
@@ -269,18 +264,9 @@ func (e *Resources) Subscribe(ctx context.Context, req Request, sink Sink) (*Sub
 	return sub, res, sub.guard(run), nil
 }
 
-// CheckResourceCursor checks that c can resume a resource topic of the
-// store whose epoch is epoch. Errors: store.ErrInvalid (a channel
-// cursor), store.ErrCompacted (another epoch: resync-required).
-func CheckResourceCursor(c Cursor, epoch string) error {
-	if c.Kind != KindResource {
-		return store.Errorf(store.CodeInvalid, "cursor belongs to a channel, not to a resource topic")
-	}
-	if c.Epoch != epoch {
-		return store.Errorf(store.CodeCompacted, "cursor is from another store epoch (the history it points into is gone); reload the state and subscribe again")
-	}
-	return nil
-}
+// errCursorAhead refuses a resource cursor past the store's newest
+// revision (a cursor of another store that shares its epoch name).
+var errCursorAhead = store.Errorf(store.CodeCompacted, "cursor is ahead of this store's history; reload the state and start again")
 
 // Unsubscribe removes a subscription from the hub.
 func (e *Resources) Unsubscribe(sub *Subscription) {
@@ -346,23 +332,6 @@ func (r Replays) Run(ctx context.Context, run func(context.Context) error) error
 	}
 	defer func() { <-r }()
 	return run(ctx)
-}
-
-// SyncedFrame ends a snapshot (AsyncAPI components/schemas/Synced).
-type SyncedFrame struct {
-	Type   string `json:"type"`
-	Topic  string `json:"topic"`
-	Labels string `json:"labels,omitempty"`
-	Cursor string `json:"cursor"`
-}
-
-// BookmarkFrame carries a subscription's current cursor (AsyncAPI
-// components/schemas/Bookmark); WebSocket and SSE send it periodically.
-type BookmarkFrame struct {
-	Type   string `json:"type"`
-	Topic  string `json:"topic"`
-	Labels string `json:"labels,omitempty"`
-	Cursor string `json:"cursor"`
 }
 
 // catchUp replays the change log from sub.last to target, page by page at
@@ -455,7 +424,7 @@ func (e *Resources) replayOne(ctx context.Context, sub *Subscription, ch store.C
 		return nil
 	}
 	cur := e.Feed.Cursor(ch.Revision)
-	b, err := EncodeEvent(sub.Topic.Path, sub.Labels, ev, cur, ch.Resource)
+	b, err := e.Frames.Event(resourceEvent(sub.Topic.Path, sub.Labels, ev, cur, ch.Resource))
 	if err != nil {
 		return err
 	}

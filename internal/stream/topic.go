@@ -89,11 +89,29 @@ func ResourceTopic(c, id string) string { return "collections/" + c + "/resource
 // Key is the hub key of a subscription: the topic, plus the canonical
 // selector when there is one, so equal subscriptions share encoded events.
 func Key(topic string, sel store.Selector) string {
-	if len(sel) == 0 {
-		return topic
-	}
-	return topic + "?" + sel.String()
+	return newKeySpec(topic, sel).key
 }
+
+// keySpec is what a hub key of a resource topic stands for. It is
+// registered with the key (hub.SubscribeWith), so the feed reads the
+// parsed selector instead of parsing keys back.
+type keySpec struct {
+	key    string
+	sel    store.Selector
+	labels string // canonical selector text
+}
+
+func newKeySpec(topic string, sel store.Selector) *keySpec {
+	if len(sel) == 0 {
+		return &keySpec{key: topic}
+	}
+	labels := sel.String()
+	return &keySpec{key: topic + "?" + labels, sel: sel, labels: labels}
+}
+
+// IsResource reports whether t is a resource topic (collection or
+// resource), as opposed to a channel topic (messages or presence).
+func (t Topic) IsResource() bool { return t.Kind == TopicCollection || t.Kind == TopicResource }
 
 func clip(s string) string {
 	if len(s) > 80 {

@@ -5,9 +5,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
+	"github.com/tandemhq/tandem/internal/hub"
 	"github.com/tandemhq/tandem/internal/specval"
 	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/stream"
+	"github.com/tandemhq/tandem/internal/wire"
 )
 
 // BenchmarkEncodeEvent measures encoding one resource event frame, done
@@ -19,7 +23,7 @@ func BenchmarkEncodeEvent(b *testing.B) {
 	cur := stream.Cursor{Kind: stream.KindResource, Epoch: "0123456789abcdef", Pos: 42}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := stream.EncodeEvent("collections/orders/resources", "", stream.EventUpdated, cur, r); err != nil {
+		if _, err := (wire.Frames{}).Event(stream.Event{Topic: "collections/orders/resources", Name: stream.EventUpdated, Cursor: cur, Resource: &r}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -58,4 +62,34 @@ func BenchmarkDecodeFrame(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkPrepared compares framing a message for 1,000 WebSocket
+// subscribers once, through prepared (hub.Message.Framed), with building a
+// PreparedMessage per subscriber. One op = one event to 1,000 subscribers.
+func BenchmarkPrepared(b *testing.B) {
+	const subscribers = 1000
+	frame := []byte(`{"type":"event","topic":"collections/orders/resources","cursor":"AAAAAQAAAAAAAAAq",` +
+		`"event":"updated","resource":{"id":"01J9Z8","revision":42,"data":{"status":"shipped","total":1299}}}`)
+	b.Run("Once", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			m := hub.NewMessage(frame)
+			for range subscribers {
+				if _, err := prepared(m); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+	b.Run("PerSubscriber", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			for range subscribers {
+				if _, err := websocket.NewPreparedMessage(websocket.TextMessage, frame); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/tandemhq/tandem/gen/api"
 	"github.com/tandemhq/tandem/internal/ijson"
 	"github.com/tandemhq/tandem/internal/specval"
-	"github.com/tandemhq/tandem/internal/stream"
+	"github.com/tandemhq/tandem/internal/wire"
 )
 
 // Protocol is the value of welcome.protocol.
@@ -106,21 +106,13 @@ type SubscribeResult struct {
 	Start  string `json:"start"`
 }
 
-// Frames shared with SSE and long-poll.
+// Frames shared with SSE and long-poll (internal/wire).
 type (
 	// ErrorFrame is a problem not tied to a ref: with Topic it ended that
 	// subscription, with Cursors it precedes a slow-consumer close.
-	ErrorFrame = stream.ErrorFrame
+	ErrorFrame = wire.ErrorFrame
 	// TopicCursor is one subscription's position.
-	TopicCursor = stream.TopicCursor
-	// Presence is a presence state or diff.
-	Presence = stream.PresenceFrame
-	// Event is a change of a subscribed topic.
-	Event = stream.EventFrame
-	// Synced ends a snapshot.
-	Synced = stream.SyncedFrame
-	// Bookmark carries a subscription's current cursor.
-	Bookmark = stream.BookmarkFrame
+	TopicCursor = wire.TopicCursor
 )
 
 // ijsonFrameError describes a frame ijson refused; rawType is its top-level

@@ -15,6 +15,7 @@ import (
 	"github.com/tandemhq/tandem/gen/api"
 	"github.com/tandemhq/tandem/internal/specval"
 	"github.com/tandemhq/tandem/internal/stream"
+	"github.com/tandemhq/tandem/internal/wire"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden frames in testdata/frames")
@@ -43,14 +44,14 @@ func goldenFrames() []struct {
 		{"auth", true, Auth{Type: "auth", Ref: "7", Token: "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln"}},
 		{"reply-auth", false, Reply{Type: "reply", Ref: "7", OK: true, Body: AuthResult{Subject: "alice", ExpiresAt: &ts}}},
 		{"publish", true, Publish{Type: "publish", Ref: "6", Topic: "channels/chat:lobby/messages", Data: json.RawMessage(`{"text":"hi"}`)}},
-		{"presence", false, Presence{Type: "presence", Topic: "channels/chat:lobby/presence", Action: "join", Members: []api.PresenceMember{{Id: "alice", Connections: []api.PresenceConnection{{ConnectionId: "c0ffee", Meta: json.RawMessage(`{"name":"Alice"}`)}}}}}},
+		{"presence", false, wire.PresenceFrame{Type: "presence", Topic: "channels/chat:lobby/presence", Action: "join", Members: []api.PresenceMember{{Id: "alice", Connections: []api.PresenceConnection{{ConnectionId: "c0ffee", Meta: json.RawMessage(`{"name":"Alice"}`)}}}}}},
 		{"welcome", false, Welcome{Type: "welcome", ConnectionID: "c0ffee", Protocol: Protocol, HeartbeatSeconds: 25, MaxFrameBytes: 65536}},
 		{"reply-subscribe", false, Reply{Type: "reply", Ref: "1", OK: true, Body: SubscribeResult{Topic: "collections/orders/resources", Labels: "env=prod", Cursor: cur, Start: "since"}}},
 		{"reply-empty", false, Reply{Type: "reply", Ref: "4", OK: true, Body: struct{}{}}},
 		{"reply-problem", false, Reply{Type: "reply", Ref: "5", OK: false, Problem: &api.Problem{Type: "https://tandem.dev/problems/invalid-request", Title: "The request is invalid", Status: 400, Detail: sp("subscribe frame: /topic: missing property 'topic'"), Errors: &fields}}},
-		{"event", false, Event{Type: "event", Topic: "collections/orders/resources", Labels: "env=prod", Event: stream.EventUpdated, Cursor: cur, Resource: &res}},
-		{"synced", false, Synced{Type: "synced", Topic: "collections/orders/resources", Cursor: cur}},
-		{"bookmark", false, Bookmark{Type: "bookmark", Topic: "collections/orders/resources", Cursor: cur}},
+		{"event", false, wire.EventFrame{Type: "event", Topic: "collections/orders/resources", Labels: "env=prod", Event: stream.EventUpdated, Cursor: cur, Resource: &res}},
+		{"synced", false, wire.SyncedFrame{Type: "synced", Topic: "collections/orders/resources", Cursor: cur}},
+		{"bookmark", false, wire.BookmarkFrame{Type: "bookmark", Topic: "collections/orders/resources", Cursor: cur}},
 		{"error-slow", false, ErrorFrame{Type: "error", Problem: api.Problem{Type: "https://tandem.dev/problems/slow-consumer", Title: "Slow consumer", Status: 429}, Cursors: []TopicCursor{{Topic: "collections/orders/resources", Cursor: cur}}}},
 		{"error-topic", false, ErrorFrame{Type: "error", Topic: "collections/orders/resources", Problem: api.Problem{Type: "https://tandem.dev/problems/resync-required", Title: "Resync required", Status: 410}}},
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/tandemhq/tandem/internal/ijson"
 	"github.com/tandemhq/tandem/internal/specval"
 	"github.com/tandemhq/tandem/internal/store"
+	"github.com/tandemhq/tandem/internal/wire"
 )
 
 // watch registers a polled connection with its poller, unless it has
@@ -186,7 +187,7 @@ func (c *conn) handle(data []byte) {
 	typ, frame, ref, err := decodeFrame(c.srv.cfg.Validator, data)
 	if err != nil {
 		c.srv.metrics.invalid.Inc()
-		p := c.srv.cfg.Problem(store.ErrInvalid)
+		p := wire.Problem(store.ErrInvalid)
 		var fe *specval.FrameError
 		if errors.As(err, &fe) {
 			detail := fe.Error()

@@ -16,27 +16,24 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/tandemhq/tandem/gen/api"
+	"github.com/tandemhq/tandem/internal/app"
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/hub"
 	"github.com/tandemhq/tandem/internal/quota"
 	"github.com/tandemhq/tandem/internal/specval"
-	"github.com/tandemhq/tandem/internal/stream"
+	"github.com/tandemhq/tandem/internal/wire"
 )
 
 // Config configures the WebSocket server. Zero durations and sizes take
 // the documented defaults.
 type Config struct {
-	Resources *stream.Resources
-	Channels  *stream.Channels
+	// App runs every command of a connection (required).
+	App       *app.App
 	Validator *specval.AsyncAPI
 	Logger    *slog.Logger
 	Registry  prometheus.Registerer
 	// Strict validates every outbound frame the connection builds.
 	Strict bool
-	// Problem converts an error into a problem object (the HTTP layer's
-	// error table, so REST and WebSocket agree).
-	Problem func(error) api.Problem
 	// MaxFrameBytes is the read limit (close 1009 beyond); default 64 KiB.
 	MaxFrameBytes int64
 	// QueueBytes bounds each connection's outbound queue; default 1 MiB.
@@ -298,7 +295,7 @@ func (s *Server) authenticate(r *http.Request) (auth.Principal, error) {
 	if s.cfg.Auth == nil {
 		return auth.Principal{Kind: auth.KindAnonymous, Grants: auth.AllowAll()}, nil
 	}
-	tok, err := auth.TokenFromRequest(r, "")
+	tok, err := auth.TokenFrom(r.Header.Get("Authorization"), r.Header.Get("X-API-Key"), "")
 	if err != nil {
 		return auth.Principal{}, err
 	}
@@ -311,7 +308,7 @@ func (s *Server) authenticate(r *http.Request) (auth.Principal, error) {
 // refuse answers an upgrade request whose credentials were rejected with
 // a 401 problem (RFC 6750 challenge included).
 func (s *Server) refuse(w http.ResponseWriter, err error) {
-	p := s.cfg.Problem(err)
+	p := wire.Problem(err)
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("WWW-Authenticate", `Bearer realm="tandem", error="invalid_token"`)
 	w.WriteHeader(p.Status)
@@ -322,7 +319,7 @@ func (s *Server) refuse(w http.ResponseWriter, err error) {
 // problem (429) and a Retry-After hint, before upgrading: the client sees
 // a failed handshake with that status.
 func (s *Server) refuseCap(w http.ResponseWriter, r *http.Request, err error) {
-	p := s.cfg.Problem(err)
+	p := wire.Problem(err)
 	inst := r.URL.Path
 	p.Instance = &inst
 	w.Header().Set("Content-Type", "application/problem+json")

@@ -15,9 +15,10 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/tandemhq/tandem/internal/app"
 	"github.com/tandemhq/tandem/internal/hub"
-	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/stream"
+	"github.com/tandemhq/tandem/internal/wire"
 )
 
 // writerLinger is how long an idle writer waits for more work before it
@@ -157,7 +158,7 @@ func (c *conn) writeBatch(batch []*hub.Message) ([]*hub.Message, error) {
 		}
 		if err == nil {
 			var pm *websocket.PreparedMessage
-			if pm, err = m.Prepared(); err == nil {
+			if pm, err = prepared(m); err == nil {
 				_ = c.ws.SetWriteDeadline(time.Now().Add(wait))
 				err = c.ws.WritePreparedMessage(pm)
 			}
@@ -188,9 +189,8 @@ func (c *conn) writeBatch(batch []*hub.Message) ([]*hub.Message, error) {
 
 // bookmarks queues the current cursor of every live subscription.
 func (c *conn) bookmarks() {
-	feed := c.srv.cfg.Resources.Feed
 	c.mu.Lock()
-	subs := make([]*stream.Subscription, 0, len(c.subs))
+	subs := make([]*app.Subscription, 0, len(c.subs))
 	for _, s := range c.subs {
 		subs = append(subs, s)
 	}
@@ -198,10 +198,8 @@ func (c *conn) bookmarks() {
 	for _, s := range subs {
 		// Bookmark queues under the subscription's lock, so the bookmark
 		// cannot land behind a newer event of the same subscription.
-		attempted, pushed := s.Bookmark(feed, func(pos stream.Cursor) bool {
-			cur := pos.String()
-			b, _ := json.Marshal(Bookmark{Type: "bookmark", Topic: s.Topic.Path, Labels: s.Labels, Cursor: cur})
-			return c.Push(hub.NewEvent(b, s.Key, cur, 0))
+		attempted, pushed := s.Bookmark(func(pos stream.Cursor) bool {
+			return c.Push(hub.NewEvent(wire.Bookmark(s.Topic.Path, s.Labels, pos), s.Key, pos.String(), 0))
 		})
 		if attempted && !pushed {
 			return
@@ -247,9 +245,7 @@ func (c *conn) finish(batch []*hub.Message) {
 			cursors = append(cursors, TopicCursor{Topic: s.Topic.Path, Labels: s.Labels, Cursor: cur})
 		}
 		c.mu.Unlock()
-		p := c.srv.cfg.Problem(store.Errorf(store.CodeTooManyRequests, "the connection could not keep up and its queue overflowed; reconnect and resume from these cursors (the cursor of the last frame flushed to the connection for each subscription)"))
-		p.Type = "https://tandem.dev/problems/slow-consumer"
-		p.Title = "Slow consumer"
+		p := wire.NewProblem(wire.KindSlowConsumer, "the connection could not keep up and its queue overflowed; reconnect and resume from these cursors (the cursor of the last frame flushed to the connection for each subscription)", nil)
 		b, _ := json.Marshal(ErrorFrame{Type: "error", Problem: p, Cursors: cursors})
 		_ = c.ws.SetWriteDeadline(time.Now().Add(wait))
 		_ = c.ws.WriteMessage(websocket.TextMessage, b)
@@ -292,4 +288,19 @@ func truncateReason(s string) string {
 		return s[:120]
 	}
 	return s
+}
+
+// prepared returns m as a WebSocket text message ready for
+// WritePreparedMessage, framed once per Message for every connection that
+// sends it (hub.Message.Framed). Errors: the frame cannot be prepared.
+func prepared(m *hub.Message) (*websocket.PreparedMessage, error) {
+	f, err := m.Framed(newPrepared)
+	if err != nil {
+		return nil, err
+	}
+	return f.(*websocket.PreparedMessage), nil
+}
+
+func newPrepared(data []byte) (any, error) {
+	return websocket.NewPreparedMessage(websocket.TextMessage, data)
 }

@@ -1,0 +1,256 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/tandemhq/tandem/internal/auth"
+	"github.com/tandemhq/tandem/internal/broker"
+	"github.com/tandemhq/tandem/internal/quota"
+	"github.com/tandemhq/tandem/internal/store"
+	"github.com/tandemhq/tandem/internal/stream"
+)
+
+// Realtime wires the streaming engines into an App. Resources and
+// Channels are required for the realtime use cases; Caps may be nil
+// (no subscription caps).
+type Realtime struct {
+	Resources  *stream.Resources
+	Channels   *stream.Channels
+	Namespaces Namespaces
+	// Caps count subscriptions per principal and server-wide, and refuse
+	// new ones while the server's queued bytes are exhausted.
+	Caps *quota.Caps
+}
+
+// SubscribeRequest is a decoded subscribe: from a WebSocket frame or one
+// topic of an SSE stream.
+type SubscribeRequest struct {
+	Topic    stream.Topic
+	Selector store.Selector
+	// Since resumes after this cursor (nil: no resume).
+	Since *stream.Cursor
+	// Snapshot sends the current state first.
+	Snapshot bool
+	// ConnID, when set, is the subscribing connection: a subscription to
+	// a channel's messages then joins its presence (if the namespace has
+	// presence) as MemberID(principal, ConnID), with Meta.
+	ConnID string
+	Meta   json.RawMessage
+	// Client is the caller's network address (caps for anonymous callers).
+	Client string
+}
+
+// Subscription is one subscription a transport holds: the engine's
+// subscription (its key, topic, labels) plus what app gave it (its cap
+// slots). Close ends it.
+type Subscription struct {
+	*stream.Subscription
+	app     *App
+	channel bool
+	release func()
+	once    sync.Once
+}
+
+// Subscribe authorises and checks a subscribe against the channel
+// namespace's policy and the caps, then starts it with the engine of its
+// topic. run must be called after the reply is queued (see
+// stream.Resources.Subscribe); it returns nil when the subscription or its
+// sink closed. Errors: auth errors (see Authorize), store.ErrInvalid or an
+// InputError (a request the topic does not allow), store.ErrNotFound
+// (collection), store.ErrCompacted (resync-required), store.ErrUnavailable
+// (broker down, or the server-wide cap: 503), store.ErrTooManyRequests
+// (the principal's cap).
+func (a *App) Subscribe(ctx context.Context, p auth.Principal, req SubscribeRequest, sink stream.Sink) (*Subscription, stream.Result, func(context.Context) error, error) {
+	if err := a.Authorize(p, auth.ActionRead, req.Topic.Path); err != nil {
+		return nil, stream.Result{}, nil, err
+	}
+	if err := a.checkTopicRequest(req.Topic, req.Selector, req.Since); err != nil {
+		return nil, stream.Result{}, nil, err
+	}
+	if req.Since != nil && req.Snapshot {
+		return nil, stream.Result{}, nil, store.Errorf(store.CodeInvalid, "since and snapshot cannot be combined")
+	}
+	ns := a.rt.Namespaces.For(req.Topic.Channel)
+	if req.Topic.Kind == stream.TopicPresence && !ns.Presence {
+		return nil, stream.Result{}, nil, store.Errorf(store.CodeInvalid, "presence is disabled for channel %q", req.Topic.Channel)
+	}
+	release, err := a.rt.Caps.Subscription(quota.ClientKey(p.Scope(), req.Client))
+	if err != nil {
+		return nil, stream.Result{}, nil, err
+	}
+	sr := stream.Request{Topic: req.Topic, Selector: req.Selector, Since: req.Since, Snapshot: req.Snapshot}
+	var (
+		sub *stream.Subscription
+		res stream.Result
+		run func(context.Context) error
+	)
+	channel := !req.Topic.IsResource()
+	if channel {
+		var member *broker.Member
+		if req.ConnID != "" && req.Topic.Kind == stream.TopicChannel && ns.Presence {
+			member = &broker.Member{ID: MemberID(p, req.ConnID), ConnID: req.ConnID, Meta: req.Meta}
+		}
+		sub, res, run, err = a.rt.Channels.Subscribe(ctx, sr, member, sink)
+	} else {
+		sub, res, run, err = a.rt.Resources.Subscribe(ctx, sr, sink)
+	}
+	if err != nil {
+		release()
+		return nil, stream.Result{}, nil, err
+	}
+	return &Subscription{Subscription: sub, app: a, channel: channel, release: release}, res, run, nil
+}
+
+// checkTopicRequest checks what a topic allows: a selector only on
+// resource topics, a cursor of the topic's kind and, for resource topics,
+// of this store's epoch; presence has no cursor. Errors: an InputError
+// (labels), store.ErrInvalid, store.ErrCompacted (another epoch).
+func (a *App) checkTopicRequest(t stream.Topic, sel store.Selector, since *stream.Cursor) error {
+	if !t.IsResource() && len(sel) > 0 {
+		return &InputError{Name: "labels", Detail: "label selectors apply to resource topics only"}
+	}
+	if since == nil {
+		return nil
+	}
+	switch {
+	case t.Kind == stream.TopicPresence:
+		return store.Errorf(store.CodeInvalid, "presence topics have no cursor; subscribe without since")
+	case t.IsResource() && since.Kind != stream.KindResource:
+		return store.Errorf(store.CodeInvalid, "cursor belongs to a channel, not to a resource topic")
+	case !t.IsResource() && since.Kind != stream.KindChannel:
+		return store.Errorf(store.CodeInvalid, "cursor belongs to a resource topic, not to a channel")
+	case t.IsResource() && since.Epoch != a.store.Epoch():
+		return store.Errorf(store.CodeCompacted, "cursor is from another store epoch (the history it points into is gone); reload the state and subscribe again")
+	}
+	return nil
+}
+
+// Close ends the subscription with its engine (leaving presence if it
+// joined) and gives back its cap slots. It may be called any number of
+// times. It returns no error.
+func (s *Subscription) Close() {
+	s.once.Do(func() {
+		if s.channel {
+			s.app.rt.Channels.Unsubscribe(s.Subscription)
+		} else {
+			s.app.rt.Resources.Unsubscribe(s.Subscription)
+		}
+		s.release()
+	})
+}
+
+// Bookmark queues the subscription's current cursor through push (see
+// stream.Subscription.Bookmark).
+func (s *Subscription) Bookmark(push func(stream.Cursor) bool) (attempted, pushed bool) {
+	return s.Subscription.Bookmark(s.app.rt.Resources.Feed, push)
+}
+
+// RenewPresence renews the presence lease of a subscription that joined
+// (nothing for the others). Errors: store.ErrUnavailable.
+func (s *Subscription) RenewPresence(ctx context.Context) error {
+	if !s.channel {
+		return nil
+	}
+	return s.app.rt.Channels.RenewPresence(ctx, s.Subscription)
+}
+
+// PresenceRenewInterval is how often connections renew the presence
+// leases of their subscriptions. It returns no error.
+func (a *App) PresenceRenewInterval() time.Duration { return a.rt.Channels.RenewInterval() }
+
+// PollRequest is a decoded long-poll of one topic.
+type PollRequest struct {
+	Topic    stream.Topic
+	Selector store.Selector
+	// Since continues after this cursor (nil: from now).
+	Since *stream.Cursor
+	Limit int
+	Wait  time.Duration
+}
+
+// Poll long-polls one topic: it returns the events after req.Since,
+// waiting up to req.Wait for the first, or until stop closes; with none,
+// the same cursor comes back. Errors: auth errors, store.ErrInvalid or an
+// InputError, store.ErrNotFound, store.ErrCompacted, store.ErrUnavailable.
+func (a *App) Poll(ctx context.Context, p auth.Principal, req PollRequest, stop <-chan struct{}) ([]stream.Event, stream.Cursor, error) {
+	if err := a.Authorize(p, auth.ActionRead, req.Topic.Path); err != nil {
+		return nil, stream.Cursor{}, err
+	}
+	if req.Topic.Kind == stream.TopicPresence {
+		return nil, stream.Cursor{}, store.Errorf(store.CodeInvalid, "presence cannot be long-polled; read GET /v1/channels/{ch}/presence or subscribe")
+	}
+	if err := a.checkTopicRequest(req.Topic, req.Selector, req.Since); err != nil {
+		return nil, stream.Cursor{}, err
+	}
+	if req.Topic.IsResource() {
+		return a.rt.Resources.Poll(ctx, req.Topic, req.Selector, req.Since, req.Limit, req.Wait, stop)
+	}
+	return a.rt.Channels.Poll(ctx, req.Topic, req.Since, req.Limit, req.Wait, stop)
+}
+
+// Publish publishes data to a channel's messages topic as p; connID is
+// the publishing connection ("" over REST), which names an anonymous
+// publisher (MemberID). A namespace without client publishing admits
+// admin credentials only. Errors: auth errors, store.ErrInvalid (not a
+// messages topic, data not JSON), store.ErrForbidden (client publishing
+// disallowed), store.ErrTooLarge, store.ErrUnavailable.
+func (a *App) Publish(ctx context.Context, p auth.Principal, topic stream.Topic, data json.RawMessage, connID string) (broker.Message, error) {
+	if topic.Kind != stream.TopicChannel {
+		return broker.Message{}, store.Errorf(store.CodeInvalid, "publish to a channels/{ch}/messages topic; resources change over REST")
+	}
+	if err := a.Authorize(p, auth.ActionPublish, topic.Path); err != nil {
+		return broker.Message{}, err
+	}
+	ns := a.rt.Namespaces.For(topic.Channel)
+	if !ns.ClientPublish && !p.Can(auth.ActionAdmin, topic.Path) {
+		return broker.Message{}, store.Errorf(store.CodeForbidden, "clients may not publish to channel %q (its namespace disallows client publishing)", topic.Channel)
+	}
+	if ns.MaxMessageBytes > 0 && len(data) > ns.MaxMessageBytes {
+		return broker.Message{}, store.Errorf(store.CodeTooLarge, "message data of %d bytes exceeds the channel's limit of %d bytes", len(data), ns.MaxMessageBytes)
+	}
+	return a.rt.Channels.Publish(ctx, topic.Channel, data, MemberID(p, connID), ns.History)
+}
+
+// History reads a channel's retained history after since (nil: from the
+// oldest retained), at most limit messages, and the cursor to continue
+// from. Errors: auth errors, store.ErrInvalid (channel name, a resource
+// cursor), store.ErrCompacted, store.ErrUnavailable.
+func (a *App) History(ctx context.Context, p auth.Principal, channel string, since *stream.Cursor, limit int) ([]broker.Message, stream.Cursor, error) {
+	if err := a.checkChannel(p, channelMessagesPath(channel), channel); err != nil {
+		return nil, stream.Cursor{}, err
+	}
+	if since != nil && since.Kind != stream.KindChannel {
+		return nil, stream.Cursor{}, store.Errorf(store.CodeInvalid, "cursor belongs to a resource topic, not to a channel")
+	}
+	return a.rt.Channels.History(ctx, channel, since, limit)
+}
+
+// Presence lists a channel's members, one entry per connection. Errors:
+// auth errors, store.ErrInvalid (channel name), store.ErrNotFound
+// (presence disabled for the namespace), store.ErrUnavailable.
+func (a *App) Presence(ctx context.Context, p auth.Principal, channel string) ([]broker.Member, error) {
+	if err := a.checkChannel(p, channelPresencePath(channel), channel); err != nil {
+		return nil, err
+	}
+	if !a.rt.Namespaces.For(channel).Presence {
+		return nil, store.Errorf(store.CodeNotFound, "presence is disabled for channel %q", channel)
+	}
+	return a.rt.Channels.Presence(ctx, channel)
+}
+
+func (a *App) checkChannel(p auth.Principal, path, channel string) error {
+	if !stream.ValidChannel(channel) {
+		return store.Errorf(store.CodeInvalid, "invalid channel name %q", clip(channel))
+	}
+	return a.Authorize(p, auth.ActionRead, path)
+}
+
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}

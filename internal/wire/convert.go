@@ -1,0 +1,81 @@
+// Package wire is the edge between Tandem's domain types (store, broker,
+// stream, app) and its wire types: the generated OpenAPI models (gen/api)
+// and the AsyncAPI frames. Every conversion, every frame encoding and the
+// one error-to-problem table live here, so REST, WebSocket, SSE and
+// long-poll carry the same JSON for the same thing. The engines below app
+// never import this package (they encode through stream.Frames, which
+// Frames implements).
+package wire
+
+import (
+	"encoding/json"
+	"sort"
+
+	"github.com/tandemhq/tandem/gen/api"
+	"github.com/tandemhq/tandem/internal/broker"
+	"github.com/tandemhq/tandem/internal/store"
+	"github.com/tandemhq/tandem/internal/stream"
+)
+
+// Resource converts a store resource to its wire form; missing labels are
+// {} and missing data is {}.
+func Resource(r store.Resource) api.Resource {
+	labels := r.Labels
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	data := r.Data
+	if len(data) == 0 {
+		data = json.RawMessage("{}")
+	}
+	return api.Resource{Id: r.ID, Collection: r.Collection, Data: data, Labels: labels, Revision: r.Revision,
+		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
+}
+
+// Collection converts a store collection to its wire form.
+func Collection(c store.Collection) api.Collection {
+	return api.Collection{Name: c.Name, Schema: c.Schema, Revision: c.Revision, CreatedAt: c.CreatedAt.UTC()}
+}
+
+// Message converts a broker message to its wire form.
+func Message(m broker.Message) api.ChannelMessage {
+	out := api.ChannelMessage{Channel: m.Channel, Offset: m.Offset, Cursor: stream.ChannelCursor(m).String(), Data: m.Data, Time: m.Time.UTC()}
+	if m.Publisher != "" {
+		p := m.Publisher
+		out.Publisher = &p
+	}
+	return out
+}
+
+// Members groups presence entries (one per connection) by member, sorted
+// by member id.
+func Members(ms []broker.Member) []api.PresenceMember {
+	byID := map[string]*api.PresenceMember{}
+	var order []string
+	for _, m := range ms {
+		pm, ok := byID[m.ID]
+		if !ok {
+			pm = &api.PresenceMember{Id: m.ID, Connections: []api.PresenceConnection{}}
+			byID[m.ID] = pm
+			order = append(order, m.ID)
+		}
+		pm.Connections = append(pm.Connections, api.PresenceConnection{ConnectionId: m.ConnID, Meta: m.Meta})
+	}
+	sort.Strings(order)
+	out := make([]api.PresenceMember, 0, len(order))
+	for _, id := range order {
+		out = append(out, *byID[id])
+	}
+	return out
+}
+
+// StreamEvent converts an event to the long-poll answer's form.
+func StreamEvent(ev stream.Event) api.StreamEvent {
+	f := EventFrameOf(ev)
+	out := api.StreamEvent{Type: api.StreamEventType(f.Type), Topic: f.Topic, Event: api.StreamEventEvent(f.Event), Cursor: f.Cursor, Resource: f.Resource, Message: f.Message}
+	if f.Labels != "" {
+		l := f.Labels
+		out.Labels = &l
+	}
+	return out
+}

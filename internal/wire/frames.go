@@ -1,0 +1,111 @@
+package wire
+
+import (
+	"encoding/json"
+
+	"github.com/tandemhq/tandem/gen/api"
+	"github.com/tandemhq/tandem/internal/broker"
+	"github.com/tandemhq/tandem/internal/stream"
+)
+
+// EventFrame is an event frame; WebSocket, SSE and long-poll carry the
+// same object (AsyncAPI components/schemas/Event).
+type EventFrame struct {
+	Type     string              `json:"type"`
+	Topic    string              `json:"topic"`
+	Labels   string              `json:"labels,omitempty"`
+	Event    string              `json:"event"`
+	Cursor   string              `json:"cursor"`
+	Resource *api.Resource       `json:"resource,omitempty"`
+	Message  *api.ChannelMessage `json:"message,omitempty"`
+}
+
+// EventFrameOf converts an event to its frame.
+func EventFrameOf(ev stream.Event) EventFrame {
+	f := EventFrame{Type: "event", Topic: ev.Topic, Labels: ev.Labels, Event: ev.Name, Cursor: ev.Cursor.String()}
+	if ev.Resource != nil {
+		r := Resource(*ev.Resource)
+		f.Resource = &r
+	}
+	if ev.Message != nil {
+		m := Message(*ev.Message)
+		f.Message = &m
+	}
+	return f
+}
+
+// SyncedFrame ends a snapshot (AsyncAPI components/schemas/Synced).
+type SyncedFrame struct {
+	Type   string `json:"type"`
+	Topic  string `json:"topic"`
+	Labels string `json:"labels,omitempty"`
+	Cursor string `json:"cursor"`
+}
+
+// BookmarkFrame carries a subscription's current cursor (AsyncAPI
+// components/schemas/Bookmark); WebSocket and SSE send it periodically.
+type BookmarkFrame struct {
+	Type   string `json:"type"`
+	Topic  string `json:"topic"`
+	Labels string `json:"labels,omitempty"`
+	Cursor string `json:"cursor"`
+}
+
+// Bookmark encodes the bookmark frame of a subscription at cur.
+func Bookmark(topic, labels string, cur stream.Cursor) []byte {
+	b, _ := json.Marshal(BookmarkFrame{Type: "bookmark", Topic: topic, Labels: labels, Cursor: cur.String()})
+	return b
+}
+
+// PresenceFrame is a presence state or diff (AsyncAPI components/schemas/Presence).
+type PresenceFrame struct {
+	Type    string               `json:"type"`
+	Topic   string               `json:"topic"`
+	Action  string               `json:"action"`
+	Members []api.PresenceMember `json:"members"`
+}
+
+// ErrorFrame ends one subscription (with Topic) or the connection or
+// stream (without); with Cursors it precedes a slow-consumer close.
+type ErrorFrame struct {
+	Type    string        `json:"type"`
+	Topic   string        `json:"topic,omitempty"`
+	Labels  string        `json:"labels,omitempty"`
+	Problem api.Problem   `json:"problem"`
+	Cursors []TopicCursor `json:"cursors,omitempty"`
+}
+
+// TopicCursor is one subscription's position.
+type TopicCursor struct {
+	Topic  string `json:"topic"`
+	Labels string `json:"labels,omitempty"`
+	Cursor string `json:"cursor"`
+}
+
+// Frames implements stream.Frames with the AsyncAPI frames.
+type Frames struct{}
+
+var _ stream.Frames = Frames{}
+
+// Event implements stream.Frames. Errors: the resource or message data
+// is not valid JSON.
+func (Frames) Event(ev stream.Event) ([]byte, error) { return json.Marshal(EventFrameOf(ev)) }
+
+// Synced implements stream.Frames.
+func (Frames) Synced(topic, labels string, cur stream.Cursor) []byte {
+	b, _ := json.Marshal(SyncedFrame{Type: "synced", Topic: topic, Labels: labels, Cursor: cur.String()})
+	return b
+}
+
+// Presence implements stream.Frames.
+func (Frames) Presence(topic, action string, members []broker.Member) []byte {
+	b, _ := json.Marshal(PresenceFrame{Type: "presence", Topic: topic, Action: action, Members: Members(members)})
+	return b
+}
+
+// Reset implements stream.Frames: the error frame of a subscription whose
+// stream was reset, with err's problem (through the one error table).
+func (Frames) Reset(topic string, err error) []byte {
+	b, _ := json.Marshal(ErrorFrame{Type: "error", Topic: topic, Problem: FrameProblem(err)})
+	return b
+}

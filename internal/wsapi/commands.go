@@ -1,0 +1,299 @@
+package wsapi
+
+// The client commands of a connection (subscribe, unsubscribe, publish,
+// auth) and their replies: each decodes its frame, calls app with the
+// connection's principal and encodes the answer.
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tandemhq/tandem/gen/api"
+	"github.com/tandemhq/tandem/internal/app"
+	"github.com/tandemhq/tandem/internal/auth"
+	"github.com/tandemhq/tandem/internal/quota"
+	"github.com/tandemhq/tandem/internal/store"
+	"github.com/tandemhq/tandem/internal/stream"
+	"github.com/tandemhq/tandem/internal/wire"
+)
+
+// rateLimited answers a frame refused by the rate limit.
+func (c *conn) rateLimited(data []byte, retry time.Duration) {
+	var head struct {
+		Ref any `json:"ref"`
+	}
+	_ = json.Unmarshal(data, &head)
+	ref, _ := head.Ref.(string)
+	p := wire.NewProblem(wire.KindRateLimited, fmt.Sprintf("rate limit of %g frames per second exceeded; retry in %s", c.srv.cfg.FrameRate, retry.Round(time.Millisecond)), nil)
+	if ref == "" || len(ref) > 64 {
+		c.send(ErrorFrame{Type: "error", Problem: p})
+		return
+	}
+	c.reply(ref, nil, &p)
+}
+
+// fail answers the frame ref with err's problem.
+func (c *conn) fail(ref string, err error) {
+	p := wire.FrameProblem(err)
+	var capped *quota.Error // a full server (503) is counted, not logged per refusal
+	if p.Status >= 500 && !errors.As(err, &capped) {
+		c.srv.cfg.Logger.Error("websocket request failed", "conn", c.id, "err", err)
+	}
+	c.reply(ref, nil, &p)
+}
+
+// refuse answers the frame ref with a problem of the connection itself
+// (its subscriptions, its authentication), not of a use case.
+func (c *conn) refuse(ref string, k wire.Kind, detail string) {
+	p := wire.NewProblem(k, detail, nil)
+	c.reply(ref, nil, &p)
+}
+
+func (c *conn) subscribe(f Subscribe) {
+	topic, err := stream.ParseTopic(f.Topic)
+	if err != nil {
+		c.fail(f.Ref, err)
+		return
+	}
+	sel, err := store.ParseSelector(f.Labels)
+	if err != nil {
+		c.fail(f.Ref, err)
+		return
+	}
+	req := app.SubscribeRequest{Topic: topic, Selector: sel, Snapshot: f.Snapshot, ConnID: c.id, Meta: f.Meta, Client: c.ws.RemoteAddr().String()}
+	if f.Since != "" {
+		cur, err := stream.ParseCursor(f.Since)
+		if err != nil {
+			c.fail(f.Ref, err)
+			return
+		}
+		req.Since = &cur
+	}
+	key := stream.Key(topic.Path, sel)
+	c.mu.Lock()
+	delete(c.denied, key) // allowed again
+	old, dup := c.subs[key]
+	if dup && old.Closed() {
+		delete(c.subs, key)
+		dup = false
+	}
+	n := len(c.subs)
+	c.mu.Unlock()
+	if !dup && old != nil {
+		c.unsub(old)
+	}
+	if dup {
+		c.refuse(f.Ref, wire.KindConflict, fmt.Sprintf("already subscribed to %q with this selector", f.Topic))
+		return
+	}
+	if n >= c.srv.cfg.MaxSubscriptions {
+		c.refuse(f.Ref, wire.KindRateLimited, fmt.Sprintf("at most %d subscriptions per connection", c.srv.cfg.MaxSubscriptions))
+		return
+	}
+	sub, res, run, err := c.srv.cfg.App.Subscribe(c.ctx, c.principal, req, c)
+	if err != nil {
+		c.fail(f.Ref, err)
+		return
+	}
+	if topic.Kind == stream.TopicChannel {
+		c.startPresenceRenewal()
+	}
+	c.mu.Lock()
+	c.subs[key] = sub
+	c.start[key] = res.Cursor.String()
+	c.mu.Unlock()
+	c.srv.metrics.subscriptions.Inc()
+	body := SubscribeResult{Topic: res.Topic, Labels: res.Labels, Start: string(res.Start)}
+	if res.Cursor.Epoch != "" {
+		body.Cursor = res.Cursor.String()
+	}
+	c.reply(f.Ref, body, nil)
+	c.workers.Add(1)
+	go func() {
+		defer c.workers.Done()
+		if err := c.replays.Run(c.ctx, run); err != nil && c.ctx.Err() == nil {
+			// The replay could not complete (e.g. the log was compacted
+			// meanwhile): end this subscription and say why.
+			c.dropSub(key, sub)
+			c.send(ErrorFrame{Type: "error", Topic: res.Topic, Labels: res.Labels, Problem: wire.FrameProblem(err)})
+		}
+	}()
+}
+
+func (c *conn) dropSub(key string, sub *app.Subscription) {
+	c.mu.Lock()
+	cur, ok := c.subs[key]
+	if ok && cur == sub {
+		delete(c.subs, key)
+		delete(c.start, key)
+	}
+	c.mu.Unlock()
+	if ok && cur == sub {
+		c.unsub(sub)
+	}
+}
+
+// unsub ends a subscription (app.Subscription.Close gives back its slots
+// too). Every path that takes a subscription out of subs calls it once:
+// unsubscribe, dropSub (token refresh, replay failure), a closed one
+// replaced, and end.
+func (c *conn) unsub(sub *app.Subscription) {
+	sub.Close()
+	c.srv.metrics.subscriptions.Dec()
+}
+
+// setPrincipal makes p the connection's principal and arms the expiry
+// close for its token.
+func (c *conn) setPrincipal(p auth.Principal) {
+	c.principal = p
+	if c.expiry != nil {
+		c.expiry.Stop()
+		c.expiry = nil
+	}
+	if !p.ExpiresAt.IsZero() {
+		c.expiry = time.AfterFunc(time.Until(p.ExpiresAt), func() {
+			c.closeWith(CloseAuthExpired, "token expired; reconnect with a fresh token and resume with your cursors", nil)
+		})
+	}
+}
+
+func (c *conn) stopTimers() {
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
+	if c.authWait != nil {
+		c.authWait.Stop()
+	}
+}
+
+// auth authenticates the connection or refreshes its token. A refresh must
+// keep the subject (app.App.CheckRefresh); subscriptions the new grants no
+// longer cover end with an error frame naming their topic, so no further
+// event of theirs is delivered.
+func (c *conn) auth(f Auth) {
+	if c.srv.cfg.Auth == nil || !c.srv.cfg.Auth.Enabled() {
+		c.refuse(f.Ref, wire.KindInvalid, "authentication is not configured on this server")
+		return
+	}
+	p, err := c.srv.cfg.Auth.Resolve(f.Token)
+	if err != nil {
+		c.fail(f.Ref, err)
+		return
+	}
+	a := c.srv.cfg.App
+	if err := a.CheckRefresh(c.principal, p); err != nil {
+		c.fail(f.Ref, err)
+		return
+	}
+	if c.authWait != nil {
+		c.authWait.Stop()
+		c.authWait = nil
+	}
+	c.setPrincipal(p)
+	type lost struct {
+		key string
+		sub *app.Subscription
+		err error
+	}
+	var drop []lost
+	c.mu.Lock()
+	for key, sub := range c.subs {
+		if err := a.Authorize(p, auth.ActionRead, sub.Topic.Path); err != nil {
+			drop = append(drop, lost{key, sub, err})
+		}
+	}
+	if len(drop) > 0 {
+		if c.denied == nil {
+			c.denied = map[string]struct{}{}
+		}
+		for _, l := range drop {
+			c.denied[l.key] = struct{}{}
+		}
+		c.hasDenied.Store(true)
+	}
+	c.mu.Unlock()
+	for _, l := range drop {
+		c.dropSub(l.key, l.sub)
+		c.send(ErrorFrame{Type: "error", Topic: l.sub.Topic.Path, Labels: l.sub.Labels, Problem: wire.FrameProblem(l.err)})
+	}
+	res := AuthResult{Subject: p.Subject}
+	if !p.ExpiresAt.IsZero() {
+		t := p.ExpiresAt.UTC()
+		res.ExpiresAt = &t
+	}
+	c.reply(f.Ref, res, nil)
+}
+
+// startPresenceRenewal starts (once) the goroutine that renews this
+// connection's presence leases; connections without presence pay nothing.
+func (c *conn) startPresenceRenewal() {
+	c.renewOnce.Do(func() {
+		c.workers.Add(1)
+		go func() {
+			defer c.workers.Done()
+			t := time.NewTicker(c.srv.cfg.App.PresenceRenewInterval())
+			defer t.Stop()
+			for {
+				select {
+				case <-c.ctx.Done():
+					return
+				case <-t.C:
+				}
+				c.mu.Lock()
+				subs := make([]*app.Subscription, 0, len(c.subs))
+				for _, s := range c.subs {
+					subs = append(subs, s)
+				}
+				c.mu.Unlock()
+				for _, s := range subs {
+					if err := s.RenewPresence(c.ctx); err != nil && c.ctx.Err() == nil {
+						c.srv.cfg.Logger.Warn("presence renewal", "conn", c.id, "err", err)
+					}
+				}
+			}
+		}()
+	})
+}
+
+func (c *conn) publish(f Publish) {
+	topic, err := stream.ParseTopic(f.Topic)
+	if err != nil {
+		c.fail(f.Ref, err)
+		return
+	}
+	m, err := c.srv.cfg.App.Publish(c.ctx, c.principal, topic, f.Data, c.id)
+	if err != nil {
+		c.fail(f.Ref, err)
+		return
+	}
+	c.reply(f.Ref, wire.Message(m), nil)
+}
+
+func (c *conn) unsubscribe(f Unsubscribe) {
+	topic, err := stream.ParseTopic(f.Topic)
+	if err != nil {
+		c.fail(f.Ref, err)
+		return
+	}
+	sel, err := store.ParseSelector(f.Labels)
+	if err != nil {
+		c.fail(f.Ref, err)
+		return
+	}
+	key := stream.Key(topic.Path, sel)
+	c.mu.Lock()
+	sub, ok := c.subs[key]
+	c.mu.Unlock()
+	if !ok {
+		c.refuse(f.Ref, wire.KindNotFound, fmt.Sprintf("not subscribed to %q with this selector", f.Topic))
+		return
+	}
+	c.dropSub(key, sub)
+	c.reply(f.Ref, struct{}{}, nil)
+}
+
+func (c *conn) reply(ref string, body any, p *api.Problem) {
+	c.send(Reply{Type: "reply", Ref: ref, OK: p == nil, Body: body, Problem: p})
+}
