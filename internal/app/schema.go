@@ -12,6 +12,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/tandemhq/tandem/internal/schemaerr"
 	"github.com/tandemhq/tandem/internal/store"
 )
 
@@ -234,26 +235,15 @@ func validateData(ctx context.Context, cs *collectionSchema, data json.RawMessag
 		return &ValidationError{Code: store.CodeUnprocessable, Message: "data does not match the collection schema",
 			Fields: []FieldError{{Pointer: prefix, Detail: "does not match the collection schema"}}}
 	}
+	// A missing or unexpected member is reported at its object, as the
+	// library places it.
 	var fields []FieldError
-	seen := map[string]bool{}
-	var walk func(u *jsonschema.OutputUnit)
-	walk = func(u *jsonschema.OutputUnit) {
-		if u.Error != nil && len(u.Errors) == 0 {
-			f := FieldError{Pointer: prefix + u.InstanceLocation, Detail: u.Error.String()}
-			if !seen[f.Pointer+f.Detail] {
-				seen[f.Pointer+f.Detail] = true
-				fields = append(fields, f)
-			}
-		}
-		for i := range u.Errors {
-			walk(&u.Errors[i])
-		}
+	for _, f := range schemaerr.Fields(ve, schemaerr.AtObject) {
+		fields = append(fields, FieldError{Pointer: prefix + f.Pointer, Detail: f.Detail})
 	}
-	walk(ve.BasicOutput())
 	if len(fields) == 0 {
 		fields = []FieldError{{Pointer: prefix, Detail: "does not match the collection schema"}}
 	}
-	sort.SliceStable(fields, func(i, j int) bool { return fields[i].Pointer < fields[j].Pointer })
 	msg := fmt.Sprintf("%s: %s", fields[0].Pointer, fields[0].Detail)
 	if len(fields) > 1 {
 		msg += fmt.Sprintf(" (and %d more)", len(fields)-1)

@@ -11,6 +11,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"gopkg.in/yaml.v3"
 
+	"github.com/tandemhq/tandem/internal/schemaerr"
 	"github.com/tandemhq/tandem/spec"
 )
 
@@ -239,54 +240,19 @@ func orUnknown(s string) string {
 	return s
 }
 
-// schemaFields flattens a jsonschema validation error into field errors.
+// schemaFields flattens a jsonschema validation error into field errors,
+// naming a missing or unexpected member itself.
 func schemaFields(err error) []FieldError {
 	var ve *jsonschema.ValidationError
 	if !errors.As(err, &ve) {
 		return []FieldError{{Detail: "does not match the schema"}}
 	}
 	var out []FieldError
-	seen := map[string]bool{}
-	var walk func(u *jsonschema.OutputUnit)
-	walk = func(u *jsonschema.OutputUnit) {
-		if u.Error != nil && len(u.Errors) == 0 {
-			f := FieldError{Pointer: u.InstanceLocation, Detail: u.Error.String()}
-			// Name the unexpected member itself, not its parent object.
-			if strings.HasPrefix(f.Detail, "additional properties ") {
-				if name := between(f.Detail, "'", "'"); name != "" {
-					f.Pointer += "/" + name
-				}
-			}
-			if strings.HasPrefix(f.Detail, "missing property ") {
-				if name := between(f.Detail, "'", "'"); name != "" {
-					f.Pointer += "/" + name
-				}
-			}
-			if !seen[f.Pointer+f.Detail] {
-				seen[f.Pointer+f.Detail] = true
-				out = append(out, f)
-			}
-		}
-		for i := range u.Errors {
-			walk(&u.Errors[i])
-		}
+	for _, f := range schemaerr.Fields(ve, schemaerr.AtMember) {
+		out = append(out, FieldError{Pointer: f.Pointer, Detail: f.Detail})
 	}
-	walk(ve.BasicOutput())
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Pointer < out[j].Pointer })
 	if len(out) == 0 {
 		out = []FieldError{{Detail: "does not match the schema"}}
 	}
 	return out
-}
-
-func between(s, open, close string) string {
-	i := strings.Index(s, open)
-	if i < 0 {
-		return ""
-	}
-	j := strings.Index(s[i+1:], close)
-	if j < 0 {
-		return ""
-	}
-	return s[i+1 : i+1+j]
 }
