@@ -1,3 +1,5 @@
+// One file because it is one single-pass scanner whose states share a cursor, a depth stack and an error.
+
 // Package ijson checks that a JSON text is I-JSON (RFC 7493) before
 // anything decodes it, in one streaming pass over the bytes: no member
 // name is duplicated within an object (§2.3), no number overflows an
@@ -32,9 +34,6 @@
 // Nothing recurses, so input nested arbitrarily deep cannot exhaust the
 // stack.
 package ijson
-
-// One file: a single-pass scanner whose states (object, array, string,
-// number) share one cursor, one depth stack and one error type.
 
 import (
 	"bytes"

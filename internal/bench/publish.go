@@ -1,0 +1,203 @@
+// Paced, open-loop publishers over REST and WebSocket, used by the
+// scenarios that drive writes at a fixed rate.
+
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// publishStats is what a paced publisher or writer achieved.
+type publishStats struct {
+	ok      uint64
+	window  time.Duration // first send to last reply
+	latency Histogram
+	errors  map[string]uint64
+}
+
+// runPaced issues rate operations per second for duration, open loop: the
+// schedule does not wait for replies, and workers parallel connections
+// carry the operations (an operation starts late only when all of them
+// are busy). newWorker returns worker i's operation.
+func runPaced(ctx context.Context, rate float64, duration time.Duration, workers int, newWorker func(i int) func(n int64) (bool, string)) publishStats {
+	jobs := make(chan int64, workers)
+	var (
+		mu sync.Mutex
+		st = publishStats{errors: map[string]uint64{}}
+		wg sync.WaitGroup
+	)
+	start := time.Now()
+	var last time.Time
+	for i := range workers {
+		op := newWorker(i)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var local Histogram
+			localErrs := map[string]uint64{}
+			var end time.Time
+			for n := range jobs {
+				t0 := time.Now()
+				ok, kind := op(n)
+				end = time.Now()
+				if ok {
+					local.Record(end.Sub(t0))
+				} else {
+					localErrs[kind]++
+				}
+			}
+			mu.Lock()
+			st.latency.Merge(&local)
+			for k, v := range localErrs {
+				st.errors[k] += v
+			}
+			if end.After(last) {
+				last = end
+			}
+			mu.Unlock()
+		}()
+	}
+	interval := time.Duration(float64(time.Second) / rate)
+	total := int64(duration.Seconds() * rate)
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for n := int64(0); n < total && ctx.Err() == nil; n++ {
+		if d := time.Until(start.Add(time.Duration(n) * interval)); d > 0 {
+			t.Reset(d)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			}
+		}
+		jobs <- n
+	}
+	close(jobs)
+	wg.Wait()
+	st.ok = st.latency.Count()
+	// The window is the schedule's length, or longer if the replies
+	// lagged behind it.
+	st.window = max(time.Duration(total)*interval, last.Sub(start))
+	return st
+}
+
+// publishREST publishes to channel over REST.
+func publishREST(ctx context.Context, base *url.URL, c Common, channel string, rate float64, duration time.Duration) publishStats {
+	path := "/v1/channels/" + url.PathEscape(channel) + "/messages"
+	src := newSourceAddrs(base, c.SourceAddrs, 2000)
+	return runPaced(ctx, rate, duration, 4, func(i int) func(n int64) (bool, string) {
+		hc := newHTTPConn(base, src.pick(i))
+		return func(n int64) (bool, string) {
+			body := append(append([]byte(`{"data":`), payload(n, time.Now())...), '}')
+			status, _, err := hc.Do(ctx, "POST", path, "application/json", body, c.Token)
+			if err != nil {
+				return false, "transport"
+			}
+			if status != 201 {
+				return false, "HTTP " + strconv.Itoa(status)
+			}
+			return true, ""
+		}
+	})
+}
+
+// publishWS publishes to topic with publish frames on one WebSocket
+// connection; each publish's latency runs to its reply, matched by ref.
+func publishWS(ctx context.Context, base *url.URL, c Common, topic string, rate float64, duration time.Duration) publishStats {
+	st := publishStats{errors: map[string]uint64{}}
+	ws, err := dialWS(ctx, base, nil, bearer(c.Token))
+	if err != nil {
+		st.errors["dial"]++
+		return st
+	}
+	defer ws.Close()
+	var (
+		mu      sync.Mutex
+		pending = map[string]time.Time{}
+		last    time.Time
+		done    = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		for {
+			bp, err := readFrame(ws)
+			if err != nil {
+				return
+			}
+			now := time.Now()
+			if frameType(*bp) == "reply" {
+				var r struct {
+					Ref string `json:"ref"`
+					OK  bool   `json:"ok"`
+				}
+				if json.Unmarshal(*bp, &r) == nil {
+					mu.Lock()
+					if t0, ok := pending[r.Ref]; ok {
+						delete(pending, r.Ref)
+						if r.OK {
+							st.latency.Record(now.Sub(t0))
+							last = now
+						} else {
+							st.errors["refused"]++
+						}
+					}
+					mu.Unlock()
+				}
+			}
+			*bp = (*bp)[:0]
+			readPool.Put(bp)
+		}
+	}()
+	start := time.Now()
+	interval := time.Duration(float64(time.Second) / rate)
+	total := int64(duration.Seconds() * rate)
+	var buf []byte
+	for n := int64(0); n < total && ctx.Err() == nil; n++ {
+		sleep(ctx, time.Until(start.Add(time.Duration(n)*interval)))
+		ref := strconv.FormatInt(n, 10)
+		now := time.Now()
+		buf = append(buf[:0], `{"type":"publish","ref":"`...)
+		buf = append(buf, ref...)
+		buf = append(buf, `","topic":`...)
+		buf = strconv.AppendQuote(buf, topic)
+		buf = append(buf, `,"data":`...)
+		buf = append(buf, payload(n, now)...)
+		buf = append(buf, '}')
+		mu.Lock()
+		pending[ref] = now
+		mu.Unlock()
+		_ = ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if err := ws.WriteMessage(websocket.TextMessage, buf); err != nil {
+			st.errors["transport"]++
+			break
+		}
+	}
+	// Wait up to 5 s for the outstanding replies.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		n := len(pending)
+		mu.Unlock()
+		if n == 0 {
+			break
+		}
+		sleep(ctx, 10*time.Millisecond)
+	}
+	ws.Close()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	st.errors["no reply"] += uint64(len(pending))
+	if st.errors["no reply"] == 0 {
+		delete(st.errors, "no reply")
+	}
+	st.ok = st.latency.Count()
+	st.window = max(time.Duration(total)*interval, last.Sub(start))
+	return st
+}

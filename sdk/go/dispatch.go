@@ -1,0 +1,246 @@
+// Incoming frames and the subscription protocol on a Conn: dispatch of
+// replies and subscription frames, pausing and resuming slow
+// subscriptions, and (re)establishing or ending subscriptions.
+
+package tandem
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+)
+
+// dispatch routes one server frame.
+func (cn *Conn) dispatch(b []byte) {
+	var f serverFrame
+	if err := json.Unmarshal(b, &f); err != nil {
+		cn.c.logger.Warn("tandem: undecodable frame", "err", err)
+		return
+	}
+	switch f.Type {
+	case "reply":
+		cn.mu.Lock()
+		c := cn.pending[f.Ref]
+		delete(cn.pending, f.Ref)
+		cn.mu.Unlock()
+		if c == nil {
+			return
+		}
+		if c.onReply != nil {
+			c.onReply(&f)
+		}
+		c.done <- reply{f: &f}
+	case "event", "synced", "bookmark", "presence":
+		cn.mu.Lock()
+		s := cn.byKey[f.Topic+"\x00"+f.Labels]
+		if s == nil || s.ended {
+			cn.mu.Unlock()
+			return
+		}
+		var ev *Event
+		switch f.Type {
+		case "event":
+			if s.overLimitLocked() {
+				// Drop this event and the rest until the application
+				// catches up; resumePaused resubscribes from s.cursor, the
+				// last queued event's.
+				cn.pauseLocked(s) // unlocks cn.mu
+				return
+			}
+			if s.snapshotting {
+				s.sawSnapshot = true
+			} else if f.Cursor != "" {
+				s.cursor = f.Cursor
+			}
+			ev = &Event{Type: TypeEvent, Topic: f.Topic, Labels: f.Labels, Event: f.Event, Cursor: f.Cursor, Resource: f.Resource, Message: f.Message, Raw: b}
+		case "synced":
+			s.snapshotting, s.sawSnapshot = false, false
+			s.cursor = f.Cursor
+			ev = &Event{Type: TypeSynced, Topic: f.Topic, Labels: f.Labels, Cursor: f.Cursor, Raw: b}
+		case "bookmark":
+			if !s.snapshotting && f.Cursor != "" {
+				s.cursor = f.Cursor
+			}
+		case "presence":
+			ev = &Event{Type: TypePresence, Topic: f.Topic, Action: f.Action, Members: f.Members, Raw: b}
+		}
+		cn.mu.Unlock()
+		if ev != nil {
+			s.enqueue(*ev)
+		}
+	case "error":
+		if f.Topic == "" {
+			// The connection is about to close (e.g. slow consumer); the
+			// subscriptions resume from their own cursors.
+			return
+		}
+		cn.mu.Lock()
+		key := f.Topic + "\x00" + f.Labels
+		s := cn.byKey[key]
+		if s == nil || s.ended {
+			cn.mu.Unlock()
+			return
+		}
+		delete(cn.byKey, key)
+		s.active = false
+		gen, cursor := cn.gen, s.cursor
+		cn.mu.Unlock()
+		cn.subscriptionFailed(s, gen, replyError(&f, s.topic, s.opts.Labels, cursor))
+	}
+}
+
+// pauseLocked unsubscribes s until its application has taken every queued
+// event (see SubscribeOptions.MaxPending). Frames still in flight for it
+// are dropped, since it leaves byKey. It is called with cn.mu held and
+// releases it.
+func (cn *Conn) pauseLocked(s *Subscription) {
+	s.paused, s.active = true, false
+	s.pauses++
+	if cn.byKey[s.key] == s {
+		delete(cn.byKey, s.key)
+	}
+	ws, labels, gen := cn.ws, s.labels, cn.gen
+	ref := cn.nextRefLocked()
+	// The subscribe that resumes s must reach the server after this
+	// unsubscribe has been handled, or it would find the old subscription
+	// still there (409): resumePaused waits for the reply.
+	s.unsubscribing = ws != nil
+	cn.pending[ref] = &call{done: make(chan reply, 1), onReply: func(*serverFrame) {
+		cn.mu.Lock()
+		if cn.gen == gen {
+			s.unsubscribing = false
+		}
+		cn.mu.Unlock()
+		cn.resumePaused(s)
+	}}
+	cn.mu.Unlock()
+	cn.c.logger.Info("tandem: subscription paused until the application catches up", "topic", s.topic, "pending", s.pending.Load())
+	if ws != nil {
+		_ = cn.write(ws, unsubscribeFrame{Type: "unsubscribe", Ref: ref, Topic: s.topic, Labels: labels})
+	}
+	// The delivery goroutine may be idle already (the application took
+	// everything after this check): make it look again.
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// resumePaused subscribes a paused subscription again, from its cursor,
+// once its application has taken every queued event and the server has
+// answered the pause's unsubscribe; whichever comes last calls it. Without
+// a connection the next one does it.
+func (cn *Conn) resumePaused(s *Subscription) {
+	cn.mu.Lock()
+	if !s.paused || s.ended || s.unsubscribing || s.pending.Load() > 0 {
+		cn.mu.Unlock()
+		return
+	}
+	s.paused = false
+	gen, connected := cn.gen, cn.ws != nil
+	cn.mu.Unlock()
+	if connected {
+		cn.sendSubscribe(s, gen)
+	}
+}
+
+// subscriptionFailed handles a subscription the server refused or ended:
+// resync-required restarts it with a snapshot under AutoResync, transient
+// problems are retried, anything else ends it.
+func (cn *Conn) subscriptionFailed(s *Subscription, gen uint64, err error) {
+	if errors.Is(err, ErrResyncRequired) && s.opts.AutoResync {
+		cn.mu.Lock()
+		s.snapshotting, s.sawSnapshot, s.cursor = true, true, ""
+		cn.mu.Unlock()
+		cn.sendSubscribe(s, gen)
+		return
+	}
+	var pe *ProblemError
+	if errors.As(err, &pe) && (pe.Problem.Status == http.StatusTooManyRequests || pe.Problem.Status == http.StatusServiceUnavailable) {
+		cn.mu.Lock()
+		n := s.retries
+		s.retries++
+		cn.mu.Unlock()
+		time.AfterFunc(cn.c.backoff.Delay(n), func() { cn.sendSubscribe(s, gen) })
+		return
+	}
+	cn.endSub(s, err)
+}
+
+// endSub ends a subscription for good with err.
+func (cn *Conn) endSub(s *Subscription, err error) {
+	cn.mu.Lock()
+	if s.ended {
+		cn.mu.Unlock()
+		return
+	}
+	s.ended, s.err = true, err
+	delete(cn.subs, s)
+	if s.key != "" && cn.byKey[s.key] == s {
+		delete(cn.byKey, s.key)
+	}
+	s.signalFirstLocked(err)
+	cn.mu.Unlock()
+	s.finish()
+}
+
+// sendSubscribe (re)establishes s on connection gen: from its cursor, or
+// with a snapshot while the snapshot has not completed.
+func (cn *Conn) sendSubscribe(s *Subscription, gen uint64) {
+	cn.mu.Lock()
+	if cn.gen != gen || cn.ws == nil || s.ended || s.active || s.paused {
+		cn.mu.Unlock()
+		return
+	}
+	ws := cn.ws
+	f := subscribeFrame{Type: "subscribe", Ref: cn.nextRefLocked(), Topic: s.topic, Labels: s.opts.Labels, Meta: s.meta}
+	reset := false
+	switch {
+	case s.presence:
+	case s.snapshotting:
+		f.Snapshot = true
+		reset, s.sawSnapshot = s.sawSnapshot, false
+	case s.cursor != "":
+		f.Since = s.cursor
+	}
+	since := f.Since
+	cn.pending[f.Ref] = &call{done: make(chan reply, 1), onReply: func(r *serverFrame) { cn.subscribeReplied(s, gen, since, r) }}
+	cn.mu.Unlock()
+	if reset {
+		s.enqueue(Event{Type: TypeReset, Topic: s.topic, Labels: s.opts.Labels})
+	}
+	_ = cn.write(ws, f) // on error the reader reconnects and resubscribes
+}
+
+// subscribeReplied runs in the reader goroutine for every subscribe reply.
+func (cn *Conn) subscribeReplied(s *Subscription, gen uint64, since string, r *serverFrame) {
+	if !r.OK {
+		cn.subscriptionFailed(s, gen, replyError(r, s.topic, s.opts.Labels, since))
+		return
+	}
+	var res subscribeResult
+	_ = json.Unmarshal(r.Body, &res)
+	cn.mu.Lock()
+	if s.ended {
+		// Closed while the subscribe was in flight: undo it.
+		ws := cn.ws
+		ref := cn.nextRefLocked()
+		cn.pending[ref] = &call{done: make(chan reply, 1)}
+		cn.mu.Unlock()
+		if ws != nil && cn.gen == gen {
+			_ = cn.write(ws, unsubscribeFrame{Type: "unsubscribe", Ref: ref, Topic: res.Topic, Labels: res.Labels})
+		}
+		return
+	}
+	s.key = res.Topic + "\x00" + res.Labels
+	s.labels = res.Labels
+	s.active = true
+	s.retries = 0
+	cn.byKey[s.key] = s
+	if !s.snapshotting && s.cursor == "" {
+		s.cursor = res.Cursor
+	}
+	s.signalFirstLocked(nil)
+	cn.mu.Unlock()
+}
