@@ -67,11 +67,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	h := hub.New(hub.Options{})
-	frames := wire.Frames{}
-	feedOpts := stream.FeedOptions{Frames: frames, Logger: logger}
+	// Every frame the engines encode; under --strict each is checked
+	// against spec/asyncapi.yaml.
+	frames := wire.Frames{Logger: logger}
 	if cfg.Strict {
-		feedOpts.Validate = asyncVal.ValidateServerFrame
+		frames.Validate = asyncVal.ValidateServerFrame
 	}
+	feedOpts := stream.FeedOptions{Frames: frames, Logger: logger}
 	feed, err := stream.NewFeed(ctx, st, h, feedOpts)
 	if err != nil {
 		return fmt.Errorf("change feed: %w", err)

@@ -13,7 +13,8 @@ type ChannelOptions struct {
 	// Presence enables presence for the namespace's channels.
 	Presence bool
 	// ClientPublish lets clients publish over WebSocket and REST (with the
-	// publish grant); otherwise only admin credentials may publish.
+	// publish grant); otherwise only credentials that also hold the admin
+	// grant on the channel's messages topic may publish.
 	ClientPublish bool
 	// MaxMessageBytes bounds a message's data (0: unbounded).
 	MaxMessageBytes int

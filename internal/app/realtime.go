@@ -61,7 +61,7 @@ type Subscription struct {
 // sink closed. Errors: auth errors (see Authorize), store.ErrInvalid or an
 // InputError (a request the topic does not allow), store.ErrNotFound
 // (collection), store.ErrCompacted (resync-required), store.ErrUnavailable
-// (broker down, or the server-wide cap: 503), store.ErrTooManyRequests
+// (broker down, or the server-wide cap: 503), store.CodeTooManyRequests
 // (the principal's cap).
 func (a *App) Subscribe(ctx context.Context, p auth.Principal, req SubscribeRequest, sink stream.Sink) (*Subscription, stream.Result, func(context.Context) error, error) {
 	if err := a.Authorize(p, auth.ActionRead, req.Topic.Path); err != nil {
@@ -149,9 +149,9 @@ func (s *Subscription) Bookmark(push func(stream.Cursor) bool) (attempted, pushe
 }
 
 // RenewPresence renews the presence lease of a subscription that joined
-// (nothing for the others). Errors: store.ErrUnavailable.
+// (Joined; nothing for the others). Errors: store.ErrUnavailable.
 func (s *Subscription) RenewPresence(ctx context.Context) error {
-	if !s.channel {
+	if !s.Joined() {
 		return nil
 	}
 	return s.app.rt.Channels.RenewPresence(ctx, s.Subscription)
@@ -193,10 +193,10 @@ func (a *App) Poll(ctx context.Context, p auth.Principal, req PollRequest, stop 
 
 // Publish publishes data to a channel's messages topic as p; connID is
 // the publishing connection ("" over REST), which names an anonymous
-// publisher (MemberID). A namespace without client publishing admits
-// admin credentials only. Errors: auth errors, store.ErrInvalid (not a
-// messages topic, data not JSON), store.ErrForbidden (client publishing
-// disallowed), store.ErrTooLarge, store.ErrUnavailable.
+// publisher (MemberID). Publishing takes the publish grant on the topic;
+// a namespace without client publishing also takes the admin grant. Errors: auth errors, store.ErrInvalid (not a
+// messages topic, data not JSON), store.CodeForbidden (client publishing
+// disallowed), store.CodeTooLarge, store.ErrUnavailable.
 func (a *App) Publish(ctx context.Context, p auth.Principal, topic stream.Topic, data json.RawMessage, connID string) (broker.Message, error) {
 	if topic.Kind != stream.TopicChannel {
 		return broker.Message{}, store.Errorf(store.CodeInvalid, "publish to a channels/{ch}/messages topic; resources change over REST")

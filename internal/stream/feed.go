@@ -17,12 +17,11 @@ import (
 // resource topics. It is the only path from writes to subscribers, so an
 // event can never precede its commit.
 type Feed struct {
-	store    store.Store
-	hub      *hub.Hub
-	log      *slog.Logger
-	frames   Frames
-	validate func([]byte) error
-	poll     time.Duration
+	store  store.Store
+	hub    *hub.Hub
+	log    *slog.Logger
+	frames Frames
+	poll   time.Duration
 
 	last atomic.Int64
 
@@ -35,9 +34,6 @@ type FeedOptions struct {
 	// Frames encodes the events (required).
 	Frames Frames
 	Logger *slog.Logger
-	// Validate, when set, checks every encoded frame (strict mode); frames
-	// that fail are logged.
-	Validate func([]byte) error
 	// Poll is the fallback interval when no commit notification arrives.
 	Poll time.Duration
 }
@@ -52,7 +48,7 @@ func NewFeed(ctx context.Context, s store.Store, h *hub.Hub, opts FeedOptions) (
 	if err != nil {
 		return nil, err
 	}
-	f := &Feed{store: s, hub: h, log: opts.Logger, frames: opts.Frames, validate: opts.Validate, poll: opts.Poll,
+	f := &Feed{store: s, hub: h, log: opts.Logger, frames: opts.Frames, poll: opts.Poll,
 		waiters: make(chan struct{})}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
@@ -161,11 +157,6 @@ func (f *Feed) dispatch(ch store.Change) {
 			if err != nil {
 				f.log.Error("encode event", "revision", ch.Revision, "err", err)
 				continue
-			}
-			if f.validate != nil {
-				if err := f.validate(b); err != nil {
-					f.log.Error("event violates spec/asyncapi.yaml", "revision", ch.Revision, "err", err)
-				}
 			}
 			f.hub.Broadcast(e.Key, hub.NewEvent(b, e.Key, cur.String(), ch.Revision))
 		}

@@ -164,6 +164,10 @@ func (s *Subscription) Last() int64 {
 	return s.last
 }
 
+// Joined reports whether the subscription joined its channel's presence
+// (its holder renews the lease: Channels.RenewPresence).
+func (s *Subscription) Joined() bool { return s.member != nil }
+
 // Live reports whether the subscription has finished its replay.
 func (s *Subscription) Live() bool {
 	s.mu.Lock()

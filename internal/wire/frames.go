@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/json"
+	"log/slog"
 
 	"github.com/tandemhq/tandem/gen/api"
 	"github.com/tandemhq/tandem/internal/broker"
@@ -82,30 +83,52 @@ type TopicCursor struct {
 	Cursor string `json:"cursor"`
 }
 
-// Frames implements stream.Frames with the AsyncAPI frames.
-type Frames struct{}
+// Frames implements stream.Frames with the AsyncAPI frames. The zero
+// value is ready to use.
+type Frames struct {
+	// Validate, when set (strict mode), checks every frame encoded against
+	// spec/asyncapi.yaml; a frame that fails is logged (and still sent).
+	Validate func([]byte) error
+	Logger   *slog.Logger
+}
 
 var _ stream.Frames = Frames{}
 
-// Event implements stream.Frames. Errors: the resource or message data
-// is not valid JSON.
-func (Frames) Event(ev stream.Event) ([]byte, error) { return json.Marshal(EventFrameOf(ev)) }
-
-// Synced implements stream.Frames.
-func (Frames) Synced(topic, labels string, cur stream.Cursor) []byte {
-	b, _ := json.Marshal(SyncedFrame{Type: "synced", Topic: topic, Labels: labels, Cursor: cur.String()})
+// check validates b under strict mode.
+func (f Frames) check(b []byte) []byte {
+	if f.Validate != nil {
+		if err := f.Validate(b); err != nil && f.Logger != nil {
+			f.Logger.Error("frame violates spec/asyncapi.yaml", "err", err, "frame", string(b))
+		}
+	}
 	return b
 }
 
+// Event implements stream.Frames. Errors: the resource or message data
+// is not valid JSON.
+func (f Frames) Event(ev stream.Event) ([]byte, error) {
+	b, err := json.Marshal(EventFrameOf(ev))
+	if err != nil {
+		return nil, err
+	}
+	return f.check(b), nil
+}
+
+// Synced implements stream.Frames.
+func (f Frames) Synced(topic, labels string, cur stream.Cursor) []byte {
+	b, _ := json.Marshal(SyncedFrame{Type: "synced", Topic: topic, Labels: labels, Cursor: cur.String()})
+	return f.check(b)
+}
+
 // Presence implements stream.Frames.
-func (Frames) Presence(topic, action string, members []broker.Member) []byte {
+func (f Frames) Presence(topic, action string, members []broker.Member) []byte {
 	b, _ := json.Marshal(PresenceFrame{Type: "presence", Topic: topic, Action: action, Members: Members(members)})
-	return b
+	return f.check(b)
 }
 
 // Reset implements stream.Frames: the error frame of a subscription whose
 // stream was reset, with err's problem (through the one error table).
-func (Frames) Reset(topic string, err error) []byte {
+func (f Frames) Reset(topic string, err error) []byte {
 	b, _ := json.Marshal(ErrorFrame{Type: "error", Topic: topic, Problem: FrameProblem(err)})
-	return b
+	return f.check(b)
 }

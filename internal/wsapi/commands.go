@@ -97,7 +97,7 @@ func (c *conn) subscribe(f Subscribe) {
 		c.fail(f.Ref, err)
 		return
 	}
-	if topic.Kind == stream.TopicChannel {
+	if sub.Joined() {
 		c.startPresenceRenewal()
 	}
 	c.mu.Lock()
