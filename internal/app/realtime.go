@@ -44,15 +44,28 @@ type SubscribeRequest struct {
 }
 
 // Subscription is one subscription a transport holds: the engine's
-// subscription (its key, topic, labels) plus what app gave it (its cap
-// slots). Close ends it.
+// subscription and what app gave it (its cap slots). Close ends it.
 type Subscription struct {
-	*stream.Subscription
+	// Key identifies the subscription on its connection (topic and
+	// canonical selector); the engine's frames carry it (hub.Message.Key).
+	Key    string
+	Topic  stream.Topic
+	Labels string // canonical selector ("" for none)
+
+	sub     *stream.Subscription
 	app     *App
 	channel bool
 	release func()
 	once    sync.Once
 }
+
+// Closed reports whether the subscription ended (closed, or its stream
+// was reset). It returns no error.
+func (s *Subscription) Closed() bool { return s.sub.Closed() }
+
+// Joined reports whether the subscription joined its channel's presence
+// (its holder renews the lease: RenewPresence). It returns no error.
+func (s *Subscription) Joined() bool { return s.sub.Joined() }
 
 // Subscribe authorises and checks a subscribe against the channel
 // namespace's policy and the caps, then starts it with the engine of its
@@ -101,7 +114,7 @@ func (a *App) Subscribe(ctx context.Context, p auth.Principal, req SubscribeRequ
 		release()
 		return nil, stream.Result{}, nil, err
 	}
-	return &Subscription{Subscription: sub, app: a, channel: channel, release: release}, res, run, nil
+	return &Subscription{Key: sub.Key, Topic: sub.Topic, Labels: sub.Labels, sub: sub, app: a, channel: channel, release: release}, res, run, nil
 }
 
 // checkTopicRequest checks what a topic allows: a selector only on
@@ -134,9 +147,9 @@ func (a *App) checkTopicRequest(t stream.Topic, sel store.Selector, since *strea
 func (s *Subscription) Close() {
 	s.once.Do(func() {
 		if s.channel {
-			s.app.rt.Channels.Unsubscribe(s.Subscription)
+			s.app.rt.Channels.Unsubscribe(s.sub)
 		} else {
-			s.app.rt.Resources.Unsubscribe(s.Subscription)
+			s.app.rt.Resources.Unsubscribe(s.sub)
 		}
 		s.release()
 	})
@@ -145,7 +158,7 @@ func (s *Subscription) Close() {
 // Bookmark queues the subscription's current cursor through push (see
 // stream.Subscription.Bookmark).
 func (s *Subscription) Bookmark(push func(stream.Cursor) bool) (attempted, pushed bool) {
-	return s.Subscription.Bookmark(s.app.rt.Resources.Feed, push)
+	return s.sub.Bookmark(s.app.rt.Resources.Feed, push)
 }
 
 // RenewPresence renews the presence lease of a subscription that joined
@@ -154,7 +167,7 @@ func (s *Subscription) RenewPresence(ctx context.Context) error {
 	if !s.Joined() {
 		return nil
 	}
-	return s.app.rt.Channels.RenewPresence(ctx, s.Subscription)
+	return s.app.rt.Channels.RenewPresence(ctx, s.sub)
 }
 
 // PresenceRenewInterval is how often connections renew the presence

@@ -11,6 +11,7 @@ import (
 	"github.com/tandemhq/tandem/internal/app"
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/store"
+	"github.com/tandemhq/tandem/internal/wire"
 )
 
 // Authenticator resolves credentials into principals (auth.Authenticator).
@@ -45,12 +46,12 @@ func authenticate(a Authenticator, cookie string, next http.Handler) http.Handle
 		}
 		tok, err := bearer(r, c)
 		if err != nil {
-			writeProblem(w, r, ProblemFor(err))
+			writeProblem(w, r, wire.Problem(err))
 			return
 		}
 		p, err := a.Resolve(tok)
 		if err != nil {
-			writeProblem(w, r, ProblemFor(err))
+			writeProblem(w, r, wire.Problem(err))
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), p)))

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/internal/quota"
+	"github.com/tandemhq/tandem/internal/wire"
 )
 
 // capStreams counts each SSE stream (GET /v1/events) and long-poll (GET
@@ -25,7 +26,7 @@ func capStreams(caps *quota.Caps, next http.Handler) http.Handler {
 		release, err := caps.Conn(r.RemoteAddr)
 		if err != nil {
 			setRetryHint(w, err)
-			writeProblem(w, r, ProblemFor(err))
+			writeProblem(w, r, wire.Problem(err))
 			return
 		}
 		defer release()

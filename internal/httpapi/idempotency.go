@@ -9,9 +9,10 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/tandemhq/tandem/gen/api"
 	"github.com/tandemhq/tandem/internal/app"
 	"github.com/tandemhq/tandem/internal/auth"
-	"github.com/tandemhq/tandem/internal/store"
+	"github.com/tandemhq/tandem/internal/wire"
 )
 
 // replayedHeaders are the response headers stored with an idempotent reply.
@@ -35,7 +36,7 @@ func (m *idempotency) wrap(next http.Handler) http.Handler {
 		}
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
-			writeProblem(w, r, ProblemFor(bodyReadError(err)))
+			writeProblem(w, r, bodyReadProblem(err))
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
@@ -60,7 +61,7 @@ func (m *idempotency) wrap(next http.Handler) http.Handler {
 			return stored
 		})
 		if err != nil {
-			writeProblem(w, r, ProblemFor(err))
+			writeProblem(w, r, wire.Problem(err))
 			return
 		}
 		if replayed {
@@ -107,11 +108,11 @@ func (b *bufferedResponse) Write(p []byte) (int, error) {
 	return b.body.Write(p)
 }
 
-// bodyReadError maps a body read failure to a client-facing error.
-func bodyReadError(err error) error {
+// bodyReadProblem answers a body that could not be read.
+func bodyReadProblem(err error) api.Problem {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return store.Errorf(store.CodeTooLarge, "request body exceeds %s bytes", strconv.FormatInt(mbe.Limit, 10))
+		return wire.NewProblem(wire.KindTooLarge, "request body exceeds "+strconv.FormatInt(mbe.Limit, 10)+" bytes", nil)
 	}
-	return store.Errorf(store.CodeInvalid, "request body could not be read")
+	return wire.NewProblem(wire.KindInvalid, "request body could not be read", nil)
 }

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -13,7 +14,6 @@ import (
 
 	"github.com/tandemhq/tandem/gen/api"
 	"github.com/tandemhq/tandem/internal/ijson"
-	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/wire"
 )
 
@@ -40,7 +40,7 @@ func checkJSONBody(next http.Handler) http.Handler {
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
-				writeProblem(w, r, ProblemFor(store.Errorf(store.CodeTooLarge, "request body exceeds the limit of %d bytes", tooBig.Limit)))
+				writeProblem(w, r, wire.NewProblem(wire.KindTooLarge, fmt.Sprintf("request body exceeds the limit of %d bytes", tooBig.Limit), nil))
 				return
 			}
 			if errors.Is(err, os.ErrDeadlineExceeded) {

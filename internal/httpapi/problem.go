@@ -10,10 +10,6 @@ import (
 	"github.com/tandemhq/tandem/internal/wire"
 )
 
-// ProblemFor converts any error into the problem of a REST response (the
-// one error table, in internal/wire).
-func ProblemFor(err error) api.Problem { return wire.Problem(err) }
-
 // writeProblem writes p as application/problem+json.
 func writeProblem(w http.ResponseWriter, r *http.Request, p api.Problem) {
 	if r != nil && p.Instance == nil {
@@ -37,7 +33,7 @@ func errorWriter(log *slog.Logger) (func(http.ResponseWriter, *http.Request, err
 		writeProblem(w, r, wire.NewProblem(wire.KindInvalid, "the request body could not be decoded", []api.ProblemField{wire.BodyField("", "could not be decoded as JSON of the expected shape")}))
 	}
 	resp := func(w http.ResponseWriter, r *http.Request, err error) {
-		p := ProblemFor(err)
+		p := wire.Problem(err)
 		if p.Status >= 500 {
 			log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"math"
 	"net"
 	"net/http"
@@ -9,7 +10,7 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/internal/ratelimit"
-	"github.com/tandemhq/tandem/internal/store"
+	"github.com/tandemhq/tandem/internal/wire"
 )
 
 // rateLimit applies the per-client limit to /v1/ requests: each client
@@ -39,7 +40,7 @@ func rateLimit(l *ratelimit.Limiter, now func() time.Time, next http.Handler) ht
 				reset = 1
 			}
 			h.Set("Retry-After", strconv.Itoa(reset))
-			writeProblem(w, r, ProblemFor(store.Errorf(store.CodeTooManyRequests, "rate limit of %g requests per second exceeded; retry after %d s", l.Rate, reset)))
+			writeProblem(w, r, wire.NewProblem(wire.KindRateLimited, fmt.Sprintf("rate limit of %g requests per second exceeded; retry after %d s", l.Rate, reset), nil))
 			return
 		}
 		next.ServeHTTP(w, r)

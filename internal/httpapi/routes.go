@@ -1,6 +1,9 @@
 // Package httpapi serves Tandem's REST API (the generated strict server
-// implemented by Server), its documentation, metrics, and mounts the
-// realtime transports. Every error is an RFC 9457 problem.
+// implemented by Server), Server-Sent Events and long-polling, its
+// documentation and metrics, and mounts the WebSocket transport. It is a
+// thin transport: handlers decode, call app with the request's principal
+// and encode through internal/wire; every error is an RFC 9457 problem
+// from wire's one table.
 package httpapi
 
 import (
@@ -20,7 +23,6 @@ import (
 	"github.com/tandemhq/tandem/internal/quota"
 	"github.com/tandemhq/tandem/internal/ratelimit"
 	"github.com/tandemhq/tandem/internal/specval"
-	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/wire"
 	"github.com/tandemhq/tandem/spec"
 )
@@ -171,7 +173,7 @@ func staticFile(contentType string, b []byte) http.Handler {
 func limitBody(n int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > n {
-			writeProblem(w, r, ProblemFor(store.Errorf(store.CodeTooLarge, "request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, n)))
+			writeProblem(w, r, wire.NewProblem(wire.KindTooLarge, fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, n), nil))
 			return
 		}
 		if r.Body != nil {

@@ -130,7 +130,7 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	fail := func(err error) {
 		setRetryHint(w, err)
-		writeProblem(w, r, ProblemFor(err))
+		writeProblem(w, r, wire.Problem(err))
 	}
 
 	// One cursor per topic from Last-Event-ID / since.
@@ -277,13 +277,13 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.writeError(out, goingAway, cursorsID(cursors, single))
 			return
 		case <-expired:
-			h.writeError(out, ProblemFor(&auth.TokenError{Reason: auth.ReasonExpired}), cursorsID(cursors, single))
+			h.writeError(out, wire.Problem(&auth.TokenError{Reason: auth.ReasonExpired}), cursorsID(cursors, single))
 			return
 		case <-sink.slow:
 			h.writeError(out, wire.NewProblem(wire.KindSlowConsumer, "", nil), cursorsID(cursors, single))
 			return
 		case err := <-errs:
-			h.writeError(out, ProblemFor(err), cursorsID(cursors, single))
+			h.writeError(out, wire.Problem(err), cursorsID(cursors, single))
 			return
 		case <-heartbeat.C:
 			if out.write([]byte(": heartbeat\n\n")) != nil {
@@ -341,7 +341,7 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // goingAway ends every stream when the server shuts down.
-var goingAway = ProblemFor(store.Errorf(store.CodeUnavailable, "the server is shutting down; reconnect with Last-Event-ID to resume"))
+var goingAway = wire.NewProblem(wire.KindUnavailable, "the server is shutting down; reconnect with Last-Event-ID to resume", nil)
 
 // sseWriter writes a stream's bytes, each write under a deadline. A write
 // that fails (the client does not read within the deadline, or has gone)

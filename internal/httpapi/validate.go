@@ -71,7 +71,7 @@ func validationProblem(err error, o middleware.ErrorHandlerOpts) api.Problem {
 	unsupported := false
 	var sec *openapi3filter.SecurityRequirementsError
 	if errors.As(err, &sec) {
-		return ProblemFor(sec.Errors[0])
+		return wire.Problem(sec.Errors[0])
 	}
 	var collect func(error)
 	collect = func(e error) {

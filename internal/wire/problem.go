@@ -8,6 +8,7 @@ import (
 	"github.com/tandemhq/tandem/gen/api"
 	"github.com/tandemhq/tandem/internal/app"
 	"github.com/tandemhq/tandem/internal/auth"
+	"github.com/tandemhq/tandem/internal/specval"
 	"github.com/tandemhq/tandem/internal/store"
 )
 
@@ -46,6 +47,8 @@ var (
 	KindConflict          = errorTable[store.CodeConflict]
 	KindForbidden         = errorTable[store.CodeForbidden]
 	KindRateLimited       = errorTable[store.CodeTooManyRequests]
+	KindTooLarge          = errorTable[store.CodeTooLarge]
+	KindUnavailable       = errorTable[store.CodeUnavailable]
 	KindUnsupportedMedia  = Kind{http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type"}
 	KindRouteNotFound     = Kind{http.StatusNotFound, "not-found", "Not found"}
 	KindMethodNotAllowed  = Kind{http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed"}
@@ -103,6 +106,22 @@ func problem(err error, inputs api.ProblemFieldIn) api.Problem {
 		}
 	}
 	return NewProblem(kind, store.ErrorMessage(err), fields)
+}
+
+// InvalidFrame is the problem of a client frame that failed decoding or
+// validation (a *specval.FrameError names every invalid member; any other
+// error says only that the frame is invalid).
+func InvalidFrame(err error) api.Problem {
+	var fe *specval.FrameError
+	if !errors.As(err, &fe) {
+		return Problem(store.ErrInvalid)
+	}
+	fields := make([]api.ProblemField, 0, len(fe.Fields))
+	for _, f := range fe.Fields {
+		ptr := f.Pointer
+		fields = append(fields, api.ProblemField{In: api.Body, Pointer: &ptr, Name: &ptr, Detail: f.Detail})
+	}
+	return NewProblem(KindInvalid, fe.Error(), fields)
 }
 
 // ProblemType returns the problem type URI and status for an error code.

@@ -1,7 +1,10 @@
 // Package wsapi serves the WebSocket API at /v1/ws: it upgrades the
-// connection, runs exactly one reader and one writer goroutine per
-// connection, validates every inbound frame against spec/asyncapi.yaml and
-// answers each with a reply carrying the same ref.
+// connection, reads client frames (an epoll poller for idle plain-TCP
+// connections, or a reader goroutine), validates every one against
+// spec/asyncapi.yaml, runs its command through app with the connection's
+// principal and answers with a reply carrying the same ref; one writer
+// goroutine per busy connection drains its byte-bounded queue. It is a
+// thin transport: policy is app's, conversions are internal/wire's.
 package wsapi
 
 import (

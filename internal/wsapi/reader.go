@@ -14,10 +14,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/tandemhq/tandem/gen/api"
 	"github.com/tandemhq/tandem/internal/ijson"
 	"github.com/tandemhq/tandem/internal/specval"
-	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/wire"
 )
 
@@ -187,18 +185,7 @@ func (c *conn) handle(data []byte) {
 	typ, frame, ref, err := decodeFrame(c.srv.cfg.Validator, data)
 	if err != nil {
 		c.srv.metrics.invalid.Inc()
-		p := wire.Problem(store.ErrInvalid)
-		var fe *specval.FrameError
-		if errors.As(err, &fe) {
-			detail := fe.Error()
-			p.Detail = &detail
-			fields := make([]api.ProblemField, 0, len(fe.Fields))
-			for _, f := range fe.Fields {
-				ptr := f.Pointer
-				fields = append(fields, api.ProblemField{In: api.Body, Pointer: &ptr, Name: &ptr, Detail: f.Detail})
-			}
-			p.Errors = &fields
-		}
+		p := wire.InvalidFrame(err)
 		if ref != "" {
 			c.reply(ref, nil, &p)
 		} else {
