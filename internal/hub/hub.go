@@ -303,16 +303,13 @@ func (e *entry) snapshot() []Subscriber {
 // [TopicOf]) equals topic, in no particular order. It costs O(keys of that
 // topic), not a scan of the hub.
 func (h *Hub) Keys(topic string) []string {
-	ts := h.topicShard(topic)
-	ts.mu.RLock()
-	defer ts.mu.RUnlock()
-	set := ts.topics[topic]
-	if len(set) == 0 {
+	es := h.Entries(topic)
+	if len(es) == 0 {
 		return nil
 	}
-	keys := make([]string, 0, len(set))
-	for k := range set {
-		keys = append(keys, k)
+	keys := make([]string, len(es))
+	for i, e := range es {
+		keys[i] = e.Key
 	}
 	return keys
 }

@@ -51,15 +51,37 @@ func (c *conn) refuse(ref string, k wire.Kind, detail string) {
 	c.reply(ref, nil, &p)
 }
 
-func (c *conn) subscribe(f Subscribe) {
-	topic, err := stream.ParseTopic(f.Topic)
+// subscription decodes the topic and selector of a subscribe or
+// unsubscribe frame and the key they make; false means it answered the
+// frame with the error.
+func (c *conn) subscription(ref, topicPath, labels string) (stream.Topic, store.Selector, string, bool) {
+	topic, err := stream.ParseTopic(topicPath)
 	if err != nil {
-		c.fail(f.Ref, err)
-		return
+		c.fail(ref, err)
+		return stream.Topic{}, nil, "", false
 	}
-	sel, err := store.ParseSelector(f.Labels)
+	sel, err := store.ParseSelector(labels)
 	if err != nil {
-		c.fail(f.Ref, err)
+		c.fail(ref, err)
+		return stream.Topic{}, nil, "", false
+	}
+	return topic, sel, stream.Key(topic.Path, sel), true
+}
+
+// subscriptions lists the connection's subscriptions now.
+func (c *conn) subscriptions() []*app.Subscription {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	subs := make([]*app.Subscription, 0, len(c.subs))
+	for _, s := range c.subs {
+		subs = append(subs, s)
+	}
+	return subs
+}
+
+func (c *conn) subscribe(f Subscribe) {
+	topic, sel, key, ok := c.subscription(f.Ref, f.Topic, f.Labels)
+	if !ok {
 		return
 	}
 	req := app.SubscribeRequest{Topic: topic, Selector: sel, Snapshot: f.Snapshot, ConnID: c.id, Meta: f.Meta, Client: c.ws.RemoteAddr().String()}
@@ -71,7 +93,6 @@ func (c *conn) subscribe(f Subscribe) {
 		}
 		req.Since = &cur
 	}
-	key := stream.Key(topic.Path, sel)
 	c.mu.Lock()
 	delete(c.denied, key) // allowed again
 	old, dup := c.subs[key]
@@ -241,13 +262,7 @@ func (c *conn) startPresenceRenewal() {
 					return
 				case <-t.C:
 				}
-				c.mu.Lock()
-				subs := make([]*app.Subscription, 0, len(c.subs))
-				for _, s := range c.subs {
-					subs = append(subs, s)
-				}
-				c.mu.Unlock()
-				for _, s := range subs {
+				for _, s := range c.subscriptions() {
 					if err := s.RenewPresence(c.ctx); err != nil && c.ctx.Err() == nil {
 						c.srv.cfg.Logger.Warn("presence renewal", "conn", c.id, "err", err)
 					}
@@ -272,17 +287,10 @@ func (c *conn) publish(f Publish) {
 }
 
 func (c *conn) unsubscribe(f Unsubscribe) {
-	topic, err := stream.ParseTopic(f.Topic)
-	if err != nil {
-		c.fail(f.Ref, err)
+	_, _, key, ok := c.subscription(f.Ref, f.Topic, f.Labels)
+	if !ok {
 		return
 	}
-	sel, err := store.ParseSelector(f.Labels)
-	if err != nil {
-		c.fail(f.Ref, err)
-		return
-	}
-	key := stream.Key(topic.Path, sel)
 	c.mu.Lock()
 	sub, ok := c.subs[key]
 	c.mu.Unlock()

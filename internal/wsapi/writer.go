@@ -15,7 +15,6 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/tandemhq/tandem/internal/app"
 	"github.com/tandemhq/tandem/internal/hub"
 	"github.com/tandemhq/tandem/internal/stream"
 	"github.com/tandemhq/tandem/internal/wire"
@@ -189,13 +188,7 @@ func (c *conn) writeBatch(batch []*hub.Message) ([]*hub.Message, error) {
 
 // bookmarks queues the current cursor of every live subscription.
 func (c *conn) bookmarks() {
-	c.mu.Lock()
-	subs := make([]*app.Subscription, 0, len(c.subs))
-	for _, s := range c.subs {
-		subs = append(subs, s)
-	}
-	c.mu.Unlock()
-	for _, s := range subs {
+	for _, s := range c.subscriptions() {
 		// Bookmark queues under the subscription's lock, so the bookmark
 		// cannot land behind a newer event of the same subscription.
 		attempted, pushed := s.Bookmark(func(pos stream.Cursor) bool {
