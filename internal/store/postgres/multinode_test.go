@@ -13,6 +13,7 @@ import (
 	"github.com/tandemhq/tandem/internal/hub"
 	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/stream"
+	"github.com/tandemhq/tandem/internal/wire"
 )
 
 // seqRecorder is a hub subscriber that records the revisions it receives.
@@ -65,7 +66,7 @@ func TestFeedsOnSeveralNodes(t *testing.T) {
 		h := hub.New(hub.Options{})
 		recs[i] = &seqRecorder{}
 		h.Subscribe(stream.CollectionTopic("c"), recs[i])
-		f, err := stream.NewFeed(ctx, s, h, stream.FeedOptions{Poll: time.Hour})
+		f, err := stream.NewFeed(ctx, s, h, stream.FeedOptions{Frames: wire.Frames{}, Poll: time.Hour})
 		if err != nil {
 			t.Fatal(err)
 		}
