@@ -214,6 +214,9 @@ func (a *App) Publish(ctx context.Context, p auth.Principal, topic stream.Topic,
 	if topic.Kind != stream.TopicChannel {
 		return broker.Message{}, store.Errorf(store.CodeInvalid, "publish to a channels/{ch}/messages topic; resources change over REST")
 	}
+	if !stream.ValidChannel(topic.Channel) {
+		return broker.Message{}, store.Errorf(store.CodeInvalid, "invalid channel name %q", clip(topic.Channel))
+	}
 	if err := a.Authorize(p, auth.ActionPublish, topic.Path); err != nil {
 		return broker.Message{}, err
 	}

@@ -255,11 +255,16 @@ func TestPublishPolicy(t *testing.T) {
 		{"NotJSON", publisher, "channels/open:a/messages", json.RawMessage(`{`), "", store.ErrInvalid, ""},
 		{"PresenceTopic", publisher, "channels/open:a/presence", data, "", store.ErrInvalid, ""},
 		{"ResourceTopic", admin, "collections/notes/resources", data, "", store.ErrInvalid, ""},
+		{"InvalidChannel", admin, "", data, "", store.ErrInvalid, ""},
 		{"Expired", expired, "channels/open:a/messages", data, "", auth.ErrInvalidToken, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := a.Publish(t.Context(), tc.p, topicOf(t, tc.topic), tc.data, tc.connID)
+			topic := stream.Topic{Kind: stream.TopicChannel, Channel: "-bad", Path: "channels/-bad/messages"} // as a caller might build it
+			if tc.topic != "" {
+				topic = topicOf(t, tc.topic)
+			}
+			m, err := a.Publish(t.Context(), tc.p, topic, tc.data, tc.connID)
 			wantErr(t, err, tc.target, "")
 			if err == nil && m.Publisher != tc.pub {
 				t.Fatalf("publisher %q, want %q", m.Publisher, tc.pub)

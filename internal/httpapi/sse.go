@@ -31,7 +31,7 @@ type SSEConfig struct {
 	QueueBytes int
 	// Budget, when set, also counts the stream's queue against the
 	// server-wide bound on queued bytes (see hub.NewQueueBudget); while it
-	// is exhausted the caps refuse new subscriptions with 503
+	// is exhausted app's caps refuse new subscriptions with 503
 	// (quota.Caps.QueuedBytes).
 	Budget *hub.Budget
 	// WriteWait bounds every write of the stream; a client that does not

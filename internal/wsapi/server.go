@@ -40,8 +40,8 @@ type Config struct {
 	QueueBytes int
 	// Budget, when set, bounds the bytes queued for all connections of the
 	// server together: while it is exhausted, lagging connections overflow
-	// (hub.NewQueueBudget) and Caps (quota.Caps.QueuedBytes) refuses new
-	// subscriptions with 503.
+	// (hub.NewQueueBudget) and app's caps (quota.Caps.QueuedBytes) refuse
+	// new subscriptions with 503.
 	Budget *hub.Budget
 	// PingInterval between server pings; default 25 s. PongWait is how long
 	// without a pong before the connection is dropped; default 60 s.
@@ -52,9 +52,9 @@ type Config struct {
 	BookmarkInterval time.Duration
 	// MaxSubscriptions per connection; default 1000.
 	MaxSubscriptions int
-	// Caps limit connections per client IP (refused before the upgrade)
-	// and subscriptions per principal and server-wide (refused in the
-	// subscribe reply); nil limits neither.
+	// Caps limit connections per client IP (refused before the upgrade);
+	// nil: unlimited. The subscription caps are app's
+	// (app.Realtime.Caps, refused in the subscribe reply).
 	Caps *quota.Caps
 	// CheckOrigin decides cross-origin upgrades; nil denies any Origin
 	// whose host differs from the request's Host.
