@@ -24,6 +24,7 @@ import (
 
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/store"
+	"github.com/tandemhq/tandem/internal/stream"
 )
 
 // Options configures an App. The zero value is usable.
@@ -228,7 +229,7 @@ func checkLabels(labels map[string]string) error {
 // a ValidationError (invalid id, data or labels), store.ErrConflict when
 // the ID is taken, auth errors (write on the collection's resources).
 func (a *App) CreateResource(ctx context.Context, p auth.Principal, collection, id string, data json.RawMessage, labels map[string]string) (store.Resource, error) {
-	if err := a.Authorize(p, auth.ActionWrite, resourcesPath(collection)); err != nil {
+	if err := a.Authorize(p, auth.ActionWrite, stream.CollectionTopic(collection)); err != nil {
 		return store.Resource{}, err
 	}
 	if id == "" {
@@ -259,7 +260,7 @@ func (a *App) stamp(collection, id string, data json.RawMessage, labels map[stri
 // whether it was created. Errors: store.ErrNotFound, store.ErrInvalid or a
 // ValidationError, store.ErrPreconditionFailed, auth errors (write).
 func (a *App) ReplaceResource(ctx context.Context, p auth.Principal, collection, id string, data json.RawMessage, labels map[string]string, cond store.Precondition) (store.Resource, bool, error) {
-	if err := a.Authorize(p, auth.ActionWrite, resourcePath(collection, id)); err != nil {
+	if err := a.Authorize(p, auth.ActionWrite, stream.ResourceTopic(collection, id)); err != nil {
 		return store.Resource{}, false, err
 	}
 	data, err := a.check(ctx, collection, data, labels)
@@ -279,7 +280,7 @@ const maxPatchAttempts = 16
 // ValidationError, store.ErrPreconditionFailed (ifMatch mismatch), and
 // store.ErrConflict when retries are exhausted, auth errors (write).
 func (a *App) PatchResource(ctx context.Context, p auth.Principal, collection, id string, patch json.RawMessage, ifMatch int64) (store.Resource, error) {
-	if err := a.Authorize(p, auth.ActionWrite, resourcePath(collection, id)); err != nil {
+	if err := a.Authorize(p, auth.ActionWrite, stream.ResourceTopic(collection, id)); err != nil {
 		return store.Resource{}, err
 	}
 	var parts struct {
@@ -340,7 +341,7 @@ func (a *App) PatchResource(ctx context.Context, p auth.Principal, collection, i
 // GetResource returns a resource. Errors: auth errors (read),
 // store.ErrNotFound.
 func (a *App) GetResource(ctx context.Context, p auth.Principal, collection, id string) (store.Resource, error) {
-	if err := a.Authorize(p, auth.ActionRead, resourcePath(collection, id)); err != nil {
+	if err := a.Authorize(p, auth.ActionRead, stream.ResourceTopic(collection, id)); err != nil {
 		return store.Resource{}, err
 	}
 	return a.store.GetResource(ctx, collection, id)
@@ -349,7 +350,7 @@ func (a *App) GetResource(ctx context.Context, p auth.Principal, collection, id 
 // DeleteResource deletes a resource under cond. Errors: auth errors
 // (write), store.ErrNotFound, store.ErrPreconditionFailed.
 func (a *App) DeleteResource(ctx context.Context, p auth.Principal, collection, id string, cond store.Precondition) (store.Resource, error) {
-	if err := a.Authorize(p, auth.ActionWrite, resourcePath(collection, id)); err != nil {
+	if err := a.Authorize(p, auth.ActionWrite, stream.ResourceTopic(collection, id)); err != nil {
 		return store.Resource{}, err
 	}
 	return a.store.DeleteResource(ctx, collection, id, cond)
@@ -358,7 +359,7 @@ func (a *App) DeleteResource(ctx context.Context, p auth.Principal, collection, 
 // ListResources returns one page of resources. Errors: auth errors
 // (read), store.ErrNotFound.
 func (a *App) ListResources(ctx context.Context, p auth.Principal, opts store.ListOptions) (store.Page, error) {
-	if err := a.Authorize(p, auth.ActionRead, resourcesPath(opts.Collection)); err != nil {
+	if err := a.Authorize(p, auth.ActionRead, stream.CollectionTopic(opts.Collection)); err != nil {
 		return store.Page{}, err
 	}
 	return a.store.ListResources(ctx, opts)

@@ -40,9 +40,5 @@ func MemberID(p auth.Principal, connID string) string {
 	return connID
 }
 
-func collectionsPath() string              { return "collections" }
-func collectionPath(c string) string       { return "collections/" + c }
-func resourcesPath(c string) string        { return "collections/" + c + "/resources" }
-func resourcePath(c, id string) string     { return "collections/" + c + "/resources/" + id }
-func channelMessagesPath(ch string) string { return "channels/" + ch + "/messages" }
-func channelPresencePath(ch string) string { return "channels/" + ch + "/presence" }
+func collectionsPath() string        { return "collections" }
+func collectionPath(c string) string { return "collections/" + c }

@@ -235,11 +235,12 @@ func (a *App) Publish(ctx context.Context, p auth.Principal, topic stream.Topic,
 // from. Errors: auth errors, store.ErrInvalid (channel name, a resource
 // cursor), store.ErrCompacted, store.ErrUnavailable.
 func (a *App) History(ctx context.Context, p auth.Principal, channel string, since *stream.Cursor, limit int) ([]broker.Message, stream.Cursor, error) {
-	if err := a.checkChannel(p, channelMessagesPath(channel), channel); err != nil {
+	topic := stream.Topic{Kind: stream.TopicChannel, Channel: channel, Path: stream.MessagesTopic(channel)}
+	if err := a.checkChannel(p, topic.Path, channel); err != nil {
 		return nil, stream.Cursor{}, err
 	}
-	if since != nil && since.Kind != stream.KindChannel {
-		return nil, stream.Cursor{}, store.Errorf(store.CodeInvalid, "cursor belongs to a resource topic, not to a channel")
+	if err := a.checkTopicRequest(topic, nil, since); err != nil {
+		return nil, stream.Cursor{}, err
 	}
 	return a.rt.Channels.History(ctx, channel, since, limit)
 }
@@ -248,7 +249,7 @@ func (a *App) History(ctx context.Context, p auth.Principal, channel string, sin
 // auth errors, store.ErrInvalid (channel name), store.ErrNotFound
 // (presence disabled for the namespace), store.ErrUnavailable.
 func (a *App) Presence(ctx context.Context, p auth.Principal, channel string) ([]broker.Member, error) {
-	if err := a.checkChannel(p, channelPresencePath(channel), channel); err != nil {
+	if err := a.checkChannel(p, stream.PresenceTopic(channel), channel); err != nil {
 		return nil, err
 	}
 	if !a.rt.Namespaces.For(channel).Presence {

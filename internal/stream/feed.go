@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,9 +23,6 @@ type Feed struct {
 	poll   time.Duration
 
 	last atomic.Int64
-
-	mu      sync.Mutex
-	waiters chan struct{} // closed and replaced after every advance
 }
 
 // FeedOptions configures a Feed.
@@ -48,8 +44,7 @@ func NewFeed(ctx context.Context, s store.Store, h *hub.Hub, opts FeedOptions) (
 	if err != nil {
 		return nil, err
 	}
-	f := &Feed{store: s, hub: h, log: opts.Logger, frames: opts.Frames, poll: opts.Poll,
-		waiters: make(chan struct{})}
+	f := &Feed{store: s, hub: h, log: opts.Logger, frames: opts.Frames, poll: opts.Poll}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
@@ -70,13 +65,6 @@ func (f *Feed) Last() int64 { return f.last.Load() }
 // Cursor returns the resource cursor for revision rev.
 func (f *Feed) Cursor(rev int64) Cursor {
 	return Cursor{Kind: KindResource, Epoch: f.store.Epoch(), Pos: rev}
-}
-
-// Advanced returns a channel closed the next time Last moves.
-func (f *Feed) Advanced() <-chan struct{} {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.waiters
 }
 
 // Run tails the change log until ctx is done.
@@ -131,13 +119,10 @@ func (f *Feed) step(ctx context.Context) (int, error) {
 	return len(changes), nil
 }
 
-func (f *Feed) advance(rev int64) {
-	f.last.Store(rev)
-	f.mu.Lock()
-	close(f.waiters)
-	f.waiters = make(chan struct{})
-	f.mu.Unlock()
-}
+func (f *Feed) advance(rev int64) { f.last.Store(rev) }
+
+// noSelector stands for a key registered without a keySpec.
+var noSelector keySpec
 
 // dispatch encodes the change once per subscribed key and broadcasts it.
 // Each key carries its parsed selector (keySpec, registered with the key).
@@ -145,9 +130,9 @@ func (f *Feed) dispatch(ch store.Change) {
 	cur := f.Cursor(ch.Revision)
 	for _, topic := range []string{CollectionTopic(ch.Resource.Collection), ResourceTopic(ch.Resource.Collection, ch.Resource.ID)} {
 		for _, e := range f.hub.Entries(topic) {
-			spec, _ := e.Attr.(*keySpec)
-			if spec == nil {
-				spec = &keySpec{key: e.Key}
+			spec, ok := e.Attr.(*keySpec)
+			if !ok {
+				spec = &noSelector // every resource key is registered with its spec; this is defence only
 			}
 			ev, ok := EventFor(ch, spec.sel)
 			if !ok {

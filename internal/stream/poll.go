@@ -20,7 +20,7 @@ const PollMaxBytes = 1 << 20
 // same way. The wait is on the hub key of the topic and selector, which
 // the feed wakes only when an event of it is broadcast: a waiting poll
 // reads the change log again only then, not on every write. The caller
-// (app) has checked since with CheckResourceCursor. Errors:
+// (app) has checked since (its kind and epoch). Errors:
 // store.ErrNotFound, store.ErrCompacted.
 func (e *Resources) Poll(ctx context.Context, topic Topic, sel store.Selector, since *Cursor, limit int, wait time.Duration, stop <-chan struct{}) ([]Event, Cursor, error) {
 	if _, err := e.Store.GetCollection(ctx, topic.Collection); err != nil {

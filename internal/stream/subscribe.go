@@ -203,7 +203,7 @@ const (
 // reply: run sends the snapshot or replay and then switches to live
 // events. Snapshots and replays are read page by page as the sink drains
 // (Sink.PushWait), never materialised whole. The caller (app) has
-// checked req.Since with CheckResourceCursor. Errors: store.ErrNotFound
+// checked req.Since (its kind and epoch: app.App.Subscribe). Errors: store.ErrNotFound
 // (collection), store.ErrCompacted (resync-required).
 func (e *Resources) Subscribe(ctx context.Context, req Request, sink Sink) (*Subscription, Result, func(context.Context) error, error) {
 	if _, err := e.Store.GetCollection(ctx, req.Topic.Collection); err != nil {
