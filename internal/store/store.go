@@ -98,11 +98,14 @@ type IdempotentReply struct {
 	CreatedAt   time.Time
 }
 
-// Store keeps collections, resources, the change log and idempotent replies.
+// Store keeps collections, resources, the change log, idempotent replies
+// and webhooks (Webhooks).
 // Every write runs in one serialised transaction that increments the store's
 // revision and appends the change to the change log; the store never
 // publishes anything itself, it only wakes Notify's receiver after commit.
 type Store interface {
+	Webhooks
+
 	// Epoch identifies this store's history; it changes when the history is
 	// lost (a new database), so cursors from another epoch are rejected.
 	Epoch() string
