@@ -74,6 +74,16 @@ type serveConfig struct {
 	MaxConnsPerIP       int
 	MaxSubsPerPrincipal int
 	MaxSubscriptions    int
+
+	// Webhooks.
+	WebhookAllowPrivate  bool
+	WebhookTimeout       time.Duration
+	WebhookFailureWindow time.Duration
+	WebhookRetryMin      time.Duration
+	WebhookRetryMax      time.Duration
+	WebhookLease         time.Duration
+	WebhookSecretGrace   time.Duration
+	MaxWebhooks          int
 }
 
 // flagSet declares the serve flags. Each flag name is also its YAML key and,
@@ -127,6 +137,14 @@ func (c *serveConfig) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.MaxSubscriptions, "max-subscriptions", 100000, "subscriptions (WebSocket and SSE topics) on this server; 503 beyond; 0 disables")
 	fs.DurationVar(&c.CompactInterval, "compact-interval", time.Minute, "how often the change log is trimmed to --change-log-retain entries")
 	fs.DurationVar(&c.BookmarkInterval, "bookmark-interval", 25*time.Second, "how often each subscription gets a bookmark with its current cursor")
+	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", false, "let webhooks target loopback, private, link-local and metadata addresses (refused by default: SSRF)")
+	fs.DurationVar(&c.WebhookTimeout, "webhook-timeout", 10*time.Second, "how long one webhook request may take")
+	fs.DurationVar(&c.WebhookFailureWindow, "webhook-failure-window", 24*time.Hour, "how long a webhook may keep failing before it is paused (with its cursor)")
+	fs.DurationVar(&c.WebhookRetryMin, "webhook-retry-min", time.Second, "first backoff after a failed webhook request (doubling, with jitter)")
+	fs.DurationVar(&c.WebhookRetryMax, "webhook-retry-max", 10*time.Minute, "longest backoff between webhook retries (a receiver's Retry-After, up to an hour, wins)")
+	fs.DurationVar(&c.WebhookLease, "webhook-lease", 15*time.Second, "delivery lease of a webhook on one node; another node takes over a dead node's webhooks within this and a third")
+	fs.DurationVar(&c.WebhookSecretGrace, "webhook-secret-grace", 24*time.Hour, "how long a rotated-out webhook secret keeps signing")
+	fs.IntVar(&c.MaxWebhooks, "max-webhooks", 100, "webhooks on this server (409 beyond)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: tandem serve [flags]\n\nFlags (each also TANDEM_<NAME> in the environment, or <name>: in the --config YAML file):\n")
 		fs.PrintDefaults()

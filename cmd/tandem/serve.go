@@ -27,9 +27,12 @@ import (
 	"github.com/tandemhq/tandem/internal/store/postgres"
 	"github.com/tandemhq/tandem/internal/store/sqlite"
 	"github.com/tandemhq/tandem/internal/stream"
+	"github.com/tandemhq/tandem/internal/webhook"
 	"github.com/tandemhq/tandem/internal/wire"
 	"github.com/tandemhq/tandem/internal/wsapi"
 )
+
+var _ app.WebhookEncoder = wire.Frames{}
 
 // serve runs the server until ctx is cancelled, then shuts down gracefully.
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -111,7 +114,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	caps := cfg.caps()
 	caps.QueuedBytes = budget
 	registerCapMetrics(reg, caps)
-	a := app.New(st, app.Options{Logger: logger, Realtime: app.Realtime{Resources: resources, Channels: channels, Namespaces: ns, Caps: caps}})
+	sender := webhook.NewSender(webhook.Options{AllowPrivate: cfg.WebhookAllowPrivate, UserAgent: "Tandem-Webhooks/" + version, Logger: logger})
+	defer sender.Close()
+	a := app.New(st, app.Options{Logger: logger,
+		Realtime: app.Realtime{Resources: resources, Channels: channels, Namespaces: ns, Caps: caps},
+		Webhooks: app.WebhookOptions{
+			Sender: sender, Encoder: frames, Metrics: webhook.NewMetrics(reg),
+			Timeout: cfg.WebhookTimeout, FailureWindow: cfg.WebhookFailureWindow, RetryMin: cfg.WebhookRetryMin, RetryMax: cfg.WebhookRetryMax,
+			LeaseTTL: cfg.WebhookLease, SecretGrace: cfg.WebhookSecretGrace, Max: cfg.MaxWebhooks,
+		}})
 	ws := wsapi.New(wsapi.Config{
 		App:       a,
 		Validator: asyncVal, Logger: logger, Registry: reg, Strict: cfg.Strict,
@@ -183,6 +194,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		compactLoop(compactCtx, st, cfg.ChangeLogRetain, cfg.CompactInterval, logger)
 	}()
 	defer func() { stopCompact(); <-compactDone }()
+
+	// Webhook delivery stops before the store closes; its leases are
+	// released so that another node takes over at once.
+	hooksDone := make(chan struct{})
+	hooksCtx, stopHooks := context.WithCancel(context.Background())
+	go func() {
+		defer close(hooksDone)
+		_ = a.RunWebhooks(hooksCtx)
+	}()
+	defer func() { stopHooks(); <-hooksDone }()
 
 	select {
 	case err := <-serveErr:

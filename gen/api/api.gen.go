@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"path"
@@ -101,6 +102,60 @@ const (
 func (e StreamEventType) Valid() bool {
 	switch e {
 	case Event:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for WebhookPingType.
+const (
+	WebhookPingTypeWebhookPing WebhookPingType = "webhook.ping"
+)
+
+// Valid indicates whether the value is a known member of the WebhookPingType enum.
+func (e WebhookPingType) Valid() bool {
+	switch e {
+	case WebhookPingTypeWebhookPing:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for WebhookResyncRequiredType.
+const (
+	WebhookResyncRequiredTypeWebhookResyncRequired WebhookResyncRequiredType = "webhook.resync-required"
+)
+
+// Valid indicates whether the value is a known member of the WebhookResyncRequiredType enum.
+func (e WebhookResyncRequiredType) Valid() bool {
+	switch e {
+	case WebhookResyncRequiredTypeWebhookResyncRequired:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for WebhookState.
+const (
+	WebhookStateActive         WebhookState = "active"
+	WebhookStatePaused         WebhookState = "paused"
+	WebhookStateResyncRequired WebhookState = "resync-required"
+	WebhookStateRetrying       WebhookState = "retrying"
+)
+
+// Valid indicates whether the value is a known member of the WebhookState enum.
+func (e WebhookState) Valid() bool {
+	switch e {
+	case WebhookStateActive:
+		return true
+	case WebhookStatePaused:
+		return true
+	case WebhookStateResyncRequired:
+		return true
+	case WebhookStateRetrying:
 		return true
 	default:
 		return false
@@ -320,6 +375,171 @@ type StreamEventType string
 // Topic Example: collections/orders/resources
 type Topic = string
 
+// Webhook defines model for Webhook.
+type Webhook struct {
+	// Attempts Consecutive failed attempts of the event at the head of the line.
+	Attempts  int       `json:"attempts"`
+	CreatedAt time.Time `json:"createdAt"`
+
+	// Cursor An opaque stream position, exactly as the server sent it.
+	Cursor       Cursor     `json:"cursor"`
+	Description  *string    `json:"description,omitempty"`
+	Enabled      bool       `json:"enabled"`
+	FailingSince *time.Time `json:"failingSince,omitempty"`
+
+	// Id Example: wh_0k4x9y2c7m1q8r5t3v6w
+	Id     WebhookID `json:"id"`
+	Labels *string   `json:"labels,omitempty"`
+
+	// Lag Events of the topic after `cursor` (not yet acknowledged).
+	Lag int64 `json:"lag"`
+
+	// LagExact False when counting stopped at its budget (10 000 change-log entries read); `lag` is then a lower bound.
+	LagExact      bool       `json:"lagExact"`
+	LastError     *string    `json:"lastError,omitempty"`
+	LastSuccessAt *time.Time `json:"lastSuccessAt,omitempty"`
+	MaxBatch      int        `json:"maxBatch"`
+
+	// PreviousSecretExpiresAt While the previous secret still signs (after a rotation), until when.
+	PreviousSecretExpiresAt *time.Time `json:"previousSecretExpiresAt,omitempty"`
+
+	// Secret A Standard Webhooks secret, `whsec_` and the base64 of 24–64 random bytes; the HMAC-SHA256 key is the decoded part.
+	Secret *WebhookSecret `json:"secret,omitempty"`
+
+	// State `active`: delivering. `retrying`: the event at the head of the line
+	// failed and is retried with backoff (nothing after it is sent).
+	// `paused`: not delivering — disabled, answered 410 by the receiver,
+	// or failing for longer than `--webhook-failure-window`; resume it.
+	// `resync-required`: its cursor fell out of the retained history; the
+	// receiver was sent one `webhook.resync-required` notice; resume it.
+	State WebhookState `json:"state"`
+
+	// Topic Example: collections/orders/resources
+	Topic     Topic     `json:"topic"`
+	UpdatedAt time.Time `json:"updatedAt"`
+	Url       string    `json:"url"`
+}
+
+// WebhookBatch The body of a delivery of a webhook with `maxBatch` > 1, in cursor order; `webhook-id` is the last event's cursor.
+type WebhookBatch = []StreamEvent
+
+// WebhookCreate defines model for WebhookCreate.
+type WebhookCreate struct {
+	Description *string `json:"description,omitempty"`
+	Enabled     *bool   `json:"enabled,omitempty"`
+
+	// Labels A label selector for resource topics, as in subscribe (`env=prod,tier!=free`).
+	Labels *string `json:"labels,omitempty"`
+
+	// MaxBatch With more than 1, a request carries up to this many events as a JSON array (and at most 1 MiB of data).
+	MaxBatch *int `json:"maxBatch,omitempty"`
+
+	// Secret A Standard Webhooks secret, `whsec_` and the base64 of 24–64 random bytes; the HMAC-SHA256 key is the decoded part.
+	Secret *WebhookSecret `json:"secret,omitempty"`
+
+	// Since An opaque stream position, exactly as the server sent it.
+	Since *Cursor `json:"since,omitempty"`
+
+	// Topic Example: collections/orders/resources
+	Topic Topic `json:"topic"`
+
+	// Url The receiver, `http://` or `https://`; redirects are not followed.
+	Url string `json:"url"`
+}
+
+// WebhookID Example: wh_0k4x9y2c7m1q8r5t3v6w
+type WebhookID = string
+
+// WebhookList defines model for WebhookList.
+type WebhookList struct {
+	Items []Webhook `json:"items"`
+}
+
+// WebhookPing The body of a `POST /v1/webhooks/{webhook}/test` delivery.
+type WebhookPing struct {
+	Time time.Time `json:"time"`
+
+	// Topic Example: collections/orders/resources
+	Topic Topic           `json:"topic"`
+	Type  WebhookPingType `json:"type"`
+
+	// Webhook Example: wh_0k4x9y2c7m1q8r5t3v6w
+	Webhook WebhookID `json:"webhook"`
+}
+
+// WebhookPingType defines model for WebhookPing.Type.
+type WebhookPingType string
+
+// WebhookResume defines model for WebhookResume.
+type WebhookResume struct {
+	// Since An opaque stream position, exactly as the server sent it.
+	Since *Cursor `json:"since,omitempty"`
+}
+
+// WebhookResyncRequired Sent once when a webhook's cursor fell out of the change log or the
+// channel history (or the history's epoch changed): events after
+// `cursor` may be missing. Reload the state, then resume the webhook
+// (`POST /v1/webhooks/{webhook}/resume`).
+type WebhookResyncRequired struct {
+	// Cursor An opaque stream position, exactly as the server sent it.
+	Cursor Cursor    `json:"cursor"`
+	Detail string    `json:"detail"`
+	Time   time.Time `json:"time"`
+
+	// Topic Example: collections/orders/resources
+	Topic Topic                     `json:"topic"`
+	Type  WebhookResyncRequiredType `json:"type"`
+
+	// Webhook Example: wh_0k4x9y2c7m1q8r5t3v6w
+	Webhook WebhookID `json:"webhook"`
+}
+
+// WebhookResyncRequiredType defines model for WebhookResyncRequired.Type.
+type WebhookResyncRequiredType string
+
+// WebhookSecret A Standard Webhooks secret, `whsec_` and the base64 of 24–64 random bytes; the HMAC-SHA256 key is the decoded part.
+type WebhookSecret = string
+
+// WebhookState `active`: delivering. `retrying`: the event at the head of the line
+// failed and is retried with backoff (nothing after it is sent).
+// `paused`: not delivering — disabled, answered 410 by the receiver,
+// or failing for longer than `--webhook-failure-window`; resume it.
+// `resync-required`: its cursor fell out of the retained history; the
+// receiver was sent one `webhook.resync-required` notice; resume it.
+type WebhookState string
+
+// WebhookTestResult defines model for WebhookTestResult.
+type WebhookTestResult struct {
+	DurationMs float32 `json:"durationMs"`
+	Error      *string `json:"error,omitempty"`
+
+	// Ok The receiver answered 2xx.
+	Ok bool `json:"ok"`
+
+	// Status The receiver's HTTP status (absent when it did not answer).
+	Status *int `json:"status,omitempty"`
+}
+
+// WebhookUpdate defines model for WebhookUpdate.
+type WebhookUpdate struct {
+	Description *string `json:"description,omitempty"`
+	Enabled     *bool   `json:"enabled,omitempty"`
+
+	// Labels A new label selector (`""` for none).
+	Labels   *string `json:"labels,omitempty"`
+	MaxBatch *int    `json:"maxBatch,omitempty"`
+
+	// RotateSecret Generate a new secret and return it in this reply.
+	RotateSecret *bool `json:"rotateSecret,omitempty"`
+
+	// Secret A Standard Webhooks secret, `whsec_` and the base64 of 24–64 random bytes; the HMAC-SHA256 key is the decoded part.
+	Secret *WebhookSecret `json:"secret,omitempty"`
+
+	// Topic Example: collections/orders/resources
+	Topic *Topic  `json:"topic,omitempty"`
+	Url   *string `json:"url,omitempty"`
+}
+
 // CollectionName Example: orders
 type CollectionName = Name
 
@@ -358,6 +578,9 @@ type ResyncRequired = Problem
 
 // ServiceUnavailable RFC 9457 problem details.
 type ServiceUnavailable = Problem
+
+// StoreUnavailable RFC 9457 problem details.
+type StoreUnavailable = Problem
 
 // TooLarge RFC 9457 problem details.
 type TooLarge = Problem
@@ -445,6 +668,12 @@ type ReplaceResourceParams struct {
 	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
 }
 
+// CreateWebhookParams defines parameters for CreateWebhook.
+type CreateWebhookParams struct {
+	// IdempotencyKey A client-chosen key; retries with the same key replay the first reply for 24 hours.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // PublishMessageJSONRequestBody defines body for PublishMessage for application/json ContentType.
 type PublishMessageJSONRequestBody = MessagePublish
 
@@ -459,6 +688,15 @@ type PatchResourceApplicationMergePatchPlusJSONRequestBody = ResourcePatch
 
 // ReplaceResourceJSONRequestBody defines body for ReplaceResource for application/json ContentType.
 type ReplaceResourceJSONRequestBody = ResourceReplace
+
+// CreateWebhookJSONRequestBody defines body for CreateWebhook for application/json ContentType.
+type CreateWebhookJSONRequestBody = WebhookCreate
+
+// UpdateWebhookApplicationMergePatchPlusJSONRequestBody defines body for UpdateWebhook for application/merge-patch+json ContentType.
+type UpdateWebhookApplicationMergePatchPlusJSONRequestBody = WebhookUpdate
+
+// ResumeWebhookJSONRequestBody defines body for ResumeWebhook for application/json ContentType.
+type ResumeWebhookJSONRequestBody = WebhookResume
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
@@ -510,6 +748,27 @@ type ServerInterface interface {
 	// ReplaceResource Create or replace a resource
 	// (PUT /v1/collections/{collection}/resources/{id})
 	ReplaceResource(w http.ResponseWriter, r *http.Request, collection CollectionName, id ResourceID, params ReplaceResourceParams)
+	// ListWebhooks List webhooks with their delivery status
+	// (GET /v1/webhooks)
+	ListWebhooks(w http.ResponseWriter, r *http.Request)
+	// CreateWebhook Create a webhook
+	// (POST /v1/webhooks)
+	CreateWebhook(w http.ResponseWriter, r *http.Request, params CreateWebhookParams)
+	// DeleteWebhook Delete a webhook
+	// (DELETE /v1/webhooks/{webhook})
+	DeleteWebhook(w http.ResponseWriter, r *http.Request, webhook WebhookID)
+	// GetWebhook Get a webhook and its delivery status
+	// (GET /v1/webhooks/{webhook})
+	GetWebhook(w http.ResponseWriter, r *http.Request, webhook WebhookID)
+	// UpdateWebhook Change a webhook (JSON Merge Patch)
+	// (PATCH /v1/webhooks/{webhook})
+	UpdateWebhook(w http.ResponseWriter, r *http.Request, webhook WebhookID)
+	// ResumeWebhook Restart a paused or resync-required webhook
+	// (POST /v1/webhooks/{webhook}/resume)
+	ResumeWebhook(w http.ResponseWriter, r *http.Request, webhook WebhookID)
+	// TestWebhook Send a signed ping to the webhook's URL
+	// (POST /v1/webhooks/{webhook}/test)
+	TestWebhook(w http.ResponseWriter, r *http.Request, webhook WebhookID)
 }
 
 // ServerInterfaceWrapper converts contexts to parameters.
@@ -1245,6 +1504,191 @@ func (siw *ServerInterfaceWrapper) ReplaceResource(w http.ResponseWriter, r *htt
 	handler.ServeHTTP(w, r)
 }
 
+// ListWebhooks operation middleware
+func (siw *ServerInterfaceWrapper) ListWebhooks(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListWebhooks(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CreateWebhook operation middleware
+func (siw *ServerInterfaceWrapper) CreateWebhook(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateWebhookParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "Idempotency-Key", Err: err})
+			return
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CreateWebhook(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// DeleteWebhook operation middleware
+func (siw *ServerInterfaceWrapper) DeleteWebhook(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "webhook" -------------
+	var webhook WebhookID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhook", r.PathValue("webhook"), &webhook, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "webhook", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.DeleteWebhook(w, r, webhook)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetWebhook operation middleware
+func (siw *ServerInterfaceWrapper) GetWebhook(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "webhook" -------------
+	var webhook WebhookID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhook", r.PathValue("webhook"), &webhook, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "webhook", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetWebhook(w, r, webhook)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// UpdateWebhook operation middleware
+func (siw *ServerInterfaceWrapper) UpdateWebhook(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "webhook" -------------
+	var webhook WebhookID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhook", r.PathValue("webhook"), &webhook, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "webhook", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.UpdateWebhook(w, r, webhook)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ResumeWebhook operation middleware
+func (siw *ServerInterfaceWrapper) ResumeWebhook(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "webhook" -------------
+	var webhook WebhookID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhook", r.PathValue("webhook"), &webhook, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "webhook", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ResumeWebhook(w, r, webhook)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// TestWebhook operation middleware
+func (siw *ServerInterfaceWrapper) TestWebhook(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "webhook" -------------
+	var webhook WebhookID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhook", r.PathValue("webhook"), &webhook, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "webhook", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.TestWebhook(w, r, webhook)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 type UnescapedCookieParamError struct {
 	ParamName string
 	Err       error
@@ -1381,6 +1825,13 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/channels/{channel}/messages", wrapper.PublishMessage)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/channels/{channel}/presence", wrapper.ChannelPresence)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/changes", wrapper.PollChanges)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/webhooks", wrapper.ListWebhooks)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/webhooks", wrapper.CreateWebhook)
+	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/v1/webhooks/{webhook}", wrapper.DeleteWebhook)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/webhooks/{webhook}", wrapper.GetWebhook)
+	m.HandleFunc(http.MethodPatch+" "+options.BaseURL+"/v1/webhooks/{webhook}", wrapper.UpdateWebhook)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/webhooks/{webhook}/test", wrapper.TestWebhook)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/webhooks/{webhook}/resume", wrapper.ResumeWebhook)
 
 	return m
 }
@@ -1409,6 +1860,8 @@ type ServiceUnavailableApplicationProblemPlusJSONResponse struct {
 
 	Headers ServiceUnavailableResponseHeaders
 }
+
+type StoreUnavailableApplicationProblemPlusJSONResponse Problem
 
 type TooLargeApplicationProblemPlusJSONResponse Problem
 
@@ -2830,6 +3283,765 @@ func (response ReplaceResourcedefaultApplicationProblemPlusJSONResponse) VisitRe
 	return err
 }
 
+type ListWebhooksRequestObject struct {
+}
+
+type ListWebhooksResponseObject interface {
+	VisitListWebhooksResponse(w http.ResponseWriter) error
+}
+
+type ListWebhooks200JSONResponse WebhookList
+
+func (response ListWebhooks200JSONResponse) VisitListWebhooksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhooks503ApplicationProblemPlusJSONResponse struct {
+	StoreUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListWebhooks503ApplicationProblemPlusJSONResponse) VisitListWebhooksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhooksdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ListWebhooksdefaultApplicationProblemPlusJSONResponse) VisitListWebhooksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhookRequestObject struct {
+	Params CreateWebhookParams
+	Body   *CreateWebhookJSONRequestBody
+}
+
+type CreateWebhookResponseObject interface {
+	VisitCreateWebhookResponse(w http.ResponseWriter) error
+}
+
+type CreateWebhook201ResponseHeaders struct {
+	Location *string
+}
+
+type CreateWebhook201JSONResponse struct {
+	Body    Webhook
+	Headers CreateWebhook201ResponseHeaders
+}
+
+func (response CreateWebhook201JSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhook400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CreateWebhook400ApplicationProblemPlusJSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhook404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response CreateWebhook404ApplicationProblemPlusJSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhook408ApplicationProblemPlusJSONResponse struct {
+	RequestTimeoutApplicationProblemPlusJSONResponse
+}
+
+func (response CreateWebhook408ApplicationProblemPlusJSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(408)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhook409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response CreateWebhook409ApplicationProblemPlusJSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhook410ApplicationProblemPlusJSONResponse struct {
+	ResyncRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response CreateWebhook410ApplicationProblemPlusJSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(410)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhook413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateWebhook413ApplicationProblemPlusJSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhook415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateWebhook415ApplicationProblemPlusJSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhook422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableApplicationProblemPlusJSONResponse
+}
+
+func (response CreateWebhook422ApplicationProblemPlusJSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhook503ApplicationProblemPlusJSONResponse struct {
+	StoreUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response CreateWebhook503ApplicationProblemPlusJSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhookdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response CreateWebhookdefaultApplicationProblemPlusJSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteWebhookRequestObject struct {
+	Webhook WebhookID `json:"webhook"`
+}
+
+type DeleteWebhookResponseObject interface {
+	VisitDeleteWebhookResponse(w http.ResponseWriter) error
+}
+
+type DeleteWebhook204Response struct {
+}
+
+func (response DeleteWebhook204Response) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteWebhook404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteWebhook404ApplicationProblemPlusJSONResponse) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteWebhook503ApplicationProblemPlusJSONResponse struct {
+	StoreUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteWebhook503ApplicationProblemPlusJSONResponse) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteWebhookdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response DeleteWebhookdefaultApplicationProblemPlusJSONResponse) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWebhookRequestObject struct {
+	Webhook WebhookID `json:"webhook"`
+}
+
+type GetWebhookResponseObject interface {
+	VisitGetWebhookResponse(w http.ResponseWriter) error
+}
+
+type GetWebhook200JSONResponse Webhook
+
+func (response GetWebhook200JSONResponse) VisitGetWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWebhook404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetWebhook404ApplicationProblemPlusJSONResponse) VisitGetWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWebhook503ApplicationProblemPlusJSONResponse struct {
+	StoreUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetWebhook503ApplicationProblemPlusJSONResponse) VisitGetWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWebhookdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetWebhookdefaultApplicationProblemPlusJSONResponse) VisitGetWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhookRequestObject struct {
+	Webhook WebhookID `json:"webhook"`
+	Body    *UpdateWebhookApplicationMergePatchPlusJSONRequestBody
+}
+
+type UpdateWebhookResponseObject interface {
+	VisitUpdateWebhookResponse(w http.ResponseWriter) error
+}
+
+type UpdateWebhook200JSONResponse Webhook
+
+func (response UpdateWebhook200JSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateWebhook400ApplicationProblemPlusJSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateWebhook404ApplicationProblemPlusJSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook408ApplicationProblemPlusJSONResponse struct {
+	RequestTimeoutApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateWebhook408ApplicationProblemPlusJSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(408)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateWebhook413ApplicationProblemPlusJSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateWebhook415ApplicationProblemPlusJSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateWebhook422ApplicationProblemPlusJSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook503ApplicationProblemPlusJSONResponse struct {
+	StoreUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateWebhook503ApplicationProblemPlusJSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhookdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response UpdateWebhookdefaultApplicationProblemPlusJSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumeWebhookRequestObject struct {
+	Webhook WebhookID `json:"webhook"`
+	Body    *ResumeWebhookJSONRequestBody
+}
+
+type ResumeWebhookResponseObject interface {
+	VisitResumeWebhookResponse(w http.ResponseWriter) error
+}
+
+type ResumeWebhook200JSONResponse Webhook
+
+func (response ResumeWebhook200JSONResponse) VisitResumeWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumeWebhook400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ResumeWebhook400ApplicationProblemPlusJSONResponse) VisitResumeWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumeWebhook404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ResumeWebhook404ApplicationProblemPlusJSONResponse) VisitResumeWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumeWebhook408ApplicationProblemPlusJSONResponse struct {
+	RequestTimeoutApplicationProblemPlusJSONResponse
+}
+
+func (response ResumeWebhook408ApplicationProblemPlusJSONResponse) VisitResumeWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(408)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumeWebhook410ApplicationProblemPlusJSONResponse struct {
+	ResyncRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response ResumeWebhook410ApplicationProblemPlusJSONResponse) VisitResumeWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(410)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumeWebhook413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ResumeWebhook413ApplicationProblemPlusJSONResponse) VisitResumeWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumeWebhook415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ResumeWebhook415ApplicationProblemPlusJSONResponse) VisitResumeWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumeWebhook503ApplicationProblemPlusJSONResponse struct {
+	StoreUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ResumeWebhook503ApplicationProblemPlusJSONResponse) VisitResumeWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumeWebhookdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ResumeWebhookdefaultApplicationProblemPlusJSONResponse) VisitResumeWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestWebhookRequestObject struct {
+	Webhook WebhookID `json:"webhook"`
+}
+
+type TestWebhookResponseObject interface {
+	VisitTestWebhookResponse(w http.ResponseWriter) error
+}
+
+type TestWebhook200JSONResponse WebhookTestResult
+
+func (response TestWebhook200JSONResponse) VisitTestWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestWebhook404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response TestWebhook404ApplicationProblemPlusJSONResponse) VisitTestWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestWebhook503ApplicationProblemPlusJSONResponse struct {
+	StoreUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response TestWebhook503ApplicationProblemPlusJSONResponse) VisitTestWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestWebhookdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response TestWebhookdefaultApplicationProblemPlusJSONResponse) VisitTestWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// GetHealth Liveness probe
@@ -2880,6 +4092,27 @@ type StrictServerInterface interface {
 	// ReplaceResource Create or replace a resource
 	// (PUT /v1/collections/{collection}/resources/{id})
 	ReplaceResource(ctx context.Context, request ReplaceResourceRequestObject) (ReplaceResourceResponseObject, error)
+	// ListWebhooks List webhooks with their delivery status
+	// (GET /v1/webhooks)
+	ListWebhooks(ctx context.Context, request ListWebhooksRequestObject) (ListWebhooksResponseObject, error)
+	// CreateWebhook Create a webhook
+	// (POST /v1/webhooks)
+	CreateWebhook(ctx context.Context, request CreateWebhookRequestObject) (CreateWebhookResponseObject, error)
+	// DeleteWebhook Delete a webhook
+	// (DELETE /v1/webhooks/{webhook})
+	DeleteWebhook(ctx context.Context, request DeleteWebhookRequestObject) (DeleteWebhookResponseObject, error)
+	// GetWebhook Get a webhook and its delivery status
+	// (GET /v1/webhooks/{webhook})
+	GetWebhook(ctx context.Context, request GetWebhookRequestObject) (GetWebhookResponseObject, error)
+	// UpdateWebhook Change a webhook (JSON Merge Patch)
+	// (PATCH /v1/webhooks/{webhook})
+	UpdateWebhook(ctx context.Context, request UpdateWebhookRequestObject) (UpdateWebhookResponseObject, error)
+	// ResumeWebhook Restart a paused or resync-required webhook
+	// (POST /v1/webhooks/{webhook}/resume)
+	ResumeWebhook(ctx context.Context, request ResumeWebhookRequestObject) (ResumeWebhookResponseObject, error)
+	// TestWebhook Send a signed ping to the webhook's URL
+	// (POST /v1/webhooks/{webhook}/test)
+	TestWebhook(ctx context.Context, request TestWebhookRequestObject) (TestWebhookResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx context.Context, w http.ResponseWriter, r *http.Request, request any) (any, error)
@@ -3378,114 +4611,357 @@ func (sh *strictHandler) ReplaceResource(w http.ResponseWriter, r *http.Request,
 	}
 }
 
+// ListWebhooks operation middleware
+func (sh *strictHandler) ListWebhooks(w http.ResponseWriter, r *http.Request) {
+	var request ListWebhooksRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListWebhooks(ctx, request.(ListWebhooksRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListWebhooks")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListWebhooksResponseObject); ok {
+		if err := validResponse.VisitListWebhooksResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// CreateWebhook operation middleware
+func (sh *strictHandler) CreateWebhook(w http.ResponseWriter, r *http.Request, params CreateWebhookParams) {
+	var request CreateWebhookRequestObject
+
+	request.Params = params
+
+	var body CreateWebhookJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateWebhook(ctx, request.(CreateWebhookRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateWebhook")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CreateWebhookResponseObject); ok {
+		if err := validResponse.VisitCreateWebhookResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// DeleteWebhook operation middleware
+func (sh *strictHandler) DeleteWebhook(w http.ResponseWriter, r *http.Request, webhook WebhookID) {
+	var request DeleteWebhookRequestObject
+
+	request.Webhook = webhook
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteWebhook(ctx, request.(DeleteWebhookRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteWebhook")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(DeleteWebhookResponseObject); ok {
+		if err := validResponse.VisitDeleteWebhookResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetWebhook operation middleware
+func (sh *strictHandler) GetWebhook(w http.ResponseWriter, r *http.Request, webhook WebhookID) {
+	var request GetWebhookRequestObject
+
+	request.Webhook = webhook
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetWebhook(ctx, request.(GetWebhookRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetWebhook")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetWebhookResponseObject); ok {
+		if err := validResponse.VisitGetWebhookResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// UpdateWebhook operation middleware
+func (sh *strictHandler) UpdateWebhook(w http.ResponseWriter, r *http.Request, webhook WebhookID) {
+	var request UpdateWebhookRequestObject
+
+	request.Webhook = webhook
+
+	var body UpdateWebhookApplicationMergePatchPlusJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateWebhook(ctx, request.(UpdateWebhookRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateWebhook")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(UpdateWebhookResponseObject); ok {
+		if err := validResponse.VisitUpdateWebhookResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ResumeWebhook operation middleware
+func (sh *strictHandler) ResumeWebhook(w http.ResponseWriter, r *http.Request, webhook WebhookID) {
+	var request ResumeWebhookRequestObject
+
+	request.Webhook = webhook
+
+	var body ResumeWebhookJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		if !errors.Is(err, io.EOF) {
+			sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+			return
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ResumeWebhook(ctx, request.(ResumeWebhookRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ResumeWebhook")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ResumeWebhookResponseObject); ok {
+		if err := validResponse.VisitResumeWebhookResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// TestWebhook operation middleware
+func (sh *strictHandler) TestWebhook(w http.ResponseWriter, r *http.Request, webhook WebhookID) {
+	var request TestWebhookRequestObject
+
+	request.Webhook = webhook
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.TestWebhook(ctx, request.(TestWebhookRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "TestWebhook")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(TestWebhookResponseObject); ok {
+		if err := validResponse.VisitTestWebhookResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7D3tcts2tq9ylrszkbrUhz+SbpTpjzRxWu9NU4/tTO7cyLeEyCMJNQmwAGhZzfXMPs0+2D7JHRyAFCVR",
-	"tmQnTndm/8Q2SQAHB+f7A/kUxDLLpUBhdDD4FEyRJajo16NzNrE/E9Sx4rnhUgSD4HyKoFDLQsX2lyuu",
-	"uRTANDDQRkkxARSGmzkYNgkBu5MuRMPgcH8YRN0gDHQ8xYzZac08x2AQaKO4mAQ3N2HwVsbMrdK06PvT",
-	"tyDHYKYIsUJmMKnguH3imzDImWIZGr+xV1MmBKbvWIbrS/mXIFiGA0jR2FEhJHzCjQ4h6kYhRL/Yfzr2",
-	"n0H0gkCyn+ucxQhc04OcKQMjHEuF9PeYK23s9xZYblfKmZkGYSAIjCB26wZhoPC3gitMgoFRBdZ39heF",
-	"42AQ/Lm3OLOee6t79U3ZLb+SaYqx3dSGfVbvCfZNUFVf3RuwCqLjBLNcGhTx/L9wvg7RS4hTjsJ04qnU",
-	"KOAS5y9AoVEcNcy4mRIeNcvQvgKFecrmNdzaB3MYSwX7hzCVhdLVphxVL7ZVA6VjYanvJWPXb1FMzDQY",
-	"7D99GgYZF+Xfe2ED1R6Pf2ImnjbsJ7fwSJHOgXu6LZRCYcByFmR2FGpolezRDkEqiL6JaA/DAK+5NnoY",
-	"bN7FuOOW3gD+s8NmeN9JgRtg/lnAD0fnA2BCz1DBQf+whL0Ocxd+FnDy/nxA0GbIhPY82bHbvQ1gu/Z9",
-	"oD71rH78eh3o8h0cv95Axjx5KPne2PE6l0IjyZDvWXKKvxWojf0rlsKgoF9ZnqfcybFeruQoxeyvv2on",
-	"1LZb8cSNcos2CV9a1sqZjKVjqTJMXkCESkmlIyeIAFk8BTkeo0i4mMCYY5p0AxILYpzy+FGhPjbAUoUs",
-	"mYOjaSJ0JmCFDWHGNCgsNCbEAkxIM0VV7pjgfyPViCcJisdGe6wwsZqNpRpSFl86qY+YYAITxYSBVsSF",
-	"LsZjHlsp9ouOZY5Rm6B+J80bWYjk0YFeCHmpFmo7kahBSOOOgyA8URhLkXD77RvGU3xUWKNSlEUkApfk",
-	"RAQJTwjaqfREXM70iBC+FEAcBq3TN6/g+eHTb8GvAQkaxlPtTtoLhXOeoSy+mmwYyWReoY0pxa+QNCgX",
-	"ToeiukL1xDIbS8A4WKEVdTr2Qcc/iEJIcMyK1MBBH6r96bmITytR+sj0XCgtlRV9sjCaJ860UvYABCYw",
-	"5dpINbc0NFYyqwQI5jKeWlsilXa/FgOGGQQmEvubMsAmjAva4BmqKx7je8GuGE/ZKMXH3qQ7HYiZsKdn",
-	"2KXdJbcMO4OW1YwQFQvoovYAuOMNbc3wjIk56GJUzUpPuRXBqZxpOuWMXXeWPvG2h8XMaG5Qw28FFqUU",
-	"TlNvmGlgCoEZ8FO4jzo0IurCO+m/e6KByGZA1tscUmZQ2fmto+CPRMiEbM6av3FqP+68HBtU6zr+jMST",
-	"BiNhxvjCslZzq9/88TV4AVwYnKCyuL4Jg3Mp3zI1efQjJX7E6xgxcd6B5r8jpDzjTvqeS/kTE3MvPPSj",
-	"CjbIUXXcwTmIvBpm8RSTkuCUte3oLSaW4kxN2Nh3TnhUH1l6sp/IHAXEUginhHTlwJV0cnxSEaT9THcs",
-	"MDyP2iU5LlOyHAM3GnLFRcxzljZTM01SfRO1X0DkZHRpHdmJ3VatBLAzXrG0+Ar0+F7kSsao9deQM0SU",
-	"XMMM07Tj7EgYFQauuLQc69C0sCCeaPj72c/v4IxmryzOjxfdXNpdqTp2x4ynFhEZZiNUROPvhS7yXCqD",
-	"yU+YcHZOCPmK+nHKHKwzilp4MMCeU5dcDj9nGTGYOMOfJc5IYumJkjkqw+3zMUs1hkFee/QpcNrqTsfd",
-	"fXUTBnhVRmG4wUzfNfDMKGTZkR1kR3sCY0qxeeD8lVJJfyynDkuYLqrv5ehXjGkCH0H4yZKjE5G77NWH",
-	"L3aJUoQ7YyhhhjU42mLuSLPi4uvORHb8Bi0BdU/ZrNzXTRjI8VgjUZwle2YcXz47DMjb51mR1X39imXD",
-	"IC9GKddTJxBWnNQwsHbT0qSJFYj0tMmlrZ/PIvrjYatw4zftZ7/l3MowD16zLE99SMkMUjkazYPQOsQG",
-	"lUXX/3582fkf1vm933l+sfi1+8ugc/GpH+7tf3vzl3V46wGlXUnDRetemm1xU7rt2zjmFo0uBnnX96fl",
-	"dzd1sdy8DxcgWMb07VRVe9vRlzzvyNxN2/HS0U26eu600doewhq2Gs+6OoRX9N2OR7ELXrfD0aoxUVMR",
-	"0EoUGxvY7+/3O3v7MJqX/kQbzJQZwCtU88orfaIhsqQeQVZoA5oZrsfzLhxdW7plKUQW6sgZoQrHhcYk",
-	"dCa8tGqMOVuBVqbpSZugtX01pmOrqav4IQkKp6WhxfzMvYil6c/0U8zppxRIP4U0US/i4wjieZw6VwqE",
-	"BI9ccjisyAYuYIRmhijaLix8uL9f+YlOO3IDhUhQQeQxTgHhxyK122nqLXfhrB0oqtJUW6msmgy5S2O5",
-	"+RrhrZTGmosuc/ZbYb07qxkhl5q2EQJes9ikc/Aa33tY2up7a4GH9fjjYf/5szuivmHwI7LUTHfWkRhf",
-	"3mJENKmU1c1bx7Wgb1FYNfUxkJdBGNQcwhrONigbP0cTbt+yEaa3gliP1B40YGbFTKbnkNK00LrEuYYi",
-	"t7z47ADiKVMsNqjIsF9PtXR+6faiF45Za8M2fRu17UlW6s9i6CoY2DNILGAZu67vpBZmXmzfs9g9+GBX",
-	"S2ZHvlk2zbbjnVuNPT/ViTNodtzsZzHDVmCmOZsgXbdrpCIXbRub5naT5kShRhE/jq3rXKHtz7wE7ica",
-	"d+eZLyzIcqEmZJaTvqp88l33Xg08TholVobmj2BYLcF5GyY8eu+Lhd3Ps4b6tTMNA54058aX2DuxvF0D",
-	"oXl/VYx8JVu2IX5tGXaFzelF4yk733+HvdNSbzimSeOuhTbMM+LaWguVl7Fr55w9ff687qr1+03OmuEm",
-	"xVu06nr+WRurQOH96TFwSvaMKZpD6XyPLBceqKmZYGpMrge9nmEiwayb4FUZu9A9IU1nTImfu3QyvS1h",
-	"Dm9T0Uu43FFubz5QLuo2xUgm1mf8rUDlfcdpFRtrsC8WDtt6yKUqvbBGspuBLOFFwFkmc5egdFUkiTQG",
-	"E7BrdpuEdsX2q6u9kao2mQ6BOXXkB7jMzbPn/b02cOG9gXpAqHvnIXHroHkkNh1NmYjeWZrUPettfLN7",
-	"uNSlzv5ccrmSVdvAm1Zm5W1fe+Pznj59kSe74aRZqtbqXXzgxQO/wUuvL3wbTdzLX/83OrRtzbkSH1/c",
-	"16yYsUHfCLw2J2yC5/LSVRKsscvuFLjBBq8mug0ZJ2U1zq3YaIy1/IRqgkATWM8o+mQxH3qP6yZ6UQZV",
-	"fDpxZGVeJq8wCSFyH9E7aIkiTdsNRsDOJLhEOlu6kXZxlwNZmrGmYJo/KJe82ZkPStSfYp6y+A/AmF+K",
-	"3RZ03JBqNlLVqjh9dm6muEEXQ7POcxFj4jLQlDW3JLI5bN5oidUzFTsSuQBKXcBYkc1QC+RIV8vwAUdn",
-	"Mr5EA62Xei7ilyfH0IA3WryBvO+Vo6mbSlUNqlcJxPL+kdcM9UcJprjySAuW66k05Lo5cmgysRb00eBz",
-	"VSmb3aIIqmawbC1LZc7juwac00c1U7tEl8PfxbbmME1TYv3WgMZ5CVYt/1Epc91zMYNeuWG9HPN7ure/",
-	"GvJrjC10fxn0Ohd//UujMaExLhQ3c4p++2RhzjeVukox5pNCYQKWYi9xc9Xkf3denhz7MtVSkbl5b8Jg",
-	"hEyhelm4YKT7603JnX//cB40qI0P59D68Wz/6bMQTu0Pa4kfJa/PXrZhNpUaIXK1axCnjGeQcm20q3Gr",
-	"KvdqMNORW6Dc4gsgrWPkErFcjGWDACKHyYXuFbLUWmk0sQvPDuD06OycSlCSQpFjVp0ecFHLTOtwKFwu",
-	"IaY8LeSFnmICKb9CkFeo6kIi6l3t9WaaipssNCNMgIuhiHrMig+W8+6cZWnUDuHs7IjyC6kUk04u05SL",
-	"SXcohuKIFnP1YBZ8AWtOtSNMaEWbctpReygoj8BKtzOyeIu64KtA4IqlPKGBbilNfpOrq1iu7BwKLmr5",
-	"ePtZBC0LekOSfrzsJrVpR6cVZmOm1BwYRKVWiAYgBUIsC/KiclRObYTARawwQ2HdtdHcpXOGgrRHF45N",
-	"WQlfT/AcnbOJtUkW9X6TgqlEO51jD3K1+C9jl6jhh6NzqOoTWUrHsvzlAL4pPz55fz4U9Xpku8M//xks",
-	"l1iv3p0GzeGo2r7/wM1UFgbY8kc1Pm3ZzVQZLE+9ljlQWG00FKmU+YjFl67m207va64IM2ZqyQfsOhB1",
-	"Or/OTEdjrNBQL0Hn19ml7ox5itFQSGWfsJx3LnHun4Y+XUb0G9WrgCmtgMkANNolib+ZHorI7lcq/jvt",
-	"ZADfE3/CsOj3D2JjLV/61U69xNRWuTaPHboR8SXO/VAq16wE1ABW33eB5I09+iWZQsS5WPKJHooS07Ri",
-	"e0nqQMSI0QdeKEeuAMk9tCiIFLIkgtYPR+dDQSlBVw80wnYIEdFWBK2q/jUrDK2i7Vuf04+g5UOoQ+H1",
-	"qaYqpIglGRf29ULg+OyeB2dB6O5McmamjrktQbkDC2E2RYWuYN5X/lu20jixHBRC9M03Uckuri4p+qSL",
-	"0U00FPYpndcTbTdmBUsXjqjCO0eHryq5qCusWJl23XFRqQ7h0TKeBcYVg0RuEfvAiU3rCFhSKrEpRcnS",
-	"fmPWDLRaFrjQBlni7UWuQM6EC9iQdHTCaiwt8ZNkfPbt0/4ADvt7VLm4YDC0ZyZkvbb6xVBEHz586NR4",
-	"FSvStVoi+24YuE25lgmalQsSlh3CUjQULSf3vhsG/s0vjt6DaAB4nVsrI/R1P6xIOIoYQxixBDSfCGYK",
-	"hf/6xz9p8oOhWCrr7ngyrq+wWvRtAesORRAGKY9RaFyk3oOXOYun2Nnv9oMwKFRaCyDOZrMuo9ddqSY9",
-	"P1b33h6/Onp3dkRjFmHNUn2Sknx5chyEwRUqZ+oH/e6e+1jmKFjOg0Fw0O13D3wsj2yT3pRymL/b3yeu",
-	"GmbV9tYzVBr2+32YTXmKZSA0Rq2dktbw4/n5ibUCKko8ToJB8AManyFdaZvY7/dvqfnardbLr3B7Fa1V",
-	"z9YO6C6ZaMHg40UY6CLLmJoHg+Atv0Jhd2U1NBmebKIpuVpuSwcXdoIetTFsizP05dbkZZHIGyl5iapN",
-	"NQwFVf2F8LR/AFQUO+MaG3F5ahf9OqikpcFIh08q5HvaP3iEhd9JQ+Xp8xcQucR5BJrNtSXFeAoJ5igS",
-	"FPGcag0xuf2A7Tb4die8kIcbT/kUTaFcYbWWvvvRQIpMGxLqzmVlY2svRZqLGKOlzhf7YiiiGeMmqopJ",
-	"nFQmoVzVqfh699YrWcTT198PRTRGTL6zBqm1R6O2sydIzbh1QlfQTgDVW87KWoihaDklk6fzJ9ov0KZV",
-	"LTiazEPX2nJtHExdOGG61HA0bCgiNzAqKyroaw9CFz6QtKBKYsrO15Uj2ZF6KKj4Rnsgq1wWxCxvKBK2",
-	"Er2hSjgEPWXWNCMcLoz8esWx3dnZ2dFQuKIQ7SXzMo+dyDQtazyXu0U/fnJOWZkK8WK8dEzv11PmveOb",
-	"sHnyKuDc2B+3199v6pBrnopOJNi6h9SHOexsyxT/o5yRG1TVO7v+LEcgZZvvQV9bt8NAJrWBZ33drnza",
-	"FbDsFEtQebPa6qn+ama/33l+8WkvfHrTyvT/6Xaj870BkTzbtA7lDKt84l6f/ryl9vPm4guK35L0Nqiy",
-	"UjIsyZNWLrXmo3QOQgpsV3LDiwwjqaKZiwKpF4Yk96GDuQmUam+9WmcjDTm8e0jV3mYH7G2xxkoXkR22",
-	"//zuYattEoQtf6B3jV1Uhi8p/tK1BwYlT5eawQuM4CIMlu3oYBBYzRSsPu8YpkhfOPHgorSlPhGY6t4n",
-	"/9tNr3QxNuoYH6VbO3YGfo5Sdocg08RKVuqCDktCGIpNlLCuMiik4CYpe6kWTpB14fxUjU1XMy4SOYPW",
-	"StPVUFDXVdtaYId7fevWzEXcKQVmkxT28ckfXRfXdoL4/gLu31lg1OvUmnt62AStHvUdcffm/vsx8wOZ",
-	"0hprUNH5E13uosabJUdtZs6bNfJpAmXxyXK51kUY5FI3sKUvmKM2FyWLibuUwJn1ltVckKYKPyhoVWYJ",
-	"BRTDoajCie3KxaZ2OMe6LLeGLdUJ+xqFBR5GVsha3iyPFc5Lo4zidtx333jWrew7x/JDEa00XEchhV6N",
-	"Km9T0GvXKSxc/aHwkRIqiZnxGBstKffNonprt0NYuSPCMRGR4/cymX9u/imrH2+W0w9UT7bGvXufVd3X",
-	"8zDrDFxSWXJ/tX1w95BFLz2N+Ns2rL7U3UzDttDb1aUDJFIOtlL0rk+TBjy9e0Bjc9nDJZE/B2AlS1me",
-	"rCTTtvIor8hsozmQ1ypRvTnQqBuritUvqFyqNTaYo76+tDQ0uKr7W/cl2Ace1Icp9YA4NBrgYvdT+hxa",
-	"ozzgRaR444Fa3f2q9t2XdC+WGzwajtUltBZgh0D5UpfXcdcDfQZbm5P7X99ydTC1p7eejdfJK7xBqZ5X",
-	"9dKtP6TWWWveemy9U+u+WacBB1Oy0gRdv5OraW7/aa/6jma+l8Z6LP3zAHVyuL+/zeB6U/fD+cYdjBVo",
-	"dQrflnUoe7VQPbWSiE+LP26coZuiaajiPVpq06uic4urZbgGX9biTViIVutdIh8T5Row41TgO5aKrila",
-	"j3i/pjGvlq8eW+KJw3Uo3aDSYNoxaPHAE3JrL51Qmf6llFy96mTHcwubtccPaG7DT/+RZMbyHUNfBfc/",
-	"oLkva9xT4y9frNek9JdYq1ZztDmfUFZf1NTu8euQkgnkyjO7ScMz3ODyDcVKKZ9LT0+wvMwjAWZelDnZ",
-	"aKn+NYIWS7WkjLEdFr3l4rJM5f/rH/90qXy6Pue7IZXODoPIl/K3l/MFdsUmr9Cq/tMaE6xgfBkbVOII",
-	"Gi0CpRpALLOMdTTaQVZwRJc4/456zKKQ/vjT0l/2x5/8z0u0Hiy0WDhql38LaapHy50cKK6+y5VMQsNR",
-	"/em7ZLQhen3P+PyKi2cPR/PfcVOM/HPGosKm4s9VKvCCPbc0JAvtDnMDcHlVPL0BC1RRt4qELxkSW6or",
-	"bxBVP5esJMcLebxq7HBxuc6dkeOEQqXNnEB53sxyX04BW8dkd9xJ+kjR+M9hsjdpr8WzLyhYN8XgnEHk",
-	"yga9UeIr6ZYvEI14EoFUIZSlOFJgCGwoXG1AJ2MJgpbKld8dvy6LszZHyTyLaJZhVRWzKXT2Yvm6Ugfh",
-	"8o2GwPVQMDjsP6c6M2uiNsbFab9VDe4f1LtZaXR5ZN9mUaG8rWdTXm98m1dD36zcTPyFvaBd023/cZvu",
-	"cpvUgnG2E19UL3iny7Sw63qfeLLiQTU5NPdnYH/DcIP+/NyO0OHe/jb4Xrsr9DP6UPc9rs2e0gMQv7gq",
-	"+VGMl833li0uOr+XCLPTHjRRyztpIJMJH3NMoLVefG3iKSbtB637dTzCncno8xgt4Z0jajdZk4nTfBG3",
-	"a5028bS6xshIiD4NqdNrGAzgX//4ZwhD74v4BzfRACJRpGnkm/y0tXb8HXyLtP+i+L52GU550Tp1CQiW",
-	"0tXlVJVdlpD5En3QEoQE19sEXEMqdaPZQj2Jn0nobWOuZKgm2CGk/fV+7OfaMLeyXB6H99+7BrIHst8f",
-	"1wq5v7b597NH3Fk2OC1rbbx0UcG3B8+ftXfXgXnRGF+iHtfqgjUq/PfNv10o3al6r45zarmprgofCipg",
-	"hdZ+f68NhUhR67ok4Rom/ArFi81tORSmqspAF+050Drc219US1cguIrZxnpNv6GHC5fwHjbAl3Odyl7k",
-	"P5AE8iA9TAT9x9H7j4h9RJeP/qsDItuHe3/Vnbwr3QWfljpvP15YSVJ2+368sILC2VWNAW4ZsxQSvMJU",
-	"5pk1rbwN1oqspARViKi91B406PX29r/t9rv97t7gb/2/9UkU+f2smfQswwQ0Gr0U6wyhvDkrnUMshTbK",
-	"FXCO5qUScvd2dpv++x8drAeRX/u2XBrrGl79f9Tj7/uzeqbMSOjatIsDWJ/0KJ9ihoqlZcmNn9LXvpW1",
-	"gC7TWJbNdNf+H6Wmqc9c2O+M/gueRbdFvb03XPmPhmpNGa6UTpcdD4tug5cnx7X1y6rhhhp66nXxSPHt",
-	"KLWBtUaUm4ub/w8AAP//",
+	"7H3rchs31uCrnOFMlcmZJkXJshNTlR+OoyT61klUklLe2tDrhroPSYyaQAcARXG8qso77PcM82B5kq9w",
+	"APSFbFIkbctJ1fyxRbIBHADnfuv3rUROcylQGN0avG9NkKWo6M/TKza2/6eoE8Vzw6VoDVpXEwSFWs5U",
+	"Yv+45ZpLAUwDA22UFGNAYbhZgGHjCLA37kE8bB0fDVtxrxW1dDLBKbPTmkWOrUFLG8XFuHV/H7Vey4S5",
+	"VZoW/fniNcgRmAlCopAZTAs4Nk98H7VyptgUjd/YqwkTArMf2RRXl/I/gmBTHECGxo6KIOVjbnQEcS+O",
+	"IH5n/+nafwbxCYFkH9c5SxC4pi9ypgxc40gqpM8jrrSxz1tguV0pZ2bSilqCwGglbt1W1FL464wrTFsD",
+	"o2ZY3dnfFI5ag9ZfD8o7O3C/6oPqpuyWX8ksw8Ruas0+i98J9nVQFU/tDVgB0VmK01waFMnif+FiFaKX",
+	"kGQchekmE6lRwA0uTkChURw1zLmZ0DlqNkX7EyjMM7aonK39YgEjqeDoGCZypnSxKYfV5bYqoHQtLNW9",
+	"TNndaxRjM2kNjp49i1pTLsLnw6gBa89GPzCTTBr2k1t4pMgWwD3ezpRCYcBSFkztKNTQDuTRiUAqiP8e",
+	"0x6GLbzj2uhha/0uRl239Brwnx83w/ujFLgG5p8EfHd6NQAm9BwVPO0fB9irMPfgJwHnP18NCNopMqE9",
+	"TXbtdjcBbNfeB+oLT+pn36wCHX6Ds2/WoDFPPxx93+D1RMqbJgD8T+vXn7sH9gaiXJvYmUKdS6GRuNnX",
+	"LL3AX2eojf2USGFQ0J8szzPuOOpBruR1htN//FM79rrdsudulFu0SQzQspbjTVk2kmqK6QnEqJRUOnYs",
+	"EZAlE5CjEYqUizGMOGZpr0UMSowynjwq1GcGWKaQpQtw1EUkxwQsMQSYMw0KZxpTIkYmpJmgCjsm+L+V",
+	"6pqnKYrHPvZEYWplLMs0ZCy5cfIHMcUUxooJA+2YCz0bjXhi+ek7ncgc4w5B/aM038qZSB8d6FLcSFUq",
+	"EKlEDUIadx0E4bnCRIqU22e/ZTzDR4U1Dkw1JmZc41gxpDwlaCfSI3GY6REhfCmAKAzaF9++ghfHz74A",
+	"vwakaBjPtLtpzxSu+BTl7LPxhmuZLopjY0rxWyRZzoWT5qhuUT2xxMZSMA5WaMfdrv2i67+II0hxxGaZ",
+	"gad9KPanFyK5KPjpI+PzTGmpLOuTM6N56pQ8ZS9AYAoTro1UC4tDIyWnBQPBXCYTq9Vk0u7XnoBhBoGJ",
+	"1P6lDLAx44I2eInqlif4s2C3jGfsOsPH3qS7HUiYsLdn2I3dJbcEO4e2ldEQz0ro4s4AuKMNbQ2CKRML",
+	"0LPrYlb6llsWnMm5pluesrtu7RGvBdmTuV4Y1PDrDGeBC2eZVxE1MIXADPgp3ENdGhH34Efpn3uigdBm",
+	"QHrkAjJmUNn5rcnir0TIlLTfiuVzYR/uvhwZVKvC/pLYkwYjYc54qeOrhZVv/voa7BEuDI5R2bO2l2uk",
+	"+qxXa9cPN3ttMZclE0wbr/WkenqEmldSvmZq/OhQEzfBuwQxdVaW5v9CyPiUmwDXD0wsPOvTj8qWIUfV",
+	"dWjnIPJKRO1cldWR6VdMLb2YCqu0vznWVzxkqcE+InMUkEghnAjVhSEcsPzsvCAn+5juWmB4HncCMdXp",
+	"UI6AGw254iLhOcuaaZEmKZ6xeBA7CRN0Ozux26rlX3bGW5bNPgM1/SxyJRPU+nOQEiEl1zDHLOs6LRiu",
+	"ZwZuubQU446p1H+eaPivy59+hEuavdCXf3nby6Xdlaqe7ojxzB7EFKfXnvZ+FnqW51IZTH/AlLMrOpDP",
+	"KN0nzME6J++PBwPsPfXIcPJzBs/L2JktLHUqHsvOlcxRGW6/H7FMY9TKK1+9bzlZ+6ADxD11H7XwNniz",
+	"uMGpfmjgpVHIpqd2kB3tEYwpxRYtZ20FFeOXMHUUYHpbPC+v/4kJTeA9MT9YdHQscpe9ejfQLt6eaOcT",
+	"SplhDQ4LsXCoWVDxXXcsu36DFoF6F2we9nUfteRopJEwzqI9M44unx+3yGvCp7Np1WdSkGzUymfXGdcT",
+	"xxCWjP2oZbW+2qSpZYj0bZNroHo/pRfNw1acjd+0n33DvQV3Gd6xaZ5515wZZPL6etGKrGFvUNnj+r+/",
+	"vOz+H9b9V7/74m35Z+/doPv2fT86PPri/m+r8FYdc7uihvN6vjTbnk1wP2zj4LDH6Hy5Dz1/EZ67r7Ll",
+	"5n04H0f9pDdjVeXXrr7heVfmbtqu545u0uV7p41W9hBVTqvxrotLeEXP7XgVu5zrdme0rExURAS0U8VG",
+	"Bo76R/3u4RFcL4I11AEzYQbwFtWisKmfaIgtqscwnWkDmhmuR4senN5ZvGUZxBbq2KnQCkczjWnkDBBp",
+	"xRhzugKtTNOTNEGruWvMRlZSF35YYhROSkOb+ZkPYpZlP9H/YkH/S4H0v5AmPoj5KIZkkWTOEAQhwR8u",
+	"mUuWZQMXcI1mjig6zr1+fHRUWLlOOnIDM5GigtifODnWHwvVNuPUa+6ccTtgVCGpthJZFR7ykMRy8zXC",
+	"WwiNFQeDzNmvM2skWMkIudS0jQjwjiUmW4CX+N4+1FbeWw08qvpxj/svnj/gPY9a3yPLzGRnGYnJzQYl",
+	"okmkLG/emt0zehaFFVO/tMg9W7F7Kme2Rtj4OZrO9jW7xmwjiFWP99OGk1lSk+l7yGhaaN/gQsMst7T4",
+	"/CkkE6ZYYlCRYr8asuq+6x3EJ45YK8PWPRt37E0W4s+e0G1rYO8gtYBN2V11JxV3fbl9T2J70MGumsyO",
+	"dFNXzbajnY3Knp/q3Ck0O272o6hhSzDTnE2Qruo1UpGJto1Os1mlOVeoUSSPo+s6U2j7Ow/A/UDjHrzz",
+	"UoMMCzUdZpj0VWGT77r3YuBZ2sixpmj+CIpVDc5NJ+GPd99T2P0+K0e/cqdRi6fNOQY18k4tbVdAaN5f",
+	"4eFfijqu8b5bgl0ic/qh8Zad7b/D3mmpbzlmaeOuhTbME+LKWqXIm7I7Z5w9e/Giaqr1+03GmuEmww1S",
+	"dTWOr40VoPDzxRlwClWNyJtDaRH+sJx7oCJmWhNjcj04ODBMpDjtpXgbfBf6QEjTHVHY6iGZTL8GmKNN",
+	"Irp2ljvy7fUXykVVp7iWqbUZf52h8rbjpPCNNegXpcG26nIpUliskuxmIE24dJfLdOHCqy4bJ5XGYAp2",
+	"zV4T0y7Ifnm1b6WqTKYjYE4c+QEu7vT8Rf+wA1x4a6DqEOo9eEncGmj+EJuuJgT0d+YmVct6G9tsD5M6",
+	"yOyPxZcLXrUNvFmhVm562iufe9r0szzd7UyauWolb8g7Xjzwa6z06sKbcGIve/1PdGnbqnPhPD65rVkQ",
+	"Y4O8EXhnztkYr+SNy4NYIZfdMXCNDl5MtOkwzkNW08bTaPS1/IBqjEATWMsofm9PPvIW1318Epwq1ZDZ",
+	"VN5iGkHsHqLfoC1mWdZpUAJ2RsEa6mxpRtrFXQykNmNFwDQ/EJa835kOwtFfYJ6x5A9AmJ+K3Eo8XhdN",
+	"LbJhfXRurrhB50OzxvMswdTFzynmb1Fkvdu8UROrRip2RHIBFLqAkSKdoeLIkS4T4w1eX8rkBg20X+qF",
+	"SF6en0HDudHiDei9V4ymqioVubxeJBDJ+6+8ZKh+lWKGS19pwXI9kYZMN4cOTSpWiR8NNlcRstnNi6Aq",
+	"CsvWvFTmPHlowBU9VFG1w3G583u7rTpM04RT3+jQuApgVeIfhTDXB85ncBA2rOs+v2eHR8suv0bfQu/d",
+	"4KD79h+NzgSf67gjI7GrTHOjmxKdhcZkZvitC6diCuHhQKiONJihD1a3Dj9kXBCdbibLPbTInQN21S01",
+	"2ZHCMvWqzXstZYaMNDofRL7k3jLcDsSHFZxKVupGssqa6giIkRQ3QAgKbGTti9gdTgxtK2gXaIAlN0LO",
+	"M0zHmHb24JsZG59ahtdg61hcgvmE0itmwlgzVRuZ54QllNJwPUvHlise9qHf70NCIexuJqnQgXLTFbK0",
+	"c2LVgHHs0/8FMMjkHK0lNRNpxSSq3EvGtDlVSqo1p6bN5SxJUOtdMGvK7r4OWlBh55Nl/0BI1kovOdOX",
+	"mCg0p3c5V+gXXkp2nvAMvS3vhoCmMaANzzLQfCw0tN1dMlDSUCJCJwJ7vhkddu0ON27HTb0lJjrYg68D",
+	"tx1Fz+7MkXe2k6LWTGVbeqUCw7YjSuqu3G7YYiW+bcmsgutRyRN3sbP8oXzdXB9Q5LvIETBIMeMUe6RP",
+	"PsndRfXiAGkMw1m//xThMAIuQt4kiZETiP2YLk8D5YDFe8eRn2j/OGXV75HKMWV3Z25YIIDwcdWU8fve",
+	"z7ysc+eKQDzsHx1HG9m1D+UuKbs1LhEY67LdQr+ARiucpaIUySKxmhBIR5RxKUL21zVCO0Zx+5VVRyPD",
+	"Uf3lq5FCdBGfh8Gu8pYC7sNlXfONvf+pq3tiwt47K/xDCVPEMl0QipRhShN1eTXOcUXmGN0LtJkgPjyV",
+	"2sAh/MC/tqhmlfQA8db8bV9GEoTmdnJ6Rxbi+EFTflWClrIiiCfG5IODA5eOHnyk8QkoTLnCxKfCWkk5",
+	"kpkVOenSXR71j798uIqppjRWmM8GFuEqYUo1cT551785vnuxOEq+mB7++qV6Zp7ePp/X40vzybtffHzp",
+	"/VH/fpMG+Mk9G0HT3D+E7mc4t4DvZpDVGWl8/tPlFRzcHh54hqgP3vu/7g8MahMXvHbV9NolXepDzQ4P",
+	"VC+3szVZV/NSe9+2oKnRYikrpgI2rs3b8nNdoJ5Nd+XcO5H3/cbFl4oRdsCFS2t9SJF4RbSQpIX8gxFm",
+	"GciZKfJ+SQkFq4Q67/9Q+LhlUXnQ9mEB//mJdrUHfmjaGRQ81ypqQ1Fo3VO2gGuEKdeai3EPLpZqFSKn",
+	"3yo6bufncOAORXsjHrsRcac3FB/sPtgQgfkc5KDo+rsFHj8uZZQZju5UHqaVy0IYLusUl4aJlKkU/JNB",
+	"uY8gnk80Ju9iShWjgBPT+PzYouTR8e+//f/nx6CYSOXUFW64vK3vf3j5qnv5/cujZ8+paNfreCkmMqXg",
+	"lDIrqkd/SWDYVUvXwT8O3r5/ehR9+eX9V+/70dFGCXIZrIClGi+WGH6L8SAwVcLzmIocuBjHg4edAkMR",
+	"XAkitZtyZcqp032vWXIjRyOyXyeUxk62EKdKSU3+s6GIczbTmMYDkt0lIPD7b/8NKadMdsrL03NUmMLx",
+	"YR+uFz7Y5rWDobC8waeIW/Uvk2KMyuldcbcbtGv7yExhd85FKuekPBDxcmMBWULeeEBm7xrOs1zhdOK4",
+	"TwCJah6042dYqPfL9BHbPfME64CQoePoyl0QOffcnZASYc/LOfweJDaPAFeojZUL2a6KRDpTZLX+4Jzs",
+	"q94FMQvZJLjWgnfEvl67Ky/36O6u2UVQxuzXT/NEw/dXV+fgnoU2u6YLIFnCTVl8R4t1KuuUNRR1RkPM",
+	"pXICGxjJz2RLPni4Uy6q3x5+TANqF4tJ4HzZamrHw9aw5WruhRS4hym0ixlC7hBcx3+/Q4FUBsQIVO9X",
+	"sTxGoZkpuk+qnCSWk2eLNVizn62zl/Gys6WxGnHSmMwUNwtKd/bu3Jyv6xEhxYiPZ5ZqXp6fWaGytt3A",
+	"/+6+PD/z/R2Cgu/mvY9a18gUqpczl33qPn0bVIb/enPVaogTvrmC9veXR8+eR3Bh/7PK12n6zeXLDswn",
+	"UiPErtQakozxKWRcG+1KsotC8wrMdKJ0c7R4CaS18lzlDRcj2UD8lCHjcrUVssxKe5rY5eMO4OL08ooQ",
+	"2hLxdVY2bCFnQMWdHw2FSx73CmU+0xNMwcoikJZDVaJCMal1mmpxnTMhBS6GIj5glh+znPcWbJrFnQgu",
+	"L08Jaa046uYys/KpNxRDcUqLufJlC76AlSwqhxfQjtcVMcWdoSAxy0KeUWzPLbaaqnMy3LKMpzTQLaUp",
+	"UcYV0tUbEQwFF5UCLPtY7JwODVVZo3peTId2dFGcbMKUWlhbLoQB4wEJQfIro4IclYsTRsBFonCKwmBq",
+	"ZTpdwVBQuLAHZyZoSdWM/tMrNo5PoFKePp4xlWoXZLQXuVyrPmU3qOG70ysoyulZRtdSf3IAfw8Pn/98",
+	"NRTVRh52h3/9K1gqQWH8bdAcDqvt72+4mVgFgdUfqtBp26l8vmTBY68lDhQapBiKTMrcKk2uWQr5fFyJ",
+	"MJ0M6VA9ILdS3O3+c266jsFRE57uP+c3ujviGcakDsXdLst59wYX/tvI10cQ/sbVphWUR47pwCosKTCi",
+	"b6aHIrb7lYr/i3YygK+JPp0fMzHyBoVzacZLRA1MQ/PYoRuR3ODCDyV3TsGgBrD8ew+I39irr/EU5xEr",
+	"lnyihyKctHOz17gOkKorxcAr1F61dV/aI4gVsjSG9nenV0NBNSDBU9ixGr/FrRjahVdxOnPOfG1/9UVc",
+	"MbS97TkUPoCqqew0ZumUC/tzyXB8OYcHp0R0dyc5MxNH3Bah3IVFVpFR6DrN+JY5lqw0ji0FRRD//e9x",
+	"IBcnK+P3enZ9Hw+FiyzdoHii7cYsY+nBKTUkydGdV1FNootTsTztruvSELt0jpbwLDDOYnYWEH3h2KaO",
+	"HSqF05QikLTfGKY+wMWFNqUlwRXIuXAZesQdHbNyfjzijM+/eNYfwHH/kCqySwKzKnRbyGorkJOhiN+8",
+	"edOt0CoWqGulxPSrYcttyvUaolm5IGbZpVOKrQVPfO+rYcv/8s7heyseAFJMKI18oSebpRxFghFcs5Si",
+	"PszMFP7+279p8qdDUetC0vVoXF1huUeJBcwZAhlPUGgsa61aL3OWTLB71Ot7z2SZMTqfz3uMfu5JNT7w",
+	"Y/XB67NXpz9entKYMo81iE8Ski/Pz1pR6xaVy+1o9XuH7mGZo2A5bw1aT3v93lOfvEm6ycGEilb+Zf8e",
+	"N1rRpGlrOOr3YV6JllGFshPSTmW3WkCBiWcpKYDGl8Qsdfk56vc3FPnuVtzrV9jc9MGKZ6sH9GoqWmvw",
+	"y9uopWfTKVOL1qD1mt+isLuyEpocLGysyYYI29Ktt3aCA+q6s+2Zoe8OQmk1xPKulbxB1SFn94yM4wie",
+	"9Z8C9XCYc42NZ3lhF/08R0lLg5HuPKly+1n/6SMs/KM0FJFenEDsKqVi0GyhLSomE0gxR5GiSBY+G2Lz",
+	"Bdtt8O1uuOSHa2/5gqwYivNo6dsGGsiQaecw8D4XlwZAvtm41qjJuyrnjJu4qB4MfkzvlqLCRO+9aL+S",
+	"s2TyzddDEY8Q06+sQmr10bjj9AkSM26dyPVf0cHjE3q1heK3oWg7IZNni8Ix26FVLTia1EPXienOxy97",
+	"cM50kHA0rOJm9SV09LQHoQcutk6tI6gcqyocSY/UQ0HVltoDWRQvQMLyhq4QlqM3tIWIQE+YCv6qUsmv",
+	"tpiwO7u8PB0KVwWoPWeu09i5zLJQ1F9vs/jLe2eUhdx3z8aDz3K/Pmje+LyPmicvMowbG8s1WvLrpnKB",
+	"ga2bLxYRgmWM/17OyQwqGly4dmIOQUJ/zKd9bc0OH+d83tedwqZdAstOUYOqCMO2nvaXS7koyHYYPbtv",
+	"T/X/052/tbbePTX1aF7H+TgqHo8HXB73bz8h+w2ot0aUVSMcBT9p51Jrfp0tnLun4BueZRhJLSy4mCG1",
+	"biLOfexgbgKl2NtBpREfDTl+eEjRjc0OONxijaU4kx129OLhYct9cei0/IU+NLZsBVIT/MG0BwZFhM5L",
+	"Bs8wWm+jVl2Pbg1aVjK1lr/vGqZIXjj24NJygzwRmOmD9/6v+4NgYqyVMT4tc+XaGYQQmefdEcgstZyV",
+	"2odGARGGYh0mrIoMcim4SYJjvDSCrAkX0l2aeoQ5bzwF6qo9woaCAnUdq4EdH/Zhyd3dxIV9Qur3ziW/",
+	"HSPen8H9mRlGtTC5uYkTG6OVoz68sTf170fMH0iUVlmDAs+f6LCLCm0GilpPnPcr6NMESvlIvT73bdTK",
+	"pW4gS18hTX2NlJyNXTdfp9ZbUnNOmsL9oKBdqCXkUIyGonAndgoTm7q3OdJluVVsqTGEL0orz4GSMC1t",
+	"hmuFq6CUFSlJdoQn3TLxjEh+KOKl/qCxy2kyKrQh1it9iEtTfyi8p4RqIOc8wUZNyj1TluvudglLzZUd",
+	"ERE6fi3Txcemn1Dufl8PHVEB8Qr1Hn5UcV9NvF8l4IBl6f5i++nDQ8rWrzTiy21IvdaMk4ZtIbeLHrnE",
+	"Up5uJehdYz4a8OzhAY3dxD6cE/l7ABZIytJkwZm25Ud5gWZr1YG80nrAqwONsrFoUfAJhUuxxhp11DcU",
+	"CIoGV1V7a1+E/cCLejOhpj/uGCm4uPMtfQypES649BSvvVAru19VnvuU5kW9o0/DtbqAVgl25DKbXVzH",
+	"9dX/CLo2J/O/uuXiYirfbrwbL5OXaINCPa+qtbp/SKmz0q3rseVOpd3SKg44mNKlrpfVl1k0ze0fPSie",
+	"o5n3kliPJX8+QJwcHx1tM7jaxfPD6cZdjGVoVQzflnQoelWKnkoN3Pvyw71TdDNsyjM7rfVlK7xzZSd0",
+	"rsHXMXoVFuLlAsfY+0S5Bpxy6ugwkoq66q96vL+hMa/q7+yo0cTxKpRuUFCYdnRafOANubVrNxTCvxSS",
+	"q5YZ7nhvUbP0+A7NpvPpPxLPqLfE/yxn/x2afUljT4lffyNNk9CvkValyHR9PCFkX1TE7tk3EQUTyJRn",
+	"dpOGT3GNyTcUS7XbLjw9xtC9OQVmTkJMNq41PIihzTItKWJsh8WvubgJofzff/u3C+VTt/evhtQrYdiK",
+	"fe+WTj1eYFdssgqt6L+oEMHSiddP43Uts20AiZxOWVejHWQZR3yDi6+oqVgc0Ye/1D7Z//7i/6dcXQFt",
+	"Fl13wmchTfFVvXXPUklRer3Ge72nf37JxLOXo/m/cJ2P/GP6oqKmxMtlLPCMvSiHpMtcA1xedMtYcwpU",
+	"Qr18CJ/SJVZrJNLAqn4KpCRHJT9eVna4aMh1jR0lzFTWTAkU56VCsZwcto7IHniZ1yN54z+Gyt4kvcrv",
+	"PiFjXeeDcwqRSxv0SonPpKu/eSvmaQxSRRBScaTACNhQuNyA7pSlCFoql3539k1IzlrvJfMkotkUi6yY",
+	"da6zk/p7vhyE9RfwANdDweC4/4LyzKyK2ugXp/0WTRf+oNbNUmejR7ZtypYU21o24b2Am6waembplX6f",
+	"2AraNdz2H7PpIbNJlYSzHfuifMEHTaZSrzt4z9MlC6rJoNmfgP2r+Rrk58c2hI4Pj7Y575VXW31EG2rf",
+	"61pvKX3AwZfvGHwU5WX9iyrKN4TuxcLstE+bsOVHaWAqUz7imEJ7NfnaJBPfrGTvdT+PRbgzGn0cpSV6",
+	"cETlFZCk4qzvUEE/FX3rjYT4/ZBaew1bA/j9t39HMPS2iP/iPh5ALGZZFvuubtpqO/6lK2XYv0y+r3Q/",
+	"D28opSoBwTJ65ydlZYcUMp+iD1qCkODabwDXkEndqLZQE7qPxPS2UVemqMbYpUP7x37k5/rubaW5PA7t",
+	"u7q09APJ74+rhewvbf58+oi7ywajZaVvI3Wm/eLpi+ed3WVgPmv0L1FTw+KNGpT477s99iCYU9VanbLs",
+	"0r/ZcigogRXaR/3DDsxEhlpXOQnXMOa3KE7Wl+X4ClufBlqW50D7+PCozJYuQHAZs435mn5DH85coj10",
+	"gE9nOoXmk38gDuRB+jAW9B9D7z8s9hFNPmogRWj74dZf8RI2/zk0BNkY1w9NJz5lYKbaXWhtRN9DG9Xj",
+	"CtB2hYe+5xJ69W+mBKn6ZYnH5jtYeffnR/I3hiMuXpbPVdmizXcSKC+zuJCNQbSHHImhwrj64kjSuCmT",
+	"t2hbRBVwEM9UFvfgzAxFvdiCHnZZd7WiC0qOreXxdiiOY8VhNZAT+4JQV2oqBTqZ6opGYOyr6lOghO/f",
+	"f/tvJ1JJhlLxtGvNEa6yB1+j5qmd15cwSlH0stA+7TdhWYZqKAS9i7Ss/Cu204MrymrWrgOwpZ3slvKg",
+	"QrlrNBS54rfUUyfj4qabyYRlFuYpGmY1DmBpqlBrrL2ty93v8dHRUHh9omqOzIRHgEoDECqn7frF4vWu",
+	"0jdFb5k/pKe03qPvkR2lRbewteLzpCz1CZWthGIWHwkHltH186WM/GGdpfvVQDxqauR+EvpzSYbCm1vp",
+	"G7WDBFiS3mU7r02JL9+UQkfm+qTS/5FlVJoIXMAo4+OJoXZjrnGsezv8uqyWkjV9Yk/u57qowo+730Wt",
+	"9+KuPbn+Y/DGq7JBHLRDPJGb0Fes8+e6JOciDfsJb73+YCVrJ2Fb6RC33g3qK+NICJEuFLKPe+DaIAUF",
+	"Tary/RUKnVo2FMWOvIJmR6xT0ooZCyVMqqGIq52OBmClM/Vy4MmkUMhcJ4eyvZGu9DcKKp6VoB24Qcx1",
+	"KLcq+k3zsaCaCilhRGuWGo97xB41FX/5a4ejY5h0BpQ+V/AkamfoRfNQXEszKbsZ6B7EvteU30NxSMDA",
+	"tSQr0IGquLg9Plc9clIZS42wYjdCF/3O6rTqHF1Vcv203tt6D69H9p1sYBneeXuyqt6TOhU8bJSgRUiW",
+	"Pl6R5r7OhP8oKGsVFNd6quSq7WW/budj6Sy+BamF9INYbqNNfEqkrqsdUT1r8/wi8NTBUmUq4TPx6KFo",
+	"s6JkdFSd6Yl27NdXjDuLAqFCfjCWhjjQUDAYKdQT916CCDDTWLSg1LWXKYTFrEksVeSK0xtaQpb+kAcM",
+	"9mafsz30XdnaXtzE9wC+97zs8VmXA+BPwI/+BHbW52JIF45gS/nu+upXCeJjG1PU4/vTsKVLKoqtdWPN",
+	"uRjH0PbveI8rTczjTkS6D/UAvMHQxipwrsgzNHtZGiZyXmtHW7QzpR52If4FRs6SiUuQLl7+UHSTnukm",
+	"jnGF+hGtlkqT2DX2i3+RxhMNcmYSOUWf+F0JvfkjcC11/mRGzaVrf+cvPncq9ZL0+fni9a7IXu8q9L7W",
+	"cfOXt/dR2eXzl7cWf50DszGxnfyiKd5iJvOplTfe2dmOp+wGQc1E3Km1BRscHBwefdHr9/q9w8GX/S/7",
+	"RCEe/JVUHjZFa1S41xEVQY4IwiuSswUkUmijXOOG60UIPlPHUtYr07urlROryePfeGc5jXWNLr2v1r/Y",
+	"3ZGXq0TQlWnLwMvqpKf5BKeoWBZKbf2UvuY99ABwtBvKZasgh9rO1akvXbov9ac/LbssVdt6RkWwwWXs",
+	"VpoxOWrXodNR2WXo5flZZf3QLWT9cVVjC7oSUaAOpd9fXZ0PfDMAVypFb1Tw2hIXRTsPiuRE1X5TCUYB",
+	"0StMxCF7wQdzVEOx0hW9B5eIEKcy0QU7703TuKjqKAxoy6kUS4xrr+iqSxaZZKmucw6KFLTjyhtsYntl",
+	"/kUoThuc+s6njS/XqfHx8mNdiof+eqGdUKDjhsZF1GDMY6TvAVa5tUr3r/u39/8TAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -39,6 +39,9 @@ type Options struct {
 	// Realtime wires the streaming engines (required for the realtime use
 	// cases: Subscribe, Poll, Publish, History, Presence).
 	Realtime Realtime
+	// Webhooks configures webhook delivery (RunWebhooks); without a
+	// Sender the webhook API answers 503.
+	Webhooks WebhookOptions
 }
 
 // App implements the use cases on top of a store.Store and the streaming
@@ -46,6 +49,7 @@ type Options struct {
 type App struct {
 	store store.Store
 	rt    Realtime
+	wh    *webhooks
 	log   *slog.Logger
 	now   func() time.Time
 	ids   idGen
@@ -66,7 +70,7 @@ type schemaKey struct {
 
 // New returns an App using s.
 func New(s store.Store, opts Options) *App {
-	a := &App{store: s, rt: opts.Realtime, log: opts.Logger, now: opts.Now, budget: opts.Validation.withDefaults(), schemas: map[schemaKey]*collectionSchema{}}
+	a := &App{store: s, rt: opts.Realtime, log: opts.Logger, now: opts.Now, budget: opts.Validation.withDefaults(), schemas: map[schemaKey]*collectionSchema{}, wh: newWebhooks(opts.Webhooks)}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}

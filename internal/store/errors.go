@@ -68,7 +68,11 @@ func ErrorMessage(err error) string {
 
 // Codes raised above the store (app, auth, transports) share the same table.
 const (
-	CodeUnprocessable   Code = "unprocessable"
+	CodeUnprocessable Code = "unprocessable"
+	// CodeInvalidValue is a well-formed request member whose value is
+	// refused (a webhook URL to a private address, a secret of the wrong
+	// form): 422, naming the member.
+	CodeInvalidValue    Code = "invalid-value"
 	CodeUnauthenticated Code = "unauthenticated"
 	CodeForbidden       Code = "forbidden"
 	CodeTooManyRequests Code = "too-many-requests"

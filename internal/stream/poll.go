@@ -26,6 +26,13 @@ func (e *Resources) Poll(ctx context.Context, topic Topic, sel store.Selector, s
 	if _, err := e.Store.GetCollection(ctx, topic.Collection); err != nil {
 		return nil, Cursor{}, err
 	}
+	return e.Tail(ctx, topic, sel, since, limit, wait, stop)
+}
+
+// Tail is Poll without the check that the collection exists, for a
+// durable reader (a webhook) that must also read the deletions of a
+// collection deleted meanwhile. Errors: store.ErrCompacted, the store's.
+func (e *Resources) Tail(ctx context.Context, topic Topic, sel store.Selector, since *Cursor, limit int, wait time.Duration, stop <-chan struct{}) ([]Event, Cursor, error) {
 	spec := newKeySpec(topic.Path, sel)
 	w := &pollWaiter{c: make(chan struct{}, 1)}
 	e.Hub.SubscribeWith(spec.key, spec, w)

@@ -28,6 +28,7 @@ type Kind struct {
 var errorTable = map[store.Code]Kind{
 	store.CodeInvalid:            {http.StatusBadRequest, "invalid-request", "The request is invalid"},
 	store.CodeUnprocessable:      {http.StatusUnprocessableEntity, "schema-violation", "The data does not match the collection schema"},
+	store.CodeInvalidValue:       {http.StatusUnprocessableEntity, "invalid-value", "A value is not acceptable"},
 	store.CodeNotFound:           {http.StatusNotFound, "not-found", "Not found"},
 	store.CodeConflict:           {http.StatusConflict, "conflict", "Conflict"},
 	store.CodePreconditionFailed: {http.StatusPreconditionFailed, "precondition-failed", "Precondition failed"},
