@@ -69,8 +69,10 @@ var engines = []string{"internal/app", "internal/stream", "internal/hub", "inter
 // transports decode, call app and encode.
 var transports = []string{"internal/httpapi", "internal/wsapi"}
 
-// implementations are chosen by cmd only.
-var implementations = []string{"internal/store/sqlite", "internal/store/postgres", "internal/broker/memory", "internal/broker/redis"}
+// implementations are chosen by cmd only (internal/webhook implements
+// app.WebhookSender: it may import app for the port's types, app and the
+// transports never import it).
+var implementations = []string{"internal/store/sqlite", "internal/store/postgres", "internal/broker/memory", "internal/broker/redis", "internal/webhook"}
 
 // TestImportArrows fails when an arrow of the layering rule is broken.
 func TestImportArrows(t *testing.T) {
