@@ -116,6 +116,19 @@ func TestVerifyWebhook(t *testing.T) {
 	}
 }
 
+// TestVerifyWebhookVector verifies the Standard Webhooks specification's
+// published test vector.
+func TestVerifyWebhookVector(t *testing.T) {
+	h := http.Header{}
+	h.Set("Webhook-Id", "msg_p5jXN8AQM9LWM0D4loKWxJek")
+	h.Set("Webhook-Timestamp", "1614265330")
+	h.Set("Webhook-Signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
+	err := tandem.VerifyWebhookAt("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", h, []byte(`{"test": 2432232314}`), time.Unix(1614265330, 0), 0)
+	if err != nil {
+		t.Fatalf("VerifyWebhookAt(test vector) = %v", err)
+	}
+}
+
 // TestVerifyWebhookNow checks VerifyWebhook against the real clock and a
 // custom tolerance against VerifyWebhookAt.
 func TestVerifyWebhookNow(t *testing.T) {
