@@ -70,6 +70,19 @@ func sign(key []byte, id, ts string, body []byte) string {
 	return "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
 }
 
+// TestSignatureVector checks signature against the Standard Webhooks
+// specification's published test vector.
+func TestSignatureVector(t *testing.T) {
+	key, err := base64.StdEncoding.DecodeString("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := signature([][]byte{key}, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", []byte(`{"test": 2432232314}`))
+	if want := "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="; got != want {
+		t.Fatalf("signature = %q, want %q", got, want)
+	}
+}
+
 func TestSendSigns(t *testing.T) {
 	k1, k2 := []byte("first key, 24 bytes long"), []byte("the previous secret key!")
 	body := []byte(`{"type":"resource.created","cursor":"c1"}`)

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"time"
 
@@ -187,4 +190,38 @@ func ExampleWithTokenSource() {
 		log.Fatal(err)
 	}
 	_ = c
+}
+
+func ExampleVerifyWebhook() {
+	// The webhook's secret, shown once when it was created.
+	secret := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+		if err != nil {
+			http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		// Verify the raw body, before decoding it.
+		if err := tandem.VerifyWebhook(secret, r.Header, body); err != nil {
+			http.Error(w, "invalid webhook", http.StatusUnauthorized)
+			return
+		}
+		// Handle the event(s) in body. A 2xx acknowledges them; webhook-id
+		// lets you skip a delivery retried after you had handled it.
+		w.WriteHeader(http.StatusNoContent)
+	})
+
+	// Serve it with http.ListenAndServe; here, one delivery as tandem
+	// sends it, and one forged.
+	rec := httptest.NewRecorder()
+	handler.ServeHTTP(rec, signedRequest(secret, "evt_1", `{"type":"resource.created"}`))
+	fmt.Println(rec.Code)
+	forged := signedRequest("whsec_"+"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "evt_1", `{"type":"resource.created"}`)
+	rec = httptest.NewRecorder()
+	handler.ServeHTTP(rec, forged)
+	fmt.Println(rec.Code)
+	// Output:
+	// 204
+	// 401
 }

@@ -19,6 +19,7 @@ export * from "./realtime.js";
 export { backoffDelay, type Backoff } from "./backoff.js";
 export { createRestClient, unwrap, type RestClient } from "./rest.js";
 export { resolveToken, type TokenSource } from "./token.js";
+export * from "./webhook.js";
 export type { paths, components, operations } from "./gen/openapi.js";
 export type * from "./gen/frames.js";
 
