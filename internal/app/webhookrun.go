@@ -416,6 +416,7 @@ func (a *App) sendUntilAcked(ctx context.Context, r *runner, w store.Webhook, b 
 		if ctx.Err() != nil {
 			return w, ctx.Err()
 		}
+		a.log.Debug("webhook attempt", "webhook", w.ID, "id", b.id, "events", b.events, "status", res.Status, "err", res.Err, "took", res.Duration)
 		now := a.now().UTC()
 		st := w.WebhookStatus
 		switch {

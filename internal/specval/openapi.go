@@ -140,3 +140,21 @@ func truncate(b []byte) string {
 	}
 	return string(b)
 }
+
+// ValidateSchema checks a JSON document against the named schema of
+// components/schemas (e.g. the webhook payloads, which no response
+// carries). Errors: no such schema, body not JSON, or the mismatch.
+func (v *OpenAPI) ValidateSchema(name string, body []byte) error {
+	ref := v.doc.Components.Schemas[name]
+	if ref == nil || ref.Value == nil {
+		return fmt.Errorf("spec has no %s schema", name)
+	}
+	var val any
+	if err := json.Unmarshal(body, &val); err != nil {
+		return fmt.Errorf("%s body is not JSON: %w", name, err)
+	}
+	if err := ref.Value.VisitJSON(val, openapi3.MultiErrors()); err != nil {
+		return fmt.Errorf("body does not match the %s schema: %w", name, err)
+	}
+	return nil
+}
