@@ -80,6 +80,7 @@ func cases() []testCase {
 		resourceCases(),
 		changeLogCases(),
 		idempotentReplyCases(),
+		webhookCases(),
 		notifyCases(),
 		concurrencyCases(),
 	)
