@@ -50,9 +50,10 @@ Usage:
   tandem get COLLECTION [ID]    print a resource, or every resource of a collection
   tandem put COLLECTION ID JSON create or replace a resource
   tandem delete COLLECTION ID   delete a resource
+  tandem webhooks list|create|get|delete|test|resume|status   manage webhooks (see tandem webhooks)
   tandem version            print the version
 
-Client commands (watch, publish, get, put, delete) take --url (TANDEM_URL,
+Client commands (watch, publish, get, put, delete, webhooks) take --url (TANDEM_URL,
 default http://127.0.0.1:8080) and --token (TANDEM_TOKEN); -h lists the rest.
 
 Every serve flag can also be set as TANDEM_<FLAG> (e.g. TANDEM_ADDR) or in a
@@ -85,6 +86,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return putResource(ctx, args[1:], getenv, os.Stdin, stdout, stderr)
 	case "delete":
 		return deleteResource(ctx, args[1:], getenv, stdout, stderr)
+	case "webhooks":
+		return webhooks(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "tandem %s\n", version)
 		return nil

@@ -112,6 +112,25 @@ func TestRESTWebhooks(t *testing.T) {
 	if resp, _ = s.do(t, "GET", "/v1/webhooks/wh_00000000000000000000", "", ""); resp.StatusCode != 404 {
 		t.Fatalf("missing webhook: %d", resp.StatusCode)
 	}
+	// The CLI over the same API.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"webhooks", "list"}, `"id":"` + id + `"`},
+		{[]string{"webhooks", "get", id}, `"state":"active"`},
+		{[]string{"webhooks", "test", id}, `"ok":true`},
+		{[]string{"webhooks", "resume", id}, `"id":"` + id + `"`},
+		{[]string{"webhooks", "create", "channels/room/messages", recv.URL, "--max-batch", "5"}, `"secret":"whsec_`},
+	} {
+		out, errOut, err := cliRun(t, s.URL, tc.args...)
+		if err != nil || !strings.Contains(out, tc.want) {
+			t.Errorf("tandem %v: %v\n%s%s", tc.args, err, out, errOut)
+		}
+	}
+	if _, _, err := cliRun(t, s.URL, "webhooks", "create", "collections/orders/resources", "ftp://x.example/"); err == nil || !strings.Contains(err.Error(), "url") {
+		t.Errorf("tandem webhooks create with a bad URL: %v", err)
+	}
 	if resp, _ = s.do(t, "DELETE", "/v1/webhooks/"+id, "", ""); resp.StatusCode != 204 {
 		t.Fatalf("delete: %d", resp.StatusCode)
 	}

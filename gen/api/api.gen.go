@@ -455,6 +455,11 @@ type WebhookList struct {
 	Items []Webhook `json:"items"`
 }
 
+// WebhookPayload What a webhook's receiver gets.
+type WebhookPayload struct {
+	union json.RawMessage
+}
+
 // WebhookPing The body of a `POST /v1/webhooks/{webhook}/test` delivery.
 type WebhookPing struct {
 	Time time.Time `json:"time"`
@@ -674,6 +679,18 @@ type CreateWebhookParams struct {
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
+// WebhookDeliveryParams defines parameters for WebhookDelivery.
+type WebhookDeliveryParams struct {
+	// WebhookId The (last) event's cursor, the same on every retry; `ping_…` or `resync_…` for the notices.
+	WebhookId string `json:"webhook-id"`
+
+	// WebhookTimestamp Unix seconds of this attempt.
+	WebhookTimestamp string `json:"webhook-timestamp"`
+
+	// WebhookSignature Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, one per signing secret.
+	WebhookSignature string `json:"webhook-signature"`
+}
+
 // PublishMessageJSONRequestBody defines body for PublishMessage for application/json ContentType.
 type PublishMessageJSONRequestBody = MessagePublish
 
@@ -697,6 +714,123 @@ type UpdateWebhookApplicationMergePatchPlusJSONRequestBody = WebhookUpdate
 
 // ResumeWebhookJSONRequestBody defines body for ResumeWebhook for application/json ContentType.
 type ResumeWebhookJSONRequestBody = WebhookResume
+
+// WebhookDeliveryJSONRequestBody defines body for WebhookDelivery for application/json ContentType.
+type WebhookDeliveryJSONRequestBody = WebhookPayload
+
+// AsStreamEvent returns the union data inside the WebhookPayload as a StreamEvent
+func (t WebhookPayload) AsStreamEvent() (StreamEvent, error) {
+	var body StreamEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromStreamEvent overwrites any union data inside the WebhookPayload as the provided StreamEvent
+func (t *WebhookPayload) FromStreamEvent(v StreamEvent) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeStreamEvent performs a merge with any union data inside the WebhookPayload, using the provided StreamEvent
+func (t *WebhookPayload) MergeStreamEvent(v StreamEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsWebhookBatch returns the union data inside the WebhookPayload as a WebhookBatch
+func (t WebhookPayload) AsWebhookBatch() (WebhookBatch, error) {
+	var body WebhookBatch
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromWebhookBatch overwrites any union data inside the WebhookPayload as the provided WebhookBatch
+func (t *WebhookPayload) FromWebhookBatch(v WebhookBatch) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeWebhookBatch performs a merge with any union data inside the WebhookPayload, using the provided WebhookBatch
+func (t *WebhookPayload) MergeWebhookBatch(v WebhookBatch) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsWebhookPing returns the union data inside the WebhookPayload as a WebhookPing
+func (t WebhookPayload) AsWebhookPing() (WebhookPing, error) {
+	var body WebhookPing
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromWebhookPing overwrites any union data inside the WebhookPayload as the provided WebhookPing
+func (t *WebhookPayload) FromWebhookPing(v WebhookPing) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeWebhookPing performs a merge with any union data inside the WebhookPayload, using the provided WebhookPing
+func (t *WebhookPayload) MergeWebhookPing(v WebhookPing) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsWebhookResyncRequired returns the union data inside the WebhookPayload as a WebhookResyncRequired
+func (t WebhookPayload) AsWebhookResyncRequired() (WebhookResyncRequired, error) {
+	var body WebhookResyncRequired
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromWebhookResyncRequired overwrites any union data inside the WebhookPayload as the provided WebhookResyncRequired
+func (t *WebhookPayload) FromWebhookResyncRequired(v WebhookResyncRequired) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeWebhookResyncRequired performs a merge with any union data inside the WebhookPayload, using the provided WebhookResyncRequired
+func (t *WebhookPayload) MergeWebhookResyncRequired(v WebhookResyncRequired) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t WebhookPayload) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *WebhookPayload) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
@@ -1834,6 +1968,113 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/webhooks/{webhook}/resume", wrapper.ResumeWebhook)
 
 	return m
+}
+
+// CallbackReceiverInterface represents handlers for receiving inbound
+// callback requests. Each callback becomes a Handle*Callback
+// method that the implementation fills in. The caller mounts the per-
+// callback http.Handler returned by {Op}CallbackHandler at
+// whatever URL path they advertise to senders.
+type CallbackReceiverInterface interface {
+	// A delivery to the webhook's receiver
+	// HandleWebhookDeliveryCallback handles the POST callback for delivery.
+	HandleWebhookDeliveryCallback(w http.ResponseWriter, r *http.Request, params WebhookDeliveryParams)
+}
+
+// CallbackReceiverMiddlewareFunc wraps an http.Handler with cross-
+// cutting behavior (signature verification, logging, rate limiting, ...).
+type CallbackReceiverMiddlewareFunc func(http.Handler) http.Handler
+
+// WebhookDeliveryCallbackHandler returns the http.Handler for the delivery callback.
+// Mount this at the URL path advertised to callback senders. errHandler
+// may be nil; if so, parameter-binding errors return 400 with the error
+// message. Middlewares are applied in the order provided -- the last
+// argument becomes the outermost wrapper.
+func WebhookDeliveryCallbackHandler(si CallbackReceiverInterface, errHandler func(w http.ResponseWriter, r *http.Request, err error), middlewares ...CallbackReceiverMiddlewareFunc) http.Handler {
+	if errHandler == nil {
+		errHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+		}
+	}
+	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var err error
+		_ = err
+
+		// Parameter object where we will unmarshal all parameters from the request.
+		var params WebhookDeliveryParams
+
+		// ------------- Required header parameter "webhook-id" -------------
+		if valueList, found := r.Header[http.CanonicalHeaderKey("webhook-id")]; found {
+			var WebhookId string
+			n := len(valueList)
+			if n != 1 {
+				errHandler(w, r, &TooManyValuesForParamError{ParamName: "webhook-id", Count: n})
+				return
+			}
+
+			err = runtime.BindStyledParameterWithOptions("simple", "webhook-id", valueList[0], &WebhookId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""})
+			if err != nil {
+				errHandler(w, r, &InvalidParamFormatError{ParamName: "webhook-id", Err: err})
+				return
+			}
+			params.WebhookId = WebhookId
+
+		} else {
+			err := fmt.Errorf("Header parameter webhook-id is required, but not found")
+			errHandler(w, r, &RequiredHeaderError{ParamName: "webhook-id", Err: err})
+			return
+		}
+
+		// ------------- Required header parameter "webhook-timestamp" -------------
+		if valueList, found := r.Header[http.CanonicalHeaderKey("webhook-timestamp")]; found {
+			var WebhookTimestamp string
+			n := len(valueList)
+			if n != 1 {
+				errHandler(w, r, &TooManyValuesForParamError{ParamName: "webhook-timestamp", Count: n})
+				return
+			}
+
+			err = runtime.BindStyledParameterWithOptions("simple", "webhook-timestamp", valueList[0], &WebhookTimestamp, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""})
+			if err != nil {
+				errHandler(w, r, &InvalidParamFormatError{ParamName: "webhook-timestamp", Err: err})
+				return
+			}
+			params.WebhookTimestamp = WebhookTimestamp
+
+		} else {
+			err := fmt.Errorf("Header parameter webhook-timestamp is required, but not found")
+			errHandler(w, r, &RequiredHeaderError{ParamName: "webhook-timestamp", Err: err})
+			return
+		}
+
+		// ------------- Required header parameter "webhook-signature" -------------
+		if valueList, found := r.Header[http.CanonicalHeaderKey("webhook-signature")]; found {
+			var WebhookSignature string
+			n := len(valueList)
+			if n != 1 {
+				errHandler(w, r, &TooManyValuesForParamError{ParamName: "webhook-signature", Count: n})
+				return
+			}
+
+			err = runtime.BindStyledParameterWithOptions("simple", "webhook-signature", valueList[0], &WebhookSignature, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""})
+			if err != nil {
+				errHandler(w, r, &InvalidParamFormatError{ParamName: "webhook-signature", Err: err})
+				return
+			}
+			params.WebhookSignature = WebhookSignature
+
+		} else {
+			err := fmt.Errorf("Header parameter webhook-signature is required, but not found")
+			errHandler(w, r, &RequiredHeaderError{ParamName: "webhook-signature", Err: err})
+			return
+		}
+
+		si.HandleWebhookDeliveryCallback(w, r, params)
+	})
+	for _, mw := range middlewares {
+		h = mw(h)
+	}
+	return h
 }
 
 type BadRequestApplicationProblemPlusJSONResponse Problem
@@ -3300,6 +3541,22 @@ func (response ListWebhooks200JSONResponse) VisitListWebhooksResponse(w http.Res
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhooks403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListWebhooks403ApplicationProblemPlusJSONResponse) VisitListWebhooksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4820,148 +5077,155 @@ func (sh *strictHandler) TestWebhook(w http.ResponseWriter, r *http.Request, web
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rchs31uCrnOFMlcmZJkXJshNTlR+OoyT61klUklLe2tDrhroPSYyaQAcARXG8qso77PcM82B5kq9w",
-	"APSFbFIkbctJ1fyxRbIBHADnfuv3rUROcylQGN0avG9NkKWo6M/TKza2/6eoE8Vzw6VoDVpXEwSFWs5U",
-	"Yv+45ZpLAUwDA22UFGNAYbhZgGHjCLA37kE8bB0fDVtxrxW1dDLBKbPTmkWOrUFLG8XFuHV/H7Vey4S5",
-	"VZoW/fniNcgRmAlCopAZTAs4Nk98H7VyptgUjd/YqwkTArMf2RRXl/I/gmBTHECGxo6KIOVjbnQEcS+O",
-	"IH5n/+nafwbxCYFkH9c5SxC4pi9ypgxc40gqpM8jrrSxz1tguV0pZ2bSilqCwGglbt1W1FL464wrTFsD",
-	"o2ZY3dnfFI5ag9ZfD8o7O3C/6oPqpuyWX8ksw8Ruas0+i98J9nVQFU/tDVgB0VmK01waFMnif+FiFaKX",
-	"kGQchekmE6lRwA0uTkChURw1zLmZ0DlqNkX7EyjMM7aonK39YgEjqeDoGCZypnSxKYfV5bYqoHQtLNW9",
-	"TNndaxRjM2kNjp49i1pTLsLnw6gBa89GPzCTTBr2k1t4pMgWwD3ezpRCYcBSFkztKNTQDuTRiUAqiP8e",
-	"0x6GLbzj2uhha/0uRl239Brwnx83w/ujFLgG5p8EfHd6NQAm9BwVPO0fB9irMPfgJwHnP18NCNopMqE9",
-	"TXbtdjcBbNfeB+oLT+pn36wCHX6Ds2/WoDFPPxx93+D1RMqbJgD8T+vXn7sH9gaiXJvYmUKdS6GRuNnX",
-	"LL3AX2eojf2USGFQ0J8szzPuOOpBruR1htN//FM79rrdsudulFu0SQzQspbjTVk2kmqK6QnEqJRUOnYs",
-	"EZAlE5CjEYqUizGMOGZpr0UMSowynjwq1GcGWKaQpQtw1EUkxwQsMQSYMw0KZxpTIkYmpJmgCjsm+L+V",
-	"6pqnKYrHPvZEYWplLMs0ZCy5cfIHMcUUxooJA+2YCz0bjXhi+ek7ncgc4w5B/aM038qZSB8d6FLcSFUq",
-	"EKlEDUIadx0E4bnCRIqU22e/ZTzDR4U1Dkw1JmZc41gxpDwlaCfSI3GY6REhfCmAKAzaF9++ghfHz74A",
-	"vwakaBjPtLtpzxSu+BTl7LPxhmuZLopjY0rxWyRZzoWT5qhuUT2xxMZSMA5WaMfdrv2i67+II0hxxGaZ",
-	"gad9KPanFyK5KPjpI+PzTGmpLOuTM6N56pQ8ZS9AYAoTro1UC4tDIyWnBQPBXCYTq9Vk0u7XnoBhBoGJ",
-	"1P6lDLAx44I2eInqlif4s2C3jGfsOsPH3qS7HUiYsLdn2I3dJbcEO4e2ldEQz0ro4s4AuKMNbQ2CKRML",
-	"0LPrYlb6llsWnMm5pluesrtu7RGvBdmTuV4Y1PDrDGeBC2eZVxE1MIXADPgp3ENdGhH34Efpn3uigdBm",
-	"QHrkAjJmUNn5rcnir0TIlLTfiuVzYR/uvhwZVKvC/pLYkwYjYc54qeOrhZVv/voa7BEuDI5R2bO2l2uk",
-	"+qxXa9cPN3ttMZclE0wbr/WkenqEmldSvmZq/OhQEzfBuwQxdVaW5v9CyPiUmwDXD0wsPOvTj8qWIUfV",
-	"dWjnIPJKRO1cldWR6VdMLb2YCqu0vznWVzxkqcE+InMUkEghnAjVhSEcsPzsvCAn+5juWmB4HncCMdXp",
-	"UI6AGw254iLhOcuaaZEmKZ6xeBA7CRN0Ozux26rlX3bGW5bNPgM1/SxyJRPU+nOQEiEl1zDHLOs6LRiu",
-	"ZwZuubQU446p1H+eaPivy59+hEuavdCXf3nby6Xdlaqe7ojxzB7EFKfXnvZ+FnqW51IZTH/AlLMrOpDP",
-	"KN0nzME6J++PBwPsPfXIcPJzBs/L2JktLHUqHsvOlcxRGW6/H7FMY9TKK1+9bzlZ+6ADxD11H7XwNniz",
-	"uMGpfmjgpVHIpqd2kB3tEYwpxRYtZ20FFeOXMHUUYHpbPC+v/4kJTeA9MT9YdHQscpe9ejfQLt6eaOcT",
-	"SplhDQ4LsXCoWVDxXXcsu36DFoF6F2we9nUfteRopJEwzqI9M44unx+3yGvCp7Np1WdSkGzUymfXGdcT",
-	"xxCWjP2oZbW+2qSpZYj0bZNroHo/pRfNw1acjd+0n33DvQV3Gd6xaZ5515wZZPL6etGKrGFvUNnj+r+/",
-	"vOz+H9b9V7/74m35Z+/doPv2fT86PPri/m+r8FYdc7uihvN6vjTbnk1wP2zj4LDH6Hy5Dz1/EZ67r7Ll",
-	"5n04H0f9pDdjVeXXrr7heVfmbtqu545u0uV7p41W9hBVTqvxrotLeEXP7XgVu5zrdme0rExURAS0U8VG",
-	"Bo76R/3u4RFcL4I11AEzYQbwFtWisKmfaIgtqscwnWkDmhmuR4senN5ZvGUZxBbq2KnQCkczjWnkDBBp",
-	"xRhzugKtTNOTNEGruWvMRlZSF35YYhROSkOb+ZkPYpZlP9H/YkH/S4H0v5AmPoj5KIZkkWTOEAQhwR8u",
-	"mUuWZQMXcI1mjig6zr1+fHRUWLlOOnIDM5GigtifODnWHwvVNuPUa+6ccTtgVCGpthJZFR7ykMRy8zXC",
-	"WwiNFQeDzNmvM2skWMkIudS0jQjwjiUmW4CX+N4+1FbeWw08qvpxj/svnj/gPY9a3yPLzGRnGYnJzQYl",
-	"okmkLG/emt0zehaFFVO/tMg9W7F7Kme2Rtj4OZrO9jW7xmwjiFWP99OGk1lSk+l7yGhaaN/gQsMst7T4",
-	"/CkkE6ZYYlCRYr8asuq+6x3EJ45YK8PWPRt37E0W4s+e0G1rYO8gtYBN2V11JxV3fbl9T2J70MGumsyO",
-	"dFNXzbajnY3Knp/q3Ck0O272o6hhSzDTnE2Qruo1UpGJto1Os1mlOVeoUSSPo+s6U2j7Ow/A/UDjHrzz",
-	"UoMMCzUdZpj0VWGT77r3YuBZ2sixpmj+CIpVDc5NJ+GPd99T2P0+K0e/cqdRi6fNOQY18k4tbVdAaN5f",
-	"4eFfijqu8b5bgl0ic/qh8Zad7b/D3mmpbzlmaeOuhTbME+LKWqXIm7I7Z5w9e/Giaqr1+03GmuEmww1S",
-	"dTWOr40VoPDzxRlwClWNyJtDaRH+sJx7oCJmWhNjcj04ODBMpDjtpXgbfBf6QEjTHVHY6iGZTL8GmKNN",
-	"Irp2ljvy7fUXykVVp7iWqbUZf52h8rbjpPCNNegXpcG26nIpUliskuxmIE24dJfLdOHCqy4bJ5XGYAp2",
-	"zV4T0y7Ifnm1b6WqTKYjYE4c+QEu7vT8Rf+wA1x4a6DqEOo9eEncGmj+EJuuJgT0d+YmVct6G9tsD5M6",
-	"yOyPxZcLXrUNvFmhVm562iufe9r0szzd7UyauWolb8g7Xjzwa6z06sKbcGIve/1PdGnbqnPhPD65rVkQ",
-	"Y4O8EXhnztkYr+SNy4NYIZfdMXCNDl5MtOkwzkNW08bTaPS1/IBqjEATWMsofm9PPvIW1318Epwq1ZDZ",
-	"VN5iGkHsHqLfoC1mWdZpUAJ2RsEa6mxpRtrFXQykNmNFwDQ/EJa835kOwtFfYJ6x5A9AmJ+K3Eo8XhdN",
-	"LbJhfXRurrhB50OzxvMswdTFzynmb1Fkvdu8UROrRip2RHIBFLqAkSKdoeLIkS4T4w1eX8rkBg20X+qF",
-	"SF6en0HDudHiDei9V4ymqioVubxeJBDJ+6+8ZKh+lWKGS19pwXI9kYZMN4cOTSpWiR8NNlcRstnNi6Aq",
-	"CsvWvFTmPHlowBU9VFG1w3G583u7rTpM04RT3+jQuApgVeIfhTDXB85ncBA2rOs+v2eHR8suv0bfQu/d",
-	"4KD79h+NzgSf67gjI7GrTHOjmxKdhcZkZvitC6diCuHhQKiONJihD1a3Dj9kXBCdbibLPbTInQN21S01",
-	"2ZHCMvWqzXstZYaMNDofRL7k3jLcDsSHFZxKVupGssqa6giIkRQ3QAgKbGTti9gdTgxtK2gXaIAlN0LO",
-	"M0zHmHb24JsZG59ahtdg61hcgvmE0itmwlgzVRuZ54QllNJwPUvHlise9qHf70NCIexuJqnQgXLTFbK0",
-	"c2LVgHHs0/8FMMjkHK0lNRNpxSSq3EvGtDlVSqo1p6bN5SxJUOtdMGvK7r4OWlBh55Nl/0BI1kovOdOX",
-	"mCg0p3c5V+gXXkp2nvAMvS3vhoCmMaANzzLQfCw0tN1dMlDSUCJCJwJ7vhkddu0ON27HTb0lJjrYg68D",
-	"tx1Fz+7MkXe2k6LWTGVbeqUCw7YjSuqu3G7YYiW+bcmsgutRyRN3sbP8oXzdXB9Q5LvIETBIMeMUe6RP",
-	"PsndRfXiAGkMw1m//xThMAIuQt4kiZETiP2YLk8D5YDFe8eRn2j/OGXV75HKMWV3Z25YIIDwcdWU8fve",
-	"z7ysc+eKQDzsHx1HG9m1D+UuKbs1LhEY67LdQr+ARiucpaIUySKxmhBIR5RxKUL21zVCO0Zx+5VVRyPD",
-	"Uf3lq5FCdBGfh8Gu8pYC7sNlXfONvf+pq3tiwt47K/xDCVPEMl0QipRhShN1eTXOcUXmGN0LtJkgPjyV",
-	"2sAh/MC/tqhmlfQA8db8bV9GEoTmdnJ6Rxbi+EFTflWClrIiiCfG5IODA5eOHnyk8QkoTLnCxKfCWkk5",
-	"kpkVOenSXR71j798uIqppjRWmM8GFuEqYUo1cT551785vnuxOEq+mB7++qV6Zp7ePp/X40vzybtffHzp",
-	"/VH/fpMG+Mk9G0HT3D+E7mc4t4DvZpDVGWl8/tPlFRzcHh54hqgP3vu/7g8MahMXvHbV9NolXepDzQ4P",
-	"VC+3szVZV/NSe9+2oKnRYikrpgI2rs3b8nNdoJ5Nd+XcO5H3/cbFl4oRdsCFS2t9SJF4RbSQpIX8gxFm",
-	"GciZKfJ+SQkFq4Q67/9Q+LhlUXnQ9mEB//mJdrUHfmjaGRQ81ypqQ1Fo3VO2gGuEKdeai3EPLpZqFSKn",
-	"3yo6bufncOAORXsjHrsRcac3FB/sPtgQgfkc5KDo+rsFHj8uZZQZju5UHqaVy0IYLusUl4aJlKkU/JNB",
-	"uY8gnk80Ju9iShWjgBPT+PzYouTR8e+//f/nx6CYSOXUFW64vK3vf3j5qnv5/cujZ8+paNfreCkmMqXg",
-	"lDIrqkd/SWDYVUvXwT8O3r5/ehR9+eX9V+/70dFGCXIZrIClGi+WGH6L8SAwVcLzmIocuBjHg4edAkMR",
-	"XAkitZtyZcqp032vWXIjRyOyXyeUxk62EKdKSU3+s6GIczbTmMYDkt0lIPD7b/8NKadMdsrL03NUmMLx",
-	"YR+uFz7Y5rWDobC8waeIW/Uvk2KMyuldcbcbtGv7yExhd85FKuekPBDxcmMBWULeeEBm7xrOs1zhdOK4",
-	"TwCJah6042dYqPfL9BHbPfME64CQoePoyl0QOffcnZASYc/LOfweJDaPAFeojZUL2a6KRDpTZLX+4Jzs",
-	"q94FMQvZJLjWgnfEvl67Ky/36O6u2UVQxuzXT/NEw/dXV+fgnoU2u6YLIFnCTVl8R4t1KuuUNRR1RkPM",
-	"pXICGxjJz2RLPni4Uy6q3x5+TANqF4tJ4HzZamrHw9aw5WruhRS4hym0ixlC7hBcx3+/Q4FUBsQIVO9X",
-	"sTxGoZkpuk+qnCSWk2eLNVizn62zl/Gys6WxGnHSmMwUNwtKd/bu3Jyv6xEhxYiPZ5ZqXp6fWaGytt3A",
-	"/+6+PD/z/R2Cgu/mvY9a18gUqpczl33qPn0bVIb/enPVaogTvrmC9veXR8+eR3Bh/7PK12n6zeXLDswn",
-	"UiPErtQakozxKWRcG+1KsotC8wrMdKJ0c7R4CaS18lzlDRcj2UD8lCHjcrUVssxKe5rY5eMO4OL08ooQ",
-	"2hLxdVY2bCFnQMWdHw2FSx73CmU+0xNMwcoikJZDVaJCMal1mmpxnTMhBS6GIj5glh+znPcWbJrFnQgu",
-	"L08Jaa046uYys/KpNxRDcUqLufJlC76AlSwqhxfQjtcVMcWdoSAxy0KeUWzPLbaaqnMy3LKMpzTQLaUp",
-	"UcYV0tUbEQwFF5UCLPtY7JwODVVZo3peTId2dFGcbMKUWlhbLoQB4wEJQfIro4IclYsTRsBFonCKwmBq",
-	"ZTpdwVBQuLAHZyZoSdWM/tMrNo5PoFKePp4xlWoXZLQXuVyrPmU3qOG70ysoyulZRtdSf3IAfw8Pn/98",
-	"NRTVRh52h3/9K1gqQWH8bdAcDqvt72+4mVgFgdUfqtBp26l8vmTBY68lDhQapBiKTMrcKk2uWQr5fFyJ",
-	"MJ0M6VA9ILdS3O3+c266jsFRE57uP+c3ujviGcakDsXdLst59wYX/tvI10cQ/sbVphWUR47pwCosKTCi",
-	"b6aHIrb7lYr/i3YygK+JPp0fMzHyBoVzacZLRA1MQ/PYoRuR3ODCDyV3TsGgBrD8ew+I39irr/EU5xEr",
-	"lnyihyKctHOz17gOkKorxcAr1F61dV/aI4gVsjSG9nenV0NBNSDBU9ixGr/FrRjahVdxOnPOfG1/9UVc",
-	"MbS97TkUPoCqqew0ZumUC/tzyXB8OYcHp0R0dyc5MxNH3Bah3IVFVpFR6DrN+JY5lqw0ji0FRRD//e9x",
-	"IBcnK+P3enZ9Hw+FiyzdoHii7cYsY+nBKTUkydGdV1FNootTsTztruvSELt0jpbwLDDOYnYWEH3h2KaO",
-	"HSqF05QikLTfGKY+wMWFNqUlwRXIuXAZesQdHbNyfjzijM+/eNYfwHH/kCqySwKzKnRbyGorkJOhiN+8",
-	"edOt0CoWqGulxPSrYcttyvUaolm5IGbZpVOKrQVPfO+rYcv/8s7heyseAFJMKI18oSebpRxFghFcs5Si",
-	"PszMFP7+279p8qdDUetC0vVoXF1huUeJBcwZAhlPUGgsa61aL3OWTLB71Ot7z2SZMTqfz3uMfu5JNT7w",
-	"Y/XB67NXpz9entKYMo81iE8Ski/Pz1pR6xaVy+1o9XuH7mGZo2A5bw1aT3v93lOfvEm6ycGEilb+Zf8e",
-	"N1rRpGlrOOr3YV6JllGFshPSTmW3WkCBiWcpKYDGl8Qsdfk56vc3FPnuVtzrV9jc9MGKZ6sH9GoqWmvw",
-	"y9uopWfTKVOL1qD1mt+isLuyEpocLGysyYYI29Ktt3aCA+q6s+2Zoe8OQmk1xPKulbxB1SFn94yM4wie",
-	"9Z8C9XCYc42NZ3lhF/08R0lLg5HuPKly+1n/6SMs/KM0FJFenEDsKqVi0GyhLSomE0gxR5GiSBY+G2Lz",
-	"Bdtt8O1uuOSHa2/5gqwYivNo6dsGGsiQaecw8D4XlwZAvtm41qjJuyrnjJu4qB4MfkzvlqLCRO+9aL+S",
-	"s2TyzddDEY8Q06+sQmr10bjj9AkSM26dyPVf0cHjE3q1heK3oWg7IZNni8Ix26FVLTia1EPXienOxy97",
-	"cM50kHA0rOJm9SV09LQHoQcutk6tI6gcqyocSY/UQ0HVltoDWRQvQMLyhq4QlqM3tIWIQE+YCv6qUsmv",
-	"tpiwO7u8PB0KVwWoPWeu09i5zLJQ1F9vs/jLe2eUhdx3z8aDz3K/Pmje+LyPmicvMowbG8s1WvLrpnKB",
-	"ga2bLxYRgmWM/17OyQwqGly4dmIOQUJ/zKd9bc0OH+d83tedwqZdAstOUYOqCMO2nvaXS7koyHYYPbtv",
-	"T/X/052/tbbePTX1aF7H+TgqHo8HXB73bz8h+w2ot0aUVSMcBT9p51Jrfp0tnLun4BueZRhJLSy4mCG1",
-	"biLOfexgbgKl2NtBpREfDTl+eEjRjc0OONxijaU4kx129OLhYct9cei0/IU+NLZsBVIT/MG0BwZFhM5L",
-	"Bs8wWm+jVl2Pbg1aVjK1lr/vGqZIXjj24NJygzwRmOmD9/6v+4NgYqyVMT4tc+XaGYQQmefdEcgstZyV",
-	"2odGARGGYh0mrIoMcim4SYJjvDSCrAkX0l2aeoQ5bzwF6qo9woaCAnUdq4EdH/Zhyd3dxIV9Qur3ziW/",
-	"HSPen8H9mRlGtTC5uYkTG6OVoz68sTf170fMH0iUVlmDAs+f6LCLCm0GilpPnPcr6NMESvlIvT73bdTK",
-	"pW4gS18hTX2NlJyNXTdfp9ZbUnNOmsL9oKBdqCXkUIyGonAndgoTm7q3OdJluVVsqTGEL0orz4GSMC1t",
-	"hmuFq6CUFSlJdoQn3TLxjEh+KOKl/qCxy2kyKrQh1it9iEtTfyi8p4RqIOc8wUZNyj1TluvudglLzZUd",
-	"ERE6fi3Txcemn1Dufl8PHVEB8Qr1Hn5UcV9NvF8l4IBl6f5i++nDQ8rWrzTiy21IvdaMk4ZtIbeLHrnE",
-	"Up5uJehdYz4a8OzhAY3dxD6cE/l7ABZIytJkwZm25Ud5gWZr1YG80nrAqwONsrFoUfAJhUuxxhp11DcU",
-	"CIoGV1V7a1+E/cCLejOhpj/uGCm4uPMtfQypES649BSvvVAru19VnvuU5kW9o0/DtbqAVgl25DKbXVzH",
-	"9dX/CLo2J/O/uuXiYirfbrwbL5OXaINCPa+qtbp/SKmz0q3rseVOpd3SKg44mNKlrpfVl1k0ze0fPSie",
-	"o5n3kliPJX8+QJwcHx1tM7jaxfPD6cZdjGVoVQzflnQoelWKnkoN3Pvyw71TdDNsyjM7rfVlK7xzZSd0",
-	"rsHXMXoVFuLlAsfY+0S5Bpxy6ugwkoq66q96vL+hMa/q7+yo0cTxKpRuUFCYdnRafOANubVrNxTCvxSS",
-	"q5YZ7nhvUbP0+A7NpvPpPxLPqLfE/yxn/x2afUljT4lffyNNk9CvkValyHR9PCFkX1TE7tk3EQUTyJRn",
-	"dpOGT3GNyTcUS7XbLjw9xtC9OQVmTkJMNq41PIihzTItKWJsh8WvubgJofzff/u3C+VTt/evhtQrYdiK",
-	"fe+WTj1eYFdssgqt6L+oEMHSiddP43Uts20AiZxOWVejHWQZR3yDi6+oqVgc0Ye/1D7Z//7i/6dcXQFt",
-	"Fl13wmchTfFVvXXPUklRer3Ge72nf37JxLOXo/m/cJ2P/GP6oqKmxMtlLPCMvSiHpMtcA1xedMtYcwpU",
-	"Qr18CJ/SJVZrJNLAqn4KpCRHJT9eVna4aMh1jR0lzFTWTAkU56VCsZwcto7IHniZ1yN54z+Gyt4kvcrv",
-	"PiFjXeeDcwqRSxv0SonPpKu/eSvmaQxSRRBScaTACNhQuNyA7pSlCFoql3539k1IzlrvJfMkotkUi6yY",
-	"da6zk/p7vhyE9RfwANdDweC4/4LyzKyK2ugXp/0WTRf+oNbNUmejR7ZtypYU21o24b2Am6waembplX6f",
-	"2AraNdz2H7PpIbNJlYSzHfuifMEHTaZSrzt4z9MlC6rJoNmfgP2r+Rrk58c2hI4Pj7Y575VXW31EG2rf",
-	"61pvKX3AwZfvGHwU5WX9iyrKN4TuxcLstE+bsOVHaWAqUz7imEJ7NfnaJBPfrGTvdT+PRbgzGn0cpSV6",
-	"cETlFZCk4qzvUEE/FX3rjYT4/ZBaew1bA/j9t39HMPS2iP/iPh5ALGZZFvuubtpqO/6lK2XYv0y+r3Q/",
-	"D28opSoBwTJ65ydlZYcUMp+iD1qCkODabwDXkEndqLZQE7qPxPS2UVemqMbYpUP7x37k5/rubaW5PA7t",
-	"u7q09APJ74+rhewvbf58+oi7ywajZaVvI3Wm/eLpi+ed3WVgPmv0L1FTw+KNGpT477s99iCYU9VanbLs",
-	"0r/ZcigogRXaR/3DDsxEhlpXOQnXMOa3KE7Wl+X4ClufBlqW50D7+PCozJYuQHAZs435mn5DH85coj10",
-	"gE9nOoXmk38gDuRB+jAW9B9D7z8s9hFNPmogRWj74dZf8RI2/zk0BNkY1w9NJz5lYKbaXWhtRN9DG9Xj",
-	"CtB2hYe+5xJ69W+mBKn6ZYnH5jtYeffnR/I3hiMuXpbPVdmizXcSKC+zuJCNQbSHHImhwrj64kjSuCmT",
-	"t2hbRBVwEM9UFvfgzAxFvdiCHnZZd7WiC0qOreXxdiiOY8VhNZAT+4JQV2oqBTqZ6opGYOyr6lOghO/f",
-	"f/tvJ1JJhlLxtGvNEa6yB1+j5qmd15cwSlH0stA+7TdhWYZqKAS9i7Ss/Cu204MrymrWrgOwpZ3slvKg",
-	"QrlrNBS54rfUUyfj4qabyYRlFuYpGmY1DmBpqlBrrL2ty93v8dHRUHh9omqOzIRHgEoDECqn7frF4vWu",
-	"0jdFb5k/pKe03qPvkR2lRbewteLzpCz1CZWthGIWHwkHltH186WM/GGdpfvVQDxqauR+EvpzSYbCm1vp",
-	"G7WDBFiS3mU7r02JL9+UQkfm+qTS/5FlVJoIXMAo4+OJoXZjrnGsezv8uqyWkjV9Yk/u57qowo+730Wt",
-	"9+KuPbn+Y/DGq7JBHLRDPJGb0Fes8+e6JOciDfsJb73+YCVrJ2Fb6RC33g3qK+NICJEuFLKPe+DaIAUF",
-	"Tary/RUKnVo2FMWOvIJmR6xT0ooZCyVMqqGIq52OBmClM/Vy4MmkUMhcJ4eyvZGu9DcKKp6VoB24Qcx1",
-	"KLcq+k3zsaCaCilhRGuWGo97xB41FX/5a4ejY5h0BpQ+V/AkamfoRfNQXEszKbsZ6B7EvteU30NxSMDA",
-	"tSQr0IGquLg9Plc9clIZS42wYjdCF/3O6rTqHF1Vcv203tt6D69H9p1sYBneeXuyqt6TOhU8bJSgRUiW",
-	"Pl6R5r7OhP8oKGsVFNd6quSq7WW/budj6Sy+BamF9INYbqNNfEqkrqsdUT1r8/wi8NTBUmUq4TPx6KFo",
-	"s6JkdFSd6Yl27NdXjDuLAqFCfjCWhjjQUDAYKdQT916CCDDTWLSg1LWXKYTFrEksVeSK0xtaQpb+kAcM",
-	"9mafsz30XdnaXtzE9wC+97zs8VmXA+BPwI/+BHbW52JIF45gS/nu+upXCeJjG1PU4/vTsKVLKoqtdWPN",
-	"uRjH0PbveI8rTczjTkS6D/UAvMHQxipwrsgzNHtZGiZyXmtHW7QzpR52If4FRs6SiUuQLl7+UHSTnukm",
-	"jnGF+hGtlkqT2DX2i3+RxhMNcmYSOUWf+F0JvfkjcC11/mRGzaVrf+cvPncq9ZL0+fni9a7IXu8q9L7W",
-	"cfOXt/dR2eXzl7cWf50DszGxnfyiKd5iJvOplTfe2dmOp+wGQc1E3Km1BRscHBwefdHr9/q9w8GX/S/7",
-	"RCEe/JVUHjZFa1S41xEVQY4IwiuSswUkUmijXOOG60UIPlPHUtYr07urlROryePfeGc5jXWNLr2v1r/Y",
-	"3ZGXq0TQlWnLwMvqpKf5BKeoWBZKbf2UvuY99ABwtBvKZasgh9rO1akvXbov9ac/LbssVdt6RkWwwWXs",
-	"VpoxOWrXodNR2WXo5flZZf3QLWT9cVVjC7oSUaAOpd9fXZ0PfDMAVypFb1Tw2hIXRTsPiuRE1X5TCUYB",
-	"0StMxCF7wQdzVEOx0hW9B5eIEKcy0QU7703TuKjqKAxoy6kUS4xrr+iqSxaZZKmucw6KFLTjyhtsYntl",
-	"/kUoThuc+s6njS/XqfHx8mNdiof+eqGdUKDjhsZF1GDMY6TvAVa5tUr3r/u39/8TAAD//w==",
+	"7H39cts22u+tPKvdmUi7lCw7TtrI0z/SxG39nqT12M7kzIlyQoiEJKwpgAVAy9ocz/QeznsNe2G9knfw",
+	"ACBBiZIlJXHamf0nsSQSxMfz/fHjx1YiZrnglGvVGnxsTSlJqcQ/T6/IxPyfUpVIlmsmeGvQuppSkFSJ",
+	"QibmjxummOBAFBBQWgo+Aco10wvQZBIB7U16EA9bx0fDVtxrRS2VTOmMmGH1IqetQUtpyfikdXcXtV6J",
+	"hNinND30zcUrEGPQUwqJpETTtJzH5oHvolZOJJlR7Rb2Yko4p9nPZEZXH+V+BE5mdAAZ1eauCFI2YVpF",
+	"EPfiCOIP5p+u+WcQn+CUzOUqJwkFpvCLnEgNIzoWkuLnMZNKm+vNZJl5Uk70tBW1OE6jldjntqKWpL8W",
+	"TNK0NdCyoOHK/ibpuDVo/fWgOrMD+6s6CBdllvxCZBlNzKLWrLP8Hee+blblVXtPrJzRWUpnudCUJ4v/",
+	"RRerM3oOScYo191kKhTlcE0XJyCplowqmDM9xX1UZEbNTyBpnpFFsLfmiwWMhYSjY5iKQqpyUZaqq2UF",
+	"U+mauYRrmZHbV5RP9LQ1OHryJGrNGPefD6MGqj0bvyY6mTasJzfzETxbAHN0W0hJuQbDWTAzd1EFbc8e",
+	"nQiEhPjvMa5h2KK3TGk1bK1fxbhrH71m+k+Pm+f7s+B0zZx/4fDj6dUACFdzKuFx/9jPPZxzD37hcP7m",
+	"aoCznVHClePJrlnupgmbZ+8z6wvH6mcvVyftf4Ozl2vImKWfTr5v6WgqxHXTBNxP658/txfsPYnq2SjO",
+	"JFW54IqiNPuepBf014IqbT4lgmvK8U+S5xmzEvUgl2KU0dk//qmseN3usef2LvvQJjWAjzUSb0aysZAz",
+	"mp5ATKUUUsVWJAIlyRTEeEx5yvgExoxmaa+FAoqPM5Y86KzPNJBMUpIuwHIXshzhsCQQYE4USFoomiIz",
+	"Ei70lEq/Ypz/D0KOWJpS/tDbnkiaGh1LMgUZSa6t/qE0pSlMJOEa2jHjqhiPWWLk6QeViJzGHZz1z0L/",
+	"IAqePvikK3UjZGVApIIq4ELb48AZnkuaCJ4yc+0PhGX0Qecae6EaozCuSawYUpbibKfCEbEf6QFn+JwD",
+	"chi0L354Ac+On3wD7hmQUk1YpuxJO6FwxWZUFF9NNoxEuii3jUjJbijqcsatNqfyhspHhtlICtrOFdpx",
+	"t2u+6Lov4ghSOiZFpuFxH8r1qQVPLkp5+sD0XEglpBF9otCKpdbIk+YAOE1hypQWcmFoaCzFrBQgNBfJ",
+	"1Fg1mTDrNTugiaZAeGr+khrIhDCOC7yk8oYl9A0nN4RlZJTRh16kPR1ICDenp8m1WSUzDDuHttHREBfV",
+	"7OLOAJjlDWUcghnhC1DFqBwVv2VGBGdirvCUZ+S2W7vEWUFmZ0YLTRX8WtDCS+EscyaiAiIpEA1uCHtR",
+	"F++Ie/CzcNc9UoBkM0A7cgEZ0VSa8Y3L4o6EixSt38DzuTAXd5+PNZWryv4SxZMCLWBOWGXjy4XRb+74",
+	"GvwRxjWdUGn22hyuFvKrHq15vj/ZkaFckkxp2nisJ+HuIWleCfGKyMmDzxqlCb1NKE2tl6XYvyhkbMa0",
+	"n9drwhdO9KkHFcuQU9m1ZGdn5IyI2r5KYyPjrzQ1/KIDUWl+s6KvvMhwg7lE5JRDIji3KlSVjrCn8rPz",
+	"kp3MZaprJsPyuOOZqc6HYgxMK8gl4wnLSdbMizhIeY2hg9hqGG/bmYHtUo38MiPekKz4Ctz0hudSJFSp",
+	"r8FKSJRMwZxmWddawTAqNNwwYTjGblNl/zxS8F+Xv/wMlzh6aS+/e9/LhVmVDHd3TFhmNmJGZyPHe2+4",
+	"KvJcSE3T1zRl5Ao35Ctq9ymxc51j9MdNA8w59dBxcmP6yMvEui0ktSYeyc6lyKnUzHw/JpmiUSsPvvrY",
+	"srr23gCIveouatEbH81ims7UfTdeaknJ7NTcZO52BEakJIuW9ba8ifHODx35Ob0vrxejf9IEB3CRmNeG",
+	"HK2I3GWtLgy0S7Qn2nmHUqJJQ8CCLyxpllx8252IrlugIaDeBZn7dd1FLTEeK4oUZ8ieaMuXT49bGDVh",
+	"s2IWxkxKlo1aeTHKmJpagbDk7EctY/XVBk2NQMRvm0ID4flUUTQ3t3Jv3KLd6BvOzYfL6C2Z5ZkLzelB",
+	"JkajRSsyjr2m0mzX/333vPt/SPdf/e6z99WfvQ+D7vuP/ejw6Ju7v63ONwzM7UoaNur5XG+7Nz78sE2A",
+	"w2yjjeXed/2Fv+4uFMvN67AxjvpOb6aq4NeuumZ5V+R22K6TjnbQ5XPHhQZriILdajzr8hBe4HU7HsUu",
+	"+7rdHi0bE4GKgHYqyVjDUf+o3z08gtHCe0Md0FOigd5QuSh96kcKYkPqMcwKpUERzdR40YPTW0O3JIPY",
+	"zDq2JrSk40LRNLIOiDBqjFhbAZ+Mw6M2ocZyVzQbG01dxmFRUFgtDW3iRj6ISZb9gv/zBf4vOMX/udDx",
+	"QczGMSSLJLOOIHABbnPRXTIiGxiHEdVzSnnHhtePj45KL9dqR6ah4CmVELsdx8D6Q5HaZpp6xWwwbgeK",
+	"KjXVViorkCH3aSw7XuN8S6WxEmAQOfm1ME6C0YyQC4XLiIDekkRnC3Aa3/mHyuh7Y4FHYRz3uP/s6T3R",
+	"86j1EyWZnu6sI2lyvcGIaFIpy4s3bneB11Ju1NS7FoZnA78n2LM1ysaN0bS3r8iIZhunGEa8HzfszJKZ",
+	"jN9DhsNC+5ouFBS54cWnjyGZEkkSTSUa9qspq+6H3kF8Ypk1uG3dtXHHnGSp/swO3bQG5gxSM7EZuQ1X",
+	"EoTrq+U7FtuDD3a1ZHbkm7ppth3vbDT23FDn1qDZcbGfxQxbmjOO2TTTVbtGSHTRtrFpNps055IqypOH",
+	"sXWtK7T9mfvJvcb77j3zyoL0D2raTD/oi9In33Xt5Y1naaPEmlH9RzCsavPctBNue/fdhd3PM9j6lTON",
+	"WixtrjGosXdqeDuYQvP6ygj/UtZxTfTdMOwSm+MPjadsff8d1o6P+oHRLG1cNVeaOEZceVal8mbk1jpn",
+	"T549C121fr/JWdNMZ3SDVl3N4yttFCi8uTgDhqmqMUZzsCzCbZYNDwRqpjXVOleDgwNNeEpnvZTe+NiF",
+	"OuBCd8eYtrpPJ+Ovfs7RJhVd28sd5fb6A2U8tClGIjU+468Flc53nJaxsQb7onLYVkMuZQmLMZLtCGgJ",
+	"V+FykS5setVW46RCa5qCeWavSWiXbL/8tB+EDAZTERCrjtwNNu/09Fn/sAOMO28gDAj17j0kZhw0t4lN",
+	"R+MT+jtLk9Cz3sY328Ol9jr7c8nlUlZtM9+sNCs3Xe2Mzz19+iJPd9uTZqka1A25wIub/BovPXzwJprY",
+	"y1//Ex3atuac348v7muWzNigbzi91edkQq/Eta2DWGGX3SlwjQ1eDrRpM859VdPG3WiMtbymckIBBzCe",
+	"UfzR7HzkPK67+MQHVcKU2Uzc0DSC2F6Ev0GbF1nWaTACdibBGuls6Uaah9scSG3EQME0X+AfebczH/it",
+	"v6B5RpI/AGN+KXar6HhdNrWshnXZublkmtoYmnGei4SmNn+OOX9DIuvD5o2WWJip2JHIOWDqAsYSbYYg",
+	"kCNsJcZbOroUyTXV0H6uFjx5fn4GDfuGD28g771yNKGpVNbyOpWALO++cpoh/CqlGV36SnGSq6nQ6LpZ",
+	"cmgysSr6aPC5ypTNblEEGRgsW8tSkbPkvhuu8KLA1PbbZffv/bbmMA7jd31jQOPKTyvIf5TKXB3YmMGB",
+	"X7Cqx/yeHB4th/waYwu9D4OD7vt/NAYTXK3jjoLEPGWWa9VU6MwVTQrNbmw6labgL/aMalmDaPxgbGv/",
+	"Q8Y48ulmttzDitw5YRcuqcmP5Eaohz7vSIiMErToXBL5kjnPcLsp3m/gBFWpG9kqa+ojQEFSngASKJCx",
+	"8S9iuzkxtI2iXVANJLnmYp7RdELTzh5yMyOTUyPwGnwdQ0swn2J5RcG1cVOVFnmOVIIlDaMinRipeNiH",
+	"fr8PCaawu5nARgesTZeUpJ0TYwZMYlf+z4FAJubUeFIFTwOXKDiXjCh9KqWQa3ZN6csiSahSu1DWjNx+",
+	"762g0s9Hz/6elKzRXqJQlzSRVJ/e5kxS9+ClYucpy6jz5e0toPAeUJplGSg24Qra9iwJSKGxEKETgdnf",
+	"DDe7doYbl2OH3pIS7dx9rINuexdeu7NE3tlPilqFzLaMSnmBbe6ouDs4Xb/EIL9t2Cyg9aiSibv4WW5T",
+	"vm/uDyjrXcQYCKQ0Y5h7xE+uyN1m9WI/0xiGRb//mMJhBIz7uklUIycQu3u6LPWcA4burUR+pNzlWFW/",
+	"RynHjNye2ds8A/iPq66MW/d+7mVdOgcK8bB/dBxtFNculbtk7NakhBesy34L/gKKGuUsJJZIloXVSEAq",
+	"wopL7qu/RhTaMeU33xlzNNKMyr98N5aU2ozP/dMOZUs578NlW/OtOf+Z7Xsi3Jw7KeNDCZEoMm0SCo1h",
+	"LBO1dTU2cIXuGJ4LtAlHOTwTSsMhvGbfG1IzRrqf8dbybV9B4pXmdnp6RxFi5UFTfVVCDWdFEE+1zgcH",
+	"B7Yc3cdI4xOQNGWSJq4U1mjKsciMykmXzvKof/zt/V1MNaMxED4bRITthKnMxPn0Q//6+PbZ4ij5Znb4",
+	"67fyiX5883Rezy/Npx/eufzSx6P+3SYL8ItHNryluX8K3Y1wThaZIGmTriS6koxY5m4PFiZUY6YASyNa",
+	"g3e7yLWtVmUZdcuLz+3Ob3XtUt393ftgH8wwuzmmdYUSn/9yeQUHN4cHbsvUwUf3192BpkrHpc5ZdUF3",
+	"KRv7VPfLTaqXm9GavMx55cVs29jV6LlVnWOeK9fWr1XnU8x21WA7ibm7jQ9fasrYgRYujRcmeOIM8pBv",
+	"nNkwplkGotBl/TMa42CMcZsFGXKXvy07MNouPeI+P1K2B8PdmnYGpe4xBuuQl97HjCxgRGHGlGJ80oOL",
+	"pZ6NyNr5ErfbxnvsdIe8vZGO7R1xpzfknxxG2ZCJ+hrsIPH4uyUdPyxnVJWedlfu55XL0ihYtq0uNeEp",
+	"kSm4K72TE0E8nyqafIixZA4Tb0TRp8eGJI+Of//t/z89Bkl4Kma2gcXWr/30+vmL7uVPz4+ePMXmZWfr",
+	"pjQRKSbppF4xwfpLitM8tQqh/OPg/cfHR9G3395997EfHW3UpJfeG1rqdSOJZjc0HnihinQeY7MH45N4",
+	"cH9wZMh9SIWnZlG2XTu1PsCIJNdiPEY/forl/OgTMuwYVRhHHPI4J4WiaTxAG6aaCPz+239DyrCiH+sT",
+	"1ZxKmsLxYR9GC5d0dFbSkBvZ4ErljRmcCT6h0tqfcbfrvQxzSSFpd854KuZoRCHzMm0mskS88QDd/zWS",
+	"Z7nT68RKn1K/z4ldIghOSzdnmT9is2aW0PpE0OGzfGUPCIOc9kzQmDL7ZQOf9zKbI4ArqrTRC9muBlVa",
+	"SPTeX9tkw2qUhRe+qoaujWRYZl9v5VaHe3R72xwqqWoX1g/zSMFPV1fnYK+FNhnhAaAuYbpqQsSHdYLn",
+	"VL0kdUGDwiXYgQ2C5A361Pdu7ozx8NvDz+lI7uI5cjpf9h7b8bA1bFnsAS443cMl3MUdw7AQXSd/f6Sc",
+	"YjsUwam6+JKRMZLqQuJ5Ygcpipw8W6yhmv18vr2cuJ09rtXMm6JJIZleYNm3C2vnbB1WhuBjNikM1zw/",
+	"PzNKZS3swv/uPj8/czgX3tGx495FrRElksrnha3CtZ9+8CbDf729ajXkS99eQfuny6MnTyO4MP8Z4+s0",
+	"fXn5vAPzqVAUYttyDklG2AwyprSyrellw30wZ9xRPDl8eDVJ4+3aDiTGx6KB+bFSyNasS0oyo+1xYFuX",
+	"PICL08srJGjDxKOsAq7BoEiQ1oiG3BbRO4MyL9SUpmB0EQgjoYLsWIxmncKeZBtUSYHxIY8PiJHHJGe9",
+	"BZllcSeCy8tTJFqjjrq5yIx+6g35kJ/iw2wbt5k+h5VqMksX0I7XNXPFnSFHNUt8vVVs9i02lqoNttyQ",
+	"jKV4o32UwoIh21BYB2QYcsaDRjRzWWyDLw3daeN6fVAHV3RR7mxCpFwYX86nQ+MBKkGMr1MJOZU2XxoB",
+	"44mkM8o1TY1OxyMYckyb9uBMeysp7Gw4vSKT+ASCNv1JQWSqbLLVHORyz/6MXFMFP55eQQkrQDI8lvqV",
+	"A/i7v/j8zdWQh4AmZoV//SsYLqFcu9PAMSxVm9/fMj01BgKpXxTwaduafK51w1GvYQ7KFQg+5JkQuTGa",
+	"LGgMxr5sqzTuDNpQPcDwWtzt/nOuu1bAIRhR95/za9Uds4zGaA7F3S7JWfeaLty3kesTQfqNQ/AOrKen",
+	"6cAYLCkQ5G+ihjw26xWS/QtXMoDvkT9tPDfR4ppyG9qNl5gaiILme4f2juSaLtytGNYqBdQAln/vAcob",
+	"c/Q1mWIjg+UjH6kh9ztt0w01qQNo6go+cAa1M23tl2YLYklJGkP7x9OrIcdeGB8x7RiL39BWDO0yujor",
+	"bFJDmV9dM1sMbed7DrlLJCtsv41JOmPc/FwJHNfW4qZTEbo9k5zoqWVuQ1D2wCJjyEhqEXccdJBhK0Un",
+	"hoMiiP/+99izi9WV8UdVjO7iIbcZtmvKHymzMCNYenCKwCw5tftVdtWocleMTLvt2nLMLu6jYTwzGesx",
+	"Ww8Iv7BiU8WWlPxuCu5Z2i2Mpi7Rx7jSlSfBJIg5t5WKKB2tsLLxTJSMT7950h/Acf8QO9MrBjMmdJuL",
+	"EBLlZMjjt2/fdgNepSXpGi0x+27YsouymEs4KuMoLLu4S7Hx4FHufTdsuV8+WHpvxQOgmBtLI9fwSoqU",
+	"UZ7QCEYkxewX0YWkv//2bxz88ZDX0Fi6jozDJyxjtZiJWUcgYwnlilY9Z63nOUmmtHvU67sIbVU5O5/P",
+	"ewR/7gk5OXD3qoNXZy9Of748xXuqel6vPlFJPj8/a0WtGyptjUur3zu0F4uccpKz1qD1uNfvPXZFrGib",
+	"HEyxeedf5u9JoxeNlraCo34f5kHWEDu1rZK2JjsGQj0lnqVoAGrXGrSEdnTU729odt6tydk9YTP4hVHP",
+	"xg7o1Uy01uDd+6ilitmMyEVr0HrFbig3qzIaGgMsZKLQh/DLUq33ZoADRB/ads+oQ0nB8iIUeSMprqns",
+	"YNC/QOc4gif9x4BYFnOmaONeXpiHfp2txEeDFnY/sYP9Sf/xAzz4Z6ExM784gdh2jMWgyEIZUkymkNKc",
+	"8pTyZOGqQjYfsFkG2+6EK3m49pQv0IvBfJcSDj5RQ0aJsgEDF3Ox5RAYm41rgFUuVDknTMdlF6WPY7qw",
+	"FDZouuhF+4UokunL74c8HlOafmcMUmOPxh1rT6Casc+JLA6N8hEfj1nnmwCHvG2VTJ4tysBsB59qpqPQ",
+	"PLSIVLcuj9uDc6K8hsPbgjCrayXEq90UemBrDBBCA9vSQuWIdqQacuw6VW6SZRMHJCRvQMcwEr0BHiMC",
+	"NSXSx6sqIz+E2jAru7w8HXLbDamcZK7z2LnIMg9uUIebfPfROmW+B8CJcR+z3A8Pzjmfd1Hz4GWldSPA",
+	"XqMnv24omxjYGoSyzBAsU/xPYo5uUAn0YWHVLIF4nNDHfWXcDpfvfdpXndKnXZqWGaI2qzId3XrcX25p",
+	"w2TjYfTkrj1T/091/tbaevUIbtL8HBvjCCIe94Q87t5/QfHrSW+NKgszHKU8aedCKTbKFjbcU8oNJzK0",
+	"QCgPxguKEFYouY/tnJumUq7tIAAkxFuO77+lRKUzNxxu8YzlJGTUOj56dv9ty/hAuFvuQO+7t4JEqSl+",
+	"79oDgTJD5zSDExit91Grbke3Bi2jmVrL33c1kagvrHiw5clen3CaqYOP7q+7A+9irNUxrjx15dgJ+BSZ",
+	"k90RiCw1khVhVCNPCEO+jhJWVQaGFOwgPjBeOUHGhfNlP01YaTYaj4m6ECttyDFR1zEW2PFhH5bC3U1S",
+	"2BXm/mRD8tsJ4v0F3J9ZYIQN2s1gVmRCjR516Y29uX8/Zv5EpjTGGpR0/kj5VQS86TlqPXPerZBP01Sq",
+	"S+p9yu+jVi5UA1u6TnHEd5KimFhUY2vWG1azQZoy/CChXZolGFCMhrwMJ3ZKFxtR7CzrktwYtgiQ4Zrz",
+	"qn3AYlTDm/5Y4cobZWVplrnDsW5VgIcsP+TxEk5qbGu7tPRwzGoFj7ly9YfcRUqwF3TOEtpoSdlrqrbl",
+	"3Q5hCWTaMhGS4/ciXXxu/vFt/3f11BE2Uq9w7+FnVfdhA8IqA3sqS/dX24/vv6WCwMU7vt2G1WugpHjb",
+	"Fnq7xApGkfJ4K0VvAQrxhif339CIqvbpksidAxDPUoYnS8m0rTzKSzJbaw7kAQSDMwcadWMJ1fAFlUv5",
+	"jDXmqANW8IYGk6G/tS/BfuJBvZ0i+JHdRkwu7nxKn0Nr+AOuIsVrD9To7hfBdV/SvagjGzUcq01oVdOO",
+	"bIW3zevY9wt8BlubofsfLrk8mODbjWfjdPISb2Cq50XYs/yH1DorqGUPrXcC2KlVGrBzSpfQP8OXejSN",
+	"7S49KK/DkffSWA+lfz5BnRwfHW1zc4hm+ul8Yw/GCLSQwrdlHcxeVaon6AX8WH24s4ZuRpvqzE5r+HRl",
+	"dK5ChGcKXD+nM2EhXm70jF1MlCmgM4bIFmMh8e0CqxHvl3jPi/q7S2o8cbw6S3uTN5h2DFp84gnZZ9dO",
+	"yKd/MSUXtlvueG5Rs/b4kepN+9N/IJlRfzXAV9n7H6nelzX21Pj1N/M0Kf0aawXNtuvzCb76IlC7Zy8j",
+	"TCagK499CJrN6BqXb8iXethtenpCPYp1CkSf+JxsXAN+iKFNMiUwY2xui18xfu1T+b//9m+bykfU+++G",
+	"iBkxbMUOw6ZTzxeYJzZ5hUb1XwRMsLTj9d14VatsG0AiZjPSVdTcZARHfE0X3yG4Whzhh7/UPpn//uL+",
+	"x1pdDm0SjTr+Mxe6/KoOYbTUWpWO1kSv94zPL7l45nAU+xddFyP/nLGoqKnwcpkKnGAv20LxMNdMLi9R",
+	"Q9bsAraSL2/ClwyJ1QBVGkTVL56VxLiSx8vGDuMNta6x5YRCZs2cgHlebJjLMWBrmeyel5o9UDT+c5js",
+	"Tdqr+u4LCtZ1MThrENmyQWeUuEq6+hvIYpbGIGQEvhRHcBoBGXJbG9CdkZSCEtKW35299MVZ66NkjkUU",
+	"mdGyKmZd6Oyk/r4zO8P6i4iAqSEncNx/hnVmxkRtjIvjekvwiT+od7OE8PTAvk0FzbGtZ+Pfj7jJq8Fr",
+	"ll5t+IW9oF3Tbf9xm+5zm2TFONuJL6wXvNdlquy6g48sXfKgmhya/RnYvaKwQX9+bkfo+PBom/1eecXX",
+	"Z/Sh9j2u9Z7SJ2x89a7FBzFe1r+wo3pT6l4izAz7uIlafhYaZiJlY0ZTaK8WX+tk6kBb9n7u1/EIdyaj",
+	"z2O0RPfeEbwKE02c9Ugd+FOJ368FxB+HCHE2bA3g99/+HcHQ+SLui7t4ADEvsix26HbKWDvu5TNV2r8q",
+	"vg9Q4P2bWrFLgJMM332KVdm+hMyV6IMSwAVYGBJgCjKhGs0WBOP7TEJvG3NlRuWEdnHT/rEf+1n8wa0s",
+	"l4fhfduXln4i+/1xrZD9tc2fzx6xZ9ngtKzgVyJC7zePnz3t7K4D86IxvoTgjuWbRbDw36Fe9sC7U2Gv",
+	"TtV26d7wOeRYwArto/5hBwqeUaVCScIUTNgN5Sfr23Jch60rA63ac6B9fHhUVUuXU7AVs431mm5Bny5c",
+	"oj1sgC/nOnkQzj+QBHJT+jQR9B9H7z8i9gFdPgTSQrL9dO+vfBmd++wBQTbm9T3oxJdMzIQoS2sz+m62",
+	"UT2vAG3beOiwp6gz/wrJ0dTfq3zoyTZ3rLw19TNFKP2hWI1qa1JKcDuHPVAdf3mEG9NuPvSYkCwbEffC",
+	"Ij+o+fvj3/zrxEciXfz1oJAZBgGaY5a/8KA/kEqXDm0L21A7Qr2/DnmvE2FuJsTei7BTjaZ49yrYSTtE",
+	"5ouGvPyo2YwqTWZ5HFXofWXTW9zpwSWlQx6nIlElrfdmadykhd3vL/2m3JPXMS5NOyNKd5bwAaMqUloW",
+	"RGK89QTinPHJh99/+7ftNLVFxPZzmXhCDA61tn2+2omN/Rr3JmzecHYLyr3vFAPBTHko2nsfXu77p83h",
+	"MicJDVNhN4eRzU44FJsQqEaMgaW98slIplXHL6e2lZtNOKKmokS4dx0lqey0ji9kNi3Bt21vNa2+sOno",
+	"9jaEqfXwPpawT8LGCpLeEG5sad9wgYlPz9o29+Oq4A4bHvaj2fjff/vvEHEKCygcVM5yodXqVG0GwcKg",
+	"oADhZkj3UvYALce/fL2zDtgngqngokC0njh4y2+8uZXueSVaXYHyKj6ey3CtS9t4PIfwdcUY38C+iRIk",
+	"DvuNIS5kFvfgTA95vbUNL7ZCpNbihptS65roYNbcOB9h2jx27fe2sd9sInowtkUPJg7DJAVsr3FHNuTo",
+	"sSBUhQVC8oqzB99TxVIzrmsYF7wUsco1WRhlQuWQc3wDdtVnXS6nB1fYQ6Is7ryxVLIbrDr14ALRkOeS",
+	"3SCCWcb4dTcTCcnMnGdUE+PfAUlTSZWitXdE2qM/Pjoacue9hcGfgjvlGRAQghd03cPi9YmptyWS1x8y",
+	"L1VHhn3gtFSJUbnWWTmpGis9jgCSmKFHpIFlcv16BXp/2NTUfh1nD1qIvp8/9LWs6jJ3FqD07WA9L/lK",
+	"FXjipjLDl5XBLnJ1EqAOkwwbwYFxGGdsMtUI7mjhyg1z3NB1NYSVaPrCebOvdVBl1my/g1qfM1u7c/2H",
+	"kI1XgXHU9tUbTHsUx86f65BsQsqvB6EWtfp0B3UnZRvgca5POrk+ZFRCaAv5Xo8eWNA5b6AZX8y/NUlS",
+	"a5YNebkiZ6CZO9YZaeWIpREm5JDHIa7cAIx2RuQclkxLg8zi5lRgcipAk/MmntGgHbimNFe+ubV8y4Fz",
+	"eLQQxoUc8sDisZeYrcZWW3fscHQM084Ai5VLmYTgsU41D/lI6GmFHaN6EDtkP7eGcpOAgAWALMkBe2aZ",
+	"2T7rYJwE9yLsYGzvUCW6ZJ1XbVohZNcvmyurIyY+cKR6g8hwqbKTVfMezSmfz8ByWCSy9OFa4vcN3f7H",
+	"QFlroFigv0qqtpezaJ3PZbM4wGcM7X2KyG0MC54iq6taNMCKNicvvEwdLOEAID2jjB7yNikb9MdLDjmK",
+	"X4fPYT0KCgH7wURolEBDTmAsqZrat+FEQDNFS8BfVXuFj3+YcYmFjCwUSAMAbxV9vsdhb87wmU3fVazt",
+	"JU0c4vqdk2UPL7rsBP4E8uhP4Gd9LYF0YRm20u/2bS4hQ3xuZwrfqPBlxNIlQhDUsK9zxicxtC05Qxy8",
+	"MiLulNmIjF1TDxroJVfkBJo5LAVTMa+Bf5fg0YgY6qsNQIsimdp2lDLtUWL3F6pJYlxR9YBeSwDJvcZ/",
+	"camBRwpEoRMxo67NJih0cFtgAcz+ZE7NpQUb9Wkoa1IvaZ83F692JfZ64PljDd/43fu7qMJUfvfe0K8N",
+	"YDa2EWFcNKU3NBP5zOgbF+xsxzNyTUEWPO7UQBgHBweHR9/0+r1+73Dwbf/bPnKIm/5K4SSZUeNU2Jfg",
+	"lSnlCPyL+bMFJIIrLS1MzmjhS30QH5r0quRK2Ke2mvN56YLleK+FFXaxWuuBOfayfV8qGLZKc68OeppP",
+	"6YxKknlgAzekQxjxiCuWdz04QThl30nfkKOyzRX4NpDTCtMuBFGOykStzfoF0HeW25XHlasw3Z6fnwXP",
+	"99hM67crzC2oIKOAeNA/XV2dD1ym0WZi8f01zlpaTbYG6H4JjTyhB0LEEnuYlR3ylbQsJldhNbdapjJL",
+	"B9pIKkkSbcFsbS8fJrlUXXJgpqAdB+8Xis2RuddvWWtw5nCmG1/pVpPj1ce6FvdopvVcYNPmWzhHR5EO",
+	"cTE4tQBr8e793f8EAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

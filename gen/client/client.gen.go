@@ -448,6 +448,11 @@ type WebhookList struct {
 	Items []Webhook `json:"items"`
 }
 
+// WebhookPayload What a webhook's receiver gets.
+type WebhookPayload struct {
+	union json.RawMessage
+}
+
 // WebhookPing The body of a `POST /v1/webhooks/{webhook}/test` delivery.
 type WebhookPing struct {
 	Time time.Time `json:"time"`
@@ -678,6 +683,18 @@ type CreateWebhookParams struct {
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
+// WebhookDeliveryParams defines parameters for WebhookDelivery.
+type WebhookDeliveryParams struct {
+	// WebhookId The (last) event's cursor, the same on every retry; `ping_…` or `resync_…` for the notices.
+	WebhookId string `json:"webhook-id"`
+
+	// WebhookTimestamp Unix seconds of this attempt.
+	WebhookTimestamp string `json:"webhook-timestamp"`
+
+	// WebhookSignature Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, one per signing secret.
+	WebhookSignature string `json:"webhook-signature"`
+}
+
 // PublishMessageJSONRequestBody defines body for PublishMessage for application/json ContentType.
 type PublishMessageJSONRequestBody = MessagePublish
 
@@ -701,6 +718,123 @@ type UpdateWebhookApplicationMergePatchPlusJSONRequestBody = WebhookUpdate
 
 // ResumeWebhookJSONRequestBody defines body for ResumeWebhook for application/json ContentType.
 type ResumeWebhookJSONRequestBody = WebhookResume
+
+// WebhookDeliveryJSONRequestBody defines body for WebhookDelivery for application/json ContentType.
+type WebhookDeliveryJSONRequestBody = WebhookPayload
+
+// AsStreamEvent returns the union data inside the WebhookPayload as a StreamEvent
+func (t WebhookPayload) AsStreamEvent() (StreamEvent, error) {
+	var body StreamEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromStreamEvent overwrites any union data inside the WebhookPayload as the provided StreamEvent
+func (t *WebhookPayload) FromStreamEvent(v StreamEvent) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeStreamEvent performs a merge with any union data inside the WebhookPayload, using the provided StreamEvent
+func (t *WebhookPayload) MergeStreamEvent(v StreamEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsWebhookBatch returns the union data inside the WebhookPayload as a WebhookBatch
+func (t WebhookPayload) AsWebhookBatch() (WebhookBatch, error) {
+	var body WebhookBatch
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromWebhookBatch overwrites any union data inside the WebhookPayload as the provided WebhookBatch
+func (t *WebhookPayload) FromWebhookBatch(v WebhookBatch) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeWebhookBatch performs a merge with any union data inside the WebhookPayload, using the provided WebhookBatch
+func (t *WebhookPayload) MergeWebhookBatch(v WebhookBatch) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsWebhookPing returns the union data inside the WebhookPayload as a WebhookPing
+func (t WebhookPayload) AsWebhookPing() (WebhookPing, error) {
+	var body WebhookPing
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromWebhookPing overwrites any union data inside the WebhookPayload as the provided WebhookPing
+func (t *WebhookPayload) FromWebhookPing(v WebhookPing) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeWebhookPing performs a merge with any union data inside the WebhookPayload, using the provided WebhookPing
+func (t *WebhookPayload) MergeWebhookPing(v WebhookPing) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsWebhookResyncRequired returns the union data inside the WebhookPayload as a WebhookResyncRequired
+func (t WebhookPayload) AsWebhookResyncRequired() (WebhookResyncRequired, error) {
+	var body WebhookResyncRequired
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromWebhookResyncRequired overwrites any union data inside the WebhookPayload as the provided WebhookResyncRequired
+func (t *WebhookPayload) FromWebhookResyncRequired(v WebhookResyncRequired) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeWebhookResyncRequired performs a merge with any union data inside the WebhookPayload, using the provided WebhookResyncRequired
+func (t *WebhookPayload) MergeWebhookResyncRequired(v WebhookResyncRequired) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t WebhookPayload) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *WebhookPayload) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -4617,6 +4751,8 @@ type ListWebhooksResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *WebhookList
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *StoreUnavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
@@ -4626,6 +4762,11 @@ type ListWebhooksResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ListWebhooksResponse) GetJSON200() *WebhookList {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListWebhooksResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
@@ -6758,6 +6899,13 @@ func ParseListWebhooksResponse(rsp *http.Response) (*ListWebhooksResponse, error
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest StoreUnavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -7185,4 +7333,162 @@ func ParseTestWebhookResponse(rsp *http.Response) (*TestWebhookResponse, error) 
 	}
 
 	return response, nil
+}
+
+// CallbackInitiator sends OpenAPI callback requests to target URLs.
+// Modeled on the generated Client, but with no stored Server -- the full
+// target URL is provided per-call by the caller (typically discovered
+// from a callback expression on the parent operation's request body,
+// e.g. `{$request.body#/callbackUrl}`).
+type CallbackInitiator struct {
+	// Doer for performing requests, typically a *http.Client with any
+	// customized settings, such as certificate chains.
+	Client HttpRequestDoer
+
+	// A list of callbacks for modifying requests which are generated before sending over
+	// the network.
+	RequestEditors []RequestEditorFn
+}
+
+// CallbackInitiatorOption allows setting custom parameters during construction.
+type CallbackInitiatorOption func(*CallbackInitiator) error
+
+// NewCallbackInitiator creates a new CallbackInitiator with reasonable defaults.
+func NewCallbackInitiator(opts ...CallbackInitiatorOption) (*CallbackInitiator, error) {
+	initiator := CallbackInitiator{}
+	for _, o := range opts {
+		if err := o(&initiator); err != nil {
+			return nil, err
+		}
+	}
+	if initiator.Client == nil {
+		initiator.Client = &http.Client{}
+	}
+	return &initiator, nil
+}
+
+// WithCallbackHTTPClient allows overriding the default Doer, which is
+// automatically created using http.Client. This is useful for tests.
+func WithCallbackHTTPClient(doer HttpRequestDoer) CallbackInitiatorOption {
+	return func(p *CallbackInitiator) error {
+		p.Client = doer
+		return nil
+	}
+}
+
+// WithCallbackRequestEditorFn allows setting up a callback function, which
+// will be called right before sending the callback request. This can be
+// used to mutate the request, e.g. to add signature headers.
+func WithCallbackRequestEditorFn(fn RequestEditorFn) CallbackInitiatorOption {
+	return func(p *CallbackInitiator) error {
+		p.RequestEditors = append(p.RequestEditors, fn)
+		return nil
+	}
+}
+
+func (p *CallbackInitiator) applyCallbackEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
+	for _, r := range p.RequestEditors {
+		if err := r(ctx, req); err != nil {
+			return err
+		}
+	}
+	for _, r := range additionalEditors {
+		if err := r(ctx, req); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CallbackInitiatorInterface is the interface specification for the callback initiator.
+type CallbackInitiatorInterface interface {
+	// WebhookDeliveryWithBody fires the delivery callback with any body
+	WebhookDeliveryWithBody(ctx context.Context, targetURL string, params *WebhookDeliveryParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	WebhookDelivery(ctx context.Context, targetURL string, params *WebhookDeliveryParams, body WebhookDeliveryJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+func (p *CallbackInitiator) WebhookDeliveryWithBody(ctx context.Context, targetURL string, params *WebhookDeliveryParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookDeliveryCallbackRequestWithBody(targetURL, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := p.applyCallbackEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return p.Client.Do(req)
+}
+
+func (p *CallbackInitiator) WebhookDelivery(ctx context.Context, targetURL string, params *WebhookDeliveryParams, body WebhookDeliveryJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookDeliveryCallbackRequest(targetURL, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := p.applyCallbackEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return p.Client.Do(req)
+}
+
+// NewWebhookDeliveryCallbackRequest builds a application/json POST request for the delivery callback
+func NewWebhookDeliveryCallbackRequest(targetURL string, params *WebhookDeliveryParams, body WebhookDeliveryJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewWebhookDeliveryCallbackRequestWithBody(targetURL, params, "application/json", bodyReader)
+}
+
+// NewWebhookDeliveryCallbackRequestWithBody builds a POST request for the delivery callback with any body
+func NewWebhookDeliveryCallbackRequestWithBody(targetURL string, params *WebhookDeliveryParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+	_ = err
+
+	reqURL, err := url.Parse(targetURL)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, reqURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "webhook-id", params.WebhookId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("webhook-id", headerParam0)
+
+		var headerParam1 string
+
+		headerParam1, err = runtime.StyleParamWithOptions("simple", false, "webhook-timestamp", params.WebhookTimestamp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("webhook-timestamp", headerParam1)
+
+		var headerParam2 string
+
+		headerParam2, err = runtime.StyleParamWithOptions("simple", false, "webhook-signature", params.WebhookSignature, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("webhook-signature", headerParam2)
+
+	}
+	return req, nil
 }
