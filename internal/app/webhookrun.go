@@ -246,20 +246,18 @@ func (a *App) runWebhook(ctx context.Context, r *runner, w store.Webhook) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer func() {
 		cancel()
-		h.mu.Lock()
-		delete(h.running, r.id)
-		h.mu.Unlock()
+		// The lease goes first: until the runner is off the running
+		// list, the scanner cannot start another one for this webhook
+		// that this release would then take the lease from.
 		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer rcancel()
 		if err := a.store.ReleaseWebhookLease(rctx, r.id, h.opts.Node); err != nil && !errors.Is(err, store.ErrNotFound) {
 			a.log.Warn("webhook: release lease", "webhook", r.id, "err", err)
 		}
 		h.mu.Lock()
-		_, again := h.running[r.id]
+		delete(h.running, r.id)
 		h.mu.Unlock()
-		if !again {
-			h.metrics.Forget(r.id)
-		}
+		h.metrics.Forget(r.id)
 		h.nudge("") // it may have become deliverable again meanwhile
 	}()
 	go a.keepLease(ctx, cancel, r)

@@ -272,6 +272,118 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List webhooks with their delivery status */
+        get: operations["listWebhooks"];
+        put?: never;
+        /**
+         * Create a webhook
+         * @description Creates a durable subscription to `topic` delivered to `url`. It
+         *     starts at the topic's current position (or after `since`). The
+         *     reply carries `secret` (the one given, or a generated one) — the
+         *     only time it is returned. Besides `admin` on `webhooks`, the caller
+         *     needs `read` on the topic. Targets that resolve to loopback,
+         *     private, link-local or metadata addresses are refused with 422
+         *     unless the server runs with `--webhook-allow-private`.
+         */
+        post: operations["createWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{webhook}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Webhook ID. */
+                webhook: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        /** Get a webhook and its delivery status */
+        get: operations["getWebhook"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a webhook
+         * @description Delivery stops; a request already in flight may still arrive.
+         */
+        delete: operations["deleteWebhook"];
+        options?: never;
+        head?: never;
+        /**
+         * Change a webhook (JSON Merge Patch)
+         * @description Changes the given members. A new `topic` or `labels` restarts
+         *     delivery at the new topic's current position. A new `secret` (or
+         *     `rotateSecret: true`, which generates one and returns it in this
+         *     reply only) keeps the old secret signing too for
+         *     `--webhook-secret-grace` (default 24 h): each request then carries
+         *     both signatures. `enabled: true` restarts a paused webhook from its
+         *     cursor; `enabled: false` pauses it.
+         */
+        patch: operations["updateWebhook"];
+        trace?: never;
+    };
+    "/v1/webhooks/{webhook}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Webhook ID. */
+                webhook: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a signed ping to the webhook's URL
+         * @description Sends one `webhook.ping` (schema `WebhookPing`), signed like every
+         *     delivery, and reports how the receiver answered. It does not touch
+         *     the cursor or the status.
+         */
+        post: operations["testWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{webhook}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Webhook ID. */
+                webhook: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Restart a paused or resync-required webhook
+         * @description Enables the webhook and restarts delivery: after `since` when given
+         *     (a cursor of the webhook's topic, e.g. one the application got from
+         *     a fresh read), else after its acknowledged cursor — or, for a
+         *     `resync-required` webhook, at the topic's current position.
+         */
+        post: operations["resumeWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -413,6 +525,127 @@ export interface components {
             revision: components["schemas"]["Revision"];
             nextPageToken?: string;
         };
+        /** @example wh_0k4x9y2c7m1q8r5t3v6w */
+        WebhookID: string;
+        /** @description A Standard Webhooks secret, `whsec_` and the base64 of 24–64 random bytes; the HMAC-SHA256 key is the decoded part. */
+        WebhookSecret: string;
+        WebhookCreate: {
+            topic: components["schemas"]["Topic"];
+            /** @description A label selector for resource topics, as in subscribe (`env=prod,tier!=free`). */
+            labels?: string;
+            /** @description The receiver, `http://` or `https://`; redirects are not followed. */
+            url: string;
+            secret?: components["schemas"]["WebhookSecret"];
+            description?: string;
+            /** @default true */
+            enabled: boolean;
+            /**
+             * @description With more than 1, a request carries up to this many events as a JSON array (and at most 1 MiB of data).
+             * @default 1
+             */
+            maxBatch: number;
+            since?: components["schemas"]["Cursor"];
+        };
+        WebhookUpdate: {
+            topic?: components["schemas"]["Topic"];
+            /** @description A new label selector (`""` for none). */
+            labels?: string;
+            url?: string;
+            secret?: components["schemas"]["WebhookSecret"];
+            /** @description Generate a new secret and return it in this reply. */
+            rotateSecret?: boolean;
+            description?: string;
+            enabled?: boolean;
+            maxBatch?: number;
+        };
+        WebhookResume: {
+            since?: components["schemas"]["Cursor"];
+        };
+        /**
+         * @description `active`: delivering. `retrying`: the event at the head of the line
+         *     failed and is retried with backoff (nothing after it is sent).
+         *     `paused`: not delivering — disabled, answered 410 by the receiver,
+         *     or failing for longer than `--webhook-failure-window`; resume it.
+         *     `resync-required`: its cursor fell out of the retained history; the
+         *     receiver was sent one `webhook.resync-required` notice; resume it.
+         * @enum {string}
+         */
+        WebhookState: "active" | "retrying" | "paused" | "resync-required";
+        Webhook: {
+            id: components["schemas"]["WebhookID"];
+            topic: components["schemas"]["Topic"];
+            labels?: string;
+            url: string;
+            description?: string;
+            enabled: boolean;
+            maxBatch: number;
+            secret?: components["schemas"]["WebhookSecret"];
+            /**
+             * Format: date-time
+             * @description While the previous secret still signs (after a rotation), until when.
+             */
+            previousSecretExpiresAt?: string;
+            state: components["schemas"]["WebhookState"];
+            cursor: components["schemas"]["Cursor"];
+            /**
+             * Format: int64
+             * @description Events of the topic after `cursor` (not yet acknowledged).
+             */
+            lag: number;
+            /** @description False when counting stopped at its budget (10 000 change-log entries read); `lag` is then a lower bound. */
+            lagExact: boolean;
+            /** @description Consecutive failed attempts of the event at the head of the line. */
+            attempts: number;
+            lastError?: string;
+            /** Format: date-time */
+            lastSuccessAt?: string;
+            /** Format: date-time */
+            failingSince?: string;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        WebhookList: {
+            items: components["schemas"]["Webhook"][];
+        };
+        WebhookTestResult: {
+            /** @description The receiver answered 2xx. */
+            ok: boolean;
+            /** @description The receiver's HTTP status (absent when it did not answer). */
+            status?: number;
+            durationMs: number;
+            error?: string;
+        };
+        /** @description The body of a `POST /v1/webhooks/{webhook}/test` delivery. */
+        WebhookPing: {
+            /** @enum {string} */
+            type: "webhook.ping";
+            webhook: components["schemas"]["WebhookID"];
+            topic: components["schemas"]["Topic"];
+            /** Format: date-time */
+            time: string;
+        };
+        /**
+         * @description Sent once when a webhook's cursor fell out of the change log or the
+         *     channel history (or the history's epoch changed): events after
+         *     `cursor` may be missing. Reload the state, then resume the webhook
+         *     (`POST /v1/webhooks/{webhook}/resume`).
+         */
+        WebhookResyncRequired: {
+            /** @enum {string} */
+            type: "webhook.resync-required";
+            webhook: components["schemas"]["WebhookID"];
+            topic: components["schemas"]["Topic"];
+            cursor: components["schemas"]["Cursor"];
+            detail: string;
+            /** Format: date-time */
+            time: string;
+        };
+        /** @description What a webhook's receiver gets. */
+        WebhookPayload: components["schemas"]["StreamEvent"] | components["schemas"]["WebhookBatch"] | components["schemas"]["WebhookPing"] | components["schemas"]["WebhookResyncRequired"];
+        /** @description The body of a delivery of a webhook with `maxBatch` > 1, in cursor order; `webhook-id` is the last event's cursor. */
+        WebhookBatch: components["schemas"]["StreamEvent"][];
         ProblemField: {
             /** @enum {string} */
             in: "body" | "query" | "path" | "header";
@@ -558,8 +791,19 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /** @description The store cannot be reached (type `unavailable`); retry later. */
+        StoreUnavailable: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
     };
     parameters: {
+        /** @description Webhook ID. */
+        WebhookID: components["schemas"]["WebhookID"];
         /** @description Channel name: letters, digits, `.`, `_`, `-`, `:`; the namespace is the part before the first `:`. */
         ChannelName: components["schemas"]["ChannelName"];
         /** @description Collection name. */
@@ -1128,6 +1372,213 @@ export interface operations {
             404: components["responses"]["NotFound"];
             410: components["responses"]["ResyncRequired"];
             429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    listWebhooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every webhook, ordered by ID (secrets are never returned). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookList"];
+                };
+            };
+            403: components["responses"]["Forbidden"];
+            503: components["responses"]["StoreUnavailable"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    createWebhook: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client-chosen key; retries with the same key replay the first reply for 24 hours. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookCreate"];
+            };
+        };
+        responses: {
+            /** @description Created; the reply is the only one that carries `secret`. */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            410: components["responses"]["ResyncRequired"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            503: components["responses"]["StoreUnavailable"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Webhook ID. */
+                webhook: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The webhook (without its secret). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            404: components["responses"]["NotFound"];
+            503: components["responses"]["StoreUnavailable"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    deleteWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Webhook ID. */
+                webhook: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: components["responses"]["NotFound"];
+            503: components["responses"]["StoreUnavailable"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    updateWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Webhook ID. */
+                webhook: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/merge-patch+json": components["schemas"]["WebhookUpdate"];
+            };
+        };
+        responses: {
+            /** @description Updated; carries `secret` only when it was rotated. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            503: components["responses"]["StoreUnavailable"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    testWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Webhook ID. */
+                webhook: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The attempt's outcome (also when the receiver failed). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookTestResult"];
+                };
+            };
+            404: components["responses"]["NotFound"];
+            503: components["responses"]["StoreUnavailable"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    resumeWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Webhook ID. */
+                webhook: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["WebhookResume"];
+            };
+        };
+        responses: {
+            /** @description Resumed. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            410: components["responses"]["ResyncRequired"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
         };
     };
