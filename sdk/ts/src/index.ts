@@ -9,10 +9,12 @@
  *   const conn = await tandem.connect();
  *   const sub = await conn.subscribe("collections/orders/resources", { snapshot: true });
  *   for await (const ev of sub) console.log(ev);
+ *   const wh = await tandem.webhooks.create({ topic: "collections/orders/resources", url: "https://app.example/hooks" });
  */
 import { Connection, type RealtimeOptions } from "./realtime.js";
 import { type RestClient, createRestClient } from "./rest.js";
 import type { TokenSource } from "./token.js";
+import { Webhooks } from "./webhooks.js";
 
 export * from "./errors.js";
 export * from "./realtime.js";
@@ -20,6 +22,7 @@ export { backoffDelay, type Backoff } from "./backoff.js";
 export { createRestClient, unwrap, type RestClient } from "./rest.js";
 export { resolveToken, type TokenSource } from "./token.js";
 export * from "./webhook.js";
+export * from "./webhooks.js";
 export type { paths, components, operations } from "./gen/openapi.js";
 export type * from "./gen/frames.js";
 
@@ -28,14 +31,20 @@ export interface TandemOptions extends RealtimeOptions {
   fetch?: typeof fetch;
 }
 
-/** A Tandem client: typed REST (`rest`, openapi-fetch) and realtime connections (`connect`). */
+/**
+ * A Tandem client: typed REST (`rest`, openapi-fetch), the webhook API
+ * (`webhooks`) and realtime connections (`connect`).
+ */
 export class Tandem {
   readonly rest: RestClient;
+  /** Create, list, get, update, delete, test and resume webhooks; each method throws a TandemError on a problem. */
+  readonly webhooks: Webhooks;
   readonly options: TandemOptions;
 
   constructor(options: TandemOptions) {
     this.options = options;
     this.rest = createRestClient({ baseUrl: options.baseUrl, token: options.token as TokenSource | undefined, apiKey: options.apiKey, fetch: options.fetch });
+    this.webhooks = new Webhooks(this.rest);
   }
 
   /** Opens a realtime connection that reconnects and resumes by itself. */
