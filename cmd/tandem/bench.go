@@ -21,14 +21,19 @@ Load-tests a Tandem server on this machine (loopback only) and prints a
 summary table (--json for machines). Without --url it spawns its own
 server (this binary, fresh SQLite data directory, --rate-limit 0, caps
 off: --max-conns-per-ip 0 --max-subscriptions-per-principal 0
---max-subscriptions 0). A server given with --url may need its caps
-raised for large runs: every bench client comes from loopback.
+--max-subscriptions 0; for webhooks also --webhook-allow-private). A
+server given with --url may need its caps raised for large runs: every
+bench client comes from loopback. For webhooks it must run with
+--webhook-allow-private, since the bench's receiver listens on 127.0.0.1.
 
 Scenarios:
   fanout            N WebSocket subscribers on one channel, a publisher at R msg/s
   connections       open N idle WebSocket connections: connect rate, server memory per connection
   rest              GET one resource or create resources with C concurrent clients
   writes-to-events  REST creates at R/s, latency until the WebSocket event arrives
+  webhooks          REST creates at R/s, latency until the webhook request arrives at the
+                    bench's receiver; --rate 0: N events written with the webhook disabled,
+                    then delivered after it is enabled (events/s, requests/s)
 
 Run "tandem bench SCENARIO -h" for the scenario's flags.
 `
@@ -62,6 +67,9 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		cpuProfile  = fs.String("cpuprofile", "", "write the bench client's CPU profile to this file (go tool pprof)")
 	)
 	var run func(ctx context.Context, srv *benchpkg.Server, c benchpkg.Common) ([]benchpkg.Result, error)
+	// spawnArgs are the scenario's own flags for a spawned server; --server-args
+	// come after them, so they can override.
+	var spawnArgs []string
 	switch scenario {
 	case "fanout":
 		var o benchpkg.FanoutOptions
@@ -120,6 +128,22 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 			r, err := benchpkg.WritesToEvents(ctx, srv, o)
 			return []benchpkg.Result{r}, err
 		}
+	case "webhooks":
+		var o benchpkg.WebhooksOptions
+		fs.Float64Var(&o.Rate, "rate", 100, "REST creates per second, each timed to its webhook request; 0: throughput mode (--events written with the webhook disabled, then delivered)")
+		fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to write (rate mode)")
+		fs.IntVar(&o.Events, "events", 20000, "resources written before the webhook is enabled (throughput mode)")
+		fs.IntVar(&o.MaxBatch, "max-batch", 1, "the webhook's maxBatch: events per request, 1 to 100")
+		fs.IntVar(&o.Writers, "writers", 32, "concurrent REST connections carrying the writes")
+		fs.DurationVar(&o.ReceiverDelay, "receiver-delay", 0, "how long the receiver waits before answering each request (a slow receiver)")
+		fs.StringVar(&o.Collection, "collection", "bench-webhooks", "collection to write to")
+		fs.DurationVar(&o.Drain, "drain", 5*time.Second, "longest wait without a new event after the writes (rate mode) or the enable (throughput mode)")
+		spawnArgs = []string{"--webhook-allow-private"}
+		run = func(ctx context.Context, srv *benchpkg.Server, c benchpkg.Common) ([]benchpkg.Result, error) {
+			o.Common = c
+			r, err := benchpkg.Webhooks(ctx, srv, o)
+			return []benchpkg.Result{r}, err
+		}
 	default:
 		fmt.Fprintf(stderr, "tandem bench: unknown scenario %q\n\n%s", scenario, benchUsage)
 		return usageError{fmt.Errorf("unknown scenario %q", scenario)}
@@ -152,7 +176,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		srv = benchpkg.Remote(u)
 	} else {
-		srv, err = benchpkg.Spawn(ctx, benchpkg.SpawnOptions{Command: []string{exe, "serve"}, Args: strings.Fields(*serverArgs)})
+		srv, err = benchpkg.Spawn(ctx, benchpkg.SpawnOptions{Command: []string{exe, "serve"}, Args: append(spawnArgs, strings.Fields(*serverArgs)...)})
 		if err != nil {
 			return err
 		}

@@ -34,7 +34,8 @@ func runBench(t *testing.T, s *testServer, args ...string) []benchpkg.Result {
 }
 
 func TestBenchScenarios(t *testing.T) {
-	s := startServer(t)
+	// --webhook-allow-private: the webhooks scenario's receiver is on loopback.
+	s := startServer(t, "--webhook-allow-private")
 	t.Run("Fanout", func(t *testing.T) {
 		for _, pub := range []string{"rest", "ws"} {
 			t.Run(pub, func(t *testing.T) {
@@ -97,6 +98,38 @@ func TestBenchScenarios(t *testing.T) {
 			t.Errorf("latency %+v", r.Latency)
 		}
 	})
+	t.Run("Webhooks", func(t *testing.T) {
+		t.Run("rate", func(t *testing.T) {
+			r := runBench(t, s, "webhooks", "--rate", "50", "--duration", "1s", "--writers", "4", "--drain", "2s")[0]
+			if r.Requests != 50 || r.ExpectedDeliveries != 50 || r.Deliveries != 50 || r.Missing != 0 {
+				t.Errorf("writes %d, deliveries %d of %d (missing %d); want 50 writes delivered", r.Requests, r.Deliveries, r.ExpectedDeliveries, r.Missing)
+			}
+			if r.Latency == nil || r.Latency.Count != r.Deliveries || r.Latency.MaxMS <= 0 || r.Latency.P50MS > r.Latency.P90MS || r.Latency.P90MS > r.Latency.P99MS {
+				t.Errorf("latency summary %+v does not describe %d deliveries", r.Latency, r.Deliveries)
+			}
+			if r.RequestLatency == nil || r.RequestLatency.Count != 50 {
+				t.Errorf("write latency %+v", r.RequestLatency)
+			}
+			// maxBatch 1: one request per event received.
+			if r.WebhookRequests != r.Deliveries+r.Duplicates {
+				t.Errorf("%d webhook requests for %d events and %d duplicates", r.WebhookRequests, r.Deliveries, r.Duplicates)
+			}
+		})
+		t.Run("throughput", func(t *testing.T) {
+			// The same collection again: the new webhook starts at its head,
+			// so the rate run's events are not delivered to it.
+			r := runBench(t, s, "webhooks", "--rate", "0", "--events", "300", "--max-batch", "50", "--writers", "4", "--drain", "2s")[0]
+			if r.Params["mode"] != "throughput" || r.Requests != 300 || r.ExpectedDeliveries != 300 || r.Deliveries != 300 || r.Missing != 0 {
+				t.Errorf("mode %v, writes %d, deliveries %d of %d (missing %d); want 300 of 300", r.Params["mode"], r.Requests, r.Deliveries, r.ExpectedDeliveries, r.Missing)
+			}
+			if r.WebhookRequests < 6 || r.WebhookRequests > 300 || r.DeliveriesPerSec <= 0 || r.WebhookRequestsPerSec <= 0 || r.DurationS <= 0 {
+				t.Errorf("%d webhook requests (%.1f/s), %.1f events/s in %.3f s; want 6 to 300 requests of up to 50 events", r.WebhookRequests, r.WebhookRequestsPerSec, r.DeliveriesPerSec, r.DurationS)
+			}
+			if r.Latency != nil {
+				t.Errorf("throughput mode reports a write → webhook latency: %+v", r.Latency)
+			}
+		})
+	})
 }
 
 func TestBenchUsage(t *testing.T) {
@@ -109,6 +142,7 @@ func TestBenchUsage(t *testing.T) {
 		{"UnknownScenario", []string{"bench", "nope"}, "unknown scenario"},
 		{"RemoteHostRefused", []string{"bench", "rest", "--url", "http://192.0.2.1:8080"}, "loopback"},
 		{"BadOp", []string{"bench", "rest", "--url", "http://127.0.0.1:1", "--op", "delete"}, "use get or create"},
+		{"BadMaxBatch", []string{"bench", "webhooks", "--url", "http://127.0.0.1:1", "--max-batch", "101"}, "use 1 to 100"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

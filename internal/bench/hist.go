@@ -163,6 +163,7 @@ type Latency struct {
 	Count  uint64  `json:"count"`
 	MeanMS float64 `json:"meanMs"`
 	P50MS  float64 `json:"p50Ms"`
+	P90MS  float64 `json:"p90Ms"`
 	P95MS  float64 `json:"p95Ms"`
 	P99MS  float64 `json:"p99Ms"`
 	MaxMS  float64 `json:"maxMs"`
@@ -170,8 +171,8 @@ type Latency struct {
 
 func ms(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }
 
-// Summary returns the count, mean, p50, p95, p99 and max.
+// Summary returns the count, mean, p50, p90, p95, p99 and max.
 func (h *Histogram) Summary() Latency {
-	return Latency{Count: h.n, MeanMS: ms(h.Mean()), P50MS: ms(h.Quantile(0.50)), P95MS: ms(h.Quantile(0.95)),
+	return Latency{Count: h.n, MeanMS: ms(h.Mean()), P50MS: ms(h.Quantile(0.50)), P90MS: ms(h.Quantile(0.90)), P95MS: ms(h.Quantile(0.95)),
 		P99MS: ms(h.Quantile(0.99)), MaxMS: ms(h.max)}
 }

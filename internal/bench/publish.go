@@ -1,5 +1,6 @@
 // Paced, open-loop publishers over REST and WebSocket, used by the
-// scenarios that drive writes at a fixed rate.
+// scenarios that drive writes at a fixed rate, and a closed-loop burst
+// writer for the ones that write a backlog first.
 
 package bench
 
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -199,5 +201,52 @@ func publishWS(ctx context.Context, base *url.URL, c Common, topic string, rate 
 	}
 	st.ok = st.latency.Count()
 	st.window = max(time.Duration(total)*interval, last.Sub(start))
+	return st
+}
+
+// runBurst issues n operations as fast as workers parallel connections
+// carry them (closed loop) and reports them as runPaced does; the window
+// runs from the start to the last reply.
+func runBurst(ctx context.Context, n int64, workers int, newWorker func(i int) func(n int64) (bool, string)) publishStats {
+	var (
+		next atomic.Int64
+		mu   sync.Mutex
+		st   = publishStats{errors: map[string]uint64{}}
+		wg   sync.WaitGroup
+		last time.Time
+	)
+	start := time.Now()
+	for i := range workers {
+		op := newWorker(i)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var local Histogram
+			localErrs := map[string]uint64{}
+			var end time.Time
+			for k := next.Add(1) - 1; k < n && ctx.Err() == nil; k = next.Add(1) - 1 {
+				t0 := time.Now()
+				ok, kind := op(k)
+				end = time.Now()
+				if ok {
+					local.Record(end.Sub(t0))
+				} else {
+					localErrs[kind]++
+				}
+			}
+			mu.Lock()
+			st.latency.Merge(&local)
+			for k, v := range localErrs {
+				st.errors[k] += v
+			}
+			if end.After(last) {
+				last = end
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	st.ok = st.latency.Count()
+	st.window = max(0, last.Sub(start))
 	return st
 }

@@ -30,6 +30,13 @@ type Result struct {
 	Missing            int64    `json:"missing,omitempty"`
 	Latency            *Latency `json:"latency,omitempty"`
 
+	// Webhooks: the requests the bench's receiver got, and the events
+	// that arrived more than once (delivery is at least once, so they are
+	// counted but are not errors).
+	WebhookRequests       uint64  `json:"webhookRequests,omitempty"`
+	WebhookRequestsPerSec float64 `json:"webhookRequestsPerSec,omitempty"`
+	Duplicates            uint64  `json:"duplicates,omitempty"`
+
 	// REST.
 	Requests       uint64   `json:"requests,omitempty"`
 	RequestsPerSec float64  `json:"requestsPerSec,omitempty"`
@@ -128,7 +135,16 @@ func WriteTable(w io.Writer, results []Result) error {
 			}
 			return fmt.Sprint(r.Missing)
 		}},
+		{"duplicates", func(r Result) string {
+			if r.WebhookRequests == 0 {
+				return ""
+			}
+			return fmt.Sprint(r.Duplicates)
+		}},
+		{"webhook requests", num(func(r Result) float64 { return float64(r.WebhookRequests) }, "")},
+		{"webhook requests/s", num(func(r Result) float64 { return r.WebhookRequestsPerSec }, "")},
 		{"latency p50", lat(func(r Result) *Latency { return r.Latency }, func(l Latency) float64 { return l.P50MS })},
+		{"latency p90", lat(func(r Result) *Latency { return r.Latency }, func(l Latency) float64 { return l.P90MS })},
 		{"latency p95", lat(func(r Result) *Latency { return r.Latency }, func(l Latency) float64 { return l.P95MS })},
 		{"latency p99", lat(func(r Result) *Latency { return r.Latency }, func(l Latency) float64 { return l.P99MS })},
 		{"latency max", lat(func(r Result) *Latency { return r.Latency }, func(l Latency) float64 { return l.MaxMS })},
@@ -212,10 +228,14 @@ func fmtErrors(r Result) string {
 	return strings.Join(parts, " ")
 }
 
-// paramSuffix names the run in the table header, e.g. "(op=get)".
+// paramSuffix names the run in the table header, e.g. "(get)" for
+// rest's op or "(throughput)" for webhooks' mode.
 func paramSuffix(r Result) string {
 	if op, ok := r.Params["op"]; ok {
 		return fmt.Sprintf("(%v)", op)
+	}
+	if mode, ok := r.Params["mode"]; ok {
+		return fmt.Sprintf("(%v)", mode)
 	}
 	return ""
 }
