@@ -182,3 +182,26 @@ func TestConfigDuplicateKeys(t *testing.T) {
 		}
 	})
 }
+
+// TestWebhookFlags: webhook timings that cannot work are refused before
+// the server starts, naming the flag.
+func TestWebhookFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"--webhook-timeout", "0s"}, "--webhook-timeout"},
+		{[]string{"--webhook-retry-min", "-1s"}, "--webhook-retry-min"},
+		{[]string{"--webhook-retry-min", "2s", "--webhook-retry-max", "1s"}, "--webhook-retry-max"},
+		{[]string{"--webhook-lease", "10ms"}, "--webhook-lease"},
+		{[]string{"--webhook-failure-window", "0s"}, "--webhook-failure-window"},
+		{[]string{"--webhook-secret-grace", "0s"}, "--webhook-secret-grace"},
+		{[]string{"--max-webhooks", "0"}, "--max-webhooks"},
+	} {
+		args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, tc.args...)
+		err := run(context.Background(), args, func(string) string { return "" }, &bytes.Buffer{}, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), tc.flag+" ") {
+			t.Errorf("%v: %v, want an error naming %s", tc.args, err, tc.flag)
+		}
+	}
+}

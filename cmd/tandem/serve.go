@@ -53,6 +53,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := checkBackends(cfg); err != nil {
 		return err
 	}
+	if err := checkWebhookFlags(cfg); err != nil {
+		return err
+	}
 	authn, err := cfg.authenticator()
 	if err != nil {
 		return err
@@ -357,6 +360,31 @@ func (c serveConfig) authConfigured() bool {
 
 // checkProtectedMode refuses to expose an unauthenticated server beyond
 // loopback unless --insecure says that is intended.
+// checkWebhookFlags refuses webhook settings that cannot work: a zero or
+// negative duration or cap, a backoff whose maximum is below its minimum,
+// or a lease so short that renewing it would be most of the store's work.
+func checkWebhookFlags(c serveConfig) error {
+	for _, d := range []struct {
+		name     string
+		v, least time.Duration
+	}{
+		{"webhook-timeout", c.WebhookTimeout, time.Millisecond},
+		{"webhook-failure-window", c.WebhookFailureWindow, time.Millisecond},
+		{"webhook-retry-min", c.WebhookRetryMin, time.Millisecond},
+		{"webhook-retry-max", c.WebhookRetryMax, max(c.WebhookRetryMin, time.Millisecond)},
+		{"webhook-lease", c.WebhookLease, 300 * time.Millisecond},
+		{"webhook-secret-grace", c.WebhookSecretGrace, time.Millisecond},
+	} {
+		if d.v < d.least {
+			return fmt.Errorf("--%s %v: must be at least %v", d.name, d.v, d.least)
+		}
+	}
+	if c.MaxWebhooks < 1 {
+		return fmt.Errorf("--max-webhooks %d: must be at least 1", c.MaxWebhooks)
+	}
+	return nil
+}
+
 func checkProtectedMode(c serveConfig) error {
 	if c.authConfigured() || c.Insecure {
 		return nil

@@ -138,6 +138,10 @@ type runner struct {
 	id   string
 	poke chan struct{} // buffered: the configuration changed, reload it
 	gen  atomic.Int64  // the generation being delivered
+	// caughtUp: the last read emptied the backlog (fewer events than a
+	// batch holds) and what it read was acknowledged. The scanner then
+	// records a lag of 0 instead of counting the change log.
+	caughtUp atomic.Bool
 }
 
 func (r *runner) nudge() {
@@ -215,7 +219,11 @@ func (a *App) scanWebhooks(ctx context.Context, wg *sync.WaitGroup) {
 		r := h.running[w.ID]
 		h.mu.Unlock()
 		if r != nil {
-			h.metrics.Lag(w.ID, a.webhookInfo(ctx, w).Lag)
+			if r.caughtUp.Load() {
+				h.metrics.Lag(w.ID, 0)
+			} else {
+				h.metrics.Lag(w.ID, a.webhookInfo(ctx, w).Lag)
+			}
 			continue
 		}
 		if !deliverable(w) || w.LeaseOwner != "" && w.LeaseOwner != h.opts.Node && now.Before(w.LeaseUntil) {
@@ -312,6 +320,7 @@ type batch struct {
 	body   []byte
 	events int
 	cursor string // the cursor acknowledged by a 2xx ("" for a notice)
+	short  bool   // fewer events than a batch holds: the backlog is read
 }
 
 // deliverNext delivers what comes next for w (the resync notice, or the
@@ -339,6 +348,7 @@ func (a *App) deliverNext(ctx context.Context, r *runner, w store.Webhook) (stor
 		}
 		return w, ctx.Err()
 	case b.events == 0:
+		r.caughtUp.Store(true)
 		if next != "" && next != w.Cursor { // a selector skipped changes: keep the place
 			st := w.WebhookStatus
 			st.Cursor = next
@@ -397,7 +407,7 @@ func (a *App) nextBatch(ctx context.Context, r *runner, w store.Webhook) (batch,
 	if w.MaxBatch > 1 {
 		body.WriteByte(']')
 	}
-	return batch{id: evs[len(evs)-1].Cursor.String(), body: body.Bytes(), events: len(evs), cursor: next.String()}, "", nil
+	return batch{id: evs[len(evs)-1].Cursor.String(), body: body.Bytes(), events: len(evs), cursor: next.String(), short: len(evs) < limit}, "", nil
 }
 
 // sendUntilAcked sends b until the receiver acknowledges it (the cursor
@@ -420,6 +430,7 @@ func (a *App) sendUntilAcked(ctx context.Context, r *runner, w store.Webhook, b 
 		switch {
 		case res.Err == nil && res.Status >= 200 && res.Status < 300:
 			h.metrics.Delivered(w.ID, "success", b.events, res.Duration)
+			r.caughtUp.Store(b.short)
 			if w.State == store.WebhookRetrying {
 				a.log.Info("webhook recovered", "webhook", w.ID, "attempts", w.Attempts)
 			}
@@ -436,6 +447,7 @@ func (a *App) sendUntilAcked(ctx context.Context, r *runner, w store.Webhook, b 
 			return a.disable(ctx, r, w, "the receiver answered 410 Gone: the webhook is disabled; enable or resume it to deliver again")
 		}
 		h.metrics.Delivered(w.ID, "failure", b.events, res.Duration)
+		r.caughtUp.Store(false)
 		st.Attempts++
 		if st.FailingSince.IsZero() {
 			st.FailingSince = now
@@ -518,13 +530,8 @@ func (a *App) record(ctx context.Context, r *runner, w store.Webhook, st store.W
 
 // disable turns a webhook off (410 from its receiver).
 func (a *App) disable(ctx context.Context, r *runner, w store.Webhook, why string) (store.Webhook, error) {
-	gen := w.Generation
-	nw, err := a.store.UpdateWebhook(ctx, w.ID, func(w *store.Webhook) error {
-		if w.Generation != gen {
-			return errWebhookRace
-		}
+	nw, err := a.updateWebhookFrom(ctx, w, func(w *store.Webhook) {
 		w.Enabled, w.State, w.LastError, w.UpdatedAt = false, store.WebhookPaused, why, a.now().UTC()
-		return nil
 	})
 	if err != nil {
 		return a.reload(ctx, r)

@@ -225,10 +225,7 @@ func (a *App) UpdateWebhook(ctx context.Context, p auth.Principal, id string, pa
 			move = &cur
 		}
 	}
-	w, err := a.store.UpdateWebhook(ctx, id, func(w *store.Webhook) error {
-		if w.Generation != seen.Generation {
-			return errWebhookRace
-		}
+	w, err := a.updateWebhookFrom(ctx, seen, func(w *store.Webhook) {
 		if move != nil {
 			w.Topic, w.Labels = topic, labels
 			w.WebhookStatus = store.WebhookStatus{State: store.WebhookActive, Cursor: move.String(), LastSuccessAt: w.LastSuccessAt}
@@ -252,7 +249,6 @@ func (a *App) UpdateWebhook(ctx context.Context, p auth.Principal, id string, pa
 			w.Enabled = *patch.Enabled
 		}
 		w.UpdatedAt = now
-		return nil
 	})
 	if err != nil {
 		return WebhookInfo{}, err
@@ -292,16 +288,12 @@ func (a *App) ResumeWebhook(ctx context.Context, p auth.Principal, id, since str
 		}
 		move = &cur
 	}
-	w, err := a.store.UpdateWebhook(ctx, id, func(w *store.Webhook) error {
-		if w.Generation != seen.Generation {
-			return errWebhookRace
-		}
+	w, err := a.updateWebhookFrom(ctx, seen, func(w *store.Webhook) {
 		if move != nil {
 			w.Cursor = move.String()
 		}
 		restart(w)
 		w.Enabled, w.UpdatedAt = true, now
-		return nil
 	})
 	if err != nil {
 		return WebhookInfo{}, err
@@ -314,6 +306,19 @@ func (a *App) ResumeWebhook(ctx context.Context, p auth.Principal, id, since str
 // errWebhookRace refuses a change computed from a webhook that another
 // change replaced meanwhile.
 var errWebhookRace = store.Errorf(store.CodeConflict, "the webhook was changed concurrently; read it and try again")
+
+// updateWebhookFrom stores fn's change of seen, a webhook as read earlier,
+// unless another change (a new generation) came in since. Errors:
+// errWebhookRace, store.ErrNotFound, store.ErrUnavailable.
+func (a *App) updateWebhookFrom(ctx context.Context, seen store.Webhook, fn func(w *store.Webhook)) (store.Webhook, error) {
+	return a.store.UpdateWebhook(ctx, seen.ID, func(w *store.Webhook) error {
+		if w.Generation != seen.Generation {
+			return errWebhookRace
+		}
+		fn(w)
+		return nil
+	})
+}
 
 // restart clears a webhook's failure status so that delivery starts again
 // from its cursor.

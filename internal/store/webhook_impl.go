@@ -87,6 +87,14 @@ func NormalizeWebhook(w Webhook) Webhook {
 	return w
 }
 
+// NewWebhookRow is what CreateWebhook stores for w: normalised, at
+// generation 1, without a lease (w's lease fields are ignored).
+func NewWebhookRow(w Webhook) Webhook {
+	w = NormalizeWebhook(w)
+	w.Generation, w.LeaseOwner, w.LeaseUntil = 1, "", time.Time{}
+	return w
+}
+
 // PlanWebhookUpdate calls fn with a copy of cur, the stored webhook, and
 // returns what UpdateWebhook stores: fn's result with ID, CreatedAt and the
 // lease restored from cur, Generation cur's plus one and times normalised.

@@ -25,6 +25,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tandemhq/tandem/internal/app"
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/broker"
@@ -497,4 +499,75 @@ func mustGrants(t *testing.T, gs ...string) auth.Grants {
 		t.Fatal(err)
 	}
 	return g
+}
+
+// TestDeliveryMetrics follows one webhook through failing and recovering
+// in its Prometheus series: the lag counted while it is behind and 0 once
+// it keeps up, the state and retry count, and the results of requests.
+func TestDeliveryMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	g := newRig(t, func(o *app.WebhookOptions) { o.Metrics = webhook.NewMetrics(reg) })
+	var mu sync.Mutex
+	failing := true
+	recv := newReceiver(t, func(int) int {
+		mu.Lock()
+		defer mu.Unlock()
+		if failing {
+			return 500
+		}
+		return 204
+	})
+	w := g.create(t, app.WebhookSpec{Topic: "collections/orders/resources", URL: recv.srv.URL})
+	recv.setSecrets(w.NewSecret)
+	series := func(name string, labels ...string) float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != name {
+				continue
+			}
+		metrics:
+			for _, m := range mf.GetMetric() {
+				for i := 0; i < len(labels); i += 2 {
+					found := false
+					for _, lp := range m.GetLabel() {
+						found = found || lp.GetName() == labels[i] && lp.GetValue() == labels[i+1]
+					}
+					if !found {
+						continue metrics
+					}
+				}
+				switch {
+				case m.Counter != nil:
+					return m.Counter.GetValue()
+				case m.Gauge != nil:
+					return m.Gauge.GetValue()
+				}
+			}
+		}
+		return -1
+	}
+	g.write(t, 5)
+	waitFor(t, "lag 5, retrying, failures counted", func() bool {
+		return series("tandem_webhook_lag", "webhook", w.ID) == 5 &&
+			series("tandem_webhook_state", "webhook", w.ID, "state", "retrying") == 1 &&
+			series("tandem_webhook_attempts", "webhook", w.ID) >= 1 &&
+			series("tandem_webhook_deliveries_total", "webhook", w.ID, "result", "failure") >= 1
+	})
+	mu.Lock()
+	failing = false
+	mu.Unlock()
+	waitFor(t, "lag 0, active, five events acknowledged", func() bool {
+		return series("tandem_webhook_lag", "webhook", w.ID) == 0 &&
+			series("tandem_webhook_state", "webhook", w.ID, "state", "active") == 1 &&
+			series("tandem_webhook_state", "webhook", w.ID, "state", "retrying") == 0 &&
+			series("tandem_webhook_attempts", "webhook", w.ID) == 0 &&
+			series("tandem_webhook_events_total", "webhook", w.ID, "result", "success") == 5
+	})
+	if err := g.a.DeleteWebhook(t.Context(), everyone, w.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the series of a deleted webhook dropped", func() bool { return series("tandem_webhook_lag", "webhook", w.ID) == -1 })
 }

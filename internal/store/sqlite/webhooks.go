@@ -97,8 +97,7 @@ func (s *Store) CreateWebhook(ctx context.Context, w store.Webhook, max int) (st
 	if err := store.CheckWebhookID(w.ID); err != nil {
 		return store.Webhook{}, err
 	}
-	w = store.NormalizeWebhook(w)
-	w.Generation, w.LeaseOwner, w.LeaseUntil = 1, "", time.Time{}
+	w = store.NewWebhookRow(w)
 	err := s.write(ctx, "create webhook", func(ctx context.Context, tx *sql.Tx) (bool, error) {
 		var exists, n int
 		if err := tx.QueryRowContext(ctx,
