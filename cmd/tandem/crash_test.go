@@ -69,17 +69,7 @@ func TestCrashRecovery(t *testing.T) {
 		t.Skip("builds the binary and kills it repeatedly; not in -short")
 	}
 	bin := buildTandem(t)
-	stores := []struct {
-		name string
-		args func(t *testing.T) []string
-	}{
-		{"SQLite", func(t *testing.T) []string { return []string{"--data-dir", t.TempDir()} }},
-		{"PostgreSQL", func(t *testing.T) []string {
-			requirePostgresStore(t, bin)
-			return []string{"--store", freshPostgres(t)}
-		}},
-	}
-	for _, st := range stores {
+	for _, st := range storeVariants(bin) {
 		t.Run(st.name, func(t *testing.T) {
 			crashRounds(t, bin, st.args(t))
 		})

@@ -220,3 +220,22 @@ func requirePostgresStore(t testing.TB, bin string) {
 		t.Fatalf("tandem serve -h does not mention a postgres:// --store:\n%s", out)
 	}
 }
+
+// storeVariant is a store for `tandem serve` in the process tests.
+type storeVariant struct {
+	name string
+	args func(t *testing.T) []string // serve's flags for a fresh, empty store
+}
+
+// storeVariants are embedded SQLite (a fresh data directory) and
+// PostgreSQL (a fresh database; skipped, or failed under $CI, when
+// PostgreSQL is unreachable).
+func storeVariants(bin string) []storeVariant {
+	return []storeVariant{
+		{"SQLite", func(t *testing.T) []string { return []string{"--data-dir", t.TempDir()} }},
+		{"PostgreSQL", func(t *testing.T) []string {
+			requirePostgresStore(t, bin)
+			return []string{"--store", freshPostgres(t)}
+		}},
+	}
+}

@@ -30,42 +30,9 @@ type publishStats struct {
 // are busy). newWorker returns worker i's operation.
 func runPaced(ctx context.Context, rate float64, duration time.Duration, workers int, newWorker func(i int) func(n int64) (bool, string)) publishStats {
 	jobs := make(chan int64, workers)
-	var (
-		mu sync.Mutex
-		st = publishStats{errors: map[string]uint64{}}
-		wg sync.WaitGroup
-	)
+	st := publishStats{errors: map[string]uint64{}}
 	start := time.Now()
-	var last time.Time
-	for i := range workers {
-		op := newWorker(i)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var local Histogram
-			localErrs := map[string]uint64{}
-			var end time.Time
-			for n := range jobs {
-				t0 := time.Now()
-				ok, kind := op(n)
-				end = time.Now()
-				if ok {
-					local.Record(end.Sub(t0))
-				} else {
-					localErrs[kind]++
-				}
-			}
-			mu.Lock()
-			st.latency.Merge(&local)
-			for k, v := range localErrs {
-				st.errors[k] += v
-			}
-			if end.After(last) {
-				last = end
-			}
-			mu.Unlock()
-		}()
-	}
+	wait := startWorkers(workers, newWorker, func() (int64, bool) { n, ok := <-jobs; return n, ok }, &st)
 	interval := time.Duration(float64(time.Second) / rate)
 	total := int64(duration.Seconds() * rate)
 	t := time.NewTimer(0)
@@ -81,7 +48,7 @@ func runPaced(ctx context.Context, rate float64, duration time.Duration, workers
 		jobs <- n
 	}
 	close(jobs)
-	wg.Wait()
+	last := wait()
 	st.ok = st.latency.Count()
 	// The window is the schedule's length, or longer if the replies
 	// lagged behind it.
@@ -93,20 +60,7 @@ func runPaced(ctx context.Context, rate float64, duration time.Duration, workers
 func publishREST(ctx context.Context, base *url.URL, c Common, channel string, rate float64, duration time.Duration) publishStats {
 	path := "/v1/channels/" + url.PathEscape(channel) + "/messages"
 	src := newSourceAddrs(base, c.SourceAddrs, 2000)
-	return runPaced(ctx, rate, duration, 4, func(i int) func(n int64) (bool, string) {
-		hc := newHTTPConn(base, src.pick(i))
-		return func(n int64) (bool, string) {
-			body := append(append([]byte(`{"data":`), payload(n, time.Now())...), '}')
-			status, _, err := hc.Do(ctx, "POST", path, "application/json", body, c.Token)
-			if err != nil {
-				return false, "transport"
-			}
-			if status != 201 {
-				return false, "HTTP " + strconv.Itoa(status)
-			}
-			return true, ""
-		}
-	})
+	return runPaced(ctx, rate, duration, 4, restPoster(ctx, base, src, path, c.Token))
 }
 
 // publishWS publishes to topic with publish frames on one WebSocket
@@ -208,14 +162,28 @@ func publishWS(ctx context.Context, base *url.URL, c Common, topic string, rate 
 // carry them (closed loop) and reports them as runPaced does; the window
 // runs from the start to the last reply.
 func runBurst(ctx context.Context, n int64, workers int, newWorker func(i int) func(n int64) (bool, string)) publishStats {
+	var next atomic.Int64
+	st := publishStats{errors: map[string]uint64{}}
+	start := time.Now()
+	last := startWorkers(workers, newWorker, func() (int64, bool) {
+		k := next.Add(1) - 1
+		return k, k < n && ctx.Err() == nil
+	}, &st)()
+	st.ok = st.latency.Count()
+	st.window = max(0, last.Sub(start))
+	return st
+}
+
+// startWorkers runs workers goroutines, each with its operation
+// newWorker(i), taking job numbers from take until it reports none left;
+// their latencies and errors go into st. The returned wait blocks until
+// all are done and returns the time of the last reply.
+func startWorkers(workers int, newWorker func(i int) func(n int64) (bool, string), take func() (int64, bool), st *publishStats) (wait func() time.Time) {
 	var (
-		next atomic.Int64
 		mu   sync.Mutex
-		st   = publishStats{errors: map[string]uint64{}}
 		wg   sync.WaitGroup
 		last time.Time
 	)
-	start := time.Now()
 	for i := range workers {
 		op := newWorker(i)
 		wg.Add(1)
@@ -224,11 +192,11 @@ func runBurst(ctx context.Context, n int64, workers int, newWorker func(i int) f
 			var local Histogram
 			localErrs := map[string]uint64{}
 			var end time.Time
-			for k := next.Add(1) - 1; k < n && ctx.Err() == nil; k = next.Add(1) - 1 {
+			for k, ok := take(); ok; k, ok = take() {
 				t0 := time.Now()
-				ok, kind := op(k)
+				good, kind := op(k)
 				end = time.Now()
-				if ok {
+				if good {
 					local.Record(end.Sub(t0))
 				} else {
 					localErrs[kind]++
@@ -245,8 +213,28 @@ func runBurst(ctx context.Context, n int64, workers int, newWorker func(i int) f
 			mu.Unlock()
 		}()
 	}
-	wg.Wait()
-	st.ok = st.latency.Count()
-	st.window = max(0, last.Sub(start))
-	return st
+	return func() time.Time {
+		wg.Wait()
+		return last
+	}
+}
+
+// restPoster is a worker factory for runPaced and runBurst: worker i
+// POSTs {"data": payload(n)} to path over its own connection (from src)
+// and counts a 201 as success.
+func restPoster(ctx context.Context, base *url.URL, src sourceAddrs, path, token string) func(i int) func(n int64) (bool, string) {
+	return func(i int) func(n int64) (bool, string) {
+		hc := newHTTPConn(base, src.pick(i))
+		return func(n int64) (bool, string) {
+			body := append(append([]byte(`{"data":`), payload(n, time.Now())...), '}')
+			status, _, err := hc.Do(ctx, "POST", path, "application/json", body, token)
+			if err != nil {
+				return false, "transport"
+			}
+			if status != 201 {
+				return false, "HTTP " + strconv.Itoa(status)
+			}
+			return true, ""
+		}
+	}
 }

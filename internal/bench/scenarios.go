@@ -358,20 +358,7 @@ func WritesToEvents(ctx context.Context, srv *Server, o WritesToEventsOptions) (
 	o.logf("writes-to-events: %d subscribers; writing %.0f/s for %s", connected, o.Rate, o.Duration)
 	before, _ := srv.Stats(ctx)
 	t0 := time.Now()
-	w := runPaced(ctx, o.Rate, o.Duration, o.Writers, func(i int) func(n int64) (bool, string) {
-		c := newHTTPConn(base, src.pick(i))
-		return func(n int64) (bool, string) {
-			body := append(append([]byte(`{"data":`), payload(n, time.Now())...), '}')
-			status, _, err := c.Do(ctx, "POST", coll, "application/json", body, o.Token)
-			if err != nil {
-				return false, "transport"
-			}
-			if status != 201 {
-				return false, "HTTP " + strconv.Itoa(status)
-			}
-			return true, ""
-		}
-	})
+	w := runPaced(ctx, o.Rate, o.Duration, o.Writers, restPoster(ctx, base, src, coll, o.Token))
 	f.await(ctx, w.ok*uint64(connected), o.Drain)
 	after, serr := srv.Stats(ctx)
 	sampled := time.Since(t0).Seconds()

@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -115,20 +114,7 @@ func Webhooks(ctx context.Context, srv *Server, o WebhooksOptions) (Result, erro
 	o.logf("webhooks: receiver at %s; webhook %s on %s (maxBatch %d, receiver delay %s)", rv.url, wh.ID, topic, o.MaxBatch, o.ReceiverDelay)
 	coll := "/v1/collections/" + url.PathEscape(o.Collection) + "/resources"
 	src := newSourceAddrs(base, o.SourceAddrs, 3000)
-	write := func(i int) func(n int64) (bool, string) {
-		c := newHTTPConn(base, src.pick(i))
-		return func(n int64) (bool, string) {
-			body := append(append([]byte(`{"data":`), payload(n, time.Now())...), '}')
-			status, _, err := c.Do(ctx, "POST", coll, "application/json", body, o.Token)
-			if err != nil {
-				return false, "transport"
-			}
-			if status != 201 {
-				return false, "HTTP " + strconv.Itoa(status)
-			}
-			return true, ""
-		}
-	}
+	write := restPoster(ctx, base, src, coll, o.Token)
 	if mode == "rate" {
 		err = webhooksRate(ctx, srv, o, rv, api, coll, write, &res)
 	} else {
