@@ -242,14 +242,14 @@ func (a *App) scanWebhooks(ctx context.Context, wg *sync.WaitGroup) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a.runWebhook(ctx, r, lw)
+			a.runWebhook(ctx, r)
 		}()
 	}
 }
 
-// runWebhook delivers w while this node holds its lease and it has
-// something to deliver, then releases the lease.
-func (a *App) runWebhook(ctx context.Context, r *runner, w store.Webhook) {
+// runWebhook delivers r's webhook while this node holds its lease and it
+// has something to deliver, then releases the lease.
+func (a *App) runWebhook(ctx context.Context, r *runner) {
 	h := a.wh
 	ctx, cancel := context.WithCancel(ctx)
 	defer func() {
@@ -269,9 +269,14 @@ func (a *App) runWebhook(ctx context.Context, r *runner, w store.Webhook) {
 		h.nudge("") // it may have become deliverable again meanwhile
 	}()
 	go a.keepLease(ctx, cancel, r)
+	// A change committed after the lease was taken but before this runner
+	// joined the running list poked nobody: read the webhook once more.
+	w, err := a.reload(ctx, r)
+	if err != nil {
+		return
+	}
 	h.metrics.State(w.ID, w.State, w.Attempts)
 	for ctx.Err() == nil && deliverable(w) {
-		var err error
 		if w, err = a.deliverNext(ctx, r, w); err != nil {
 			if ctx.Err() == nil {
 				a.log.Info("webhook delivery stopped on this node", "webhook", r.id, "reason", err)
