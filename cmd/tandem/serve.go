@@ -358,8 +358,6 @@ func (c serveConfig) authConfigured() bool {
 	return c.JWTSecret != "" || c.JWKSFile != "" || c.APIKeysFile != ""
 }
 
-// checkProtectedMode refuses to expose an unauthenticated server beyond
-// loopback unless --insecure says that is intended.
 // checkWebhookFlags refuses webhook settings that cannot work: a zero or
 // negative duration or cap, a backoff whose maximum is below its minimum,
 // or a lease so short that renewing it would be most of the store's work.
@@ -385,6 +383,8 @@ func checkWebhookFlags(c serveConfig) error {
 	return nil
 }
 
+// checkProtectedMode refuses to expose an unauthenticated server beyond
+// loopback unless --insecure says that is intended.
 func checkProtectedMode(c serveConfig) error {
 	if c.authConfigured() || c.Insecure {
 		return nil
