@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -218,6 +219,17 @@ func (r *receiver) events(t *testing.T, ackedOnly bool) []wire.EventFrame {
 
 // waitFor polls cond (the runner is asynchronous) until it holds or 20 s
 // pass.
+// failThenOK is a receiver's answer: fail until heal is called, then ok.
+func failThenOK(fail, ok int) (answer func(n int) int, heal func()) {
+	var healed atomic.Bool
+	return func(int) int {
+		if healed.Load() {
+			return ok
+		}
+		return fail
+	}, func() { healed.Store(true) }
+}
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -352,16 +364,8 @@ func TestDeliveryGoneDisables(t *testing.T) {
 
 func TestDeliveryPauseAndResume(t *testing.T) {
 	g := newRig(t, func(o *app.WebhookOptions) { o.FailureWindow = 150 * time.Millisecond })
-	var down sync.Mutex
-	failing := true
-	recv := newReceiver(t, func(int) int {
-		down.Lock()
-		defer down.Unlock()
-		if failing {
-			return 503
-		}
-		return 200
-	})
+	answer, heal := failThenOK(503, 200)
+	recv := newReceiver(t, answer)
 	w := g.create(t, app.WebhookSpec{Topic: "collections/orders/resources", URL: recv.srv.URL})
 	recv.setSecrets(w.NewSecret)
 	want := g.write(t, 5)
@@ -370,9 +374,7 @@ func TestDeliveryPauseAndResume(t *testing.T) {
 	if info.LastError == "" || info.FailingSince.IsZero() || info.Attempts == 0 || info.Lag != 5 {
 		t.Fatalf("paused status %+v", info.WebhookStatus)
 	}
-	down.Lock()
-	failing = false
-	down.Unlock()
+	heal()
 	more := g.write(t, 3)
 	if _, err := g.a.ResumeWebhook(t.Context(), everyone, w.ID, ""); err != nil {
 		t.Fatal(err)
@@ -387,16 +389,8 @@ func TestDeliveryPauseAndResume(t *testing.T) {
 
 func TestDeliveryResyncRequired(t *testing.T) {
 	g := newRig(t, nil)
-	var mu sync.Mutex
-	up := false
-	recv := newReceiver(t, func(int) int {
-		mu.Lock()
-		defer mu.Unlock()
-		if up {
-			return 200
-		}
-		return 503
-	})
+	answer, heal := failThenOK(503, 200)
+	recv := newReceiver(t, answer)
 	w := g.create(t, app.WebhookSpec{Topic: "collections/orders/resources", URL: recv.srv.URL})
 	recv.setSecrets(w.NewSecret)
 	revs := g.write(t, 5)
@@ -404,9 +398,7 @@ func TestDeliveryResyncRequired(t *testing.T) {
 	if err := g.st.Compact(t.Context(), revs[3]); err != nil { // the log loses what the webhook has not delivered
 		t.Fatal(err)
 	}
-	mu.Lock()
-	up = true
-	mu.Unlock()
+	heal()
 	waitFor(t, "the resync notice acknowledged", func() bool {
 		i := g.get(t, w.ID)
 		return i.State == store.WebhookResyncRequired && i.ResyncNotified
@@ -507,16 +499,8 @@ func mustGrants(t *testing.T, gs ...string) auth.Grants {
 func TestDeliveryMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	g := newRig(t, func(o *app.WebhookOptions) { o.Metrics = webhook.NewMetrics(reg) })
-	var mu sync.Mutex
-	failing := true
-	recv := newReceiver(t, func(int) int {
-		mu.Lock()
-		defer mu.Unlock()
-		if failing {
-			return 500
-		}
-		return 204
-	})
+	answer, heal := failThenOK(500, 204)
+	recv := newReceiver(t, answer)
 	w := g.create(t, app.WebhookSpec{Topic: "collections/orders/resources", URL: recv.srv.URL})
 	recv.setSecrets(w.NewSecret)
 	series := func(name string, labels ...string) float64 {
@@ -556,9 +540,7 @@ func TestDeliveryMetrics(t *testing.T) {
 			series("tandem_webhook_attempts", "webhook", w.ID) >= 1 &&
 			series("tandem_webhook_deliveries_total", "webhook", w.ID, "result", "failure") >= 1
 	})
-	mu.Lock()
-	failing = false
-	mu.Unlock()
+	heal()
 	waitFor(t, "lag 0, active, five events acknowledged", func() bool {
 		return series("tandem_webhook_lag", "webhook", w.ID) == 0 &&
 			series("tandem_webhook_state", "webhook", w.ID, "state", "active") == 1 &&

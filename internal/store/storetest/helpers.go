@@ -7,6 +7,7 @@ import (
 	"errors"
 	"reflect"
 	"regexp"
+	"sync"
 	"testing"
 	"time"
 
@@ -140,3 +141,18 @@ func lbl(kv ...string) map[string]string {
 }
 
 var epochRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// concurrently runs f(0) … f(n-1) at once and returns their errors by i.
+func concurrently(n int, f func(i int) error) []error {
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = f(i)
+		}()
+	}
+	wg.Wait()
+	return errs
+}

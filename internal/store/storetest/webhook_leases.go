@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tandemhq/tandem/internal/store"
@@ -129,17 +128,10 @@ func webhookLeaseCases() []testCase {
 		}},
 		{"WebhookLease", "ConcurrentAcquire", func(e *env) {
 			e.hook("w")
-			const n = 8
-			var wg sync.WaitGroup
-			errs := make([]error, n)
-			for i := range n {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					_, errs[i] = e.s.AcquireWebhookLease(e.ctx, "w", fmt.Sprint("n", i), time.Minute)
-				}()
-			}
-			wg.Wait()
+			errs := concurrently(8, func(i int) error {
+				_, err := e.s.AcquireWebhookLease(e.ctx, "w", fmt.Sprint("n", i), time.Minute)
+				return err
+			})
 			winner := ""
 			for i, err := range errs {
 				switch {

@@ -9,7 +9,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -168,17 +167,11 @@ func webhookConfigCases() []testCase {
 			}
 		}},
 		{"Webhooks", "LimitConcurrent", func(e *env) {
-			const n, max = 8, 3
-			var wg sync.WaitGroup
-			errs := make([]error, n)
-			for i := range n {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					_, errs[i] = e.s.CreateWebhook(e.ctx, sampleWebhook(fmt.Sprint("w", i)), max)
-				}()
-			}
-			wg.Wait()
+			const max = 3
+			errs := concurrently(8, func(i int) error {
+				_, err := e.s.CreateWebhook(e.ctx, sampleWebhook(fmt.Sprint("w", i)), max)
+				return err
+			})
 			created := 0
 			for _, err := range errs {
 				if err == nil {
