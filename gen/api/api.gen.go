@@ -24,6 +24,36 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for ConnectHookRequestHook.
+const (
+	Connect ConnectHookRequestHook = "connect"
+)
+
+// Valid indicates whether the value is a known member of the ConnectHookRequestHook enum.
+func (e ConnectHookRequestHook) Valid() bool {
+	switch e {
+	case Connect:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ConnectionTransport.
+const (
+	ConnectionTransportWebsocket ConnectionTransport = "websocket"
+)
+
+// Valid indicates whether the value is a known member of the ConnectionTransport enum.
+func (e ConnectionTransport) Valid() bool {
+	switch e {
+	case ConnectionTransportWebsocket:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for HealthStatus.
 const (
 	Ok          HealthStatus = "ok"
@@ -36,6 +66,78 @@ func (e HealthStatus) Valid() bool {
 	case Ok:
 		return true
 	case Unavailable:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for HookClientTransport.
+const (
+	HookClientTransportLongPoll  HookClientTransport = "long-poll"
+	HookClientTransportRest      HookClientTransport = "rest"
+	HookClientTransportSse       HookClientTransport = "sse"
+	HookClientTransportWebsocket HookClientTransport = "websocket"
+)
+
+// Valid indicates whether the value is a known member of the HookClientTransport enum.
+func (e HookClientTransport) Valid() bool {
+	switch e {
+	case HookClientTransportLongPoll:
+		return true
+	case HookClientTransportRest:
+		return true
+	case HookClientTransportSse:
+		return true
+	case HookClientTransportWebsocket:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for HookPrincipalKind.
+const (
+	Anonymous HookPrincipalKind = "anonymous"
+	ApiKey    HookPrincipalKind = "api-key"
+	Jwt       HookPrincipalKind = "jwt"
+)
+
+// Valid indicates whether the value is a known member of the HookPrincipalKind enum.
+func (e HookPrincipalKind) Valid() bool {
+	switch e {
+	case Anonymous:
+		return true
+	case ApiKey:
+		return true
+	case Jwt:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for HookProblemStatus.
+const (
+	N400 HookProblemStatus = 400
+	N403 HookProblemStatus = 403
+	N409 HookProblemStatus = 409
+	N422 HookProblemStatus = 422
+	N429 HookProblemStatus = 429
+)
+
+// Valid indicates whether the value is a known member of the HookProblemStatus enum.
+func (e HookProblemStatus) Valid() bool {
+	switch e {
+	case N400:
+		return true
+	case N403:
+		return true
+	case N409:
+		return true
+	case N422:
+		return true
+	case N429:
 		return true
 	default:
 		return false
@@ -60,6 +162,36 @@ func (e ProblemFieldIn) Valid() bool {
 	case Path:
 		return true
 	case Query:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PublishHookRequestHook.
+const (
+	Publish PublishHookRequestHook = "publish"
+)
+
+// Valid indicates whether the value is a known member of the PublishHookRequestHook enum.
+func (e PublishHookRequestHook) Valid() bool {
+	switch e {
+	case Publish:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RpcHookRequestHook.
+const (
+	Rpc RpcHookRequestHook = "rpc"
+)
+
+// Valid indicates whether the value is a known member of the RpcHookRequestHook enum.
+func (e RpcHookRequestHook) Valid() bool {
+	switch e {
+	case Rpc:
 		return true
 	default:
 		return false
@@ -102,6 +234,21 @@ const (
 func (e StreamEventType) Valid() bool {
 	switch e {
 	case Event:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SubscribeHookRequestHook.
+const (
+	Subscribe SubscribeHookRequestHook = "subscribe"
+)
+
+// Valid indicates whether the value is a known member of the SubscribeHookRequestHook enum.
+func (e SubscribeHookRequestHook) Valid() bool {
+	switch e {
+	case Subscribe:
 		return true
 	default:
 		return false
@@ -213,8 +360,95 @@ type CollectionList struct {
 	Items []Collection `json:"items"`
 }
 
+// ConnectHookRequest The body of the connect hook (`--hook-connect`): a WebSocket
+// connection or an SSE stream has authenticated. Answer with a
+// `ConnectHookResponse`.
+type ConnectHookRequest struct {
+	Client HookClient             `json:"client"`
+	Hook   ConnectHookRequestHook `json:"hook"`
+
+	// Id Unique per call (also the `webhook-id` header).
+	Id string `json:"id"`
+
+	// Principal Who the client is, after authentication.
+	Principal HookPrincipal `json:"principal"`
+	Time      time.Time     `json:"time"`
+}
+
+// ConnectHookRequestHook defines model for ConnectHookRequest.Hook.
+type ConnectHookRequestHook string
+
+// ConnectHookResponse `{}` allows the connection. `problem` refuses it (a WebSocket
+// upgrade or SSE stream answers with that problem; an `auth` frame's
+// reply carries it). `meta` becomes the presence metadata of every
+// subscription of the connection (the client's own is ignored);
+// `grants` are added to the principal's for the life of the
+// connection (same syntax as a JWT's `scope`, `{sub}` included).
+type ConnectHookResponse struct {
+	Grants *[]string               `json:"grants,omitempty"`
+	Meta   *map[string]interface{} `json:"meta,omitempty"`
+
+	// Problem Refuses the request: the client gets a problem with this status
+	// (default 403), `type` (default `https://tandem.dev/problems/denied`),
+	// `title` and `detail`. The same problem may instead be sent as the
+	// hook's response with this status and `application/problem+json`.
+	Problem *HookProblem `json:"problem,omitempty"`
+}
+
+// Connection defines model for Connection.
+type Connection struct {
+	ConnectedAt time.Time    `json:"connectedAt"`
+	Id          ConnectionID `json:"id"`
+
+	// Node The node serving the connection.
+	Node string `json:"node"`
+
+	// RemoteAddress The client's address as this node saw it (host:port).
+	RemoteAddress string `json:"remoteAddress"`
+
+	// Subject Absent for anonymous connections.
+	Subject       *string                  `json:"subject,omitempty"`
+	Subscriptions []ConnectionSubscription `json:"subscriptions"`
+	Transport     ConnectionTransport      `json:"transport"`
+}
+
+// ConnectionTransport defines model for Connection.Transport.
+type ConnectionTransport string
+
+// ConnectionID defines model for ConnectionID.
+type ConnectionID = string
+
+// ConnectionList defines model for ConnectionList.
+type ConnectionList struct {
+	Items []Connection `json:"items"`
+
+	// NextPageToken Absent on the last page.
+	NextPageToken *string `json:"nextPageToken,omitempty"`
+
+	// UnreachableNodes Nodes that did not answer in time; their connections are missing.
+	UnreachableNodes *[]string `json:"unreachableNodes,omitempty"`
+}
+
+// ConnectionSubscription defines model for ConnectionSubscription.
+type ConnectionSubscription struct {
+	Labels *string `json:"labels,omitempty"`
+
+	// Server Made server-side (`POST /v1/subjects/{subject}/subscriptions`), not by the client.
+	Server bool `json:"server"`
+
+	// Topic Example: collections/orders/resources
+	Topic Topic `json:"topic"`
+}
+
 // Cursor An opaque stream position, exactly as the server sent it.
 type Cursor = string
+
+// DisconnectResult defines model for DisconnectResult.
+type DisconnectResult struct {
+	// Disconnected How many connections were closed.
+	Disconnected     int       `json:"disconnected"`
+	UnreachableNodes *[]string `json:"unreachableNodes,omitempty"`
+}
 
 // Health defines model for Health.
 type Health struct {
@@ -224,6 +458,46 @@ type Health struct {
 
 // HealthStatus defines model for Health.Status.
 type HealthStatus string
+
+// HookClient defines model for HookClient.
+type HookClient struct {
+	ConnectionId *ConnectionID `json:"connectionId,omitempty"`
+
+	// RemoteAddress The client's address as the node saw it (host:port).
+	RemoteAddress string              `json:"remoteAddress"`
+	Transport     HookClientTransport `json:"transport"`
+}
+
+// HookClientTransport defines model for HookClient.Transport.
+type HookClientTransport string
+
+// HookPrincipal Who the client is, after authentication.
+type HookPrincipal struct {
+	// Claims Every claim of the verified JWT (absent for API keys and anonymous clients).
+	Claims    *map[string]interface{} `json:"claims,omitempty"`
+	ExpiresAt *time.Time              `json:"expiresAt,omitempty"`
+	Kind      HookPrincipalKind       `json:"kind"`
+
+	// Subject The token's `sub` or the API key's name; absent when anonymous.
+	Subject *string `json:"subject,omitempty"`
+}
+
+// HookPrincipalKind defines model for HookPrincipal.Kind.
+type HookPrincipalKind string
+
+// HookProblem Refuses the request: the client gets a problem with this status
+// (default 403), `type` (default `https://tandem.dev/problems/denied`),
+// `title` and `detail`. The same problem may instead be sent as the
+// hook's response with this status and `application/problem+json`.
+type HookProblem struct {
+	Detail *string            `json:"detail,omitempty"`
+	Status *HookProblemStatus `json:"status,omitempty"`
+	Title  *string            `json:"title,omitempty"`
+	Type   *string            `json:"type,omitempty"`
+}
+
+// HookProblemStatus defines model for HookProblem.Status.
+type HookProblemStatus int
 
 // Labels String labels (keys up to 63 characters of letters, digits, `-_./`; values up to 63 of letters, digits, `-_.`).
 //
@@ -294,6 +568,43 @@ type ProblemField struct {
 // ProblemFieldIn defines model for ProblemField.In.
 type ProblemFieldIn string
 
+// PublishHookRequest The body of the publish hook (`--hook-publish`, or a namespace's
+// `hook-publish`), for every publish over WebSocket and REST, before
+// the message enters the channel's history. Answer with a
+// `PublishHookResponse`.
+type PublishHookRequest struct {
+	// Channel Example: chat:lobby
+	Channel ChannelName `json:"channel"`
+	Client  HookClient  `json:"client"`
+
+	// Data The message data the client sent (any JSON value).
+	Data interface{}            `json:"data"`
+	Hook PublishHookRequestHook `json:"hook"`
+	Id   string                 `json:"id"`
+
+	// Principal Who the client is, after authentication.
+	Principal HookPrincipal `json:"principal"`
+	Time      time.Time     `json:"time"`
+
+	// Topic Example: collections/orders/resources
+	Topic Topic `json:"topic"`
+}
+
+// PublishHookRequestHook defines model for PublishHookRequest.Hook.
+type PublishHookRequestHook string
+
+// PublishHookResponse `{}` publishes the data as sent; `data` replaces it (any JSON value, within the namespace's message size); `problem` refuses the publish.
+type PublishHookResponse struct {
+	// Data The data to publish instead.
+	Data interface{} `json:"data,omitempty"`
+
+	// Problem Refuses the request: the client gets a problem with this status
+	// (default 403), `type` (default `https://tandem.dev/problems/denied`),
+	// `title` and `detail`. The same problem may instead be sent as the
+	// hook's response with this status and `application/problem+json`.
+	Problem *HookProblem `json:"problem,omitempty"`
+}
+
 // Resource defines model for Resource.
 type Resource struct {
 	// Collection Example: orders
@@ -352,6 +663,59 @@ type ResourceReplace struct {
 // Revision The store revision of the write that produced this state.
 type Revision = int64
 
+// RpcHookRequest The body of the RPC hook (`--hook-rpc`, or the namespace of the
+// method's `hook-rpc`): a client sent an `rpc` frame. Answer with an
+// `RpcHookResponse`.
+type RpcHookRequest struct {
+	Client HookClient `json:"client"`
+
+	// Data The request's data (any JSON value; null when the frame had none).
+	Data interface{}        `json:"data"`
+	Hook RpcHookRequestHook `json:"hook"`
+	Id   string             `json:"id"`
+
+	// Method The namespace is the part before the first `:` (as for channels).
+	Method RpcMethod `json:"method"`
+
+	// Principal Who the client is, after authentication.
+	Principal HookPrincipal `json:"principal"`
+	Time      time.Time     `json:"time"`
+}
+
+// RpcHookRequestHook defines model for RpcHookRequest.Hook.
+type RpcHookRequestHook string
+
+// RpcHookResponse `data` is the reply's result (absent: null); `problem` makes the reply a failure with that problem.
+type RpcHookResponse struct {
+	// Data The result (any JSON value).
+	Data interface{} `json:"data,omitempty"`
+
+	// Problem Refuses the request: the client gets a problem with this status
+	// (default 403), `type` (default `https://tandem.dev/problems/denied`),
+	// `title` and `detail`. The same problem may instead be sent as the
+	// hook's response with this status and `application/problem+json`.
+	Problem *HookProblem `json:"problem,omitempty"`
+}
+
+// RpcMethod The namespace is the part before the first `:` (as for channels).
+type RpcMethod = string
+
+// ServerSubscription defines model for ServerSubscription.
+type ServerSubscription struct {
+	// Labels A label selector, for resource topics.
+	Labels *string `json:"labels,omitempty"`
+
+	// Topic Example: collections/orders/resources
+	Topic Topic `json:"topic"`
+}
+
+// ServerSubscriptionResult defines model for ServerSubscriptionResult.
+type ServerSubscriptionResult struct {
+	// Connections How many connections were subscribed (or unsubscribed).
+	Connections      int       `json:"connections"`
+	UnreachableNodes *[]string `json:"unreachableNodes,omitempty"`
+}
+
 // StreamEvent An event frame, exactly as on the WebSocket (AsyncAPI components/schemas/Event).
 type StreamEvent struct {
 	// Cursor An opaque stream position, exactly as the server sent it.
@@ -371,6 +735,44 @@ type StreamEventEvent string
 
 // StreamEventType defines model for StreamEvent.Type.
 type StreamEventType string
+
+// Subject defines model for Subject.
+type Subject = string
+
+// SubscribeHookRequest The body of the subscribe hook (`--hook-subscribe`, or a
+// namespace's `hook-subscribe`): a client subscribes to `topic`
+// (WebSocket, SSE) or long-polls it. Answer with a
+// `SubscribeHookResponse`.
+type SubscribeHookRequest struct {
+	Client HookClient               `json:"client"`
+	Hook   SubscribeHookRequestHook `json:"hook"`
+	Id     string                   `json:"id"`
+	Labels *string                  `json:"labels,omitempty"`
+
+	// Meta The presence metadata the client sent.
+	Meta *map[string]interface{} `json:"meta,omitempty"`
+
+	// Principal Who the client is, after authentication.
+	Principal HookPrincipal `json:"principal"`
+	Time      time.Time     `json:"time"`
+
+	// Topic Example: collections/orders/resources
+	Topic Topic `json:"topic"`
+}
+
+// SubscribeHookRequestHook defines model for SubscribeHookRequest.Hook.
+type SubscribeHookRequestHook string
+
+// SubscribeHookResponse `{}` allows the subscription; `problem` refuses it; `meta` replaces the presence metadata of this subscription.
+type SubscribeHookResponse struct {
+	Meta *map[string]interface{} `json:"meta,omitempty"`
+
+	// Problem Refuses the request: the client gets a problem with this status
+	// (default 403), `type` (default `https://tandem.dev/problems/denied`),
+	// `title` and `detail`. The same problem may instead be sent as the
+	// hook's response with this status and `application/problem+json`.
+	Problem *HookProblem `json:"problem,omitempty"`
+}
 
 // Topic Example: collections/orders/resources
 type Topic = string
@@ -548,6 +950,18 @@ type WebhookUpdate struct {
 // CollectionName Example: orders
 type CollectionName = Name
 
+// ConnectionLimit defines model for ConnectionLimit.
+type ConnectionLimit = int
+
+// ConnectionPageToken defines model for ConnectionPageToken.
+type ConnectionPageToken = string
+
+// DisconnectReason defines model for DisconnectReason.
+type DisconnectReason = string
+
+// DisconnectReconnect defines model for DisconnectReconnect.
+type DisconnectReconnect = bool
+
 // IdempotencyKey defines model for IdempotencyKey.
 type IdempotencyKey = string
 
@@ -560,6 +974,9 @@ type IfNoneMatch = string
 // ResourceID Example: orders
 type ResourceID = Name
 
+// SubjectPath defines model for SubjectPath.
+type SubjectPath = Subject
+
 // BadRequest RFC 9457 problem details.
 type BadRequest = Problem
 
@@ -568,6 +985,12 @@ type Conflict = Problem
 
 // Forbidden RFC 9457 problem details.
 type Forbidden = Problem
+
+// HookDenied RFC 9457 problem details.
+type HookDenied = Problem
+
+// HookUnavailable RFC 9457 problem details.
+type HookUnavailable = Problem
 
 // NotFound RFC 9457 problem details.
 type NotFound = Problem
@@ -673,6 +1096,51 @@ type ReplaceResourceParams struct {
 	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
 }
 
+// ListConnectionsParams defines parameters for ListConnections.
+type ListConnectionsParams struct {
+	// Subject Only the connections of this subject (a token's `sub`, an API key's name).
+	Subject *Subject `form:"subject,omitempty" json:"subject,omitempty"`
+
+	// Limit Page size.
+	Limit *ConnectionLimit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// PageToken The `nextPageToken` of the previous page.
+	PageToken *ConnectionPageToken `form:"pageToken,omitempty" json:"pageToken,omitempty"`
+}
+
+// DisconnectConnectionParams defines parameters for DisconnectConnection.
+type DisconnectConnectionParams struct {
+	// Reason Why, for the client (in the `disconnect` frame).
+	Reason *DisconnectReason `form:"reason,omitempty" json:"reason,omitempty"`
+
+	// Reconnect Whether the client may reconnect (the SDKs stop when false).
+	Reconnect *DisconnectReconnect `form:"reconnect,omitempty" json:"reconnect,omitempty"`
+}
+
+// DisconnectSubjectParams defines parameters for DisconnectSubject.
+type DisconnectSubjectParams struct {
+	// Reason Why, for the client (in the `disconnect` frame).
+	Reason *DisconnectReason `form:"reason,omitempty" json:"reason,omitempty"`
+
+	// Reconnect Whether the client may reconnect (the SDKs stop when false).
+	Reconnect *DisconnectReconnect `form:"reconnect,omitempty" json:"reconnect,omitempty"`
+}
+
+// ListSubjectConnectionsParams defines parameters for ListSubjectConnections.
+type ListSubjectConnectionsParams struct {
+	// Limit Page size.
+	Limit *ConnectionLimit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// PageToken The `nextPageToken` of the previous page.
+	PageToken *ConnectionPageToken `form:"pageToken,omitempty" json:"pageToken,omitempty"`
+}
+
+// UnsubscribeSubjectParams defines parameters for UnsubscribeSubject.
+type UnsubscribeSubjectParams struct {
+	Topic  Topic   `form:"topic" json:"topic"`
+	Labels *string `form:"labels,omitempty" json:"labels,omitempty"`
+}
+
 // CreateWebhookParams defines parameters for CreateWebhook.
 type CreateWebhookParams struct {
 	// IdempotencyKey A client-chosen key; retries with the same key replay the first reply for 24 hours.
@@ -706,6 +1174,9 @@ type PatchResourceApplicationMergePatchPlusJSONRequestBody = ResourcePatch
 // ReplaceResourceJSONRequestBody defines body for ReplaceResource for application/json ContentType.
 type ReplaceResourceJSONRequestBody = ResourceReplace
 
+// SubscribeSubjectJSONRequestBody defines body for SubscribeSubject for application/json ContentType.
+type SubscribeSubjectJSONRequestBody = ServerSubscription
+
 // CreateWebhookJSONRequestBody defines body for CreateWebhook for application/json ContentType.
 type CreateWebhookJSONRequestBody = WebhookCreate
 
@@ -714,6 +1185,9 @@ type UpdateWebhookApplicationMergePatchPlusJSONRequestBody = WebhookUpdate
 
 // ResumeWebhookJSONRequestBody defines body for ResumeWebhook for application/json ContentType.
 type ResumeWebhookJSONRequestBody = WebhookResume
+
+// PublishHookJSONRequestBody defines body for PublishHook for application/json ContentType.
+type PublishHookJSONRequestBody = PublishHookRequest
 
 // WebhookDeliveryJSONRequestBody defines body for WebhookDelivery for application/json ContentType.
 type WebhookDeliveryJSONRequestBody = WebhookPayload
@@ -882,6 +1356,24 @@ type ServerInterface interface {
 	// ReplaceResource Create or replace a resource
 	// (PUT /v1/collections/{collection}/resources/{id})
 	ReplaceResource(w http.ResponseWriter, r *http.Request, collection CollectionName, id ResourceID, params ReplaceResourceParams)
+	// ListConnections List open connections, cluster-wide
+	// (GET /v1/connections)
+	ListConnections(w http.ResponseWriter, r *http.Request, params ListConnectionsParams)
+	// DisconnectConnection Disconnect one connection
+	// (DELETE /v1/connections/{connection})
+	DisconnectConnection(w http.ResponseWriter, r *http.Request, connection ConnectionID, params DisconnectConnectionParams)
+	// DisconnectSubject Disconnect every connection of a subject
+	// (DELETE /v1/subjects/{subject}/connections)
+	DisconnectSubject(w http.ResponseWriter, r *http.Request, subject SubjectPath, params DisconnectSubjectParams)
+	// ListSubjectConnections List the connections of one subject, cluster-wide
+	// (GET /v1/subjects/{subject}/connections)
+	ListSubjectConnections(w http.ResponseWriter, r *http.Request, subject SubjectPath, params ListSubjectConnectionsParams)
+	// UnsubscribeSubject Unsubscribe every connection of a subject from a topic
+	// (DELETE /v1/subjects/{subject}/subscriptions)
+	UnsubscribeSubject(w http.ResponseWriter, r *http.Request, subject SubjectPath, params UnsubscribeSubjectParams)
+	// SubscribeSubject Subscribe every connection of a subject to a topic
+	// (POST /v1/subjects/{subject}/subscriptions)
+	SubscribeSubject(w http.ResponseWriter, r *http.Request, subject SubjectPath)
 	// ListWebhooks List webhooks with their delivery status
 	// (GET /v1/webhooks)
 	ListWebhooks(w http.ResponseWriter, r *http.Request)
@@ -1638,6 +2130,311 @@ func (siw *ServerInterfaceWrapper) ReplaceResource(w http.ResponseWriter, r *htt
 	handler.ServeHTTP(w, r)
 }
 
+// ListConnections operation middleware
+func (siw *ServerInterfaceWrapper) ListConnections(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListConnectionsParams
+
+	// ------------- Optional query parameter "subject" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "subject", r.URL.Query(), &params.Subject, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "subject"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "subject", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "pageToken" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "pageToken", r.URL.Query(), &params.PageToken, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "pageToken"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "pageToken", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListConnections(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// DisconnectConnection operation middleware
+func (siw *ServerInterfaceWrapper) DisconnectConnection(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "connection" -------------
+	var connection ConnectionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "connection", r.PathValue("connection"), &connection, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "connection", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DisconnectConnectionParams
+
+	// ------------- Optional query parameter "reason" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "reason", r.URL.Query(), &params.Reason, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "reason"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "reason", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "reconnect" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "reconnect", r.URL.Query(), &params.Reconnect, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "reconnect"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "reconnect", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.DisconnectConnection(w, r, connection, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// DisconnectSubject operation middleware
+func (siw *ServerInterfaceWrapper) DisconnectSubject(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "subject" -------------
+	var subject SubjectPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "subject", r.PathValue("subject"), &subject, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "subject", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DisconnectSubjectParams
+
+	// ------------- Optional query parameter "reason" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "reason", r.URL.Query(), &params.Reason, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "reason"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "reason", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "reconnect" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "reconnect", r.URL.Query(), &params.Reconnect, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "reconnect"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "reconnect", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.DisconnectSubject(w, r, subject, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListSubjectConnections operation middleware
+func (siw *ServerInterfaceWrapper) ListSubjectConnections(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "subject" -------------
+	var subject SubjectPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "subject", r.PathValue("subject"), &subject, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "subject", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListSubjectConnectionsParams
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "pageToken" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "pageToken", r.URL.Query(), &params.PageToken, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "pageToken"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "pageToken", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListSubjectConnections(w, r, subject, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// UnsubscribeSubject operation middleware
+func (siw *ServerInterfaceWrapper) UnsubscribeSubject(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "subject" -------------
+	var subject SubjectPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "subject", r.PathValue("subject"), &subject, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "subject", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UnsubscribeSubjectParams
+
+	// ------------- Required query parameter "topic" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "topic", r.URL.Query(), &params.Topic, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "topic"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "topic", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "labels" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "labels", r.URL.Query(), &params.Labels, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "labels"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "labels", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.UnsubscribeSubject(w, r, subject, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// SubscribeSubject operation middleware
+func (siw *ServerInterfaceWrapper) SubscribeSubject(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "subject" -------------
+	var subject SubjectPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "subject", r.PathValue("subject"), &subject, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "subject", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.SubscribeSubject(w, r, subject)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // ListWebhooks operation middleware
 func (siw *ServerInterfaceWrapper) ListWebhooks(w http.ResponseWriter, r *http.Request) {
 
@@ -1966,6 +2763,12 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodPatch+" "+options.BaseURL+"/v1/webhooks/{webhook}", wrapper.UpdateWebhook)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/webhooks/{webhook}/test", wrapper.TestWebhook)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/webhooks/{webhook}/resume", wrapper.ResumeWebhook)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/connections", wrapper.ListConnections)
+	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/v1/connections/{connection}", wrapper.DisconnectConnection)
+	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/v1/subjects/{subject}/connections", wrapper.DisconnectSubject)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/subjects/{subject}/connections", wrapper.ListSubjectConnections)
+	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/v1/subjects/{subject}/subscriptions", wrapper.UnsubscribeSubject)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/subjects/{subject}/subscriptions", wrapper.SubscribeSubject)
 
 	return m
 }
@@ -1976,6 +2779,9 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 // callback http.Handler returned by {Op}CallbackHandler at
 // whatever URL path they advertise to senders.
 type CallbackReceiverInterface interface {
+	// The publish hook, called before the message enters the history
+	// HandlePublishHookCallback handles the POST callback for publishHook.
+	HandlePublishHookCallback(w http.ResponseWriter, r *http.Request)
 	// A delivery to the webhook's receiver
 	// HandleWebhookDeliveryCallback handles the POST callback for delivery.
 	HandleWebhookDeliveryCallback(w http.ResponseWriter, r *http.Request, params WebhookDeliveryParams)
@@ -1984,6 +2790,26 @@ type CallbackReceiverInterface interface {
 // CallbackReceiverMiddlewareFunc wraps an http.Handler with cross-
 // cutting behavior (signature verification, logging, rate limiting, ...).
 type CallbackReceiverMiddlewareFunc func(http.Handler) http.Handler
+
+// PublishHookCallbackHandler returns the http.Handler for the publishHook callback.
+// Mount this at the URL path advertised to callback senders. errHandler
+// may be nil; if so, parameter-binding errors return 400 with the error
+// message. Middlewares are applied in the order provided -- the last
+// argument becomes the outermost wrapper.
+func PublishHookCallbackHandler(si CallbackReceiverInterface, errHandler func(w http.ResponseWriter, r *http.Request, err error), middlewares ...CallbackReceiverMiddlewareFunc) http.Handler {
+	if errHandler == nil {
+		errHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+		}
+	}
+	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		si.HandlePublishHookCallback(w, r)
+	})
+	for _, mw := range middlewares {
+		h = mw(h)
+	}
+	return h
+}
 
 // WebhookDeliveryCallbackHandler returns the http.Handler for the delivery callback.
 // Mount this at the URL path advertised to callback senders. errHandler
@@ -2082,6 +2908,17 @@ type BadRequestApplicationProblemPlusJSONResponse Problem
 type ConflictApplicationProblemPlusJSONResponse Problem
 
 type ForbiddenApplicationProblemPlusJSONResponse Problem
+
+type HookDeniedApplicationProblemPlusJSONResponse Problem
+
+type HookUnavailableResponseHeaders struct {
+	RetryAfter *int
+}
+type HookUnavailableApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers HookUnavailableResponseHeaders
+}
 
 type NotFoundApplicationProblemPlusJSONResponse Problem
 
@@ -2469,6 +3306,60 @@ func (response PublishMessage415ApplicationProblemPlusJSONResponse) VisitPublish
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PublishMessage422ApplicationProblemPlusJSONResponse struct {
+	HookDeniedApplicationProblemPlusJSONResponse
+}
+
+func (response PublishMessage422ApplicationProblemPlusJSONResponse) VisitPublishMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PublishMessage429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response PublishMessage429ApplicationProblemPlusJSONResponse) VisitPublishMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PublishMessage503ApplicationProblemPlusJSONResponse struct {
+	HookUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response PublishMessage503ApplicationProblemPlusJSONResponse) VisitPublishMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3524,6 +4415,613 @@ func (response ReplaceResourcedefaultApplicationProblemPlusJSONResponse) VisitRe
 	return err
 }
 
+type ListConnectionsRequestObject struct {
+	Params ListConnectionsParams
+}
+
+type ListConnectionsResponseObject interface {
+	VisitListConnectionsResponse(w http.ResponseWriter) error
+}
+
+type ListConnections200JSONResponse ConnectionList
+
+func (response ListConnections200JSONResponse) VisitListConnectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnections400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListConnections400ApplicationProblemPlusJSONResponse) VisitListConnectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnections403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListConnections403ApplicationProblemPlusJSONResponse) VisitListConnectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnections503ApplicationProblemPlusJSONResponse struct {
+	StoreUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListConnections503ApplicationProblemPlusJSONResponse) VisitListConnectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnectionsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ListConnectionsdefaultApplicationProblemPlusJSONResponse) VisitListConnectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisconnectConnectionRequestObject struct {
+	Connection ConnectionID `json:"connection"`
+	Params     DisconnectConnectionParams
+}
+
+type DisconnectConnectionResponseObject interface {
+	VisitDisconnectConnectionResponse(w http.ResponseWriter) error
+}
+
+type DisconnectConnection200JSONResponse DisconnectResult
+
+func (response DisconnectConnection200JSONResponse) VisitDisconnectConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisconnectConnection400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response DisconnectConnection400ApplicationProblemPlusJSONResponse) VisitDisconnectConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisconnectConnection403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DisconnectConnection403ApplicationProblemPlusJSONResponse) VisitDisconnectConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisconnectConnection404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response DisconnectConnection404ApplicationProblemPlusJSONResponse) VisitDisconnectConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisconnectConnection503ApplicationProblemPlusJSONResponse struct {
+	StoreUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response DisconnectConnection503ApplicationProblemPlusJSONResponse) VisitDisconnectConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisconnectConnectiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response DisconnectConnectiondefaultApplicationProblemPlusJSONResponse) VisitDisconnectConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisconnectSubjectRequestObject struct {
+	Subject SubjectPath `json:"subject"`
+	Params  DisconnectSubjectParams
+}
+
+type DisconnectSubjectResponseObject interface {
+	VisitDisconnectSubjectResponse(w http.ResponseWriter) error
+}
+
+type DisconnectSubject200JSONResponse DisconnectResult
+
+func (response DisconnectSubject200JSONResponse) VisitDisconnectSubjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisconnectSubject400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response DisconnectSubject400ApplicationProblemPlusJSONResponse) VisitDisconnectSubjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisconnectSubject403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DisconnectSubject403ApplicationProblemPlusJSONResponse) VisitDisconnectSubjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisconnectSubject503ApplicationProblemPlusJSONResponse struct {
+	StoreUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response DisconnectSubject503ApplicationProblemPlusJSONResponse) VisitDisconnectSubjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisconnectSubjectdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response DisconnectSubjectdefaultApplicationProblemPlusJSONResponse) VisitDisconnectSubjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSubjectConnectionsRequestObject struct {
+	Subject SubjectPath `json:"subject"`
+	Params  ListSubjectConnectionsParams
+}
+
+type ListSubjectConnectionsResponseObject interface {
+	VisitListSubjectConnectionsResponse(w http.ResponseWriter) error
+}
+
+type ListSubjectConnections200JSONResponse ConnectionList
+
+func (response ListSubjectConnections200JSONResponse) VisitListSubjectConnectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSubjectConnections400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListSubjectConnections400ApplicationProblemPlusJSONResponse) VisitListSubjectConnectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSubjectConnections403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListSubjectConnections403ApplicationProblemPlusJSONResponse) VisitListSubjectConnectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSubjectConnections503ApplicationProblemPlusJSONResponse struct {
+	StoreUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListSubjectConnections503ApplicationProblemPlusJSONResponse) VisitListSubjectConnectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSubjectConnectionsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ListSubjectConnectionsdefaultApplicationProblemPlusJSONResponse) VisitListSubjectConnectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnsubscribeSubjectRequestObject struct {
+	Subject SubjectPath `json:"subject"`
+	Params  UnsubscribeSubjectParams
+}
+
+type UnsubscribeSubjectResponseObject interface {
+	VisitUnsubscribeSubjectResponse(w http.ResponseWriter) error
+}
+
+type UnsubscribeSubject200JSONResponse ServerSubscriptionResult
+
+func (response UnsubscribeSubject200JSONResponse) VisitUnsubscribeSubjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnsubscribeSubject400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UnsubscribeSubject400ApplicationProblemPlusJSONResponse) VisitUnsubscribeSubjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnsubscribeSubject403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UnsubscribeSubject403ApplicationProblemPlusJSONResponse) VisitUnsubscribeSubjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnsubscribeSubject503ApplicationProblemPlusJSONResponse struct {
+	StoreUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response UnsubscribeSubject503ApplicationProblemPlusJSONResponse) VisitUnsubscribeSubjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnsubscribeSubjectdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response UnsubscribeSubjectdefaultApplicationProblemPlusJSONResponse) VisitUnsubscribeSubjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubscribeSubjectRequestObject struct {
+	Subject SubjectPath `json:"subject"`
+	Body    *SubscribeSubjectJSONRequestBody
+}
+
+type SubscribeSubjectResponseObject interface {
+	VisitSubscribeSubjectResponse(w http.ResponseWriter) error
+}
+
+type SubscribeSubject200JSONResponse ServerSubscriptionResult
+
+func (response SubscribeSubject200JSONResponse) VisitSubscribeSubjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubscribeSubject400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response SubscribeSubject400ApplicationProblemPlusJSONResponse) VisitSubscribeSubjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubscribeSubject403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response SubscribeSubject403ApplicationProblemPlusJSONResponse) VisitSubscribeSubjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubscribeSubject404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response SubscribeSubject404ApplicationProblemPlusJSONResponse) VisitSubscribeSubjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubscribeSubject408ApplicationProblemPlusJSONResponse struct {
+	RequestTimeoutApplicationProblemPlusJSONResponse
+}
+
+func (response SubscribeSubject408ApplicationProblemPlusJSONResponse) VisitSubscribeSubjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(408)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubscribeSubject413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response SubscribeSubject413ApplicationProblemPlusJSONResponse) VisitSubscribeSubjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubscribeSubject415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response SubscribeSubject415ApplicationProblemPlusJSONResponse) VisitSubscribeSubjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubscribeSubject503ApplicationProblemPlusJSONResponse struct {
+	StoreUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response SubscribeSubject503ApplicationProblemPlusJSONResponse) VisitSubscribeSubjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubscribeSubjectdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response SubscribeSubjectdefaultApplicationProblemPlusJSONResponse) VisitSubscribeSubjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListWebhooksRequestObject struct {
 }
 
@@ -4349,6 +5847,24 @@ type StrictServerInterface interface {
 	// ReplaceResource Create or replace a resource
 	// (PUT /v1/collections/{collection}/resources/{id})
 	ReplaceResource(ctx context.Context, request ReplaceResourceRequestObject) (ReplaceResourceResponseObject, error)
+	// ListConnections List open connections, cluster-wide
+	// (GET /v1/connections)
+	ListConnections(ctx context.Context, request ListConnectionsRequestObject) (ListConnectionsResponseObject, error)
+	// DisconnectConnection Disconnect one connection
+	// (DELETE /v1/connections/{connection})
+	DisconnectConnection(ctx context.Context, request DisconnectConnectionRequestObject) (DisconnectConnectionResponseObject, error)
+	// DisconnectSubject Disconnect every connection of a subject
+	// (DELETE /v1/subjects/{subject}/connections)
+	DisconnectSubject(ctx context.Context, request DisconnectSubjectRequestObject) (DisconnectSubjectResponseObject, error)
+	// ListSubjectConnections List the connections of one subject, cluster-wide
+	// (GET /v1/subjects/{subject}/connections)
+	ListSubjectConnections(ctx context.Context, request ListSubjectConnectionsRequestObject) (ListSubjectConnectionsResponseObject, error)
+	// UnsubscribeSubject Unsubscribe every connection of a subject from a topic
+	// (DELETE /v1/subjects/{subject}/subscriptions)
+	UnsubscribeSubject(ctx context.Context, request UnsubscribeSubjectRequestObject) (UnsubscribeSubjectResponseObject, error)
+	// SubscribeSubject Subscribe every connection of a subject to a topic
+	// (POST /v1/subjects/{subject}/subscriptions)
+	SubscribeSubject(ctx context.Context, request SubscribeSubjectRequestObject) (SubscribeSubjectResponseObject, error)
 	// ListWebhooks List webhooks with their delivery status
 	// (GET /v1/webhooks)
 	ListWebhooks(ctx context.Context, request ListWebhooksRequestObject) (ListWebhooksResponseObject, error)
@@ -4868,6 +6384,173 @@ func (sh *strictHandler) ReplaceResource(w http.ResponseWriter, r *http.Request,
 	}
 }
 
+// ListConnections operation middleware
+func (sh *strictHandler) ListConnections(w http.ResponseWriter, r *http.Request, params ListConnectionsParams) {
+	var request ListConnectionsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListConnections(ctx, request.(ListConnectionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListConnections")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListConnectionsResponseObject); ok {
+		if err := validResponse.VisitListConnectionsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// DisconnectConnection operation middleware
+func (sh *strictHandler) DisconnectConnection(w http.ResponseWriter, r *http.Request, connection ConnectionID, params DisconnectConnectionParams) {
+	var request DisconnectConnectionRequestObject
+
+	request.Connection = connection
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.DisconnectConnection(ctx, request.(DisconnectConnectionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DisconnectConnection")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(DisconnectConnectionResponseObject); ok {
+		if err := validResponse.VisitDisconnectConnectionResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// DisconnectSubject operation middleware
+func (sh *strictHandler) DisconnectSubject(w http.ResponseWriter, r *http.Request, subject SubjectPath, params DisconnectSubjectParams) {
+	var request DisconnectSubjectRequestObject
+
+	request.Subject = subject
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.DisconnectSubject(ctx, request.(DisconnectSubjectRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DisconnectSubject")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(DisconnectSubjectResponseObject); ok {
+		if err := validResponse.VisitDisconnectSubjectResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListSubjectConnections operation middleware
+func (sh *strictHandler) ListSubjectConnections(w http.ResponseWriter, r *http.Request, subject SubjectPath, params ListSubjectConnectionsParams) {
+	var request ListSubjectConnectionsRequestObject
+
+	request.Subject = subject
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListSubjectConnections(ctx, request.(ListSubjectConnectionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListSubjectConnections")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListSubjectConnectionsResponseObject); ok {
+		if err := validResponse.VisitListSubjectConnectionsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// UnsubscribeSubject operation middleware
+func (sh *strictHandler) UnsubscribeSubject(w http.ResponseWriter, r *http.Request, subject SubjectPath, params UnsubscribeSubjectParams) {
+	var request UnsubscribeSubjectRequestObject
+
+	request.Subject = subject
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.UnsubscribeSubject(ctx, request.(UnsubscribeSubjectRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UnsubscribeSubject")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(UnsubscribeSubjectResponseObject); ok {
+		if err := validResponse.VisitUnsubscribeSubjectResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// SubscribeSubject operation middleware
+func (sh *strictHandler) SubscribeSubject(w http.ResponseWriter, r *http.Request, subject SubjectPath) {
+	var request SubscribeSubjectRequestObject
+
+	request.Subject = subject
+
+	var body SubscribeSubjectJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.SubscribeSubject(ctx, request.(SubscribeSubjectRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SubscribeSubject")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(SubscribeSubjectResponseObject); ok {
+		if err := validResponse.VisitSubscribeSubjectResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // ListWebhooks operation middleware
 func (sh *strictHandler) ListWebhooks(w http.ResponseWriter, r *http.Request) {
 	var request ListWebhooksRequestObject
@@ -5077,155 +6760,208 @@ func (sh *strictHandler) TestWebhook(w http.ResponseWriter, r *http.Request, web
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H39cts22u+tPKvdmUi7lCw7TtrI0z/SxG39nqT12M7kzIlyQoiEJKwpgAVAy9ocz/QeznsNe2G9knfw",
-	"ACBBiZIlJXHamf0nsSQSxMfz/fHjx1YiZrnglGvVGnxsTSlJqcQ/T6/IxPyfUpVIlmsmeGvQuppSkFSJ",
-	"QibmjxummOBAFBBQWgo+Aco10wvQZBIB7U16EA9bx0fDVtxrRS2VTOmMmGH1IqetQUtpyfikdXcXtV6J",
-	"hNinND30zcUrEGPQUwqJpETTtJzH5oHvolZOJJlR7Rb2Yko4p9nPZEZXH+V+BE5mdAAZ1eauCFI2YVpF",
-	"EPfiCOIP5p+u+WcQn+CUzOUqJwkFpvCLnEgNIzoWkuLnMZNKm+vNZJl5Uk70tBW1OE6jldjntqKWpL8W",
-	"TNK0NdCyoOHK/ibpuDVo/fWgOrMD+6s6CBdllvxCZBlNzKLWrLP8Hee+blblVXtPrJzRWUpnudCUJ4v/",
-	"RRerM3oOScYo191kKhTlcE0XJyCplowqmDM9xX1UZEbNTyBpnpFFsLfmiwWMhYSjY5iKQqpyUZaqq2UF",
-	"U+mauYRrmZHbV5RP9LQ1OHryJGrNGPefD6MGqj0bvyY6mTasJzfzETxbAHN0W0hJuQbDWTAzd1EFbc8e",
-	"nQiEhPjvMa5h2KK3TGk1bK1fxbhrH71m+k+Pm+f7s+B0zZx/4fDj6dUACFdzKuFx/9jPPZxzD37hcP7m",
-	"aoCznVHClePJrlnupgmbZ+8z6wvH6mcvVyftf4Ozl2vImKWfTr5v6WgqxHXTBNxP658/txfsPYnq2SjO",
-	"JFW54IqiNPuepBf014IqbT4lgmvK8U+S5xmzEvUgl2KU0dk//qmseN3usef2LvvQJjWAjzUSb0aysZAz",
-	"mp5ATKUUUsVWJAIlyRTEeEx5yvgExoxmaa+FAoqPM5Y86KzPNJBMUpIuwHIXshzhsCQQYE4USFoomiIz",
-	"Ei70lEq/Ypz/D0KOWJpS/tDbnkiaGh1LMgUZSa6t/qE0pSlMJOEa2jHjqhiPWWLk6QeViJzGHZz1z0L/",
-	"IAqePvikK3UjZGVApIIq4ELb48AZnkuaCJ4yc+0PhGX0Qecae6EaozCuSawYUpbibKfCEbEf6QFn+JwD",
-	"chi0L354Ac+On3wD7hmQUk1YpuxJO6FwxWZUFF9NNoxEuii3jUjJbijqcsatNqfyhspHhtlICtrOFdpx",
-	"t2u+6Lov4ghSOiZFpuFxH8r1qQVPLkp5+sD0XEglpBF9otCKpdbIk+YAOE1hypQWcmFoaCzFrBQgNBfJ",
-	"1Fg1mTDrNTugiaZAeGr+khrIhDCOC7yk8oYl9A0nN4RlZJTRh16kPR1ICDenp8m1WSUzDDuHttHREBfV",
-	"7OLOAJjlDWUcghnhC1DFqBwVv2VGBGdirvCUZ+S2W7vEWUFmZ0YLTRX8WtDCS+EscyaiAiIpEA1uCHtR",
-	"F++Ie/CzcNc9UoBkM0A7cgEZ0VSa8Y3L4o6EixSt38DzuTAXd5+PNZWryv4SxZMCLWBOWGXjy4XRb+74",
-	"GvwRxjWdUGn22hyuFvKrHq15vj/ZkaFckkxp2nisJ+HuIWleCfGKyMmDzxqlCb1NKE2tl6XYvyhkbMa0",
-	"n9drwhdO9KkHFcuQU9m1ZGdn5IyI2r5KYyPjrzQ1/KIDUWl+s6KvvMhwg7lE5JRDIji3KlSVjrCn8rPz",
-	"kp3MZaprJsPyuOOZqc6HYgxMK8gl4wnLSdbMizhIeY2hg9hqGG/bmYHtUo38MiPekKz4Ctz0hudSJFSp",
-	"r8FKSJRMwZxmWddawTAqNNwwYTjGblNl/zxS8F+Xv/wMlzh6aS+/e9/LhVmVDHd3TFhmNmJGZyPHe2+4",
-	"KvJcSE3T1zRl5Ao35Ctq9ymxc51j9MdNA8w59dBxcmP6yMvEui0ktSYeyc6lyKnUzHw/JpmiUSsPvvrY",
-	"srr23gCIveouatEbH81ims7UfTdeaknJ7NTcZO52BEakJIuW9ba8ifHODx35Ob0vrxejf9IEB3CRmNeG",
-	"HK2I3GWtLgy0S7Qn2nmHUqJJQ8CCLyxpllx8252IrlugIaDeBZn7dd1FLTEeK4oUZ8ieaMuXT49bGDVh",
-	"s2IWxkxKlo1aeTHKmJpagbDk7EctY/XVBk2NQMRvm0ID4flUUTQ3t3Jv3KLd6BvOzYfL6C2Z5ZkLzelB",
-	"JkajRSsyjr2m0mzX/333vPt/SPdf/e6z99WfvQ+D7vuP/ejw6Ju7v63ONwzM7UoaNur5XG+7Nz78sE2A",
-	"w2yjjeXed/2Fv+4uFMvN67AxjvpOb6aq4NeuumZ5V+R22K6TjnbQ5XPHhQZriILdajzr8hBe4HU7HsUu",
-	"+7rdHi0bE4GKgHYqyVjDUf+o3z08gtHCe0Md0FOigd5QuSh96kcKYkPqMcwKpUERzdR40YPTW0O3JIPY",
-	"zDq2JrSk40LRNLIOiDBqjFhbAZ+Mw6M2ocZyVzQbG01dxmFRUFgtDW3iRj6ISZb9gv/zBf4vOMX/udDx",
-	"QczGMSSLJLOOIHABbnPRXTIiGxiHEdVzSnnHhtePj45KL9dqR6ah4CmVELsdx8D6Q5HaZpp6xWwwbgeK",
-	"KjXVViorkCH3aSw7XuN8S6WxEmAQOfm1ME6C0YyQC4XLiIDekkRnC3Aa3/mHyuh7Y4FHYRz3uP/s6T3R",
-	"86j1EyWZnu6sI2lyvcGIaFIpy4s3bneB11Ju1NS7FoZnA78n2LM1ysaN0bS3r8iIZhunGEa8HzfszJKZ",
-	"jN9DhsNC+5ouFBS54cWnjyGZEkkSTSUa9qspq+6H3kF8Ypk1uG3dtXHHnGSp/swO3bQG5gxSM7EZuQ1X",
-	"EoTrq+U7FtuDD3a1ZHbkm7ppth3vbDT23FDn1qDZcbGfxQxbmjOO2TTTVbtGSHTRtrFpNps055IqypOH",
-	"sXWtK7T9mfvJvcb77j3zyoL0D2raTD/oi9In33Xt5Y1naaPEmlH9RzCsavPctBNue/fdhd3PM9j6lTON",
-	"WixtrjGosXdqeDuYQvP6ygj/UtZxTfTdMOwSm+MPjadsff8d1o6P+oHRLG1cNVeaOEZceVal8mbk1jpn",
-	"T549C121fr/JWdNMZ3SDVl3N4yttFCi8uTgDhqmqMUZzsCzCbZYNDwRqpjXVOleDgwNNeEpnvZTe+NiF",
-	"OuBCd8eYtrpPJ+Ovfs7RJhVd28sd5fb6A2U8tClGIjU+468Flc53nJaxsQb7onLYVkMuZQmLMZLtCGgJ",
-	"V+FykS5setVW46RCa5qCeWavSWiXbL/8tB+EDAZTERCrjtwNNu/09Fn/sAOMO28gDAj17j0kZhw0t4lN",
-	"R+MT+jtLk9Cz3sY328Ol9jr7c8nlUlZtM9+sNCs3Xe2Mzz19+iJPd9uTZqka1A25wIub/BovPXzwJprY",
-	"y1//Ex3atuac348v7muWzNigbzi91edkQq/Eta2DWGGX3SlwjQ1eDrRpM859VdPG3WiMtbymckIBBzCe",
-	"UfzR7HzkPK67+MQHVcKU2Uzc0DSC2F6Ev0GbF1nWaTACdibBGuls6Uaah9scSG3EQME0X+AfebczH/it",
-	"v6B5RpI/AGN+KXar6HhdNrWshnXZublkmtoYmnGei4SmNn+OOX9DIuvD5o2WWJip2JHIOWDqAsYSbYYg",
-	"kCNsJcZbOroUyTXV0H6uFjx5fn4GDfuGD28g771yNKGpVNbyOpWALO++cpoh/CqlGV36SnGSq6nQ6LpZ",
-	"cmgysSr6aPC5ypTNblEEGRgsW8tSkbPkvhuu8KLA1PbbZffv/bbmMA7jd31jQOPKTyvIf5TKXB3YmMGB",
-	"X7Cqx/yeHB4th/waYwu9D4OD7vt/NAYTXK3jjoLEPGWWa9VU6MwVTQrNbmw6labgL/aMalmDaPxgbGv/",
-	"Q8Y48ulmttzDitw5YRcuqcmP5Eaohz7vSIiMErToXBL5kjnPcLsp3m/gBFWpG9kqa+ojQEFSngASKJCx",
-	"8S9iuzkxtI2iXVANJLnmYp7RdELTzh5yMyOTUyPwGnwdQ0swn2J5RcG1cVOVFnmOVIIlDaMinRipeNiH",
-	"fr8PCaawu5nARgesTZeUpJ0TYwZMYlf+z4FAJubUeFIFTwOXKDiXjCh9KqWQa3ZN6csiSahSu1DWjNx+",
-	"762g0s9Hz/6elKzRXqJQlzSRVJ/e5kxS9+ClYucpy6jz5e0toPAeUJplGSg24Qra9iwJSKGxEKETgdnf",
-	"DDe7doYbl2OH3pIS7dx9rINuexdeu7NE3tlPilqFzLaMSnmBbe6ouDs4Xb/EIL9t2Cyg9aiSibv4WW5T",
-	"vm/uDyjrXcQYCKQ0Y5h7xE+uyN1m9WI/0xiGRb//mMJhBIz7uklUIycQu3u6LPWcA4burUR+pNzlWFW/",
-	"RynHjNye2ds8A/iPq66MW/d+7mVdOgcK8bB/dBxtFNculbtk7NakhBesy34L/gKKGuUsJJZIloXVSEAq",
-	"wopL7qu/RhTaMeU33xlzNNKMyr98N5aU2ozP/dMOZUs578NlW/OtOf+Z7Xsi3Jw7KeNDCZEoMm0SCo1h",
-	"LBO1dTU2cIXuGJ4LtAlHOTwTSsMhvGbfG1IzRrqf8dbybV9B4pXmdnp6RxFi5UFTfVVCDWdFEE+1zgcH",
-	"B7Yc3cdI4xOQNGWSJq4U1mjKsciMykmXzvKof/zt/V1MNaMxED4bRITthKnMxPn0Q//6+PbZ4ij5Znb4",
-	"67fyiX5883Rezy/Npx/eufzSx6P+3SYL8ItHNryluX8K3Y1wThaZIGmTriS6koxY5m4PFiZUY6YASyNa",
-	"g3e7yLWtVmUZdcuLz+3Ob3XtUt393ftgH8wwuzmmdYUSn/9yeQUHN4cHbsvUwUf3192BpkrHpc5ZdUF3",
-	"KRv7VPfLTaqXm9GavMx55cVs29jV6LlVnWOeK9fWr1XnU8x21WA7ibm7jQ9fasrYgRYujRcmeOIM8pBv",
-	"nNkwplkGotBl/TMa42CMcZsFGXKXvy07MNouPeI+P1K2B8PdmnYGpe4xBuuQl97HjCxgRGHGlGJ80oOL",
-	"pZ6NyNr5ErfbxnvsdIe8vZGO7R1xpzfknxxG2ZCJ+hrsIPH4uyUdPyxnVJWedlfu55XL0ihYtq0uNeEp",
-	"kSm4K72TE0E8nyqafIixZA4Tb0TRp8eGJI+Of//t/z89Bkl4Kma2gcXWr/30+vmL7uVPz4+ePMXmZWfr",
-	"pjQRKSbppF4xwfpLitM8tQqh/OPg/cfHR9G3395997EfHW3UpJfeG1rqdSOJZjc0HnihinQeY7MH45N4",
-	"cH9wZMh9SIWnZlG2XTu1PsCIJNdiPEY/forl/OgTMuwYVRhHHPI4J4WiaTxAG6aaCPz+239DyrCiH+sT",
-	"1ZxKmsLxYR9GC5d0dFbSkBvZ4ErljRmcCT6h0tqfcbfrvQxzSSFpd854KuZoRCHzMm0mskS88QDd/zWS",
-	"Z7nT68RKn1K/z4ldIghOSzdnmT9is2aW0PpE0OGzfGUPCIOc9kzQmDL7ZQOf9zKbI4ArqrTRC9muBlVa",
-	"SPTeX9tkw2qUhRe+qoaujWRYZl9v5VaHe3R72xwqqWoX1g/zSMFPV1fnYK+FNhnhAaAuYbpqQsSHdYLn",
-	"VL0kdUGDwiXYgQ2C5A361Pdu7ozx8NvDz+lI7uI5cjpf9h7b8bA1bFnsAS443cMl3MUdw7AQXSd/f6Sc",
-	"YjsUwam6+JKRMZLqQuJ5Ygcpipw8W6yhmv18vr2cuJ09rtXMm6JJIZleYNm3C2vnbB1WhuBjNikM1zw/",
-	"PzNKZS3swv/uPj8/czgX3tGx495FrRElksrnha3CtZ9+8CbDf729ajXkS99eQfuny6MnTyO4MP8Z4+s0",
-	"fXn5vAPzqVAUYttyDklG2AwyprSyrellw30wZ9xRPDl8eDVJ4+3aDiTGx6KB+bFSyNasS0oyo+1xYFuX",
-	"PICL08srJGjDxKOsAq7BoEiQ1oiG3BbRO4MyL9SUpmB0EQgjoYLsWIxmncKeZBtUSYHxIY8PiJHHJGe9",
-	"BZllcSeCy8tTJFqjjrq5yIx+6g35kJ/iw2wbt5k+h5VqMksX0I7XNXPFnSFHNUt8vVVs9i02lqoNttyQ",
-	"jKV4o32UwoIh21BYB2QYcsaDRjRzWWyDLw3daeN6fVAHV3RR7mxCpFwYX86nQ+MBKkGMr1MJOZU2XxoB",
-	"44mkM8o1TY1OxyMYckyb9uBMeysp7Gw4vSKT+ASCNv1JQWSqbLLVHORyz/6MXFMFP55eQQkrQDI8lvqV",
-	"A/i7v/j8zdWQh4AmZoV//SsYLqFcu9PAMSxVm9/fMj01BgKpXxTwaduafK51w1GvYQ7KFQg+5JkQuTGa",
-	"LGgMxr5sqzTuDNpQPcDwWtzt/nOuu1bAIRhR95/za9Uds4zGaA7F3S7JWfeaLty3kesTQfqNQ/AOrKen",
-	"6cAYLCkQ5G+ihjw26xWS/QtXMoDvkT9tPDfR4ppyG9qNl5gaiILme4f2juSaLtytGNYqBdQAln/vAcob",
-	"c/Q1mWIjg+UjH6kh9ztt0w01qQNo6go+cAa1M23tl2YLYklJGkP7x9OrIcdeGB8x7RiL39BWDO0yujor",
-	"bFJDmV9dM1sMbed7DrlLJCtsv41JOmPc/FwJHNfW4qZTEbo9k5zoqWVuQ1D2wCJjyEhqEXccdJBhK0Un",
-	"hoMiiP/+99izi9WV8UdVjO7iIbcZtmvKHymzMCNYenCKwCw5tftVdtWocleMTLvt2nLMLu6jYTwzGesx",
-	"Ww8Iv7BiU8WWlPxuCu5Z2i2Mpi7Rx7jSlSfBJIg5t5WKKB2tsLLxTJSMT7950h/Acf8QO9MrBjMmdJuL",
-	"EBLlZMjjt2/fdgNepSXpGi0x+27YsouymEs4KuMoLLu4S7Hx4FHufTdsuV8+WHpvxQOgmBtLI9fwSoqU",
-	"UZ7QCEYkxewX0YWkv//2bxz88ZDX0Fi6jozDJyxjtZiJWUcgYwnlilY9Z63nOUmmtHvU67sIbVU5O5/P",
-	"ewR/7gk5OXD3qoNXZy9Of748xXuqel6vPlFJPj8/a0WtGyptjUur3zu0F4uccpKz1qD1uNfvPXZFrGib",
-	"HEyxeedf5u9JoxeNlraCo34f5kHWEDu1rZK2JjsGQj0lnqVoAGrXGrSEdnTU729odt6tydk9YTP4hVHP",
-	"xg7o1Uy01uDd+6ilitmMyEVr0HrFbig3qzIaGgMsZKLQh/DLUq33ZoADRB/ads+oQ0nB8iIUeSMprqns",
-	"YNC/QOc4gif9x4BYFnOmaONeXpiHfp2txEeDFnY/sYP9Sf/xAzz4Z6ExM784gdh2jMWgyEIZUkymkNKc",
-	"8pTyZOGqQjYfsFkG2+6EK3m49pQv0IvBfJcSDj5RQ0aJsgEDF3Ox5RAYm41rgFUuVDknTMdlF6WPY7qw",
-	"FDZouuhF+4UokunL74c8HlOafmcMUmOPxh1rT6Casc+JLA6N8hEfj1nnmwCHvG2VTJ4tysBsB59qpqPQ",
-	"PLSIVLcuj9uDc6K8hsPbgjCrayXEq90UemBrDBBCA9vSQuWIdqQacuw6VW6SZRMHJCRvQMcwEr0BHiMC",
-	"NSXSx6sqIz+E2jAru7w8HXLbDamcZK7z2LnIMg9uUIebfPfROmW+B8CJcR+z3A8Pzjmfd1Hz4GWldSPA",
-	"XqMnv24omxjYGoSyzBAsU/xPYo5uUAn0YWHVLIF4nNDHfWXcDpfvfdpXndKnXZqWGaI2qzId3XrcX25p",
-	"w2TjYfTkrj1T/091/tbaevUIbtL8HBvjCCIe94Q87t5/QfHrSW+NKgszHKU8aedCKTbKFjbcU8oNJzK0",
-	"QCgPxguKEFYouY/tnJumUq7tIAAkxFuO77+lRKUzNxxu8YzlJGTUOj56dv9ty/hAuFvuQO+7t4JEqSl+",
-	"79oDgTJD5zSDExit91Grbke3Bi2jmVrL33c1kagvrHiw5clen3CaqYOP7q+7A+9irNUxrjx15dgJ+BSZ",
-	"k90RiCw1khVhVCNPCEO+jhJWVQaGFOwgPjBeOUHGhfNlP01YaTYaj4m6ECttyDFR1zEW2PFhH5bC3U1S",
-	"2BXm/mRD8tsJ4v0F3J9ZYIQN2s1gVmRCjR516Y29uX8/Zv5EpjTGGpR0/kj5VQS86TlqPXPerZBP01Sq",
-	"S+p9yu+jVi5UA1u6TnHEd5KimFhUY2vWG1azQZoy/CChXZolGFCMhrwMJ3ZKFxtR7CzrktwYtgiQ4Zrz",
-	"qn3AYlTDm/5Y4cobZWVplrnDsW5VgIcsP+TxEk5qbGu7tPRwzGoFj7ly9YfcRUqwF3TOEtpoSdlrqrbl",
-	"3Q5hCWTaMhGS4/ciXXxu/vFt/3f11BE2Uq9w7+FnVfdhA8IqA3sqS/dX24/vv6WCwMU7vt2G1WugpHjb",
-	"Fnq7xApGkfJ4K0VvAQrxhif339CIqvbpksidAxDPUoYnS8m0rTzKSzJbaw7kAQSDMwcadWMJ1fAFlUv5",
-	"jDXmqANW8IYGk6G/tS/BfuJBvZ0i+JHdRkwu7nxKn0Nr+AOuIsVrD9To7hfBdV/SvagjGzUcq01oVdOO",
-	"bIW3zevY9wt8BlubofsfLrk8mODbjWfjdPISb2Cq50XYs/yH1DorqGUPrXcC2KlVGrBzSpfQP8OXejSN",
-	"7S49KK/DkffSWA+lfz5BnRwfHW1zc4hm+ul8Yw/GCLSQwrdlHcxeVaon6AX8WH24s4ZuRpvqzE5r+HRl",
-	"dK5ChGcKXD+nM2EhXm70jF1MlCmgM4bIFmMh8e0CqxHvl3jPi/q7S2o8cbw6S3uTN5h2DFp84gnZZ9dO",
-	"yKd/MSUXtlvueG5Rs/b4kepN+9N/IJlRfzXAV9n7H6nelzX21Pj1N/M0Kf0aawXNtuvzCb76IlC7Zy8j",
-	"TCagK499CJrN6BqXb8iXethtenpCPYp1CkSf+JxsXAN+iKFNMiUwY2xui18xfu1T+b//9m+bykfU+++G",
-	"iBkxbMUOw6ZTzxeYJzZ5hUb1XwRMsLTj9d14VatsG0AiZjPSVdTcZARHfE0X3yG4Whzhh7/UPpn//uL+",
-	"x1pdDm0SjTr+Mxe6/KoOYbTUWpWO1kSv94zPL7l45nAU+xddFyP/nLGoqKnwcpkKnGAv20LxMNdMLi9R",
-	"Q9bsAraSL2/ClwyJ1QBVGkTVL56VxLiSx8vGDuMNta6x5YRCZs2cgHlebJjLMWBrmeyel5o9UDT+c5js",
-	"Tdqr+u4LCtZ1MThrENmyQWeUuEq6+hvIYpbGIGQEvhRHcBoBGXJbG9CdkZSCEtKW35299MVZ66NkjkUU",
-	"mdGyKmZd6Oyk/r4zO8P6i4iAqSEncNx/hnVmxkRtjIvjekvwiT+od7OE8PTAvk0FzbGtZ+Pfj7jJq8Fr",
-	"ll5t+IW9oF3Tbf9xm+5zm2TFONuJL6wXvNdlquy6g48sXfKgmhya/RnYvaKwQX9+bkfo+PBom/1eecXX",
-	"Z/Sh9j2u9Z7SJ2x89a7FBzFe1r+wo3pT6l4izAz7uIlafhYaZiJlY0ZTaK8WX+tk6kBb9n7u1/EIdyaj",
-	"z2O0RPfeEbwKE02c9Ugd+FOJ368FxB+HCHE2bA3g99/+HcHQ+SLui7t4ADEvsix26HbKWDvu5TNV2r8q",
-	"vg9Q4P2bWrFLgJMM332KVdm+hMyV6IMSwAVYGBJgCjKhGs0WBOP7TEJvG3NlRuWEdnHT/rEf+1n8wa0s",
-	"l4fhfduXln4i+/1xrZD9tc2fzx6xZ9ngtKzgVyJC7zePnz3t7K4D86IxvoTgjuWbRbDw36Fe9sC7U2Gv",
-	"TtV26d7wOeRYwArto/5hBwqeUaVCScIUTNgN5Sfr23Jch60rA63ac6B9fHhUVUuXU7AVs431mm5Bny5c",
-	"oj1sgC/nOnkQzj+QBHJT+jQR9B9H7z8i9gFdPgTSQrL9dO+vfBmd++wBQTbm9T3oxJdMzIQoS2sz+m62",
-	"UT2vAG3beOiwp6gz/wrJ0dTfq3zoyTZ3rLw19TNFKP2hWI1qa1JKcDuHPVAdf3mEG9NuPvSYkCwbEffC",
-	"Ij+o+fvj3/zrxEciXfz1oJAZBgGaY5a/8KA/kEqXDm0L21A7Qr2/DnmvE2FuJsTei7BTjaZ49yrYSTtE",
-	"5ouGvPyo2YwqTWZ5HFXofWXTW9zpwSWlQx6nIlElrfdmadykhd3vL/2m3JPXMS5NOyNKd5bwAaMqUloW",
-	"RGK89QTinPHJh99/+7ftNLVFxPZzmXhCDA61tn2+2omN/Rr3JmzecHYLyr3vFAPBTHko2nsfXu77p83h",
-	"MicJDVNhN4eRzU44FJsQqEaMgaW98slIplXHL6e2lZtNOKKmokS4dx0lqey0ji9kNi3Bt21vNa2+sOno",
-	"9jaEqfXwPpawT8LGCpLeEG5sad9wgYlPz9o29+Oq4A4bHvaj2fjff/vvEHEKCygcVM5yodXqVG0GwcKg",
-	"oADhZkj3UvYALce/fL2zDtgngqngokC0njh4y2+8uZXueSVaXYHyKj6ey3CtS9t4PIfwdcUY38C+iRIk",
-	"DvuNIS5kFvfgTA95vbUNL7ZCpNbihptS65roYNbcOB9h2jx27fe2sd9sInowtkUPJg7DJAVsr3FHNuTo",
-	"sSBUhQVC8oqzB99TxVIzrmsYF7wUsco1WRhlQuWQc3wDdtVnXS6nB1fYQ6Is7ryxVLIbrDr14ALRkOeS",
-	"3SCCWcb4dTcTCcnMnGdUE+PfAUlTSZWitXdE2qM/Pjoacue9hcGfgjvlGRAQghd03cPi9YmptyWS1x8y",
-	"L1VHhn3gtFSJUbnWWTmpGis9jgCSmKFHpIFlcv16BXp/2NTUfh1nD1qIvp8/9LWs6jJ3FqD07WA9L/lK",
-	"FXjipjLDl5XBLnJ1EqAOkwwbwYFxGGdsMtUI7mjhyg1z3NB1NYSVaPrCebOvdVBl1my/g1qfM1u7c/2H",
-	"kI1XgXHU9tUbTHsUx86f65BsQsqvB6EWtfp0B3UnZRvgca5POrk+ZFRCaAv5Xo8eWNA5b6AZX8y/NUlS",
-	"a5YNebkiZ6CZO9YZaeWIpREm5JDHIa7cAIx2RuQclkxLg8zi5lRgcipAk/MmntGgHbimNFe+ubV8y4Fz",
-	"eLQQxoUc8sDisZeYrcZWW3fscHQM084Ai5VLmYTgsU41D/lI6GmFHaN6EDtkP7eGcpOAgAWALMkBe2aZ",
-	"2T7rYJwE9yLsYGzvUCW6ZJ1XbVohZNcvmyurIyY+cKR6g8hwqbKTVfMezSmfz8ByWCSy9OFa4vcN3f7H",
-	"QFlroFigv0qqtpezaJ3PZbM4wGcM7X2KyG0MC54iq6taNMCKNicvvEwdLOEAID2jjB7yNikb9MdLDjmK",
-	"X4fPYT0KCgH7wURolEBDTmAsqZrat+FEQDNFS8BfVXuFj3+YcYmFjCwUSAMAbxV9vsdhb87wmU3fVazt",
-	"JU0c4vqdk2UPL7rsBP4E8uhP4Gd9LYF0YRm20u/2bS4hQ3xuZwrfqPBlxNIlQhDUsK9zxicxtC05Qxy8",
-	"MiLulNmIjF1TDxroJVfkBJo5LAVTMa+Bf5fg0YgY6qsNQIsimdp2lDLtUWL3F6pJYlxR9YBeSwDJvcZ/",
-	"camBRwpEoRMxo67NJih0cFtgAcz+ZE7NpQUb9Wkoa1IvaZ83F692JfZ64PljDd/43fu7qMJUfvfe0K8N",
-	"YDa2EWFcNKU3NBP5zOgbF+xsxzNyTUEWPO7UQBgHBweHR9/0+r1+73Dwbf/bPnKIm/5K4SSZUeNU2Jfg",
-	"lSnlCPyL+bMFJIIrLS1MzmjhS30QH5r0quRK2Ke2mvN56YLleK+FFXaxWuuBOfayfV8qGLZKc68OeppP",
-	"6YxKknlgAzekQxjxiCuWdz04QThl30nfkKOyzRX4NpDTCtMuBFGOykStzfoF0HeW25XHlasw3Z6fnwXP",
-	"99hM67crzC2oIKOAeNA/XV2dD1ym0WZi8f01zlpaTbYG6H4JjTyhB0LEEnuYlR3ylbQsJldhNbdapjJL",
-	"B9pIKkkSbcFsbS8fJrlUXXJgpqAdB+8Xis2RuddvWWtw5nCmG1/pVpPj1ce6FvdopvVcYNPmWzhHR5EO",
-	"cTE4tQBr8e793f8EAAD//w==",
+	"7H3rctu2uuirYGutmUhrUbJ8SdrI0x9u4rbZO0k9tjM5c6qcEiYhCcsUwBKQZdXHM32Hs59hPVif5Ay+",
+	"DyBBitQtttOuvf4kFi8gLt/9eteK5DSVggmtWoO71oTRmGXw5+klHZv/Y6aijKeaS9EatC4njGRMyVkW",
+	"mT9uuOJSEKoIJUpnUowJE5rrBdF0HBDWG/dIOGwdHQxbYa8VtFQ0YVNqhtWLlLUGLaUzLsat+/ug9VZG",
+	"FL9S99EP52+JHBE9YSTKGNUszuexeuD7oJXSjE6Ztgt7NaFCsOQ9nbLlT9mbRNApG5CEafNWQGI+5loF",
+	"JOyFAQl/Nv90zT+D8BimZB5XKY0Y4QoupDTT5IqNZMbg94hnSpvnzWS5+VJK9aQVtARMoxXhd1tBK2O/",
+	"zHjG4tZAZzPmr+yvGRu1Bq2/7BVntod31Z6/KLPkVzJJWGQW1bDO/D7MvWlW+VM7T8ybkRA41pvXdfNx",
+	"d8mb16RttiyMijfi0B1+OGdJJKcsJCNzqJ3Gmbt3d99Sf8LlFbzlU66XF3FGx4wo/muxnb/MWLYoZpXA",
+	"e/4EYjais0S3Bvv9ftCa0ls+nU3hl/nJhf0ZOLDmQrMxyyrzMR++lNesAXdCwW51/ky+lanBXzlTJKXj",
+	"ximn+dD+tKf09i0TYz1pDZ7vHwQ12PyaK3sG54yqOqz+OFkEZCQzxOmEM6FJmws85Th/femgKxPMcPiG",
+	"2R2YfVw9O/tH3QSZnrDS/KZ0QTL3BoLpxev/UkRpmZL5hAkyoolaNVn3tVogQPC0072SMmFUwHzfxGya",
+	"Ss1EtPgvtlie6omdYDeaSMUEuWaLY5IxnXGmyJzrCSxC0Skzt0jG0oQuPMJkLizgMA6OyETOMpWvAFlC",
+	"sQRvKl0zl6aNf/4cANj93q87hjejd1RHk5r1pGY+UiQLwi3Rn2WZOQHDlsjUvMUUaTve0gmIzEj4txDW",
+	"MGyxW660GraaVzHq4qcbpv/iqH6+76VgDXP+UZDvTy8HhAo1Zxk57B+5uftz7pEfBTn7cDmA2U4ZFcoy",
+	"tK5Z7qoJm2/vMutzyyfr6K67R968bqCkPP582n8xu/oHi/SZGbgGdhXeJm1KtCE1zxQJ1ewqDAgV5OTs",
+	"jYHZZwoYVRO9t0PsPFU7Q5jtR3Y1kfK6brvsrebdmuMDO8+j+DZILhlTqRSKgeDyLY3P2S8zpoBWRVJo",
+	"JuBPmqYJR+FpL83kVcKmf/+HpbmbffYM38KP1kl88Fkj3ExpMpLZlMXHJGRZJjMVovRDGI0mRI5GTMRc",
+	"jMmIsyTutZBPjRIePems32hCk4zReEGQFgCBoIJUyBeZU0UyNlMsBtJBhQSab1cM8/9OZlc8jpG7PuW2",
+	"RxmLjThNE0USGl2jqMlYzGIyzqjhlyEXajYa8chQ/59VJFMWdmDWP0h5/ZoJbiDwaaftfeCZIoAvGRvB",
+	"FmsPmNpcK2InEBBDtkgYw4RDMhMJUyhJe6ORMb1hxLwm56JY5QdBbyhP6FXCnnKpJ7i0EeUJi0lb8ymT",
+	"Mx0QwAqiNNUzFRAubmjCY8sVAjITmUEUM1kASS0lmVKxIBFNEkXmlGsuxgO7H+YL3VmxPsvogJlro1vI",
+	"jFxl8pplBje9B0kbByi9iyLBgiRUs8wQME/dOzd3uicjzbJlsndhxJZYES1hgrliky0MptMx5aJWCSuk",
+	"VbN976X+Ts7Ek8NjocWY7cq111gyRYTUSCAAms5APou5efY7ONennGvohJIQhJkSxw9JzGOY7URasupG",
+	"ekqQFxa62+ffvSIvj55/5RCYxExTnijESsumLhElvhS3upLxIt82mmX8hoEsbHUMxbIblj0z5J/GxKIv",
+	"aYfdrrnQtRfCgFjxnBz2Sb4+tRDRec7hnxieZ5mSgPByphWPmSWrmnLBYjLhhjQsDAyNMjnNWRpLZTQx",
+	"JCCRNLYkhGpGqIjNX5l2iGwENpbd8Ih9Icp6mZ8Oiagwp6fptVklNwg7r6VtA8IRNxShCimqml3lo8JV",
+	"boSCRM4VnPKU3nZLj3jE9WqhmSK/zNjMyQVJYlUsRWjGCNXEDoEPdeGNsEfeS/vcM0UAbAY+0TXjS5Ef",
+	"iZAxe3o6fGE4x5c8WuBc9mSvDOTSaAIsdC3Lug9al1K+pdn4yWcN1ITdRozFKJgo/isjYNFx83pHxcKS",
+	"PvW0kkjKsq41UcCMrFhb2tfM6Jhwl8UGX3xZzNxD0pc/ZLDBPCJTJkhhTlO5FdZB+ZuzHJ3MY6prJsPT",
+	"sJNLKiU8lCOCgh8XEU9pUo+LMEj+jIGDEDmM0zbMwLhUQ7/MiDc0mX0BbPog0kxGTKkvgUoAlFyROUuS",
+	"Lupl5GqmyQ2XBmNwmwr555ki/3nx43tyAaPnGtxPn3qpNKvK/N01gq3ZiCmbXlnc+yDULE1lpln8jsWc",
+	"XsKGfEHuPqE41zm4Huw0QHbugSpvx3Rm/zEq0jRGEY8mZ5lMWaa5uQ6Wu6CVepfuWshr15qK8an7oMVu",
+	"nCuFazZVa80OOmN0empeMm9bAKNZRhct1P+diPGTGzpwc/qUPy+t7SJw7ot3BhyRRG6zVuuD2MbVEGy9",
+	"QzHVtMYIJBYImjkW33bHsmsXaACod07nbl33QUuORooBxBmwpxrx8sVRa7XZPGils6uEqwkShIqxLGgZ",
+	"qa80aGwIIlytM63551O4cOzc8r2xi7ajrzg356tht3SaJtYvpAeJvLpatIJWSrVmmdmu//PTSfd/0+6v",
+	"/e7LT8WfvZ8H3U93/WD/4Kv7vy7P1/cKbQsa6HI70ZvujTOIbWIgNNuIjsR1z5+75+59sly/jpItXTrr",
+	"4Cqo8u521TVPuzLFYbuWOuKg1XOHhXprCLzdqj3r/BBewXNbHsU2+7rZHlWFCY9FkHac0ZEmB/2Dfnf/",
+	"gFwtnDbUIXpCNWE3LFvkOvUzRUID6iGZzpQmimquRoseOb01cEsTEppZhyhCW5tQgAqINGyMoqwAX4bh",
+	"gZswI7krlowMp879GEAokEuTNrUj74U0SX6E/8UC/peCwf9C6nAv5KOQRIsoQUWQCEns5oK6ZEg24YJc",
+	"MT1nTHTQt3t0cJBrucgduSYzEbOMhHbHwav7VKC2GqbecjQPbwFROafaiGV5NGQdx8Lx6ucL8uQPUl57",
+	"Ju2Vc24Qfpw0al1yYJIzEiVYzpwLsTMglHxkVxcyumZ6KApx1lqFLy5OiQJeDCIFnekJE9rIMSzukRP0",
+	"6ADI0KEIS7NHA33YGxrMr1BNEJHXbagZ5hU+eR+0wHtgWIAwHOwn58j2drEgsTxeZqQfBP9lxoxCABZF",
+	"0qaJks5zDr6FLo9DgjJyp1dHuXOxe5OZn+UPfx73tF4T8DbZF4p5BG4r18ISnsaWwBTe3YfOMuABE5ei",
+	"R0KL+qGlV4D97RI0zdJxRmOwxXpwhAbf3PtKtSMixwbgQgNi1rX9TA0FOmAjmmVI7jo9Ek6ZoaRXLJJO",
+	"JE8zppiIGDG3DKE14A8keCh89amCFeZKu6Szybkw9JaPhcxY3DkeihAcCipE60Ycs9hR2/wYnqncXZ/w",
+	"EbMfKWFTG0izWghNbzEq6D8/XoI7DzwTAQnv1OzqPiRcRMksZnGnDm9wKiWKtCbgAEIn3uDD+57L39Kl",
+	"oGU2zBP4CuhJCyvqelB3ikkzFO4gWuGL2wlXiPmbR68ELSFjVh8dYu6Auc0oexXwr/t2xqZSs5M4zphS",
+	"9UPmcEbxKQJqGljvzLfoHJBoIpUeGG2yngw5l+6yrnCljJZn3XViMZUz5VsomkYrrAtbMDs36oX3/jLj",
+	"C1o6o0KZxfjEe86uFBCJGvJd5ZWG8MEh+WNVdzsogUt1VZ9WwiX6syvRAuUIjVoF4+fup783aBNFPNSj",
+	"Cx05dtXsfSm8qRFeJJr9E6p0HvG0tCbPPfdexqwGvuEyEvTct4DyARfgRQCpkWclm5khqlOuFBdjCBxw",
+	"a17WPz9LnqrC6XZHktArltRPC63xy5vxjsbOVN8FT0Q7PPvx4pLs3ezvWfxVe3f2r/u9JXM7WIAXnj3R",
+	"O5Q8/iloaZnyaB2MXMJD1T3DV/MV1G5ebsFY8nbJlBppyrL0VCrYy4CwWxrpZEGs+ck6KwDMOKzBQ7Oj",
+	"/ssXa0KhygFpCmLBtjq6IlyO1ciEP8i59TF7IDlnmdl0qVjc840m/TqjSR1a7AjEpanWHccPjCYYJ7SV",
+	"7YpF1yuMe82zLD6MLnuffoNI6vkj1pNxO0btugo5fycJAeJgt2X7OzNrthWvXsP9gpZShrElUoy7qUww",
+	"zlltwBabWWHTFp/52ssWSsDHifQjPbkKCB1plvnKoBWJqloe5dOavT0F0wjcdfL4Dcv4iLPYSMWkTQs5",
+	"xga5KbCFeEINehw7y+aF+6DFblOeMbWN2HjNMfrCndA/5mZfacq71xDJmX+5Vt1sFMgMFJUC95znpxy7",
+	"d0zsiiFQNv9Wb61uCNNuPu9cgN/itM+tMuc5wQb+8Y+ZNtqLs/tYJY4rG9czFG0XFXDUP+wEJDRzC0l+",
+	"NZxonarB3p6mImbTXsxunDtE7dkop04wFKHmOmEhnLvzcPXIpTNyue9P6YJwoTSjMbliyGgQTYfCaM4Q",
+	"xYC679Jccewmv0yt4QInshxK3a+Dipxq5mHMR/3DwMHYUb8fmN9H/ZfB0cFBcHTw8lMdh4F92CB4213Y",
+	"JAZ9CV7e5hJOE5fwxePDmo9XPIhwnaDgRNqAwbPUKM4vDkk0oRmNNMvA57mcStL9ubcXHqMd03ut6dkQ",
+	"qEDuGTBIfNMamIOLrf7rr8SLBC6Wb62PO0jr2zp5tpTuy16rzcTglX4wO9QZ+nq2FaYewkNVlXrMmHUz",
+	"XXb5yAy815u4e1Z7e86stehJ3IDoJd78zN3k3sF7a8+8cK65D9Vtphv0c40xuai1bGaydqQv7HMqzXPV",
+	"Ttjt3XUXtj/P1Zo6j+tz/5YsIf4U6teXc/0KY28ITOytYHJLp4xhEVusHT71HWdJXLtqoTS1iLiCf+bZ",
+	"X89fvvS92P3+SobZyCCX0iw0RAZ/OH9DOMSVjxbO5Oc2CyMnPDbTWiXHCKm7I4joXSvGm7tuzsEqLam0",
+	"l1vS7eYD5cIXe69kbKRdl5tlMzhsxs2nFb7sZbE3Ty01Ii+OALJuEUko4wXmQqA9PJZas5iYb9Y7Xxza",
+	"V7/2ncy8wYx2guzIvoAhuS9e9vc7hAtruvdjZdaL2dwIgnYTa48GuenDOe1sKEbFaWevhpixUaTWPlND",
+	"EZae6GD+IPqg3WDyhmWFdwaE3/PTi8vAhncNhfnyFMkvYQLkMxD8kcM8Uy6AdtnvV9qAVX6/3QJpdvAW",
+	"1osql94KwUvkKTagOrRpSZjBoOaq59Fu6ArP4xfyHH6WPXAzP2OQ2w0LwaNRhKsBi10ckC4wCcERzo0q",
+	"OK9jF1UBeZuR80GWzjDwQ9s9nMkBQfFfWee4xp/pYWINk2wEMAQsmeOdVU97D+lUc9mJW8svfpjTJoEy",
+	"O8Q3uZ15KElwI6+em29hql/1tFV3dwywmqXxdntSL8d5FQRsFJydfEPIlP/hTytgYqfgqT/RoW2qQLr9",
+	"eHQfXI6Mm3jgarzG20Jgg9afD7RqM85civYWRNgGvr1j2ZgRGMDIKeGd2fnA2njuw5wW+/kLU3nD4oCE",
+	"+BDcI20xS5JOM0XdHARLoLOh4cp8HAPSSyN6Im39A7JIg94SD9zWnyOP+vKI+VjoVsBxU2pLXhfHyrnz",
+	"jGuWxwDFswgyYa2BFvSt5hjmWt3vPI0eTgo/P3tVkcCzNApzBaYobePifaZMT2T8TNn0VPM0BNj5EiYV",
+	"JDQ3MMKpIkqLoQjzJTxw/FyzwGKVoWcKRZeK/HRMDEagawKyH8y8yYTGREjRICFnabSNdIz7tpYAptE7",
+	"fPCPHYqXr2eFZFw55G2lYiS03Hlp0mSBfo5Zop33bADHVpJrp/Saea8QCpkss4wth+JtI+/m361RnR5M",
+	"3s3Pvj5Sa+MqU6RNMVjPqi/oQvR4xP7B1xsF/1SzC/5Wa2m+gPiHBwk9qfJkuEMUM1KkzFDhz1O4QUlT",
+	"1aX1D44eVmfEV+sAfHnhO4VvVAyum0Zv2HCaKxaTtszITBQXOk8a07HOWuunOW0plAkCeU9Ij0uBNzae",
+	"qzD1tE/UQkQnZ29IzcnCx2vEsZ0SvEpMwFWhsyoMhjbgJavJ+JdilrDKJSVoqiYSSSqKL3VcZUV41rTI",
+	"99rOz5Z5CvbGsv8WiFQYo9124f592tRgbK0w+NZKl99FEZ1QKkO1PvbqwmHNw8lUOSJWJKv8urVuDoVv",
+	"qgkrz5SkKncV8lVD2JhwKNo5+Afk4uIUcm7zKBtFuF62YlaW+8j5C/m8t5GUVoJ6E4NeDo6vmD1ro2j+",
+	"5UyWDbixfOSfmSThx3Ie16ZJHLsUhtxs2ZjDgNqQN+IyoX70CP5Ld0Je9mVuvVJ76JbfcxRTlYUOiEDZ",
+	"QJ7q/TzYa4qntrW/tpQdzFemqVa1NTUVi2aa3zBXpcg97OgU8laq4ceE0djdSLhg60WIHcymW6cLs5JM",
+	"ueyqFUaA8cmIFzdsU9gvuHW+PlRyhVelbSWxSupK6IIkkp8AIK2NNAxxc0LSFlKTBdOERtdCzhMWj61I",
+	"t6WhIKHjUyMx1bgTDSyhuhvJmdBcjKGKZQpQAgUVrmbx2IhV+33S7/dBlRizbiKhxi/kKWWMxkb3SujY",
+	"6WmCUJJIw3Cu5EzE9fHcCVX6NMtk1rBrSl/MooiprYIbp/T2W2f28wuprk0It2VQL1iUMX3qR1VWI0R5",
+	"wsqVUxW8Q5TmSUIUHwtF2jZqlGRSQ7hdJyBmf9G2UDrDlcvBoTeERJy7Cydgm74Fz24t0m3tGAhasyzZ",
+	"MPDDSXzmjQK7vdN1S/Sy6w2aebAeFDRxG8eC3ZRv66t7+hIeJTFLOHid4ZdNrEQRK3QzDclw1u8fMrIf",
+	"EC5c1SZgI8flZEyrzUNmClDkZ8o+XkoW2aKQRCUbbsqF+7lsu7fr3s2fUqbO67Vwj1yvqXobbGwUqLMJ",
+	"BFDvSXiCeDtk4uabNJNxoDnL/uObUcZY2NnMeODTlqJk81IIuTn/KRpjqDDnTvMQDJfaiXGeIO+AUo9V",
+	"PWyu5MWP7wmcC2lDILgmU6k02Sfv+LcG1Iy45Ga8MX3blZA4prkZn96ShCA9qLOyRcxgVoAR1IO9PSyG",
+	"58KQwmOSsZhnLLKFuAynHEkjlto8Fj98+Ojr9TWI65KFzPRWkAjMpCvExPnk5/710e3LxUH01XT/l6+z",
+	"5/rw5sW8HMI5n/z8k7Wp3R3071dJgI/uynOS5u4JZ3aEM7pIJI3reCXVBWUEsy0eLETWm4OCwgytwU/b",
+	"0LWNVoWIuuHDZ7jzGz1bqfp3/8nbBzPM7iYDSoq0Obtlau/O/nW/p5nSYc5zllWjx9NEl+03dlK91IxW",
+	"p9LPCy1m00LHtaafopKyw8rG6jnF+cym23Kwrcjc/cqPV0pCbgELF5ifGlmB3McbKzaMWJIQOdN5Zj8I",
+	"48QI4+inGwpr6s/rP7atA8/+fqawAqR9Ne4Mct5jBNahyLWPKV2QqyJflZxXKkYGKOdnsN3o4MTpDkV7",
+	"JRzjG2Ftzv/2emFjsOeXQIcMjr+bw/HTYkZRZwp3ZT2uXORCQVW2utBUxDSLiX3SKTkBCecTxaKfMVkJ",
+	"YlupYi+ODEgeHP3+2/97cUQyKmI5xfKZWD3nh3cnr7oXP5wcPH8BrQesrBuzSMYQB5vpJRGsX2Gc5quF",
+	"CeXve5/uDg+Cr7++/+auHxys5KQXThuq2LJopPkNCweOqAKch1BqkotxOFhvHBkKZ1IRsVkUNluIUQe4",
+	"otG1HI1Aj59AMUHQCTlUUFfgiBiKMKUzxeJwADJMMRHy+2//TWIO9QShOpKas4zF5Gi/73KlcylpKAxt",
+	"sIX6Rtb2Cy0rqCBht+u0DOsB7c65iOUchChAXq7NRCrAGw5A/W+gPNU6s8dIfXL+PrdBi0SKouZMFT9C",
+	"s2YesfJEWnnWWAsPCLwkeCYgTJn9Qs/JWmSzAHDJ1I4Z1bMMtPd3aHxctrKImUtcYY2WDET2Zim3ONyD",
+	"29t6U4mfXtc0zDNFfri8PHP5fm0/zZJXyxT4yaR+Nxmf0ABx8XZgBSH5ADr12s2dcuFf3X9IRXIbzVGw",
+	"eVV7bIfD1rCFnUNsrMe2KuE26hiYhVgT/f2eCQbFWClM1dqXDI3JmJ5lcJ4Q5AskJ00WDVCzm863kxK3",
+	"tca1HGqmWDTLuF5A0Tlr1k55U6cbKUZ8PDNYY/OLG5um/K/uydkb26XGKTo47n3QumI0Y9nJDGsN4K/v",
+	"nMjwnx8vWzUBgh8vSfuHi4PnLwJybv4zwtdp/PripEPmE6mYK3Rk074TrrTCVg15AwpvzrCjcHLw8WKS",
+	"RtvF+qdcjGQN8kMyDlbMyxhNDLeHgbEQxQAyHgCgDRJfJUXPNjCKeG6NYCgwfcIKlOlMTVhMDC+qZlK0",
+	"QxDrFFREd3EHXAxFuEcNPaYp7y3oNAk74IoEoM1dkYbBDsVQYFI8FpE30xdkKWFL2mYwzSnLnaFAb6ZL",
+	"acLsayOporEFWi5gywhM5YLQGSxnXG5QMhRceGVwzWMhGl9qauOOyik4HVjReb6zEc2yhdHlXPxfOAAm",
+	"CPZ1lkFNNggQDAgXUcamTGgWG55uS3hBnGCPvNFFzFNRV/H0ko7DY+I1CRjPaBYrjC40B1ntGICBUN+f",
+	"XpK8qQFNMBu89OSA/M09fPbhcij8dkRmhX/5Czkp1UCAMRCqzf2PXE+MgFAulODjaRtFPls40kKvQQ4m",
+	"FJFiKBIpUyM0YcsnsH2hpxF2BmSoHgHzWtjt/mOuu0jgoA9f9x/za9Ud8YSFIA6F3a6taGCvBjZDCOA3",
+	"9JvZQNUQFg+MwBJjsTJC1VCEZr0y47/CSgbkW8BPtOdGUOkATbthBakJVaT+3SG+EV2zhX0VzFo5gRqQ",
+	"6v0eOSkXT7M0BS2DXl8kKMAGO43uhhLVISDqSjGwArUVbfGi2YIwYzQOSfv708uhgEqczmLaMRK/ga2Q",
+	"tHPr6nSGTg1l7ro8LNK2uudQ2EgU1SEhjadcmHsetXGaogr8aCaIWggjmiQhaZ+fvSIYWWhgWmIc6d4d",
+	"XroPbVFOu5wCUfBMU6onSBwMQOKBB0YQyhj227KNwwxaKjY2GBiQ8G9/Cx26Ia+1VeowV8xVtrDlL3rk",
+	"FBodpQz3O68JqvJdNTTxtosZk104B4O4ZjKocdtyD+YCkl0VIii605DCkQS7MKjGl/IoLwKBwjjPoJIf",
+	"JBMCdUVih/ZQoKwvvnreH5Cj/j7U1ffLWoKX0W8xdDwU4cePH7serrMc9A2XmX4zbOGisOMajGr723Rh",
+	"l8KhaCPd/GbYsnd+RnxphQOCFUviwJbrprOYMxGxgFzRGLxnVM8y9vtv/4TBD4ei1N2oa9HA/0K195GZ",
+	"GCoSCY+YDXKwwsBJSqMJ6x70+tbCWyS3zufzHoXbPZmN9+y7au/tm1en7y9O4Z0i5daxX2CyJ2dvWkHr",
+	"hmUYFN7q9/bxYZkyQVPeGrQOe/3eoc0zBdlmbwIljn6FWoe1WritHXnQ75O553WEOvPI5FHkB0Oqg8Q3",
+	"MQiQ2hZQqnQPO+j3V5Rq365Eu/3C6tYdhr0bOaJXEvFag58+BS01m05ptmgNWm/5DRNmVYbDg4GGjhXo",
+	"IG5ZqvXJDLAH3bw23TMbxY3x+EAysU1SB5wGM4X9l573Dwl04phzxWr38tx89MtsJXyaaIn7CXHGz/uH",
+	"T/Dh91KDZ39xTEKsqxUSRRfKgGI0ITFLmYiZiBY2qmT1AZtl8M1OuKCHjad8DloQ+MuUtJ2HNUkYVWhw",
+	"sDYbDKcA225YagBnTZ1zynWY14B2dlBr1oLKO9b60X4lZ9Hk9bdDEY4Yi78xAq2RZ8MOyiPAZvA7AXbR",
+	"Uc5i5DpWuqpxQ9H249jxAx34qplOUVxVsFvrB+6RM6pK4e+emdaV6TJP2yn0CMYoQAMQqBzjM0eQQ9VQ",
+	"QM1spasVYiOa1vT2MBS9prlHQNSEZs7eVSgJpaKHIjaKwFBg+TxlKXMZx85kkrjWDOVOzT/d1bZQdTbP",
+	"3for5hF29YPnqYm17TVrLQFNQ6FjYeNmw7mHoS7820Bd3qYE654igLgW24d9ZdQW6y9+0VeNHWjNEPXN",
+	"Z1uH/WrVGXBW7gfP79tT9X9V56+tjVf/kJ2OPz0i+XWg18DKfA9JTk/aqVSKXyULNBfldMOSDC2hEQkX",
+	"MwYNuIByH+Gc66aSr23Pa/AJrxytfyXvqWde2N/gG1UnZtA6Oni5/rVqdyPYLXug6971oy49xu9MA4SS",
+	"3MNnOYMlGK1PQassR2O/57hVvd7VNAN+geQB8/kcPxEsUXt39q/7PaeiNPIYGx+/dOzUZdM42h0QmcSG",
+	"skLeTeAAYSiaIGGZZYBJAgdxhvVCiTIqoAsbquv0htZ8cPT5nd6GAhx9HSOBHe33ScVcXkeFbWbAD2jS",
+	"34wQ707g/swEw6+hVt+Ki44hVdJVEdkV+3dD5s9ESiOsEbpcC8XDTYdRzch5vwQ+dVMpHikXQvkUtFJp",
+	"WxzTJLmitq5rWlTZMD/v/gpxF3jxQ5bcwzP2xYp3nY8F2DSvc0+1Im0/Ai8o4vE0nzKl6TT1L+a6qZUZ",
+	"83QOtEJ1euSCMRLGMlJ7MHxvGofL+oS/BBRgmNLfynjxYNBZU6LnvuzcgWpij4gfdcVQNuoTHLMIjKYW",
+	"YQ4fvK9YOQHgfoOKoJBFGUty1O8H5Kj/MoBeMIbKHx289OpsXsl4gYmgHvotVQ9ETzBLFAOKLaSrG+4V",
+	"brFBH7b3aAct/Hmb4Vm2Rpm+rBRVCqAHCIv9HNGa0kfLSA5AbLSy5X0688rUZHI2nmAoADYh1tLaWnMr",
+	"YkYqKUrBUORegU5u6YJqw8hBaWr0S6hxY8tYFeQIYsoNi8xrNF3meb4uwtJbZBFHC5x3KMJK++8QQzQ1",
+	"9DBKE6PkFnm0OGxhcRsKu7dQNW3OI2Zt0rRcycozfDuVLl+Bl/AVLLW3ntKFTZ8pnZTfKHswFBYaDz2Q",
+	"lJmByA62N4ZcG7BHQnYNrOXYgZGeUI2hCyrvUPK8f1jTadr14AbN1CZQT2XMCDdKKJjnw1qFDreiKHC4",
+	"HS/wDgj8dJ8eh1BWCoRuRCT3H1Tr8BMxm7Es3l17OFz/StHZHt74ehOJo9TZGV7bQH14JcUo4ZGVbA43",
+	"0jewyyu88Hz9C7WtKUG7OVj/stcr/zMUouebbHm1Yf3ny2wWVAjNCYaWhQy3qeSW5pjQqDilXj1ZqzjV",
+	"ahF53dnHFDPcNxpkC1sl1qlk5XYcu+LUZx7Uxwk0ucNthDCOrU/pIeRrd8CFW67xQI2W88p77jENMeUO",
+	"djXHauvp588FmEuDHnTDVXsPYZXgYCj1l5wfjHd15dlYJaSCG+BUf+WXQ/tDMsal7pRPzRq99oLLMIBz",
+	"iitdnt9K/FTT2PbRvfw5GHknpvpULPKxOV65a/Xn4w0ejCFoPoRvijoQKlCwHi/r+q74cY9aVcLqInpP",
+	"S31Ii/537mVDeG3pDatlkLBakyO03iOuCJtyKNML5WVpNFnW5V/DOyV8ruDE0fIs8SUn021p3v3ME8Jv",
+	"l07IBdqAjO8ntm95bkE99/ie6VX7038imnFZAoQvsvffM70rauzI8fNRG5l+CbW8sgbNnlcX5+ax3Tev",
+	"A3C7gtETMr40n7IGrXwoKuXxMJBnzCBmPAPToz520SthqaZkaBuZcoFBOeFbLq5d0NTvv/0Tg6aOScaS",
+	"b4ZQjnLYyruclj2r0PutRnE1rP/cQ4LKjpd3420phnhAIjmd0q5i5iVDOMJrtvgGKoSFAfz4j9Iv899/",
+	"2P8hK0KQNg2uOu63kDq/VK7HXklija8a/Hw7ejIrWqgrHNzkTXxIq31QF+JehQJXOdwl4LtGfnWTS/OC",
+	"pA27UNs25jGdB6VarTWk6keHSnJU0OOqsMNFTVZBiJgwy5J6TICIGEhNTsG1hUjWK+1MdSfun8hv+RAi",
+	"ex33Kq49ImENGpwOKBBhgLYVSmzMMgZXdKOJVEyQkMchkRmW74Y0G8ECQofCdlWcQodFmWGg85vXLgy2",
+	"2ZDpSlDRKcvjB5usm8dFwIshO7Y8J3gRvTjZoaDkqP8SDJtGRK31IMJ68zphf1DtplI8+ol1m6KK2qaa",
+	"zeklVpBZpdXAM/fBU2pB2wYm/FttWqc2ZQXibEa+IDJ7rcpUyHV7dzyuaFB1Cs3uCDx6h3n3nx5dETra",
+	"P9hkv1me9fAdhCk+pA6163E1a0qfsfHvpWCNm99/Eup16SWr7EzCzLCHddDyXmoylTG2zmwvp7noaGLL",
+	"Y+383S+jEW4NRg8jtARr33Bn/eY1ijjNNZHgFnoxbWnKuyFUUR62BuT33/4ZkKHVReyF+3BAQjFLktAW",
+	"zldG2kF7vRcgVaQ5eQ2WMclaEcjHEjRJFpA9FEnhgm1tMhRRkghJsOAT4YokUtWKLVDn/4GI3ibiypRl",
+	"Y9aFTfv7buiHrQ2eOKpjFe5jBnD8mej3x5VCduc2fz55BM+yRmlZao0B7ca+Onz5orM9D0xntfYlWyTU",
+	"ln2HFCnbUKNHnDrlZ0UWCe6SKSKkHgoI9Sftg/5+x8UveJSEKzLmN0wcNydA2loGNmC+SIQk7aP9gyKv",
+	"JJ8C5hbURrbbBX0+cQl2kAEeT3Vy/T3+QBTITunzSNC/Fb1/k9gnVPm8UK0H0P5K7QNqzffoIJMpE7XZ",
+	"OuVAPNKm6hqa1OQRfkNhE+iCTez/JzgM9NooqHM53vGAKEORBZ1CHQESVhsSIA/gGjOci7SiLK9NhWHv",
+	"zo3QZNR/5W3PGrP+j4bUl/OilF+fGisT0HK3+6CUjg0Laky/cT30Nw2bd1Xt7zfgAsU634JZfqtXiu5d",
+	"j5tv481xvQ38AWJ2to+D2yiM60LLjD1sHBfYsQFBvWUHJEpmSrOsO+cxK/kNSy031rrU86f37oofK13q",
+	"rxLp4qGLN2wy/Y2rZoV2axKZZ0lkcP6o3z8civawFXNl30NaUehxw1YnIK5Mclg8Z7tFYSENLsZQmooq",
+	"KYqSYyFwAXx4woXG0hIXr/8LArUFZK7aB5x4OBRcEShD1OmRo/4RXhcSSdSEum6asU8AXWGmWsnudT5j",
+	"r9v1tuJdMcg5rHETdPXfsX88Lrr6H4QiWjUI+9o756eMVt1SNvlSaF1sjy0G40HMlsi8vd0n7xL/uogB",
+	"wJzG1uDO/rYsSe3d2b/u95b6Ea2kEIxiq0TbFcIM8UyVOWhJuCgohmHslmSsJAhtxdhQhK9P355enpJV",
+	"BC3suIYnikxc4ySDyUMBX4xJuw9SB9RDw+pAa3D8ImfZ/0bw+F+fDXv4aitjeULyiFBSiHBbo29jkK2F",
+	"sZWS6v846a+RnvwPkQVr9BCoW4Rb8rmS4bbwZUH0jOpJwUtqeIffxWcl9zgV8XInIa+5FWljrqW1AXbM",
+	"+j1WMxQb8BoQVyGawesF5QomW6cCRFhwjUFr9pExg3ogRicteuq5ZqY13OJD8Vgju/hTFLN4TOxvbJZY",
+	"51Tw9v1fH9291a5mOjbPf6lgwpPgfFOo04lV67pQocDH5sF62TAAD56PsbWd7kg74TcswPULOe9Af4+R",
+	"Ud0mNDa4LDRYY/L2euw2YqlGExTXCgql2Zp4eaEf9/hQQHKk6ycRSWHg0hUuhBzaDBKUY6MRLhOKoQiX",
+	"yIStkp73eHqmbDURqOpQHC9NoNbS0AN4l/eKJd9snrEN08rL1l4zliq0jpUap5FXPjFMGaS+UxCt7fI8",
+	"zKohZRfLhOwx3Ak1LWOf2KOwDTm6+ALE6Oms70+Zj/mlSOzFhgQWcid3JK9WKHI1Jlam1bnq+o+ZF+G3",
+	"k2lMqLOzrZj1jcodZcw12WE2+mKWCYi0+fMJ03nhD0dOeVZ08bJF1osDz49wNTOtq1PiBsUiJZZ09q5k",
+	"vPjL3mxlnRKj++SFTFlms5HaEisHX4HbvanFWCeA1Ai/yVgAJTVZDG8vd3UoF0AZik0roGCxk6HAaidu",
+	"o6DgSQ03sfdfu01Z438xnLWdUKU7lUZoQcEBcwEfwp2PSZhyMf7599/+iSV1sdoR/s7zPqDZgGqsE17s",
+	"xEpZfG2+xAfBb4kCP2XhNrLN6NZ+PN/3z5vDRUoj5mei3OwHmBxg23X4HTnkiPC4l38ZwLQobWx0cZYB",
+	"GEF7SKAIa9eRg8pW63ikqIVKn6rNRYyl8i3k4PbW78fp+pggYB/7FeBofENFxApBE/KOHGpj6oU1YuzX",
+	"fOx7s/G///bffmsdyF+0PUHWVprBmqauvEzb9jVwflevLYitMxN2mjqYBGQihZxBW5Lw3OBb92SkWRau",
+	"rkNzUpBWK8ouNwJr3TcGRyhC88L1TcYB+wEUlsNZloQ98kYPRbkGp5O8q7U4YVNK5d1QrB+KctZaaCs8",
+	"oSJgNhECiLCWKBnbZg0xgTqA9siGAgKGoCY/dnxxjLNHvmVGR1J5cWwpchKrbDU41DaGQjAWK68gdL6c",
+	"HrmEYncKdZuMKZncQNEHV0U9GIo04zfQqinh4rqbyIgmZs55z2UaxxlTiiF/x6Iz9uiPDg6GwgZP+bGX",
+	"M6Hy6lcOgKAMTNd+LGzOC/mYtyz6Q6aFlFtgPnFWSN6MrzFW6LioAOsKngOIGXgEGKiC65fLj//DZobs",
+	"Vhrzj1eqZikc6UtJ1XnqiteObAvpuaIrFV3iVpmMXxcCu0zVsdde1VpRCBdklPDxREMxLezLbJDjhjWl",
+	"8Bek6ZHTVr6YQ8slrex2UM0pK407138K2njpCUdtlzzJtWtX1/lzHRLmg7j12Li3z1dQt2K2XuPB5pwP",
+	"WzAZmBDIQq7UEgT9sXkuoBldzLpuoLGGEcuGIl+RFdDMG01CWj5iLoTJbChCv4HWgBjuDC0+eDTJBTJs",
+	"8FF0zVJe2ywn4hkO2rFWVFuFN2/nbhUeLaVRIYfCk3jwEbPVUBPYHjs5OCKTjjV3O5oE9l/LmofiSupJ",
+	"0eRC9UhoW5jZNeSbRCjBTnc5OIDRG+MgQcE49t6FwKYQ31B5G72Kdwqi+n10fdxUlXJruCc2664gGTZT",
+	"5XhZvAdxyqUTQDUKALL46Wp3/xlst38yAQU7mhVUtV1NYuk8lMxiO9uCae9zSG6tWfAUUF2VrAFI2iy9",
+	"cDR1UClYDvAMNHoo2jSvJD6qKORAfm0jAdQoylVJxxLdjkNByShjagKlWjoBlrJ1nU2VbxuJ3ceMSiyz",
+	"AHsW1HQaLazPaxT2+gQbs+nbkrWdqIltLX1vadnTky6cwJ+AHv0J9KwvRZDOEWEL/g45ICWEeGhlClrH",
+	"Pw5ZuoAizaUmvykX45C0EZxJ6PXGDzu5NwLKsNvuZo5yBZagmcPCuE1d1yUXWiO6dBKi5SyaYDWo3O2R",
+	"NymfqTqKccnUE2otXu/hpgro6Bp4poic6UhOma1y5eUZ2i3ATkt/MqXmArsqOjcUitQV7vPh/O22wF42",
+	"PN+VGrn+9Ok+KJrH/vTJwC8aMGureIFdNGY3LJHp1PAba+xsh1N6zUg2E2Gn1C1usLe3f/BVr9/r9/YH",
+	"X/e/7gOG2Okv1S2A1CbFtCoVdAqITLEZZwJ+aKUz7OdxtXCZttAIl/YK54pfJm7Z5/PaGsvhXeyfam21",
+	"qIFZ9MKya8obtsgyWx70NJ2wKcto4uoK2yFtDXZXNR5x19UG9qfsCtnW+KgwXujC7Php0XzL7xYbVOJe",
+	"vB5diO3KNcAq0tlOzt5433dNZJq3qxSq6HkUoPHtD5eXZwPraURPLMQJWGlp2dnqtSGD2u6yKkghsPte",
+	"2aFYcsv6nSR832ruyswVaEOpMhpp7NqJOXDg5FJlygGegnZ4AbsBm40JazTLqCsWNbUNdWscy0GZjhc/",
+	"y1zctV0s+wLrNt/rEHhy9gb3GtoN+0Gc4G5xThLA/84A+prCbIOhKHIEoLBiEcuRebEc7UpaUscLLiNG",
+	"r/eiO4vXKvGkXmxbj7zyQm4Dw3uqHRBKu+CHjSxvxHupiy6iQCGwr+SAzCdWGvbFcD5NE2gZrJA9wP4O",
+	"Bc1YqdOua03iMiiColmJFxznrrkOrgHYOOBSlkbY1jZlGcmbFXR6rm3v2Y8Xl4pQEto4M6/XCAyTB9qU",
+	"bpBwuTUJ2ojO06gyhKrt17IcwWDdFsFSO5YAcYLdpkAIoZeCgWrwYv7+2z/95iS2o4ttnQ/NI/N2HBgW",
+	"WPTj8Mw9RDU0ffHPvwkFsPWiJcq2O6JHuLy+iPef7v9/AAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

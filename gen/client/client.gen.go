@@ -17,6 +17,36 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for ConnectHookRequestHook.
+const (
+	Connect ConnectHookRequestHook = "connect"
+)
+
+// Valid indicates whether the value is a known member of the ConnectHookRequestHook enum.
+func (e ConnectHookRequestHook) Valid() bool {
+	switch e {
+	case Connect:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ConnectionTransport.
+const (
+	ConnectionTransportWebsocket ConnectionTransport = "websocket"
+)
+
+// Valid indicates whether the value is a known member of the ConnectionTransport enum.
+func (e ConnectionTransport) Valid() bool {
+	switch e {
+	case ConnectionTransportWebsocket:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for HealthStatus.
 const (
 	Ok          HealthStatus = "ok"
@@ -29,6 +59,78 @@ func (e HealthStatus) Valid() bool {
 	case Ok:
 		return true
 	case Unavailable:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for HookClientTransport.
+const (
+	HookClientTransportLongPoll  HookClientTransport = "long-poll"
+	HookClientTransportRest      HookClientTransport = "rest"
+	HookClientTransportSse       HookClientTransport = "sse"
+	HookClientTransportWebsocket HookClientTransport = "websocket"
+)
+
+// Valid indicates whether the value is a known member of the HookClientTransport enum.
+func (e HookClientTransport) Valid() bool {
+	switch e {
+	case HookClientTransportLongPoll:
+		return true
+	case HookClientTransportRest:
+		return true
+	case HookClientTransportSse:
+		return true
+	case HookClientTransportWebsocket:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for HookPrincipalKind.
+const (
+	Anonymous HookPrincipalKind = "anonymous"
+	ApiKey    HookPrincipalKind = "api-key"
+	Jwt       HookPrincipalKind = "jwt"
+)
+
+// Valid indicates whether the value is a known member of the HookPrincipalKind enum.
+func (e HookPrincipalKind) Valid() bool {
+	switch e {
+	case Anonymous:
+		return true
+	case ApiKey:
+		return true
+	case Jwt:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for HookProblemStatus.
+const (
+	N400 HookProblemStatus = 400
+	N403 HookProblemStatus = 403
+	N409 HookProblemStatus = 409
+	N422 HookProblemStatus = 422
+	N429 HookProblemStatus = 429
+)
+
+// Valid indicates whether the value is a known member of the HookProblemStatus enum.
+func (e HookProblemStatus) Valid() bool {
+	switch e {
+	case N400:
+		return true
+	case N403:
+		return true
+	case N409:
+		return true
+	case N422:
+		return true
+	case N429:
 		return true
 	default:
 		return false
@@ -53,6 +155,36 @@ func (e ProblemFieldIn) Valid() bool {
 	case Path:
 		return true
 	case Query:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PublishHookRequestHook.
+const (
+	Publish PublishHookRequestHook = "publish"
+)
+
+// Valid indicates whether the value is a known member of the PublishHookRequestHook enum.
+func (e PublishHookRequestHook) Valid() bool {
+	switch e {
+	case Publish:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RpcHookRequestHook.
+const (
+	Rpc RpcHookRequestHook = "rpc"
+)
+
+// Valid indicates whether the value is a known member of the RpcHookRequestHook enum.
+func (e RpcHookRequestHook) Valid() bool {
+	switch e {
+	case Rpc:
 		return true
 	default:
 		return false
@@ -95,6 +227,21 @@ const (
 func (e StreamEventType) Valid() bool {
 	switch e {
 	case Event:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SubscribeHookRequestHook.
+const (
+	Subscribe SubscribeHookRequestHook = "subscribe"
+)
+
+// Valid indicates whether the value is a known member of the SubscribeHookRequestHook enum.
+func (e SubscribeHookRequestHook) Valid() bool {
+	switch e {
+	case Subscribe:
 		return true
 	default:
 		return false
@@ -206,8 +353,95 @@ type CollectionList struct {
 	Items []Collection `json:"items"`
 }
 
+// ConnectHookRequest The body of the connect hook (`--hook-connect`): a WebSocket
+// connection or an SSE stream has authenticated. Answer with a
+// `ConnectHookResponse`.
+type ConnectHookRequest struct {
+	Client HookClient             `json:"client"`
+	Hook   ConnectHookRequestHook `json:"hook"`
+
+	// Id Unique per call (also the `webhook-id` header).
+	Id string `json:"id"`
+
+	// Principal Who the client is, after authentication.
+	Principal HookPrincipal `json:"principal"`
+	Time      time.Time     `json:"time"`
+}
+
+// ConnectHookRequestHook defines model for ConnectHookRequest.Hook.
+type ConnectHookRequestHook string
+
+// ConnectHookResponse `{}` allows the connection. `problem` refuses it (a WebSocket
+// upgrade or SSE stream answers with that problem; an `auth` frame's
+// reply carries it). `meta` becomes the presence metadata of every
+// subscription of the connection (the client's own is ignored);
+// `grants` are added to the principal's for the life of the
+// connection (same syntax as a JWT's `scope`, `{sub}` included).
+type ConnectHookResponse struct {
+	Grants *[]string               `json:"grants,omitempty"`
+	Meta   *map[string]interface{} `json:"meta,omitempty"`
+
+	// Problem Refuses the request: the client gets a problem with this status
+	// (default 403), `type` (default `https://tandem.dev/problems/denied`),
+	// `title` and `detail`. The same problem may instead be sent as the
+	// hook's response with this status and `application/problem+json`.
+	Problem *HookProblem `json:"problem,omitempty"`
+}
+
+// Connection defines model for Connection.
+type Connection struct {
+	ConnectedAt time.Time    `json:"connectedAt"`
+	Id          ConnectionID `json:"id"`
+
+	// Node The node serving the connection.
+	Node string `json:"node"`
+
+	// RemoteAddress The client's address as this node saw it (host:port).
+	RemoteAddress string `json:"remoteAddress"`
+
+	// Subject Absent for anonymous connections.
+	Subject       *string                  `json:"subject,omitempty"`
+	Subscriptions []ConnectionSubscription `json:"subscriptions"`
+	Transport     ConnectionTransport      `json:"transport"`
+}
+
+// ConnectionTransport defines model for Connection.Transport.
+type ConnectionTransport string
+
+// ConnectionID defines model for ConnectionID.
+type ConnectionID = string
+
+// ConnectionList defines model for ConnectionList.
+type ConnectionList struct {
+	Items []Connection `json:"items"`
+
+	// NextPageToken Absent on the last page.
+	NextPageToken *string `json:"nextPageToken,omitempty"`
+
+	// UnreachableNodes Nodes that did not answer in time; their connections are missing.
+	UnreachableNodes *[]string `json:"unreachableNodes,omitempty"`
+}
+
+// ConnectionSubscription defines model for ConnectionSubscription.
+type ConnectionSubscription struct {
+	Labels *string `json:"labels,omitempty"`
+
+	// Server Made server-side (`POST /v1/subjects/{subject}/subscriptions`), not by the client.
+	Server bool `json:"server"`
+
+	// Topic Example: collections/orders/resources
+	Topic Topic `json:"topic"`
+}
+
 // Cursor An opaque stream position, exactly as the server sent it.
 type Cursor = string
+
+// DisconnectResult defines model for DisconnectResult.
+type DisconnectResult struct {
+	// Disconnected How many connections were closed.
+	Disconnected     int       `json:"disconnected"`
+	UnreachableNodes *[]string `json:"unreachableNodes,omitempty"`
+}
 
 // Health defines model for Health.
 type Health struct {
@@ -217,6 +451,46 @@ type Health struct {
 
 // HealthStatus defines model for Health.Status.
 type HealthStatus string
+
+// HookClient defines model for HookClient.
+type HookClient struct {
+	ConnectionId *ConnectionID `json:"connectionId,omitempty"`
+
+	// RemoteAddress The client's address as the node saw it (host:port).
+	RemoteAddress string              `json:"remoteAddress"`
+	Transport     HookClientTransport `json:"transport"`
+}
+
+// HookClientTransport defines model for HookClient.Transport.
+type HookClientTransport string
+
+// HookPrincipal Who the client is, after authentication.
+type HookPrincipal struct {
+	// Claims Every claim of the verified JWT (absent for API keys and anonymous clients).
+	Claims    *map[string]interface{} `json:"claims,omitempty"`
+	ExpiresAt *time.Time              `json:"expiresAt,omitempty"`
+	Kind      HookPrincipalKind       `json:"kind"`
+
+	// Subject The token's `sub` or the API key's name; absent when anonymous.
+	Subject *string `json:"subject,omitempty"`
+}
+
+// HookPrincipalKind defines model for HookPrincipal.Kind.
+type HookPrincipalKind string
+
+// HookProblem Refuses the request: the client gets a problem with this status
+// (default 403), `type` (default `https://tandem.dev/problems/denied`),
+// `title` and `detail`. The same problem may instead be sent as the
+// hook's response with this status and `application/problem+json`.
+type HookProblem struct {
+	Detail *string            `json:"detail,omitempty"`
+	Status *HookProblemStatus `json:"status,omitempty"`
+	Title  *string            `json:"title,omitempty"`
+	Type   *string            `json:"type,omitempty"`
+}
+
+// HookProblemStatus defines model for HookProblem.Status.
+type HookProblemStatus int
 
 // Labels String labels (keys up to 63 characters of letters, digits, `-_./`; values up to 63 of letters, digits, `-_.`).
 //
@@ -287,6 +561,43 @@ type ProblemField struct {
 // ProblemFieldIn defines model for ProblemField.In.
 type ProblemFieldIn string
 
+// PublishHookRequest The body of the publish hook (`--hook-publish`, or a namespace's
+// `hook-publish`), for every publish over WebSocket and REST, before
+// the message enters the channel's history. Answer with a
+// `PublishHookResponse`.
+type PublishHookRequest struct {
+	// Channel Example: chat:lobby
+	Channel ChannelName `json:"channel"`
+	Client  HookClient  `json:"client"`
+
+	// Data The message data the client sent (any JSON value).
+	Data interface{}            `json:"data"`
+	Hook PublishHookRequestHook `json:"hook"`
+	Id   string                 `json:"id"`
+
+	// Principal Who the client is, after authentication.
+	Principal HookPrincipal `json:"principal"`
+	Time      time.Time     `json:"time"`
+
+	// Topic Example: collections/orders/resources
+	Topic Topic `json:"topic"`
+}
+
+// PublishHookRequestHook defines model for PublishHookRequest.Hook.
+type PublishHookRequestHook string
+
+// PublishHookResponse `{}` publishes the data as sent; `data` replaces it (any JSON value, within the namespace's message size); `problem` refuses the publish.
+type PublishHookResponse struct {
+	// Data The data to publish instead.
+	Data interface{} `json:"data,omitempty"`
+
+	// Problem Refuses the request: the client gets a problem with this status
+	// (default 403), `type` (default `https://tandem.dev/problems/denied`),
+	// `title` and `detail`. The same problem may instead be sent as the
+	// hook's response with this status and `application/problem+json`.
+	Problem *HookProblem `json:"problem,omitempty"`
+}
+
 // Resource defines model for Resource.
 type Resource struct {
 	// Collection Example: orders
@@ -345,6 +656,59 @@ type ResourceReplace struct {
 // Revision The store revision of the write that produced this state.
 type Revision = int64
 
+// RpcHookRequest The body of the RPC hook (`--hook-rpc`, or the namespace of the
+// method's `hook-rpc`): a client sent an `rpc` frame. Answer with an
+// `RpcHookResponse`.
+type RpcHookRequest struct {
+	Client HookClient `json:"client"`
+
+	// Data The request's data (any JSON value; null when the frame had none).
+	Data interface{}        `json:"data"`
+	Hook RpcHookRequestHook `json:"hook"`
+	Id   string             `json:"id"`
+
+	// Method The namespace is the part before the first `:` (as for channels).
+	Method RpcMethod `json:"method"`
+
+	// Principal Who the client is, after authentication.
+	Principal HookPrincipal `json:"principal"`
+	Time      time.Time     `json:"time"`
+}
+
+// RpcHookRequestHook defines model for RpcHookRequest.Hook.
+type RpcHookRequestHook string
+
+// RpcHookResponse `data` is the reply's result (absent: null); `problem` makes the reply a failure with that problem.
+type RpcHookResponse struct {
+	// Data The result (any JSON value).
+	Data interface{} `json:"data,omitempty"`
+
+	// Problem Refuses the request: the client gets a problem with this status
+	// (default 403), `type` (default `https://tandem.dev/problems/denied`),
+	// `title` and `detail`. The same problem may instead be sent as the
+	// hook's response with this status and `application/problem+json`.
+	Problem *HookProblem `json:"problem,omitempty"`
+}
+
+// RpcMethod The namespace is the part before the first `:` (as for channels).
+type RpcMethod = string
+
+// ServerSubscription defines model for ServerSubscription.
+type ServerSubscription struct {
+	// Labels A label selector, for resource topics.
+	Labels *string `json:"labels,omitempty"`
+
+	// Topic Example: collections/orders/resources
+	Topic Topic `json:"topic"`
+}
+
+// ServerSubscriptionResult defines model for ServerSubscriptionResult.
+type ServerSubscriptionResult struct {
+	// Connections How many connections were subscribed (or unsubscribed).
+	Connections      int       `json:"connections"`
+	UnreachableNodes *[]string `json:"unreachableNodes,omitempty"`
+}
+
 // StreamEvent An event frame, exactly as on the WebSocket (AsyncAPI components/schemas/Event).
 type StreamEvent struct {
 	// Cursor An opaque stream position, exactly as the server sent it.
@@ -364,6 +728,44 @@ type StreamEventEvent string
 
 // StreamEventType defines model for StreamEvent.Type.
 type StreamEventType string
+
+// Subject defines model for Subject.
+type Subject = string
+
+// SubscribeHookRequest The body of the subscribe hook (`--hook-subscribe`, or a
+// namespace's `hook-subscribe`): a client subscribes to `topic`
+// (WebSocket, SSE) or long-polls it. Answer with a
+// `SubscribeHookResponse`.
+type SubscribeHookRequest struct {
+	Client HookClient               `json:"client"`
+	Hook   SubscribeHookRequestHook `json:"hook"`
+	Id     string                   `json:"id"`
+	Labels *string                  `json:"labels,omitempty"`
+
+	// Meta The presence metadata the client sent.
+	Meta *map[string]interface{} `json:"meta,omitempty"`
+
+	// Principal Who the client is, after authentication.
+	Principal HookPrincipal `json:"principal"`
+	Time      time.Time     `json:"time"`
+
+	// Topic Example: collections/orders/resources
+	Topic Topic `json:"topic"`
+}
+
+// SubscribeHookRequestHook defines model for SubscribeHookRequest.Hook.
+type SubscribeHookRequestHook string
+
+// SubscribeHookResponse `{}` allows the subscription; `problem` refuses it; `meta` replaces the presence metadata of this subscription.
+type SubscribeHookResponse struct {
+	Meta *map[string]interface{} `json:"meta,omitempty"`
+
+	// Problem Refuses the request: the client gets a problem with this status
+	// (default 403), `type` (default `https://tandem.dev/problems/denied`),
+	// `title` and `detail`. The same problem may instead be sent as the
+	// hook's response with this status and `application/problem+json`.
+	Problem *HookProblem `json:"problem,omitempty"`
+}
 
 // Topic Example: collections/orders/resources
 type Topic = string
@@ -541,6 +943,18 @@ type WebhookUpdate struct {
 // CollectionName Example: orders
 type CollectionName = Name
 
+// ConnectionLimit defines model for ConnectionLimit.
+type ConnectionLimit = int
+
+// ConnectionPageToken defines model for ConnectionPageToken.
+type ConnectionPageToken = string
+
+// DisconnectReason defines model for DisconnectReason.
+type DisconnectReason = string
+
+// DisconnectReconnect defines model for DisconnectReconnect.
+type DisconnectReconnect = bool
+
 // IdempotencyKey defines model for IdempotencyKey.
 type IdempotencyKey = string
 
@@ -553,6 +967,9 @@ type IfNoneMatch = string
 // ResourceID Example: orders
 type ResourceID = Name
 
+// SubjectPath defines model for SubjectPath.
+type SubjectPath = Subject
+
 // BadRequest RFC 9457 problem details.
 type BadRequest = Problem
 
@@ -561,6 +978,12 @@ type Conflict = Problem
 
 // Forbidden RFC 9457 problem details.
 type Forbidden = Problem
+
+// HookDenied RFC 9457 problem details.
+type HookDenied = Problem
+
+// HookUnavailable RFC 9457 problem details.
+type HookUnavailable = Problem
 
 // NotFound RFC 9457 problem details.
 type NotFound = Problem
@@ -666,6 +1089,27 @@ type ReplaceResourceParams struct {
 	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
 }
 
+// ListConnectionsParams defines parameters for ListConnections.
+type ListConnectionsParams struct {
+	// Subject Only the connections of this subject (a token's `sub`, an API key's name).
+	Subject *Subject `form:"subject,omitempty" json:"subject,omitempty"`
+
+	// Limit Page size.
+	Limit *ConnectionLimit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// PageToken The `nextPageToken` of the previous page.
+	PageToken *ConnectionPageToken `form:"pageToken,omitempty" json:"pageToken,omitempty"`
+}
+
+// DisconnectConnectionParams defines parameters for DisconnectConnection.
+type DisconnectConnectionParams struct {
+	// Reason Why, for the client (in the `disconnect` frame).
+	Reason *DisconnectReason `form:"reason,omitempty" json:"reason,omitempty"`
+
+	// Reconnect Whether the client may reconnect (the SDKs stop when false).
+	Reconnect *DisconnectReconnect `form:"reconnect,omitempty" json:"reconnect,omitempty"`
+}
+
 // StreamEventsParams defines parameters for StreamEvents.
 type StreamEventsParams struct {
 	Topic []Topic `form:"topic" json:"topic"`
@@ -675,6 +1119,30 @@ type StreamEventsParams struct {
 	Since       *Cursor `form:"since,omitempty" json:"since,omitempty"`
 	Snapshot    *bool   `form:"snapshot,omitempty" json:"snapshot,omitempty"`
 	LastEventID *Cursor `json:"Last-Event-ID,omitempty"`
+}
+
+// DisconnectSubjectParams defines parameters for DisconnectSubject.
+type DisconnectSubjectParams struct {
+	// Reason Why, for the client (in the `disconnect` frame).
+	Reason *DisconnectReason `form:"reason,omitempty" json:"reason,omitempty"`
+
+	// Reconnect Whether the client may reconnect (the SDKs stop when false).
+	Reconnect *DisconnectReconnect `form:"reconnect,omitempty" json:"reconnect,omitempty"`
+}
+
+// ListSubjectConnectionsParams defines parameters for ListSubjectConnections.
+type ListSubjectConnectionsParams struct {
+	// Limit Page size.
+	Limit *ConnectionLimit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// PageToken The `nextPageToken` of the previous page.
+	PageToken *ConnectionPageToken `form:"pageToken,omitempty" json:"pageToken,omitempty"`
+}
+
+// UnsubscribeSubjectParams defines parameters for UnsubscribeSubject.
+type UnsubscribeSubjectParams struct {
+	Topic  Topic   `form:"topic" json:"topic"`
+	Labels *string `form:"labels,omitempty" json:"labels,omitempty"`
 }
 
 // CreateWebhookParams defines parameters for CreateWebhook.
@@ -710,6 +1178,9 @@ type PatchResourceApplicationMergePatchPlusJSONRequestBody = ResourcePatch
 // ReplaceResourceJSONRequestBody defines body for ReplaceResource for application/json ContentType.
 type ReplaceResourceJSONRequestBody = ResourceReplace
 
+// SubscribeSubjectJSONRequestBody defines body for SubscribeSubject for application/json ContentType.
+type SubscribeSubjectJSONRequestBody = ServerSubscription
+
 // CreateWebhookJSONRequestBody defines body for CreateWebhook for application/json ContentType.
 type CreateWebhookJSONRequestBody = WebhookCreate
 
@@ -718,6 +1189,15 @@ type UpdateWebhookApplicationMergePatchPlusJSONRequestBody = WebhookUpdate
 
 // ResumeWebhookJSONRequestBody defines body for ResumeWebhook for application/json ContentType.
 type ResumeWebhookJSONRequestBody = WebhookResume
+
+// PublishHookJSONRequestBody defines body for PublishHook for application/json ContentType.
+type PublishHookJSONRequestBody = PublishHookRequest
+
+// ConnectHookJSONRequestBody defines body for ConnectHook for application/json ContentType.
+type ConnectHookJSONRequestBody = ConnectHookRequest
+
+// SubscribeHookJSONRequestBody defines body for SubscribeHook for application/json ContentType.
+type SubscribeHookJSONRequestBody = SubscribeHookRequest
 
 // WebhookDeliveryJSONRequestBody defines body for WebhookDelivery for application/json ContentType.
 type WebhookDeliveryJSONRequestBody = WebhookPayload
@@ -954,7 +1434,11 @@ type ClientInterface interface {
 	// long-poll) on every node, and appends it to the channel's bounded
 	// history. The reply carries the message's cursor. With
 	// `Idempotency-Key`, a retry replays the first reply instead of
-	// publishing twice.
+	// publishing twice. With a publish hook configured for the channel's
+	// namespace, the application may refuse the message (its problem:
+	// 400, 403, 409, 422 or 429) or replace its data first; a hook that
+	// fails answers 503 `hook-unavailable` unless its failure mode is
+	// `allow`.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -967,7 +1451,11 @@ type ClientInterface interface {
 	// long-poll) on every node, and appends it to the channel's bounded
 	// history. The reply carries the message's cursor. With
 	// `Idempotency-Key`, a retry replays the first reply instead of
-	// publishing twice.
+	// publishing twice. With a publish hook configured for the channel's
+	// namespace, the application may refuse the message (its problem:
+	// 400, 403, 409, 422 or 429) or replace its data first; a hook that
+	// fails answers 503 `hook-unavailable` unless its failure mode is
+	// `allow`.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1097,6 +1585,26 @@ type ClientInterface interface {
 	// Corresponds with PUT /v1/collections/{collection}/resources/{id} (the `ReplaceResource` operationId).
 	ReplaceResource(ctx context.Context, collection CollectionName, id ResourceID, params *ReplaceResourceParams, body ReplaceResourceJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListConnections List open connections, cluster-wide
+	//
+	// Every open WebSocket connection on every node (asked through the
+	// broker), ordered by ID, one page at a time. A node that does not
+	// answer within 2 s is named in `unreachableNodes` and its
+	// connections are missing from the page.
+	//
+	// Corresponds with GET /v1/connections (the `ListConnections` operationId).
+	ListConnections(ctx context.Context, params *ListConnectionsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DisconnectConnection Disconnect one connection
+	//
+	// Closes the connection, wherever it is, with close code 4003
+	// ("disconnected by the server"), after a `disconnect` frame carrying
+	// `reason` and the `reconnect` hint (the SDKs do not reconnect when it
+	// is false). 404 when no node has it (and every node answered).
+	//
+	// Corresponds with DELETE /v1/connections/{connection} (the `DisconnectConnection` operationId).
+	DisconnectConnection(ctx context.Context, connection ConnectionID, params *DisconnectConnectionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// StreamEvents Follow topics over Server-Sent Events
 	//
 	// A `text/event-stream` of the same event objects as the WebSocket
@@ -1121,6 +1629,60 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/events (the `StreamEvents` operationId).
 	StreamEvents(ctx context.Context, params *StreamEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DisconnectSubject Disconnect every connection of a subject
+	//
+	// Closes each of the subject's connections on every node with close
+	// code 4003, after a `disconnect` frame (see
+	// `DELETE /v1/connections/{connection}`). Answers how many were
+	// closed (0 is not an error).
+	//
+	// Corresponds with DELETE /v1/subjects/{subject}/connections (the `DisconnectSubject` operationId).
+	DisconnectSubject(ctx context.Context, subject SubjectPath, params *DisconnectSubjectParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListSubjectConnections List the connections of one subject, cluster-wide
+	//
+	// Corresponds with GET /v1/subjects/{subject}/connections (the `ListSubjectConnections` operationId).
+	ListSubjectConnections(ctx context.Context, subject SubjectPath, params *ListSubjectConnectionsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UnsubscribeSubject Unsubscribe every connection of a subject from a topic
+	//
+	// Ends the subscription to `topic` (with `labels`) of each of the
+	// subject's connections on every node, whether the client or the
+	// server made it. The client gets an `unsubscribed` frame.
+	//
+	// Corresponds with DELETE /v1/subjects/{subject}/subscriptions (the `UnsubscribeSubject` operationId).
+	UnsubscribeSubject(ctx context.Context, subject SubjectPath, params *UnsubscribeSubjectParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SubscribeSubjectWithBody Subscribe every connection of a subject to a topic
+	//
+	// A server-side subscription: each of the subject's connections, on
+	// every node, subscribes to `topic` (live, from now) as if it had
+	// sent `subscribe`, except that its own grants and the subscribe
+	// hook are not consulted (the caller decided). The client gets a
+	// `subscribed` frame, then the topic's events. A connection already
+	// subscribed to the topic with the same selector keeps its
+	// subscription. Connections opened later are not subscribed.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/subjects/{subject}/subscriptions (the `SubscribeSubject` operationId).
+	SubscribeSubjectWithBody(ctx context.Context, subject SubjectPath, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SubscribeSubject Subscribe every connection of a subject to a topic
+	//
+	// A server-side subscription: each of the subject's connections, on
+	// every node, subscribes to `topic` (live, from now) as if it had
+	// sent `subscribe`, except that its own grants and the subscribe
+	// hook are not consulted (the caller decided). The client gets a
+	// `subscribed` frame, then the topic's events. A connection already
+	// subscribed to the topic with the same selector keeps its
+	// subscription. Connections opened later are not subscribed.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/subjects/{subject}/subscriptions (the `SubscribeSubject` operationId).
+	SubscribeSubject(ctx context.Context, subject SubjectPath, body SubscribeSubjectJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListWebhooks List webhooks with their delivery status
 	//
@@ -1317,7 +1879,11 @@ func (c *Client) ChannelHistory(ctx context.Context, channel ChannelName, params
 // long-poll) on every node, and appends it to the channel's bounded
 // history. The reply carries the message's cursor. With
 // `Idempotency-Key`, a retry replays the first reply instead of
-// publishing twice.
+// publishing twice. With a publish hook configured for the channel's
+// namespace, the application may refuse the message (its problem:
+// 400, 403, 409, 422 or 429) or replace its data first; a hook that
+// fails answers 503 `hook-unavailable` unless its failure mode is
+// `allow`.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1340,7 +1906,11 @@ func (c *Client) PublishMessageWithBody(ctx context.Context, channel ChannelName
 // long-poll) on every node, and appends it to the channel's bounded
 // history. The reply carries the message's cursor. With
 // `Idempotency-Key`, a retry replays the first reply instead of
-// publishing twice.
+// publishing twice. With a publish hook configured for the channel's
+// namespace, the application may refuse the message (its problem:
+// 400, 403, 409, 422 or 429) or replace its data first; a hook that
+// fails answers 503 `hook-unavailable` unless its failure mode is
+// `allow`.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1630,6 +2200,46 @@ func (c *Client) ReplaceResource(ctx context.Context, collection CollectionName,
 	return c.Client.Do(req)
 }
 
+// ListConnections List open connections, cluster-wide
+//
+// Every open WebSocket connection on every node (asked through the
+// broker), ordered by ID, one page at a time. A node that does not
+// answer within 2 s is named in `unreachableNodes` and its
+// connections are missing from the page.
+//
+// Corresponds with GET /v1/connections (the `ListConnections` operationId).
+func (c *Client) ListConnections(ctx context.Context, params *ListConnectionsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListConnectionsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DisconnectConnection Disconnect one connection
+//
+// Closes the connection, wherever it is, with close code 4003
+// ("disconnected by the server"), after a `disconnect` frame carrying
+// `reason` and the `reconnect` hint (the SDKs do not reconnect when it
+// is false). 404 when no node has it (and every node answered).
+//
+// Corresponds with DELETE /v1/connections/{connection} (the `DisconnectConnection` operationId).
+func (c *Client) DisconnectConnection(ctx context.Context, connection ConnectionID, params *DisconnectConnectionParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDisconnectConnectionRequest(c.Server, connection, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // StreamEvents Follow topics over Server-Sent Events
 //
 // A `text/event-stream` of the same event objects as the WebSocket
@@ -1655,6 +2265,110 @@ func (c *Client) ReplaceResource(ctx context.Context, collection CollectionName,
 // Corresponds with GET /v1/events (the `StreamEvents` operationId).
 func (c *Client) StreamEvents(ctx context.Context, params *StreamEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewStreamEventsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DisconnectSubject Disconnect every connection of a subject
+//
+// Closes each of the subject's connections on every node with close
+// code 4003, after a `disconnect` frame (see
+// `DELETE /v1/connections/{connection}`). Answers how many were
+// closed (0 is not an error).
+//
+// Corresponds with DELETE /v1/subjects/{subject}/connections (the `DisconnectSubject` operationId).
+func (c *Client) DisconnectSubject(ctx context.Context, subject SubjectPath, params *DisconnectSubjectParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDisconnectSubjectRequest(c.Server, subject, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListSubjectConnections List the connections of one subject, cluster-wide
+//
+// Corresponds with GET /v1/subjects/{subject}/connections (the `ListSubjectConnections` operationId).
+func (c *Client) ListSubjectConnections(ctx context.Context, subject SubjectPath, params *ListSubjectConnectionsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListSubjectConnectionsRequest(c.Server, subject, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UnsubscribeSubject Unsubscribe every connection of a subject from a topic
+//
+// Ends the subscription to `topic` (with `labels`) of each of the
+// subject's connections on every node, whether the client or the
+// server made it. The client gets an `unsubscribed` frame.
+//
+// Corresponds with DELETE /v1/subjects/{subject}/subscriptions (the `UnsubscribeSubject` operationId).
+func (c *Client) UnsubscribeSubject(ctx context.Context, subject SubjectPath, params *UnsubscribeSubjectParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUnsubscribeSubjectRequest(c.Server, subject, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SubscribeSubjectWithBody Subscribe every connection of a subject to a topic
+//
+// A server-side subscription: each of the subject's connections, on
+// every node, subscribes to `topic` (live, from now) as if it had
+// sent `subscribe`, except that its own grants and the subscribe
+// hook are not consulted (the caller decided). The client gets a
+// `subscribed` frame, then the topic's events. A connection already
+// subscribed to the topic with the same selector keeps its
+// subscription. Connections opened later are not subscribed.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/subjects/{subject}/subscriptions (the `SubscribeSubject` operationId).
+func (c *Client) SubscribeSubjectWithBody(ctx context.Context, subject SubjectPath, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSubscribeSubjectRequestWithBody(c.Server, subject, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SubscribeSubject Subscribe every connection of a subject to a topic
+//
+// A server-side subscription: each of the subject's connections, on
+// every node, subscribes to `topic` (live, from now) as if it had
+// sent `subscribe`, except that its own grants and the subscribe
+// hook are not consulted (the caller decided). The client gets a
+// `subscribed` frame, then the topic's events. A connection already
+// subscribed to the topic with the same selector keeps its
+// subscription. Connections opened later are not subscribed.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/subjects/{subject}/subscriptions (the `SubscribeSubject` operationId).
+func (c *Client) SubscribeSubject(ctx context.Context, subject SubjectPath, body SubscribeSubjectJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSubscribeSubjectRequest(c.Server, subject, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2754,6 +3468,157 @@ func NewReplaceResourceRequestWithBody(server string, collection CollectionName,
 	return req, nil
 }
 
+// NewListConnectionsRequest constructs an http.Request for the ListConnections method
+func NewListConnectionsRequest(server string, params *ListConnectionsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/connections")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Subject != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "subject", *params.Subject, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageToken != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "pageToken", *params.PageToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDisconnectConnectionRequest constructs an http.Request for the DisconnectConnection method
+func NewDisconnectConnectionRequest(server string, connection ConnectionID, params *DisconnectConnectionParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "connection", connection, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/connections/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Reason != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "reason", *params.Reason, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Reconnect != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "reconnect", *params.Reconnect, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewStreamEventsRequest constructs an http.Request for the StreamEvents method
 func NewStreamEventsRequest(server string, params *StreamEventsParams) (*http.Request, error) {
 	var err error
@@ -2855,6 +3720,268 @@ func NewStreamEventsRequest(server string, params *StreamEventsParams) (*http.Re
 		}
 
 	}
+
+	return req, nil
+}
+
+// NewDisconnectSubjectRequest constructs an http.Request for the DisconnectSubject method
+func NewDisconnectSubjectRequest(server string, subject SubjectPath, params *DisconnectSubjectParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "subject", subject, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/subjects/%s/connections", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Reason != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "reason", *params.Reason, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Reconnect != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "reconnect", *params.Reconnect, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListSubjectConnectionsRequest constructs an http.Request for the ListSubjectConnections method
+func NewListSubjectConnectionsRequest(server string, subject SubjectPath, params *ListSubjectConnectionsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "subject", subject, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/subjects/%s/connections", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageToken != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "pageToken", *params.PageToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUnsubscribeSubjectRequest constructs an http.Request for the UnsubscribeSubject method
+func NewUnsubscribeSubjectRequest(server string, subject SubjectPath, params *UnsubscribeSubjectParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "subject", subject, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/subjects/%s/subscriptions", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "topic", params.Topic, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if params.Labels != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "labels", *params.Labels, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewSubscribeSubjectRequest calls the generic SubscribeSubject builder with application/json body
+func NewSubscribeSubjectRequest(server string, subject SubjectPath, body SubscribeSubjectJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSubscribeSubjectRequestWithBody(server, subject, "application/json", bodyReader)
+}
+
+// NewSubscribeSubjectRequestWithBody constructs an http.Request for the SubscribeSubject method, with any body, and a specified content type
+func NewSubscribeSubjectRequestWithBody(server string, subject SubjectPath, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "subject", subject, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/subjects/%s/subscriptions", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -3233,7 +4360,11 @@ type ClientWithResponsesInterface interface {
 	// long-poll) on every node, and appends it to the channel's bounded
 	// history. The reply carries the message's cursor. With
 	// `Idempotency-Key`, a retry replays the first reply instead of
-	// publishing twice.
+	// publishing twice. With a publish hook configured for the channel's
+	// namespace, the application may refuse the message (its problem:
+	// 400, 403, 409, 422 or 429) or replace its data first; a hook that
+	// fails answers 503 `hook-unavailable` unless its failure mode is
+	// `allow`.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3246,7 +4377,11 @@ type ClientWithResponsesInterface interface {
 	// long-poll) on every node, and appends it to the channel's bounded
 	// history. The reply carries the message's cursor. With
 	// `Idempotency-Key`, a retry replays the first reply instead of
-	// publishing twice.
+	// publishing twice. With a publish hook configured for the channel's
+	// namespace, the application may refuse the message (its problem:
+	// 400, 403, 409, 422 or 429) or replace its data first; a hook that
+	// fails answers 503 `hook-unavailable` unless its failure mode is
+	// `allow`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3390,6 +4525,30 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with PUT /v1/collections/{collection}/resources/{id} (the `ReplaceResource` operationId).
 	ReplaceResourceWithResponse(ctx context.Context, collection CollectionName, id ResourceID, params *ReplaceResourceParams, body ReplaceResourceJSONRequestBody, reqEditors ...RequestEditorFn) (*ReplaceResourceResponse, error)
 
+	// ListConnectionsWithResponse List open connections, cluster-wide
+	//
+	// Every open WebSocket connection on every node (asked through the
+	// broker), ordered by ID, one page at a time. A node that does not
+	// answer within 2 s is named in `unreachableNodes` and its
+	// connections are missing from the page.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/connections (the `ListConnections` operationId).
+	ListConnectionsWithResponse(ctx context.Context, params *ListConnectionsParams, reqEditors ...RequestEditorFn) (*ListConnectionsResponse, error)
+
+	// DisconnectConnectionWithResponse Disconnect one connection
+	//
+	// Closes the connection, wherever it is, with close code 4003
+	// ("disconnected by the server"), after a `disconnect` frame carrying
+	// `reason` and the `reconnect` hint (the SDKs do not reconnect when it
+	// is false). 404 when no node has it (and every node answered).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/connections/{connection} (the `DisconnectConnection` operationId).
+	DisconnectConnectionWithResponse(ctx context.Context, connection ConnectionID, params *DisconnectConnectionParams, reqEditors ...RequestEditorFn) (*DisconnectConnectionResponse, error)
+
 	// StreamEventsWithResponse Follow topics over Server-Sent Events
 	//
 	// A `text/event-stream` of the same event objects as the WebSocket
@@ -3416,6 +4575,66 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/events (the `StreamEvents` operationId).
 	StreamEventsWithResponse(ctx context.Context, params *StreamEventsParams, reqEditors ...RequestEditorFn) (*StreamEventsResponse, error)
+
+	// DisconnectSubjectWithResponse Disconnect every connection of a subject
+	//
+	// Closes each of the subject's connections on every node with close
+	// code 4003, after a `disconnect` frame (see
+	// `DELETE /v1/connections/{connection}`). Answers how many were
+	// closed (0 is not an error).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/subjects/{subject}/connections (the `DisconnectSubject` operationId).
+	DisconnectSubjectWithResponse(ctx context.Context, subject SubjectPath, params *DisconnectSubjectParams, reqEditors ...RequestEditorFn) (*DisconnectSubjectResponse, error)
+
+	// ListSubjectConnectionsWithResponse List the connections of one subject, cluster-wide
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/subjects/{subject}/connections (the `ListSubjectConnections` operationId).
+	ListSubjectConnectionsWithResponse(ctx context.Context, subject SubjectPath, params *ListSubjectConnectionsParams, reqEditors ...RequestEditorFn) (*ListSubjectConnectionsResponse, error)
+
+	// UnsubscribeSubjectWithResponse Unsubscribe every connection of a subject from a topic
+	//
+	// Ends the subscription to `topic` (with `labels`) of each of the
+	// subject's connections on every node, whether the client or the
+	// server made it. The client gets an `unsubscribed` frame.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/subjects/{subject}/subscriptions (the `UnsubscribeSubject` operationId).
+	UnsubscribeSubjectWithResponse(ctx context.Context, subject SubjectPath, params *UnsubscribeSubjectParams, reqEditors ...RequestEditorFn) (*UnsubscribeSubjectResponse, error)
+
+	// SubscribeSubjectWithBodyWithResponse Subscribe every connection of a subject to a topic
+	//
+	// A server-side subscription: each of the subject's connections, on
+	// every node, subscribes to `topic` (live, from now) as if it had
+	// sent `subscribe`, except that its own grants and the subscribe
+	// hook are not consulted (the caller decided). The client gets a
+	// `subscribed` frame, then the topic's events. A connection already
+	// subscribed to the topic with the same selector keeps its
+	// subscription. Connections opened later are not subscribed.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/subjects/{subject}/subscriptions (the `SubscribeSubject` operationId).
+	SubscribeSubjectWithBodyWithResponse(ctx context.Context, subject SubjectPath, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SubscribeSubjectResponse, error)
+
+	// SubscribeSubjectWithResponse Subscribe every connection of a subject to a topic
+	//
+	// A server-side subscription: each of the subject's connections, on
+	// every node, subscribes to `topic` (live, from now) as if it had
+	// sent `subscribe`, except that its own grants and the subscribe
+	// hook are not consulted (the caller decided). The client gets a
+	// `subscribed` frame, then the topic's events. A connection already
+	// subscribed to the topic with the same selector keeps its
+	// subscription. Connections opened later are not subscribed.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/subjects/{subject}/subscriptions (the `SubscribeSubject` operationId).
+	SubscribeSubjectWithResponse(ctx context.Context, subject SubjectPath, body SubscribeSubjectJSONRequestBody, reqEditors ...RequestEditorFn) (*SubscribeSubjectResponse, error)
 
 	// ListWebhooksWithResponse List webhooks with their delivery status
 	//
@@ -3770,6 +4989,16 @@ func (r ChannelHistoryResponse) ContentType() string {
 	return ""
 }
 
+// PublishMessageResponse429Headers the declared response headers of an HTTP 429 response for PublishMessage
+type PublishMessageResponse429Headers struct {
+	RetryAfter *int
+}
+
+// PublishMessageResponse503Headers the declared response headers of an HTTP 503 response for PublishMessage
+type PublishMessageResponse503Headers struct {
+	RetryAfter *int
+}
+
 type PublishMessageResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3787,8 +5016,18 @@ type PublishMessageResponse struct {
 	ApplicationproblemJSON413 *TooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *HookDenied
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *HookUnavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PublishMessageResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PublishMessageResponse503Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -3824,6 +5063,21 @@ func (r PublishMessageResponse) GetApplicationproblemJSON413() *TooLarge {
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
 func (r PublishMessageResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
 	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PublishMessageResponse) GetApplicationproblemJSON422() *HookDenied {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PublishMessageResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PublishMessageResponse) GetApplicationproblemJSON503() *HookUnavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -4656,6 +5910,151 @@ func (r ReplaceResourceResponse) ContentType() string {
 	return ""
 }
 
+type ListConnectionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ConnectionList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *StoreUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListConnectionsResponse) GetJSON200() *ConnectionList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListConnectionsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListConnectionsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListConnectionsResponse) GetApplicationproblemJSON503() *StoreUnavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListConnectionsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListConnectionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListConnectionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListConnectionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListConnectionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DisconnectConnectionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DisconnectResult
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *StoreUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DisconnectConnectionResponse) GetJSON200() *DisconnectResult {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DisconnectConnectionResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DisconnectConnectionResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DisconnectConnectionResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DisconnectConnectionResponse) GetApplicationproblemJSON503() *StoreUnavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DisconnectConnectionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DisconnectConnectionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DisconnectConnectionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DisconnectConnectionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DisconnectConnectionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // StreamEventsResponse429Headers the declared response headers of an HTTP 429 response for StreamEvents
 type StreamEventsResponse429Headers struct {
 	RetryAfter *int
@@ -4740,6 +6139,310 @@ func (r StreamEventsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r StreamEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DisconnectSubjectResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DisconnectResult
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *StoreUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DisconnectSubjectResponse) GetJSON200() *DisconnectResult {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DisconnectSubjectResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DisconnectSubjectResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DisconnectSubjectResponse) GetApplicationproblemJSON503() *StoreUnavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DisconnectSubjectResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DisconnectSubjectResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DisconnectSubjectResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DisconnectSubjectResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DisconnectSubjectResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListSubjectConnectionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ConnectionList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *StoreUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListSubjectConnectionsResponse) GetJSON200() *ConnectionList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListSubjectConnectionsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListSubjectConnectionsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListSubjectConnectionsResponse) GetApplicationproblemJSON503() *StoreUnavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListSubjectConnectionsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListSubjectConnectionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListSubjectConnectionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListSubjectConnectionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListSubjectConnectionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type UnsubscribeSubjectResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ServerSubscriptionResult
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *StoreUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UnsubscribeSubjectResponse) GetJSON200() *ServerSubscriptionResult {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r UnsubscribeSubjectResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r UnsubscribeSubjectResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r UnsubscribeSubjectResponse) GetApplicationproblemJSON503() *StoreUnavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UnsubscribeSubjectResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UnsubscribeSubjectResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UnsubscribeSubjectResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UnsubscribeSubjectResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UnsubscribeSubjectResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type SubscribeSubjectResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ServerSubscriptionResult
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
+	ApplicationproblemJSON408 *RequestTimeout
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *StoreUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SubscribeSubjectResponse) GetJSON200() *ServerSubscriptionResult {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r SubscribeSubjectResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r SubscribeSubjectResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r SubscribeSubjectResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
+func (r SubscribeSubjectResponse) GetApplicationproblemJSON408() *RequestTimeout {
+	return r.ApplicationproblemJSON408
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r SubscribeSubjectResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r SubscribeSubjectResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SubscribeSubjectResponse) GetApplicationproblemJSON503() *StoreUnavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r SubscribeSubjectResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r SubscribeSubjectResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SubscribeSubjectResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SubscribeSubjectResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SubscribeSubjectResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -5375,7 +7078,11 @@ func (c *ClientWithResponses) ChannelHistoryWithResponse(ctx context.Context, ch
 // long-poll) on every node, and appends it to the channel's bounded
 // history. The reply carries the message's cursor. With
 // `Idempotency-Key`, a retry replays the first reply instead of
-// publishing twice.
+// publishing twice. With a publish hook configured for the channel's
+// namespace, the application may refuse the message (its problem:
+// 400, 403, 409, 422 or 429) or replace its data first; a hook that
+// fails answers 503 `hook-unavailable` unless its failure mode is
+// `allow`.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5394,7 +7101,11 @@ func (c *ClientWithResponses) PublishMessageWithBodyWithResponse(ctx context.Con
 // long-poll) on every node, and appends it to the channel's bounded
 // history. The reply carries the message's cursor. With
 // `Idempotency-Key`, a retry replays the first reply instead of
-// publishing twice.
+// publishing twice. With a publish hook configured for the channel's
+// namespace, the application may refuse the message (its problem:
+// 400, 403, 409, 422 or 429) or replace its data first; a hook that
+// fails answers 503 `hook-unavailable` unless its failure mode is
+// `allow`.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5634,6 +7345,42 @@ func (c *ClientWithResponses) ReplaceResourceWithResponse(ctx context.Context, c
 	return ParseReplaceResourceResponse(rsp)
 }
 
+// ListConnectionsWithResponse List open connections, cluster-wide
+//
+// Every open WebSocket connection on every node (asked through the
+// broker), ordered by ID, one page at a time. A node that does not
+// answer within 2 s is named in `unreachableNodes` and its
+// connections are missing from the page.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/connections (the `ListConnections` operationId).
+func (c *ClientWithResponses) ListConnectionsWithResponse(ctx context.Context, params *ListConnectionsParams, reqEditors ...RequestEditorFn) (*ListConnectionsResponse, error) {
+	rsp, err := c.ListConnections(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListConnectionsResponse(rsp)
+}
+
+// DisconnectConnectionWithResponse Disconnect one connection
+//
+// Closes the connection, wherever it is, with close code 4003
+// ("disconnected by the server"), after a `disconnect` frame carrying
+// `reason` and the `reconnect` hint (the SDKs do not reconnect when it
+// is false). 404 when no node has it (and every node answered).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/connections/{connection} (the `DisconnectConnection` operationId).
+func (c *ClientWithResponses) DisconnectConnectionWithResponse(ctx context.Context, connection ConnectionID, params *DisconnectConnectionParams, reqEditors ...RequestEditorFn) (*DisconnectConnectionResponse, error) {
+	rsp, err := c.DisconnectConnection(ctx, connection, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDisconnectConnectionResponse(rsp)
+}
+
 // StreamEventsWithResponse Follow topics over Server-Sent Events
 //
 // A `text/event-stream` of the same event objects as the WebSocket
@@ -5665,6 +7412,96 @@ func (c *ClientWithResponses) StreamEventsWithResponse(ctx context.Context, para
 		return nil, err
 	}
 	return ParseStreamEventsResponse(rsp)
+}
+
+// DisconnectSubjectWithResponse Disconnect every connection of a subject
+//
+// Closes each of the subject's connections on every node with close
+// code 4003, after a `disconnect` frame (see
+// `DELETE /v1/connections/{connection}`). Answers how many were
+// closed (0 is not an error).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/subjects/{subject}/connections (the `DisconnectSubject` operationId).
+func (c *ClientWithResponses) DisconnectSubjectWithResponse(ctx context.Context, subject SubjectPath, params *DisconnectSubjectParams, reqEditors ...RequestEditorFn) (*DisconnectSubjectResponse, error) {
+	rsp, err := c.DisconnectSubject(ctx, subject, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDisconnectSubjectResponse(rsp)
+}
+
+// ListSubjectConnectionsWithResponse List the connections of one subject, cluster-wide
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/subjects/{subject}/connections (the `ListSubjectConnections` operationId).
+func (c *ClientWithResponses) ListSubjectConnectionsWithResponse(ctx context.Context, subject SubjectPath, params *ListSubjectConnectionsParams, reqEditors ...RequestEditorFn) (*ListSubjectConnectionsResponse, error) {
+	rsp, err := c.ListSubjectConnections(ctx, subject, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListSubjectConnectionsResponse(rsp)
+}
+
+// UnsubscribeSubjectWithResponse Unsubscribe every connection of a subject from a topic
+//
+// Ends the subscription to `topic` (with `labels`) of each of the
+// subject's connections on every node, whether the client or the
+// server made it. The client gets an `unsubscribed` frame.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/subjects/{subject}/subscriptions (the `UnsubscribeSubject` operationId).
+func (c *ClientWithResponses) UnsubscribeSubjectWithResponse(ctx context.Context, subject SubjectPath, params *UnsubscribeSubjectParams, reqEditors ...RequestEditorFn) (*UnsubscribeSubjectResponse, error) {
+	rsp, err := c.UnsubscribeSubject(ctx, subject, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUnsubscribeSubjectResponse(rsp)
+}
+
+// SubscribeSubjectWithBodyWithResponse Subscribe every connection of a subject to a topic
+//
+// A server-side subscription: each of the subject's connections, on
+// every node, subscribes to `topic` (live, from now) as if it had
+// sent `subscribe`, except that its own grants and the subscribe
+// hook are not consulted (the caller decided). The client gets a
+// `subscribed` frame, then the topic's events. A connection already
+// subscribed to the topic with the same selector keeps its
+// subscription. Connections opened later are not subscribed.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/subjects/{subject}/subscriptions (the `SubscribeSubject` operationId).
+func (c *ClientWithResponses) SubscribeSubjectWithBodyWithResponse(ctx context.Context, subject SubjectPath, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SubscribeSubjectResponse, error) {
+	rsp, err := c.SubscribeSubjectWithBody(ctx, subject, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSubscribeSubjectResponse(rsp)
+}
+
+// SubscribeSubjectWithResponse Subscribe every connection of a subject to a topic
+//
+// A server-side subscription: each of the subject's connections, on
+// every node, subscribes to `topic` (live, from now) as if it had
+// sent `subscribe`, except that its own grants and the subscribe
+// hook are not consulted (the caller decided). The client gets a
+// `subscribed` frame, then the topic's events. A connection already
+// subscribed to the topic with the same selector keeps its
+// subscription. Connections opened later are not subscribed.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/subjects/{subject}/subscriptions (the `SubscribeSubject` operationId).
+func (c *ClientWithResponses) SubscribeSubjectWithResponse(ctx context.Context, subject SubjectPath, body SubscribeSubjectJSONRequestBody, reqEditors ...RequestEditorFn) (*SubscribeSubjectResponse, error) {
+	rsp, err := c.SubscribeSubject(ctx, subject, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSubscribeSubjectResponse(rsp)
 }
 
 // ListWebhooksWithResponse List webhooks with their delivery status
@@ -6088,6 +7925,27 @@ func ParsePublishMessageResponse(rsp *http.Response) (*PublishMessageResponse, e
 		}
 		response.ApplicationproblemJSON415 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest HookDenied
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest HookUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -6095,6 +7953,29 @@ func ParsePublishMessageResponse(rsp *http.Response) (*PublishMessageResponse, e
 		}
 		response.ApplicationproblemJSONDefault = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers PublishMessageResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers PublishMessageResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -6794,6 +8675,121 @@ func ParseReplaceResourceResponse(rsp *http.Response) (*ReplaceResourceResponse,
 	return response, nil
 }
 
+// ParseListConnectionsResponse parses an HTTP response from a ListConnectionsWithResponse call
+func ParseListConnectionsResponse(rsp *http.Response) (*ListConnectionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListConnectionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ConnectionList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest StoreUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDisconnectConnectionResponse parses an HTTP response from a DisconnectConnectionWithResponse call
+func ParseDisconnectConnectionResponse(rsp *http.Response) (*DisconnectConnectionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DisconnectConnectionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DisconnectResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest StoreUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseStreamEventsResponse parses an HTTP response from a StreamEventsWithResponse call
 func ParseStreamEventsResponse(rsp *http.Response) (*StreamEventsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -6873,6 +8869,250 @@ func ParseStreamEventsResponse(rsp *http.Response) (*StreamEventsResponse, error
 			headers.RetryAfter = &value
 		}
 		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDisconnectSubjectResponse parses an HTTP response from a DisconnectSubjectWithResponse call
+func ParseDisconnectSubjectResponse(rsp *http.Response) (*DisconnectSubjectResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DisconnectSubjectResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DisconnectResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest StoreUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListSubjectConnectionsResponse parses an HTTP response from a ListSubjectConnectionsWithResponse call
+func ParseListSubjectConnectionsResponse(rsp *http.Response) (*ListSubjectConnectionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListSubjectConnectionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ConnectionList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest StoreUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseUnsubscribeSubjectResponse parses an HTTP response from a UnsubscribeSubjectWithResponse call
+func ParseUnsubscribeSubjectResponse(rsp *http.Response) (*UnsubscribeSubjectResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UnsubscribeSubjectResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ServerSubscriptionResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest StoreUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseSubscribeSubjectResponse parses an HTTP response from a SubscribeSubjectWithResponse call
+func ParseSubscribeSubjectResponse(rsp *http.Response) (*SubscribeSubjectResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SubscribeSubjectResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ServerSubscriptionResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON408 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest StoreUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	return response, nil
@@ -7402,10 +9642,97 @@ func (p *CallbackInitiator) applyCallbackEditors(ctx context.Context, req *http.
 
 // CallbackInitiatorInterface is the interface specification for the callback initiator.
 type CallbackInitiatorInterface interface {
+	// PublishHookWithBody fires the publishHook callback with any body
+	PublishHookWithBody(ctx context.Context, targetURL string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	PublishHook(ctx context.Context, targetURL string, body PublishHookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ConnectHookWithBody fires the connectHook callback with any body
+	ConnectHookWithBody(ctx context.Context, targetURL string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	ConnectHook(ctx context.Context, targetURL string, body ConnectHookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SubscribeHookWithBody fires the subscribeHook callback with any body
+	SubscribeHookWithBody(ctx context.Context, targetURL string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	SubscribeHook(ctx context.Context, targetURL string, body SubscribeHookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// WebhookDeliveryWithBody fires the delivery callback with any body
 	WebhookDeliveryWithBody(ctx context.Context, targetURL string, params *WebhookDeliveryParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	WebhookDelivery(ctx context.Context, targetURL string, params *WebhookDeliveryParams, body WebhookDeliveryJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+func (p *CallbackInitiator) PublishHookWithBody(ctx context.Context, targetURL string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPublishHookCallbackRequestWithBody(targetURL, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := p.applyCallbackEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return p.Client.Do(req)
+}
+
+func (p *CallbackInitiator) PublishHook(ctx context.Context, targetURL string, body PublishHookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPublishHookCallbackRequest(targetURL, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := p.applyCallbackEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return p.Client.Do(req)
+}
+
+func (p *CallbackInitiator) ConnectHookWithBody(ctx context.Context, targetURL string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConnectHookCallbackRequestWithBody(targetURL, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := p.applyCallbackEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return p.Client.Do(req)
+}
+
+func (p *CallbackInitiator) ConnectHook(ctx context.Context, targetURL string, body ConnectHookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConnectHookCallbackRequest(targetURL, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := p.applyCallbackEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return p.Client.Do(req)
+}
+
+func (p *CallbackInitiator) SubscribeHookWithBody(ctx context.Context, targetURL string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSubscribeHookCallbackRequestWithBody(targetURL, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := p.applyCallbackEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return p.Client.Do(req)
+}
+
+func (p *CallbackInitiator) SubscribeHook(ctx context.Context, targetURL string, body SubscribeHookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSubscribeHookCallbackRequest(targetURL, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := p.applyCallbackEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return p.Client.Do(req)
 }
 
 func (p *CallbackInitiator) WebhookDeliveryWithBody(ctx context.Context, targetURL string, params *WebhookDeliveryParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -7430,6 +9757,99 @@ func (p *CallbackInitiator) WebhookDelivery(ctx context.Context, targetURL strin
 		return nil, err
 	}
 	return p.Client.Do(req)
+}
+
+// NewPublishHookCallbackRequest builds a application/json POST request for the publishHook callback
+func NewPublishHookCallbackRequest(targetURL string, body PublishHookJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPublishHookCallbackRequestWithBody(targetURL, "application/json", bodyReader)
+}
+
+// NewPublishHookCallbackRequestWithBody builds a POST request for the publishHook callback with any body
+func NewPublishHookCallbackRequestWithBody(targetURL string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+	_ = err
+
+	reqURL, err := url.Parse(targetURL)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, reqURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewConnectHookCallbackRequest builds a application/json POST request for the connectHook callback
+func NewConnectHookCallbackRequest(targetURL string, body ConnectHookJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewConnectHookCallbackRequestWithBody(targetURL, "application/json", bodyReader)
+}
+
+// NewConnectHookCallbackRequestWithBody builds a POST request for the connectHook callback with any body
+func NewConnectHookCallbackRequestWithBody(targetURL string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+	_ = err
+
+	reqURL, err := url.Parse(targetURL)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, reqURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewSubscribeHookCallbackRequest builds a application/json POST request for the subscribeHook callback
+func NewSubscribeHookCallbackRequest(targetURL string, body SubscribeHookJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSubscribeHookCallbackRequestWithBody(targetURL, "application/json", bodyReader)
+}
+
+// NewSubscribeHookCallbackRequestWithBody builds a POST request for the subscribeHook callback with any body
+func NewSubscribeHookCallbackRequestWithBody(targetURL string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+	_ = err
+
+	reqURL, err := url.Parse(targetURL)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, reqURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
 }
 
 // NewWebhookDeliveryCallbackRequest builds a application/json POST request for the delivery callback
