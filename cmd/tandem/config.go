@@ -75,6 +75,9 @@ type serveConfig struct {
 	MaxSubsPerPrincipal int
 	MaxSubscriptions    int
 
+	// Hooks (hookcfg.go).
+	Hooks hookFlags
+
 	// Webhooks.
 	WebhookAllowPrivate  bool
 	WebhookTimeout       time.Duration
@@ -137,6 +140,7 @@ func (c *serveConfig) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.MaxSubscriptions, "max-subscriptions", 100000, "subscriptions (WebSocket and SSE topics) on this server; 503 beyond; 0 disables")
 	fs.DurationVar(&c.CompactInterval, "compact-interval", time.Minute, "how often the change log is trimmed to --change-log-retain entries")
 	fs.DurationVar(&c.BookmarkInterval, "bookmark-interval", 25*time.Second, "how often each subscription gets a bookmark with its current cursor")
+	c.Hooks.register(fs)
 	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", false, "let webhooks target loopback, private, link-local and metadata addresses (refused by default: SSRF)")
 	fs.DurationVar(&c.WebhookTimeout, "webhook-timeout", 10*time.Second, "how long one webhook request may take")
 	fs.DurationVar(&c.WebhookFailureWindow, "webhook-failure-window", 24*time.Hour, "how long a webhook may keep failing before it is paused (with its cursor)")
@@ -291,13 +295,25 @@ func (c serveConfig) namespaces() (app.Namespaces, error) {
 		MaxMessageBytes: c.ChannelMaxMessage,
 	}
 	ns := app.Namespaces{Default: def, ByName: map[string]app.ChannelOptions{}}
+	if _, err := c.Hooks.globalHooks(&ns); err != nil {
+		return ns, err
+	}
+	def = ns.Default
 	for name, opts := range c.namespaceOverrides {
 		if !stream.ValidChannel(name) || strings.Contains(name, ":") {
 			return ns, fmt.Errorf("namespaces: %q is not a valid namespace name", name)
 		}
 		o := def
+		timeoutSet := map[string]bool{}
 		for k, v := range opts {
 			s := fmt.Sprint(v)
+			if l, ok := v.([]any); ok {
+				parts := make([]string, len(l))
+				for i, x := range l {
+					parts[i] = fmt.Sprint(x)
+				}
+				s = strings.Join(parts, ",")
+			}
 			var err error
 			switch k {
 			case "history":
@@ -311,7 +327,10 @@ func (c serveConfig) namespaces() (app.Namespaces, error) {
 			case "max-message-bytes":
 				o.MaxMessageBytes, err = strconv.Atoi(s)
 			default:
-				return ns, fmt.Errorf("namespaces.%s: unknown option %q (history, history-ttl, presence, publish, max-message-bytes)", name, k)
+				var ok bool
+				if ok, err = namespaceHook(&o, k, s, timeoutSet); !ok {
+					return ns, fmt.Errorf("namespaces.%s: unknown option %q (history, history-ttl, presence, publish, max-message-bytes, hook-subscribe, hook-publish, hook-rpc, hook-timeout, hook-on-error, hook-<name>-timeout, hook-<name>-on-error, rpc-methods)", name, k)
+				}
 			}
 			if err != nil {
 				return ns, fmt.Errorf("namespaces.%s.%s: %v", name, k, err)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/tandemhq/tandem/internal/app"
+	"github.com/tandemhq/tandem/internal/cluster"
 	"github.com/tandemhq/tandem/internal/console"
 	"github.com/tandemhq/tandem/internal/httpapi"
 	"github.com/tandemhq/tandem/internal/hub"
@@ -96,6 +99,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer br.Close()
 	channels := &stream.Channels{Broker: br, Hub: h, Logger: logger, Frames: frames, PresenceTTL: cfg.PresenceTTL}
 	brokerHandler := registerBackendMetrics(reg, st, feed, br, channels)
+	node := nodeName()
+	// Several nodes share a Redis broker: the connection API's commands
+	// reach each of them over it. One node (the memory broker) needs none.
+	var bus *cluster.Bus
+	if isRedisURL(cfg.Broker) {
+		bus = cluster.New(br, node, 0, logger)
+		brokerHandler = bus.Handler(brokerHandler)
+	}
 	brokerCtx, stopBroker := context.WithCancel(context.Background())
 	brokerDone := make(chan struct{})
 	go func() {
@@ -119,13 +130,24 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	registerCapMetrics(reg, caps)
 	sender := webhook.NewSender(webhook.Options{AllowPrivate: cfg.WebhookAllowPrivate, UserAgent: "Tandem-Webhooks/" + version, Logger: logger})
 	defer sender.Close()
-	a := app.New(st, app.Options{Logger: logger,
+	hookOpts, err := hookOptions(ctx, cfg, ns, reg, logger)
+	if err != nil {
+		return err
+	}
+	if hc, ok := hookOpts.Caller.(*webhook.HookClient); ok {
+		defer hc.Close()
+	}
+	appOpts := app.Options{Logger: logger, Node: node, Hooks: hookOpts,
 		Realtime: app.Realtime{Resources: resources, Channels: channels, Namespaces: ns, Caps: caps},
 		Webhooks: app.WebhookOptions{
 			Sender: sender, Encoder: frames, Metrics: webhook.NewMetrics(reg),
 			Timeout: cfg.WebhookTimeout, FailureWindow: cfg.WebhookFailureWindow, RetryMin: cfg.WebhookRetryMin, RetryMax: cfg.WebhookRetryMax,
 			LeaseTTL: cfg.WebhookLease, SecretGrace: cfg.WebhookSecretGrace, Max: cfg.MaxWebhooks,
-		}})
+		}}
+	if bus != nil {
+		appOpts.Cluster = bus
+	}
+	a := app.New(st, appOpts)
 	ws := wsapi.New(wsapi.Config{
 		App:       a,
 		Validator: asyncVal, Logger: logger, Registry: reg, Strict: cfg.Strict,
@@ -137,6 +159,18 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		ReaderGoroutines: cfg.WSReaders == "goroutine",
 		Caps:             caps,
 	})
+	a.AttachConnections(ws)
+	if bus != nil {
+		busCtx, stopBus := context.WithCancel(context.Background())
+		busDone := make(chan struct{})
+		go func() {
+			defer close(busDone)
+			if err := bus.Run(busCtx, a.HandleClusterCommand); err != nil && busCtx.Err() == nil {
+				logger.Error("cluster bus stopped", "err", err)
+			}
+		}()
+		defer func() { stopBus(); <-busDone }()
+	}
 	// The console (/), /docs/asyncapi and /asyncapi.json: exact paths, so
 	// every other path still gets the API router's 404 problem.
 	mounts := console.Routes()
@@ -420,4 +454,44 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// hookOptions builds the hooks' caller and the connect hook from the
+// flags, after checking every hook URL. Errors: a bad hook setting or
+// URL, hooks without --hook-secret.
+func hookOptions(ctx context.Context, cfg serveConfig, ns app.Namespaces, reg prometheus.Registerer, logger *slog.Logger) (app.HookOptions, error) {
+	connect, err := cfg.Hooks.config(app.HookConnect)
+	if err != nil {
+		return app.HookOptions{}, err
+	}
+	var secrets [][]byte
+	for _, s := range splitList(cfg.Hooks.Secret) {
+		secrets = append(secrets, []byte(s))
+	}
+	spec, err := specval.LoadOpenAPI()
+	if err != nil {
+		return app.HookOptions{}, err
+	}
+	hc := webhook.NewHookClient(webhook.HookOptions{Secrets: secrets, AllowPrivate: cfg.Hooks.Private,
+		UserAgent: "Tandem-Hooks/" + version, Validate: spec.ValidateSchema, Logger: logger})
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := checkHookURLs(cctx, &cfg.Hooks, connect, ns, hc.CheckURL); err != nil {
+		hc.Close()
+		return app.HookOptions{}, err
+	}
+	return app.HookOptions{Caller: hc, Metrics: webhook.NewHookMetrics(reg), Connect: connect,
+		MaxConcurrent: cfg.Hooks.MaxConc, MaxQueued: cfg.Hooks.MaxQueue}, nil
+}
+
+// nodeName names this node: its host name and a random suffix (several
+// nodes may run on one host).
+func nodeName() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		h = "tandem"
+	}
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return h + "-" + hex.EncodeToString(b[:])
 }

@@ -42,6 +42,14 @@ type Options struct {
 	// Webhooks configures webhook delivery (RunWebhooks); without a
 	// Sender the webhook API answers 503.
 	Webhooks WebhookOptions
+	// Hooks configures the calls to the application (the connect hook,
+	// the caller; the others are per namespace in Realtime.Namespaces).
+	Hooks HookOptions
+	// Node names this node (connections, webhook leases); "": random.
+	Node string
+	// Cluster carries the connection commands to every node; nil: this
+	// node only.
+	Cluster Cluster
 }
 
 // App implements the use cases on top of a store.Store and the streaming
@@ -50,6 +58,12 @@ type App struct {
 	store store.Store
 	rt    Realtime
 	wh    *webhooks
+	hooks *hooks
+	conns *connections
+	// node names this node; cluster carries commands to the others (nil:
+	// one node).
+	node    string
+	cluster Cluster
 	log   *slog.Logger
 	now   func() time.Time
 	ids   idGen
@@ -70,7 +84,13 @@ type schemaKey struct {
 
 // New returns an App using s.
 func New(s store.Store, opts Options) *App {
-	a := &App{store: s, rt: opts.Realtime, log: opts.Logger, now: opts.Now, budget: opts.Validation.withDefaults(), schemas: map[schemaKey]*collectionSchema{}, wh: newWebhooks(opts.Webhooks)}
+	if opts.Node == "" {
+		opts.Node = randomNode()
+	}
+	if opts.Webhooks.Node == "" {
+		opts.Webhooks.Node = opts.Node
+	}
+	a := &App{store: s, rt: opts.Realtime, log: opts.Logger, now: opts.Now, budget: opts.Validation.withDefaults(), schemas: map[schemaKey]*collectionSchema{}, wh: newWebhooks(opts.Webhooks), hooks: newHooks(opts.Hooks), node: opts.Node, cluster: opts.Cluster}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}

@@ -3,6 +3,7 @@ package app
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"sync"
 	"time"
 )
@@ -60,4 +61,11 @@ func (g *idGen) next(now time.Time) string {
 		out[i] = crockford[acc&31]
 	}
 	return string(out[:])
+}
+
+// randomNode names a node that was given no name.
+func randomNode() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "node-" + hex.EncodeToString(b[:])
 }

@@ -16,8 +16,16 @@ type ChannelOptions struct {
 	// publish grant); otherwise only credentials that also hold the admin
 	// grant on the channel's messages topic may publish.
 	ClientPublish bool
-	// MaxMessageBytes bounds a message's data (0: unbounded).
+	// MaxMessageBytes bounds a message's data (0: unbounded), and an RPC's.
 	MaxMessageBytes int
+	// Subscribe and Publish are the namespace's hooks; in Default they are
+	// the global hooks, which also cover resource topics (subscribe).
+	Subscribe, Publish HookConfig
+	// RPC is the hook of the methods of the namespace (the part of a
+	// method's name before the first ':'); RPCMethods, when not empty,
+	// lists the methods it accepts (full names; "*" any).
+	RPC        HookConfig
+	RPCMethods []string
 }
 
 // Namespaces maps namespaces (the part of a channel name before the first

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"time"
 
@@ -41,6 +42,12 @@ type SubscribeRequest struct {
 	Meta   json.RawMessage
 	// Client is the caller's network address (caps for anonymous callers).
 	Client string
+	// Transport is "websocket", "sse" or "long-poll" (for the subscribe
+	// hook).
+	Transport string
+	// Server marks a server-side subscription (ServerSubscribe): the
+	// principal's read grant and the subscribe hook are not consulted.
+	Server bool
 }
 
 // Subscription is one subscription a transport holds: the engine's
@@ -77,8 +84,10 @@ func (s *Subscription) Joined() bool { return s.sub.Joined() }
 // (broker down, or the server-wide cap: 503), store.CodeTooManyRequests
 // (the principal's cap).
 func (a *App) Subscribe(ctx context.Context, p auth.Principal, req SubscribeRequest, sink stream.Sink) (*Subscription, stream.Result, func(context.Context) error, error) {
-	if err := a.Authorize(p, auth.ActionRead, req.Topic.Path); err != nil {
-		return nil, stream.Result{}, nil, err
+	if !req.Server {
+		if err := a.Authorize(p, auth.ActionRead, req.Topic.Path); err != nil {
+			return nil, stream.Result{}, nil, err
+		}
 	}
 	if err := a.checkTopicRequest(req.Topic, req.Selector, req.Since); err != nil {
 		return nil, stream.Result{}, nil, err
@@ -89,6 +98,15 @@ func (a *App) Subscribe(ctx context.Context, p auth.Principal, req SubscribeRequ
 	ns := a.rt.Namespaces.For(req.Topic.Channel)
 	if req.Topic.Kind == stream.TopicPresence && !ns.Presence {
 		return nil, stream.Result{}, nil, store.Errorf(store.CodeInvalid, "presence is disabled for channel %q", req.Topic.Channel)
+	}
+	if !req.Server {
+		meta, err := a.subscribeHook(ctx, p, req.Topic, req.Selector, req.Meta, ClientInfo{Transport: req.Transport, ConnID: req.ConnID, Remote: req.Client})
+		if err != nil {
+			return nil, stream.Result{}, nil, err
+		}
+		if meta != nil {
+			req.Meta = meta
+		}
 	}
 	release, err := a.rt.Caps.Subscription(quota.ClientKey(p.Scope(), req.Client))
 	if err != nil {
@@ -182,6 +200,8 @@ type PollRequest struct {
 	Since *stream.Cursor
 	Limit int
 	Wait  time.Duration
+	// Client is the caller's address (for the subscribe hook).
+	Client string
 }
 
 // Poll long-polls one topic: it returns the events after req.Since,
@@ -198,19 +218,25 @@ func (a *App) Poll(ctx context.Context, p auth.Principal, req PollRequest, stop 
 	if err := a.checkTopicRequest(req.Topic, req.Selector, req.Since); err != nil {
 		return nil, stream.Cursor{}, err
 	}
+	if _, err := a.subscribeHook(ctx, p, req.Topic, req.Selector, nil, ClientInfo{Transport: "long-poll", Remote: req.Client}); err != nil {
+		return nil, stream.Cursor{}, err
+	}
 	if req.Topic.IsResource() {
 		return a.rt.Resources.Poll(ctx, req.Topic, req.Selector, req.Since, req.Limit, req.Wait, stop)
 	}
 	return a.rt.Channels.Poll(ctx, req.Topic, req.Since, req.Limit, req.Wait, stop)
 }
 
-// Publish publishes data to a channel's messages topic as p; connID is
-// the publishing connection ("" over REST), which names an anonymous
+// Publish publishes data to a channel's messages topic as p; client.ConnID
+// is the publishing connection ("" over REST), which names an anonymous
 // publisher (MemberID). Publishing takes the publish grant on the topic;
-// a namespace without client publishing also takes the admin grant. Errors: auth errors, store.ErrInvalid (not a
-// messages topic, data not JSON), store.CodeForbidden (client publishing
-// disallowed), store.CodeTooLarge, store.ErrUnavailable.
-func (a *App) Publish(ctx context.Context, p auth.Principal, topic stream.Topic, data json.RawMessage, connID string) (broker.Message, error) {
+// a namespace without client publishing also takes the admin grant. The
+// namespace's publish hook may then refuse the message or replace its
+// data. Errors: auth errors, store.ErrInvalid (not a messages topic, data
+// not JSON), store.CodeForbidden (client publishing disallowed),
+// store.CodeTooLarge (the data, or the hook's replacement), a
+// *HookDeniedError, a *HookFailedError, store.ErrUnavailable.
+func (a *App) Publish(ctx context.Context, p auth.Principal, topic stream.Topic, data json.RawMessage, client ClientInfo) (broker.Message, error) {
 	if topic.Kind != stream.TopicChannel {
 		return broker.Message{}, store.Errorf(store.CodeInvalid, "publish to a channels/{ch}/messages topic; resources change over REST")
 	}
@@ -227,7 +253,17 @@ func (a *App) Publish(ctx context.Context, p auth.Principal, topic stream.Topic,
 	if ns.MaxMessageBytes > 0 && len(data) > ns.MaxMessageBytes {
 		return broker.Message{}, store.Errorf(store.CodeTooLarge, "message data of %d bytes exceeds the channel's limit of %d bytes", len(data), ns.MaxMessageBytes)
 	}
-	return a.rt.Channels.Publish(ctx, topic.Channel, data, MemberID(p, connID), ns.History)
+	reply, called, err := a.callHook(ctx, ns.Publish, HookCall{Kind: HookPublish, Principal: p, Client: client, Topic: topic.Path, Channel: topic.Channel, Data: data})
+	if err != nil {
+		return broker.Message{}, err
+	}
+	if called && reply.Data != nil {
+		data = compact(reply.Data)
+		if ns.MaxMessageBytes > 0 && len(data) > ns.MaxMessageBytes {
+			return broker.Message{}, a.hookAnswerInvalid(HookPublish, fmt.Errorf("replacement data of %d bytes exceeds the channel's limit of %d bytes", len(data), ns.MaxMessageBytes))
+		}
+	}
+	return a.rt.Channels.Publish(ctx, topic.Channel, data, MemberID(p, client.ConnID), ns.History)
 }
 
 // History reads a channel's retained history after since (nil: from the
@@ -256,6 +292,18 @@ func (a *App) Presence(ctx context.Context, p auth.Principal, channel string) ([
 		return nil, store.Errorf(store.CodeNotFound, "presence is disabled for channel %q", channel)
 	}
 	return a.rt.Channels.Presence(ctx, channel)
+}
+
+// subscribeHook runs the subscribe hook of topic's namespace (the global
+// one for resource topics) and returns the presence metadata it set (nil:
+// none). Errors: *HookDeniedError, *HookFailedError.
+func (a *App) subscribeHook(ctx context.Context, p auth.Principal, t stream.Topic, sel store.Selector, meta json.RawMessage, client ClientInfo) (json.RawMessage, error) {
+	cfg := a.rt.Namespaces.Default.Subscribe
+	if !t.IsResource() {
+		cfg = a.rt.Namespaces.For(t.Channel).Subscribe
+	}
+	reply, _, err := a.callHook(ctx, cfg, HookCall{Kind: HookSubscribe, Principal: p, Client: client, Topic: t.Path, Labels: sel.String(), Meta: meta})
+	return reply.Meta, err
 }
 
 func (a *App) checkChannel(p auth.Principal, path, channel string) error {

@@ -264,7 +264,7 @@ func TestPublishPolicy(t *testing.T) {
 			if tc.topic != "" {
 				topic = topicOf(t, tc.topic)
 			}
-			m, err := a.Publish(t.Context(), tc.p, topic, tc.data, tc.connID)
+			m, err := a.Publish(t.Context(), tc.p, topic, tc.data, ClientInfo{ConnID: tc.connID})
 			wantErr(t, err, tc.target, "")
 			if err == nil && m.Publisher != tc.pub {
 				t.Fatalf("publisher %q, want %q", m.Publisher, tc.pub)
@@ -284,7 +284,7 @@ func bytesOf(c byte, n int) []byte {
 func TestReadPolicy(t *testing.T) {
 	a, feed := newRealtimeApp(t)
 	ctx := t.Context()
-	if _, err := a.Publish(ctx, admin, topicOf(t, "channels/open:h/messages"), json.RawMessage(`1`), ""); err != nil {
+	if _, err := a.Publish(ctx, admin, topicOf(t, "channels/open:h/messages"), json.RawMessage(`1`), ClientInfo{}); err != nil {
 		t.Fatal(err)
 	}
 	resourceCursor := feed.Cursor(0)

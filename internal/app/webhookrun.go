@@ -2,8 +2,6 @@ package app
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -99,9 +97,7 @@ func (o WebhookOptions) withDefaults() WebhookOptions {
 		o.Max = 100
 	}
 	if o.Node == "" {
-		var b [8]byte
-		_, _ = crand.Read(b[:])
-		o.Node = "node-" + hex.EncodeToString(b[:])
+		o.Node = randomNode()
 	}
 	if o.Metrics == nil {
 		o.Metrics = noMetrics{}

@@ -21,10 +21,12 @@ const (
 	ActionPublish Action = "publish"
 	// ActionAdmin permits managing collections and configuration.
 	ActionAdmin Action = "admin"
+	// ActionCall permits calling RPC methods (on rpc/{method}).
+	ActionCall Action = "call"
 )
 
 // Actions lists every valid action.
-var Actions = []Action{ActionRead, ActionWrite, ActionPublish, ActionAdmin}
+var Actions = []Action{ActionRead, ActionWrite, ActionPublish, ActionAdmin, ActionCall}
 
 // ParseAction returns the action named s (case-sensitive). Errors:
 // ErrInvalidGrant for an unknown action.
@@ -39,7 +41,7 @@ func ParseAction(s string) (Action, error) {
 // Valid reports whether a is one of [Actions]. It returns no error.
 func (a Action) Valid() bool {
 	switch a {
-	case ActionRead, ActionWrite, ActionPublish, ActionAdmin:
+	case ActionRead, ActionWrite, ActionPublish, ActionAdmin, ActionCall:
 		return true
 	}
 	return false

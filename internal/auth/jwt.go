@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -80,7 +81,7 @@ func (a *Authenticator) verifyJWT(token string) (Principal, error) {
 	if err != nil {
 		return Principal{}, invalid(ReasonInvalidScope)
 	}
-	p := Principal{Subject: claims.Subject, Grants: grants, Kind: KindJWT}
+	p := Principal{Subject: claims.Subject, Grants: grants, Kind: KindJWT, Claims: jwtPayload(token)}
 	if claims.ExpiresAt != nil {
 		p.ExpiresAt = claims.ExpiresAt.Time
 	}
@@ -205,4 +206,18 @@ func Mint(secret []byte, subject string, grants []string, ttl time.Duration, aud
 		return "", errors.New("auth: signing token failed")
 	}
 	return s, nil
+}
+
+// jwtPayload is the claims segment of a verified token as JSON (nil if it
+// does not decode, which a verified token's always does).
+func jwtPayload(token string) json.RawMessage {
+	parts := strings.SplitN(token, ".", 3)
+	if len(parts) != 3 {
+		return nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil || !json.Valid(b) {
+		return nil
+	}
+	return b
 }

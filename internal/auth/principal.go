@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"time"
@@ -25,6 +26,9 @@ type Principal struct {
 	ExpiresAt time.Time
 	// Kind is KindAPIKey, KindJWT or KindAnonymous.
 	Kind string
+	// Claims are a JWT's verified claims (the payload as sent; nil for
+	// API keys and anonymous callers), for the application's hooks.
+	Claims json.RawMessage
 }
 
 // Can reports whether p may perform action on path (see [Grants.Allows]). It

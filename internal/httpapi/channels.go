@@ -15,7 +15,7 @@ import (
 
 // PublishMessage publishes to a channel through the broker (201 + cursor).
 func (s *Server) PublishMessage(ctx context.Context, req api.PublishMessageRequestObject) (api.PublishMessageResponseObject, error) {
-	m, err := s.app.Publish(ctx, principalOf(ctx), channelTopic(req.Channel), req.Body.Data, "")
+	m, err := s.app.Publish(ctx, principalOf(ctx), channelTopic(req.Channel), req.Body.Data, restClient(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +67,7 @@ func (s *Server) PollChanges(ctx context.Context, req api.PollChangesRequestObje
 	if err != nil {
 		return nil, wire.ParamError(api.Query, "topic", store.ErrorMessage(err))
 	}
-	pr := app.PollRequest{Topic: topic, Limit: 100, Wait: 30 * time.Second}
+	pr := app.PollRequest{Topic: topic, Limit: 100, Wait: 30 * time.Second, Client: remoteOf(ctx)}
 	if pr.Since, err = optCursor(req.Params.Since, "since"); err != nil {
 		return nil, err
 	}

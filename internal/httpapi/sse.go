@@ -185,6 +185,12 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cursors := map[string]string{}
 	seen := map[string]bool{}
 	principal := principalOf(r.Context())
+	cr, err := h.app.Connect(ctx, principal, app.ClientInfo{Transport: "sse", Remote: r.RemoteAddr})
+	if err != nil {
+		fail(err)
+		return
+	}
+	principal = cr.Principal
 	for _, t := range topics {
 		topic, err := stream.ParseTopic(t)
 		if err != nil {
@@ -198,7 +204,7 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		seen[t] = true
 		// One labels parameter for every topic: it selects within the
 		// resource topics.
-		req := app.SubscribeRequest{Topic: topic, Since: since[t], Snapshot: snapshot && since[t] == nil, Client: r.RemoteAddr}
+		req := app.SubscribeRequest{Topic: topic, Since: since[t], Snapshot: snapshot && since[t] == nil, Client: r.RemoteAddr, Transport: "sse", Meta: cr.Meta}
 		if topic.IsResource() {
 			req.Selector = sel
 		}

@@ -331,7 +331,7 @@ func TestDeliverySelectorAndChannel(t *testing.T) {
 	recv.setSecrets(even.NewSecret, ch.NewSecret)
 	revs := g.write(t, 10)
 	for i := range 5 {
-		if _, err := g.a.Publish(t.Context(), everyone, stream.Topic{Kind: stream.TopicChannel, Channel: "room", Path: stream.MessagesTopic("room")}, json.RawMessage(fmt.Sprint(i)), ""); err != nil {
+		if _, err := g.a.Publish(t.Context(), everyone, stream.Topic{Kind: stream.TopicChannel, Channel: "room", Path: stream.MessagesTopic("room")}, json.RawMessage(fmt.Sprint(i)), app.ClientInfo{}); err != nil {
 			t.Fatal(err)
 		}
 	}

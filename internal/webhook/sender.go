@@ -92,28 +92,37 @@ func NewSender(opts Options) *Sender {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.client, s.transport = newClient(s.allowPrivate)
+	return s
+}
+
+// newClient is the HTTP client of webhooks and hooks: no proxy (a proxy
+// would connect for us, past the address check), no redirects (a 3xx is
+// the answer, not a hop), private addresses refused at dial time unless
+// allowPrivate.
+func newClient(allowPrivate bool) (*http.Client, *http.Transport) {
 	dialer := &net.Dialer{KeepAlive: 30 * time.Second}
-	if !s.allowPrivate {
+	if !allowPrivate {
 		dialer.Control = controlDial
 	}
-	s.transport = &http.Transport{
-		Proxy:                  nil, // a proxy would connect for us, past controlDial
+	t := &http.Transport{
+		Proxy:                  nil,
 		DialContext:            dialer.DialContext,
 		ForceAttemptHTTP2:      true,
 		MaxIdleConns:           100,
-		MaxIdleConnsPerHost:    4,
+		MaxIdleConnsPerHost:    64,
 		IdleConnTimeout:        90 * time.Second,
 		TLSHandshakeTimeout:    10 * time.Second,
 		ExpectContinueTimeout:  time.Second,
 		MaxResponseHeaderBytes: 64 << 10,
 	}
-	s.client = &http.Client{
-		Transport: s.transport,
+	c := &http.Client{
+		Transport: t,
 		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse // a 3xx is the answer, not a hop
+			return http.ErrUseLastResponse
 		},
 	}
-	return s
+	return c, t
 }
 
 // Close closes the idle pooled connections. Attempts in flight are not

@@ -12,6 +12,7 @@ import (
 	"sort"
 
 	"github.com/tandemhq/tandem/gen/api"
+	"github.com/tandemhq/tandem/internal/app"
 	"github.com/tandemhq/tandem/internal/broker"
 	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/stream"
@@ -78,4 +79,49 @@ func StreamEvent(ev stream.Event) api.StreamEvent {
 		out.Labels = &l
 	}
 	return out
+}
+
+// ConnectionList is a page of connections as the REST API shows it.
+func ConnectionList(p app.ConnectionPage) api.ConnectionList {
+	out := api.ConnectionList{Items: make([]api.Connection, 0, len(p.Items))}
+	for _, c := range p.Items {
+		ac := api.Connection{Id: c.ID, Node: c.Node, Transport: api.ConnectionTransport(c.Transport), RemoteAddress: c.Remote,
+			ConnectedAt: c.ConnectedAt, Subscriptions: make([]api.ConnectionSubscription, 0, len(c.Subs))}
+		if c.Subject != "" {
+			s := c.Subject
+			ac.Subject = &s
+		}
+		for _, s := range c.Subs {
+			cs := api.ConnectionSubscription{Topic: s.Topic, Server: s.Server}
+			if s.Labels != "" {
+				l := s.Labels
+				cs.Labels = &l
+			}
+			ac.Subscriptions = append(ac.Subscriptions, cs)
+		}
+		out.Items = append(out.Items, ac)
+	}
+	if p.Next != "" {
+		n := p.Next
+		out.NextPageToken = &n
+	}
+	out.UnreachableNodes = nodes(p.Unreachable)
+	return out
+}
+
+// DisconnectResult is the answer of a disconnect.
+func DisconnectResult(d app.Disconnected) api.DisconnectResult {
+	return api.DisconnectResult{Disconnected: d.Count, UnreachableNodes: nodes(d.Unreachable)}
+}
+
+// ServerSubscriptionResult is the answer of a server-side (un)subscribe.
+func ServerSubscriptionResult(d app.Disconnected) api.ServerSubscriptionResult {
+	return api.ServerSubscriptionResult{Connections: d.Count, UnreachableNodes: nodes(d.Unreachable)}
+}
+
+func nodes(ns []string) *[]string {
+	if len(ns) == 0 {
+		return nil
+	}
+	return &ns
 }

@@ -59,6 +59,8 @@ var (
 	KindUnauthenticated   = errorTable[store.CodeUnauthenticated]
 	KindInvalidToken      = Kind{http.StatusUnauthorized, "invalid-token", "Invalid token"}
 	KindInsufficientScope = Kind{http.StatusForbidden, "insufficient-scope", "Insufficient scope"}
+	KindHookUnavailable   = Kind{http.StatusServiceUnavailable, "hook-unavailable", "Application hook unavailable"}
+	KindHookDenied        = Kind{http.StatusForbidden, "denied", "Denied by the application"}
 )
 
 // Type is the problem type URI of k.
@@ -81,6 +83,16 @@ func problem(err error, inputs api.ProblemFieldIn) api.Problem {
 		return NewProblem(KindInvalidToken, err.Error(), nil)
 	case errors.Is(err, auth.ErrNoToken):
 		return NewProblem(KindUnauthenticated, err.Error(), nil)
+	}
+	var (
+		denied *app.HookDeniedError
+		failed *app.HookFailedError
+	)
+	switch {
+	case errors.As(err, &denied):
+		return hookProblem(denied)
+	case errors.As(err, &failed):
+		return NewProblem(KindHookUnavailable, failed.Error(), nil)
 	}
 	code := store.ErrorCode(err)
 	kind, ok := errorTable[code]
@@ -107,6 +119,26 @@ func problem(err error, inputs api.ProblemFieldIn) api.Problem {
 		}
 	}
 	return NewProblem(kind, store.ErrorMessage(err), fields)
+}
+
+// hookProblem is the problem an application's hook refused a request
+// with: its status, and its type and title or the defaults.
+func hookProblem(e *app.HookDeniedError) api.Problem {
+	hp := e.Problem
+	k := KindHookDenied
+	k.Status = hp.Status
+	p := NewProblem(k, hp.Detail, nil)
+	if hp.Type != "" {
+		p.Type = hp.Type
+	}
+	if hp.Title != "" {
+		p.Title = hp.Title
+	}
+	if hp.Detail == "" {
+		d := e.Error()
+		p.Detail = &d
+	}
+	return p
 }
 
 // InvalidFrame is the problem of a client frame that failed decoding or

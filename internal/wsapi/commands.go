@@ -5,6 +5,7 @@ package wsapi
 // connection's principal and encodes the answer.
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,8 +38,11 @@ func (c *conn) rateLimited(data []byte, retry time.Duration) {
 // fail answers the frame ref with err's problem.
 func (c *conn) fail(ref string, err error) {
 	p := wire.FrameProblem(err)
-	var capped *quota.Error // a full server (503) is counted, not logged per refusal
-	if p.Status >= 500 && !errors.As(err, &capped) {
+	var (
+		capped *quota.Error // a full server (503) is counted, not logged per refusal
+		hook   *app.HookFailedError // logged by app
+	)
+	if p.Status >= 500 && !errors.As(err, &capped) && !errors.As(err, &hook) {
 		c.srv.cfg.Logger.Error("websocket request failed", "conn", c.id, "err", err)
 	}
 	c.reply(ref, nil, &p)
@@ -84,7 +88,10 @@ func (c *conn) subscribe(f Subscribe) {
 	if !ok {
 		return
 	}
-	req := app.SubscribeRequest{Topic: topic, Selector: sel, Snapshot: f.Snapshot, ConnID: c.id, Meta: f.Meta, Client: c.ws.RemoteAddr().String()}
+	req := app.SubscribeRequest{Topic: topic, Selector: sel, Snapshot: f.Snapshot, ConnID: c.id, Meta: f.Meta, Client: c.remote(), Transport: "websocket"}
+	if m := c.connectMeta(); m != nil {
+		req.Meta = m
+	}
 	if f.Since != "" {
 		cur, err := stream.ParseCursor(f.Since)
 		if err != nil {
@@ -118,20 +125,48 @@ func (c *conn) subscribe(f Subscribe) {
 		c.fail(f.Ref, err)
 		return
 	}
-	if sub.Joined() {
-		c.startPresenceRenewal()
-	}
-	c.mu.Lock()
-	c.subs[key] = sub
-	c.start[key] = res.Cursor.String()
-	c.mu.Unlock()
-	c.srv.metrics.subscriptions.Inc()
 	body := SubscribeResult{Topic: res.Topic, Labels: res.Labels, Start: string(res.Start)}
 	if res.Cursor.Epoch != "" {
 		body.Cursor = res.Cursor.String()
 	}
-	c.reply(f.Ref, body, nil)
+	if !c.startSub(key, sub, res, run, false, Reply{Type: "reply", Ref: f.Ref, OK: true, Body: body}) {
+		// A server-side subscription took the key meanwhile.
+		c.refuse(f.Ref, wire.KindConflict, fmt.Sprintf("already subscribed to %q with this selector", f.Topic))
+	}
+}
+
+// startSub registers sub under key, queues first (the subscribe reply, or
+// the subscribed frame of a server-side subscription) and runs its replay.
+// It returns false, having closed sub, when the key was taken meanwhile
+// or the connection is ending.
+func (c *conn) startSub(key string, sub *app.Subscription, res stream.Result, run func(context.Context) error, server bool, first any) bool {
+	c.mu.Lock()
+	old, dup := c.subs[key]
+	if c.ending || dup && !old.Closed() {
+		c.mu.Unlock()
+		sub.Close()
+		return false
+	}
+	c.subs[key] = sub
+	c.start[key] = res.Cursor.String()
+	if server {
+		if c.server == nil {
+			c.server = map[string]bool{}
+		}
+		c.server[key] = true
+	} else {
+		delete(c.server, key)
+	}
+	if sub.Joined() {
+		c.startPresenceRenewal()
+	}
 	c.workers.Add(1)
+	c.mu.Unlock()
+	if dup {
+		c.unsub(old) // closed already: gives back its count
+	}
+	c.srv.metrics.subscriptions.Inc()
+	c.send(first)
 	go func() {
 		defer c.workers.Done()
 		if err := c.replays.Run(c.ctx, run); err != nil && c.ctx.Err() == nil {
@@ -141,6 +176,7 @@ func (c *conn) subscribe(f Subscribe) {
 			c.send(ErrorFrame{Type: "error", Topic: res.Topic, Labels: res.Labels, Problem: wire.FrameProblem(err)})
 		}
 	}()
+	return true
 }
 
 func (c *conn) dropSub(key string, sub *app.Subscription) {
@@ -149,6 +185,7 @@ func (c *conn) dropSub(key string, sub *app.Subscription) {
 	if ok && cur == sub {
 		delete(c.subs, key)
 		delete(c.start, key)
+		delete(c.server, key)
 	}
 	c.mu.Unlock()
 	if ok && cur == sub {
@@ -169,6 +206,7 @@ func (c *conn) unsub(sub *app.Subscription) {
 // close for its token.
 func (c *conn) setPrincipal(p auth.Principal) {
 	c.principal = p
+	c.shared.Store(&p)
 	if c.expiry != nil {
 		c.expiry.Stop()
 		c.expiry = nil
@@ -208,6 +246,20 @@ func (c *conn) auth(f Auth) {
 		c.fail(f.Ref, err)
 		return
 	}
+	if !c.hooked {
+		// The first credentials of a connection that opened anonymous:
+		// the connect hook decides now.
+		cr, err := a.Connect(c.ctx, p, c.clientInfo())
+		if err != nil {
+			c.fail(f.Ref, err)
+			return
+		}
+		c.hooked, c.extra = true, cr.Extra
+		c.mu.Lock()
+		c.hookMeta = cr.Meta
+		c.mu.Unlock()
+	}
+	p = app.WithGrants(p, c.extra)
 	if c.authWait != nil {
 		c.authWait.Stop()
 		c.authWait = nil
@@ -221,6 +273,9 @@ func (c *conn) auth(f Auth) {
 	var drop []lost
 	c.mu.Lock()
 	for key, sub := range c.subs {
+		if c.server[key] {
+			continue // the server made it: the client's grants do not matter
+		}
 		if err := a.Authorize(p, auth.ActionRead, sub.Topic.Path); err != nil {
 			drop = append(drop, lost{key, sub, err})
 		}
@@ -278,7 +333,7 @@ func (c *conn) publish(f Publish) {
 		c.fail(f.Ref, err)
 		return
 	}
-	m, err := c.srv.cfg.App.Publish(c.ctx, c.principal, topic, f.Data, c.id)
+	m, err := c.srv.cfg.App.Publish(c.ctx, c.principal, topic, f.Data, c.clientInfo())
 	if err != nil {
 		c.fail(f.Ref, err)
 		return

@@ -44,6 +44,23 @@ type conn struct {
 
 	mu   sync.Mutex
 	subs map[string]*app.Subscription
+	// server holds the keys of server-side subscriptions (under mu).
+	server map[string]bool
+	// ending: end is releasing the connection; no subscription may be
+	// added (under mu).
+	ending bool
+	// shared is the principal for other goroutines (the connection API,
+	// server-side subscriptions); hookMeta is the connect hook's presence
+	// metadata (under mu).
+	shared   atomic.Pointer[auth.Principal]
+	hookMeta json.RawMessage
+	// hooked: the connect hook has run (reader goroutine only, as
+	// principal); extra are the grants it added.
+	hooked bool
+	extra  auth.Grants
+	// rpcs counts the RPCs in flight.
+	rpcs        atomic.Int32
+	connectedAt time.Time
 	// start is the cursor each subscription's reply carried, the resume
 	// point until a frame of it has been written.
 	start map[string]string
@@ -112,13 +129,17 @@ type pollState struct {
 
 var _ stream.Sink = (*conn)(nil)
 
-func newConn(s *Server, ws *websocket.Conn, raw *batchConn, p auth.Principal) *conn {
+// newConn makes connection id of p; hooked says whether the connect hook
+// has run (its result is cr).
+func newConn(s *Server, ws *websocket.Conn, raw *batchConn, id string, cr app.ConnectResult, hooked bool) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &conn{srv: s, id: newID(), ws: ws, raw: raw, q: hub.NewQueueBudget(s.cfg.QueueBytes, s.cfg.Budget), ctx: ctx, cancel: cancel,
+	c := &conn{srv: s, id: id, ws: ws, raw: raw, q: hub.NewQueueBudget(s.cfg.QueueBytes, s.cfg.Budget), ctx: ctx, cancel: cancel,
 		subs: map[string]*app.Subscription{}, start: map[string]string{}, written: map[string]string{},
-		wake: make(chan struct{}, 1), writerDone: make(chan struct{}), replays: stream.NewReplays()}
+		wake: make(chan struct{}, 1), writerDone: make(chan struct{}), replays: stream.NewReplays(),
+		hooked: hooked, extra: cr.Extra, hookMeta: cr.Meta, connectedAt: time.Now().UTC()}
+	p := cr.Principal
 	c.setPrincipal(p)
-	if s.cfg.Auth != nil && s.cfg.Auth.Enabled() && p.Anonymous() && len(p.Grants) == 0 {
+	if s.needsAuthFrame(p) {
 		c.authWait = time.AfterFunc(s.cfg.AuthTimeout, func() {
 			c.closeWith(CloseAuthRequired, "authentication required: send an auth frame within "+s.cfg.AuthTimeout.String(), nil)
 		})
@@ -180,6 +201,9 @@ func (c *conn) end() {
 		c.poller.remove(c)
 	}
 	c.lingeringClose()
+	c.mu.Lock()
+	c.ending = true // no subscription or worker is added from here on
+	c.mu.Unlock()
 	c.workers.Wait()
 	c.mu.Lock()
 	subs := c.subs

@@ -32,6 +32,7 @@ const (
 	CloseTooBig         = 1009
 	CloseInternal       = 1011
 	CloseSlowConsumer   = 4008
+	CloseDisconnected   = 4003
 	CloseAuthExpired    = 4001
 	CloseAuthRequired   = 4010
 	CloseTooManyRequest = 4029
@@ -75,6 +76,44 @@ type Auth struct {
 type AuthResult struct {
 	Subject   string     `json:"subject"`
 	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+}
+
+// RPC is the client's rpc frame; the reply body is an RPCResult.
+type RPC struct {
+	Type   string          `json:"type"`
+	Ref    string          `json:"ref"`
+	Method string          `json:"method"`
+	Data   json.RawMessage `json:"data,omitempty"`
+}
+
+// RPCResult is the body of a successful rpc reply.
+type RPCResult struct {
+	Data json.RawMessage `json:"data"`
+}
+
+// Subscribed tells the client the server subscribed it to a topic.
+type Subscribed struct {
+	Type   string `json:"type"`
+	Topic  string `json:"topic"`
+	Labels string `json:"labels,omitempty"`
+	Cursor string `json:"cursor,omitempty"`
+	Start  string `json:"start"`
+}
+
+// Unsubscribed tells the client the server ended one of its
+// subscriptions.
+type Unsubscribed struct {
+	Type   string `json:"type"`
+	Topic  string `json:"topic"`
+	Labels string `json:"labels,omitempty"`
+}
+
+// Disconnect precedes a close with CloseDisconnected.
+type Disconnect struct {
+	Type      string `json:"type"`
+	Code      int    `json:"code"`
+	Reason    string `json:"reason,omitempty"`
+	Reconnect bool   `json:"reconnect"`
 }
 
 // Ping is the client's application-level ping.

@@ -53,6 +53,11 @@ func goldenFrames() []struct {
 		{"synced", false, wire.SyncedFrame{Type: "synced", Topic: "collections/orders/resources", Cursor: cur}},
 		{"bookmark", false, wire.BookmarkFrame{Type: "bookmark", Topic: "collections/orders/resources", Cursor: cur}},
 		{"error-slow", false, ErrorFrame{Type: "error", Problem: api.Problem{Type: "https://tandem.dev/problems/slow-consumer", Title: "Slow consumer", Status: 429}, Cursors: []TopicCursor{{Topic: "collections/orders/resources", Cursor: cur}}}},
+		{"rpc", true, RPC{Type: "rpc", Ref: "9", Method: "game:move", Data: json.RawMessage(`{"from":"e2","to":"e4"}`)}},
+		{"reply-rpc", false, Reply{Type: "reply", Ref: "9", OK: true, Body: RPCResult{Data: json.RawMessage(`{"ok":true}`)}}},
+		{"subscribed", false, Subscribed{Type: "subscribed", Topic: "channels/room:1/messages", Cursor: cur, Start: "live"}},
+		{"unsubscribed", false, Unsubscribed{Type: "unsubscribed", Topic: "channels/room:1/messages"}},
+		{"disconnect", false, Disconnect{Type: "disconnect", Code: CloseDisconnected, Reason: "banned", Reconnect: false}},
 		{"error-topic", false, ErrorFrame{Type: "error", Topic: "collections/orders/resources", Problem: api.Problem{Type: "https://tandem.dev/problems/resync-required", Title: "Resync required", Status: 410}}},
 	}
 }

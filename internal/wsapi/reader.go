@@ -205,6 +205,8 @@ func (c *conn) handle(data []byte) {
 		c.publish(f)
 	case Auth:
 		c.auth(f)
+	case RPC:
+		c.rpc(f)
 	}
 }
 
@@ -251,6 +253,10 @@ func decodeFrame(v *specval.AsyncAPI, data []byte) (typ string, frame any, ref s
 		frame = f
 	case "auth":
 		var f Auth
+		err = json.Unmarshal(data, &f)
+		frame = f
+	case "rpc":
+		var f RPC
 		err = json.Unmarshal(data, &f)
 		frame = f
 	default:

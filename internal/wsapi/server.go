@@ -194,6 +194,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, err)
 		return
 	}
+	id := newID()
+	cr, hooked, ok := s.connect(w, r, id, principal)
+	if !ok {
+		return // refused by the connect hook
+	}
 	hw := &hijackWriter{ResponseWriter: w}
 	up := &s.upgrader
 	if s.pollable(r) {
@@ -203,7 +208,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader already answered
 	}
-	c := newConn(s, ws, hw.conn, principal)
+	c := newConn(s, ws, hw.conn, id, cr, hooked)
 	c.onEnd = func() {
 		s.metrics.connections.Dec()
 		s.mu.Lock()

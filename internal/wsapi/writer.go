@@ -221,7 +221,7 @@ func (c *conn) finish(batch []*hub.Message) {
 		return
 	}
 	switch c.closeCode {
-	case CloseGoingAway:
+	case CloseGoingAway, CloseDisconnected:
 		if _, err := c.writeBatch(batch); err != nil {
 			c.halfClose() // the socket is broken or blocked: no close frame
 			return

@@ -1,0 +1,79 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+
+	"github.com/tandemhq/tandem/internal/auth"
+	"github.com/tandemhq/tandem/internal/store"
+)
+
+// MaxRPCMethodLen bounds an RPC method's name.
+const MaxRPCMethodLen = 128
+
+// RPCRequest is a decoded rpc frame.
+type RPCRequest struct {
+	Method string
+	// Data is the request's data (nil: none, sent as null).
+	Data   json.RawMessage
+	Client ClientInfo
+}
+
+// RPC forwards a call to the RPC hook of the method's namespace (the part
+// of its name before the first ':'; without one, the global RPC hook) and
+// returns the application's result (JSON null when it gave none). It
+// takes the call grant on rpc/{method}. Errors: store.ErrInvalid (a bad
+// method name), store.ErrNotFound (no RPC hook for the namespace, or a
+// method its allow-list does not name), auth errors, store.CodeTooLarge
+// (data over the namespace's max-message-bytes), *HookDeniedError (the
+// application's problem), *HookFailedError (no valid answer in time, or
+// the hook is overloaded), ctx.Err().
+func (a *App) RPC(ctx context.Context, p auth.Principal, req RPCRequest) (json.RawMessage, error) {
+	if !validMethod(req.Method) {
+		return nil, &InputError{Name: "method", Detail: "must be 1–128 letters, digits, '.', '_', '-' or ':', starting with a letter or digit"}
+	}
+	ns := a.rt.Namespaces.For(req.Method)
+	if !ns.RPC.Enabled() || a.hooks.opts.Caller == nil {
+		return nil, store.Errorf(store.CodeNotFound, "no RPC method %q: no RPC hook is configured for its namespace", clip(req.Method))
+	}
+	if len(ns.RPCMethods) > 0 && !slices.Contains(ns.RPCMethods, "*") && !slices.Contains(ns.RPCMethods, req.Method) {
+		return nil, store.Errorf(store.CodeNotFound, "no RPC method %q: its namespace allows %s", clip(req.Method), strings.Join(ns.RPCMethods, ", "))
+	}
+	if err := a.Authorize(p, auth.ActionCall, "rpc/"+req.Method); err != nil {
+		return nil, err
+	}
+	if ns.MaxMessageBytes > 0 && len(req.Data) > ns.MaxMessageBytes {
+		return nil, store.Errorf(store.CodeTooLarge, "rpc data of %d bytes exceeds the limit of %d bytes", len(req.Data), ns.MaxMessageBytes)
+	}
+	data := req.Data
+	if len(data) == 0 {
+		data = json.RawMessage("null")
+	}
+	reply, _, err := a.callHook(ctx, ns.RPC, HookCall{Kind: HookRPC, Principal: p, Client: req.Client, Method: req.Method, Data: data})
+	if err != nil {
+		return nil, err
+	}
+	if reply.Data == nil {
+		return json.RawMessage("null"), nil
+	}
+	return reply.Data, nil
+}
+
+func validMethod(m string) bool {
+	if len(m) == 0 || len(m) > MaxRPCMethodLen {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		c := m[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if i > 0 {
+			ok = ok || c == '.' || c == '_' || c == '-' || c == ':'
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
