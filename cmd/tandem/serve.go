@@ -466,7 +466,11 @@ func hookOptions(ctx context.Context, cfg serveConfig, ns app.Namespaces, reg pr
 	}
 	var secrets [][]byte
 	for _, s := range splitList(cfg.Hooks.Secret) {
-		secrets = append(secrets, []byte(s))
+		k, err := app.SecretKey(s)
+		if err != nil {
+			return app.HookOptions{}, fmt.Errorf("--hook-secret: %w", err)
+		}
+		secrets = append(secrets, k)
 	}
 	spec, err := specval.LoadOpenAPI()
 	if err != nil {
@@ -481,7 +485,7 @@ func hookOptions(ctx context.Context, cfg serveConfig, ns app.Namespaces, reg pr
 		return app.HookOptions{}, err
 	}
 	return app.HookOptions{Caller: hc, Metrics: webhook.NewHookMetrics(reg), Connect: connect,
-		MaxConcurrent: cfg.Hooks.MaxConc, MaxQueued: cfg.Hooks.MaxQueue}, nil
+		MaxConcurrent: cfg.Hooks.MaxConc, MaxQueued: queued(cfg.Hooks.MaxQueue)}, nil
 }
 
 // nodeName names this node: its host name and a random suffix (several
@@ -494,4 +498,13 @@ func nodeName() string {
 	var b [3]byte
 	_, _ = rand.Read(b[:])
 	return h + "-" + hex.EncodeToString(b[:])
+}
+
+// queued maps --hook-max-queued to app.HookOptions.MaxQueued (0 there
+// means the default; here it means that no call waits).
+func queued(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }

@@ -75,7 +75,7 @@ type HookOptions struct {
 	// MaxConcurrent bounds the calls in flight to one hook URL, MaxQueued
 	// those waiting for a slot; beyond, a request fails at once with 503
 	// (whatever the failure mode: it is back-pressure, not a failure).
-	// 0: the defaults.
+	// 0: the defaults; a negative MaxQueued lets no call wait.
 	MaxConcurrent, MaxQueued int
 }
 
@@ -212,8 +212,11 @@ func newHooks(o HookOptions) *hooks {
 	if o.MaxConcurrent <= 0 {
 		o.MaxConcurrent = DefaultHookMaxConcurrent
 	}
-	if o.MaxQueued <= 0 {
+	switch {
+	case o.MaxQueued == 0:
 		o.MaxQueued = DefaultHookMaxQueued
+	case o.MaxQueued < 0:
+		o.MaxQueued = 0
 	}
 	return &hooks{opts: o, gates: map[string]*hookGate{}}
 }
@@ -276,10 +279,10 @@ func (a *App) callHook(ctx context.Context, cfg HookConfig, call HookCall) (repl
 	}
 	call.URL, call.Timeout, call.ID, call.Time = cfg.URL, timeout, hookID(), a.now().UTC()
 	start := time.Now()
-	cctx, cancel := context.WithTimeout(ctx, timeout)
+	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	g := h.gate(cfg.URL)
-	if err := g.acquire(cctx); err != nil {
+	if err := g.acquire(wctx); err != nil {
 		if errors.Is(err, errHookOverloaded) {
 			a.hookMetric(call.Kind, "overloaded", start)
 			return HookReply{}, false, &HookFailedError{Hook: call.Kind, Overloaded: true,
@@ -291,7 +294,10 @@ func (a *App) callHook(ctx context.Context, cfg HookConfig, call HookCall) (repl
 		err = fmt.Errorf("no free slot within %s (%d calls in flight)", timeout, h.opts.MaxConcurrent)
 		return a.hookFailed(cfg, call, start, err)
 	}
-	reply, err = h.opts.Caller.CallHook(cctx, call)
+	// The call gets what the wait left of the timeout; the caller
+	// enforces it (and says so in its error).
+	call.Timeout = max(timeout-time.Since(start), time.Millisecond)
+	reply, err = h.opts.Caller.CallHook(ctx, call)
 	g.release()
 	if err != nil {
 		if ctx.Err() != nil {

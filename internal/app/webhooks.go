@@ -426,6 +426,11 @@ func newWebhookSecret() string {
 	return secretPrefix + base64.StdEncoding.EncodeToString(b[:])
 }
 
+// SecretKey decodes a Standard Webhooks secret (a webhook's, or
+// --hook-secret) into its HMAC key. Errors: not "whsec_" and the base64
+// of 24–64 bytes.
+func SecretKey(secret string) ([]byte, error) { return webhookKey(secret) }
+
 // webhookKey decodes a secret into its HMAC key. Errors: not whsec_ and
 // the base64 of 24–64 bytes.
 func webhookKey(secret string) ([]byte, error) {
