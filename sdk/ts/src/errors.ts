@@ -45,15 +45,19 @@ export class ClosedError extends Error {
   }
 }
 
-/** The connection broke before the server replied: the outcome is unknown. */
+/**
+ * The connection broke before the server replied: the outcome is unknown
+ * (an RPC may or may not have run; the SDK never sends it again). A
+ * server-side subscription also ends with it when its connection drops.
+ */
 export class ConnectionLostError extends Error {
-  constructor(reason: string) {
-    super(`connection lost before the reply (${reason})`);
+  constructor(reason: string, message = `connection lost before the reply (${reason})`) {
+    super(message);
     this.name = "ConnectionLostError";
   }
 }
 
-/** The connection was closed by the server with a code that is not retried (e.g. 4003, 4010). */
+/** The connection was closed by the server with a code that is not retried (e.g. 1008, 4010), or see DisconnectedError. */
 export class CloseError extends Error {
   readonly code: number;
   readonly reason: string;
@@ -62,6 +66,44 @@ export class CloseError extends Error {
     this.name = "CloseError";
     this.code = code;
     this.reason = reason;
+  }
+}
+
+/**
+ * The server disconnected this connection (a `disconnect` frame, then close
+ * code 4003), e.g. after `DELETE /v1/connections/{id}`. With `reconnect`
+ * false the Connection has ended for good (`closed` resolves with it, every
+ * subscription ends with it); with `reconnect` true it is only the reason
+ * of a `disconnected` status, and the Connection reconnects as usual.
+ */
+export class DisconnectedError extends CloseError {
+  /** Whether the server allowed the client to reconnect. */
+  readonly reconnect: boolean;
+  constructor(reason: string, reconnect: boolean) {
+    super(4003, reason);
+    this.message = `disconnected by the server${reason ? ": " + reason : ""}${reconnect ? " (reconnecting)" : ""}`;
+    this.name = "DisconnectedError";
+    this.reconnect = reconnect;
+  }
+}
+
+/** The server ended a subscription (an `unsubscribed` frame): no further event of it follows, and it is not made again. */
+export class UnsubscribedError extends Error {
+  readonly topic: string;
+  readonly labels: string | undefined;
+  constructor(topic: string, labels?: string) {
+    super(`unsubscribed by the server: ${topic}${labels ? ` (labels ${labels})` : ""}`);
+    this.name = "UnsubscribedError";
+    this.topic = topic;
+    this.labels = labels;
+  }
+}
+
+/** No reply came within the request's `timeoutMs`; the outcome is unknown, and a late reply is ignored. */
+export class TimeoutError extends Error {
+  constructor(what: string, ms: number) {
+    super(`${what}: no reply within ${ms} ms`);
+    this.name = "TimeoutError";
   }
 }
 

@@ -9,6 +9,8 @@
  *   const conn = await tandem.connect();
  *   const sub = await conn.subscribe("collections/orders/resources", { snapshot: true });
  *   for await (const ev of sub) console.log(ev);
+ *   const result = await conn.rpc("game:move", { from: "e2", to: "e4" });
+ *   conn.onServerSubscription((s) => void (async () => { for await (const ev of s) console.log(ev); })());
  *   const wh = await tandem.webhooks.create({ topic: "collections/orders/resources", url: "https://app.example/hooks" });
  */
 import { Connection, type RealtimeOptions } from "./realtime.js";

@@ -8,13 +8,25 @@ import type {
   PresenceMember,
   Reply,
   Resource,
+  RpcResult,
   ServerFrame,
   SubscribeResult,
+  Subscribed,
   Synced,
   Welcome,
 } from "./gen/frames.js";
 import { type Backoff, backoffDelay, defaultBackoff, refreshDelay } from "./backoff.js";
-import { ClosedError, CloseError, ConnectionLostError, ResyncRequiredError, TandemError, problemError } from "./errors.js";
+import {
+  ClosedError,
+  CloseError,
+  ConnectionLostError,
+  DisconnectedError,
+  ResyncRequiredError,
+  TandemError,
+  TimeoutError,
+  UnsubscribedError,
+  problemError,
+} from "./errors.js";
 import { type TokenSource, resolveToken } from "./token.js";
 
 // This module imports nothing outside the package (no openapi-fetch), so a
@@ -92,12 +104,21 @@ export interface SubscribeOptions {
   maxPending?: number;
 }
 
+export interface RpcOptions {
+  /** Gives up waiting: the promise rejects with the signal's reason (the RPC may still run on the server). */
+  signal?: AbortSignal;
+  /** Gives up after this many ms (counted from the call) with a TimeoutError; a late reply is ignored. */
+  timeoutMs?: number;
+}
+
 export const collectionTopic = (c: string) => `collections/${c}/resources`;
 export const resourceTopic = (c: string, id: string) => `collections/${c}/resources/${id}`;
 export const channelTopic = (ch: string) => `channels/${ch}/messages`;
 export const presenceTopic = (ch: string) => `channels/${ch}/presence`;
 
-const FATAL_CODES = new Set([1008, 4003, 4010]);
+// 4003 (disconnected by the server) is retried unless its `disconnect`
+// frame said reconnect: false, which ends the connection before the close.
+const FATAL_CODES = new Set([1008, 4010]);
 const STABLE_AFTER_MS = 10_000;
 
 type Outgoing = ClientFrame extends infer F ? (F extends { ref: string } ? Omit<F, "ref"> : never) : never;
@@ -113,7 +134,11 @@ interface Pending {
  * backoff) and re-establishes every subscription from the last cursor it
  * saw, so subscribers get every event once, in order, across reconnects
  * and server restarts. Requests in flight when the connection drops reject
- * with ConnectionLostError; new ones wait for the next connection.
+ * with ConnectionLostError (an RPC is never sent again: it may have run);
+ * new ones wait for the next connection. Subscriptions the server made
+ * (onServerSubscription) end when the connection drops and are not made
+ * again by the SDK. A `disconnect` frame with `reconnect: false` ends the
+ * connection with a DisconnectedError.
  */
 export class Connection {
   /** Resolves with the reason once the connection has ended for good. */
@@ -131,6 +156,7 @@ export class Connection {
   private endReason?: Error;
   private readonly subs = new Set<Subscription>();
   private readonly byKey = new Map<string, Subscription>();
+  private readonly serverSubListeners = new Set<(s: Subscription) => void>();
   private pending = new Map<string, Pending>();
   private readyWaiters: Array<() => void> = [];
   private idleTimer?: ReturnType<typeof setTimeout>;
@@ -149,8 +175,8 @@ export class Connection {
   /** Opens a connection; rejects when the first attempt fails. */
   static async open(o: RealtimeOptions): Promise<Connection> {
     const c = new Connection(o);
-    const { ws, welcome, auth } = await c.dial();
-    c.attach(ws, welcome, auth);
+    const { ws, welcome, auth, early } = await c.dial();
+    c.attach(ws, welcome, auth, early);
     return c;
   }
 
@@ -175,11 +201,17 @@ export class Connection {
     this.o.onFrame?.("out", text);
   }
 
-  /** Dials, reads the welcome, and authenticates in-band when credentials are configured. */
-  private dial(): Promise<{ ws: WebSocketLike; welcome: Welcome; auth?: AuthResult }> {
+  /**
+   * Dials, reads the welcome, and authenticates in-band when credentials are
+   * configured. Other frames that arrive after the welcome (e.g. the
+   * `subscribed` of a server-side subscription) are kept in `early`, until
+   * attach takes over the socket.
+   */
+  private dial(): Promise<{ ws: WebSocketLike; welcome: Welcome; auth?: AuthResult; early: ServerFrame[] }> {
     return new Promise((resolve, reject) => {
       const ws = new this.WS(this.url());
       let welcome: Welcome | undefined;
+      const early: ServerFrame[] = [];
       let settled = false;
       const fail = (e: Error) => {
         if (settled) return;
@@ -213,22 +245,27 @@ export class Connection {
           if (!token) {
             clearTimeout(timer);
             settled = true;
-            return resolve({ ws, welcome });
+            return resolve({ ws, welcome, early });
           }
           this.sendOn(ws, { type: "auth", ref: "auth", token });
           return;
         }
-        if (f.type === "reply" && f.ref === "auth") {
+        if (f.type === "reply" && f.ref === "auth" && !settled) {
           clearTimeout(timer);
           if (!f.ok) return fail(problemError(f.problem));
           settled = true;
-          return resolve({ ws, welcome, auth: f.body as AuthResult });
+          return resolve({ ws, welcome, auth: f.body as AuthResult, early });
         }
+        if (f.type === "disconnect" && !settled) {
+          clearTimeout(timer);
+          return fail(f.reconnect ? new Error(`disconnected during handshake: ${f.reason ?? ""}`) : new DisconnectedError(f.reason ?? "", false));
+        }
+        early.push(f);
       };
     });
   }
 
-  private attach(ws: WebSocketLike, welcome: Welcome, auth?: AuthResult): void {
+  private attach(ws: WebSocketLike, welcome: Welcome, auth: AuthResult | undefined, early: ServerFrame[]): void {
     this.ws = ws;
     this.gen++;
     this.welcome = welcome;
@@ -242,9 +279,11 @@ export class Connection {
     const waiters = this.readyWaiters;
     this.readyWaiters = [];
     waiters.forEach((w) => w());
-    for (const s of this.subs) this.sendSubscribe(s, this.gen);
+    const gen = this.gen;
+    for (const s of this.subs) this.sendSubscribe(s, gen);
     this.armIdle(ws);
-    if (auth?.expiresAt && this.refreshable) this.scheduleRefresh(this.gen, Date.parse(auth.expiresAt));
+    if (auth?.expiresAt && this.refreshable) this.scheduleRefresh(gen, Date.parse(auth.expiresAt));
+    for (const f of early) if (this.ws === ws) this.handleFrame(ws, f);
   }
 
   /** Without traffic for twice the heartbeat, ping; without a reply, drop the connection. */
@@ -288,7 +327,13 @@ export class Connection {
     const pending = this.pending;
     this.pending = new Map();
     this.byKey.clear();
-    for (const s of this.subs) s.active = false;
+    for (const s of [...this.subs]) {
+      s.active = false;
+      // A server-side subscription is the server's to make again, on the next connection.
+      if (s.server && !this.endReason) {
+        this.endSub(s, new ConnectionLostError(cause.message, `connection lost (${cause.message}): the server-side subscription of ${s.topic} ended`));
+      }
+    }
     for (const p of pending.values()) p.reject(new ConnectionLostError(cause.message));
     if (this.endReason) return this.finish(this.endReason);
     const code = cause instanceof CloseError ? cause.code : 0;
@@ -303,17 +348,17 @@ export class Connection {
     this.reconnectTimer = setTimeout(async () => {
       if (this.endReason) return;
       try {
-        const { ws, welcome, auth } = await this.dial();
+        const { ws, welcome, auth, early } = await this.dial();
         if (this.endReason) {
           ws.close(1000);
           return;
         }
-        this.attach(ws, welcome, auth);
+        this.attach(ws, welcome, auth, early);
       } catch (e) {
         if (this.endReason) return;
         const err = e as Error;
         const fatal =
-          err instanceof CloseError ||
+          (err instanceof CloseError && !(err instanceof DisconnectedError && err.reconnect)) ||
           (err instanceof TandemError && (err.status === 403 || (err.status === 401 && !this.refreshable)));
         if (fatal) return this.finish(err);
         this.reconnect(err, false);
@@ -362,15 +407,88 @@ export class Connection {
     return String(++this.ref);
   }
 
-  /** Sends a frame (waiting for a connection) and resolves with its successful reply. */
-  private async request(frame: Outgoing): Promise<Reply> {
-    const ws = await this.waitReady();
-    const ref = this.nextRef();
-    const reply = new Promise<Reply>((resolve, reject) => this.pending.set(ref, { resolve, reject }));
-    this.sendOn(ws, { ...frame, ref } as ClientFrame);
-    const r = await reply;
-    if (!r.ok) throw problemError(r.problem);
-    return r;
+  /**
+   * Sends a frame (waiting for a connection) and resolves with its
+   * successful reply. The frame is sent once: if the connection drops
+   * before the reply, the request rejects with ConnectionLostError.
+   */
+  private request(frame: Outgoing, opts: RpcOptions = {}): Promise<Reply> {
+    const { signal, timeoutMs } = opts;
+    return new Promise<Reply>((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      let ref: string | undefined;
+      let settled = false;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const settle = (fn: () => void) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+        fn();
+      };
+      // Giving up forgets the ref, so a late reply is dropped.
+      const giveUp = (e: unknown) =>
+        settle(() => {
+          if (ref !== undefined) this.pending.delete(ref);
+          reject(e);
+        });
+      const onAbort = () => giveUp(signal!.reason);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      if (timeoutMs !== undefined) timer = setTimeout(() => giveUp(new TimeoutError(frame.type === "rpc" ? `rpc ${frame.method}` : frame.type, timeoutMs)), timeoutMs);
+      this.waitReady().then(
+        (ws) => {
+          if (settled) return;
+          ref = this.nextRef();
+          this.pending.set(ref, {
+            resolve: (r) => settle(() => (r.ok ? resolve(r) : reject(problemError(r.problem)))),
+            reject: (e) => settle(() => reject(e)),
+          });
+          try {
+            this.sendOn(ws, { ...frame, ref } as ClientFrame);
+          } catch (e) {
+            giveUp(e);
+          }
+        },
+        (e) => settle(() => reject(e)),
+      );
+    });
+  }
+
+  /**
+   * Calls a method of the application (forwarded to its RPC hook) and
+   * resolves with the `data` of its result. Rejects with a TandemError when
+   * the application (or the server: 404 unknown method, 403, 503
+   * hook-unavailable) answers with a problem, with ConnectionLostError when
+   * the connection drops before the reply (the RPC is never sent again: it
+   * may have run), and with a TimeoutError or the signal's reason when
+   * given up on. Called while reconnecting, it waits for the connection.
+   * Any number may be in flight; replies come in any order.
+   */
+  async rpc(method: string, data?: unknown, options: RpcOptions = {}): Promise<unknown> {
+    const r = await this.request({ type: "rpc", method, data }, options);
+    return (r.body as RpcResult | undefined)?.data;
+  }
+
+  /**
+   * Calls cb with every subscription the server makes for this connection
+   * (a `subscribed` frame), including those already live when cb is
+   * registered (e.g. made right after the connection opened; these in a
+   * microtask, never before onServerSubscription returns). Such a
+   * Subscription is iterated like one from subscribe() (its `server` is
+   * true) and ends with an UnsubscribedError when the server ends it, with
+   * ConnectionLostError when the connection drops (the SDK does not make it
+   * again after a reconnect; the server may), or with ClosedError when
+   * closed. Returns a function that removes cb.
+   */
+  onServerSubscription(cb: (s: Subscription) => void): () => void {
+    this.serverSubListeners.add(cb);
+    const live = [...this.subs].filter((s) => s.server && !s.ended);
+    if (live.length) {
+      queueMicrotask(() => {
+        for (const s of live) if (this.serverSubListeners.has(cb) && !s.ended) cb(s);
+      });
+    }
+    return () => void this.serverSubListeners.delete(cb);
   }
 
   /** Publishes data (any JSON value) to a channel; resolves with the stored message and its cursor. */
@@ -450,14 +568,14 @@ export class Connection {
 
   /** @internal Subscribes a paused subscription again from its cursor (or on the next connection). */
   resumePaused(s: Subscription): void {
-    if (!s.paused || s.ended) return;
+    if (!s.paused || s.ended || s.server) return;
     s.paused = false;
     this.sendSubscribe(s, this.gen);
   }
 
   private sendSubscribe(s: Subscription, gen: number): void {
     const ws = this.ws;
-    if (!ws || this.gen !== gen || s.ended || s.active || s.paused) return;
+    if (!ws || this.gen !== gen || s.ended || s.active || s.paused || s.server) return;
     const frame: Outgoing = { type: "subscribe", topic: s.topic };
     if (s.options.labels) frame.labels = s.options.labels;
     if (s.options.meta) frame.meta = s.options.meta;
@@ -500,6 +618,7 @@ export class Connection {
   }
 
   private subscriptionFailed(s: Subscription, gen: number, err: TandemError): void {
+    if (s.server) return this.endSub(s, err);
     if (err instanceof ResyncRequiredError && s.options.autoResync) {
       s.snapshotting = true;
       s.sawSnapshot = true;
@@ -517,7 +636,10 @@ export class Connection {
     if (this.ws !== ws) return;
     this.o.onFrame?.("in", text);
     this.armIdle(ws);
-    const f = JSON.parse(text) as ServerFrame;
+    this.handleFrame(ws, JSON.parse(text) as ServerFrame);
+  }
+
+  private handleFrame(ws: WebSocketLike, f: ServerFrame): void {
     switch (f.type) {
       case "reply": {
         const p = this.pending.get(f.ref);
@@ -562,14 +684,54 @@ export class Connection {
         this.subscriptionFailed(s, this.gen, problemError(e.problem, s.topic, s.options.labels, s.cursor));
         return;
       }
+      case "subscribed":
+        return this.serverSubscribed(f);
+      case "unsubscribed": {
+        const key = f.topic + "\0" + (f.labels ?? "");
+        const s = this.byKey.get(key);
+        if (!s || s.ended) return;
+        this.endSub(s, new UnsubscribedError(f.topic, f.labels));
+        return;
+      }
+      case "disconnect": {
+        // Nothing more comes on this socket (the server closes it with
+        // 4003): drop it now, and stop for good unless reconnect is true.
+        const err = new DisconnectedError(f.reason ?? "", f.reconnect);
+        if (!f.reconnect) this.endReason ??= err;
+        this.detach(ws, err);
+        try {
+          ws.close(1000);
+        } catch {
+          /* already closing */
+        }
+        return;
+      }
     }
+  }
+
+  private serverSubscribed(f: Subscribed): void {
+    const key = f.topic + "\0" + (f.labels ?? "");
+    const existing = this.byKey.get(key);
+    // One subscription per topic and selector: the one already here goes on receiving the topic's frames.
+    if (existing && !existing.ended) return;
+    const s = new Subscription(this, f.topic, f.labels ? { labels: f.labels } : {}, true);
+    s.key = key;
+    s.labels = f.labels;
+    s.cursor = f.cursor;
+    s.active = true;
+    this.subs.add(s);
+    this.byKey.set(key, s);
+    s.accepted();
+    for (const cb of [...this.serverSubListeners]) cb(s);
   }
 }
 
 /**
  * One topic followed over a Connection, across reconnects. Iterate it with
  * `for await` (which throws the error that ended it, e.g. a
- * ResyncRequiredError) or pass `onEvent`.
+ * ResyncRequiredError) or pass `onEvent`. A subscription the server made
+ * (`server` true, see Connection.onServerSubscription) lasts as long as its
+ * connection.
  */
 export class Subscription implements AsyncIterable<RealtimeEvent> {
   readonly topic: string;
@@ -582,6 +744,8 @@ export class Subscription implements AsyncIterable<RealtimeEvent> {
   labels: string | undefined;
   /** Why it ended. */
   error: Error | undefined;
+  /** Made by the server (a `subscribed` frame), not by subscribe(): it ends when the connection drops, and is never paused. */
+  readonly server: boolean;
   /** @internal */ readonly presence: boolean;
   /** @internal */ key?: string;
   /** @internal */ snapshotting: boolean;
@@ -601,10 +765,11 @@ export class Subscription implements AsyncIterable<RealtimeEvent> {
   private wake?: () => void;
 
   /** @internal */
-  constructor(conn: Connection, topic: string, options: SubscribeOptions) {
+  constructor(conn: Connection, topic: string, options: SubscribeOptions, server = false) {
     this.conn = conn;
     this.topic = topic;
     this.options = options;
+    this.server = server;
     this.presence = topic.startsWith("channels/") && topic.endsWith("/presence");
     this.snapshotting = !!options.snapshot && !this.presence;
     this.cursor = options.since;
@@ -624,7 +789,7 @@ export class Subscription implements AsyncIterable<RealtimeEvent> {
   /** @internal Whether the next event would pass maxPending on a subscription that can be paused. */
   overLimit(): boolean {
     const max = this.options.maxPending ?? 10_000;
-    return !this.options.onEvent && max > 0 && !this.presence && !this.snapshotting && this.queue.length >= max;
+    return !this.options.onEvent && max > 0 && !this.presence && !this.server && !this.snapshotting && this.queue.length >= max;
   }
 
   /** @internal */

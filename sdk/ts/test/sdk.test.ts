@@ -110,8 +110,19 @@ type Exhaustive<T extends never> = T;
 
 describe("generated frame types", () => {
   it("cover exactly the frame types of spec/asyncapi.yaml", () => {
-    const clientTypes = ["auth", "ping", "publish", "subscribe", "unsubscribe"] as const satisfies readonly ClientFrame["type"][];
-    const serverTypes = ["bookmark", "error", "event", "presence", "reply", "synced", "welcome"] as const satisfies readonly ServerFrame["type"][];
+    const clientTypes = ["auth", "ping", "publish", "rpc", "subscribe", "unsubscribe"] as const satisfies readonly ClientFrame["type"][];
+    const serverTypes = [
+      "bookmark",
+      "disconnect",
+      "error",
+      "event",
+      "presence",
+      "reply",
+      "subscribed",
+      "synced",
+      "unsubscribed",
+      "welcome",
+    ] as const satisfies readonly ServerFrame["type"][];
     // Compile-time: no generated frame type is missing from the lists above.
     type _c = Exhaustive<Exclude<ClientFrame["type"], (typeof clientTypes)[number]>>;
     type _s = Exhaustive<Exclude<ServerFrame["type"], (typeof serverTypes)[number]>>;

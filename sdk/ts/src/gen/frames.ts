@@ -4,7 +4,22 @@
  * Any WebSocket frame (spec/asyncapi.yaml).
  */
 export type Frame =
-  Subscribe | Unsubscribe | Ping | Publish | Auth | Reply | Presence | Welcome | Event | Synced | Bookmark | ErrorFrame;
+  | Subscribe
+  | Unsubscribe
+  | Ping
+  | Publish
+  | Auth
+  | Rpc
+  | Reply
+  | Subscribed
+  | Unsubscribed
+  | Disconnect
+  | Presence
+  | Welcome
+  | Event
+  | Synced
+  | Bookmark
+  | ErrorFrame;
 /**
  * Client-chosen correlation id, echoed in the reply.
  */
@@ -25,6 +40,10 @@ export type Cursor = string;
  * An opaque position in a topic's stream.
  */
 export type Cursor1 = string;
+/**
+ * An opaque position in a topic's stream.
+ */
+export type Cursor2 = string;
 
 export interface Subscribe {
   type: "subscribe";
@@ -70,14 +89,26 @@ export interface Auth {
    */
   token: string;
 }
+export interface Rpc {
+  type: "rpc";
+  ref: Ref;
+  /**
+   * The method; its namespace is the part before the first `:`.
+   */
+  method: string;
+  /**
+   * Any JSON value (within the namespace's `max-message-bytes`).
+   */
+  data?: unknown;
+}
 export interface Reply {
   type: "reply";
   ref: Ref;
   ok: boolean;
   /**
-   * On success; for subscribe a SubscribeResult, for publish the ChannelMessage, for auth an AuthResult, otherwise an empty object.
+   * On success; for subscribe a SubscribeResult, for publish the ChannelMessage, for auth an AuthResult, for rpc an RpcResult, otherwise an empty object.
    */
-  body?: SubscribeResult | ChannelMessage | AuthResult | {};
+  body?: SubscribeResult | RpcResult | ChannelMessage | AuthResult | {};
   problem?: Problem;
 }
 export interface SubscribeResult {
@@ -88,6 +119,12 @@ export interface SubscribeResult {
    * `since`: replay started right after the given cursor; `snapshot`: the state at `cursor` follows; `live`: only events after `cursor`.
    */
   start: "live" | "since" | "snapshot";
+}
+export interface RpcResult {
+  /**
+   * The application's result (any JSON value).
+   */
+  data: unknown;
 }
 /**
  * The same object as the REST API's ChannelMessage.
@@ -130,6 +167,27 @@ export interface Problem {
     [k: string]: unknown | undefined;
   }[];
   [k: string]: unknown | undefined;
+}
+export interface Subscribed {
+  type: "subscribed";
+  topic: Topic;
+  labels?: Labels;
+  cursor?: Cursor2;
+  start: "live";
+}
+export interface Unsubscribed {
+  type: "unsubscribed";
+  topic: Topic;
+  labels?: Labels;
+}
+export interface Disconnect {
+  type: "disconnect";
+  code: 4003;
+  reason?: string;
+  /**
+   * False asks the client not to reconnect (the SDKs stop).
+   */
+  reconnect: boolean;
 }
 export interface Presence {
   type: "presence";
@@ -221,7 +279,7 @@ export interface ErrorFrame {
 }
 
 /** Frames the client sends. */
-export type ClientFrame = Auth | Ping | Publish | Subscribe | Unsubscribe;
+export type ClientFrame = Auth | Ping | Publish | Rpc | Subscribe | Unsubscribe;
 
 /** Frames the server sends. */
-export type ServerFrame = Bookmark | ErrorFrame | Event | Presence | Reply | Synced | Welcome;
+export type ServerFrame = Bookmark | Disconnect | ErrorFrame | Event | Presence | Reply | Subscribed | Synced | Unsubscribed | Welcome;
