@@ -178,7 +178,11 @@ export interface paths {
          *     long-poll) on every node, and appends it to the channel's bounded
          *     history. The reply carries the message's cursor. With
          *     `Idempotency-Key`, a retry replays the first reply instead of
-         *     publishing twice.
+         *     publishing twice. With a publish hook configured for the channel's
+         *     namespace, the application may refuse the message (its problem:
+         *     400, 403, 409, 422 or 429) or replace its data first; a hook that
+         *     fails answers 503 `hook-unavailable` unless its failure mode is
+         *     `allow`.
          */
         post: operations["publishMessage"];
         delete?: never;
@@ -379,6 +383,117 @@ export interface paths {
          */
         post: operations["resumeWebhook"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/connections": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List open connections, cluster-wide
+         * @description Every open WebSocket connection on every node (asked through the
+         *     broker), ordered by ID, one page at a time. A node that does not
+         *     answer within 2 s is named in `unreachableNodes` and its
+         *     connections are missing from the page.
+         */
+        get: operations["listConnections"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/connections/{connection}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Connection ID (the `connectionId` of the `welcome` frame). */
+                connection: components["parameters"]["ConnectionID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Disconnect one connection
+         * @description Closes the connection, wherever it is, with close code 4003
+         *     ("disconnected by the server"), after a `disconnect` frame carrying
+         *     `reason` and the `reconnect` hint (the SDKs do not reconnect when it
+         *     is false). 404 when no node has it (and every node answered).
+         */
+        delete: operations["disconnectConnection"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/subjects/{subject}/connections": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A subject (a token's `sub`, an API key's name). */
+                subject: components["parameters"]["SubjectPath"];
+            };
+            cookie?: never;
+        };
+        /** List the connections of one subject, cluster-wide */
+        get: operations["listSubjectConnections"];
+        put?: never;
+        post?: never;
+        /**
+         * Disconnect every connection of a subject
+         * @description Closes each of the subject's connections on every node with close
+         *     code 4003, after a `disconnect` frame (see
+         *     `DELETE /v1/connections/{connection}`). Answers how many were
+         *     closed (0 is not an error).
+         */
+        delete: operations["disconnectSubject"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/subjects/{subject}/subscriptions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A subject (a token's `sub`, an API key's name). */
+                subject: components["parameters"]["SubjectPath"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Subscribe every connection of a subject to a topic
+         * @description A server-side subscription: each of the subject's connections, on
+         *     every node, subscribes to `topic` (live, from now) as if it had
+         *     sent `subscribe`, except that its own grants and the subscribe
+         *     hook are not consulted (the caller decided). The client gets a
+         *     `subscribed` frame, then the topic's events. A connection already
+         *     subscribed to the topic with the same selector keeps its
+         *     subscription. Connections opened later are not subscribed.
+         */
+        post: operations["subscribeSubject"];
+        /**
+         * Unsubscribe every connection of a subject from a topic
+         * @description Ends the subscription to `topic` (with `labels`) of each of the
+         *     subject's connections on every node, whether the client or the
+         *     server made it. The client gets an `unsubscribed` frame.
+         */
+        delete: operations["unsubscribeSubject"];
         options?: never;
         head?: never;
         patch?: never;
@@ -668,6 +783,186 @@ export interface components {
             instance?: string;
             errors?: components["schemas"]["ProblemField"][];
         };
+        ConnectionID: string;
+        Subject: string;
+        Connection: {
+            id: components["schemas"]["ConnectionID"];
+            /** @description Absent for anonymous connections. */
+            subject?: string;
+            /** @description The node serving the connection. */
+            node: string;
+            /** @enum {string} */
+            transport: "websocket";
+            /** @description The client's address as this node saw it (host:port). */
+            remoteAddress: string;
+            /** Format: date-time */
+            connectedAt: string;
+            subscriptions: components["schemas"]["ConnectionSubscription"][];
+        };
+        ConnectionSubscription: {
+            topic: components["schemas"]["Topic"];
+            labels?: string;
+            /** @description Made server-side (`POST /v1/subjects/{subject}/subscriptions`), not by the client. */
+            server: boolean;
+        };
+        ConnectionList: {
+            items: components["schemas"]["Connection"][];
+            /** @description Absent on the last page. */
+            nextPageToken?: string;
+            /** @description Nodes that did not answer in time; their connections are missing. */
+            unreachableNodes?: string[];
+        };
+        DisconnectResult: {
+            /** @description How many connections were closed. */
+            disconnected: number;
+            unreachableNodes?: string[];
+        };
+        ServerSubscription: {
+            topic: components["schemas"]["Topic"];
+            /** @description A label selector, for resource topics. */
+            labels?: string;
+        };
+        ServerSubscriptionResult: {
+            /** @description How many connections were subscribed (or unsubscribed). */
+            connections: number;
+            unreachableNodes?: string[];
+        };
+        /** @description Who the client is, after authentication. */
+        HookPrincipal: {
+            /** @enum {string} */
+            kind: "jwt" | "api-key" | "anonymous";
+            /** @description The token's `sub` or the API key's name; absent when anonymous. */
+            subject?: string;
+            /** @description Every claim of the verified JWT (absent for API keys and anonymous clients). */
+            claims?: Record<string, never>;
+            /** Format: date-time */
+            expiresAt?: string;
+        };
+        HookClient: {
+            /** @enum {string} */
+            transport: "websocket" | "sse" | "long-poll" | "rest";
+            connectionId?: components["schemas"]["ConnectionID"];
+            /** @description The client's address as the node saw it (host:port). */
+            remoteAddress: string;
+        };
+        /**
+         * @description The body of the connect hook (`--hook-connect`): a WebSocket
+         *     connection or an SSE stream has authenticated. Answer with a
+         *     `ConnectHookResponse`.
+         */
+        ConnectHookRequest: {
+            /** @enum {string} */
+            hook: "connect";
+            /** @description Unique per call (also the `webhook-id` header). */
+            id: string;
+            /** Format: date-time */
+            time: string;
+            principal: components["schemas"]["HookPrincipal"];
+            client: components["schemas"]["HookClient"];
+        };
+        /**
+         * @description The body of the subscribe hook (`--hook-subscribe`, or a
+         *     namespace's `hook-subscribe`): a client subscribes to `topic`
+         *     (WebSocket, SSE) or long-polls it. Answer with a
+         *     `SubscribeHookResponse`.
+         */
+        SubscribeHookRequest: {
+            /** @enum {string} */
+            hook: "subscribe";
+            id: string;
+            /** Format: date-time */
+            time: string;
+            principal: components["schemas"]["HookPrincipal"];
+            client: components["schemas"]["HookClient"];
+            topic: components["schemas"]["Topic"];
+            labels?: string;
+            /** @description The presence metadata the client sent. */
+            meta?: Record<string, never>;
+        };
+        /**
+         * @description The body of the publish hook (`--hook-publish`, or a namespace's
+         *     `hook-publish`), for every publish over WebSocket and REST, before
+         *     the message enters the channel's history. Answer with a
+         *     `PublishHookResponse`.
+         */
+        PublishHookRequest: {
+            /** @enum {string} */
+            hook: "publish";
+            id: string;
+            /** Format: date-time */
+            time: string;
+            principal: components["schemas"]["HookPrincipal"];
+            client: components["schemas"]["HookClient"];
+            topic: components["schemas"]["Topic"];
+            channel: components["schemas"]["ChannelName"];
+            /** @description The message data the client sent (any JSON value). */
+            data: unknown;
+        };
+        /**
+         * @description The body of the RPC hook (`--hook-rpc`, or the namespace of the
+         *     method's `hook-rpc`): a client sent an `rpc` frame. Answer with an
+         *     `RpcHookResponse`.
+         */
+        RpcHookRequest: {
+            /** @enum {string} */
+            hook: "rpc";
+            id: string;
+            /** Format: date-time */
+            time: string;
+            principal: components["schemas"]["HookPrincipal"];
+            client: components["schemas"]["HookClient"];
+            method: components["schemas"]["RpcMethod"];
+            /** @description The request's data (any JSON value; null when the frame had none). */
+            data: unknown;
+        };
+        /** @description The namespace is the part before the first `:` (as for channels). */
+        RpcMethod: string;
+        /**
+         * @description Refuses the request: the client gets a problem with this status
+         *     (default 403), `type` (default `https://tandem.dev/problems/denied`),
+         *     `title` and `detail`. The same problem may instead be sent as the
+         *     hook's response with this status and `application/problem+json`.
+         */
+        HookProblem: {
+            /**
+             * @default 403
+             * @enum {integer}
+             */
+            status: 400 | 403 | 409 | 422 | 429;
+            type?: string;
+            title?: string;
+            detail?: string;
+        };
+        /**
+         * @description `{}` allows the connection. `problem` refuses it (a WebSocket
+         *     upgrade or SSE stream answers with that problem; an `auth` frame's
+         *     reply carries it). `meta` becomes the presence metadata of every
+         *     subscription of the connection (the client's own is ignored);
+         *     `grants` are added to the principal's for the life of the
+         *     connection (same syntax as a JWT's `scope`, `{sub}` included).
+         */
+        ConnectHookResponse: {
+            problem?: components["schemas"]["HookProblem"];
+            meta?: Record<string, never>;
+            grants?: string[];
+        };
+        /** @description `{}` allows the subscription; `problem` refuses it; `meta` replaces the presence metadata of this subscription. */
+        SubscribeHookResponse: {
+            problem?: components["schemas"]["HookProblem"];
+            meta?: Record<string, never>;
+        };
+        /** @description `{}` publishes the data as sent; `data` replaces it (any JSON value, within the namespace's message size); `problem` refuses the publish. */
+        PublishHookResponse: {
+            problem?: components["schemas"]["HookProblem"];
+            /** @description The data to publish instead. */
+            data?: unknown;
+        };
+        /** @description `data` is the reply's result (absent: null); `problem` makes the reply a failure with that problem. */
+        RpcHookResponse: {
+            problem?: components["schemas"]["HookProblem"];
+            /** @description The result (any JSON value). */
+            data?: unknown;
+        };
     };
     responses: {
         /** @description An error (RFC 9457 problem details). */
@@ -791,6 +1086,26 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /** @description The application's hook refused the request (its problem, type `denied` unless the application gave its own). */
+        HookDenied: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description A hook failed (timeout, error status, invalid answer, unreachable, or too many calls waiting: type `hook-unavailable`), or the store or broker is unavailable (type `unavailable`); retry later. */
+        HookUnavailable: {
+            headers: {
+                /** @description Seconds to wait before trying again. */
+                "Retry-After"?: number;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
         /** @description The store cannot be reached (type `unavailable`); retry later. */
         StoreUnavailable: {
             headers: {
@@ -802,6 +1117,18 @@ export interface components {
         };
     };
     parameters: {
+        /** @description Connection ID (the `connectionId` of the `welcome` frame). */
+        ConnectionID: components["schemas"]["ConnectionID"];
+        /** @description A subject (a token's `sub`, an API key's name). */
+        SubjectPath: components["schemas"]["Subject"];
+        /** @description Page size. */
+        ConnectionLimit: number;
+        /** @description The `nextPageToken` of the previous page. */
+        ConnectionPageToken: string;
+        /** @description Why, for the client (in the `disconnect` frame). */
+        DisconnectReason: string;
+        /** @description Whether the client may reconnect (the SDKs stop when false). */
+        DisconnectReconnect: boolean;
         /** @description Webhook ID. */
         WebhookID: components["schemas"]["WebhookID"];
         /** @description Channel name: letters, digits, `.`, `_`, `-`, `:`; the namespace is the part before the first `:`. */
@@ -1281,6 +1608,9 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["HookDenied"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["HookUnavailable"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1578,6 +1908,199 @@ export interface operations {
             410: components["responses"]["ResyncRequired"];
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            503: components["responses"]["StoreUnavailable"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    listConnections: {
+        parameters: {
+            query?: {
+                /** @description Only the connections of this subject (a token's `sub`, an API key's name). */
+                subject?: components["schemas"]["Subject"];
+                /** @description Page size. */
+                limit?: components["parameters"]["ConnectionLimit"];
+                /** @description The `nextPageToken` of the previous page. */
+                pageToken?: components["parameters"]["ConnectionPageToken"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of connections. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectionList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
+            503: components["responses"]["StoreUnavailable"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    disconnectConnection: {
+        parameters: {
+            query?: {
+                /** @description Why, for the client (in the `disconnect` frame). */
+                reason?: components["parameters"]["DisconnectReason"];
+                /** @description Whether the client may reconnect (the SDKs stop when false). */
+                reconnect?: components["parameters"]["DisconnectReconnect"];
+            };
+            header?: never;
+            path: {
+                /** @description Connection ID (the `connectionId` of the `welcome` frame). */
+                connection: components["parameters"]["ConnectionID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Disconnected. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DisconnectResult"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            503: components["responses"]["StoreUnavailable"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    listSubjectConnections: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["ConnectionLimit"];
+                /** @description The `nextPageToken` of the previous page. */
+                pageToken?: components["parameters"]["ConnectionPageToken"];
+            };
+            header?: never;
+            path: {
+                /** @description A subject (a token's `sub`, an API key's name). */
+                subject: components["parameters"]["SubjectPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of the subject's connections. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectionList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
+            503: components["responses"]["StoreUnavailable"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    disconnectSubject: {
+        parameters: {
+            query?: {
+                /** @description Why, for the client (in the `disconnect` frame). */
+                reason?: components["parameters"]["DisconnectReason"];
+                /** @description Whether the client may reconnect (the SDKs stop when false). */
+                reconnect?: components["parameters"]["DisconnectReconnect"];
+            };
+            header?: never;
+            path: {
+                /** @description A subject (a token's `sub`, an API key's name). */
+                subject: components["parameters"]["SubjectPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Disconnected. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DisconnectResult"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
+            503: components["responses"]["StoreUnavailable"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    subscribeSubject: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A subject (a token's `sub`, an API key's name). */
+                subject: components["parameters"]["SubjectPath"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ServerSubscription"];
+            };
+        };
+        responses: {
+            /** @description Subscribed. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServerSubscriptionResult"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            503: components["responses"]["StoreUnavailable"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    unsubscribeSubject: {
+        parameters: {
+            query: {
+                topic: components["schemas"]["Topic"];
+                labels?: string;
+            };
+            header?: never;
+            path: {
+                /** @description A subject (a token's `sub`, an API key's name). */
+                subject: components["parameters"]["SubjectPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Unsubscribed. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServerSubscriptionResult"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
             503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
         };
