@@ -64,9 +64,9 @@ type App struct {
 	// one node).
 	node    string
 	cluster Cluster
-	log   *slog.Logger
-	now   func() time.Time
-	ids   idGen
+	log     *slog.Logger
+	now     func() time.Time
+	ids     idGen
 	// budget bounds each validation of data against a schema.
 	budget ValidationBudget
 

@@ -68,6 +68,12 @@ func (r *recorder) len() int {
 // subscriptions per principal.
 func newRealtimeApp(t *testing.T) (*App, *stream.Feed) {
 	t.Helper()
+	return newRealtimeAppWith(t, nil)
+}
+
+// newRealtimeAppWith is newRealtimeApp with tweak applied to its options.
+func newRealtimeAppWith(t *testing.T, tweak func(*Options)) (*App, *stream.Feed) {
+	t.Helper()
 	ctx := t.Context()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "app.db"), sqlite.Options{})
 	if err != nil {
@@ -86,12 +92,16 @@ func newRealtimeApp(t *testing.T) (*App, *stream.Feed) {
 	go func() { defer close(done); _ = br.Run(bctx, channels) }()
 	t.Cleanup(func() { stop(); <-done; br.Close() })
 	open := ChannelOptions{Presence: true, ClientPublish: true, MaxMessageBytes: 64, History: broker.HistoryOptions{Size: 10}}
-	a := New(st, Options{Realtime: Realtime{
+	opts := Options{Realtime: Realtime{
 		Resources:  &stream.Resources{Store: st, Hub: h, Feed: feed, Frames: jsonFrames{}},
 		Channels:   channels,
 		Namespaces: Namespaces{Default: ChannelOptions{History: broker.HistoryOptions{Size: 10}}, ByName: map[string]ChannelOptions{"open": open}},
 		Caps:       &quota.Caps{SubsPerPrincipal: quota.New(quota.Limit{Name: "subs", What: "subscriptions", Max: 2})},
-	}})
+	}}
+	if tweak != nil {
+		tweak(&opts)
+	}
+	a := New(st, opts)
 	if _, err := a.CreateCollection(ctx, everyone, "notes", nil); err != nil {
 		t.Fatal(err)
 	}

@@ -39,7 +39,7 @@ func (c *conn) rateLimited(data []byte, retry time.Duration) {
 func (c *conn) fail(ref string, err error) {
 	p := wire.FrameProblem(err)
 	var (
-		capped *quota.Error // a full server (503) is counted, not logged per refusal
+		capped *quota.Error         // a full server (503) is counted, not logged per refusal
 		hook   *app.HookFailedError // logged by app
 	)
 	if p.Status >= 500 && !errors.As(err, &capped) && !errors.As(err, &hook) {
