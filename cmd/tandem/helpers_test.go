@@ -45,12 +45,12 @@ type testServer struct {
 
 // startServer runs run() in-process with a fresh SQLite database under
 // t.TempDir(); extra args are appended to `serve`.
-func startServer(t *testing.T, extra ...string) *testServer {
+func startServer(t testing.TB, extra ...string) *testServer {
 	t.Helper()
 	return startServerEnv(t, func(string) string { return "" }, extra...)
 }
 
-func startServerEnv(t *testing.T, getenv func(string) string, extra ...string) *testServer {
+func startServerEnv(t testing.TB, getenv func(string) string, extra ...string) *testServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncBuffer{}
