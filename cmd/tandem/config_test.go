@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/tandemhq/tandem/internal/app"
 )
 
 func TestConfigPrecedence(t *testing.T) {
@@ -202,6 +205,52 @@ func TestWebhookFlags(t *testing.T) {
 		err := run(context.Background(), args, func(string) string { return "" }, &bytes.Buffer{}, &bytes.Buffer{})
 		if err == nil || !strings.Contains(err.Error(), tc.flag+" ") {
 			t.Errorf("%v: %v, want an error naming %s", tc.args, err, tc.flag)
+		}
+	}
+}
+
+func TestHookConfig(t *testing.T) {
+	cfgFile := filepath.Join(t.TempDir(), "tandem.yaml")
+	if err := os.WriteFile(cfgFile, []byte(`hook-timeout: 3s
+hook-publish: http://127.0.0.1:1/pub
+namespaces:
+  game:
+    hook-rpc: http://127.0.0.1:1/rpc
+    hook-rpc-timeout: 500ms
+    hook-on-error: allow
+    rpc-methods: [game:move, game:resign]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := parseServeConfig([]string{"--config", cfgFile}, func(string) string { return "" }, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := c.namespaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := ns.ByName["game"]
+	if ns.Default.Publish.URL != "http://127.0.0.1:1/pub" || ns.Default.Publish.Timeout != 3*time.Second || ns.Default.Publish.OnError != app.FailDeny {
+		t.Errorf("global publish hook: %+v", ns.Default.Publish)
+	}
+	if g.RPC.URL != "http://127.0.0.1:1/rpc" || g.RPC.Timeout != 500*time.Millisecond || g.Publish.OnError != app.FailAllow || g.Publish.URL != ns.Default.Publish.URL ||
+		strings.Join(g.RPCMethods, ",") != "game:move,game:resign" {
+		t.Errorf("game namespace: %+v", g)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--hook-publish", "http://127.0.0.1:1/p", "--hook-allow-private"}, "--hook-secret"},
+		{[]string{"--hook-publish", "http://127.0.0.1:1/p", "--hook-secret", "whsec_" + strings.Repeat("QUFB", 8)}, "--hook-allow-private"}, // private target refused
+		{[]string{"--hook-on-error", "maybe"}, "on-error"},
+		{[]string{"--hook-secret", "nope", "--hook-publish", "http://127.0.0.1:1/p", "--hook-allow-private"}, "--hook-secret"},
+	} {
+		args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, tc.args...)
+		err := run(context.Background(), args, func(string) string { return "" }, &bytes.Buffer{}, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want an error naming %s", tc.args, err, tc.want)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -80,7 +82,11 @@ func (h *HookClient) Close() { h.transport.CloseIdleConnections() }
 // Sender.CheckURL.
 func (h *HookClient) CheckURL(ctx context.Context, raw string) error {
 	s := &Sender{allowPrivate: h.opts.AllowPrivate, resolver: net.DefaultResolver}
-	return s.CheckURL(ctx, raw)
+	if err := s.CheckURL(ctx, raw); err != nil {
+		// The hint names the webhooks' flag; hooks have their own.
+		return errors.New(strings.ReplaceAll(err.Error(), "--webhook-allow-private", "--hook-allow-private"))
+	}
+	return nil
 }
 
 // The request bodies (spec/openapi.yaml: ConnectHookRequest, …).
