@@ -44,6 +44,7 @@ type Client struct {
 	backoff     Backoff
 	trace       func(out bool, frame []byte)
 	status      func(Status)
+	serverSubs  func(*Subscription)
 	logger      *slog.Logger
 }
 
@@ -83,6 +84,33 @@ func WithBackoff(b Backoff) Option { return func(c *Client) { c.backoff = b } }
 // WithStatus reports connection state changes (connected, reconnecting
 // after an error, closed) of every Conn of the client. fn must not block.
 func WithStatus(fn func(Status)) Option { return func(c *Client) { c.status = fn } }
+
+// WithServerSubscriptions receives the server-side subscriptions of every
+// Conn of the client. When the server subscribes a connection to a topic
+// (a subscribed frame, e.g. made by the application through the server's
+// hooks), fn gets a *Subscription that delivers that topic's events on its
+// Events channel, live from the frame's cursor, like one made with
+// Subscribe (Topic and Labels say which it is). fn is called from the
+// Conn's reader and must not block: hand the subscription to a goroutine.
+// Its events queue from the subscribed frame on, so none is missed
+// meanwhile.
+//
+// A server-side subscription ends, after delivering what was queued, with
+// ErrUnsubscribedByServer when the server sends unsubscribed, with
+// ErrClosed on Subscription.Close (which unsubscribes) or Conn.Close, and
+// with ErrConnectionLost when its connection drops: the SDK does not make
+// it again after a reconnect, and neither does the server (if the server
+// subscribes the new connection, fn gets a new Subscription). When its
+// application falls MaxPending (10,000) events behind, it is paused like
+// any subscription: the SDK unsubscribes and later subscribes again from
+// its cursor, which needs the read grant on the topic.
+//
+// Without this option the SDK ignores subscribed frames and the events of
+// those subscriptions. An unsubscribed frame ends a subscription the
+// client made too, with ErrUnsubscribedByServer.
+func WithServerSubscriptions(fn func(*Subscription)) Option {
+	return func(c *Client) { c.serverSubs = fn }
+}
 
 // WithFrameTrace calls fn with every WebSocket frame sent (out == true) or
 // received, e.g. to log or validate them. fn must not block or keep frame.

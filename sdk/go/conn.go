@@ -27,11 +27,21 @@ const (
 	CloseGoingAway     = 1001 // server shutting down: reconnect and resume
 	ClosePolicy        = 1008
 	CloseAuthExpired   = 4001 // the token expired without an in-band refresh
-	CloseForbidden     = 4003
+	CloseDisconnected  = 4003 // disconnected by the server, after a disconnect frame
 	CloseSlowConsumer  = 4008 // the outbound queue overflowed: resume
 	CloseAuthRequired  = 4010
 	CloseTooManyFrames = 4029
+
+	// CloseForbidden is the former name of CloseDisconnected.
+	//
+	// Deprecated: the server uses 4003 to disconnect a connection (see
+	// DisconnectedError), not to refuse one; use CloseDisconnected.
+	CloseForbidden = CloseDisconnected
 )
+
+// disconnectGrace bounds the wait for the server's close after a
+// disconnect frame.
+const disconnectGrace = 5 * time.Second
 
 // stableAfter is how long a connection must have lived for the next
 // disconnect to start the backoff from the beginning again.
@@ -45,11 +55,13 @@ const (
 	// StateConnected: a connection is up and every subscription is being
 	// (re)established on it.
 	StateConnected State = iota + 1
-	// StateDisconnected: the connection was lost (Status.Err says why); the
-	// next attempt comes after Status.Delay.
+	// StateDisconnected: the connection was lost (Status.Err says why, e.g.
+	// a *DisconnectedError that allows reconnecting); the next attempt
+	// comes after Status.Delay.
 	StateDisconnected
 	// StateClosed: the Conn ended for good (Close, or a fatal error such as
-	// rejected credentials, in Status.Err).
+	// rejected credentials or a disconnect that forbids reconnecting, in
+	// Status.Err).
 	StateClosed
 )
 
@@ -79,10 +91,14 @@ type Status struct {
 }
 
 // Conn is a realtime connection that reconnects by itself. Every
-// subscription survives reconnects: it is re-established from the last
-// cursor seen, so no event is lost or repeated. Requests in flight when a
-// connection drops (Publish, Ping) fail with ErrConnectionLost; new ones
-// wait for the next connection. It is safe for concurrent use.
+// subscription the client made survives reconnects: it is re-established
+// from the last cursor seen, so no event is lost or repeated. Server-side
+// subscriptions (see WithServerSubscriptions) end with the connection
+// instead. Requests in flight when a connection drops (Publish, RPC, Ping)
+// fail with ErrConnectionLost and are not sent again; new ones wait for the
+// next connection. When the server disconnects it with a disconnect frame
+// that forbids reconnecting, the Conn ends with a *DisconnectedError. It is
+// safe for concurrent use.
 type Conn struct {
 	c      *Client
 	ctx    context.Context
@@ -132,9 +148,11 @@ func (cn *Conn) Welcome() Welcome {
 // Done is closed when the Conn has ended (after Close or a fatal error).
 func (cn *Conn) Done() <-chan struct{} { return cn.done }
 
-// Err returns why the Conn ended: ErrClosed after Close, or the fatal
-// error (e.g. a *websocket.CloseError with code 4003, or ErrUnauthorized);
-// nil while it runs.
+// Err returns why the Conn ended: ErrClosed after Close, a
+// *DisconnectedError (errors.Is(err, ErrDisconnected)) when the server
+// disconnected it and asked it not to reconnect, or another fatal error
+// (ErrUnauthorized, ErrForbidden, a *websocket.CloseError with code 4010 or
+// 1008); nil while it runs.
 func (cn *Conn) Err() error {
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
@@ -320,8 +338,13 @@ func (cn *Conn) fatal(err error) bool {
 	if errors.Is(err, ErrUnauthorized) {
 		return !cn.c.refreshable
 	}
+	var de *DisconnectedError
+	if errors.As(err, &de) {
+		return !de.Reconnect
+	}
+	// A 4003 close without a disconnect frame forbids nothing: reconnect.
 	switch closeCode(err) {
-	case CloseForbidden, CloseAuthRequired, ClosePolicy:
+	case CloseAuthRequired, ClosePolicy:
 		return true
 	case CloseAuthExpired:
 		return !cn.c.refreshable
@@ -330,6 +353,9 @@ func (cn *Conn) fatal(err error) bool {
 }
 
 // readLoop reads frames until the connection breaks or the Conn closes.
+// After a disconnect frame, the connection's end is reported as that
+// frame's *DisconnectedError, whatever the close code, and the server has
+// disconnectGrace to close it.
 func (cn *Conn) readLoop(ws *websocket.Conn) error {
 	stop := make(chan struct{})
 	defer close(stop)
@@ -355,22 +381,41 @@ func (cn *Conn) readLoop(ws *websocket.Conn) error {
 		}
 		return err
 	})
+	var disc *DisconnectedError
+	var discDeadline time.Time
 	for {
-		_ = ws.SetReadDeadline(time.Now().Add(timeout))
+		dl := time.Now().Add(timeout)
+		if disc != nil && discDeadline.Before(dl) {
+			dl = discDeadline
+		}
+		_ = ws.SetReadDeadline(dl)
 		_, b, err := ws.ReadMessage()
 		if err != nil {
+			if disc != nil {
+				cn.c.logger.Debug("tandem: connection ended after a disconnect frame", "err", err)
+				return disc
+			}
 			return err
 		}
 		if cn.c.trace != nil {
 			cn.c.trace(false, b)
 		}
-		cn.dispatch(b)
+		if d := cn.dispatch(b); d != nil && disc == nil {
+			disc, discDeadline = d, time.Now().Add(disconnectGrace)
+		}
 	}
 }
 
-// detach forgets the broken connection ws and fails the requests waiting
-// on it. It returns how long the connection was up.
+// detach forgets the broken connection ws, fails the requests waiting on it
+// and ends its server-side subscriptions. It returns how long the
+// connection was up.
 func (cn *Conn) detach(ws *websocket.Conn, cause error) time.Duration {
+	lost := fmt.Errorf("%w: %w", ErrConnectionLost, cause)
+	subErr := lost
+	if cn.ctx.Err() != nil {
+		subErr = ErrClosed
+	}
+	var ended []*Subscription
 	cn.mu.Lock()
 	if cn.ws == ws {
 		cn.ws = nil
@@ -382,6 +427,12 @@ func (cn *Conn) detach(ws *websocket.Conn, cause error) time.Duration {
 	cn.byKey = map[string]*Subscription{}
 	for s := range cn.subs {
 		s.active, s.unsubscribing = false, false
+		if s.server {
+			// The server does not make it again on the next connection.
+			delete(cn.subs, s)
+			s.ended, s.err = true, subErr
+			ended = append(ended, s)
+		}
 	}
 	if cn.refreshTimer != nil {
 		cn.refreshTimer.Stop()
@@ -389,8 +440,11 @@ func (cn *Conn) detach(ws *websocket.Conn, cause error) time.Duration {
 	}
 	cn.mu.Unlock()
 	ws.Close()
+	for _, s := range ended {
+		s.finish()
+	}
 	for _, c := range pend {
-		c.done <- reply{err: fmt.Errorf("%w: %v", ErrConnectionLost, cause)}
+		c.done <- reply{err: lost}
 	}
 	return up
 }

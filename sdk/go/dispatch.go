@@ -1,6 +1,7 @@
 // Incoming frames and the subscription protocol on a Conn: dispatch of
-// replies and subscription frames, pausing and resuming slow
-// subscriptions, and (re)establishing or ending subscriptions.
+// replies, subscription and disconnect frames, server-side subscriptions,
+// pausing and resuming slow subscriptions, and (re)establishing or ending
+// subscriptions.
 
 package tandem
 
@@ -11,21 +12,34 @@ import (
 	"time"
 )
 
-// dispatch routes one server frame.
-func (cn *Conn) dispatch(b []byte) {
+// dispatch routes one server frame. It returns the disconnect frame's
+// error, nil for every other frame.
+func (cn *Conn) dispatch(b []byte) *DisconnectedError {
 	var f serverFrame
 	if err := json.Unmarshal(b, &f); err != nil {
 		cn.c.logger.Warn("tandem: undecodable frame", "err", err)
-		return
+		return nil
 	}
 	switch f.Type {
+	case "disconnect":
+		cn.c.logger.Info("tandem: disconnected by the server", "reason", f.Reason, "reconnect", f.Reconnect)
+		return &DisconnectedError{Reason: f.Reason, Reconnect: f.Reconnect}
+	case "subscribed":
+		cn.serverSubscribed(&f)
+	case "unsubscribed":
+		cn.mu.Lock()
+		s := cn.byKey[f.Topic+"\x00"+f.Labels]
+		cn.mu.Unlock()
+		if s != nil {
+			cn.endSub(s, ErrUnsubscribedByServer)
+		}
 	case "reply":
 		cn.mu.Lock()
 		c := cn.pending[f.Ref]
 		delete(cn.pending, f.Ref)
 		cn.mu.Unlock()
 		if c == nil {
-			return
+			return nil
 		}
 		if c.onReply != nil {
 			c.onReply(&f)
@@ -36,7 +50,7 @@ func (cn *Conn) dispatch(b []byte) {
 		s := cn.byKey[f.Topic+"\x00"+f.Labels]
 		if s == nil || s.ended {
 			cn.mu.Unlock()
-			return
+			return nil
 		}
 		var ev *Event
 		switch f.Type {
@@ -46,7 +60,7 @@ func (cn *Conn) dispatch(b []byte) {
 				// catches up; resumePaused resubscribes from s.cursor, the
 				// last queued event's.
 				cn.pauseLocked(s) // unlocks cn.mu
-				return
+				return nil
 			}
 			if s.snapshotting {
 				s.sawSnapshot = true
@@ -73,14 +87,14 @@ func (cn *Conn) dispatch(b []byte) {
 		if f.Topic == "" {
 			// The connection is about to close (e.g. slow consumer); the
 			// subscriptions resume from their own cursors.
-			return
+			return nil
 		}
 		cn.mu.Lock()
 		key := f.Topic + "\x00" + f.Labels
 		s := cn.byKey[key]
 		if s == nil || s.ended {
 			cn.mu.Unlock()
-			return
+			return nil
 		}
 		delete(cn.byKey, key)
 		s.active = false
@@ -88,6 +102,34 @@ func (cn *Conn) dispatch(b []byte) {
 		cn.mu.Unlock()
 		cn.subscriptionFailed(s, gen, replyError(&f, s.topic, s.opts.Labels, cursor))
 	}
+	return nil
+}
+
+// serverSubscribed makes the Subscription of a subscribed frame, live from
+// the frame's cursor, and hands it to the WithServerSubscriptions callback.
+// Without a callback the frame is ignored, and so are the topic's events.
+func (cn *Conn) serverSubscribed(f *serverFrame) {
+	fn := cn.c.serverSubs
+	if fn == nil {
+		cn.c.logger.Info("tandem: server-side subscription ignored (no WithServerSubscriptions)", "topic", f.Topic, "labels", f.Labels)
+		return
+	}
+	s := newSubscription(cn, f.Topic, SubscribeOptions{Labels: f.Labels}, nil)
+	s.server, s.firstDone = true, true
+	s.key, s.labels, s.cursor, s.active = f.Topic+"\x00"+f.Labels, f.Labels, f.Cursor, true
+	cn.mu.Lock()
+	if cn.byKey[s.key] != nil {
+		// The server holds one subscription per topic and selector; the
+		// one already here keeps receiving its events.
+		cn.mu.Unlock()
+		cn.c.logger.Warn("tandem: subscribed frame for a topic already subscribed", "topic", f.Topic, "labels", f.Labels)
+		return
+	}
+	cn.subs[s] = struct{}{}
+	cn.byKey[s.key] = s
+	cn.mu.Unlock()
+	go s.deliver()
+	fn(s)
 }
 
 // pauseLocked unsubscribes s until its application has taken every queued

@@ -12,6 +12,26 @@
 // [*ResyncRequiredError] (errors.Is(err, [ErrResyncRequired])), and
 // [Conn.Resync] or the AutoResync option reload the state with a snapshot.
 //
+// [Conn.RPC] calls a method of the application through the server's RPC
+// hook and returns its result's data, or the application's problem as a
+// [*ProblemError]. Many calls may be in flight on one Conn, answered in any
+// order; a call whose connection drops fails with [ErrConnectionLost] and is
+// never sent again, since an RPC need not be idempotent.
+//
+// The server may disconnect a connection (a disconnect frame, then close
+// code 4003). When the frame forbids reconnecting, the Conn ends: [Conn.Err]
+// returns a [*DisconnectedError] with the server's reason
+// (errors.Is(err, [ErrDisconnected])). Otherwise, and after a 4003 close
+// without a disconnect frame, it reconnects and resubscribes as after any
+// other drop.
+//
+// Subscriptions the server makes for a connection (subscribed frames)
+// arrive through the [WithServerSubscriptions] option as [*Subscription]
+// values that deliver like the ones [Conn.Subscribe] makes. They end with
+// [ErrUnsubscribedByServer] when the server sends unsubscribed (which ends
+// a client's subscription too), and with their connection: the SDK does not
+// make them again after a reconnect.
+//
 // Topics are REST paths without /v1/: [CollectionTopic], [ResourceTopic],
 // [ChannelTopic] and [PresenceTopic] build them. [Mirror] keeps a local,
 // gap-free copy of a collection; [PresenceState] folds presence frames into

@@ -31,9 +31,44 @@ var (
 	// ErrClosed: the Conn or Subscription was closed by its owner.
 	ErrClosed = errors.New("tandem: closed")
 	// ErrConnectionLost: the connection broke before the server replied, so
-	// the outcome of the request is unknown.
-	ErrConnectionLost = errors.New("tandem: connection lost before the reply")
+	// the outcome of the request is unknown (it is not sent again); or it
+	// broke under a server-side subscription, which ends with it.
+	ErrConnectionLost = errors.New("tandem: connection lost")
+	// ErrDisconnected: the server disconnected the connection (a
+	// *DisconnectedError carries the reason and whether the client may
+	// reconnect); Conn.Err returns it when the server asked it not to.
+	ErrDisconnected = errors.New("tandem: disconnected by the server")
+	// ErrUnsubscribedByServer: the server ended the subscription (an
+	// unsubscribed frame); no further event of it follows.
+	ErrUnsubscribedByServer = errors.New("tandem: unsubscribed by the server")
 )
+
+// DisconnectedError is a disconnect frame: the server is closing the
+// connection (close code 4003), e.g. because an operator ended it with
+// DELETE /v1/connections/{id}. With Reconnect false the Conn ends with it
+// (Conn.Err); with Reconnect true the Conn reconnects as after any other
+// drop, and Status.Err carries it. It matches ErrDisconnected.
+type DisconnectedError struct {
+	// Reason is the server's explanation ("" when it gave none).
+	Reason string
+	// Reconnect is whether the server allows the client to reconnect.
+	Reconnect bool
+}
+
+// Error implements error.
+func (e *DisconnectedError) Error() string {
+	s := "tandem: disconnected by the server"
+	if e.Reason != "" {
+		s += ": " + e.Reason
+	}
+	if e.Reconnect {
+		s += " (reconnect allowed)"
+	}
+	return s
+}
+
+// Is matches ErrDisconnected.
+func (e *DisconnectedError) Is(target error) bool { return target == ErrDisconnected }
 
 // ProblemError is an RFC 9457 problem returned by the server, over REST or
 // in a WebSocket reply or error frame. It matches the sentinel errors above

@@ -175,6 +175,67 @@ func ExampleResyncRequiredError() {
 	}
 }
 
+// An RPC returns the data of the application's result, or its problem.
+// (Not run: it needs a server with an RPC hook.)
+func ExampleConn_RPC() {
+	ctx := context.Background()
+	c, err := tandem.New("http://127.0.0.1:8080")
+	if err != nil {
+		log.Fatal(err)
+	}
+	conn, err := c.Connect(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close()
+	res, err := conn.RPC(ctx, "game:move", map[string]string{"from": "e2", "to": "e4"})
+	var pe *tandem.ProblemError
+	switch {
+	case errors.Is(err, tandem.ErrConnectionLost):
+		// Sent, but the connection dropped before the reply: the move may
+		// or may not have been made; the SDK does not send it again.
+		log.Print("move outcome unknown: ", err)
+	case errors.As(err, &pe):
+		log.Printf("move refused: %s (%s)", pe.Problem.Title, pe.Slug())
+	case err != nil:
+		log.Fatal(err)
+	default:
+		fmt.Println(string(res))
+	}
+}
+
+// Subscriptions the server makes (e.g. its connect hook subscribing each
+// user to a personal channel) arrive at the WithServerSubscriptions
+// callback. A disconnect that forbids reconnecting ends the Conn with a
+// *DisconnectedError. (Not run: it needs a server that makes them.)
+func ExampleWithServerSubscriptions() {
+	ctx := context.Background()
+	c, err := tandem.New("http://127.0.0.1:8080",
+		tandem.WithServerSubscriptions(func(sub *tandem.Subscription) {
+			// Called from the connection's reader: do not block here.
+			go func() {
+				for ev := range sub.Events() {
+					fmt.Println(sub.Topic(), ev.Event, ev.Cursor)
+				}
+				// ErrUnsubscribedByServer, or ErrConnectionLost: the SDK
+				// does not make it again after a reconnect.
+				log.Printf("%s ended: %v", sub.Topic(), sub.Err())
+			}()
+		}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	conn, err := c.Connect(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	<-conn.Done()
+	var de *tandem.DisconnectedError
+	if errors.As(conn.Err(), &de) {
+		log.Printf("disconnected by the server: %q; not reconnecting", de.Reason)
+	}
+}
+
 // Tokens from a TokenSource are presented on every dial and refreshed
 // in-band before they expire, so the connection outlives each token.
 func ExampleWithTokenSource() {

@@ -23,6 +23,12 @@ type serverFrame struct {
 	Action   string                  `json:"action"`
 	Members  []client.PresenceMember `json:"members"`
 	Cursors  []TopicCursor           `json:"cursors"`
+	Start    string                  `json:"start"`
+
+	// disconnect
+	Code      int    `json:"code"`
+	Reason    string `json:"reason"`
+	Reconnect bool   `json:"reconnect"`
 
 	ConnectionID     string `json:"connectionId"`
 	Protocol         string `json:"protocol"`
@@ -76,6 +82,18 @@ type publishFrame struct {
 	Ref   string          `json:"ref"`
 	Topic string          `json:"topic"`
 	Data  json.RawMessage `json:"data"`
+}
+
+type rpcFrame struct {
+	Type   string          `json:"type"`
+	Ref    string          `json:"ref"`
+	Method string          `json:"method"`
+	Data   json.RawMessage `json:"data,omitempty"`
+}
+
+// rpcResult is the body of a successful rpc reply.
+type rpcResult struct {
+	Data json.RawMessage `json:"data"`
 }
 
 type pingFrame struct {

@@ -1,10 +1,12 @@
-// Requests on a Conn: refs, the replies they wait for, Publish and Ping.
+// Requests on a Conn: refs, the replies they wait for, Publish, RPC and
+// Ping.
 
 package tandem
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -107,6 +109,44 @@ func (cn *Conn) Publish(ctx context.Context, channel string, data any) (*client.
 		return nil, fmt.Errorf("tandem: publish reply: %w", err)
 	}
 	return &m, nil
+}
+
+// RPC calls method of the application (the server forwards it to its RPC
+// hook) with data (any JSON value; json.RawMessage is sent as is; nil sends
+// none) and returns the data of its result (nil if the result carried
+// none). Many RPCs may be in flight on one Conn; each gets its own reply,
+// in whatever order the server answers. If the connection is down it waits
+// for the next one (bounded by ctx). An RPC is never sent twice: if the
+// connection drops after it was sent it fails with ErrConnectionLost, and
+// whether the application ran it is unknown. Errors: *ProblemError (the
+// application's problem; ErrNotFound for an unknown method, ErrForbidden
+// without the call grant, status 503 hook-unavailable when the hook
+// failed), ErrConnectionLost, ctx.Err(), the Conn's end error (ErrClosed, a
+// *DisconnectedError), or data that does not encode.
+func (cn *Conn) RPC(ctx context.Context, method string, data any) (json.RawMessage, error) {
+	if method == "" {
+		return nil, errors.New("tandem: RPC needs a method")
+	}
+	var raw json.RawMessage
+	if data != nil {
+		var err error
+		if raw, err = rawJSON(data); err != nil {
+			return nil, err
+		}
+	}
+	f, err := cn.request(ctx, func(ref string) any {
+		return rpcFrame{Type: "rpc", Ref: ref, Method: method, Data: raw}
+	})
+	if err != nil {
+		return nil, err
+	}
+	var res rpcResult
+	if len(f.Body) > 0 {
+		if err := json.Unmarshal(f.Body, &res); err != nil {
+			return nil, fmt.Errorf("tandem: rpc reply: %w", err)
+		}
+	}
+	return res.Data, nil
 }
 
 // Ping sends an application-level ping and returns the round-trip time.

@@ -91,7 +91,9 @@ const defaultMaxPending = 10000
 
 // Subscription is one topic followed over a Conn, across reconnects. Its
 // events arrive on Events (Conn.Subscribe) or at a callback
-// (Conn.SubscribeFunc), in order, from one goroutine.
+// (Conn.SubscribeFunc), in order, from one goroutine. A server-side
+// subscription (WithServerSubscriptions) is the same type, delivering on
+// Events, but lives only as long as its connection.
 type Subscription struct {
 	cn       *Conn
 	topic    string
@@ -99,6 +101,7 @@ type Subscription struct {
 	meta     json.RawMessage
 	presence bool
 	fn       func(Event)
+	server   bool // made by the server (a subscribed frame)
 
 	// Guarded by cn.mu.
 	key, labels   string
@@ -169,31 +172,18 @@ func (cn *Conn) subscribe(ctx context.Context, topic string, opts *SubscribeOpti
 	if o.Since != "" && o.Snapshot {
 		return nil, errors.New("tandem: Since and Snapshot cannot be combined")
 	}
-	s := &Subscription{cn: cn, topic: topic, opts: o, fn: fn, first: make(chan error, 1),
-		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
-	s.presence = strings.HasPrefix(topic, "channels/") && strings.HasSuffix(topic, "/presence")
-	switch {
-	case o.MaxPending == 0:
-		s.maxPend = defaultMaxPending
-	case o.MaxPending > 0:
-		s.maxPend = int64(o.MaxPending)
-	}
-	s.snapshotting = o.Snapshot && !s.presence
-	s.cursor = o.Since
+	var meta json.RawMessage
 	if o.Meta != nil {
 		m, err := rawJSON(o.Meta)
 		if err != nil {
 			return nil, err
 		}
-		s.meta = m
+		meta = m
 	}
-	if fn == nil {
-		n := o.Buffer
-		if n <= 0 {
-			n = 64
-		}
-		s.events = make(chan Event, n)
-	}
+	s := newSubscription(cn, topic, o, fn)
+	s.meta = meta
+	s.snapshotting = o.Snapshot && !s.presence
+	s.cursor = o.Since
 	go s.deliver()
 	cn.mu.Lock()
 	if cn.err != nil {
@@ -221,6 +211,28 @@ func (cn *Conn) subscribe(ctx context.Context, topic string, opts *SubscribeOpti
 	}
 }
 
+// newSubscription returns a subscription of topic that has not started
+// delivering yet.
+func newSubscription(cn *Conn, topic string, o SubscribeOptions, fn func(Event)) *Subscription {
+	s := &Subscription{cn: cn, topic: topic, opts: o, fn: fn, first: make(chan error, 1),
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	s.presence = strings.HasPrefix(topic, "channels/") && strings.HasSuffix(topic, "/presence")
+	switch {
+	case o.MaxPending == 0:
+		s.maxPend = defaultMaxPending
+	case o.MaxPending > 0:
+		s.maxPend = int64(o.MaxPending)
+	}
+	if fn == nil {
+		n := o.Buffer
+		if n <= 0 {
+			n = 64
+		}
+		s.events = make(chan Event, n)
+	}
+	return s
+}
+
 // overLimitLocked reports whether the next event would pass MaxPending on a
 // subscription that can be paused (cn.mu held).
 func (s *Subscription) overLimitLocked() bool {
@@ -244,8 +256,9 @@ func (s *Subscription) Events() <-chan Event { return s.events }
 func (s *Subscription) Done() <-chan struct{} { return s.done }
 
 // Err returns why the subscription ended: ErrClosed after Close, a
-// *ResyncRequiredError, a *ProblemError, or the Conn's end error; nil
-// while it runs.
+// *ResyncRequiredError, a *ProblemError, ErrUnsubscribedByServer (an
+// unsubscribed frame), ErrConnectionLost (a server-side subscription whose
+// connection dropped), or the Conn's end error; nil while it runs.
 func (s *Subscription) Err() error {
 	s.cn.mu.Lock()
 	defer s.cn.mu.Unlock()
@@ -254,6 +267,9 @@ func (s *Subscription) Err() error {
 
 // Topic returns the subscribed topic.
 func (s *Subscription) Topic() string { return s.topic }
+
+// Labels returns the subscription's label selector ("" for none).
+func (s *Subscription) Labels() string { return s.opts.Labels }
 
 // Cursor returns the position the subscription would resume from: the
 // cursor of the newest event or bookmark received ("" before the first
