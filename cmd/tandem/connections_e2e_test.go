@@ -1,12 +1,14 @@
 package main
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"testing"
 	"time"
 
 	"github.com/tandemhq/tandem/internal/broker/redis/redistest"
+	tandem "github.com/tandemhq/tandem/sdk/go"
 )
 
 // connIDs lists the connection IDs of a ConnectionList answer.
@@ -166,6 +168,38 @@ func TestConnectionAPIAcrossNodes(t *testing.T) {
 	if ev := bob.nextOfType("event", 5*time.Second); ev["message"].(map[string]any)["data"] != "fire" {
 		t.Fatalf("event on B: %v", ev)
 	}
+	// The Go SDK on B honours a kick through A with reconnect=false: it
+	// ends with the reason and does not come back.
+	sc, err := tandem.New(b.URL, tandem.WithToken(mintTest(t, "sdkuser", "read:collections/**", time.Now().Add(time.Hour), testAudience)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := sc.Connect(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	waitUntil(t, 10*time.Second, "A to see the SDK's connection", func() bool {
+		_, body := a.do(t, "GET", "/v1/subjects/sdkuser/connections", "", "", admin...)
+		return len(body["items"].([]any)) == 1
+	})
+	if resp, body := a.do(t, "DELETE", "/v1/subjects/sdkuser/connections?reconnect=false&reason=maintenance", "", "", admin...); resp.StatusCode != 200 || body["disconnected"] != float64(1) {
+		t.Fatalf("kick the SDK: %d %v", resp.StatusCode, body)
+	}
+	select {
+	case <-conn.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the SDK did not stop after reconnect=false")
+	}
+	var de *tandem.DisconnectedError
+	if !errors.As(conn.Err(), &de) || de.Reason != "maintenance" || de.Reconnect {
+		t.Fatalf("SDK error %v", conn.Err())
+	}
+	_, body = a.do(t, "GET", "/v1/subjects/sdkuser/connections", "", "", admin...)
+	if n := len(body["items"].([]any)); n != 0 {
+		t.Fatalf("the SDK came back: %d connections", n)
+	}
+
 	// Kick through A.
 	resp, body = a.do(t, "DELETE", "/v1/subjects/bob/connections?reconnect=false&reason=banned", "", "", admin...)
 	if resp.StatusCode != 200 || body["disconnected"] != float64(1) {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -323,6 +324,24 @@ func TestRPCGame(t *testing.T) {
 		if p, _ := r["problem"].(map[string]any); r["ok"] != false || p["status"] != float64(404) {
 			t.Fatalf("%s: %v", m, r)
 		}
+	}
+	// The Go SDK against the real server.
+	sc, err := tandem.New(s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := sc.Connect(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	res, err := conn.RPC(t.Context(), "game:move", map[string]any{"square": 8})
+	if err != nil || !strings.Contains(string(res), `"accepted":true`) {
+		t.Fatalf("SDK RPC: %s %v", res, err)
+	}
+	var pe *tandem.ProblemError
+	if _, err := conn.RPC(t.Context(), "game:move", map[string]any{"square": -1}); !errors.As(err, &pe) || pe.Problem.Status != 422 {
+		t.Fatalf("SDK RPC of an illegal move: %v", err)
 	}
 	// Many RPCs in flight on one connection: each reply has its ref.
 	refs := map[string]bool{}
