@@ -110,9 +110,11 @@ type ClientInfo struct {
 
 // HookCall is one call of a hook: what the application is told.
 type HookCall struct {
-	Kind    HookKind
-	URL     string
-	Timeout time.Duration
+	Kind HookKind
+	URL  string
+	// Timeout is what is left of the hook's timeout, Budget the whole of
+	// it (what an error message names).
+	Timeout, Budget time.Duration
 	// ID is unique per call (the webhook-id header).
 	ID        string
 	Time      time.Time
@@ -277,7 +279,7 @@ func (a *App) callHook(ctx context.Context, cfg HookConfig, call HookCall) (repl
 	if timeout <= 0 {
 		timeout = DefaultHookTimeout
 	}
-	call.URL, call.Timeout, call.ID, call.Time = cfg.URL, timeout, hookID(), a.now().UTC()
+	call.URL, call.Timeout, call.Budget, call.ID, call.Time = cfg.URL, timeout, timeout, hookID(), a.now().UTC()
 	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -201,7 +201,11 @@ func (h *HookClient) CallHook(ctx context.Context, call app.HookCall) (app.HookR
 	resp, err := h.client.Do(hreq)
 	if err != nil {
 		h.opts.Logger.Debug("hook call failed", "hook", call.Kind, "host", u.Host, "err", unwrapURLError(err))
-		return app.HookReply{}, describe(ctx, actx, err, timeout.Round(time.Millisecond), u.Host)
+		budget := call.Budget
+		if budget <= 0 {
+			budget = timeout
+		}
+		return app.HookReply{}, describe(ctx, actx, err, budget, u.Host)
 	}
 	defer resp.Body.Close()
 	status := resp.StatusCode
