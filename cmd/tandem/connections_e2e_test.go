@@ -170,15 +170,7 @@ func TestConnectionAPIAcrossNodes(t *testing.T) {
 	}
 	// The Go SDK on B honours a kick through A with reconnect=false: it
 	// ends with the reason and does not come back.
-	sc, err := tandem.New(b.URL, tandem.WithToken(mintTest(t, "sdkuser", "read:collections/**", time.Now().Add(time.Hour), testAudience)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := sc.Connect(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := sdkConnect(t, b, tandem.WithToken(mintTest(t, "sdkuser", "read:collections/**", time.Now().Add(time.Hour), testAudience)))
 	waitUntil(t, 10*time.Second, "A to see the SDK's connection", func() bool {
 		_, body := a.do(t, "GET", "/v1/subjects/sdkuser/connections", "", "", admin...)
 		return len(body["items"].([]any)) == 1

@@ -168,6 +168,21 @@ func (h *hookApp) rpc(w http.ResponseWriter, method string, data json.RawMessage
 	}
 }
 
+// sdkConnect connects the Go SDK to s (closed at cleanup).
+func sdkConnect(t *testing.T, s *testServer, opts ...tandem.Option) *tandem.Conn {
+	t.Helper()
+	sc, err := tandem.New(s.URL, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := sc.Connect(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
 // hookArgs are the flags every hook test needs.
 func hookArgs(extra ...string) []string {
 	return append([]string{"--hook-secret", testHookSecret, "--hook-allow-private"}, extra...)
@@ -326,15 +341,7 @@ func TestRPCGame(t *testing.T) {
 		}
 	}
 	// The Go SDK against the real server.
-	sc, err := tandem.New(s.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := sc.Connect(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := sdkConnect(t, s)
 	res, err := conn.RPC(t.Context(), "game:move", map[string]any{"square": 8})
 	if err != nil || !strings.Contains(string(res), `"accepted":true`) {
 		t.Fatalf("SDK RPC: %s %v", res, err)

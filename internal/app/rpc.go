@@ -8,10 +8,8 @@ import (
 
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/store"
+	"github.com/tandemhq/tandem/internal/stream"
 )
-
-// MaxRPCMethodLen bounds an RPC method's name.
-const MaxRPCMethodLen = 128
 
 // RPCRequest is a decoded rpc frame.
 type RPCRequest struct {
@@ -31,7 +29,7 @@ type RPCRequest struct {
 // application's problem), *HookFailedError (no valid answer in time, or
 // the hook is overloaded), ctx.Err().
 func (a *App) RPC(ctx context.Context, p auth.Principal, req RPCRequest) (json.RawMessage, error) {
-	if !validMethod(req.Method) {
+	if !stream.ValidChannel(req.Method) { // the same rules as a channel name
 		return nil, &InputError{Name: "method", Detail: "must be 1–128 letters, digits, '.', '_', '-' or ':', starting with a letter or digit"}
 	}
 	ns := a.rt.Namespaces.For(req.Method)
@@ -59,21 +57,4 @@ func (a *App) RPC(ctx context.Context, p auth.Principal, req RPCRequest) (json.R
 		return json.RawMessage("null"), nil
 	}
 	return reply.Data, nil
-}
-
-func validMethod(m string) bool {
-	if len(m) == 0 || len(m) > MaxRPCMethodLen {
-		return false
-	}
-	for i := 0; i < len(m); i++ {
-		c := m[i]
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-		if i > 0 {
-			ok = ok || c == '.' || c == '_' || c == '-' || c == ':'
-		}
-		if !ok {
-			return false
-		}
-	}
-	return true
 }

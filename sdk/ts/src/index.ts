@@ -20,6 +20,7 @@ import { Webhooks } from "./webhooks.js";
 
 export * from "./errors.js";
 export * from "./realtime.js";
+export * from "./state.js";
 export { backoffDelay, type Backoff } from "./backoff.js";
 export { createRestClient, unwrap, type RestClient } from "./rest.js";
 export { resolveToken, type TokenSource } from "./token.js";

@@ -5,9 +5,7 @@ import type {
   ErrorFrame,
   Event,
   Presence,
-  PresenceMember,
   Reply,
-  Resource,
   RpcResult,
   ServerFrame,
   SubscribeResult,
@@ -837,96 +835,5 @@ export class Subscription implements AsyncIterable<RealtimeEvent> {
       await new Promise<void>((r) => (this.wake = r));
       this.wake = undefined;
     }
-  }
-}
-
-/**
- * A local copy of a collection (or of the resources matching a selector)
- * that follows every change without a gap, across reconnects and server
- * restarts; on resync-required it reloads a snapshot and swaps it in when
- * complete.
- */
-export class Mirror {
-  readonly items = new Map<string, Resource>();
-  revision = 0;
-  cursor: string | undefined;
-  /** Resolves when the initial snapshot has been applied. */
-  readonly synced: Promise<void>;
-  subscription!: Subscription;
-  private next: Map<string, Resource> | undefined = new Map();
-  private resolveSynced!: () => void;
-  private readonly onEvent?: (m: Mirror, ev: RealtimeEvent) => void;
-
-  private constructor(onEvent?: (m: Mirror, ev: RealtimeEvent) => void) {
-    this.onEvent = onEvent;
-    this.synced = new Promise((r) => (this.resolveSynced = r));
-  }
-
-  static async open(
-    conn: Connection,
-    collection: string,
-    options: { labels?: string; onEvent?: (m: Mirror, ev: RealtimeEvent) => void } = {},
-  ): Promise<Mirror> {
-    const m = new Mirror(options.onEvent);
-    m.subscription = await conn.subscribe(collectionTopic(collection), {
-      labels: options.labels,
-      snapshot: true,
-      autoResync: true,
-      onEvent: (ev) => m.apply(ev),
-    });
-    return m;
-  }
-
-  private apply(ev: RealtimeEvent): void {
-    if (ev.type === "reset") {
-      this.next = new Map();
-    } else if (ev.type === "synced") {
-      if (this.next) {
-        this.items.clear();
-        for (const [k, v] of this.next) this.items.set(k, v);
-        this.next = undefined;
-      }
-      this.cursor = ev.cursor;
-      this.resolveSynced();
-    } else if (ev.type === "event" && ev.resource) {
-      const r = ev.resource;
-      if (ev.event === "resource.snapshot") (this.next ??= new Map()).set(r.id, r);
-      else if (ev.event === "resource.deleted") this.items.delete(r.id);
-      else this.items.set(r.id, r);
-      this.revision = Math.max(this.revision, r.revision);
-      if (ev.event !== "resource.snapshot") this.cursor = ev.cursor;
-    }
-    this.onEvent?.(this, ev);
-  }
-
-  close(): Promise<void> {
-    return this.subscription.close();
-  }
-}
-
-/** Folds presence events into the current members: state replaces, join adds, leave removes. */
-export class PresenceState {
-  private readonly m = new Map<string, PresenceMember>();
-
-  /** Applies one event; reports whether the member list changed. */
-  apply(ev: RealtimeEvent): boolean {
-    if (ev.type !== "presence") return false;
-    if (ev.action === "state") {
-      this.m.clear();
-      for (const x of ev.members) this.m.set(x.id, x);
-      return true;
-    }
-    let changed = false;
-    for (const x of ev.members) {
-      if (ev.action === "join") {
-        this.m.set(x.id, x);
-        changed = true;
-      } else if (this.m.delete(x.id)) changed = true;
-    }
-    return changed;
-  }
-
-  members(): PresenceMember[] {
-    return [...this.m.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 }

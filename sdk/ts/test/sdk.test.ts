@@ -13,11 +13,14 @@ import {
   ResyncRequiredError,
   Tandem,
   TandemError,
+  DisconnectedError,
   channelTopic,
   collectionTopic,
   presenceTopic,
   unwrap,
 } from "../src/index.js";
+import { createServer, type Server as HTTPServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { Server, tandem } from "./server.js";
 import { frameTypes, frameViolation } from "./spec.js";
 
@@ -343,5 +346,59 @@ describe("auth", () => {
     await assert.rejects(anonymous.subscribe(collectionTopic("private")), (e: unknown) => e instanceof TandemError && (e.status === 401 || e.status === 403));
     const denied = await unwrap(client(s.url).rest.GET("/v1/collections")).catch((e: unknown) => e);
     assert.ok(denied instanceof TandemError && denied.status === 401);
+  });
+});
+
+describe("hooks, rpc and the connection API (real server)", () => {
+  const hookSecret = "whsec_" + Buffer.from("ts-hook-secret-0123456789abcdef!").toString("base64");
+  let app: HTTPServer;
+  let s: Server;
+  let t: Tandem;
+  before(async () => {
+    // The application: a game whose RPC accepts squares 0–8.
+    app = createServer((req, res) => {
+      let body = "";
+      req.on("data", (c) => (body += c));
+      req.on("end", () => {
+        const call = JSON.parse(body) as { method: string; data: { square?: number } };
+        const sq = call.data?.square ?? -1;
+        const answer =
+          call.method === "game:move" && sq >= 0 && sq < 9
+            ? { data: { accepted: true, square: sq } }
+            : { problem: { status: 422, title: "illegal move" } };
+        res.setHeader("Content-Type", "application/json");
+        res.end(JSON.stringify(answer));
+      });
+    });
+    await new Promise<void>((r) => app.listen(0, "127.0.0.1", r));
+    const port = (app.address() as AddressInfo).port;
+    s = await server(["--hook-rpc", `http://127.0.0.1:${port}/rpc`, "--hook-secret", hookSecret, "--hook-allow-private"]);
+    t = client(s.url);
+  });
+  after(() => new Promise<void>((r) => app.close(() => r())));
+
+  it("answers rpc with the application's result or its problem", async () => {
+    const conn = await connect(t);
+    assert.deepEqual(await conn.rpc("game:move", { square: 4 }), { accepted: true, square: 4 });
+    const moves = await Promise.all([0, 1, 2, 3].map((sq) => conn.rpc("game:move", { square: sq })));
+    assert.deepEqual(
+      moves.map((m) => (m as { square: number }).square),
+      [0, 1, 2, 3],
+    );
+    await assert.rejects(conn.rpc("game:move", { square: 12 }), (e: unknown) => e instanceof TandemError && e.problem.status === 422);
+  });
+
+  it("ends for good when the server disconnects it with reconnect=false", async () => {
+    const conn = await connect(t);
+    const id = conn.welcome?.connectionId ?? "";
+    assert.ok(id);
+    const r = await t.rest.DELETE("/v1/connections/{connection}", { params: { path: { connection: id }, query: { reason: "maintenance", reconnect: false } } });
+    assert.equal(r.response.status, 200);
+    const err = await conn.closed;
+    assert.ok(err instanceof DisconnectedError, String(err));
+    assert.equal(err.reason, "maintenance");
+    assert.equal(err.reconnect, false);
+    const list = await unwrap(t.rest.GET("/v1/connections", {}));
+    assert.ok(!list.items.some((c) => c.id === id), "the SDK came back");
   });
 });
