@@ -164,7 +164,10 @@ func (h *hookApp) rpc(w http.ResponseWriter, method string, data json.RawMessage
 	case method == "game:move":
 		h.answer(w, "RpcHookResponse", map[string]any{"problem": map[string]any{"status": 422, "title": "illegal move", "detail": fmt.Sprintf("square %d is off the board", mv.Square)}})
 	default:
-		h.answer(w, "RpcHookResponse", map[string]any{"data": nil})
+		// "data": null, which the schema cannot say (OpenAPI 3.0): the
+		// server takes it as no data, a null result.
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"data":null}`))
 	}
 }
 

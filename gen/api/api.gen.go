@@ -577,8 +577,8 @@ type PublishHookRequest struct {
 	Channel ChannelName `json:"channel"`
 	Client  HookClient  `json:"client"`
 
-	// Data The message data the client sent (any JSON value).
-	Data interface{}            `json:"data"`
+	// Data The message data the client sent (any JSON value; absent when it is null).
+	Data interface{}            `json:"data,omitempty"`
 	Hook PublishHookRequestHook `json:"hook"`
 	Id   string                 `json:"id"`
 
@@ -595,7 +595,7 @@ type PublishHookRequestHook string
 
 // PublishHookResponse `{}` publishes the data as sent; `data` replaces it (any JSON value, within the namespace's message size); `problem` refuses the publish.
 type PublishHookResponse struct {
-	// Data The data to publish instead.
+	// Data The data to publish instead (`null` is the same as no `data`).
 	Data interface{} `json:"data,omitempty"`
 
 	// Problem Refuses the request: the client gets a problem with this status
@@ -669,8 +669,8 @@ type Revision = int64
 type RpcHookRequest struct {
 	Client HookClient `json:"client"`
 
-	// Data The request's data (any JSON value; null when the frame had none).
-	Data interface{}        `json:"data"`
+	// Data The request's data (any JSON value; absent when the frame had none, or null).
+	Data interface{}        `json:"data,omitempty"`
 	Hook RpcHookRequestHook `json:"hook"`
 	Id   string             `json:"id"`
 
@@ -687,7 +687,7 @@ type RpcHookRequestHook string
 
 // RpcHookResponse `data` is the reply's result (absent: null); `problem` makes the reply a failure with that problem.
 type RpcHookResponse struct {
-	// Data The result (any JSON value).
+	// Data The result (any JSON value; absent or `null`, the result is null).
 	Data interface{} `json:"data,omitempty"`
 
 	// Problem Refuses the request: the client gets a problem with this status
@@ -3050,6 +3050,22 @@ func (response PollChanges400ApplicationProblemPlusJSONResponse) VisitPollChange
 	return err
 }
 
+type PollChanges403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response PollChanges403ApplicationProblemPlusJSONResponse) VisitPollChangesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type PollChanges404ApplicationProblemPlusJSONResponse struct {
 	NotFoundApplicationProblemPlusJSONResponse
 }
@@ -3062,6 +3078,22 @@ func (response PollChanges404ApplicationProblemPlusJSONResponse) VisitPollChange
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PollChanges409ApplicationProblemPlusJSONResponse struct {
+	HookDeniedApplicationProblemPlusJSONResponse
+}
+
+func (response PollChanges409ApplicationProblemPlusJSONResponse) VisitPollChangesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3082,6 +3114,20 @@ func (response PollChanges410ApplicationProblemPlusJSONResponse) VisitPollChange
 	return err
 }
 
+type PollChanges422ApplicationProblemPlusJSONResponse Problem
+
+func (response PollChanges422ApplicationProblemPlusJSONResponse) VisitPollChangesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type PollChanges429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -3097,6 +3143,25 @@ func (response PollChanges429ApplicationProblemPlusJSONResponse) VisitPollChange
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PollChanges503ApplicationProblemPlusJSONResponse struct {
+	HookUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response PollChanges503ApplicationProblemPlusJSONResponse) VisitPollChangesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6760,208 +6825,208 @@ func (sh *strictHandler) TestWebhook(w http.ResponseWriter, r *http.Request, web
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rctu2uuirYGutmUhrUbJ8SdrI0x9u4rbZO0k9tjM5c6qcEiYhCcsUwBKQZdXHM32Hs59hPVif5Ay+",
-	"DyBBitQtttOuvf4kFi8gLt/9eteK5DSVggmtWoO71oTRmGXw5+klHZv/Y6aijKeaS9EatC4njGRMyVkW",
-	"mT9uuOJSEKoIJUpnUowJE5rrBdF0HBDWG/dIOGwdHQxbYa8VtFQ0YVNqhtWLlLUGLaUzLsat+/ug9VZG",
-	"FL9S99EP52+JHBE9YSTKGNUszuexeuD7oJXSjE6Ztgt7NaFCsOQ9nbLlT9mbRNApG5CEafNWQGI+5loF",
-	"JOyFAQl/Nv90zT+D8BimZB5XKY0Y4QoupDTT5IqNZMbg94hnSpvnzWS5+VJK9aQVtARMoxXhd1tBK2O/",
-	"zHjG4tZAZzPmr+yvGRu1Bq2/7BVntod31Z6/KLPkVzJJWGQW1bDO/D7MvWlW+VM7T8ybkRA41pvXdfNx",
-	"d8mb16RttiyMijfi0B1+OGdJJKcsJCNzqJ3Gmbt3d99Sf8LlFbzlU66XF3FGx4wo/muxnb/MWLYoZpXA",
-	"e/4EYjais0S3Bvv9ftCa0ls+nU3hl/nJhf0ZOLDmQrMxyyrzMR++lNesAXdCwW51/ky+lanBXzlTJKXj",
-	"ximn+dD+tKf09i0TYz1pDZ7vHwQ12PyaK3sG54yqOqz+OFkEZCQzxOmEM6FJmws85Th/femgKxPMcPiG",
-	"2R2YfVw9O/tH3QSZnrDS/KZ0QTL3BoLpxev/UkRpmZL5hAkyoolaNVn3tVogQPC0072SMmFUwHzfxGya",
-	"Ss1EtPgvtlie6omdYDeaSMUEuWaLY5IxnXGmyJzrCSxC0Skzt0jG0oQuPMJkLizgMA6OyETOMpWvAFlC",
-	"sQRvKl0zl6aNf/4cANj93q87hjejd1RHk5r1pGY+UiQLwi3Rn2WZOQHDlsjUvMUUaTve0gmIzEj4txDW",
-	"MGyxW660GraaVzHq4qcbpv/iqH6+76VgDXP+UZDvTy8HhAo1Zxk57B+5uftz7pEfBTn7cDmA2U4ZFcoy",
-	"tK5Z7qoJm2/vMutzyyfr6K67R968bqCkPP582n8xu/oHi/SZGbgGdhXeJm1KtCE1zxQJ1ewqDAgV5OTs",
-	"jYHZZwoYVRO9t0PsPFU7Q5jtR3Y1kfK6brvsrebdmuMDO8+j+DZILhlTqRSKgeDyLY3P2S8zpoBWRVJo",
-	"JuBPmqYJR+FpL83kVcKmf/+HpbmbffYM38KP1kl88Fkj3ExpMpLZlMXHJGRZJjMVovRDGI0mRI5GTMRc",
-	"jMmIsyTutZBPjRIePems32hCk4zReEGQFgCBoIJUyBeZU0UyNlMsBtJBhQSab1cM8/9OZlc8jpG7PuW2",
-	"RxmLjThNE0USGl2jqMlYzGIyzqjhlyEXajYa8chQ/59VJFMWdmDWP0h5/ZoJbiDwaaftfeCZIoAvGRvB",
-	"FmsPmNpcK2InEBBDtkgYw4RDMhMJUyhJe6ORMb1hxLwm56JY5QdBbyhP6FXCnnKpJ7i0EeUJi0lb8ymT",
-	"Mx0QwAqiNNUzFRAubmjCY8sVAjITmUEUM1kASS0lmVKxIBFNEkXmlGsuxgO7H+YL3VmxPsvogJlro1vI",
-	"jFxl8pplBje9B0kbByi9iyLBgiRUs8wQME/dOzd3uicjzbJlsndhxJZYES1hgrliky0MptMx5aJWCSuk",
-	"VbN976X+Ts7Ek8NjocWY7cq111gyRYTUSCAAms5APou5efY7ONennGvohJIQhJkSxw9JzGOY7URasupG",
-	"ekqQFxa62+ffvSIvj55/5RCYxExTnijESsumLhElvhS3upLxIt82mmX8hoEsbHUMxbIblj0z5J/GxKIv",
-	"aYfdrrnQtRfCgFjxnBz2Sb4+tRDRec7hnxieZ5mSgPByphWPmSWrmnLBYjLhhjQsDAyNMjnNWRpLZTQx",
-	"JCCRNLYkhGpGqIjNX5l2iGwENpbd8Ih9Icp6mZ8Oiagwp6fptVklNwg7r6VtA8IRNxShCimqml3lo8JV",
-	"boSCRM4VnPKU3nZLj3jE9WqhmSK/zNjMyQVJYlUsRWjGCNXEDoEPdeGNsEfeS/vcM0UAbAY+0TXjS5Ef",
-	"iZAxe3o6fGE4x5c8WuBc9mSvDOTSaAIsdC3Lug9al1K+pdn4yWcN1ITdRozFKJgo/isjYNFx83pHxcKS",
-	"PvW0kkjKsq41UcCMrFhb2tfM6Jhwl8UGX3xZzNxD0pc/ZLDBPCJTJkhhTlO5FdZB+ZuzHJ3MY6prJsPT",
-	"sJNLKiU8lCOCgh8XEU9pUo+LMEj+jIGDEDmM0zbMwLhUQ7/MiDc0mX0BbPog0kxGTKkvgUoAlFyROUuS",
-	"Lupl5GqmyQ2XBmNwmwr555ki/3nx43tyAaPnGtxPn3qpNKvK/N01gq3ZiCmbXlnc+yDULE1lpln8jsWc",
-	"XsKGfEHuPqE41zm4Huw0QHbugSpvx3Rm/zEq0jRGEY8mZ5lMWaa5uQ6Wu6CVepfuWshr15qK8an7oMVu",
-	"nCuFazZVa80OOmN0empeMm9bAKNZRhct1P+diPGTGzpwc/qUPy+t7SJw7ot3BhyRRG6zVuuD2MbVEGy9",
-	"QzHVtMYIJBYImjkW33bHsmsXaACod07nbl33QUuORooBxBmwpxrx8sVRa7XZPGils6uEqwkShIqxLGgZ",
-	"qa80aGwIIlytM63551O4cOzc8r2xi7ajrzg356tht3SaJtYvpAeJvLpatIJWSrVmmdmu//PTSfd/0+6v",
-	"/e7LT8WfvZ8H3U93/WD/4Kv7vy7P1/cKbQsa6HI70ZvujTOIbWIgNNuIjsR1z5+75+59sly/jpItXTrr",
-	"4Cqo8u521TVPuzLFYbuWOuKg1XOHhXprCLzdqj3r/BBewXNbHsU2+7rZHlWFCY9FkHac0ZEmB/2Dfnf/",
-	"gFwtnDbUIXpCNWE3LFvkOvUzRUID6iGZzpQmimquRoseOb01cEsTEppZhyhCW5tQgAqINGyMoqwAX4bh",
-	"gZswI7krlowMp879GEAokEuTNrUj74U0SX6E/8UC/peCwf9C6nAv5KOQRIsoQUWQCEns5oK6ZEg24YJc",
-	"MT1nTHTQt3t0cJBrucgduSYzEbOMhHbHwav7VKC2GqbecjQPbwFROafaiGV5NGQdx8Lx6ucL8uQPUl57",
-	"Ju2Vc24Qfpw0al1yYJIzEiVYzpwLsTMglHxkVxcyumZ6KApx1lqFLy5OiQJeDCIFnekJE9rIMSzukRP0",
-	"6ADI0KEIS7NHA33YGxrMr1BNEJHXbagZ5hU+eR+0wHtgWIAwHOwn58j2drEgsTxeZqQfBP9lxoxCABZF",
-	"0qaJks5zDr6FLo9DgjJyp1dHuXOxe5OZn+UPfx73tF4T8DbZF4p5BG4r18ISnsaWwBTe3YfOMuABE5ei",
-	"R0KL+qGlV4D97RI0zdJxRmOwxXpwhAbf3PtKtSMixwbgQgNi1rX9TA0FOmAjmmVI7jo9Ek6ZoaRXLJJO",
-	"JE8zppiIGDG3DKE14A8keCh89amCFeZKu6Szybkw9JaPhcxY3DkeihAcCipE60Ycs9hR2/wYnqncXZ/w",
-	"EbMfKWFTG0izWghNbzEq6D8/XoI7DzwTAQnv1OzqPiRcRMksZnGnDm9wKiWKtCbgAEIn3uDD+57L39Kl",
-	"oGU2zBP4CuhJCyvqelB3ikkzFO4gWuGL2wlXiPmbR68ELSFjVh8dYu6Auc0oexXwr/t2xqZSs5M4zphS",
-	"9UPmcEbxKQJqGljvzLfoHJBoIpUeGG2yngw5l+6yrnCljJZn3XViMZUz5VsomkYrrAtbMDs36oX3/jLj",
-	"C1o6o0KZxfjEe86uFBCJGvJd5ZWG8MEh+WNVdzsogUt1VZ9WwiX6syvRAuUIjVoF4+fup783aBNFPNSj",
-	"Cx05dtXsfSm8qRFeJJr9E6p0HvG0tCbPPfdexqwGvuEyEvTct4DyARfgRQCpkWclm5khqlOuFBdjCBxw",
-	"a17WPz9LnqrC6XZHktArltRPC63xy5vxjsbOVN8FT0Q7PPvx4pLs3ezvWfxVe3f2r/u9JXM7WIAXnj3R",
-	"O5Q8/iloaZnyaB2MXMJD1T3DV/MV1G5ebsFY8nbJlBppyrL0VCrYy4CwWxrpZEGs+ck6KwDMOKzBQ7Oj",
-	"/ssXa0KhygFpCmLBtjq6IlyO1ciEP8i59TF7IDlnmdl0qVjc840m/TqjSR1a7AjEpanWHccPjCYYJ7SV",
-	"7YpF1yuMe82zLD6MLnuffoNI6vkj1pNxO0btugo5fycJAeJgt2X7OzNrthWvXsP9gpZShrElUoy7qUww",
-	"zlltwBabWWHTFp/52ssWSsDHifQjPbkKCB1plvnKoBWJqloe5dOavT0F0wjcdfL4Dcv4iLPYSMWkTQs5",
-	"xga5KbCFeEINehw7y+aF+6DFblOeMbWN2HjNMfrCndA/5mZfacq71xDJmX+5Vt1sFMgMFJUC95znpxy7",
-	"d0zsiiFQNv9Wb61uCNNuPu9cgN/itM+tMuc5wQb+8Y+ZNtqLs/tYJY4rG9czFG0XFXDUP+wEJDRzC0l+",
-	"NZxonarB3p6mImbTXsxunDtE7dkop04wFKHmOmEhnLvzcPXIpTNyue9P6YJwoTSjMbliyGgQTYfCaM4Q",
-	"xYC679Jccewmv0yt4QInshxK3a+Dipxq5mHMR/3DwMHYUb8fmN9H/ZfB0cFBcHTw8lMdh4F92CB4213Y",
-	"JAZ9CV7e5hJOE5fwxePDmo9XPIhwnaDgRNqAwbPUKM4vDkk0oRmNNMvA57mcStL9ubcXHqMd03ut6dkQ",
-	"qEDuGTBIfNMamIOLrf7rr8SLBC6Wb62PO0jr2zp5tpTuy16rzcTglX4wO9QZ+nq2FaYewkNVlXrMmHUz",
-	"XXb5yAy815u4e1Z7e86stehJ3IDoJd78zN3k3sF7a8+8cK65D9Vtphv0c40xuai1bGaydqQv7HMqzXPV",
-	"Ttjt3XUXtj/P1Zo6j+tz/5YsIf4U6teXc/0KY28ITOytYHJLp4xhEVusHT71HWdJXLtqoTS1iLiCf+bZ",
-	"X89fvvS92P3+SobZyCCX0iw0RAZ/OH9DOMSVjxbO5Oc2CyMnPDbTWiXHCKm7I4joXSvGm7tuzsEqLam0",
-	"l1vS7eYD5cIXe69kbKRdl5tlMzhsxs2nFb7sZbE3Ty01Ii+OALJuEUko4wXmQqA9PJZas5iYb9Y7Xxza",
-	"V7/2ncy8wYx2guzIvoAhuS9e9vc7hAtruvdjZdaL2dwIgnYTa48GuenDOe1sKEbFaWevhpixUaTWPlND",
-	"EZae6GD+IPqg3WDyhmWFdwaE3/PTi8vAhncNhfnyFMkvYQLkMxD8kcM8Uy6AdtnvV9qAVX6/3QJpdvAW",
-	"1osql94KwUvkKTagOrRpSZgByVLMEhsNCgxn2RNpN3iFJ/ILeRI/yz64md8xyO2IhSDSKNLVgMkuDkkX",
-	"qITgCedIFZzfsYuygDzOyPkkS2ca+KHuHg7lgKH4r6xzXOPf9DCzhmk2AhwCmszx0KqrtaD1UE43l724",
-	"tXzjh0FtEkizQ/yT26mHkhQ38vq5+Ram/FVPW3V4xwCsWRpvtyf1cp5XYcBGydnJN4RU+R/+tAImdgqu",
-	"+hMd2qYKptuPR/fR5ci4iYeuxqu8LQQ2WAXygVZtxplL4d6CKNvAuHcsGzMCAxg5JrwzOx9YG9B9mNNm",
-	"P79hKm9YHJAQH4J7pG2oYqeZwm4OgiXQ2dCwVSbJdSJv/QOySJPeEg/c1p8jz/ryiPlY6FbAcVPqS143",
-	"x8rB84xrlscIxbMIMmWtARf0seYY51rd8DyNHk5KPz97VZHQszQKcwWnKH3j4oGmTE9k/EzZ9FXzNATg",
-	"+RIoFSQ0NzACqiJqi6EI8yU8cHxdswBjlaVnCkWZijx1TAxGoOsCsiPMvMmExkRIsaEEnaXRNtIz7uNa",
-	"gphG7/DBP3boXr6eFZJz5dC3lZqR8HLn1UmTBfpFZol23rYBHGNJ7p3Sa+a9Qihkvswythy6t408nH93",
-	"A1XrweThHBbqI702rlJF2hSD/ay6gy5Ij4fsH3y9UfBQNTvhb7WW6guIn3iQ0JUqz4Y7RDEjZcoMDQZ5",
-	"Cjgodaq6tP7B0cPqmPhqHcAvL3yn8I+KwXbT6A8bjnPFYtKWGZmJ4kLnSWNC1ll7/TSpLYU2QSBvCul1",
-	"KXDHxoMVpqL2iVqI6OTsDak5Wfh4jbi2U4JYiSm4KnZWxcHQCLxkNR3/UswSVrmkBE3VRCKJRfGmjsus",
-	"CO+aFvli2/npMk8B31g32AKRCmO22y7cv0+bGpyt1QbfWukyvCiiG0plrNbHbl04rHk4mStHxIrklV+3",
-	"1tGh8E07YeWZktTlrkK+awgbEw5FOwf/gFxcnELObh6lowjXy1bQynIfOf8hn/c2ktNKUG9i2MvB9RWz",
-	"aW0Uzr+cibMBN5aP/DOTLPxY0OPaNItjlwKRmzkbcyBQW/JGXCbUj54BcOlOyMvezK1bag/d+nuOYqqy",
-	"0AERLBvIU72fB3tN8di2dtiWsoP5yjTVqrYmp2LRTPMb5qocuYcdnULeSjX8mDAauxsJF2y9CLGDWXXr",
-	"dGNWkimXXb3CCDA+GfHijm0K/AW3ztuHSs7wqrytJFZJXQlekETyEwCktZGKIW5OSNpCarJgmtDoWsh5",
-	"wuKxFem2NCQkdHxqJKYad6SBJVSHIzkTmosxVMFMAUqgIMPVLB4bsWq/T/r9PqgSY9ZNJNQIhjynjNHY",
-	"6GIJHTu9TRBKEmkYzpWcibg+HjyhSp9mmcwadk3pi1kUMbVVcOSU3n7rzIJ+Ida1CeW2jOoFizKmT/2o",
-	"zGqEKU9YufKqgneI0jxJiOJjoUjbRp2STGoI1+sExOwv2h5KZ7hyOTj0hpCIc3fhCGzTt+DZrUW6rR0H",
-	"QWuWJRsGjjiJz7xRYLd3um6JXna+QTMP1oOCJm7jeLCb8m19dVBfwqMkZgkHrzX8somZKGKFbqYhGc76",
-	"/UNG9gPChav6BGzkuJzMabV5yGwBivxM2cdLySZbFKKoZNNNuXA/l237dt27+VvK1Hm9Fu6R6zVVc4ON",
-	"jQJ1NoEA6kUJTxBvh0zcfJNmMg40Z9l/fDPKGAs7mxkPfNpSlHxeCkE35z9FYwwV5txpHsLhUkMxThTk",
-	"HVDqsSqIzbW8+PE9gXMhbQgk12QqlSb75B3/1oCaEZfcjDemb7sSEsc0N+PTW5IQpAd1VreIGcwKMAJ7",
-	"sLeHxfRcGFN4TDIW84xFtpCX4ZQjacRSmwfjhx8ffb2+hnFdspGZ3goSgZl4hZg4n/zcvz66fbk4iL6a",
-	"7v/ydfZcH968mJdDQOeTn3+yNrW7g/79Kgnw0V19TtLcPWHNjnBGF4mkcR2vpLqgjGDGxYOFyHxzUFDY",
-	"oTX4aRu6ttGqEFE3fPgMd36jZytVA+8/eftghtndZEBJkXZnt0zt3dm/7vc0UzrMec6yavR4muiy/cZO",
-	"qpea0epU+nmhxWxaKLnW9FNUYnZY2Vh9pzif2XRbDrYVmbtf+fFKScktYOEC81sjK5D7eGPFhhFLEiJn",
-	"Oq8MAMI4McI4+vGGwpr68/qRbevgs7+fKawgaV+NO4Oc9xiBdShy7WNKF+SqyHcl55WKkwHK+RlsNzpA",
-	"cbpD0V4Jx/hGWFszYHu9sDFY9EugQwbH383h+Gkxo6hThbuyHlcucqGgKltdaCpimsXEPumUnICE84li",
-	"0c+Y7ASxsVSxF0cGJA+Ofv/t/704IhkVsZxi+U2svvPDu5NX3YsfTg6ev4DWBVbWjVkkY4ijzfSSCNav",
-	"ME7z1cKE8ve9T3eHB8HXX99/c9cPDlZy0gunDVVsWTTS/IaFA0dUAc5DKFXJxTgcrDeODIUzqYjYLAqb",
-	"NcSoA1zR6FqORqDHT6AYIeiEHCqwK3BEDEWY0plicTgAGaaYCPn9t/8mMYd6hFBdSc1ZxmJytN93uda5",
-	"lDQUhjbYQn8ja/uFlhdUkLDbdVqG9Yh251zEcg5CFCAv12YiFeANB6D+N1Ceap3aY6Q+OX+f2yBHIkVR",
-	"s6aKH6FZM49YeSKtPOushQcEXhI8ExCmzH6h52QtslkAuGRqx4zsWQba+zs0Pi5bWcTMJb6wRksGInuz",
-	"lFsc7sHtbb2pxE/PaxrmmSI/XF6euXzBtp+myatlDvxkVL8bjU9ogLh4O7CCkHwAnXrt5k658K/uP6Qi",
-	"uY3mKNi8qj22w2Fr2MLOI3ksyHYq4TbqGJiFWBP9/Z4JBsVcKUzV2pcMjcmYnmVwnhAUDCQnTRYNULOb",
-	"zreTEre1xrUciqZYNMu4XkDROmvWTnlTpxwpRnw8M1hj85Mbm678r+7J2Rvb5cYpOjjufdC6YjRj2ckM",
-	"axXgr++cyPCfHy9bNQGEHy9J+4eLg+cvAnJu/jPC12n8+uKkQ+YTqZgrlGTTxhOutMJWD3kDC2/OsKNw",
-	"cvDxYpJG28X6qVyMZA3yQzIPVtzLGE0Mt4eBsZDFADImAKANEl8lRc83MIp4bo1gKDD9wgqU6UxNWEwM",
-	"L6pmYrRDEOsUVFR3cQdcDEW4Rw09pinvLeg0CTvgigSgzV2RhsEOxVBgUj0WoTfTF2Qp4UvaZjLNKc+d",
-	"oUBvpkuJwuxtI6misQVaNmDLCUwFg9AZLIdcbnAyFFx4ZXTNYyEaX2pq647KKTwdWNF5vrMRzbKF0eVc",
-	"fGA4ACYI9nWWQU03CCAMCBdRxqZMaBYbnm5LgEEcYY+80UUMVFGX8fSSjsNj4jUZGM9oFiuMPjQHWe04",
-	"gIFR359ekrwpAk0wm7z05ID8zT189uFyKPx2RmaFf/kLOSnVUIAxEKrN/Y9cT4yAUC604ONpG0U+W3jS",
-	"Qq9BDiYUkWIoEilTIzRhyyiwfaGnEXYGZKgeAfNa2O3+Y667SOCgj1/3H/Nr1R3xhIUgDoXdrq2IYK8G",
-	"NsMI4Df0m+FA1REWD4zAEmOxM0LVUIRmvTLjv8JKBuRbwE+050ZQKQFNu2EFqQlVpP7dIb4RXbOFfRXM",
-	"WjmBGpDq/R45KRdfszQFLYNeXyUo4AY7je6GEtUhIOpKMbACtRVt8aLZgjBjNA5J+/vTy6GASp7OYtox",
-	"Er+BrZC0c+vqdIZODWXuujwu0ra651DYSBTVISGNp1yYex61cZqiCvxoJohaCCOaJCFpn5+9IhhpaGBa",
-	"Ypzp3h1eug9tUU+7nAJR8ExTqidIHAxA4oEHRhDKGPbrso3HDFoqNjYYGJDwb38LHbohr7VV7jDXzFXG",
-	"sOUzeuQUGiWlDPc7rymq8l01NPG2ixmXXTgHg7hmMqhx23IR5gKSXRUiKLrTkMKRBLswqOaX8igvIoHC",
-	"OM+gEiAkIwJ1RWKH9lCgrC++et4fkKP+PtTl98tigpfRb1F0PBThx48fux6usxz0DZeZfjNs4aKwYxuM",
-	"avvjdGGXwqFoI938Ztiyd35GfGmFA4IVT+LAlvums5gzEbGAXNEYvGdUzzL2+2//hMEPh6LUHalr0cD/",
-	"QrV3kpkYKhIJj5gNcrDCwElKownrHvT61sJbJMfO5/Mehds9mY337Ltq7+2bV6fvL07hnSJl17FfYLIn",
-	"Z29aQeuGZRg03ur39vFhmTJBU94atA57/d6hzVMF2WZvAiWSfoVaibVauK09edDvk7nndYQ69cjkUeQH",
-	"Q6qDxDcxCJDaFmCqdB876PdXlHrfrsS7/cLq1h+GvRs5olcS8VqDnz4FLTWbTmm2aA1ab/kNE2ZVhsOD",
-	"gYaOFeggblmq9ckMsAfdwDbdMxvljfH6QDKxzVIHnAYzhf2bnvcPCXTymHPFavfy3Hz0y2wlfJpoifsJ",
-	"9fuf9w+f4MPvpQbP/uKYhFiXKySKLpQBxWhCYpYyETMRLWxUyeoDNsvgm51wQQ8bT/kctCDwlylpOxdr",
-	"kjCq0OBgbTYYTgG23bDUQM6aOueU6zCvIe3soNasBZV7rPWj/UrOosnrb4ciHDEWf2MEWiPPhh2UR4DN",
-	"4HcC7MKjnMXIdbx0VeeGou3HteMHOvBVM52iOKtgt9YP3CNnVJXC4T0zrSvzZZ62U+gRjFGABiJQecZn",
-	"jiCHqqGAmttKVyvMRjSt6Q1iKHpNc5CAqAnNnL2rUBJKRRNFbBSBocDye8pS5jKOnckkca0dyp2ef7qr",
-	"bcHqbJ679WfMI+zqB89TF2vbc9ZaApqGQsfCxs2Kcw9DXfi3gbq8zQnWTUUAcS26D/vKqC3WX/yirxo7",
-	"2Joh6pvXtg771ao14KzcD57ft6fq/6rOX1sbr/4hOyV/ekTy60CvgZX5HpKcnrRTqRS/ShZoLsrphiUZ",
-	"WkIjEy5mDBp4AeU+wjnXTSVf257XIBReOVr/St6Tz7ywv8E3qk7MoHV08HL9a9XuSLBb9kDXvetHXXqM",
-	"35kGCCW5h89yBkswWp+CVlmOxn7Rcat6vatpBvwCyQPm+zl+Ilii9u7sX/d7TkVp5DE2Pn7p2KnLpnG0",
-	"OyAyiQ1lhbybwAHCUDRBwjLLAJMEDuIM64USZVRAFzZU1ykOrfng6PM7xQ0FOPo6RgI72u+Tirm8jgrb",
-	"zIAf0KS/GSHencD9mQmGX4OtvpUXHUMqpatCsiv274bMn4mURlgjdLmWioebDqOakfN+CXzqplI8Ui6k",
-	"8ilopdK2SKZJckVtXdi0qMphft79FeIu8OKHLLmHZ+yLFe86HwuwaV7nnmpF2n4EXlDE42k+ZUrTaepf",
-	"zHVTKzPm6Rxoher0yAVjJIxlpPZg+N40Dpf1CX8JKMAwpb+V8eLBoLOmxM992bljMxYfDT/qiqds1Gc4",
-	"ZhEYTS3CHD54X7JyAsD9BhVFIYsyluSo3w/IUf9lAL1kDJU/Onjp1em8kvECG4t66LdUfRA9wSxRDCi2",
-	"kK7uuFfoxQZ92N6lHbTw522KZ9kaZfqyUpQpgB4iLPZzRGtKJy0jOQCx0cqW9+nMK2uTydl4gqEA2MRY",
-	"S2trza2IGamkKAVDkXsFOrmlC6oVIwelqdEvoSaOLYNVkCOIKTcsMq/xdJnn/boIS2+RRRwtcN6hCCvt",
-	"w0MM0dTQAylNjJJb5NHisIXFbSjs3kLVtTmPmLVJ03IlLM/w7VS6fAVewlew1B57Shc2faZ0Un6j7cFQ",
-	"WGg89EBSZgYiO9geGXJtwB4J2TWwlmMHRnpCNYYuqLzDyfP+YU2natfDGzRTm1A9lTEj3CihYJ4PaxU6",
-	"3IqiQOJ2vMA7IPDTfXocQlkpMLoRkdx/UK3DT8RsxrJ4d+3hcP0rRWd8eOPrTSSOUmdoeG0D9eGVFKOE",
-	"R1ayOdxI38AusfDC8/Uv1La2BO3mYP3LXq/9z1CInm+y5dWG958vs1lQITQnGFoWMtymkluaY0Kj4pR6",
-	"9Wit4lSrReR1ax9TzHDfaJAtbJVZp5KV23nsilOfeVAfJ9AkD7cRwji2PqWHkK/dARduucYDNVrOK++5",
-	"xzTElDvg1RyrrcefPxdgLg160A1X7T2EVYKDodRfcn4w3tWVZ2OVkApugFP9lV8u7Q/JGJe6Wz41a/Ta",
-	"Ey7DAM4prnSJfivxU01j20f38udg5J2Y6lOxyMfmeOWu15+PN3gwhqD5EL4p6kCoQMF6vKzru+LHPWpV",
-	"CauL6D0t9TEt+ue5lw3htaU3rJZBwmpNjtB6j7gibMqhzC+Up6XRZFmXfw3vlPC5ghNHy7PEl5xMt6V5",
-	"9zNPCL9dOiEXaAMyvp/YvuW5BfXc43umV+1P/4loxmUJEL7I3n/P9K6osSPHz0dtZPol1PLKGjR7Xl2c",
-	"m8d237wOwO0KRk/I+NJ8yhq08qGolM/DQJ4xg5jxDEyP+thFr4SlmpOhbYTKBQblhG+5uHZBU7//9k8M",
-	"mjomGUu+GUK5ymEr75Ja9qxC77gaxdWw/nMPCSo7Xt6Nt6UY4gGJ5HRKu4qZlwzhCK/Z4huoGBYG8OM/",
-	"Sr/Mf/9h/4esCEHaNLjquN9C6vxSuZ57JYk1vmrw8+3oyaxooa7QcJM38SGt9kFdiHsVClzlcZeA7xoB",
-	"1k0uzQuWNuxCbduZx3QelGq51pCqHx0qyVFBj6vCDhc1WQUhYsIsS+oxASJiIDU5BdcWIlmvtDPVnbh/",
-	"Ir/lQ4jsddyruPaIhDVocDqgQIQB2lYosTHLGFzRjSZSMUFCHodEZljuG9JsBAsIHQrblXEKHRplhoHO",
-	"b167MNhmQ6YrQUWnLI8fbLJuHhcBL4bs2PKd4EX04mSHgpKj/kswbBoRtdaDCOvN64T9QbWbSnHpJ9Zt",
-	"iipqm2o2p5dYQWaVVgPP3AdPqQVtG5jwb7VpndqUFYizGfmCyOy1KlMh1+3d8biiQdUpNLsj8Ogd5t1/",
-	"enRF6Gj/YJP9ZnnWw3cQpviQOtSux9WsKX3Gxr+XgjVufv9JqNell6yyMwkzwx7WQct7qclUxth6s72c",
-	"5qKjiS2PtfN3v4xGuDUYPYzQEqx9w531m9co4jTXRIJb6MW0pSnvhlBVedgakN9/+2dAhlYXsRfuwwEJ",
-	"xSxJQltYXxlpB+31XoBUkebkNWjGJGtFIB9L0CRZQPZQJIULtrXJUERJIiTBgk+EK5JIVSu2QB+AByJ6",
-	"m4grU5aNWRc27e+7oR+2PnjiqI5VuI8ZwPFnot8fVwrZndv8+eQRPMsapWWpdQa0K/vq8OWLzvY8MJ3V",
-	"2pdskVBbBh5SpGzDjR5x6pSfFVkkuEumiJB6KCDUn7QP+vsdF7/gURKuyJjfMHHcnABpaxnYgPkiEZK0",
-	"j/YPirySfAqYW1Ab2W4X9PnEJdhBBng81cn1//gDUSA7pc8jQf9W9P5NYp9Q5fNCtR5A+yu1D6g136OD",
-	"TKZM1GbrlAPxSJuqa2hik0f4DYVNoAs2sf+f4DDQe6OgzuV4xwOiDEUWdAp1BEhYbUiAPIBrzHAu0oqy",
-	"vDYVhr07N0KTUf+Vtz1rzPo/GlJfzotSfn1qrExAy93yg1I6NiyoMf3G9eDfNGzeVbW/34ALFOt8C2b5",
-	"rV4puns9br6NN8f1NvAHiNnZPg5uozCuCy0z9rBxXGDHBgT1lh2QKJkpzbLunMes5DcstdxY61LPn967",
-	"K36sdKm/SqSLhy7esMn0N66aFdqtSWSeJZHB+aN+/3Ao2sNWzJV9D2lFoccNW52AuDLJYfGc7SaFhTS4",
-	"GENpKqqkKEqOhcAF8OEJFxpLS1y8/i8I1BaQuWofcOLhUHBFoAxRp0eO+kd4XUgkURPqum/GPgF0hZlq",
-	"JbvX+Yy9btnbinfFIOewxk3Q1X/H/vG46Op/EIpo1SDsa++cnzJadUvZ5EuhdbE9thiMBzFbIvP2dp+8",
-	"y/zrIgYAcxpbgzv727IktXdn/7rfW+pHtJJCMIqtFG1XCDPEM1XmoCXhoqAYhrFbkrGSILQVY0MRvj59",
-	"e3p5SlYRtLDjGp4oMnGNkwwmDwV8MSbtPkgdUA8NqwOtwfGLnGX/G8Hjf3027OGrrYzlCckjQkkhwm2N",
-	"vo1BthbGVkqq/+Okv0Z68j9EFqzRQ6BuEW7J50qG28KXBdEzqicFL6nhHX4Xn5Xc41TEy52EvOZWpI25",
-	"ltYG2DHr91jNUGzAa0BchWgGrxeUK5hsnQoQYcE1Bq3ZR8YM6oEYnbToqeeandZwiw/FY43s4k9RzOIx",
-	"sb+xWWKdU8Hb9399dPdWu5rp2Dz/pYIJT4LzTaFOJ1at60KFAh+bB+tlwwA8eD7G1na6I+2E37AA1y/k",
-	"vAP9PUZGdZvQ2OCy0GCNydvrsduIpRpNUFwrKJRma+LlhX7c40MByZGun0QkhYFLV7gQcmgzSFCOjUa4",
-	"TCiGIlwiE7ZKet7j6Zmy1USgqkNxvDSBWktDD+Bd3iuWfLN5xjZMKy9be81YqtA6VmqcRl75xDBlkPpO",
-	"QbS2y/Mwq4aUXSwTssdwJ9S0jH1ij8I25OjiCxCjp7O+P2U+5pcisRcbEljIndyRvFqhyNWYWJlW56rr",
-	"P2ZehN9OpjGhzs62YtY3KneUMddkh9noi1kmINLmzydM54U/HDnlWdHFyxZZLw48P8LVzLSuTokbFIuU",
-	"WNLZu5Lx4i97s5V1SozukxcyZZnNRmpLrBx8BW73phZjnQBSI/wmYwGU1GQxvL3c1aFcAGUoNq2AgsVO",
-	"hgKrnbiNgoInNdzE3n/tNmWN/8Vw1nZCle5UGqEFBQfMBXwIdz4mYcrF+Offf/snltTFakf4O8/7gGYD",
-	"qrFOeLETK2XxtfkSHwS/JQr8lIXbyDajW/vxfN8/bw4XKY2Yn4lysx9gcoBt1+F35JAjwuNe/mUA06K0",
-	"sdHFWQZgBO0hgSKsXUcOKlut45GiFip9qjYXMZbKt5CD21u/H6frY4KAfexXgKPxDRURKwRNyDtyqI2p",
-	"F9aIsV/zse/Nxv/+23/7rXUgf9H2BFlbaQZrmrryMm3b18D5Xb22ILbOTNhp6mASkIkUcgZtScJzg2/d",
-	"k5FmWbi6Ds1JQVqtKLvcCKx13xgcoQjNC9c3GQfsB1BYDmdZEvbIGz0U5RqcTvKu1uKETSmVd0OxfijK",
-	"WWuhrfCEioDZRAggwlqiZGybNcQE6gDaIxsKCBiCmvzY8cUxzh75lhkdSeXFsaXISayy1eBQ2xgKwVis",
-	"vILQ+XJ65BKK3SnUbTKmZHIDRR9cFfVgKNKM30CrpoSL624iI5qYOec9l2kcZ0wphvwdi87Yoz86OBgK",
-	"Gzzlx17OhMqrXzkAgjIwXfuxsDkv5GPesugPmRZSboH5xFkheTO+xlih46ICrCt4DiBm4BFgoAquXy4/",
-	"/g+bGbJbacw/XqmapXCkLyVV56krXjuyLaTniq5UdIlbZTJ+XQjsMlXHXntVa0UhXJBRwscTDcW0sC+z",
-	"QY4b1pTCX5CmR05b+WIOLZe0sttBNaesNO5c/ylo46UnHLVd8iTXrl1d5891SJgP4tZj494+X0Hditl6",
-	"jQebcz5swWRgQiALuVJLEPTH5rmAZnQx67qBxhpGLBuKfEVWQDNvNAlp+Yi5ECazoQj9BloDYrgztPjg",
-	"0SQXyLDBR9E1S3lts5yIZzhox1pRbRXevJ27VXi0lEaFHApP4sFHzFZDTWB77OTgiEw61tztaBLYfy1r",
-	"HoorqSdFkwvVI6FtYWbXkG8SoQQ73eXgAEZvjIMEBePYexcCm0J8Q+Vt9CreKYjq99H1cVNVyq3hntis",
-	"u4Jk2EyV42XxHsQpl04A1SgAyOKnq939Z7Dd/skEFOxoVlDVdjWJpfNQMovtbAumvc8hubVmwVNAdVWy",
-	"BiBps/TC0dRBpWA5wDPQ6KFo07yS+KiikAP5tY0EUKMoVyUdS3Q7DgUlo4ypCZRq6QRYytZ1NlW+bSR2",
-	"HzMqscwC7FlQ02m0sD6vUdjrE2zMpm9L1naiJra19L2lZU9PunACfwJ69CfQs74UQTpHhC34O+SAlBDi",
-	"oZUpaB3/OGTpAoo0l5r8plyMQ9JGcCah1xs/7OTeCCjDbrubOcoVWIJmDgvjNnVdl1xojejSSYiWs2iC",
-	"1aByt0fepHym6ijGJVNPqLV4vYebKqCja+CZInKmIzlltsqVl2dotwA7Lf3JlJoL7Kro3FAoUle4z4fz",
-	"t9sCe9nwfFdq5PrTp/ugaB770ycDv2jArK3iBXbRmN2wRKZTw2+ssbMdTuk1I9lMhJ1St7jB3t7+wVe9",
-	"fq/f2x983f+6Dxhip79UtwBSmxTTqlTQKSAyxWacCfihlc6wn8fVwmXaQiNc2iucK36ZuGWfz2trLId3",
-	"sX+qtdWiBmbRC8uuKW/YIstsedDTdMKmLKOJqytsh7Q12F3VeMRdVxvYn7IrZFvjo8J4oQuz46dF8y2/",
-	"W2xQiXvxenQhtivXAKtIZzs5e+N93zWRad6uUqii51GAxrc/XF6eDaynET2xECdgpaVlZ6vXhgxqu8uq",
-	"IIXA7ntlh2LJLet3kvB9q7krM1egDaXKaKSxayfmwIGTS5UpB3gK2uEF7AZsNias0SyjrljU1DbUrXEs",
-	"B2U6Xvwsc3HXdrHsC6zbfK9D4MnZG9xraDfsB3GCu8U5SQD/OwPoawqzDYaiyBGAwopFLEfmxXK0K2lJ",
-	"HS+4jBi93ovuLF6rxJN6sW098soLuQ0M76l2QCjtgh82srwR76UuuogChcC+kgMyn1hp2BfD+TRNoGWw",
-	"QvYA+zsUNGOlTruuNYnLoAiKZiVecJy75jq4BmDjgEtZGmFb25RlJG9W0Om5tr1nP15cKkJJaOPMvF4j",
-	"MEweaFO6QcLl1iRoIzpPo8oQqrZfy3IEg3VbBEvtWALECXabAiGEXgoGqsGL+ftv//Sbk9iOLrZ1PjSP",
-	"zNtxYFhg0Y/DM/cQ1dD0xT//JhTA1ouWKNvuiB7h8voi3n+6//8BAAD//w==",
+	"7H3rctu2uuirYGutmUhrUbLsOGkjT3+4idtm7yT12M7kzKlySoiEJCxTAEtAVlQfz/Qdzn6G9WB9kjP4",
+	"PoAEKVK32E679vqTWLyAuHz3620rkrNUCia0ag1uW1NGY5bBn2dXdGL+j5mKMp5qLkVr0LqaMpIxJedZ",
+	"ZP644YpLQagilCidSTEhTGiul0TTSUBYb9Ij4bB1fDRshb1W0FLRlM2oGVYvU9YatJTOuJi07u6C1hsZ",
+	"UfxK3UffX7whckz0lJEoY1SzOJ/H+oHvglZKMzpj2i7s5ZQKwZJ3dMZWP2VvEkFnbEASps1bAYn5hGsV",
+	"kLAXBiT82fzTNf8MwhOYknlcpTRihCu4kNJMkxEby4zB7zHPlDbPm8ly86WU6mkraAmYRivC77aCVsZ+",
+	"mfOMxa2BzubMX9lfMzZuDVp/OSjO7ADvqgN/UWbJL2WSsMgsqmGd+X2Ye9Os8qf2npg3IyFwrNev6ubj",
+	"7pLXr0jbbFkYFW/EoTv8cMGSSM5YSMbmUDuNM3fv7r+l/oTLK3jDZ1yvLuKcThhR/NdiO3+Zs2xZzCqB",
+	"9/wJxGxM54luDQ77/aA1o5/4bD6DX+YnF/Zn4MCaC80mLKvMx3z4Sl6zBtwJBfuk82fyrUwN/sq5Iimd",
+	"NE45zYf2pz2jn94wMdHT1uDZ4VFQg82vuLJncMGoqsPqD9NlQMYyQ5xOOBOatLnAU47z11cOujLBDIdv",
+	"mN2R2cf1s7N/1E2Q6SkrzW9GlyRzbyCYXr76L0WUlilZTJkgY5qodZN1X6sFAgRPO92RlAmjAub7Omaz",
+	"VGomouV/seXqVE/tBLvRVComyDVbnpCM6YwzRRZcT2ERis6YuUUyliZ06REmc2EJh3F0TKZynql8BcgS",
+	"iiV4U+mauTRt/LNnAMDu92HdMbwev6U6mtasJzXzkSJZEm6J/jzLzAkYtkRm5i2mSNvxlk5AZEbCv4Ww",
+	"hmGLfeJKq2GreRXjLn66YfrPj+vn+04K1jDnHwX5/uxqQKhQC5aRp/1jN3d/zj3yoyDn768GMNsZo0JZ",
+	"htY1y103YfPtfWZ9YflkHd1198jrVw2UlMefT/sv56N/sEifm4FrYFfhbdKmRBtS80SRUM1HYUCoIKfn",
+	"rw3MPlHAqJrovR1i76naGcJsP7DRVMrruu2yt5p3a4EP7D2P4tsguWRMpVIoBoLLtzS+YL/MmQJaFUmh",
+	"mYA/aZomHIWngzSTo4TN/v4PS3O3++w5voUfrZP44LNGuJnRZCyzGYtPSMiyTGYqROmHMBpNiRyPmYi5",
+	"mJAxZ0ncayGfGic8etRZv9aEJhmj8ZIgLQACQQWpkC+yoIpkbK5YDKSDCgk0364Y5v+dzEY8jpG7Pua2",
+	"RxmLjThNE0USGl2jqMlYzGIyyajhlyEXaj4e88hQ/59VJFMWdmDWP0h5/YoJbiDwcaftfeCJIoAvGRvD",
+	"FmsPmNpcK2InEBBDtkgYw4RDMhcJUyhJe6ORCb1hxLwmF6JY5XtBbyhP6Chhj7nUU1zamPKExaSt+YzJ",
+	"uQ4IYAVRmuq5CggXNzThseUKAZmLzCCKmSyApJaSzKhYkogmiSILyjUXk4HdD/OF7rxYn2V0wMy10S1k",
+	"RkaZvGaZwU3vQdLGAUrvokiwJAnVLDMEzFP3Lsyd7ulYs2yV7F0asSVWREuYYK7YZEuD6XRCuahVwgpp",
+	"1WzfO6m/k3Px6PBYaDFmu3LtNZZMESE1EgiApnOQz2Junv0OzvUx5xo6oSQEYabE8UMS8xhmO5WWrLqR",
+	"HhPkhYXu9sV3L8mL42dfOQQmMdOUJwqx0rKpK0SJL8WtRjJe5ttGs4zfMJCFrY6hWHbDsieG/NOYWPQl",
+	"7bDbNRe69kIYECuek6d9kq9PLUV0kXP4R4bneaYkILyca8VjZsmqplywmEy5IQ1LA0PjTM5ylsZSGU0N",
+	"CUgkjS0JoZoRKmLzV6YdIhuBjWU3PGJfiLJe5adDIirM6Wl6bVbJDcIuamnbgHDEDUWoQoqq5qN8VLjK",
+	"jVCQyIWCU57RT93SIx5xHS01U+SXOZs7uSBJrIqlCM0YoZrYIfChLrwR9sg7aZ97ogiAzcAnumZ8KfIj",
+	"ETJmj0+HLw3n+JJHC5zLnuzIQC6NpsBCN7Ksu6B1JeUbmk0efdZATdiniLEYBRPFf2UELDpuXm+pWFrS",
+	"px5XEklZ1rUmCpiRFWtL+5oZHRPustjgiy+LmXtI+vKHDDaYR2TKBCnMaSq3wjoof32eo5N5THXNZHga",
+	"dnJJpYSHckxQ8OMi4ilN6nERBsmfMXAQIodx2oYZGJdq6JcZ8YYm8y+ATe9FmsmIKfUlUAmAkiuyYEnS",
+	"Rb2MjOaa3HBpMAa3qZB/nijyn5c/viOXMHquwf30sZdKs6rM310j2JqNmLHZyOLee6HmaSozzeK3LOb0",
+	"CjbkC3L3KcW5LsD1YKcBsnMPVHk7pjP7T1CRpjGKeDQ5z2TKMs3NdbDcBa3Uu3TbQl670VSMT90FLXbj",
+	"XClcs5naaHbQGaOzM/OSedsCGM0yumyh/u9EjJ/c0IGb08f8eWltF4FzX7w14Igkcpe1Wh/ELq6GYOcd",
+	"iqmmNUYgsUTQzLH4U3ciu3aBBoB6F3Th1nUXtOR4rBhAnAF7qhEvnx+31pvNg1Y6HyVcTZEgVIxlQctI",
+	"faVBY0MQ4Wqdac0/n8KFY+eW741dtB19zbk5Xw37RGdpYv1CepDI0WjZClop1ZplZrv+z0+n3f9Nu7/2",
+	"uy8+Fn/2fh50P972g8Ojr+7+ujpf3yu0K2igy+1Ub7s3ziC2jYHQbCM6Ejc9f+Geu/PJcv06SrZ06ayD",
+	"66DKu9tV1zztyhSH7VrqiINWzx0W6q0h8Har9qzzQ3gJz+14FLvs63Z7VBUmPBZB2nFGx5oc9Y/63cMj",
+	"Mlo6bahD9JRqwm5Ytsx16ieKhAbUQzKbK00U1VyNlz1y9snALU1IaGYdoghtbUIBKiDSsDGKsgJ8GYYH",
+	"bsKM5K5YMjacOvdjAKFALk3a1I58ENIk+RH+F0v4XwoG/wupw4OQj0MSLaMEFUEiJLGbC+qSIdmECzJi",
+	"esGY6KBv9/joKNdykTtyTeYiZhkJ7Y6DV/exQG09TL3haB7eAaJyTrUVy/JoyCaOhePVzxfkyR+kvPZM",
+	"2mvn3CD8OGnUuuTAJGckSrCcORdiZ0Ao+cBGlzK6ZnooCnHWWoUvL8+IAl4MIgWd6ykT2sgxLO6RU/To",
+	"AMjQoQhLs0cDfdgbGsyvUE0QkTdtqBnmJT55F7TAe2BYgDAc7CfnyPZ2sSCxPF5lpO8F/2XOjEIAFkXS",
+	"pomSznMOvoUuj0OCMnKnV0e5c7F7m5mf5w9/Hve0XhPwNtkXinkEbis3whKexo7AFN7ehc4y4AETl6JH",
+	"Qov6oaVXgP3tEjTN00lGY7DFenCEBt/c+0q1IyInBuBCA2LWtf1EDQU6YCOaZUjuOj0SzpihpCMWSSeS",
+	"pxlTTESMmFuG0BrwBxI8FL76VMEKc6Vd0tnkQhh6yydCZizunAxFCA4FFaJ1I45Z7KhtfgxPVO6uT/iY",
+	"2Y+UsKkNpFkthaafMCroPz9cgTsPPBMBCW/VfHQXEi6iZB6zuFOHNziVEkXaEHAAoROv8eFDz+Vv6VLQ",
+	"MhvmCXwF9KSFFXUzqDvFpBkK9xCt8MXdhCvE/O2jV4KWkDGrjw4xd8DcZpS9CvjXfTtjM6nZaRxnTKn6",
+	"IXM4o/gUATUNrHfmW3QBSDSVSg+MNllPhpxLd1VXGCmj5Vl3nVjO5Fz5Foqm0Qrrwg7Mzo166b2/yviC",
+	"ls6oUGYxPvFesJECIlFDvqu80hA+OCR/rOpuByVwqa7q41q4RH92JVqgHKFRq2D83P349wZtooiHenCh",
+	"I8eumr0vhTc1wotEs39Clc4jnlbW5Lnn3smY1cA3XEaCnvsWUD7gArwIIDXyrGQzM0R1xpXiYgKBA27N",
+	"q/rnZ8lTVTjd7UgSOmJJ/bTQGr+6GW9p7Ez1XfBEtMPzHy+vyMHN4YHFX3Vwa/+6O1gxt4MFeOnZE71D",
+	"yeOfgpaWKY82wcgVPFTdM3w1X0Ht5uUWjBVvl0ypkaYsS0+lgr0MCPtEI50siTU/WWcFgBmHNXhodtx/",
+	"8XxDKFQ5IE1BLNhOR1eEy7EamfAHubA+Zg8kFywzmy4Vi3u+0aRfZzSpQ4s9gbg01brj+IHRBOOEdrJd",
+	"seh6jXGveZbFh9Fl79NvEEk9f8RmMm7HqF1XIefvJSFAHOyubH9vZs124tUbuF/QUsowtkSKSTeVCcY5",
+	"qy3YYjMrbNric1972UEJ+DCVfqQnVwGhY80yXxm0IlFVy6N8VrO3Z2AagbtOHr9hGR9zFhupmLRpIcfY",
+	"IDcFthBPqEGPY2fVvHAXtNinlGdM7SI2XnOMvnAn9I+F2Vea8u41RHLmX65VNxsFMgNFpcA95/kpx+6d",
+	"ELtiCJTNv9XbqBvCtJvPOxfgdzjtC6vMeU6wgX/8E6aN9uLsPlaJ48rG9QxF20UFHPefdgISmrmFJL8a",
+	"TrVO1eDgQFMRs1kvZjfOHaIObJRTJxiKUHOdsBDO3Xm4euTKGbnc92d0SbhQmtGYjBgyGkTToTCaM0Qx",
+	"oO67Mlccu8kvU2u4wImshlL366Aip5p5GPNx/2ngYOy43w/M7+P+i+D46Cg4PnrxsY7DwD5sEbztLmwT",
+	"g74CL29yCaeJS/ji8dOaj1c8iHCdoOBE2oDB89Qozs+fkmhKMxpploHPczWVpPtz7yA8QTum91rTsyFQ",
+	"gdwzYJD4pjUwBxdb/ddfiRcJXCzfWh/3kNZ3dfLsKN2XvVbbicFr/WB2qHP09ewqTN2Hh6oq9Zgx62a6",
+	"6vKRGXivt3H3rPf2nFtr0aO4AdFLvP2Zu8m9hfc2nnnhXHMfqttMN+jnGmNyUWvVzGTtSF/Y51Sa57qd",
+	"sNu77y7sfp7rNXUe1+f+rVhC/CnUry/n+hXG3hCY2FvD5FZOGcMidlg7fOo7zpK4dtVCaWoRcQ3/zLO/",
+	"nr144Xux+/21DLORQa6kWWiIDH5/8ZpwiCsfL53Jz20WRk54bKa1To4RUnfHENG7UYw3d92cg3VaUmkv",
+	"d6TbzQfKhS/2jmRspF2Xm2UzOGzGzcc1vuxVsTdPLTUiL44Asm4RSSjjJeZCoD08llqzmJhv1jtfHNpX",
+	"v/adzLzBjHaC7Mi+gCG5z1/0DzuEC2u692NlNovZ3AiCdhNrjwa56f057WwoRsVpZ6+GmLFRpNY+UUMR",
+	"lp7oYP4g+qDdYPKGZYV3BoTfi7PLq8CGdw2F+fIMyS9hAuQzEPyRwzxRLoB21e9X2oB1fr/9Amn28BbW",
+	"iypX3grBS+QpNqA6tGlJmCkrZhzyfMQ8STDYueqRtBu9xiP5hTyKn2Un3M7/GOT2RHfGGxFlf4+ki1RC",
+	"+ISDpAoO8MSFWUAiZ+SckqVDDfxYdw+JcshQ/FfWOalxcHqoWcM1GyEOIU3miOj01XZoYCl0mfGg11JF",
+	"hLSLQCi7Lz+cS2jcWeTxI6O2ia3ZIyTK7d19CY9bOQLdfAvr/rqnrYa8Z0zWPI1325N60c8rOmAD5+zk",
+	"G6Ks/A9/XAMTe8Vb/YkObVud0+3Hg7vtcmTcxmlX42jeFQIbDAX5QOs249xlde9Apm2s3FuWTRiBAYxo",
+	"E96anQ+sWeguzKm1n/IwkzcsDkiID8E90rZM9/NBsAQ6W9q6zMcxhr00YqPD5G5nuHdbfYFc68sj4kOh",
+	"VwG3TdkveekcKwovMq5ZHiYUzyNIlrU2XFDJmsOca9XDizS6P0H94vxlRUjP0ijMdZyi+o0LCZoxPZXx",
+	"E2UzWM3TEIPnC6FUkNDcwCCoirQthiLMl3DPIXbNIozVl54oFGbWismQImFmTqY0JkIK1Pma5eYsjXaR",
+	"mXELN9K+NHqLD/6xA/fy9dQiTPmgd5WVkbhy58xJkyW6Q+aJdk62AZ6LL+3O6DXzXiEUEl7mGVuN2NtF",
+	"Cs6/Ww86MiMoDgf20/B0Sd+6N0k4B436sK+tS1aRNsXIP6vzoD/S4x6HR19vFUlUTVX4W63Z+hKCKe4l",
+	"jqXKreEOUczIlzJD60GeDw6anaourX90fL+KJr5ahwarC98rFqRivd02FMTG5oxYTNoyI3NRXOg8aoDI",
+	"JtOvnzO1o7gmCCRRId0uRfHY4LDCbtQ+VUsRnZ6/JjUnCx+vEdT2yhYr8QhX0s4qNxgngZesjuNfilnC",
+	"KpeUoKmaSqS4KOjUMZ01sV6zInlsN6dd5qneW2sFOyBSYdl224X793Fb67M13eBba/2Hl0WoQ6mm1eZA",
+	"rkuHNfcnfeWIWJHB8uvWVDoUvpknrDxTkr/cVUh+DWFjwqFo5+AfkMvLM0jgzUN2FOF61SRaWe4DJ0Pk",
+	"895FkFoL6k1sfDXSvmJDrQ3J+ZezczbgxuqRf2bGhR8YelKbc3Hi8iFyk2djQgTqTd6Iq4T6wdMBrtwJ",
+	"eamcuV1LHaCP/8BRTFUWOiCcZQt5qvfz4KApONsWEttRdjBfmaVa1RboVCyaa37DXMkj97CjU8hbqYYf",
+	"U0ZjdyPhgm0WIfYwqO6ce8xKMuWq31cYAcYnI14Qss2Hv+TWk3tfmRpeybe1xCqpq8cLkkh+AoC0Nmwx",
+	"xM0JSVtITZZMExpdC7lIWDyxIt2OJoWETs6MxFTjmzSwhGpxJOdCczGBkpgpQAlUZxjN44kRqw77pN/v",
+	"gyoxYd1EQsFgSHrKGI2NhpbQidPmBKEkkYbhjORcxPXB4QlV+izLZNawa0pfzqOIqZ0iJWf007fOIOhX",
+	"Zd2YXW5rql6yKGP6zA/RrIab8oSVy7AqeIcozZOEKD4RirRtCCrJpIbYvU5AzP4msNmlM1y7HBx6S0jE",
+	"ubvYBLbtW/DsziLdzi6DoDXPki2jSJzEZ94osNs7XbdEL1XfoJkH60FBE3dxOdhN+ba+VKgv4VESs4SD",
+	"Cxt+2SxNFLFCN9OQDOf9/lNGDgPChSsBBWzkpJzZabV5SHMBivxE2cdLmSc7VKWopNbNuHA/V636dt37",
+	"eVrK1HmzFu6R6w0ldIOtjQJ1NoEAikcJTxBvh0zcfJNmMg40Z9l/fDPOGAs72xkPfNpS1H9eiUc35z9D",
+	"YwwV5txpHs/h8kQxaBTkHVDqsUSITby8/PEdgXMhbYgq12QmlSaH5C3/1oCaEZfcjLemb/sSEsc0t+PT",
+	"O5IQpAd1triIGcwKMBx7cHCAlfVcTFN4QjIW84xFtqqX4ZRjacRSmxTjxyIff725oHFd5pGZ3hoSgWl5",
+	"hZi4mP7cvz7+9GJ5FH01O/zl6+yZfnrzfFGOB11Mf/7J2tRuj/p36yTAB3fyOUlz/+w1O8I5XSaSxnW8",
+	"kuqCMoJxFw8WwvTNQUGVh9bgp13o2larQkTd8uFz3Pmtnq2UELz76O2DGWZ/kwElRQ6e3TJ1cGv/ujvQ",
+	"TOkw5zmrqtHDaaKr9hs7qV5qRqtT6ReFFrNt1eRa009RltlhZWMpnuJ85rNdOdhOZO5u7ccr9SV3gIVL",
+	"THaNrEDu440VG8YsSYic67xMAAjjxAjj6NEbCmvqz4tJtq2rz/5+orCcpH017gxy3mME1qHItY8ZXZJR",
+	"kfxKLirlJwOU8zPYbnSF4nSHor0WjvGNsLaAwO56YWPk6JdAhwyOv5vD8eNiRlG0CndlM65c5kJBVba6",
+	"1FTENIuJfdIpOQEJF1PFop8x8wkCZaliz48NSB4d//7b/3t+TDIqYjnDWpxYiueHt6cvu5c/nB49ew59",
+	"DKysG7NIxhBUm+kVEaxfYZzmq4UJ5e8HH2+fHgVff333zW0/OFrLSS+dNlSxZdFI8xsWDhxRBTgPoW4l",
+	"F5NwsNk4MhTOpCJisyjs3BCjDjCi0bUcj0GPn0JlQtAJMUxTgSNiKMKUzhWLwwHIMMVEyO+//TeJORQn",
+	"hFJLasEyFpPjw75LvM6lpKEwtMFW/Rtb2y/0v6CChN2u0zKsn7S74CKWCxCiAHm5NhOpAG84APW/gfJU",
+	"i9aeIPXJ+fvCBjwSKYoCNlX8CM2aecTKE2nlKWgtPCDwkuCZgDBl9gs9JxuRzQLAFVN7pmfPM9De36Lx",
+	"cdXKIuYuC4Y1WjIQ2Zul3OJwjz59qjeV+Ll6TcM8UeSHq6tzlzzYroQGl2se+Jmpfmsan9AAcfF2YA0h",
+	"eQ869cbNnXHhXz28T0VyF81RsEVVe2yHw9awhW1IhBRsD5VwF3UMzEKsif5+zwSDyq4UpmrtS4bGZEzP",
+	"Mwz1Fqg/QhBEA9Tsp/PtpcTtrHGtBqUpFs0zrpdQwc6atVPe1DZHijGfzA3W2GTlxg4s/6t7ev7atrxx",
+	"ig6Oexe0RoxmLDudY+EC/PWdExn+88NVqyZ08MMVaf9wefTseUAuzH9G+DqLX12edshiKhVzVZNsDnnC",
+	"lVbY9yHvZuHNGXYUTg4+XkzSaLtYTJWLsaxBfsjswfJ7GaOJ4fYwMFa1GED6BAC0QeJRUjSAA6OI59YI",
+	"hgJzMaxAmc7VlMXE8KJqWkY7BLFOQXl1F3fAxVCEB9TQY5ry3pLOkrADrkgA2twVaRjsUAwFZthjRXoz",
+	"fUFWsr+k7SzTnP/cGQr0Zrr8KEzlNpIqGlugfwP2n8C8MAidwdrI5W4nQ8GFV1PXPBai8aWm0O64nM/T",
+	"gRVd5Dsb0SxbGl3ORQqGA2CCYF9nGRR4g1DCgHARZWzGhGax4em2HhhEFPbIa11ERhVFGs+u6CQ8IV7H",
+	"gcmcZrHCOERzkNX2Axgu9f3ZFck7JNAEU8tLTw7I39zD5++vhsLvbWRW+Je/kNNSQQUYA6Ha3P/A9dQI",
+	"COWqCz6etlHks1UoLfQa5GBCESmGIpEyNUIT9o8C2xd6GmFnQIbqETCvhd3uPxa6iwQOmvp1/7G4Vt0x",
+	"T1gI4lDY7dryCPZqYNONAH5DvzMOlCBh8cAILDFWPiNUDUVo1isz/iusZEC+BfxEe24EZRPQtBtWkJpQ",
+	"RerfHeIb0TVb2lfBrJUTqAGp3u+R03IlNktT0DLoNVmCam6w0+huKFEdAqKuFAMrUFvRFi+aLQgzRuOQ",
+	"tL8/uxoKKOvpLKYdI/Eb2ApJO7euzubo1FDmrkvqIm2rew6FjURRHRLSeMaFuedRG6cpqsCPZoKohTCi",
+	"SRKS9sX5S4KBhwamJUacHtzipbvQVvi0yykQBc80pXqKxMEAJB54YAShjGHzLtuFzKClYhODgQEJ//a3",
+	"0KEb8lpb8g4Tz1yZDFtLo0fOoGtSynC/8wKjKt9VQxM/dTH9sgvnYBDXTAY1bls7wlxAsqtCBEV3GlI4",
+	"kmAXBqX9Uh7lGToojPMMygJCZiJQVyR2aA8Fyvr8q2f9ATnuH0KRfr9GJngZ/X5FJ0MRfvjwoevhOstB",
+	"33CZ2TfDFi4K27fBqLZZThd2KRyKNtLNb4Yte+dnxJdWOCBY/iQObO1vOo85ExELyIjG4D2jep6x33/7",
+	"Jwz+dChKrZK6Fg38L1QbKZmJoSKR8IjZIAcrDJymNJqy7lGvby28RabsYrHoUbjdk9nkwL6rDt68fnn2",
+	"7vIM3inydx37BSZ7ev66FbRuWIbh461+7xAflikTNOWtQetpr997apNWQbY5mEK9pF+hcGKtFm4LUR71",
+	"+2TheR2haD0yeRT5wZDqIPF1DAKkttWYKq3Ijvr9NXXfd6v3br+wvg+IYe9GjuiVRLzW4KePQUvNZzOa",
+	"LVuD1ht+w4RZleHwYKChEwU6iFuWan00AxxAa7Bt98xGe2PkPpBM7LnUAafBXGEzp2f9pwTaeiy4YrV7",
+	"eWE++mW2Ej5NtMT9hDjjZ/2nj/Dhd1KDZ395QkIs0hUSRZfKgGI0JTFLmYiZiJY2qmT9AZtl8O1OuKCH",
+	"jad8AVoQ+MuUtG2MNUkYVWhwsDYbDKcA225Y6iZnTZ0LynWYF5R2dlBr1oJ0R2v9aL+U82j66tuhCMeM",
+	"xd8YgdbIs2EH5RFgM/idAFvyKGcxcu0vXQm6oWj70e74gQ581UynqNQq2CfrB+6Rc6pKQfKemdbV/DJP",
+	"2yn0CMYoQDcRKEPjM0eQQ9VQQAFupavlZiOa1jQKMRS9plNIQNSUZs7eVSgJpQqKIjaKwFBgLT5lKXMZ",
+	"x85lkrg+D+W2zz/d1vZjdTbP/Zo15hF29YPnSYu1vTprLQFNQ6FjYevOxbmHoS7820Bd3vMEi6gigLh+",
+	"3U/7yqgt1l/8vK8a29maIeo72bae9qslbMBZeRg8u2vP1P9Vnb+2tl79fbZN/viA5NeBXgMr8z0kOT1p",
+	"p1IpPkqWaC7K6YYlGVpCVxMu5gy6eQHlPsY5100lX9uB1y0UXnm6+ZWi0SW8cbz5jbylH7zwYvMLXldK",
+	"88rhFgupekqD1vHR0c5fOtpictUWTgWT3Pwpv58WnL4F0E3v+lGkniDjTB2EktxjaTmdJYCtj0GrrBdg",
+	"M+y4Vb3e1TQD/ofkDjMZHX8ULFEHt/avuwOncjXyTBvvvwLG1GUHOV4UEJnEhlNAHlHgAHsomiB7lQWC",
+	"iQUHcY6CQik0Kq0Lg6prg4feCXBc+m3whgIclx0jUR4f9knF/F/HVWymww/ootiOsexPsP/MBNAvMFff",
+	"p4xOIEnUlVjZl5rtRzc+EymN8EnoaqEYDzcdRjUj590K+NRNpXikXCXmY9BKpe3/TJNkRG3R27SoOGJ+",
+	"3v4V4kjw4vssuYNn7IuVaAE+EWCjvc4974q0/YjCoIgv1HzGlKaz1L+Y69pWBs7TU9Cq1umRS8ZIGMtI",
+	"HcDwvVkcrupH/hJQIGNKfyvj5b1BZ039oruyswpKrT0gftQVhtmqiXLMIjAC9zxefq9N18oJDXdblEuF",
+	"rNBYkuN+PyDH/RcBNMoxVP746IVXhHQk4yUmtnrot1JaET3bLFEMKLaQrqi6V8TGBrHYxqwd9FjkPZjn",
+	"2QbjwFWl4lQADVJY7Oe81tSFWkVyAGKjZa7u07lXsieT88kUQxuwQ7OW1nacW0UzUkm5CoYi93J0cssd",
+	"lGJGDkpToy9DvR9b46sgRxAjb1hkXsDqKs9udhGj3iKLuGDgvEMRVnqjhxhyqqHBU5oYpb3IC8ZhCwvi",
+	"UNi9hZJyCx4xa2On5TJfniHfqaj5CrwEtmCl9/eMLm06UOmk/C7ig6Gw0PjUA0mZGYjsYO9nyB0C+ypk",
+	"C8FaThwY6SnVGIqh8vYtz/pPa9pwuwbloGnbtPGZjBnhRqkGd0NYq6DiVhTVH3fjBd4Bgd/x48MQykr1",
+	"1K2I5OG9alF+YmkzlsWPqQ19vY3EUWp7va1O9FKKccIjK9k83UpPwRa48MKzzS/U9u38H6FIWVAhNCcY",
+	"WhYy3LaSW5pjQqPilHrFdq3iVKtF5EV5H1LMcN9okC1sCV2nkpV7leyLU595UB+m0AEQtxHCUnY+pfuQ",
+	"r90BF27GxgM1Ws5L77mHNCyV2/vVHKttNpA/F2BuEEYEGK7auw+rBAfDr7/k/GC8q2vPxiohFdyAIIGX",
+	"fuG3PyRjXGnd+dis0eu9uAoDOKe40gL7jcRPNY1tHz3In4OR92Kqj8UiH5rjlVt6fz7e4MEYguZD+Lao",
+	"A6EPBevxsshvix93qFUlrC5C+azUpLVoDuheNoTXlhKxWgYJqzVGQusN44qwGYcaxlB7l0bTVV3+FbxT",
+	"wucKThyvzhJfcjLdjsbnzzwh/HbphFzgEMj4fqL+jucW1HOP75letz/9R6IZVyVA+CJ7/z3T+6LGnhw/",
+	"H7WR6ZdQyyvT0OxJdnF7Htt9/SoANzIYPSGDTfMZa9DKh6JSGBADkyYMYuAzMD3qExeNE5aqZ4a2yysX",
+	"GGQUvuHi2gWB/f7bPzEI7IRkLPlmCIU3h628BWzZUwyN8WoUV8P6LzwkqOx4eTfelGKiBySSsxntKmZe",
+	"MoQjvGbLb6AuWhjAj/8o/TL//Yf9H7I8BGnTYNRxv4XU+aVysfpKUm48avBb7umZrWihrohyk3f0Pq32",
+	"QV3IfhUKXFl1V1DAdTmsm1yal15t2IXanjoP6TwoVaWtIVU/OlSS44IeV4UdLmqyJELEhHmW1GMCRPhA",
+	"qnUKri1Esl5pZ6o7sbeQ9LjEFUT2Ou5VXHtAwho0OB1QIMKAcyuU2BhsDBbpRlOpmCAhj0MiMyxlDmlD",
+	"ggWEDoVtOTmD9pMyw8Dt169cWG+zIdOV1KIzlsdDNlk3T4oAHkN2bGFS8CJ6cb9DQclx/wUYNo2IWutB",
+	"hPXmdc/+oNpNpUz2I+s2RVW4bTWbsyusiLNOq4Fn7oLH1IJ2Dpv4t9q0QW3KCsTZjnxBpPlGlamQ6w5u",
+	"eVzRoOoUmv0RePwW6wh8fHBF6PjwaJv9ZnkWx3cQdnmfOtS+x9WsKX3Gxr+TgjVufv9RqNeVl3yzNwkz",
+	"wz6tg5Z3UpOZjLGvaHs1bUdHU1vua+/vfhmNcGcwuh+hJdj4hjvr169QxGmu8QS30ItpS23eDqF29LA1",
+	"IL//9s+ADK0uYi/chQNbH9q2CFBG2kF7vRcgVaRted2nMWlcEcgvEzRJlpANFUnhgodtchdRkghJsIAV",
+	"4YokUtWKLdDR4J6I3jbiyoxlE9aFTfv7fuiHTRweOapjHe5jRnP8mej3x5VC9uc2fz55BM+yRmlZaQIC",
+	"vdi+evrieWd3HpjOa+1LtuipLXYPKV+2dUiPOHXKz/IsEvYlU0RIPRSQukDaR/3Djotf8CgJV2TCb5g4",
+	"aU7otLUZbAJAkdhJ2seHR0WeTD4FzJWojdS3C/p84hLsIQM8nOrkOpv8gSiQndLnkaB/K3r/JrGPqPJ5",
+	"oVr3oP2V2iHUmu/RQSZTJmqzj8qBeKRN1TW058kj/IbCJgQG29j/T3EY6DBSUOdyvOMRUdAVhM6gLgIJ",
+	"qw0WkAdwjRnbRZpUltfawrB350ZoMuq/9LZng1n/R0Pqy3leyq+3jZUWaJ7jHKr5KAxK6eWwoMZ0IjvG",
+	"1mHzrkr/3RZcoFjnGzDL7/RK0afsYfOHvDlutoHfQ8zO7nFwW4VxXWqZsXtOiDGiCyCot+yARMlcaZZ1",
+	"FzxmJb9hqYXIRpd6/vTBbfFjrUv9ZSJdPHTxhi0OcOOqc6HdmkTmWRIZnD/u958ORXvYirmy7yGtKPS4",
+	"YasTEFf2OSyes32ysDAIFxMotUWVFEUJtRC4AD485UJjqYzLV/8FgdoCMnHtA048HAquCJRV6vTIcf8Y",
+	"rwuJJGpKXWfR2CeArtBUrWT3Kp+x1wp8V/GuGOQC1rgNuvrv2D8eFl39D0JRsBqEfeWd8x84d+9LoXWx",
+	"Pba4jQcxOyLz7nafvIX+qyIGAHM0W4Nb+9uyJHVwa/+6O1jpr7SWQjCKTSFtlwszxBNV5qAl4aKgGIax",
+	"W5KxliC0FWNDEb46e3N2dUbWEbSw4xq4KDJ1jaAMJg8FfDEm7T5IHVDfDasdbcDxy5xl/xvB4399Nuzh",
+	"q6305QnJY0JJIcLtjL6NQbYWxtZKqv/jpL9GevI/RBas0UOgDhNuyedKhrvClwXRc6qnBS+p4R1+V6K1",
+	"3ONMxKudkbxmXaSNuZbWBtgx6/dYzVBswWtAXIVoBq+3lSsAbZ0KEGHBNQat2UcmDOqbGJ206BHo2rjW",
+	"cIv3xWON7OJPUZzjIbG/sfljnVPB2/d/fXT3Vrue6dg8/5WCCY+C802hTqdWretChQIfmwebZcMAPHg+",
+	"xtZ27iPthN+wANcv5KID/UrGRnWb0tjgstBgjcnbBbJPEUs1mqC4VlD4zdb4ywsXuceHApIjXX+MSAoD",
+	"l64QI+TQZpCgHBuNcJVQDEW4QiZs1fe8Z9UTZaujQFWH4nhpArWjhh7Au7xXLGFn84xtmFZehveasVSh",
+	"dazUCI689IlhyiD1nYJobZfnYVYNKbtcJWQP4U6oaYH7yB6FXcjR5RcgRo9nfX/MfMwvRWIvtySwkDu5",
+	"J3m1QpGrMbE2rc51C3jIvAi/PU5jQp2dbcWsb1TuKGOuaRCz0RfzTECkzZ9PmM4LfzhyyrOiK5ktGl8c",
+	"eH6E65lpXZ0SNygWKbGkszeS8fIvB/O1dUqM7pMXZmWZzUZqS6yEPAK3e1PLtE4AqRF+07QASoSyGN5e",
+	"7VJRLoAyFNtWQMFiJ0OB1U7cRkHBkxpuYu+/cpuywf9iOGs7oUp3Ko3dgoID5gI+hDufkDDlYvLz77/9",
+	"E0sEY7Uj/J3nfUDzBNVY97zYibWy+MZ8ifeCfyIK/JSF28g219v48XzfP28OlymNmJ+JcnMYYHKAbT/i",
+	"dxiRY8LjXv5lANOiVLPRxVkGYATtLoEibFxHDio7reOBohYqfbe2FzFWyreQo0+f/P6iri8LAvaJX9GO",
+	"xjdURKwQNCHvyKE2pl5YI8Zhzce+Nxv/+2//7bcKgvxF2+NkY6UZrNHqysu0bZ8G53f12pzYOjNhp6kj",
+	"S0CmUsg5tFkJLwy+dU/HmmXh+jo0pwVptaLsamOz1l1jcIQiNC/E32QcsB9AYTmcZ0nYI6/1UJRrijrJ",
+	"u1pbFDalVN4NxfqhKGethbbCEyoCZhMhgAhro5KJbT4RE6hraI9sKCBgCHoMYAcbxzh75FtmdCSVF/uW",
+	"IiexylaDQ21jKARjsfIKXOfL6ZErKHanULfJmJLJDRR9cFXhg6FIM34DracSLq67iYxoYuac95CmcZwx",
+	"pRjydyw6Y4/++OhoKGzwlB97ORcqr37lAAjKwHTtx8LmvJAPeQumP2RaSLml5yNnheTNBRtjhU6Kirau",
+	"gDuAmIFHgIEquH65/Pg/bGbIflU4/3ilalbCkb6UVJ2nrnjt1XaQniu6UtH1bp3J+FUhsMtUnXjtYq0V",
+	"hXBBxgmfTDUU08I+0wY5blhTCn9Bmh44beWLObRc0sp+B9WcstK4c/3HoI1XnnDUdsmTXLv2e50/1yFh",
+	"Pohbj417+3wFdSdm6zVSbM75sAWggQmBLORKLUHQH1vkAprRxazrBhqFGLFsKPIVWQHNvNEkpOUj5kKY",
+	"zIYi9BuCDYjhztCyhEfTXCDDhiVFFzDltQFzIp7hoB1rRbVVePP29Fbh0VIaFXIoPIkHHzFbDTWB7bGT",
+	"o2My7Vhzt6NJYP+1rHkoRlJPi6YdqkdC25LNriHfJEIJdu7LwQGM3hgHCQrGifcuBDaF+IbK2wJWvFMQ",
+	"1e+j68OmqpRb3T2yWXcNybCZKier4j2IUy6dAKpRAJB9hrX3X9F2+ycTULBDW0FV29Ukls59ySy2Uy+Y",
+	"9j6H5NaaBc8A1VXJGoCkzdILR1MHlYLlAM9Ao4eiTfNK4uOKQg7k1zZGQI2iXJV0ItHtOBSUjDOmplCq",
+	"pRNgKVvXqVX5tpHYfcyoxDILsAdDTefUwvq8QWGvT7Axm74rWduLmthW2XeWlj0+6cIJ/Ano0Z9Az/pS",
+	"BOkCEbbg75ADUkKI+1amoBX+w5ClSyjSXGpanHIxCUkbwZmEXq//sJN7I6AMu+3W5ihXYAmaOSyM29R1",
+	"XX+h1aNLJyFazqMpVoPK3R550/W5qqMYV0w9otbi9VJuqoCOroEnisi5juSM2SpXXp6h3QLsHPUnU2ou",
+	"sUukc0OhSF3hPu8v3uwK7GXD822pMe1PH++CohnuTx8N/KIBs7aKF9hFY3bDEpnODL+xxs52OKPXjGRz",
+	"EXZK3e8GBweHR1/1+r1+73Dwdf/rPmCInf5K3QJIbVJMq1JBp4DIFJuLJuCHVjrDfh6jpcu0hca+tFc4",
+	"V/wycas+n1fWWA7vYj9Ya6tFDcyiF5ZdU96wRZbZ6qBn6ZTNWEYTV1fYDmlrsLuq8Yi7rjawP2VXyLbG",
+	"R4XxQpdmx8+KZmJ+99ugEvfi9RxDbFeuoVeRznZ6/tr7vmsi07xdpVBFz6MAjXx/uLo6H1hPI3piIU7A",
+	"SkurzlavrRrUdpdVQQqB3ffKDsWKW9bvJOH7VnNXZq5AG0qV0UhjF1LMgQMnlypTDvAUtMNL2A3YbExY",
+	"o1lGXbGomW0QXONYDsp0vPhZ5uKujWTZF1i3+V7Hw9Pz17jX0D7ZD+IEd4tzkgD+dwbQpxVmGwxFkSMA",
+	"hRWLWI7Mi+VoV9KSOl5wGTF6vRfdWbxWiSf1Ytt65KUXchsY3lPtgFDaBT9sZHUj3klddEUFCoF9Mgdk",
+	"MbXSsC+G81maQAtkhewB9ncoaMZKnYNdaxKXQREUzUq84Dh3zXWkDcDGAZeyNMI2vSnLSN6soNNzbYjP",
+	"f7y8UoSS0MaZeb1GYJg80KZ0g4SrrUnQRnSRRpUhVG2/ltUIBuu2CFbasQSIE+xTCoQQeikYqAYv5u+/",
+	"/dNvTmI7uqDMgM0w83YcGBZY9OPwzD1ENTR98c+/CQWwlaQlyrbbo0e4vD6Pdx/v/n8AAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

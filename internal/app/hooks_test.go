@@ -123,7 +123,7 @@ func TestHookOverload(t *testing.T) {
 
 func TestRPCPolicy(t *testing.T) {
 	a := hookApp(t, func(_ context.Context, c HookCall) (HookReply, error) {
-		if c.Method != "open:move" || string(c.Data) != "null" {
+		if c.Method != "open:move" || c.Data != nil {
 			t.Errorf("rpc call %+v", c)
 		}
 		return HookReply{Data: json.RawMessage(`{"ok":true}`)}, nil

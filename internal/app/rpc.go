@@ -14,7 +14,7 @@ import (
 // RPCRequest is a decoded rpc frame.
 type RPCRequest struct {
 	Method string
-	// Data is the request's data (nil: none, sent as null).
+	// Data is the request's data (nil: none; the hook gets no data).
 	Data   json.RawMessage
 	Client ClientInfo
 }
@@ -45,11 +45,7 @@ func (a *App) RPC(ctx context.Context, p auth.Principal, req RPCRequest) (json.R
 	if ns.MaxMessageBytes > 0 && len(req.Data) > ns.MaxMessageBytes {
 		return nil, store.Errorf(store.CodeTooLarge, "rpc data of %d bytes exceeds the limit of %d bytes", len(req.Data), ns.MaxMessageBytes)
 	}
-	data := req.Data
-	if len(data) == 0 {
-		data = json.RawMessage("null")
-	}
-	reply, _, err := a.callHook(ctx, ns.RPC, HookCall{Kind: HookRPC, Principal: p, Client: req.Client, Method: req.Method, Data: data})
+	reply, _, err := a.callHook(ctx, ns.RPC, HookCall{Kind: HookRPC, Principal: p, Client: req.Client, Method: req.Method, Data: req.Data})
 	if err != nil {
 		return nil, err
 	}

@@ -145,6 +145,9 @@ func HookBody(call app.HookCall) []byte {
 		Principal: hookPrincipal{Kind: principalKind(p), Subject: p.Subject, Claims: p.Claims},
 		Client:    hookClient{Transport: call.Client.Transport, ConnectionID: call.Client.ConnID, Remote: call.Client.Remote},
 		Topic:     call.Topic, Labels: call.Labels, Channel: call.Channel, Method: call.Method, Meta: call.Meta, Data: call.Data}
+	if bytes.Equal(bytes.TrimSpace(req.Data), []byte("null")) {
+		req.Data = nil // absent: the schemas have no null
+	}
 	if !p.ExpiresAt.IsZero() {
 		t := p.ExpiresAt.UTC()
 		req.Principal.ExpiresAt = &t
@@ -234,7 +237,7 @@ func (h *HookClient) answer(kind app.HookKind, host string, raw []byte) (app.Hoo
 		return app.HookReply{}, fmt.Errorf("%s answered a body that is not JSON", host)
 	}
 	if h.opts.Validate != nil {
-		if err := h.opts.Validate(responseSchema[kind], raw); err != nil {
+		if err := h.opts.Validate(responseSchema[kind], withoutNullData(raw)); err != nil {
 			return app.HookReply{}, fmt.Errorf("%s answered a body that violates %s: %v", host, responseSchema[kind], err)
 		}
 	}
@@ -243,6 +246,9 @@ func (h *HookClient) answer(kind app.HookKind, host string, raw []byte) (app.Hoo
 		return app.HookReply{}, fmt.Errorf("%s answered a body that is not a %s: %v", host, responseSchema[kind], err)
 	}
 	reply := app.HookReply{Data: r.Data, Grants: r.Grants}
+	if bytes.Equal(r.Data, []byte("null")) {
+		reply.Data = nil // the same as no data
+	}
 	if len(r.Meta) > 0 && !bytes.Equal(r.Meta, []byte("null")) {
 		reply.Meta = r.Meta
 	}
@@ -250,6 +256,18 @@ func (h *HookClient) answer(kind app.HookKind, host string, raw []byte) (app.Hoo
 		reply.Problem = &app.HookProblem{Status: r.Problem.Status, Type: r.Problem.Type, Title: r.Problem.Title, Detail: r.Problem.Detail}
 	}
 	return reply, nil
+}
+
+// withoutNullData is an answer without a "data": null member (which the
+// schemas, OpenAPI 3.0 without null, cannot say means "no data").
+func withoutNullData(raw []byte) []byte {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil || !bytes.Equal(bytes.TrimSpace(m["data"]), []byte("null")) {
+		return raw
+	}
+	delete(m, "data")
+	b, _ := json.Marshal(m)
+	return b
 }
 
 // refusal decodes a 4xx problem answer: the request is refused with it.

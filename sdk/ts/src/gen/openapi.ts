@@ -620,7 +620,7 @@ export interface components {
             };
             labels?: {
                 [key: string]: string | null;
-            } | null;
+            };
         };
         Resource: {
             id: components["schemas"]["Name"];
@@ -895,8 +895,8 @@ export interface components {
             client: components["schemas"]["HookClient"];
             topic: components["schemas"]["Topic"];
             channel: components["schemas"]["ChannelName"];
-            /** @description The message data the client sent (any JSON value). */
-            data: unknown;
+            /** @description The message data the client sent (any JSON value; absent when it is null). */
+            data?: unknown;
         };
         /**
          * @description The body of the RPC hook (`--hook-rpc`, or the namespace of the
@@ -912,8 +912,8 @@ export interface components {
             principal: components["schemas"]["HookPrincipal"];
             client: components["schemas"]["HookClient"];
             method: components["schemas"]["RpcMethod"];
-            /** @description The request's data (any JSON value; null when the frame had none). */
-            data: unknown;
+            /** @description The request's data (any JSON value; absent when the frame had none, or null). */
+            data?: unknown;
         };
         /** @description The namespace is the part before the first `:` (as for channels). */
         RpcMethod: string;
@@ -954,13 +954,13 @@ export interface components {
         /** @description `{}` publishes the data as sent; `data` replaces it (any JSON value, within the namespace's message size); `problem` refuses the publish. */
         PublishHookResponse: {
             problem?: components["schemas"]["HookProblem"];
-            /** @description The data to publish instead. */
+            /** @description The data to publish instead (`null` is the same as no `data`). */
             data?: unknown;
         };
         /** @description `data` is the reply's result (absent: null); `problem` makes the reply a failure with that problem. */
         RpcHookResponse: {
             problem?: components["schemas"]["HookProblem"];
-            /** @description The result (any JSON value). */
+            /** @description The result (any JSON value; absent or `null`, the result is null). */
             data?: unknown;
         };
     };
@@ -1666,8 +1666,11 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["HookDenied"];
             410: components["responses"]["ResyncRequired"];
+            422: components["responses"]["HookDenied"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
             default: components["responses"]["Problem"];
@@ -1699,9 +1702,13 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["HookDenied"];
             410: components["responses"]["ResyncRequired"];
+            422: components["responses"]["HookDenied"];
             429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["HookUnavailable"];
             default: components["responses"]["Problem"];
         };
     };
