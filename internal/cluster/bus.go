@@ -106,18 +106,18 @@ func (f *filter) HandleReset(channel, epoch string) {
 	}
 }
 
-// Run subscribes the node to the bus, lists it among the live nodes and
-// answers commands with handle until ctx ends; then it leaves the list.
-// Errors: the broker's, when it cannot subscribe within the first
-// attempts (store.ErrUnavailable).
+// Run subscribes the node to the bus (retrying while the broker is down),
+// lists it among the live nodes and answers commands with handle until
+// ctx ends; then it leaves the list. It returns nil when ctx ends.
 func (b *Bus) Run(ctx context.Context, handle Handler) error {
 	b.mu.Lock()
 	b.handle, b.ctx = handle, ctx
 	b.mu.Unlock()
 	for _, ch := range []string{ctlChannel, replyPrefix + b.node} {
-		if err := b.retry(ctx, func(c context.Context) error { return b.br.Subscribe(c, ch) }); err != nil {
-			return err
-		}
+		_ = b.retry(ctx, func(c context.Context) error { return b.br.Subscribe(c, ch) })
+	}
+	if ctx.Err() != nil {
+		return nil
 	}
 	close(b.ready)
 	member := broker.Member{ID: b.node, ConnID: b.node}
@@ -140,19 +140,21 @@ func (b *Bus) Run(ctx context.Context, handle Handler) error {
 	}
 }
 
+// retry runs f until it succeeds or ctx ends, waiting 200 ms more after
+// each failure (at most 5 s).
 func (b *Bus) retry(ctx context.Context, f func(context.Context) error) error {
-	var err error
-	for attempt := range 5 {
-		if err = f(ctx); err == nil || ctx.Err() != nil {
-			return err
+	for attempt := 1; ; attempt++ {
+		err := f(ctx)
+		if err == nil || ctx.Err() != nil {
+			return nil
 		}
+		b.log.Warn("cluster: subscribe to the bus", "attempt", attempt, "err", err)
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
+			return nil
+		case <-time.After(min(time.Duration(attempt)*200*time.Millisecond, 5*time.Second)):
 		}
 	}
-	return err
 }
 
 // deliver handles a message of a bus channel (the broker's delivery
