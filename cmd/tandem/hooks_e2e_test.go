@@ -303,6 +303,27 @@ func TestHookConnectGrantsAndSubscribe(t *testing.T) {
 	}
 }
 
+// TestHookConnectAfterAnonymous: a connection the connect hook allowed
+// as anonymous (anonymous grants) is judged again when it authenticates
+// in-band, so a banned subject cannot get in that way.
+func TestHookConnectAfterAnonymous(t *testing.T) {
+	h := newHookApp(t)
+	s := startAuthServer(t, hookArgs("--hook-connect", h.url("/connect"), "--anonymous-grants", "read:channels/lobby/messages")...)
+	w := s.dial(t) // anonymous with grants: the hook runs at the upgrade
+	waitUntil(t, 5*time.Second, "the connect hook to see the anonymous connection", func() bool { return h.count("/connect") == 1 })
+	r := w.request(map[string]any{"type": "auth", "token": mintTestClaims(t, "mallory", "read:**", nil)})
+	if p, _ := r["problem"].(map[string]any); r["ok"] != false || p["title"] != "banned" {
+		t.Fatalf("mallory's auth frame after an anonymous start: %v", r)
+	}
+	if r := w.request(map[string]any{"type": "subscribe", "topic": "channels/other/messages"}); r["ok"] != false {
+		t.Fatalf("the refused token's grants apply: %v", r)
+	}
+	if r := w.request(map[string]any{"type": "auth", "token": mintTestClaims(t, "alice", "read:channels/chat:x/**", nil)}); r["ok"] != true {
+		t.Fatalf("alice: %v", r)
+	}
+	w.subscribe("channels/vip:room/messages", nil) // the hook's grant for alice
+}
+
 // mintTestClaims is mintTest with extra claims.
 func mintTestClaims(t *testing.T, sub, scope string, extra map[string]any) string {
 	t.Helper()

@@ -246,9 +246,10 @@ func (c *conn) auth(f Auth) {
 		c.fail(f.Ref, err)
 		return
 	}
-	if !c.hooked {
-		// The first credentials of a connection that opened anonymous:
-		// the connect hook decides now.
+	if !c.hooked || c.principal.Anonymous() {
+		// The first credentials of a connection that opened anonymous
+		// (whether or not the hook already saw it as anonymous): the
+		// connect hook decides on who it now is.
 		cr, err := a.Connect(c.ctx, p, c.clientInfo())
 		if err != nil {
 			c.fail(f.Ref, err)
