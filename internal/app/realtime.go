@@ -82,7 +82,8 @@ func (s *Subscription) Joined() bool { return s.sub.Joined() }
 // InputError (a request the topic does not allow), store.ErrNotFound
 // (collection), store.ErrCompacted (resync-required), store.ErrUnavailable
 // (broker down, or the server-wide cap: 503), store.CodeTooManyRequests
-// (the principal's cap).
+// (the principal's cap), a *HookDeniedError or *HookFailedError (the
+// subscribe hook of the topic's namespace, unless req.Server).
 func (a *App) Subscribe(ctx context.Context, p auth.Principal, req SubscribeRequest, sink stream.Sink) (*Subscription, stream.Result, func(context.Context) error, error) {
 	if !req.Server {
 		if err := a.Authorize(p, auth.ActionRead, req.Topic.Path); err != nil {
@@ -206,8 +207,10 @@ type PollRequest struct {
 
 // Poll long-polls one topic: it returns the events after req.Since,
 // waiting up to req.Wait for the first, or until stop closes; with none,
-// the same cursor comes back. Errors: auth errors, store.ErrInvalid or an
-// InputError, store.ErrNotFound, store.ErrCompacted, store.ErrUnavailable.
+// the same cursor comes back. Every request goes through the subscribe
+// hook. Errors: auth errors, store.ErrInvalid or an InputError,
+// store.ErrNotFound, store.ErrCompacted, store.ErrUnavailable, a
+// *HookDeniedError or *HookFailedError.
 func (a *App) Poll(ctx context.Context, p auth.Principal, req PollRequest, stop <-chan struct{}) ([]stream.Event, stream.Cursor, error) {
 	if err := a.Authorize(p, auth.ActionRead, req.Topic.Path); err != nil {
 		return nil, stream.Cursor{}, err
