@@ -304,7 +304,7 @@ func (c serveConfig) namespaces() (app.Namespaces, error) {
 			return ns, fmt.Errorf("namespaces: %q is not a valid namespace name", name)
 		}
 		o := def
-		timeoutSet := map[string]bool{}
+		hookSet := map[string]bool{}
 		for k, v := range opts {
 			s := fmt.Sprint(v)
 			if l, ok := v.([]any); ok {
@@ -328,7 +328,7 @@ func (c serveConfig) namespaces() (app.Namespaces, error) {
 				o.MaxMessageBytes, err = strconv.Atoi(s)
 			default:
 				var ok bool
-				if ok, err = namespaceHook(&o, k, s, timeoutSet); !ok {
+				if ok, err = namespaceHook(&o, k, s, hookSet); !ok {
 					return ns, fmt.Errorf("namespaces.%s: unknown option %q (history, history-ttl, presence, publish, max-message-bytes, hook-subscribe, hook-publish, hook-rpc, hook-timeout, hook-on-error, hook-<name>-timeout, hook-<name>-on-error, rpc-methods)", name, k)
 				}
 			}

@@ -217,7 +217,9 @@ namespaces:
   game:
     hook-rpc: http://127.0.0.1:1/rpc
     hook-rpc-timeout: 500ms
+    hook-timeout: 1s
     hook-on-error: allow
+    hook-rpc-on-error: deny
     rpc-methods: [game:move, game:resign]
 `), 0o600); err != nil {
 		t.Fatal(err)
@@ -235,7 +237,7 @@ namespaces:
 		t.Errorf("global publish hook: %+v", ns.Default.Publish)
 	}
 	if g.RPC.URL != "http://127.0.0.1:1/rpc" || g.RPC.Timeout != 500*time.Millisecond || g.Publish.OnError != app.FailAllow || g.Publish.URL != ns.Default.Publish.URL ||
-		strings.Join(g.RPCMethods, ",") != "game:move,game:resign" {
+		strings.Join(g.RPCMethods, ",") != "game:move,game:resign" || g.Publish.Timeout != time.Second || g.RPC.OnError != app.FailDeny {
 		t.Errorf("game namespace: %+v", g)
 	}
 	for _, tc := range []struct {

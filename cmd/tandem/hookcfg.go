@@ -77,6 +77,13 @@ func anyHook(h *hookFlags, ns app.Namespaces) bool {
 	return false
 }
 
+func checkFailure(v string) error {
+	if f := app.HookFailure(v); f != app.FailDeny && f != app.FailAllow {
+		return fmt.Errorf("%q: use deny or allow", v)
+	}
+	return nil
+}
+
 func checkHook(name string, c app.HookConfig) error {
 	if c.OnError != app.FailDeny && c.OnError != app.FailAllow {
 		return fmt.Errorf("%s: on-error %q: use deny or allow", name, c.OnError)
@@ -115,8 +122,10 @@ func (h *hookFlags) globalHooks(ns *app.Namespaces) (app.HookConfig, error) {
 
 // namespaceHook applies one hook option of a namespace's YAML mapping to
 // o; false: k is not a hook option. Hooks a namespace does not set are
-// the global ones (o starts as the defaults).
-func namespaceHook(o *app.ChannelOptions, k, v string, timeoutSet map[string]bool) (bool, error) {
+// the global ones (o starts as the defaults). set records the per-hook
+// settings seen, which win over hook-timeout and hook-on-error whatever
+// the order of the keys.
+func namespaceHook(o *app.ChannelOptions, k, v string, set map[string]bool) (bool, error) {
 	target := map[string]*app.HookConfig{"subscribe": &o.Subscribe, "publish": &o.Publish, "rpc": &o.RPC}
 	switch {
 	case k == "rpc-methods":
@@ -125,14 +134,19 @@ func namespaceHook(o *app.ChannelOptions, k, v string, timeoutSet map[string]boo
 	case k == "hook-timeout":
 		d, err := time.ParseDuration(v)
 		for name, c := range target {
-			if !timeoutSet[name] {
+			if !set["timeout:"+name] {
 				c.Timeout = d
 			}
 		}
 		return true, err
 	case k == "hook-on-error":
-		for _, c := range target {
-			c.OnError = app.HookFailure(v)
+		if err := checkFailure(v); err != nil {
+			return true, err
+		}
+		for name, c := range target {
+			if !set["on-error:"+name] {
+				c.OnError = app.HookFailure(v)
+			}
 		}
 		return true, nil
 	}
@@ -151,10 +165,12 @@ func namespaceHook(o *app.ChannelOptions, k, v string, timeoutSet map[string]boo
 	case "timeout":
 		d, err := time.ParseDuration(v)
 		c.Timeout = d
-		timeoutSet[name] = true
+		set["timeout:"+name] = true
 		return true, err
 	case "on-error":
 		c.OnError = app.HookFailure(v)
+		set["on-error:"+name] = true
+		return true, checkFailure(v)
 	default:
 		return false, nil
 	}
