@@ -128,7 +128,7 @@ func registerBackendMetrics(reg prometheus.Registerer, st store.Store, feed *str
 				func() float64 { return float64(rb.Stats().Reconnects) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tandem_broker_pending_deliveries", Help: "Pub/sub deliveries received from Redis and not yet handed to local subscribers."},
 				func() float64 { return float64(rb.Stats().Pending) }),
-			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tandem_broker_channels", Help: "Channels this node is subscribed to in Redis."},
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tandem_broker_channels", Help: "Channels this node is subscribed to in Redis (the cluster bus's two included)."},
 				func() float64 { return float64(rb.Stats().Channels) }),
 		)
 	}

@@ -154,7 +154,7 @@ func TestPostgresRedisInProcess(t *testing.T) {
 	// read 1.
 	want := map[string]float64{
 		"tandem_broker_reconnects_total":           0,
-		"tandem_broker_channels":                   1,
+		"tandem_broker_channels":                   3, // the channel, and the cluster bus's $ctl and $reply.<node>
 		"tandem_broker_delivery_lag_seconds_count": 1,
 		"tandem_change_feed_lag_revisions":         0,
 		"tandem_store_revision":                    float64(r.Revision),

@@ -50,8 +50,12 @@ func (h *hookFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&h.MaxQueue, "hook-max-queued", app.DefaultHookMaxQueued, "calls waiting for one hook URL; beyond, 503 at once")
 }
 
-// config is the hook config of kind from the flags.
+// config is the hook config of kind from the flags (none when the flags
+// were never registered, as for a serveConfig built by hand).
 func (h *hookFlags) config(k app.HookKind) (app.HookConfig, error) {
+	if h.URL == nil {
+		return app.HookConfig{}, nil
+	}
 	c := app.HookConfig{URL: *h.URL[k], Timeout: h.Default, OnError: app.HookFailure(h.Failure)}
 	if t := *h.Timeout[k]; t != 0 {
 		c.Timeout = t
