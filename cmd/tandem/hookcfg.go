@@ -66,21 +66,6 @@ func (h *hookFlags) config(k app.HookKind) (app.HookConfig, error) {
 	return c, checkHook("--hook-"+string(k), c)
 }
 
-// anyHook reports whether any hook is configured, globally or in ns.
-func anyHook(h *hookFlags, ns app.Namespaces) bool {
-	for _, k := range hookNames {
-		if *h.URL[k] != "" {
-			return true
-		}
-	}
-	for _, o := range ns.ByName {
-		if o.Subscribe.Enabled() || o.Publish.Enabled() || o.RPC.Enabled() {
-			return true
-		}
-	}
-	return false
-}
-
 func checkFailure(v string) error {
 	if f := app.HookFailure(v); f != app.FailDeny && f != app.FailAllow {
 		return fmt.Errorf("%q: use deny or allow", v)
