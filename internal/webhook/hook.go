@@ -201,13 +201,15 @@ func (h *HookClient) CallHook(ctx context.Context, call app.HookCall) (app.HookR
 	if len(h.opts.Secrets) > 0 {
 		hd.Set("Webhook-Signature", signature(h.opts.Secrets, call.ID, ts, body))
 	}
+	// An error names the hook's whole timeout, not what a wait for a
+	// slot left of it.
+	budget := call.Budget
+	if budget <= 0 {
+		budget = timeout
+	}
 	resp, err := h.client.Do(hreq)
 	if err != nil {
 		h.opts.Logger.Debug("hook call failed", "hook", call.Kind, "host", u.Host, "err", unwrapURLError(err))
-		budget := call.Budget
-		if budget <= 0 {
-			budget = timeout
-		}
 		return app.HookReply{}, describe(ctx, actx, err, budget, u.Host)
 	}
 	defer resp.Body.Close()
@@ -219,7 +221,7 @@ func (h *HookClient) CallHook(ctx context.Context, call app.HookCall) (app.HookR
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, h.opts.MaxResponseBytes+1))
 	switch {
 	case err != nil:
-		return app.HookReply{}, describe(ctx, actx, err, timeout, u.Host)
+		return app.HookReply{}, describe(ctx, actx, err, budget, u.Host)
 	case int64(len(raw)) > h.opts.MaxResponseBytes:
 		return app.HookReply{}, fmt.Errorf("%s answered more than %d bytes", u.Host, h.opts.MaxResponseBytes)
 	case status == http.StatusNoContent:
