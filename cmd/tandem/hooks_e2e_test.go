@@ -139,6 +139,14 @@ func (h *hookApp) serve(w http.ResponseWriter, r *http.Request) {
 		case <-h.release:
 		case <-r.Context().Done():
 		}
+	case "/drip": // headers and the start of a body, then nothing
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"data":`))
+		w.(http.Flusher).Flush()
+		select {
+		case <-h.release:
+		case <-r.Context().Done():
+		}
 	case "/fail":
 		http.Error(w, "boom", http.StatusInternalServerError)
 	case "/badjson":
@@ -401,6 +409,7 @@ func TestHookOutage(t *testing.T) {
 		detail    string
 	}{
 		{"Timeout", h.url("/slow"), "timed out after 300ms"},
+		{"SlowBody", h.url("/drip"), "timed out after 300ms"},
 		{"Status500", h.url("/fail"), "answered 500"},
 		{"InvalidJSON", h.url("/badjson"), "not JSON"},
 		{"ThreeMegabytes", h.url("/huge"), "more than 1048576 bytes"},
