@@ -167,8 +167,9 @@ func namespaceHook(o *app.ChannelOptions, k, v string, set map[string]bool) (boo
 }
 
 // checkHookURLs checks every configured hook URL as a webhook's (SSRF
-// rules unless --hook-allow-private), and that calls are signed.
-func checkHookURLs(ctx context.Context, h *hookFlags, connect app.HookConfig, ns app.Namespaces, check func(context.Context, string) error) error {
+// rules unless --hook-allow-private), and that calls are signed; some
+// reports whether any hook is configured.
+func checkHookURLs(ctx context.Context, h *hookFlags, connect app.HookConfig, ns app.Namespaces, check func(context.Context, string) error) (some bool, err error) {
 	type named struct {
 		name string
 		c    app.HookConfig
@@ -177,24 +178,23 @@ func checkHookURLs(ctx context.Context, h *hookFlags, connect app.HookConfig, ns
 	for n, o := range ns.ByName {
 		all = append(all, named{"namespaces." + n + ".hook-subscribe", o.Subscribe}, named{"namespaces." + n + ".hook-publish", o.Publish}, named{"namespaces." + n + ".hook-rpc", o.RPC})
 	}
-	some := false
 	for _, x := range all {
 		if !x.c.Enabled() {
 			continue
 		}
 		some = true
 		if err := checkHook(x.name, x.c); err != nil {
-			return err
+			return some, err
 		}
 		if err := check(ctx, x.c.URL); err != nil {
-			return fmt.Errorf("%s %q: %w", x.name, x.c.URL, err)
+			return some, fmt.Errorf("%s %q: %w", x.name, x.c.URL, err)
 		}
 	}
 	if some && strings.TrimSpace(h.Secret) == "" {
-		return errors.New("hooks are configured but --hook-secret is not: every hook call is signed (set TANDEM_HOOK_SECRET or --hook-secret)")
+		return some, errors.New("hooks are configured but --hook-secret is not: every hook call is signed (set TANDEM_HOOK_SECRET or --hook-secret)")
 	}
 	if h.MaxConc < 1 || h.MaxQueue < 0 {
-		return fmt.Errorf("--hook-max-concurrent %d / --hook-max-queued %d: at least 1 and 0", h.MaxConc, h.MaxQueue)
+		return some, fmt.Errorf("--hook-max-concurrent %d / --hook-max-queued %d: at least 1 and 0", h.MaxConc, h.MaxQueue)
 	}
-	return nil
+	return some, nil
 }

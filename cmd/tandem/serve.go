@@ -472,18 +472,21 @@ func hookOptions(ctx context.Context, cfg serveConfig, ns app.Namespaces, reg pr
 		}
 		secrets = append(secrets, k)
 	}
-	spec, err := specval.LoadOpenAPI()
-	if err != nil {
-		return app.HookOptions{}, err
-	}
 	hc := webhook.NewHookClient(webhook.HookOptions{Secrets: secrets, AllowPrivate: cfg.Hooks.Private,
-		UserAgent: "Tandem-Hooks/" + version, Validate: spec.ValidateSchema, Logger: logger})
+		UserAgent: "Tandem-Hooks/" + version, Logger: logger})
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := checkHookURLs(cctx, &cfg.Hooks, connect, ns, hc.CheckURL); err != nil {
+	some, err := checkHookURLs(cctx, &cfg.Hooks, connect, ns, hc.CheckURL)
+	if err != nil || !some {
+		hc.Close()
+		return app.HookOptions{}, err // no hook: no caller
+	}
+	spec, err := specval.LoadOpenAPI()
+	if err != nil {
 		hc.Close()
 		return app.HookOptions{}, err
 	}
+	hc.SetValidator(spec.ValidateSchema)
 	return app.HookOptions{Caller: hc, Metrics: webhook.NewHookMetrics(reg), Connect: connect,
 		MaxConcurrent: cfg.Hooks.MaxConc, MaxQueued: queued(cfg.Hooks.MaxQueue)}, nil
 }

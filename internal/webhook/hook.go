@@ -77,6 +77,10 @@ func NewHookClient(opts HookOptions) *HookClient {
 // Close closes the idle pooled connections. It returns nothing.
 func (h *HookClient) Close() { h.transport.CloseIdleConnections() }
 
+// SetValidator sets HookOptions.Validate, before the first call (it is
+// not synchronised with calls). It returns nothing.
+func (h *HookClient) SetValidator(v func(schema string, body []byte) error) { h.opts.Validate = v }
+
 // CheckURL checks a hook's URL as a webhook's (scheme, host, and, unless
 // private targets are allowed, where it resolves). Errors: as
 // Sender.CheckURL.
