@@ -47,7 +47,7 @@ func (h *hookFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&h.Private, "hook-allow-private", false, "let hooks target loopback and private addresses (refused by default: SSRF)")
 	fs.StringVar(&h.Methods, "rpc-methods", "", "comma-separated RPC methods the global RPC hook accepts (\"\": any; per namespace: rpc-methods)")
 	fs.IntVar(&h.MaxConc, "hook-max-concurrent", app.DefaultHookMaxConcurrent, "calls in flight to one hook URL")
-	fs.IntVar(&h.MaxQueue, "hook-max-queued", app.DefaultHookMaxQueued, "calls waiting for one hook URL; beyond, 503 at once")
+	fs.IntVar(&h.MaxQueue, "hook-max-queued", app.DefaultHookMaxQueued, "calls waiting for one hook URL (0: none may wait); beyond, 503 at once")
 }
 
 // config is the hook config of kind from the flags (none when the flags
