@@ -5,8 +5,16 @@ import (
 	"net/netip"
 )
 
-// allowHint ends every refusal of a private target: the operator's way out.
-const allowHint = " (start tandem with --webhook-allow-private to allow it)"
+// The flags that lift the refusal of private targets, for webhooks and
+// for hooks.
+const (
+	webhookAllowFlag = "--webhook-allow-private"
+	hookAllowFlag    = "--hook-allow-private"
+)
+
+// allowHint ends every refusal of a private target: the operator's way
+// out, flag.
+func allowHint(flag string) string { return " (start tandem with " + flag + " to allow it)" }
 
 // blockedError is CheckAddr's refusal. Send finds it with errors.As below
 // the dialer's wrapping.

@@ -16,8 +16,9 @@ import (
 // describe turns a failed attempt's error into one whose message is safe
 // for the webhook's owner: no URL (its path or query may hold a token),
 // no local addresses, only what went wrong and with which host. parent is
-// the caller's context and attempt the one bounded by timeout.
-func describe(parent, attempt context.Context, err error, timeout time.Duration, host string) error {
+// the caller's context and attempt the one bounded by timeout; a refused
+// address names flag, the way to allow it.
+func describe(parent, attempt context.Context, err error, timeout time.Duration, host, flag string) error {
 	var (
 		be  *blockedError
 		de  *net.DNSError
@@ -29,7 +30,7 @@ func describe(parent, attempt context.Context, err error, timeout time.Duration,
 	)
 	switch {
 	case errors.As(err, &be):
-		return fmt.Errorf("connect: target %w%s", be, allowHint)
+		return fmt.Errorf("connect: target %w%s", be, allowHint(flag))
 	case parent.Err() != nil:
 		return errors.New("canceled before a response (the delivery was stopped)")
 	case errors.Is(attempt.Err(), context.DeadlineExceeded):

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -85,12 +83,7 @@ func (h *HookClient) SetValidator(v func(schema string, body []byte) error) { h.
 // private targets are allowed, where it resolves). Errors: as
 // Sender.CheckURL.
 func (h *HookClient) CheckURL(ctx context.Context, raw string) error {
-	s := &Sender{allowPrivate: h.opts.AllowPrivate, resolver: net.DefaultResolver}
-	if err := s.CheckURL(ctx, raw); err != nil {
-		// The hint names the webhooks' flag; hooks have their own.
-		return errors.New(strings.ReplaceAll(err.Error(), "--webhook-allow-private", "--hook-allow-private"))
-	}
-	return nil
+	return checkTarget(ctx, raw, h.opts.AllowPrivate, net.DefaultResolver, hookAllowFlag)
 }
 
 // The request bodies (spec/openapi.yaml: ConnectHookRequest, …).
@@ -193,7 +186,7 @@ func (h *HookClient) CallHook(ctx context.Context, call app.HookCall) (app.HookR
 	body := HookBody(call)
 	hreq, err := http.NewRequestWithContext(actx, http.MethodPost, call.URL, bytes.NewReader(body))
 	if err != nil {
-		return app.HookReply{}, describe(ctx, actx, err, timeout, u.Host)
+		return app.HookReply{}, describe(ctx, actx, err, timeout, u.Host, hookAllowFlag)
 	}
 	ts := strconv.FormatInt(h.now().Unix(), 10)
 	hd := hreq.Header
@@ -214,7 +207,7 @@ func (h *HookClient) CallHook(ctx context.Context, call app.HookCall) (app.HookR
 	resp, err := h.client.Do(hreq)
 	if err != nil {
 		h.opts.Logger.Debug("hook call failed", "hook", call.Kind, "host", u.Host, "err", unwrapURLError(err))
-		return app.HookReply{}, describe(ctx, actx, err, budget, u.Host)
+		return app.HookReply{}, describe(ctx, actx, err, budget, u.Host, hookAllowFlag)
 	}
 	defer resp.Body.Close()
 	status := resp.StatusCode
@@ -225,7 +218,7 @@ func (h *HookClient) CallHook(ctx context.Context, call app.HookCall) (app.HookR
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, h.opts.MaxResponseBytes+1))
 	switch {
 	case err != nil:
-		return app.HookReply{}, describe(ctx, actx, err, budget, u.Host)
+		return app.HookReply{}, describe(ctx, actx, err, budget, u.Host, hookAllowFlag)
 	case int64(len(raw)) > h.opts.MaxResponseBytes:
 		return app.HookReply{}, fmt.Errorf("%s answered more than %d bytes", u.Host, h.opts.MaxResponseBytes)
 	case status == http.StatusNoContent:

@@ -169,7 +169,7 @@ func (s *Sender) send(ctx context.Context, req app.WebhookRequest) app.WebhookRe
 	defer cancel()
 	hreq, err := http.NewRequestWithContext(actx, http.MethodPost, req.URL, bytes.NewReader(req.Body))
 	if err != nil {
-		return app.WebhookResult{Err: describe(ctx, actx, err, timeout, u.Host)}
+		return app.WebhookResult{Err: describe(ctx, actx, err, timeout, u.Host, webhookAllowFlag)}
 	}
 	ts := strconv.FormatInt(s.now().Unix(), 10)
 	h := hreq.Header
@@ -182,7 +182,7 @@ func (s *Sender) send(ctx context.Context, req app.WebhookRequest) app.WebhookRe
 	resp, err := s.client.Do(hreq)
 	if err != nil {
 		s.log.Debug("webhook attempt failed", "host", u.Host, "id", req.ID, "err", unwrapURLError(err))
-		return app.WebhookResult{Err: describe(ctx, actx, err, timeout, u.Host)}
+		return app.WebhookResult{Err: describe(ctx, actx, err, timeout, u.Host, webhookAllowFlag)}
 	}
 	// Reading a bounded amount lets a small body end so the connection
 	// goes back to the pool; a longer one is cut off with the connection.

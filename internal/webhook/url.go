@@ -37,37 +37,43 @@ type resolver interface {
 // Send checks the connected address again at dial time, so a host whose DNS
 // answer changes after CheckURL is still refused.
 func (s *Sender) CheckURL(ctx context.Context, raw string) error {
+	return checkTarget(ctx, raw, s.allowPrivate, s.resolver, webhookAllowFlag)
+}
+
+// checkTarget is CheckURL for webhooks and hooks: allowPrivate lifts the
+// address checks, and a refusal names flag as the way to do that.
+func checkTarget(ctx context.Context, raw string, allowPrivate bool, r resolver, flag string) error {
 	u, err := parseTarget(raw)
 	if err != nil {
 		return err
 	}
 	host := u.Hostname()
 	if addr, err := netip.ParseAddr(host); err == nil {
-		if s.allowPrivate {
+		if allowPrivate {
 			return nil
 		}
 		if err := CheckAddr(addr); err != nil {
-			return fmt.Errorf("url host %w%s", err, allowHint)
+			return fmt.Errorf("url host %w%s", err, allowHint(flag))
 		}
 		return nil
 	}
 	name := strings.TrimSuffix(strings.ToLower(host), ".")
-	if !s.allowPrivate && (name == "localhost" || strings.HasSuffix(name, ".localhost")) {
-		return fmt.Errorf("url host %s is a loopback name%s", host, allowHint)
+	if !allowPrivate && (name == "localhost" || strings.HasSuffix(name, ".localhost")) {
+		return fmt.Errorf("url host %s is a loopback name%s", host, allowHint(flag))
 	}
 	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
 	defer cancel()
-	addrs, err := s.resolver.LookupNetIP(ctx, "ip", host)
+	addrs, err := r.LookupNetIP(ctx, "ip", host)
 	if err != nil || len(addrs) == 0 {
 		return fmt.Errorf("url host %s does not resolve%s", host, lookupDetail(err))
 	}
-	if s.allowPrivate {
+	if allowPrivate {
 		return nil
 	}
 	for _, a := range addrs {
 		var be *blockedError
 		if err := CheckAddr(a); errors.As(err, &be) {
-			return fmt.Errorf("url host %s resolves to %s, a %s address%s", host, a, be.kind, allowHint)
+			return fmt.Errorf("url host %s resolves to %s, a %s address%s", host, a, be.kind, allowHint(flag))
 		} else if err != nil {
 			return fmt.Errorf("url host %s resolves to %w", host, err)
 		}
