@@ -6,11 +6,10 @@ package app
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -267,7 +266,7 @@ func (g *hookGate) acquire(ctx context.Context) error {
 func (g *hookGate) release() { <-g.slots }
 
 // callHook calls hook cfg with call. It returns the reply, or (with
-// allowed false and a nil error) nothing to apply: the hook is not
+// called false and a nil error) nothing to apply: the hook is not
 // configured, or it failed with the FailAllow mode. Errors:
 // *HookDeniedError, *HookFailedError.
 func (a *App) callHook(ctx context.Context, cfg HookConfig, call HookCall) (reply HookReply, called bool, err error) {
@@ -336,11 +335,7 @@ func (a *App) hookMetric(k HookKind, result string, start time.Time) {
 	}
 }
 
-func hookID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return "hk_" + hex.EncodeToString(b[:])
-}
+func hookID() string { return "hk_" + randomHex(12) }
 
 // ConnectResult is what the connect hook made of a new connection.
 type ConnectResult struct {
@@ -365,12 +360,8 @@ func (a *App) Connect(ctx context.Context, p auth.Principal, client ClientInfo) 
 	if err != nil || !called {
 		return res, err
 	}
-	for _, s := range reply.Grants {
-		g, err := auth.ParseGrant(s)
-		if err != nil {
-			return res, a.hookAnswerInvalid(HookConnect, fmt.Errorf("grant %q: %v", s, err))
-		}
-		res.Extra = append(res.Extra, g)
+	if res.Extra, err = auth.ParseGrants(reply.Grants); err != nil {
+		return res, a.hookAnswerInvalid(HookConnect, err)
 	}
 	res.Principal = WithGrants(p, res.Extra)
 	res.Meta = reply.Meta
@@ -385,11 +376,8 @@ func (a *App) hookAnswerInvalid(k HookKind, err error) error {
 // WithGrants is p with extra grants added (a copy: p's grants are not
 // modified). It returns no error.
 func WithGrants(p auth.Principal, extra auth.Grants) auth.Principal {
-	if len(extra) == 0 {
-		return p
+	if len(extra) > 0 {
+		p.Grants = slices.Concat(p.Grants, extra)
 	}
-	gs := make(auth.Grants, 0, len(p.Grants)+len(extra))
-	gs = append(gs, p.Grants...)
-	p.Grants = append(gs, extra...)
 	return p
 }

@@ -64,8 +64,11 @@ func (g *idGen) next(now time.Time) string {
 }
 
 // randomNode names a node that was given no name.
-func randomNode() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return "node-" + hex.EncodeToString(b[:])
+func randomNode() string { return "node-" + randomHex(8) }
+
+// randomHex is n random bytes in hex.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }

@@ -3,10 +3,8 @@ package app
 import (
 	"context"
 	"crypto/rand"
-	crand "crypto/rand"
 	"encoding/base32"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"net/url"
 	"strings"
@@ -484,9 +482,7 @@ func (a *App) TestWebhook(ctx context.Context, p auth.Principal, id string) (Web
 		return WebhookResult{}, err
 	}
 	now := a.now().UTC()
-	var b [8]byte
-	_, _ = crand.Read(b[:])
-	res := a.wh.sender.Send(ctx, WebhookRequest{URL: w.URL, ID: "ping_" + hex.EncodeToString(b[:]),
+	res := a.wh.sender.Send(ctx, WebhookRequest{URL: w.URL, ID: "ping_" + randomHex(8),
 		Body: a.wh.opts.Encoder.Ping(w.ID, w.Topic, now), Keys: webhookKeys(w, now), Timeout: a.wh.opts.Timeout})
 	return res, nil
 }

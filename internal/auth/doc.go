@@ -3,7 +3,8 @@
 // long-poll layers.
 //
 // A caller is a [Principal]: a subject plus a set of [Grants]. A grant is
-// "action:pattern" where the action is read, write, publish or admin and the
+// "action:pattern" where the action is read, write, publish, admin or call
+// (RPC methods, on rpc/{method}) and the
 // pattern is a slash-separated REST path (topic) in which "*" matches exactly
 // one segment, "**" (last segment only) matches one or more remaining
 // segments and "{sub}" is replaced by the principal's subject:

@@ -33,7 +33,7 @@ var Actions = []Action{ActionRead, ActionWrite, ActionPublish, ActionAdmin, Acti
 func ParseAction(s string) (Action, error) {
 	a := Action(s)
 	if !a.Valid() {
-		return "", fmt.Errorf("%w: unknown action %s (want read, write, publish or admin)", ErrInvalidGrant, quote(s))
+		return "", fmt.Errorf("%w: unknown action %s (want read, write, publish, admin or call)", ErrInvalidGrant, quote(s))
 	}
 	return a, nil
 }
@@ -88,7 +88,7 @@ func ParseGrant(s string) (Grant, error) {
 	}
 	a, err := ParseAction(act)
 	if err != nil {
-		return Grant{}, fmt.Errorf("%w %s: unknown action %s (want read, write, publish or admin)", ErrInvalidGrant, quote(s), quote(act))
+		return Grant{}, fmt.Errorf("%w %s: unknown action %s (want read, write, publish, admin or call)", ErrInvalidGrant, quote(s), quote(act))
 	}
 	if err := checkPattern(pat); err != nil {
 		return Grant{}, fmt.Errorf("%w %s: %s", ErrInvalidGrant, quote(s), err.Error())
