@@ -59,7 +59,7 @@ type App struct {
 	rt    Realtime
 	wh    *webhooks
 	hooks *hooks
-	conns *connections
+	conns LocalConnections // nil until AttachConnections
 	// node names this node; cluster carries commands to the others (nil:
 	// one node).
 	node    string

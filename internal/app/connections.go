@@ -76,13 +76,9 @@ type Cluster interface {
 	Broadcast(ctx context.Context, cmd []byte) (answers [][]byte, unreachable []string, err error)
 }
 
-type connections struct {
-	local LocalConnections
-}
-
 // AttachConnections gives the App this node's connections (the WebSocket
 // server, which is built with the App). It returns no error.
-func (a *App) AttachConnections(l LocalConnections) { a.conns = &connections{local: l} }
+func (a *App) AttachConnections(l LocalConnections) { a.conns = l }
 
 // Node returns this node's name. It returns no error.
 func (a *App) Node() string { return a.node }
@@ -120,10 +116,10 @@ func (a *App) HandleClusterCommand(_ context.Context, raw []byte) []byte {
 }
 
 func (a *App) applyLocal(cmd clusterCommand) clusterAnswer {
-	if a.conns == nil {
+	l := a.conns
+	if l == nil {
 		return clusterAnswer{}
 	}
-	l := a.conns.local
 	switch cmd.Op {
 	case "list":
 		cs := l.Connections(cmd.Subject, cmd.After, cmd.Limit)
