@@ -144,16 +144,18 @@ func (s *Server) Connections(subject, after string, limit int) []app.ConnectionI
 
 // Disconnect implements app.LocalConnections.
 func (s *Server) Disconnect(id, subject, reason string, reconnect bool) int {
+	closeReason := reason
+	if closeReason == "" {
+		closeReason = "disconnected by the server"
+	}
+	closeReason += "; reconnect=" + strconv.FormatBool(reconnect)
 	n := 0
 	for _, c := range s.snapshot(subject) {
 		if id != "" && c.id != id {
 			continue
 		}
 		c.send(Disconnect{Type: "disconnect", Code: CloseDisconnected, Reason: reason, Reconnect: reconnect})
-		if reason == "" {
-			reason = "disconnected by the server"
-		}
-		if c.closeWith(CloseDisconnected, reason+"; reconnect="+strconv.FormatBool(reconnect), nil) {
+		if c.closeWith(CloseDisconnected, closeReason, nil) {
 			n++
 		}
 	}
@@ -207,9 +209,6 @@ func (c *conn) serverSubscribe(topic stream.Topic, sel store.Selector) bool {
 		c.srv.cfg.Logger.Warn("server-side subscribe", "conn", c.id, "topic", topic.Path, "err", err)
 		return false
 	}
-	frame := Subscribed{Type: "subscribed", Topic: res.Topic, Labels: res.Labels, Start: string(res.Start)}
-	if res.Cursor.Epoch != "" {
-		frame.Cursor = res.Cursor.String()
-	}
+	frame := Subscribed{Type: "subscribed", Topic: res.Topic, Labels: res.Labels, Cursor: startCursor(res), Start: string(res.Start)}
 	return c.startSub(key, sub, res, run, true, frame)
 }

@@ -125,14 +125,20 @@ func (c *conn) subscribe(f Subscribe) {
 		c.fail(f.Ref, err)
 		return
 	}
-	body := SubscribeResult{Topic: res.Topic, Labels: res.Labels, Start: string(res.Start)}
-	if res.Cursor.Epoch != "" {
-		body.Cursor = res.Cursor.String()
-	}
+	body := SubscribeResult{Topic: res.Topic, Labels: res.Labels, Cursor: startCursor(res), Start: string(res.Start)}
 	if !c.startSub(key, sub, res, run, false, Reply{Type: "reply", Ref: f.Ref, OK: true, Body: body}) {
 		// A server-side subscription took the key meanwhile.
 		c.refuse(f.Ref, wire.KindConflict, fmt.Sprintf("already subscribed to %q with this selector", f.Topic))
 	}
+}
+
+// startCursor is where a subscription starts, for its reply or subscribed
+// frame ("" for presence topics, which have no cursor).
+func startCursor(res stream.Result) string {
+	if res.Cursor.Epoch == "" {
+		return ""
+	}
+	return res.Cursor.String()
 }
 
 // startSub registers sub under key, queues first (the subscribe reply, or
