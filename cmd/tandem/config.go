@@ -295,7 +295,7 @@ func (c serveConfig) namespaces() (app.Namespaces, error) {
 		MaxMessageBytes: c.ChannelMaxMessage,
 	}
 	ns := app.Namespaces{Default: def, ByName: map[string]app.ChannelOptions{}}
-	if _, err := c.Hooks.globalHooks(&ns); err != nil {
+	if err := c.Hooks.globalHooks(&ns); err != nil {
 		return ns, err
 	}
 	def = ns.Default

@@ -15,8 +15,17 @@ import (
 	"github.com/tandemhq/tandem/internal/app"
 )
 
-// hookNames are the hooks, in flag order; connect is global only.
-var hookNames = []app.HookKind{app.HookConnect, app.HookSubscribe, app.HookPublish, app.HookRPC}
+// hookNames are the hooks, in flag order; connect is global only,
+// nsHookNames those a namespace may set too.
+var (
+	hookNames   = []app.HookKind{app.HookConnect, app.HookSubscribe, app.HookPublish, app.HookRPC}
+	nsHookNames = hookNames[1:]
+)
+
+// hookTargets are the hooks a namespace's options hold, by kind.
+func hookTargets(o *app.ChannelOptions) map[app.HookKind]*app.HookConfig {
+	return map[app.HookKind]*app.HookConfig{app.HookSubscribe: &o.Subscribe, app.HookPublish: &o.Publish, app.HookRPC: &o.RPC}
+}
 
 // hookFlags are the hook settings of `tandem serve`.
 type hookFlags struct {
@@ -74,8 +83,8 @@ func checkFailure(v string) error {
 }
 
 func checkHook(name string, c app.HookConfig) error {
-	if c.OnError != app.FailDeny && c.OnError != app.FailAllow {
-		return fmt.Errorf("%s: on-error %q: use deny or allow", name, c.OnError)
+	if err := checkFailure(string(c.OnError)); err != nil {
+		return fmt.Errorf("%s: on-error %w", name, err)
 	}
 	if c.Timeout < time.Millisecond {
 		return fmt.Errorf("%s: timeout %v: must be at least 1ms", name, c.Timeout)
@@ -84,29 +93,19 @@ func checkHook(name string, c app.HookConfig) error {
 }
 
 // globalHooks fills ns.Default with the global subscribe, publish and rpc
-// hooks and returns the connect hook. Errors: a bad failure mode or
+// hooks (the connect hook is hookOptions'). Errors: a bad failure mode or
 // timeout.
-func (h *hookFlags) globalHooks(ns *app.Namespaces) (app.HookConfig, error) {
-	connect, err := h.config(app.HookConnect)
-	if err != nil {
-		return connect, err
-	}
-	for _, k := range []app.HookKind{app.HookSubscribe, app.HookPublish, app.HookRPC} {
+func (h *hookFlags) globalHooks(ns *app.Namespaces) error {
+	targets := hookTargets(&ns.Default)
+	for _, k := range nsHookNames {
 		c, err := h.config(k)
 		if err != nil {
-			return connect, err
+			return err
 		}
-		switch k {
-		case app.HookSubscribe:
-			ns.Default.Subscribe = c
-		case app.HookPublish:
-			ns.Default.Publish = c
-		case app.HookRPC:
-			ns.Default.RPC = c
-		}
+		*targets[k] = c
 	}
 	ns.Default.RPCMethods = splitList(h.Methods)
-	return connect, nil
+	return nil
 }
 
 // namespaceHook applies one hook option of a namespace's YAML mapping to
@@ -115,7 +114,7 @@ func (h *hookFlags) globalHooks(ns *app.Namespaces) (app.HookConfig, error) {
 // settings seen, which win over hook-timeout and hook-on-error whatever
 // the order of the keys.
 func namespaceHook(o *app.ChannelOptions, k, v string, set map[string]bool) (bool, error) {
-	target := map[string]*app.HookConfig{"subscribe": &o.Subscribe, "publish": &o.Publish, "rpc": &o.RPC}
+	target := hookTargets(o)
 	switch {
 	case k == "rpc-methods":
 		o.RPCMethods = splitList(strings.Trim(v, "[]"))
@@ -123,7 +122,7 @@ func namespaceHook(o *app.ChannelOptions, k, v string, set map[string]bool) (boo
 	case k == "hook-timeout":
 		d, err := time.ParseDuration(v)
 		for name, c := range target {
-			if !set["timeout:"+name] {
+			if !set["timeout:"+string(name)] {
 				c.Timeout = d
 			}
 		}
@@ -133,7 +132,7 @@ func namespaceHook(o *app.ChannelOptions, k, v string, set map[string]bool) (boo
 			return true, err
 		}
 		for name, c := range target {
-			if !set["on-error:"+name] {
+			if !set["on-error:"+string(name)] {
 				c.OnError = app.HookFailure(v)
 			}
 		}
@@ -144,7 +143,7 @@ func namespaceHook(o *app.ChannelOptions, k, v string, set map[string]bool) (boo
 		return false, nil
 	}
 	name, opt, _ := strings.Cut(rest, "-")
-	c := target[name]
+	c := target[app.HookKind(name)]
 	if c == nil {
 		return false, nil
 	}
@@ -174,9 +173,16 @@ func checkHookURLs(ctx context.Context, h *hookFlags, connect app.HookConfig, ns
 		name string
 		c    app.HookConfig
 	}
-	all := []named{{"--hook-connect", connect}, {"--hook-subscribe", ns.Default.Subscribe}, {"--hook-publish", ns.Default.Publish}, {"--hook-rpc", ns.Default.RPC}}
+	all := []named{{"--hook-connect", connect}}
+	add := func(prefix string, o app.ChannelOptions) {
+		targets := hookTargets(&o)
+		for _, k := range nsHookNames {
+			all = append(all, named{prefix + "hook-" + string(k), *targets[k]})
+		}
+	}
+	add("--", ns.Default)
 	for n, o := range ns.ByName {
-		all = append(all, named{"namespaces." + n + ".hook-subscribe", o.Subscribe}, named{"namespaces." + n + ".hook-publish", o.Publish}, named{"namespaces." + n + ".hook-rpc", o.RPC})
+		add("namespaces."+n+".", o)
 	}
 	for _, x := range all {
 		if !x.c.Enabled() {
