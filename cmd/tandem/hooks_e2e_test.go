@@ -87,6 +87,7 @@ func (h *hookApp) serve(w http.ResponseWriter, r *http.Request) {
 		} `json:"principal"`
 		Client struct {
 			ConnectionID string `json:"connectionId"`
+			Remote       string `json:"remoteAddress"`
 		} `json:"client"`
 		Topic  string          `json:"topic"`
 		Method string          `json:"method"`
@@ -94,6 +95,9 @@ func (h *hookApp) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := json.Unmarshal(body, &req); err != nil {
 		h.t.Errorf("hook body: %v", err)
+	}
+	if !strings.HasPrefix(req.Client.Remote, "127.0.0.1:") {
+		h.t.Errorf("hook call %s names the client %q, want its loopback address", r.URL.Path, req.Client.Remote)
 	}
 	if schema := hookRequestSchema[req.Hook]; schema == "" {
 		h.t.Errorf("hook call without a known hook: %s", body)

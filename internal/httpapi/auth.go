@@ -35,7 +35,7 @@ func authenticate(a Authenticator, cookie string, next http.Handler) http.Handle
 			return
 		}
 		if a == nil {
-			next.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), auth.Principal{Kind: auth.KindAnonymous, Grants: auth.AllowAll()})))
+			next.ServeHTTP(w, withCaller(r, auth.Principal{Kind: auth.KindAnonymous, Grants: auth.AllowAll()}))
 			return
 		}
 		// The cookie is for EventSource (which cannot set headers) and
@@ -54,8 +54,14 @@ func authenticate(a Authenticator, cookie string, next http.Handler) http.Handle
 			writeProblem(w, r, wire.Problem(err))
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), p)))
+		next.ServeHTTP(w, withCaller(r, p))
 	})
+}
+
+// withCaller is r with the caller on its context: its principal and its
+// address (remoteOf), in the one copy of the request authenticate makes.
+func withCaller(r *http.Request, p auth.Principal) *http.Request {
+	return r.WithContext(context.WithValue(auth.WithPrincipal(r.Context(), p), remoteKey{}, r.RemoteAddr))
 }
 
 // bearer returns the credential r presents (see auth.TokenFrom); cookie

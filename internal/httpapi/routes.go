@@ -137,7 +137,6 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	h = capStreams(cfg.Caps, h)
 	h = rateLimit(cfg.RateLimit, cfg.Now, h)
 	h = authenticate(cfg.Auth, cfg.AuthCookie, h)
-	h = withRemote(h)
 
 	// patterns mirrors the spec's paths so metrics label by route template.
 	patterns := http.NewServeMux()
@@ -225,12 +224,5 @@ func strictResponses(v *specval.OpenAPI, log *slog.Logger, next http.Handler) ht
 		}
 		w.WriteHeader(buf.status)
 		_, _ = w.Write(buf.body.Bytes())
-	})
-}
-
-// withRemote puts the client's address on the request's context (remoteOf).
-func withRemote(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), remoteKey{}, r.RemoteAddr)))
 	})
 }
