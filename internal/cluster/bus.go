@@ -12,9 +12,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -23,6 +22,7 @@ import (
 	"github.com/tandemhq/tandem/internal/app"
 	"github.com/tandemhq/tandem/internal/broker"
 	"github.com/tandemhq/tandem/internal/store"
+	"github.com/tandemhq/tandem/internal/stream"
 )
 
 var _ app.Cluster = (*Bus)(nil)
@@ -206,7 +206,7 @@ func (b *Bus) Broadcast(ctx context.Context, cmd []byte) ([][]byte, []string, er
 	}
 	members, err := b.br.Presence(ctx, nodesChannel)
 	if err != nil {
-		return nil, nil, fmt.Errorf("list the nodes: %w", err)
+		return nil, nil, stream.BrokerError(err)
 	}
 	live := map[string]bool{b.node: true}
 	for _, m := range members {
@@ -224,10 +224,7 @@ func (b *Bus) Broadcast(ctx context.Context, cmd []byte) ([][]byte, []string, er
 	}()
 	env, _ := json.Marshal(envelope{ID: id, From: b.node, Body: cmd})
 	if _, err := b.br.Publish(ctx, ctlChannel, env, "", broker.HistoryOptions{}); err != nil {
-		if errors.Is(err, broker.ErrUnavailable) {
-			return nil, nil, store.Errorf(store.CodeUnavailable, "the broker is unavailable: %v", err)
-		}
-		return nil, nil, err
+		return nil, nil, stream.BrokerError(err)
 	}
 	got := map[string][]byte{}
 	for len(got) < len(live) {
@@ -242,18 +239,10 @@ func (b *Bus) Broadcast(ctx context.Context, cmd []byte) ([][]byte, []string, er
 				}
 			}
 			slices.Sort(missing)
-			return values(got), missing, nil
+			return slices.Collect(maps.Values(got)), missing, nil
 		}
 	}
-	return values(got), nil, nil
-}
-
-func values(m map[string][]byte) [][]byte {
-	out := make([][]byte, 0, len(m))
-	for _, v := range m {
-		out = append(out, v)
-	}
-	return out
+	return slices.Collect(maps.Values(got)), nil, nil
 }
 
 func randomID() string {

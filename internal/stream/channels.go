@@ -98,7 +98,7 @@ func (c *Channels) acquire(ctx context.Context, channel string) error {
 	}
 	if c.refs[channel] == 0 {
 		if err := c.Broker.Subscribe(ctx, channel); err != nil {
-			return brokerError(err)
+			return BrokerError(err)
 		}
 	}
 	c.refs[channel]++
@@ -125,7 +125,7 @@ func (c *Channels) Publish(ctx context.Context, channel string, data json.RawMes
 		return broker.Message{}, store.Errorf(store.CodeInvalid, "message data must be JSON")
 	}
 	m, err := c.Broker.Publish(ctx, channel, data, publisher, history)
-	return m, brokerError(err)
+	return m, BrokerError(err)
 }
 
 // History reads a channel's history after since (nil: from the oldest
@@ -139,7 +139,7 @@ func (c *Channels) History(ctx context.Context, channel string, since *Cursor, l
 	}
 	msgs, top, err := c.Broker.History(ctx, channel, pos, limit)
 	if err != nil {
-		return nil, Cursor{}, brokerError(err)
+		return nil, Cursor{}, BrokerError(err)
 	}
 	next := Cursor{Kind: KindChannel, Epoch: top.Epoch, Pos: pos.Offset}
 	if since == nil && len(msgs) > 0 {
@@ -158,12 +158,15 @@ func (c *Channels) History(ctx context.Context, channel string, since *Cursor, l
 func (c *Channels) Presence(ctx context.Context, channel string) ([]broker.Member, error) {
 	ms, err := c.Broker.Presence(ctx, channel)
 	if err != nil {
-		return nil, brokerError(err)
+		return nil, BrokerError(err)
 	}
 	return ms, nil
 }
 
-func brokerError(err error) error {
+// BrokerError maps a broker error to the store's codes: broker.ErrGone is
+// store.CodeCompacted (resync-required), broker.ErrUnavailable
+// store.CodeUnavailable; others are returned as they are.
+func BrokerError(err error) error {
 	switch {
 	case err == nil:
 		return nil
@@ -211,7 +214,7 @@ func (c *Channels) Subscribe(ctx context.Context, req Request, member *broker.Me
 	}
 	top, err := c.Broker.Position(ctx, ch)
 	if err != nil {
-		return fail(brokerError(err))
+		return fail(BrokerError(err))
 	}
 	res := Result{Topic: req.Topic.Path}
 	sub.epoch = top.Epoch
@@ -221,7 +224,7 @@ func (c *Channels) Subscribe(ctx context.Context, req Request, member *broker.Me
 			return fail(store.Errorf(store.CodeCompacted, "cursor is from another epoch of this channel (its history was reset); reload the history and subscribe again"))
 		}
 		if _, _, err := c.Broker.History(ctx, ch, broker.Position{Epoch: req.Since.Epoch, Offset: req.Since.Pos}, 1); err != nil {
-			return fail(brokerError(err))
+			return fail(BrokerError(err))
 		}
 		sub.last = req.Since.Pos
 		res.Start, res.Cursor = StartSince, *req.Since
@@ -229,7 +232,7 @@ func (c *Channels) Subscribe(ctx context.Context, req Request, member *broker.Me
 		// The retained history is the channel's snapshot.
 		msgs, _, err := c.Broker.History(ctx, ch, broker.Position{}, 1)
 		if err != nil {
-			return fail(brokerError(err))
+			return fail(BrokerError(err))
 		}
 		sub.last = top.Offset
 		if len(msgs) > 0 {
@@ -242,7 +245,7 @@ func (c *Channels) Subscribe(ctx context.Context, req Request, member *broker.Me
 	}
 	if member != nil {
 		if err := c.Broker.Join(ctx, ch, *member, c.presenceTTL()); err != nil {
-			return fail(brokerError(err))
+			return fail(BrokerError(err))
 		}
 		sub.member = member
 	}
@@ -257,7 +260,7 @@ func (c *Channels) Subscribe(ctx context.Context, req Request, member *broker.Me
 				}
 				msgs, _, err := c.Broker.History(ctx, ch, broker.Position{Epoch: top.Epoch, Offset: after}, replayPage)
 				if err != nil {
-					return brokerError(err)
+					return BrokerError(err)
 				}
 				if len(msgs) == 0 {
 					return nil
@@ -331,7 +334,7 @@ func (c *Channels) RenewPresence(ctx context.Context, sub *Subscription) error {
 	if sub.member == nil {
 		return nil
 	}
-	return brokerError(c.Broker.Join(ctx, sub.Topic.Channel, *sub.member, c.presenceTTL()))
+	return BrokerError(c.Broker.Join(ctx, sub.Topic.Channel, *sub.member, c.presenceTTL()))
 }
 
 // Unsubscribe ends a channel subscription, leaving presence if it joined.

@@ -52,7 +52,7 @@ func (e *Resources) Behind(ctx context.Context, topic Topic, sel store.Selector,
 func (c *Channels) Head(ctx context.Context, channel string) (Cursor, error) {
 	top, err := c.Broker.Position(ctx, channel)
 	if err != nil {
-		return Cursor{}, brokerError(err)
+		return Cursor{}, BrokerError(err)
 	}
 	return Cursor{Kind: KindChannel, Epoch: top.Epoch, Pos: top.Offset}, nil
 }
@@ -63,10 +63,10 @@ func (c *Channels) Head(ctx context.Context, channel string) (Cursor, error) {
 func (c *Channels) Behind(ctx context.Context, channel string, since Cursor) (int64, error) {
 	top, err := c.Broker.Position(ctx, channel)
 	if err != nil {
-		return 0, brokerError(err)
+		return 0, BrokerError(err)
 	}
 	if top.Epoch != since.Epoch && top.Offset > 0 {
-		return 0, brokerError(broker.ErrGone)
+		return 0, BrokerError(broker.ErrGone)
 	}
 	return max(top.Offset-since.Pos, 0), nil
 }

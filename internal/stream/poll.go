@@ -127,7 +127,7 @@ func (c *Channels) Poll(ctx context.Context, topic Topic, since *Cursor, limit i
 	if since == nil {
 		top, err := c.Broker.Position(ctx, ch)
 		if err != nil {
-			return nil, Cursor{}, brokerError(err)
+			return nil, Cursor{}, BrokerError(err)
 		}
 		pos = top
 	} else {
@@ -138,10 +138,10 @@ func (c *Channels) Poll(ctx context.Context, topic Topic, since *Cursor, limit i
 	for {
 		msgs, top, err := c.Broker.History(ctx, ch, pos, limit)
 		if err != nil {
-			return nil, Cursor{}, brokerError(err)
+			return nil, Cursor{}, BrokerError(err)
 		}
 		if since != nil && (top.Epoch != pos.Epoch || pos.Offset > top.Offset) {
-			return nil, Cursor{}, brokerError(broker.ErrGone)
+			return nil, Cursor{}, BrokerError(broker.ErrGone)
 		}
 		if len(msgs) > 0 {
 			out := make([]Event, 0, len(msgs))
