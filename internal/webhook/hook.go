@@ -235,17 +235,23 @@ func (h *HookClient) answer(kind app.HookKind, host string, raw []byte) (app.Hoo
 	if !json.Valid(raw) {
 		return app.HookReply{}, fmt.Errorf("%s answered a body that is not JSON", host)
 	}
+	var r hookResponse
+	uerr := json.Unmarshal(raw, &r)
+	nullData := bytes.Equal(r.Data, []byte("null"))
 	if h.opts.Validate != nil {
-		if err := h.opts.Validate(responseSchema[kind], withoutNullData(raw)); err != nil {
+		body := raw
+		if nullData {
+			body = withoutNullData(raw)
+		}
+		if err := h.opts.Validate(responseSchema[kind], body); err != nil {
 			return app.HookReply{}, fmt.Errorf("%s answered a body that violates %s: %v", host, responseSchema[kind], err)
 		}
 	}
-	var r hookResponse
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return app.HookReply{}, fmt.Errorf("%s answered a body that is not a %s: %v", host, responseSchema[kind], err)
+	if uerr != nil {
+		return app.HookReply{}, fmt.Errorf("%s answered a body that is not a %s: %v", host, responseSchema[kind], uerr)
 	}
 	reply := app.HookReply{Data: r.Data, Grants: r.Grants}
-	if bytes.Equal(r.Data, []byte("null")) {
+	if nullData {
 		reply.Data = nil // the same as no data
 	}
 	if len(r.Meta) > 0 && !bytes.Equal(r.Meta, []byte("null")) {
@@ -261,7 +267,7 @@ func (h *HookClient) answer(kind app.HookKind, host string, raw []byte) (app.Hoo
 // schemas, OpenAPI 3.0 without null, cannot say means "no data").
 func withoutNullData(raw []byte) []byte {
 	var m map[string]json.RawMessage
-	if json.Unmarshal(raw, &m) != nil || !bytes.Equal(bytes.TrimSpace(m["data"]), []byte("null")) {
+	if json.Unmarshal(raw, &m) != nil {
 		return raw
 	}
 	delete(m, "data")
