@@ -41,15 +41,11 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request, id string, p au
 	}
 	cr, err := s.cfg.App.Connect(r.Context(), p, app.ClientInfo{Transport: "websocket", ConnID: id, Remote: r.RemoteAddr})
 	if err != nil {
-		pb := wire.Problem(err)
-		inst := r.URL.Path
-		pb.Instance = &inst
-		w.Header().Set("Content-Type", "application/problem+json")
-		if pb.Status == http.StatusServiceUnavailable || pb.Status == http.StatusTooManyRequests {
-			w.Header().Set("Retry-After", "1")
+		retry := ""
+		if st := wire.Problem(err).Status; st == http.StatusServiceUnavailable || st == http.StatusTooManyRequests {
+			retry = "1"
 		}
-		w.WriteHeader(pb.Status)
-		_ = json.NewEncoder(w).Encode(pb)
+		refuseUpgrade(w, r, err, retry)
 		return cr, false, false
 	}
 	return cr, true, true

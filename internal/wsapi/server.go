@@ -324,11 +324,19 @@ func (s *Server) refuse(w http.ResponseWriter, err error) {
 // problem (429) and a Retry-After hint, before upgrading: the client sees
 // a failed handshake with that status.
 func (s *Server) refuseCap(w http.ResponseWriter, r *http.Request, err error) {
+	refuseUpgrade(w, r, err, strconv.Itoa(int(quota.RetryHint/time.Second)))
+}
+
+// refuseUpgrade answers an upgrade request with err's problem (instance:
+// the path) before upgrading, with a Retry-After of retryAfter unless "".
+func refuseUpgrade(w http.ResponseWriter, r *http.Request, err error, retryAfter string) {
 	p := wire.Problem(err)
 	inst := r.URL.Path
 	p.Instance = &inst
 	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("Retry-After", strconv.Itoa(int(quota.RetryHint/time.Second)))
+	if retryAfter != "" {
+		w.Header().Set("Retry-After", retryAfter)
+	}
 	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(p)
 }
