@@ -305,6 +305,9 @@ func (a *App) subscribeHook(ctx context.Context, p auth.Principal, t stream.Topi
 	if !t.IsResource() {
 		cfg = a.rt.Namespaces.For(t.Channel).Subscribe
 	}
+	if !cfg.Enabled() {
+		return nil, nil // the common case: no call to build
+	}
 	reply, _, err := a.callHook(ctx, cfg, HookCall{Kind: HookSubscribe, Principal: p, Client: client, Topic: t.Path, Labels: sel.String(), Meta: meta})
 	return reply.Meta, err
 }
