@@ -375,7 +375,12 @@ describe("hooks, rpc and the connection API (real server)", () => {
     s = await server(["--hook-rpc", `http://127.0.0.1:${port}/rpc`, "--hook-secret", hookSecret, "--hook-allow-private"]);
     t = client(s.url);
   });
-  after(() => new Promise<void>((r) => app.close(() => r())));
+  // Tandem keeps its hook connections alive (Go's idle timeout is 90 s):
+  // close them too, or app.close waits for them.
+  after(() => new Promise<void>((r) => {
+    app.close(() => r());
+    app.closeAllConnections();
+  }));
 
   it("answers rpc with the application's result or its problem", async () => {
     const conn = await connect(t);
@@ -389,16 +394,31 @@ describe("hooks, rpc and the connection API (real server)", () => {
   });
 
   it("ends for good when the server disconnects it with reconnect=false", async () => {
-    const conn = await connect(t);
+    const statuses: string[] = [];
+    const conn = await connect(client(s.url, { onStatus: (st) => statuses.push(st.state) }));
     const id = conn.welcome?.connectionId ?? "";
     assert.ok(id);
+    const ids = async () => new Set((await unwrap(t.rest.GET("/v1/connections", {}))).items.map((c) => c.id));
+    const before = await ids();
+    assert.ok(before.has(id));
     const r = await t.rest.DELETE("/v1/connections/{connection}", { params: { path: { connection: id }, query: { reason: "maintenance", reconnect: false } } });
     assert.equal(r.response.status, 200);
     const err = await conn.closed;
     assert.ok(err instanceof DisconnectedError, String(err));
     assert.equal(err.reason, "maintenance");
     assert.equal(err.reconnect, false);
-    const list = await unwrap(t.rest.GET("/v1/connections", {}));
-    assert.ok(!list.items.some((c) => c.id === id), "the SDK came back");
+    // closed resolves only once the SDK is terminal (no reconnect timer left):
+    // it never scheduled an attempt, and it said so.
+    assert.deepEqual(statuses, ["connected", "closed"]);
+    // The server forgets the connection once its read loop ends, after the
+    // client saw the close: wait for that, then no new connection appeared.
+    const deadline = Date.now() + WAIT;
+    let now = await ids();
+    while (now.has(id)) {
+      if (Date.now() > deadline) throw new Error("timed out waiting for the server to drop " + id);
+      await new Promise((res) => setTimeout(res, 10));
+      now = await ids();
+    }
+    assert.deepEqual([...now].filter((c) => !before.has(c)), [], "the SDK came back");
   });
 });
