@@ -187,6 +187,8 @@ func TestConnectionAPIAcrossNodes(t *testing.T) {
 	if !errors.As(conn.Err(), &de) || de.Reason != "maintenance" || de.Reconnect {
 		t.Fatalf("SDK error %v", conn.Err())
 	}
+	// Done means the SDK is terminal; the server stopped listing the
+	// connection before it sent the close the SDK saw.
 	_, body = a.do(t, "GET", "/v1/subjects/sdkuser/connections", "", "", admin...)
 	if n := len(body["items"].([]any)); n != 0 {
 		t.Fatalf("the SDK came back: %d connections", n)

@@ -90,12 +90,20 @@ func (c *conn) rpc(f RPC) {
 	}()
 }
 
-// snapshot returns this node's connections matching subject ("": all).
+// snapshot returns this node's open connections matching subject ("":
+// all). A connection that is closing is left out (kicked is set before the
+// disconnect frame is queued, the context is cancelled before the close
+// frame is written), so once a client has seen either it is neither listed
+// nor disconnected again (404), although its goroutines may still be
+// winding down.
 func (s *Server) snapshot(subject string) []*conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
+		if c.ctx.Err() != nil || c.kicked.Load() {
+			continue
+		}
 		if subject == "" || c.subject() == subject {
 			out = append(out, c)
 		}
@@ -147,7 +155,7 @@ func (s *Server) Disconnect(id, subject, reason string, reconnect bool) int {
 	closeReason += "; reconnect=" + strconv.FormatBool(reconnect)
 	n := 0
 	for _, c := range s.snapshot(subject) {
-		if id != "" && c.id != id {
+		if id != "" && c.id != id || !c.kicked.CompareAndSwap(false, true) {
 			continue
 		}
 		c.send(Disconnect{Type: "disconnect", Code: CloseDisconnected, Reason: reason, Reconnect: reconnect})

@@ -59,7 +59,10 @@ type conn struct {
 	hooked bool
 	extra  auth.Grants
 	// rpcs counts the RPCs in flight.
-	rpcs        atomic.Int32
+	rpcs atomic.Int32
+	// kicked: the connection API is disconnecting it (set before its
+	// disconnect frame is queued; such a connection is no longer listed).
+	kicked      atomic.Bool
 	connectedAt time.Time
 	// start is the cursor each subscription's reply carried, the resume
 	// point until a frame of it has been written.
