@@ -214,6 +214,8 @@ type PutPlan struct {
 	Resource   Resource
 	Type       ChangeType
 	PrevLabels *string
+	// Prev is the state replaced (nil for a create).
+	Prev *Resource
 }
 
 // PlanPut returns what in stores at revision rev and time t over the
@@ -229,6 +231,7 @@ func PlanPut(in PutInput, cur Resource, found bool, rev int64, t time.Time) (Put
 			return PutPlan{}, err
 		}
 		p.Type, p.PrevLabels, p.Resource.CreatedAt = Updated, &prev, cur.CreatedAt
+		p.Prev = &cur
 	}
 	return p, nil
 }

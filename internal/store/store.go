@@ -14,9 +14,24 @@ type Collection struct {
 	Name string
 	// Schema is a JSON Schema document that every resource's Data must satisfy,
 	// or nil when the collection accepts any JSON object.
-	Schema    json.RawMessage
+	Schema json.RawMessage
+	// Description is free text for people ("" for none).
+	Description string
+	// Indexes are the indexes the collection declares; list queries whose
+	// filter or order uses their fields read them instead of scanning.
+	Indexes   []Index
 	Revision  int64
 	CreatedAt time.Time
+	// UpdatedAt is the time of the collection's last change (its creation
+	// time when it never changed).
+	UpdatedAt time.Time
+}
+
+// Index is one declared index of a collection: an ordered list of fields
+// (the filter language's field names: "data.status", "labels.env",
+// "createdAt" …).
+type Index struct {
+	Fields []string
 }
 
 // Resource is one durable JSON object in a collection.
@@ -40,6 +55,9 @@ const (
 	Created ChangeType = "created"
 	Updated ChangeType = "updated"
 	Deleted ChangeType = "deleted"
+	// CollectionUpdated is a change of the collection itself (schema,
+	// indexes, description): Resource carries only the collection's name.
+	CollectionUpdated ChangeType = "collection.updated"
 )
 
 // Change is one entry of the change log: the write with revision Revision.
@@ -52,6 +70,21 @@ type Change struct {
 	// PrevLabels are the labels before the write (nil for Created), so that
 	// filtered subscribers can tell when a resource leaves their selector.
 	PrevLabels map[string]string
+	// Prev is the resource's state before the write (nil for Created and
+	// collection changes, and for changes logged before the store kept
+	// it: then only PrevLabels is known), so that a filtered subscriber
+	// can tell when a resource leaves its filter.
+	Prev *Resource
+	// Batch is the atomic batch the write belonged to (nil outside one).
+	Batch *BatchRef
+}
+
+// BatchRef names the atomic batch a change belongs to: every change of the
+// batch carries the same ID and LastRevision, so a reader that has seen
+// the change with Revision == LastRevision has seen the whole batch.
+type BatchRef struct {
+	ID           string
+	LastRevision int64
 }
 
 // Precondition guards a write, as the HTTP conditional headers do.

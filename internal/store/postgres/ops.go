@@ -124,8 +124,10 @@ func (s *Store) DeleteCollection(ctx context.Context, name string) error {
 		}
 		if n > 0 {
 			if _, err := tx.Exec(ctx, `INSERT INTO changes
-				(revision, type, collection, id, data, labels, prev_labels, created_at, updated_at)
-				SELECT $1 + row_number() OVER (ORDER BY id) - 1, 'deleted', collection, id, data, labels, labels, created_at, updated_at
+				(revision, type, collection, id, data, labels, prev_labels, created_at, updated_at,
+				prev_data, prev_revision, prev_updated_at)
+				SELECT $1 + row_number() OVER (ORDER BY id) - 1, 'deleted', collection, id, data, labels, labels, created_at, updated_at,
+				data, revision, updated_at
 				FROM resources WHERE collection = $2`, last-n, name); err != nil {
 				return false, err
 			}
@@ -197,11 +199,27 @@ func lookup(ctx context.Context, q queryRower, collection, id string) (r store.R
 	return r, true, nil
 }
 
-func appendChange(ctx context.Context, tx pgx.Tx, rev int64, typ store.ChangeType, r store.Resource, data, labels string, prev *string) error {
+// appendChange appends the change of r (data and labels encoded) at rev;
+// prev is the state it replaced (nil for a create) with its labels encoded
+// as prevLabels, batch the batch it belongs to (nil for none).
+func appendChange(ctx context.Context, tx pgx.Tx, rev int64, typ store.ChangeType, r store.Resource, data, labels string,
+	prev *store.Resource, prevLabels *string, batch *store.BatchRef) error {
+	var prevData, batchID *string
+	var prevRev, batchLast *int64
+	var prevUpdated *time.Time
+	if prev != nil {
+		d := string(prev.Data)
+		prevData, prevRev, prevUpdated = &d, &prev.Revision, &prev.UpdatedAt
+	}
+	if batch != nil {
+		batchID, batchLast = &batch.ID, &batch.LastRevision
+	}
 	_, err := tx.Exec(ctx, `INSERT INTO changes
-		(revision, type, collection, id, data, labels, prev_labels, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		rev, string(typ), r.Collection, r.ID, data, labels, prev, r.CreatedAt, r.UpdatedAt)
+		(revision, type, collection, id, data, labels, prev_labels, created_at, updated_at,
+		prev_data, prev_revision, prev_updated_at, batch_id, batch_last)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		rev, string(typ), r.Collection, r.ID, data, labels, prevLabels, r.CreatedAt, r.UpdatedAt,
+		prevData, prevRev, prevUpdated, batchID, batchLast)
 	return err
 }
 
@@ -244,7 +262,7 @@ func (s *Store) PutResource(ctx context.Context, r store.Resource, cond store.Pr
 			out.Collection, out.ID, in.Data, in.Labels, rev, out.CreatedAt, out.UpdatedAt); err != nil {
 			return false, err
 		}
-		return true, appendChange(ctx, tx, rev, p.Type, out, in.Data, in.Labels, p.PrevLabels)
+		return true, appendChange(ctx, tx, rev, p.Type, out, in.Data, in.Labels, p.Prev, p.PrevLabels, nil)
 	})
 	if err != nil {
 		return store.Resource{}, false, err
@@ -284,7 +302,7 @@ func (s *Store) DeleteResource(ctx context.Context, collection, id string, cond 
 		if err != nil {
 			return false, err
 		}
-		return true, appendChange(ctx, tx, rev, store.Deleted, out, string(cur.Data), labels, &labels)
+		return true, appendChange(ctx, tx, rev, store.Deleted, out, string(cur.Data), labels, &cur, &labels, nil)
 	})
 	if err != nil {
 		return store.Resource{}, err
@@ -389,7 +407,8 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]store.Ch
 			return store.Errorf(store.CodeCompacted,
 				"the change log no longer holds revision %d (compacted through %d)", after+1, compacted)
 		}
-		rows, err := tx.Query(ctx, `SELECT revision, type, collection, id, data::text, labels::text, prev_labels::text, created_at, updated_at
+		rows, err := tx.Query(ctx, `SELECT revision, type, collection, id, data::text, labels::text, prev_labels::text, created_at, updated_at,
+			prev_data::text, prev_revision, prev_updated_at, batch_id, batch_last
 			FROM changes WHERE revision > $1 ORDER BY revision LIMIT $2`, after, limit)
 		if err != nil {
 			return err
@@ -398,10 +417,19 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]store.Ch
 		for rows.Next() {
 			var c store.Change
 			var typ, data, labels string
-			var prev *string
+			var prev, prevData, batchID *string
+			var prevRev, batchLast *int64
+			var prevUpdated *time.Time
 			if err := rows.Scan(&c.Revision, &typ, &c.Resource.Collection, &c.Resource.ID, &data, &labels, &prev,
-				&c.Resource.CreatedAt, &c.Resource.UpdatedAt); err != nil {
+				&c.Resource.CreatedAt, &c.Resource.UpdatedAt, &prevData, &prevRev, &prevUpdated, &batchID, &batchLast); err != nil {
 				return err
+			}
+			if prevData != nil && prevRev != nil && prevUpdated != nil {
+				c.Prev = &store.Resource{Collection: c.Resource.Collection, ID: c.Resource.ID, Data: json.RawMessage(*prevData),
+					Revision: *prevRev, CreatedAt: c.Resource.CreatedAt.UTC(), UpdatedAt: prevUpdated.UTC()}
+			}
+			if batchID != nil && batchLast != nil {
+				c.Batch = &store.BatchRef{ID: *batchID, LastRevision: *batchLast}
 			}
 			c.Type = store.ChangeType(typ)
 			c.Resource.Data = json.RawMessage(data)
@@ -413,6 +441,9 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]store.Ch
 			if prev != nil {
 				if c.PrevLabels, err = store.DecodeLabels(*prev); err != nil {
 					return err
+				}
+				if c.Prev != nil {
+					c.Prev.Labels = c.PrevLabels
 				}
 			}
 			out = append(out, c)

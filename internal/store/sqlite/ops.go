@@ -122,8 +122,10 @@ func (s *Store) DeleteCollection(ctx context.Context, name string) error {
 		first := last - n
 		if n > 0 {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO changes
-				(revision, type, collection, id, data, labels, prev_labels, created_at, updated_at)
-				SELECT ?1 + row_number() OVER (ORDER BY id) - 1, 'deleted', collection, id, data, labels, labels, created_at, updated_at
+				(revision, type, collection, id, data, labels, prev_labels, created_at, updated_at,
+				prev_data, prev_revision, prev_updated_at)
+				SELECT ?1 + row_number() OVER (ORDER BY id) - 1, 'deleted', collection, id, data, labels, labels, created_at, updated_at,
+				data, revision, updated_at
 				FROM resources WHERE collection = ?2 ORDER BY id`, first, name); err != nil {
 				return false, err
 			}
@@ -221,12 +223,29 @@ func scanLookup(rows *sql.Rows, collection string) (r store.Resource, found bool
 
 // appendChangeSQL appends one entry to the change log.
 const appendChangeSQL = `INSERT INTO changes
-		(revision, type, collection, id, data, labels, prev_labels, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		(revision, type, collection, id, data, labels, prev_labels, created_at, updated_at,
+		prev_data, prev_revision, prev_updated_at, batch_id, batch_last)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
-func (s *Store) appendChange(ctx context.Context, tx *sql.Tx, rev int64, typ store.ChangeType, r store.Resource, data, labels string, prev *string) error {
+// appendChange appends the change of r (data and labels encoded) at rev;
+// prev is the state it replaced (nil for a create) with its labels encoded
+// as prevLabels, batch the batch it belongs to (nil for none).
+func (s *Store) appendChange(ctx context.Context, tx *sql.Tx, rev int64, typ store.ChangeType, r store.Resource, data, labels string,
+	prev *store.Resource, prevLabels *string, batch *store.BatchRef) error {
+	var prevData, batchID sql.NullString
+	var prevRev, prevUpdated, batchLast sql.NullInt64
+	if prev != nil {
+		prevData = sql.NullString{String: string(prev.Data), Valid: true}
+		prevRev = sql.NullInt64{Int64: prev.Revision, Valid: true}
+		prevUpdated = sql.NullInt64{Int64: toMicros(prev.UpdatedAt), Valid: true}
+	}
+	if batch != nil {
+		batchID = sql.NullString{String: batch.ID, Valid: true}
+		batchLast = sql.NullInt64{Int64: batch.LastRevision, Valid: true}
+	}
 	_, err := tx.StmtContext(ctx, s.ws.appendChange).ExecContext(ctx,
-		rev, string(typ), r.Collection, r.ID, data, labels, prev, toMicros(r.CreatedAt), toMicros(r.UpdatedAt))
+		rev, string(typ), r.Collection, r.ID, data, labels, prevLabels, toMicros(r.CreatedAt), toMicros(r.UpdatedAt),
+		prevData, prevRev, prevUpdated, batchID, batchLast)
 	return err
 }
 
@@ -266,7 +285,7 @@ func (s *Store) PutResource(ctx context.Context, r store.Resource, cond store.Pr
 			out.Collection, out.ID, in.Data, in.Labels, rev, toMicros(out.CreatedAt), toMicros(out.UpdatedAt)); err != nil {
 			return false, err
 		}
-		return true, s.appendChange(ctx, tx, rev, p.Type, out, in.Data, in.Labels, p.PrevLabels)
+		return true, s.appendChange(ctx, tx, rev, p.Type, out, in.Data, in.Labels, p.Prev, p.PrevLabels, nil)
 	})
 	if err != nil {
 		return store.Resource{}, false, err
@@ -306,7 +325,7 @@ func (s *Store) DeleteResource(ctx context.Context, collection, id string, cond 
 		if err != nil {
 			return false, err
 		}
-		return true, s.appendChange(ctx, tx, rev, store.Deleted, out, string(cur.Data), labels, &labels)
+		return true, s.appendChange(ctx, tx, rev, store.Deleted, out, string(cur.Data), labels, &cur, &labels, nil)
 	})
 	if err != nil {
 		return store.Resource{}, err
@@ -410,7 +429,8 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]store.Ch
 			return store.Errorf(store.CodeCompacted,
 				"the change log no longer holds revision %d (compacted through %d)", after+1, compacted)
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT revision, type, collection, id, data, labels, prev_labels, created_at, updated_at
+		rows, err := tx.QueryContext(ctx, `SELECT revision, type, collection, id, data, labels, prev_labels, created_at, updated_at,
+			prev_data, prev_revision, prev_updated_at, batch_id, batch_last
 			FROM changes WHERE revision > ? ORDER BY revision LIMIT ?`, after, limit)
 		if err != nil {
 			return err
@@ -419,10 +439,19 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]store.Ch
 		for rows.Next() {
 			var c store.Change
 			var typ, data, labels string
-			var prev sql.NullString
+			var prev, prevData, batchID sql.NullString
 			var created, updated int64
-			if err := rows.Scan(&c.Revision, &typ, &c.Resource.Collection, &c.Resource.ID, &data, &labels, &prev, &created, &updated); err != nil {
+			var prevRev, prevUpdated, batchLast sql.NullInt64
+			if err := rows.Scan(&c.Revision, &typ, &c.Resource.Collection, &c.Resource.ID, &data, &labels, &prev, &created, &updated,
+				&prevData, &prevRev, &prevUpdated, &batchID, &batchLast); err != nil {
 				return err
+			}
+			if prevData.Valid {
+				c.Prev = &store.Resource{Collection: c.Resource.Collection, ID: c.Resource.ID, Data: json.RawMessage(prevData.String),
+					Revision: prevRev.Int64, CreatedAt: fromMicros(created), UpdatedAt: fromMicros(prevUpdated.Int64)}
+			}
+			if batchID.Valid {
+				c.Batch = &store.BatchRef{ID: batchID.String, LastRevision: batchLast.Int64}
 			}
 			c.Type = store.ChangeType(typ)
 			c.Resource.Data = json.RawMessage(data)
@@ -434,6 +463,9 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]store.Ch
 			if prev.Valid {
 				if c.PrevLabels, err = store.DecodeLabels(prev.String); err != nil {
 					return err
+				}
+				if c.Prev != nil {
+					c.Prev.Labels = c.PrevLabels
 				}
 			}
 			out = append(out, c)

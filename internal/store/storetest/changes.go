@@ -54,8 +54,8 @@ func changeLogCases() []testCase {
 			cs := e.changes(0, 0)
 			want := []store.Change{
 				{Revision: 2, Type: store.Created, Resource: c1},
-				{Revision: 3, Type: store.Updated, Resource: c2, PrevLabels: lbl("k", "1")},
-				{Revision: 4, Type: store.Deleted, Resource: d, PrevLabels: lbl("k", "2")},
+				{Revision: 3, Type: store.Updated, Resource: c2, PrevLabels: lbl("k", "1"), Prev: &c1},
+				{Revision: 4, Type: store.Deleted, Resource: d, PrevLabels: lbl("k", "2"), Prev: &c2},
 			}
 			if !reflect.DeepEqual(cs, want) {
 				e.t.Fatalf("changes =\n%+v\nwant\n%+v", cs, want)

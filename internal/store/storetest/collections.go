@@ -118,6 +118,9 @@ func collectionCases() []testCase {
 			if !cs[0].Resource.CreatedAt.Equal(b.CreatedAt) || !cs[0].Resource.UpdatedAt.Equal(b.UpdatedAt) {
 				e.t.Fatalf("deleted state timestamps = %v/%v, want %v/%v", cs[0].Resource.CreatedAt, cs[0].Resource.UpdatedAt, b.CreatedAt, b.UpdatedAt)
 			}
+			if p := cs[0].Prev; p == nil || p.Revision != b.Revision || !p.UpdatedAt.Equal(b.UpdatedAt) || string(p.Data) != string(b.Data) {
+				e.t.Fatalf("deleted change's Prev = %+v, want the state %+v", p, b)
+			}
 			_, err := e.s.GetCollection(e.ctx, "a")
 			wantCode(e.t, err, store.ErrNotFound)
 			_, err = e.s.GetResource(e.ctx, "a", "b")
