@@ -17,6 +17,9 @@ const (
 	CodePreconditionFailed Code = "precondition-failed"
 	CodeCompacted          Code = "resync-required"
 	CodeUnavailable        Code = "unavailable"
+	// CodeNeedsIndex refuses a list query that would examine more
+	// resources than its budget: the message names the fields to index.
+	CodeNeedsIndex Code = "needs-index"
 )
 
 // Sentinel errors; wrap them (fmt.Errorf("…: %w", ErrNotFound)) or use Errorf.

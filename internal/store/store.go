@@ -104,10 +104,21 @@ type ListOptions struct {
 	Collection string
 	// Selector filters by labels; nil matches everything.
 	Selector Selector
-	// After is the last ID of the previous page ("" for the first page).
-	After string
+	// Filter filters by the filter language; nil matches everything.
+	Filter *Filter
+	// OrderBy orders the items (nil: by ID); ties are ordered by ID.
+	OrderBy []OrderKey
+	// After is the ID of the previous page's last item ("" for the first
+	// page) and AfterValues its order values (Page.LastValues), required
+	// with OrderBy.
+	After       string
+	AfterValues []any
 	// Limit is the page size; 0 means 100.
 	Limit int
+	// MaxScan bounds the resources examined (DefaultMaxScan when 0): a
+	// query that needs more to fill its page fails with CodeNeedsIndex
+	// rather than scanning on.
+	MaxScan int
 }
 
 // Page is one page of a resource listing.
@@ -117,6 +128,17 @@ type Page struct {
 	Revision int64
 	// More reports whether more items follow the last one.
 	More bool
+	// LastValues are the order values of the last item, for the next
+	// page's ListOptions.AfterValues (nil without OrderBy).
+	LastValues []any
+	// Index is the declared index the query read ("" for none), for
+	// tests and diagnostics.
+	Index string
+}
+
+// Matches reports whether r passes the options' selector and filter.
+func (o ListOptions) Matches(d *Doc) bool {
+	return o.Selector.Matches(d.r.Labels) && o.Filter.Matches(d)
 }
 
 // IdempotentReply is a stored reply to a POST carrying an Idempotency-Key.

@@ -23,7 +23,10 @@ func (s *Store) CreateCollection(ctx context.Context, c store.Collection) (store
 	if err != nil {
 		return store.Collection{}, err
 	}
-	out := store.Collection{Name: c.Name, CreatedAt: now()}
+	if err := store.CheckIndexes(c.Indexes); err != nil {
+		return store.Collection{}, err
+	}
+	out := store.Collection{Name: c.Name, Description: c.Description, Indexes: store.CanonicalIndexes(c.Indexes), CreatedAt: now()}
 	if schema != nil {
 		out.Schema = json.RawMessage(*schema)
 	}
@@ -33,15 +36,15 @@ func (s *Store) CreateCollection(ctx context.Context, c store.Collection) (store
 			return false, err
 		}
 		out.Revision = rev
-		tag, err := tx.Exec(ctx, `INSERT INTO collections (name, schema, revision, created_at) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (name) DO NOTHING`, c.Name, schema, rev, out.CreatedAt)
+		tag, err := tx.Exec(ctx, `INSERT INTO collections (name, schema, revision, created_at, description, indexes) VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (name) DO NOTHING`, c.Name, schema, rev, out.CreatedAt, out.Description, store.EncodeIndexes(out.Indexes))
 		if err != nil {
 			return false, err
 		}
 		if tag.RowsAffected() == 0 {
 			return false, store.Errorf(store.CodeConflict, "collection %q already exists", c.Name)
 		}
-		return true, nil
+		return true, syncIndexes(ctx, tx, c.Name, nil, out.Indexes)
 	})
 	if err != nil {
 		return store.Collection{}, err
@@ -108,15 +111,22 @@ func (s *Store) DeleteCollection(ctx context.Context, name string) error {
 		if _, err := lockRevision(ctx, tx); err != nil {
 			return false, err
 		}
-		var exists bool
+		var indexes *string
 		var n int64
 		if err := tx.QueryRow(ctx,
-			`SELECT EXISTS (SELECT 1 FROM collections WHERE name = $1), (SELECT count(*) FROM resources WHERE collection = $1)`,
-			name).Scan(&exists, &n); err != nil {
+			`SELECT (SELECT indexes::text FROM collections WHERE name = $1), (SELECT count(*) FROM resources WHERE collection = $1)`,
+			name).Scan(&indexes, &n); err != nil {
 			return false, err
 		}
-		if !exists {
+		if indexes == nil {
 			return false, store.CollectionNotFound(name)
+		}
+		old, err := store.DecodeIndexes(*indexes)
+		if err != nil {
+			return false, err
+		}
+		if err := syncIndexes(ctx, tx, name, old, nil); err != nil {
+			return false, err
 		}
 		last, err := bumpRevision(ctx, tx, n+1)
 		if err != nil {
@@ -310,74 +320,54 @@ func (s *Store) DeleteResource(ctx context.Context, collection, id string, cond 
 	return out, nil
 }
 
-// ListResources returns a page of resources ordered by ID (byte order),
-// starting after opts.After, with at most opts.Limit (0 means 100) items that
-// match opts.Selector; pages are filled even when the selector skips rows.
+// ListResources returns a page of resources in opts.OrderBy's order (by ID,
+// byte order, when none), starting after opts.After/AfterValues, with at
+// most opts.Limit (0 means 100) items that match opts.Selector and
+// opts.Filter; pages are filled even when they skip rows, within the scan
+// budget opts.MaxScan. The query reads the declared index that serves it
+// best (store.PlanList; the planner is told not to scan the table instead).
 // Page.Revision is the revision of the snapshot the page was read from.
-// Errors: store.ErrNotFound (collection missing), store.ErrUnavailable.
+// Errors: store.ErrNotFound (collection missing), CodeNeedsIndex (budget
+// exceeded), CodeInvalid (a bad order field or page position),
+// store.ErrUnavailable.
 func (s *Store) ListResources(ctx context.Context, opts store.ListOptions) (store.Page, error) {
 	limit := opts.Limit
 	if limit <= 0 {
 		limit = defaultPageSize
 	}
-	page := store.Page{Items: []store.Resource{}}
+	var page store.Page
 	err := s.read(ctx, "list resources", func(tx pgx.Tx) error {
-		var exists bool
+		var rev int64
+		var indexes *string
 		if err := tx.QueryRow(ctx,
-			`SELECT revision, EXISTS (SELECT 1 FROM collections WHERE name = $1) FROM meta WHERE id = 1`,
-			opts.Collection).Scan(&page.Revision, &exists); err != nil {
+			`SELECT revision, (SELECT indexes::text FROM collections WHERE name = $1) FROM meta WHERE id = 1`,
+			opts.Collection).Scan(&rev, &indexes); err != nil {
 			return err
 		}
-		if !exists {
+		if indexes == nil {
 			return store.CollectionNotFound(opts.Collection)
 		}
-		after := opts.After
-		for {
-			n, err := listBatch(ctx, tx, opts, &after, limit, &page.Items)
-			if err != nil {
+		ixs, err := store.DecodeIndexes(*indexes)
+		if err != nil {
+			return err
+		}
+		q, err := store.PlanList(dialect{}, store.Collection{Name: opts.Collection, Indexes: ixs}, opts)
+		if err != nil {
+			return err
+		}
+		if q.Index != "" {
+			if _, err := tx.Exec(ctx, `SET LOCAL enable_seqscan = off`); err != nil {
 				return err
 			}
-			if len(page.Items) > limit || n < limit+1 {
-				return nil
-			}
 		}
+		page, err = store.RunList(q, opts, limit, listSource{ctx, tx})
+		page.Revision = rev
+		return err
 	})
 	if err != nil {
 		return store.Page{}, err
 	}
-	if len(page.Items) > limit {
-		page.Items, page.More = page.Items[:limit], true
-	}
 	return page, nil
-}
-
-// listBatch reads up to limit+1 rows after *after, appends those matching
-// the selector to items (stopping at limit+1 items), advances *after and
-// returns the number of rows read.
-func listBatch(ctx context.Context, tx pgx.Tx, opts store.ListOptions, after *string, limit int, items *[]store.Resource) (int, error) {
-	rows, err := tx.Query(ctx, `SELECT `+resourceCols+` FROM resources
-		WHERE collection = $1 AND id > $2 ORDER BY id LIMIT $3`, opts.Collection, *after, limit+1)
-	if err != nil {
-		return 0, err
-	}
-	defer rows.Close()
-	n := 0
-	for rows.Next() {
-		r, err := scanResource(rows)
-		if err != nil {
-			return n, err
-		}
-		n++
-		*after = r.ID
-		if opts.Selector.Matches(r.Labels) {
-			*items = append(*items, r)
-			if len(*items) > limit {
-				break
-			}
-		}
-	}
-	rows.Close()
-	return n, rows.Err()
 }
 
 // Revision returns the latest committed revision (0 for a new store).
