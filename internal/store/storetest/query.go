@@ -265,11 +265,11 @@ func queryCases() []testCase {
 				filter, order string
 				ok            bool
 			}{
-				{`data.qty == 99`, "", false},               // nothing matches, nothing indexed: the scan stops at the budget
-				{`data.status == "none"`, "", true},         // the index finds nothing at once
-				{`data.qty >= 0`, "", true},                 // unindexed but the page fills first
-				{"", "data.qty", false},                     // sorting needs every resource
-				{`data.status == "paid"`, "data.qty", true}, // 10 candidates through the index
+				{`data.qty == 99`, "", false},                 // nothing matches, nothing indexed: the scan stops at the budget
+				{`data.status == "none"`, "", true},           // the index finds nothing at once
+				{`data.qty >= 0`, "", true},                   // unindexed but the page fills first
+				{"", "data.qty", false},                       // sorting needs every resource
+				{`data.status == "paid"`, "data.qty", true},   // 10 candidates through the index
 				{`data.status in ["paid", "new"]`, "", false}, // 20 candidates to sort by ID
 				{`data.status in ["paid"]`, "", true},
 			} {
