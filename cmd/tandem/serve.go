@@ -47,6 +47,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	if cfg.MaxScan < 1000 {
+		return fmt.Errorf("--max-scan %d: at least 1000 (a page holds up to 1000 resources)", cfg.MaxScan)
+	}
 	if cfg.WSReaders != "epoll" && cfg.WSReaders != "goroutine" {
 		return fmt.Errorf("--ws-readers %q: use epoll or goroutine", cfg.WSReaders)
 	}
@@ -116,7 +119,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}()
 	defer func() { stopBroker(); <-brokerDone }()
-	resources := &stream.Resources{Store: st, Hub: h, Feed: feed, Frames: frames}
+	resources := &stream.Resources{Store: st, Hub: h, Feed: feed, Frames: frames, MaxScan: cfg.MaxScan}
 	// One budget for every byte queued for clients (WebSocket and SSE).
 	budget := hub.NewBudget(cfg.MaxQueuedBytes)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tandem_queued_bytes", Help: "Bytes queued for all WebSocket and SSE clients (bounded by --max-queued-bytes)."},
@@ -137,7 +140,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if hc, ok := hookOpts.Caller.(*webhook.HookClient); ok {
 		defer hc.Close()
 	}
-	appOpts := app.Options{Logger: logger, Node: node, Hooks: hookOpts,
+	appOpts := app.Options{Logger: logger, Node: node, Hooks: hookOpts, MaxScan: cfg.MaxScan,
 		Realtime: app.Realtime{Resources: resources, Channels: channels, Namespaces: ns, Caps: caps},
 		Webhooks: app.WebhookOptions{
 			Sender: sender, Encoder: frames, Metrics: webhook.NewMetrics(reg),

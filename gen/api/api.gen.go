@@ -721,6 +721,7 @@ type StreamEvent struct {
 	// Cursor An opaque stream position, exactly as the server sent it.
 	Cursor   Cursor           `json:"cursor"`
 	Event    StreamEventEvent `json:"event"`
+	Filter   *string          `json:"filter,omitempty"`
 	Labels   *string          `json:"labels,omitempty"`
 	Message  *ChannelMessage  `json:"message,omitempty"`
 	Resource *Resource        `json:"resource,omitempty"`
@@ -744,7 +745,10 @@ type Subject = string
 // (WebSocket, SSE) or long-polls it. Answer with a
 // `SubscribeHookResponse`.
 type SubscribeHookRequest struct {
-	Client HookClient               `json:"client"`
+	Client HookClient `json:"client"`
+
+	// Filter The subscription's filter, in canonical form.
+	Filter *string                  `json:"filter,omitempty"`
 	Hook   SubscribeHookRequestHook `json:"hook"`
 	Id     string                   `json:"id"`
 	Labels *string                  `json:"labels,omitempty"`
@@ -788,6 +792,7 @@ type Webhook struct {
 	Description  *string    `json:"description,omitempty"`
 	Enabled      bool       `json:"enabled"`
 	FailingSince *time.Time `json:"failingSince,omitempty"`
+	Filter       *string    `json:"filter,omitempty"`
 
 	// Id Example: wh_0k4x9y2c7m1q8r5t3v6w
 	Id     WebhookID `json:"id"`
@@ -829,6 +834,9 @@ type WebhookBatch = []StreamEvent
 type WebhookCreate struct {
 	Description *string `json:"description,omitempty"`
 	Enabled     *bool   `json:"enabled,omitempty"`
+
+	// Filter A filter expression for resource topics, as in subscribe (docs/queries.md).
+	Filter *string `json:"filter,omitempty"`
 
 	// Labels A label selector for resource topics, as in subscribe (`env=prod,tier!=free`).
 	Labels *string `json:"labels,omitempty"`
@@ -932,6 +940,9 @@ type WebhookUpdate struct {
 	Description *string `json:"description,omitempty"`
 	Enabled     *bool   `json:"enabled,omitempty"`
 
+	// Filter A new filter expression (`""` for none).
+	Filter *string `json:"filter,omitempty"`
+
 	// Labels A new label selector (`""` for none).
 	Labels   *string `json:"labels,omitempty"`
 	MaxBatch *int    `json:"maxBatch,omitempty"`
@@ -962,6 +973,9 @@ type DisconnectReason = string
 // DisconnectReconnect defines model for DisconnectReconnect.
 type DisconnectReconnect = bool
 
+// Filter defines model for Filter.
+type Filter = string
+
 // IdempotencyKey defines model for IdempotencyKey.
 type IdempotencyKey = string
 
@@ -970,6 +984,9 @@ type IfMatch = string
 
 // IfNoneMatch defines model for IfNoneMatch.
 type IfNoneMatch = string
+
+// OrderBy defines model for OrderBy.
+type OrderBy = string
 
 // ResourceID Example: orders
 type ResourceID = Name
@@ -991,6 +1008,9 @@ type HookDenied = Problem
 
 // HookUnavailable RFC 9457 problem details.
 type HookUnavailable = Problem
+
+// NeedsIndex RFC 9457 problem details.
+type NeedsIndex = Problem
 
 // NotFound RFC 9457 problem details.
 type NotFound = Problem
@@ -1026,6 +1046,19 @@ type UnsupportedMediaType = Problem
 type PollChangesParams struct {
 	Topic  Topic   `form:"topic" json:"topic"`
 	Labels *string `form:"labels,omitempty" json:"labels,omitempty"`
+
+	// Filter A filter expression (docs/queries.md), the same language for lists,
+	// subscriptions (WebSocket, SSE, long-poll) and webhooks, over
+	// `data.<path>`, `labels.<key>`, `id`, `revision`, `createdAt`,
+	// `updatedAt`: `== != < <= > >=`, `in [...]`, `exists(f)`,
+	// `startsWith(f, "s")`, `endsWith(f, "s")`, `contains(f, v)` (a
+	// substring, or an element of an array), `&&`, `||`, `!` and
+	// parentheses; strings in quotes, numbers, `true`, `false`, `null`;
+	// times as RFC 3339 strings. A bad expression is a 400 naming its
+	// position. On a stream, a resource that starts matching arrives as
+	// `resource.created` and one that stops matching as
+	// `resource.deleted`. Resource topics only.
+	Filter *Filter `form:"filter,omitempty" json:"filter,omitempty"`
 	Since  *Cursor `form:"since,omitempty" json:"since,omitempty"`
 
 	// Wait How long to wait for an event, e.g. `30s` (at most 60s).
@@ -1055,6 +1088,25 @@ type CreateCollectionParams struct {
 type ListResourcesParams struct {
 	// Labels Label selector: comma-separated `key=value`, `key!=value`, `key`, `!key`, `key in (a,b)`, `key notin (a,b)`.
 	Labels *string `form:"labels,omitempty" json:"labels,omitempty"`
+
+	// Filter A filter expression (docs/queries.md), the same language for lists,
+	// subscriptions (WebSocket, SSE, long-poll) and webhooks, over
+	// `data.<path>`, `labels.<key>`, `id`, `revision`, `createdAt`,
+	// `updatedAt`: `== != < <= > >=`, `in [...]`, `exists(f)`,
+	// `startsWith(f, "s")`, `endsWith(f, "s")`, `contains(f, v)` (a
+	// substring, or an element of an array), `&&`, `||`, `!` and
+	// parentheses; strings in quotes, numbers, `true`, `false`, `null`;
+	// times as RFC 3339 strings. A bad expression is a 400 naming its
+	// position. On a stream, a resource that starts matching arrives as
+	// `resource.created` and one that stops matching as
+	// `resource.deleted`. Resource topics only.
+	Filter *Filter `form:"filter,omitempty" json:"filter,omitempty"`
+
+	// OrderBy Up to 4 comma-separated fields (as in `filter`), each optionally
+	// followed by `asc` or `desc`; ties are ordered by ID. A field's
+	// values order as: missing, null, false, true, numbers, strings (byte
+	// order), then arrays and objects.
+	OrderBy *OrderBy `form:"orderBy,omitempty" json:"orderBy,omitempty"`
 
 	// Limit Page size.
 	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
@@ -1469,6 +1521,19 @@ func (siw *ServerInterfaceWrapper) PollChanges(w http.ResponseWriter, r *http.Re
 		return
 	}
 
+	// ------------- Optional query parameter "filter" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "filter", r.URL.Query(), &params.Filter, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "filter"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "filter", Err: err})
+		}
+		return
+	}
+
 	// ------------- Optional query parameter "since" -------------
 
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "since", r.URL.Query(), &params.Since, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
@@ -1784,6 +1849,32 @@ func (siw *ServerInterfaceWrapper) ListResources(w http.ResponseWriter, r *http.
 			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "labels"})
 		} else {
 			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "labels", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "filter" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "filter", r.URL.Query(), &params.Filter, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "filter"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "filter", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "orderBy" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "orderBy", r.URL.Query(), &params.OrderBy, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "orderBy"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "orderBy", Err: err})
 		}
 		return
 	}
@@ -2920,6 +3011,8 @@ type HookUnavailableApplicationProblemPlusJSONResponse struct {
 	Headers HookUnavailableResponseHeaders
 }
 
+type NeedsIndexApplicationProblemPlusJSONResponse Problem
+
 type NotFoundApplicationProblemPlusJSONResponse Problem
 
 type PreconditionFailedApplicationProblemPlusJSONResponse Problem
@@ -3834,6 +3927,22 @@ func (response ListResources404ApplicationProblemPlusJSONResponse) VisitListReso
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListResources422ApplicationProblemPlusJSONResponse struct {
+	NeedsIndexApplicationProblemPlusJSONResponse
+}
+
+func (response ListResources422ApplicationProblemPlusJSONResponse) VisitListResourcesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6825,208 +6934,224 @@ func (sh *strictHandler) TestWebhook(w http.ResponseWriter, r *http.Request, web
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rctu2uuirYGutmUhrUbLsOGkjT3+4idtm7yT12M7kzKlySoiEJCxTAEtAVlQfz/Qdzn6G9WB9kjP4",
-	"PoAEKVK32E679vqTWLyAuHz3620rkrNUCia0ag1uW1NGY5bBn2dXdGL+j5mKMp5qLkVr0LqaMpIxJedZ",
-	"ZP644YpLQagilCidSTEhTGiul0TTSUBYb9Ij4bB1fDRshb1W0FLRlM2oGVYvU9YatJTOuJi07u6C1hsZ",
-	"UfxK3UffX7whckz0lJEoY1SzOJ/H+oHvglZKMzpj2i7s5ZQKwZJ3dMZWP2VvEkFnbEASps1bAYn5hGsV",
-	"kLAXBiT82fzTNf8MwhOYknlcpTRihCu4kNJMkxEby4zB7zHPlDbPm8ly86WU6mkraAmYRivC77aCVsZ+",
-	"mfOMxa2BzubMX9lfMzZuDVp/OSjO7ADvqgN/UWbJL2WSsMgsqmGd+X2Ye9Os8qf2npg3IyFwrNev6ubj",
-	"7pLXr0jbbFkYFW/EoTv8cMGSSM5YSMbmUDuNM3fv7r+l/oTLK3jDZ1yvLuKcThhR/NdiO3+Zs2xZzCqB",
-	"9/wJxGxM54luDQ77/aA1o5/4bD6DX+YnF/Zn4MCaC80mLKvMx3z4Sl6zBtwJBfuk82fyrUwN/sq5Iimd",
-	"NE45zYf2pz2jn94wMdHT1uDZ4VFQg82vuLJncMGoqsPqD9NlQMYyQ5xOOBOatLnAU47z11cOujLBDIdv",
-	"mN2R2cf1s7N/1E2Q6SkrzW9GlyRzbyCYXr76L0WUlilZTJkgY5qodZN1X6sFAgRPO92RlAmjAub7Omaz",
-	"VGomouV/seXqVE/tBLvRVComyDVbnpCM6YwzRRZcT2ERis6YuUUyliZ06REmc2EJh3F0TKZynql8BcgS",
-	"iiV4U+mauTRt/LNnAMDu92HdMbwev6U6mtasJzXzkSJZEm6J/jzLzAkYtkRm5i2mSNvxlk5AZEbCv4Ww",
-	"hmGLfeJKq2GreRXjLn66YfrPj+vn+04K1jDnHwX5/uxqQKhQC5aRp/1jN3d/zj3yoyDn768GMNsZo0JZ",
-	"htY1y103YfPtfWZ9YflkHd1198jrVw2UlMefT/sv56N/sEifm4FrYFfhbdKmRBtS80SRUM1HYUCoIKfn",
-	"rw3MPlHAqJrovR1i76naGcJsP7DRVMrruu2yt5p3a4EP7D2P4tsguWRMpVIoBoLLtzS+YL/MmQJaFUmh",
-	"mYA/aZomHIWngzSTo4TN/v4PS3O3++w5voUfrZP44LNGuJnRZCyzGYtPSMiyTGYqROmHMBpNiRyPmYi5",
-	"mJAxZ0ncayGfGic8etRZv9aEJhmj8ZIgLQACQQWpkC+yoIpkbK5YDKSDCgk0364Y5v+dzEY8jpG7Pua2",
-	"RxmLjThNE0USGl2jqMlYzGIyyajhlyEXaj4e88hQ/59VJFMWdmDWP0h5/YoJbiDwcaftfeCJIoAvGRvD",
-	"FmsPmNpcK2InEBBDtkgYw4RDMhcJUyhJe6ORCb1hxLwmF6JY5XtBbyhP6Chhj7nUU1zamPKExaSt+YzJ",
-	"uQ4IYAVRmuq5CggXNzThseUKAZmLzCCKmSyApJaSzKhYkogmiSILyjUXk4HdD/OF7rxYn2V0wMy10S1k",
-	"RkaZvGaZwU3vQdLGAUrvokiwJAnVLDMEzFP3Lsyd7ulYs2yV7F0asSVWREuYYK7YZEuD6XRCuahVwgpp",
-	"1WzfO6m/k3Px6PBYaDFmu3LtNZZMESE1EgiApnOQz2Junv0OzvUx5xo6oSQEYabE8UMS8xhmO5WWrLqR",
-	"HhPkhYXu9sV3L8mL42dfOQQmMdOUJwqx0rKpK0SJL8WtRjJe5ttGs4zfMJCFrY6hWHbDsieG/NOYWPQl",
-	"7bDbNRe69kIYECuek6d9kq9PLUV0kXP4R4bneaYkILyca8VjZsmqplywmEy5IQ1LA0PjTM5ylsZSGU0N",
-	"CUgkjS0JoZoRKmLzV6YdIhuBjWU3PGJfiLJe5adDIirM6Wl6bVbJDcIuamnbgHDEDUWoQoqq5qN8VLjK",
-	"jVCQyIWCU57RT93SIx5xHS01U+SXOZs7uSBJrIqlCM0YoZrYIfChLrwR9sg7aZ97ogiAzcAnumZ8KfIj",
-	"ETJmj0+HLw3n+JJHC5zLnuzIQC6NpsBCN7Ksu6B1JeUbmk0efdZATdiniLEYBRPFf2UELDpuXm+pWFrS",
-	"px5XEklZ1rUmCpiRFWtL+5oZHRPustjgiy+LmXtI+vKHDDaYR2TKBCnMaSq3wjoof32eo5N5THXNZHga",
-	"dnJJpYSHckxQ8OMi4ilN6nERBsmfMXAQIodx2oYZGJdq6JcZ8YYm8y+ATe9FmsmIKfUlUAmAkiuyYEnS",
-	"Rb2MjOaa3HBpMAa3qZB/nijyn5c/viOXMHquwf30sZdKs6rM310j2JqNmLHZyOLee6HmaSozzeK3LOb0",
-	"CjbkC3L3KcW5LsD1YKcBsnMPVHk7pjP7T1CRpjGKeDQ5z2TKMs3NdbDcBa3Uu3TbQl670VSMT90FLXbj",
-	"XClcs5naaHbQGaOzM/OSedsCGM0yumyh/u9EjJ/c0IGb08f8eWltF4FzX7w14Igkcpe1Wh/ELq6GYOcd",
-	"iqmmNUYgsUTQzLH4U3ciu3aBBoB6F3Th1nUXtOR4rBhAnAF7qhEvnx+31pvNg1Y6HyVcTZEgVIxlQctI",
-	"faVBY0MQ4Wqdac0/n8KFY+eW741dtB19zbk5Xw37RGdpYv1CepDI0WjZClop1ZplZrv+z0+n3f9Nu7/2",
-	"uy8+Fn/2fh50P972g8Ojr+7+ujpf3yu0K2igy+1Ub7s3ziC2jYHQbCM6Ejc9f+Geu/PJcv06SrZ06ayD",
-	"66DKu9tV1zztyhSH7VrqiINWzx0W6q0h8Har9qzzQ3gJz+14FLvs63Z7VBUmPBZB2nFGx5oc9Y/63cMj",
-	"Mlo6bahD9JRqwm5Ytsx16ieKhAbUQzKbK00U1VyNlz1y9snALU1IaGYdoghtbUIBKiDSsDGKsgJ8GYYH",
-	"bsKM5K5YMjacOvdjAKFALk3a1I58ENIk+RH+F0v4XwoG/wupw4OQj0MSLaMEFUEiJLGbC+qSIdmECzJi",
-	"esGY6KBv9/joKNdykTtyTeYiZhkJ7Y6DV/exQG09TL3haB7eAaJyTrUVy/JoyCaOhePVzxfkyR+kvPZM",
-	"2mvn3CD8OGnUuuTAJGckSrCcORdiZ0Ao+cBGlzK6ZnooCnHWWoUvL8+IAl4MIgWd6ykT2sgxLO6RU/To",
-	"AMjQoQhLs0cDfdgbGsyvUE0QkTdtqBnmJT55F7TAe2BYgDAc7CfnyPZ2sSCxPF5lpO8F/2XOjEIAFkXS",
-	"pomSznMOvoUuj0OCMnKnV0e5c7F7m5mf5w9/Hve0XhPwNtkXinkEbis3whKexo7AFN7ehc4y4AETl6JH",
-	"Qov6oaVXgP3tEjTN00lGY7DFenCEBt/c+0q1IyInBuBCA2LWtf1EDQU6YCOaZUjuOj0SzpihpCMWSSeS",
-	"pxlTTESMmFuG0BrwBxI8FL76VMEKc6Vd0tnkQhh6yydCZizunAxFCA4FFaJ1I45Z7KhtfgxPVO6uT/iY",
-	"2Y+UsKkNpFkthaafMCroPz9cgTsPPBMBCW/VfHQXEi6iZB6zuFOHNziVEkXaEHAAoROv8eFDz+Vv6VLQ",
-	"MhvmCXwF9KSFFXUzqDvFpBkK9xCt8MXdhCvE/O2jV4KWkDGrjw4xd8DcZpS9CvjXfTtjM6nZaRxnTKn6",
-	"IXM4o/gUATUNrHfmW3QBSDSVSg+MNllPhpxLd1VXGCmj5Vl3nVjO5Fz5Foqm0Qrrwg7Mzo166b2/yviC",
-	"ls6oUGYxPvFesJECIlFDvqu80hA+OCR/rOpuByVwqa7q41q4RH92JVqgHKFRq2D83P349wZtooiHenCh",
-	"I8eumr0vhTc1wotEs39Clc4jnlbW5Lnn3smY1cA3XEaCnvsWUD7gArwIIDXyrGQzM0R1xpXiYgKBA27N",
-	"q/rnZ8lTVTjd7UgSOmJJ/bTQGr+6GW9p7Ez1XfBEtMPzHy+vyMHN4YHFX3Vwa/+6O1gxt4MFeOnZE71D",
-	"yeOfgpaWKY82wcgVPFTdM3w1X0Ht5uUWjBVvl0ypkaYsS0+lgr0MCPtEI50siTU/WWcFgBmHNXhodtx/",
-	"8XxDKFQ5IE1BLNhOR1eEy7EamfAHubA+Zg8kFywzmy4Vi3u+0aRfZzSpQ4s9gbg01brj+IHRBOOEdrJd",
-	"seh6jXGveZbFh9Fl79NvEEk9f8RmMm7HqF1XIefvJSFAHOyubH9vZs124tUbuF/QUsowtkSKSTeVCcY5",
-	"qy3YYjMrbNric1972UEJ+DCVfqQnVwGhY80yXxm0IlFVy6N8VrO3Z2AagbtOHr9hGR9zFhupmLRpIcfY",
-	"IDcFthBPqEGPY2fVvHAXtNinlGdM7SI2XnOMvnAn9I+F2Vea8u41RHLmX65VNxsFMgNFpcA95/kpx+6d",
-	"ELtiCJTNv9XbqBvCtJvPOxfgdzjtC6vMeU6wgX/8E6aN9uLsPlaJ48rG9QxF20UFHPefdgISmrmFJL8a",
-	"TrVO1eDgQFMRs1kvZjfOHaIObJRTJxiKUHOdsBDO3Xm4euTKGbnc92d0SbhQmtGYjBgyGkTToTCaM0Qx",
-	"oO67Mlccu8kvU2u4wImshlL366Aip5p5GPNx/2ngYOy43w/M7+P+i+D46Cg4PnrxsY7DwD5sEbztLmwT",
-	"g74CL29yCaeJS/ji8dOaj1c8iHCdoOBE2oDB89Qozs+fkmhKMxpploHPczWVpPtz7yA8QTum91rTsyFQ",
-	"gdwzYJD4pjUwBxdb/ddfiRcJXCzfWh/3kNZ3dfLsKN2XvVbbicFr/WB2qHP09ewqTN2Hh6oq9Zgx62a6",
-	"6vKRGXivt3H3rPf2nFtr0aO4AdFLvP2Zu8m9hfc2nnnhXHMfqttMN+jnGmNyUWvVzGTtSF/Y51Sa57qd",
-	"sNu77y7sfp7rNXUe1+f+rVhC/CnUry/n+hXG3hCY2FvD5FZOGcMidlg7fOo7zpK4dtVCaWoRcQ3/zLO/",
-	"nr144Xux+/21DLORQa6kWWiIDH5/8ZpwiCsfL53Jz20WRk54bKa1To4RUnfHENG7UYw3d92cg3VaUmkv",
-	"d6TbzQfKhS/2jmRspF2Xm2UzOGzGzcc1vuxVsTdPLTUiL44Asm4RSSjjJeZCoD08llqzmJhv1jtfHNpX",
-	"v/adzLzBjHaC7Mi+gCG5z1/0DzuEC2u692NlNovZ3AiCdhNrjwa56f057WwoRsVpZ6+GmLFRpNY+UUMR",
-	"lp7oYP4g+qDdYPKGZYV3BoTfi7PLq8CGdw2F+fIMyS9hAuQzEPyRwzxRLoB21e9X2oB1fr/9Amn28BbW",
-	"iypX3grBS+QpNqA6tGlJmCkrZhzyfMQ8STDYueqRtBu9xiP5hTyKn2Un3M7/GOT2RHfGGxFlf4+ki1RC",
-	"+ISDpAoO8MSFWUAiZ+SckqVDDfxYdw+JcshQ/FfWOalxcHqoWcM1GyEOIU3miOj01XZoYCl0mfGg11JF",
-	"hLSLQCi7Lz+cS2jcWeTxI6O2ia3ZIyTK7d19CY9bOQLdfAvr/rqnrYa8Z0zWPI1325N60c8rOmAD5+zk",
-	"G6Ks/A9/XAMTe8Vb/YkObVud0+3Hg7vtcmTcxmlX42jeFQIbDAX5QOs249xlde9Apm2s3FuWTRiBAYxo",
-	"E96anQ+sWeguzKm1n/IwkzcsDkiID8E90rZM9/NBsAQ6W9q6zMcxhr00YqPD5G5nuHdbfYFc68sj4kOh",
-	"VwG3TdkveekcKwovMq5ZHiYUzyNIlrU2XFDJmsOca9XDizS6P0H94vxlRUjP0ijMdZyi+o0LCZoxPZXx",
-	"E2UzWM3TEIPnC6FUkNDcwCCoirQthiLMl3DPIXbNIozVl54oFGbWismQImFmTqY0JkIK1Pma5eYsjXaR",
-	"mXELN9K+NHqLD/6xA/fy9dQiTPmgd5WVkbhy58xJkyW6Q+aJdk62AZ6LL+3O6DXzXiEUEl7mGVuN2NtF",
-	"Cs6/Ww86MiMoDgf20/B0Sd+6N0k4B436sK+tS1aRNsXIP6vzoD/S4x6HR19vFUlUTVX4W63Z+hKCKe4l",
-	"jqXKreEOUczIlzJD60GeDw6anaourX90fL+KJr5ahwarC98rFqRivd02FMTG5oxYTNoyI3NRXOg8aoDI",
-	"JtOvnzO1o7gmCCRRId0uRfHY4LDCbtQ+VUsRnZ6/JjUnCx+vEdT2yhYr8QhX0s4qNxgngZesjuNfilnC",
-	"KpeUoKmaSqS4KOjUMZ01sV6zInlsN6dd5qneW2sFOyBSYdl224X793Fb67M13eBba/2Hl0WoQ6mm1eZA",
-	"rkuHNfcnfeWIWJHB8uvWVDoUvpknrDxTkr/cVUh+DWFjwqFo5+AfkMvLM0jgzUN2FOF61SRaWe4DJ0Pk",
-	"895FkFoL6k1sfDXSvmJDrQ3J+ZezczbgxuqRf2bGhR8YelKbc3Hi8iFyk2djQgTqTd6Iq4T6wdMBrtwJ",
-	"eamcuV1LHaCP/8BRTFUWOiCcZQt5qvfz4KApONsWEttRdjBfmaVa1RboVCyaa37DXMkj97CjU8hbqYYf",
-	"U0ZjdyPhgm0WIfYwqO6ce8xKMuWq31cYAcYnI14Qss2Hv+TWk3tfmRpeybe1xCqpq8cLkkh+AoC0Nmwx",
-	"xM0JSVtITZZMExpdC7lIWDyxIt2OJoWETs6MxFTjmzSwhGpxJOdCczGBkpgpQAlUZxjN44kRqw77pN/v",
-	"gyoxYd1EQsFgSHrKGI2NhpbQidPmBKEkkYbhjORcxPXB4QlV+izLZNawa0pfzqOIqZ0iJWf007fOIOhX",
-	"Zd2YXW5rql6yKGP6zA/RrIab8oSVy7AqeIcozZOEKD4RirRtCCrJpIbYvU5AzP4msNmlM1y7HBx6S0jE",
-	"ubvYBLbtW/DsziLdzi6DoDXPki2jSJzEZ94osNs7XbdEL1XfoJkH60FBE3dxOdhN+ba+VKgv4VESs4SD",
-	"Cxt+2SxNFLFCN9OQDOf9/lNGDgPChSsBBWzkpJzZabV5SHMBivxE2cdLmSc7VKWopNbNuHA/V636dt37",
-	"eVrK1HmzFu6R6w0ldIOtjQJ1NoEAikcJTxBvh0zcfJNmMg40Z9l/fDPOGAs72xkPfNpS1H9eiUc35z9D",
-	"YwwV5txpHs/h8kQxaBTkHVDqsUSITby8/PEdgXMhbYgq12QmlSaH5C3/1oCaEZfcjLemb/sSEsc0t+PT",
-	"O5IQpAd1triIGcwKMBx7cHCAlfVcTFN4QjIW84xFtqqX4ZRjacRSmxTjxyIff725oHFd5pGZ3hoSgWl5",
-	"hZi4mP7cvz7+9GJ5FH01O/zl6+yZfnrzfFGOB11Mf/7J2tRuj/p36yTAB3fyOUlz/+w1O8I5XSaSxnW8",
-	"kuqCMoJxFw8WwvTNQUGVh9bgp13o2larQkTd8uFz3Pmtnq2UELz76O2DGWZ/kwElRQ6e3TJ1cGv/ujvQ",
-	"TOkw5zmrqtHDaaKr9hs7qV5qRqtT6ReFFrNt1eRa009RltlhZWMpnuJ85rNdOdhOZO5u7ccr9SV3gIVL",
-	"THaNrEDu440VG8YsSYic67xMAAjjxAjj6NEbCmvqz4tJtq2rz/5+orCcpH017gxy3mME1qHItY8ZXZJR",
-	"kfxKLirlJwOU8zPYbnSF4nSHor0WjvGNsLaAwO56YWPk6JdAhwyOv5vD8eNiRlG0CndlM65c5kJBVba6",
-	"1FTENIuJfdIpOQEJF1PFop8x8wkCZaliz48NSB4d//7b/3t+TDIqYjnDWpxYiueHt6cvu5c/nB49ew59",
-	"DKysG7NIxhBUm+kVEaxfYZzmq4UJ5e8HH2+fHgVff333zW0/OFrLSS+dNlSxZdFI8xsWDhxRBTgPoW4l",
-	"F5NwsNk4MhTOpCJisyjs3BCjDjCi0bUcj0GPn0JlQtAJMUxTgSNiKMKUzhWLwwHIMMVEyO+//TeJORQn",
-	"hFJLasEyFpPjw75LvM6lpKEwtMFW/Rtb2y/0v6CChN2u0zKsn7S74CKWCxCiAHm5NhOpAG84APW/gfJU",
-	"i9aeIPXJ+fvCBjwSKYoCNlX8CM2aecTKE2nlKWgtPCDwkuCZgDBl9gs9JxuRzQLAFVN7pmfPM9De36Lx",
-	"cdXKIuYuC4Y1WjIQ2Zul3OJwjz59qjeV+Ll6TcM8UeSHq6tzlzzYroQGl2se+Jmpfmsan9AAcfF2YA0h",
-	"eQ869cbNnXHhXz28T0VyF81RsEVVe2yHw9awhW1IhBRsD5VwF3UMzEKsif5+zwSDyq4UpmrtS4bGZEzP",
-	"Mwz1Fqg/QhBEA9Tsp/PtpcTtrHGtBqUpFs0zrpdQwc6atVPe1DZHijGfzA3W2GTlxg4s/6t7ev7atrxx",
-	"ig6Oexe0RoxmLDudY+EC/PWdExn+88NVqyZ08MMVaf9wefTseUAuzH9G+DqLX12edshiKhVzVZNsDnnC",
-	"lVbY9yHvZuHNGXYUTg4+XkzSaLtYTJWLsaxBfsjswfJ7GaOJ4fYwMFa1GED6BAC0QeJRUjSAA6OI59YI",
-	"hgJzMaxAmc7VlMXE8KJqWkY7BLFOQXl1F3fAxVCEB9TQY5ry3pLOkrADrkgA2twVaRjsUAwFZthjRXoz",
-	"fUFWsr+k7SzTnP/cGQr0Zrr8KEzlNpIqGlugfwP2n8C8MAidwdrI5W4nQ8GFV1PXPBai8aWm0O64nM/T",
-	"gRVd5Dsb0SxbGl3ORQqGA2CCYF9nGRR4g1DCgHARZWzGhGax4em2HhhEFPbIa11ERhVFGs+u6CQ8IV7H",
-	"gcmcZrHCOERzkNX2Axgu9f3ZFck7JNAEU8tLTw7I39zD5++vhsLvbWRW+Je/kNNSQQUYA6Ha3P/A9dQI",
-	"COWqCz6etlHks1UoLfQa5GBCESmGIpEyNUIT9o8C2xd6GmFnQIbqETCvhd3uPxa6iwQOmvp1/7G4Vt0x",
-	"T1gI4lDY7dryCPZqYNONAH5DvzMOlCBh8cAILDFWPiNUDUVo1isz/iusZEC+BfxEe24EZRPQtBtWkJpQ",
-	"RerfHeIb0TVb2lfBrJUTqAGp3u+R03IlNktT0DLoNVmCam6w0+huKFEdAqKuFAMrUFvRFi+aLQgzRuOQ",
-	"tL8/uxoKKOvpLKYdI/Eb2ApJO7euzubo1FDmrkvqIm2rew6FjURRHRLSeMaFuedRG6cpqsCPZoKohTCi",
-	"SRKS9sX5S4KBhwamJUacHtzipbvQVvi0yykQBc80pXqKxMEAJB54YAShjGHzLtuFzKClYhODgQEJ//a3",
-	"0KEb8lpb8g4Tz1yZDFtLo0fOoGtSynC/8wKjKt9VQxM/dTH9sgvnYBDXTAY1bls7wlxAsqtCBEV3GlI4",
-	"kmAXBqX9Uh7lGToojPMMygJCZiJQVyR2aA8Fyvr8q2f9ATnuH0KRfr9GJngZ/X5FJ0MRfvjwoevhOstB",
-	"33CZ2TfDFi4K27fBqLZZThd2KRyKNtLNb4Yte+dnxJdWOCBY/iQObO1vOo85ExELyIjG4D2jep6x33/7",
-	"Jwz+dChKrZK6Fg38L1QbKZmJoSKR8IjZIAcrDJymNJqy7lGvby28RabsYrHoUbjdk9nkwL6rDt68fnn2",
-	"7vIM3inydx37BSZ7ev66FbRuWIbh461+7xAflikTNOWtQetpr997apNWQbY5mEK9pF+hcGKtFm4LUR71",
-	"+2TheR2haD0yeRT5wZDqIPF1DAKkttWYKq3Ijvr9NXXfd6v3br+wvg+IYe9GjuiVRLzW4KePQUvNZzOa",
-	"LVuD1ht+w4RZleHwYKChEwU6iFuWan00AxxAa7Bt98xGe2PkPpBM7LnUAafBXGEzp2f9pwTaeiy4YrV7",
-	"eWE++mW2Ej5NtMT9hDjjZ/2nj/Dhd1KDZ395QkIs0hUSRZfKgGI0JTFLmYiZiJY2qmT9AZtl8O1OuKCH",
-	"jad8AVoQ+MuUtG2MNUkYVWhwsDYbDKcA225Y6iZnTZ0LynWYF5R2dlBr1oJ0R2v9aL+U82j66tuhCMeM",
-	"xd8YgdbIs2EH5RFgM/idAFvyKGcxcu0vXQm6oWj70e74gQ581UynqNQq2CfrB+6Rc6pKQfKemdbV/DJP",
-	"2yn0CMYoQDcRKEPjM0eQQ9VQQAFupavlZiOa1jQKMRS9plNIQNSUZs7eVSgJpQqKIjaKwFBgLT5lKXMZ",
-	"x85lkrg+D+W2zz/d1vZjdTbP/Zo15hF29YPnSYu1vTprLQFNQ6FjYevOxbmHoS7820Bd3vMEi6gigLh+",
-	"3U/7yqgt1l/8vK8a29maIeo72bae9qslbMBZeRg8u2vP1P9Vnb+2tl79fbZN/viA5NeBXgMr8z0kOT1p",
-	"p1IpPkqWaC7K6YYlGVpCVxMu5gy6eQHlPsY5100lX9uB1y0UXnm6+ZWi0SW8cbz5jbylH7zwYvMLXldK",
-	"88rhFgupekqD1vHR0c5fOtpictUWTgWT3Pwpv58WnL4F0E3v+lGkniDjTB2EktxjaTmdJYCtj0GrrBdg",
-	"M+y4Vb3e1TQD/ofkDjMZHX8ULFEHt/avuwOncjXyTBvvvwLG1GUHOV4UEJnEhlNAHlHgAHsomiB7lQWC",
-	"iQUHcY6CQik0Kq0Lg6prg4feCXBc+m3whgIclx0jUR4f9knF/F/HVWymww/ootiOsexPsP/MBNAvMFff",
-	"p4xOIEnUlVjZl5rtRzc+EymN8EnoaqEYDzcdRjUj590K+NRNpXikXCXmY9BKpe3/TJNkRG3R27SoOGJ+",
-	"3v4V4kjw4vssuYNn7IuVaAE+EWCjvc4974q0/YjCoIgv1HzGlKaz1L+Y69pWBs7TU9Cq1umRS8ZIGMtI",
-	"HcDwvVkcrupH/hJQIGNKfyvj5b1BZ039oruyswpKrT0gftQVhtmqiXLMIjAC9zxefq9N18oJDXdblEuF",
-	"rNBYkuN+PyDH/RcBNMoxVP746IVXhHQk4yUmtnrot1JaET3bLFEMKLaQrqi6V8TGBrHYxqwd9FjkPZjn",
-	"2QbjwFWl4lQADVJY7Oe81tSFWkVyAGKjZa7u07lXsieT88kUQxuwQ7OW1nacW0UzUkm5CoYi93J0cssd",
-	"lGJGDkpToy9DvR9b46sgRxAjb1hkXsDqKs9udhGj3iKLuGDgvEMRVnqjhxhyqqHBU5oYpb3IC8ZhCwvi",
-	"UNi9hZJyCx4xa2On5TJfniHfqaj5CrwEtmCl9/eMLm06UOmk/C7ig6Gw0PjUA0mZGYjsYO9nyB0C+ypk",
-	"C8FaThwY6SnVGIqh8vYtz/pPa9pwuwbloGnbtPGZjBnhRqkGd0NYq6DiVhTVH3fjBd4Bgd/x48MQykr1",
-	"1K2I5OG9alF+YmkzlsWPqQ19vY3EUWp7va1O9FKKccIjK9k83UpPwRa48MKzzS/U9u38H6FIWVAhNCcY",
-	"WhYy3LaSW5pjQqPilHrFdq3iVKtF5EV5H1LMcN9okC1sCV2nkpV7leyLU595UB+m0AEQtxHCUnY+pfuQ",
-	"r90BF27GxgM1Ws5L77mHNCyV2/vVHKttNpA/F2BuEEYEGK7auw+rBAfDr7/k/GC8q2vPxiohFdyAIIGX",
-	"fuG3PyRjXGnd+dis0eu9uAoDOKe40gL7jcRPNY1tHz3In4OR92Kqj8UiH5rjlVt6fz7e4MEYguZD+Lao",
-	"A6EPBevxsshvix93qFUlrC5C+azUpLVoDuheNoTXlhKxWgYJqzVGQusN44qwGYcaxlB7l0bTVV3+FbxT",
-	"wucKThyvzhJfcjLdjsbnzzwh/HbphFzgEMj4fqL+jucW1HOP75letz/9R6IZVyVA+CJ7/z3T+6LGnhw/",
-	"H7WR6ZdQyyvT0OxJdnF7Htt9/SoANzIYPSGDTfMZa9DKh6JSGBADkyYMYuAzMD3qExeNE5aqZ4a2yysX",
-	"GGQUvuHi2gWB/f7bPzEI7IRkLPlmCIU3h628BWzZUwyN8WoUV8P6LzwkqOx4eTfelGKiBySSsxntKmZe",
-	"MoQjvGbLb6AuWhjAj/8o/TL//Yf9H7I8BGnTYNRxv4XU+aVysfpKUm48avBb7umZrWihrohyk3f0Pq32",
-	"QV3IfhUKXFl1V1DAdTmsm1yal15t2IXanjoP6TwoVaWtIVU/OlSS44IeV4UdLmqyJELEhHmW1GMCRPhA",
-	"qnUKri1Esl5pZ6o7sbeQ9LjEFUT2Ou5VXHtAwho0OB1QIMKAcyuU2BhsDBbpRlOpmCAhj0MiMyxlDmlD",
-	"ggWEDoVtOTmD9pMyw8Dt169cWG+zIdOV1KIzlsdDNlk3T4oAHkN2bGFS8CJ6cb9DQclx/wUYNo2IWutB",
-	"hPXmdc/+oNpNpUz2I+s2RVW4bTWbsyusiLNOq4Fn7oLH1IJ2Dpv4t9q0QW3KCsTZjnxBpPlGlamQ6w5u",
-	"eVzRoOoUmv0RePwW6wh8fHBF6PjwaJv9ZnkWx3cQdnmfOtS+x9WsKX3Gxr+TgjVufv9RqNeVl3yzNwkz",
-	"wz6tg5Z3UpOZjLGvaHs1bUdHU1vua+/vfhmNcGcwuh+hJdj4hjvr169QxGmu8QS30ItpS23eDqF29LA1",
-	"IL//9s+ADK0uYi/chQNbH9q2CFBG2kF7vRcgVaRted2nMWlcEcgvEzRJlpANFUnhgodtchdRkghJsIAV",
-	"4YokUtWKLdDR4J6I3jbiyoxlE9aFTfv7fuiHTRweOapjHe5jRnP8mej3x5VC9uc2fz55BM+yRmlZaQIC",
-	"vdi+evrieWd3HpjOa+1LtuipLXYPKV+2dUiPOHXKz/IsEvYlU0RIPRSQukDaR/3Djotf8CgJV2TCb5g4",
-	"aU7otLUZbAJAkdhJ2seHR0WeTD4FzJWojdS3C/p84hLsIQM8nOrkOpv8gSiQndLnkaB/K3r/JrGPqPJ5",
-	"oVr3oP2V2iHUmu/RQSZTJmqzj8qBeKRN1TW058kj/IbCJgQG29j/T3EY6DBSUOdyvOMRUdAVhM6gLgIJ",
-	"qw0WkAdwjRnbRZpUltfawrB350ZoMuq/9LZng1n/R0Pqy3leyq+3jZUWaJ7jHKr5KAxK6eWwoMZ0IjvG",
-	"1mHzrkr/3RZcoFjnGzDL7/RK0afsYfOHvDlutoHfQ8zO7nFwW4VxXWqZsXtOiDGiCyCot+yARMlcaZZ1",
-	"FzxmJb9hqYXIRpd6/vTBbfFjrUv9ZSJdPHTxhi0OcOOqc6HdmkTmWRIZnD/u958ORXvYirmy7yGtKPS4",
-	"YasTEFf2OSyes32ysDAIFxMotUWVFEUJtRC4AD485UJjqYzLV/8FgdoCMnHtA048HAquCJRV6vTIcf8Y",
-	"rwuJJGpKXWfR2CeArtBUrWT3Kp+x1wp8V/GuGOQC1rgNuvrv2D8eFl39D0JRsBqEfeWd8x84d+9LoXWx",
-	"Pba4jQcxOyLz7nafvIX+qyIGAHM0W4Nb+9uyJHVwa/+6O1jpr7SWQjCKTSFtlwszxBNV5qAl4aKgGIax",
-	"W5KxliC0FWNDEb46e3N2dUbWEbSw4xq4KDJ1jaAMJg8FfDEm7T5IHVDfDasdbcDxy5xl/xvB4399Nuzh",
-	"q6305QnJY0JJIcLtjL6NQbYWxtZKqv/jpL9GevI/RBas0UOgDhNuyedKhrvClwXRc6qnBS+p4R1+V6K1",
-	"3ONMxKudkbxmXaSNuZbWBtgx6/dYzVBswWtAXIVoBq+3lSsAbZ0KEGHBNQat2UcmDOqbGJ206BHo2rjW",
-	"cIv3xWON7OJPUZzjIbG/sfljnVPB2/d/fXT3Vrue6dg8/5WCCY+C802hTqdWretChQIfmwebZcMAPHg+",
-	"xtZ27iPthN+wANcv5KID/UrGRnWb0tjgstBgjcnbBbJPEUs1mqC4VlD4zdb4ywsXuceHApIjXX+MSAoD",
-	"l64QI+TQZpCgHBuNcJVQDEW4QiZs1fe8Z9UTZaujQFWH4nhpArWjhh7Au7xXLGFn84xtmFZehveasVSh",
-	"dazUCI689IlhyiD1nYJobZfnYVYNKbtcJWQP4U6oaYH7yB6FXcjR5RcgRo9nfX/MfMwvRWIvtySwkDu5",
-	"J3m1QpGrMbE2rc51C3jIvAi/PU5jQp2dbcWsb1TuKGOuaRCz0RfzTECkzZ9PmM4LfzhyyrOiK5ktGl8c",
-	"eH6E65lpXZ0SNygWKbGkszeS8fIvB/O1dUqM7pMXZmWZzUZqS6yEPAK3e1PLtE4AqRF+07QASoSyGN5e",
-	"7VJRLoAyFNtWQMFiJ0OB1U7cRkHBkxpuYu+/cpuywf9iOGs7oUp3Ko3dgoID5gI+hDufkDDlYvLz77/9",
-	"E0sEY7Uj/J3nfUDzBNVY97zYibWy+MZ8ifeCfyIK/JSF28g219v48XzfP28OlymNmJ+JcnMYYHKAbT/i",
-	"dxiRY8LjXv5lANOiVLPRxVkGYATtLoEibFxHDio7reOBohYqfbe2FzFWyreQo0+f/P6iri8LAvaJX9GO",
-	"xjdURKwQNCHvyKE2pl5YI8Zhzce+Nxv/+2//7bcKgvxF2+NkY6UZrNHqysu0bZ8G53f12pzYOjNhp6kj",
-	"S0CmUsg5tFkJLwy+dU/HmmXh+jo0pwVptaLsamOz1l1jcIQiNC/E32QcsB9AYTmcZ0nYI6/1UJRrijrJ",
-	"u1pbFDalVN4NxfqhKGethbbCEyoCZhMhgAhro5KJbT4RE6hraI9sKCBgCHoMYAcbxzh75FtmdCSVF/uW",
-	"IiexylaDQ21jKARjsfIKXOfL6ZErKHanULfJmJLJDRR9cFXhg6FIM34DracSLq67iYxoYuac95CmcZwx",
-	"pRjydyw6Y4/++OhoKGzwlB97ORcqr37lAAjKwHTtx8LmvJAPeQumP2RaSLml5yNnheTNBRtjhU6Kirau",
-	"gDuAmIFHgIEquH65/Pg/bGbIflU4/3ilalbCkb6UVJ2nrnjt1XaQniu6UtH1bp3J+FUhsMtUnXjtYq0V",
-	"hXBBxgmfTDUU08I+0wY5blhTCn9Bmh44beWLObRc0sp+B9WcstK4c/3HoI1XnnDUdsmTXLv2e50/1yFh",
-	"Pohbj417+3wFdSdm6zVSbM75sAWggQmBLORKLUHQH1vkAprRxazrBhqFGLFsKPIVWQHNvNEkpOUj5kKY",
-	"zIYi9BuCDYjhztCyhEfTXCDDhiVFFzDltQFzIp7hoB1rRbVVePP29Fbh0VIaFXIoPIkHHzFbDTWB7bGT",
-	"o2My7Vhzt6NJYP+1rHkoRlJPi6YdqkdC25LNriHfJEIJdu7LwQGM3hgHCQrGifcuBDaF+IbK2wJWvFMQ",
-	"1e+j68OmqpRb3T2yWXcNybCZKier4j2IUy6dAKpRAJB9hrX3X9F2+ycTULBDW0FV29Ukls59ySy2Uy+Y",
-	"9j6H5NaaBc8A1VXJGoCkzdILR1MHlYLlAM9Ao4eiTfNK4uOKQg7k1zZGQI2iXJV0ItHtOBSUjDOmplCq",
-	"pRNgKVvXqVX5tpHYfcyoxDILsAdDTefUwvq8QWGvT7Axm74rWduLmthW2XeWlj0+6cIJ/Ano0Z9Az/pS",
-	"BOkCEbbg75ADUkKI+1amoBX+w5ClSyjSXGpanHIxCUkbwZmEXq//sJN7I6AMu+3W5ihXYAmaOSyM29R1",
-	"XX+h1aNLJyFazqMpVoPK3R550/W5qqMYV0w9otbi9VJuqoCOroEnisi5juSM2SpXXp6h3QLsHPUnU2ou",
-	"sUukc0OhSF3hPu8v3uwK7GXD822pMe1PH++CohnuTx8N/KIBs7aKF9hFY3bDEpnODL+xxs52OKPXjGRz",
-	"EXZK3e8GBweHR1/1+r1+73Dwdf/rPmCInf5K3QJIbVJMq1JBp4DIFJuLJuCHVjrDfh6jpcu0hca+tFc4",
-	"V/wycas+n1fWWA7vYj9Ya6tFDcyiF5ZdU96wRZbZ6qBn6ZTNWEYTV1fYDmlrsLuq8Yi7rjawP2VXyLbG",
-	"R4XxQpdmx8+KZmJ+99ugEvfi9RxDbFeuoVeRznZ6/tr7vmsi07xdpVBFz6MAjXx/uLo6H1hPI3piIU7A",
-	"SkurzlavrRrUdpdVQQqB3ffKDsWKW9bvJOH7VnNXZq5AG0qV0UhjF1LMgQMnlypTDvAUtMNL2A3YbExY",
-	"o1lGXbGomW0QXONYDsp0vPhZ5uKujWTZF1i3+V7Hw9Pz17jX0D7ZD+IEd4tzkgD+dwbQpxVmGwxFkSMA",
-	"hRWLWI7Mi+VoV9KSOl5wGTF6vRfdWbxWiSf1Ytt65KUXchsY3lPtgFDaBT9sZHUj3klddEUFCoF9Mgdk",
-	"MbXSsC+G81maQAtkhewB9ncoaMZKnYNdaxKXQREUzUq84Dh3zXWkDcDGAZeyNMI2vSnLSN6soNNzbYjP",
-	"f7y8UoSS0MaZeb1GYJg80KZ0g4SrrUnQRnSRRpUhVG2/ltUIBuu2CFbasQSIE+xTCoQQeikYqAYv5u+/",
-	"/dNvTmI7uqDMgM0w83YcGBZY9OPwzD1ENTR98c+/CQWwlaQlyrbbo0e4vD6Pdx/v/n8AAAD//w==",
+	"7L3rcttGtij8Kj2cqTI5A1LUxZ6YKv9QbCXR3o6jkuTyV1/gEzSBJtkjsBtBg6IYb1XlHc5+hnmwPMmp",
+	"Xqu70SABXmRJTmbmjy2SQF/X/fqpFctpJgUThWoNPrUmjCYshz9Pr+hY/58wFec8K7gUrUHrasJIzpSc",
+	"5bH+44YrLgWhilCiilyKMWGi4MWCFHQcENYb90gUto4OwlbUawUtFU/YlOphi0XGWoOWKnIuxq27u6D1",
+	"VsYUZ6mb9P3FWyJHpJgwEueMFixx61g/8F3QymhOp6wwG3s9oUKw9B2dstWpzI9E0CkbkJQV+q2AJHzM",
+	"CxWQqBcFJPpJ/9PV/wyiY1iSflxlNGaEK/gio3lBhmwkcwafRzxXhX5eL5brmTJaTFpBS8AyWjHO2wpa",
+	"Oft5xnOWtAZFPmP+zv6Ss1Fr0PrzXnlne/ir2vM3pbf8WqYpi/WmGvbpfoe1N63KPXXvhXkrEgLHOntT",
+	"tx77Kzl7Q9r6yKK4fCOJ7OVHc5bGcsoiMtKX2mlcuX33/kfqL7i6g7d8yovVTZzTMSOK/1Ie588zli/K",
+	"VaXwnr+AhI3oLC1ag/1+P2hN6S2fzqbwSX/kwnwMLFhzUbAxy5fWoye+ktesAXciwW4L94w7ykzjr5wp",
+	"ktFx45IzN7S/7Cm9fcvEuJi0Bs/3D4IabH7DlbmDC0ZVHVZ/mCwCMpI54nTKmShImwu85cS9vnLRSwvM",
+	"cfiG1R3oc1y/OvNH3QJZMWGV9U3pguT2DQTTyzf/rYgqZEbmEybIiKZq3WLtbLVAgOBpljuUMmVUwHq/",
+	"4WnB8tUlnpAR/ELYbZYzBcS4nchY7emJOVO9adIJYAeKThlJqRjPNJTqc0+5KlQQCjUbujEVaX9gw0sZ",
+	"X7MiIJeXpwFJpRh3M5mmHUJFQuZsOJHyWgVE3rA8FFFCC9oLZ/3+YaxxEP5imjimdMhSZX66ZovyF57o",
+	"fy370H8bmn5SREEoolmWmE8DEr16Rf70iuAo5j/zkZn/XsGYgvzY6/U+6r/Zrd5ae9SB0VRB80J94MWk",
+	"PQpI2FJhqwNPiaTm21iKgnKh9Lc3nYi0KZ4QAE9AZE6oICxlUw0PcqQ/0Tyni05AIr2cgxf4rx7rf/5H",
+	"//unSB9cKDKaM1FMmGLqmOB4inBBfp7JgqmAiNl0CNwm0nCg3wRg0n+IWZpGx6Eo+JQpzW4vvnlNDg8P",
+	"X9pxeuSEDGniwwHXTPmo39cEnosx4YUKRSYV1/fcIz8I5NmMTgNCS6ZeTGhB8MjIlBbxRL9L85zfwMyh",
+	"iBzfNZcG2yNSuHdl5r9aeSVhKdOv9MiFm1BmPFZEinTRCzUis1s6zVKNAgBaqqDFTJFXr0jYyihPwhbx",
+	"z5nAQz8XCwsTBw24h5jSRCiO+i9f1FGKs4RNM1kwES/+my3qMBBJQzeeSMUEuWaLY5KzQiMfmfNiUiLf",
+	"NdPEI0vpwhMJ9BcLQMeDIzKRs1w52oHCWLkBbyldvZYmkvf8ObAO+3m/dluj7/UF1ewn0+vRl0G4Ebdm",
+	"uYZbogVCvFamSNtKdR1AieivEewhbCHqha3mXYy6OHXD8l8c1a/3nRSsYc0/CPLt6dWAUKHmLCeH/SO7",
+	"dn/NAPLn768GsNopo0IZUbILsLdmwXru+6z6hzxh+dc1UPM+I4UkRySW0yntKqYlVC3SjjhLE0XaFAhD",
+	"hCCrz5jReEIkvE7TdBGKkUxTOWcJGS5IRFUcwTXoWbRIqoGP5oxIvQB86OyNphEwwTMVihuazpjCBwhV",
+	"AzLlSgGF07QmQD4WEOBIJWWyVKs9XBQsFPA28hdDBRXSguE/WFyoenSOtUysFxoQnjTgqjQH13Da+/2D",
+	"2vO2NKVOwnT05uxNg8wIq/lMKfdyBls/1wPX0AqFP5M2JYUWqp4pEqnZMAo0Gzk5P9M04pkCkbxJsjVD",
+	"3HupZoWw2g/Iy+uOy/zUfFpGDrj3Osq5QUfLmcqkUAxUtK9pcsF+njEFUpnmyEzAnzTLUo5q4l6Wy2HK",
+	"pn/7h5Eut5v2HN/CSet0W5hWM88pTUcyn7LkmEQsz2WuItTzDDKORkwkmsMBTvVaKJGPUh4/6arPCkLT",
+	"nNFkQZD2WhlliV2QOVUkZzOlyQw8IUG6NTuG9X8j8yFPEtQjnvLY45wlTBScpoqkNL5GpZqxhCVknFOt",
+	"GURcqNloxGPNbX9SscxY1IFVfyfl9RsmuIbAp122N8EzRQBfcjaCIy48YGrzQhGzgIBosqUptV5wRGYi",
+	"ZQptBt5oZExvmJbYiJyLcpfvBb2hPKXDlD3lVk9wayPKU5aQthZC5awICGAFQfksIFzzFJ4YLhyQmcg1",
+	"oujFAkgWUpIpFQsS0zRVZE55wcV4YM5Dz9CdlfszggUIT4UEVkaGubxmucZN70HSxgEq76IItiApLViu",
+	"CZhn2LrQv3RPRrUK1aVW0BKlubNeoDPh5AuQZceUi1pzU6mX6+N7x1iizkTCbp8aIoGPkrmcpVoX0II/",
+	"I1O9AyuBa1CjqGSrmAoynCVjVoSiHXW7U3rb1V/q80MDAcxlT1jjo+pyva2oY0ghCrJaaAlFIQn8SNrn",
+	"J1evv0Ph0VmQNKuDn5mKOloy0Ocki2/kTDw53par0mDlVJ9EMkWELJCQAtadg8aegM70DcD/U641ssIy",
+	"SncVSTQiCU9gtRNp2I8d6SlJgzBUoK010pdHz//uoCZhBeWpQupl2PkVko4vxdWHMlm4Y0OdFnQ0Y3VS",
+	"LL9h+TPNJmlCDJkjGjP0F13zRRQQY7Ahh33i9qcWIr5wktATw/MsVxIIo5wViifMsJ+CcsESMuGahC40",
+	"DI1yOXWsn2UynmhSmUqaGFJLCwYiPFgALMHTgi3Lb3jMvhAHunK3Q2Iq9O0V9FrvkmuEndfygAHhiBtg",
+	"MAHOU7V0aSVLC0+pnCvi6J//iMeEtMKjNHmdWfkpTY3qj6oWLYgZAh/qwhtRj7yT5rlnigDYDHzmpMeX",
+	"wl2JkAl7en51qTnsl7xa4PDmZocacmk8AVFjI2u/C1pXUr6l+fjJVw3UhN3Gmi0i9vBfGAEbv13X91Qs",
+	"DOlTTyuxZSzvGqM1rMiI/5VzzWnBuvArSzS++DKr/g1Jn3soMpZkmTFBSgeLcn45C+Vn5w6d9GOqqxfD",
+	"s6jjJLoKHsoRQQGZi5hnNK3HRRjEPaPhIEIOE3miCG5V0y89Itg4nh6b3osslzFT6kugEgAlV2TO0rSL",
+	"+isZzgpyw6XGGLUqlf3X5Q/vyCWM7jTdHz/2Mql3lfunqxUAfRBTNh0a3Hsv1CzLZF6w5HuWcHoFB/IF",
+	"ufuE4lrn4Iw2ywAdowcmDzOmdQSP0eBAExTxaHqey4zlBdffow2slXlffWohr93oPMSn7oIWu7HOdV6w",
+	"qdpongGL/Kl+Sb9tAAxsay20k1gR40c7dGDX9NE9L42NJ7AO7e81OCKJ3GWvxiu9i/M52PmEElrQGmOZ",
+	"WCBoOiy+7Y5l12xQA1Dvgs7tvu6ClhyNFAOI02BPC8TLF0et9Y7UoJXNhilXEyQIS0bFoKWlvsqgiSaI",
+	"8G2dCdK/n9Kpb9bmzsZs2oy+5t6s9740osYTWgxSORwuWkEro0XBcn1c/+fHk+7/T7u/9LsvP5Z/9n4a",
+	"dD9+6gf7B3+/+8vqev04gV1Bwzrstj0bazjcxpCqjxF9g5uev7DP3flkuX4fFe+qtFbUdVDl/dpV1zzr",
+	"Wgt811BHHHT53mGj3h4C77Rq79pdwmt4bser2OVctzujZWHCYxGkneR0VJCD/kG/u39AhgurDXXQ/cdu",
+	"WL5wOrXW+jWoR2Q6UwVRtOBqtOiR01sNtzQlkV51hCK0sZ0FqIBI9GCCEAAzw/DATZiW3BVLR5pTO/8a",
+	"EArk0qRNzch7EU3TH+B/sYD/pWDwv5BFtBfxUUTiRZyiIkiEJOZwQV3SJJtwQYasmDMmjF3k6ODAabnI",
+	"HXlBZiJhOYnMiUOcz1OB2nqYesvRjL4DRDlOtRXL8mjIJo6F49WvF+TJ76S89kz/a9fcIPxYadQEaYDp",
+	"UkuUYGG0QSWdAaHERTqEohRnjfX88vLUeMdBpKCzYsJEoeUYlvTICXoaAWRoKKLK6tGREaH3a4lqgoi8",
+	"6UD1MK/xybugBV4WzQKE5mA/2tAm7xRLEsuTGl+j4D/PmFYIwPJK2jRV0sZSgQ+my5OIoIzc6dVRbid2",
+	"b7Pyc/fw53FP410Cr5x5oVxHYI9yIyzhbewITNGnu8haBjxggsCJyKB+ZOgVYH+7Ak2zbJzTBGzWHhyh",
+	"YdxFBdDCEpFjDXCRBjET7PRMhQIDA2Ka50juOj0STZmmpEMWSyuSZzlTTMSM6J80odXgDyS4GtezhBUQ",
+	"J1TR2eQcIkb4WMicJZ3jUETgeFERWjeShCWW2rpreKZcAFfKR8xMUsGmNpBmtRAFvcU40f/6cAVuT/Dg",
+	"BCT6pGbDu4hwEaezhCWdOrzBpVQo0oYQNAimO8OH970gMEOXgpY+ME/gK6EnK62om0HdKibNUHgP0Qpf",
+	"3E24QszfPp4xaAmZsPp4Qf0LmNu0srcE/nVz52wqC3aSJDlTqn5IB2cUnyKgpoH1Ts9F54BEE6mKgdYm",
+	"68mQdX2v6gpDpbU849YUi6mcKd9C0TRaaV3YgdnZUS+991cZX9AqciqU3oxPvOdsqIBI1JDvZV6pCR9c",
+	"kj/W8mkHFXBZ3tXHtXCJfv+lKJZq5FCtgvFT9+PfGrSJMkL20YUOh101Z18JeG2EF4lm/5SqwsXAruzJ",
+	"c2O+kwmrgW/4Ggm68y2gfMAFeBFAauR5xWamiaoJuYEAC7vnVf3zs+SpZTjd7UowgrN2WWiNXz2M72li",
+	"TfVd8ES0o/MfLq/I3s3+nsFftffJ/HW3t2JuBwvwwrMnepfiImKDFgQNboKRK3ho+czwVbeD2sNzFowV",
+	"b5fMqJamDEu34ZQBYbc0LtIFMeYn46wAMOOwh5VYw7UhetUQZQXRwTtdXRlAzWpkwu/k3PjiPZCcs1wf",
+	"ulQs6flGk36d0aQOLe4JxJWl1l3Hd4ymGE+1k+2KxddrjHvNqywnxtAGn36DSOr5IzaTcTNG7b5KOf9e",
+	"EgJkRuzK9u/NrNlOvHoD9wtaSmnG5oLLgbGpLdhiMytsOuJzX3vZQQn4MJF+7D9XAaGjguW+MmhEomUt",
+	"j/JpzdmegmkEfrXy+A3L+YizREvFpE1LOcYEA2I8pSfUoMexs2peuAta7DbjOVO7iI3XHKMv7A39Y67P",
+	"lWa8ew0Rxm7mWnWzUSDTUFQJcLSen2qM4zExO4bUCTdXb6NuCMtuvm8nwO9w2xdGmfOcYAP/+ses0NqL",
+	"tfsYJY4rE/8UiraNCjjqH3YCEum1RcR9G02KIlODvb2CioRNewm7se4QtWeiwTpBKKKCFynDmHrr4eqR",
+	"K2vksvNP6YJwoQpGEzJkyGgQTUOhNWeIYkDdd2WtOHaTX6bWcIELWU2u6ddBhaOaLrHlqH8YWBg76vcD",
+	"/fmo/zI4OjgIjg5efqzjMHAOW6Tz2C+2yUpagZe3TsJp4hK+eHxYM/mSBxG+Jyg4kTZg8AyCvV8cknhC",
+	"cxoXLAef52pyYfen3l50TExotnut6dkIqIDzDGgkvmkN9MUlRv/1d+JFqJfbN9bHe0jruzp5dpTuq16r",
+	"7cTgtX4wM9Q5+np2FaYewkO1LPXoMetWuurygWh4tZW7Z72359xYi57EDYhe4u3v3C7ue3hv452XzjU7",
+	"Ud1h2kE/1xjjRK1VM5OxI31hn1NlnetOwhzvfU9h9/tcr6nzpD4bfMUS4i+hfn+O6y8x9obAxN4aJrdy",
+	"yxgWscPeYapvOEuT2l0LVVCDiGv4p8sHfv7ype/F7vfXMsxGBrmSjlJABPX7izPCIf5+tLAmP3tYGDnh",
+	"Z/Gsk2OELLojiOjdKMbrX+2ag3VaUuUsd6TbzRfKhS/2DmWipV2bhWQyXUwm2Mc1vuxVsdcVG9AiL44A",
+	"sm4ZSSiTBcZMoz08kUXBEqLnrHe+WLRfnu0bmXuDae0E2ZF5AUNyX7zs73cIF8Z078fKbBazuRYEzSHW",
+	"Xg1y04dz2plQjCWnnfk2wsyWstjCMxWKqPJEBzPK0QdtB5M3LC+9MyD8XpxeXgUmvCsUeuYpkl/CBMhn",
+	"IPgjh3mmbADtqt+vcgDr/H73C6S5h7ewXlS58nYIXiJPsQHVoU0rwkxVMeOQDyVmaYrBzsseSXPQazyS",
+	"X8ij+Fl2wu38j4GzJ9o73ogo9/dI2kglhE+4SKrgAo9tmAUkGMfWKVm51MCPdfeQyEGG4r+wznGNg9ND",
+	"zRqu2QhxCGnSIaLVV9uYz25rpYBeSxUR0mwCoeyh/HA28XNnkcePjNomtuYeIVH27B5KeNzKEWjXW1r3",
+	"1z1tNOR7xmS5Sg73DAIwop9XhsYEzpnFN0RZ+RN/XAMT94q3+gNd2rY6pz2PR3fbOWTcxmlX42jeFQIb",
+	"DAVuoHWHcW6rDexApk2s3PcsHzMCA2jRJvqkTz4wZqG7yFFrP+VhKm9Y4sqmwG+kbZju54NgBXS2tHXp",
+	"yTGGvTJio8Pkbme4t0d9gVzryyPiY6FXCbdN2S+umJoRhec5L5gLE0pmMSQVGxsuqGTNYc616uFFFj+c",
+	"oH5x/npJSM+zOHI6TlkPzYYETVkxkckzZTJ99dMQg+cLoVSQSP+AQVBL0rYIReS28MAhds0ijNGXnikU",
+	"ZtaKyZAioVdOJjQhQgrU+Zrl5jyLd5GZ8Qg30r4s/h4f/H0H7rn91CJM9aJ3lZWRuHLrzMnSBbpDZmlh",
+	"nWwDvBdf2p3Sa+a9QigkvMxythqxt4sU7OatBx2Zm/JOgZkanq7oWw8mCTvQqA/72rqIIRSo0Yq20XnQ",
+	"H+kXaDn4aqtIouVUhb/Wmq0vIZjiQeJYlrk1/EIU0/KlzNF6kFcrUy1vra72zAMEpNShwerG7xULsmS9",
+	"3TYUxMTmDFlC2jInM1F+0XnSAJFNpl8/Z2pHcU0QSKJCul2J4jHBYaXdqH2iFiI+OT8jNTcLk9cIavfK",
+	"FqvwiKViaxgngV8ZHcf/ytRX879SgmZqIpHioqBTx3RGrsTgyk9rwsCmZV7Zbv683NPKt1YYdsCx0uht",
+	"TxKP9uO2hmlj1cG31roWL8soiEoZts0xXpcWoR5OMHM4uiSeue+NFTUUvgUoWnqmIprZbyEvNoKDiUKx",
+	"VCcScntdNI8ivFi1li5t94GFuFFDjcyrpYTjZ8oUzQwIF1rLkoLHNNWkf1prgF8W29yB7CK8rcWhJtFh",
+	"Nbp/yW5bGwb0L2dbbUC6VVj6zCwPH0qOa/M8jm0OhjOzNiZhoK7mjbjKHB49BeHK3pCXPupsaWoP4wr2",
+	"XGmgqqADITRbyHC9nwZ7TQHhpsjbjvKKnmWaFaq2TLRi8azgN8yWo7IPWwKI/JwW8GHCaGJ/SLlgm8WW",
+	"exhxd853ZhU5dtXXLLTQ5JMRL/DZ5OBfcuM93m6Ja5j7ZtOjV6lvLR1L6wrGg2DkLgfw2URRRnhuEWkL",
+	"WZAFKwiNr4WcpywZGwlzRwtHSsenWoCrcZVqMEMtPZYzUXAxhjq1GQAQFIvAQlikvd8n/X4fNJsx66YS",
+	"KtpDDlbOaKIVxpSOrXIpCCWp1ExuKGciqY9VT6kqTvNcNglXqricxTFTOwVuTunt19Y+6ZcN35jsbop+",
+	"X7I4Z8WpHzG6HP3KU1atE67gHaIKnqZE8bFQpG0iYkkuCwgl7AREn28Kh125w7XbwaG3hERcuw2VYNu+",
+	"Bc/uLEbu7MEIWrM83TKoxUqZ+o0S8b3btVv0KgdoNPNgPSjJ5S4eEHMoX9dX1PWlSkoSlnLwqMMnkzSK",
+	"Yl1kVxrZ8sv7KFZhRSrgMMfVRFNjXICsGyDWz5R5vJIIs0ORjKVMvykX9uOqk8Hs+36Onyrh3mwU8Cj5",
+	"hhrvzeJrXYn3GitFQLBmcCn/r9SBr81CWSOorreVbLmIiImbV1kuk6DgLP/Tq1HOWNTZzqbi07iyUcJK",
+	"mL6GwynaqKjQ8EddmItNn8VYWhDJwNaBlVNMPurlD++weDFpQ7B9QaZSFWSffM+/1iCvJTq74q3p7H0J",
+	"muXr24kSO5IypEt1JsqYaQwPMEp9sLeHBQdtqFd0THKW8JzFptiZ5ti2AvXSXR70j77aXH+8LiFLL28N",
+	"qcJsxVKSnU9+6l8f3b5cHMR/n+7//FX+vDi8eTGvhsnOJz/9aEyNnw76d+uE1Ef3fVph+P5JfWaEc7pI",
+	"JU3qeDYtSgoNNm+8WMhe0BcFxS9agx93oa9b7QoRdcuHz/Hkt3p2qbLi3UfvHPQw9zeXUFKmJtquFnuf",
+	"zF93ewVTReR436r29njK8qrtyiyql+nR6qwO81LR2rbodq3Zq6zqbbGysUJReT+z6a6cdCcyd7d28qWy",
+	"mzvAwiXmAMdGMfDxxogvI5amRM4KVz0BlAKilQJ0dIbCeEBcjc228YCaz88UVtk0ryadgeM9WnAOhdOC",
+	"pnRBhmVOMLlYqsppquzncNzoIcblhqK9Fo7xjai2rsLuqmtjQO2XQIccrr/r4PhpMaOs5YWnshlXLp1Q",
+	"sCxbXRZUJDRPiHnSKlsBieYTxeKfMCEM4oepYi+ONEgeHP326/99cURyKhI5xRKlWKHou+9PXncvvzs5",
+	"eP4C2o4YmTthsUwg1jgvVkSw/hLj1LOWVp6/7X38dHgQfPXV3atP/eBgLSe9tFrZkrmNxgW/YdHAElWA",
+	"8wjKeXIxjgab7TehsFYfkehNYaOVBHWRIY2v5WgE9gRsPQO6KUavKvDPhCLK6EyxJBqADFMuhPz26/+S",
+	"hEPNRqhApebQOeNov2/z0Z2UFApNG0wxxJGxe0OjKCpI1O1abce4j7tzLhI5ByEKkJcXPeyJ4wNvNAAz",
+	"RAPlWa7le4zUx/H3uYkDhTY8UQN+RHrPPGbVhbRcZl4LLwicR3gnIEzp80KH0kZkMwBwxdQ9s9ZnOVgR",
+	"vkf76Kq1BzuRuIyMWkqEyN4s5ZaXe3B7W2+y8VMYm4Z5psh3V1fnNqeyvRQxXS0F4Sfs+j3cfEIDxMU7",
+	"gTWE5D3o9hsPd8qF/+3+Qyq0u2iwgs3rGpVFYStsYeMgIQX7bAVVT7OkpG6aYwvNcxetD6xgrInMf8sE",
+	"g7q6FJZqzGmalOWsmOUYaC9QTYUQlAbgvJ9qeS9dcWfFbjUkULF4lvNiAfUDjYE/403NtKQY8fFMI6dJ",
+	"FW/sy/T/dU/Oz0wjLKtP4bh3QWvIaM7ykxmWjcBP31jJ5L8+XLVqAjc/XJH2d5cHz18E5EL/p2W80+TN",
+	"5UmHzCdSMVuzymTwQ/s87E7ieq54a4YThZuDyctFaqUaS9lyMZI1NAbyqrD4Yc5oqoUKGBhrigwgeQUA",
+	"WtOKYer3duDCq+2rglBgJoyRW7OZmrCEaJa3nBTTjkB6VFDc3kZ9cBGKaI9qsk8z3lvQaRp1wNsLQOu8",
+	"vZqPhyIUWN8A+wHo5QuyknsnTf+j5uzzTijQYWyz0zCRXgvEaNOBLiPYJQWz8iBwCStTV3vyhIILr6Kx",
+	"fixCG09NmeNRNZuqAzu6cCcb0zxfaJXRdS0cAK8FdwLLobweBHIGhIs4h/aA2HjLVGODeM4eOSvKuLSy",
+	"RObpFR1Hx8Tr9zCe0TxRGAWqL3K5+QMGq317ekVcfwqaYmJ/5ckB+at9+Pz9VSj8jmd6h3/+MzmplLOA",
+	"MRCq9e8feDHRcki15oWPp22ULE0NUAO9GjmYUESKUKRSZlo2w65yYGJDnyucDIhqPQJWvKjb/ce86CKB",
+	"gya73X/Mr1V3xFMWgdQVdbumOIX5NjDJXgC/kd+/CQrAsGSg5aIE685hM0K9X5nzX2AnA/I14KfpLAlF",
+	"K1yjygpSE6pI/buhWO5xCdYzR6AGZPn3Hjmp1sEzNAUNkF4rMKilByeN3pUK1SEgUUsxMHK7kaDxS30E",
+	"Uc5oEpH2t6dXoYCiqtYw29GKhYatiLSdEXc6Qx+O0r/alDrSNipuKEywj+qQiCZTLvRvHrXxWoN6EVsQ",
+	"GBLFNE0j0r44f00w7FPDtMR4371P+NWd6zuD2ykRBe8UuosCcdAAiRceaHkrZ9jSz/Qm1Gip2FhjYECi",
+	"v/41suiGvNYUHMS0P1ukxFQy6ZFTbLTH8LxdeVflTlXTxNsuJr924R404urFoGJvKnfoL5DsqghB0d6G",
+	"FJYkmI1BYcWMxy4/CmV+nkNRRsgLBeqKxA7NrkBZX/z9eX9Ajvr70CLBr1AKTlW/q9ZxKKIPHz50PVxn",
+	"DvQ1l5m+Clu4KWzqCKOalk5dOKUoFG2km6/ClvnlJ8SXVjQgWHwmCUzldTpLOBMxC6AtqeJjQYtZzn77",
+	"9Z8w+GEoKg29ugYN/BmW233phaG+kvKYmXAPIwycZDSesO5Br28MyWWe8nw+71H4uSfz8Z55V+29PXt9",
+	"+u7yFN4ps6ct+wUme3J+1gpaNyzH4P1Wv7ePD8uMCZrx1qB12Ov3Dk3KMMg2exOoVvULlK2sVfZNGdCD",
+	"fp/MPScrtAxAJo+aBdhrLSSeJSBAFqYW1lLDvIN+f03V/d2q7ZsZ1ndh0exdyxG9iojXGvz4MWip2XRK",
+	"80Vr0HrLb5jQu9IcHuxAdKxA1bHbUq2PeoA9aGC37ZmZWHvMmwCSiZ3BOuCbmClsOfa8f0igqcqcK1Z7",
+	"lhd60i9zlDA1KSSeJ0R5P+8fPsHE72QBgQyLYxJhibSIKLpQGhTjCUlYxkTCRLww8TXrL1hvg293wyU9",
+	"bLzlC9CCwC2npJZEFKEFSRlVaNcwpiGMHgETclTpeWgsqnPKi8iV87bmVmM9g2RTY2Rpv5azePLm61BE",
+	"I8aSV1qg1fJs1EF5BNgMzhPYlsjGMGWb4toCgKFo+7kGOIFpmE01+7B1cgW7NW7vHjmnqpKi4FmDbcU1",
+	"/bRZQo9gSAb0coEiQD5zBDlUhQLKn6tiudhvTLOaNi1l27dKn5aAqAnNrVmtVBIq9StFohWBUGAlRGUo",
+	"cxXHzmWa2i4bmkSayggKHFB1fV+tafV+LUVdrGH94C5ldJeesvUzllvZM63ZmyZFT8e2OyhdHnVh+ho+",
+	"XW+akelEfgNiDuuNeyQ67Cut4BgH9ou+amxEr4eo70HfOuwvlxoC7+l+8PyuPVX/ozp/adWeU+2R82nT",
+	"PGhN8WwrG4wrdx8fkVBbIG1ger7LxlGediaV4sN0gYYlR2EMcSkkdJ/hYsag6xrQ+CNcc91S3N72vO63",
+	"8Mrh5lfKxq3wxtHmN1zrRXjh5eYXvC6r+pX9LTay7LoNWkcHBzvPdLDF4pZbbZXsdPNUft8zuH0DoJve",
+	"9SNvPZHHGkUIJc6FaniiIZWtj0GrqkG0Bi3Nk1vL33cLmgOnRMKIGaeWkwqWqr1P5q+7PaucNXJXk3yx",
+	"AsbUZnFZrhUQmSaap0C+V2ABOxRNkL3KLMEYg4NYz0WpPmrl18aH1bUrRHcJeFL9doWhAE9qR8ueR/t9",
+	"suSPqOM/Ju3kO/SZbMeC7k+w/8gE0C8EWN9Pjo4hmdeWwrkvNbsf3fhMpNRiKqGrBX083LQY1Yycdyvg",
+	"s0EyqFTz+Ri0Mmn6mdM0HVJTnDgrK8Poj5/+AoEt+OX7PL2DZ8yLS+ELfCzAmnvtQgEUafuhlkEZeFnw",
+	"KVMFnWb+l04rN9KyyxVC+1unRy4ZIxHEEcLwvWkSrWpS/hZQdGOq+FomiweDzpo6U3dV7xmUxHtE/Kgr",
+	"4LNVU/CExWAu7nm8/EGb41WTQO62KGsL2buJJEf9fkCO+i8DaGikqfzRwUuvWOxQJgtMQPbQb6UEJrra",
+	"WaoYUGwhbfF7r9iQiaoxDXQ76NtwPcVn+QYzwtVSZbAAGtmwxM9NrqnftYrkAMRaH109p3OvtFIuZ+MJ",
+	"xlpgx/FCGiuzs5/mZCn/LQiF84d0nI0PSmYjB6WZ1qyhLpOpxVaSI0ge0CzSFRq7clnoNoTV22QZMA2c",
+	"NxTRUq//CGNgC2jElaVavS/zt3HY0tYYCnO2UPpvzmNmrPG0Wo7NM/lbZdbtwMsmDFZ62U/pwqRQVW7K",
+	"74o/CIWBxkMPJGWuIbKDPboh3wossZBhBXs5tmBUTGiBsSHKtdl53j+saStvG+6DTm7S+6cyYYRr9Rsc",
+	"E1GtKotHUVbp3I0XeBcEHsqPj0Mol6rcbkUk9x9Ui/KzfJuxLHlKbeirbSSOSnvybXWi11KMUh4byeZw",
+	"Kz0FWxXDC883v1DbX/XfQpEyoEKoIxiFLGW4bSW3zGFCo+KUeUWRjeJUq0W44smPKWbYORpkC1Pq2Kpk",
+	"1Z4y98Wpz7yoDxPo1IjHCAEsO9/SQ8jX9oJLh2TjhWot57X33GMalqptGGuu1TSFcM8FmDSFsQOaq/Ye",
+	"wirBwUTsb9ldjPft2rsxSsgSbkA4wWu/QN/vkjGutFh9atbo9chchQFcU7LUqvytxKmaxjaP7rnnYOR7",
+	"MdWnYpGPzfGqrdc/H2/wYjRB8yF8W9SBIImS9XiZ95/KD3eoVaWsLmT6tNJMt2ziaF/WhNeUfDFaBomW",
+	"a8FExm/GFWFTDrWmoUYyjSeruvwbeKeCz0s4cbS6SnzJynQ7Gp8/84Zw7soN2RAjkPH94gY73ltQzz2+",
+	"ZcW68+k/Ec24qgDCFzn7b1lxX9S4J8d3ozYy/QpqeaUtmn3OXuxkBKz360WEPJi0hwty9gYjDsDJE4Af",
+	"GmyhkGlX8CkLQoHhxsiyXf1OCAPCqOeoSaGHEIZQuNqPGP00ZhDPn4PVsji2IT9RpUBqZBr5ooklFNFb",
+	"Lq5tpNlvv/4TI82OSc7SVyHUVg1brstv1R2tZxzAv1BdchGKWOY5iwsTnwKBYrki+UxgSxuG76gBEdLL",
+	"AfY6IGJi1BhKyalrDoUWUI0HTofRlScErOWwUbVE2dB0loIbOuIiYbdMRXgTGN+V3zAVClDj4YyfKRLp",
+	"PR+8wH+j7j8kuBMKlk8VNvNWeK89cuJsYeyWTrlgitAiFOA2NR5xFVMReaG17f1+0O/3/YbnA0JtWDvs",
+	"XTCWKD1KDsrKiBsapM/KBhMiYAl9bwm7JWN+AxFrhJJUK4a5PvtSFLS2jKODA339LFFdeC/SkqFt1YAB",
+	"q3pG+K3OeqHlvwuPEi6hXRUl3lZC6AckltMp7SqmX9JAHl2zxSsoYhgF8OFPlU/6vz+Z/yH3SJA2DYYd",
+	"+1nIwn1V7SyxlCqeDBuc14/uyN/w5A9IJVqrXvpzW0a9ye/+kP6goC47ZZlI2MYKtoaH7XNat7jMFV9u",
+	"ONrarlqP6Zaq1KWuYYI/WGosRyWqLovRXNQkBEVIKGd5Wk8ogdIAJiNdRBrcq5zM8kncW/ze1V+/jSj8",
+	"TlOLM00QHkp/rBOlyu8ekcsHDR4wlM4xT8LwIJM6gDFO3XgiFRMk4onm6Nj/AJLqBAsI1Xwb+tROoWet",
+	"zDHf4OyNjUZvtqrbYnt0ylwYb5Op/biMO9Pkz1QzBpe2F64eCkqO+i/Byq71pVp3NuzXVUT8naraS7X1",
+	"n1jRLutFbqtmn15h3ap1KjY8cxc8pUq+cwzPf3T4DTp8XiLOduQL5N6N+nupZOx94smSOl+nXd8fgUff",
+	"Y5WNj4+ulR/tH2xz3swlH30D0cIPqdDf97qa1fbPOPh3UrDGw+8/CfW68nLG7k3C9LCHddDyThZkKhNs",
+	"RtxezTYr4okpynfveb+MeWJnMHoYoWWzFmHv+uwNijjNldjgJ3SpmyK8n0IoOB+2BuS3X/8ZkNDoROaL",
+	"u2hgisqbviJKSzvoPPKi9cpsQ69lPZZUUATSIgVN0wUk8cVS2Jh3k5NIlNR6LJaZ03p+KlWt2AJtUB6I",
+	"6G0jrkxZPmZdOLS/3Q/9sPPLE4cYrcN9zPdPPhP9fr9SyP25zR9PHsG7rFFaVjoHQQPHvx++fNHZnQdm",
+	"s1pjp6labDpkgInS2Ct7xKpTfnJyWc5CMoWGPci4Ie2D/n7HBtN4lIQrsGmJ4+Y8ZFO5xOStlPnIpH20",
+	"f1Cmd7klYIpPbYKJ2dDnE5fgHjLA46lOth3S74gCmSV9Hgn6j6L3HxL7hCqfFzf4ANpfpYdKrS8JvbUy",
+	"Y6I2aa4aFUraVF1DTy8XbhoKk8daiQE5e1PndeqRExwGvS6OOleDbw+IglZCdArlPEi03JUFeQAvsNBA",
+	"md2Xu0p0mINhHVNNzoXX3vFscC/8oEl9NT1R+QXzsUAIdan5kZoNo6BSFQE21JjbZsbYOofD9u/YxklQ",
+	"7vMtWPJ3eqVsbvi4yWzeGjebzR8ggGz3oMytYgovC5mzB87O0qILIKi37YDE6UwVLO/OecIqTuxK36GN",
+	"8R3u6b1P5Ye18R2vU2mD88s3TE2LG1u7Du3WJNbPkljj/FG/fxiKdthKuDLvIa0o9biw1QmILc4elc+Z",
+	"5npYz4aLMRSio0qKssBgBFwAH55wUWCFl8s3/w1ZAwISyM0DVjwMBVcEio51euSof2Rd5kiiJtS2I058",
+	"AmjLsNVKdm/ciktw3lm8Kwe5gD1ug67+O+aPx0VXf0IomVeDsG+8e/4dJ5J+KbQuj8fUZPIgZkdk3t3u",
+	"Y4cFO46hBZgw3Bp8Mp8NS1J7n8xfd3srTdnWUghGsZOsaVOjh3imqhy0IlyUFEMzdkMy1hKEtmIsFNGb",
+	"07enV6dkHUGLOra1kyIT2z1OY3IoYMaEtPsgdUD1QyzStQHHLx3L/g+CJ//6bNjDV1OgzhOSR4SSUoTb",
+	"GX0bI74NjK2VVP/tpL9GevJvIgvW6CEQXoZH8rmS4a7wZUD0nBaTkpfU8A6/rdha7nEqktXWZl4bP9LG",
+	"xF9jA+zo/XusJhRb8BoQVyGawWtOZ8ujG6cCRFjwAsMgzSNjBmV5tE5aNha1vZ9ruMX78rFGdvGHqCnz",
+	"mNjf2DG2zqngnfu/Prp7u13PdEzRiZXqHU+C802hTidGretCuQwfmwebZcMAPHg+xtb29CTtlN+wAPcv",
+	"5LwD3XxGWnWb0ETjsijAGuMaibLbmGUFmqAgunYubGlKV2/LPh4KyNS13WNiKTRc2vqhkNCdQ7Z8ojXC",
+	"VUIRimiFTJieCK6z3DNlSvVAiZHyemkKJc9CD+BtEjZWXjRJ7yZMy1WPvmYsU2gdq3RyJK99YpgxqMNA",
+	"QbQ22/Mwq4aUXa4SssdwJ9T0zX5ij8Iu5OjyCxCjp7O+P2Vy8JcisZdbElhI5L0neTVCkS14sjbH0/bS",
+	"eMwkHb95VGN2p1ntkllfq9xxzmxLLWaiL2a5gEibP54w7arQWHLK87J3oGmpUF64u8L1zLSuaI4dFCvm",
+	"GNLZG8pk8ee92dqiOVr3cfWEWW5S49oSC3gPwe3e1NiwE0D1X7+1YQCVbVkCb6/2cKlW4wnFtuV4sPJO",
+	"KLD0jj0oqL5Tw03M72/soWzwv2jO2k6pKjpL7ReDkgM6AR/CnY9JlHEx/um3X/+Jla2x9BZ+dplE0FpE",
+	"NZbrL09irSxek7exLLXyW6LAT1m6jUwLzI2Tu3P/vDVcZjRmfkbMzX6A+QSmOY/ff0eOCE96bmYA07LC",
+	"uNbFWQ5gBE1pgSJs3IcDlZ328UhRC0td6bYXMVZqCZGD21u/C7DtWoSAfeyXV6TJDRUxKwVNyGSzqI3Z",
+	"GsaIsV8z2bf64H/79X/9RlqQTGs6AG0se4SlhW2to7ZpL2L9rl4TIFP0KOo09SsKyEQKOYMmRNGFxrfu",
+	"yQiSBtcWRTopSasRZVfb/rXuGoMjFKGuf0STccBMgMJyNMvTqEfOilBUS+FayXu5JC4cSqXWIIr1oajm",
+	"QUam3BgqAvoQIYAIE+bI2PRMSQgU2TRXFgoIGILWGNjfyTLOHvmaaR1JuRr1UjgSq0xpQtQ2QgEZdV5d",
+	"dredHrmCyosKdZucKZneQFKfbWYQhCLL+Q00Zku5uO6mMqapXrNrAk+TJGdKMeTvWAHJXP3RwUEoTPCU",
+	"H3s5E8qVYrMABDWJumayqDkv5INrUPa7TAupNt594qwQ13qzMVbouCzEbPsOAIhpeAQYWAbXL1es4Xeb",
+	"GXK/krC/v7pJK+FIX0qqdqkrXvPBHaTnJV2p7Am5zmT8phTYZaaOvWbKxopCuCCjlI8nBVR2w27wGjlu",
+	"WFM9iZI0PXLayhdzaNmklftdVHPKSuPJ9Z+CNl55wlHbJk/ywjan7PyxLgnzQex+TNzb5yuoOzFbr81o",
+	"c86HqUYOTAhkIVv3C4L+2NwJaFoXs+UmcoZiWSjcjoyApt9oEtLciE4Ik3koIr+P3YBo7gyddng8cQIZ",
+	"9tkpm9cpr3udFfE0B+0YK6opCW273lmFp5BSq5Ch8CQefEQfNRSoNtdODo7IpGPM3ZYmgf3XsOZQDGUx",
+	"KXvNqB6JTMNCswd3SIQS7GvpwAGM3hgHCQrGsfcuBDZF+IZyTTOXvFMQ1e+j6+OmqlQbQT6xWXcNyTCZ",
+	"Kser4j2IUzadAOqbAJB9hrX3X9F2+wcTULDIS0lV28tJLJ2HkllMH2sw7X0Oya01C54CqquKNQBJm6EX",
+	"lqYOlqrnAzwDjQ5Fm7qy9qMlhRzIr+nSgRpFtUTuWKLbMRSUjHKmJlATpxNgXWXbx1j5tpHETqZVYpkH",
+	"2BCkpq9waX3eoLDXJ9joQ9+VrN2LmphG8neGlj096cIF/AHo0R9Az/pSBOkCEbbk75ADUkGIh1am9gqG",
+	"JOXhydIlVAyvtPTOuBhHpI3gTCJre9Xfdpw3AnoCmCaDlnIFhqDpy8K4zaKuJzZ0KLXpJKSQs3iCnRKd",
+	"28MULtPCch3FuGLqCbUWr9N4Uzl+dA08U0TOilhOmamb5uUZmiPAhmd/MKXmEpubWjcUitRL3Of9xdtd",
+	"gb1qeP5U6af848e7oOzh/ONHDb9owKytJgZ20YTdsFRmU81vjLGzHU3pNSP5TESdStPGwd7e/sHfe/1e",
+	"v7c/+Kr/VR8wxCx/pW4BpDYpVqhKDaiAyAx74qbgh1ZFjs1lhgubaQv9qGmvdK74NQtXfT5vjLEc3sU2",
+	"xsZWixqYQS8s5Ke8Ycsss9VBT7MJm7KcprbItRnSNASwLQwQd22han/JtqpyjY8K44Uu9Ymflj3w/KbN",
+	"wVLci9cqD7Fd2T50ZTrbyfmZN7/taNR8XJVQRc+jAP2nv7u6Oh8YTyN6YiFOwEhLq85WrxsgNBqQy4IU",
+	"ArvvlQ3FilvWb2vi+1adK9Mp0JpS5TQusHku5sCBk0tVKQd4CtrRJZwGHDYmrNE8p7ZY1NT0ta5xLAdV",
+	"Ol5+rHJx2/206gusO3yvUefJ+RmeNXT99oM4wd1inSSA/50BtBeG1QahKHMEoMpnGcuRe7Ec7aW0pI4X",
+	"XEa0Xu9Fd5avLcWTerFtPfLaC7kNNO9ZbsdROQU/bGT1IN7JomzmCxQC27sOyHxipGFfDOfTLIXO3QrZ",
+	"A5xvKGjOKg2vbZ8cm0ERlJ1zvOA4+51tpByAjQO+yrMYu0tnLCeuc0anZ7tnn/9weaUIJZGJM/Ma38Aw",
+	"LtCm8gOJVvvkoI3oIouXhlC1zYNWIxiM2yJY6Q0UIE6w2wwIITT20FANXszffv2n3ynHtBdCmQF7uLre",
+	"MBgWWDaH8cw9RDV0IPLvvwkFsAOqIcqmSalHuLz2pHcf7/5fAAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

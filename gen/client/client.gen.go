@@ -714,6 +714,7 @@ type StreamEvent struct {
 	// Cursor An opaque stream position, exactly as the server sent it.
 	Cursor   Cursor           `json:"cursor"`
 	Event    StreamEventEvent `json:"event"`
+	Filter   *string          `json:"filter,omitempty"`
 	Labels   *string          `json:"labels,omitempty"`
 	Message  *ChannelMessage  `json:"message,omitempty"`
 	Resource *Resource        `json:"resource,omitempty"`
@@ -737,7 +738,10 @@ type Subject = string
 // (WebSocket, SSE) or long-polls it. Answer with a
 // `SubscribeHookResponse`.
 type SubscribeHookRequest struct {
-	Client HookClient               `json:"client"`
+	Client HookClient `json:"client"`
+
+	// Filter The subscription's filter, in canonical form.
+	Filter *string                  `json:"filter,omitempty"`
 	Hook   SubscribeHookRequestHook `json:"hook"`
 	Id     string                   `json:"id"`
 	Labels *string                  `json:"labels,omitempty"`
@@ -781,6 +785,7 @@ type Webhook struct {
 	Description  *string    `json:"description,omitempty"`
 	Enabled      bool       `json:"enabled"`
 	FailingSince *time.Time `json:"failingSince,omitempty"`
+	Filter       *string    `json:"filter,omitempty"`
 
 	// Id Example: wh_0k4x9y2c7m1q8r5t3v6w
 	Id     WebhookID `json:"id"`
@@ -822,6 +827,9 @@ type WebhookBatch = []StreamEvent
 type WebhookCreate struct {
 	Description *string `json:"description,omitempty"`
 	Enabled     *bool   `json:"enabled,omitempty"`
+
+	// Filter A filter expression for resource topics, as in subscribe (docs/queries.md).
+	Filter *string `json:"filter,omitempty"`
 
 	// Labels A label selector for resource topics, as in subscribe (`env=prod,tier!=free`).
 	Labels *string `json:"labels,omitempty"`
@@ -925,6 +933,9 @@ type WebhookUpdate struct {
 	Description *string `json:"description,omitempty"`
 	Enabled     *bool   `json:"enabled,omitempty"`
 
+	// Filter A new filter expression (`""` for none).
+	Filter *string `json:"filter,omitempty"`
+
 	// Labels A new label selector (`""` for none).
 	Labels   *string `json:"labels,omitempty"`
 	MaxBatch *int    `json:"maxBatch,omitempty"`
@@ -955,6 +966,9 @@ type DisconnectReason = string
 // DisconnectReconnect defines model for DisconnectReconnect.
 type DisconnectReconnect = bool
 
+// Filter defines model for Filter.
+type Filter = string
+
 // IdempotencyKey defines model for IdempotencyKey.
 type IdempotencyKey = string
 
@@ -963,6 +977,9 @@ type IfMatch = string
 
 // IfNoneMatch defines model for IfNoneMatch.
 type IfNoneMatch = string
+
+// OrderBy defines model for OrderBy.
+type OrderBy = string
 
 // ResourceID Example: orders
 type ResourceID = Name
@@ -984,6 +1001,9 @@ type HookDenied = Problem
 
 // HookUnavailable RFC 9457 problem details.
 type HookUnavailable = Problem
+
+// NeedsIndex RFC 9457 problem details.
+type NeedsIndex = Problem
 
 // NotFound RFC 9457 problem details.
 type NotFound = Problem
@@ -1019,6 +1039,19 @@ type UnsupportedMediaType = Problem
 type PollChangesParams struct {
 	Topic  Topic   `form:"topic" json:"topic"`
 	Labels *string `form:"labels,omitempty" json:"labels,omitempty"`
+
+	// Filter A filter expression (docs/queries.md), the same language for lists,
+	// subscriptions (WebSocket, SSE, long-poll) and webhooks, over
+	// `data.<path>`, `labels.<key>`, `id`, `revision`, `createdAt`,
+	// `updatedAt`: `== != < <= > >=`, `in [...]`, `exists(f)`,
+	// `startsWith(f, "s")`, `endsWith(f, "s")`, `contains(f, v)` (a
+	// substring, or an element of an array), `&&`, `||`, `!` and
+	// parentheses; strings in quotes, numbers, `true`, `false`, `null`;
+	// times as RFC 3339 strings. A bad expression is a 400 naming its
+	// position. On a stream, a resource that starts matching arrives as
+	// `resource.created` and one that stops matching as
+	// `resource.deleted`. Resource topics only.
+	Filter *Filter `form:"filter,omitempty" json:"filter,omitempty"`
 	Since  *Cursor `form:"since,omitempty" json:"since,omitempty"`
 
 	// Wait How long to wait for an event, e.g. `30s` (at most 60s).
@@ -1048,6 +1081,25 @@ type CreateCollectionParams struct {
 type ListResourcesParams struct {
 	// Labels Label selector: comma-separated `key=value`, `key!=value`, `key`, `!key`, `key in (a,b)`, `key notin (a,b)`.
 	Labels *string `form:"labels,omitempty" json:"labels,omitempty"`
+
+	// Filter A filter expression (docs/queries.md), the same language for lists,
+	// subscriptions (WebSocket, SSE, long-poll) and webhooks, over
+	// `data.<path>`, `labels.<key>`, `id`, `revision`, `createdAt`,
+	// `updatedAt`: `== != < <= > >=`, `in [...]`, `exists(f)`,
+	// `startsWith(f, "s")`, `endsWith(f, "s")`, `contains(f, v)` (a
+	// substring, or an element of an array), `&&`, `||`, `!` and
+	// parentheses; strings in quotes, numbers, `true`, `false`, `null`;
+	// times as RFC 3339 strings. A bad expression is a 400 naming its
+	// position. On a stream, a resource that starts matching arrives as
+	// `resource.created` and one that stops matching as
+	// `resource.deleted`. Resource topics only.
+	Filter *Filter `form:"filter,omitempty" json:"filter,omitempty"`
+
+	// OrderBy Up to 4 comma-separated fields (as in `filter`), each optionally
+	// followed by `asc` or `desc`; ties are ordered by ID. A field's
+	// values order as: missing, null, false, true, numbers, strings (byte
+	// order), then arrays and objects.
+	OrderBy *OrderBy `form:"orderBy,omitempty" json:"orderBy,omitempty"`
 
 	// Limit Page size.
 	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
@@ -1115,7 +1167,20 @@ type StreamEventsParams struct {
 	Topic []Topic `form:"topic" json:"topic"`
 
 	// Labels Label selector applied to resource collection topics.
-	Labels      *string `form:"labels,omitempty" json:"labels,omitempty"`
+	Labels *string `form:"labels,omitempty" json:"labels,omitempty"`
+
+	// Filter A filter expression (docs/queries.md), the same language for lists,
+	// subscriptions (WebSocket, SSE, long-poll) and webhooks, over
+	// `data.<path>`, `labels.<key>`, `id`, `revision`, `createdAt`,
+	// `updatedAt`: `== != < <= > >=`, `in [...]`, `exists(f)`,
+	// `startsWith(f, "s")`, `endsWith(f, "s")`, `contains(f, v)` (a
+	// substring, or an element of an array), `&&`, `||`, `!` and
+	// parentheses; strings in quotes, numbers, `true`, `false`, `null`;
+	// times as RFC 3339 strings. A bad expression is a 400 naming its
+	// position. On a stream, a resource that starts matching arrives as
+	// `resource.created` and one that stops matching as
+	// `resource.deleted`. Resource topics only.
+	Filter      *Filter `form:"filter,omitempty" json:"filter,omitempty"`
 	Since       *Cursor `form:"since,omitempty" json:"since,omitempty"`
 	Snapshot    *bool   `form:"snapshot,omitempty" json:"snapshot,omitempty"`
 	LastEventID *Cursor `json:"Last-Event-ID,omitempty"`
@@ -1500,9 +1565,18 @@ type ClientInterface interface {
 
 	// ListResources List resources
 	//
-	// Resources ordered by ID, one page at a time. The reply carries the
-	// store revision the page was read at; follow `nextPageToken` (also in
-	// the `Link: <…>; rel="next"` header) for the next page.
+	// Resources in `orderBy` order (by ID when none), one page at a time,
+	// selected by `labels` and `filter`. The reply carries the store
+	// revision the page was read at; follow `nextPageToken` (also in the
+	// `Link: <…>; rel="next"` header) for the next page: pages stay
+	// correct while writers run (keyset pages: no resource that did not
+	// change is skipped or repeated).
+	//
+	// A query reads the collection's declared `indexes` when one serves
+	// its filter's `&&`-joined terms or its order. A request examines at
+	// most `--max-scan` resources (10,000 by default): a filter that needs
+	// more to fill its page, or an order no index gives on a larger
+	// collection, answers 422 `needs-index` naming the fields to index.
 	//
 	// Corresponds with GET /v1/collections/{collection}/resources (the `ListResources` operationId).
 	ListResources(ctx context.Context, collection CollectionName, params *ListResourcesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2025,9 +2099,18 @@ func (c *Client) GetCollection(ctx context.Context, collection CollectionName, r
 
 // ListResources List resources
 //
-// Resources ordered by ID, one page at a time. The reply carries the
-// store revision the page was read at; follow `nextPageToken` (also in
-// the `Link: <…>; rel="next"` header) for the next page.
+// Resources in `orderBy` order (by ID when none), one page at a time,
+// selected by `labels` and `filter`. The reply carries the store
+// revision the page was read at; follow `nextPageToken` (also in the
+// `Link: <…>; rel="next"` header) for the next page: pages stay
+// correct while writers run (keyset pages: no resource that did not
+// change is skipped or repeated).
+//
+// A query reads the collection's declared `indexes` when one serves
+// its filter's `&&`-joined terms or its order. A request examines at
+// most `--max-scan` resources (10,000 by default): a filter that needs
+// more to fill its page, or an order no index gives on a larger
+// collection, answers 422 `needs-index` naming the fields to index.
 //
 // Corresponds with GET /v1/collections/{collection}/resources (the `ListResources` operationId).
 func (c *Client) ListResources(ctx context.Context, collection CollectionName, params *ListResourcesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2691,6 +2774,18 @@ func NewPollChangesRequest(server string, params *PollChangesParams) (*http.Requ
 
 		}
 
+		if params.Filter != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "filter", *params.Filter, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if params.Since != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "since", *params.Since, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
@@ -3098,6 +3193,30 @@ func NewListResourcesRequest(server string, collection CollectionName, params *L
 		if params.Labels != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "labels", *params.Labels, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Filter != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "filter", *params.Filter, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.OrderBy != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "orderBy", *params.OrderBy, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -3662,6 +3781,18 @@ func NewStreamEventsRequest(server string, params *StreamEventsParams) (*http.Re
 		if params.Labels != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "labels", *params.Labels, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Filter != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "filter", *params.Filter, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -4434,9 +4565,18 @@ type ClientWithResponsesInterface interface {
 
 	// ListResourcesWithResponse List resources
 	//
-	// Resources ordered by ID, one page at a time. The reply carries the
-	// store revision the page was read at; follow `nextPageToken` (also in
-	// the `Link: <…>; rel="next"` header) for the next page.
+	// Resources in `orderBy` order (by ID when none), one page at a time,
+	// selected by `labels` and `filter`. The reply carries the store
+	// revision the page was read at; follow `nextPageToken` (also in the
+	// `Link: <…>; rel="next"` header) for the next page: pages stay
+	// correct while writers run (keyset pages: no resource that did not
+	// change is skipped or repeated).
+	//
+	// A query reads the collection's declared `indexes` when one serves
+	// its filter's `&&`-joined terms or its order. A request examines at
+	// most `--max-scan` resources (10,000 by default): a filter that needs
+	// more to fill its page, or an order no index gives on a larger
+	// collection, answers 422 `needs-index` naming the fields to index.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -5459,6 +5599,8 @@ type ListResourcesResponse struct {
 	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *NeedsIndex
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
 	// Headers200 the parsed response headers for an HTTP 200 response
@@ -5478,6 +5620,11 @@ func (r ListResourcesResponse) GetApplicationproblemJSON400() *BadRequest {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r ListResourcesResponse) GetApplicationproblemJSON404() *NotFound {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListResourcesResponse) GetApplicationproblemJSON422() *NeedsIndex {
+	return r.ApplicationproblemJSON422
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -7256,9 +7403,18 @@ func (c *ClientWithResponses) GetCollectionWithResponse(ctx context.Context, col
 
 // ListResourcesWithResponse List resources
 //
-// Resources ordered by ID, one page at a time. The reply carries the
-// store revision the page was read at; follow `nextPageToken` (also in
-// the `Link: <…>; rel="next"` header) for the next page.
+// Resources in `orderBy` order (by ID when none), one page at a time,
+// selected by `labels` and `filter`. The reply carries the store
+// revision the page was read at; follow `nextPageToken` (also in the
+// `Link: <…>; rel="next"` header) for the next page: pages stay
+// correct while writers run (keyset pages: no resource that did not
+// change is skipped or repeated).
+//
+// A query reads the collection's declared `indexes` when one serves
+// its filter's `&&`-joined terms or its order. A request examines at
+// most `--max-scan` resources (10,000 by default): a filter that needs
+// more to fill its page, or an order no index gives on a larger
+// collection, answers 422 `needs-index` naming the fields to index.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -8339,6 +8495,13 @@ func ParseListResourcesResponse(rsp *http.Response) (*ListResourcesResponse, err
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest NeedsIndex
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem

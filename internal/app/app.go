@@ -50,6 +50,9 @@ type Options struct {
 	// Cluster carries the connection commands to every node; nil: this
 	// node only.
 	Cluster Cluster
+	// MaxScan bounds the resources one list request (or one page of a
+	// filtered snapshot) examines; 0 means store.DefaultMaxScan.
+	MaxScan int
 }
 
 // App implements the use cases on top of a store.Store and the streaming
@@ -69,6 +72,8 @@ type App struct {
 	ids     idGen
 	// budget bounds each validation of data against a schema.
 	budget ValidationBudget
+	// maxScan bounds the resources a list examines (0: the store's default).
+	maxScan int
 
 	mu      sync.Mutex
 	schemas map[schemaKey]*collectionSchema
@@ -90,7 +95,7 @@ func New(s store.Store, opts Options) *App {
 	if opts.Webhooks.Node == "" {
 		opts.Webhooks.Node = opts.Node
 	}
-	a := &App{store: s, rt: opts.Realtime, log: opts.Logger, now: opts.Now, budget: opts.Validation.withDefaults(), schemas: map[schemaKey]*collectionSchema{}, wh: newWebhooks(opts.Webhooks), hooks: newHooks(opts.Hooks), node: opts.Node, cluster: opts.Cluster}
+	a := &App{store: s, rt: opts.Realtime, log: opts.Logger, now: opts.Now, budget: opts.Validation.withDefaults(), schemas: map[schemaKey]*collectionSchema{}, wh: newWebhooks(opts.Webhooks), hooks: newHooks(opts.Hooks), node: opts.Node, cluster: opts.Cluster, maxScan: opts.MaxScan}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -380,11 +385,17 @@ func (a *App) DeleteResource(ctx context.Context, p auth.Principal, collection, 
 	return a.store.DeleteResource(ctx, collection, id, cond)
 }
 
-// ListResources returns one page of resources. Errors: auth errors
-// (read), store.ErrNotFound.
+// ListResources returns one page of resources, examining at most the
+// App's MaxScan resources. Errors: auth errors (read), store.ErrNotFound,
+// store.ErrInvalid (a bad order field or page position), CodeNeedsIndex
+// (the query needs more than the scan budget: the message names the
+// fields to index).
 func (a *App) ListResources(ctx context.Context, p auth.Principal, opts store.ListOptions) (store.Page, error) {
 	if err := a.Authorize(p, auth.ActionRead, stream.CollectionTopic(opts.Collection)); err != nil {
 		return store.Page{}, err
+	}
+	if opts.MaxScan == 0 {
+		opts.MaxScan = a.maxScan
 	}
 	return a.store.ListResources(ctx, opts)
 }

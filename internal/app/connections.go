@@ -296,7 +296,7 @@ func (a *App) subscriptionCommand(ctx context.Context, p auth.Principal, op, sub
 	if err != nil {
 		return clusterCommand{}, err
 	}
-	if err := a.checkTopicRequest(topic, sel, nil); err != nil {
+	if err := a.checkTopicRequest(topic, sel, nil, nil); err != nil {
 		return clusterCommand{}, err
 	}
 	if op == "subscribe" {

@@ -123,7 +123,9 @@ type HookCall struct {
 	// (rpc), Meta (subscribe: the client's presence metadata), Data
 	// (publish, rpc).
 	Topic, Labels, Channel, Method string
-	Meta, Data                     json.RawMessage
+	// Filter is the subscription's canonical filter (subscribe).
+	Filter     string
+	Meta, Data json.RawMessage
 }
 
 // HookReply is a hook's answer.

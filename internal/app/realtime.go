@@ -31,6 +31,8 @@ type Realtime struct {
 type SubscribeRequest struct {
 	Topic    stream.Topic
 	Selector store.Selector
+	// Filter filters a resource topic (nil: none).
+	Filter *store.Filter
 	// Since resumes after this cursor (nil: no resume).
 	Since *stream.Cursor
 	// Snapshot sends the current state first.
@@ -58,6 +60,7 @@ type Subscription struct {
 	Key    string
 	Topic  stream.Topic
 	Labels string // canonical selector ("" for none)
+	Filter string // canonical filter ("" for none)
 
 	sub     *stream.Subscription
 	app     *App
@@ -90,7 +93,7 @@ func (a *App) Subscribe(ctx context.Context, p auth.Principal, req SubscribeRequ
 			return nil, stream.Result{}, nil, err
 		}
 	}
-	if err := a.checkTopicRequest(req.Topic, req.Selector, req.Since); err != nil {
+	if err := a.checkTopicRequest(req.Topic, req.Selector, req.Filter, req.Since); err != nil {
 		return nil, stream.Result{}, nil, err
 	}
 	if req.Since != nil && req.Snapshot {
@@ -101,7 +104,7 @@ func (a *App) Subscribe(ctx context.Context, p auth.Principal, req SubscribeRequ
 		return nil, stream.Result{}, nil, store.Errorf(store.CodeInvalid, "presence is disabled for channel %q", req.Topic.Channel)
 	}
 	if !req.Server {
-		meta, err := a.subscribeHook(ctx, p, req.Topic, req.Selector, req.Meta, ClientInfo{Transport: req.Transport, ConnID: req.ConnID, Remote: req.Client})
+		meta, err := a.subscribeHook(ctx, p, req.Topic, store.Predicate{Selector: req.Selector, Filter: req.Filter}, req.Meta, ClientInfo{Transport: req.Transport, ConnID: req.ConnID, Remote: req.Client})
 		if err != nil {
 			return nil, stream.Result{}, nil, err
 		}
@@ -113,7 +116,7 @@ func (a *App) Subscribe(ctx context.Context, p auth.Principal, req SubscribeRequ
 	if err != nil {
 		return nil, stream.Result{}, nil, err
 	}
-	sr := stream.Request{Topic: req.Topic, Selector: req.Selector, Since: req.Since, Snapshot: req.Snapshot}
+	sr := stream.Request{Topic: req.Topic, Selector: req.Selector, Filter: req.Filter, Since: req.Since, Snapshot: req.Snapshot}
 	var (
 		sub *stream.Subscription
 		res stream.Result
@@ -133,16 +136,20 @@ func (a *App) Subscribe(ctx context.Context, p auth.Principal, req SubscribeRequ
 		release()
 		return nil, stream.Result{}, nil, err
 	}
-	return &Subscription{Key: sub.Key, Topic: sub.Topic, Labels: sub.Labels, sub: sub, app: a, channel: channel, release: release}, res, run, nil
+	return &Subscription{Key: sub.Key, Topic: sub.Topic, Labels: sub.Labels, Filter: sub.Filter, sub: sub, app: a, channel: channel, release: release}, res, run, nil
 }
 
-// checkTopicRequest checks what a topic allows: a selector only on
-// resource topics, a cursor of the topic's kind and, for resource topics,
-// of this store's epoch; presence has no cursor. Errors: an InputError
-// (labels), store.ErrInvalid, store.ErrCompacted (another epoch).
-func (a *App) checkTopicRequest(t stream.Topic, sel store.Selector, since *stream.Cursor) error {
+// checkTopicRequest checks what a topic allows: a selector and a filter
+// only on resource topics, a cursor of the topic's kind and, for resource
+// topics, of this store's epoch; presence has no cursor. Errors: an
+// InputError (labels, filter), store.ErrInvalid, store.ErrCompacted
+// (another epoch).
+func (a *App) checkTopicRequest(t stream.Topic, sel store.Selector, flt *store.Filter, since *stream.Cursor) error {
 	if !t.IsResource() && len(sel) > 0 {
 		return &InputError{Name: "labels", Detail: "label selectors apply to resource topics only"}
+	}
+	if !t.IsResource() && !flt.IsEmpty() {
+		return &InputError{Name: "filter", Detail: "filters apply to resource topics only"}
 	}
 	if since == nil {
 		return nil
@@ -197,6 +204,8 @@ func (a *App) PresenceRenewInterval() time.Duration { return a.rt.Channels.Renew
 type PollRequest struct {
 	Topic    stream.Topic
 	Selector store.Selector
+	// Filter filters a resource topic (nil: none).
+	Filter *store.Filter
 	// Since continues after this cursor (nil: from now).
 	Since *stream.Cursor
 	Limit int
@@ -218,14 +227,15 @@ func (a *App) Poll(ctx context.Context, p auth.Principal, req PollRequest, stop 
 	if req.Topic.Kind == stream.TopicPresence {
 		return nil, stream.Cursor{}, store.Errorf(store.CodeInvalid, "presence cannot be long-polled; read GET /v1/channels/{ch}/presence or subscribe")
 	}
-	if err := a.checkTopicRequest(req.Topic, req.Selector, req.Since); err != nil {
+	if err := a.checkTopicRequest(req.Topic, req.Selector, req.Filter, req.Since); err != nil {
 		return nil, stream.Cursor{}, err
 	}
-	if _, err := a.subscribeHook(ctx, p, req.Topic, req.Selector, nil, ClientInfo{Transport: "long-poll", Remote: req.Client}); err != nil {
+	pred := store.Predicate{Selector: req.Selector, Filter: req.Filter}
+	if _, err := a.subscribeHook(ctx, p, req.Topic, pred, nil, ClientInfo{Transport: "long-poll", Remote: req.Client}); err != nil {
 		return nil, stream.Cursor{}, err
 	}
 	if req.Topic.IsResource() {
-		return a.rt.Resources.Poll(ctx, req.Topic, req.Selector, req.Since, req.Limit, req.Wait, stop)
+		return a.rt.Resources.Poll(ctx, req.Topic, pred, req.Since, req.Limit, req.Wait, stop)
 	}
 	return a.rt.Channels.Poll(ctx, req.Topic, req.Since, req.Limit, req.Wait, stop)
 }
@@ -278,7 +288,7 @@ func (a *App) History(ctx context.Context, p auth.Principal, channel string, sin
 	if err := a.checkChannel(p, topic.Path, channel); err != nil {
 		return nil, stream.Cursor{}, err
 	}
-	if err := a.checkTopicRequest(topic, nil, since); err != nil {
+	if err := a.checkTopicRequest(topic, nil, nil, since); err != nil {
 		return nil, stream.Cursor{}, err
 	}
 	return a.rt.Channels.History(ctx, channel, since, limit)
@@ -300,7 +310,7 @@ func (a *App) Presence(ctx context.Context, p auth.Principal, channel string) ([
 // subscribeHook runs the subscribe hook of topic's namespace (the global
 // one for resource topics) and returns the presence metadata it set (nil:
 // none). Errors: *HookDeniedError, *HookFailedError.
-func (a *App) subscribeHook(ctx context.Context, p auth.Principal, t stream.Topic, sel store.Selector, meta json.RawMessage, client ClientInfo) (json.RawMessage, error) {
+func (a *App) subscribeHook(ctx context.Context, p auth.Principal, t stream.Topic, pred store.Predicate, meta json.RawMessage, client ClientInfo) (json.RawMessage, error) {
 	cfg := a.rt.Namespaces.Default.Subscribe
 	if !t.IsResource() {
 		cfg = a.rt.Namespaces.For(t.Channel).Subscribe
@@ -308,7 +318,7 @@ func (a *App) subscribeHook(ctx context.Context, p auth.Principal, t stream.Topi
 	if !cfg.Enabled() {
 		return nil, nil // the common case: no call to build
 	}
-	reply, _, err := a.callHook(ctx, cfg, HookCall{Kind: HookSubscribe, Principal: p, Client: client, Topic: t.Path, Labels: sel.String(), Meta: meta})
+	reply, _, err := a.callHook(ctx, cfg, HookCall{Kind: HookSubscribe, Principal: p, Client: client, Topic: t.Path, Labels: pred.Selector.String(), Filter: pred.Filter.String(), Meta: meta})
 	return reply.Meta, err
 }
 

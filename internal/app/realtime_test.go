@@ -28,7 +28,7 @@ import (
 type jsonFrames struct{}
 
 func (jsonFrames) Event(ev stream.Event) ([]byte, error) { return json.Marshal(ev) }
-func (jsonFrames) Synced(topic, labels string, cur stream.Cursor) []byte {
+func (jsonFrames) Synced(topic, labels, filter string, cur stream.Cursor) []byte {
 	b, _ := json.Marshal(map[string]string{"synced": topic})
 	return b
 }

@@ -24,6 +24,8 @@ import (
 type WebhookSpec struct {
 	Topic  string
 	Labels string
+	// Filter is a filter expression ("" for none), resource topics only.
+	Filter string
 	URL    string
 	// Secret is a Standard Webhooks secret ("" generates one).
 	Secret      string
@@ -39,10 +41,10 @@ type WebhookSpec struct {
 // WebhookPatch is a decoded merge patch of a webhook: nil members are
 // left alone.
 type WebhookPatch struct {
-	Topic, Labels, URL, Secret, Description *string
-	RotateSecret                            bool
-	Enabled                                 *bool
-	MaxBatch                                *int
+	Topic, Labels, Filter, URL, Secret, Description *string
+	RotateSecret                                    bool
+	Enabled                                         *bool
+	MaxBatch                                        *int
 }
 
 // WebhookInfo is a webhook as the API shows it: its configuration and
@@ -72,7 +74,7 @@ func webhooksPath(id string) string {
 // CreateWebhook creates a webhook starting at its topic's current
 // position (or after spec.Since). Errors: auth errors (admin on
 // "webhooks", read on the topic), a ValidationError (unprocessable)
-// naming the member for a bad topic, labels, url, secret, maxBatch or
+// naming the member for a bad topic, labels, filter, url, secret, maxBatch or
 // since, store.ErrNotFound (the topic's collection), store.ErrCompacted
 // (since is from another epoch or outside the history), store.ErrConflict
 // (the limit of webhooks is reached), store.ErrUnavailable.
@@ -81,7 +83,7 @@ func (a *App) CreateWebhook(ctx context.Context, p auth.Principal, spec WebhookS
 		return WebhookInfo{}, err
 	}
 	wh := a.wh
-	topic, sel, err := a.webhookTopic(p, spec.Topic, spec.Labels)
+	topic, pred, err := a.webhookTopic(p, spec.Topic, spec.Labels, spec.Filter)
 	if err != nil {
 		return WebhookInfo{}, err
 	}
@@ -101,13 +103,13 @@ func (a *App) CreateWebhook(ctx context.Context, p auth.Principal, spec WebhookS
 	if batch < 1 || batch > MaxWebhookBatch {
 		return WebhookInfo{}, unprocessableField("/maxBatch", "must be 1–100")
 	}
-	cur, err := a.webhookStart(ctx, topic, sel, spec.Since, "/since")
+	cur, err := a.webhookStart(ctx, topic, spec.Since, "/since")
 	if err != nil {
 		return WebhookInfo{}, err
 	}
 	now := a.now().UTC()
 	w := store.Webhook{
-		ID: newWebhookID(), Topic: topic.Path, Labels: sel.String(), URL: spec.URL, Secret: secret,
+		ID: newWebhookID(), Topic: topic.Path, Labels: pred.Selector.String(), Filter: pred.Filter.String(), URL: spec.URL, Secret: secret,
 		Description: spec.Description, Enabled: spec.Enabled == nil || *spec.Enabled, MaxBatch: batch,
 		CreatedAt: now, UpdatedAt: now,
 		WebhookStatus: store.WebhookStatus{State: store.WebhookActive, Cursor: cur.String()},
@@ -169,7 +171,7 @@ func (a *App) DeleteWebhook(ctx context.Context, p auth.Principal, id string) er
 	return nil
 }
 
-// UpdateWebhook applies a patch. A new topic or labels restart delivery
+// UpdateWebhook applies a patch. A new topic, labels or filter restart delivery
 // at the new topic's current position; a new or rotated secret keeps the
 // old one signing for the grace period; enabled true restarts a paused
 // webhook from its cursor. Errors: as CreateWebhook, and
@@ -206,20 +208,24 @@ func (a *App) UpdateWebhook(ctx context.Context, p auth.Principal, id string, pa
 		return WebhookInfo{}, err
 	}
 	var move *stream.Cursor
-	topic, labels := seen.Topic, seen.Labels
-	if patch.Topic != nil || patch.Labels != nil {
+	topic, labels, filter := seen.Topic, seen.Labels, seen.Filter
+	if patch.Topic != nil || patch.Labels != nil || patch.Filter != nil {
 		if patch.Topic != nil {
 			topic = *patch.Topic
 		}
 		if patch.Labels != nil {
 			labels = *patch.Labels
 		}
-		t, sel, err := a.webhookTopic(p, topic, labels)
+		if patch.Filter != nil {
+			filter = *patch.Filter
+		}
+		t, pred, err := a.webhookTopic(p, topic, labels, filter)
 		if err != nil {
 			return WebhookInfo{}, err
 		}
-		if topic, labels = t.Path, sel.String(); topic != seen.Topic || labels != seen.Labels {
-			cur, err := a.webhookStart(ctx, t, sel, "", "")
+		topic, labels, filter = t.Path, pred.Selector.String(), pred.Filter.String()
+		if topic != seen.Topic || labels != seen.Labels || filter != seen.Filter {
+			cur, err := a.webhookStart(ctx, t, "", "")
 			if err != nil {
 				return WebhookInfo{}, err
 			}
@@ -228,7 +234,7 @@ func (a *App) UpdateWebhook(ctx context.Context, p auth.Principal, id string, pa
 	}
 	w, err := a.updateWebhookFrom(ctx, seen, func(w *store.Webhook) {
 		if move != nil {
-			w.Topic, w.Labels = topic, labels
+			w.Topic, w.Labels, w.Filter = topic, labels, filter
 			w.WebhookStatus = store.WebhookStatus{State: store.WebhookActive, Cursor: move.String(), LastSuccessAt: w.LastSuccessAt}
 		}
 		if patch.URL != nil {
@@ -279,11 +285,11 @@ func (a *App) ResumeWebhook(ctx context.Context, p auth.Principal, id, since str
 	}
 	var move *stream.Cursor
 	if since != "" || seen.State == store.WebhookResyncRequired {
-		topic, sel, err := a.webhookTopic(p, seen.Topic, seen.Labels)
+		topic, _, err := a.webhookTopic(p, seen.Topic, seen.Labels, seen.Filter)
 		if err != nil {
 			return WebhookInfo{}, err
 		}
-		cur, err := a.webhookStart(ctx, topic, sel, since, "/since")
+		cur, err := a.webhookStart(ctx, topic, since, "/since")
 		if err != nil {
 			return WebhookInfo{}, err
 		}
@@ -327,31 +333,49 @@ func restart(w *store.Webhook) {
 	w.WebhookStatus = store.WebhookStatus{State: store.WebhookActive, Cursor: w.Cursor, LastError: w.LastError, LastSuccessAt: w.LastSuccessAt}
 }
 
-// webhookTopic parses and authorises a webhook's topic and labels.
-func (a *App) webhookTopic(p auth.Principal, topic, labels string) (stream.Topic, store.Selector, error) {
+// webhookTopic parses and authorises a webhook's topic, labels and filter.
+func (a *App) webhookTopic(p auth.Principal, topic, labels, filter string) (stream.Topic, store.Predicate, error) {
+	var none store.Predicate
 	t, err := stream.ParseTopic(topic)
 	if err != nil {
-		return stream.Topic{}, nil, unprocessableField("/topic", store.ErrorMessage(err))
+		return stream.Topic{}, none, unprocessableField("/topic", store.ErrorMessage(err))
 	}
 	if t.Kind == stream.TopicPresence {
-		return stream.Topic{}, nil, unprocessableField("/topic", "presence topics have no cursor: a webhook takes a resource topic or channels/{ch}/messages")
+		return stream.Topic{}, none, unprocessableField("/topic", "presence topics have no cursor: a webhook takes a resource topic or channels/{ch}/messages")
 	}
 	sel, err := store.ParseSelector(labels)
 	if err != nil {
-		return stream.Topic{}, nil, unprocessableField("/labels", store.ErrorMessage(err))
+		return stream.Topic{}, none, unprocessableField("/labels", store.ErrorMessage(err))
 	}
 	if len(sel) > 0 && !t.IsResource() {
-		return stream.Topic{}, nil, unprocessableField("/labels", "label selectors apply to resource topics only")
+		return stream.Topic{}, none, unprocessableField("/labels", "label selectors apply to resource topics only")
+	}
+	flt, err := store.ParseFilter(filter)
+	if err != nil {
+		return stream.Topic{}, none, unprocessableField("/filter", store.ErrorMessage(err))
+	}
+	if !flt.IsEmpty() && !t.IsResource() {
+		return stream.Topic{}, none, unprocessableField("/filter", "filters apply to resource topics only")
 	}
 	if err := a.Authorize(p, auth.ActionRead, t.Path); err != nil {
-		return stream.Topic{}, nil, err
+		return stream.Topic{}, none, err
 	}
-	return t, sel, nil
+	return t, store.Predicate{Selector: sel, Filter: flt}, nil
+}
+
+// webhookPredicate parses a stored webhook's selector and filter.
+func webhookPredicate(w store.Webhook) (store.Predicate, error) {
+	sel, err := store.ParseSelector(w.Labels)
+	if err != nil {
+		return store.Predicate{}, err
+	}
+	flt, err := store.ParseFilter(w.Filter)
+	return store.Predicate{Selector: sel, Filter: flt}, err
 }
 
 // webhookStart is where a webhook's delivery starts: after since, or at
 // the topic's current position. field names since in errors.
-func (a *App) webhookStart(ctx context.Context, t stream.Topic, sel store.Selector, since, field string) (stream.Cursor, error) {
+func (a *App) webhookStart(ctx context.Context, t stream.Topic, since, field string) (stream.Cursor, error) {
 	if since == "" {
 		if t.IsResource() {
 			if _, err := a.store.GetCollection(ctx, t.Collection); err != nil {
@@ -365,7 +389,7 @@ func (a *App) webhookStart(ctx context.Context, t stream.Topic, sel store.Select
 	if err != nil {
 		return stream.Cursor{}, unprocessableField(field, store.ErrorMessage(err))
 	}
-	if err := a.checkTopicRequest(t, sel, &cur); err != nil {
+	if err := a.checkTopicRequest(t, nil, nil, &cur); err != nil {
 		if errors.Is(err, store.ErrCompacted) {
 			return stream.Cursor{}, err
 		}
@@ -379,14 +403,14 @@ func (a *App) webhookStart(ctx context.Context, t stream.Topic, sel store.Select
 func (a *App) webhookInfo(ctx context.Context, w store.Webhook) WebhookInfo {
 	info := WebhookInfo{Webhook: w}
 	t, err1 := stream.ParseTopic(w.Topic)
-	sel, err2 := store.ParseSelector(w.Labels)
+	pred, err2 := webhookPredicate(w)
 	cur, err3 := stream.ParseCursor(w.Cursor)
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return info
 	}
 	if t.IsResource() {
 		if cur.Epoch == a.store.Epoch() {
-			info.Lag, info.LagExact, _ = a.rt.Resources.Behind(ctx, t, sel, cur, lagBudget)
+			info.Lag, info.LagExact, _ = a.rt.Resources.Behind(ctx, t, pred, cur, lagBudget)
 		}
 	} else if n, err := a.rt.Channels.Behind(ctx, t.Channel, cur); err == nil {
 		info.Lag, info.LagExact = n, true

@@ -67,12 +67,12 @@ func (a *App) deliverNext(ctx context.Context, r *runner, w store.Webhook) (stor
 // the engines'.
 func (a *App) nextBatch(ctx context.Context, r *runner, w store.Webhook) (batch, string, error) {
 	t, err1 := stream.ParseTopic(w.Topic)
-	sel, err2 := store.ParseSelector(w.Labels)
+	pred, err2 := webhookPredicate(w)
 	cur, err3 := stream.ParseCursor(w.Cursor)
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return batch{}, "", store.Errorf(store.CodeCompacted, "the webhook's stored topic or cursor is unreadable: %v", err)
 	}
-	if err := a.checkTopicRequest(t, sel, &cur); err != nil {
+	if err := a.checkTopicRequest(t, pred.Selector, pred.Filter, &cur); err != nil {
 		return batch{}, "", err
 	}
 	limit, wait := max(w.MaxBatch, 1), a.wh.opts.PollWait
@@ -82,7 +82,7 @@ func (a *App) nextBatch(ctx context.Context, r *runner, w store.Webhook) (batch,
 		err  error
 	)
 	if t.IsResource() {
-		evs, next, err = a.rt.Resources.Tail(ctx, t, sel, &cur, limit, wait, r.poke)
+		evs, next, err = a.rt.Resources.Tail(ctx, t, pred, &cur, limit, wait, r.poke)
 	} else {
 		evs, next, err = a.rt.Channels.Poll(ctx, t, &cur, limit, wait, r.poke)
 	}

@@ -84,6 +84,11 @@ func (s *Server) PollChanges(ctx context.Context, req api.PollChangesRequestObje
 			return nil, wire.ParamError(api.Query, "labels", store.ErrorMessage(err))
 		}
 	}
+	if req.Params.Filter != nil {
+		if pr.Filter, err = store.ParseFilter(*req.Params.Filter); err != nil {
+			return nil, wire.ParamError(api.Query, "filter", store.ErrorMessage(err))
+		}
+	}
 	events, next, err := s.app.Poll(ctx, principalOf(ctx), pr, s.draining)
 	if err != nil {
 		return nil, err

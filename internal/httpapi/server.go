@@ -2,10 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
-	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -82,56 +78,6 @@ func (s *Server) DeleteCollection(ctx context.Context, req api.DeleteCollectionR
 		return nil, err
 	}
 	return api.DeleteCollection204Response{}, nil
-}
-
-type pageToken struct {
-	After string `json:"a"`
-}
-
-// ListResources returns one page, with a Link header to the next.
-func (s *Server) ListResources(ctx context.Context, req api.ListResourcesRequestObject) (api.ListResourcesResponseObject, error) {
-	opts := store.ListOptions{Collection: req.Collection, Limit: 100}
-	var labels string
-	if req.Params.Labels != nil {
-		labels = *req.Params.Labels
-		sel, err := store.ParseSelector(labels)
-		if err != nil {
-			return nil, wire.ParamError(api.Query, "labels", store.ErrorMessage(err))
-		}
-		opts.Selector = sel
-	}
-	if req.Params.Limit != nil {
-		opts.Limit = *req.Params.Limit
-	}
-	if req.Params.PageToken != nil {
-		var t pageToken
-		b, err := base64.RawURLEncoding.DecodeString(*req.Params.PageToken)
-		if err != nil || json.Unmarshal(b, &t) != nil || !store.ValidName(t.After) {
-			return nil, wire.ParamError(api.Query, "pageToken", "is not a page token returned by this API")
-		}
-		opts.After = t.After
-	}
-	page, err := s.app.ListResources(ctx, principalOf(ctx), opts)
-	if err != nil {
-		return nil, err
-	}
-	out := api.ResourceList{Items: make([]api.Resource, 0, len(page.Items)), Revision: page.Revision}
-	for _, r := range page.Items {
-		out.Items = append(out.Items, wire.Resource(r))
-	}
-	resp := api.ListResources200JSONResponse{Body: out}
-	if page.More && len(page.Items) > 0 {
-		b, _ := json.Marshal(pageToken{After: page.Items[len(page.Items)-1].ID})
-		tok := base64.RawURLEncoding.EncodeToString(b)
-		resp.Body.NextPageToken = &tok
-		q := url.Values{"pageToken": {tok}, "limit": {strconv.Itoa(opts.Limit)}}
-		if labels != "" {
-			q.Set("labels", labels)
-		}
-		link := fmt.Sprintf("</v1/collections/%s/resources?%s>; rel=\"next\"", req.Collection, q.Encode())
-		resp.Headers.Link = &link
-	}
-	return resp, nil
 }
 
 // CreateResource creates a resource (201 + Location + ETag).

@@ -163,6 +163,11 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(wire.ParamError(api.Query, "labels", store.ErrorMessage(err)))
 		return
 	}
+	flt, err := store.ParseFilter(q.Get("filter"))
+	if err != nil {
+		fail(wire.ParamError(api.Query, "filter", store.ErrorMessage(err)))
+		return
+	}
 	qb := h.cfg.QueueBytes
 	if qb == 0 {
 		qb = 1 << 20
@@ -202,11 +207,11 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		seen[t] = true
-		// One labels parameter for every topic: it selects within the
-		// resource topics.
+		// One labels and one filter parameter for every topic: they
+		// select within the resource topics.
 		req := app.SubscribeRequest{Topic: topic, Since: since[t], Snapshot: snapshot && since[t] == nil, Client: r.RemoteAddr, Transport: "sse", Meta: cr.Meta}
 		if topic.IsResource() {
-			req.Selector = sel
+			req.Selector, req.Filter = sel, flt
 		}
 		sub, res, run, err := h.app.Subscribe(ctx, principal, req, sink)
 		if err != nil {
@@ -299,7 +304,7 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			for _, s := range subs {
 				// Queued under the subscription's lock: never behind a newer event.
 				s.sub.Bookmark(func(pos stream.Cursor) bool {
-					return sink.Push(hub.NewEvent(wire.Bookmark(s.sub.Topic.Path, s.sub.Labels, pos), s.sub.Key, pos.String(), 0))
+					return sink.Push(hub.NewEvent(wire.Bookmark(s.sub.Topic.Path, s.sub.Labels, s.sub.Filter, pos), s.sub.Key, pos.String(), 0))
 				})
 			}
 		case <-sink.q.C():

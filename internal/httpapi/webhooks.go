@@ -31,7 +31,7 @@ func (s *Server) ListWebhooks(ctx context.Context, _ api.ListWebhooksRequestObje
 func (s *Server) CreateWebhook(ctx context.Context, req api.CreateWebhookRequestObject) (api.CreateWebhookResponseObject, error) {
 	b := req.Body
 	spec := app.WebhookSpec{Topic: b.Topic, URL: b.Url, Enabled: b.Enabled}
-	spec.Labels, spec.Secret, spec.Description, spec.Since = deref(b.Labels), deref(b.Secret), deref(b.Description), deref(b.Since)
+	spec.Labels, spec.Filter, spec.Secret, spec.Description, spec.Since = deref(b.Labels), deref(b.Filter), deref(b.Secret), deref(b.Description), deref(b.Since)
 	if b.MaxBatch != nil {
 		spec.MaxBatch = *b.MaxBatch
 	}
@@ -58,7 +58,7 @@ func (s *Server) UpdateWebhook(ctx context.Context, req api.UpdateWebhookRequest
 		return nil, wire.ParamError(api.Body, "", "a merge patch body is required")
 	}
 	b := req.Body
-	patch := app.WebhookPatch{Topic: b.Topic, Labels: b.Labels, URL: b.Url, Secret: b.Secret, Description: b.Description,
+	patch := app.WebhookPatch{Topic: b.Topic, Labels: b.Labels, Filter: b.Filter, URL: b.Url, Secret: b.Secret, Description: b.Description,
 		Enabled: b.Enabled, MaxBatch: b.MaxBatch, RotateSecret: b.RotateSecret != nil && *b.RotateSecret}
 	w, err := s.app.UpdateWebhook(ctx, principalOf(ctx), req.Webhook, patch)
 	if err != nil {

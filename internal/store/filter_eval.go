@@ -181,3 +181,18 @@ func compareValue(v any, x Value) (int, bool) {
 	}
 	return 0, false
 }
+
+// Predicate is what a filtered subscription selects: a label selector and
+// a filter, both of which must hold. The zero value matches everything.
+type Predicate struct {
+	Selector Selector
+	Filter   *Filter
+}
+
+// IsZero reports whether p matches everything.
+func (p Predicate) IsZero() bool { return len(p.Selector) == 0 && p.Filter.IsEmpty() }
+
+// Matches reports whether the resource d reads passes p.
+func (p Predicate) Matches(d *Doc) bool {
+	return p.Selector.Matches(d.r.Labels) && p.Filter.Matches(d)
+}

@@ -138,7 +138,7 @@ type Page struct {
 
 // Matches reports whether r passes the options' selector and filter.
 func (o ListOptions) Matches(d *Doc) bool {
-	return o.Selector.Matches(d.r.Labels) && o.Filter.Matches(d)
+	return Predicate{o.Selector, o.Filter}.Matches(d)
 }
 
 // IdempotentReply is a stored reply to a POST carrying an Idempotency-Key.

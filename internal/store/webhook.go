@@ -31,10 +31,11 @@ const (
 // delivery status (written by the node holding its lease) and the lease.
 type Webhook struct {
 	ID string
-	// Topic is a topic path (stream.ParseTopic) and Labels the canonical
-	// label selector ("" for none).
+	// Topic is a topic path (stream.ParseTopic), Labels the canonical
+	// label selector and Filter the canonical filter ("" for none).
 	Topic  string
 	Labels string
+	Filter string
 	URL    string
 	// Secret signs deliveries. PrevSecret, until PrevSecretUntil, signs
 	// them too (a rotation's grace period); "" for none.

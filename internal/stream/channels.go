@@ -287,7 +287,7 @@ func (c *Channels) Subscribe(ctx context.Context, req Request, member *broker.Me
 		}
 		if req.Snapshot {
 			cur := Cursor{Kind: KindChannel, Epoch: top.Epoch, Pos: top.Offset}
-			b := c.Frames.Synced(req.Topic.Path, "", cur)
+			b := c.Frames.Synced(req.Topic.Path, "", "", cur)
 			if err := sink.PushWait(ctx, hub.NewEvent(b, sub.Key, cur.String(), 0)); err != nil {
 				return err
 			}

@@ -20,6 +20,8 @@ type Event struct {
 	Topic string
 	// Labels is the canonical selector of the subscription ("" for none).
 	Labels string
+	// Filter is the canonical filter of the subscription ("" for none).
+	Filter string
 	// Name is EventCreated, EventUpdated, EventDeleted, EventSnapshot or
 	// EventMessage.
 	Name     string
@@ -37,7 +39,7 @@ type Frames interface {
 	// valid JSON (a store defect).
 	Event(ev Event) ([]byte, error)
 	// Synced encodes the frame that ends a snapshot.
-	Synced(topic, labels string, cur Cursor) []byte
+	Synced(topic, labels, filter string, cur Cursor) []byte
 	// Presence encodes a presence state ("state") or diff ("join",
 	// "leave").
 	Presence(topic, action string, members []broker.Member) []byte
@@ -46,24 +48,47 @@ type Frames interface {
 	Reset(topic string, err error) []byte
 }
 
-// EventFor decides what a change looks like to a subscription with the
-// given selector: a resource entering the selector is created, one leaving
-// it is deleted, and a change invisible to it yields ok == false.
-func EventFor(ch store.Change, sel store.Selector) (string, bool) {
-	if len(sel) == 0 {
-		return "resource." + string(ch.Type), true
+// ChangeView is a change with its states before and after decoded once,
+// however many subscriptions look at it. It is not safe for concurrent
+// use.
+type ChangeView struct {
+	store.Change
+	cur, prev *store.Doc
+}
+
+// NewChangeView returns the view of ch. A change logged before the store
+// kept previous states (Prev nil, PrevLabels set) is seen with its
+// current data and its previous labels.
+func NewChangeView(ch store.Change) *ChangeView {
+	v := &ChangeView{Change: ch}
+	v.cur = store.NewDoc(&v.Change.Resource)
+	switch {
+	case ch.Prev != nil:
+		v.prev = store.NewDoc(ch.Prev)
+	case ch.Type == store.Deleted:
+		v.prev = v.cur
+	case ch.PrevLabels != nil:
+		r := ch.Resource
+		r.Labels = ch.PrevLabels
+		v.prev = store.NewDoc(&r)
 	}
-	switch ch.Type {
+	return v
+}
+
+// EventFor decides what a change looks like to a subscription selecting
+// p (labels and filter): a resource entering p is created, one leaving it
+// is deleted, and a change invisible to it yields ok == false.
+func EventFor(v *ChangeView, p store.Predicate) (string, bool) {
+	if p.IsZero() {
+		return "resource." + string(v.Type), true
+	}
+	switch v.Type {
 	case store.Created:
-		return EventCreated, sel.Matches(ch.Resource.Labels)
+		return EventCreated, p.Matches(v.cur)
 	case store.Deleted:
-		prev := ch.PrevLabels
-		if prev == nil {
-			prev = ch.Resource.Labels
-		}
-		return EventDeleted, sel.Matches(prev)
+		return EventDeleted, v.prev != nil && p.Matches(v.prev)
 	}
-	was, is := ch.PrevLabels != nil && sel.Matches(ch.PrevLabels), sel.Matches(ch.Resource.Labels)
+	was, is := v.prev != nil && p.Matches(v.prev), p.Matches(v.cur)
 	switch {
 	case was && is:
 		return EventUpdated, true
@@ -76,6 +101,6 @@ func EventFor(ch store.Change, sel store.Selector) (string, bool) {
 }
 
 // resourceEvent is the event of a resource change.
-func resourceEvent(topic, labels, name string, cur Cursor, r store.Resource) Event {
-	return Event{Topic: topic, Labels: labels, Name: name, Cursor: cur, Resource: &r}
+func resourceEvent(spec *keySpec, topic, name string, cur Cursor, r store.Resource) Event {
+	return Event{Topic: topic, Labels: spec.labels, Filter: spec.filter, Name: name, Cursor: cur, Resource: &r}
 }

@@ -125,20 +125,22 @@ func (f *Feed) advance(rev int64) { f.last.Store(rev) }
 var noSelector keySpec
 
 // dispatch encodes the change once per subscribed key and broadcasts it.
-// Each key carries its parsed selector (keySpec, registered with the key).
+// Each key carries its parsed selector and filter (keySpec, registered
+// with the key); the change's states are decoded once for all of them.
 func (f *Feed) dispatch(ch store.Change) {
 	cur := f.Cursor(ch.Revision)
+	view := NewChangeView(ch)
 	for _, topic := range []string{CollectionTopic(ch.Resource.Collection), ResourceTopic(ch.Resource.Collection, ch.Resource.ID)} {
 		for _, e := range f.hub.Entries(topic) {
 			spec, ok := e.Attr.(*keySpec)
 			if !ok {
 				spec = &noSelector // every resource key is registered with its spec; this is defence only
 			}
-			ev, ok := EventFor(ch, spec.sel)
+			ev, ok := EventFor(view, spec.pred)
 			if !ok {
 				continue
 			}
-			b, err := f.frames.Event(resourceEvent(topic, spec.labels, ev, cur, ch.Resource))
+			b, err := f.frames.Event(resourceEvent(spec, topic, ev, cur, ch.Resource))
 			if err != nil {
 				f.log.Error("encode event", "revision", ch.Revision, "err", err)
 				continue

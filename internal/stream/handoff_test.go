@@ -40,7 +40,7 @@ func (testFrames) Event(ev Event) ([]byte, error) {
 	}
 	return json.Marshal(f)
 }
-func (testFrames) Synced(topic, labels string, cur Cursor) []byte {
+func (testFrames) Synced(topic, labels, filter string, cur Cursor) []byte {
 	b, _ := json.Marshal(testFrame{T: "synced", Rev: cur.Pos})
 	return b
 }

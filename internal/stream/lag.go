@@ -21,7 +21,7 @@ func (e *Resources) Head(ctx context.Context) (Cursor, error) {
 // since, reading at most budget change-log entries; exact is false when
 // the count stopped at the budget (n is then a lower bound). Errors:
 // store.ErrCompacted, the store's.
-func (e *Resources) Behind(ctx context.Context, topic Topic, sel store.Selector, since Cursor, budget int) (n int64, exact bool, err error) {
+func (e *Resources) Behind(ctx context.Context, topic Topic, pred store.Predicate, since Cursor, budget int) (n int64, exact bool, err error) {
 	pos, read := since.Pos, 0
 	for read < budget {
 		want := min(replayPage, budget-read)
@@ -34,7 +34,7 @@ func (e *Resources) Behind(ctx context.Context, topic Topic, sel store.Selector,
 			if !matchesTopic(topic, ch) {
 				continue
 			}
-			if _, ok := EventFor(ch, sel); ok {
+			if _, ok := EventFor(NewChangeView(ch), pred); ok {
 				n++
 			}
 		}

@@ -22,18 +22,18 @@ const PollMaxBytes = 1 << 20
 // reads the change log again only then, not on every write. The caller
 // (app) has checked since (its kind and epoch). Errors:
 // store.ErrNotFound, store.ErrCompacted.
-func (e *Resources) Poll(ctx context.Context, topic Topic, sel store.Selector, since *Cursor, limit int, wait time.Duration, stop <-chan struct{}) ([]Event, Cursor, error) {
+func (e *Resources) Poll(ctx context.Context, topic Topic, pred store.Predicate, since *Cursor, limit int, wait time.Duration, stop <-chan struct{}) ([]Event, Cursor, error) {
 	if _, err := e.Store.GetCollection(ctx, topic.Collection); err != nil {
 		return nil, Cursor{}, err
 	}
-	return e.Tail(ctx, topic, sel, since, limit, wait, stop)
+	return e.Tail(ctx, topic, pred, since, limit, wait, stop)
 }
 
 // Tail is Poll without the check that the collection exists, for a
 // durable reader (a webhook) that must also read the deletions of a
 // collection deleted meanwhile. Errors: store.ErrCompacted, the store's.
-func (e *Resources) Tail(ctx context.Context, topic Topic, sel store.Selector, since *Cursor, limit int, wait time.Duration, stop <-chan struct{}) ([]Event, Cursor, error) {
-	spec := newKeySpec(topic.Path, sel)
+func (e *Resources) Tail(ctx context.Context, topic Topic, pred store.Predicate, since *Cursor, limit int, wait time.Duration, stop <-chan struct{}) ([]Event, Cursor, error) {
+	spec := newKeySpec(topic.Path, pred)
 	w := &pollWaiter{c: make(chan struct{}, 1)}
 	e.Hub.SubscribeWith(spec.key, spec, w)
 	defer e.Hub.Unsubscribe(spec.key, w)
@@ -67,11 +67,11 @@ func (e *Resources) Tail(ctx context.Context, topic Topic, sel store.Selector, s
 				if !matchesTopic(topic, ch) {
 					continue
 				}
-				ev, ok := EventFor(ch, sel)
+				ev, ok := EventFor(NewChangeView(ch), pred)
 				if !ok {
 					continue
 				}
-				out = append(out, resourceEvent(topic.Path, spec.labels, ev, e.Feed.Cursor(ch.Revision), ch.Resource))
+				out = append(out, resourceEvent(spec, topic.Path, ev, e.Feed.Cursor(ch.Revision), ch.Resource))
 				size += len(ch.Resource.Data) + 256
 				if len(out) == limit || size >= PollMaxBytes {
 					break read

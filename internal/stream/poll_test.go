@@ -39,7 +39,7 @@ func TestPollWaitsOnItsTopic(t *testing.T) {
 	}
 	done := make(chan answer, 1)
 	go func() {
-		evs, _, err := res.Poll(t.Context(), topic, nil, nil, 10, 30*time.Second, nil)
+		evs, _, err := res.Poll(t.Context(), topic, store.Predicate{}, nil, 10, 30*time.Second, nil)
 		done <- answer{evs, err}
 	}()
 	waitFor(t, "the poll to wait on its key", func() bool { return len(e.res.Hub.Keys("collections/c/resources")) == 1 && cs.reads.Load() > 0 })

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/tandemhq/tandem/internal/store"
@@ -96,16 +97,24 @@ func contains(s, sub string) bool {
 }
 
 func TestEventFor(t *testing.T) {
-	sel, _ := store.ParseSelector("env=prod")
-	res := func(env string) store.Resource { return store.Resource{Labels: map[string]string{"env": env}} }
+	selector, _ := store.ParseSelector("env=prod")
+	sel := store.Predicate{Selector: selector}
+	flt, _ := store.ParseFilter(`data.qty > 2 && labels.env == "prod"`)
+	filter := store.Predicate{Filter: flt}
+	res := func(env string) store.Resource {
+		return store.Resource{Labels: map[string]string{"env": env}, Data: []byte(`{}`)}
+	}
+	qty := func(n int) *store.Resource {
+		return &store.Resource{Labels: map[string]string{"env": "prod"}, Data: []byte(fmt.Sprintf(`{"qty":%d}`, n))}
+	}
 	tests := []struct {
 		name   string
 		ch     store.Change
-		sel    store.Selector
+		pred   store.Predicate
 		want   string
 		wantOK bool
 	}{
-		{"NoSelector", store.Change{Type: store.Updated, Resource: res("x")}, nil, EventUpdated, true},
+		{"NoSelector", store.Change{Type: store.Updated, Resource: res("x")}, store.Predicate{}, EventUpdated, true},
 		{"CreatedMatching", store.Change{Type: store.Created, Resource: res("prod")}, sel, EventCreated, true},
 		{"CreatedOther", store.Change{Type: store.Created, Resource: res("dev")}, sel, "", false},
 		{"Enters", store.Change{Type: store.Updated, Resource: res("prod"), PrevLabels: map[string]string{"env": "dev"}}, sel, EventCreated, true},
@@ -114,15 +123,58 @@ func TestEventFor(t *testing.T) {
 		{"Outside", store.Change{Type: store.Updated, Resource: res("dev"), PrevLabels: map[string]string{"env": "dev"}}, sel, "", false},
 		{"DeletedMatching", store.Change{Type: store.Deleted, Resource: res("prod"), PrevLabels: map[string]string{"env": "prod"}}, sel, EventDeleted, true},
 		{"DeletedOther", store.Change{Type: store.Deleted, Resource: res("dev"), PrevLabels: map[string]string{"env": "dev"}}, sel, "", false},
+		{"FilterCreated", store.Change{Type: store.Created, Resource: *qty(3)}, filter, EventCreated, true},
+		{"FilterCreatedOther", store.Change{Type: store.Created, Resource: *qty(2)}, filter, "", false},
+		{"FilterEnters", store.Change{Type: store.Updated, Resource: *qty(3), Prev: qty(1), PrevLabels: map[string]string{"env": "prod"}}, filter, EventCreated, true},
+		{"FilterLeaves", store.Change{Type: store.Updated, Resource: *qty(1), Prev: qty(3), PrevLabels: map[string]string{"env": "prod"}}, filter, EventDeleted, true},
+		{"FilterStays", store.Change{Type: store.Updated, Resource: *qty(4), Prev: qty(3), PrevLabels: map[string]string{"env": "prod"}}, filter, EventUpdated, true},
+		{"FilterOutside", store.Change{Type: store.Updated, Resource: *qty(0), Prev: qty(1), PrevLabels: map[string]string{"env": "prod"}}, filter, "", false},
+		{"FilterDeleted", store.Change{Type: store.Deleted, Resource: *qty(3), Prev: qty(3), PrevLabels: map[string]string{"env": "prod"}}, filter, EventDeleted, true},
+		{"FilterDeletedOther", store.Change{Type: store.Deleted, Resource: *qty(1), Prev: qty(1), PrevLabels: map[string]string{"env": "prod"}}, filter, "", false},
+		// A change logged before previous states were kept: only its labels are known.
+		{"FilterOldLogEntry", store.Change{Type: store.Updated, Resource: *qty(3), PrevLabels: map[string]string{"env": "dev"}}, filter, EventCreated, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ok := EventFor(tc.ch, tc.sel)
+			got, ok := EventFor(NewChangeView(tc.ch), tc.pred)
 			if ok != tc.wantOK || (ok && got != tc.want) {
 				t.Errorf("EventFor = %q %v, want %q %v", got, ok, tc.want, tc.wantOK)
 			}
 		})
 	}
+}
+
+// BenchmarkEventFor measures the filter evaluation per event and
+// subscription: a 3-clause filter over a decoded change (the decoding is
+// shared by every subscription of the change and measured apart).
+func BenchmarkEventFor(b *testing.B) {
+	flt, err := store.ParseFilter(`data.status == "paid" && data.qty > 2 && labels.env == "prod"`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := store.Predicate{Filter: flt}
+	prev := store.Resource{ID: "o-1", Labels: map[string]string{"env": "prod"},
+		Data: []byte(`{"status":"new","qty":3,"customer":{"name":"Ada","tier":"gold"},"items":[{"sku":"a","n":1},{"sku":"b","n":2}],"note":"leave at the door"}`)}
+	cur := prev
+	cur.Data = []byte(`{"status":"paid","qty":3,"customer":{"name":"Ada","tier":"gold"},"items":[{"sku":"a","n":1},{"sku":"b","n":2}],"note":"leave at the door"}`)
+	ch := store.Change{Type: store.Updated, Resource: cur, Prev: &prev, PrevLabels: prev.Labels}
+	b.Run("decode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			v := NewChangeView(ch)
+			EventFor(v, p) // decodes both states once
+		}
+	})
+	b.Run("per-subscription", func(b *testing.B) {
+		v := NewChangeView(ch)
+		EventFor(v, p)
+		b.ReportAllocs()
+		for b.Loop() {
+			if ev, ok := EventFor(v, p); !ok || ev != EventCreated {
+				b.Fatal(ev, ok)
+			}
+		}
+	})
 }
 
 func BenchmarkCursor(b *testing.B) {

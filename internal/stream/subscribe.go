@@ -30,10 +30,17 @@ type Sink interface {
 type Request struct {
 	Topic    Topic
 	Selector store.Selector
+	// Filter filters resource topics by the filter language (nil: none).
+	Filter *store.Filter
 	// Since resumes after this cursor (nil: no resume).
 	Since *Cursor
 	// Snapshot sends the current state first.
 	Snapshot bool
+}
+
+// Predicate returns what the request selects.
+func (r Request) Predicate() store.Predicate {
+	return store.Predicate{Selector: r.Selector, Filter: r.Filter}
 }
 
 // Start says where a subscription's stream starts.
@@ -50,6 +57,7 @@ const (
 type Result struct {
 	Topic  string
 	Labels string
+	Filter string
 	Cursor Cursor
 	Start  Start
 }
@@ -69,7 +77,8 @@ type Subscription struct {
 	Key    string
 	Topic  Topic
 	Labels string
-	sel    store.Selector
+	Filter string
+	spec   *keySpec
 	sink   Sink
 
 	mu           sync.Mutex
@@ -183,6 +192,10 @@ type Resources struct {
 	Hub    *hub.Hub
 	Feed   *Feed
 	Frames Frames
+	// MaxScan bounds the resources one page of a filtered snapshot
+	// examines (0: store.DefaultMaxScan); beyond it the subscription
+	// fails with CodeNeedsIndex.
+	MaxScan int
 }
 
 // Page sizes of replays and snapshots. A replay reads replayPage changes
@@ -209,8 +222,8 @@ func (e *Resources) Subscribe(ctx context.Context, req Request, sink Sink) (*Sub
 	if _, err := e.Store.GetCollection(ctx, req.Topic.Collection); err != nil {
 		return nil, Result{}, nil, err
 	}
-	spec := newKeySpec(req.Topic.Path, req.Selector)
-	sub := &Subscription{Key: spec.key, Topic: req.Topic, Labels: spec.labels, sel: req.Selector, sink: sink}
+	spec := newKeySpec(req.Topic.Path, req.Predicate())
+	sub := &Subscription{Key: spec.key, Topic: req.Topic, Labels: spec.labels, Filter: spec.filter, spec: spec, sink: sink}
 	e.Hub.SubscribeWith(sub.Key, spec, sub)
 	fail := func(err error) (*Subscription, Result, func(context.Context) error, error) {
 		e.Hub.Unsubscribe(sub.Key, sub)
@@ -220,7 +233,7 @@ func (e *Resources) Subscribe(ctx context.Context, req Request, sink Sink) (*Sub
 	if err != nil {
 		return fail(err)
 	}
-	res := Result{Topic: req.Topic.Path, Labels: sub.Labels}
+	res := Result{Topic: req.Topic.Path, Labels: sub.Labels, Filter: sub.Filter}
 	switch {
 	case req.Since != nil:
 		if req.Since.Pos > head {
@@ -243,7 +256,7 @@ func (e *Resources) Subscribe(ctx context.Context, req Request, sink Sink) (*Sub
 		if req.Snapshot {
 			cur := res.Cursor
 			push := func(r store.Resource) error {
-				b, err := e.Frames.Event(resourceEvent(req.Topic.Path, sub.Labels, EventSnapshot, cur, r))
+				b, err := e.Frames.Event(resourceEvent(sub.spec, req.Topic.Path, EventSnapshot, cur, r))
 				if err != nil {
 					return err
 				}
@@ -258,7 +271,7 @@ func (e *Resources) Subscribe(ctx context.Context, req Request, sink Sink) (*Sub
 			if err != nil {
 				return err
 			}
-			b := e.Frames.Synced(req.Topic.Path, sub.Labels, cur)
+			b := e.Frames.Synced(req.Topic.Path, sub.Labels, sub.Filter, cur)
 			if err := sink.PushWait(ctx, hub.NewEvent(b, sub.Key, cur.String(), 0)); err != nil {
 				return err
 			}
@@ -423,12 +436,12 @@ func (e *Resources) replayOne(ctx context.Context, sub *Subscription, ch store.C
 	if !matchesTopic(sub.Topic, ch) {
 		return nil
 	}
-	ev, ok := EventFor(ch, sub.sel)
+	ev, ok := EventFor(NewChangeView(ch), sub.spec.pred)
 	if !ok {
 		return nil
 	}
 	cur := e.Feed.Cursor(ch.Revision)
-	b, err := e.Frames.Event(resourceEvent(sub.Topic.Path, sub.Labels, ev, cur, ch.Resource))
+	b, err := e.Frames.Event(resourceEvent(sub.spec, sub.Topic.Path, ev, cur, ch.Resource))
 	if err != nil {
 		return err
 	}
@@ -454,7 +467,7 @@ func matchesTopic(t Topic, ch store.Change) bool {
 // equals the store; while no write touches the topic, the snapshot is
 // complete at at.
 func (e *Resources) streamSnapshot(ctx context.Context, req Request, at int64, push func(store.Resource) error) error {
-	opts := store.ListOptions{Collection: req.Topic.Collection, Selector: req.Selector, Limit: snapshotFirstPage}
+	opts := store.ListOptions{Collection: req.Topic.Collection, Selector: req.Selector, Filter: req.Filter, Limit: snapshotFirstPage, MaxScan: e.MaxScan}
 	for {
 		page, err := e.Store.ListResources(ctx, opts)
 		if err != nil {
@@ -493,7 +506,7 @@ func (e *Resources) snapshotOne(ctx context.Context, req Request, at int64, push
 	case err != nil:
 		return err
 	}
-	if r.Revision <= at && req.Selector.Matches(r.Labels) {
+	if r.Revision <= at && req.Predicate().Matches(store.NewDoc(&r)) {
 		return push(r)
 	}
 	return nil

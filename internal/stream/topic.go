@@ -87,26 +87,32 @@ func CollectionTopic(c string) string { return "collections/" + c + "/resources"
 func ResourceTopic(c, id string) string { return "collections/" + c + "/resources/" + id }
 
 // Key is the hub key of a subscription: the topic, plus the canonical
-// selector when there is one, so equal subscriptions share encoded events.
-func Key(topic string, sel store.Selector) string {
-	return newKeySpec(topic, sel).key
+// selector and filter when there are, so equal subscriptions share
+// encoded events.
+func Key(topic string, p store.Predicate) string {
+	return newKeySpec(topic, p).key
 }
 
 // keySpec is what a hub key of a resource topic stands for. It is
 // registered with the key (hub.SubscribeWith), so the feed reads the
-// parsed selector instead of parsing keys back.
+// parsed selector and filter instead of parsing keys back.
 type keySpec struct {
 	key    string
-	sel    store.Selector
+	pred   store.Predicate
 	labels string // canonical selector text
+	filter string // canonical filter text
 }
 
-func newKeySpec(topic string, sel store.Selector) *keySpec {
-	if len(sel) == 0 {
+func newKeySpec(topic string, p store.Predicate) *keySpec {
+	if p.IsZero() {
 		return &keySpec{key: topic}
 	}
-	labels := sel.String()
-	return &keySpec{key: topic + "?" + labels, sel: sel, labels: labels}
+	s := &keySpec{pred: p, labels: p.Selector.String(), filter: p.Filter.String()}
+	s.key = topic + "?" + s.labels
+	if s.filter != "" {
+		s.key += "&filter=" + s.filter
+	}
+	return s
 }
 
 // IsResource reports whether t is a resource topic (collection or

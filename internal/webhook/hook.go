@@ -107,6 +107,7 @@ type (
 		Client    hookClient      `json:"client"`
 		Topic     string          `json:"topic,omitempty"`
 		Labels    string          `json:"labels,omitempty"`
+		Filter    string          `json:"filter,omitempty"`
 		Channel   string          `json:"channel,omitempty"`
 		Method    string          `json:"method,omitempty"`
 		Meta      json.RawMessage `json:"meta,omitempty"`
@@ -141,7 +142,7 @@ func HookBody(call app.HookCall) []byte {
 	req := hookRequest{Hook: call.Kind, ID: call.ID, Time: call.Time.UTC(),
 		Principal: hookPrincipal{Kind: principalKind(p), Subject: p.Subject, Claims: p.Claims},
 		Client:    hookClient{Transport: call.Client.Transport, ConnectionID: call.Client.ConnID, Remote: call.Client.Remote},
-		Topic:     call.Topic, Labels: call.Labels, Channel: call.Channel, Method: call.Method, Meta: call.Meta, Data: call.Data}
+		Topic:     call.Topic, Labels: call.Labels, Filter: call.Filter, Channel: call.Channel, Method: call.Method, Meta: call.Meta, Data: call.Data}
 	if bytes.Equal(bytes.TrimSpace(req.Data), []byte("null")) {
 		req.Data = nil // absent: the schemas have no null
 	}

@@ -15,6 +15,7 @@ type EventFrame struct {
 	Type     string              `json:"type"`
 	Topic    string              `json:"topic"`
 	Labels   string              `json:"labels,omitempty"`
+	Filter   string              `json:"filter,omitempty"`
 	Event    string              `json:"event"`
 	Cursor   string              `json:"cursor"`
 	Resource *api.Resource       `json:"resource,omitempty"`
@@ -23,7 +24,7 @@ type EventFrame struct {
 
 // EventFrameOf converts an event to its frame.
 func EventFrameOf(ev stream.Event) EventFrame {
-	f := EventFrame{Type: "event", Topic: ev.Topic, Labels: ev.Labels, Event: ev.Name, Cursor: ev.Cursor.String()}
+	f := EventFrame{Type: "event", Topic: ev.Topic, Labels: ev.Labels, Filter: ev.Filter, Event: ev.Name, Cursor: ev.Cursor.String()}
 	if ev.Resource != nil {
 		r := Resource(*ev.Resource)
 		f.Resource = &r
@@ -40,6 +41,7 @@ type SyncedFrame struct {
 	Type   string `json:"type"`
 	Topic  string `json:"topic"`
 	Labels string `json:"labels,omitempty"`
+	Filter string `json:"filter,omitempty"`
 	Cursor string `json:"cursor"`
 }
 
@@ -49,12 +51,13 @@ type BookmarkFrame struct {
 	Type   string `json:"type"`
 	Topic  string `json:"topic"`
 	Labels string `json:"labels,omitempty"`
+	Filter string `json:"filter,omitempty"`
 	Cursor string `json:"cursor"`
 }
 
 // Bookmark encodes the bookmark frame of a subscription at cur.
-func Bookmark(topic, labels string, cur stream.Cursor) []byte {
-	b, _ := json.Marshal(BookmarkFrame{Type: "bookmark", Topic: topic, Labels: labels, Cursor: cur.String()})
+func Bookmark(topic, labels, filter string, cur stream.Cursor) []byte {
+	b, _ := json.Marshal(BookmarkFrame{Type: "bookmark", Topic: topic, Labels: labels, Filter: filter, Cursor: cur.String()})
 	return b
 }
 
@@ -72,6 +75,7 @@ type ErrorFrame struct {
 	Type    string        `json:"type"`
 	Topic   string        `json:"topic,omitempty"`
 	Labels  string        `json:"labels,omitempty"`
+	Filter  string        `json:"filter,omitempty"`
 	Problem api.Problem   `json:"problem"`
 	Cursors []TopicCursor `json:"cursors,omitempty"`
 }
@@ -80,6 +84,7 @@ type ErrorFrame struct {
 type TopicCursor struct {
 	Topic  string `json:"topic"`
 	Labels string `json:"labels,omitempty"`
+	Filter string `json:"filter,omitempty"`
 	Cursor string `json:"cursor"`
 }
 
@@ -115,8 +120,8 @@ func (f Frames) Event(ev stream.Event) ([]byte, error) {
 }
 
 // Synced implements stream.Frames.
-func (f Frames) Synced(topic, labels string, cur stream.Cursor) []byte {
-	b, _ := json.Marshal(SyncedFrame{Type: "synced", Topic: topic, Labels: labels, Cursor: cur.String()})
+func (f Frames) Synced(topic, labels, filter string, cur stream.Cursor) []byte {
+	b, _ := json.Marshal(SyncedFrame{Type: "synced", Topic: topic, Labels: labels, Filter: filter, Cursor: cur.String()})
 	return f.check(b)
 }
 

@@ -38,6 +38,7 @@ var errorTable = map[store.Code]Kind{
 	store.CodeForbidden:          {http.StatusForbidden, "forbidden", "Forbidden"},
 	store.CodeTooManyRequests:    {http.StatusTooManyRequests, "rate-limited", "Too many requests"},
 	store.CodeTooLarge:           {http.StatusRequestEntityTooLarge, "too-large", "Request too large"},
+	store.CodeNeedsIndex:         {http.StatusUnprocessableEntity, "needs-index", "The query needs an index"},
 }
 
 // Problem types raised by the transports themselves, and the three of

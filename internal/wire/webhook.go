@@ -16,7 +16,7 @@ func Webhook(w store.Webhook, lag int64, lagExact bool, secret string) api.Webho
 		Id: w.ID, Topic: w.Topic, Url: w.URL, Enabled: w.Enabled, MaxBatch: w.MaxBatch,
 		State: api.WebhookState(w.State), Cursor: w.Cursor, Lag: lag, LagExact: lagExact,
 		Attempts: w.Attempts, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt,
-		Labels: optString(w.Labels), Description: optString(w.Description), LastError: optString(w.LastError),
+		Labels: optString(w.Labels), Filter: optString(w.Filter), Description: optString(w.Description), LastError: optString(w.LastError),
 		LastSuccessAt: optTime(w.LastSuccessAt), FailingSince: optTime(w.FailingSince), Secret: optString(secret),
 	}
 	if !w.Enabled {

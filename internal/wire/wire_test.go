@@ -137,10 +137,10 @@ func TestFramesMatchAsyncAPI(t *testing.T) {
 	frames := map[string][]byte{
 		"event":    event,
 		"message":  msg,
-		"synced":   f.Synced("collections/c/resources", "", cur),
+		"synced":   f.Synced("collections/c/resources", "", `data.qty > 2`, cur),
 		"presence": f.Presence("channels/ch/presence", "join", []broker.Member{{ID: "a", ConnID: "c", Meta: json.RawMessage(`{"n":1}`)}}),
 		"reset":    f.Reset("channels/ch/messages", store.Errorf(store.CodeCompacted, "reset")),
-		"bookmark": Bookmark("collections/c/resources", "env=prod", cur),
+		"bookmark": Bookmark("collections/c/resources", "env=prod", `data.qty > 2`, cur),
 	}
 	for name, b := range frames {
 		if err := v.ValidateServerFrame(b); err != nil {
@@ -150,7 +150,7 @@ func TestFramesMatchAsyncAPI(t *testing.T) {
 	// Strict mode checks what it encodes.
 	checked := 0
 	strict := Frames{Validate: func([]byte) error { checked++; return nil }}
-	strict.Synced("t", "", cur)
+	strict.Synced("t", "", "", cur)
 	strict.Reset("t", store.ErrCompacted)
 	if checked != 2 {
 		t.Fatalf("strict frames checked %d frames, want 2", checked)

@@ -179,7 +179,7 @@ func (s *Server) ServerSubscribe(subject string, topic stream.Topic, sel store.S
 
 // ServerUnsubscribe implements app.LocalConnections.
 func (s *Server) ServerUnsubscribe(subject string, topic stream.Topic, sel store.Selector) int {
-	key := stream.Key(topic.Path, sel)
+	key := stream.Key(topic.Path, store.Predicate{Selector: sel})
 	n := 0
 	for _, c := range s.snapshot(subject) {
 		c.mu.Lock()
@@ -198,7 +198,7 @@ func (s *Server) ServerUnsubscribe(subject string, topic stream.Topic, sel store
 // serverSubscribe subscribes the connection to topic live, unless it is
 // subscribed with that selector already or at its subscription limit.
 func (c *conn) serverSubscribe(topic stream.Topic, sel store.Selector) bool {
-	key := stream.Key(topic.Path, sel)
+	key := stream.Key(topic.Path, store.Predicate{Selector: sel})
 	c.mu.Lock()
 	old, dup := c.subs[key]
 	n, meta := len(c.subs), c.hookMeta

@@ -55,21 +55,27 @@ func (c *conn) refuse(ref string, k wire.Kind, detail string) {
 	c.reply(ref, nil, &p)
 }
 
-// subscription decodes the topic and selector of a subscribe or
+// subscription decodes the topic, selector and filter of a subscribe or
 // unsubscribe frame and the key they make; false means it answered the
 // frame with the error.
-func (c *conn) subscription(ref, topicPath, labels string) (stream.Topic, store.Selector, string, bool) {
+func (c *conn) subscription(ref, topicPath, labels, filter string) (stream.Topic, store.Predicate, string, bool) {
 	topic, err := stream.ParseTopic(topicPath)
 	if err != nil {
 		c.fail(ref, err)
-		return stream.Topic{}, nil, "", false
+		return stream.Topic{}, store.Predicate{}, "", false
 	}
 	sel, err := store.ParseSelector(labels)
 	if err != nil {
 		c.fail(ref, err)
-		return stream.Topic{}, nil, "", false
+		return stream.Topic{}, store.Predicate{}, "", false
 	}
-	return topic, sel, stream.Key(topic.Path, sel), true
+	flt, err := store.ParseFilter(filter)
+	if err != nil {
+		c.fail(ref, &app.InputError{Name: "filter", Detail: store.ErrorMessage(err)})
+		return stream.Topic{}, store.Predicate{}, "", false
+	}
+	p := store.Predicate{Selector: sel, Filter: flt}
+	return topic, p, stream.Key(topic.Path, p), true
 }
 
 // subscriptions lists the connection's subscriptions now.
@@ -84,11 +90,11 @@ func (c *conn) subscriptions() []*app.Subscription {
 }
 
 func (c *conn) subscribe(f Subscribe) {
-	topic, sel, key, ok := c.subscription(f.Ref, f.Topic, f.Labels)
+	topic, pred, key, ok := c.subscription(f.Ref, f.Topic, f.Labels, f.Filter)
 	if !ok {
 		return
 	}
-	req := app.SubscribeRequest{Topic: topic, Selector: sel, Snapshot: f.Snapshot, ConnID: c.id, Meta: f.Meta, Client: c.remote(), Transport: "websocket"}
+	req := app.SubscribeRequest{Topic: topic, Selector: pred.Selector, Filter: pred.Filter, Snapshot: f.Snapshot, ConnID: c.id, Meta: f.Meta, Client: c.remote(), Transport: "websocket"}
 	if m := c.connectMeta(); m != nil {
 		req.Meta = m
 	}
@@ -113,7 +119,7 @@ func (c *conn) subscribe(f Subscribe) {
 		c.unsub(old)
 	}
 	if dup {
-		c.refuse(f.Ref, wire.KindConflict, fmt.Sprintf("already subscribed to %q with this selector", f.Topic))
+		c.refuse(f.Ref, wire.KindConflict, fmt.Sprintf("already subscribed to %q with this selector and filter", f.Topic))
 		return
 	}
 	if n >= c.srv.cfg.MaxSubscriptions {
@@ -125,10 +131,10 @@ func (c *conn) subscribe(f Subscribe) {
 		c.fail(f.Ref, err)
 		return
 	}
-	body := SubscribeResult{Topic: res.Topic, Labels: res.Labels, Cursor: startCursor(res), Start: string(res.Start)}
+	body := SubscribeResult{Topic: res.Topic, Labels: res.Labels, Filter: res.Filter, Cursor: startCursor(res), Start: string(res.Start)}
 	if !c.startSub(key, sub, res, run, false, Reply{Type: "reply", Ref: f.Ref, OK: true, Body: body}) {
 		// A server-side subscription took the key meanwhile.
-		c.refuse(f.Ref, wire.KindConflict, fmt.Sprintf("already subscribed to %q with this selector", f.Topic))
+		c.refuse(f.Ref, wire.KindConflict, fmt.Sprintf("already subscribed to %q with this selector and filter", f.Topic))
 	}
 }
 
@@ -179,7 +185,7 @@ func (c *conn) startSub(key string, sub *app.Subscription, res stream.Result, ru
 			// The replay could not complete (e.g. the log was compacted
 			// meanwhile): end this subscription and say why.
 			c.dropSub(key, sub)
-			c.send(ErrorFrame{Type: "error", Topic: res.Topic, Labels: res.Labels, Problem: wire.FrameProblem(err)})
+			c.send(ErrorFrame{Type: "error", Topic: res.Topic, Labels: res.Labels, Filter: res.Filter, Problem: wire.FrameProblem(err)})
 		}
 	}()
 	return true
@@ -299,7 +305,7 @@ func (c *conn) auth(f Auth) {
 	c.mu.Unlock()
 	for _, l := range drop {
 		c.dropSub(l.key, l.sub)
-		c.send(ErrorFrame{Type: "error", Topic: l.sub.Topic.Path, Labels: l.sub.Labels, Problem: wire.FrameProblem(l.err)})
+		c.send(ErrorFrame{Type: "error", Topic: l.sub.Topic.Path, Labels: l.sub.Labels, Filter: l.sub.Filter, Problem: wire.FrameProblem(l.err)})
 	}
 	res := AuthResult{Subject: p.Subject}
 	if !p.ExpiresAt.IsZero() {
@@ -349,7 +355,7 @@ func (c *conn) publish(f Publish) {
 }
 
 func (c *conn) unsubscribe(f Unsubscribe) {
-	_, _, key, ok := c.subscription(f.Ref, f.Topic, f.Labels)
+	_, _, key, ok := c.subscription(f.Ref, f.Topic, f.Labels, f.Filter)
 	if !ok {
 		return
 	}
@@ -357,7 +363,7 @@ func (c *conn) unsubscribe(f Unsubscribe) {
 	sub, ok := c.subs[key]
 	c.mu.Unlock()
 	if !ok {
-		c.refuse(f.Ref, wire.KindNotFound, fmt.Sprintf("not subscribed to %q with this selector", f.Topic))
+		c.refuse(f.Ref, wire.KindNotFound, fmt.Sprintf("not subscribed to %q with this selector and filter", f.Topic))
 		return
 	}
 	c.dropSub(key, sub)

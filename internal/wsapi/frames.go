@@ -44,6 +44,7 @@ type Subscribe struct {
 	Ref      string          `json:"ref"`
 	Topic    string          `json:"topic"`
 	Labels   string          `json:"labels,omitempty"`
+	Filter   string          `json:"filter,omitempty"`
 	Since    string          `json:"since,omitempty"`
 	Snapshot bool            `json:"snapshot,omitempty"`
 	Meta     json.RawMessage `json:"meta,omitempty"`
@@ -63,6 +64,7 @@ type Unsubscribe struct {
 	Ref    string `json:"ref"`
 	Topic  string `json:"topic"`
 	Labels string `json:"labels,omitempty"`
+	Filter string `json:"filter,omitempty"`
 }
 
 // Auth authenticates the connection or refreshes its token.
@@ -144,6 +146,7 @@ type Reply struct {
 type SubscribeResult struct {
 	Topic  string `json:"topic"`
 	Labels string `json:"labels,omitempty"`
+	Filter string `json:"filter,omitempty"`
 	Cursor string `json:"cursor,omitempty"` // absent for presence topics
 	Start  string `json:"start"`
 }

@@ -192,7 +192,7 @@ func (c *conn) bookmarks() {
 		// Bookmark queues under the subscription's lock, so the bookmark
 		// cannot land behind a newer event of the same subscription.
 		attempted, pushed := s.Bookmark(func(pos stream.Cursor) bool {
-			return c.Push(hub.NewEvent(wire.Bookmark(s.Topic.Path, s.Labels, pos), s.Key, pos.String(), 0))
+			return c.Push(hub.NewEvent(wire.Bookmark(s.Topic.Path, s.Labels, s.Filter, pos), s.Key, pos.String(), 0))
 		})
 		if attempted && !pushed {
 			return
@@ -235,7 +235,7 @@ func (c *conn) finish(batch []*hub.Message) {
 			if !ok {
 				cur = c.start[key]
 			}
-			cursors = append(cursors, TopicCursor{Topic: s.Topic.Path, Labels: s.Labels, Cursor: cur})
+			cursors = append(cursors, TopicCursor{Topic: s.Topic.Path, Labels: s.Labels, Filter: s.Filter, Cursor: cur})
 		}
 		c.mu.Unlock()
 		p := wire.NewProblem(wire.KindSlowConsumer, "the connection could not keep up and its queue overflowed; reconnect and resume from these cursors (the cursor of the last frame flushed to the connection for each subscription)", nil)

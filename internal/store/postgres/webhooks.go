@@ -27,10 +27,10 @@ const webhookLimitLock = 0x74616e64656d77 // "tandemw"
 // webhookArgs' order.
 const webhookCols = `id, topic, labels, url, secret, prev_secret, prev_secret_until, description, enabled, max_batch,
 	generation, created_at, updated_at, state, cursor, last_error, last_success_at, failing_since, attempts,
-	resync_notified, lease_owner, lease_until`
+	resync_notified, lease_owner, lease_until, filter`
 
 // insertWebhookSQL stores a new webhook unless its ID exists.
-var insertWebhookSQL = `INSERT INTO webhooks (` + webhookCols + `) VALUES (` + params(22) + `)
+var insertWebhookSQL = `INSERT INTO webhooks (` + webhookCols + `) VALUES (` + params(23) + `)
 	ON CONFLICT (id) DO NOTHING`
 
 // params returns "$1, $2, …, $n".
@@ -64,7 +64,7 @@ func webhookArgs(w store.Webhook) []any {
 	return []any{w.ID, w.Topic, w.Labels, w.URL, w.Secret, w.PrevSecret, timeOrNull(w.PrevSecretUntil),
 		w.Description, w.Enabled, w.MaxBatch, w.Generation, timeOrNull(w.CreatedAt), timeOrNull(w.UpdatedAt),
 		string(w.State), w.Cursor, w.LastError, timeOrNull(w.LastSuccessAt), timeOrNull(w.FailingSince),
-		w.Attempts, w.ResyncNotified, w.LeaseOwner, timeOrNull(w.LeaseUntil)}
+		w.Attempts, w.ResyncNotified, w.LeaseOwner, timeOrNull(w.LeaseUntil), w.Filter}
 }
 
 func scanWebhook(row pgx.Row) (store.Webhook, error) {
@@ -74,7 +74,7 @@ func scanWebhook(row pgx.Row) (store.Webhook, error) {
 	if err := row.Scan(&w.ID, &w.Topic, &w.Labels, &w.URL, &w.Secret, &w.PrevSecret, &prevUntil,
 		&w.Description, &w.Enabled, &w.MaxBatch, &w.Generation, &created, &updated,
 		&state, &w.Cursor, &w.LastError, &lastOK, &failing, &w.Attempts,
-		&w.ResyncNotified, &w.LeaseOwner, &leaseUntil); err != nil {
+		&w.ResyncNotified, &w.LeaseOwner, &leaseUntil, &w.Filter); err != nil {
 		return store.Webhook{}, err
 	}
 	w.State = store.WebhookState(state)
@@ -212,11 +212,11 @@ func (s *Store) UpdateWebhook(ctx context.Context, id string, fn func(*store.Web
 		out, err = scanWebhook(tx.QueryRow(ctx, `UPDATE webhooks SET topic = $2, labels = $3, url = $4,
 			secret = $5, prev_secret = $6, prev_secret_until = $7, description = $8, enabled = $9, max_batch = $10,
 			generation = generation + 1, updated_at = $11, state = $12, cursor = $13, last_error = $14,
-			last_success_at = $15, failing_since = $16, attempts = $17, resync_notified = $18
+			last_success_at = $15, failing_since = $16, attempts = $17, resync_notified = $18, filter = $19
 			WHERE id = $1 RETURNING `+webhookCols,
 			id, w.Topic, w.Labels, w.URL, w.Secret, w.PrevSecret, timeOrNull(w.PrevSecretUntil), w.Description,
 			w.Enabled, w.MaxBatch, timeOrNull(w.UpdatedAt), string(w.State), w.Cursor, w.LastError,
-			timeOrNull(w.LastSuccessAt), timeOrNull(w.FailingSince), w.Attempts, w.ResyncNotified))
+			timeOrNull(w.LastSuccessAt), timeOrNull(w.FailingSince), w.Attempts, w.ResyncNotified, w.Filter))
 		return false, err
 	})
 	if fnErr != nil {
