@@ -83,5 +83,6 @@ func cases() []testCase {
 		webhookCases(),
 		notifyCases(),
 		concurrencyCases(),
+		batchCases(),
 	)
 }
