@@ -17,6 +17,7 @@ import (
 	"github.com/tandemhq/tandem/internal/app"
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/broker"
+	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/stream"
 )
 
@@ -31,6 +32,7 @@ type serveConfig struct {
 	LogLevel         string
 	LogFormat        string
 	MaxBodyBytes     int64
+	MaxBatchOps      int
 	ChangeLogRetain  int64
 	ShutdownTimeout  time.Duration
 	ConfigFile       string
@@ -103,6 +105,7 @@ func (c *serveConfig) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest accepted request body in bytes")
+	fs.IntVar(&c.MaxBatchOps, "max-batch-ops", app.DefaultMaxBatchOps, fmt.Sprintf("most operations one POST /v1/batch takes (413 beyond; 1 to %d)", store.MaxBatchOps))
 	fs.Int64Var(&c.ChangeLogRetain, "change-log-retain", 100000, "how many changes the change log keeps for resuming subscribers (older cursors get resync-required)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long graceful shutdown waits for requests to finish")
 	fs.StringVar(&c.ConfigFile, "config", "", "optional YAML configuration file")

@@ -24,6 +24,90 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for BatchOperationIfNoneMatch.
+const (
+	Asterisk BatchOperationIfNoneMatch = "*"
+)
+
+// Valid indicates whether the value is a known member of the BatchOperationIfNoneMatch enum.
+func (e BatchOperationIfNoneMatch) Valid() bool {
+	switch e {
+	case Asterisk:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BatchOperationOp.
+const (
+	BatchOperationOpCreate BatchOperationOp = "create"
+	BatchOperationOpDelete BatchOperationOp = "delete"
+	BatchOperationOpPatch  BatchOperationOp = "patch"
+	BatchOperationOpPut    BatchOperationOp = "put"
+)
+
+// Valid indicates whether the value is a known member of the BatchOperationOp enum.
+func (e BatchOperationOp) Valid() bool {
+	switch e {
+	case BatchOperationOpCreate:
+		return true
+	case BatchOperationOpDelete:
+		return true
+	case BatchOperationOpPatch:
+		return true
+	case BatchOperationOpPut:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BatchOperationResultOp.
+const (
+	BatchOperationResultOpCreate BatchOperationResultOp = "create"
+	BatchOperationResultOpDelete BatchOperationResultOp = "delete"
+	BatchOperationResultOpPatch  BatchOperationResultOp = "patch"
+	BatchOperationResultOpPut    BatchOperationResultOp = "put"
+)
+
+// Valid indicates whether the value is a known member of the BatchOperationResultOp enum.
+func (e BatchOperationResultOp) Valid() bool {
+	switch e {
+	case BatchOperationResultOpCreate:
+		return true
+	case BatchOperationResultOpDelete:
+		return true
+	case BatchOperationResultOpPatch:
+		return true
+	case BatchOperationResultOpPut:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BatchOperationResultStatus.
+const (
+	N200 BatchOperationResultStatus = 200
+	N201 BatchOperationResultStatus = 201
+	N204 BatchOperationResultStatus = 204
+)
+
+// Valid indicates whether the value is a known member of the BatchOperationResultStatus enum.
+func (e BatchOperationResultStatus) Valid() bool {
+	switch e {
+	case N200:
+		return true
+	case N201:
+		return true
+	case N204:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ConnectHookRequestHook.
 const (
 	Connect ConnectHookRequestHook = "connect"
@@ -309,6 +393,75 @@ func (e WebhookState) Valid() bool {
 	}
 }
 
+// Batch defines model for Batch.
+type Batch struct {
+	// Operations Applied in order; the server allows at most `--max-batch-ops` (default 100), 413 beyond.
+	Operations []BatchOperation `json:"operations"`
+}
+
+// BatchOperation `create`: `data` (required), `labels`, optional `id` (a server-made one
+// without). `put`: `id`, `data` (required), `labels`, `ifMatch` and/or
+// `ifNoneMatch: "*"`. `patch`: `id`, a JSON Merge Patch in `data` and/or
+// `labels` (`null` removes a member or label), `ifMatch`. `delete`: `id`,
+// `ifMatch`. Label values may be `null` only in a `patch`.
+type BatchOperation struct {
+	// Collection Example: orders
+	Collection Name            `json:"collection"`
+	Data       json.RawMessage `json:"data,omitempty"`
+
+	// Id Example: orders
+	Id *Name `json:"id,omitempty"`
+
+	// IfMatch The revision the resource must be at (its ETag without quotes).
+	IfMatch *int64 `json:"ifMatch,omitempty"`
+
+	// IfNoneMatch On `put`, create-only.
+	IfNoneMatch *BatchOperationIfNoneMatch `json:"ifNoneMatch,omitempty"`
+	Labels      json.RawMessage            `json:"labels,omitempty"`
+	Op          BatchOperationOp           `json:"op"`
+}
+
+// BatchOperationIfNoneMatch On `put`, create-only.
+type BatchOperationIfNoneMatch string
+
+// BatchOperationOp defines model for BatchOperation.Op.
+type BatchOperationOp string
+
+// BatchOperationResult defines model for BatchOperationResult.
+type BatchOperationResult struct {
+	// Etag The resource's new ETag (absent for a delete).
+	Etag *string `json:"etag,omitempty"`
+
+	// Location The created resource's URL (with status 201).
+	Location *string                `json:"location,omitempty"`
+	Op       BatchOperationResultOp `json:"op"`
+	Resource *Resource              `json:"resource,omitempty"`
+
+	// Revision The store revision of the write that produced this state.
+	Revision Revision `json:"revision"`
+
+	// Status What the single REST call would have answered (201 created, 200 replaced or patched, 204 deleted).
+	Status BatchOperationResultStatus `json:"status"`
+}
+
+// BatchOperationResultOp defines model for BatchOperationResult.Op.
+type BatchOperationResultOp string
+
+// BatchOperationResultStatus What the single REST call would have answered (201 created, 200 replaced or patched, 204 deleted).
+type BatchOperationResultStatus int
+
+// BatchResult defines model for BatchResult.
+type BatchResult struct {
+	// Id The batch ID its events carry.
+	Id string `json:"id"`
+
+	// LastRevision The store revision of the write that produced this state.
+	LastRevision Revision `json:"lastRevision"`
+
+	// Results One per operation, in order; the batch took the revisions `lastRevision - len(results) + 1` … `lastRevision`.
+	Results []BatchOperationResult `json:"results"`
+}
+
 // Changes defines model for Changes.
 type Changes struct {
 	// Cursor An opaque stream position, exactly as the server sent it.
@@ -450,6 +603,19 @@ type DisconnectResult struct {
 	UnreachableNodes *[]string `json:"unreachableNodes,omitempty"`
 }
 
+// EventBatch On the events of changes written by an atomic batch (`POST /v1/batch`):
+// the batch's `id` and `lastRevision`, and `end` on the last event of the
+// batch that this subscription (or webhook) receives — with a selector it
+// may receive only some of the batch's changes. A client that applies the
+// events of a batch together on `end` never shows half a batch.
+type EventBatch struct {
+	End bool   `json:"end"`
+	Id  string `json:"id"`
+
+	// LastRevision The store revision of the write that produced this state.
+	LastRevision Revision `json:"lastRevision"`
+}
+
 // Health defines model for Health.
 type Health struct {
 	Checks *map[string]string `json:"checks,omitempty"`
@@ -544,8 +710,11 @@ type Problem struct {
 	Detail   *string         `json:"detail,omitempty"`
 	Errors   *[]ProblemField `json:"errors,omitempty"`
 	Instance *string         `json:"instance,omitempty"`
-	Status   int             `json:"status"`
-	Title    string          `json:"title"`
+
+	// Operation In the problem of a failed batch (`POST /v1/batch`), the index of the operation that failed it.
+	Operation *int   `json:"operation,omitempty"`
+	Status    int    `json:"status"`
+	Title     string `json:"title"`
 
 	// Type A stable URI identifying the problem type.
 	//
@@ -718,6 +887,13 @@ type ServerSubscriptionResult struct {
 
 // StreamEvent An event frame, exactly as on the WebSocket (AsyncAPI components/schemas/Event).
 type StreamEvent struct {
+	// Batch On the events of changes written by an atomic batch (`POST /v1/batch`):
+	// the batch's `id` and `lastRevision`, and `end` on the last event of the
+	// batch that this subscription (or webhook) receives — with a selector it
+	// may receive only some of the batch's changes. A client that applies the
+	// events of a batch together on `end` never shows half a batch.
+	Batch *EventBatch `json:"batch,omitempty"`
+
 	// Cursor An opaque stream position, exactly as the server sent it.
 	Cursor   Cursor           `json:"cursor"`
 	Event    StreamEventEvent `json:"event"`
@@ -1022,6 +1198,12 @@ type Unprocessable = Problem
 // UnsupportedMediaType RFC 9457 problem details.
 type UnsupportedMediaType = Problem
 
+// ApplyBatchParams defines parameters for ApplyBatch.
+type ApplyBatchParams struct {
+	// IdempotencyKey A client-chosen key; retries with the same key replay the first reply for 24 hours.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // PollChangesParams defines parameters for PollChanges.
 type PollChangesParams struct {
 	Topic  Topic   `form:"topic" json:"topic"`
@@ -1158,6 +1340,9 @@ type WebhookDeliveryParams struct {
 	// WebhookSignature Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, one per signing secret.
 	WebhookSignature string `json:"webhook-signature"`
 }
+
+// ApplyBatchJSONRequestBody defines body for ApplyBatch for application/json ContentType.
+type ApplyBatchJSONRequestBody = Batch
 
 // PublishMessageJSONRequestBody defines body for PublishMessage for application/json ContentType.
 type PublishMessageJSONRequestBody = MessagePublish
@@ -1314,6 +1499,9 @@ type ServerInterface interface {
 	// GetReady Readiness probe
 	// (GET /readyz)
 	GetReady(w http.ResponseWriter, r *http.Request)
+	// ApplyBatch Apply several resource writes atomically
+	// (POST /v1/batch)
+	ApplyBatch(w http.ResponseWriter, r *http.Request, params ApplyBatchParams)
 	// PollChanges Long-poll a topic
 	// (GET /v1/changes)
 	PollChanges(w http.ResponseWriter, r *http.Request, params PollChangesParams)
@@ -1425,6 +1613,47 @@ func (siw *ServerInterfaceWrapper) GetReady(w http.ResponseWriter, r *http.Reque
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetReady(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ApplyBatch operation middleware
+func (siw *ServerInterfaceWrapper) ApplyBatch(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ApplyBatchParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "Idempotency-Key", Err: err})
+			return
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ApplyBatch(w, r, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -2752,6 +2981,7 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/collections/{collection}/resources/{id}", wrapper.GetResource)
 	m.HandleFunc(http.MethodPatch+" "+options.BaseURL+"/v1/collections/{collection}/resources/{id}", wrapper.PatchResource)
 	m.HandleFunc(http.MethodPut+" "+options.BaseURL+"/v1/collections/{collection}/resources/{id}", wrapper.ReplaceResource)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/batch", wrapper.ApplyBatch)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/channels/{channel}/messages", wrapper.ChannelHistory)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/channels/{channel}/messages", wrapper.PublishMessage)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/channels/{channel}/presence", wrapper.ChannelPresence)
@@ -3008,6 +3238,192 @@ func (response GetReady503JSONResponse) VisitGetReadyResponse(w http.ResponseWri
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApplyBatchRequestObject struct {
+	Params ApplyBatchParams
+	Body   *ApplyBatchJSONRequestBody
+}
+
+type ApplyBatchResponseObject interface {
+	VisitApplyBatchResponse(w http.ResponseWriter) error
+}
+
+type ApplyBatch200JSONResponse BatchResult
+
+func (response ApplyBatch200JSONResponse) VisitApplyBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApplyBatch400ApplicationProblemPlusJSONResponse Problem
+
+func (response ApplyBatch400ApplicationProblemPlusJSONResponse) VisitApplyBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApplyBatch403ApplicationProblemPlusJSONResponse Problem
+
+func (response ApplyBatch403ApplicationProblemPlusJSONResponse) VisitApplyBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApplyBatch404ApplicationProblemPlusJSONResponse Problem
+
+func (response ApplyBatch404ApplicationProblemPlusJSONResponse) VisitApplyBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApplyBatch408ApplicationProblemPlusJSONResponse struct {
+	RequestTimeoutApplicationProblemPlusJSONResponse
+}
+
+func (response ApplyBatch408ApplicationProblemPlusJSONResponse) VisitApplyBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(408)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApplyBatch409ApplicationProblemPlusJSONResponse Problem
+
+func (response ApplyBatch409ApplicationProblemPlusJSONResponse) VisitApplyBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApplyBatch412ApplicationProblemPlusJSONResponse Problem
+
+func (response ApplyBatch412ApplicationProblemPlusJSONResponse) VisitApplyBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApplyBatch413ApplicationProblemPlusJSONResponse Problem
+
+func (response ApplyBatch413ApplicationProblemPlusJSONResponse) VisitApplyBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApplyBatch415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ApplyBatch415ApplicationProblemPlusJSONResponse) VisitApplyBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApplyBatch422ApplicationProblemPlusJSONResponse Problem
+
+func (response ApplyBatch422ApplicationProblemPlusJSONResponse) VisitApplyBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApplyBatch503ApplicationProblemPlusJSONResponse struct {
+	StoreUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ApplyBatch503ApplicationProblemPlusJSONResponse) VisitApplyBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApplyBatchdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ApplyBatchdefaultApplicationProblemPlusJSONResponse) VisitApplyBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5870,6 +6286,9 @@ type StrictServerInterface interface {
 	// GetReady Readiness probe
 	// (GET /readyz)
 	GetReady(ctx context.Context, request GetReadyRequestObject) (GetReadyResponseObject, error)
+	// ApplyBatch Apply several resource writes atomically
+	// (POST /v1/batch)
+	ApplyBatch(ctx context.Context, request ApplyBatchRequestObject) (ApplyBatchResponseObject, error)
 	// PollChanges Long-poll a topic
 	// (GET /v1/changes)
 	PollChanges(ctx context.Context, request PollChangesRequestObject) (PollChangesResponseObject, error)
@@ -6033,6 +6452,39 @@ func (sh *strictHandler) GetReady(w http.ResponseWriter, r *http.Request) {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(GetReadyResponseObject); ok {
 		if err := validResponse.VisitGetReadyResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ApplyBatch operation middleware
+func (sh *strictHandler) ApplyBatch(w http.ResponseWriter, r *http.Request, params ApplyBatchParams) {
+	var request ApplyBatchRequestObject
+
+	request.Params = params
+
+	var body ApplyBatchJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ApplyBatch(ctx, request.(ApplyBatchRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ApplyBatch")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ApplyBatchResponseObject); ok {
+		if err := validResponse.VisitApplyBatchResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -6825,208 +7277,234 @@ func (sh *strictHandler) TestWebhook(w http.ResponseWriter, r *http.Request, web
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rctu2uuirYGutmUhrUbLsOGkjT3+4idtm7yT12M7kzKlySoiEJCxTAEtAVlQfz/Qdzn6G9WB9kjP4",
-	"PoAEKVK32E679vqTWLyAuHz3620rkrNUCia0ag1uW1NGY5bBn2dXdGL+j5mKMp5qLkVr0LqaMpIxJedZ",
-	"ZP644YpLQagilCidSTEhTGiul0TTSUBYb9Ij4bB1fDRshb1W0FLRlM2oGVYvU9YatJTOuJi07u6C1hsZ",
-	"UfxK3UffX7whckz0lJEoY1SzOJ/H+oHvglZKMzpj2i7s5ZQKwZJ3dMZWP2VvEkFnbEASps1bAYn5hGsV",
-	"kLAXBiT82fzTNf8MwhOYknlcpTRihCu4kNJMkxEby4zB7zHPlDbPm8ly86WU6mkraAmYRivC77aCVsZ+",
-	"mfOMxa2BzubMX9lfMzZuDVp/OSjO7ADvqgN/UWbJL2WSsMgsqmGd+X2Ye9Os8qf2npg3IyFwrNev6ubj",
-	"7pLXr0jbbFkYFW/EoTv8cMGSSM5YSMbmUDuNM3fv7r+l/oTLK3jDZ1yvLuKcThhR/NdiO3+Zs2xZzCqB",
-	"9/wJxGxM54luDQ77/aA1o5/4bD6DX+YnF/Zn4MCaC80mLKvMx3z4Sl6zBtwJBfuk82fyrUwN/sq5Iimd",
-	"NE45zYf2pz2jn94wMdHT1uDZ4VFQg82vuLJncMGoqsPqD9NlQMYyQ5xOOBOatLnAU47z11cOujLBDIdv",
-	"mN2R2cf1s7N/1E2Q6SkrzW9GlyRzbyCYXr76L0WUlilZTJkgY5qodZN1X6sFAgRPO92RlAmjAub7Omaz",
-	"VGomouV/seXqVE/tBLvRVComyDVbnpCM6YwzRRZcT2ERis6YuUUyliZ06REmc2EJh3F0TKZynql8BcgS",
-	"iiV4U+mauTRt/LNnAMDu92HdMbwev6U6mtasJzXzkSJZEm6J/jzLzAkYtkRm5i2mSNvxlk5AZEbCv4Ww",
-	"hmGLfeJKq2GreRXjLn66YfrPj+vn+04K1jDnHwX5/uxqQKhQC5aRp/1jN3d/zj3yoyDn768GMNsZo0JZ",
-	"htY1y103YfPtfWZ9YflkHd1198jrVw2UlMefT/sv56N/sEifm4FrYFfhbdKmRBtS80SRUM1HYUCoIKfn",
-	"rw3MPlHAqJrovR1i76naGcJsP7DRVMrruu2yt5p3a4EP7D2P4tsguWRMpVIoBoLLtzS+YL/MmQJaFUmh",
-	"mYA/aZomHIWngzSTo4TN/v4PS3O3++w5voUfrZP44LNGuJnRZCyzGYtPSMiyTGYqROmHMBpNiRyPmYi5",
-	"mJAxZ0ncayGfGic8etRZv9aEJhmj8ZIgLQACQQWpkC+yoIpkbK5YDKSDCgk0364Y5v+dzEY8jpG7Pua2",
-	"RxmLjThNE0USGl2jqMlYzGIyyajhlyEXaj4e88hQ/59VJFMWdmDWP0h5/YoJbiDwcaftfeCJIoAvGRvD",
-	"FmsPmNpcK2InEBBDtkgYw4RDMhcJUyhJe6ORCb1hxLwmF6JY5XtBbyhP6Chhj7nUU1zamPKExaSt+YzJ",
-	"uQ4IYAVRmuq5CggXNzThseUKAZmLzCCKmSyApJaSzKhYkogmiSILyjUXk4HdD/OF7rxYn2V0wMy10S1k",
-	"RkaZvGaZwU3vQdLGAUrvokiwJAnVLDMEzFP3Lsyd7ulYs2yV7F0asSVWREuYYK7YZEuD6XRCuahVwgpp",
-	"1WzfO6m/k3Px6PBYaDFmu3LtNZZMESE1EgiApnOQz2Junv0OzvUx5xo6oSQEYabE8UMS8xhmO5WWrLqR",
-	"HhPkhYXu9sV3L8mL42dfOQQmMdOUJwqx0rKpK0SJL8WtRjJe5ttGs4zfMJCFrY6hWHbDsieG/NOYWPQl",
-	"7bDbNRe69kIYECuek6d9kq9PLUV0kXP4R4bneaYkILyca8VjZsmqplywmEy5IQ1LA0PjTM5ylsZSGU0N",
-	"CUgkjS0JoZoRKmLzV6YdIhuBjWU3PGJfiLJe5adDIirM6Wl6bVbJDcIuamnbgHDEDUWoQoqq5qN8VLjK",
-	"jVCQyIWCU57RT93SIx5xHS01U+SXOZs7uSBJrIqlCM0YoZrYIfChLrwR9sg7aZ97ogiAzcAnumZ8KfIj",
-	"ETJmj0+HLw3n+JJHC5zLnuzIQC6NpsBCN7Ksu6B1JeUbmk0efdZATdiniLEYBRPFf2UELDpuXm+pWFrS",
-	"px5XEklZ1rUmCpiRFWtL+5oZHRPustjgiy+LmXtI+vKHDDaYR2TKBCnMaSq3wjoof32eo5N5THXNZHga",
-	"dnJJpYSHckxQ8OMi4ilN6nERBsmfMXAQIodx2oYZGJdq6JcZ8YYm8y+ATe9FmsmIKfUlUAmAkiuyYEnS",
-	"Rb2MjOaa3HBpMAa3qZB/nijyn5c/viOXMHquwf30sZdKs6rM310j2JqNmLHZyOLee6HmaSozzeK3LOb0",
-	"CjbkC3L3KcW5LsD1YKcBsnMPVHk7pjP7T1CRpjGKeDQ5z2TKMs3NdbDcBa3Uu3TbQl670VSMT90FLXbj",
-	"XClcs5naaHbQGaOzM/OSedsCGM0yumyh/u9EjJ/c0IGb08f8eWltF4FzX7w14Igkcpe1Wh/ELq6GYOcd",
-	"iqmmNUYgsUTQzLH4U3ciu3aBBoB6F3Th1nUXtOR4rBhAnAF7qhEvnx+31pvNg1Y6HyVcTZEgVIxlQctI",
-	"faVBY0MQ4Wqdac0/n8KFY+eW741dtB19zbk5Xw37RGdpYv1CepDI0WjZClop1ZplZrv+z0+n3f9Nu7/2",
-	"uy8+Fn/2fh50P972g8Ojr+7+ujpf3yu0K2igy+1Ub7s3ziC2jYHQbCM6Ejc9f+Geu/PJcv06SrZ06ayD",
-	"66DKu9tV1zztyhSH7VrqiINWzx0W6q0h8Har9qzzQ3gJz+14FLvs63Z7VBUmPBZB2nFGx5oc9Y/63cMj",
-	"Mlo6bahD9JRqwm5Ytsx16ieKhAbUQzKbK00U1VyNlz1y9snALU1IaGYdoghtbUIBKiDSsDGKsgJ8GYYH",
-	"bsKM5K5YMjacOvdjAKFALk3a1I58ENIk+RH+F0v4XwoG/wupw4OQj0MSLaMEFUEiJLGbC+qSIdmECzJi",
-	"esGY6KBv9/joKNdykTtyTeYiZhkJ7Y6DV/exQG09TL3haB7eAaJyTrUVy/JoyCaOhePVzxfkyR+kvPZM",
-	"2mvn3CD8OGnUuuTAJGckSrCcORdiZ0Ao+cBGlzK6ZnooCnHWWoUvL8+IAl4MIgWd6ykT2sgxLO6RU/To",
-	"AMjQoQhLs0cDfdgbGsyvUE0QkTdtqBnmJT55F7TAe2BYgDAc7CfnyPZ2sSCxPF5lpO8F/2XOjEIAFkXS",
-	"pomSznMOvoUuj0OCMnKnV0e5c7F7m5mf5w9/Hve0XhPwNtkXinkEbis3whKexo7AFN7ehc4y4AETl6JH",
-	"Qov6oaVXgP3tEjTN00lGY7DFenCEBt/c+0q1IyInBuBCA2LWtf1EDQU6YCOaZUjuOj0SzpihpCMWSSeS",
-	"pxlTTESMmFuG0BrwBxI8FL76VMEKc6Vd0tnkQhh6yydCZizunAxFCA4FFaJ1I45Z7KhtfgxPVO6uT/iY",
-	"2Y+UsKkNpFkthaafMCroPz9cgTsPPBMBCW/VfHQXEi6iZB6zuFOHNziVEkXaEHAAoROv8eFDz+Vv6VLQ",
-	"MhvmCXwF9KSFFXUzqDvFpBkK9xCt8MXdhCvE/O2jV4KWkDGrjw4xd8DcZpS9CvjXfTtjM6nZaRxnTKn6",
-	"IXM4o/gUATUNrHfmW3QBSDSVSg+MNllPhpxLd1VXGCmj5Vl3nVjO5Fz5Foqm0Qrrwg7Mzo166b2/yviC",
-	"ls6oUGYxPvFesJECIlFDvqu80hA+OCR/rOpuByVwqa7q41q4RH92JVqgHKFRq2D83P349wZtooiHenCh",
-	"I8eumr0vhTc1wotEs39Clc4jnlbW5Lnn3smY1cA3XEaCnvsWUD7gArwIIDXyrGQzM0R1xpXiYgKBA27N",
-	"q/rnZ8lTVTjd7UgSOmJJ/bTQGr+6GW9p7Ez1XfBEtMPzHy+vyMHN4YHFX3Vwa/+6O1gxt4MFeOnZE71D",
-	"yeOfgpaWKY82wcgVPFTdM3w1X0Ht5uUWjBVvl0ypkaYsS0+lgr0MCPtEI50siTU/WWcFgBmHNXhodtx/",
-	"8XxDKFQ5IE1BLNhOR1eEy7EamfAHubA+Zg8kFywzmy4Vi3u+0aRfZzSpQ4s9gbg01brj+IHRBOOEdrJd",
-	"seh6jXGveZbFh9Fl79NvEEk9f8RmMm7HqF1XIefvJSFAHOyubH9vZs124tUbuF/QUsowtkSKSTeVCcY5",
-	"qy3YYjMrbNric1972UEJ+DCVfqQnVwGhY80yXxm0IlFVy6N8VrO3Z2AagbtOHr9hGR9zFhupmLRpIcfY",
-	"IDcFthBPqEGPY2fVvHAXtNinlGdM7SI2XnOMvnAn9I+F2Vea8u41RHLmX65VNxsFMgNFpcA95/kpx+6d",
-	"ELtiCJTNv9XbqBvCtJvPOxfgdzjtC6vMeU6wgX/8E6aN9uLsPlaJ48rG9QxF20UFHPefdgISmrmFJL8a",
-	"TrVO1eDgQFMRs1kvZjfOHaIObJRTJxiKUHOdsBDO3Xm4euTKGbnc92d0SbhQmtGYjBgyGkTToTCaM0Qx",
-	"oO67Mlccu8kvU2u4wImshlL366Aip5p5GPNx/2ngYOy43w/M7+P+i+D46Cg4PnrxsY7DwD5sEbztLmwT",
-	"g74CL29yCaeJS/ji8dOaj1c8iHCdoOBE2oDB89Qozs+fkmhKMxpploHPczWVpPtz7yA8QTum91rTsyFQ",
-	"gdwzYJD4pjUwBxdb/ddfiRcJXCzfWh/3kNZ3dfLsKN2XvVbbicFr/WB2qHP09ewqTN2Hh6oq9Zgx62a6",
-	"6vKRGXivt3H3rPf2nFtr0aO4AdFLvP2Zu8m9hfc2nnnhXHMfqttMN+jnGmNyUWvVzGTtSF/Y51Sa57qd",
-	"sNu77y7sfp7rNXUe1+f+rVhC/CnUry/n+hXG3hCY2FvD5FZOGcMidlg7fOo7zpK4dtVCaWoRcQ3/zLO/",
-	"nr144Xux+/21DLORQa6kWWiIDH5/8ZpwiCsfL53Jz20WRk54bKa1To4RUnfHENG7UYw3d92cg3VaUmkv",
-	"d6TbzQfKhS/2jmRspF2Xm2UzOGzGzcc1vuxVsTdPLTUiL44Asm4RSSjjJeZCoD08llqzmJhv1jtfHNpX",
-	"v/adzLzBjHaC7Mi+gCG5z1/0DzuEC2u692NlNovZ3AiCdhNrjwa56f057WwoRsVpZ6+GmLFRpNY+UUMR",
-	"lp7oYP4g+qDdYPKGZYV3BoTfi7PLq8CGdw2F+fIMyS9hAuQzEPyRwzxRLoB21e9X2oB1fr/9Amn28BbW",
-	"iypX3grBS+QpNqA6tGlJmCkrZhzyfMQ8STDYueqRtBu9xiP5hTyKn2Un3M7/GOT2RHfGGxFlf4+ki1RC",
-	"+ISDpAoO8MSFWUAiZ+SckqVDDfxYdw+JcshQ/FfWOalxcHqoWcM1GyEOIU3miOj01XZoYCl0mfGg11JF",
-	"hLSLQCi7Lz+cS2jcWeTxI6O2ia3ZIyTK7d19CY9bOQLdfAvr/rqnrYa8Z0zWPI1325N60c8rOmAD5+zk",
-	"G6Ks/A9/XAMTe8Vb/YkObVud0+3Hg7vtcmTcxmlX42jeFQIbDAX5QOs249xlde9Apm2s3FuWTRiBAYxo",
-	"E96anQ+sWeguzKm1n/IwkzcsDkiID8E90rZM9/NBsAQ6W9q6zMcxhr00YqPD5G5nuHdbfYFc68sj4kOh",
-	"VwG3TdkveekcKwovMq5ZHiYUzyNIlrU2XFDJmsOca9XDizS6P0H94vxlRUjP0ijMdZyi+o0LCZoxPZXx",
-	"E2UzWM3TEIPnC6FUkNDcwCCoirQthiLMl3DPIXbNIozVl54oFGbWismQImFmTqY0JkIK1Pma5eYsjXaR",
-	"mXELN9K+NHqLD/6xA/fy9dQiTPmgd5WVkbhy58xJkyW6Q+aJdk62AZ6LL+3O6DXzXiEUEl7mGVuN2NtF",
-	"Cs6/Ww86MiMoDgf20/B0Sd+6N0k4B436sK+tS1aRNsXIP6vzoD/S4x6HR19vFUlUTVX4W63Z+hKCKe4l",
-	"jqXKreEOUczIlzJD60GeDw6anaourX90fL+KJr5ahwarC98rFqRivd02FMTG5oxYTNoyI3NRXOg8aoDI",
-	"JtOvnzO1o7gmCCRRId0uRfHY4LDCbtQ+VUsRnZ6/JjUnCx+vEdT2yhYr8QhX0s4qNxgngZesjuNfilnC",
-	"KpeUoKmaSqS4KOjUMZ01sV6zInlsN6dd5qneW2sFOyBSYdl224X793Fb67M13eBba/2Hl0WoQ6mm1eZA",
-	"rkuHNfcnfeWIWJHB8uvWVDoUvpknrDxTkr/cVUh+DWFjwqFo5+AfkMvLM0jgzUN2FOF61SRaWe4DJ0Pk",
-	"895FkFoL6k1sfDXSvmJDrQ3J+ZezczbgxuqRf2bGhR8YelKbc3Hi8iFyk2djQgTqTd6Iq4T6wdMBrtwJ",
-	"eamcuV1LHaCP/8BRTFUWOiCcZQt5qvfz4KApONsWEttRdjBfmaVa1RboVCyaa37DXMkj97CjU8hbqYYf",
-	"U0ZjdyPhgm0WIfYwqO6ce8xKMuWq31cYAcYnI14Qss2Hv+TWk3tfmRpeybe1xCqpq8cLkkh+AoC0Nmwx",
-	"xM0JSVtITZZMExpdC7lIWDyxIt2OJoWETs6MxFTjmzSwhGpxJOdCczGBkpgpQAlUZxjN44kRqw77pN/v",
-	"gyoxYd1EQsFgSHrKGI2NhpbQidPmBKEkkYbhjORcxPXB4QlV+izLZNawa0pfzqOIqZ0iJWf007fOIOhX",
-	"Zd2YXW5rql6yKGP6zA/RrIab8oSVy7AqeIcozZOEKD4RirRtCCrJpIbYvU5AzP4msNmlM1y7HBx6S0jE",
-	"ubvYBLbtW/DsziLdzi6DoDXPki2jSJzEZ94osNs7XbdEL1XfoJkH60FBE3dxOdhN+ba+VKgv4VESs4SD",
-	"Cxt+2SxNFLFCN9OQDOf9/lNGDgPChSsBBWzkpJzZabV5SHMBivxE2cdLmSc7VKWopNbNuHA/V636dt37",
-	"eVrK1HmzFu6R6w0ldIOtjQJ1NoEAikcJTxBvh0zcfJNmMg40Z9l/fDPOGAs72xkPfNpS1H9eiUc35z9D",
-	"YwwV5txpHs/h8kQxaBTkHVDqsUSITby8/PEdgXMhbYgq12QmlSaH5C3/1oCaEZfcjLemb/sSEsc0t+PT",
-	"O5IQpAd1triIGcwKMBx7cHCAlfVcTFN4QjIW84xFtqqX4ZRjacRSmxTjxyIff725oHFd5pGZ3hoSgWl5",
-	"hZi4mP7cvz7+9GJ5FH01O/zl6+yZfnrzfFGOB11Mf/7J2tRuj/p36yTAB3fyOUlz/+w1O8I5XSaSxnW8",
-	"kuqCMoJxFw8WwvTNQUGVh9bgp13o2larQkTd8uFz3Pmtnq2UELz76O2DGWZ/kwElRQ6e3TJ1cGv/ujvQ",
-	"TOkw5zmrqtHDaaKr9hs7qV5qRqtT6ReFFrNt1eRa009RltlhZWMpnuJ85rNdOdhOZO5u7ccr9SV3gIVL",
-	"THaNrEDu440VG8YsSYic67xMAAjjxAjj6NEbCmvqz4tJtq2rz/5+orCcpH017gxy3mME1qHItY8ZXZJR",
-	"kfxKLirlJwOU8zPYbnSF4nSHor0WjvGNsLaAwO56YWPk6JdAhwyOv5vD8eNiRlG0CndlM65c5kJBVba6",
-	"1FTENIuJfdIpOQEJF1PFop8x8wkCZaliz48NSB4d//7b/3t+TDIqYjnDWpxYiueHt6cvu5c/nB49ew59",
-	"DKysG7NIxhBUm+kVEaxfYZzmq4UJ5e8HH2+fHgVff333zW0/OFrLSS+dNlSxZdFI8xsWDhxRBTgPoW4l",
-	"F5NwsNk4MhTOpCJisyjs3BCjDjCi0bUcj0GPn0JlQtAJMUxTgSNiKMKUzhWLwwHIMMVEyO+//TeJORQn",
-	"hFJLasEyFpPjw75LvM6lpKEwtMFW/Rtb2y/0v6CChN2u0zKsn7S74CKWCxCiAHm5NhOpAG84APW/gfJU",
-	"i9aeIPXJ+fvCBjwSKYoCNlX8CM2aecTKE2nlKWgtPCDwkuCZgDBl9gs9JxuRzQLAFVN7pmfPM9De36Lx",
-	"cdXKIuYuC4Y1WjIQ2Zul3OJwjz59qjeV+Ll6TcM8UeSHq6tzlzzYroQGl2se+Jmpfmsan9AAcfF2YA0h",
-	"eQ869cbNnXHhXz28T0VyF81RsEVVe2yHw9awhW1IhBRsD5VwF3UMzEKsif5+zwSDyq4UpmrtS4bGZEzP",
-	"Mwz1Fqg/QhBEA9Tsp/PtpcTtrHGtBqUpFs0zrpdQwc6atVPe1DZHijGfzA3W2GTlxg4s/6t7ev7atrxx",
-	"ig6Oexe0RoxmLDudY+EC/PWdExn+88NVqyZ08MMVaf9wefTseUAuzH9G+DqLX12edshiKhVzVZNsDnnC",
-	"lVbY9yHvZuHNGXYUTg4+XkzSaLtYTJWLsaxBfsjswfJ7GaOJ4fYwMFa1GED6BAC0QeJRUjSAA6OI59YI",
-	"hgJzMaxAmc7VlMXE8KJqWkY7BLFOQXl1F3fAxVCEB9TQY5ry3pLOkrADrkgA2twVaRjsUAwFZthjRXoz",
-	"fUFWsr+k7SzTnP/cGQr0Zrr8KEzlNpIqGlugfwP2n8C8MAidwdrI5W4nQ8GFV1PXPBai8aWm0O64nM/T",
-	"gRVd5Dsb0SxbGl3ORQqGA2CCYF9nGRR4g1DCgHARZWzGhGax4em2HhhEFPbIa11ERhVFGs+u6CQ8IV7H",
-	"gcmcZrHCOERzkNX2Axgu9f3ZFck7JNAEU8tLTw7I39zD5++vhsLvbWRW+Je/kNNSQQUYA6Ha3P/A9dQI",
-	"COWqCz6etlHks1UoLfQa5GBCESmGIpEyNUIT9o8C2xd6GmFnQIbqETCvhd3uPxa6iwQOmvp1/7G4Vt0x",
-	"T1gI4lDY7dryCPZqYNONAH5DvzMOlCBh8cAILDFWPiNUDUVo1isz/iusZEC+BfxEe24EZRPQtBtWkJpQ",
-	"RerfHeIb0TVb2lfBrJUTqAGp3u+R03IlNktT0DLoNVmCam6w0+huKFEdAqKuFAMrUFvRFi+aLQgzRuOQ",
-	"tL8/uxoKKOvpLKYdI/Eb2ApJO7euzubo1FDmrkvqIm2rew6FjURRHRLSeMaFuedRG6cpqsCPZoKohTCi",
-	"SRKS9sX5S4KBhwamJUacHtzipbvQVvi0yykQBc80pXqKxMEAJB54YAShjGHzLtuFzKClYhODgQEJ//a3",
-	"0KEb8lpb8g4Tz1yZDFtLo0fOoGtSynC/8wKjKt9VQxM/dTH9sgvnYBDXTAY1bls7wlxAsqtCBEV3GlI4",
-	"kmAXBqX9Uh7lGToojPMMygJCZiJQVyR2aA8Fyvr8q2f9ATnuH0KRfr9GJngZ/X5FJ0MRfvjwoevhOstB",
-	"33CZ2TfDFi4K27fBqLZZThd2KRyKNtLNb4Yte+dnxJdWOCBY/iQObO1vOo85ExELyIjG4D2jep6x33/7",
-	"Jwz+dChKrZK6Fg38L1QbKZmJoSKR8IjZIAcrDJymNJqy7lGvby28RabsYrHoUbjdk9nkwL6rDt68fnn2",
-	"7vIM3inydx37BSZ7ev66FbRuWIbh461+7xAflikTNOWtQetpr997apNWQbY5mEK9pF+hcGKtFm4LUR71",
-	"+2TheR2haD0yeRT5wZDqIPF1DAKkttWYKq3Ijvr9NXXfd6v3br+wvg+IYe9GjuiVRLzW4KePQUvNZzOa",
-	"LVuD1ht+w4RZleHwYKChEwU6iFuWan00AxxAa7Bt98xGe2PkPpBM7LnUAafBXGEzp2f9pwTaeiy4YrV7",
-	"eWE++mW2Ej5NtMT9hDjjZ/2nj/Dhd1KDZ395QkIs0hUSRZfKgGI0JTFLmYiZiJY2qmT9AZtl8O1OuKCH",
-	"jad8AVoQ+MuUtG2MNUkYVWhwsDYbDKcA225Y6iZnTZ0LynWYF5R2dlBr1oJ0R2v9aL+U82j66tuhCMeM",
-	"xd8YgdbIs2EH5RFgM/idAFvyKGcxcu0vXQm6oWj70e74gQ581UynqNQq2CfrB+6Rc6pKQfKemdbV/DJP",
-	"2yn0CMYoQDcRKEPjM0eQQ9VQQAFupavlZiOa1jQKMRS9plNIQNSUZs7eVSgJpQqKIjaKwFBgLT5lKXMZ",
-	"x85lkrg+D+W2zz/d1vZjdTbP/Zo15hF29YPnSYu1vTprLQFNQ6FjYevOxbmHoS7820Bd3vMEi6gigLh+",
-	"3U/7yqgt1l/8vK8a29maIeo72bae9qslbMBZeRg8u2vP1P9Vnb+2tl79fbZN/viA5NeBXgMr8z0kOT1p",
-	"p1IpPkqWaC7K6YYlGVpCVxMu5gy6eQHlPsY5100lX9uB1y0UXnm6+ZWi0SW8cbz5jbylH7zwYvMLXldK",
-	"88rhFgupekqD1vHR0c5fOtpictUWTgWT3Pwpv58WnL4F0E3v+lGkniDjTB2EktxjaTmdJYCtj0GrrBdg",
-	"M+y4Vb3e1TQD/ofkDjMZHX8ULFEHt/avuwOncjXyTBvvvwLG1GUHOV4UEJnEhlNAHlHgAHsomiB7lQWC",
-	"iQUHcY6CQik0Kq0Lg6prg4feCXBc+m3whgIclx0jUR4f9knF/F/HVWymww/ootiOsexPsP/MBNAvMFff",
-	"p4xOIEnUlVjZl5rtRzc+EymN8EnoaqEYDzcdRjUj590K+NRNpXikXCXmY9BKpe3/TJNkRG3R27SoOGJ+",
-	"3v4V4kjw4vssuYNn7IuVaAE+EWCjvc4974q0/YjCoIgv1HzGlKaz1L+Y69pWBs7TU9Cq1umRS8ZIGMtI",
-	"HcDwvVkcrupH/hJQIGNKfyvj5b1BZ039oruyswpKrT0gftQVhtmqiXLMIjAC9zxefq9N18oJDXdblEuF",
-	"rNBYkuN+PyDH/RcBNMoxVP746IVXhHQk4yUmtnrot1JaET3bLFEMKLaQrqi6V8TGBrHYxqwd9FjkPZjn",
-	"2QbjwFWl4lQADVJY7Oe81tSFWkVyAGKjZa7u07lXsieT88kUQxuwQ7OW1nacW0UzUkm5CoYi93J0cssd",
-	"lGJGDkpToy9DvR9b46sgRxAjb1hkXsDqKs9udhGj3iKLuGDgvEMRVnqjhxhyqqHBU5oYpb3IC8ZhCwvi",
-	"UNi9hZJyCx4xa2On5TJfniHfqaj5CrwEtmCl9/eMLm06UOmk/C7ig6Gw0PjUA0mZGYjsYO9nyB0C+ypk",
-	"C8FaThwY6SnVGIqh8vYtz/pPa9pwuwbloGnbtPGZjBnhRqkGd0NYq6DiVhTVH3fjBd4Bgd/x48MQykr1",
-	"1K2I5OG9alF+YmkzlsWPqQ19vY3EUWp7va1O9FKKccIjK9k83UpPwRa48MKzzS/U9u38H6FIWVAhNCcY",
-	"WhYy3LaSW5pjQqPilHrFdq3iVKtF5EV5H1LMcN9okC1sCV2nkpV7leyLU595UB+m0AEQtxHCUnY+pfuQ",
-	"r90BF27GxgM1Ws5L77mHNCyV2/vVHKttNpA/F2BuEEYEGK7auw+rBAfDr7/k/GC8q2vPxiohFdyAIIGX",
-	"fuG3PyRjXGnd+dis0eu9uAoDOKe40gL7jcRPNY1tHz3In4OR92Kqj8UiH5rjlVt6fz7e4MEYguZD+Lao",
-	"A6EPBevxsshvix93qFUlrC5C+azUpLVoDuheNoTXlhKxWgYJqzVGQusN44qwGYcaxlB7l0bTVV3+FbxT",
-	"wucKThyvzhJfcjLdjsbnzzwh/HbphFzgEMj4fqL+jucW1HOP75letz/9R6IZVyVA+CJ7/z3T+6LGnhw/",
-	"H7WR6ZdQyyvT0OxJdnF7Htt9/SoANzIYPSGDTfMZa9DKh6JSGBADkyYMYuAzMD3qExeNE5aqZ4a2yysX",
-	"GGQUvuHi2gWB/f7bPzEI7IRkLPlmCIU3h628BWzZUwyN8WoUV8P6LzwkqOx4eTfelGKiBySSsxntKmZe",
-	"MoQjvGbLb6AuWhjAj/8o/TL//Yf9H7I8BGnTYNRxv4XU+aVysfpKUm48avBb7umZrWihrohyk3f0Pq32",
-	"QV3IfhUKXFl1V1DAdTmsm1yal15t2IXanjoP6TwoVaWtIVU/OlSS44IeV4UdLmqyJELEhHmW1GMCRPhA",
-	"qnUKri1Esl5pZ6o7sbeQ9LjEFUT2Ou5VXHtAwho0OB1QIMKAcyuU2BhsDBbpRlOpmCAhj0MiMyxlDmlD",
-	"ggWEDoVtOTmD9pMyw8Dt169cWG+zIdOV1KIzlsdDNlk3T4oAHkN2bGFS8CJ6cb9DQclx/wUYNo2IWutB",
-	"hPXmdc/+oNpNpUz2I+s2RVW4bTWbsyusiLNOq4Fn7oLH1IJ2Dpv4t9q0QW3KCsTZjnxBpPlGlamQ6w5u",
-	"eVzRoOoUmv0RePwW6wh8fHBF6PjwaJv9ZnkWx3cQdnmfOtS+x9WsKX3Gxr+TgjVufv9RqNeVl3yzNwkz",
-	"wz6tg5Z3UpOZjLGvaHs1bUdHU1vua+/vfhmNcGcwuh+hJdj4hjvr169QxGmu8QS30ItpS23eDqF29LA1",
-	"IL//9s+ADK0uYi/chQNbH9q2CFBG2kF7vRcgVaRted2nMWlcEcgvEzRJlpANFUnhgodtchdRkghJsIAV",
-	"4YokUtWKLdDR4J6I3jbiyoxlE9aFTfv7fuiHTRweOapjHe5jRnP8mej3x5VC9uc2fz55BM+yRmlZaQIC",
-	"vdi+evrieWd3HpjOa+1LtuipLXYPKV+2dUiPOHXKz/IsEvYlU0RIPRSQukDaR/3Djotf8CgJV2TCb5g4",
-	"aU7otLUZbAJAkdhJ2seHR0WeTD4FzJWojdS3C/p84hLsIQM8nOrkOpv8gSiQndLnkaB/K3r/JrGPqPJ5",
-	"oVr3oP2V2iHUmu/RQSZTJmqzj8qBeKRN1TW058kj/IbCJgQG29j/T3EY6DBSUOdyvOMRUdAVhM6gLgIJ",
-	"qw0WkAdwjRnbRZpUltfawrB350ZoMuq/9LZng1n/R0Pqy3leyq+3jZUWaJ7jHKr5KAxK6eWwoMZ0IjvG",
-	"1mHzrkr/3RZcoFjnGzDL7/RK0afsYfOHvDlutoHfQ8zO7nFwW4VxXWqZsXtOiDGiCyCot+yARMlcaZZ1",
-	"FzxmJb9hqYXIRpd6/vTBbfFjrUv9ZSJdPHTxhi0OcOOqc6HdmkTmWRIZnD/u958ORXvYirmy7yGtKPS4",
-	"YasTEFf2OSyes32ysDAIFxMotUWVFEUJtRC4AD485UJjqYzLV/8FgdoCMnHtA048HAquCJRV6vTIcf8Y",
-	"rwuJJGpKXWfR2CeArtBUrWT3Kp+x1wp8V/GuGOQC1rgNuvrv2D8eFl39D0JRsBqEfeWd8x84d+9LoXWx",
-	"Pba4jQcxOyLz7nafvIX+qyIGAHM0W4Nb+9uyJHVwa/+6O1jpr7SWQjCKTSFtlwszxBNV5qAl4aKgGIax",
-	"W5KxliC0FWNDEb46e3N2dUbWEbSw4xq4KDJ1jaAMJg8FfDEm7T5IHVDfDasdbcDxy5xl/xvB4399Nuzh",
-	"q6305QnJY0JJIcLtjL6NQbYWxtZKqv/jpL9GevI/RBas0UOgDhNuyedKhrvClwXRc6qnBS+p4R1+V6K1",
-	"3ONMxKudkbxmXaSNuZbWBtgx6/dYzVBswWtAXIVoBq+3lSsAbZ0KEGHBNQat2UcmDOqbGJ206BHo2rjW",
-	"cIv3xWON7OJPUZzjIbG/sfljnVPB2/d/fXT3Vrue6dg8/5WCCY+C802hTqdWretChQIfmwebZcMAPHg+",
-	"xtZ27iPthN+wANcv5KID/UrGRnWb0tjgstBgjcnbBbJPEUs1mqC4VlD4zdb4ywsXuceHApIjXX+MSAoD",
-	"l64QI+TQZpCgHBuNcJVQDEW4QiZs1fe8Z9UTZaujQFWH4nhpArWjhh7Au7xXLGFn84xtmFZehveasVSh",
-	"dazUCI689IlhyiD1nYJobZfnYVYNKbtcJWQP4U6oaYH7yB6FXcjR5RcgRo9nfX/MfMwvRWIvtySwkDu5",
-	"J3m1QpGrMbE2rc51C3jIvAi/PU5jQp2dbcWsb1TuKGOuaRCz0RfzTECkzZ9PmM4LfzhyyrOiK5ktGl8c",
-	"eH6E65lpXZ0SNygWKbGkszeS8fIvB/O1dUqM7pMXZmWZzUZqS6yEPAK3e1PLtE4AqRF+07QASoSyGN5e",
-	"7VJRLoAyFNtWQMFiJ0OB1U7cRkHBkxpuYu+/cpuywf9iOGs7oUp3Ko3dgoID5gI+hDufkDDlYvLz77/9",
-	"E0sEY7Uj/J3nfUDzBNVY97zYibWy+MZ8ifeCfyIK/JSF28g219v48XzfP28OlymNmJ+JcnMYYHKAbT/i",
-	"dxiRY8LjXv5lANOiVLPRxVkGYATtLoEibFxHDio7reOBohYqfbe2FzFWyreQo0+f/P6iri8LAvaJX9GO",
-	"xjdURKwQNCHvyKE2pl5YI8Zhzce+Nxv/+2//7bcKgvxF2+NkY6UZrNHqysu0bZ8G53f12pzYOjNhp6kj",
-	"S0CmUsg5tFkJLwy+dU/HmmXh+jo0pwVptaLsamOz1l1jcIQiNC/E32QcsB9AYTmcZ0nYI6/1UJRrijrJ",
-	"u1pbFDalVN4NxfqhKGethbbCEyoCZhMhgAhro5KJbT4RE6hraI9sKCBgCHoMYAcbxzh75FtmdCSVF/uW",
-	"IiexylaDQ21jKARjsfIKXOfL6ZErKHanULfJmJLJDRR9cFXhg6FIM34DracSLq67iYxoYuac95CmcZwx",
-	"pRjydyw6Y4/++OhoKGzwlB97ORcqr37lAAjKwHTtx8LmvJAPeQumP2RaSLml5yNnheTNBRtjhU6Kirau",
-	"gDuAmIFHgIEquH65/Pg/bGbIflU4/3ilalbCkb6UVJ2nrnjt1XaQniu6UtH1bp3J+FUhsMtUnXjtYq0V",
-	"hXBBxgmfTDUU08I+0wY5blhTCn9Bmh44beWLObRc0sp+B9WcstK4c/3HoI1XnnDUdsmTXLv2e50/1yFh",
-	"Pohbj417+3wFdSdm6zVSbM75sAWggQmBLORKLUHQH1vkAprRxazrBhqFGLFsKPIVWQHNvNEkpOUj5kKY",
-	"zIYi9BuCDYjhztCyhEfTXCDDhiVFFzDltQFzIp7hoB1rRbVVePP29Fbh0VIaFXIoPIkHHzFbDTWB7bGT",
-	"o2My7Vhzt6NJYP+1rHkoRlJPi6YdqkdC25LNriHfJEIJdu7LwQGM3hgHCQrGifcuBDaF+IbK2wJWvFMQ",
-	"1e+j68OmqpRb3T2yWXcNybCZKier4j2IUy6dAKpRAJB9hrX3X9F2+ycTULBDW0FV29Ukls59ySy2Uy+Y",
-	"9j6H5NaaBc8A1VXJGoCkzdILR1MHlYLlAM9Ao4eiTfNK4uOKQg7k1zZGQI2iXJV0ItHtOBSUjDOmplCq",
-	"pRNgKVvXqVX5tpHYfcyoxDILsAdDTefUwvq8QWGvT7Axm74rWduLmthW2XeWlj0+6cIJ/Ano0Z9Az/pS",
-	"BOkCEbbg75ADUkKI+1amoBX+w5ClSyjSXGpanHIxCUkbwZmEXq//sJN7I6AMu+3W5ihXYAmaOSyM29R1",
-	"XX+h1aNLJyFazqMpVoPK3R550/W5qqMYV0w9otbi9VJuqoCOroEnisi5juSM2SpXXp6h3QLsHPUnU2ou",
-	"sUukc0OhSF3hPu8v3uwK7GXD822pMe1PH++CohnuTx8N/KIBs7aKF9hFY3bDEpnODL+xxs52OKPXjGRz",
-	"EXZK3e8GBweHR1/1+r1+73Dwdf/rPmCInf5K3QJIbVJMq1JBp4DIFJuLJuCHVjrDfh6jpcu0hca+tFc4",
-	"V/wycas+n1fWWA7vYj9Ya6tFDcyiF5ZdU96wRZbZ6qBn6ZTNWEYTV1fYDmlrsLuq8Yi7rjawP2VXyLbG",
-	"R4XxQpdmx8+KZmJ+99ugEvfi9RxDbFeuoVeRznZ6/tr7vmsi07xdpVBFz6MAjXx/uLo6H1hPI3piIU7A",
-	"SkurzlavrRrUdpdVQQqB3ffKDsWKW9bvJOH7VnNXZq5AG0qV0UhjF1LMgQMnlypTDvAUtMNL2A3YbExY",
-	"o1lGXbGomW0QXONYDsp0vPhZ5uKujWTZF1i3+V7Hw9Pz17jX0D7ZD+IEd4tzkgD+dwbQpxVmGwxFkSMA",
-	"hRWLWI7Mi+VoV9KSOl5wGTF6vRfdWbxWiSf1Ytt65KUXchsY3lPtgFDaBT9sZHUj3klddEUFCoF9Mgdk",
-	"MbXSsC+G81maQAtkhewB9ncoaMZKnYNdaxKXQREUzUq84Dh3zXWkDcDGAZeyNMI2vSnLSN6soNNzbYjP",
-	"f7y8UoSS0MaZeb1GYJg80KZ0g4SrrUnQRnSRRpUhVG2/ltUIBuu2CFbasQSIE+xTCoQQeikYqAYv5u+/",
-	"/dNvTmI7uqDMgM0w83YcGBZY9OPwzD1ENTR98c+/CQWwlaQlyrbbo0e4vD6Pdx/v/n8AAAD//w==",
+	"7H3rcttGuuCr9OFMlckMSFGy7Impyg/FVhLPOIlKkstbG3qDJtAkewR2I2hQFMerqrzDnmeYB8uTbPX3",
+	"dTcaIMCbdUnmzB9bJIG+fvfrp1YkZ6kUTOSqNfjUmjIaswz+PLuiE/1/zFSU8TTnUrQGraspIxlTcp5F",
+	"+o8brrgUhCpCicozKSaEiZznS5LTSUBYb9Ij4bB1fDRshb1W0FLRlM2oHjZfpqw1aKk842LSursLWu9k",
+	"RHGWuknfX7wjckzyKSNRxmjOYreO9QPfBa2UZnTGcrOx11MqBEt+oDO2OpX5kQg6YwOSsFy/FZCYT3iu",
+	"AhL2woCEP+t/uvqfQXgCS9KPq5RGjHAFX6Q0y8mIjWXG4POYZyrXz+vFcj1TSvNpK2gJWEYrwnlbQStj",
+	"v8x5xuLWIM/mzN/ZnzM2bg1afzoo7uwAf1UH/qb0ll/LJGGR3lTDPt3vsPamVbmn9l6YtyIhcKy3b+rW",
+	"Y38lb9+Qtj6yMCreiEN7+eGCJZGcsZCM9aV2Gldu393/SP0Fl3fwjs94vrqJczphRPF/Fsf5y5xly2JV",
+	"CbznLyBmYzpP8tbgsN8PWjN6y2fzGXzSH7kwHwML1lzkbMKyynr0xFfymjXgTijYbe6ecUeZavyVc0VS",
+	"OmlccuqG9pc9o7fvmJjk09bgxeFRUIPNb7gyd3DBqKrD6g/TZUDGMkOcTjgTOWlzgbccu9dXLrqywAyH",
+	"b1jdkT7H9aszf9QtkOVTVlrfjC5JZt9AML1883dFVC5TspgyQcY0UesWa2erBQIET7PckZQJowLW+zZm",
+	"s1TmTETLv7Pl6lJPzQK70VQqJsg1W56QjOUZZ4oseD6FTSg6Y/onkrE0oUuPMOkvlnAZR8dkKueZcjtA",
+	"llBswVtKV6+l6eBfvAAAtp8P667h7fh7mkfTmv2kej1SJEvCDdGfZ5m+Ac2WyEy/xRRpW97SCYjMSPhF",
+	"CHsYttgtV7katpp3Me7i1A3Lf3lcv94fpGANa/5RkG/PrgaECrVgGXneP7Zr99fcIz8Kcv7+agCrnTEq",
+	"lGFoXb3ddQvWc++z6gvDJ+vorv2NvH3TQEl5/Pm0/3I++geL8nM9cA3sKvyZtCnJNal5pkio5qMwIFSQ",
+	"0/O3GmafKWBUTfTeDLH3Us0KYbUf2Ggq5XXdcZmfmk9rgQ/svY5ibpBcMqZSKRQDweVrGl+wX+ZMAa2K",
+	"pMiZgD9pmiYchaeDNJOjhM3+8g9Dc7eb9hzfwknrJD6YVgs3M5qMZTZj8QkJWZbJTIUo/RBGoymR4zET",
+	"MRcTMuYsiXst5FPjhEePuuq3OaFJxmi8JEgLgEBQQSrkiyyoIhmbKxYD6aBCAs03O4b1fyOzEY9j5K6P",
+	"eexRxmItTtNEkYRG1yhqMhazmEwyqvllyIWaj8c80tT/ZxXJlIUdWPV3Ul6/YYJrCHzcZXsTPFME8CVj",
+	"Yzji3AOmNs8VMQsIiCZbJIxhwSGZi4QplKS90ciE3jCiX5MLUezyvaA3lCd0lLDH3Oopbm1MecJi0s75",
+	"jMl5HhDACqJyms9VQLi4oQmPDVcIyFxkGlH0YgEkcynJjIoliWiSKLKgPOdiMjDnoWfozov9GUYHzDzX",
+	"uoXMyCiT1yzTuOk9SNo4QOldFAmWJKE5yzQB89S9C/1L93Scs2yV7F1qsSVWJJewQKfYZEuN6XRCuahV",
+	"wgppVR/fDzL/Rs7Fo8NjocXo43LaayyZIkLmSCAAms5BPou5fvYbuNfHXGtohZIQhJkSxw9JzGNY7VQa",
+	"smpHekyQFwa62xffvCavjl/81SIwiVlOeaIQKw2bukKUeCpuNZLx0h0bzTJ+w0AWNjqGYtkNy55p8k9j",
+	"YtCXtMNuV3/RNV+EATHiOXneJ25/aimiC8fhHxme55mSgPByniseM0NWc8oFi8mUa9Kw1DA0zuTMsTSW",
+	"ymiqSUAiaWxICM0ZoSLWf2W5RWQtsLHshkfsiSjrlbsdElGhby+n13qXXCPsopa2DQhH3FCEKqSoaj5y",
+	"o8K3XAsFiVwouOUZve2WHvGI62iZM0V+mbO5lQuSxKhYitCMEZoTMwQ+1IU3wh75QZrnnikCYDPwia4e",
+	"Xwp3JULG7PHp8KXmHE95tcC5zM2ONOTSaAosdCPLugtaV1K+o9nk0VcN1ITdRozFKJgo/k9GwKJj1/U9",
+	"FUtD+tTjSiIpy7rGRAErMmJt6VwzrWPCryzW+OLLYvo3JH3uIY0N+hGZMkEKc5pyVlgL5W/PHTrpx1RX",
+	"L4anYcdJKiU8lGOCgh8XEU9pUo+LMIh7RsNBiBzGaht6YNyqpl96xBuazJ8Am96LNJMRU+opUAmAkiuy",
+	"YEnSRb2MjOY5ueFSYwweUyH/PFPkb5c//kAuYXSnwf30sZdKvavMP10t2OqDmLHZyODee6HmaSqznMXf",
+	"s5jTKziQJ+TuU4prXYDrwSwDZOceqPJmTNSejdWGxijg0eQ8kynLcq7Va7DbBa3U++pTS/8NW1H1JirO",
+	"YsK1VBmz7MQTKiyboTmZSeVYxUgvoStTFZK2FSoO+/1OQI4Pn5MRW0oRg10hZzO16ZhgPz/aBerbmdHb",
+	"t/imMx/bz84sRLOMLltoWrDSy0/+Pj+6R6WxiAStylSbzrAi1aJ1KxyQMKY5DUnbztwJSJjQEUtUGBCZ",
+	"4ngk5HFI2tScZHdGY0akYEOhRTc5zzs9EqbzXI/H4zBYP2rIx0Z8piI+kNlQhLyw4Q3IsPXFsBXqEeEp",
+	"OyZFNPmeZRNGzvVP+prNTG4kMwtph2KeJCHJ2EzeMEWoQRlN/+CZjreQniZkCcMD0ZPBkuxv7/TjSMkU",
+	"GJtHjJjR0RgqCLWL7Q1FqwqwnsNmK9tc0NJ7ar7RkkFaWhPbbXciu+ZLjdu9C7r4XlPACfN/7aprnnbt",
+	"xXYNicFB74IWj7ddI28yEyM9ME7I3HdNzuYKZAtq7AxggjUQRH6Zy5wpMCVqmklzJOovj1vrfS56JesN",
+	"wACZQdWgy4Qe8KfWFx52Wfts0EIwar6DsoX3edDS8IDMpnQ9xYgzeusP4FmF7/kKZaqXZ7eHu9YwOddT",
+	"pMZSjeBes/UVItQKfADeTIkumAK3yU40neWb/NrPFBFsgSDTpiOlWQroAAS3AoCzeo1r3ddVn/UzBR7t",
+	"Nvhm0FZEjvqH9UN/3jGDFRkm3YRv1hmA7yBabX7HPKe5LeyjzpFGcyMyi0nCyMXZ5RXYu8hCzpOYTOkN",
+	"MwYyLa4e9Q/teQXkqN9Hd1XEYk1QYbv4w7G5j7jjIdlRvx8c9Q+Do/7xx1qv6QrImVV7W26EvL0ADulc",
+	"jewGfOXtGxBe2Q2olhHNsmU9eFGVX+xxJxksWdVRK6bVBuJ4f1ARZXB9uZTXhrTioEqz12ItpEsSJtpm",
+	"mg75CzkMyW+//qv8VLinWGMOvEa4WSvPgM+qdGLFQdRd7uspFROmdrxYtMNsDCPAp+6CFt4xgMQ2J3GZ",
+	"Z4zOzvRL+u21GzZDB3ZNTZsULLFUfse9mviUXcJQgp1PyAojVavjEuUxp+Gt416aXo7HigGa7sje0/ko",
+	"4WqKyuIKCuYcI2ncoLFm8vDtJt5WhPeYtbmzMZs2o6+5NxvHw27pLE1MzFA+SORotEQ2kLNMH9f/+em0",
+	"+79p95/97quPxZ+9nwfdj5/6weHRX+/+XEdgXpdEx11AA0n1ab7t2Vhn6XbC316MyCmajy3WVu4dNurt",
+	"IfBOq/au3SW8Ri6/21Xscq7bnVHV0OSZD0g7zug4J0f9o3738IiMltZS3iG55vjshmVLX+IxChTI5orm",
+	"XI2XPXJ2q+FWK3561SGaV42/MEDjtCQcAgznI1w0Dg+WBqY0+2TJmOSyiHEBQoEWHK1K4sgHIU2SH+F/",
+	"sYT/pWDwv5B5eBDycUiiZZSgk4AISczhgildk2zNIEcsXzAmOsgjj4+OnAcELSc8J3MRs4yE5sRDj50/",
+	"OKith6l3XO0svFhOtRXL8mjIJo6F49WvF2yN30l57YU77GBxcIYxa6k04Vrgrm2H3S54VW14WWdAKPnA",
+	"Rpcyumb5UBSmThMxcHl5RhTwYjA30Xk+ZSLnkUbjHjnFaB8AGToUYWn1GLxRr6mD+XTTgephXuOTd0EL",
+	"Ikt8TcDEktXJ/HVS53vBf5mj1AfSd5smStqoSog76fI4JGg/rVdFnEl2m5Wfu4c/j3uaiBqQ6swLxToC",
+	"e5QbYQlvY1fz1ae70JrzPGDiUvRIaFA/NPQKsL9dgqZ5OsnAgpX5cIS6jovMo7klIica4EINYibs8Zka",
+	"CgzO06oBkrtOj4QzpinpiEXSmmvTjCkmIkb0T5rQavAHEjwUvmm9ghX6m3bJni8XQtNbPhEyY3HnZChC",
+	"CDZRIXq+4pjFltq6a3imXChnwsfMTFLCpjaQZrUUOb3FiPG/fbiCUC+IWglI+EnNR3ch4SJK5rFW62rw",
+	"BpdSokgbglErukOVLgUtfWCewFdAT1p42DeDujVaN0PhHqIVvribcLXZrlaObA5aQsasXkfVv4AllotJ",
+	"FfxbtZaGmczZaRxnTKkGS4iFM4pPETDhg2dXz0UXgERTqfJBKrO8ngzZcL9VXcEz1wgpljM5V773qmm0",
+	"wvO0A7Ozo156768yvqCVZ1QovRmfeC/YSAGR2GwZA8IHl+SPVT3toAQu1V19XAuXGOtYiSQtR+/WKhg/",
+	"dz/+pUGbKGLlH1zocNhVc/al0PdGeDHm44Sq3EXDr+zJC936QcasBr7hayToLu4E5QMuIMIEpEaelfyp",
+	"mqjOuFJcTEpWklX987PkqSqc7nYlhZF6FXvAUbN6GN/T2PrDuhCl0g7Pf7y8Igc3hwcGf9XBJ/PX3cFK",
+	"KAZEByw9X7N3KS42PmjlMuXRJhi5goeqZ4avuh3UHp6zYKxEQsmUamnKsPRUKo5WNHZLozxZEuOaNB5B",
+	"ADMOe/DQ7Lj/6uWGMPlyssIe9scilYLVyITfyYWJP/RAcsEyfehSMfBHOqNJv85oUocWewJxaal11wHW",
+	"sO08uSu+GX0ZxswqxyRCkx9ZZDzPmdCQRgWhuZzxyJg+PXiFL8LOYCicZVRLLlpa1hpq2daJWmvIRByW",
+	"CAtM7iQjY15F0zhXpSgJ0pYZMSJ5h2QsYvyGKfLbr/9tFA2imFa0QC8dCpOVoh9CN6GSMyuCucWaDfeI",
+	"zRUpa9GwpuJ4qDP/TjAJRgqzI/1QRtRUC8RTmrhH64Q1hsGeq0jL41rg2M/IvYXxVy+kDp6+YzTJpzvb",
+	"Qll0vdZh1wT1xcSFq8TKA6DieLFPm8UCM0btvgq9cS+JE3LudhUj9xb+2E6y3wZpKmgppQWlRIpJN5UJ",
+	"5lSqLcSsZtGq6YjPfW14B2r0YSr9rDKuAkLHOct844IRsatWA8pnNWd7BqY2+NXi/Q3L+JizWGtZJTem",
+	"SahRQKU8IRmjGzur5qq7oMVuU54xtYsacs0R+e0N/WOhz5WmvHsNWWNu5lrzRaOAr6GolCRko8zKeUIn",
+	"xOwYkvLcXL2NtgZYdvN9O4Vwh9u+MMYBL+Bu4F//hOVaG7Z2RGMU0CwBEHwoXLDQcf95JyChXpsXQhRO",
+	"8zxVg4ODnIqYzXoxu7GhV+rAZFR0gqEIc54nzHAsE03XI1fWaGrn19yEC5UzGpMRQ8GFGgahGRJETKMt",
+	"ZWWtOHZTDFitIQwXspq22a+DCs/BbFImj/vPne/3uN8P9Ofj/qvg+OgoOD569bFOYoFz2CJR1H6xTb7r",
+	"Cry82zWsY2XySrQifI8BRYq0AYPnKckleflcM/eMRjnLgHmvpq13f+4dhCc2sMi91vRsiB5162nSSHzT",
+	"GuiLi7eKL7kLWsaavYf2t6vTcEdtsewF3U6tWutXNUOdo+9wV+H8PjyeVSlaj1m30lUXIrj71Vbuw/Xe",
+	"w3NjfXwUtzKG121/53Zx38N7G++8cNbaieoO0w76ucY9J2qtmi1Z/nvwYZbWue4kzPHuewq73+d6y0+t",
+	"jlGnK/hLqN+f4/oVxt6QBNVbw+RWbhlDsHfYO0z1DWdJXLtroXJqELEmkMyL4a0kzApj0MedgApoUhub",
+	"tGHMD+AiZrdW6HQToHJpBjBmj7VWhIK1uyIYL1698gM2+v21vLyRd69km+eQIPn+4i3hkF47Xlrrtt09",
+	"BpB7HLC1TsQSMu+OIbFxo4ahf7VrDtYpcKVr3pGlNMMaF75EPpKxFsRtiQqTyG4KD3xcE7axKpG7Cjta",
+	"GscRQAwvEqpkvMSUcHT9xDLPWUz0nPV+RkuRqrN9IzNvMOVitc0LmJn48lX/sEO4MF4qP2VgswbABURT",
+	"wiHWXg0y+vvzT5uoo4p/2nwbYuJ6UWHomRqKsPREB8uoYLiFHUzesKxwRIJcfnF2eRWYLBc0ZM2QMxAm",
+	"QHQEnQSZ3zNl8whXXdylA1jn4t4vZmwPx3i9FHXl7RAcop7OBVpNm5bkrLLOyKHcgZgnCeZ8Vp3v5qDX",
+	"ON+fyHn+WSbx7VztgTOd2zveiCj7O99tUB7CJ1wkVXCBJzaiyAQIG/976VIDP+XXQyIHGYr/k3VOanz5",
+	"HmrWMPRGiENIkw4RrSpts0RMgTBQuakiQppNIJTdl8v5wgv53kka2zV/ZI/ov/tOOdkpl6RwZK172ijv",
+	"e4YfztN4tzOpl0q92msmRtQsviGg0J/44xqY2Cu08A90aduqw/Y8HtxD7edVbPRP18RUfK5DxNgw1uY3",
+	"2DWe7+FcO11Nl5NjEn7SJx8Yi9Vd6Ki1n/k9kzcsLjL29G+kbZju54Pgg2RXVaa42xnu7VFfINd6ekR8",
+	"KPQq4LapCIBL3jOi8CLjOXMRcfE8gppBxrzM1ifs1aqHF2l0f4L6xfnripCepVHodJyiCKj18c5YPpXx",
+	"M2UK+einIdzUF0KpIKH+AeP9KtK2GIrQbeGeo0mbRRijLz1TKMysFZMhU1yvnExpTIQUqPM1y81ZGu0i",
+	"M+MRbqR9afQ9Pvj7jlF1+6lFmPJF7yorI3Hl1s+UJkv01MyT3Pr/BngvvrQ7o9fMe8VYfeYZWw1O3UUK",
+	"dvPWg47MTFpzYNN29dMlfeveJGEHGvURjltX7iVtikGuRudBV6nHPQ6PvtwqaK6alfNFrUX9EuKG7iVk",
+	"q8qt4RcXQoLWA5c5DZqdqm6tf3R8v4omvlqHBqsb3yvsqWJY3jbqyYThjFgMQThzUXzRedRYqE1WaT89",
+	"cEdxTZhQJKDbpYA1E65U2I3ap2opotPzt6TmZmHyGkFtZGXIdWDhhXLtkSnI7L4dW7HFwI0+1CrSnntG",
+	"LfK/MpnD/ldK0FRNJRJplI3Wp+vX8CqXWrmbC3KfBO1dcK8whtvjwvP7uK3B2lh78K213tDLInCjVA14",
+	"c5jjpUW0+xPYHO5WxDb3vbGuDoVvGQorz5RENvstlA0K4WDCoWg7jAnI5eUZlD5yAUiK8HzVilrZ7gOn",
+	"Crl17yJ7rQX1Js6/modSMbvWBhj925lGG3Bj9co/Mx/JDxs9qc1IOrHZQs5K2pgutBKIukrbHzxZ5sre",
+	"kJfo7Exh6gAjFg4sxVRlOQWCc7YQwXo/Dw6aUhdMCeYdxQ09yyytK7TwWt9yNM/5DbMOUfuwpVPIjk2R",
+	"jCmjsf0h4YJtljr2sMHunJnPSmLoqhdbaJmnIdrXVBK75MYvfV95TF6x7LXEKqmr+HLmYp3zqZF6TRBm",
+	"iIcTkraQOVmynNDoWshFwuKJkQJ3tEIkdHKmhawad6aGJdSkIzkXORcTaCaQApRAaZDRPJ5oSeywT/r9",
+	"vonj7iYSWq1ASmDGaKyVuoROrAIoCCWJ1AxnJOdYVWz1XhKq8rMsk1ljMPblPIqY2inuc0ZvXYC+389i",
+	"Y+0F043ikkUZy8/8gNNq8CxPWLmBhYJ3iMp5khDFJ0KRtgmoJZnMISKhExB9vgkcdukO124Hh94SEnHt",
+	"NpyBbfsWPLuzSLezlyFozbNky5gYK/HpNwrs9m7XbtErZKHRzIP1oKCJu3gpzKF83Vzxy0p4UI+Jg9cb",
+	"PpmECRSxQrvSkAzn/f5zRg6hwI0pnmvq3JTyno0BoMjVeKbM41tXr6nUbKkknq4pyOf2vZ9zpkydNyvu",
+	"Hrne0Hwk2NqOUGdGCKDsrvAE8XbIxM1XaSbjIOcs+6+vxhljYWc7e4NPW4rOOSvR9fr+Z2i/oULfO3Uh",
+	"IDaLGkNgQd4BO4DJfMG05MsffyBwL6QNMfKmiuMh+Z5/rUFNi0t2xVvTt30JiWWa2/HpHUkI0oM68x1k",
+	"E2UBBpcPDg6wJrkNgwpPSMZinrHI1EPWnHIstVhqUsb8yOrjLze3gqnLy9PLW0MiMGm1EBMX05/718e3",
+	"r5ZH0V9nh798mb3In9+8XJSjWxfTn38yZrhPR/27dRLgg/sFraS5f26nGeGcLhNJ44bKa44ygj0YLxaS",
+	"DvRFQQ2U1uCnXejaVruypp2tHj7Hk9/q2Urx9buP3jnoYfY3GVBSxDiaI1MHn8xfdwc5U3noeM6qavRw",
+	"muiq/cYsqpfq0epU+kWhxWzbb6bW9FM0tLFY2Vioqrif+WxXDrYTmbtbO3mlMv8OsHCJqeCREch9vDFi",
+	"w5glCZHz3BXRAGGcaGEcnYBDYbwDrgx/23gHzednCgvxm1fjzsDxHi2wDoXTPkz5V5saTi4qhfsDlPMz",
+	"OG70nuJyh6K9Fo7xjbC2vMbuemFjsOlToEMG1991cPy4mFGUdMNT2Ywrl04oqMpWlzkVMc1iYp60Sk5A",
+	"wsVUsehnzOPCDF/FXh5rkDw6/u3X//fymGRUxHKGXQywUNV335++7l5+d3r04iV0gDOybswiGUMcbpav",
+	"iGD9CuPUsxYmlL8cfPz0/Cj48su7rz71g6O1nPTSakMVWxaNcn7DwoElqgDnIVT852ISDjYbR4bCmlRE",
+	"rDeFPe9i1AFGNLqW4zHo8VOo6Q46IUZ2KvBdDEWY0rlicTgAGaZYCGRbxxzKukMhMlOe9Piwb8sSOClp",
+	"KDRtMPXSx8b2C50DqSBht2u1DONa7S64iOUChChAXp7rhVSANxyA+t9AeartPk6Q+jj+vjAxkkSKorxT",
+	"FT9CvWcesfJCvIrFeEHgJcE7AWFKnxd6TjYimwGAK6b2LF4wx3yC79H4uGplEXOb08MaLRmI7M1SbnG5",
+	"R7e39aaSptK2/jDPFPnu6urcpkK2K9HE5Yogfp5tY3laTVy8E1hDSN6DTr3xcGdc+N8e3qciuYvmKNii",
+	"qj22w2Fr2MIGjkIKtodKuIs6BmYh1kR/v2WCQU8MCks19iVNYzKWzzOMDheoP0LcRAPU7Kfz7aXE7axx",
+	"rcaxKRbNM54vob6jMWunvKnhqBRjPplrrDGp1429K/9X9/T8rWkWahUdHPcuaI0YzVh2OscyDPjpGysy",
+	"/O3DVasm2vDDFWl/d3n04mVALvR/Wvg6i99cnnbIYioVszXFTEZ8wlWusGOe6wPorRlOFG4OJi8WqbVd",
+	"bEPBxVjWID8kA2FxyozRRHN7GBhrvgyw0LUGaI3Eo6QoMQ5GEc+tEUDtjWxpBcp0rqYsJglU9ChncrRD",
+	"EOsUNKayoQpcDEV4QDU9pinvLeksCTvgigSgda5IzWCHYiiwXgD28tLLF2Qll02anpzN2dwd7MkArb9h",
+	"d5iYriVVNLZA5ztMB8MsN4i2wUSxcp/IoeDC60aiHwvR+FLTomRcTgHqwI4u3MlCDW2ty9ngwnAATBDs",
+	"6yyD8ocQfRgQLqKMzZjIWax5uqmWB0GIPfI2L4KpihKmZ1d0Ep4Qr1fbZE6zGAvJMH2R1cZtGGH17dkV",
+	"cb3laIKJ8qUnB+QL+/D5+6uh8JsI6B3+6U/ktFQeAsZAqNa/fzDdDco1JHw8baPIZ2q0GujVyMGEIlIM",
+	"RSJlqoUmrCIDti/0NMLJgAzVI2BeC7vdfyzyLhI4aIfe/cfiWnXHPGEhiENht2uKPZhvA5OhBPAb+j1F",
+	"oaAKiwdaYImxLiChaihCvV+Z8X/CTgbka8BPtOdGUAQCTbthBakJVaT+3SG+EV2zpXkVzFqOQA1I9fce",
+	"OS3XKTQ0BS2DXntaqHUIJ43uhhLVISDqSjEwArURbfFLfQRhxmgckva3Z1dDAUVvrcW0oyV+DVvQ48S1",
+	"t0CnhtK/2jww0ja651CYSBTVISGNZ1zo3zxqYzVFFfgBUBC1EEY0SULSvjh/TTBWUcO0xCDVg0/41V1o",
+	"6t+a7RSIgnea0nzqGraYCw+0IJQxbHts+jdrtFRsojEwIOEXX4QW3ZDXmoKQmKtmi36YyiA9cgb9Zl3C",
+	"qS2/q9ypapp428WMzS7cg0ZcvRjUuE0lDP2FKY4UIija25DCkgSzMSh8mfLIJfWgMM4zKJqpdx0UY2KW",
+	"LI6ogdlcoh20WPozBa+SdmW13ZxmE5aHSODOkIKikRXI9cu/vugPyHH/EHqm+WVpwXXpt489GYrww4cP",
+	"XY+AMIdPmnXNvhq2cG7spg2jmt6lXTj6cCjaSIy/GrbMLz8jErbCAcEKMXFgWjHRecyZiFhARjQGlxzN",
+	"5xn77dd/weDPh6LUubZrcMufodrXVi8MtZOER8xEThgJ4zSl0ZR1j3p9YzYuMnYXi0WPws89mU0OzLvq",
+	"4N3b12c/XJ7BO0UeseXpwLlPz9+2gtYNyzCMvdXvHeLDMmWCprw1aD3v9XvPTfIsCEwHUygp9U+oVVqr",
+	"2pvar0f9Pll4rkzoIYaSA+oRYJ21MPI2Bqk0NwWrKp2hj/r9NW24dmu/ZWZY35ZRywxaOOmV5MbW4KeP",
+	"QUvNZzOaLVuD1jt+w4TelRYbwOpDJ6rab0oPcACdmrc9MxN1jhkEQIexBW4HPBFzhb11X/SfE+iyuOCK",
+	"1Z7lhZ70aY4Spia5xPOEeOcX/eePMPEPModwgeUJCZEyhUTRpdKgGE1JzFImYiaipQlVWX/Beht8uxu2",
+	"BFEvPZWq5pIv5sL65Tb0SyO2p1hgGy6ZlljIOm2DrYLCqoDQKJNKlWRu6HciGIG6X4Y/DwVNEkPWZ8So",
+	"olAkaQml8pauSUqADc8VY1qKXZgWN0PBaJZwKJgH1QVlzpAnQAtTfbt8MpdzVfRTCWARerATy278SoGm",
+	"/IJ1XIaGrUBXK+xWBn+VKxCag1hbgtAMTMuVB22xQU1qKxyWY/FzmXGlhUmPoa10GXR6zlBg56Tixqqd",
+	"umzZaMBVLc8YrQFtekORej2ZWeyqatZ3EhqZw9ZHYpIKplqStEbzuanO6r2C5hgt5hkgcm3CiuZxHKpw",
+	"o2URReponmVg3AGpnyT8mpHw/PTq9Xdhj/woiu6J7vjQUqmKkw8MzpkhjI1y4Bei0FKnGyDUYh30leMo",
+	"52DljQYlCf5QWAOB56TNelrzCw8KnDh4fhDTnB78ki/DjhXrK+3xQ/Sd59nS5TRB4rLrG8rSRFOPIlEC",
+	"rSHApssE91Rjj40dcfUiVKPrsXjkwFsUGA0+opmMqfxrGS/vjWoaj2XZCmc6nT0Yj/D7StXQ67OyqAhm",
+	"XSzZiU3Aj9cu5f4bcEInWSsXmksIy71kIaQiMc1ItRzqk2EvLKPf7wdFr0QqvF261uyaaAZQYTQmb98U",
+	"DRVPfLzwepYWQ0D1mXmSm1N6/hSntCLfmrJ/hVxOEq1tVygpKANy7G3G26zZz/Hj78eVubHbqG+r37Tw",
+	"un77x/0vm5blEO6g0kweXnv1+NvX2n3CIw3t9ftDDgfGtLdvTAccvVM0OaZG5aVeiJR+5JqlOVr9uJic",
+	"2FTSChkGtJ8r24vcdA83CIcneXj0+Efis+YuyosGNgrWKTPit1wN18CH8Y9MZWJo2+ETYG0uZTfRenc4",
+	"QGJVUC/nzivLpqZADwaRaOXIPiHjpW0Lj9t5sRnYazss65ePnuB+8cEuNpNGQ6orwVJ/h0aWce2nwYG5",
+	"X/tp5AsB0YILaZJbfM1p/cGuNL2HPZsQwk0v+wkLhfYDEg1RWmanSYHW5gywlDhNkqWnFhVpCx+DVtna",
+	"0xq04M1W9QdjBmoNfKXK6lRR0bmwVnO+AHcVBDYqqdkiNKVOmFYGQO1A5zrGvUMQTuhTLRuTsqA8D11f",
+	"LBuwYuIPQCI0bur2azmPpm++HopwzFj8VSLFJJVJYiVMkKtxnkBL5FmurGvfitS2kv5QtP1MZpygA7Pq",
+	"5RQNZwS7NZpNj5xTVUqA9uJpbKlp/bRZQo9gMDk0zIfqp74gAw4DNRTQR0zl1a45EU1reuEPRW0z/ICo",
+	"Kc1sYELhzSk1ghAxubw8GwpsKaA6dWL0uUwS265yRY4G75ut52ZMYzY4pSzSBlvSCJcKVT+4K0hTjLbJ",
+	"Zds0FEaAbbuuIhSsLrVXQ51r648sEwHEkpPnfRWStg3sfdnHXO66ZekhSqtyRKP1vF+tnApRpYfBi7v2",
+	"TP1f1flza+vdJ3zWNA86sz3X9gbfNqpHD6SuWNBrMA/6oWyOnrRTqRQfJUv06zu6YUhGLtEsIuaMjDM5",
+	"8/Wa9WT5axrbPNFCyF//yjcyG/E4ZsITo9e/8YPMv4HijoXguf6F76S8fgNVt5Hr97cRccshrY7f7zTT",
+	"0RaLu5LyeyqW5tjU1uxTT3W/3POd9UkTSlxoqWGThgDWMsmM0XgNj8S8gxJ/FCxRB5/MX3cH1jfWyDNN",
+	"YvYKGFNb+cHyooDIJNacAkwfgQXsoWiC7FUWCEorDmIjugrvHfTqMPkq8xx66JRCvzCMDCJM9fBWMRgK",
+	"iDDtaE38+LBPKnFadVzFpKR/h7Fk2zGW/Qn2H5kA+nXNa4jgKbSP0nKBLZ+5LzXbj258JlJeMBoTuloE",
+	"1MNNi1HNyHm3q32vVAH0Y+D8A1p6HlHTayUtqknqj5/+DAH/+OX7LLlrdixc8omAYJprFyKtSNtP/QqK",
+	"RLCcz5jK6Sz1v3T+SyMDuzoCGP7Q6ZFLxkgYy0gdwPC9WRyu+pz8LTyMCbOmNu0j2zPrin42CAveJM8U",
+	"iVkEzosHM9iVM8/vtujSARV/YkmO+/2AHPdfBdDvV1P546NXXu8Lrelj0SIP/VYq+mMIMksUA4otpO0N",
+	"5xUoNdkGOdq6OhhaBkmNJnR4vT/uqlJNOABHB4v9ekY1NX9XkRyAuPXxruaczr1yrJmcT6bo0QAPrOZ4",
+	"GNzgwlcyUqmNEQyFC0frFNEQQsbGd0PTlIkYarma+s0FOYJkZs0iXXHiK1e5ynrIvE0WCZzAeYdijX+j",
+	"wZXhhXoMhTlbKBe+4BEzXhNaLuHsRVxZFdXtwKs0gszfg2uCfbw0GJZuClx9BuYHQ2Gg8bkHkjLTENlB",
+	"OywUeQDLCxhqYC8nFozyKc2tJ8p2oX3Rf25qnnjtp0IyFwlTaMKxJcFmMmbgDAshLiysVVDxKIqmA79L",
+	"X0+lacdWRPLwXrUovwJQM5bFj6kNfY4xfv1rr43x3DPrbtRT3mmR/r4Mp//GipQBFXClIcHIZSHDbSu5",
+	"pQ4TGhWn1OvxYhSnWi3C9YJ5SDHDztEgW5jOLVYlK7dc3RenPvOiPkylZuh4jJA/sPMt3Yd8bS+4iIRp",
+	"vFCt5bz2nntIw5Kbpkm1Mj3u3HMBxuFg6Lbmqr37sEpwMPz6W3YX43279m6MElLBDfAOvvaLev8uGWOx",
+	"QlOJ4rFZY3FCNTCAa4IKA5hkAvO/kxFdV7PePHrgnoOR92Kqj8UiH5rjvRcm4vSemBBejCZoPoRvizoQ",
+	"o16wHq/c16fiwx1qVQmrSyVF4uAHIVRCFLjWMKHmo9EySFgtBhkabxhXhM049KeBvio0mq7q8m/gnRI+",
+	"V3DieHWV+FLc28v4/Jk3hHOXbshmeNhwOVdRbcd7C+q5x7csX3c+/UeiGVclQHiSs/+W5fuixp4c343a",
+	"yPRLqOXV02v2JNsEK4/tvn2D0atg9IRSIzmfsQatfCgqRd8x2GnCILwlA9NjfmIzHMJSZ4SQtGmiJCR1",
+	"QIDJOy6ubbbOb7/+C7N1TkjGkq+G0FRh2ApNJ6pO2VMM/f1rFFfN+i88JKicePk03pWSVwckkrMZ7Sqm",
+	"X9KEI7xmy6+g5nUYwIf/Kn3S//2X+R/S8QVp02DUsZ+FzN1X5UZklepJ8ajBb7mnZ7aihdoGOU3e0fu0",
+	"2gd1udVVKLAts2zlN7jMhsWlrq1GwynUtnJ9SOdBqeNIDan60aKSHBf0uCrscFGTzh4iJsyzpB4TIGsC",
+	"4plScG0hkvVKJ1M9ib2FpMclriCy13Gv9cE290RYgwanw2sbDegFBqGtEINFutFUKiYghJ/ILHBR59BB",
+	"gQ4FZtp0ZzRmRMkMM2zfvtk2UBuiclziWpN186QI4NFkxzSdKIUXgr2PkuP+K2JDIGs9iLBfV6D6d6rd",
+	"VFogPbJuU5Tv3lazObvC0qXrtBp45i54TC1o57CJ/6hNG9SmrECcXWIF77aW6w4+8biiQdUpNPsjMAb8",
+	"tmr4530rQibWedN5F7HJ30Bo8n3qUPteV7Om9BkH74KrW48ivDTpWE6d3peE6WGf10HLDzInMxnzMYe8",
+	"s5X6Cnk0NXWZ9573aTTCncHofoSWYOMb9q7fvkERp7kYb4pJhJCShD0RPg2hL9CwNSC//fqvgAyNLmK+",
+	"uAsHpvePaf+mtLSD9novQKqor5EXaceYgwdZbSwTNEmWULZiJR8vIEoSIQlWGiZckUSqWrHl3KRf3QfR",
+	"20ZcmbFswrpwaH/ZD/3OnyJLbR3uY+mp+DPR7/crhezPbf548gjeZY3SstLgEfps//X5q5ed3XlgOq+1",
+	"L5nuFKaRGeS1mraQPWLVqVLqsKusZjLLhgJSF0j7qH/YsfELHiXhikz4DRMnzZV3TBE9kwBQVOAh7ePD",
+	"o6L2gFsC5krURuqbDX0+cQn2kAEeTnWyXSt/RxTILOnzSNB/FL3/kNhHVPm8UK170P5Kre5qzfcukVzU",
+	"Zh+VA/FIm6praL3qIvyGwhRZCbax/5/iMJDhWlDncrzjEVHQ8ZHOoIAdCavN80JbygEkvCJNKnNFkTHs",
+	"3boRmoz6r73j2WDW/1GT+nKel/IbI2FJPOqKUYVqPgqDUh0w2FBjOpEZY+uwedtO7W4LLlDs8x2Y5Xd6",
+	"pehB/bD5Q94aN9vA7yFmZ/c4uKdKJwU7NiCot+2ARMlc5SzrLnjMSn7DUnvIjS519/TBp+LDWpf660Ta",
+	"eOjiDVPF7caWUUa7NYn0syTSOH/c7z8fivawFXNl3kNaUehxw1YnILY/T1g8Z3ogYwVHLiZQE5kqKYpa",
+	"1yFwAXx4ykWONQ0v3/wdArUFVDcyD1jxcCi4IlD/ttMjx/1j/F5IJFFTCpHGUEbKI4C2InCtZPfGrbgA",
+	"553Fu2KQC9jjNujqv2P+eFh09SdsKlHyxrvn33Hu3lOhdXE8pgqpBzE7IvPudh87LNhxDC3AHM3W4JP5",
+	"bFiSOvhk/ro7WOmdu5ZCQB2souOmHuKZKnPQknBRUAzN2A3JWEsQ2oqxoQjfnL07uzoj6wha2LGdNhWZ",
+	"2ia/GpOHAmaMSbsPUgcU4saytBtw/NKx7P8gePzvz4Y9fDUlmT0heYzl0gw87Iy+jUG2BsbWSqr/46S/",
+	"RnryP0QWrNFDoGAuHsnnSoa7wpcB0XOaTwteUsM7/GqCa7nHmYhXW9h6XZVJG3MtjQ2wo/fvsZqh2ILX",
+	"gLgK0QxeE2Lbqcc4FSDCgucYtGYemTCob6J10qL/u+FGddziffFYI7v4QxTneEjsb2zsX+dU8M793x/d",
+	"vd2uZzomz3+lYMKj4HxTqNOpUeu6UKHAx+bBZtkwAA+ej7G1LdZJO+E3LMD9C7noQGPJsVbdpjTWuCxy",
+	"sMa4vu7sNmJpjiYoniuo0G2KsbvCRfbxoYDkSNvIMJJCw6WtmA85tBkkKMdaI1wlFEMRrpAJ057LNRd+",
+	"pkx1FKjqUFwvTaAe79ADeJv3irXGTZ6xCdNy/VKuGUsVWsdKHbvJa58YpgxS3ymI1mZ7HmbVkLLLVUL2",
+	"EO6EVWLw2B6FXcjR5RMQo8ezvj9mPuZTkdjLLQks5E7uSV6NUGRrTKxNq7Nt3R4yL8LvY9qYUGdWWzHr",
+	"a5U7ypjt7spM9MU8ExBp88cTpl3hD0tOeVa0jzbdvYoLd1e4npnW1Smxg2KRElujcyTj5Z8O5mvrlGjd",
+	"x3XQYJnJRmpLbFmD1bqbelt3AkiN8LtbB9B2gcXw9mo7wXIBlKHYtgIKFjsZCqx2Yg8KCp7UcBPz+xt7",
+	"KBv8L5qzthOq8k6lA3dQcEAn4EO48wkJUy4mP//267+w2ChWO8LPLu8DutypxgZVxUmslcU35ku8F/yW",
+	"KPBTFm4j0wV94+Tu3D9vDZcpjZifiXJzGGBygOkT6beClGPC456bGcC06KmjdXGWARhxMTFd0Dbuw4HK",
+	"Tvt4oKiFSoPk7UWMlfIt5Oj2ltDoWshFwuIJsw00EbBP/Ip2NL6hImKFoAl5Rxa1MfXCGDEOayb7Vh/8",
+	"b7/+t9/TFfIXTTPKjZVmsJa+LS/TNl0MrN/V60dp6syEnabWmQGZSiHn0A8zvND41j0d5ywL19ehOS1I",
+	"qxFlVztQt+4agyMUoa5jWpNxwEyAwnI4z5KwR97mQ1GuKWol72ptUTiUUnk3FOuHopy1FpoKT6gI6EOE",
+	"ACJT8ndiugTGBOoamisbCggYgmZw2GrUMs4e+ZppHUm5rkxSOBKrTDU41DaGQjAWK68TkdtOj1xBsTvT",
+	"yiBjSiY3UPTBtu8KhiLN+A30CE64uO4mMqKJXvOM5RSqwtA4zphSDPk7Fp0xV398dDQUJnjKj72cC+Wq",
+	"X1kAgjIwXTNZ2JwX8sH1yv1dpoWY5T1NVojrAt8YK3RSVLS1nbYAxKB5CbazKIPr0+XH/24zQ/arwvn7",
+	"K1WzEo70VFK1S13x+mDvID1XdKWiPfk6k/GbQmCXqTqByClkqsaKQrgg44RPpjkU01I5TxKikeOGNaXw",
+	"F6TpgdNWnsyhZZNW9ruo5pSVxpPrPwZtvPKEo7ZNnuS57ZPe+WNdEuaD2P3YFkafraDuxGy9jvfNOR+m",
+	"ADQwIZCFbKklCPpjCyegaV3MuG6go6MWy4bC7cgIaPqNJiHNjeiEMJkNReh3bh4QzZ1D20rJCmTYWbJo",
+	"16y8fs1WxNMctGOsqKYKr+3zbBWeXEqtQg6FJ/HgI/qooSawbUt2dEymHWPutjQJ7L+GNQ/FSObTohGi",
+	"6pHQ9M42e3CHRCjBFusOHMDojXGQoGCceO9CYFOIbyjXv73inYKofh9dHzZVpdyT/JHNumtIhslUOVkV",
+	"70GcsukEUI0CgOwzrL3/jrbbP5iAgq20C6rariaxdO5LZtFrmc9AYPkskltrFjwDVFclawCSNkMvLE0d",
+	"VAqWAzwDjR6KNnWVxMcVhRzIr2mMgBpFuSrpRKLbcSgoGWdMTaFUSyfAUrY4JbbddbaR2E6mVWKZBdiD",
+	"AcI5S6XIw8L6vEFhr0+w0Ye+K1nbi5rgVMZk8RSkCxfwB6BHfwA966kI0gUibMHfsW2ajxD3rUwd5AxJ",
+	"yv2TpUso0qwJhrVg9VIuJiFpIziT0Npe9bcd542AMuymz6mlXIEhaPqyMG4TDR5oKXTB2NCTv+gNKOfR",
+	"FKtBObcHKRp91lGMK6YeUWvRszW7lKECOroGniki53kkZ8xUufLyDM0RYHe1P5hSc4nt/K0bCkXqCvd5",
+	"f/FuV2AvG54/tUbQxvx0nk9bg58+3gX66vjfGVilNfyiAbO2ihfYRWN2wxKZzjS/McbOdjij14xkcxF2",
+	"Sh3FBwcHh0d/7fV7/d7h4Mv+l33AELP8lboFkNqkWK5KBZ0CIuEJyF+PpFB5hv08RkubaYsd0nqFc8Uv",
+	"E7fq83ljjOXwrsSQPLTVogZm0Ms0HPaGLbLMVgc9S6dsBq3NbD8S4xrAGuy2ajzirq0N7C/ZFrKt8VFh",
+	"vNClPvGzopmYqwvPxSSoxL14PccQ25Vt6FWks52ev/Xmt01kmo+rFKroeRSgi993V1fnA+NpdG2TqZWW",
+	"Vp2tXls1qO0uq4IUArvvlR2KFbes30nC9606V6ZToDWlymiUY6tnzIEDJ5cqUw7wFLTDSzgNOGxMWKNZ",
+	"Rm2xqNlQNDmWgzIdLz6WubhtzV/2BdYdvtdF/vT8LZ613lIpiBPcLdZJAvjfGZDEBMXOgqEocgSgsGIR",
+	"y5F5sRztSlpSxwsuI1qv96I7i9cq8aRebFuPvPZCbgPNe6odEEqn4IeNrB7EDzL3m0vKMbkCejdwzcRL",
+	"YjifpQmbARIAe4DzHQqaMb/hQNu2JrEZFEHRrMQLjrPfmarf4P83X2VphC0tU5YR16yg0zOrI+c/Xl4p",
+	"Qklo4sy8XiMwjAu0Kf1AwtXWJGgjukijyhCqtl/LagSDcVsEK+1YTPtzdpsCIYReChqqwYv526//8puT",
+	"mI4upjn4Ub/vtePAsMCiH4dn7iGqoemLf/9NKIDt+Q1RNh30PcLlt3n8ePf/AwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

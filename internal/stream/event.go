@@ -26,6 +26,8 @@ type Event struct {
 	Cursor   Cursor
 	Resource *store.Resource
 	Message  *broker.Message
+	// Batch is set on the events of changes written by an atomic batch.
+	Batch *BatchMark
 }
 
 // Frames encodes the server frames the engines send; the edge package
@@ -75,7 +77,16 @@ func EventFor(ch store.Change, sel store.Selector) (string, bool) {
 	return "", false
 }
 
-// resourceEvent is the event of a resource change.
+// changeEvent is the event of change ch for a subscription whose last
+// visible change of ch's batch (if any) is at revision end.
+func changeEvent(topic, labels, name string, cur Cursor, ch store.Change, end int64) Event {
+	ev := resourceEvent(topic, labels, name, cur, ch.Resource)
+	ev.Batch = batchMark(ch, end)
+	return ev
+}
+
+// resourceEvent is the event of a resource state (a change's, or a
+// snapshot's).
 func resourceEvent(topic, labels, name string, cur Cursor, r store.Resource) Event {
 	return Event{Topic: topic, Labels: labels, Name: name, Cursor: cur, Resource: &r}
 }

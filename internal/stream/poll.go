@@ -50,6 +50,7 @@ func (e *Resources) Tail(ctx context.Context, topic Topic, sel store.Selector, s
 		}
 		pos = since.Pos
 	}
+	visible := visibleTo(topic, sel)
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
@@ -59,21 +60,25 @@ func (e *Resources) Tail(ctx context.Context, topic Topic, sel store.Selector, s
 		for len(out) < limit && size < PollMaxBytes {
 			want := min(replayPage, limit-len(out))
 			changes, err := e.Store.Changes(ctx, pos, want)
+			if err == nil {
+				changes, err = completeBatches(ctx, e.Store, changes)
+			}
 			if err != nil {
 				return nil, Cursor{}, resyncError(err)
 			}
+			ends := lastVisible(changes, visible)
 			for _, ch := range changes {
 				pos = ch.Revision
-				if !matchesTopic(topic, ch) {
+				if !visible(ch) {
 					continue
 				}
-				ev, ok := EventFor(ch, sel)
-				if !ok {
-					continue
-				}
-				out = append(out, resourceEvent(topic.Path, spec.labels, ev, e.Feed.Cursor(ch.Revision), ch.Resource))
+				ev, _ := EventFor(ch, sel)
+				out = append(out, changeEvent(topic.Path, spec.labels, ev, e.Feed.Cursor(ch.Revision), ch, batchEnd(ends, ch)))
 				size += len(ch.Resource.Data) + 256
 				if len(out) == limit || size >= PollMaxBytes {
+					if b := out[len(out)-1].Batch; b != nil && b.End {
+						pos = b.LastRevision // the rest of the batch is not for this topic
+					}
 					break read
 				}
 			}
