@@ -159,6 +159,7 @@ export interface Problem {
   status: number;
   detail?: string;
   instance?: string;
+  operation?: number;
   errors?: {
     in: "body" | "query" | "path" | "header";
     name?: string;
@@ -234,6 +235,7 @@ export interface Event {
   cursor: Cursor;
   resource?: Resource;
   message?: ChannelMessage;
+  batch?: EventBatch;
 }
 /**
  * The same object as the REST API's Resource.
@@ -250,6 +252,21 @@ export interface Resource {
   revision: number;
   createdAt: string;
   updatedAt: string;
+}
+/**
+ * On the events of changes written by an atomic batch (`POST /v1/batch`),
+ * whose changes are contiguous in every stream: the batch's `id` and
+ * `lastRevision`, and `end: true` on the last event of the batch that
+ * this subscription receives (a subscription with a selector may receive
+ * only some of the batch's changes, so the change at `lastRevision` may
+ * never reach it). Apply the events of a batch together on `end` to
+ * never show half a batch.
+ *
+ */
+export interface EventBatch {
+  id: string;
+  lastRevision: number;
+  end: boolean;
 }
 export interface Synced {
   type: "synced";

@@ -153,6 +153,40 @@ export interface paths {
         patch: operations["patchResource"];
         trace?: never;
     };
+    "/v1/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Apply several resource writes atomically
+         * @description Runs up to `--max-batch-ops` (default 100) `create`, `put`, `patch`
+         *     and `delete` operations, across collections, in one transaction:
+         *     all of them or none. They apply in order, each seeing what the
+         *     earlier ones wrote, and take contiguous revisions, one each; every
+         *     event of the batch carries `batch` (its `id`, its `lastRevision`,
+         *     and `end` on the last event of the batch a subscription receives).
+         *     Each operation is authorised (`write` on the collection's resources
+         *     for a `create`, on the resource for the others), validated and
+         *     preconditioned as the single REST call would be, and its result has
+         *     the status that call would answer. A `patch` without `ifMatch` is
+         *     retried on concurrent writes like `PATCH`. One failing operation
+         *     fails the batch, which writes nothing: the problem's `operation`
+         *     member is its index and `errors[].pointer` points into it (e.g.
+         *     `/operations/3/data/qty`). With `Idempotency-Key`, a retry of the
+         *     same request replays the first reply.
+         */
+        post: operations["applyBatch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/channels/{channel}/messages": {
         parameters: {
             query?: never;
@@ -553,6 +587,74 @@ export interface components {
             cursor: components["schemas"]["Cursor"];
             resource?: components["schemas"]["Resource"];
             message?: components["schemas"]["ChannelMessage"];
+            batch?: components["schemas"]["EventBatch"];
+        };
+        /**
+         * @description On the events of changes written by an atomic batch (`POST /v1/batch`):
+         *     the batch's `id` and `lastRevision`, and `end` on the last event of the
+         *     batch that this subscription (or webhook) receives — with a selector it
+         *     may receive only some of the batch's changes. A client that applies the
+         *     events of a batch together on `end` never shows half a batch.
+         */
+        EventBatch: {
+            id: string;
+            lastRevision: components["schemas"]["Revision"];
+            end: boolean;
+        };
+        Batch: {
+            /** @description Applied in order; the server allows at most `--max-batch-ops` (default 100), 413 beyond. */
+            operations: components["schemas"]["BatchOperation"][];
+        };
+        /**
+         * @description `create`: `data` (required), `labels`, optional `id` (a server-made one
+         *     without). `put`: `id`, `data` (required), `labels`, `ifMatch` and/or
+         *     `ifNoneMatch: "*"`. `patch`: `id`, a JSON Merge Patch in `data` and/or
+         *     `labels` (`null` removes a member or label), `ifMatch`. `delete`: `id`,
+         *     `ifMatch`. Label values may be `null` only in a `patch`.
+         */
+        BatchOperation: {
+            /** @enum {string} */
+            op: "create" | "put" | "patch" | "delete";
+            collection: components["schemas"]["Name"];
+            id?: components["schemas"]["Name"];
+            data?: {
+                [key: string]: unknown;
+            };
+            labels?: {
+                [key: string]: string | null;
+            };
+            /**
+             * Format: int64
+             * @description The revision the resource must be at (its ETag without quotes).
+             */
+            ifMatch?: number;
+            /**
+             * @description On `put`, create-only.
+             * @enum {string}
+             */
+            ifNoneMatch?: "*";
+        };
+        BatchResult: {
+            /** @description The batch ID its events carry. */
+            id: string;
+            lastRevision: components["schemas"]["Revision"];
+            /** @description One per operation, in order; the batch took the revisions `lastRevision - len(results) + 1` … `lastRevision`. */
+            results: components["schemas"]["BatchOperationResult"][];
+        };
+        BatchOperationResult: {
+            /** @enum {string} */
+            op: "create" | "put" | "patch" | "delete";
+            /**
+             * @description What the single REST call would have answered (201 created, 200 replaced or patched, 204 deleted).
+             * @enum {integer}
+             */
+            status: 200 | 201 | 204;
+            revision: components["schemas"]["Revision"];
+            /** @description The resource's new ETag (absent for a delete). */
+            etag?: string;
+            /** @description The created resource's URL (with status 201). */
+            location?: string;
+            resource?: components["schemas"]["Resource"];
         };
         Changes: {
             events: components["schemas"]["StreamEvent"][];
@@ -781,6 +883,8 @@ export interface components {
             status: number;
             detail?: string;
             instance?: string;
+            /** @description In the problem of a failed batch (`POST /v1/batch`), the index of the operation that failed it. */
+            operation?: number;
             errors?: components["schemas"]["ProblemField"][];
         };
         ConnectionID: string;
@@ -1542,6 +1646,100 @@ export interface operations {
             412: components["responses"]["PreconditionFailed"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    applyBatch: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client-chosen key; retries with the same key replay the first reply for 24 hours. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Batch"];
+            };
+        };
+        responses: {
+            /** @description Every operation was applied. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchResult"];
+                };
+            };
+            /** @description Type `invalid-request`: the request is malformed (no operations, more than 1000, a member an operation does not take, a bad ID or label); `operation` names the operation at fault. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Type `insufficient-scope`: the credentials lack `write` on the path of operation `operation`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Type `not-found`: the collection or resource of operation `operation` does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            /** @description Type `conflict`: operation `operation` creates an ID that exists, or patches a resource that kept changing; or the Idempotency-Key was used for another request. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Type `precondition-failed`: the `ifMatch` or `ifNoneMatch` of operation `operation` did not hold. */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Type `too-large`: more operations than `--max-batch-ops`, or a body over `--max-body-bytes`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description Type `schema-violation`: the data operation `operation` writes violates its collection's JSON Schema; `errors[].pointer` names the member, e.g. `/operations/3/data/qty`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
         };
     };
