@@ -20,7 +20,7 @@ const ordersSchema = `{"type":"object","properties":{"item":{"type":"string"},"q
 // newBatchApp is an App on a fresh SQLite store (wrapped by wrap, when
 // given) with collections orders (with a schema) and logs, and o-1 in
 // orders.
-func newBatchApp(t *testing.T, opts Options, wrap func(store.Store) store.Store) (*App, store.Store) {
+func newBatchApp(t testing.TB, opts Options, wrap func(store.Store) store.Store) (*App, store.Store) {
 	t.Helper()
 	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "app.db"), sqlite.Options{})
 	if err != nil {
