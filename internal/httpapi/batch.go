@@ -23,19 +23,24 @@ func (s *Server) ApplyBatch(ctx context.Context, req api.ApplyBatchRequestObject
 	return api.ApplyBatch200JSONResponse(wire.BatchResult(res)), nil
 }
 
-// withOperation names, in a request validation problem, the batch
-// operation its first field points into (/operations/{i}/…).
+// withOperation names, in a request validation problem, the first batch
+// operation its fields point into (/operations/{i}/…).
 func withOperation(p api.Problem) api.Problem {
-	if p.Errors == nil || len(*p.Errors) == 0 || (*p.Errors)[0].Pointer == nil {
+	if p.Errors == nil {
 		return p
 	}
-	rest, ok := strings.CutPrefix(*(*p.Errors)[0].Pointer, "/operations/")
-	if !ok {
-		return p
-	}
-	n, _, _ := strings.Cut(rest, "/")
-	if i, err := strconv.Atoi(n); err == nil && i >= 0 {
-		p.Operation = &i
+	for _, f := range *p.Errors {
+		if f.Pointer == nil {
+			continue
+		}
+		rest, ok := strings.CutPrefix(*f.Pointer, "/operations/")
+		if !ok {
+			continue
+		}
+		n, _, _ := strings.Cut(rest, "/")
+		if i, err := strconv.Atoi(n); err == nil && i >= 0 && (p.Operation == nil || i < *p.Operation) {
+			p.Operation = &i
+		}
 	}
 	return p
 }
