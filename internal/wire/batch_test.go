@@ -49,7 +49,9 @@ func TestBatchProblem(t *testing.T) {
 // TestBatchResult: each operation's result has the status of its single
 // call; a delete carries no resource.
 func TestBatchResult(t *testing.T) {
-	r := func(id string, rev int64) store.Resource { return store.Resource{Collection: "c", ID: id, Revision: rev} }
+	r := func(id string, rev int64) store.Resource {
+		return store.Resource{Collection: "c", ID: id, Revision: rev}
+	}
 	out := BatchResult(app.BatchResult{ID: "b", LastRevision: 14, Results: []app.BatchOpResult{
 		{Kind: app.BatchCreate, Resource: r("a", 11), Created: true},
 		{Kind: app.BatchPut, Resource: r("a", 12)},
