@@ -179,6 +179,8 @@ func errCode(err error) store.Code {
 // racingStore writes o-1 behind the App's back before each of the first
 // races batches, as a concurrent writer would between the App's read and
 // the batch.
+var _ store.Store = (*racingStore)(nil)
+
 type racingStore struct {
 	store.Store
 	races   int64

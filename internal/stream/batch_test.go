@@ -21,6 +21,8 @@ import (
 )
 
 // recSink records every frame it is given.
+var _ Sink = (*recSink)(nil)
+
 type recSink struct {
 	mu     sync.Mutex
 	frames []testFrame
