@@ -69,10 +69,13 @@ func (e *Resources) Tail(ctx context.Context, topic Topic, sel store.Selector, s
 			ends := lastVisible(changes, visible)
 			for _, ch := range changes {
 				pos = ch.Revision
-				if !visible(ch) {
+				if !matchesTopic(topic, ch) {
 					continue
 				}
-				ev, _ := EventFor(ch, sel)
+				ev, ok := EventFor(ch, sel)
+				if !ok {
+					continue
+				}
 				out = append(out, changeEvent(topic.Path, spec.labels, ev, e.Feed.Cursor(ch.Revision), ch, batchEnd(ends, ch)))
 				size += len(ch.Resource.Data) + 256
 				if len(out) == limit || size >= PollMaxBytes {
