@@ -33,6 +33,7 @@ type serveConfig struct {
 	LogFormat        string
 	MaxBodyBytes     int64
 	MaxScan          int
+	MaxBatchOps      int
 	ChangeLogRetain  int64
 	ShutdownTimeout  time.Duration
 	ConfigFile       string
@@ -106,6 +107,7 @@ func (c *serveConfig) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest accepted request body in bytes")
 	fs.IntVar(&c.MaxScan, "max-scan", store.DefaultMaxScan, "most resources one list request (or one page of a filtered snapshot) examines; a filter or order that needs more answers 422 needs-index (declare an index)")
+	fs.IntVar(&c.MaxBatchOps, "max-batch-ops", app.DefaultMaxBatchOps, fmt.Sprintf("most operations one POST /v1/batch takes (413 beyond; 1 to %d)", store.MaxBatchOps))
 	fs.Int64Var(&c.ChangeLogRetain, "change-log-retain", 100000, "how many changes the change log keeps for resuming subscribers (older cursors get resync-required)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long graceful shutdown waits for requests to finish")
 	fs.StringVar(&c.ConfigFile, "config", "", "optional YAML configuration file")

@@ -62,6 +62,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := checkWebhookFlags(cfg); err != nil {
 		return err
 	}
+	if cfg.MaxBatchOps < 1 || cfg.MaxBatchOps > store.MaxBatchOps {
+		return fmt.Errorf("--max-batch-ops %d: must be from 1 to %d", cfg.MaxBatchOps, store.MaxBatchOps)
+	}
 	authn, err := cfg.authenticator()
 	if err != nil {
 		return err
@@ -140,7 +143,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if hc, ok := hookOpts.Caller.(*webhook.HookClient); ok {
 		defer hc.Close()
 	}
-	appOpts := app.Options{Logger: logger, Node: node, Hooks: hookOpts, MaxScan: cfg.MaxScan,
+	appOpts := app.Options{Logger: logger, Node: node, Hooks: hookOpts, MaxScan: cfg.MaxScan, MaxBatchOps: cfg.MaxBatchOps,
 		Realtime: app.Realtime{Resources: resources, Channels: channels, Namespaces: ns, Caps: caps},
 		Webhooks: app.WebhookOptions{
 			Sender: sender, Encoder: frames, Metrics: webhook.NewMetrics(reg),

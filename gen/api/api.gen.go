@@ -24,6 +24,90 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for BatchOperationIfNoneMatch.
+const (
+	Asterisk BatchOperationIfNoneMatch = "*"
+)
+
+// Valid indicates whether the value is a known member of the BatchOperationIfNoneMatch enum.
+func (e BatchOperationIfNoneMatch) Valid() bool {
+	switch e {
+	case Asterisk:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BatchOperationOp.
+const (
+	BatchOperationOpCreate BatchOperationOp = "create"
+	BatchOperationOpDelete BatchOperationOp = "delete"
+	BatchOperationOpPatch  BatchOperationOp = "patch"
+	BatchOperationOpPut    BatchOperationOp = "put"
+)
+
+// Valid indicates whether the value is a known member of the BatchOperationOp enum.
+func (e BatchOperationOp) Valid() bool {
+	switch e {
+	case BatchOperationOpCreate:
+		return true
+	case BatchOperationOpDelete:
+		return true
+	case BatchOperationOpPatch:
+		return true
+	case BatchOperationOpPut:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BatchOperationResultOp.
+const (
+	BatchOperationResultOpCreate BatchOperationResultOp = "create"
+	BatchOperationResultOpDelete BatchOperationResultOp = "delete"
+	BatchOperationResultOpPatch  BatchOperationResultOp = "patch"
+	BatchOperationResultOpPut    BatchOperationResultOp = "put"
+)
+
+// Valid indicates whether the value is a known member of the BatchOperationResultOp enum.
+func (e BatchOperationResultOp) Valid() bool {
+	switch e {
+	case BatchOperationResultOpCreate:
+		return true
+	case BatchOperationResultOpDelete:
+		return true
+	case BatchOperationResultOpPatch:
+		return true
+	case BatchOperationResultOpPut:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BatchOperationResultStatus.
+const (
+	N200 BatchOperationResultStatus = 200
+	N201 BatchOperationResultStatus = 201
+	N204 BatchOperationResultStatus = 204
+)
+
+// Valid indicates whether the value is a known member of the BatchOperationResultStatus enum.
+func (e BatchOperationResultStatus) Valid() bool {
+	switch e {
+	case N200:
+		return true
+	case N201:
+		return true
+	case N204:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ConnectHookRequestHook.
 const (
 	Connect ConnectHookRequestHook = "connect"
@@ -309,6 +393,75 @@ func (e WebhookState) Valid() bool {
 	}
 }
 
+// Batch defines model for Batch.
+type Batch struct {
+	// Operations Applied in order; the server allows at most `--max-batch-ops` (default 100), 413 beyond.
+	Operations []BatchOperation `json:"operations"`
+}
+
+// BatchOperation `create`: `data` (required), `labels`, optional `id` (a server-made one
+// without). `put`: `id`, `data` (required), `labels`, `ifMatch` and/or
+// `ifNoneMatch: "*"`. `patch`: `id`, a JSON Merge Patch in `data` and/or
+// `labels` (`null` removes a member or label), `ifMatch`. `delete`: `id`,
+// `ifMatch`. Label values may be `null` only in a `patch`.
+type BatchOperation struct {
+	// Collection Example: orders
+	Collection Name            `json:"collection"`
+	Data       json.RawMessage `json:"data,omitempty"`
+
+	// Id Example: orders
+	Id *Name `json:"id,omitempty"`
+
+	// IfMatch The revision the resource must be at (its ETag without quotes).
+	IfMatch *int64 `json:"ifMatch,omitempty"`
+
+	// IfNoneMatch On `put`, create-only.
+	IfNoneMatch *BatchOperationIfNoneMatch `json:"ifNoneMatch,omitempty"`
+	Labels      json.RawMessage            `json:"labels,omitempty"`
+	Op          BatchOperationOp           `json:"op"`
+}
+
+// BatchOperationIfNoneMatch On `put`, create-only.
+type BatchOperationIfNoneMatch string
+
+// BatchOperationOp defines model for BatchOperation.Op.
+type BatchOperationOp string
+
+// BatchOperationResult defines model for BatchOperationResult.
+type BatchOperationResult struct {
+	// Etag The resource's new ETag (absent for a delete).
+	Etag *string `json:"etag,omitempty"`
+
+	// Location The created resource's URL (with status 201).
+	Location *string                `json:"location,omitempty"`
+	Op       BatchOperationResultOp `json:"op"`
+	Resource *Resource              `json:"resource,omitempty"`
+
+	// Revision The store revision of the write that produced this state.
+	Revision Revision `json:"revision"`
+
+	// Status What the single REST call would have answered (201 created, 200 replaced or patched, 204 deleted).
+	Status BatchOperationResultStatus `json:"status"`
+}
+
+// BatchOperationResultOp defines model for BatchOperationResult.Op.
+type BatchOperationResultOp string
+
+// BatchOperationResultStatus What the single REST call would have answered (201 created, 200 replaced or patched, 204 deleted).
+type BatchOperationResultStatus int
+
+// BatchResult defines model for BatchResult.
+type BatchResult struct {
+	// Id The batch ID its events carry.
+	Id string `json:"id"`
+
+	// LastRevision The store revision of the write that produced this state.
+	LastRevision Revision `json:"lastRevision"`
+
+	// Results One per operation, in order; the batch took the revisions `lastRevision - len(results) + 1` … `lastRevision`.
+	Results []BatchOperationResult `json:"results"`
+}
+
 // Changes defines model for Changes.
 type Changes struct {
 	// Cursor An opaque stream position, exactly as the server sent it.
@@ -450,6 +603,19 @@ type DisconnectResult struct {
 	UnreachableNodes *[]string `json:"unreachableNodes,omitempty"`
 }
 
+// EventBatch On the events of changes written by an atomic batch (`POST /v1/batch`):
+// the batch's `id` and `lastRevision`, and `end` on the last event of the
+// batch that this subscription (or webhook) receives — with a selector it
+// may receive only some of the batch's changes. A client that applies the
+// events of a batch together on `end` never shows half a batch.
+type EventBatch struct {
+	End bool   `json:"end"`
+	Id  string `json:"id"`
+
+	// LastRevision The store revision of the write that produced this state.
+	LastRevision Revision `json:"lastRevision"`
+}
+
 // Health defines model for Health.
 type Health struct {
 	Checks *map[string]string `json:"checks,omitempty"`
@@ -544,8 +710,11 @@ type Problem struct {
 	Detail   *string         `json:"detail,omitempty"`
 	Errors   *[]ProblemField `json:"errors,omitempty"`
 	Instance *string         `json:"instance,omitempty"`
-	Status   int             `json:"status"`
-	Title    string          `json:"title"`
+
+	// Operation In the problem of a failed batch (`POST /v1/batch`), the index of the operation that failed it.
+	Operation *int   `json:"operation,omitempty"`
+	Status    int    `json:"status"`
+	Title     string `json:"title"`
 
 	// Type A stable URI identifying the problem type.
 	//
@@ -718,6 +887,13 @@ type ServerSubscriptionResult struct {
 
 // StreamEvent An event frame, exactly as on the WebSocket (AsyncAPI components/schemas/Event).
 type StreamEvent struct {
+	// Batch On the events of changes written by an atomic batch (`POST /v1/batch`):
+	// the batch's `id` and `lastRevision`, and `end` on the last event of the
+	// batch that this subscription (or webhook) receives — with a selector it
+	// may receive only some of the batch's changes. A client that applies the
+	// events of a batch together on `end` never shows half a batch.
+	Batch *EventBatch `json:"batch,omitempty"`
+
 	// Cursor An opaque stream position, exactly as the server sent it.
 	Cursor   Cursor           `json:"cursor"`
 	Event    StreamEventEvent `json:"event"`
@@ -1042,6 +1218,12 @@ type Unprocessable = Problem
 // UnsupportedMediaType RFC 9457 problem details.
 type UnsupportedMediaType = Problem
 
+// ApplyBatchParams defines parameters for ApplyBatch.
+type ApplyBatchParams struct {
+	// IdempotencyKey A client-chosen key; retries with the same key replay the first reply for 24 hours.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // PollChangesParams defines parameters for PollChanges.
 type PollChangesParams struct {
 	Topic  Topic   `form:"topic" json:"topic"`
@@ -1111,7 +1293,7 @@ type ListResourcesParams struct {
 	// Limit Page size.
 	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// PageToken The `nextPageToken` of the previous page.
+	// PageToken The `nextPageToken` of the previous page, with the same `labels`, `filter` and `orderBy`.
 	PageToken *string `form:"pageToken,omitempty" json:"pageToken,omitempty"`
 }
 
@@ -1210,6 +1392,9 @@ type WebhookDeliveryParams struct {
 	// WebhookSignature Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, one per signing secret.
 	WebhookSignature string `json:"webhook-signature"`
 }
+
+// ApplyBatchJSONRequestBody defines body for ApplyBatch for application/json ContentType.
+type ApplyBatchJSONRequestBody = Batch
 
 // PublishMessageJSONRequestBody defines body for PublishMessage for application/json ContentType.
 type PublishMessageJSONRequestBody = MessagePublish
@@ -1366,6 +1551,9 @@ type ServerInterface interface {
 	// GetReady Readiness probe
 	// (GET /readyz)
 	GetReady(w http.ResponseWriter, r *http.Request)
+	// ApplyBatch Apply several resource writes atomically
+	// (POST /v1/batch)
+	ApplyBatch(w http.ResponseWriter, r *http.Request, params ApplyBatchParams)
 	// PollChanges Long-poll a topic
 	// (GET /v1/changes)
 	PollChanges(w http.ResponseWriter, r *http.Request, params PollChangesParams)
@@ -1477,6 +1665,47 @@ func (siw *ServerInterfaceWrapper) GetReady(w http.ResponseWriter, r *http.Reque
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetReady(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ApplyBatch operation middleware
+func (siw *ServerInterfaceWrapper) ApplyBatch(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ApplyBatchParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "Idempotency-Key", Err: err})
+			return
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ApplyBatch(w, r, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -2843,6 +3072,7 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/collections/{collection}/resources/{id}", wrapper.GetResource)
 	m.HandleFunc(http.MethodPatch+" "+options.BaseURL+"/v1/collections/{collection}/resources/{id}", wrapper.PatchResource)
 	m.HandleFunc(http.MethodPut+" "+options.BaseURL+"/v1/collections/{collection}/resources/{id}", wrapper.ReplaceResource)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/batch", wrapper.ApplyBatch)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/channels/{channel}/messages", wrapper.ChannelHistory)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/channels/{channel}/messages", wrapper.PublishMessage)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/channels/{channel}/presence", wrapper.ChannelPresence)
@@ -3101,6 +3331,192 @@ func (response GetReady503JSONResponse) VisitGetReadyResponse(w http.ResponseWri
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApplyBatchRequestObject struct {
+	Params ApplyBatchParams
+	Body   *ApplyBatchJSONRequestBody
+}
+
+type ApplyBatchResponseObject interface {
+	VisitApplyBatchResponse(w http.ResponseWriter) error
+}
+
+type ApplyBatch200JSONResponse BatchResult
+
+func (response ApplyBatch200JSONResponse) VisitApplyBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApplyBatch400ApplicationProblemPlusJSONResponse Problem
+
+func (response ApplyBatch400ApplicationProblemPlusJSONResponse) VisitApplyBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApplyBatch403ApplicationProblemPlusJSONResponse Problem
+
+func (response ApplyBatch403ApplicationProblemPlusJSONResponse) VisitApplyBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApplyBatch404ApplicationProblemPlusJSONResponse Problem
+
+func (response ApplyBatch404ApplicationProblemPlusJSONResponse) VisitApplyBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApplyBatch408ApplicationProblemPlusJSONResponse struct {
+	RequestTimeoutApplicationProblemPlusJSONResponse
+}
+
+func (response ApplyBatch408ApplicationProblemPlusJSONResponse) VisitApplyBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(408)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApplyBatch409ApplicationProblemPlusJSONResponse Problem
+
+func (response ApplyBatch409ApplicationProblemPlusJSONResponse) VisitApplyBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApplyBatch412ApplicationProblemPlusJSONResponse Problem
+
+func (response ApplyBatch412ApplicationProblemPlusJSONResponse) VisitApplyBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApplyBatch413ApplicationProblemPlusJSONResponse Problem
+
+func (response ApplyBatch413ApplicationProblemPlusJSONResponse) VisitApplyBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApplyBatch415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ApplyBatch415ApplicationProblemPlusJSONResponse) VisitApplyBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApplyBatch422ApplicationProblemPlusJSONResponse Problem
+
+func (response ApplyBatch422ApplicationProblemPlusJSONResponse) VisitApplyBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApplyBatch503ApplicationProblemPlusJSONResponse struct {
+	StoreUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ApplyBatch503ApplicationProblemPlusJSONResponse) VisitApplyBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApplyBatchdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ApplyBatchdefaultApplicationProblemPlusJSONResponse) VisitApplyBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5979,6 +6395,9 @@ type StrictServerInterface interface {
 	// GetReady Readiness probe
 	// (GET /readyz)
 	GetReady(ctx context.Context, request GetReadyRequestObject) (GetReadyResponseObject, error)
+	// ApplyBatch Apply several resource writes atomically
+	// (POST /v1/batch)
+	ApplyBatch(ctx context.Context, request ApplyBatchRequestObject) (ApplyBatchResponseObject, error)
 	// PollChanges Long-poll a topic
 	// (GET /v1/changes)
 	PollChanges(ctx context.Context, request PollChangesRequestObject) (PollChangesResponseObject, error)
@@ -6142,6 +6561,39 @@ func (sh *strictHandler) GetReady(w http.ResponseWriter, r *http.Request) {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(GetReadyResponseObject); ok {
 		if err := validResponse.VisitGetReadyResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ApplyBatch operation middleware
+func (sh *strictHandler) ApplyBatch(w http.ResponseWriter, r *http.Request, params ApplyBatchParams) {
+	var request ApplyBatchRequestObject
+
+	request.Params = params
+
+	var body ApplyBatchJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ApplyBatch(ctx, request.(ApplyBatchRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ApplyBatch")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ApplyBatchResponseObject); ok {
+		if err := validResponse.VisitApplyBatchResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -6934,224 +7386,250 @@ func (sh *strictHandler) TestWebhook(w http.ResponseWriter, r *http.Request, web
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3rcttGtij8Kj2cqTI5A1LUxZ6YKv9QbCXR3o6jkuTyV1/gEzSBJtkjsBtBg6IYb1XlHc5+hnmwPMmp",
-	"Xqu70SABXmRJTmbmjy2SQF/X/fqpFctpJgUThWoNPrUmjCYshz9Pr+hY/58wFec8K7gUrUHrasJIzpSc",
-	"5bH+44YrLgWhilCiilyKMWGi4MWCFHQcENYb90gUto4OwlbUawUtFU/YlOphi0XGWoOWKnIuxq27u6D1",
-	"VsYUZ6mb9P3FWyJHpJgwEueMFixx61g/8F3QymhOp6wwG3s9oUKw9B2dstWpzI9E0CkbkJQV+q2AJHzM",
-	"CxWQqBcFJPpJ/9PV/wyiY1iSflxlNGaEK/gio3lBhmwkcwafRzxXhX5eL5brmTJaTFpBS8AyWjHO2wpa",
-	"Oft5xnOWtAZFPmP+zv6Ss1Fr0PrzXnlne/ir2vM3pbf8WqYpi/WmGvbpfoe1N63KPXXvhXkrEgLHOntT",
-	"tx77Kzl7Q9r6yKK4fCOJ7OVHc5bGcsoiMtKX2mlcuX33/kfqL7i6g7d8yovVTZzTMSOK/1Ie588zli/K",
-	"VaXwnr+AhI3oLC1ag/1+P2hN6S2fzqbwSX/kwnwMLFhzUbAxy5fWoye+ktesAXciwW4L94w7ykzjr5wp",
-	"ktFx45IzN7S/7Cm9fcvEuJi0Bs/3D4IabH7DlbmDC0ZVHVZ/mCwCMpI54nTKmShImwu85cS9vnLRSwvM",
-	"cfiG1R3oc1y/OvNH3QJZMWGV9U3pguT2DQTTyzf/rYgqZEbmEybIiKZq3WLtbLVAgOBpljuUMmVUwHq/",
-	"4WnB8tUlnpAR/ELYbZYzBcS4nchY7emJOVO9adIJYAeKThlJqRjPNJTqc0+5KlQQCjUbujEVaX9gw0sZ",
-	"X7MiIJeXpwFJpRh3M5mmHUJFQuZsOJHyWgVE3rA8FFFCC9oLZ/3+YaxxEP5imjimdMhSZX66ZovyF57o",
-	"fy370H8bmn5SREEoolmWmE8DEr16Rf70iuAo5j/zkZn/XsGYgvzY6/U+6r/Zrd5ae9SB0VRB80J94MWk",
-	"PQpI2FJhqwNPiaTm21iKgnKh9Lc3nYi0KZ4QAE9AZE6oICxlUw0PcqQ/0Tyni05AIr2cgxf4rx7rf/5H",
-	"//unSB9cKDKaM1FMmGLqmOB4inBBfp7JgqmAiNl0CNwm0nCg3wRg0n+IWZpGx6Eo+JQpzW4vvnlNDg8P",
-	"X9pxeuSEDGniwwHXTPmo39cEnosx4YUKRSYV1/fcIz8I5NmMTgNCS6ZeTGhB8MjIlBbxRL9L85zfwMyh",
-	"iBzfNZcG2yNSuHdl5r9aeSVhKdOv9MiFm1BmPFZEinTRCzUis1s6zVKNAgBaqqDFTJFXr0jYyihPwhbx",
-	"z5nAQz8XCwsTBw24h5jSRCiO+i9f1FGKs4RNM1kwES/+my3qMBBJQzeeSMUEuWaLY5KzQiMfmfNiUiLf",
-	"NdPEI0vpwhMJ9BcLQMeDIzKRs1w52oHCWLkBbyldvZYmkvf8ObAO+3m/dluj7/UF1ewn0+vRl0G4Ebdm",
-	"uYZbogVCvFamSNtKdR1AieivEewhbCHqha3mXYy6OHXD8l8c1a/3nRSsYc0/CPLt6dWAUKHmLCeH/SO7",
-	"dn/NAPLn768GsNopo0IZUbILsLdmwXru+6z6hzxh+dc1UPM+I4UkRySW0yntKqYlVC3SjjhLE0XaFAhD",
-	"hCCrz5jReEIkvE7TdBGKkUxTOWcJGS5IRFUcwTXoWbRIqoGP5oxIvQB86OyNphEwwTMVihuazpjCBwhV",
-	"AzLlSgGF07QmQD4WEOBIJWWyVKs9XBQsFPA28hdDBRXSguE/WFyoenSOtUysFxoQnjTgqjQH13Da+/2D",
-	"2vO2NKVOwnT05uxNg8wIq/lMKfdyBls/1wPX0AqFP5M2JYUWqp4pEqnZMAo0Gzk5P9M04pkCkbxJsjVD",
-	"3HupZoWw2g/Iy+uOy/zUfFpGDrj3Osq5QUfLmcqkUAxUtK9pcsF+njEFUpnmyEzAnzTLUo5q4l6Wy2HK",
-	"pn/7h5Eut5v2HN/CSet0W5hWM88pTUcyn7LkmEQsz2WuItTzDDKORkwkmsMBTvVaKJGPUh4/6arPCkLT",
-	"nNFkQZD2WhlliV2QOVUkZzOlyQw8IUG6NTuG9X8j8yFPEtQjnvLY45wlTBScpoqkNL5GpZqxhCVknFOt",
-	"GURcqNloxGPNbX9SscxY1IFVfyfl9RsmuIbAp122N8EzRQBfcjaCIy48YGrzQhGzgIBosqUptV5wRGYi",
-	"ZQptBt5oZExvmJbYiJyLcpfvBb2hPKXDlD3lVk9wayPKU5aQthZC5awICGAFQfksIFzzFJ4YLhyQmcg1",
-	"oujFAkgWUpIpFQsS0zRVZE55wcV4YM5Dz9CdlfszggUIT4UEVkaGubxmucZN70HSxgEq76IItiApLViu",
-	"CZhn2LrQv3RPRrUK1aVW0BKlubNeoDPh5AuQZceUi1pzU6mX6+N7x1iizkTCbp8aIoGPkrmcpVoX0II/",
-	"I1O9AyuBa1CjqGSrmAoynCVjVoSiHXW7U3rb1V/q80MDAcxlT1jjo+pyva2oY0ghCrJaaAlFIQn8SNrn",
-	"J1evv0Ph0VmQNKuDn5mKOloy0Ocki2/kTDw53par0mDlVJ9EMkWELJCQAtadg8aegM70DcD/U641ssIy",
-	"SncVSTQiCU9gtRNp2I8d6SlJgzBUoK010pdHz//uoCZhBeWpQupl2PkVko4vxdWHMlm4Y0OdFnQ0Y3VS",
-	"LL9h+TPNJmlCDJkjGjP0F13zRRQQY7Ahh33i9qcWIr5wktATw/MsVxIIo5wViifMsJ+CcsESMuGahC40",
-	"DI1yOXWsn2UynmhSmUqaGFJLCwYiPFgALMHTgi3Lb3jMvhAHunK3Q2Iq9O0V9FrvkmuEndfygAHhiBtg",
-	"MAHOU7V0aSVLC0+pnCvi6J//iMeEtMKjNHmdWfkpTY3qj6oWLYgZAh/qwhtRj7yT5rlnigDYDHzmpMeX",
-	"wl2JkAl7en51qTnsl7xa4PDmZocacmk8AVFjI2u/C1pXUr6l+fjJVw3UhN3Gmi0i9vBfGAEbv13X91Qs",
-	"DOlTTyuxZSzvGqM1rMiI/5VzzWnBuvArSzS++DKr/g1Jn3soMpZkmTFBSgeLcn45C+Vn5w6d9GOqqxfD",
-	"s6jjJLoKHsoRQQGZi5hnNK3HRRjEPaPhIEIOE3miCG5V0y89Itg4nh6b3osslzFT6kugEgAlV2TO0rSL",
-	"+isZzgpyw6XGGLUqlf3X5Q/vyCWM7jTdHz/2Mql3lfunqxUAfRBTNh0a3Hsv1CzLZF6w5HuWcHoFB/IF",
-	"ufuE4lrn4Iw2ywAdowcmDzOmdQSP0eBAExTxaHqey4zlBdffow2slXlffWohr93oPMSn7oIWu7HOdV6w",
-	"qdpongGL/Kl+Sb9tAAxsay20k1gR40c7dGDX9NE9L42NJ7AO7e81OCKJ3GWvxiu9i/M52PmEElrQGmOZ",
-	"WCBoOiy+7Y5l12xQA1Dvgs7tvu6ClhyNFAOI02BPC8TLF0et9Y7UoJXNhilXEyQIS0bFoKWlvsqgiSaI",
-	"8G2dCdK/n9Kpb9bmzsZs2oy+5t6s9740osYTWgxSORwuWkEro0XBcn1c/+fHk+7/T7u/9LsvP5Z/9n4a",
-	"dD9+6gf7B3+/+8vqev04gV1Bwzrstj0bazjcxpCqjxF9g5uev7DP3flkuX4fFe+qtFbUdVDl/dpV1zzr",
-	"Wgt811BHHHT53mGj3h4C77Rq79pdwmt4bser2OVctzujZWHCYxGkneR0VJCD/kG/u39AhgurDXXQ/cdu",
-	"WL5wOrXW+jWoR2Q6UwVRtOBqtOiR01sNtzQlkV51hCK0sZ0FqIBI9GCCEAAzw/DATZiW3BVLR5pTO/8a",
-	"EArk0qRNzch7EU3TH+B/sYD/pWDwv5BFtBfxUUTiRZyiIkiEJOZwQV3SJJtwQYasmDMmjF3k6ODAabnI",
-	"HXlBZiJhOYnMiUOcz1OB2nqYesvRjL4DRDlOtRXL8mjIJo6F49WvF+TJ76S89kz/a9fcIPxYadQEaYDp",
-	"UkuUYGG0QSWdAaHERTqEohRnjfX88vLUeMdBpKCzYsJEoeUYlvTICXoaAWRoKKLK6tGREaH3a4lqgoi8",
-	"6UD1MK/xybugBV4WzQKE5mA/2tAm7xRLEsuTGl+j4D/PmFYIwPJK2jRV0sZSgQ+my5OIoIzc6dVRbid2",
-	"b7Pyc/fw53FP410Cr5x5oVxHYI9yIyzhbewITNGnu8haBjxggsCJyKB+ZOgVYH+7Ak2zbJzTBGzWHhyh",
-	"YdxFBdDCEpFjDXCRBjET7PRMhQIDA2Ka50juOj0STZmmpEMWSyuSZzlTTMSM6J80odXgDyS4GtezhBUQ",
-	"J1TR2eQcIkb4WMicJZ3jUETgeFERWjeShCWW2rpreKZcAFfKR8xMUsGmNpBmtRAFvcU40f/6cAVuT/Dg",
-	"BCT6pGbDu4hwEaezhCWdOrzBpVQo0oYQNAimO8OH970gMEOXgpY+ME/gK6EnK62om0HdKibNUHgP0Qpf",
-	"3E24QszfPp4xaAmZsPp4Qf0LmNu0srcE/nVz52wqC3aSJDlTqn5IB2cUnyKgpoH1Ts9F54BEE6mKgdYm",
-	"68mQdX2v6gpDpbU849YUi6mcKd9C0TRaaV3YgdnZUS+991cZX9AqciqU3oxPvOdsqIBI1JDvZV6pCR9c",
-	"kj/W8mkHFXBZ3tXHtXCJfv+lKJZq5FCtgvFT9+PfGrSJMkL20YUOh101Z18JeG2EF4lm/5SqwsXAruzJ",
-	"c2O+kwmrgW/4Ggm68y2gfMAFeBFAauR5xWamiaoJuYEAC7vnVf3zs+SpZTjd7UowgrN2WWiNXz2M72li",
-	"TfVd8ES0o/MfLq/I3s3+nsFftffJ/HW3t2JuBwvwwrMnepfiImKDFgQNboKRK3ho+czwVbeD2sNzFowV",
-	"b5fMqJamDEu34ZQBYbc0LtIFMeYn46wAMOOwh5VYw7UhetUQZQXRwTtdXRlAzWpkwu/k3PjiPZCcs1wf",
-	"ulQs6flGk36d0aQOLe4JxJWl1l3Hd4ymGE+1k+2KxddrjHvNqywnxtAGn36DSOr5IzaTcTNG7b5KOf9e",
-	"EgJkRuzK9u/NrNlOvHoD9wtaSmnG5oLLgbGpLdhiMytsOuJzX3vZQQn4MJF+7D9XAaGjguW+MmhEomUt",
-	"j/JpzdmegmkEfrXy+A3L+YizREvFpE1LOcYEA2I8pSfUoMexs2peuAta7DbjOVO7iI3XHKMv7A39Y67P",
-	"lWa8ew0Rxm7mWnWzUSDTUFQJcLSen2qM4zExO4bUCTdXb6NuCMtuvm8nwO9w2xdGmfOcYAP/+ses0NqL",
-	"tfsYJY4rE/8UiraNCjjqH3YCEum1RcR9G02KIlODvb2CioRNewm7se4QtWeiwTpBKKKCFynDmHrr4eqR",
-	"K2vksvNP6YJwoQpGEzJkyGgQTUOhNWeIYkDdd2WtOHaTX6bWcIELWU2u6ddBhaOaLrHlqH8YWBg76vcD",
-	"/fmo/zI4OjgIjg5efqzjMHAOW6Tz2C+2yUpagZe3TsJp4hK+eHxYM/mSBxG+Jyg4kTZg8AyCvV8cknhC",
-	"cxoXLAef52pyYfen3l50TExotnut6dkIqIDzDGgkvmkN9MUlRv/1d+JFqJfbN9bHe0jruzp5dpTuq16r",
-	"7cTgtX4wM9Q5+np2FaYewkO1LPXoMetWuurygWh4tZW7Z72359xYi57EDYhe4u3v3C7ue3hv452XzjU7",
-	"Ud1h2kE/1xjjRK1VM5OxI31hn1NlnetOwhzvfU9h9/tcr6nzpD4bfMUS4i+hfn+O6y8x9obAxN4aJrdy",
-	"yxgWscPeYapvOEuT2l0LVVCDiGv4p8sHfv7ype/F7vfXMsxGBrmSjlJABPX7izPCIf5+tLAmP3tYGDnh",
-	"Z/Gsk2OELLojiOjdKMbrX+2ag3VaUuUsd6TbzRfKhS/2DmWipV2bhWQyXUwm2Mc1vuxVsdcVG9AiL44A",
-	"sm4ZSSiTBcZMoz08kUXBEqLnrHe+WLRfnu0bmXuDae0E2ZF5AUNyX7zs73cIF8Z078fKbBazuRYEzSHW",
-	"Xg1y04dz2plQjCWnnfk2wsyWstjCMxWKqPJEBzPK0QdtB5M3LC+9MyD8XpxeXgUmvCsUeuYpkl/CBMhn",
-	"IPgjh3mmbADtqt+vcgDr/H73C6S5h7ewXlS58nYIXiJPsQHVoU0rwkxVMeOQDyVmaYrBzsseSXPQazyS",
-	"X8ij+Fl2wu38j4GzJ9o73ogo9/dI2kglhE+4SKrgAo9tmAUkGMfWKVm51MCPdfeQyEGG4r+wznGNg9ND",
-	"zRqu2QhxCGnSIaLVV9uYz25rpYBeSxUR0mwCoeyh/HA28XNnkcePjNomtuYeIVH27B5KeNzKEWjXW1r3",
-	"1z1tNOR7xmS5Sg73DAIwop9XhsYEzpnFN0RZ+RN/XAMT94q3+gNd2rY6pz2PR3fbOWTcxmlX42jeFQIb",
-	"DAVuoHWHcW6rDexApk2s3PcsHzMCA2jRJvqkTz4wZqG7yFFrP+VhKm9Y4sqmwG+kbZju54NgBXS2tHXp",
-	"yTGGvTJio8Pkbme4t0d9gVzryyPiY6FXCbdN2S+umJoRhec5L5gLE0pmMSQVGxsuqGTNYc616uFFFj+c",
-	"oH5x/npJSM+zOHI6TlkPzYYETVkxkckzZTJ99dMQg+cLoVSQSP+AQVBL0rYIReS28MAhds0ijNGXnikU",
-	"ZtaKyZAioVdOJjQhQgrU+Zrl5jyLd5GZ8Qg30r4s/h4f/H0H7rn91CJM9aJ3lZWRuHLrzMnSBbpDZmlh",
-	"nWwDvBdf2p3Sa+a9QigkvMxythqxt4sU7OatBx2Zm/JOgZkanq7oWw8mCTvQqA/72rqIIRSo0Yq20XnQ",
-	"H+kXaDn4aqtIouVUhb/Wmq0vIZjiQeJYlrk1/EIU0/KlzNF6kFcrUy1vra72zAMEpNShwerG7xULsmS9",
-	"3TYUxMTmDFlC2jInM1F+0XnSAJFNpl8/Z2pHcU0QSKJCul2J4jHBYaXdqH2iFiI+OT8jNTcLk9cIavfK",
-	"FqvwiKViaxgngV8ZHcf/ytRX879SgmZqIpHioqBTx3RGrsTgyk9rwsCmZV7Zbv683NPKt1YYdsCx0uht",
-	"TxKP9uO2hmlj1cG31roWL8soiEoZts0xXpcWoR5OMHM4uiSeue+NFTUUvgUoWnqmIprZbyEvNoKDiUKx",
-	"VCcScntdNI8ivFi1li5t94GFuFFDjcyrpYTjZ8oUzQwIF1rLkoLHNNWkf1prgF8W29yB7CK8rcWhJtFh",
-	"Nbp/yW5bGwb0L2dbbUC6VVj6zCwPH0qOa/M8jm0OhjOzNiZhoK7mjbjKHB49BeHK3pCXPupsaWoP4wr2",
-	"XGmgqqADITRbyHC9nwZ7TQHhpsjbjvKKnmWaFaq2TLRi8azgN8yWo7IPWwKI/JwW8GHCaGJ/SLlgm8WW",
-	"exhxd853ZhU5dtXXLLTQ5JMRL/DZ5OBfcuM93m6Ja5j7ZtOjV6lvLR1L6wrGg2DkLgfw2URRRnhuEWkL",
-	"WZAFKwiNr4WcpywZGwlzRwtHSsenWoCrcZVqMEMtPZYzUXAxhjq1GQAQFIvAQlikvd8n/X4fNJsx66YS",
-	"KtpDDlbOaKIVxpSOrXIpCCWp1ExuKGciqY9VT6kqTvNcNglXqricxTFTOwVuTunt19Y+6ZcN35jsbop+",
-	"X7I4Z8WpHzG6HP3KU1atE67gHaIKnqZE8bFQpG0iYkkuCwgl7AREn28Kh125w7XbwaG3hERcuw2VYNu+",
-	"Bc/uLEbu7MEIWrM83TKoxUqZ+o0S8b3btVv0KgdoNPNgPSjJ5S4eEHMoX9dX1PWlSkoSlnLwqMMnkzSK",
-	"Yl1kVxrZ8sv7KFZhRSrgMMfVRFNjXICsGyDWz5R5vJIIs0ORjKVMvykX9uOqk8Hs+36Onyrh3mwU8Cj5",
-	"hhrvzeJrXYn3GitFQLBmcCn/r9SBr81CWSOorreVbLmIiImbV1kuk6DgLP/Tq1HOWNTZzqbi07iyUcJK",
-	"mL6GwynaqKjQ8EddmItNn8VYWhDJwNaBlVNMPurlD++weDFpQ7B9QaZSFWSffM+/1iCvJTq74q3p7H0J",
-	"muXr24kSO5IypEt1JsqYaQwPMEp9sLeHBQdtqFd0THKW8JzFptiZ5ti2AvXSXR70j77aXH+8LiFLL28N",
-	"qcJsxVKSnU9+6l8f3b5cHMR/n+7//FX+vDi8eTGvhsnOJz/9aEyNnw76d+uE1Ef3fVph+P5JfWaEc7pI",
-	"JU3qeDYtSgoNNm+8WMhe0BcFxS9agx93oa9b7QoRdcuHz/Hkt3p2qbLi3UfvHPQw9zeXUFKmJtquFnuf",
-	"zF93ewVTReR436r29njK8qrtyiyql+nR6qwO81LR2rbodq3Zq6zqbbGysUJReT+z6a6cdCcyd7d28qWy",
-	"mzvAwiXmAMdGMfDxxogvI5amRM4KVz0BlAKilQJ0dIbCeEBcjc228YCaz88UVtk0ryadgeM9WnAOhdOC",
-	"pnRBhmVOMLlYqsppquzncNzoIcblhqK9Fo7xjai2rsLuqmtjQO2XQIccrr/r4PhpMaOs5YWnshlXLp1Q",
-	"sCxbXRZUJDRPiHnSKlsBieYTxeKfMCEM4oepYi+ONEgeHP326/99cURyKhI5xRKlWKHou+9PXncvvzs5",
-	"eP4C2o4YmTthsUwg1jgvVkSw/hLj1LOWVp6/7X38dHgQfPXV3atP/eBgLSe9tFrZkrmNxgW/YdHAElWA",
-	"8wjKeXIxjgab7TehsFYfkehNYaOVBHWRIY2v5WgE9gRsPQO6KUavKvDPhCLK6EyxJBqADFMuhPz26/+S",
-	"hEPNRqhApebQOeNov2/z0Z2UFApNG0wxxJGxe0OjKCpI1O1abce4j7tzLhI5ByEKkJcXPeyJ4wNvNAAz",
-	"RAPlWa7le4zUx/H3uYkDhTY8UQN+RHrPPGbVhbRcZl4LLwicR3gnIEzp80KH0kZkMwBwxdQ9s9ZnOVgR",
-	"vkf76Kq1BzuRuIyMWkqEyN4s5ZaXe3B7W2+y8VMYm4Z5psh3V1fnNqeyvRQxXS0F4Sfs+j3cfEIDxMU7",
-	"gTWE5D3o9hsPd8qF/+3+Qyq0u2iwgs3rGpVFYStsYeMgIQX7bAVVT7OkpG6aYwvNcxetD6xgrInMf8sE",
-	"g7q6FJZqzGmalOWsmOUYaC9QTYUQlAbgvJ9qeS9dcWfFbjUkULF4lvNiAfUDjYE/403NtKQY8fFMI6dJ",
-	"FW/sy/T/dU/Oz0wjLKtP4bh3QWvIaM7ykxmWjcBP31jJ5L8+XLVqAjc/XJH2d5cHz18E5EL/p2W80+TN",
-	"5UmHzCdSMVuzymTwQ/s87E7ieq54a4YThZuDyctFaqUaS9lyMZI1NAbyqrD4Yc5oqoUKGBhrigwgeQUA",
-	"WtOKYer3duDCq+2rglBgJoyRW7OZmrCEaJa3nBTTjkB6VFDc3kZ9cBGKaI9qsk8z3lvQaRp1wNsLQOu8",
-	"vZqPhyIUWN8A+wHo5QuyknsnTf+j5uzzTijQYWyz0zCRXgvEaNOBLiPYJQWz8iBwCStTV3vyhIILr6Kx",
-	"fixCG09NmeNRNZuqAzu6cCcb0zxfaJXRdS0cAK8FdwLLobweBHIGhIs4h/aA2HjLVGODeM4eOSvKuLSy",
-	"RObpFR1Hx8Tr9zCe0TxRGAWqL3K5+QMGq317ekVcfwqaYmJ/5ckB+at9+Pz9VSj8jmd6h3/+MzmplLOA",
-	"MRCq9e8feDHRcki15oWPp22ULE0NUAO9GjmYUESKUKRSZlo2w65yYGJDnyucDIhqPQJWvKjb/ce86CKB",
-	"gya73X/Mr1V3xFMWgdQVdbumOIX5NjDJXgC/kd+/CQrAsGSg5aIE685hM0K9X5nzX2AnA/I14KfpLAlF",
-	"K1yjygpSE6pI/buhWO5xCdYzR6AGZPn3Hjmp1sEzNAUNkF4rMKilByeN3pUK1SEgUUsxMHK7kaDxS30E",
-	"Uc5oEpH2t6dXoYCiqtYw29GKhYatiLSdEXc6Qx+O0r/alDrSNipuKEywj+qQiCZTLvRvHrXxWoN6EVsQ",
-	"GBLFNE0j0r44f00w7FPDtMR4371P+NWd6zuD2ykRBe8UuosCcdAAiRceaHkrZ9jSz/Qm1Gip2FhjYECi",
-	"v/41suiGvNYUHMS0P1ukxFQy6ZFTbLTH8LxdeVflTlXTxNsuJr924R404urFoGJvKnfoL5DsqghB0d6G",
-	"FJYkmI1BYcWMxy4/CmV+nkNRRsgLBeqKxA7NrkBZX/z9eX9Ajvr70CLBr1AKTlW/q9ZxKKIPHz50PVxn",
-	"DvQ1l5m+Clu4KWzqCKOalk5dOKUoFG2km6/ClvnlJ8SXVjQgWHwmCUzldTpLOBMxC6AtqeJjQYtZzn77",
-	"9Z8w+GEoKg29ugYN/BmW233phaG+kvKYmXAPIwycZDSesO5Br28MyWWe8nw+71H4uSfz8Z55V+29PXt9",
-	"+u7yFN4ps6ct+wUme3J+1gpaNyzH4P1Wv7ePD8uMCZrx1qB12Ov3Dk3KMMg2exOoVvULlK2sVfZNGdCD",
-	"fp/MPScrtAxAJo+aBdhrLSSeJSBAFqYW1lLDvIN+f03V/d2q7ZsZ1ndh0exdyxG9iojXGvz4MWip2XRK",
-	"80Vr0HrLb5jQu9IcHuxAdKxA1bHbUq2PeoA9aGC37ZmZWHvMmwCSiZ3BOuCbmClsOfa8f0igqcqcK1Z7",
-	"lhd60i9zlDA1KSSeJ0R5P+8fPsHE72QBgQyLYxJhibSIKLpQGhTjCUlYxkTCRLww8TXrL1hvg293wyU9",
-	"bLzlC9CCwC2npJZEFKEFSRlVaNcwpiGMHgETclTpeWgsqnPKi8iV87bmVmM9g2RTY2Rpv5azePLm61BE",
-	"I8aSV1qg1fJs1EF5BNgMzhPYlsjGMGWb4toCgKFo+7kGOIFpmE01+7B1cgW7NW7vHjmnqpKi4FmDbcU1",
-	"/bRZQo9gSAb0coEiQD5zBDlUhQLKn6tiudhvTLOaNi1l27dKn5aAqAnNrVmtVBIq9StFohWBUGAlRGUo",
-	"cxXHzmWa2i4bmkSayggKHFB1fV+tafV+LUVdrGH94C5ldJeesvUzllvZM63ZmyZFT8e2OyhdHnVh+ho+",
-	"XW+akelEfgNiDuuNeyQ67Cut4BgH9ou+amxEr4eo70HfOuwvlxoC7+l+8PyuPVX/ozp/adWeU+2R82nT",
-	"PGhN8WwrG4wrdx8fkVBbIG1ger7LxlGediaV4sN0gYYlR2EMcSkkdJ/hYsag6xrQ+CNcc91S3N72vO63",
-	"8Mrh5lfKxq3wxtHmN1zrRXjh5eYXvC6r+pX9LTay7LoNWkcHBzvPdLDF4pZbbZXsdPNUft8zuH0DoJve",
-	"9SNvPZHHGkUIJc6FaniiIZWtj0GrqkG0Bi3Nk1vL33cLmgOnRMKIGaeWkwqWqr1P5q+7PaucNXJXk3yx",
-	"AsbUZnFZrhUQmSaap0C+V2ABOxRNkL3KLMEYg4NYz0WpPmrl18aH1bUrRHcJeFL9doWhAE9qR8ueR/t9",
-	"suSPqOM/Ju3kO/SZbMeC7k+w/8gE0C8EWN9Pjo4hmdeWwrkvNbsf3fhMpNRiKqGrBX083LQY1Yycdyvg",
-	"s0EyqFTz+Ri0Mmn6mdM0HVJTnDgrK8Poj5/+AoEt+OX7PL2DZ8yLS+ELfCzAmnvtQgEUafuhlkEZeFnw",
-	"KVMFnWb+l04rN9KyyxVC+1unRy4ZIxHEEcLwvWkSrWpS/hZQdGOq+FomiweDzpo6U3dV7xmUxHtE/Kgr",
-	"4LNVU/CExWAu7nm8/EGb41WTQO62KGsL2buJJEf9fkCO+i8DaGikqfzRwUuvWOxQJgtMQPbQb6UEJrra",
-	"WaoYUGwhbfF7r9iQiaoxDXQ76NtwPcVn+QYzwtVSZbAAGtmwxM9NrqnftYrkAMRaH109p3OvtFIuZ+MJ",
-	"xlpgx/FCGiuzs5/mZCn/LQiF84d0nI0PSmYjB6WZ1qyhLpOpxVaSI0ge0CzSFRq7clnoNoTV22QZMA2c",
-	"NxTRUq//CGNgC2jElaVavS/zt3HY0tYYCnO2UPpvzmNmrPG0Wo7NM/lbZdbtwMsmDFZ62U/pwqRQVW7K",
-	"74o/CIWBxkMPJGWuIbKDPboh3wossZBhBXs5tmBUTGiBsSHKtdl53j+saStvG+6DTm7S+6cyYYRr9Rsc",
-	"E1GtKotHUVbp3I0XeBcEHsqPj0Mol6rcbkUk9x9Ui/KzfJuxLHlKbeirbSSOSnvybXWi11KMUh4byeZw",
-	"Kz0FWxXDC883v1DbX/XfQpEyoEKoIxiFLGW4bSW3zGFCo+KUeUWRjeJUq0W44smPKWbYORpkC1Pq2Kpk",
-	"1Z4y98Wpz7yoDxPo1IjHCAEsO9/SQ8jX9oJLh2TjhWot57X33GMalqptGGuu1TSFcM8FmDSFsQOaq/Ye",
-	"wirBwUTsb9ldjPft2rsxSsgSbkA4wWu/QN/vkjGutFh9atbo9chchQFcU7LUqvytxKmaxjaP7rnnYOR7",
-	"MdWnYpGPzfGqrdc/H2/wYjRB8yF8W9SBIImS9XiZ95/KD3eoVaWsLmT6tNJMt2ziaF/WhNeUfDFaBomW",
-	"a8FExm/GFWFTDrWmoUYyjSeruvwbeKeCz0s4cbS6SnzJynQ7Gp8/84Zw7soN2RAjkPH94gY73ltQzz2+",
-	"ZcW68+k/Ec24qgDCFzn7b1lxX9S4J8d3ozYy/QpqeaUtmn3OXuxkBKz360WEPJi0hwty9gYjDsDJE4Af",
-	"GmyhkGlX8CkLQoHhxsiyXf1OCAPCqOeoSaGHEIZQuNqPGP00ZhDPn4PVsji2IT9RpUBqZBr5ooklFNFb",
-	"Lq5tpNlvv/4TI82OSc7SVyHUVg1brstv1R2tZxzAv1BdchGKWOY5iwsTnwKBYrki+UxgSxuG76gBEdLL",
-	"AfY6IGJi1BhKyalrDoUWUI0HTofRlScErOWwUbVE2dB0loIbOuIiYbdMRXgTGN+V3zAVClDj4YyfKRLp",
-	"PR+8wH+j7j8kuBMKlk8VNvNWeK89cuJsYeyWTrlgitAiFOA2NR5xFVMReaG17f1+0O/3/YbnA0JtWDvs",
-	"XTCWKD1KDsrKiBsapM/KBhMiYAl9bwm7JWN+AxFrhJJUK4a5PvtSFLS2jKODA339LFFdeC/SkqFt1YAB",
-	"q3pG+K3OeqHlvwuPEi6hXRUl3lZC6AckltMp7SqmX9JAHl2zxSsoYhgF8OFPlU/6vz+Z/yH3SJA2DYYd",
-	"+1nIwn1V7SyxlCqeDBuc14/uyN/w5A9IJVqrXvpzW0a9ye/+kP6goC47ZZlI2MYKtoaH7XNat7jMFV9u",
-	"ONrarlqP6Zaq1KWuYYI/WGosRyWqLovRXNQkBEVIKGd5Wk8ogdIAJiNdRBrcq5zM8kncW/ze1V+/jSj8",
-	"TlOLM00QHkp/rBOlyu8ekcsHDR4wlM4xT8LwIJM6gDFO3XgiFRMk4onm6Nj/AJLqBAsI1Xwb+tROoWet",
-	"zDHf4OyNjUZvtqrbYnt0ylwYb5Op/biMO9Pkz1QzBpe2F64eCkqO+i/Byq71pVp3NuzXVUT8naraS7X1",
-	"n1jRLutFbqtmn15h3ap1KjY8cxc8pUq+cwzPf3T4DTp8XiLOduQL5N6N+nupZOx94smSOl+nXd8fgUff",
-	"Y5WNj4+ulR/tH2xz3swlH30D0cIPqdDf97qa1fbPOPh3UrDGw+8/CfW68nLG7k3C9LCHddDyThZkKhNs",
-	"RtxezTYr4okpynfveb+MeWJnMHoYoWWzFmHv+uwNijjNldjgJ3SpmyK8n0IoOB+2BuS3X/8ZkNDoROaL",
-	"u2hgisqbviJKSzvoPPKi9cpsQ69lPZZUUATSIgVN0wUk8cVS2Jh3k5NIlNR6LJaZ03p+KlWt2AJtUB6I",
-	"6G0jrkxZPmZdOLS/3Q/9sPPLE4cYrcN9zPdPPhP9fr9SyP25zR9PHsG7rFFaVjoHQQPHvx++fNHZnQdm",
-	"s1pjp6labDpkgInS2Ct7xKpTfnJyWc5CMoWGPci4Ie2D/n7HBtN4lIQrsGmJ4+Y8ZFO5xOStlPnIpH20",
-	"f1Cmd7klYIpPbYKJ2dDnE5fgHjLA46lOth3S74gCmSV9Hgn6j6L3HxL7hCqfFzf4ANpfpYdKrS8JvbUy",
-	"Y6I2aa4aFUraVF1DTy8XbhoKk8daiQE5e1PndeqRExwGvS6OOleDbw+IglZCdArlPEi03JUFeQAvsNBA",
-	"md2Xu0p0mINhHVNNzoXX3vFscC/8oEl9NT1R+QXzsUAIdan5kZoNo6BSFQE21JjbZsbYOofD9u/YxklQ",
-	"7vMtWPJ3eqVsbvi4yWzeGjebzR8ggGz3oMytYgovC5mzB87O0qILIKi37YDE6UwVLO/OecIqTuxK36GN",
-	"8R3u6b1P5Ye18R2vU2mD88s3TE2LG1u7Du3WJNbPkljj/FG/fxiKdthKuDLvIa0o9biw1QmILc4elc+Z",
-	"5npYz4aLMRSio0qKssBgBFwAH55wUWCFl8s3/w1ZAwISyM0DVjwMBVcEio51euSof2Rd5kiiJtS2I058",
-	"AmjLsNVKdm/ciktw3lm8Kwe5gD1ug67+O+aPx0VXf0IomVeDsG+8e/4dJ5J+KbQuj8fUZPIgZkdk3t3u",
-	"Y4cFO46hBZgw3Bp8Mp8NS1J7n8xfd3srTdnWUghGsZOsaVOjh3imqhy0IlyUFEMzdkMy1hKEtmIsFNGb",
-	"07enV6dkHUGLOra1kyIT2z1OY3IoYMaEtPsgdUD1QyzStQHHLx3L/g+CJ//6bNjDV1OgzhOSR4SSUoTb",
-	"GX0bI74NjK2VVP/tpL9GevJvIgvW6CEQXoZH8rmS4a7wZUD0nBaTkpfU8A6/rdha7nEqktXWZl4bP9LG",
-	"xF9jA+zo/XusJhRb8BoQVyGawWtOZ8ujG6cCRFjwAsMgzSNjBmV5tE5aNha1vZ9ruMX78rFGdvGHqCnz",
-	"mNjf2DG2zqngnfu/Prp7u13PdEzRiZXqHU+C802hTidGretCuQwfmwebZcMAPHg+xtb29CTtlN+wAPcv",
-	"5LwD3XxGWnWb0ETjsijAGuMaibLbmGUFmqAgunYubGlKV2/LPh4KyNS13WNiKTRc2vqhkNCdQ7Z8ojXC",
-	"VUIRimiFTJieCK6z3DNlSvVAiZHyemkKJc9CD+BtEjZWXjRJ7yZMy1WPvmYsU2gdq3RyJK99YpgxqMNA",
-	"QbQ22/Mwq4aUXa4SssdwJ9T0zX5ij8Iu5OjyCxCjp7O+P2Vy8JcisZdbElhI5L0neTVCkS14sjbH0/bS",
-	"eMwkHb95VGN2p1ntkllfq9xxzmxLLWaiL2a5gEibP54w7arQWHLK87J3oGmpUF64u8L1zLSuaI4dFCvm",
-	"GNLZG8pk8ee92dqiOVr3cfWEWW5S49oSC3gPwe3e1NiwE0D1X7+1YQCVbVkCb6/2cKlW4wnFtuV4sPJO",
-	"KLD0jj0oqL5Tw03M72/soWzwv2jO2k6pKjpL7ReDkgM6AR/CnY9JlHEx/um3X/+Jla2x9BZ+dplE0FpE",
-	"NZbrL09irSxek7exLLXyW6LAT1m6jUwLzI2Tu3P/vDVcZjRmfkbMzX6A+QSmOY/ff0eOCE96bmYA07LC",
-	"uNbFWQ5gBE1pgSJs3IcDlZ328UhRC0td6bYXMVZqCZGD21u/C7DtWoSAfeyXV6TJDRUxKwVNyGSzqI3Z",
-	"GsaIsV8z2bf64H/79X/9RlqQTGs6AG0se4SlhW2to7ZpL2L9rl4TIFP0KOo09SsKyEQKOYMmRNGFxrfu",
-	"yQiSBtcWRTopSasRZVfb/rXuGoMjFKGuf0STccBMgMJyNMvTqEfOilBUS+FayXu5JC4cSqXWIIr1oajm",
-	"QUam3BgqAvoQIYAIE+bI2PRMSQgU2TRXFgoIGILWGNjfyTLOHvmaaR1JuRr1UjgSq0xpQtQ2QgEZdV5d",
-	"dredHrmCyosKdZucKZneQFKfbWYQhCLL+Q00Zku5uO6mMqapXrNrAk+TJGdKMeTvWAHJXP3RwUEoTPCU",
-	"H3s5E8qVYrMABDWJumayqDkv5INrUPa7TAupNt594qwQ13qzMVbouCzEbPsOAIhpeAQYWAbXL1es4Xeb",
-	"GXK/krC/v7pJK+FIX0qqdqkrXvPBHaTnJV2p7Am5zmT8phTYZaaOvWbKxopCuCCjlI8nBVR2w27wGjlu",
-	"WFM9iZI0PXLayhdzaNmklftdVHPKSuPJ9Z+CNl55wlHbJk/ywjan7PyxLgnzQex+TNzb5yuoOzFbr81o",
-	"c86HqUYOTAhkIVv3C4L+2NwJaFoXs+UmcoZiWSjcjoyApt9oEtLciE4Ik3koIr+P3YBo7gyddng8cQIZ",
-	"9tkpm9cpr3udFfE0B+0YK6opCW273lmFp5BSq5Ch8CQefEQfNRSoNtdODo7IpGPM3ZYmgf3XsOZQDGUx",
-	"KXvNqB6JTMNCswd3SIQS7GvpwAGM3hgHCQrGsfcuBDZF+IZyTTOXvFMQ1e+j6+OmqlQbQT6xWXcNyTCZ",
-	"Kser4j2IUzadAOqbAJB9hrX3X9F2+wcTULDIS0lV28tJLJ2HkllMH2sw7X0Oya01C54CqquKNQBJm6EX",
-	"lqYOlqrnAzwDjQ5Fm7qy9qMlhRzIr+nSgRpFtUTuWKLbMRSUjHKmJlATpxNgXWXbx1j5tpHETqZVYpkH",
-	"2BCkpq9waX3eoLDXJ9joQ9+VrN2LmphG8neGlj096cIF/AHo0R9Az/pSBOkCEbbk75ADUkGIh1am9gqG",
-	"JOXhydIlVAyvtPTOuBhHpI3gTCJre9Xfdpw3AnoCmCaDlnIFhqDpy8K4zaKuJzZ0KLXpJKSQs3iCnRKd",
-	"28MULtPCch3FuGLqCbUWr9N4Uzl+dA08U0TOilhOmamb5uUZmiPAhmd/MKXmEpubWjcUitRL3Of9xdtd",
-	"gb1qeP5U6af848e7oOzh/ONHDb9owKytJgZ20YTdsFRmU81vjLGzHU3pNSP5TESdStPGwd7e/sHfe/1e",
-	"v7c/+Kr/VR8wxCx/pW4BpDYpVqhKDaiAyAx74qbgh1ZFjs1lhgubaQv9qGmvdK74NQtXfT5vjLEc3sU2",
-	"xsZWixqYQS8s5Ke8Ycsss9VBT7MJm7KcprbItRnSNASwLQwQd22han/JtqpyjY8K44Uu9Ymflj3w/KbN",
-	"wVLci9cqD7Fd2T50ZTrbyfmZN7/taNR8XJVQRc+jAP2nv7u6Oh8YTyN6YiFOwEhLq85WrxsgNBqQy4IU",
-	"ArvvlQ3FilvWb2vi+1adK9Mp0JpS5TQusHku5sCBk0tVKQd4CtrRJZwGHDYmrNE8p7ZY1NT0ta5xLAdV",
-	"Ol5+rHJx2/206gusO3yvUefJ+RmeNXT99oM4wd1inSSA/50BtBeG1QahKHMEoMpnGcuRe7Ec7aW0pI4X",
-	"XEa0Xu9Fd5avLcWTerFtPfLaC7kNNO9ZbsdROQU/bGT1IN7JomzmCxQC27sOyHxipGFfDOfTLIXO3QrZ",
-	"A5xvKGjOKg2vbZ8cm0ERlJ1zvOA4+51tpByAjQO+yrMYu0tnLCeuc0anZ7tnn/9weaUIJZGJM/Ma38Aw",
-	"LtCm8gOJVvvkoI3oIouXhlC1zYNWIxiM2yJY6Q0UIE6w2wwIITT20FANXszffv2n3ynHtBdCmQF7uLre",
-	"MBgWWDaH8cw9RDV0IPLvvwkFsAOqIcqmSalHuLz2pHcf7/5fAAAA//8=",
+	"7L3rcttGtij8Kj2cqTKZASnqYk9MlX8otpJojxOrJLn81Rf4BE2gSfYI7EbQoCSOt6ryDmc/wzxYnuRU",
+	"r9XdaJAAb5bkZPb8sUUS6Ou6Xz+1YjnNpGCiUK3Bp9aE0YTl8OfpFR3r/xOm4pxnBZeiNWhdTRjJmZKz",
+	"PNZ/3HDFpSBUEUpUkUsxJkwUvJiTgo4DwnrjHonC1tFB2Ip6raCl4gmbUj1sMc9Ya9BSRc7FuHV/H7Te",
+	"ypjiLHWTvr94S+SIFBNG4pzRgiVuHasHvg9aGc3plBVmY68nVAiW/kinbHkq8yMRdMoGJGWFfisgCR/z",
+	"QgUk6kUBiX7W/3T1P4PoGJakH1cZjRnhCr7IaF6QIRvJnMHnEc9VoZ/Xi+V6powWk1bQErCMVozztoJW",
+	"zn6Z8ZwlrUGRz5i/s7/kbNQatP68V97ZHv6q9vxN6S2/lmnKYr2phn2632HtTatyT+28MG9FQuBYZ2/q",
+	"1mN/JWdvSFsfWRSXbySRvfzolqWxnLKIjPSldhpXbt/d/Uj9BVd38JZPebG8iXM6ZkTxf5bH+cuM5fNy",
+	"VSm85y8gYSM6S4vWYL/fD1pTesensyl80h+5MB8DC9ZcFGzM8oX16Imv5DVrwJ1IsLvCPeOOMtP4K2eK",
+	"ZHTcuOTMDe0ve0rv3jIxLiatwfP9g6AGm99wZe7gglFVh9UfJvOAjGSOOJ1yJgrS5gJvOXGvL130wgJz",
+	"HL5hdQf6HFevzvxRt0BWTFhlfVM6J7l9A8H08s3fFVGFzMjthAkyoqlatVg7Wy0QIHia5Q6lTBkVsN5v",
+	"eVqwfHmJJ2QEvxB2l+VMATFuJzJWe3pizlRvmnQC2IGiU0ZSKsYzDaX63FOuChWEQs2GbkxF2h/Y8FLG",
+	"16wIyOXlaUBSKcbdTKZph1CRkFs2nEh5rQIib1geiiihBe2Fs37/MNY4CH8xTRxTOmSpMj9ds3n5C0/0",
+	"v5Z96L8NTT8poiAU0SxLzKcBiV69In96RXAU85/5yMx/r2BMQX7q9Xof9d/sTm+tPerAaKqgeaE+8GLS",
+	"HgUkbKmw1YGnRFLzbSxFQblQ+tubTkTaFE8IgCcgMidUEJayqYYHOdKfaJ7TeScgkV7OwQv8V4/13/+t",
+	"//1TpA8uFBnNmSgmTDF1THA8Rbggv8xkwVRAxGw6BG4TaTjQbwIw6T/ELE2j41AUfMqUZrcX374mh4eH",
+	"L+04PXJChjTx4YBrpnzU72sCz8WY8EKFIpOK63vukXcCeTaj04DQkqkXE1oQPDIypUU80e/SPOc3MHMo",
+	"Isd3zaXB9ogU7l2Z+a9WXklYyvQrPXLhJpQZjxWRIp33Qo3I7I5Os1SjAICWKmgxU+TVKxK2MsqTsEX8",
+	"cybw0C/F3MLEQQPuIaY0EYqj/ssXdZTiLGHTTBZMxPO/s3kdBiJp6MYTqZgg12x+THJWaOQjt7yYlMh3",
+	"zTTxyFI690QC/cUc0PHgiEzkLFeOdqAwVm7AW0pXr6WJ5D1/DqzDft6v3dboB31BNfvJ9Hr0ZRBuxK1Z",
+	"ruGWaIEQr5Up0rZSXQdQIvoqgj2ELUS9sNW8i1EXp25Y/ouj+vX+KAVrWPM7Qb47vRoQKtQty8lh/8iu",
+	"3V8zgPz5+6sBrHbKqFBGlOwC7K1YsJ57l1W/yxOWf1MDNe8zUkhyRGI5ndKuYlpC1SLtiLM0UaRNgTBE",
+	"CLL6jBmNJ0TC6zRN56EYyTSVtywhwzmJqIojuAY9ixZJNfDRnBGpF4APnb3RNAImeKZCcUPTGVP4AKFq",
+	"QKZcKaBwmtYEyMcCAhyppEyWarWH84KFAt5G/mKooEJaMPwHiwtVj86xlon1QgPCkwZclebgGk57v39Q",
+	"e96WptRJmI7enL1pkBlhNZ8p5V7OYOvneuAaWqHwZ9KmpNBC1TNFIjUbRoFmIyfnZ5pGPFMgkjdJtmaI",
+	"nZdqVgir/YC8vO64zE/Np2XkgJ3XUc4NOlrOVCaFYqCifUOTC/bLjCmQyjRHZgL+pFmWclQT97JcDlM2",
+	"/es/jHS52bTn+BZOWqfbwrSaeU5pOpL5lCXHJGJ5LnMVoZ5nkHE0YiLRHA5wqtdCiXyU8vhJV31WEJrm",
+	"jCZzgrTXyigL7ILcUkVyNlOazMATEqRbs2NY/7cyH/IkQT3iKY89zlnCRMFpqkhK42tUqhlLWELGOdWa",
+	"QcSFmo1GPNbc9mcVy4xFHVj191Jev2GCawh82mV7EzxTBPAlZyM44sIDpjYvFDELCIgmW5pS6wVHZCZS",
+	"ptBm4I1GxvSGaYmNyFtR7vK9oDeUp3SYsqfc6glubUR5yhLS1kKonBUBAawgKJ8FhGuewhPDhQMyE7lG",
+	"FL1YAMlCSjKlYk5imqaK3FJecDEemPPQM3Rn5f6MYAHCUyGBlZFhLq9ZrnHTe5C0cYDKuyiCzUlKC5Zr",
+	"AuYZti70L92TUa1CdakVtERp7qwX6Ew4+Rxk2THlotbcVOrl+vh+ZCxRZyJhd08NkcBHya2cpVoX0II/",
+	"I1O9AyuBa1CjqGSrmAoynCVjVoSiHXW7U3rX1V/q80MDAcxlT1jjo+pyva2oY0ghCrJaaAlFIQn8SNrn",
+	"J1evv0fh0VmQNKuDn5mKOloy0Ocki2/lTDw53par0mDlVJ9EMkWELJCQAtadg8aegM70LcD/U641ssIy",
+	"SncVSTQiCU9gtRNp2I8d6SlJgzBUoK010pdHz//moCZhBeWpQupl2PkVko4vxdWHMpm7Y0OdFnQ0Y3VS",
+	"LL9h+TPNJmlCDJkjGjP0F13zRRQQY7Ahh33i9qfmIr5wktATw/MsVxIIo5wViifMsJ+CcsESMuGahM41",
+	"DI1yOXWsn2UynmhSmUqaGFJLCwYiPFgALMHTgi3Lb3jMvhAHunK3Q2Iq9O0V9FrvkmuEva3lAQPCETfA",
+	"YAKcp2rp0kqWFp5SeauIo3/+Ix4T0gqP0uR1ZuWnNDWqP6patCBmCHyoC29EPfKjNM89UwTAZuAzJz2+",
+	"FO5KhEzY0/OrS81hv+TVAoc3NzvUkEvjCYgaa1n7fdC6kvItzcdPvmqgJuwu1mwRsYf/kxGw8dt1/UDF",
+	"3JA+9bQSW8byrjFaw4qM+F8515wWrAu/skTjiy+z6t+Q9LmHImNJlhkTpHSwKOeXs1B+du7QST+munox",
+	"PIs6TqKr4KEcERSQuYh5RtN6XIRB3DMaDiLkMJEniuBWNf3SI4KN4+mx6b3Ichkzpb4EKgFQckVuWZp2",
+	"UX8lw1lBbrjUGKOWpbL/unz3I7mE0Z2m+9PHXib1rnL/dLUCoA9iyqZDg3vvhZplmcwLlvzAEk6v4EC+",
+	"IHefUFzrLTijzTJAx+iBycOMiVYGY02kCQp4ND3PZcbygjPVGqAFrJV5X31q6b9hK6redMpZQrhAs9qx",
+	"J1RYNkMLMpXKsYqhXkJXZioibStU7Pf7nYAc7R+SIZtLkYD9pWBTte6YYD/v7AL17Uzp3Rm+6RyK9rMz",
+	"n4HZroUmGCu9/OTv86N7VBrLUdBamGrdGS5ItWh1jQYEfEcRaduZO85rFAXO2gnuItKm5iS7U5owIgUL",
+	"hRbd5Kzo9EiUzcBXhI6lVaNGfGTEZyqSPZmHIuKlbXlAwtZXYSvSI8JTdkyKaPIDy8eMnOufwECLM7mR",
+	"zCykjQ4bkrOpBLeJQRlN/+CZjreQniZkKcMD0ZPBkuxvb/XjxFhrp3Su2aMZHY30glC7WLS3VgHWc+Fv",
+	"ZMMMwErbfKMVF6W0psi77lh2zZcat3sX9PYHTQHHzP+1q6551rUX2zUkBge9D1o82XSNvMl9gfTAhKUU",
+	"frDKdKZAtqDGHgOuAQNBxgUHJldNM2mBRP3FUWu1F16vZLVjAiAzWHQ0MKEH/Kn1lYdd1o4dtBCMmu+g",
+	"6nk4DFoaHpDZVK6nHHFK7/wBPG/FA1+hzPTy7PZw1xomZ3qKzHhQENxrtr5EhFqBD8DrKdEFU+BI34qm",
+	"s2JdpNMzRQS7RZBp06HSLAV0AIJbAcBZvsaVAU2LUUzPFMQ4tcFnaHyeB/39+qE/75jB2g6TrsM36zTB",
+	"dxCt1r9jntPcFvZRF1pBCyMyi3HKyMXp5RXYBY3pakJvmDEkanH1oL9vzysgB/0+ulFjlmiCCtvFH47M",
+	"fSQdD8kO+v3goL8fHPSPPtbG0SyBnFm1t+VGyNsJ4JDO1chuwFfO3oDwym5AtYxpns/rwYuq4mKHO8lh",
+	"yaqOWjGtNhDH+4MFUQbXV0h5bUgrDqo0ey3XQrokZaJtpumQv5L9iPz267+qT0U7ijXmwGuEm5XyDPj2",
+	"KidWHkTd5b6eUDFmasuLRTvM2sAyfOo+aOEdA0hschKXEK1xql/Sb6/csBk6sGtq2qRgqaXyW+7VRCxu",
+	"E5gYbH1CVhhZtDrOUR5zGt4q7qXp5WikGKDpluw9mw1TriaoLC6hYMExttINmmgmD9+u421lwKdZmzsb",
+	"s2kz+op7s5GdpYM9ntBikMrhcI5soGC5Pq7/89NJ9/+n3X/2uy8/ln/2fh50P37qB/sHf7v/Sx2BeV0R",
+	"HbcBDRvMtenZWKfyZsLfTozIKZpPLdYu3Dts1NtD4J1W7V27S3iNXH67q9jmXDc7o0VDk2c+IO0kp6OC",
+	"HPQP+t39AzKcW0t5B0PD2A3L577EYxQokM0VLbgazXvk9E7DrVb89KojNK8av2qAxmmJ0W1gIIKZYXiw",
+	"NDCl2SdLR6SQZewVEAq04GhVEkfei2iavoP/xRz+l4LB/0IW0V7ERxGJ53GKTgIiJDGHC6Z0TbI1gxyy",
+	"4pYxYXxmRwcHzgOClhNekJlIWE4ic+KRx84fHdRWw9RbrrYWXiyn2ohleTRkHcfC8erXC7bG76W89sJC",
+	"trA4OMOYtVSaAF5wa7ejbhe8zzbguDMglLgo2FCUpk4TWXF5eWoiJ8HcRGfFhImCxxqNe+QEo9AAZGgo",
+	"osrqMcilXlMH8+m6A9XDvMYn74MWROD4moCJLq6T+eukzveC/zJDqQ+k7zZNlbRx9hCf0+VJRNB+Wq+K",
+	"OJPsJis/dw9/Hvc0kUcg1ZkXynUE9ijXwhLexrbmq0/3kTXnecAEQbWRQf3I0CvA/nYFmmbZOAcLVu7D",
+	"Eeo6LmKUFpaIHGuAizSImUD4ZyoUGDSqVQMkd50eiaZMU9Ihi6U112Y5U0zEjOifNKHV4A8kuBrzvYAV",
+	"EENesefLW4gm5mMhc5Z0jkMRQVCOitDzlSQssdTWXcMz5YL7Uz5iZpIKNrWBNKu5KOgd5hD914crCImD",
+	"6J6ARJ/UbHgfES7idJZota4Gb3ApFYq0Jj1hQXdYpEtBSx+YJ/CV0JOVHvb1oG6N1s1QuINohS9uJ1yt",
+	"t6tVc12ClpAJq9dR9S9gieVivAj+rVpLw1QW7CRJcqZUgyXEwhnFpwiY8MGzq+eit4BEE6mKQSbzop4M",
+	"2bDIZV3BM9cIKeZTOVO+96pptNLztAWzs6Neeu8vM76gVeRUKL0Zn3jfsqECIrHeMgaEDy7JH2vxtIMK",
+	"uCzu6uNKuMSY0IUI52pUea2C8XP3418btIkye+rRhQ6HXTVnX0mGaoQXYz5OqSpcftTSnrwQtx9lwmrg",
+	"G75Ggu7iTlA+4AIiTEBq5HnFn6qJqgnHrlhJlvXPz5KnFuF0uyspjdTL2AOOmuXD+IEm1h/WhSiVdnT+",
+	"7vKK7N3s7xn8VXufzF/3e0uhGBAdMPd8zd6luGypoAUJJetg5AoeWjwzfNXtoPbwnAVjKRJKZlRLU4al",
+	"21SbgLA7GhfpnBjXpPEIAphx2MNSHsrK9I1q+toO9scyuY7VyITfy1sTp+mB5C3L9aFLxcAf6Ywm/Tqj",
+	"SR1a7AjElaXWXQdYwzbz5C75ZvRlGDOrHJEYTX7kNudFwYSGNCoILeSUx8b06cErfBF1BqFwllGIcDTZ",
+	"UFVbJ2qtERNJVCEsMLmTjIx5FU3jXFWiJEhb5jb1rkNyFjPIx/rt1/8xigZRTCtaoJeGwuQp6ofQTajk",
+	"1IpgbrFmwz1ic5iqWjSsqTwe6sy/Y0yLlMLsSD+UEzXRAvGEpu7ROmGNYbDnMtLypBY4djNyb2D81Qup",
+	"g6fvGU2Lyda2UBZfr3TYNUF9OXHpKrHyAKg4XuzTerHAjFG7r1Jv3EnihCzsbcXInYU/tpXst0aaClpK",
+	"aUHJJbKi7X8DMatZtGo64nNfG96CGn2YSD/PmKuA0FHBct+4YETsRasB5dOasz0FUxv8avH+huV8xFmi",
+	"tayKG9MkHmHulickY3RjZ9lcdR+02F3Gc6a2UUOuOSK/vaF/3OpzpRnvXkM2o5u51nzRKOBrKKokU9ko",
+	"s2o+1TExO4Y0bTdXb62tAZbdfN9OIdziti+MccALuBv41z9mhdaGrR3RGAU0SwAED4ULFjrqH3YCEum1",
+	"eSFE0aQoMjXY2yuoSNi0l7AbG3ql9kzmSScIRVTwImWGY5louh65skZTO7/mJlyogtGEDBkKLtQwCM2Q",
+	"IGIabSlLa8Wxm2LAag1huJDlRP5+HVR4DmaTRH/UP3S+36N+P9Cfj/ovg6ODg+Do4OXHOokFzmGD0gH2",
+	"i00qICzBy9ttwzqWJl+IVoTvMaBIkTZg8AwSS18cauae07hgOTDv5UIm3Z97e9GxDSxyrzU9G6FH3Xqa",
+	"NBLftAb64pKN4kvug5axZu+g/W3rNNxSW6x6QTdTq1b6Vc1Q5+g73FY4fwiP56IUrcesW+myCxHc/Woj",
+	"9+Fq7+G5sT4+iVsZw+s2v3O7uB/gvbV3Xjpr7UR1h2kH/VzjnhO1ls2WrPg9+DAr61x1EuZ4dz2F7e9z",
+	"teWnVseo0xX8JdTvz3H9BcbekATVW8Hklm4ZQ7C32DtM9S1naVK7a6EKahCxJpDMi+FdSCwWlSRAUAFN",
+	"CmiTNoz5AZgEaIRONwEql2YAY/ZYaUUoWbsri/T85Us/YKPfX8nLG3n3UlZ+AYmk7y/OCIc05NHcWrft",
+	"7jGA3C9msErEErLojiCxca2GoX+1aw5WKXCVa96SpTTDGhe+RD6UiRbEbTEGk/BvCmJ8XBG2sSyRu5pr",
+	"WhrHEUAMLxOqZDLH1FF0/SSyKFhC9Jz1fkZLkRZn+1bm3mDKxWqbFzAz8cXL/n6HcGG8VH7KwHoNgAuI",
+	"poRDrL0aZPQP5582UUcL/mnzbYQJ/mXNuWcqFFHliQ4W1sJwCzuYvGF56YgEufzi9PIqMFkuaMiaImcg",
+	"TIDoCDoJMr9nyuYRLru4KwewysW9W8zYDo7xeinqytshOEQ9nQu0mjatyFlVnZFDWQgxS1PM+Vx0vpuD",
+	"XuF8/0LO888yiW/mag+c6dze8VpE2d35boPyED7hIqmCCzy2EUUmQNj43yuXGvgpvx4SOchQ/J+sc1zj",
+	"y/dQs4ahN0IcQpp0iGhVaZslYkpGgspNFRHSbAKh7KFczhdeyPdW0ti2+SM7RP89dMrJVrkkpSNr1dNG",
+	"ed8x/NAVtNsx3sVIpV41ThMjahbfEFDoT/xxBUzsFFr4B7q0TdVhex6P7qH28yrW+qdrYio+1yFibBgr",
+	"8xvsGs93cK6dLKfLyRGJPumTD4zF6j5y1NrP/J7KG5aUGXv6N9I2TPfzQfBRsqsWprjfGu7tUV8g1/ry",
+	"iPhY6FXCbVMRAJe8Z0Th25wXzEXEJbMYaisZ8zJbnbBXqx5eZPHDCeoX568XhPQ8iyOn45Rloa2Pd8qK",
+	"iUyeKVPwSD8N4aa+EEoFifQPGO+3IG2LUERuCw8cTdoswhh96ZlCYWalmAyZ4nrlZEITIqRAna9Zbs6z",
+	"eBuZGY9wLe3L4h/wwd93jKrbTy3CVC96W1kZiSu3fqYsnaOnZpYW1v83wHvxpd0pvWbeK8bqM8vZcnDq",
+	"NlKwm7cedGRu0poDm7arn67oWw8mCTvQqI9w3LiWO9Tp1Iq20XnQVerXqTz4eqOgucWsnK9qLeqXEDf0",
+	"ICFbi9wafnEhJGg9yKsFehe3VleC8wFir+rQYHnjO4U9LRiWN416MmE4Q5ZAEM5MlF90njQWap1V2k8P",
+	"3FJcEyYUCeh2JWDNhCuVdqP2iZqL+OT8jNTcLExeI6gNrQy5Ciy8UK4dMgWZ3bdjKwtlqltl2nPPqEX+",
+	"VyZz2P9KCZqpiUQijbJRHZ8aueLsKzL5a9iYy7rczju5S+72NmhZ2sntSeLRftzUlm0MQfjWSkfpZRnT",
+	"USlgvT4C8tLi4MPJcg6tFyQ6970xvIbCNxpFC89UpDn7LVQUiuBgolAsVNiHqkguNkkRXiwbWBe2+8By",
+	"36ihu8DVQqmmZ8q0G4DE8JgKKXhMU80tprU2+0VJzx3INvLeShxqkjaWc18WTL21QU3/dubYBqRbhqXP",
+	"zIHyoeS4Ngvq2GYoOctsY4rSUvDrMj959ASdK3tDXnK1M7+pPYyS2HNFVauyEQQEbSD29X4e7DWlS5jy",
+	"2FuKOHqWaVZX3OG1vuV4VvAbZp2w9mFLAFEEMIU5Jowm9oeUC7Ze0tnB7rt1NQBWEX2XPedCy1kNEcam",
+	"etklN77wzZa4grmvt1Z6Nc5X0rG0rgDNqQu9LiZGCDcxoRGeW0TaQhZkzgpC42shb1OWjI1QuqVRJKXj",
+	"Uy3z1XhXNZihYh/LmSi4GEOHjwwACCqVYAlh0t7vk36/b8LKu6mEXmCQoZgzmmgdM6Vjq48KQkkqNZMb",
+	"yhkWOVu+spSq4jTPZd4YG345i2OmtgpDndI7ly/gN1xaWwrCtEu6ZHHOilM//nUxlpenrNphScE7RBU8",
+	"TYniY6FI28T3klwWECDRCYg+3xQOu3KHK7eDQ28Iibh2G13BNn0Lnt1ajNza6RG0Znm6YYiOlTL1GyXi",
+	"e7drt+jV1dBo5sF6UJLLbZwm5lC+aS5AZqVKKA/FwQkPn0z+Bop1kV1pZBvX7KNYhbV8TdmdShq2sUeU",
+	"qSPPlHl842I6CyVkFvJgV9QHdPvezVdUJdzr7QgeJV/THatZfK1rjlVj2AgIdlsp5f+lDlq1OVorBNXV",
+	"5pUNFxExcfMqy2USFJzlf3o1yhmLOpuZYXwaV7aYW0o60HA4RbMWFRr+qIuMscnlGBkMIhmYR0xCEGZr",
+	"X777Edu+kDakDpjilvvkB/6NBnkt0dkVb0xndyVolq9vJkpsScqQLtVZNSHJKg8w5n6wt4el2m10WHRM",
+	"cpbwnMWmTLTm2LZ3z8JdHvSPvl7fuakuXVEvbwWpwlzeUpK9nfzcvz66ezk/iP823f/l6/x5cXjz4rYa",
+	"9Hs7+fknY538dNC/XyWkPrq71ArDu6e8mhHO6TyVNGkoSOcoNJjJ8WIhF0NfFJSGaQ1+2oa+brQra/Ha",
+	"6OFzPPmNnl2oSX//0TsHPczu5hJKytBP2w9w75P5636vYKqIHO9b1t4eT1letl2ZRfUyPVqd1eG2VLQ2",
+	"bVdUa/Yq+yFZrGys31Xez2y6LSfdiszdr5x8oWHBFrBwiRnysVEMfLwx4suIpSmRs8LVFgGlgGilAH2j",
+	"oTBOE9edoG2cpubzM4X9CcyrSWfgeI8WnEPhtCBTFddmzJOLhX4Gpj9ZDseNTmVcbijaK+EY34hqq45s",
+	"r7o2xuB+CXTI4fq7Do6fFjPKSnd4Kutx5dIJBYuy1WVBRULzhJgnrbIVkOh2olj8M6a3YeKzYi+ONEge",
+	"HP326/99cURyKhI5xeYOWL/r+x9OXncvvz85eP4CGjYamTthsUwgPDkvlkSw/gLj1LOWVp6/7n38dHgQ",
+	"fP31/atP/eBgJSe9tFrZgrmNxgW/YdHAElWA8wgaIXAxjgbr7TehsFYfkehNYYvKBHWRIY2v5WgE9gRs",
+	"2gm6KQa8KnDphCLK6EyxJBqADFMuBJLQEw7V7qE+m6naerTft9UanJQUCk0bTBn5kbF7Q4tdKkjU7Vpt",
+	"x3icu7dcJPIWhChAXl70sJuoD7zRAMwQDZRnsQvKMVIfx99vTegoNDCNGvAj0nvmMasuxCvkjBcEziO8",
+	"ExCm9HmhQ2ktshkAuGJqx5oOM0yz+AHto8vWHuzh6PJL6rNBrldLueXlHtzd1Ztsmir++sM8U+T7q6tz",
+	"myHaXgiyrhZK8dOPG6v2auLincAKQvIedPu1hzvlwv92/yEV2m00WMFu61o8R2ErbGHLVSEF+2wFVU+z",
+	"oKSum2MDzXMbrQ+sYKyJzH/HBIOOJBSWasxpmpTlrJjlGJsvUE2FqJUG4NxNtdxJV9xasVuOIlQsnuW8",
+	"mEN1TWPgz3hTG2IpRnw808hpEt8bO9r+f92T8zPTQtjqUzjufdAaMpqz/GSGRTDw07dWMvmvD1etmljP",
+	"D1ek/f3lwfMXAbnQ/2kZ7zR5c3nSIbcTqZit6GbqEUDjcezr6LpVemuGE4Wbg8nLRWqlGpuAcDGSNTQG",
+	"UrGwNGjOaKqFChgYK+4MsMy4BmhNK4ap3xWPC68rigqg8kk+t3JrNlMTlpAU6qlU82jaEUiPCtqC2UAR",
+	"LkIR7VFN9mnGe3M6TaMOeHsBaJ23V/PxUIQCqzVgJzW9fEGWMgml6RzbnEvfwY4Y0NYbdodlAbRAjDYd",
+	"6M+IyXiYYwixTpimV+1mGgouvF4w+rEIbTw1DWJG1QSsDuzowp0sVDDXKqPr9z4AXgvuBJZD8UmI/QwI",
+	"F3EOjdWxZbGpVQghoD1yVpShbGUB2dMrOo6OidcpbzyjeYJlfJi+yMW2eRjf9t3pFXGd/WiKZQoqTw7I",
+	"V/bh8/dXofBbOOgd/vnP5KRSnAPGQKjWv38wvSWqFTx8PG2jZGkq5Bro1cjBhCJShCKVMtOyGdbwARMb",
+	"+lzhZEBU6xGw4kXd7j9uiy4SuCjAz9eqO+Ipi0DqirpdU2rDfBuY/DCA38jvfAvlbFgy0HJRglUZsY27",
+	"3q/M+T9hJwPyDeCn6ckPJThci/8KUhOqSP27Ib4RX7O5eRWsZ45ADcji7z1yUq0SaWgKGiC9JspQaRJO",
+	"Gr0rFapDQKKWYmDkdiNB45f6CKKc0SQi7e9Or0IBJYetYbajFQsNW9BhxjUXQR+O0r/aLDzSNipuKEyw",
+	"j+qQiCZTLvRvHrWxCqkK/PAzCAyJYpqmEWlfnL8mGCmqYVpiiPDeJ/zq3nXsxO2UiIJ3mtFi4trlmAsP",
+	"tLyVM2yGbrq6a7RUbKwxMCDRV19FFt2Q15pynJgpaEuumLosPXKKLcptuq8tfqzcqWqaeNfFfNku3ING",
+	"XL0YVOxNHRL9hSlNFSEo2tuQwpIEszEoO5rx2KVUoczPcyhZqncdlGNijjKOqIHZXKIdtFz6MwWvkvbC",
+	"arsFzcesiJDAnSIFRVsukOsXf3veH5Cj/j50rPOLAoOn1m9yfByK6MOHD12PgDCHT5p1TV+FLZwbe+zD",
+	"qKbDbheOPgpFG4nxq7BlfvkZkbAVDQjW50kC0wiLzhLORMwCMqQJeCBpMcvZb7/+CwY/DEWlv3LX4JY/",
+	"w2L3Zb0wVIJSHjMTQ2IkjJOMxhPWPej1jXW6zJe+vb3tUfi5J/PxnnlX7b09e3364+UpvFNmcVueDpz7",
+	"5PysFbRuWI5JBK1+bx8flhkTNOOtQeuw1+8dmtRlEJj2JlDQ659QKbbWgmAq7x70++TW89xCBzeUHFBd",
+	"ASOwhZGzBKTSwpQLW+hfftDvr2iCtl3zMzPD6qaYWmbQwkmvIje2Bj99DFpqNp3SfN4atN7yGyb0rrTY",
+	"AMYlOlaL3b70AHvQT3zTMzMx/5i/AXQYGzV3wOExU9gB+nn/kECPy1uuWO1ZXuhJv8xRwtSkkHieEG3+",
+	"vH/4BBP/KAuIjpgfkwgpU0QUnSsNivGEJCxjImEinpugndUXrLfBN7thSxD10jOpai75Yias+29Ntzpi",
+	"O7oFtt2VaUiGrNO2NysprAoIjXOpVEXmhm4zghGoumb4cyhomhqyPiVGFYUSVXMoVDh3LWoCbMuvGNNS",
+	"7K1pMBQKRvOUQ7lCqO0oC4Y8ARrI6tvl45mcqbKbTQCL0IMdW3bj12k0xS+sfzQybAV6imGvOPirWv/R",
+	"HMTKApBmYFqt+2hLPWpSu8BhOZaelzlXWpj0GNpSj0en54QC+1aVN7bYJ80W7QZc1fKM0RrQdBiKzOuI",
+	"zRJX07S+j9PQHLY+EpPSMdGSpLXNz0xtXO8VtPpoMc8AkWvSVrbu41ADHQ2YKFLHszwHGxJI/STl14xE",
+	"0IY86pF3ouxd6Y4PDaKqPPnA4JwZwphCB34ZEC11ugEiLdZBVz+Ocg7WPWlQkuAPhRUoeEHarKc1v2iv",
+	"xIm9w72EFnTvl2IedaxYf5awaSYLTQG0PByhi77I5y6jDNLGXddWlqWaepRpKmgNATZdJbgnGntsqIyr",
+	"1qEaPZzlI3veosBo8BGtcUwV38hk/mBU0zhGq8Y+02fu0XiE39Wrhl6fVkVFsB5jwVRswX60cikP3/4U",
+	"+vhaudBcQlTt5AuRG6lpBavlUJ8Me9Ef/X4/KDtVUuHt0jXG10QzgPquCTl7U7azPPbxwusYWw4BtX9m",
+	"aWFO6fBLnNKSfGuKLpZyOUm1tr1ASUEZkCNvM95mzX6Onn4/rsiQ3YYj+MSPL2paeHmp7I4rey9fNy3L",
+	"IdzeQit/eO3l029fa/cpjzW01+8PORwY087emP5DeqdocsyMyku9SCz9yDXLCrT6cTE+tom8C2QY0H6m",
+	"bCd407vdIBye5P7B0x+Jz5q7KC8a2ChZp8yJ3/A2WgEfxg0zkamhbftfAGsLKbup1rujARKrkno5r2FV",
+	"NjXlkTBWRStH9gmZzG1TftzO8/XAXtvfWr988AXuFx/sYitvNKS6Ajj1d2hkGdf8G/ykuzX/Rr4QEC24",
+	"kCa5xdecVh/spdYW33vFrWHPJlJx3ct+6kap/YBEQ5SW2WlaorU5AyzkTtN07qlFZQLHx6BVtfa0Bi14",
+	"s7X4gzEDtQa+UmV1qrjsG1mrOV+AuwriJ5XUbBFagqdMKwOgdqAPH8P8IdYn8qmWDX25pbyIXFcyGxdj",
+	"whxAIjTe8PZrOYsnb74JRTRiLHmVSjHOZJpaCRPkapwn0BJ5XigbQWBFatvHIBRtP48cJ+jArHo5Zbsf",
+	"we6MZtMj51RV0s+9sB1b6Fs/bZbQIxg7zwscMqgIMuAwUKGALm6qWOxZFNPMRRvZouJn56FoG/zXj6pu",
+	"xvIuz/RmJzS38Q+lN6fShkMk5PLyNBTY0EF16sToc5mmtlnokhwN3jdbTc+YxmwMTFWkDTakES4prH5w",
+	"Vw6oHG2dy7YpmNCT979F93TTpBiStukOyti0uhRsDZ+kkHD9hrkiKFnCc9hXEWnbSOMXfcy5r1uWHqKy",
+	"KkdeWof9xQq3EOa6Hzy/b0/Vf6vOX1q151R75HzaNA+6vT0n+BovOCpSj6TYWCBtMCT6sXWO8rQzqRQf",
+	"pnOMAHAUxhCXQqIBRcwYGeVy6mtAqwn4NzSxSbulOrD6lW9lPuRJwoQncK9+40dZfAtFOEsRdfUL30t5",
+	"/Qaqo6N80N9EGK7G2DrJYKuZDjZY3JWUP1AxN8emNma0eqqH5bNvrfeaUOJiXQ1DNaSylp3mjCYruCkm",
+	"QlQ4qWCp2vtk/rrfs160Ru5qsuSXwJjaCh2WawVEponmKWAkCSxgh6IJspeZJai3OIgNMSv9fNBTxSTy",
+	"zArodVSJRcO4Ngh51cNbFSIUEPLa0Tr70X6fLASO1fEfUx/gewxu24wF7U6w/8gE0K8/X0MET6DNl5Yg",
+	"bJnTXanZbnTjM5HygtGE0OVirR5uWoxqRs77bS2BlUqtHwPnSdBy9pCanjhZWfVTf/z0F8hAwC/f5+l9",
+	"swviko8FhN1cu5htRdp+TlxQZsgVfMpUQaeZ/6XzdBpp2RV1wECJTo9cMkYiSPiC4XvTJFr2TvlbeBxj",
+	"Z00N4Se2fNYVZ20QFrxJnimSsBjcHI9m2qtm699v0E0FKjMlkhz1+wE56r8MoC+zpvJHBy+9HiVDmcyx",
+	"uJSHfkudFzAmmqWKAcUW0vbw8wrJmvSHAq1iHQxCg2xPE8u82nN3tVD1OQCXCEv8ulM1tZmXkRyAuPXx",
+	"vuaczr2yubmcjSfo+wBfreZ4GAbhAl1yslCoJAiFC1zrlHETQibGy0OzjIkEau6aOtslOYIsb80iXRHp",
+	"K1dhzPrSvE2Wma3AeUOxwhPS4PTwgkJCYc4Wyrrf8pgZ/wqtltr2YrOsMut24JV9QebvwTXBfmsaDCs3",
+	"BU5BA/ODUBhoPPRAUuYaIjtosYXCGGCjAZMO7OXYglExoYX1Wdluwc/7h6YAjdcmLCIzkTKFxh5bum0q",
+	"EwZuswgiyKJaVRaPomwO8bv0Ci00V9mISO4/qBbll2NqxrLkKbWhzzHbr37ttTGzewbgtXrKWy3SP5SJ",
+	"9d9YkTKgAk43JBiFLGW4TSW3zGFCo+KUeb14jOJUq0W4nj2PKWbYORpkC9Nhx6pk1da4u+LUZ17Uh4nU",
+	"DB2PETINtr6lh5Cv7QWXMTONF6q1nNfec49pWHLTNKlWphehey7AiB0M8tZctfcQVgkOJmJ/y+5ivG9X",
+	"3o1RQhZwA/yIr/3i679Lxliu0JToeGrWWJ5QDQzgmqDkAaajwPxvZUxX9RYwj+6552DknZjqU7HIx+Z4",
+	"74WJTX0gJoQXowmaD+Gbog5Es5esxyuR9qn8cI9aVcrqcluROPjhCgvBDFxrmFCb02gZJFos2hkZvxlX",
+	"hE059BGC/jc0nizr8m/gnQo+L+DE0fIq8aWkt5Px+TNvCOeu3JDNBbGBda4K3Zb3FtRzj+9Ysep8+k9E",
+	"M64qgPBFzv47VuyKGjtyfDdqI9OvoJZXg7DZ5+wluUXAer+ZR8iDSXs4J2dvMIobnDwY/gq2UCiJUvAp",
+	"C0KBeaHIsl1vBoh1xPTUqEmhh7DwULi6/hhRNWYQQ5OD1bI4tmkUUaX5RUTaNFUSMztZKKK3XFzblKDf",
+	"fv0XpgQdk5ylr0LomxG2ItNsrFN1R+sZB/AvdA6YhyKWec7iwsT8g6s/VySfCeykyvAdNSBCLoQImcAY",
+	"rGAxhjLh6ppDRTxU44HTYZbICQFrOWxULcflJixOwQ0dQfAoUxHeBCbi5DdMhQLUeDjjZ4pEes8HL/Df",
+	"qPsPCe6EguVTRaD3u8J77ZETZwtjd3TKBYRAhALcpsYjrmIqIi8Hsr3fD/p9yNq3WWkDQm3+MexdMJYo",
+	"PUoOysqIGxqkz8pmfSFgCWkCYsfQqV5CwT+tGOb67EtR0Noyjg4O9PWzRHXhPYg9sW34MLNQzwi/1Vkv",
+	"tPx34VHCBbSrosTbSq7zgMRyOqVdxfRLGsijazZ/BQXqowA+/KnySf/3J/M/FIkQpE2DYcd+FrJwX1W7",
+	"Bi7U9EqGDc7rR3fkr3nyHVKJ1rKX/ty2yGryuz+kPyioKyOwSCRs0zxbbBFh0Rh5TTiMJVmBo1dIvCw1",
+	"bNpM5hrxNF3Fi8Ova+7iMR1ZlS5FNWzznaXfclQi96LgzUVNrYcISessT+tJK9AmwH2kpEi1e5WzWTyJ",
+	"nQX2bT38mwjPP2r6cqZJyENpnHXC1+qosgeSC4IGn9lrG/bqRcChqRujorrxRComIFeFyDxw6RXQqIVq",
+	"Tp/fsLw7pQkjSuaYSn72ZtOMBMA3l6HZZJw/LlFTE0zT26YSRwvmakqO+i+JjfWtdYDDfl2x+9+pcr7Q",
+	"ae2JVfOyFcCmivnpFZYkXqWUwzP3wVMq8VtH/fxH61+j9ecl4mwTFHu/sVqy94knCwaAOn18dwTGyPZW",
+	"Dct9aD3eBPWvO+8yCP9biMF/SBPArtfVrOh/xsG7LILWk8g7TSYCZw3alYTpYQ/roOVHWZCpTPiIQ4Ll",
+	"UiGRIp6Yeus7z/tlDBpbg9HDCC3r9Q5712dvUMRpLrKdYbYs5N5hf5VPIbQfC1sD8tuv/wpIaLQo88V9",
+	"NDAtxkyXSaWlHXQ3efF9ZSGZosyvx2RTSN9kuaBpOof6LEuJpwFRUmu+WEGccEVSqWrFlnOTZ/gQRG8T",
+	"cWXK8jHrwqH9dTf0O/8S6ZircB9LuSWfiX6/Xylkd27zx5NH8C5rlJalPrLQzv9vhy9fdLbngdms1jxq",
+	"GtKYfolgFzDmgh6x6lQlR95VKjQplKGAHB3SPujvd2z4jUdJuAIrmDhuLjFlilKaTJey1BRpH+0flEU2",
+	"3BIwKag2JcVs6POJS7CDDPB4qpNtjvs7okBmSZ9Hgv6j6P2HxD6hyudFGj6A9lfpqFnrfXIVE0Rtml01",
+	"jpS0qbqGDs8uQDUUpppQJWrk7E2dn6pHTnAY9NM46lwN1z0gChrL0ilUaiTRYo/OyNYsAQmvzAfMXZFx",
+	"zNqwrqwmd8Rr73jWOCTeaVJfTWhUfi80rP1IXdW1SM2GUVApeAcbasyGM2NsnPVhWzNu4lYo9/kWbP9b",
+	"vVK2un/c9DdvjevN5g8QcrZ9GOeXypsGOzYgqLftgMTpTBUs797yhFXc3pUutGsjQtzTe5/KDysjQl6n",
+	"0obzl2+YcoU3tiy5cfDE+lkSa5w/6vcPQ9EOWwlX5j2kFaUeF7Y6AbF9t6LyOdNqHUuVcjGGGuNUSVHW",
+	"jo+AC+DDEy4KLN55+ebvkGcgoIyXecCKh6HgikA96U6PHPWPrJMdSdSEQqA81EvzCKCtsF0r2b1xKy7B",
+	"eWvxrhzkAva4Cbr675g/Hhdd/QmbavG88e75d5x6+qXQujweU27Xg5gtkXl7u48dFuw4hhZginFr8Ml8",
+	"NixJ7X0yf93vLbXoXkkhoOBb2b1XD/FMVTloRbgoKYZm7IZkrCQIbcVYKKI3p29Pr07JKoIWdWzXXkUm",
+	"tpe4xuRQwIwJafdB6oDC9lh/eQ2OXzqW/R8ET/792bCHr6b2uCckj7AuoIGHrdG3MUbcwNhKSfV/nfTX",
+	"SE/+l8iCNXoIBKThkXyuZLgtfBkQPafFpOQlNbzDL5u5knucimS5a7XXoZ20MVXY2AA7ev8eqwnFBrwG",
+	"xFWIZvD6jtvOV8apABEWvMDASfPImEEhH62TukTMxHCjOm7xvnyskV38IarQPCb2X8J5X3q33cxzvAP9",
+	"X8BzvN2uZjqmTMVSvY8nwfmmUKcTo9Z1ocCGj82D9bJhAB48H2PdUagKMUj5DQtw/0LedqBR60irbhOa",
+	"aFwWBVhj8NUoIOwuZlmBJiiIx70VtuuAq9BlHw8F5PbaxqCxFBoubWsISAHPIb8+0RrhMqEIRbREJky7",
+	"O9c0/JkyxX2gKEl5vTSFwtOhB/A2bRuL6lcjKF1joGvGMoXWsUqTfvLaJ4YZg8oNFERrsz0Ps2pI2eUy",
+	"IXsMd8IyMXhqj8I25OjyCxCjp7O+P2U68ZcisZcbElhI/d2RvBqhyJZIWZkVatskPmZaj98XuDEf1Kx2",
+	"wayvVe44Z7ZbMjPRF7NcQKTNH0+YdnVrLDnledkW3nTLKy/cXeFqZlpXZscOijV2bDHaoUzmf96brSyz",
+	"o3Uf1yqG5SaZri2xNxOWpW/qWd8JoLGL37U+gP4iLIG3l9tzVuv3hGLTAj5YqycUWKzHHhTU66nhJub3",
+	"N/ZQ1vhfNGdtp1QVnYXO+kHJAZ2AD+HOxyTKuBj//Nuv/8KqulisCz+73CPoGqkaO7GVJ7FSFq/J9FiU",
+	"WvkdUeCnLN1GtCjYNCvWTu7O/fPWcJnRmPk5NDf7AeYTmL6rfmtVOSI86bmZAUzL5lFaF2c5gBEXY9Pu",
+	"b+0+HKhstY9HilpYaDi+uYixVH2IHNzdERpfC3mbsmTMbENaBOxjvyAjTW6oiFkpaELum0VtzNYwRoz9",
+	"msm+0wf/26//4/dIhvRb09x1baEkbBphqyO1TbsO63f1+ruaMklRp6kVbUAmUsgZ9JeNLjS+dU9GkGa4",
+	"sozSSUlajSi73NG9dd8YHKEIda0Bm4wDZgIUlqNZnkY9claEolo810rei0V04VAq1QlRrA9FNXMyMgXK",
+	"UBHQhwgBRKa29di0w0wIlOU0VxYKCBiCrofYutcyzh75hmkdSbn2Y1I4EqtMMUPUNkIBOXheyy23nR65",
+	"glqNpmdHzpRMbyAN0PapC0KR5fwGem6nXFx3UxnTVK95ygoKRY1okuRMKYb8HWsmmas/OjgIhQme8mMv",
+	"Z0K54m0WgKCKUddMFjXnhXxwvad/l2khZnlfJivEnk1zrNBxWbrZtpQDEIMuPdi3pQquX668w+82M2S3",
+	"IrK/v0pLS+FIX0qqdqkrXl/5LaTnBV2pbPe/ymT8phTYZaaOIXIKmaqxohAuyCjl40kBteBUwdOUaOS4",
+	"YU0VKErS9MhpK1/MoWWTVna7qOaUlcaT6z8FbbzyhKO2TZ7khTJiauePdUmYD2L3Y3t1fbaCuhWzNYe9",
+	"OufD1C8HJgSykK0UBkF/7NYJaFoXswUqcoZiWSjcjoyApt9oEtLciE4Ik3koIr9F+YBo7hzZnmFWIMMW",
+	"qmVfcuU1JrcinuagHWNFNUWkbUNzq/AUUmoVMhSexIOP6KOGkta2/97BEZl0jLnb0iSw/xrWHIqhLCZl",
+	"x0/VI5HpRW/24A6JUJJRFMcMOIDRG+MgQcE49t6FwKYI39DbrPVOQVS/j66Pm6pS7fH/xGbdFSTDZKoc",
+	"L4v3IE7ZdAKoiAJA9hnW3n9H2+0fTEDBsjAlVW0vJrF0Hkpm0WuZTUFg+SySW2sWPAVUVxVrAJI2Qy8s",
+	"TR0s1NsHeAYaHYo2dYXwRwsKOZBf09cDNYpqUd2xRLdjKCgZ5UxNoIpOJ8BKzDgl9pd2tpHETqZVYpkH",
+	"2EIEwjkrlfSj0vq8RmGvT7DRh74tWduJmuBUxmTxJUgXLuAPQI/+AHrWlyJIF4iwJX/H/oA+Qjy0MrVX",
+	"MCQpD0+WLqHGuCYY1oLVy7gYR6SN4Ewia3vV33acNwK6CJiGvpZyBYag6cvCuE00eKCl0AVj98hZ4TXB",
+	"lLN4gj1snduDlB1t6yjGFVNPqLXo2ZpdylDAH10DzxSRsyKWU2YqrXl5huYIsI3gH0yp0SBCqHNDoUi9",
+	"wH3eX7zdFtirhudPrSH06z+ZFZPW4KeP94G+Ov53BlZpDb9owKytPwZ20YTdsFRmU81vjLGzHU3pNSP5",
+	"TESdSuv8wd7e/sHfev1ev7c/+Lr/dR8wxCx/qW4BpDYpVqhKDaiASHgC8tdjKVSRYzua4dxm2mIrwF7p",
+	"XPGrHC77fN4YYzm8KzEkD221qIEZ9DKdtb1hyyyz5UFPswmbQg8/207HuAawhYBteoC4a0tb+0u2dZhr",
+	"fFQYL3SpT/y07Jrn2hpwMV6sHOY110NsV7ZzXZnOdnJ+5s1veyA1H1clVNHzKEC7yu+vrs4HxtPo+oNT",
+	"Ky0tO1u9/oHQmkAuClII7L5XNhRLblm/EYrvW3WuTKdAa0qV07jAnuaYAwdOLlWlHOApaEeXcBpw2Jiw",
+	"RvOc2mJR01A0OZaDKh0vP1a5eGSC6Ku+wLrDvypdCifnZ3jWekuVIE5wt1gnCeB/Z0BSExQ7DUJR5ghA",
+	"XdAyliP3YjnaC2lJHS+4jGi93ovuLF9biCf1Ytt65LUXchto3rPYwKNyCn7YyPJB/CgLv4uqHJEroHcD",
+	"1zW/IobzaZayKSABsAc431DQnPn9Mtq2s47NoAjKXjtecJz9zhStB/+/+SrPYuzdmrGcuF4bnZ5ZHTl/",
+	"d3mlCCWRiTPzWuXAMC7QpvIDiZY766CN6CKLF4ZQte2GliMYjNsiWOomZPr8s7sMCCG0AtFQDV7M3379",
+	"l99bxzQkMl3wD/p9r5sMhgWW7WQ8cw9RDT2L/PtvQoHvGU2h0FoCqhQXTPlE2e9n+vH+/wUAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -17,6 +17,90 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for BatchOperationIfNoneMatch.
+const (
+	Asterisk BatchOperationIfNoneMatch = "*"
+)
+
+// Valid indicates whether the value is a known member of the BatchOperationIfNoneMatch enum.
+func (e BatchOperationIfNoneMatch) Valid() bool {
+	switch e {
+	case Asterisk:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BatchOperationOp.
+const (
+	BatchOperationOpCreate BatchOperationOp = "create"
+	BatchOperationOpDelete BatchOperationOp = "delete"
+	BatchOperationOpPatch  BatchOperationOp = "patch"
+	BatchOperationOpPut    BatchOperationOp = "put"
+)
+
+// Valid indicates whether the value is a known member of the BatchOperationOp enum.
+func (e BatchOperationOp) Valid() bool {
+	switch e {
+	case BatchOperationOpCreate:
+		return true
+	case BatchOperationOpDelete:
+		return true
+	case BatchOperationOpPatch:
+		return true
+	case BatchOperationOpPut:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BatchOperationResultOp.
+const (
+	BatchOperationResultOpCreate BatchOperationResultOp = "create"
+	BatchOperationResultOpDelete BatchOperationResultOp = "delete"
+	BatchOperationResultOpPatch  BatchOperationResultOp = "patch"
+	BatchOperationResultOpPut    BatchOperationResultOp = "put"
+)
+
+// Valid indicates whether the value is a known member of the BatchOperationResultOp enum.
+func (e BatchOperationResultOp) Valid() bool {
+	switch e {
+	case BatchOperationResultOpCreate:
+		return true
+	case BatchOperationResultOpDelete:
+		return true
+	case BatchOperationResultOpPatch:
+		return true
+	case BatchOperationResultOpPut:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BatchOperationResultStatus.
+const (
+	N200 BatchOperationResultStatus = 200
+	N201 BatchOperationResultStatus = 201
+	N204 BatchOperationResultStatus = 204
+)
+
+// Valid indicates whether the value is a known member of the BatchOperationResultStatus enum.
+func (e BatchOperationResultStatus) Valid() bool {
+	switch e {
+	case N200:
+		return true
+	case N201:
+		return true
+	case N204:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ConnectHookRequestHook.
 const (
 	Connect ConnectHookRequestHook = "connect"
@@ -302,6 +386,75 @@ func (e WebhookState) Valid() bool {
 	}
 }
 
+// Batch defines model for Batch.
+type Batch struct {
+	// Operations Applied in order; the server allows at most `--max-batch-ops` (default 100), 413 beyond.
+	Operations []BatchOperation `json:"operations"`
+}
+
+// BatchOperation `create`: `data` (required), `labels`, optional `id` (a server-made one
+// without). `put`: `id`, `data` (required), `labels`, `ifMatch` and/or
+// `ifNoneMatch: "*"`. `patch`: `id`, a JSON Merge Patch in `data` and/or
+// `labels` (`null` removes a member or label), `ifMatch`. `delete`: `id`,
+// `ifMatch`. Label values may be `null` only in a `patch`.
+type BatchOperation struct {
+	// Collection Example: orders
+	Collection Name            `json:"collection"`
+	Data       json.RawMessage `json:"data,omitempty"`
+
+	// Id Example: orders
+	Id *Name `json:"id,omitempty"`
+
+	// IfMatch The revision the resource must be at (its ETag without quotes).
+	IfMatch *int64 `json:"ifMatch,omitempty"`
+
+	// IfNoneMatch On `put`, create-only.
+	IfNoneMatch *BatchOperationIfNoneMatch `json:"ifNoneMatch,omitempty"`
+	Labels      json.RawMessage            `json:"labels,omitempty"`
+	Op          BatchOperationOp           `json:"op"`
+}
+
+// BatchOperationIfNoneMatch On `put`, create-only.
+type BatchOperationIfNoneMatch string
+
+// BatchOperationOp defines model for BatchOperation.Op.
+type BatchOperationOp string
+
+// BatchOperationResult defines model for BatchOperationResult.
+type BatchOperationResult struct {
+	// Etag The resource's new ETag (absent for a delete).
+	Etag *string `json:"etag,omitempty"`
+
+	// Location The created resource's URL (with status 201).
+	Location *string                `json:"location,omitempty"`
+	Op       BatchOperationResultOp `json:"op"`
+	Resource *Resource              `json:"resource,omitempty"`
+
+	// Revision The store revision of the write that produced this state.
+	Revision Revision `json:"revision"`
+
+	// Status What the single REST call would have answered (201 created, 200 replaced or patched, 204 deleted).
+	Status BatchOperationResultStatus `json:"status"`
+}
+
+// BatchOperationResultOp defines model for BatchOperationResult.Op.
+type BatchOperationResultOp string
+
+// BatchOperationResultStatus What the single REST call would have answered (201 created, 200 replaced or patched, 204 deleted).
+type BatchOperationResultStatus int
+
+// BatchResult defines model for BatchResult.
+type BatchResult struct {
+	// Id The batch ID its events carry.
+	Id string `json:"id"`
+
+	// LastRevision The store revision of the write that produced this state.
+	LastRevision Revision `json:"lastRevision"`
+
+	// Results One per operation, in order; the batch took the revisions `lastRevision - len(results) + 1` … `lastRevision`.
+	Results []BatchOperationResult `json:"results"`
+}
+
 // Changes defines model for Changes.
 type Changes struct {
 	// Cursor An opaque stream position, exactly as the server sent it.
@@ -443,6 +596,19 @@ type DisconnectResult struct {
 	UnreachableNodes *[]string `json:"unreachableNodes,omitempty"`
 }
 
+// EventBatch On the events of changes written by an atomic batch (`POST /v1/batch`):
+// the batch's `id` and `lastRevision`, and `end` on the last event of the
+// batch that this subscription (or webhook) receives — with a selector it
+// may receive only some of the batch's changes. A client that applies the
+// events of a batch together on `end` never shows half a batch.
+type EventBatch struct {
+	End bool   `json:"end"`
+	Id  string `json:"id"`
+
+	// LastRevision The store revision of the write that produced this state.
+	LastRevision Revision `json:"lastRevision"`
+}
+
 // Health defines model for Health.
 type Health struct {
 	Checks *map[string]string `json:"checks,omitempty"`
@@ -537,8 +703,11 @@ type Problem struct {
 	Detail   *string         `json:"detail,omitempty"`
 	Errors   *[]ProblemField `json:"errors,omitempty"`
 	Instance *string         `json:"instance,omitempty"`
-	Status   int             `json:"status"`
-	Title    string          `json:"title"`
+
+	// Operation In the problem of a failed batch (`POST /v1/batch`), the index of the operation that failed it.
+	Operation *int   `json:"operation,omitempty"`
+	Status    int    `json:"status"`
+	Title     string `json:"title"`
 
 	// Type A stable URI identifying the problem type.
 	//
@@ -711,6 +880,13 @@ type ServerSubscriptionResult struct {
 
 // StreamEvent An event frame, exactly as on the WebSocket (AsyncAPI components/schemas/Event).
 type StreamEvent struct {
+	// Batch On the events of changes written by an atomic batch (`POST /v1/batch`):
+	// the batch's `id` and `lastRevision`, and `end` on the last event of the
+	// batch that this subscription (or webhook) receives — with a selector it
+	// may receive only some of the batch's changes. A client that applies the
+	// events of a batch together on `end` never shows half a batch.
+	Batch *EventBatch `json:"batch,omitempty"`
+
 	// Cursor An opaque stream position, exactly as the server sent it.
 	Cursor   Cursor           `json:"cursor"`
 	Event    StreamEventEvent `json:"event"`
@@ -1035,6 +1211,12 @@ type Unprocessable = Problem
 // UnsupportedMediaType RFC 9457 problem details.
 type UnsupportedMediaType = Problem
 
+// ApplyBatchParams defines parameters for ApplyBatch.
+type ApplyBatchParams struct {
+	// IdempotencyKey A client-chosen key; retries with the same key replay the first reply for 24 hours.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // PollChangesParams defines parameters for PollChanges.
 type PollChangesParams struct {
 	Topic  Topic   `form:"topic" json:"topic"`
@@ -1104,7 +1286,7 @@ type ListResourcesParams struct {
 	// Limit Page size.
 	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// PageToken The `nextPageToken` of the previous page.
+	// PageToken The `nextPageToken` of the previous page, with the same `labels`, `filter` and `orderBy`.
 	PageToken *string `form:"pageToken,omitempty" json:"pageToken,omitempty"`
 }
 
@@ -1227,6 +1409,9 @@ type WebhookDeliveryParams struct {
 	// WebhookSignature Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, one per signing secret.
 	WebhookSignature string `json:"webhook-signature"`
 }
+
+// ApplyBatchJSONRequestBody defines body for ApplyBatch for application/json ContentType.
+type ApplyBatchJSONRequestBody = Batch
 
 // PublishMessageJSONRequestBody defines body for PublishMessage for application/json ContentType.
 type PublishMessageJSONRequestBody = MessagePublish
@@ -1468,6 +1653,52 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /readyz (the `GetReady` operationId).
 	GetReady(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ApplyBatchWithBody Apply several resource writes atomically
+	//
+	// Runs up to `--max-batch-ops` (default 100) `create`, `put`, `patch`
+	// and `delete` operations, across collections, in one transaction:
+	// all of them or none. They apply in order, each seeing what the
+	// earlier ones wrote, and take contiguous revisions, one each; every
+	// event of the batch carries `batch` (its `id`, its `lastRevision`,
+	// and `end` on the last event of the batch a subscription receives).
+	// Each operation is authorised (`write` on the collection's resources
+	// for a `create`, on the resource for the others), validated and
+	// preconditioned as the single REST call would be, and its result has
+	// the status that call would answer. A `patch` without `ifMatch` is
+	// retried on concurrent writes like `PATCH`. One failing operation
+	// fails the batch, which writes nothing: the problem's `operation`
+	// member is its index and `errors[].pointer` points into it (e.g.
+	// `/operations/3/data/qty`). With `Idempotency-Key`, a retry of the
+	// same request replays the first reply.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/batch (the `ApplyBatch` operationId).
+	ApplyBatchWithBody(ctx context.Context, params *ApplyBatchParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ApplyBatch Apply several resource writes atomically
+	//
+	// Runs up to `--max-batch-ops` (default 100) `create`, `put`, `patch`
+	// and `delete` operations, across collections, in one transaction:
+	// all of them or none. They apply in order, each seeing what the
+	// earlier ones wrote, and take contiguous revisions, one each; every
+	// event of the batch carries `batch` (its `id`, its `lastRevision`,
+	// and `end` on the last event of the batch a subscription receives).
+	// Each operation is authorised (`write` on the collection's resources
+	// for a `create`, on the resource for the others), validated and
+	// preconditioned as the single REST call would be, and its result has
+	// the status that call would answer. A `patch` without `ifMatch` is
+	// retried on concurrent writes like `PATCH`. One failing operation
+	// fails the batch, which writes nothing: the problem's `operation`
+	// member is its index and `errors[].pointer` points into it (e.g.
+	// `/operations/3/data/qty`). With `Idempotency-Key`, a retry of the
+	// same request replays the first reply.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/batch (the `ApplyBatch` operationId).
+	ApplyBatch(ctx context.Context, params *ApplyBatchParams, body ApplyBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// PollChanges Long-poll a topic
 	//
@@ -1893,6 +2124,72 @@ func (c *Client) GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (
 // Corresponds with GET /readyz (the `GetReady` operationId).
 func (c *Client) GetReady(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetReadyRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ApplyBatchWithBody Apply several resource writes atomically
+//
+// Runs up to `--max-batch-ops` (default 100) `create`, `put`, `patch`
+// and `delete` operations, across collections, in one transaction:
+// all of them or none. They apply in order, each seeing what the
+// earlier ones wrote, and take contiguous revisions, one each; every
+// event of the batch carries `batch` (its `id`, its `lastRevision`,
+// and `end` on the last event of the batch a subscription receives).
+// Each operation is authorised (`write` on the collection's resources
+// for a `create`, on the resource for the others), validated and
+// preconditioned as the single REST call would be, and its result has
+// the status that call would answer. A `patch` without `ifMatch` is
+// retried on concurrent writes like `PATCH`. One failing operation
+// fails the batch, which writes nothing: the problem's `operation`
+// member is its index and `errors[].pointer` points into it (e.g.
+// `/operations/3/data/qty`). With `Idempotency-Key`, a retry of the
+// same request replays the first reply.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/batch (the `ApplyBatch` operationId).
+func (c *Client) ApplyBatchWithBody(ctx context.Context, params *ApplyBatchParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewApplyBatchRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ApplyBatch Apply several resource writes atomically
+//
+// Runs up to `--max-batch-ops` (default 100) `create`, `put`, `patch`
+// and `delete` operations, across collections, in one transaction:
+// all of them or none. They apply in order, each seeing what the
+// earlier ones wrote, and take contiguous revisions, one each; every
+// event of the batch carries `batch` (its `id`, its `lastRevision`,
+// and `end` on the last event of the batch a subscription receives).
+// Each operation is authorised (`write` on the collection's resources
+// for a `create`, on the resource for the others), validated and
+// preconditioned as the single REST call would be, and its result has
+// the status that call would answer. A `patch` without `ifMatch` is
+// retried on concurrent writes like `PATCH`. One failing operation
+// fails the batch, which writes nothing: the problem's `operation`
+// member is its index and `errors[].pointer` points into it (e.g.
+// `/operations/3/data/qty`). With `Idempotency-Key`, a retry of the
+// same request replays the first reply.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/batch (the `ApplyBatch` operationId).
+func (c *Client) ApplyBatch(ctx context.Context, params *ApplyBatchParams, body ApplyBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewApplyBatchRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2721,6 +3018,61 @@ func NewGetReadyRequest(server string) (*http.Request, error) {
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewApplyBatchRequest calls the generic ApplyBatch builder with application/json body
+func NewApplyBatchRequest(server string, params *ApplyBatchParams, body ApplyBatchJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewApplyBatchRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewApplyBatchRequestWithBody constructs an http.Request for the ApplyBatch method, with any body, and a specified content type
+func NewApplyBatchRequestWithBody(server string, params *ApplyBatchParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/batch")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
 	}
 
 	return req, nil
@@ -4457,6 +4809,52 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /readyz (the `GetReady` operationId).
 	GetReadyWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetReadyResponse, error)
 
+	// ApplyBatchWithBodyWithResponse Apply several resource writes atomically
+	//
+	// Runs up to `--max-batch-ops` (default 100) `create`, `put`, `patch`
+	// and `delete` operations, across collections, in one transaction:
+	// all of them or none. They apply in order, each seeing what the
+	// earlier ones wrote, and take contiguous revisions, one each; every
+	// event of the batch carries `batch` (its `id`, its `lastRevision`,
+	// and `end` on the last event of the batch a subscription receives).
+	// Each operation is authorised (`write` on the collection's resources
+	// for a `create`, on the resource for the others), validated and
+	// preconditioned as the single REST call would be, and its result has
+	// the status that call would answer. A `patch` without `ifMatch` is
+	// retried on concurrent writes like `PATCH`. One failing operation
+	// fails the batch, which writes nothing: the problem's `operation`
+	// member is its index and `errors[].pointer` points into it (e.g.
+	// `/operations/3/data/qty`). With `Idempotency-Key`, a retry of the
+	// same request replays the first reply.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/batch (the `ApplyBatch` operationId).
+	ApplyBatchWithBodyWithResponse(ctx context.Context, params *ApplyBatchParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ApplyBatchResponse, error)
+
+	// ApplyBatchWithResponse Apply several resource writes atomically
+	//
+	// Runs up to `--max-batch-ops` (default 100) `create`, `put`, `patch`
+	// and `delete` operations, across collections, in one transaction:
+	// all of them or none. They apply in order, each seeing what the
+	// earlier ones wrote, and take contiguous revisions, one each; every
+	// event of the batch carries `batch` (its `id`, its `lastRevision`,
+	// and `end` on the last event of the batch a subscription receives).
+	// Each operation is authorised (`write` on the collection's resources
+	// for a `create`, on the resource for the others), validated and
+	// preconditioned as the single REST call would be, and its result has
+	// the status that call would answer. A `patch` without `ifMatch` is
+	// retried on concurrent writes like `PATCH`. One failing operation
+	// fails the batch, which writes nothing: the problem's `operation`
+	// member is its index and `errors[].pointer` points into it (e.g.
+	// `/operations/3/data/qty`). With `Idempotency-Key`, a retry of the
+	// same request replays the first reply.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/batch (the `ApplyBatch` operationId).
+	ApplyBatchWithResponse(ctx context.Context, params *ApplyBatchParams, body ApplyBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*ApplyBatchResponse, error)
+
 	// PollChangesWithResponse Long-poll a topic
 	//
 	// Returns as soon as at least one event after `since` exists, or after
@@ -4978,6 +5376,124 @@ func (r GetReadyResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetReadyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ApplyBatchResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *BatchResult
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
+	ApplicationproblemJSON408 *RequestTimeout
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON412 the response for an HTTP 412 `application/problem+json` response
+	ApplicationproblemJSON412 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *StoreUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ApplyBatchResponse) GetJSON200() *BatchResult {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ApplyBatchResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ApplyBatchResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ApplyBatchResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
+func (r ApplyBatchResponse) GetApplicationproblemJSON408() *RequestTimeout {
+	return r.ApplicationproblemJSON408
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r ApplyBatchResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON412 returns the response for an HTTP 412 `application/problem+json` response
+func (r ApplyBatchResponse) GetApplicationproblemJSON412() *Problem {
+	return r.ApplicationproblemJSON412
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r ApplyBatchResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r ApplyBatchResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ApplyBatchResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ApplyBatchResponse) GetApplicationproblemJSON503() *StoreUnavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ApplyBatchResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ApplyBatchResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ApplyBatchResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ApplyBatchResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ApplyBatchResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7235,6 +7751,64 @@ func (c *ClientWithResponses) GetReadyWithResponse(ctx context.Context, reqEdito
 	return ParseGetReadyResponse(rsp)
 }
 
+// ApplyBatchWithBodyWithResponse Apply several resource writes atomically
+//
+// Runs up to `--max-batch-ops` (default 100) `create`, `put`, `patch`
+// and `delete` operations, across collections, in one transaction:
+// all of them or none. They apply in order, each seeing what the
+// earlier ones wrote, and take contiguous revisions, one each; every
+// event of the batch carries `batch` (its `id`, its `lastRevision`,
+// and `end` on the last event of the batch a subscription receives).
+// Each operation is authorised (`write` on the collection's resources
+// for a `create`, on the resource for the others), validated and
+// preconditioned as the single REST call would be, and its result has
+// the status that call would answer. A `patch` without `ifMatch` is
+// retried on concurrent writes like `PATCH`. One failing operation
+// fails the batch, which writes nothing: the problem's `operation`
+// member is its index and `errors[].pointer` points into it (e.g.
+// `/operations/3/data/qty`). With `Idempotency-Key`, a retry of the
+// same request replays the first reply.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/batch (the `ApplyBatch` operationId).
+func (c *ClientWithResponses) ApplyBatchWithBodyWithResponse(ctx context.Context, params *ApplyBatchParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ApplyBatchResponse, error) {
+	rsp, err := c.ApplyBatchWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseApplyBatchResponse(rsp)
+}
+
+// ApplyBatchWithResponse Apply several resource writes atomically
+//
+// Runs up to `--max-batch-ops` (default 100) `create`, `put`, `patch`
+// and `delete` operations, across collections, in one transaction:
+// all of them or none. They apply in order, each seeing what the
+// earlier ones wrote, and take contiguous revisions, one each; every
+// event of the batch carries `batch` (its `id`, its `lastRevision`,
+// and `end` on the last event of the batch a subscription receives).
+// Each operation is authorised (`write` on the collection's resources
+// for a `create`, on the resource for the others), validated and
+// preconditioned as the single REST call would be, and its result has
+// the status that call would answer. A `patch` without `ifMatch` is
+// retried on concurrent writes like `PATCH`. One failing operation
+// fails the batch, which writes nothing: the problem's `operation`
+// member is its index and `errors[].pointer` points into it (e.g.
+// `/operations/3/data/qty`). With `Idempotency-Key`, a retry of the
+// same request replays the first reply.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/batch (the `ApplyBatch` operationId).
+func (c *ClientWithResponses) ApplyBatchWithResponse(ctx context.Context, params *ApplyBatchParams, body ApplyBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*ApplyBatchResponse, error) {
+	rsp, err := c.ApplyBatch(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseApplyBatchResponse(rsp)
+}
+
 // PollChangesWithResponse Long-poll a topic
 //
 // Returns as soon as at least one event after `since` exists, or after
@@ -7947,6 +8521,109 @@ func ParseGetReadyResponse(rsp *http.Response) (*GetReadyResponse, error) {
 			return nil, err
 		}
 		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseApplyBatchResponse parses an HTTP response from a ApplyBatchWithResponse call
+func ParseApplyBatchResponse(rsp *http.Response) (*ApplyBatchResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ApplyBatchResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest BatchResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON408 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 412:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON412 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest StoreUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
 
 	}
 

@@ -53,6 +53,9 @@ type Options struct {
 	// MaxScan bounds the resources one list request (or one page of a
 	// filtered snapshot) examines; 0 means store.DefaultMaxScan.
 	MaxScan int
+	// MaxBatchOps bounds the operations of one batch (Batch); 0 means
+	// DefaultMaxBatchOps, and it is at most store.MaxBatchOps.
+	MaxBatchOps int
 }
 
 // App implements the use cases on top of a store.Store and the streaming
@@ -74,6 +77,8 @@ type App struct {
 	budget ValidationBudget
 	// maxScan bounds the resources a list examines (0: the store's default).
 	maxScan int
+	// maxBatchOps bounds the operations of one batch.
+	maxBatchOps int
 
 	mu      sync.Mutex
 	schemas map[schemaKey]*collectionSchema
@@ -98,6 +103,10 @@ func New(s store.Store, opts Options) *App {
 	a := &App{store: s, rt: opts.Realtime, log: opts.Logger, now: opts.Now, budget: opts.Validation.withDefaults(), schemas: map[schemaKey]*collectionSchema{}, wh: newWebhooks(opts.Webhooks), hooks: newHooks(opts.Hooks), node: opts.Node, cluster: opts.Cluster, maxScan: opts.MaxScan}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
+	}
+	a.maxBatchOps = min(store.MaxBatchOps, opts.MaxBatchOps)
+	if a.maxBatchOps <= 0 {
+		a.maxBatchOps = DefaultMaxBatchOps
 	}
 	if a.now == nil {
 		a.now = time.Now
@@ -212,24 +221,30 @@ func (a *App) check(ctx context.Context, collection string, data json.RawMessage
 	if err != nil {
 		return nil, err
 	}
+	return a.checkIn(ctx, c, "", data, labels)
+}
+
+// checkIn is check for the collection c, with pointers under prefix (""
+// for a body that is the resource, "/operations/3" in a batch).
+func (a *App) checkIn(ctx context.Context, c store.Collection, prefix string, data json.RawMessage, labels map[string]string) (json.RawMessage, error) {
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(trimmed) {
-		return nil, invalidField("/data", "must be a JSON object")
+		return nil, invalidField(prefix+"/data", "must be a JSON object")
 	}
-	if err := checkLabels(labels); err != nil {
+	if err := checkLabels(prefix, labels); err != nil {
 		return nil, err
 	}
 	s, err := a.schemaFor(c)
 	if err != nil {
 		return nil, err
 	}
-	if err := validateData(ctx, s, trimmed, "/data"); err != nil {
+	if err := validateData(ctx, s, trimmed, prefix+"/data"); err != nil {
 		return nil, err
 	}
 	return compact(trimmed), nil
 }
 
-func checkLabels(labels map[string]string) error {
+func checkLabels(prefix string, labels map[string]string) error {
 	keys := make([]string, 0, len(labels))
 	for k := range labels {
 		keys = append(keys, k)
@@ -239,9 +254,9 @@ func checkLabels(labels map[string]string) error {
 	for _, k := range keys {
 		switch {
 		case !store.ValidLabelKey(k):
-			fields = append(fields, FieldError{Pointer: "/labels/" + escapePointer(k), Detail: "invalid label key: 1–63 letters, digits, '-', '_', '.', '/', starting with a letter or digit"})
+			fields = append(fields, FieldError{Pointer: prefix + "/labels/" + escapePointer(k), Detail: "invalid label key: 1–63 letters, digits, '-', '_', '.', '/', starting with a letter or digit"})
 		case !store.ValidLabelValue(labels[k]):
-			fields = append(fields, FieldError{Pointer: "/labels/" + escapePointer(k), Detail: "invalid label value: up to 63 letters, digits, '-', '_', '.'"})
+			fields = append(fields, FieldError{Pointer: prefix + "/labels/" + escapePointer(k), Detail: "invalid label value: up to 63 letters, digits, '-', '_', '.'"})
 		}
 	}
 	if len(fields) > 64 {
@@ -330,25 +345,9 @@ func (a *App) PatchResource(ctx context.Context, p auth.Principal, collection, i
 		if ifMatch != 0 && cur.Revision != ifMatch {
 			return store.Resource{}, store.Errorf(store.CodePreconditionFailed, "If-Match %d does not match the current revision %d", ifMatch, cur.Revision)
 		}
-		data := cur.Data
-		if len(parts.Data) > 0 {
-			if data, err = MergePatch(cur.Data, parts.Data); err != nil {
-				return store.Resource{}, err
-			}
-		}
-		labels := cur.Labels
-		if len(parts.Labels) > 0 {
-			lb, _ := json.Marshal(cur.Labels)
-			merged, err := MergePatch(lb, parts.Labels)
-			if err != nil {
-				return store.Resource{}, err
-			}
-			labels = map[string]string{}
-			if !bytes.Equal(merged, []byte("null")) {
-				if err := json.Unmarshal(merged, &labels); err != nil {
-					return store.Resource{}, invalidField("/labels", "labels must map strings to strings")
-				}
-			}
+		data, labels, err := mergeResource(cur, "", parts.Data, parts.Labels)
+		if err != nil {
+			return store.Resource{}, err
 		}
 		data, err = a.check(ctx, collection, data, labels)
 		if err != nil {

@@ -59,3 +59,32 @@ func decodeNumber(b []byte, v any) error {
 	}
 	return nil
 }
+
+// mergeResource applies the JSON Merge Patches data and labels (either
+// may be empty: unchanged) to cur's data and labels, as PATCH does.
+// Errors: store.ErrInvalid when a patch is not valid JSON, a
+// ValidationError naming prefix+"/labels" when the labels would not map
+// strings to strings.
+func mergeResource(cur store.Resource, prefix string, data, labels json.RawMessage) (json.RawMessage, map[string]string, error) {
+	outData, outLabels := cur.Data, cur.Labels
+	if len(data) > 0 {
+		var err error
+		if outData, err = MergePatch(cur.Data, data); err != nil {
+			return nil, nil, err
+		}
+	}
+	if len(labels) > 0 {
+		lb, _ := json.Marshal(cur.Labels)
+		merged, err := MergePatch(lb, labels)
+		if err != nil {
+			return nil, nil, err
+		}
+		outLabels = map[string]string{}
+		if !bytes.Equal(merged, []byte("null")) {
+			if err := json.Unmarshal(merged, &outLabels); err != nil {
+				return nil, nil, invalidField(prefix+"/labels", "labels must map strings to strings")
+			}
+		}
+	}
+	return outData, outLabels, nil
+}

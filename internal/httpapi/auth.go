@@ -82,7 +82,8 @@ func bearer(r *http.Request, cookie string) (string, error) {
 // names in x-tandem-grant on the request path (without /v1/), before the
 // request body is validated — the use case checks the same again.
 // Operations with x-tandem-grant-target: topics (SSE and long-poll) are
-// authorised per topic by app. Errors: ErrNoToken or ErrInsufficientScope
+// authorised per topic by app, and those with x-tandem-grant-target:
+// operations (a batch) per operation. Errors: ErrNoToken or ErrInsufficientScope
 // (see auth.Principal.Check), or an internal error when the spec lacks
 // x-tandem-grant (a build defect).
 func authorizeOperation(a *app.App) openapi3filter.AuthenticationFunc {
@@ -98,7 +99,7 @@ func authorizeOperation(a *app.App) openapi3filter.AuthenticationFunc {
 		if err != nil {
 			return fmt.Errorf("operation %s has no valid x-tandem-grant: %w", op.OperationID, err)
 		}
-		if t, _ := op.Extensions["x-tandem-grant-target"].(string); t == "topics" {
+		if t, _ := op.Extensions["x-tandem-grant-target"].(string); t == "topics" || t == "operations" {
 			return nil
 		}
 		path := strings.TrimPrefix(r.URL.Path, "/v1/")

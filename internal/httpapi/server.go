@@ -222,11 +222,9 @@ func contains(xs []int64, x int64) bool {
 	return false
 }
 
-func etag(rev int64) string { return `"` + strconv.FormatInt(rev, 10) + `"` }
+func etag(rev int64) string { return wire.ETag(rev) }
 
-func location(r store.Resource) string {
-	return "/v1/collections/" + r.Collection + "/resources/" + r.ID
-}
+func location(r store.Resource) string { return wire.Location(r) }
 
 func labelsOf(l *api.Labels) map[string]string {
 	if l == nil {

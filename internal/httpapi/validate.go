@@ -115,7 +115,7 @@ func validationProblem(err error, o middleware.ErrorHandlerOpts) api.Problem {
 	if unsupported {
 		return wire.NewProblem(wire.KindUnsupportedMedia, detail, fields)
 	}
-	return wire.NewProblem(wire.KindInvalid, detail, fields)
+	return withOperation(wire.NewProblem(wire.KindInvalid, detail, fields))
 }
 
 func fieldKey(f api.ProblemField) string {

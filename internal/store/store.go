@@ -189,6 +189,15 @@ type Store interface {
 	// ListResources returns a page of resources ordered by ID. Errors:
 	// ErrNotFound when the collection is missing.
 	ListResources(ctx context.Context, opts ListOptions) (Page, error)
+	// Batch runs ops as one atomic write named id (a ValidName): in order,
+	// each under its Cond against the state the earlier ones left, taking
+	// len(ops) contiguous revisions and appending one change per operation
+	// that carries BatchRef{id, last revision}. Either every operation is
+	// committed or none is. Errors: ErrInvalid (bad id, no operations, more
+	// than MaxBatchOps), a *BatchOpError naming the first failing operation
+	// and wrapping its error as PutResource or DeleteResource would return
+	// it (ErrInvalid, ErrNotFound, ErrPreconditionFailed), ErrUnavailable.
+	Batch(ctx context.Context, id string, ops []BatchOp) (BatchResult, error)
 
 	// Revision returns the latest committed revision.
 	Revision(ctx context.Context) (int64, error)

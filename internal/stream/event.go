@@ -28,6 +28,8 @@ type Event struct {
 	Cursor   Cursor
 	Resource *store.Resource
 	Message  *broker.Message
+	// Batch is set on the events of changes written by an atomic batch.
+	Batch *BatchMark
 }
 
 // Frames encodes the server frames the engines send; the edge package
@@ -100,7 +102,16 @@ func EventFor(v *ChangeView, p store.Predicate) (string, bool) {
 	return "", false
 }
 
-// resourceEvent is the event of a resource change.
+// changeEvent is the event of change ch for a subscription (spec) whose
+// last visible change of ch's batch (if any) is at revision end.
+func changeEvent(spec *keySpec, topic, name string, cur Cursor, ch store.Change, end int64) Event {
+	ev := resourceEvent(spec, topic, name, cur, ch.Resource)
+	ev.Batch = batchMark(ch, end)
+	return ev
+}
+
+// resourceEvent is the event of a resource state (a change's, or a
+// snapshot's).
 func resourceEvent(spec *keySpec, topic, name string, cur Cursor, r store.Resource) Event {
 	return Event{Topic: topic, Labels: spec.labels, Filter: spec.filter, Name: name, Cursor: cur, Resource: &r}
 }

@@ -79,7 +79,7 @@ func (f *Feed) Run(ctx context.Context) error {
 		if err != nil {
 			f.log.Warn("change feed", "err", err)
 		}
-		if n == feedBatch {
+		if n >= feedBatch {
 			continue
 		}
 		select {
@@ -93,7 +93,8 @@ func (f *Feed) Run(ctx context.Context) error {
 
 const feedBatch = 500
 
-// step broadcasts the next batch of changes and returns how many it read.
+// step broadcasts the next page of changes (extended to the end of a
+// batch it ends inside) and returns how many the page held.
 func (f *Feed) step(ctx context.Context) (int, error) {
 	last := f.last.Load()
 	changes, err := f.store.Changes(ctx, last, feedBatch)
@@ -112,11 +113,27 @@ func (f *Feed) step(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	for _, ch := range changes {
-		f.dispatch(ch)
-		f.advance(ch.Revision)
+	n := len(changes)
+	if changes, err = completeBatches(ctx, f.store, changes); err != nil {
+		return 0, err
 	}
-	return len(changes), nil
+	for i := 0; i < len(changes); {
+		ch := changes[i]
+		if ch.Batch == nil {
+			f.broadcast(NewChangeView(ch), nil, nil)
+			f.advance(ch.Revision)
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(changes) && changes[j].Batch != nil && changes[j].Batch.ID == ch.Batch.ID {
+			j++
+		}
+		f.dispatchBatch(changes[i:j])
+		f.advance(changes[j-1].Revision) // never inside a batch
+		i = j
+	}
+	return n, nil
 }
 
 func (f *Feed) advance(rev int64) { f.last.Store(rev) }
@@ -124,23 +141,41 @@ func (f *Feed) advance(rev int64) { f.last.Store(rev) }
 // noSelector stands for a key registered without a keySpec.
 var noSelector keySpec
 
-// dispatch encodes the change once per subscribed key and broadcasts it.
+// specOf is the keySpec a resource key was registered with.
+func specOf(e hub.Entry) *keySpec {
+	if spec, ok := e.Attr.(*keySpec); ok {
+		return spec
+	}
+	return &noSelector // every resource key is registered with its spec; this is defence only
+}
+
+// changeTopics are the topics a change is broadcast on.
+func changeTopics(ch store.Change) [2]string {
+	return [2]string{CollectionTopic(ch.Resource.Collection), ResourceTopic(ch.Resource.Collection, ch.Resource.ID)}
+}
+
+// broadcast encodes the change once per subscribed key and broadcasts it.
 // Each key carries its parsed selector and filter (keySpec, registered
-// with the key); the change's states are decoded once for all of them.
-func (f *Feed) dispatch(ch store.Change) {
+// with the key); view is the change decoded once for all of them.
+// A change outside a batch reads the keys from the hub (entries and ends
+// are nil); a change of a batch gets them from dispatchBatch: the keys of
+// each topic, and the revision of each key's last visible change of the
+// batch.
+func (f *Feed) broadcast(view *ChangeView, entries map[string][]hub.Entry, ends map[string]int64) {
+	ch := view.Change
 	cur := f.Cursor(ch.Revision)
-	view := NewChangeView(ch)
-	for _, topic := range []string{CollectionTopic(ch.Resource.Collection), ResourceTopic(ch.Resource.Collection, ch.Resource.ID)} {
-		for _, e := range f.hub.Entries(topic) {
-			spec, ok := e.Attr.(*keySpec)
-			if !ok {
-				spec = &noSelector // every resource key is registered with its spec; this is defence only
-			}
+	for _, topic := range changeTopics(ch) {
+		es := entries[topic]
+		if entries == nil {
+			es = f.hub.Entries(topic)
+		}
+		for _, e := range es {
+			spec := specOf(e)
 			ev, ok := EventFor(view, spec.pred)
 			if !ok {
 				continue
 			}
-			b, err := f.frames.Event(resourceEvent(spec, topic, ev, cur, ch.Resource))
+			b, err := f.frames.Event(changeEvent(spec, topic, ev, cur, ch, ends[e.Key]))
 			if err != nil {
 				f.log.Error("encode event", "revision", ch.Revision, "err", err)
 				continue

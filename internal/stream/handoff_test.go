@@ -31,10 +31,11 @@ type testFrame struct {
 	ID   string          `json:"id,omitempty"`
 	Rev  int64           `json:"rev,omitempty"`
 	Data json.RawMessage `json:"data,omitempty"`
+	B    *BatchMark      `json:"b,omitempty"`
 }
 
 func (testFrames) Event(ev Event) ([]byte, error) {
-	f := testFrame{T: "event", Name: ev.Name}
+	f := testFrame{T: "event", Name: ev.Name, B: ev.Batch}
 	if ev.Resource != nil {
 		f.ID, f.Rev, f.Data = ev.Resource.ID, ev.Resource.Revision, ev.Resource.Data
 	}

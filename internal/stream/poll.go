@@ -50,6 +50,7 @@ func (e *Resources) Tail(ctx context.Context, topic Topic, pred store.Predicate,
 		}
 		pos = since.Pos
 	}
+	visible := visibleTo(topic, pred)
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
@@ -59,9 +60,13 @@ func (e *Resources) Tail(ctx context.Context, topic Topic, pred store.Predicate,
 		for len(out) < limit && size < PollMaxBytes {
 			want := min(replayPage, limit-len(out))
 			changes, err := e.Store.Changes(ctx, pos, want)
+			if err == nil {
+				changes, err = completeBatches(ctx, e.Store, changes)
+			}
 			if err != nil {
 				return nil, Cursor{}, resyncError(err)
 			}
+			ends := lastVisible(changes, visible)
 			for _, ch := range changes {
 				pos = ch.Revision
 				if !matchesTopic(topic, ch) {
@@ -71,9 +76,12 @@ func (e *Resources) Tail(ctx context.Context, topic Topic, pred store.Predicate,
 				if !ok {
 					continue
 				}
-				out = append(out, resourceEvent(spec, topic.Path, ev, e.Feed.Cursor(ch.Revision), ch.Resource))
+				out = append(out, changeEvent(spec, topic.Path, ev, e.Feed.Cursor(ch.Revision), ch, batchEnd(ends, ch)))
 				size += len(ch.Resource.Data) + 256
 				if len(out) == limit || size >= PollMaxBytes {
+					if b := out[len(out)-1].Batch; b != nil && b.End {
+						pos = b.LastRevision // the rest of the batch is not for this topic
+					}
 					break read
 				}
 			}

@@ -369,14 +369,18 @@ func (e *Resources) catchUp(ctx context.Context, sub *Subscription, target int64
 				break
 			}
 			changes, err := e.Store.Changes(ctx, after, replayPage)
+			if err == nil {
+				changes, err = completeBatches(ctx, e.Store, changes)
+			}
 			if err != nil {
 				return resyncError(err)
 			}
 			if len(changes) == 0 {
 				break
 			}
+			ends := lastVisible(changes, visibleTo(sub.Topic, sub.spec.pred))
 			for _, ch := range changes {
-				if err := e.replayOne(ctx, sub, ch); err != nil {
+				if err := e.replayOne(ctx, sub, ch, batchEnd(ends, ch)); err != nil {
 					return err
 				}
 			}
@@ -425,7 +429,9 @@ func (sub *Subscription) goLive() error {
 	return nil
 }
 
-func (e *Resources) replayOne(ctx context.Context, sub *Subscription, ch store.Change) error {
+// replayOne sends ch's event, if sub sees it; end is the revision of the
+// last change of ch's batch that sub sees.
+func (e *Resources) replayOne(ctx context.Context, sub *Subscription, ch store.Change, end int64) error {
 	defer func() {
 		sub.mu.Lock()
 		if ch.Revision > sub.last {
@@ -441,7 +447,7 @@ func (e *Resources) replayOne(ctx context.Context, sub *Subscription, ch store.C
 		return nil
 	}
 	cur := e.Feed.Cursor(ch.Revision)
-	b, err := e.Frames.Event(resourceEvent(sub.spec, sub.Topic.Path, ev, cur, ch.Resource))
+	b, err := e.Frames.Event(changeEvent(sub.spec, sub.Topic.Path, ev, cur, ch, end))
 	if err != nil {
 		return err
 	}

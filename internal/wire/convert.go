@@ -73,7 +73,7 @@ func Members(ms []broker.Member) []api.PresenceMember {
 // StreamEvent converts an event to the long-poll answer's form.
 func StreamEvent(ev stream.Event) api.StreamEvent {
 	f := EventFrameOf(ev)
-	out := api.StreamEvent{Type: api.StreamEventType(f.Type), Topic: f.Topic, Event: api.StreamEventEvent(f.Event), Cursor: f.Cursor, Resource: f.Resource, Message: f.Message}
+	out := api.StreamEvent{Type: api.StreamEventType(f.Type), Topic: f.Topic, Event: api.StreamEventEvent(f.Event), Cursor: f.Cursor, Resource: f.Resource, Message: f.Message, Batch: f.Batch}
 	if f.Labels != "" {
 		l := f.Labels
 		out.Labels = &l

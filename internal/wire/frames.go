@@ -20,6 +20,9 @@ type EventFrame struct {
 	Cursor   string              `json:"cursor"`
 	Resource *api.Resource       `json:"resource,omitempty"`
 	Message  *api.ChannelMessage `json:"message,omitempty"`
+	// Batch is set on the events of an atomic batch (AsyncAPI
+	// components/schemas/EventBatch, OpenAPI EventBatch).
+	Batch *api.EventBatch `json:"batch,omitempty"`
 }
 
 // EventFrameOf converts an event to its frame.
@@ -32,6 +35,9 @@ func EventFrameOf(ev stream.Event) EventFrame {
 	if ev.Message != nil {
 		m := Message(*ev.Message)
 		f.Message = &m
+	}
+	if b := ev.Batch; b != nil {
+		f.Batch = &api.EventBatch{Id: b.ID, LastRevision: b.LastRevision, End: b.End}
 	}
 	return f
 }

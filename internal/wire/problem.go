@@ -77,6 +77,17 @@ func Problem(err error) api.Problem { return problem(err, api.Query) }
 func FrameProblem(err error) api.Problem { return problem(err, api.Body) }
 
 func problem(err error, inputs api.ProblemFieldIn) api.Problem {
+	p := kindProblem(err, inputs)
+	var be *store.BatchOpError
+	if errors.As(err, &be) {
+		i := be.Index
+		p.Operation = &i
+	}
+	return p
+}
+
+// kindProblem is problem without the operation of a batch.
+func kindProblem(err error, inputs api.ProblemFieldIn) api.Problem {
 	switch {
 	case errors.Is(err, auth.ErrInsufficientScope):
 		return NewProblem(KindInsufficientScope, err.Error(), nil)

@@ -20,6 +20,7 @@ type serverFrame struct {
 	Cursor   string                  `json:"cursor"`
 	Resource *client.Resource        `json:"resource"`
 	Message  *client.ChannelMessage  `json:"message"`
+	Batch    *client.EventBatch      `json:"batch"`
 	Action   string                  `json:"action"`
 	Members  []client.PresenceMember `json:"members"`
 	Cursors  []TopicCursor           `json:"cursors"`

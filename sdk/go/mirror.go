@@ -14,6 +14,8 @@ type MirrorOptions struct {
 	Labels string
 	// OnEvent, when set, sees every event after the mirror applied it
 	// (from the subscription's delivery goroutine; it must not block long).
+	// The events of an atomic batch are applied together, when its last
+	// one (Batch.End) arrives: OnEvent sees only that one.
 	OnEvent func(m *Mirror, ev Event)
 }
 
@@ -22,6 +24,9 @@ type MirrorOptions struct {
 // across reconnects and server restarts, without a gap. When the server
 // answers resync-required the mirror reloads a fresh snapshot and swaps it
 // in atomically once complete; readers see the previous state meanwhile.
+// The changes of an atomic batch (Client.Batch) are held back until the
+// batch's last event for this mirror and then applied at once, so a reader
+// never sees half a batch.
 type Mirror struct {
 	sub *Subscription
 
@@ -33,7 +38,13 @@ type Mirror struct {
 	synced   chan struct{}
 	once     sync.Once
 	onEvent  func(*Mirror, Event)
+	// held are the events of a batch whose last event has not come yet.
+	held []Event
 }
+
+// maxHeld bounds the events of one batch a mirror holds back: the server
+// takes at most 1000 operations per batch.
+const maxHeld = 1000
 
 // Mirror starts mirroring a collection. It returns once the server accepted
 // the subscription; WaitSynced waits for the initial snapshot. Errors: as
@@ -56,6 +67,42 @@ func (cn *Conn) Mirror(ctx context.Context, collection string, opts *MirrorOptio
 
 func (m *Mirror) apply(ev Event) {
 	m.mu.Lock()
+	if ev.Type == TypeEvent && ev.Batch != nil && ev.Event != "resource.snapshot" {
+		if len(m.held) > 0 && m.held[0].Batch.Id != ev.Batch.Id {
+			m.flushLocked() // another batch began: never expected, the server sends a batch whole
+		}
+		m.held = append(m.held, ev)
+		if !ev.Batch.End && len(m.held) < maxHeld {
+			m.mu.Unlock()
+			return
+		}
+		m.flushLocked()
+	} else {
+		if ev.Type == TypeReset {
+			m.held = nil // a fresh snapshot follows
+		}
+		m.flushLocked() // an unfinished batch: never expected
+		m.applyLocked(ev)
+	}
+	m.mu.Unlock()
+	if ev.Type == TypeSynced {
+		m.once.Do(func() { close(m.synced) })
+	}
+	if m.onEvent != nil {
+		m.onEvent(m, ev)
+	}
+}
+
+// flushLocked applies the events held back. Callers hold m.mu.
+func (m *Mirror) flushLocked() {
+	for _, ev := range m.held {
+		m.applyLocked(ev)
+	}
+	m.held = nil
+}
+
+// applyLocked applies one event. Callers hold m.mu.
+func (m *Mirror) applyLocked(ev Event) {
 	switch ev.Type {
 	case TypeReset:
 		m.next = map[string]client.Resource{}
@@ -83,13 +130,14 @@ func (m *Mirror) apply(ev Event) {
 			m.cursor = ev.Cursor
 		}
 	}
-	m.mu.Unlock()
-	if ev.Type == TypeSynced {
-		m.once.Do(func() { close(m.synced) })
-	}
-	if m.onEvent != nil {
-		m.onEvent(m, ev)
-	}
+}
+
+// Pending returns how many events of an atomic batch the mirror holds
+// back until the batch's last event arrives.
+func (m *Mirror) Pending() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.held)
 }
 
 // WaitSynced waits until the initial snapshot has been applied. Errors:

@@ -44,6 +44,10 @@ type Event struct {
 	Cursor   string
 	Resource *client.Resource
 	Message  *client.ChannelMessage
+	// Batch is set on the events of an atomic batch (Client.Batch): its
+	// id, its last revision, and End on the last event of the batch this
+	// subscription receives. Mirror applies a batch's events together.
+	Batch *client.EventBatch
 	// Action is state, join or leave (TypePresence); Members the full list
 	// (state) or the member that joined or left.
 	Action  string

@@ -249,35 +249,44 @@ func (s *Store) PutResource(ctx context.Context, r store.Resource, cond store.Pr
 	var out store.Resource
 	var created bool
 	err = s.write(ctx, "put resource", func(tx pgx.Tx) (bool, error) {
-		rev, err := bumpRevision(ctx, tx, 1) // rolled back if a check below fails
+		rev, err := bumpRevision(ctx, tx, 1) // rolled back if a check fails
 		if err != nil {
 			return false, err
 		}
-		cur, found, err := lookup(ctx, tx, in.Collection, in.ID)
-		if err != nil {
-			return false, err
-		}
-		if err := store.CheckPrecondition(cond, cur, found, in.Collection, in.ID); err != nil {
-			return false, err
-		}
-		p, err := store.PlanPut(in, cur, found, rev, now())
-		if err != nil {
-			return false, err
-		}
-		out, created = p.Resource, !found
-		if _, err := tx.Exec(ctx, `INSERT INTO resources (collection, id, data, labels, revision, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)
-			ON CONFLICT (collection, id) DO UPDATE SET data = excluded.data, labels = excluded.labels,
-			revision = excluded.revision, updated_at = excluded.updated_at`,
-			out.Collection, out.ID, in.Data, in.Labels, rev, out.CreatedAt, out.UpdatedAt); err != nil {
-			return false, err
-		}
-		return true, appendChange(ctx, tx, rev, p.Type, out, in.Data, in.Labels, p.Prev, p.PrevLabels, nil)
+		out, created, err = putOne(ctx, tx, in, cond, rev, now(), nil)
+		return err == nil, err
 	})
 	if err != nil {
 		return store.Resource{}, false, err
 	}
 	return out, created, nil
+}
+
+// putOne stores in under cond at revision rev and time t in tx, appending
+// its change (in batch, nil for none), and returns the stored state and
+// whether it was created. Errors: as PutResource.
+func putOne(ctx context.Context, tx pgx.Tx, in store.PutInput, cond store.Precondition, rev int64, t time.Time,
+	batch *store.BatchRef) (store.Resource, bool, error) {
+	cur, found, err := lookup(ctx, tx, in.Collection, in.ID)
+	if err != nil {
+		return store.Resource{}, false, err
+	}
+	if err := store.CheckPrecondition(cond, cur, found, in.Collection, in.ID); err != nil {
+		return store.Resource{}, false, err
+	}
+	p, err := store.PlanPut(in, cur, found, rev, t)
+	if err != nil {
+		return store.Resource{}, false, err
+	}
+	out := p.Resource
+	if _, err := tx.Exec(ctx, `INSERT INTO resources (collection, id, data, labels, revision, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
+		ON CONFLICT (collection, id) DO UPDATE SET data = excluded.data, labels = excluded.labels,
+		revision = excluded.revision, updated_at = excluded.updated_at`,
+		out.Collection, out.ID, in.Data, in.Labels, rev, out.CreatedAt, out.UpdatedAt); err != nil {
+		return store.Resource{}, false, err
+	}
+	return out, !found, appendChange(ctx, tx, rev, p.Type, out, in.Data, in.Labels, p.Prev, p.PrevLabels, batch)
 }
 
 // DeleteResource deletes a resource under cond and returns its last state
@@ -289,35 +298,44 @@ func (s *Store) PutResource(ctx context.Context, r store.Resource, cond store.Pr
 func (s *Store) DeleteResource(ctx context.Context, collection, id string, cond store.Precondition) (store.Resource, error) {
 	var out store.Resource
 	err := s.write(ctx, "delete resource", func(tx pgx.Tx) (bool, error) {
-		rev, err := bumpRevision(ctx, tx, 1) // rolled back if a check below fails
+		rev, err := bumpRevision(ctx, tx, 1) // rolled back if a check fails
 		if err != nil {
 			return false, err
 		}
-		cur, found, err := lookup(ctx, tx, collection, id)
-		if err != nil {
-			return false, err
-		}
-		if !found {
-			return false, store.ResourceNotFound(collection, id)
-		}
-		if err := store.CheckPrecondition(cond, cur, found, collection, id); err != nil {
-			return false, err
-		}
-		out = cur
-		out.Revision = rev
-		if _, err := tx.Exec(ctx, `DELETE FROM resources WHERE collection = $1 AND id = $2`, collection, id); err != nil {
-			return false, err
-		}
-		labels, err := store.EncodeLabels(cur.Labels)
-		if err != nil {
-			return false, err
-		}
-		return true, appendChange(ctx, tx, rev, store.Deleted, out, string(cur.Data), labels, &cur, &labels, nil)
+		out, err = deleteOne(ctx, tx, collection, id, cond, rev, nil)
+		return err == nil, err
 	})
 	if err != nil {
 		return store.Resource{}, err
 	}
 	return out, nil
+}
+
+// deleteOne deletes collection/id under cond at revision rev in tx,
+// appending its change (in batch, nil for none), and returns the last
+// state with the deletion's revision. Errors: as DeleteResource.
+func deleteOne(ctx context.Context, tx pgx.Tx, collection, id string, cond store.Precondition, rev int64,
+	batch *store.BatchRef) (store.Resource, error) {
+	cur, found, err := lookup(ctx, tx, collection, id)
+	if err != nil {
+		return store.Resource{}, err
+	}
+	if !found {
+		return store.Resource{}, store.ResourceNotFound(collection, id)
+	}
+	if err := store.CheckPrecondition(cond, cur, found, collection, id); err != nil {
+		return store.Resource{}, err
+	}
+	out := cur
+	out.Revision = rev
+	if _, err := tx.Exec(ctx, `DELETE FROM resources WHERE collection = $1 AND id = $2`, collection, id); err != nil {
+		return store.Resource{}, err
+	}
+	labels, err := store.EncodeLabels(cur.Labels)
+	if err != nil {
+		return store.Resource{}, err
+	}
+	return out, appendChange(ctx, tx, rev, store.Deleted, out, string(cur.Data), labels, &cur, &labels, batch)
 }
 
 // ListResources returns a page of resources in opts.OrderBy's order (by ID,

@@ -278,32 +278,41 @@ func (s *Store) PutResource(ctx context.Context, r store.Resource, cond store.Pr
 	var out store.Resource
 	var created bool
 	err = s.write(ctx, "put resource", func(ctx context.Context, tx *sql.Tx) (bool, error) {
-		cur, found, err := s.lookup(ctx, tx, in.Collection, in.ID)
+		rev, err := s.bumpRevision(ctx, tx, 1) // undone with the write if a check fails
 		if err != nil {
 			return false, err
 		}
-		if err := store.CheckPrecondition(cond, cur, found, in.Collection, in.ID); err != nil {
-			return false, err
-		}
-		rev, err := s.bumpRevision(ctx, tx, 1)
-		if err != nil {
-			return false, err
-		}
-		p, err := store.PlanPut(in, cur, found, rev, now())
-		if err != nil {
-			return false, err
-		}
-		out, created = p.Resource, !found
-		if _, err := tx.StmtContext(ctx, s.ws.upsert).ExecContext(ctx,
-			out.Collection, out.ID, in.Data, in.Labels, rev, toMicros(out.CreatedAt), toMicros(out.UpdatedAt)); err != nil {
-			return false, err
-		}
-		return true, s.appendChange(ctx, tx, rev, p.Type, out, in.Data, in.Labels, p.Prev, p.PrevLabels, nil)
+		out, created, err = s.putOne(ctx, tx, in, cond, rev, now(), nil)
+		return err == nil, err
 	})
 	if err != nil {
 		return store.Resource{}, false, err
 	}
 	return out, created, nil
+}
+
+// putOne stores in under cond at revision rev and time t in tx, appending
+// its change (in batch, nil for none), and returns the stored state and
+// whether it was created. Errors: as PutResource.
+func (s *Store) putOne(ctx context.Context, tx *sql.Tx, in store.PutInput, cond store.Precondition, rev int64, t time.Time,
+	batch *store.BatchRef) (store.Resource, bool, error) {
+	cur, found, err := s.lookup(ctx, tx, in.Collection, in.ID)
+	if err != nil {
+		return store.Resource{}, false, err
+	}
+	if err := store.CheckPrecondition(cond, cur, found, in.Collection, in.ID); err != nil {
+		return store.Resource{}, false, err
+	}
+	p, err := store.PlanPut(in, cur, found, rev, t)
+	if err != nil {
+		return store.Resource{}, false, err
+	}
+	out := p.Resource
+	if _, err := tx.StmtContext(ctx, s.ws.upsert).ExecContext(ctx,
+		out.Collection, out.ID, in.Data, in.Labels, rev, toMicros(out.CreatedAt), toMicros(out.UpdatedAt)); err != nil {
+		return store.Resource{}, false, err
+	}
+	return out, !found, s.appendChange(ctx, tx, rev, p.Type, out, in.Data, in.Labels, p.Prev, p.PrevLabels, batch)
 }
 
 // DeleteResource deletes a resource under cond and returns its last state
@@ -315,35 +324,44 @@ func (s *Store) PutResource(ctx context.Context, r store.Resource, cond store.Pr
 func (s *Store) DeleteResource(ctx context.Context, collection, id string, cond store.Precondition) (store.Resource, error) {
 	var out store.Resource
 	err := s.write(ctx, "delete resource", func(ctx context.Context, tx *sql.Tx) (bool, error) {
-		cur, found, err := s.lookup(ctx, tx, collection, id)
+		rev, err := s.bumpRevision(ctx, tx, 1) // undone with the write if a check fails
 		if err != nil {
 			return false, err
 		}
-		if !found {
-			return false, store.ResourceNotFound(collection, id)
-		}
-		if err := store.CheckPrecondition(cond, cur, found, collection, id); err != nil {
-			return false, err
-		}
-		rev, err := s.bumpRevision(ctx, tx, 1)
-		if err != nil {
-			return false, err
-		}
-		out = cur
-		out.Revision = rev
-		if _, err := tx.StmtContext(ctx, s.ws.delete).ExecContext(ctx, collection, id); err != nil {
-			return false, err
-		}
-		labels, err := store.EncodeLabels(cur.Labels)
-		if err != nil {
-			return false, err
-		}
-		return true, s.appendChange(ctx, tx, rev, store.Deleted, out, string(cur.Data), labels, &cur, &labels, nil)
+		out, err = s.deleteOne(ctx, tx, collection, id, cond, rev, nil)
+		return err == nil, err
 	})
 	if err != nil {
 		return store.Resource{}, err
 	}
 	return out, nil
+}
+
+// deleteOne deletes collection/id under cond at revision rev in tx,
+// appending its change (in batch, nil for none), and returns the last
+// state with the deletion's revision. Errors: as DeleteResource.
+func (s *Store) deleteOne(ctx context.Context, tx *sql.Tx, collection, id string, cond store.Precondition, rev int64,
+	batch *store.BatchRef) (store.Resource, error) {
+	cur, found, err := s.lookup(ctx, tx, collection, id)
+	if err != nil {
+		return store.Resource{}, err
+	}
+	if !found {
+		return store.Resource{}, store.ResourceNotFound(collection, id)
+	}
+	if err := store.CheckPrecondition(cond, cur, found, collection, id); err != nil {
+		return store.Resource{}, err
+	}
+	out := cur
+	out.Revision = rev
+	if _, err := tx.StmtContext(ctx, s.ws.delete).ExecContext(ctx, collection, id); err != nil {
+		return store.Resource{}, err
+	}
+	labels, err := store.EncodeLabels(cur.Labels)
+	if err != nil {
+		return store.Resource{}, err
+	}
+	return out, s.appendChange(ctx, tx, rev, store.Deleted, out, string(cur.Data), labels, &cur, &labels, batch)
 }
 
 // ListResources returns a page of resources in opts.OrderBy's order (by ID,

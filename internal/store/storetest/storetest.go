@@ -84,5 +84,6 @@ func cases() []testCase {
 		notifyCases(),
 		concurrencyCases(),
 		queryCases(),
+		batchCases(),
 	)
 }

@@ -10,11 +10,12 @@
  *   const sub = await conn.subscribe("collections/orders/resources", { snapshot: true });
  *   for await (const ev of sub) console.log(ev);
  *   const result = await conn.rpc("game:move", { from: "e2", to: "e4" });
+ *   await tandem.batch([{ op: "put", collection: "orders", id: "o-1", data: { item: "tea" } }, { op: "delete", collection: "carts", id: "c-9" }]);
  *   conn.onServerSubscription((s) => void (async () => { for await (const ev of s) console.log(ev); })());
  *   const wh = await tandem.webhooks.create({ topic: "collections/orders/resources", url: "https://app.example/hooks" });
  */
 import { Connection, type RealtimeOptions } from "./realtime.js";
-import { type RestClient, createRestClient } from "./rest.js";
+import { type BatchOperation, type BatchResult, type RestClient, batch, createRestClient } from "./rest.js";
 import type { TokenSource } from "./token.js";
 import { Webhooks } from "./webhooks.js";
 
@@ -22,7 +23,7 @@ export * from "./errors.js";
 export * from "./realtime.js";
 export * from "./state.js";
 export { backoffDelay, type Backoff } from "./backoff.js";
-export { createRestClient, unwrap, type RestClient } from "./rest.js";
+export { batch, createRestClient, unwrap, type BatchOperation, type BatchResult, type RestClient } from "./rest.js";
 export { resolveToken, type TokenSource } from "./token.js";
 export * from "./webhook.js";
 export * from "./webhooks.js";
@@ -48,6 +49,11 @@ export class Tandem {
     this.options = options;
     this.rest = createRestClient({ baseUrl: options.baseUrl, token: options.token as TokenSource | undefined, apiKey: options.apiKey, fetch: options.fetch });
     this.webhooks = new Webhooks(this.rest);
+  }
+
+  /** Applies operations atomically (`POST /v1/batch`); see `batch`. */
+  batch(operations: BatchOperation[], opts: { idempotencyKey?: string } = {}): Promise<BatchResult> {
+    return batch(this.rest, operations, opts);
   }
 
   /** Opens a realtime connection that reconnects and resumes by itself. */

@@ -1,5 +1,5 @@
 import createFetchClient, { type Client } from "openapi-fetch";
-import type { paths } from "./gen/openapi.js";
+import type { components, paths } from "./gen/openapi.js";
 import type { Problem } from "./gen/frames.js";
 import { problemError } from "./errors.js";
 import { type TokenSource, resolveToken } from "./token.js";
@@ -42,4 +42,26 @@ export async function unwrap<T>(p: Promise<{ data?: T; error?: unknown; response
   const e = r.error as Partial<Problem> | undefined;
   if (e && typeof e === "object" && typeof e.status === "number" && typeof e.title === "string") throw problemError(e as Problem);
   throw problemError({ type: "about:blank", title: r.response.statusText || "HTTP error", status: r.response.status });
+}
+
+/** One operation of a batch (`create`, `put`, `patch` or `delete`; see `BatchOperation` in spec/openapi.yaml). */
+export type BatchOperation = components["schemas"]["BatchOperation"];
+/** A committed batch: its id, its last revision and each operation's status, revision and resource. */
+export type BatchResult = components["schemas"]["BatchResult"];
+
+/**
+ * Applies operations atomically (`POST /v1/batch`): all of them, in order,
+ * with contiguous revisions, or none. Throws a TandemError whose
+ * `problem.operation` is the index of the operation that failed the batch
+ * (409 create of an existing id, 412 precondition, 404, 422, 403…). With
+ * `idempotencyKey`, a retry of the same operations replays the first reply.
+ *
+ *   await batch(tandem.rest, [
+ *     { op: "create", collection: "orders", data: { item: "tea" } },
+ *     { op: "patch", collection: "stock", id: "tea", data: { left: 9 }, ifMatch: 41 },
+ *   ]);
+ */
+export function batch(rest: RestClient, operations: BatchOperation[], opts: { idempotencyKey?: string } = {}): Promise<BatchResult> {
+  const header = opts.idempotencyKey ? { "Idempotency-Key": opts.idempotencyKey } : undefined;
+  return unwrap(rest.POST("/v1/batch", { params: { header }, body: { operations } }));
 }

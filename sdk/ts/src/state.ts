@@ -7,7 +7,10 @@ import { type Connection, type RealtimeEvent, type Subscription, collectionTopic
  * A local copy of a collection (or of the resources matching a selector)
  * that follows every change without a gap, across reconnects and server
  * restarts; on resync-required it reloads a snapshot and swaps it in when
- * complete.
+ * complete. The events of an atomic batch (`POST /v1/batch`) are held back
+ * until the batch's last event for this mirror (`batch.end`) and then
+ * applied together, so a reader never sees half a batch; `onEvent` sees
+ * only that last event.
  */
 export class Mirror {
   readonly items = new Map<string, Resource>();
@@ -17,6 +20,8 @@ export class Mirror {
   readonly synced: Promise<void>;
   subscription!: Subscription;
   private next: Map<string, Resource> | undefined = new Map();
+  /** The events of a batch whose last event has not come yet. */
+  private held: RealtimeEvent[] = [];
   private resolveSynced!: () => void;
   private readonly onEvent?: (m: Mirror, ev: RealtimeEvent) => void;
 
@@ -40,7 +45,33 @@ export class Mirror {
     return m;
   }
 
+  /** How many events of an atomic batch are held back until its last one arrives. */
+  get pending(): number {
+    return this.held.length;
+  }
+
   private apply(ev: RealtimeEvent): void {
+    if (ev.type === "event" && ev.batch && ev.event !== "resource.snapshot") {
+      // A batch arrives whole; another one beginning is never expected.
+      if (this.held.length > 0 && this.held[0]!.type === "event" && this.held[0]!.batch?.id !== ev.batch.id) this.flush();
+      this.held.push(ev);
+      if (!ev.batch.end && this.held.length < MAX_HELD) return;
+      this.flush();
+    } else {
+      if (ev.type === "reset") this.held = []; // a fresh snapshot follows
+      this.flush(); // an unfinished batch: never expected
+      this.applyOne(ev);
+    }
+    this.onEvent?.(this, ev);
+  }
+
+  private flush(): void {
+    const held = this.held;
+    this.held = [];
+    for (const ev of held) this.applyOne(ev);
+  }
+
+  private applyOne(ev: RealtimeEvent): void {
     if (ev.type === "reset") {
       this.next = new Map();
     } else if (ev.type === "synced") {
@@ -59,13 +90,15 @@ export class Mirror {
       this.revision = Math.max(this.revision, r.revision);
       if (ev.event !== "resource.snapshot") this.cursor = ev.cursor;
     }
-    this.onEvent?.(this, ev);
   }
 
   close(): Promise<void> {
     return this.subscription.close();
   }
 }
+
+/** The most events of one batch a mirror holds back (the server takes at most 1000 operations per batch). */
+const MAX_HELD = 1000;
 
 /** Folds presence events into the current members: state replaces, join adds, leave removes. */
 export class PresenceState {

@@ -14,6 +14,7 @@ import {
   Connection,
   ConnectionLostError,
   DisconnectedError,
+  Mirror,
   PROBLEM_BASE,
   TandemError,
   TimeoutError,
@@ -521,5 +522,43 @@ describe("server-side subscriptions", () => {
     const ping = conn.ping();
     p.ok(await p.expect("ping"));
     await within(ping, "the ping");
+  });
+});
+
+describe("batch mirror (scripted)", () => {
+  it("batch: holds a batch's events back until its end event, then applies them at once", async () => {
+    const s = await script();
+    const conn = await open(s);
+    let calls = 0;
+    const opening = Mirror.open(conn, "c", { onEvent: () => void calls++ });
+    const p = await s.peer(1);
+    const sub = await p.expect("subscribe");
+    p.ok(sub, { topic: sub.topic, cursor: "c0", start: "snapshot" });
+    p.send({ type: "synced", topic: sub.topic, cursor: "c0" });
+    const m = await within(opening, "the mirror");
+    await within(m.synced, "synced");
+    calls = 0;
+    const topic = collectionTopic("c");
+    const ev = (id: string, revision: number, end: boolean, batch = true): ServerFrame => ({
+      type: "event",
+      topic,
+      event: "resource.created",
+      cursor: `c${revision}`,
+      resource: { id, collection: "c", data: {}, labels: {}, revision, createdAt: time, updatedAt: time },
+      ...(batch ? { batch: { id: "b1", lastRevision: 4, end } } : {}),
+    });
+    p.send(ev("a", 1, false));
+    p.send(ev("b", 2, false));
+    await eventually("two held events", () => m.pending === 2);
+    assert.equal(m.items.size, 0, "half a batch is visible");
+    assert.equal(calls, 0);
+    assert.equal(m.cursor, "c0");
+    p.send(ev("c", 3, true)); // the last this mirror sees; revision 4 is elsewhere
+    await eventually("the batch applied", () => m.items.size === 3);
+    assert.equal(m.pending, 0);
+    assert.equal(calls, 1);
+    assert.equal(m.cursor, "c3");
+    p.send(ev("d", 5, false, false));
+    await eventually("a single change applied", () => m.items.size === 4 && calls === 2);
   });
 });

@@ -416,3 +416,51 @@ describe("hooks, rpc and the connection API (real server)", () => {
     assert.deepEqual([...now].filter((c) => !before.has(c)), [], "the SDK came back");
   });
 });
+
+describe("batch", () => {
+  it("batch: applies atomically, and mirrors (one filtered) apply each batch whole", async () => {
+    const s = await server();
+    const t = client(s.url);
+    for (const c of ["pairs", "other"]) await ensureCollection(t, c);
+    const conn = await connect(t);
+    const torn: string[] = [];
+    const check = (m: Mirror) => {
+      const ns = new Set([...m.items.values()].map((r) => (r.data as { n?: number }).n));
+      if (ns.size > 1) torn.push(JSON.stringify([...ns]));
+    };
+    const all = await Mirror.open(conn, "pairs", { onEvent: (m) => check(m) });
+    const prod = await Mirror.open(conn, "pairs", { labels: "env=prod", onEvent: (m) => check(m) });
+    await Promise.all([all.synced, prod.synced]);
+    let last = 0;
+    for (let n = 0; n < 20; n++) {
+      const r = await t.batch([
+        { op: "put", collection: "pairs", id: "a", data: { n }, labels: { env: "prod" } },
+        { op: "put", collection: "pairs", id: "b", data: { n }, labels: { env: "prod" } },
+        { op: "put", collection: "other", id: "x", data: { n } },
+        { op: "put", collection: "pairs", id: "c", data: { n }, labels: { env: "dev" } }, // the filtered mirror's last visible change is b
+      ]);
+      assert.equal(r.results.length, 4);
+      assert.deepEqual(r.results.map((x) => x.revision), [r.lastRevision - 3, r.lastRevision - 2, r.lastRevision - 1, r.lastRevision]);
+      last = r.lastRevision;
+    }
+    await eventually("both mirrors at the last batch", () => all.items.get("c")?.revision === last && prod.items.get("b")?.revision === last - 2);
+    assert.deepEqual(torn, [], "a mirror showed half a batch");
+    assert.equal(all.pending + prod.pending, 0);
+    assert.deepEqual([...prod.items.keys()].sort(), ["a", "b"]);
+
+    // A failing batch names its operation and writes nothing.
+    await assert.rejects(
+      t.batch([
+        { op: "put", collection: "pairs", id: "a", data: {} },
+        { op: "create", collection: "pairs", id: "b", data: {} },
+      ]),
+      (e: unknown) => e instanceof TandemError && e.status === 409 && e.problem.operation === 1,
+    );
+    assert.equal(all.items.get("a")?.revision, last - 3);
+    // An idempotent retry replays the reply.
+    const ops = [{ op: "patch" as const, collection: "pairs", id: "a", data: { extra: true }, labels: { env: null } }];
+    const first = await t.batch(ops, { idempotencyKey: "k-1" });
+    const again = await t.batch(ops, { idempotencyKey: "k-1" });
+    assert.deepEqual(again, first);
+  });
+});

@@ -33,6 +33,19 @@ export type Topic = string;
  */
 export type Labels = string;
 /**
+ * A filter expression over `data.<path>`, `labels.<key>`, `id`,
+ * `revision`, `createdAt`, `updatedAt` (docs/queries.md), the same
+ * language as the REST list's `filter`, e.g.
+ * `data.status == "paid" && data.qty > 2`. Resource topics only. A
+ * filtered subscription gets `resource.created` when a resource starts
+ * matching and `resource.deleted` when it stops; events, `synced`,
+ * bookmarks and errors carry the subscription's filter in canonical
+ * form (as the subscribe reply shows it), so a client tells its
+ * subscriptions of one topic apart by `labels` and `filter`.
+ *
+ */
+export type Filter = string;
+/**
  * An opaque position in a topic's stream.
  */
 export type Cursor = string;
@@ -50,6 +63,7 @@ export interface Subscribe {
   ref: Ref;
   topic: Topic;
   labels?: Labels;
+  filter?: Filter;
   since?: Cursor;
   /**
    * Send the current state first (not with `since`); for channel messages, the retained history.
@@ -67,6 +81,7 @@ export interface Unsubscribe {
   ref: Ref;
   topic: Topic;
   labels?: Labels;
+  filter?: Filter;
 }
 export interface Ping {
   type: "ping";
@@ -114,6 +129,7 @@ export interface Reply {
 export interface SubscribeResult {
   topic: Topic;
   labels?: Labels;
+  filter?: Filter;
   cursor?: Cursor1;
   /**
    * `since`: replay started right after the given cursor; `snapshot`: the state at `cursor` follows; `live`: only events after `cursor`.
@@ -159,6 +175,7 @@ export interface Problem {
   status: number;
   detail?: string;
   instance?: string;
+  operation?: number;
   errors?: {
     in: "body" | "query" | "path" | "header";
     name?: string;
@@ -172,6 +189,7 @@ export interface Subscribed {
   type: "subscribed";
   topic: Topic;
   labels?: Labels;
+  filter?: Filter;
   cursor?: Cursor2;
   start: "live";
 }
@@ -179,6 +197,7 @@ export interface Unsubscribed {
   type: "unsubscribed";
   topic: Topic;
   labels?: Labels;
+  filter?: Filter;
 }
 export interface Disconnect {
   type: "disconnect";
@@ -227,6 +246,7 @@ export interface Event {
   type: "event";
   topic: Topic;
   labels?: Labels;
+  filter?: Filter;
   /**
    * `resource.deleted` carries the last state; `resource.snapshot` is part of an initial snapshot; `message` is a channel message.
    */
@@ -234,6 +254,7 @@ export interface Event {
   cursor: Cursor;
   resource?: Resource;
   message?: ChannelMessage;
+  batch?: EventBatch;
 }
 /**
  * The same object as the REST API's Resource.
@@ -251,22 +272,40 @@ export interface Resource {
   createdAt: string;
   updatedAt: string;
 }
+/**
+ * On the events of changes written by an atomic batch (`POST /v1/batch`),
+ * whose changes are contiguous in every stream: the batch's `id` and
+ * `lastRevision`, and `end: true` on the last event of the batch that
+ * this subscription receives (a subscription with a selector may receive
+ * only some of the batch's changes, so the change at `lastRevision` may
+ * never reach it). Apply the events of a batch together on `end` to
+ * never show half a batch.
+ *
+ */
+export interface EventBatch {
+  id: string;
+  lastRevision: number;
+  end: boolean;
+}
 export interface Synced {
   type: "synced";
   topic: Topic;
   labels?: Labels;
+  filter?: Filter;
   cursor: Cursor;
 }
 export interface Bookmark {
   type: "bookmark";
   topic: Topic;
   labels?: Labels;
+  filter?: Filter;
   cursor: Cursor;
 }
 export interface ErrorFrame {
   type: "error";
   topic?: Topic;
   labels?: Labels;
+  filter?: Filter;
   problem: Problem;
   /**
    * On a slow-consumer close, the last delivered cursor of each subscription.
@@ -274,6 +313,7 @@ export interface ErrorFrame {
   cursors?: {
     topic: Topic;
     labels?: Labels;
+    filter?: Filter;
     cursor: Cursor;
   }[];
 }

@@ -98,9 +98,18 @@ export interface paths {
         };
         /**
          * List resources
-         * @description Resources ordered by ID, one page at a time. The reply carries the
-         *     store revision the page was read at; follow `nextPageToken` (also in
-         *     the `Link: <…>; rel="next"` header) for the next page.
+         * @description Resources in `orderBy` order (by ID when none), one page at a time,
+         *     selected by `labels` and `filter`. The reply carries the store
+         *     revision the page was read at; follow `nextPageToken` (also in the
+         *     `Link: <…>; rel="next"` header) for the next page: pages stay
+         *     correct while writers run (keyset pages: no resource that did not
+         *     change is skipped or repeated).
+         *
+         *     A query reads the collection's declared `indexes` when one serves
+         *     its filter's `&&`-joined terms or its order. A request examines at
+         *     most `--max-scan` resources (10,000 by default): a filter that needs
+         *     more to fill its page, or an order no index gives on a larger
+         *     collection, answers 422 `needs-index` naming the fields to index.
          */
         get: operations["listResources"];
         put?: never;
@@ -151,6 +160,40 @@ export interface paths {
          *     concurrent writes, so no update is lost.
          */
         patch: operations["patchResource"];
+        trace?: never;
+    };
+    "/v1/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Apply several resource writes atomically
+         * @description Runs up to `--max-batch-ops` (default 100) `create`, `put`, `patch`
+         *     and `delete` operations, across collections, in one transaction:
+         *     all of them or none. They apply in order, each seeing what the
+         *     earlier ones wrote, and take contiguous revisions, one each; every
+         *     event of the batch carries `batch` (its `id`, its `lastRevision`,
+         *     and `end` on the last event of the batch a subscription receives).
+         *     Each operation is authorised (`write` on the collection's resources
+         *     for a `create`, on the resource for the others), validated and
+         *     preconditioned as the single REST call would be, and its result has
+         *     the status that call would answer. A `patch` without `ifMatch` is
+         *     retried on concurrent writes like `PATCH`. One failing operation
+         *     fails the batch, which writes nothing: the problem's `operation`
+         *     member is its index and `errors[].pointer` points into it (e.g.
+         *     `/operations/3/data/qty`). With `Idempotency-Key`, a retry of the
+         *     same request replays the first reply.
+         */
+        post: operations["applyBatch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/v1/channels/{channel}/messages": {
@@ -548,11 +591,80 @@ export interface components {
             type: "event";
             topic: components["schemas"]["Topic"];
             labels?: string;
+            filter?: string;
             /** @enum {string} */
             event: "resource.created" | "resource.updated" | "resource.deleted" | "resource.snapshot" | "message";
             cursor: components["schemas"]["Cursor"];
             resource?: components["schemas"]["Resource"];
             message?: components["schemas"]["ChannelMessage"];
+            batch?: components["schemas"]["EventBatch"];
+        };
+        /**
+         * @description On the events of changes written by an atomic batch (`POST /v1/batch`):
+         *     the batch's `id` and `lastRevision`, and `end` on the last event of the
+         *     batch that this subscription (or webhook) receives — with a selector it
+         *     may receive only some of the batch's changes. A client that applies the
+         *     events of a batch together on `end` never shows half a batch.
+         */
+        EventBatch: {
+            id: string;
+            lastRevision: components["schemas"]["Revision"];
+            end: boolean;
+        };
+        Batch: {
+            /** @description Applied in order; the server allows at most `--max-batch-ops` (default 100), 413 beyond. */
+            operations: components["schemas"]["BatchOperation"][];
+        };
+        /**
+         * @description `create`: `data` (required), `labels`, optional `id` (a server-made one
+         *     without). `put`: `id`, `data` (required), `labels`, `ifMatch` and/or
+         *     `ifNoneMatch: "*"`. `patch`: `id`, a JSON Merge Patch in `data` and/or
+         *     `labels` (`null` removes a member or label), `ifMatch`. `delete`: `id`,
+         *     `ifMatch`. Label values may be `null` only in a `patch`.
+         */
+        BatchOperation: {
+            /** @enum {string} */
+            op: "create" | "put" | "patch" | "delete";
+            collection: components["schemas"]["Name"];
+            id?: components["schemas"]["Name"];
+            data?: {
+                [key: string]: unknown;
+            };
+            labels?: {
+                [key: string]: string | null;
+            };
+            /**
+             * Format: int64
+             * @description The revision the resource must be at (its ETag without quotes).
+             */
+            ifMatch?: number;
+            /**
+             * @description On `put`, create-only.
+             * @enum {string}
+             */
+            ifNoneMatch?: "*";
+        };
+        BatchResult: {
+            /** @description The batch ID its events carry. */
+            id: string;
+            lastRevision: components["schemas"]["Revision"];
+            /** @description One per operation, in order; the batch took the revisions `lastRevision - len(results) + 1` … `lastRevision`. */
+            results: components["schemas"]["BatchOperationResult"][];
+        };
+        BatchOperationResult: {
+            /** @enum {string} */
+            op: "create" | "put" | "patch" | "delete";
+            /**
+             * @description What the single REST call would have answered (201 created, 200 replaced or patched, 204 deleted).
+             * @enum {integer}
+             */
+            status: 200 | 201 | 204;
+            revision: components["schemas"]["Revision"];
+            /** @description The resource's new ETag (absent for a delete). */
+            etag?: string;
+            /** @description The created resource's URL (with status 201). */
+            location?: string;
+            resource?: components["schemas"]["Resource"];
         };
         Changes: {
             events: components["schemas"]["StreamEvent"][];
@@ -648,6 +760,8 @@ export interface components {
             topic: components["schemas"]["Topic"];
             /** @description A label selector for resource topics, as in subscribe (`env=prod,tier!=free`). */
             labels?: string;
+            /** @description A filter expression for resource topics, as in subscribe (docs/queries.md). */
+            filter?: string;
             /** @description The receiver, `http://` or `https://`; redirects are not followed. */
             url: string;
             secret?: components["schemas"]["WebhookSecret"];
@@ -665,6 +779,8 @@ export interface components {
             topic?: components["schemas"]["Topic"];
             /** @description A new label selector (`""` for none). */
             labels?: string;
+            /** @description A new filter expression (`""` for none). */
+            filter?: string;
             url?: string;
             secret?: components["schemas"]["WebhookSecret"];
             /** @description Generate a new secret and return it in this reply. */
@@ -690,6 +806,7 @@ export interface components {
             id: components["schemas"]["WebhookID"];
             topic: components["schemas"]["Topic"];
             labels?: string;
+            filter?: string;
             url: string;
             description?: string;
             enabled: boolean;
@@ -781,6 +898,8 @@ export interface components {
             status: number;
             detail?: string;
             instance?: string;
+            /** @description In the problem of a failed batch (`POST /v1/batch`), the index of the operation that failed it. */
+            operation?: number;
             errors?: components["schemas"]["ProblemField"][];
         };
         ConnectionID: string;
@@ -876,6 +995,8 @@ export interface components {
             client: components["schemas"]["HookClient"];
             topic: components["schemas"]["Topic"];
             labels?: string;
+            /** @description The subscription's filter, in canonical form. */
+            filter?: string;
             /** @description The presence metadata the client sent. */
             meta?: Record<string, never>;
         };
@@ -1055,6 +1176,19 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /**
+         * @description The query would examine more resources than the scan budget
+         *     (`--max-scan`); the problem (type `needs-index`) names the fields
+         *     to index (PATCH the collection's `indexes`).
+         */
+        NeedsIndex: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
         /** @description The body is well-formed but violates the collection's JSON Schema; `errors[].pointer` names the failing member. */
         Unprocessable: {
             headers: {
@@ -1133,6 +1267,29 @@ export interface components {
         WebhookID: components["schemas"]["WebhookID"];
         /** @description Channel name: letters, digits, `.`, `_`, `-`, `:`; the namespace is the part before the first `:`. */
         ChannelName: components["schemas"]["ChannelName"];
+        /**
+         * @description A filter expression (docs/queries.md), the same language for lists,
+         *     subscriptions (WebSocket, SSE, long-poll) and webhooks, over
+         *     `data.<path>`, `labels.<key>`, `id`, `revision`, `createdAt`,
+         *     `updatedAt`: `== != < <= > >=`, `in [...]`, `exists(f)`,
+         *     `startsWith(f, "s")`, `endsWith(f, "s")`, `contains(f, v)` (a
+         *     substring, or an element of an array), `&&`, `||`, `!` and
+         *     parentheses; strings in quotes, numbers, `true`, `false`, `null`;
+         *     times as RFC 3339 strings. A bad expression is a 400 naming its
+         *     position. On a stream, a resource that starts matching arrives as
+         *     `resource.created` and one that stops matching as
+         *     `resource.deleted`. Resource topics only.
+         * @example data.status == "paid" && data.qty > 2
+         */
+        Filter: string;
+        /**
+         * @description Up to 4 comma-separated fields (as in `filter`), each optionally
+         *     followed by `asc` or `desc`; ties are ordered by ID. A field's
+         *     values order as: missing, null, false, true, numbers, strings (byte
+         *     order), then arrays and objects.
+         * @example data.score desc, id
+         */
+        OrderBy: string;
         /** @description Collection name. */
         CollectionName: components["schemas"]["Name"];
         /** @description Resource ID. */
@@ -1315,9 +1472,32 @@ export interface operations {
                  * @example env=prod,tier!=db
                  */
                 labels?: string;
+                /**
+                 * @description A filter expression (docs/queries.md), the same language for lists,
+                 *     subscriptions (WebSocket, SSE, long-poll) and webhooks, over
+                 *     `data.<path>`, `labels.<key>`, `id`, `revision`, `createdAt`,
+                 *     `updatedAt`: `== != < <= > >=`, `in [...]`, `exists(f)`,
+                 *     `startsWith(f, "s")`, `endsWith(f, "s")`, `contains(f, v)` (a
+                 *     substring, or an element of an array), `&&`, `||`, `!` and
+                 *     parentheses; strings in quotes, numbers, `true`, `false`, `null`;
+                 *     times as RFC 3339 strings. A bad expression is a 400 naming its
+                 *     position. On a stream, a resource that starts matching arrives as
+                 *     `resource.created` and one that stops matching as
+                 *     `resource.deleted`. Resource topics only.
+                 * @example data.status == "paid" && data.qty > 2
+                 */
+                filter?: components["parameters"]["Filter"];
+                /**
+                 * @description Up to 4 comma-separated fields (as in `filter`), each optionally
+                 *     followed by `asc` or `desc`; ties are ordered by ID. A field's
+                 *     values order as: missing, null, false, true, numbers, strings (byte
+                 *     order), then arrays and objects.
+                 * @example data.score desc, id
+                 */
+                orderBy?: components["parameters"]["OrderBy"];
                 /** @description Page size. */
                 limit?: number;
-                /** @description The `nextPageToken` of the previous page. */
+                /** @description The `nextPageToken` of the previous page, with the same `labels`, `filter` and `orderBy`. */
                 pageToken?: string;
             };
             header?: never;
@@ -1342,6 +1522,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
+            422: components["responses"]["NeedsIndex"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1545,6 +1726,100 @@ export interface operations {
             default: components["responses"]["Problem"];
         };
     };
+    applyBatch: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client-chosen key; retries with the same key replay the first reply for 24 hours. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Batch"];
+            };
+        };
+        responses: {
+            /** @description Every operation was applied. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchResult"];
+                };
+            };
+            /** @description Type `invalid-request`: the request is malformed (no operations, more than 1000, a member an operation does not take, a bad ID or label); `operation` names the operation at fault. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Type `insufficient-scope`: the credentials lack `write` on the path of operation `operation`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Type `not-found`: the collection or resource of operation `operation` does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            /** @description Type `conflict`: operation `operation` creates an ID that exists, or patches a resource that kept changing; or the Idempotency-Key was used for another request. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Type `precondition-failed`: the `ifMatch` or `ifNoneMatch` of operation `operation` did not hold. */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Type `too-large`: more operations than `--max-batch-ops`, or a body over `--max-body-bytes`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description Type `schema-violation`: the data operation `operation` writes violates its collection's JSON Schema; `errors[].pointer` names the member, e.g. `/operations/3/data/qty`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            503: components["responses"]["StoreUnavailable"];
+            default: components["responses"]["Problem"];
+        };
+    };
     channelHistory: {
         parameters: {
             query?: {
@@ -1645,6 +1920,21 @@ export interface operations {
                 topic: components["schemas"]["Topic"][];
                 /** @description Label selector applied to resource collection topics. */
                 labels?: string;
+                /**
+                 * @description A filter expression (docs/queries.md), the same language for lists,
+                 *     subscriptions (WebSocket, SSE, long-poll) and webhooks, over
+                 *     `data.<path>`, `labels.<key>`, `id`, `revision`, `createdAt`,
+                 *     `updatedAt`: `== != < <= > >=`, `in [...]`, `exists(f)`,
+                 *     `startsWith(f, "s")`, `endsWith(f, "s")`, `contains(f, v)` (a
+                 *     substring, or an element of an array), `&&`, `||`, `!` and
+                 *     parentheses; strings in quotes, numbers, `true`, `false`, `null`;
+                 *     times as RFC 3339 strings. A bad expression is a 400 naming its
+                 *     position. On a stream, a resource that starts matching arrives as
+                 *     `resource.created` and one that stops matching as
+                 *     `resource.deleted`. Resource topics only.
+                 * @example data.status == "paid" && data.qty > 2
+                 */
+                filter?: components["parameters"]["Filter"];
                 since?: components["schemas"]["Cursor"];
                 snapshot?: boolean;
             };
@@ -1681,6 +1971,21 @@ export interface operations {
             query: {
                 topic: components["schemas"]["Topic"];
                 labels?: string;
+                /**
+                 * @description A filter expression (docs/queries.md), the same language for lists,
+                 *     subscriptions (WebSocket, SSE, long-poll) and webhooks, over
+                 *     `data.<path>`, `labels.<key>`, `id`, `revision`, `createdAt`,
+                 *     `updatedAt`: `== != < <= > >=`, `in [...]`, `exists(f)`,
+                 *     `startsWith(f, "s")`, `endsWith(f, "s")`, `contains(f, v)` (a
+                 *     substring, or an element of an array), `&&`, `||`, `!` and
+                 *     parentheses; strings in quotes, numbers, `true`, `false`, `null`;
+                 *     times as RFC 3339 strings. A bad expression is a 400 naming its
+                 *     position. On a stream, a resource that starts matching arrives as
+                 *     `resource.created` and one that stops matching as
+                 *     `resource.deleted`. Resource topics only.
+                 * @example data.status == "paid" && data.qty > 2
+                 */
+                filter?: components["parameters"]["Filter"];
                 since?: components["schemas"]["Cursor"];
                 /** @description How long to wait for an event, e.g. `30s` (at most 60s). */
                 wait?: string;
