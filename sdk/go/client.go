@@ -301,38 +301,6 @@ func (c *Client) Delete(ctx context.Context, collection, id string) error {
 	return check(r.StatusCode(), r.Body, http.StatusNoContent)
 }
 
-// List reads every resource of a collection matching the label selector
-// ("" for all), following pages. revision is the store revision the first
-// page was read at. To follow changes without a gap afterwards, prefer a
-// snapshot subscription (Conn.Subscribe with Snapshot, or Mirror), which
-// hands over from the state to live events atomically. Errors:
-// ErrNotFound, *ProblemError.
-func (c *Client) List(ctx context.Context, collection, labels string) (items []client.Resource, revision int64, err error) {
-	params := &client.ListResourcesParams{}
-	if labels != "" {
-		params.Labels = &labels
-	}
-	limit := 1000
-	params.Limit = &limit
-	for page := 0; ; page++ {
-		r, err := c.REST.ListResourcesWithResponse(ctx, collection, params)
-		if err != nil {
-			return nil, 0, err
-		}
-		if err := check(r.StatusCode(), r.Body, http.StatusOK); err != nil {
-			return nil, 0, err
-		}
-		if page == 0 {
-			revision = r.JSON200.Revision
-		}
-		items = append(items, r.JSON200.Items...)
-		if r.JSON200.NextPageToken == nil || *r.JSON200.NextPageToken == "" {
-			return items, revision, nil
-		}
-		params.PageToken = r.JSON200.NextPageToken
-	}
-}
-
 // Publish publishes data (any JSON value) to a channel over REST and
 // returns the message with its cursor. Conn.Publish does the same over the
 // realtime connection. Errors: ErrForbidden, *ProblemError.

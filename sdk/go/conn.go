@@ -114,7 +114,7 @@ type Conn struct {
 	welcome      Welcome
 	upSince      time.Time
 	subs         map[*Subscription]struct{}
-	byKey        map[string]*Subscription // topic "\x00" labels → subscription, on the current connection
+	byKey        map[string]*Subscription // subKey(topic, labels, filter) → subscription, on the current connection
 	pending      map[string]*call
 	ref          uint64
 	err          error // why the Conn ended

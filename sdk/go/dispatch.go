@@ -28,7 +28,7 @@ func (cn *Conn) dispatch(b []byte) *DisconnectedError {
 		cn.serverSubscribed(&f)
 	case "unsubscribed":
 		cn.mu.Lock()
-		s := cn.byKey[f.Topic+"\x00"+f.Labels]
+		s := cn.byKey[subKey(f.Topic, f.Labels, f.Filter)]
 		cn.mu.Unlock()
 		if s != nil {
 			cn.endSub(s, ErrUnsubscribedByServer)
@@ -47,7 +47,7 @@ func (cn *Conn) dispatch(b []byte) *DisconnectedError {
 		c.done <- reply{f: &f}
 	case "event", "synced", "bookmark", "presence":
 		cn.mu.Lock()
-		s := cn.byKey[f.Topic+"\x00"+f.Labels]
+		s := cn.byKey[subKey(f.Topic, f.Labels, f.Filter)]
 		if s == nil || s.ended {
 			cn.mu.Unlock()
 			return nil
@@ -67,11 +67,11 @@ func (cn *Conn) dispatch(b []byte) *DisconnectedError {
 			} else if f.Cursor != "" {
 				s.cursor = f.Cursor
 			}
-			ev = &Event{Type: TypeEvent, Topic: f.Topic, Labels: f.Labels, Event: f.Event, Cursor: f.Cursor, Resource: f.Resource, Message: f.Message, Batch: f.Batch, Raw: b}
+			ev = &Event{Type: TypeEvent, Topic: f.Topic, Labels: f.Labels, Filter: f.Filter, Event: f.Event, Cursor: f.Cursor, Resource: f.Resource, Message: f.Message, Batch: f.Batch, Raw: b}
 		case "synced":
 			s.snapshotting, s.sawSnapshot = false, false
 			s.cursor = f.Cursor
-			ev = &Event{Type: TypeSynced, Topic: f.Topic, Labels: f.Labels, Cursor: f.Cursor, Raw: b}
+			ev = &Event{Type: TypeSynced, Topic: f.Topic, Labels: f.Labels, Filter: f.Filter, Cursor: f.Cursor, Raw: b}
 		case "bookmark":
 			if !s.snapshotting && f.Cursor != "" {
 				s.cursor = f.Cursor
@@ -90,7 +90,7 @@ func (cn *Conn) dispatch(b []byte) *DisconnectedError {
 			return nil
 		}
 		cn.mu.Lock()
-		key := f.Topic + "\x00" + f.Labels
+		key := subKey(f.Topic, f.Labels, f.Filter)
 		s := cn.byKey[key]
 		if s == nil || s.ended {
 			cn.mu.Unlock()
@@ -114,15 +114,15 @@ func (cn *Conn) serverSubscribed(f *serverFrame) {
 		cn.c.logger.Info("tandem: server-side subscription ignored (no WithServerSubscriptions)", "topic", f.Topic, "labels", f.Labels)
 		return
 	}
-	s := newSubscription(cn, f.Topic, SubscribeOptions{Labels: f.Labels}, nil)
+	s := newSubscription(cn, f.Topic, SubscribeOptions{Labels: f.Labels, Filter: f.Filter}, nil)
 	s.server, s.firstDone = true, true
-	s.key, s.labels, s.cursor, s.active = f.Topic+"\x00"+f.Labels, f.Labels, f.Cursor, true
+	s.key, s.labels, s.filter, s.cursor, s.active = subKey(f.Topic, f.Labels, f.Filter), f.Labels, f.Filter, f.Cursor, true
 	cn.mu.Lock()
 	if cn.byKey[s.key] != nil {
-		// The server holds one subscription per topic and selector; the
-		// one already here keeps receiving its events.
+		// The server holds one subscription per topic, selector and
+		// filter; the one already here keeps receiving its events.
 		cn.mu.Unlock()
-		cn.c.logger.Warn("tandem: subscribed frame for a topic already subscribed", "topic", f.Topic, "labels", f.Labels)
+		cn.c.logger.Warn("tandem: subscribed frame for a topic already subscribed", "topic", f.Topic, "labels", f.Labels, "filter", f.Filter)
 		return
 	}
 	cn.subs[s] = struct{}{}
@@ -142,7 +142,7 @@ func (cn *Conn) pauseLocked(s *Subscription) {
 	if cn.byKey[s.key] == s {
 		delete(cn.byKey, s.key)
 	}
-	ws, labels, gen := cn.ws, s.labels, cn.gen
+	ws, labels, filter, gen := cn.ws, s.labels, s.filter, cn.gen
 	ref := cn.nextRefLocked()
 	// The subscribe that resumes s must reach the server after this
 	// unsubscribe has been handled, or it would find the old subscription
@@ -159,7 +159,7 @@ func (cn *Conn) pauseLocked(s *Subscription) {
 	cn.mu.Unlock()
 	cn.c.logger.Info("tandem: subscription paused until the application catches up", "topic", s.topic, "pending", s.pending.Load())
 	if ws != nil {
-		_ = cn.write(ws, unsubscribeFrame{Type: "unsubscribe", Ref: ref, Topic: s.topic, Labels: labels})
+		_ = cn.write(ws, unsubscribeFrame{Type: "unsubscribe", Ref: ref, Topic: s.topic, Labels: labels, Filter: filter})
 	}
 	// The delivery goroutine may be idle already (the application took
 	// everything after this check): make it look again.
@@ -236,8 +236,11 @@ func (cn *Conn) sendSubscribe(s *Subscription, gen uint64) {
 		return
 	}
 	ws := cn.ws
-	f := subscribeFrame{Type: "subscribe", Ref: cn.nextRefLocked(), Topic: s.topic, Labels: s.opts.Labels, Meta: s.meta}
-	reset := false
+	f := subscribeFrame{Type: "subscribe", Ref: cn.nextRefLocked(), Topic: s.topic, Labels: s.opts.Labels, Filter: s.opts.Filter, Meta: s.meta}
+	reset, filter := false, s.filter
+	if s.key == "" {
+		filter = s.opts.Filter // no reply yet: the canonical form is not known
+	}
 	switch {
 	case s.presence:
 	case s.snapshotting:
@@ -250,7 +253,7 @@ func (cn *Conn) sendSubscribe(s *Subscription, gen uint64) {
 	cn.pending[f.Ref] = &call{done: make(chan reply, 1), onReply: func(r *serverFrame) { cn.subscribeReplied(s, gen, since, r) }}
 	cn.mu.Unlock()
 	if reset {
-		s.enqueue(Event{Type: TypeReset, Topic: s.topic, Labels: s.opts.Labels})
+		s.enqueue(Event{Type: TypeReset, Topic: s.topic, Labels: s.opts.Labels, Filter: filter})
 	}
 	_ = cn.write(ws, f) // on error the reader reconnects and resubscribes
 }
@@ -271,12 +274,12 @@ func (cn *Conn) subscribeReplied(s *Subscription, gen uint64, since string, r *s
 		cn.pending[ref] = &call{done: make(chan reply, 1)}
 		cn.mu.Unlock()
 		if ws != nil && cn.gen == gen {
-			_ = cn.write(ws, unsubscribeFrame{Type: "unsubscribe", Ref: ref, Topic: res.Topic, Labels: res.Labels})
+			_ = cn.write(ws, unsubscribeFrame{Type: "unsubscribe", Ref: ref, Topic: res.Topic, Labels: res.Labels, Filter: res.Filter})
 		}
 		return
 	}
-	s.key = res.Topic + "\x00" + res.Labels
-	s.labels = res.Labels
+	s.key = subKey(res.Topic, res.Labels, res.Filter)
+	s.labels, s.filter = res.Labels, res.Filter
 	s.active = true
 	s.retries = 0
 	cn.byKey[s.key] = s

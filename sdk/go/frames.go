@@ -16,6 +16,7 @@ type serverFrame struct {
 	Problem  *client.Problem         `json:"problem"`
 	Topic    string                  `json:"topic"`
 	Labels   string                  `json:"labels"`
+	Filter   string                  `json:"filter"`
 	Event    string                  `json:"event"`
 	Cursor   string                  `json:"cursor"`
 	Resource *client.Resource        `json:"resource"`
@@ -42,6 +43,7 @@ type serverFrame struct {
 type TopicCursor struct {
 	Topic  string `json:"topic"`
 	Labels string `json:"labels,omitempty"`
+	Filter string `json:"filter,omitempty"`
 	Cursor string `json:"cursor"`
 }
 
@@ -57,6 +59,7 @@ type Welcome struct {
 type subscribeResult struct {
 	Topic  string `json:"topic"`
 	Labels string `json:"labels"`
+	Filter string `json:"filter"`
 	Cursor string `json:"cursor"`
 	Start  string `json:"start"`
 }
@@ -66,6 +69,7 @@ type subscribeFrame struct {
 	Ref      string          `json:"ref"`
 	Topic    string          `json:"topic"`
 	Labels   string          `json:"labels,omitempty"`
+	Filter   string          `json:"filter,omitempty"`
 	Since    string          `json:"since,omitempty"`
 	Snapshot bool            `json:"snapshot,omitempty"`
 	Meta     json.RawMessage `json:"meta,omitempty"`
@@ -76,6 +80,14 @@ type unsubscribeFrame struct {
 	Ref    string `json:"ref"`
 	Topic  string `json:"topic"`
 	Labels string `json:"labels,omitempty"`
+	Filter string `json:"filter,omitempty"`
+}
+
+// subKey identifies a subscription on a connection as the server does: by
+// topic and the canonical label selector and filter that the subscribe
+// reply gives and that every frame of the subscription carries.
+func subKey(topic, labels, filter string) string {
+	return topic + "\x00" + labels + "\x00" + filter
 }
 
 type publishFrame struct {

@@ -12,6 +12,11 @@ import (
 type MirrorOptions struct {
 	// Labels restricts the mirror to resources matching a label selector.
 	Labels string
+	// Filter restricts the mirror to resources matching a filter
+	// expression (SubscribeOptions.Filter), e.g. `data.qty > 2`: a
+	// resource enters the mirror when a change makes it match and leaves
+	// it when a change makes it stop matching.
+	Filter string
 	// OnEvent, when set, sees every event after the mirror applied it
 	// (from the subscription's delivery goroutine; it must not block long).
 	// The events of an atomic batch are applied together, when its last
@@ -20,7 +25,7 @@ type MirrorOptions struct {
 }
 
 // Mirror is a local copy of a collection (or of the resources matching a
-// label selector) that follows every change: a snapshot, then live events,
+// label selector and a filter) that follows every change: a snapshot, then live events,
 // across reconnects and server restarts, without a gap. When the server
 // answers resync-required the mirror reloads a fresh snapshot and swaps it
 // in atomically once complete; readers see the previous state meanwhile.
@@ -48,14 +53,14 @@ const maxHeld = 1000
 
 // Mirror starts mirroring a collection. It returns once the server accepted
 // the subscription; WaitSynced waits for the initial snapshot. Errors: as
-// Subscribe.
+// Subscribe (a *ProblemError naming the position for a bad Filter).
 func (cn *Conn) Mirror(ctx context.Context, collection string, opts *MirrorOptions) (*Mirror, error) {
 	var o MirrorOptions
 	if opts != nil {
 		o = *opts
 	}
 	m := &Mirror{items: map[string]client.Resource{}, next: map[string]client.Resource{}, synced: make(chan struct{}), onEvent: o.OnEvent}
-	sub, err := cn.SubscribeFunc(ctx, CollectionTopic(collection), &SubscribeOptions{Labels: o.Labels, Snapshot: true, AutoResync: true}, m.apply)
+	sub, err := cn.SubscribeFunc(ctx, CollectionTopic(collection), &SubscribeOptions{Labels: o.Labels, Filter: o.Filter, Snapshot: true, AutoResync: true}, m.apply)
 	if err != nil {
 		return nil, err
 	}
@@ -199,6 +204,9 @@ func (m *Mirror) Done() <-chan struct{} { return m.sub.Done() }
 
 // Err returns why the mirror stopped.
 func (m *Mirror) Err() error { return m.sub.Err() }
+
+// Filter returns the mirror's filter in canonical form ("" for none).
+func (m *Mirror) Filter() string { return m.sub.Filter() }
 
 // Close stops following changes; the last state stays readable. It
 // returns no error.

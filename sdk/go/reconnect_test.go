@@ -126,7 +126,7 @@ func TestMirrorAcrossServerRestart(t *testing.T) {
 			if err := <-writerDone; err != nil {
 				t.Fatalf("writer: %v", err)
 			}
-			items, _, err := c.List(ctx, coll, "")
+			items, _, err := c.List(ctx, coll, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

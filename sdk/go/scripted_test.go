@@ -55,6 +55,7 @@ type clientFrame struct {
 	Method string          `json:"method"`
 	Topic  string          `json:"topic"`
 	Labels string          `json:"labels"`
+	Filter string          `json:"filter"`
 	Since  string          `json:"since"`
 	Data   json.RawMessage `json:"data"`
 	Raw    string          `json:"-"`

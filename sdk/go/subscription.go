@@ -36,6 +36,9 @@ type Event struct {
 	Type   string
 	Topic  string
 	Labels string
+	// Filter is the subscription's filter in canonical form ("" for none),
+	// as every frame of a filtered subscription carries it.
+	Filter string
 	// Event names a TypeEvent: resource.created, resource.updated,
 	// resource.deleted (carrying the last state), resource.snapshot or
 	// message.
@@ -61,6 +64,14 @@ type Event struct {
 type SubscribeOptions struct {
 	// Labels is a label selector for resource topics, e.g. "env=prod".
 	Labels string
+	// Filter is a filter expression for resource topics (the language of
+	// the REST list's filter, see docs/queries.md), e.g.
+	// `data.status == "paid" && data.qty > 2`. A resource that starts
+	// matching arrives as resource.created, one that stops matching as
+	// resource.deleted (carrying its last state), and a snapshot holds only
+	// matching resources. A bad expression makes Subscribe fail with a
+	// *ProblemError (400) whose detail names its position.
+	Filter string
 	// Since resumes after this cursor: every later event, in order, no gap
 	// and no duplicate (or a *ResyncRequiredError).
 	Since string
@@ -107,8 +118,10 @@ type Subscription struct {
 	fn       func(Event)
 	server   bool // made by the server (a subscribed frame)
 
-	// Guarded by cn.mu.
+	// Guarded by cn.mu. labels and filter are the canonical forms of the
+	// subscribe reply; key is subKey of the topic and them.
 	key, labels   string
+	filter        string
 	cursor        string // where to resume
 	snapshotting  bool   // a snapshot is requested or in progress
 	sawSnapshot   bool   // events of an unfinished snapshot were delivered
@@ -140,10 +153,11 @@ type Subscription struct {
 // Subscribe follows topic; events arrive on the subscription's Events
 // channel, which is closed when the subscription ends (then Err says why).
 // It returns once the server accepted the subscription. A Conn holds at
-// most one subscription per topic and label selector (the server answers
-// ErrConflict to a second); use another Conn for an independent one. Errors:
-// *ResyncRequiredError (Since is too old, without AutoResync),
-// ErrNotFound, ErrForbidden, *ProblemError, ctx.Err(), the Conn's end error.
+// most one subscription per topic, label selector and filter (the server
+// answers ErrConflict to a second); use another Conn for an independent
+// one. Errors: *ResyncRequiredError (Since is too old, without AutoResync),
+// ErrNotFound, ErrForbidden, *ProblemError (e.g. 400 for a bad Labels or
+// Filter, naming the position), ctx.Err(), the Conn's end error.
 func (cn *Conn) Subscribe(ctx context.Context, topic string, opts *SubscribeOptions) (*Subscription, error) {
 	return cn.subscribe(ctx, topic, opts, nil)
 }
@@ -275,6 +289,18 @@ func (s *Subscription) Topic() string { return s.topic }
 // Labels returns the subscription's label selector ("" for none).
 func (s *Subscription) Labels() string { return s.opts.Labels }
 
+// Filter returns the subscription's filter in the canonical form the
+// server answered with (e.g. "data.qty > 2" for "data.qty>2"), which every
+// event of the subscription carries in Event.Filter; "" for none.
+func (s *Subscription) Filter() string {
+	s.cn.mu.Lock()
+	defer s.cn.mu.Unlock()
+	if s.key == "" {
+		return s.opts.Filter // not accepted yet
+	}
+	return s.filter
+}
+
 // Cursor returns the position the subscription would resume from: the
 // cursor of the newest event or bookmark received ("" before the first
 // reply, and while a snapshot is incomplete). Store it to resume later with
@@ -297,7 +323,7 @@ func (s *Subscription) Close() error {
 	}
 	s.ended, s.err = true, ErrClosed
 	delete(cn.subs, s)
-	active, labels := s.active, s.labels
+	active, labels, filter := s.active, s.labels, s.filter
 	if s.key != "" && cn.byKey[s.key] == s {
 		delete(cn.byKey, s.key)
 	}
@@ -309,7 +335,7 @@ func (s *Subscription) Close() error {
 		ctx, cancel := context.WithTimeout(cn.ctx, 5*time.Second)
 		defer cancel()
 		_, _ = cn.request(ctx, func(ref string) any {
-			return unsubscribeFrame{Type: "unsubscribe", Ref: ref, Topic: s.topic, Labels: labels}
+			return unsubscribeFrame{Type: "unsubscribe", Ref: ref, Topic: s.topic, Labels: labels, Filter: filter}
 		})
 	}
 	return nil

@@ -11,8 +11,12 @@ import (
 // VerifyWebhook.
 
 // CreateWebhook creates a webhook; the reply carries its secret, the only
-// time it is returned. Errors: ErrNotFound (the topic's collection),
-// ErrConflict (the server's limit), *ProblemError (422 naming the field).
+// time it is returned. For a resource topic, w.Labels and w.Filter (a
+// filter expression, as in SubscribeOptions.Filter) select the resources
+// delivered; the reply shows the filter in canonical form. Errors:
+// ErrNotFound (the topic's collection), ErrConflict (the server's limit),
+// *ProblemError (422 naming the field: /filter, with the position, for a
+// bad filter).
 func (c *Client) CreateWebhook(ctx context.Context, w client.WebhookCreate) (*client.Webhook, error) {
 	r, err := c.REST.CreateWebhookWithResponse(ctx, nil, w)
 	if err != nil {
