@@ -107,13 +107,14 @@ the cursor to pass to --since next time.`, stderr)
 	since := fs.String("since", "", "resume after this cursor (from an event's \"cursor\")")
 	snapshot := fs.Bool("snapshot", false, "print the current state (or a channel's history) first, then a synced line")
 	labels := fs.String("labels", "", "label selector for resource topics, e.g. env=prod")
+	filter := fs.String("filter", "", "filter expression for resource topics, e.g. 'data.qty > 2': a resource that starts\nmatching arrives as resource.created, one that stops as resource.deleted")
 	resync := fs.Bool("resync", false, "when the server answers resync-required, reload with a snapshot instead of exiting")
 	meta := fs.String("meta", "", "presence metadata (a JSON object) when watching a channel's messages")
 	pos, err := parseInterleaved(fs, args, 1)
 	if err != nil {
 		return err
 	}
-	opts := &tandem.SubscribeOptions{Since: *since, Snapshot: *snapshot, Labels: *labels, AutoResync: *resync}
+	opts := &tandem.SubscribeOptions{Since: *since, Snapshot: *snapshot, Labels: *labels, Filter: *filter, AutoResync: *resync}
 	if *meta != "" {
 		if !json.Valid([]byte(*meta)) {
 			return usageError{fmt.Errorf("--meta is not valid JSON")}
@@ -143,7 +144,11 @@ the cursor to pass to --since next time.`, stderr)
 		}
 		return cliError(err)
 	}
-	fmt.Fprintf(stderr, "tandem watch: subscribed to %s\n", pos[0])
+	if f := sub.Filter(); f != "" {
+		fmt.Fprintf(stderr, "tandem watch: subscribed to %s where %s\n", pos[0], f)
+	} else {
+		fmt.Fprintf(stderr, "tandem watch: subscribed to %s\n", pos[0])
+	}
 	for {
 		select {
 		case ev, ok := <-sub.Events():
@@ -210,14 +215,25 @@ prints the stored message with its offset and cursor.`, stderr)
 	return writeJSON(stdout, m)
 }
 
-// getResources prints one resource, or every resource of a collection as
+// getResources prints one resource, or the resources of a collection as
 // JSON lines.
 func getResources(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newClientFlagSet("get", "COLLECTION [ID]", `Prints resource ID of COLLECTION, or without ID every resource of it (one
-JSON line each, following pages).`, stderr)
+	fs := newClientFlagSet("get", "COLLECTION [ID]", `Prints resource ID of COLLECTION, or without ID every resource of it that
+--labels and --filter select, in --order-by order (one JSON line each,
+following pages until the last or until --limit). Examples:
+
+  tandem get orders --filter 'data.qty > 2'
+  tandem get orders --filter 'data.status == "paid" && labels.env == "prod"' --order-by 'data.qty desc' --limit 10
+
+A bad expression is refused (400) naming its position; a query that would
+examine more resources than the server's scan budget (422 needs-index)
+names the fields to declare in the collection's indexes.`, stderr)
 	var cf clientFlags
 	cf.register(fs, getenv)
 	labels := fs.String("labels", "", "label selector when listing, e.g. env=prod")
+	filter := fs.String("filter", "", "filter expression when listing, e.g. 'data.qty > 2' (docs/queries.md)")
+	orderBy := fs.String("order-by", "", "order when listing: up to 4 fields, each optionally asc or desc, e.g. 'data.qty desc, id'\n(default: by ID)")
+	limit := fs.Int("limit", 0, "print at most this many resources (default: all, following every page)")
 	pos, err := parseInterleaved(fs, args, -1)
 	if err != nil {
 		return err
@@ -226,24 +242,32 @@ JSON line each, following pages).`, stderr)
 		fs.Usage()
 		return usageError{errors.New("tandem get: expected COLLECTION [ID]")}
 	}
+	if *limit < 0 {
+		return usageError{errors.New("tandem get: --limit must be positive")}
+	}
 	c, err := cf.client()
 	if err != nil {
 		return cliError(err)
 	}
 	if len(pos) == 2 {
+		if *labels != "" || *filter != "" || *orderBy != "" || *limit != 0 {
+			return usageError{errors.New("tandem get: --labels, --filter, --order-by and --limit apply to listing (no ID)")}
+		}
 		r, err := c.Get(ctx, pos[0], pos[1])
 		if err != nil {
 			return cliError(err)
 		}
 		return writeJSON(stdout, r)
 	}
-	items, _, err := c.List(ctx, pos[0], *labels)
-	if err != nil {
-		return cliError(err)
-	}
-	for _, r := range items {
-		if err := writeJSON(stdout, r); err != nil {
-			return err
+	opts := &tandem.ListOptions{Labels: *labels, Filter: *filter, OrderBy: *orderBy, Limit: *limit}
+	for page, err := range c.Pages(ctx, pos[0], opts) {
+		if err != nil {
+			return cliError(err)
+		}
+		for _, r := range page.Items {
+			if err := writeJSON(stdout, r); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -14,7 +14,7 @@ import (
 func webhooks(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	help := `Manages webhooks (admin grant):
   list                          every webhook and its status, one JSON line each
-  create TOPIC URL              create one (--labels, --max-batch, --description); prints it with its secret
+  create TOPIC URL              create one (--labels, --filter, --max-batch, --description); prints it with its secret
   get ID                        one webhook's status
   delete ID                     delete it
   test ID                       send a signed ping and print the receiver's answer
@@ -39,6 +39,7 @@ func webhooks(ctx context.Context, args []string, getenv func(string) string, st
 	var cf clientFlags
 	cf.register(fs, getenv)
 	labels := fs.String("labels", "", "create: label selector of a resource topic")
+	filter := fs.String("filter", "", "create: filter expression of a resource topic, e.g. 'data.qty > 2'")
 	maxBatch := fs.Int("max-batch", 1, "create: events per request (more than 1: the body is an array)")
 	desc := fs.String("description", "", "create: a description")
 	since := fs.String("since", "", "resume: restart after this cursor")
@@ -68,6 +69,9 @@ func webhooks(ctx context.Context, args []string, getenv func(string) string, st
 		body := client.WebhookCreate{Topic: pos[0], Url: pos[1], MaxBatch: maxBatch}
 		if *labels != "" {
 			body.Labels = labels
+		}
+		if *filter != "" {
+			body.Filter = filter
 		}
 		if *desc != "" {
 			body.Description = desc

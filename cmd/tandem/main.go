@@ -47,7 +47,7 @@ Usage:
   tandem bench SCENARIO     load-test a server on this machine (tandem bench -h)
   tandem watch TOPIC        print a topic's events as JSON lines, resuming across reconnects
   tandem publish CHANNEL JSON   publish a message to a channel
-  tandem get COLLECTION [ID]    print a resource, or every resource of a collection
+  tandem get COLLECTION [ID]    print a resource, or a collection's resources (--filter, --order-by)
   tandem put COLLECTION ID JSON create or replace a resource
   tandem delete COLLECTION ID   delete a resource
   tandem webhooks list|create|get|delete|test|resume|status   manage webhooks (see tandem webhooks)
