@@ -22,8 +22,11 @@ type ListOptions struct {
 	OrderBy string
 	// Limit stops after this many resources in all (0: every one).
 	Limit int
-	// PageSize is the number of resources asked for per request (0: 1000,
-	// or Limit when smaller; at most 1000).
+	// PageSize is the number of resources asked for per request, at most
+	// 1000 (0: 1000, or 100 with a Filter; never more than Limit). The
+	// server examines at most its scan budget (--max-scan, 10,000 by
+	// default) per request, so a sparse filter without an index fills
+	// small pages where a large one would answer 422 needs-index.
 	PageSize int
 	// PageToken starts after the page that returned it (a nextPageToken of
 	// a list with the same Labels, Filter and OrderBy); "" starts at the
@@ -31,8 +34,12 @@ type ListOptions struct {
 	PageToken string
 }
 
-// maxPageSize is the largest page the server returns.
-const maxPageSize = 1000
+// maxPageSize is the largest page the server returns; filterPageSize is
+// the default page of a filtered list (the server's own default).
+const (
+	maxPageSize    = 1000
+	filterPageSize = 100
+)
 
 // List reads the resources of a collection that opts selects, in opts'
 // order, following pages until the last one (or opts.Limit). revision is
@@ -71,7 +78,12 @@ func (c *Client) Pages(ctx context.Context, collection string, opts *ListOptions
 		o = *opts
 	}
 	size := o.PageSize
-	if size <= 0 || size > maxPageSize {
+	switch {
+	case size > maxPageSize:
+		size = maxPageSize
+	case size <= 0 && o.Filter != "":
+		size = filterPageSize
+	case size <= 0:
 		size = maxPageSize
 	}
 	return func(yield func(*client.ResourceList, error) bool) {
