@@ -7,7 +7,8 @@
  *   const tandem = new Tandem({ baseUrl: "http://127.0.0.1:8080", WebSocket });
  *   const { data } = await tandem.rest.GET("/v1/collections");
  *   const conn = await tandem.connect();
- *   const sub = await conn.subscribe("collections/orders/resources", { snapshot: true });
+ *   const { items } = await tandem.list("orders", { filter: "data.qty > 2", orderBy: "data.qty desc" });
+ *   const sub = await conn.subscribe("collections/orders/resources", { snapshot: true, filter: "data.qty > 2" });
  *   for await (const ev of sub) console.log(ev);
  *   const result = await conn.rpc("game:move", { from: "e2", to: "e4" });
  *   await tandem.batch([{ op: "put", collection: "orders", id: "o-1", data: { item: "tea" } }, { op: "delete", collection: "carts", id: "c-9" }]);
@@ -15,7 +16,17 @@
  *   const wh = await tandem.webhooks.create({ topic: "collections/orders/resources", url: "https://app.example/hooks" });
  */
 import { Connection, type RealtimeOptions } from "./realtime.js";
-import { type BatchOperation, type BatchResult, type RestClient, batch, createRestClient } from "./rest.js";
+import {
+  type BatchOperation,
+  type BatchResult,
+  type ListOptions,
+  type ResourceList,
+  type RestClient,
+  batch,
+  createRestClient,
+  list,
+  listPages,
+} from "./rest.js";
 import type { TokenSource } from "./token.js";
 import { Webhooks } from "./webhooks.js";
 
@@ -23,7 +34,18 @@ export * from "./errors.js";
 export * from "./realtime.js";
 export * from "./state.js";
 export { backoffDelay, type Backoff } from "./backoff.js";
-export { batch, createRestClient, unwrap, type BatchOperation, type BatchResult, type RestClient } from "./rest.js";
+export {
+  batch,
+  createRestClient,
+  list,
+  listPages,
+  unwrap,
+  type BatchOperation,
+  type BatchResult,
+  type ListOptions,
+  type ResourceList,
+  type RestClient,
+} from "./rest.js";
 export { resolveToken, type TokenSource } from "./token.js";
 export * from "./webhook.js";
 export * from "./webhooks.js";
@@ -54,6 +76,16 @@ export class Tandem {
   /** Applies operations atomically (`POST /v1/batch`); see `batch`. */
   batch(operations: BatchOperation[], opts: { idempotencyKey?: string } = {}): Promise<BatchResult> {
     return batch(this.rest, operations, opts);
+  }
+
+  /** Reads the resources of a collection that `opts` selects (filter, orderBy, labels), following pages; see `list`. */
+  list(collection: string, opts: ListOptions = {}): Promise<{ items: ResourceList["items"]; revision: number }> {
+    return list(this.rest, collection, opts);
+  }
+
+  /** Yields the pages of a list, following `nextPageToken`; see `listPages`. */
+  listPages(collection: string, opts: ListOptions = {}): AsyncGenerator<ResourceList, void, undefined> {
+    return listPages(this.rest, collection, opts);
   }
 
   /** Opens a realtime connection that reconnects and resumes by itself. */

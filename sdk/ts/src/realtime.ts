@@ -35,6 +35,7 @@ export interface ResetEvent {
   type: "reset";
   topic: string;
   labels?: string;
+  filter?: string;
 }
 
 /** What a subscription delivers: the server's event, synced and presence frames, plus the SDK's reset marker. */
@@ -78,6 +79,17 @@ export interface RealtimeOptions {
 export interface SubscribeOptions {
   /** Label selector for resource topics, e.g. "env=prod". */
   labels?: string;
+  /**
+   * Filter expression for resource topics (docs/queries.md), e.g.
+   * `data.status == "paid" && data.qty > 2`. A resource that starts
+   * matching arrives as `resource.created`, one that stops matching as
+   * `resource.deleted` (with its last state); a snapshot holds only
+   * matching resources. A bad expression rejects subscribe() with a
+   * TandemError (400) whose detail names the position. The server answers
+   * with the canonical form (`Subscription.filter`), which every frame of
+   * the subscription carries.
+   */
+  filter?: string;
   /** Resume after this cursor: every later event, in order, no gap, no duplicate (or a ResyncRequiredError). */
   since?: string;
   /** The current state first (or a channel's history), then `synced`, then live events. Not with `since`. */
@@ -117,6 +129,13 @@ export const presenceTopic = (ch: string) => `channels/${ch}/presence`;
 // 4003 (disconnected by the server) is retried unless its `disconnect`
 // frame said reconnect: false, which ends the connection before the close.
 const FATAL_CODES = new Set([1008, 4010]);
+
+/**
+ * A subscription on a connection as the server identifies it: its topic and
+ * the canonical label selector and filter that the subscribe reply gives
+ * and every frame of the subscription carries.
+ */
+const subKey = (topic: string, labels?: string, filter?: string) => `${topic}\0${labels ?? ""}\0${filter ?? ""}`;
 const STABLE_AFTER_MS = 10_000;
 
 type Outgoing = ClientFrame extends infer F ? (F extends { ref: string } ? Omit<F, "ref"> : never) : never;
@@ -512,9 +531,10 @@ export class Connection {
 
   /**
    * Follows a topic. Resolves once the server accepted it. A connection
-   * holds one subscription per topic and selector (the server answers 409
-   * to a second). Rejects with ResyncRequiredError (a stale `since`,
-   * without autoResync) or a TandemError.
+   * holds one subscription per topic, selector and filter (the server
+   * answers 409 to a second). Rejects with ResyncRequiredError (a stale
+   * `since`, without autoResync) or a TandemError (e.g. 400 for a bad
+   * `labels` or `filter`, naming the position).
    */
   async subscribe(topic: string, options: SubscribeOptions = {}): Promise<Subscription> {
     if (options.since && options.snapshot) throw new Error("since and snapshot cannot be combined");
@@ -537,7 +557,7 @@ export class Connection {
     const wasActive = s.active;
     this.endSub(s, new ClosedError());
     if (wasActive && this.ws) {
-      await this.request({ type: "unsubscribe", topic: s.topic, labels: s.labels || undefined }).catch(() => undefined);
+      await this.request({ type: "unsubscribe", topic: s.topic, labels: s.labels || undefined, filter: s.filter || undefined }).catch(() => undefined);
     }
   }
 
@@ -560,7 +580,7 @@ export class Connection {
     if (this.ws) {
       const ref = this.nextRef();
       this.pending.set(ref, { resolve: () => undefined, reject: () => undefined });
-      this.sendOn(this.ws, { type: "unsubscribe", ref, topic: s.topic, labels: s.labels || undefined });
+      this.sendOn(this.ws, { type: "unsubscribe", ref, topic: s.topic, labels: s.labels || undefined, filter: s.filter || undefined });
     }
   }
 
@@ -576,6 +596,7 @@ export class Connection {
     if (!ws || this.gen !== gen || s.ended || s.active || s.paused || s.server) return;
     const frame: Outgoing = { type: "subscribe", topic: s.topic };
     if (s.options.labels) frame.labels = s.options.labels;
+    if (s.options.filter) frame.filter = s.options.filter;
     if (s.options.meta) frame.meta = s.options.meta;
     let reset = false;
     if (s.presence) {
@@ -590,7 +611,7 @@ export class Connection {
     const since = frame.since;
     const ref = this.nextRef();
     this.pending.set(ref, { resolve: () => undefined, reject: () => undefined, onReply: (r) => this.subscribeReplied(s, gen, since, r) });
-    if (reset) s.deliver({ type: "reset", topic: s.topic, labels: s.options.labels });
+    if (reset) s.deliver({ type: "reset", topic: s.topic, labels: s.options.labels, filter: s.key ? s.filter : s.options.filter });
     this.sendOn(ws, { ...frame, ref } as ClientFrame);
   }
 
@@ -602,12 +623,13 @@ export class Connection {
       if (this.ws && this.gen === gen) {
         const ref = this.nextRef();
         this.pending.set(ref, { resolve: () => undefined, reject: () => undefined });
-        this.sendOn(this.ws, { type: "unsubscribe", ref, topic: res.topic, labels: res.labels });
+        this.sendOn(this.ws, { type: "unsubscribe", ref, topic: res.topic, labels: res.labels, filter: res.filter });
       }
       return;
     }
-    s.key = res.topic + "\0" + (res.labels ?? "");
+    s.key = subKey(res.topic, res.labels, res.filter);
     s.labels = res.labels;
+    s.filter = res.filter;
     s.active = true;
     s.retries = 0;
     this.byKey.set(s.key, s);
@@ -651,8 +673,7 @@ export class Connection {
       case "synced":
       case "bookmark":
       case "presence": {
-        const labels = "labels" in f ? (f.labels ?? "") : "";
-        const s = this.byKey.get(f.topic + "\0" + labels);
+        const s = this.byKey.get(f.type === "presence" ? subKey(f.topic) : subKey(f.topic, f.labels, f.filter));
         if (!s || s.ended) return;
         if (f.type === "event") {
           if (s.overLimit()) return this.pause(s);
@@ -674,7 +695,7 @@ export class Connection {
       case "error": {
         const e = f as ErrorFrame;
         if (!e.topic) return; // the connection is about to close; subscriptions resume from their cursors
-        const key = e.topic + "\0" + (e.labels ?? "");
+        const key = subKey(e.topic, e.labels, e.filter);
         const s = this.byKey.get(key);
         if (!s || s.ended) return;
         this.byKey.delete(key);
@@ -685,8 +706,7 @@ export class Connection {
       case "subscribed":
         return this.serverSubscribed(f);
       case "unsubscribed": {
-        const key = f.topic + "\0" + (f.labels ?? "");
-        const s = this.byKey.get(key);
+        const s = this.byKey.get(subKey(f.topic, f.labels, f.filter));
         if (!s || s.ended) return;
         this.endSub(s, new UnsubscribedError(f.topic, f.labels));
         return;
@@ -708,13 +728,14 @@ export class Connection {
   }
 
   private serverSubscribed(f: Subscribed): void {
-    const key = f.topic + "\0" + (f.labels ?? "");
+    const key = subKey(f.topic, f.labels, f.filter);
     const existing = this.byKey.get(key);
-    // One subscription per topic and selector: the one already here goes on receiving the topic's frames.
+    // One subscription per topic, selector and filter: the one already here goes on receiving the topic's frames.
     if (existing && !existing.ended) return;
-    const s = new Subscription(this, f.topic, f.labels ? { labels: f.labels } : {}, true);
+    const s = new Subscription(this, f.topic, { ...(f.labels ? { labels: f.labels } : {}), ...(f.filter ? { filter: f.filter } : {}) }, true);
     s.key = key;
     s.labels = f.labels;
+    s.filter = f.filter;
     s.cursor = f.cursor;
     s.active = true;
     this.subs.add(s);
@@ -740,6 +761,8 @@ export class Subscription implements AsyncIterable<RealtimeEvent> {
   cursor: string | undefined;
   /** The label selector as the server normalised it. */
   labels: string | undefined;
+  /** The filter in the canonical form the server answered with (e.g. "data.qty > 2" for "data.qty>2"), as its events carry it. */
+  filter: string | undefined;
   /** Why it ended. */
   error: Error | undefined;
   /** Made by the server (a `subscribed` frame), not by subscribe(): it ends when the connection drops, and is never paused. */

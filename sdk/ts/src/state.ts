@@ -4,8 +4,8 @@ import type { PresenceMember, Resource } from "./gen/frames.js";
 import { type Connection, type RealtimeEvent, type Subscription, collectionTopic } from "./realtime.js";
 
 /**
- * A local copy of a collection (or of the resources matching a selector)
- * that follows every change without a gap, across reconnects and server
+ * A local copy of a collection (or of the resources matching a selector and
+ * a filter) that follows every change without a gap, across reconnects and server
  * restarts; on resync-required it reloads a snapshot and swaps it in when
  * complete. The events of an atomic batch (`POST /v1/batch`) are held back
  * until the batch's last event for this mirror (`batch.end`) and then
@@ -30,19 +30,33 @@ export class Mirror {
     this.synced = new Promise((r) => (this.resolveSynced = r));
   }
 
+  /**
+   * Starts mirroring a collection; resolves once the server accepted the
+   * subscription (`synced` resolves after the initial snapshot). With
+   * `filter` (as in `subscribe`, e.g. `data.qty > 2`) the mirror holds only
+   * matching resources: one enters when a change makes it match and leaves
+   * when a change makes it stop matching. Rejects as `subscribe` (a
+   * TandemError naming the position of a bad filter).
+   */
   static async open(
     conn: Connection,
     collection: string,
-    options: { labels?: string; onEvent?: (m: Mirror, ev: RealtimeEvent) => void } = {},
+    options: { labels?: string; filter?: string; onEvent?: (m: Mirror, ev: RealtimeEvent) => void } = {},
   ): Promise<Mirror> {
     const m = new Mirror(options.onEvent);
     m.subscription = await conn.subscribe(collectionTopic(collection), {
       labels: options.labels,
+      filter: options.filter,
       snapshot: true,
       autoResync: true,
       onEvent: (ev) => m.apply(ev),
     });
     return m;
+  }
+
+  /** The mirror's filter in canonical form (undefined for none). */
+  get filter(): string | undefined {
+    return this.subscription.filter;
   }
 
   /** How many events of an atomic batch are held back until its last one arrives. */

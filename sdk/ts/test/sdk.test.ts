@@ -464,3 +464,43 @@ describe("batch", () => {
     assert.deepEqual(again, first);
   });
 });
+
+describe("filter (real server)", () => {
+  it("filter: a filtered Mirror takes resources that start matching and drops those that stop; list pages with filter and orderBy", async () => {
+    const s = await server();
+    const t = client(s.url);
+    await ensureCollection(t, "orders");
+    await put(t, "orders", "a", { qty: 5 });
+    await put(t, "orders", "b", { qty: 1 });
+    const conn = await connect(t);
+    const m = await Mirror.open(conn, "orders", { filter: "data.qty>2" });
+    await m.synced;
+    assert.deepEqual([...m.items.keys()], ["a"]);
+    assert.equal(m.filter, "data.qty > 2", "the canonical filter");
+    const keys = () => [...m.items.keys()].sort().join(",");
+    for (const [id, qty, want] of [
+      ["b", 3, "a,b"], // enters
+      ["a", 2, "b"], // leaves
+      ["c", 0, "b"], // never matches
+      ["d", 9, "b,d"], // created matching
+    ] as const) {
+      const r = await put(t, "orders", id, { qty });
+      await eventually(`${id} at ${qty}: ${want}`, () => keys() === want && (!m.items.has(id) || m.items.get(id)!.revision === r.revision));
+    }
+
+    const query = { filter: "data.qty >= 2", orderBy: "data.qty desc" };
+    for (const pageSize of [undefined, 1, 2]) {
+      const { items, revision } = await t.list("orders", { ...query, pageSize });
+      assert.deepEqual(items.map((r) => r.id), ["d", "b", "a"], `pages of ${pageSize}`);
+      assert.ok(revision >= 6);
+    }
+    const sizes: number[] = [];
+    for await (const page of t.listPages("orders", { ...query, pageSize: 1 })) sizes.push(page.items.length);
+    assert.deepEqual(sizes, [1, 1, 1]);
+    assert.deepEqual((await t.list("orders", { ...query, limit: 2, pageSize: 1 })).items.map((r) => r.id), ["d", "b"]);
+    await assert.rejects(t.list("orders", { filter: "data.qty >" }), (e: unknown) => e instanceof TandemError && e.status === 400 && e.message.includes("query filter: position 11"));
+    await assert.rejects(t.list("orders", { orderBy: "data.qty sideways" }), (e: unknown) => e instanceof TandemError && e.status === 400 && e.message.includes("orderBy"));
+    await assert.rejects(Mirror.open(conn, "orders", { filter: "qty > 1" }), (e: unknown) => e instanceof TandemError && e.status === 400 && e.message.includes("qty"));
+    await m.close();
+  });
+});
