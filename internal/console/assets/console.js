@@ -35,7 +35,10 @@
     presence: new Map(), // presence topic → Map(member id → member)
   };
 
-  const subKey = (topic, labels) => topic + '\u0000' + (labels || '');
+  // A subscription is its topic, label selector and filter; frames carry the
+  // canonical forms of the last two (as the subscribe reply gives them).
+  const subKey = (topic, labels, filter) => topic + '\u0000' + (labels || '') + '\u0000' + (filter || '');
+  const subLabel = (s) => [s.labels ? `[${s.labels}]` : '', s.filter ? `where ${s.filter}` : ''].filter(Boolean).join(' ');
   const isPresenceTopic = (t) => /^channels\/[^/]+\/presence$/.test(t);
   const isChannelTopic = (t) => t.startsWith('channels/');
   const shortCursor = (c) => (c && c.length > 28 ? c.slice(0, 12) + '…' + c.slice(-12) : c || '');
@@ -130,13 +133,14 @@
 
     // subscribe adds a subscription (kept across reconnects) and sends it.
     subscribe(opts) {
-      const key = subKey(opts.topic, opts.labels);
-      const old = this.subs.get(key);
+      const key = subKey(opts.topic, opts.labels, opts.filter);
+      const old = this.subs.get(key) || [...this.subs.values()].find((s) => s.asked === key);
       if (old && old.status !== 'error' && old.status !== 'ended') {
-        throw new Error(`already subscribed to ${opts.topic}${opts.labels ? ' [' + opts.labels + ']' : ''}`);
+        throw new Error(`already subscribed to ${opts.topic} ${subLabel(opts)}`.trim());
       }
+      if (old) this.subs.delete(old.key);
       const sub = {
-        key, topic: opts.topic, labels: opts.labels || '', meta: opts.meta,
+        key, asked: key, topic: opts.topic, labels: opts.labels || '', filter: opts.filter || '', meta: opts.meta,
         snapshot: !!opts.snapshot, cursor: opts.since || '', syncing: false,
         status: 'waiting', problem: null, count: 0, resyncs: 0,
       };
@@ -149,6 +153,7 @@
     sendSubscribe(sub) {
       const f = { type: 'subscribe', topic: sub.topic };
       if (sub.labels) f.labels = sub.labels;
+      if (sub.filter) f.filter = sub.filter;
       if (sub.meta) f.meta = sub.meta;
       const resuming = !!sub.cursor;
       if (resuming) f.since = sub.cursor;
@@ -158,6 +163,15 @@
       this.ui.subs();
       this.request(f).then((body) => {
         if (this.subs.get(sub.key) !== sub) return;
+        // Frames name the subscription by the canonical labels and filter.
+        sub.labels = body.labels || '';
+        sub.filter = body.filter || '';
+        const key = subKey(sub.topic, sub.labels, sub.filter);
+        if (key !== sub.key) {
+          this.subs.delete(sub.key);
+          sub.key = key;
+          this.subs.set(key, sub);
+        }
         // Presence sends its state as one presence frame, with no synced.
         sub.syncing = body.start === 'snapshot' && !isPresenceTopic(sub.topic);
         sub.status = sub.syncing ? 'syncing' : 'live';
@@ -195,6 +209,7 @@
       if (this.open && (sub.status === 'live' || sub.status === 'syncing')) {
         const f = { type: 'unsubscribe', topic: sub.topic };
         if (sub.labels) f.labels = sub.labels;
+        if (sub.filter) f.filter = sub.filter;
         this.request(f).catch((err) => this.ui.log('error', { problem: err.problem }, `unsubscribe: ${err.message}`));
       }
     }
@@ -215,7 +230,7 @@
       if (ws !== this.ws) return;
       let f;
       try { f = JSON.parse(m.data); } catch { this.ui.log('error', null, 'non-JSON frame from the server'); return; }
-      const sub = f.topic !== undefined ? this.subs.get(subKey(f.topic, f.labels)) : undefined;
+      const sub = f.topic !== undefined ? this.subs.get(subKey(f.topic, f.labels, f.filter)) : undefined;
       switch (f.type) {
         case 'welcome':
           this.attempt = 0;
@@ -263,7 +278,7 @@
           break;
         case 'error':
           for (const c of f.cursors || []) {
-            const s = this.subs.get(subKey(c.topic, c.labels));
+            const s = this.subs.get(subKey(c.topic, c.labels, c.filter));
             if (s) s.cursor = c.cursor;
           }
           this.ui.log('error', f, (f.topic ? f.topic + ': ' : '') + problemText(f.problem));
@@ -387,6 +402,7 @@
     return {
       kind, topic, collection, channel, id: $('resource-id').value.trim(),
       labels: resourceKind ? $('labels').value.trim() : '',
+      filter: resourceKind ? $('filter').value.trim() : '',
       since: $('since').value.trim(),
       snapshot: $('snapshot').checked && kind !== 'presence',
       name: kind === 'messages' ? $('member-name').value.trim() : '',
@@ -442,7 +458,7 @@
         el('div', { class: 'ev-head' },
           el('time', { text: new Date().toLocaleTimeString() }),
           el('span', { class: `badge b-${type}`, text: badge }),
-          frame && frame.topic ? el('code', { class: 'ev-topic', text: frame.topic + (frame.labels ? ` [${frame.labels}]` : '') }) : null,
+          frame && frame.topic ? el('code', { class: 'ev-topic', text: `${frame.topic} ${subLabel(frame)}`.trim() }) : null,
         ),
         summary ? el('div', { class: 'ev-summary', text: summary }) : null,
         cursor ? el('div', { class: 'ev-cursor' }, 'cursor ', el('code', { class: 'cursor', title: 'click to copy', text: cursor, onclick: () => copy(cursor) })) : null,
@@ -458,7 +474,7 @@
         el('div', { class: 'sub-head' },
           el('span', { class: `pill p-${s.status}`, text: s.status }),
           el('code', { text: s.topic }),
-          s.labels ? el('span', { class: 'hint', text: `[${s.labels}]` }) : null,
+          s.labels || s.filter ? el('span', { class: 'hint sub-select', text: subLabel(s) }) : null,
         ),
         el('div', { class: 'sub-meta' },
           isPresenceTopic(s.topic) ? 'presence has no cursor' :
@@ -499,7 +515,7 @@
 
   function subscribeFromForm() {
     const t = readTopic();
-    const opts = { topic: t.topic, labels: t.labels, since: t.since, snapshot: t.snapshot };
+    const opts = { topic: t.topic, labels: t.labels, filter: t.filter, since: t.since, snapshot: t.snapshot };
     if (t.kind === 'messages') opts.meta = t.name ? { name: t.name } : {};
     try {
       rt.subscribe(opts);
@@ -516,6 +532,7 @@
     ui.presence();
     const q = new URLSearchParams({ topic: t.topic });
     if (t.labels) q.set('labels', t.labels);
+    if (t.filter) q.set('filter', t.filter);
     if (t.snapshot) q.set('snapshot', '1');
     if (t.name) q.set('name', t.name);
     history.replaceState(null, '', '?' + q.toString());
@@ -630,8 +647,10 @@
     const auth = state.token ? ` \\\n  -H "Authorization: Bearer $TANDEM_TOKEN"` : '';
     const q = new URLSearchParams({ topic: t.topic });
     if (t.labels) q.set('labels', t.labels);
+    if (t.filter) q.set('filter', t.filter);
     const sub = { type: 'subscribe', ref: '1', topic: t.topic };
     if (t.labels) sub.labels = t.labels;
+    if (t.filter) sub.filter = t.filter;
     if (t.since) sub.since = t.since;
     else if (t.snapshot) sub.snapshot = true;
     if (t.kind === 'messages' && t.name) sub.meta = { name: t.name };
@@ -643,7 +662,10 @@
         if (t.since) sse.set('since', t.since);
         else if (t.snapshot) sse.set('snapshot', 'true');
         if (t.kind === 'resources') {
-          lines.push('# the current state', `curl -s ${sq(`${base}/v1/collections/${t.collection}/resources${t.labels ? '?labels=' + encodeURIComponent(t.labels) : ''}`)}${auth}`);
+          const lq = new URLSearchParams();
+          if (t.labels) lq.set('labels', t.labels);
+          if (t.filter) lq.set('filter', t.filter);
+          lines.push('# the current state', `curl -s ${sq(`${base}/v1/collections/${t.collection}/resources${lq.size ? '?' + lq : ''}`)}${auth}`);
         } else if (t.kind === 'resource') {
           lines.push('# the current state (ETag = revision)', `curl -si ${sq(`${base}/v1/collections/${t.collection}/resources/${t.id}`)}${auth}`);
         } else if (t.kind === 'messages') {
@@ -670,7 +692,7 @@
         if (state.token) lines.push(json({ type: 'auth', ref: '0', token: '<token>' }));
         lines.push(json(sub));
         if (t.kind === 'messages') lines.push(json({ type: 'publish', ref: '2', topic: t.topic, data: { text: 'hello' } }));
-        lines.push(json({ type: 'unsubscribe', ref: '3', topic: t.topic, ...(t.labels ? { labels: t.labels } : {}) }));
+        lines.push(json({ type: 'unsubscribe', ref: '3', topic: t.topic, ...(t.labels ? { labels: t.labels } : {}), ...(t.filter ? { filter: t.filter } : {}) }));
         return lines.join('\n');
       }
       case 'go':
@@ -681,11 +703,16 @@
     return '';
   }
 
+  // goString quotes s for Go: a raw string when it has quotes but no
+  // backquote (filters often hold "…"), else an interpreted one.
+  const goString = (s) => (s.includes('"') && !/[`\r\n]/.test(s) ? '`' + s + '`' : json(s));
+
   // goSnippet is a complete program using the Go SDK (sdk/go); the browser
   // test compiles it for every kind of topic.
   function goSnippet(t, base) {
     const opts = [];
     if (t.labels) opts.push(`Labels: ${json(t.labels)}`);
+    if (t.filter) opts.push(`Filter: ${goString(t.filter)}`);
     if (t.since) opts.push(`Since: ${json(t.since)}`);
     else if (t.snapshot) opts.push('Snapshot: true');
     if (t.kind === 'messages' && t.name) opts.push(`Meta: map[string]string{"name": ${json(t.name)}}`);
@@ -756,6 +783,7 @@
   function tsSnippet(t, base) {
     const opts = [];
     if (t.labels) opts.push(`labels: ${json(t.labels)}`);
+    if (t.filter) opts.push(`filter: ${json(t.filter)}`);
     if (t.since) opts.push(`since: ${json(t.since)}`);
     else if (t.snapshot) opts.push('snapshot: true');
     if (t.kind === 'messages' && t.name) opts.push(`meta: { name: ${json(t.name)} }`);
@@ -804,6 +832,7 @@
     const preset = params.get('topic');
     if (preset && writeTopic(preset)) {
       if (params.has('labels')) $('labels').value = params.get('labels');
+      if (params.has('filter')) $('filter').value = params.get('filter');
       if (params.has('since')) $('since').value = params.get('since');
       $('snapshot').checked = params.get('snapshot') === '1' || params.get('snapshot') === 'true';
     }
@@ -854,6 +883,7 @@
   }
 
   // Exposed for debugging from the browser's console (and for tests).
-  window.tandemConsole = { realtime: rt, state };
+  // query.js (the list panel) uses el, rest and problemText too.
+  window.tandemConsole = { realtime: rt, state, el, rest, problemText };
   init();
 })();
