@@ -17,6 +17,9 @@ const (
 	CodePreconditionFailed Code = "precondition-failed"
 	CodeCompacted          Code = "resync-required"
 	CodeUnavailable        Code = "unavailable"
+	// CodeCollectionChanged: the collection (its schema) or its resources
+	// changed since the caller read them; read again and retry.
+	CodeCollectionChanged Code = "collection-changed"
 )
 
 // Sentinel errors; wrap them (fmt.Errorf("…: %w", ErrNotFound)) or use Errorf.
@@ -27,6 +30,7 @@ var (
 	ErrPreconditionFailed = &Error{Code: CodePreconditionFailed, Message: "precondition failed"}
 	ErrCompacted          = &Error{Code: CodeCompacted, Message: "the change log no longer holds the requested position"}
 	ErrUnavailable        = &Error{Code: CodeUnavailable, Message: "store unavailable"}
+	ErrCollectionChanged  = &Error{Code: CodeCollectionChanged, Message: "the collection changed meanwhile; read it again and retry"}
 )
 
 // Error is a domain error whose Message is safe to show to clients.

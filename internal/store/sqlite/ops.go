@@ -10,22 +10,18 @@ import (
 	"github.com/tandemhq/tandem/internal/store"
 )
 
-// CreateCollection creates c and returns it with its revision and creation
-// time. Creating a collection takes one revision but appends nothing to the
-// change log. Errors: store.ErrInvalid (bad name or schema),
+// CreateCollection creates c (its schema, description and indexes) and
+// returns it with its revision and creation time. Creating a collection
+// takes one revision but appends nothing to the change log. Errors:
+// store.ErrInvalid (bad name, schema, description or indexes),
 // store.ErrConflict (it exists), store.ErrUnavailable.
 func (s *Store) CreateCollection(ctx context.Context, c store.Collection) (store.Collection, error) {
-	if err := store.CheckCollectionName(c.Name); err != nil {
-		return store.Collection{}, err
-	}
-	schema, err := store.NormalizeSchema(c.Schema)
+	in, err := store.PrepareCollection(c)
 	if err != nil {
 		return store.Collection{}, err
 	}
-	out := store.Collection{Name: c.Name, CreatedAt: now()}
-	if schema != nil {
-		out.Schema = json.RawMessage(*schema)
-	}
+	var out store.Collection
+	created := now()
 	err = s.write(ctx, "create collection", func(ctx context.Context, tx *sql.Tx) (bool, error) {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM collections WHERE name = ?`, c.Name).Scan(&n); err != nil {
@@ -38,10 +34,12 @@ func (s *Store) CreateCollection(ctx context.Context, c store.Collection) (store
 		if err != nil {
 			return false, err
 		}
-		out.Revision = rev
-		_, err = tx.ExecContext(ctx, `INSERT INTO collections (name, schema, revision, created_at) VALUES (?, ?, ?, ?)`,
-			c.Name, schema, rev, toMicros(out.CreatedAt))
-		return true, err
+		out = in.Collection(rev, created, created)
+		if _, err = tx.ExecContext(ctx, `INSERT INTO collections (name, schema, description, indexes, revision, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			c.Name, in.Schema, in.Description, in.Indexes, rev, toMicros(created)); err != nil {
+			return false, err
+		}
+		return true, s.syncIndexes(ctx, tx, c.Name, nil, out.Indexes)
 	})
 	if err != nil {
 		return store.Collection{}, err
@@ -49,17 +47,29 @@ func (s *Store) CreateCollection(ctx context.Context, c store.Collection) (store
 	return out, nil
 }
 
+// collectionCols are the columns scanCollection reads.
+const collectionCols = `name, schema, description, indexes, revision, created_at, updated_at`
+
 func scanCollection(row interface{ Scan(...any) error }) (store.Collection, error) {
 	var c store.Collection
 	var schema sql.NullString
+	var indexes string
 	var created int64
-	if err := row.Scan(&c.Name, &schema, &c.Revision, &created); err != nil {
+	var updated sql.NullInt64
+	if err := row.Scan(&c.Name, &schema, &c.Description, &indexes, &c.Revision, &created, &updated); err != nil {
 		return c, err
 	}
 	if schema.Valid {
 		c.Schema = json.RawMessage(schema.String)
 	}
-	c.CreatedAt = fromMicros(created)
+	var err error
+	if c.Indexes, err = store.DecodeIndexes(indexes); err != nil {
+		return c, err
+	}
+	c.CreatedAt, c.UpdatedAt = fromMicros(created), fromMicros(created)
+	if updated.Valid {
+		c.UpdatedAt = fromMicros(updated.Int64)
+	}
 	return c, nil
 }
 
@@ -67,7 +77,7 @@ func scanCollection(row interface{ Scan(...any) error }) (store.Collection, erro
 // store.ErrUnavailable.
 func (s *Store) GetCollection(ctx context.Context, name string) (store.Collection, error) {
 	c, err := scanCollection(s.r.QueryRowContext(ctx,
-		`SELECT name, schema, revision, created_at FROM collections WHERE name = ?`, name))
+		`SELECT `+collectionCols+` FROM collections WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Collection{}, store.CollectionNotFound(name)
 	}
@@ -80,7 +90,7 @@ func (s *Store) GetCollection(ctx context.Context, name string) (store.Collectio
 // ListCollections returns every collection ordered by name (byte order).
 // Errors: store.ErrUnavailable.
 func (s *Store) ListCollections(ctx context.Context) ([]store.Collection, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT name, schema, revision, created_at FROM collections ORDER BY name`)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+collectionCols+` FROM collections ORDER BY name`)
 	if err != nil {
 		return nil, wrapErr(ctx, "list collections", err)
 	}
@@ -114,6 +124,9 @@ func (s *Store) DeleteCollection(ctx context.Context, name string) error {
 		}
 		if exists == 0 {
 			return false, store.CollectionNotFound(name)
+		}
+		if err := s.dropIndexes(ctx, tx, name); err != nil {
+			return false, err
 		}
 		last, err := s.bumpRevision(ctx, tx, n+1)
 		if err != nil {
@@ -256,7 +269,8 @@ func (s *Store) appendChange(ctx context.Context, tx *sql.Tx, rev int64, typ sto
 // data not a JSON object, bad labels), store.ErrNotFound (collection
 // missing, or resource missing with IfMatch or MustExist),
 // store.ErrPreconditionFailed (CreateOnly on an existing resource, IfMatch
-// mismatch), store.ErrUnavailable.
+// mismatch), store.ErrCollectionChanged (cond.CollectionRevision is not
+// the collection's revision), store.ErrUnavailable.
 func (s *Store) PutResource(ctx context.Context, r store.Resource, cond store.Precondition) (store.Resource, bool, error) {
 	in, err := store.PreparePut(r)
 	if err != nil {
@@ -270,6 +284,9 @@ func (s *Store) PutResource(ctx context.Context, r store.Resource, cond store.Pr
 			return false, err
 		}
 		if err := store.CheckPrecondition(cond, cur, found, in.Collection, in.ID); err != nil {
+			return false, err
+		}
+		if err := s.checkCollectionRevision(ctx, tx, in.Collection, cond.CollectionRevision); err != nil {
 			return false, err
 		}
 		rev, err := s.bumpRevision(ctx, tx, 1)
@@ -298,7 +315,7 @@ func (s *Store) PutResource(ctx context.Context, r store.Resource, cond store.Pr
 // the same state and the resource's labels as PrevLabels. Errors:
 // store.ErrNotFound (collection or resource), store.ErrPreconditionFailed
 // (IfMatch mismatch; CreateOnly, since the resource exists),
-// store.ErrUnavailable.
+// store.ErrCollectionChanged, store.ErrUnavailable.
 func (s *Store) DeleteResource(ctx context.Context, collection, id string, cond store.Precondition) (store.Resource, error) {
 	var out store.Resource
 	err := s.write(ctx, "delete resource", func(ctx context.Context, tx *sql.Tx) (bool, error) {
@@ -310,6 +327,9 @@ func (s *Store) DeleteResource(ctx context.Context, collection, id string, cond 
 			return false, store.ResourceNotFound(collection, id)
 		}
 		if err := store.CheckPrecondition(cond, cur, found, collection, id); err != nil {
+			return false, err
+		}
+		if err := s.checkCollectionRevision(ctx, tx, collection, cond.CollectionRevision); err != nil {
 			return false, err
 		}
 		rev, err := s.bumpRevision(ctx, tx, 1)
@@ -413,7 +433,8 @@ func (s *Store) Revision(ctx context.Context) (int64, error) {
 // Changes returns up to limit (<= 0 means 1000) changes with revision >
 // after, in revision order. Revisions that changed no resource (collection
 // creation and removal) have no entry, so the revisions returned may skip
-// numbers. Errors: store.ErrCompacted when after is below the compaction
+// numbers; an update of a collection (UpdateCollection) has one, of type
+// store.CollectionUpdated with the new definition in Change.Collection. Errors: store.ErrCompacted when after is below the compaction
 // point (entries after it were removed), store.ErrUnavailable.
 func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]store.Change, error) {
 	if limit <= 0 {
@@ -454,6 +475,15 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]store.Ch
 				c.Batch = &store.BatchRef{ID: batchID.String, LastRevision: batchLast.Int64}
 			}
 			c.Type = store.ChangeType(typ)
+			if c.Type == store.CollectionUpdated {
+				coll, err := store.DecodeCollectionChange(data)
+				if err != nil {
+					return err
+				}
+				c = store.CollectionChange(coll)
+				out = append(out, c)
+				continue
+			}
 			c.Resource.Data = json.RawMessage(data)
 			c.Resource.Revision = c.Revision
 			c.Resource.CreatedAt, c.Resource.UpdatedAt = fromMicros(created), fromMicros(updated)

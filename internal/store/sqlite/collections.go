@@ -1,0 +1,106 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"github.com/tandemhq/tandem/internal/store"
+)
+
+// UpdateCollection replaces the schema, description and indexes of
+// collection c.Name under cond, in one write that takes a new revision
+// (the collection's new Revision; UpdatedAt becomes now, CreatedAt is
+// kept) and appends a store.CollectionUpdated change carrying the new
+// definition. Errors: store.ErrInvalid (bad name, schema, description or
+// indexes), store.ErrNotFound, store.ErrPreconditionFailed (cond.IfMatch),
+// store.ErrCollectionChanged (a resource changed after
+// cond.CheckedThrough), store.ErrUnavailable.
+func (s *Store) UpdateCollection(ctx context.Context, c store.Collection, cond store.CollectionCondition) (store.Collection, error) {
+	in, err := store.PrepareCollection(c)
+	if err != nil {
+		return store.Collection{}, err
+	}
+	var out store.Collection
+	err = s.write(ctx, "update collection", func(ctx context.Context, tx *sql.Tx) (bool, error) {
+		cur, err := scanCollection(tx.QueryRowContext(ctx, `SELECT `+collectionCols+` FROM collections WHERE name = ?`, in.Name))
+		if errors.Is(err, sql.ErrNoRows) {
+			return false, store.CollectionNotFound(in.Name)
+		}
+		if err != nil {
+			return false, err
+		}
+		var compacted int64
+		var changed bool
+		if cond.CheckedThrough != 0 {
+			if err := tx.QueryRowContext(ctx, `SELECT compacted_through, EXISTS (SELECT 1 FROM changes
+				WHERE revision > ?1 AND collection = ?2 AND type IN ('created', 'updated')) FROM meta WHERE id = 1`,
+				cond.CheckedThrough, in.Name).Scan(&compacted, &changed); err != nil {
+				return false, err
+			}
+		}
+		if err := store.CheckCollectionCondition(cond, cur, compacted, changed); err != nil {
+			return false, err
+		}
+		rev, err := s.bumpRevision(ctx, tx, 1)
+		if err != nil {
+			return false, err
+		}
+		out = in.Collection(rev, cur.CreatedAt, now())
+		if err := s.syncIndexes(ctx, tx, in.Name, cur.Indexes, out.Indexes); err != nil {
+			return false, err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE collections SET schema = ?, description = ?, indexes = ?, revision = ?, updated_at = ?
+			WHERE name = ?`, in.Schema, in.Description, in.Indexes, rev, toMicros(out.UpdatedAt), in.Name); err != nil {
+			return false, err
+		}
+		ch := store.CollectionChange(out)
+		return true, s.appendChange(ctx, tx, rev, ch.Type, ch.Resource, store.EncodeCollectionChange(out), "{}", nil, nil, nil)
+	})
+	if err != nil {
+		return store.Collection{}, err
+	}
+	return out, nil
+}
+
+// checkCollectionRevision is the check of store.Precondition's
+// CollectionRevision (want; 0: none) inside a write's transaction.
+// Errors: store.ErrCollectionChanged, the database's.
+func (s *Store) checkCollectionRevision(ctx context.Context, tx *sql.Tx, name string, want int64) error {
+	if want == 0 {
+		return nil
+	}
+	var got int64
+	err := tx.QueryRowContext(ctx, `SELECT revision FROM collections WHERE name = ?`, name).Scan(&got)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.CollectionNotFound(name)
+	}
+	if err != nil {
+		return err
+	}
+	return store.CheckCollectionRevision(want, got, name)
+}
+
+// syncIndexes is the hook point where the SQL indexes of a collection's
+// declared indexes are kept: it runs inside the write transaction of
+// CreateCollection (old nil), UpdateCollection and DeleteCollection (new
+// nil, through dropIndexes), after the declaration was validated
+// (store.CheckIndexes); an error from it undoes the whole write. For now it does nothing: the SQL
+// index creation (expression indexes over resources of collection name)
+// is to be filled in here.
+func (s *Store) syncIndexes(ctx context.Context, tx *sql.Tx, name string, old, new []store.Index) error {
+	return nil
+}
+
+// dropIndexes calls syncIndexes for the removal of collection name.
+func (s *Store) dropIndexes(ctx context.Context, tx *sql.Tx, name string) error {
+	var enc string
+	if err := tx.QueryRowContext(ctx, `SELECT indexes FROM collections WHERE name = ?`, name).Scan(&enc); err != nil {
+		return err
+	}
+	old, err := store.DecodeIndexes(enc)
+	if err != nil {
+		return err
+	}
+	return s.syncIndexes(ctx, tx, name, old, nil)
+}
