@@ -11,21 +11,26 @@ const (
 	EventUpdated  = "resource.updated"
 	EventDeleted  = "resource.deleted"
 	EventSnapshot = "resource.snapshot"
+	// EventCollectionUpdated is a change of the collection's definition,
+	// sent to every subscriber of the collection's topic whatever its
+	// selector (never to resource topics).
+	EventCollectionUpdated = "collection.updated"
 )
 
 // Event is one event of a topic, as every transport carries it
-// (WebSocket, SSE, long-poll): a resource change (Resource set) or a
-// channel message (Message set).
+// (WebSocket, SSE, long-poll): a resource change (Resource set), a
+// collection change (Collection set) or a channel message (Message set).
 type Event struct {
 	Topic string
 	// Labels is the canonical selector of the subscription ("" for none).
 	Labels string
 	// Name is EventCreated, EventUpdated, EventDeleted, EventSnapshot or
-	// EventMessage.
-	Name     string
-	Cursor   Cursor
-	Resource *store.Resource
-	Message  *broker.Message
+	// EventMessage or EventCollectionUpdated.
+	Name       string
+	Cursor     Cursor
+	Resource   *store.Resource
+	Collection *store.Collection
+	Message    *broker.Message
 }
 
 // Frames encodes the server frames the engines send; the edge package
@@ -50,6 +55,9 @@ type Frames interface {
 // given selector: a resource entering the selector is created, one leaving
 // it is deleted, and a change invisible to it yields ok == false.
 func EventFor(ch store.Change, sel store.Selector) (string, bool) {
+	if ch.Type == store.CollectionUpdated {
+		return EventCollectionUpdated, true
+	}
 	if len(sel) == 0 {
 		return "resource." + string(ch.Type), true
 	}
@@ -78,4 +86,14 @@ func EventFor(ch store.Change, sel store.Selector) (string, bool) {
 // resourceEvent is the event of a resource change.
 func resourceEvent(topic, labels, name string, cur Cursor, r store.Resource) Event {
 	return Event{Topic: topic, Labels: labels, Name: name, Cursor: cur, Resource: &r}
+}
+
+// changeEvent is the event of change ch named name (EventFor's): a
+// collection change carries the collection, any other its resource.
+func changeEvent(topic, labels, name string, cur Cursor, ch store.Change) Event {
+	if ch.Type == store.CollectionUpdated && ch.Collection != nil {
+		c := *ch.Collection
+		return Event{Topic: topic, Labels: labels, Name: name, Cursor: cur, Collection: &c}
+	}
+	return resourceEvent(topic, labels, name, cur, ch.Resource)
 }

@@ -128,7 +128,11 @@ var noSelector keySpec
 // Each key carries its parsed selector (keySpec, registered with the key).
 func (f *Feed) dispatch(ch store.Change) {
 	cur := f.Cursor(ch.Revision)
-	for _, topic := range []string{CollectionTopic(ch.Resource.Collection), ResourceTopic(ch.Resource.Collection, ch.Resource.ID)} {
+	topics := []string{CollectionTopic(ch.Resource.Collection), ResourceTopic(ch.Resource.Collection, ch.Resource.ID)}
+	if ch.Type == store.CollectionUpdated {
+		topics = topics[:1] // the collection's subscribers only
+	}
+	for _, topic := range topics {
 		for _, e := range f.hub.Entries(topic) {
 			spec, ok := e.Attr.(*keySpec)
 			if !ok {
@@ -138,7 +142,7 @@ func (f *Feed) dispatch(ch store.Change) {
 			if !ok {
 				continue
 			}
-			b, err := f.frames.Event(resourceEvent(topic, spec.labels, ev, cur, ch.Resource))
+			b, err := f.frames.Event(changeEvent(topic, spec.labels, ev, cur, ch))
 			if err != nil {
 				f.log.Error("encode event", "revision", ch.Revision, "err", err)
 				continue

@@ -38,6 +38,9 @@ func (testFrames) Event(ev Event) ([]byte, error) {
 	if ev.Resource != nil {
 		f.ID, f.Rev, f.Data = ev.Resource.ID, ev.Resource.Revision, ev.Resource.Data
 	}
+	if ev.Collection != nil {
+		f.Rev = ev.Collection.Revision
+	}
 	return json.Marshal(f)
 }
 func (testFrames) Synced(topic, labels string, cur Cursor) []byte {

@@ -71,7 +71,7 @@ func (e *Resources) Tail(ctx context.Context, topic Topic, sel store.Selector, s
 				if !ok {
 					continue
 				}
-				out = append(out, resourceEvent(topic.Path, spec.labels, ev, e.Feed.Cursor(ch.Revision), ch.Resource))
+				out = append(out, changeEvent(topic.Path, spec.labels, ev, e.Feed.Cursor(ch.Revision), ch))
 				size += len(ch.Resource.Data) + 256
 				if len(out) == limit || size >= PollMaxBytes {
 					break read

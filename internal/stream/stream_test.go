@@ -114,6 +114,8 @@ func TestEventFor(t *testing.T) {
 		{"Outside", store.Change{Type: store.Updated, Resource: res("dev"), PrevLabels: map[string]string{"env": "dev"}}, sel, "", false},
 		{"DeletedMatching", store.Change{Type: store.Deleted, Resource: res("prod"), PrevLabels: map[string]string{"env": "prod"}}, sel, EventDeleted, true},
 		{"DeletedOther", store.Change{Type: store.Deleted, Resource: res("dev"), PrevLabels: map[string]string{"env": "dev"}}, sel, "", false},
+		{"CollectionUpdated", store.Change{Type: store.CollectionUpdated, Resource: store.Resource{Collection: "c"}}, nil, EventCollectionUpdated, true},
+		{"CollectionUpdatedSelector", store.Change{Type: store.CollectionUpdated, Resource: store.Resource{Collection: "c"}}, sel, EventCollectionUpdated, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -428,7 +428,7 @@ func (e *Resources) replayOne(ctx context.Context, sub *Subscription, ch store.C
 		return nil
 	}
 	cur := e.Feed.Cursor(ch.Revision)
-	b, err := e.Frames.Event(resourceEvent(sub.Topic.Path, sub.Labels, ev, cur, ch.Resource))
+	b, err := e.Frames.Event(changeEvent(sub.Topic.Path, sub.Labels, ev, cur, ch))
 	if err != nil {
 		return err
 	}
@@ -438,6 +438,9 @@ func (e *Resources) replayOne(ctx context.Context, sub *Subscription, ch store.C
 func matchesTopic(t Topic, ch store.Change) bool {
 	if ch.Resource.Collection != t.Collection {
 		return false
+	}
+	if ch.Type == store.CollectionUpdated {
+		return t.Kind == TopicCollection
 	}
 	return t.Kind == TopicCollection || ch.Resource.ID == t.ID
 }
