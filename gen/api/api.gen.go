@@ -200,16 +200,19 @@ func (e RpcHookRequestHook) Valid() bool {
 
 // Defines values for StreamEventEvent.
 const (
-	Message          StreamEventEvent = "message"
-	ResourceCreated  StreamEventEvent = "resource.created"
-	ResourceDeleted  StreamEventEvent = "resource.deleted"
-	ResourceSnapshot StreamEventEvent = "resource.snapshot"
-	ResourceUpdated  StreamEventEvent = "resource.updated"
+	CollectionUpdated StreamEventEvent = "collection.updated"
+	Message           StreamEventEvent = "message"
+	ResourceCreated   StreamEventEvent = "resource.created"
+	ResourceDeleted   StreamEventEvent = "resource.deleted"
+	ResourceSnapshot  StreamEventEvent = "resource.snapshot"
+	ResourceUpdated   StreamEventEvent = "resource.updated"
 )
 
 // Valid indicates whether the value is a known member of the StreamEventEvent enum.
 func (e StreamEventEvent) Valid() bool {
 	switch e {
+	case CollectionUpdated:
+		return true
 	case Message:
 		return true
 	case ResourceCreated:
@@ -309,6 +312,24 @@ func (e WebhookState) Valid() bool {
 	}
 }
 
+// Defines values for UpdateCollectionParamsValidate.
+const (
+	All           UpdateCollectionParamsValidate = "all"
+	NewWritesOnly UpdateCollectionParamsValidate = "new-writes-only"
+)
+
+// Valid indicates whether the value is a known member of the UpdateCollectionParamsValidate enum.
+func (e UpdateCollectionParamsValidate) Valid() bool {
+	switch e {
+	case All:
+		return true
+	case NewWritesOnly:
+		return true
+	default:
+		return false
+	}
+}
+
 // Changes defines model for Changes.
 type Changes struct {
 	// Cursor An opaque stream position, exactly as the server sent it.
@@ -338,16 +359,43 @@ type ChannelName = string
 type Collection struct {
 	CreatedAt time.Time `json:"createdAt"`
 
+	// Description Free text for people (at most 1024 characters).
+	Description *CollectionDescription `json:"description,omitempty"`
+
+	// Indexes The indexes the collection declares (at most 16; `[]`: none), used
+	// by list queries whose filter or order names their fields. Each has
+	// 1 to 4 distinct fields, each `id`, `revision`, `createdAt`,
+	// `updatedAt`, `labels.<label key>` or `data.<path>` (dot-separated
+	// segments of 1-64 letters, digits, `_` or `-`, at most 8); no index
+	// twice. A refused declaration is a 422 `invalid-value` naming the
+	// member, e.g. `/indexes/2/fields/0`.
+	Indexes *CollectionIndexes `json:"indexes,omitempty"`
+
 	// Name Example: orders
 	Name Name `json:"name"`
 
 	// Revision The store revision of the write that produced this state.
 	Revision Revision        `json:"revision"`
 	Schema   json.RawMessage `json:"schema,omitempty"`
+
+	// UpdatedAt The time of the collection's last change (its creation time when it never changed).
+	UpdatedAt time.Time `json:"updatedAt"`
 }
 
 // CollectionCreate defines model for CollectionCreate.
 type CollectionCreate struct {
+	// Description Free text for people (at most 1024 characters).
+	Description *CollectionDescription `json:"description,omitempty"`
+
+	// Indexes The indexes the collection declares (at most 16; `[]`: none), used
+	// by list queries whose filter or order names their fields. Each has
+	// 1 to 4 distinct fields, each `id`, `revision`, `createdAt`,
+	// `updatedAt`, `labels.<label key>` or `data.<path>` (dot-separated
+	// segments of 1-64 letters, digits, `_` or `-`, at most 8); no index
+	// twice. A refused declaration is a 422 `invalid-value` naming the
+	// member, e.g. `/indexes/2/fields/0`.
+	Indexes *CollectionIndexes `json:"indexes,omitempty"`
+
 	// Name Example: orders
 	Name Name `json:"name"`
 
@@ -355,10 +403,31 @@ type CollectionCreate struct {
 	Schema json.RawMessage `json:"schema,omitempty"`
 }
 
+// CollectionDescription Free text for people (at most 1024 characters).
+type CollectionDescription = string
+
+// CollectionIndex defines model for CollectionIndex.
+type CollectionIndex struct {
+	// Fields Example: ["data.status","createdAt"]
+	Fields []string `json:"fields"`
+}
+
+// CollectionIndexes The indexes the collection declares (at most 16; `[]`: none), used
+// by list queries whose filter or order names their fields. Each has
+// 1 to 4 distinct fields, each `id`, `revision`, `createdAt`,
+// `updatedAt`, `labels.<label key>` or `data.<path>` (dot-separated
+// segments of 1-64 letters, digits, `_` or `-`, at most 8); no index
+// twice. A refused declaration is a 422 `invalid-value` naming the
+// member, e.g. `/indexes/2/fields/0`.
+type CollectionIndexes = []CollectionIndex
+
 // CollectionList defines model for CollectionList.
 type CollectionList struct {
 	Items []Collection `json:"items"`
 }
+
+// CollectionPatch A JSON Merge Patch (RFC 7396) of the collection's `{schema, indexes, description}`; `null` removes a member.
+type CollectionPatch = json.RawMessage
 
 // ConnectHookRequest The body of the connect hook (`--hook-connect`): a WebSocket
 // connection or an SSE stream has authenticated. Answer with a
@@ -544,8 +613,11 @@ type Problem struct {
 	Detail   *string         `json:"detail,omitempty"`
 	Errors   *[]ProblemField `json:"errors,omitempty"`
 	Instance *string         `json:"instance,omitempty"`
-	Status   int             `json:"status"`
-	Title    string          `json:"title"`
+
+	// Offenders With a 422 `schema-violation` from `PATCH /v1/collections/{collection}`: the first stored resources that do not match the new schema.
+	Offenders *[]SchemaOffender `json:"offenders,omitempty"`
+	Status    int               `json:"status"`
+	Title     string            `json:"title"`
 
 	// Type A stable URI identifying the problem type.
 	//
@@ -700,6 +772,17 @@ type RpcHookResponse struct {
 // RpcMethod The namespace is the part before the first `:` (as for channels).
 type RpcMethod = string
 
+// SchemaOffender defines model for SchemaOffender.
+type SchemaOffender struct {
+	Detail string `json:"detail"`
+
+	// Id Example: orders
+	Id Name `json:"id"`
+
+	// Pointer A JSON pointer (RFC 6901) into the resource, e.g. `/data/qty`.
+	Pointer string `json:"pointer"`
+}
+
 // ServerSubscription defines model for ServerSubscription.
 type ServerSubscription struct {
 	// Labels A label selector, for resource topics.
@@ -718,8 +801,12 @@ type ServerSubscriptionResult struct {
 
 // StreamEvent An event frame, exactly as on the WebSocket (AsyncAPI components/schemas/Event).
 type StreamEvent struct {
+	Collection *Collection `json:"collection,omitempty"`
+
 	// Cursor An opaque stream position, exactly as the server sent it.
-	Cursor   Cursor           `json:"cursor"`
+	Cursor Cursor `json:"cursor"`
+
+	// Event `collection.updated` (with `collection`, no `resource`): the collection's definition changed (`PATCH /v1/collections/{collection}`); sent on collection topics whatever the selector.
 	Event    StreamEventEvent `json:"event"`
 	Labels   *string          `json:"labels,omitempty"`
 	Message  *ChannelMessage  `json:"message,omitempty"`
@@ -730,7 +817,7 @@ type StreamEvent struct {
 	Type  StreamEventType `json:"type"`
 }
 
-// StreamEventEvent defines model for StreamEvent.Event.
+// StreamEventEvent `collection.updated` (with `collection`, no `resource`): the collection's definition changed (`PATCH /v1/collections/{collection}`); sent on collection topics whatever the selector.
 type StreamEventEvent string
 
 // StreamEventType defines model for StreamEvent.Type.
@@ -1016,6 +1103,9 @@ type TooLarge = Problem
 // TooManyRequests RFC 9457 problem details.
 type TooManyRequests = Problem
 
+// Unauthenticated RFC 9457 problem details.
+type Unauthenticated = Problem
+
 // Unprocessable RFC 9457 problem details.
 type Unprocessable = Problem
 
@@ -1050,6 +1140,18 @@ type CreateCollectionParams struct {
 	// IdempotencyKey A client-chosen key; retries with the same key replay the first reply for 24 hours.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
+
+// UpdateCollectionParams defines parameters for UpdateCollection.
+type UpdateCollectionParams struct {
+	// Validate `all` (default): check a new schema against every stored resource first; `new-writes-only`: skip that check.
+	Validate *UpdateCollectionParamsValidate `form:"validate,omitempty" json:"validate,omitempty"`
+
+	// IfMatch Apply only if the current ETag matches (`"42"`), or `*` for "exists".
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// UpdateCollectionParamsValidate defines parameters for UpdateCollection.
+type UpdateCollectionParamsValidate string
 
 // ListResourcesParams defines parameters for ListResources.
 type ListResourcesParams struct {
@@ -1164,6 +1266,12 @@ type PublishMessageJSONRequestBody = MessagePublish
 
 // CreateCollectionJSONRequestBody defines body for CreateCollection for application/json ContentType.
 type CreateCollectionJSONRequestBody = CollectionCreate
+
+// UpdateCollectionJSONRequestBody defines body for UpdateCollection for application/json ContentType.
+type UpdateCollectionJSONRequestBody = CollectionPatch
+
+// UpdateCollectionApplicationMergePatchPlusJSONRequestBody defines body for UpdateCollection for application/merge-patch+json ContentType.
+type UpdateCollectionApplicationMergePatchPlusJSONRequestBody = CollectionPatch
 
 // CreateResourceJSONRequestBody defines body for CreateResource for application/json ContentType.
 type CreateResourceJSONRequestBody = ResourceCreate
@@ -1338,6 +1446,9 @@ type ServerInterface interface {
 	// GetCollection Get a collection
 	// (GET /v1/collections/{collection})
 	GetCollection(w http.ResponseWriter, r *http.Request, collection CollectionName)
+	// UpdateCollection Change a collection's schema, indexes or description (JSON Merge Patch)
+	// (PATCH /v1/collections/{collection})
+	UpdateCollection(w http.ResponseWriter, r *http.Request, collection CollectionName, params UpdateCollectionParams)
 	// ListResources List resources
 	// (GET /v1/collections/{collection}/resources)
 	ListResources(w http.ResponseWriter, r *http.Request, collection CollectionName, params ListResourcesParams)
@@ -1748,6 +1859,69 @@ func (siw *ServerInterfaceWrapper) GetCollection(w http.ResponseWriter, r *http.
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetCollection(w, r, collection)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// UpdateCollection operation middleware
+func (siw *ServerInterfaceWrapper) UpdateCollection(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "collection" -------------
+	var collection CollectionName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "collection", r.PathValue("collection"), &collection, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "collection", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateCollectionParams
+
+	// ------------- Optional query parameter "validate" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "validate", r.URL.Query(), &params.Validate, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "validate"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "validate", Err: err})
+		}
+		return
+	}
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "If-Match", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "If-Match", Err: err})
+			return
+		}
+
+		params.IfMatch = &IfMatch
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.UpdateCollection(w, r, collection, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -2746,6 +2920,7 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/collections", wrapper.CreateCollection)
 	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/v1/collections/{collection}", wrapper.DeleteCollection)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/collections/{collection}", wrapper.GetCollection)
+	m.HandleFunc(http.MethodPatch+" "+options.BaseURL+"/v1/collections/{collection}", wrapper.UpdateCollection)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/collections/{collection}/resources", wrapper.ListResources)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/collections/{collection}/resources", wrapper.CreateResource)
 	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/v1/collections/{collection}/resources/{id}", wrapper.DeleteResource)
@@ -2952,6 +3127,8 @@ type TooManyRequestsApplicationProblemPlusJSONResponse struct {
 	Headers TooManyRequestsResponseHeaders
 }
 
+type UnauthenticatedApplicationProblemPlusJSONResponse Problem
+
 type UnprocessableApplicationProblemPlusJSONResponse Problem
 
 type UnsupportedMediaTypeApplicationProblemPlusJSONResponse Problem
@@ -2977,6 +3154,22 @@ func (response GetHealth200JSONResponse) VisitGetHealthResponse(w http.ResponseW
 	return err
 }
 
+type GetHealth400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetHealth400ApplicationProblemPlusJSONResponse) VisitGetHealthResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetReadyRequestObject struct {
 }
 
@@ -2994,6 +3187,22 @@ func (response GetReady200JSONResponse) VisitGetReadyResponse(w http.ResponseWri
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetReady400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetReady400ApplicationProblemPlusJSONResponse) VisitGetReadyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3522,6 +3731,22 @@ func (response ListCollections200JSONResponse) VisitListCollectionsResponse(w ht
 	return err
 }
 
+type ListCollections400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListCollections400ApplicationProblemPlusJSONResponse) VisitListCollectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListCollectionsdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -3685,6 +3910,22 @@ func (response DeleteCollection204Response) VisitDeleteCollectionResponse(w http
 	return nil
 }
 
+type DeleteCollection400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteCollection400ApplicationProblemPlusJSONResponse) VisitDeleteCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteCollection404ApplicationProblemPlusJSONResponse struct {
 	NotFoundApplicationProblemPlusJSONResponse
 }
@@ -3726,16 +3967,42 @@ type GetCollectionResponseObject interface {
 	VisitGetCollectionResponse(w http.ResponseWriter) error
 }
 
-type GetCollection200JSONResponse Collection
+type GetCollection200ResponseHeaders struct {
+	ETag *string
+}
+
+type GetCollection200JSONResponse struct {
+	Body    Collection
+	Headers GetCollection200ResponseHeaders
+}
 
 func (response GetCollection200JSONResponse) VisitGetCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCollection400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetCollection400ApplicationProblemPlusJSONResponse) VisitGetCollectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(200)
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3762,6 +4029,249 @@ type GetCollectiondefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response GetCollectiondefaultApplicationProblemPlusJSONResponse) VisitGetCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCollectionRequestObject struct {
+	Collection                        CollectionName `json:"collection"`
+	Params                            UpdateCollectionParams
+	JSONBody                          *UpdateCollectionJSONRequestBody
+	ApplicationMergePatchPlusJSONBody *UpdateCollectionApplicationMergePatchPlusJSONRequestBody
+}
+
+type UpdateCollectionResponseObject interface {
+	VisitUpdateCollectionResponse(w http.ResponseWriter) error
+}
+
+type UpdateCollection200ResponseHeaders struct {
+	ETag *string
+}
+
+type UpdateCollection200JSONResponse struct {
+	Body    Collection
+	Headers UpdateCollection200ResponseHeaders
+}
+
+func (response UpdateCollection200JSONResponse) VisitUpdateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCollection400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCollection400ApplicationProblemPlusJSONResponse) VisitUpdateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCollection401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCollection401ApplicationProblemPlusJSONResponse) VisitUpdateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCollection403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCollection403ApplicationProblemPlusJSONResponse) VisitUpdateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCollection404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCollection404ApplicationProblemPlusJSONResponse) VisitUpdateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCollection408ApplicationProblemPlusJSONResponse struct {
+	RequestTimeoutApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCollection408ApplicationProblemPlusJSONResponse) VisitUpdateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(408)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCollection409ApplicationProblemPlusJSONResponse Problem
+
+func (response UpdateCollection409ApplicationProblemPlusJSONResponse) VisitUpdateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCollection412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCollection412ApplicationProblemPlusJSONResponse) VisitUpdateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCollection413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCollection413ApplicationProblemPlusJSONResponse) VisitUpdateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCollection415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCollection415ApplicationProblemPlusJSONResponse) VisitUpdateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCollection422ApplicationProblemPlusJSONResponse Problem
+
+func (response UpdateCollection422ApplicationProblemPlusJSONResponse) VisitUpdateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCollection429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCollection429ApplicationProblemPlusJSONResponse) VisitUpdateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCollection503ApplicationProblemPlusJSONResponse struct {
+	StoreUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCollection503ApplicationProblemPlusJSONResponse) VisitUpdateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCollectiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response UpdateCollectiondefaultApplicationProblemPlusJSONResponse) VisitUpdateCollectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -4024,6 +4534,22 @@ func (response DeleteResource204Response) VisitDeleteResourceResponse(w http.Res
 	return nil
 }
 
+type DeleteResource400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteResource400ApplicationProblemPlusJSONResponse) VisitDeleteResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteResource404ApplicationProblemPlusJSONResponse struct {
 	NotFoundApplicationProblemPlusJSONResponse
 }
@@ -4121,6 +4647,22 @@ func (response GetResource304Response) VisitGetResourceResponse(w http.ResponseW
 	}
 	w.WriteHeader(304)
 	return nil
+}
+
+type GetResource400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetResource400ApplicationProblemPlusJSONResponse) VisitGetResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
 }
 
 type GetResource404ApplicationProblemPlusJSONResponse struct {
@@ -5108,6 +5650,22 @@ func (response ListWebhooks200JSONResponse) VisitListWebhooksResponse(w http.Res
 	return err
 }
 
+type ListWebhooks400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListWebhooks400ApplicationProblemPlusJSONResponse) VisitListWebhooksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListWebhooks403ApplicationProblemPlusJSONResponse struct {
 	ForbiddenApplicationProblemPlusJSONResponse
 }
@@ -5367,6 +5925,22 @@ func (response DeleteWebhook204Response) VisitDeleteWebhookResponse(w http.Respo
 	return nil
 }
 
+type DeleteWebhook400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteWebhook400ApplicationProblemPlusJSONResponse) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteWebhook404ApplicationProblemPlusJSONResponse struct {
 	NotFoundApplicationProblemPlusJSONResponse
 }
@@ -5434,6 +6008,22 @@ func (response GetWebhook200JSONResponse) VisitGetWebhookResponse(w http.Respons
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWebhook400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetWebhook400ApplicationProblemPlusJSONResponse) VisitGetWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5813,6 +6403,22 @@ func (response TestWebhook200JSONResponse) VisitTestWebhookResponse(w http.Respo
 	return err
 }
 
+type TestWebhook400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response TestWebhook400ApplicationProblemPlusJSONResponse) VisitTestWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type TestWebhook404ApplicationProblemPlusJSONResponse struct {
 	NotFoundApplicationProblemPlusJSONResponse
 }
@@ -5894,6 +6500,9 @@ type StrictServerInterface interface {
 	// GetCollection Get a collection
 	// (GET /v1/collections/{collection})
 	GetCollection(ctx context.Context, request GetCollectionRequestObject) (GetCollectionResponseObject, error)
+	// UpdateCollection Change a collection's schema, indexes or description (JSON Merge Patch)
+	// (PATCH /v1/collections/{collection})
+	UpdateCollection(ctx context.Context, request UpdateCollectionRequestObject) (UpdateCollectionResponseObject, error)
 	// ListResources List resources
 	// (GET /v1/collections/{collection}/resources)
 	ListResources(ctx context.Context, request ListResourcesRequestObject) (ListResourcesResponseObject, error)
@@ -6255,6 +6864,53 @@ func (sh *strictHandler) GetCollection(w http.ResponseWriter, r *http.Request, c
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(GetCollectionResponseObject); ok {
 		if err := validResponse.VisitGetCollectionResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// UpdateCollection operation middleware
+func (sh *strictHandler) UpdateCollection(w http.ResponseWriter, r *http.Request, collection CollectionName, params UpdateCollectionParams) {
+	var request UpdateCollectionRequestObject
+
+	request.Collection = collection
+	request.Params = params
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+
+		var body UpdateCollectionJSONRequestBody
+		if err := runtime.BindJSONBody(r, &body); err != nil {
+			sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+			return
+		}
+		request.JSONBody = &body
+
+	}
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/merge-patch+json") {
+
+		var body UpdateCollectionApplicationMergePatchPlusJSONRequestBody
+		if err := runtime.BindJSONBody(r, &body); err != nil {
+			sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+			return
+		}
+		request.ApplicationMergePatchPlusJSONBody = &body
+
+	}
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateCollection(ctx, request.(UpdateCollectionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateCollection")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(UpdateCollectionResponseObject); ok {
+		if err := validResponse.VisitUpdateCollectionResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -6825,208 +7481,236 @@ func (sh *strictHandler) TestWebhook(w http.ResponseWriter, r *http.Request, web
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rctu2uuirYGutmUhrUbLsOGkjT3+4idtm7yT12M7kzKlySoiEJCxTAEtAVlQfz/Qdzn6G9WB9kjP4",
-	"PoAEKVK32E679vqTWLyAuHz3620rkrNUCia0ag1uW1NGY5bBn2dXdGL+j5mKMp5qLkVr0LqaMpIxJedZ",
-	"ZP644YpLQagilCidSTEhTGiul0TTSUBYb9Ij4bB1fDRshb1W0FLRlM2oGVYvU9YatJTOuJi07u6C1hsZ",
-	"UfxK3UffX7whckz0lJEoY1SzOJ/H+oHvglZKMzpj2i7s5ZQKwZJ3dMZWP2VvEkFnbEASps1bAYn5hGsV",
-	"kLAXBiT82fzTNf8MwhOYknlcpTRihCu4kNJMkxEby4zB7zHPlDbPm8ly86WU6mkraAmYRivC77aCVsZ+",
-	"mfOMxa2BzubMX9lfMzZuDVp/OSjO7ADvqgN/UWbJL2WSsMgsqmGd+X2Ye9Os8qf2npg3IyFwrNev6ubj",
-	"7pLXr0jbbFkYFW/EoTv8cMGSSM5YSMbmUDuNM3fv7r+l/oTLK3jDZ1yvLuKcThhR/NdiO3+Zs2xZzCqB",
-	"9/wJxGxM54luDQ77/aA1o5/4bD6DX+YnF/Zn4MCaC80mLKvMx3z4Sl6zBtwJBfuk82fyrUwN/sq5Iimd",
-	"NE45zYf2pz2jn94wMdHT1uDZ4VFQg82vuLJncMGoqsPqD9NlQMYyQ5xOOBOatLnAU47z11cOujLBDIdv",
-	"mN2R2cf1s7N/1E2Q6SkrzW9GlyRzbyCYXr76L0WUlilZTJkgY5qodZN1X6sFAgRPO92RlAmjAub7Omaz",
-	"VGomouV/seXqVE/tBLvRVComyDVbnpCM6YwzRRZcT2ERis6YuUUyliZ06REmc2EJh3F0TKZynql8BcgS",
-	"iiV4U+mauTRt/LNnAMDu92HdMbwev6U6mtasJzXzkSJZEm6J/jzLzAkYtkRm5i2mSNvxlk5AZEbCv4Ww",
-	"hmGLfeJKq2GreRXjLn66YfrPj+vn+04K1jDnHwX5/uxqQKhQC5aRp/1jN3d/zj3yoyDn768GMNsZo0JZ",
-	"htY1y103YfPtfWZ9YflkHd1198jrVw2UlMefT/sv56N/sEifm4FrYFfhbdKmRBtS80SRUM1HYUCoIKfn",
-	"rw3MPlHAqJrovR1i76naGcJsP7DRVMrruu2yt5p3a4EP7D2P4tsguWRMpVIoBoLLtzS+YL/MmQJaFUmh",
-	"mYA/aZomHIWngzSTo4TN/v4PS3O3++w5voUfrZP44LNGuJnRZCyzGYtPSMiyTGYqROmHMBpNiRyPmYi5",
-	"mJAxZ0ncayGfGic8etRZv9aEJhmj8ZIgLQACQQWpkC+yoIpkbK5YDKSDCgk0364Y5v+dzEY8jpG7Pua2",
-	"RxmLjThNE0USGl2jqMlYzGIyyajhlyEXaj4e88hQ/59VJFMWdmDWP0h5/YoJbiDwcaftfeCJIoAvGRvD",
-	"FmsPmNpcK2InEBBDtkgYw4RDMhcJUyhJe6ORCb1hxLwmF6JY5XtBbyhP6Chhj7nUU1zamPKExaSt+YzJ",
-	"uQ4IYAVRmuq5CggXNzThseUKAZmLzCCKmSyApJaSzKhYkogmiSILyjUXk4HdD/OF7rxYn2V0wMy10S1k",
-	"RkaZvGaZwU3vQdLGAUrvokiwJAnVLDMEzFP3Lsyd7ulYs2yV7F0asSVWREuYYK7YZEuD6XRCuahVwgpp",
-	"1WzfO6m/k3Px6PBYaDFmu3LtNZZMESE1EgiApnOQz2Junv0OzvUx5xo6oSQEYabE8UMS8xhmO5WWrLqR",
-	"HhPkhYXu9sV3L8mL42dfOQQmMdOUJwqx0rKpK0SJL8WtRjJe5ttGs4zfMJCFrY6hWHbDsieG/NOYWPQl",
-	"7bDbNRe69kIYECuek6d9kq9PLUV0kXP4R4bneaYkILyca8VjZsmqplywmEy5IQ1LA0PjTM5ylsZSGU0N",
-	"CUgkjS0JoZoRKmLzV6YdIhuBjWU3PGJfiLJe5adDIirM6Wl6bVbJDcIuamnbgHDEDUWoQoqq5qN8VLjK",
-	"jVCQyIWCU57RT93SIx5xHS01U+SXOZs7uSBJrIqlCM0YoZrYIfChLrwR9sg7aZ97ogiAzcAnumZ8KfIj",
-	"ETJmj0+HLw3n+JJHC5zLnuzIQC6NpsBCN7Ksu6B1JeUbmk0efdZATdiniLEYBRPFf2UELDpuXm+pWFrS",
-	"px5XEklZ1rUmCpiRFWtL+5oZHRPustjgiy+LmXtI+vKHDDaYR2TKBCnMaSq3wjoof32eo5N5THXNZHga",
-	"dnJJpYSHckxQ8OMi4ilN6nERBsmfMXAQIodx2oYZGJdq6JcZ8YYm8y+ATe9FmsmIKfUlUAmAkiuyYEnS",
-	"Rb2MjOaa3HBpMAa3qZB/nijyn5c/viOXMHquwf30sZdKs6rM310j2JqNmLHZyOLee6HmaSozzeK3LOb0",
-	"CjbkC3L3KcW5LsD1YKcBsnMPVHk7pjP7T1CRpjGKeDQ5z2TKMs3NdbDcBa3Uu3TbQl670VSMT90FLXbj",
-	"XClcs5naaHbQGaOzM/OSedsCGM0yumyh/u9EjJ/c0IGb08f8eWltF4FzX7w14Igkcpe1Wh/ELq6GYOcd",
-	"iqmmNUYgsUTQzLH4U3ciu3aBBoB6F3Th1nUXtOR4rBhAnAF7qhEvnx+31pvNg1Y6HyVcTZEgVIxlQctI",
-	"faVBY0MQ4Wqdac0/n8KFY+eW741dtB19zbk5Xw37RGdpYv1CepDI0WjZClop1ZplZrv+z0+n3f9Nu7/2",
-	"uy8+Fn/2fh50P972g8Ojr+7+ujpf3yu0K2igy+1Ub7s3ziC2jYHQbCM6Ejc9f+Geu/PJcv06SrZ06ayD",
-	"66DKu9tV1zztyhSH7VrqiINWzx0W6q0h8Har9qzzQ3gJz+14FLvs63Z7VBUmPBZB2nFGx5oc9Y/63cMj",
-	"Mlo6bahD9JRqwm5Ytsx16ieKhAbUQzKbK00U1VyNlz1y9snALU1IaGYdoghtbUIBKiDSsDGKsgJ8GYYH",
-	"bsKM5K5YMjacOvdjAKFALk3a1I58ENIk+RH+F0v4XwoG/wupw4OQj0MSLaMEFUEiJLGbC+qSIdmECzJi",
-	"esGY6KBv9/joKNdykTtyTeYiZhkJ7Y6DV/exQG09TL3haB7eAaJyTrUVy/JoyCaOhePVzxfkyR+kvPZM",
-	"2mvn3CD8OGnUuuTAJGckSrCcORdiZ0Ao+cBGlzK6ZnooCnHWWoUvL8+IAl4MIgWd6ykT2sgxLO6RU/To",
-	"AMjQoQhLs0cDfdgbGsyvUE0QkTdtqBnmJT55F7TAe2BYgDAc7CfnyPZ2sSCxPF5lpO8F/2XOjEIAFkXS",
-	"pomSznMOvoUuj0OCMnKnV0e5c7F7m5mf5w9/Hve0XhPwNtkXinkEbis3whKexo7AFN7ehc4y4AETl6JH",
-	"Qov6oaVXgP3tEjTN00lGY7DFenCEBt/c+0q1IyInBuBCA2LWtf1EDQU6YCOaZUjuOj0SzpihpCMWSSeS",
-	"pxlTTESMmFuG0BrwBxI8FL76VMEKc6Vd0tnkQhh6yydCZizunAxFCA4FFaJ1I45Z7KhtfgxPVO6uT/iY",
-	"2Y+UsKkNpFkthaafMCroPz9cgTsPPBMBCW/VfHQXEi6iZB6zuFOHNziVEkXaEHAAoROv8eFDz+Vv6VLQ",
-	"MhvmCXwF9KSFFXUzqDvFpBkK9xCt8MXdhCvE/O2jV4KWkDGrjw4xd8DcZpS9CvjXfTtjM6nZaRxnTKn6",
-	"IXM4o/gUATUNrHfmW3QBSDSVSg+MNllPhpxLd1VXGCmj5Vl3nVjO5Fz5Foqm0Qrrwg7Mzo166b2/yviC",
-	"ls6oUGYxPvFesJECIlFDvqu80hA+OCR/rOpuByVwqa7q41q4RH92JVqgHKFRq2D83P349wZtooiHenCh",
-	"I8eumr0vhTc1wotEs39Clc4jnlbW5Lnn3smY1cA3XEaCnvsWUD7gArwIIDXyrGQzM0R1xpXiYgKBA27N",
-	"q/rnZ8lTVTjd7UgSOmJJ/bTQGr+6GW9p7Ez1XfBEtMPzHy+vyMHN4YHFX3Vwa/+6O1gxt4MFeOnZE71D",
-	"yeOfgpaWKY82wcgVPFTdM3w1X0Ht5uUWjBVvl0ypkaYsS0+lgr0MCPtEI50siTU/WWcFgBmHNXhodtx/",
-	"8XxDKFQ5IE1BLNhOR1eEy7EamfAHubA+Zg8kFywzmy4Vi3u+0aRfZzSpQ4s9gbg01brj+IHRBOOEdrJd",
-	"seh6jXGveZbFh9Fl79NvEEk9f8RmMm7HqF1XIefvJSFAHOyubH9vZs124tUbuF/QUsowtkSKSTeVCcY5",
-	"qy3YYjMrbNric1972UEJ+DCVfqQnVwGhY80yXxm0IlFVy6N8VrO3Z2AagbtOHr9hGR9zFhupmLRpIcfY",
-	"IDcFthBPqEGPY2fVvHAXtNinlGdM7SI2XnOMvnAn9I+F2Vea8u41RHLmX65VNxsFMgNFpcA95/kpx+6d",
-	"ELtiCJTNv9XbqBvCtJvPOxfgdzjtC6vMeU6wgX/8E6aN9uLsPlaJ48rG9QxF20UFHPefdgISmrmFJL8a",
-	"TrVO1eDgQFMRs1kvZjfOHaIObJRTJxiKUHOdsBDO3Xm4euTKGbnc92d0SbhQmtGYjBgyGkTToTCaM0Qx",
-	"oO67Mlccu8kvU2u4wImshlL366Aip5p5GPNx/2ngYOy43w/M7+P+i+D46Cg4PnrxsY7DwD5sEbztLmwT",
-	"g74CL29yCaeJS/ji8dOaj1c8iHCdoOBE2oDB89Qozs+fkmhKMxpploHPczWVpPtz7yA8QTum91rTsyFQ",
-	"gdwzYJD4pjUwBxdb/ddfiRcJXCzfWh/3kNZ3dfLsKN2XvVbbicFr/WB2qHP09ewqTN2Hh6oq9Zgx62a6",
-	"6vKRGXivt3H3rPf2nFtr0aO4AdFLvP2Zu8m9hfc2nnnhXHMfqttMN+jnGmNyUWvVzGTtSF/Y51Sa57qd",
-	"sNu77y7sfp7rNXUe1+f+rVhC/CnUry/n+hXG3hCY2FvD5FZOGcMidlg7fOo7zpK4dtVCaWoRcQ3/zLO/",
-	"nr144Xux+/21DLORQa6kWWiIDH5/8ZpwiCsfL53Jz20WRk54bKa1To4RUnfHENG7UYw3d92cg3VaUmkv",
-	"d6TbzQfKhS/2jmRspF2Xm2UzOGzGzcc1vuxVsTdPLTUiL44Asm4RSSjjJeZCoD08llqzmJhv1jtfHNpX",
-	"v/adzLzBjHaC7Mi+gCG5z1/0DzuEC2u692NlNovZ3AiCdhNrjwa56f057WwoRsVpZ6+GmLFRpNY+UUMR",
-	"lp7oYP4g+qDdYPKGZYV3BoTfi7PLq8CGdw2F+fIMyS9hAuQzEPyRwzxRLoB21e9X2oB1fr/9Amn28BbW",
-	"iypX3grBS+QpNqA6tGlJmCkrZhzyfMQ8STDYueqRtBu9xiP5hTyKn2Un3M7/GOT2RHfGGxFlf4+ki1RC",
-	"+ISDpAoO8MSFWUAiZ+SckqVDDfxYdw+JcshQ/FfWOalxcHqoWcM1GyEOIU3miOj01XZoYCl0mfGg11JF",
-	"hLSLQCi7Lz+cS2jcWeTxI6O2ia3ZIyTK7d19CY9bOQLdfAvr/rqnrYa8Z0zWPI1325N60c8rOmAD5+zk",
-	"G6Ks/A9/XAMTe8Vb/YkObVud0+3Hg7vtcmTcxmlX42jeFQIbDAX5QOs249xlde9Apm2s3FuWTRiBAYxo",
-	"E96anQ+sWeguzKm1n/IwkzcsDkiID8E90rZM9/NBsAQ6W9q6zMcxhr00YqPD5G5nuHdbfYFc68sj4kOh",
-	"VwG3TdkveekcKwovMq5ZHiYUzyNIlrU2XFDJmsOca9XDizS6P0H94vxlRUjP0ijMdZyi+o0LCZoxPZXx",
-	"E2UzWM3TEIPnC6FUkNDcwCCoirQthiLMl3DPIXbNIozVl54oFGbWismQImFmTqY0JkIK1Pma5eYsjXaR",
-	"mXELN9K+NHqLD/6xA/fy9dQiTPmgd5WVkbhy58xJkyW6Q+aJdk62AZ6LL+3O6DXzXiEUEl7mGVuN2NtF",
-	"Cs6/Ww86MiMoDgf20/B0Sd+6N0k4B436sK+tS1aRNsXIP6vzoD/S4x6HR19vFUlUTVX4W63Z+hKCKe4l",
-	"jqXKreEOUczIlzJD60GeDw6anaourX90fL+KJr5ahwarC98rFqRivd02FMTG5oxYTNoyI3NRXOg8aoDI",
-	"JtOvnzO1o7gmCCRRId0uRfHY4LDCbtQ+VUsRnZ6/JjUnCx+vEdT2yhYr8QhX0s4qNxgngZesjuNfilnC",
-	"KpeUoKmaSqS4KOjUMZ01sV6zInlsN6dd5qneW2sFOyBSYdl224X793Fb67M13eBba/2Hl0WoQ6mm1eZA",
-	"rkuHNfcnfeWIWJHB8uvWVDoUvpknrDxTkr/cVUh+DWFjwqFo5+AfkMvLM0jgzUN2FOF61SRaWe4DJ0Pk",
-	"895FkFoL6k1sfDXSvmJDrQ3J+ZezczbgxuqRf2bGhR8YelKbc3Hi8iFyk2djQgTqTd6Iq4T6wdMBrtwJ",
-	"eamcuV1LHaCP/8BRTFUWOiCcZQt5qvfz4KApONsWEttRdjBfmaVa1RboVCyaa37DXMkj97CjU8hbqYYf",
-	"U0ZjdyPhgm0WIfYwqO6ce8xKMuWq31cYAcYnI14Qss2Hv+TWk3tfmRpeybe1xCqpq8cLkkh+AoC0Nmwx",
-	"xM0JSVtITZZMExpdC7lIWDyxIt2OJoWETs6MxFTjmzSwhGpxJOdCczGBkpgpQAlUZxjN44kRqw77pN/v",
-	"gyoxYd1EQsFgSHrKGI2NhpbQidPmBKEkkYbhjORcxPXB4QlV+izLZNawa0pfzqOIqZ0iJWf007fOIOhX",
-	"Zd2YXW5rql6yKGP6zA/RrIab8oSVy7AqeIcozZOEKD4RirRtCCrJpIbYvU5AzP4msNmlM1y7HBx6S0jE",
-	"ubvYBLbtW/DsziLdzi6DoDXPki2jSJzEZ94osNs7XbdEL1XfoJkH60FBE3dxOdhN+ba+VKgv4VESs4SD",
-	"Cxt+2SxNFLFCN9OQDOf9/lNGDgPChSsBBWzkpJzZabV5SHMBivxE2cdLmSc7VKWopNbNuHA/V636dt37",
-	"eVrK1HmzFu6R6w0ldIOtjQJ1NoEAikcJTxBvh0zcfJNmMg40Z9l/fDPOGAs72xkPfNpS1H9eiUc35z9D",
-	"YwwV5txpHs/h8kQxaBTkHVDqsUSITby8/PEdgXMhbYgq12QmlSaH5C3/1oCaEZfcjLemb/sSEsc0t+PT",
-	"O5IQpAd1triIGcwKMBx7cHCAlfVcTFN4QjIW84xFtqqX4ZRjacRSmxTjxyIff725oHFd5pGZ3hoSgWl5",
-	"hZi4mP7cvz7+9GJ5FH01O/zl6+yZfnrzfFGOB11Mf/7J2tRuj/p36yTAB3fyOUlz/+w1O8I5XSaSxnW8",
-	"kuqCMoJxFw8WwvTNQUGVh9bgp13o2larQkTd8uFz3Pmtnq2UELz76O2DGWZ/kwElRQ6e3TJ1cGv/ujvQ",
-	"TOkw5zmrqtHDaaKr9hs7qV5qRqtT6ReFFrNt1eRa009RltlhZWMpnuJ85rNdOdhOZO5u7ccr9SV3gIVL",
-	"THaNrEDu440VG8YsSYic67xMAAjjxAjj6NEbCmvqz4tJtq2rz/5+orCcpH017gxy3mME1qHItY8ZXZJR",
-	"kfxKLirlJwOU8zPYbnSF4nSHor0WjvGNsLaAwO56YWPk6JdAhwyOv5vD8eNiRlG0CndlM65c5kJBVba6",
-	"1FTENIuJfdIpOQEJF1PFop8x8wkCZaliz48NSB4d//7b/3t+TDIqYjnDWpxYiueHt6cvu5c/nB49ew59",
-	"DKysG7NIxhBUm+kVEaxfYZzmq4UJ5e8HH2+fHgVff333zW0/OFrLSS+dNlSxZdFI8xsWDhxRBTgPoW4l",
-	"F5NwsNk4MhTOpCJisyjs3BCjDjCi0bUcj0GPn0JlQtAJMUxTgSNiKMKUzhWLwwHIMMVEyO+//TeJORQn",
-	"hFJLasEyFpPjw75LvM6lpKEwtMFW/Rtb2y/0v6CChN2u0zKsn7S74CKWCxCiAHm5NhOpAG84APW/gfJU",
-	"i9aeIPXJ+fvCBjwSKYoCNlX8CM2aecTKE2nlKWgtPCDwkuCZgDBl9gs9JxuRzQLAFVN7pmfPM9De36Lx",
-	"cdXKIuYuC4Y1WjIQ2Zul3OJwjz59qjeV+Ll6TcM8UeSHq6tzlzzYroQGl2se+Jmpfmsan9AAcfF2YA0h",
-	"eQ869cbNnXHhXz28T0VyF81RsEVVe2yHw9awhW1IhBRsD5VwF3UMzEKsif5+zwSDyq4UpmrtS4bGZEzP",
-	"Mwz1Fqg/QhBEA9Tsp/PtpcTtrHGtBqUpFs0zrpdQwc6atVPe1DZHijGfzA3W2GTlxg4s/6t7ev7atrxx",
-	"ig6Oexe0RoxmLDudY+EC/PWdExn+88NVqyZ08MMVaf9wefTseUAuzH9G+DqLX12edshiKhVzVZNsDnnC",
-	"lVbY9yHvZuHNGXYUTg4+XkzSaLtYTJWLsaxBfsjswfJ7GaOJ4fYwMFa1GED6BAC0QeJRUjSAA6OI59YI",
-	"hgJzMaxAmc7VlMXE8KJqWkY7BLFOQXl1F3fAxVCEB9TQY5ry3pLOkrADrkgA2twVaRjsUAwFZthjRXoz",
-	"fUFWsr+k7SzTnP/cGQr0Zrr8KEzlNpIqGlugfwP2n8C8MAidwdrI5W4nQ8GFV1PXPBai8aWm0O64nM/T",
-	"gRVd5Dsb0SxbGl3ORQqGA2CCYF9nGRR4g1DCgHARZWzGhGax4em2HhhEFPbIa11ERhVFGs+u6CQ8IV7H",
-	"gcmcZrHCOERzkNX2Axgu9f3ZFck7JNAEU8tLTw7I39zD5++vhsLvbWRW+Je/kNNSQQUYA6Ha3P/A9dQI",
-	"COWqCz6etlHks1UoLfQa5GBCESmGIpEyNUIT9o8C2xd6GmFnQIbqETCvhd3uPxa6iwQOmvp1/7G4Vt0x",
-	"T1gI4lDY7dryCPZqYNONAH5DvzMOlCBh8cAILDFWPiNUDUVo1isz/iusZEC+BfxEe24EZRPQtBtWkJpQ",
-	"RerfHeIb0TVb2lfBrJUTqAGp3u+R03IlNktT0DLoNVmCam6w0+huKFEdAqKuFAMrUFvRFi+aLQgzRuOQ",
-	"tL8/uxoKKOvpLKYdI/Eb2ApJO7euzubo1FDmrkvqIm2rew6FjURRHRLSeMaFuedRG6cpqsCPZoKohTCi",
-	"SRKS9sX5S4KBhwamJUacHtzipbvQVvi0yykQBc80pXqKxMEAJB54YAShjGHzLtuFzKClYhODgQEJ//a3",
-	"0KEb8lpb8g4Tz1yZDFtLo0fOoGtSynC/8wKjKt9VQxM/dTH9sgvnYBDXTAY1bls7wlxAsqtCBEV3GlI4",
-	"kmAXBqX9Uh7lGToojPMMygJCZiJQVyR2aA8Fyvr8q2f9ATnuH0KRfr9GJngZ/X5FJ0MRfvjwoevhOstB",
-	"33CZ2TfDFi4K27fBqLZZThd2KRyKNtLNb4Yte+dnxJdWOCBY/iQObO1vOo85ExELyIjG4D2jep6x33/7",
-	"Jwz+dChKrZK6Fg38L1QbKZmJoSKR8IjZIAcrDJymNJqy7lGvby28RabsYrHoUbjdk9nkwL6rDt68fnn2",
-	"7vIM3inydx37BSZ7ev66FbRuWIbh461+7xAflikTNOWtQetpr997apNWQbY5mEK9pF+hcGKtFm4LUR71",
-	"+2TheR2haD0yeRT5wZDqIPF1DAKkttWYKq3Ijvr9NXXfd6v3br+wvg+IYe9GjuiVRLzW4KePQUvNZzOa",
-	"LVuD1ht+w4RZleHwYKChEwU6iFuWan00AxxAa7Bt98xGe2PkPpBM7LnUAafBXGEzp2f9pwTaeiy4YrV7",
-	"eWE++mW2Ej5NtMT9hDjjZ/2nj/Dhd1KDZ395QkIs0hUSRZfKgGI0JTFLmYiZiJY2qmT9AZtl8O1OuKCH",
-	"jad8AVoQ+MuUtG2MNUkYVWhwsDYbDKcA225Y6iZnTZ0LynWYF5R2dlBr1oJ0R2v9aL+U82j66tuhCMeM",
-	"xd8YgdbIs2EH5RFgM/idAFvyKGcxcu0vXQm6oWj70e74gQ581UynqNQq2CfrB+6Rc6pKQfKemdbV/DJP",
-	"2yn0CMYoQDcRKEPjM0eQQ9VQQAFupavlZiOa1jQKMRS9plNIQNSUZs7eVSgJpQqKIjaKwFBgLT5lKXMZ",
-	"x85lkrg+D+W2zz/d1vZjdTbP/Zo15hF29YPnSYu1vTprLQFNQ6FjYevOxbmHoS7820Bd3vMEi6gigLh+",
-	"3U/7yqgt1l/8vK8a29maIeo72bae9qslbMBZeRg8u2vP1P9Vnb+2tl79fbZN/viA5NeBXgMr8z0kOT1p",
-	"p1IpPkqWaC7K6YYlGVpCVxMu5gy6eQHlPsY5100lX9uB1y0UXnm6+ZWi0SW8cbz5jbylH7zwYvMLXldK",
-	"88rhFgupekqD1vHR0c5fOtpictUWTgWT3Pwpv58WnL4F0E3v+lGkniDjTB2EktxjaTmdJYCtj0GrrBdg",
-	"M+y4Vb3e1TQD/ofkDjMZHX8ULFEHt/avuwOncjXyTBvvvwLG1GUHOV4UEJnEhlNAHlHgAHsomiB7lQWC",
-	"iQUHcY6CQik0Kq0Lg6prg4feCXBc+m3whgIclx0jUR4f9knF/F/HVWymww/ootiOsexPsP/MBNAvMFff",
-	"p4xOIEnUlVjZl5rtRzc+EymN8EnoaqEYDzcdRjUj590K+NRNpXikXCXmY9BKpe3/TJNkRG3R27SoOGJ+",
-	"3v4V4kjw4vssuYNn7IuVaAE+EWCjvc4974q0/YjCoIgv1HzGlKaz1L+Y69pWBs7TU9Cq1umRS8ZIGMtI",
-	"HcDwvVkcrupH/hJQIGNKfyvj5b1BZ039oruyswpKrT0gftQVhtmqiXLMIjAC9zxefq9N18oJDXdblEuF",
-	"rNBYkuN+PyDH/RcBNMoxVP746IVXhHQk4yUmtnrot1JaET3bLFEMKLaQrqi6V8TGBrHYxqwd9FjkPZjn",
-	"2QbjwFWl4lQADVJY7Oe81tSFWkVyAGKjZa7u07lXsieT88kUQxuwQ7OW1nacW0UzUkm5CoYi93J0cssd",
-	"lGJGDkpToy9DvR9b46sgRxAjb1hkXsDqKs9udhGj3iKLuGDgvEMRVnqjhxhyqqHBU5oYpb3IC8ZhCwvi",
-	"UNi9hZJyCx4xa2On5TJfniHfqaj5CrwEtmCl9/eMLm06UOmk/C7ig6Gw0PjUA0mZGYjsYO9nyB0C+ypk",
-	"C8FaThwY6SnVGIqh8vYtz/pPa9pwuwbloGnbtPGZjBnhRqkGd0NYq6DiVhTVH3fjBd4Bgd/x48MQykr1",
-	"1K2I5OG9alF+YmkzlsWPqQ19vY3EUWp7va1O9FKKccIjK9k83UpPwRa48MKzzS/U9u38H6FIWVAhNCcY",
-	"WhYy3LaSW5pjQqPilHrFdq3iVKtF5EV5H1LMcN9okC1sCV2nkpV7leyLU595UB+m0AEQtxHCUnY+pfuQ",
-	"r90BF27GxgM1Ws5L77mHNCyV2/vVHKttNpA/F2BuEEYEGK7auw+rBAfDr7/k/GC8q2vPxiohFdyAIIGX",
-	"fuG3PyRjXGnd+dis0eu9uAoDOKe40gL7jcRPNY1tHz3In4OR92Kqj8UiH5rjlVt6fz7e4MEYguZD+Lao",
-	"A6EPBevxsshvix93qFUlrC5C+azUpLVoDuheNoTXlhKxWgYJqzVGQusN44qwGYcaxlB7l0bTVV3+FbxT",
-	"wucKThyvzhJfcjLdjsbnzzwh/HbphFzgEMj4fqL+jucW1HOP75letz/9R6IZVyVA+CJ7/z3T+6LGnhw/",
-	"H7WR6ZdQyyvT0OxJdnF7Htt9/SoANzIYPSGDTfMZa9DKh6JSGBADkyYMYuAzMD3qExeNE5aqZ4a2yysX",
-	"GGQUvuHi2gWB/f7bPzEI7IRkLPlmCIU3h628BWzZUwyN8WoUV8P6LzwkqOx4eTfelGKiBySSsxntKmZe",
-	"MoQjvGbLb6AuWhjAj/8o/TL//Yf9H7I8BGnTYNRxv4XU+aVysfpKUm48avBb7umZrWihrohyk3f0Pq32",
-	"QV3IfhUKXFl1V1DAdTmsm1yal15t2IXanjoP6TwoVaWtIVU/OlSS44IeV4UdLmqyJELEhHmW1GMCRPhA",
-	"qnUKri1Esl5pZ6o7sbeQ9LjEFUT2Ou5VXHtAwho0OB1QIMKAcyuU2BhsDBbpRlOpmCAhj0MiMyxlDmlD",
-	"ggWEDoVtOTmD9pMyw8Dt169cWG+zIdOV1KIzlsdDNlk3T4oAHkN2bGFS8CJ6cb9DQclx/wUYNo2IWutB",
-	"hPXmdc/+oNpNpUz2I+s2RVW4bTWbsyusiLNOq4Fn7oLH1IJ2Dpv4t9q0QW3KCsTZjnxBpPlGlamQ6w5u",
-	"eVzRoOoUmv0RePwW6wh8fHBF6PjwaJv9ZnkWx3cQdnmfOtS+x9WsKX3Gxr+TgjVufv9RqNeVl3yzNwkz",
-	"wz6tg5Z3UpOZjLGvaHs1bUdHU1vua+/vfhmNcGcwuh+hJdj4hjvr169QxGmu8QS30ItpS23eDqF29LA1",
-	"IL//9s+ADK0uYi/chQNbH9q2CFBG2kF7vRcgVaRted2nMWlcEcgvEzRJlpANFUnhgodtchdRkghJsIAV",
-	"4YokUtWKLdDR4J6I3jbiyoxlE9aFTfv7fuiHTRweOapjHe5jRnP8mej3x5VC9uc2fz55BM+yRmlZaQIC",
-	"vdi+evrieWd3HpjOa+1LtuipLXYPKV+2dUiPOHXKz/IsEvYlU0RIPRSQukDaR/3Djotf8CgJV2TCb5g4",
-	"aU7otLUZbAJAkdhJ2seHR0WeTD4FzJWojdS3C/p84hLsIQM8nOrkOpv8gSiQndLnkaB/K3r/JrGPqPJ5",
-	"oVr3oP2V2iHUmu/RQSZTJmqzj8qBeKRN1TW058kj/IbCJgQG29j/T3EY6DBSUOdyvOMRUdAVhM6gLgIJ",
-	"qw0WkAdwjRnbRZpUltfawrB350ZoMuq/9LZng1n/R0Pqy3leyq+3jZUWaJ7jHKr5KAxK6eWwoMZ0IjvG",
-	"1mHzrkr/3RZcoFjnGzDL7/RK0afsYfOHvDlutoHfQ8zO7nFwW4VxXWqZsXtOiDGiCyCot+yARMlcaZZ1",
-	"FzxmJb9hqYXIRpd6/vTBbfFjrUv9ZSJdPHTxhi0OcOOqc6HdmkTmWRIZnD/u958ORXvYirmy7yGtKPS4",
-	"YasTEFf2OSyes32ysDAIFxMotUWVFEUJtRC4AD485UJjqYzLV/8FgdoCMnHtA048HAquCJRV6vTIcf8Y",
-	"rwuJJGpKXWfR2CeArtBUrWT3Kp+x1wp8V/GuGOQC1rgNuvrv2D8eFl39D0JRsBqEfeWd8x84d+9LoXWx",
-	"Pba4jQcxOyLz7nafvIX+qyIGAHM0W4Nb+9uyJHVwa/+6O1jpr7SWQjCKTSFtlwszxBNV5qAl4aKgGIax",
-	"W5KxliC0FWNDEb46e3N2dUbWEbSw4xq4KDJ1jaAMJg8FfDEm7T5IHVDfDasdbcDxy5xl/xvB4399Nuzh",
-	"q6305QnJY0JJIcLtjL6NQbYWxtZKqv/jpL9GevI/RBas0UOgDhNuyedKhrvClwXRc6qnBS+p4R1+V6K1",
-	"3ONMxKudkbxmXaSNuZbWBtgx6/dYzVBswWtAXIVoBq+3lSsAbZ0KEGHBNQat2UcmDOqbGJ206BHo2rjW",
-	"cIv3xWON7OJPUZzjIbG/sfljnVPB2/d/fXT3Vrue6dg8/5WCCY+C802hTqdWretChQIfmwebZcMAPHg+",
-	"xtZ27iPthN+wANcv5KID/UrGRnWb0tjgstBgjcnbBbJPEUs1mqC4VlD4zdb4ywsXuceHApIjXX+MSAoD",
-	"l64QI+TQZpCgHBuNcJVQDEW4QiZs1fe8Z9UTZaujQFWH4nhpArWjhh7Au7xXLGFn84xtmFZehveasVSh",
-	"dazUCI689IlhyiD1nYJobZfnYVYNKbtcJWQP4U6oaYH7yB6FXcjR5RcgRo9nfX/MfMwvRWIvtySwkDu5",
-	"J3m1QpGrMbE2rc51C3jIvAi/PU5jQp2dbcWsb1TuKGOuaRCz0RfzTECkzZ9PmM4LfzhyyrOiK5ktGl8c",
-	"eH6E65lpXZ0SNygWKbGkszeS8fIvB/O1dUqM7pMXZmWZzUZqS6yEPAK3e1PLtE4AqRF+07QASoSyGN5e",
-	"7VJRLoAyFNtWQMFiJ0OB1U7cRkHBkxpuYu+/cpuywf9iOGs7oUp3Ko3dgoID5gI+hDufkDDlYvLz77/9",
-	"E0sEY7Uj/J3nfUDzBNVY97zYibWy+MZ8ifeCfyIK/JSF28g219v48XzfP28OlymNmJ+JcnMYYHKAbT/i",
-	"dxiRY8LjXv5lANOiVLPRxVkGYATtLoEibFxHDio7reOBohYqfbe2FzFWyreQo0+f/P6iri8LAvaJX9GO",
-	"xjdURKwQNCHvyKE2pl5YI8Zhzce+Nxv/+2//7bcKgvxF2+NkY6UZrNHqysu0bZ8G53f12pzYOjNhp6kj",
-	"S0CmUsg5tFkJLwy+dU/HmmXh+jo0pwVptaLsamOz1l1jcIQiNC/E32QcsB9AYTmcZ0nYI6/1UJRrijrJ",
-	"u1pbFDalVN4NxfqhKGethbbCEyoCZhMhgAhro5KJbT4RE6hraI9sKCBgCHoMYAcbxzh75FtmdCSVF/uW",
-	"IiexylaDQ21jKARjsfIKXOfL6ZErKHanULfJmJLJDRR9cFXhg6FIM34DracSLq67iYxoYuac95CmcZwx",
-	"pRjydyw6Y4/++OhoKGzwlB97ORcqr37lAAjKwHTtx8LmvJAPeQumP2RaSLml5yNnheTNBRtjhU6Kirau",
-	"gDuAmIFHgIEquH65/Pg/bGbIflU4/3ilalbCkb6UVJ2nrnjt1XaQniu6UtH1bp3J+FUhsMtUnXjtYq0V",
-	"hXBBxgmfTDUU08I+0wY5blhTCn9Bmh44beWLObRc0sp+B9WcstK4c/3HoI1XnnDUdsmTXLv2e50/1yFh",
-	"Pohbj417+3wFdSdm6zVSbM75sAWggQmBLORKLUHQH1vkAprRxazrBhqFGLFsKPIVWQHNvNEkpOUj5kKY",
-	"zIYi9BuCDYjhztCyhEfTXCDDhiVFFzDltQFzIp7hoB1rRbVVePP29Fbh0VIaFXIoPIkHHzFbDTWB7bGT",
-	"o2My7Vhzt6NJYP+1rHkoRlJPi6YdqkdC25LNriHfJEIJdu7LwQGM3hgHCQrGifcuBDaF+IbK2wJWvFMQ",
-	"1e+j68OmqpRb3T2yWXcNybCZKier4j2IUy6dAKpRAJB9hrX3X9F2+ycTULBDW0FV29Ukls59ySy2Uy+Y",
-	"9j6H5NaaBc8A1VXJGoCkzdILR1MHlYLlAM9Ao4eiTfNK4uOKQg7k1zZGQI2iXJV0ItHtOBSUjDOmplCq",
-	"pRNgKVvXqVX5tpHYfcyoxDILsAdDTefUwvq8QWGvT7Axm74rWduLmthW2XeWlj0+6cIJ/Ano0Z9Az/pS",
-	"BOkCEbbg75ADUkKI+1amoBX+w5ClSyjSXGpanHIxCUkbwZmEXq//sJN7I6AMu+3W5ihXYAmaOSyM29R1",
-	"XX+h1aNLJyFazqMpVoPK3R550/W5qqMYV0w9otbi9VJuqoCOroEnisi5juSM2SpXXp6h3QLsHPUnU2ou",
-	"sUukc0OhSF3hPu8v3uwK7GXD822pMe1PH++CohnuTx8N/KIBs7aKF9hFY3bDEpnODL+xxs52OKPXjGRz",
-	"EXZK3e8GBweHR1/1+r1+73Dwdf/rPmCInf5K3QJIbVJMq1JBp4DIFJuLJuCHVjrDfh6jpcu0hca+tFc4",
-	"V/wycas+n1fWWA7vYj9Ya6tFDcyiF5ZdU96wRZbZ6qBn6ZTNWEYTV1fYDmlrsLuq8Yi7rjawP2VXyLbG",
-	"R4XxQpdmx8+KZmJ+99ugEvfi9RxDbFeuoVeRznZ6/tr7vmsi07xdpVBFz6MAjXx/uLo6H1hPI3piIU7A",
-	"SkurzlavrRrUdpdVQQqB3ffKDsWKW9bvJOH7VnNXZq5AG0qV0UhjF1LMgQMnlypTDvAUtMNL2A3YbExY",
-	"o1lGXbGomW0QXONYDsp0vPhZ5uKujWTZF1i3+V7Hw9Pz17jX0D7ZD+IEd4tzkgD+dwbQpxVmGwxFkSMA",
-	"hRWLWI7Mi+VoV9KSOl5wGTF6vRfdWbxWiSf1Ytt65KUXchsY3lPtgFDaBT9sZHUj3klddEUFCoF9Mgdk",
-	"MbXSsC+G81maQAtkhewB9ncoaMZKnYNdaxKXQREUzUq84Dh3zXWkDcDGAZeyNMI2vSnLSN6soNNzbYjP",
-	"f7y8UoSS0MaZeb1GYJg80KZ0g4SrrUnQRnSRRpUhVG2/ltUIBuu2CFbasQSIE+xTCoQQeikYqAYv5u+/",
-	"/dNvTmI7uqDMgM0w83YcGBZY9OPwzD1ENTR98c+/CQWwlaQlyrbbo0e4vD6Pdx/v/n8AAAD//w==",
+	"7L3rcttGtj/6Kr05U2VyBqQoWfbEVOWDYjsT73ESlSWXT53AJ2gCTbJHYDcG3RTN8VFV3uG/n2EeLE/y",
+	"r16rG2iAAG+6OJnZX2yRxKUvq9f1t9b63InlPJOCCa06o8+dGaMJy+HP11d0av5PmIpznmkuRWfUuZox",
+	"kjMlF3ls/rjhiktBqCKUKJ1LMSVMaK5XRNNpQNhgOiBR2Dk9CTvRoBN0VDxjc2oeq1cZ64w6SudcTDu3",
+	"t0HnrYwpvqXppe/fvSVyQvSMkThnVLOkGMfmB98GnYzmdM60ndjLGRWCpT/QOVt/lf2RCDpnI5Iybe4K",
+	"SMKnXKuARIMoINHP5p+++WcUncGQzOUqozEjXMEXGc01GbOJzBl8nvBcaXO9GSw3b8qonnWCjoBhdGJ8",
+	"byfo5OwfC56zpDPS+YL5M/tjziadUecPR+WeHeGv6siflJnyS5mmLDaTapln8TuMvW1UxVUHD8wbkRD4",
+	"rDevmsbjfiVvXpGuWbIoLu9IIrf50ZKlsZyziEzMpvZaR+7uPXxJ/QFXZ/CWz7len8QFnTKi+D/L5fzH",
+	"guWrclQp3OcPIGETukh1Z3Q8HAadOf3E54s5fDIfubAfA0fWXGg2ZXltPObFV/KatZydSLBPurimWMrM",
+	"nF+5UCSj09YhZ8Wj/WHP6ae3TEz1rDN6dnwSNJzmV1zZPXjHqGo61R9mq4BMZI5nOuVMaNLlAnc5KW5f",
+	"2+jaAHN8fMvoTsw6bh6d/aNpgEzPWGV8c7oiubsDyfTy1d8UUVpmZDljgkxoqjYN1r2tkQiQPO1wx1Km",
+	"jAoY75uEzTOpmYhXf2Or9aGe2wH245lUTJBrtjojOdM5Z4osuZ7BJBSdM/MTyVmW0pXHmMwXK9iMk1My",
+	"k4tcFTNAkVBOwRtK34ylbeGfPQMCdp+Pm7bhzeR7quNZw3wyMx4p0hXhlukv8tzsgBFLZG7uYop0nWzp",
+	"BUTmJPpTBHMIO+wTV1qFnfZZTPr46pbhPz9tHu8PUrCWMf8oyF9fX40IFWrJcvJ0eOrG7o95QH4U5OL9",
+	"1QhGO2dUKCvQ+ma6mwZs3n3IqN9ZOdnEd91v5M2rFk7Kk7vz/svF+O8s1hfmwQ20q/Bn0qVEG1bzRJFI",
+	"LcZRQKgg5xdvDM0+USCo2vi9fcTBQ7UjhNF+YOOZlNdNy2V/al+tJV5w8DjKd4PmkjOVSaEYKC7f0OQd",
+	"+8eCKeBVsRSaCfiTZlnKUXk6ynI5Ttn8z3+3PHe3117gXfjSJo0PXmuUmzlNJzKfs4R0DaWRiIsbmvKk",
+	"b6+JemckYnkucxWhWkQYjWdETiZMJFxMyYSzNAkInRttUc/YnLAblq8IsEpS6GpwcmTGcpgXSSRTREhN",
+	"EhanNGekGy3EtZBLsXZj2Pn1l3+FnSiARyRMU56S1DAEog17JFwTTa+Z6g06KEYnKY8fdVHfaELTnNFk",
+	"RZBVAf+igtS4K1lSRXK2UCwBzkaFBJFkFxvG/63MxzxJUPg/JlXEOUuMtk9TRVIaX6MmzFjCEjLNqRHn",
+	"ERdqMZnw2Ainn1UsMxbhqn8n5fUrJrg5II87bO8FTxSB45yzCSyx9mi9y7UidgABQVpPYMARWYiUKVT0",
+	"vaeRKb0xxKWIXIpylu8FvaE8peOUPeZUz3FqE8pTOKx8zuRCBwTOJlGa6oUKiD29VmgFZCFyc1zNYIEk",
+	"tZRkTsWKxDRNFVlSrrmYjux6mDf0F+X8rBwGXUMb00fmZJzLa5Yb1uFd6JhH5V7UWFYkpZrlhr961ug7",
+	"80v/fKJZvs6VL41WlSiiJQywsLvyleE3dEq5aLQRS2XaLN8PUn8rF+LR6bE0ssxyFcZ1wfCAQQA1XYD6",
+	"mHBz7bewr4851sjpTBHoWhWFJCIJT2C0M5kmdrD4pMckeWGpu/vu25fkxemzv7gDbKWA5fhWil7hkfhS",
+	"wnQsk1WxbDTP+Q0DVd2aQIrlNyx/Ytg/TYg9vqQb9fvmi779IgqItR7I0yEp5qdWIn5XKCCPTM+LXEk4",
+	"8HKhFU+YZauacsESMuOGNawMDU1yOS9EGstkPDMsIJU0sSyEakaoSMxfuXYH2eiTLL/hMftCnPWq2B0S",
+	"U2F2z2gTRM+4ObDLRt42MkqHORuKUIUcVS3GxVPhW26UglQuFezynH7qVy7xmOt4pZkyes/C6QVpai1A",
+	"RYxyRDWxj8CL+nBHNCA/SHvdE0WAbEY+0zXPl6LYEiET9vh8+NJIji+5tSC57M6ODeXSeFbqu5tE1m3Q",
+	"uZLyLc2njz5q4CbsU8xYgoqJ4v9kBBxOblzfU7GyrE89riaSsbxvPSgwIqvWVtY1NyYw/MoSc158Xcz8",
+	"hqyvuMicBmshCFJ6+1ThJHZU/uaiOE7mMtU3g+FZ1Cs0lco5lBOCih8XMc9o2nwW4SHFNWDzoIRxNo95",
+	"ME7V8C/zxBuaLr7AaXov6ELPjJoeU/24wsDwGs9EKM+PPyDch5wZ65slRAqm6pYl+ATMGivGiJHsz//y",
+	"bAhE/V5kuYyZUl+CT8CJ44osWZr2rU08Xmhyw6VhB0gDpXL3RJH/vvzxB3IJTy+M5J8+DjJptiz3Scdo",
+	"7WaX52w+tozlvVCLLJO5Zsn3LOH0Cnb7C6ouM4pjXULYxw4DDIMBuFHsM13IZYpODJqg/krTi9xY95qb",
+	"78FrGnQy76vPHVQktrrp8arboMNuXBiLazZXW10+Omd0/trcZO62p4fmOV110Pfi9Kef3KMDN6aPxfXS",
+	"+o0CFzr63pAj8v995mrjP/uEeYK9VyihmjY44MQKSbNgUZ/6U9m3EzQENHhHl25et0FHTiaKAcUZsqca",
+	"mc7z087mkEXQyRbjlKsZcruaozLoGJW28tDEcHv4tsmt6e9PGT6zYyvWxk7aPn3Dvrk4GftE51lqY3J6",
+	"lMrxeNUJOhnVmuVmuf6/n877/y/t/3PYf/Gx/HPw86j/8fMwOD75y+0f18frR+T2JQ0Md57rXdemdnK3",
+	"RbncsF55N90GHS4S9omp3e9/Y2+4dc7QXZzDZhsxiLzt+nfuultf5jWvYyWOIp1neBNVe7/21TXP+jLD",
+	"x/Ytd8aH3gadRZaU27HOIs2WFDqIz/xTqjSJgRGibwn21Vj9cAsEj7gmgoFdAdcl4O0+4DjA+ntLG3hE",
+	"5M+g8TgUg34J9+xJrb8n0tuNjOrKrCfFSTfJ6USTk+HJsH98QsYrZ433iJ5RbT3bzqfzRJHIcKOIzBdK",
+	"E0U1V5PVgLz+ZFgLTUlkRh2hCWd9kgEawNJoGhR1VXgzPB4EPjOWo2LpxGiKRZgPeDlqiaRL7ZOPIpqm",
+	"P8L/YgX/S8HgfyF1dBTxSUTiVZyiI4IISezmgrlupCrhgoyZXjImegh9OD05KbwsqMBwTRYiYTmJ7IoD",
+	"6OEhTmMT2W+m6VdV8qzu7bc5Y0SzTxps6ozJLGWkSzWZS6XJ8fDk1BzMnMaa5QrOphd7Mz9vZPtApHue",
+	"JoiVqIpY+gkE2gAduJWT/TEoFZ914bpJvbGv2bx0b8pTuc727JGtsT0XrFHeKj4/I9FPH6MREVKwXkAM",
+	"kYdivIIIDcRyIGYNgZoJT51XIjcEVSjIPMcwkhqQ1zSeGV00FMfmAJyShCvNRaztFQHGnyKeRAGJHEs0",
+	"fxcrFwWhiAquaH5K6ZilahAuhsOnMXwg12wFHxm6P2ET8PeM6pn7qZtI3Vcso8ZSTUKh2HQOXhk5Icf9",
+	"56cNkKKf8YH9KCBukb7qnZnDB4saCr3kMRuQ8yJMgauKwgPYgjmDhbkEJx+MCY4BtlCgGeHwWEd2s45O",
+	"jnCJjobRIDRSYie9uU7Ra8TlE81bjtHKPWi+GMSeo9lK5fi8zUR+4WL7GwfcKBK+Z/mUEXgAOqD/8vTF",
+	"816jLhB9xuEH7twExHvkbXRGIrFI04jkbC5vmNliZwlukbdrDMk8B63jilJUMgZP2IJw6Ix+2lvsfgzW",
+	"YAVZSuPCD6J0MaOuofWfPka9Ym4oI2EYZnrVAR8opWEvEsKFFYkOPWKFZ5cKgruPUJgYltgCbuxFvbVN",
+	"ANkKv62Pc42obveTeCWc6zspr70w/x50WDglCpJDmBLEAbtRvw/hOger6o0IJR/Y+FLG10yHovSh2VD0",
+	"5eVrosBGBlO/4rUZkHNEuYCeQEMRVUaPoAXLVGrWDPjltp1q85iXeOVt0AFEhZGBwliWPzlwn3eUPXJO",
+	"1gXUe8H/sWAkA4d9mpIuTZV0aELAW/R5EhF0zPUGTRZV4evbZeQXxcV3s2otkgQQOPaGchyBW8pmhra2",
+	"G3sSU/T5NnLhCI+YuBQDEll9L7ISCVS+boWaFtk0pwkEgD06wihzgUij2mmOZ4bgIkNiFu73RIUCQWkx",
+	"zXPUcXsDEs2ZUZ/HLJbOVZblTDERM2J+MlLZkD/wlFD4PtvaqTDfdCuOYrkEacqnQuYs6Z2FIgIUg4ow",
+	"pJIkLHEqdrENT1QBYUz5xFl+ldPUBX1crYSmnxAp/d8frgDiBHCIwEiDxfg2IlzE6SIxVl/DucGhVMTi",
+	"FhAmaKdv8OJjDwZZSGmzYJ6uWFJPVoZut5O6cxi2U+EBLg+8cT+nB5783RG9QUfIhDWrs+YXiPFZFcon",
+	"/6Z3GxGh2XmS5Ey1aMgFnVG8ioD7FEKG5l10CYdoJpUeZTLXzWzIwdzWfXhjZeSbxQiJ1VwulB8WaXta",
+	"GdLYQ+NyT7307m9SA3VOhTKT8Zn3ko0VMIkG9l1X2Azjg03yn1Vf7aBCLvVZfdxIl4jxqyEoq6jVRsff",
+	"z/2Pf27x8pUY8QfXfIvT1bD2Fch3K71IxBqAb8qhwNfm5GGCfpBJkwUIXyNDLwANqB9wdG+dWaPND9QZ",
+	"pjrnSnExHXQONl03KfWNdLrflqAh2DgshACsL8b3NHH4gD7AH7rRxY+XV+To5vjInl919Nn+dXu0FuOH",
+	"sPPKC2J6m1JgwoOOlhmPt9HIFVxUXzO8tZhB4+IVkYU1iI3MqNGmrEjPpIK1DAj7RGOdrogNC1mEBJAZ",
+	"1zVnyenwxfMt8PAqSF8BPn4/T2RxO2vQCb+TSwts80hyyXKz6FKxZOAHM4ZNwYymY3EgEVeG2rQd3zGa",
+	"6tneMSUWX28IurWPsnyxdTN5/BtUUg8EsZ2N22c0zqvU8w/SECA3aF+xf7CwZnvJ6i3SL+goZQRbKsW0",
+	"n8kUc7/UDmKxXRS2LfGFb73sYQR8mEk/+4WrgNCJZrlvDFqVqG7lUT5vWNvXYOvDr04fv2E5n3CWGK2Y",
+	"dGmpx1jgvwIHuKfUIMypt+5Tvg067FPGc6b2URuvOUI+3Q79fWnWlWa8fw3ZLcWbG83NVoUMYkF+MoOD",
+	"m1TzGc6InTHEf4p3DbbahjDs9v0uFPg9dvudNeY85M3I3/4p08Z6cc5+a8RxZcHEoeg6KOLp8GkvIJEZ",
+	"W0SKb6OZ1pkaHR1pKhI2HyTsxsEU1JGFVveCUESa65RFsO8OVjMgVy6y4d4/pyvChdKMJmTMUNDgMQ2F",
+	"sZwBOom279pY8dlteIlGxwUOZD29bNhEFQXXLFK7TodPA0djp8NhYD6fDl8EpycnwenJi49NEgbWYYeE",
+	"NvfFLnl5a/TyttBw2qSErx4/3RZt7lzC9wQVJ9KFE7zIjOH8/KkXPjHHf90X3v95cBSdYfDKu63t2gi4",
+	"QBEaMYf4pjMyG5dY+9efiZcdVU7fOuAO0Nb3BV/sqd1X0SS7qcEb8Sn2UReIwdhXmboP5Ehd6zHPbBrp",
+	"OhQDwj9qJxjGZhTGhfUWPQo8B332u++5G9z3cN/WPS9BL+5FTYvpHnpXZ0yhaq27mawf6bGxGPXl8Me5",
+	"aSXs8h66Cvvv52ZLnSfN9RDWPCH+EJrnV0j9mmBvyYYYbBBya7uMcMU95g6v+pazNGmctVCa2oO49i5M",
+	"FrRHp6aSQsABI574rj4CLrkUEWYURBfnVy+/A3u7jLqpo8/lh9to5CU/A+C7LCfhHBkSLHFI27WZbUsv",
+	"/LMbxBD+/9HOpu6SXV+UUm8oKgE8e/HCR9UNhxsVhVbFYC3lVkMa1vt3bwgHhO5k5VydjkgQyemJ184m",
+	"/U1I3Z9A+tRW88X86sYcbLIOKzS0LwyplZC58NX9sUyMlu/y9G02r82+btL4RWM9jSus+WEzUGVug0mg",
+	"45dpGzJZISoB4wCJ1JolxLyzOejk2N0aUEXm3sOMVYZi2N6A4efnL4bHvTIE6mN3t5sX3CjAdhEbtwa1",
+	"iPsLVlpoaC1Yab+NMD22LLPyRIUiqlzRw1oSGEx2D5M3LC+jUqD0v3t9eRVYLH0ozJvnKHYIE6CXgsGD",
+	"kvWJctlK6/HOygJsinceBuw9IErarKJdeTOE6Jhn0IHJ1KUVJa5qkHLI+RaLNMXMsnok1i70hkjsF4qk",
+	"3sk/ulvcNSj8qG6Ptx6UwyOxDjmN9AkbSRVs4JnDFBZIBr62qYGfWOgdooIyFP8n6501BHa9o9mgLbRS",
+	"HFKaLA6is9O7FlJhqySBPU8VEdJOAqnsvuKPrrjF3qqej9TeBUh6CESb3q/SvFMA1I23jGpsutp6Bg7E",
+	"aFdw0geAH6zK6xWgskB+O/gD4c2OJg4DN/9+Nm1XW9utx4OHK4vDuEuwsiHAvi8FtjhIigdtWox7QgHK",
+	"CYk+m5UPrDsMkH3Irf380rm8YUmBOoXfSNcK3buTYIV0dvTxbUUN3hnt5pbaIgW//EF8qONV0m1bqnFR",
+	"RtGqwsuca1bAo5JFDJVJrO+aVVJC1tKuGs3Dd1l8f4r6u4uXNSU9z+KosHHKSogOCjVneiaTJ8qWCzFX",
+	"A/bQV0KpIJH5AcFfNW1bhCIqpnDP0MJ2FcbaS08UKjMb1WTwJZiRkxlNANgO69GuN+dZvI/OjEu4lfdl",
+	"8fd44W8bsFjMp/HAVDd6X10ZmSt3QawsXWEYaJFqF1wc4b742u6cXjPvFkIhAXeRs3Wk4j5acPHeZtKR",
+	"uUUYB/bVcHXF3ro3TbggjWa4287lS0mXIuLR2jzraTAnX+2EoKqnTv6p0V1fc6Ddnw9oZ62r1QdzvovL",
+	"BWVckXhhSOXoH3oVDXZTf93LN7piLgFocy8Yp/oMMfNFMaODyxw9LEWBIrB+1W5ZUHcGK+028YNwQjXP",
+	"/q4wIYvbGrMEchoWovyi96jgoW1hAT/PfU+VVhBIfEfZVkF4WeBg6VvrnquViM8v3pCGnYWXNyizu1va",
+	"1TSfgyoDrG9uVL5/YK3GiHSB5Xs/RQH4Jxzdu9oklYSehE24gGV1qbuku0sYAopaIA7Ty5rDk0WWM6oh",
+	"GxjhdHgIwSPvtAhXANuav4ggwq/sfPyvEpay2ldK0EzNJMpkF31bX5VGXWUDNHJe1kDYL8adex6bnY3J",
+	"PXhLGRBxa4ik8XHXoIX1+OFdG8PtlyUyqFIWdzvu8dIxkvtT2gveVFPdi++thz0Uvncwql1TUdvdt1Cg",
+	"JoKFiULRLThCQC4vX0NxlwLhpgjX65702nQfOHeoGPc++vdGUm/T/tYTU2qu90YE27+de7zlbKxv+R0T",
+	"lHwc9VljitKZSx/K/ezExvwhNLe9J67LrgfPnrlyO+RVJPHkCEJijoqodVUPA/TXDmr44OfRUVsug61F",
+	"vKc6Zd4yz7RqrPGvWLzQ/Ia5sqTuYsenUN2gGj7MGE3cDykXbLtWdYAffu8SOtV823WYhDA6nc9GPMy+",
+	"Let0yS3w4b4Sm7yq0RuZVdrU0gOUs2IH4NBalG+EixORrpCarJgmNL4WcpmyZK04yW6eqJROXxslsiGk",
+	"bWgJvSmxXAjNxRSq6mdAJVBBbbxIpkbTPB6S4XBoFa1+KqHnCOQI5owmxrBP6dQ5AQShJJVG4IzlQiTN",
+	"uRQpVfp1nsu8ZdWUvlzEMVN7AYvn9NM3zo/sN3bYWiTJtmW4ZHHO9Gsf0VxHZ/OUVTs5KLiHKM3TlCg+",
+	"FYp0LWKb5FIDSqYXELO+KSz2rgVmgg4+ekdKxLE7SAvb9S64dm+Vbu9IU9BZ5OmOoCun8Zk7ytPt7a6b",
+	"oldxyhwzj9aDkifuE6myi/JNc7cBX8OjJGEpB+QDfLJJzahiRW6kEcEiFeQ4IFy4Mq0gRs6qidDWCQRZ",
+	"YcCRnyh7+e7Ip2pxtVom6pwL93E9GGTnfR/Vh7Y7Jjx2vaULR7Czn6TJTRJAgVfhKeLdiImbr7NcJoHm",
+	"LP+vryc5Y9GOVWV83lK2kAmasHJz9OFRYfadFjAgl1aNGGvQd8DPgZXubJ7y5Y8/ENgX0oUkDFfDhXzP",
+	"vzGkZtQlN+Kd+duhjMQJzd3k9J4sBPlBkws3ZuZkBZi9MDo6wmotDgoXnZGcJTxnsa28ayTlRBq11OaQ",
+	"+dD906+290RpStQzw9vAIjCLtVQTl7Ofh9enn16sTuK/zI//8VX+TD+9eb6swqeXs59/sq7YzyfD200a",
+	"4IPHhp2meXiyp33CBV2lkiZNspLqkjNCTAA3FrJazEZBJaytxU+qfG2nWeFB3fHiC1z5na6tlfm+/eit",
+	"g3nM4S4DSsqUVbtk6uiz/ev2SDOlo0LmrJtGD2eJrvtv7KAGmXlak0m/LK2YXRuvNLp+ys4u7lS2VpQs",
+	"92cx31eC7cXmbje+vFYDfg9auESfZGwVcv/cWLVhwtKUyIUuqmpgYUOjjGMgOBQ2QlQUfO/aCLH9/ERh",
+	"yfei1uGokD1GYQ1FYX3M6YqMy1xx8q5WIj5APT+H5cYIOg43FN2NdIx3RI31Nva3C1uDTV/iOOSw/f2C",
+	"jh/3ZJS1V3FVtp+Vy0IpqOtWl5qKhOYJsVc6Iycg0XKmWPwzJgoCvpoq9vzUkOTJ6a+//J/npySnIpFz",
+	"rJeP5Qq/+/78Zf/yu/OTZ8+hFZrVdRMWywSw2LleU8GGNcFp3lq6UP589PHz05Pgq69uv/48DE42StJL",
+	"Zw3VfFk01vyGRSPHVIHOI6gtz8XUZitsdI6EwrlURGImhc3fErQBxjS+lpMJ2PEzqB4ONiGiexXEZkIR",
+	"ZXShWAKV+bQ3EPLrL/9DEg41tqEcpVqynCXk9Hjo6hQUWlIoDG+wxasn1vcLEQwqSNTvOyvDhtf7Sy4S",
+	"uQQlCg4v12YgNeKNRmD+t3CeemOJM+Q+hXxfWpwskaKs91Q/H5GZM49ZdSBeqAU3CEInuCegTJn1wnDK",
+	"1sNmCeCKqQOrGSyw4N/36Hxc97KIhUsaY62eDDzs7Vpuubknnz41u0r81Na2xzxR5LurqwuXa9utIcqr",
+	"JUL8RG6/u6XPaIC5eCuwgZG8B5t66+LOufC/Pb5PQ3Ify1GwZd167EZhJ+xgJ0Ookbm/SbiPOQZuIdbG",
+	"f//KBIPuCxTzn9C/ZHhMzvQixwwBgfYjYGdaqOYwm+8gI25vi2sdy6hYvMi5XgH8xLq1M97WeVOKCZ8u",
+	"zKmxuf2tTRz/n/75xRvbNdMZOvjc26AzZjRn+fkC63zgp2+dyvDfH646DYjTD1ek+93lybPnAXln/jPK",
+	"1+vk1eV5z1ZQtUXGbMkFbIKHpcRcxzlvzLCisHPw8nKQxtrFngBcTGTD4YeEMKxFmjOaQkVr82AsAjOC",
+	"rBsgaHOIxynzku24H/pWQSgwhccqlNlCzVhCjCyqZ/N0I1DrVOSKZ46h4mMooiNq+DHN+GBF52nUg1Ak",
+	"EG0RijQCNhShwIIU2DXKDF+QtWRJWyiy214uoBcKjGa6tDqsfGA0VXS2QGFWrNeKaZSAuML+JdW+iKHg",
+	"wmsNYS6L0PnS0C9iUk0D6w3IOTZDDEWZi0bFpi6KcGyxqixM4XQ4JF3QC0KBpcgVT5nQ6aoojAfr9q7Y",
+	"v5jm+cpYjEVp3RGIWvDisxyqLgLONSBcxDmbM6FZYjQHW6QP4K4D8kaXsL2yXPbrKzqNzojXe2y6oHmi",
+	"ECRryKXeiAyxfH99fUWKXmk0xXoPlStH5E/u4ov3V6Hwm7CaGf7hD+S8UuUEnoFnx/z+geuZUUOqpVB8",
+	"btBFxdLWA7dnxBxBJhSRIhSplJlRzbDRLXjYMJ4JKwOa2oCAEy/q9/++1H1ko9B9vP/35bXqT3jKIlC6",
+	"on7f1iyx3wY2Fw5OSeS38IS6QCwZGbUowXKEhKpQRGa+Muf/hJmMyDfABdBrHEMtE1vluMY6CFWk+d4Q",
+	"74hrtZMLNjgi9d8NCVfKI1rOhf5HrxsslFiElcagRoW3EVCopRhZtd0q0PilWYIoZzSJSPevr69CAQXW",
+	"nV+2Z+wKQ1sR6RY+3PkCQyfK/OoyDknXWrihsHgX1SMRTeZcmN88nubsURX4MDLARkQxhaq47y5eEkTF",
+	"GpqWCIc++oxfAU4IYZkwnfKg4J5CAWpgQYYgccMDo27lDLsM23bJ5ljagtQBif70p8gdN5Totg4lZkW6",
+	"2jW2wI2ts11yElfqXRWrajjvpz7mBvdhH8zBNYNBu94WdAE8FPaDiZAU3W5I4ViCnRjU28x4XKSPocrP",
+	"c6jVCWmzwMORpaLXtWgQNCKnw+P1dkPGBvLbEp2FIvrw4UPfO+usIH0jy+Zfhx2cFPaZhqdWWxOFoovc",
+	"+euwY3/5Gc9LJxoRrEmUBLZRDl0knImYBWRME4jRUb3I2a+//Ase/jQUlaapfXsM/DfUW6qagaG5kvKY",
+	"WSiFVTnOMxrPWP9kMLR+5DKNe7lcDij8PJD59Mjeq47evnn5+ofL13BPmVzuhDyI8vOLN52gc8NyzG3o",
+	"DAfHeLHMmKAZ74w6TwfDwVObUQ0a1NEMipj9E6qZNtr6tjrsyXBIll5sEzo8oSqBhgW4ax0lvklATdW2",
+	"RFqtZ/LJcLihSdJ+zZHsGzZ3BDRKhNFWAL59im9vemgxyiOvrbOve3ZGP30MOmoxn9N81Rl13vIbJsxC",
+	"GNUDPEd0qsA4ciuhOh/NA46gr/Cuy2yzFzATBbgsNmztQTRjobAT7LPhUwI9AZdcscblf2de+mVWH15N",
+	"tMQtOGzhg86z4dNHGOsPUgNKYXVGIqzPFxFFV8oQfDwjCcuYSJiIVxYhM9hIE2bmfDeiKLluK2G8A4sO",
+	"Yn9KGn1HEapJyqhC54n1PyE0BPzUUaV7tXXbLinXUdFAxPl0rYsOMn6tJ6f7Ui7i2atvQhFNGEu+Nsq5",
+	"0c2jHmo9IMzwPQG2AFXO++Xqubvqk6Ho+gkf+IIevNUMpyzSLNgnG9MekAuqKnkinsvZlfszV9shDIgF",
+	"ylCIpxrjSk4q8s0oo02IYlfXeUAQsQH9D6GGlS/EQV9WoYCWLUrXa1XHNGtobWgkT0Nvw4CoGc2dTl+a",
+	"TJXyqyIxZlEosJCnshKkerAvZJq65m2GlVujQkGcDExcVzjDihvnAT6s+32BN2x+eJH5Wz5tm1+k7VEY",
+	"Ztl1XGW8pSk/IIVG9rZLI1ZgRhJzeR9PhyoqO6A8H2LSTNOwzCMqoyqC+52nw3r9KwjdHgfPbrtz9f+r",
+	"3h87O88eOlM2vwc9Rp7/aIsD6fbjA/J8R3otItePFxUcqZtJpfg4XaHzrOA8luloCa0KuVgwqBZ0qLg4",
+	"RXGx+ZayNT/ccbr9jqIJOdzwYvsNXh99c8vxDhOpx42DzunJyd5vOtlhcPWms6WY3f4qvwMw7L4l0G33",
+	"+phaT3tyjh9CSRG/tbLSMsDOx6BTtV86o46R1Z36931Nc5CgyO4wHdhJWMFSdfTZ/nV75EzDVqlrsx/W",
+	"yJi6FDsnzQIi08RICkjGCxxhh6KNsteFKDic8CEubFIar8b0dqCwpsbdGKuBMK7fuDsUEMbtGc339HhI",
+	"asGQJqli8z6+w4DNboLlcIb9e2aAfnXK5s7KdAp6iKtTdCg3O4xv3PFQGvWV0PVqS97ZdCeq/XDerpFP",
+	"01DKS6qllj4GnUwiuimmaTqmtmJ2VpbtMR8//xFQNfjl+zy9hWvsjTXsBJ8K8FhfFzgERbo+vjIo0Zaa",
+	"z5nSdJ75XxY+AatFF8k66P3rDcglYyRKZKyO4PGDeRKtG2X+FFAhY0p/I5PVvVFnQxGw22rozrZwerDz",
+	"0VRdqUVZ8F4CCXsxOKsHniy/107K1fSO2x1qLUNqdSLJ6XAYkNPhiwCKHBouf3rywqtgPJbJCrPDveO3",
+	"VpcV4/wsVQw4tpCuI4NXCcpCegwRyoXuYfwGkMM2Pr/Z+ryqlW0LoLsSS/zE8YbiauuHHIjY2Knr63Th",
+	"1b3K5WKKpRjRRWEkHvq4C+9tTmoJaEEoiphPr/AwQh13lKA0MxY3FM1yvcIKdgQZA0ZEFlXgrooSAQ4/",
+	"602yREmD5A1F9CZh80xqY8/3/8ZWEQJwNbQEzVJj9pfJ9fjY0tMZCru2UJcRWwDa4peVWnlewMEZucUM",
+	"vHQ+FP4eXQOsCmM/lZ3qYvt7oNxRKCw1PvVIUuaGIm3fdsikAj8w5E7BXM4cGekZ1QhMUUXvp2fDpzax",
+	"0GsiEJGFSJlCh7KrvTCXCYNAVARhkajRQMWlKEvH7icLvA2CKOzHh2GUtdLLOzHJ43u1ovw02/ZTljym",
+	"NfTVLhoHvOEKGdTONtFLKSYpj61m83QnO+WtUenxhmfbb2hsxv8fYUhZUoGOlMgwtCx1uF01t6w4Ca2G",
+	"U+ZV6raGU6MVUVT0fkg1w72jRbew9bedSVZtdHTombrjRn2YQc9oXEYA6ey9S/ehX7sNLsOhrRtqrJyX",
+	"3nUP6ViqNqht2FbbqaS4LsBMKUQuGKn6hbbVjNcHzPh76X27cTut3VI7ToB/eOkXXPxNytK1/vSPLU29",
+	"SiTrZINjgswfBH/B+99KfFXbs+2lR8V18OSD5PBjSdWHFpLvhQ383pPcwo0xPNCn8F2PDqA6SmnVUs4F",
+	"DbGUNUG8kZ8UiJK1rtCGV9sCLdYwKUvOuMotkQ3BcUXYnEPtcKh5TePZuvn/Cu6pnOfamThdHyXedAc1",
+	"cE8X9x03FYdb2VQHowJLwi+OsOdWB80y6q9Mb1rS4SOxmasK7ZzBZBErBy1sYeq2qGTXkIiHn5PCNkjA",
+	"XFOPS5n7t3EouOZw7vS45PFXpg898AeqPsVTS+9ic/r21p7x21rEj1xXf0VSNtGQEaE0XQX1ruVSMNK1",
+	"rTKw9CFkeITCtjkPSNkMfW6Go9rbprvq3ULxBHIsXHf6a7ZayjzpBSSyw61VWVnOZIqd4AGyde510/Ag",
+	"idYV4kLg1rlTbc8RgM87FOMV/FEpbW4bgiCqzJWLiPp9//u+dXdFQShcZ7LjIVFnwEdLDu09dqEWNPVB",
+	"vPjo3gihcs5/094+pItZ1sdDRNUABjQBlTwULZ1MrAfmiSJR0Q0lQsngkngsnmNglrNSPUyS1FizEBGC",
+	"pfDmYlfFeWNOT04AcIZwNqhPGRn11jw/sswoGpDITp59Ldiyj9hbgMpGRF3zTOFCwMtG6/1UDF1aSMXK",
+	"LABOA3cXnhUKDH55mYRcuQVHlbvWgYV8gDHgWuc0Zm4EcLNZ5PJuICfi4yos4cHNSy5UQJQMhQB8ZMqz",
+	"0tm4EJYygWqvyjdoAA7bpIhqFd/uWnU4wZaQ1WTx0YiDBG7dq0CbEY3MtY9cBtiJ18t8zHJgD206SFkQ",
+	"KILEraKIHNcqFPWCjlVIPXpMS5A84mcK7GrKbxhgjWWRbGneYLN+zGo0wl9QZwGYuG0xEwqzbGXNvDPP",
+	"gQuFaBQX00qSAJ6mJgcg5vvcxWyZfF8kaNez8gCa6xDcI3uYqM+7NrIq5w2N6odmBKcG6Q8e2oYHcUTc",
+	"ggmhaernqMGn2ruaSts9uGWG9dONMPafBtKlDwLxz3d98qNGmbaYfJi/fEaazr1H5Y+vbR3vYmZV4NGP",
+	"hmy5i5l6r3G6DTE6Y68aloZmb1Qv+0lkXjUyyDXLNAoIw+hKCLPHL5a0UHbOiM5XyEDQ3jo+2UXRZYVw",
+	"+BYQol/Myf2427CmIY3qS8sxs4mi5Af9OhSXTnNdz55aGJ2qVHJ6AGKt6y6hqChy3OiTvj5WKHYDguOs",
+	"qlKjUFCBGnwxvjhmGaaJNY1KLeIZZuMcWU366OQI87uOhnaQBWDbV7JiuUgxr3YMxRdQoV7X/LoLxTbo",
+	"cwADfeiwxKUZ/P3GJV5aza/KgWs2lFk8j7hIt26E9e7dJ+QVaGzHXbs99FzMb14FYLoBwAdq1xi7pSUC",
+	"HYqaDorJQlMG/CYHmI0+cxkyUaXdSkS6NFUS8nfMbdFbLq5dYtavv/wLE7POSM7Sr0Po1BJ2ItverlfF",
+	"VZs3NulobzkkvReumJqCVl2NtxUVdURiOZ/TvmLmJqPNR9ds9TWergA+/Fflk/nvv+z/UN9BkC4Nxj33",
+	"WUhdfFXtblgrx5WMW3SyA1HItYir67rVpvndJ0ItaErWr1OB68PnSgnCZrYMLit69bSsQmPz6YcEylXa",
+	"GDUIkR/dUZKTkmfWvfRcNNRHiPAkLPK0+SRACg0UWcsAxomHbFBZmfpK/E78ZxBravKhlt89rO+sEWCH",
+	"nnxMNfd8NUVp6n48k4oJEvEkIsbIdYmR0JaFhgIztfpzmjCiZI6y+M0rl2rbDtpxxbTpnBU5im1InrMy",
+	"3cWwHdvJBhCzXi5uKCg5Hb4gTslsRMvCfIuK57/RsFytr9ojB+XKevC7huR2N7+CxwzfPaoh9R8R78vL",
+	"g7Mb+wJteA+97ugzT2qhv6ZI3OEH2DmoPv4WI3h3sFrvK/h36A63h/jusFc/SMFa92v4KAzvyquhcSen",
+	"09MmAvvBGMMy4RMOTU7Wqm/oeGZrg//7hxb3prz7UY2CrXc48njzalMQEpuW63iGuGDbyuNzCC3Nws6I",
+	"/PrLvwISWovHfnEbjeohRupikV7KURnV0GVyPBalgwAjywVN0xXUQYmlcJFGW9aFKEmEJBhDIFyRVKpG",
+	"5Qis9ntirbsoRYf7sKu9RR/Zg72JXWAEJfnNn9hDdZ27uFV/b1oP7mWDabQBbbC/2MwWjV4sG+63PRgh",
+	"yGk72g6IM9r8+k5lQUBblSoUUE6AdE+Gxz2XEeBxEq7IlN8wcdZeysnWfrQp9WVJJ9I9PT4py10UQ8D6",
+	"BY2573ZCd2cuwQFqw8MZaK7h7m+IA9kh3Y0F/a85+b8s9hENSy/56R5szEoHysYgAeJHZcZEYz2Pamob",
+	"6VJ1DV2ji5y5UNi6PsEuUYZzfIxFMjnuXM0gPCEKYlp0jlimqN7TEmUA4E4qhUfyopY3JpK7YEVb6OCl",
+	"tzxbggc/GlZfrZyi/H5eWMmRFtXNIrUYA6qqLCwHE2ot0GGfsXMiuusCeLuDFCjn+Rac/3vdUrbPf9iK",
+	"HN4Yt3va7yELZn80wpeKQIK3HA6oN+2AxOlCaZb3lzxhlehipWvr1uhicfXR5/LDRsT5y1S6DOPyDlsW",
+	"8MZV/0bvOInNtSQ2Z/50OHwaim7YSbiy95UIPLTjwk4vIK6tVFReZ9u3F1gvAL1R5SBvEF0EKYAXz7jQ",
+	"iJa7fPU3h/EixQVOPQwFVwTKNvcG5HR4it8LiSxqRgEx1y0RhfC1K2TdqNm9KkZckvPe6l35kHcwx12O",
+	"q3+P/eNhj6v/Qig63nBgX3n7/BuuhvOljnW5PLasrUcxex7m/f0+7rHgx7G8AKsedUaf7WcrktTRZ/vX",
+	"7dFaS+uNHAJwz2WjWPOIJ6oqQSvKRckxjGC3LGMjQ+gqxkIRvXr99vXVa7KJoUU91yBWkZnrvW1Ocijg",
+	"jQnpDgskja2mvOWMXxYi+38PePLvL4a982oriXtK8oRQUqpwex/f1rRVS2MbNdX/OO2vlZ/8h+iCDXYI",
+	"ZBjgktxVM9yXviyJXlA9K2VJg+zwux5vlB6vRbLeedlrBu466VsfIGQ1eaIGMhq2yRpQVwEz4fXOdg2m",
+	"bFABcBxcIzTOXjJlUHPU2KRFakFipVFjFkF5Wau4+F2Uu3zI038J633p7Xa7zPEW9D9A5niz3Sx0bOW8",
+	"tRKEj3Lm2wBV59as60PNP/80j7brhgFE8PwTWyyFqjCDlN+wAOcv5LIH/VAnxnSb0cScZaHBG4O3RgFh",
+	"n2KWaXRBca2g5Lut7l8UE3aXhwLKDbn+m7EUhi5dCwaoSpVDya/EWITrjCIU0RqbsF3lip7YT5StNwp1",
+	"EsvtpSnUc/YStBJXSQqL19vKXRYMVrT5uWYsU+gdqzSaJy99ZpgxKCZHQbW20/NOVgMru1xnZA8RTlhn",
+	"Bo8dUdiHHV1+AWb0eN73x0z++FIs9nJHBgvViA5kr1YpchmPGwvVuG6ED1kDwG+/21qixo625tY3Jnec",
+	"M9eUmFn0xSIXAM75j9C/i+qbjgPzvGyUbvvYlTRS7Ppm+dtULNQ9FCuFWm47GMtk9YejxcZiocZcKrq4",
+	"sNzmynYltk0aQ6S+rYt7L4CcDb+PewD9RFgCd683zqxWIQ3FrmVIseJoKLDkqFsoqDraIIDs76/comwJ",
+	"2Rhh3E2p0r1ar/mgFJqFTQA47DMSZVxMf/71l39hPyEsOYyfi4QU6OeoWluxlSuxUX3fmsjxXvBPREFo",
+	"s4w02X7/W19erPvdxnCZ0Zj5KTI3xwFmLdiOqH7TUzkhPBkUbwYyLfs6GfMdmn5NBRdT2+9v6zwKUtlr",
+	"Hg8EdKi1At9dK1mroUpOPn0iNL4WcpmyZMpcq1gk7DO/rDxNbqiIWambQkKUO9qYE2L9HscNL/urWfhf",
+	"f/kfv3sxVASybVe3lnvF7iyuxmvXto50oVqv86qrftFraxIbkJkUcgGdX6N35rz1zyea5dHmYrDnJWu1",
+	"2u96r/XObSueQhFa9AZs8yfYF6B+HS3yNBqQNzoU1dYgTlmvtwiBRanUWEdLIBTVdLrIlllG28EsImCO",
+	"sMUJmdp+mAmB5gJ2y0IBGCNoe4hNdZ2sHZBvmDGrVNEZTIqCxSpbkh0NlFAIxhLldcMqpjMgV1Bx3tW7",
+	"YEqmN1Dfw7WQC0KR5fwGumGnXFz3UxnT1Ix5zjSF0qw0SXKmFEOVoNr17+QkFBZv5cM1F0IVJagdAUEt",
+	"1r59WdSesPKh6Ar9m8xXscP7Mukqbm3a4UVnZWMa1+0NSMzQI5aNqJHrl6s495tNWTmsFcZvr17sGoLp",
+	"i+VYu5war+P7HtpzzbwqG/Fv8jK/KhV2makzAFuhULWOF8IFmaR8OtNQ0VppnqbEHI4b1lYUr2RNv718",
+	"mi8WNnPZNIftbXsuTetiDx+DnV55+lTXJYJyraxm2/u331dMVHFLYAF5dzeD9xLpdn82J6PYXk8g6kDj",
+	"clWVAY3IloUaaCw+G1OC3qVG+QtFMSOrBpo72lTB4omFqifzUER+J/QRMToAdFHl8axQ+7CcXtn+XHn9",
+	"z50iaeR0z7p3bcMd1zfdmVVaSmOohsLTq/ASs9TQ/seVpjs5JbPeyNWmQ84HjmmrAIRiLPWs7COqBiSy",
+	"vejtHIpFIpRkFJU+Sw7gjUeAJpgxZ969gLiK8A4zzfbiW/4Jf9gcmmqP/0f2N2/gMjaF5mzdiAClzeU5",
+	"QDEOILJHzM/8PTiVf2dqkCs1UwiWTWVk7qQZHWGdPXAg3oXlNjofX8NRVxWfA7I2yy8cTx3VepMBPQOP",
+	"DkWXFk3DJjWzH9iv7YGIdku1AclUYjw0FJRMcqZmUKmmF2DXGnwlNpguPDCJe5kxvGUeYLtFwJlWuo5F",
+	"pVt8i1ugOfPHLPq+bO0gboKvso6RL8G6cAC/A370O7DmvhRDeocHtpTvkJxSORD3bbIdaYYs5f7Z0iX0",
+	"YzIMw/nJBhkX04h0baG3yHl4zbe9IuYBHddsA3nHuQLL0MxmIaAU3SrojyxQ4gPypsxzIVou4pmtJ+uC",
+	"K7bmmlGWmzjGFVOPaOiYt7XHuqHZGQYgnigiFzqWc2aLfHkJkHYJsM30v78dZKiK0CI+hlp4TWC9f/d2",
+	"3/NR9Yh/7owZzVl+vtCzzuinj7eB2W3+NwbuckPy6FltrHsGDtuE3bBUZnOouo1e2G40p9eM5AsR9So9",
+	"/EdHR8cnfxkMB8PB8eir4VdDOFR2+GtlGyBNSzGtKiWwAiIzLDScQkxd6Ry7fY5XLmsYSygOyqiPXxhv",
+	"PRj1ynrx4V6sK26dyGi02ROJheqU99gyY279oa+zGZuznKau65B9pO3Q5nrK4XF3nYP8Ibs2Nw3BM8Q+",
+	"XZoVf102Ky+KIHMxDWoYHq+nOTII5RqGl6l55xdvvPe7FrPty1WBXXqhDqjQ/N3V1cXIhkAxRAyYB6tg",
+	"rUeBvbbt0PlN1nUvJHY/XByKtXix32fSD/oWMdbC5jbMLacxpAgmNp8Pom+qymwghNGNLmE1YLEx+Y7m",
+	"OXXlteahaIt4B1XWX36sCv7IJgRUg5RNi39VxjrOL97gWpspVQCpEAdy0Rs4/70RlHCH0QahKPMdoPxk",
+	"iUvJPVxKt5Zi1fOAckTmofCQquVtNWysh9MbkJcefDgw4qreH7GyCj4EZn0hfpCQuoYSDTjEFfC7EdQP",
+	"X9Pc+TxL2RwOAUgUWN9Q0Jz57Qi7rnGpywYJylamHtDPfWd7ggEwwX6VZ3EEgbeM5aRoZdgb2NGRix8v",
+	"r6DuuMXMeZ1I4TEFaKjyA4nWG5eiW+ldFtceoRq7ua5DK2w8JVhr1hrgmWCfMmCE0GnRUDWEV3/95V9+",
+	"61Lb7xXVDHIyHHrlWxHiWHbr9DxERLW0hPX3v+0IfMdoCqXpErC+uGDKZ8olUXRuP97+3wAAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

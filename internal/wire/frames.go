@@ -12,13 +12,15 @@ import (
 // EventFrame is an event frame; WebSocket, SSE and long-poll carry the
 // same object (AsyncAPI components/schemas/Event).
 type EventFrame struct {
-	Type     string              `json:"type"`
-	Topic    string              `json:"topic"`
-	Labels   string              `json:"labels,omitempty"`
-	Event    string              `json:"event"`
-	Cursor   string              `json:"cursor"`
-	Resource *api.Resource       `json:"resource,omitempty"`
-	Message  *api.ChannelMessage `json:"message,omitempty"`
+	Type     string        `json:"type"`
+	Topic    string        `json:"topic"`
+	Labels   string        `json:"labels,omitempty"`
+	Event    string        `json:"event"`
+	Cursor   string        `json:"cursor"`
+	Resource *api.Resource `json:"resource,omitempty"`
+	// Collection is the new definition of a collection.updated event.
+	Collection *api.Collection     `json:"collection,omitempty"`
+	Message    *api.ChannelMessage `json:"message,omitempty"`
 }
 
 // EventFrameOf converts an event to its frame.
@@ -27,6 +29,10 @@ func EventFrameOf(ev stream.Event) EventFrame {
 	if ev.Resource != nil {
 		r := Resource(*ev.Resource)
 		f.Resource = &r
+	}
+	if ev.Collection != nil {
+		c := Collection(*ev.Collection)
+		f.Collection = &c
 	}
 	if ev.Message != nil {
 		m := Message(*ev.Message)
