@@ -37,13 +37,16 @@ type Event struct {
 	Topic  string
 	Labels string
 	// Event names a TypeEvent: resource.created, resource.updated,
-	// resource.deleted (carrying the last state), resource.snapshot or
-	// message.
+	// resource.deleted (carrying the last state), resource.snapshot,
+	// message, or collection.updated (the collection's definition
+	// changed: Collection is set, Resource is nil).
 	Event string
 	// Cursor is the position after this event (TypeEvent, TypeSynced).
 	Cursor   string
 	Resource *client.Resource
-	Message  *client.ChannelMessage
+	// Collection is the new definition of a collection.updated event.
+	Collection *client.Collection
+	Message    *client.ChannelMessage
 	// Action is state, join or leave (TypePresence); Members the full list
 	// (state) or the member that joined or left.
 	Action  string
