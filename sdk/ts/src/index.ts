@@ -23,6 +23,7 @@ export * from "./realtime.js";
 export * from "./state.js";
 export { backoffDelay, type Backoff } from "./backoff.js";
 export { createRestClient, unwrap, type RestClient } from "./rest.js";
+export { updateCollection, type CollectionPatch, type UpdateCollectionOptions } from "./collections.js";
 export { resolveToken, type TokenSource } from "./token.js";
 export * from "./webhook.js";
 export * from "./webhooks.js";
