@@ -110,8 +110,8 @@ const maxUpdateAttempts = 8
 // (unprocessable) for an invalid schema, a *SchemaOffendersError listing
 // the first stored resources the new schema refuses, a ValidationError
 // (invalid-value) for a refused index or when the check did not finish
-// within its budget, store.ErrConflict when the collection kept changing,
-// ctx's error.
+// within its budget, store.ErrConflict when the collection or its
+// resources kept changing, ctx's error.
 func (a *App) UpdateCollection(ctx context.Context, p auth.Principal, name string, patch json.RawMessage, opts UpdateOptions) (store.Collection, error) {
 	if err := a.Authorize(p, auth.ActionAdmin, collectionPath(name)); err != nil {
 		return store.Collection{}, err
@@ -140,13 +140,11 @@ func (a *App) UpdateCollection(ctx context.Context, p auth.Principal, name strin
 			return store.Collection{}, err
 		}
 		next.Schema = schema
-		cond := store.CollectionCondition{IfMatch: cur.Revision}
+		var chk *schemaCheck
 		if cs != nil && !opts.NewWritesOnly && !bytes.Equal(schema, compact(cur.Schema)) {
-			if cond.CheckedThrough, err = a.checkStored(ctx, name, cs); err != nil {
-				return store.Collection{}, err
-			}
+			chk = a.newSchemaCheck(ctx, name, cs)
 		}
-		c, err := a.store.UpdateCollection(ctx, next, cond)
+		c, err := a.writeChecked(ctx, next, store.CollectionCondition{IfMatch: cur.Revision}, chk)
 		switch {
 		case err == nil:
 			if cs != nil {
@@ -155,8 +153,10 @@ func (a *App) UpdateCollection(ctx context.Context, p auth.Principal, name strin
 			return c, nil
 		case errors.Is(err, store.ErrPreconditionFailed) && opts.IfMatch != 0:
 			return store.Collection{}, store.Errorf(store.CodePreconditionFailed, "If-Match %d does not match the collection's revision: it changed meanwhile", opts.IfMatch)
-		case errors.Is(err, store.ErrPreconditionFailed), errors.Is(err, store.ErrCollectionChanged):
-			continue // changed meanwhile: merge, check and write again
+		case errors.Is(err, store.ErrPreconditionFailed):
+			continue // the collection changed meanwhile: merge, check and write again
+		case errors.Is(err, store.ErrCollectionChanged):
+			return store.Collection{}, store.Errorf(store.CodeConflict, "the resources of collection %q kept changing while the new schema was checked; try again", name)
 		case errors.Is(err, store.ErrInvalid):
 			return store.Collection{}, invalidField("", store.ErrorMessage(err))
 		default:
@@ -164,6 +164,31 @@ func (a *App) UpdateCollection(ctx context.Context, p auth.Principal, name strin
 		}
 	}
 	return store.Collection{}, store.Errorf(store.CodeConflict, "collection %q or its resources changed %d times while the change was checked; try again", name, maxUpdateAttempts)
+}
+
+// writeChecked writes next under cond. With chk (a new schema to check
+// the stored resources against), it runs the check first, and while the
+// store answers that resources were written after the point checked, it
+// checks those and writes again, up to maxUpdateAttempts times; it closes
+// chk. Errors: UpdateCollection's, chk's.
+func (a *App) writeChecked(ctx context.Context, next store.Collection, cond store.CollectionCondition, chk *schemaCheck) (store.Collection, error) {
+	if chk == nil {
+		return a.store.UpdateCollection(ctx, next, cond)
+	}
+	defer chk.close()
+	var err error
+	if cond.CheckedThrough, err = chk.run(); err != nil {
+		return store.Collection{}, err
+	}
+	for i := 1; ; i++ {
+		c, err := a.store.UpdateCollection(ctx, next, cond)
+		if !errors.Is(err, store.ErrCollectionChanged) || i == maxUpdateAttempts {
+			return c, err
+		}
+		if cond.CheckedThrough, err = chk.more(cond.CheckedThrough); err != nil {
+			return store.Collection{}, err
+		}
+	}
 }
 
 // checkCollectionPatch refuses a patch that is not a JSON object of

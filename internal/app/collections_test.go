@@ -22,11 +22,16 @@ type hookStore struct {
 	store.Store
 	beforeUpdate, beforePut func()
 	updateOnce, putOnce     sync.Once
+	// beforeEachUpdate runs before every UpdateCollection.
+	beforeEachUpdate func()
 }
 
 func (h *hookStore) UpdateCollection(ctx context.Context, c store.Collection, cond store.CollectionCondition) (store.Collection, error) {
 	if h.beforeUpdate != nil {
 		h.updateOnce.Do(h.beforeUpdate)
+	}
+	if h.beforeEachUpdate != nil {
+		h.beforeEachUpdate()
 	}
 	return h.Store.UpdateCollection(ctx, c, cond)
 }
@@ -242,6 +247,22 @@ func TestUpdateCollectionRace(t *testing.T) {
 	c, err := a2.UpdateCollection(t.Context(), everyone, "c", json.RawMessage(`{"schema":{"properties":{"n":{"type":"integer"}}}}`), UpdateOptions{})
 	if err != nil || c.Schema == nil {
 		t.Fatalf("UpdateCollection = %+v, %v", c, err)
+	}
+}
+
+// TestUpdateCollectionKeepsChanging: when every attempt to commit finds a
+// resource written after the check, the change gives up with a conflict
+// (and changes nothing).
+func TestUpdateCollectionKeepsChanging(t *testing.T) {
+	a, hs := newCollectionApp(t, Options{}, `{"type":"object"}`)
+	n := 0
+	hs.beforeEachUpdate = func() { n++; a.mustPut(t, fmt.Sprintf("w%d", n), `{"n":1}`) }
+	_, err := a.UpdateCollection(t.Context(), everyone, "c", json.RawMessage(`{"schema":{"required":["n"]}}`), UpdateOptions{})
+	if !errors.Is(err, store.ErrConflict) || n != maxUpdateAttempts {
+		t.Fatalf("UpdateCollection = %v after %d attempts, want a conflict after %d", err, n, maxUpdateAttempts)
+	}
+	if c, _ := a.GetCollection(t.Context(), everyone, "c"); string(c.Schema) != `{"type":"object"}` {
+		t.Fatalf("the collection changed: %s", c.Schema)
 	}
 }
 

@@ -77,37 +77,53 @@ func (e *SchemaOffendersError) As(target any) bool {
 var errCheckBudget = errors.New("the schema-check budget ran out")
 
 // schemaCheck is one check of a collection's stored resources against a
-// new schema.
+// new schema, bound to the App's schema-check budget (its ctx) from
+// newSchemaCheck to close.
 type schemaCheck struct {
 	a         *App
+	ctx       context.Context
+	cancel    context.CancelFunc
 	name      string
 	cs        *collectionSchema
 	checked   int
 	offenders []SchemaOffender
 }
 
-// checkStored checks every stored resource of collection name against
-// cs, page by page, then the resources written while it ran (from the
-// change log), within the App's schema-check budget, and returns the
-// revision through which every resource was checked
+// newSchemaCheck starts the budget of a check of collection name against
+// cs; the caller closes it.
+func (a *App) newSchemaCheck(ctx context.Context, name string, cs *collectionSchema) *schemaCheck {
+	ctx, cancel := context.WithTimeoutCause(ctx, a.checkTimeout, errCheckBudget)
+	return &schemaCheck{a: a, ctx: ctx, cancel: cancel, name: name, cs: cs}
+}
+
+// close ends the check's budget.
+func (c *schemaCheck) close() { c.cancel() }
+
+// run checks every stored resource, page by page, then the resources
+// written while it ran (from the change log), and returns the revision
+// through which every resource was checked
 // (store.CollectionCondition.CheckedThrough). Errors: a
 // *SchemaOffendersError, a ValidationError (invalid-value) naming /schema
 // when the budget ran out, store.ErrCollectionChanged when the change log
 // no longer holds what was written meanwhile, the store's, ctx's.
-func (a *App) checkStored(ctx context.Context, name string, cs *collectionSchema) (int64, error) {
-	ctx, cancel := context.WithTimeoutCause(ctx, a.checkTimeout, errCheckBudget)
-	defer cancel()
-	c := &schemaCheck{a: a, name: name, cs: cs}
-	from, err := c.scan(ctx)
+func (c *schemaCheck) run() (int64, error) {
+	from, err := c.scan(c.ctx)
 	if err != nil {
-		return 0, c.fail(ctx, err)
+		return 0, c.fail(err)
 	}
-	through, err := c.since(ctx, from)
+	return c.more(from)
+}
+
+// more checks the resources created or updated after revision through
+// (what UpdateCollection refused as unchecked) and returns the revision
+// through which they now are. Errors: as run's.
+func (c *schemaCheck) more(through int64) (int64, error) {
+	through, err := c.since(c.ctx, through)
 	if err != nil {
-		return 0, c.fail(ctx, err)
+		return 0, c.fail(err)
 	}
 	if len(c.offenders) > 0 {
-		return 0, &SchemaOffendersError{Collection: name, Offenders: c.offenders}
+		return 0, &SchemaOffendersError{Collection: c.name, Offenders: c.offenders}
 	}
 	return through, nil
 }
@@ -219,11 +235,11 @@ func (c *schemaCheck) check(ctx context.Context, id string, data []byte) error {
 }
 
 // fail turns what stopped a check into its error.
-func (c *schemaCheck) fail(ctx context.Context, err error) error {
+func (c *schemaCheck) fail(err error) error {
 	switch {
 	case errors.Is(err, errEnough):
 		return &SchemaOffendersError{Collection: c.name, Offenders: c.offenders}
-	case ctx.Err() != nil && errors.Is(context.Cause(ctx), errCheckBudget):
+	case c.ctx.Err() != nil && errors.Is(context.Cause(c.ctx), errCheckBudget):
 		detail := fmt.Sprintf("the stored resources could not all be checked against the new schema within the budget of %s (%d checked); apply it to new writes only with validate=new-writes-only", c.a.checkTimeout, c.checked)
 		return &ValidationError{Code: store.CodeInvalidValue, Message: "/schema: " + detail, Fields: []FieldError{{Pointer: "/schema", Detail: detail}}}
 	}
