@@ -630,8 +630,8 @@ export interface components {
             schema?: {
                 [key: string]: unknown;
             } | null;
-            /** @description Replaces the list; `null` (or `[]`) removes every index. */
-            indexes?: components["schemas"]["CollectionIndexes"] | null;
+            /** @description Replaces the list of indexes (see `CollectionIndexes`); `null` (or `[]`) removes every index. */
+            indexes?: components["schemas"]["CollectionIndex"][] | null;
             description?: string | null;
         };
         /** @description Free text for people (at most 1024 characters). */
