@@ -2,12 +2,110 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tandemhq/tandem/internal/store"
 )
+
+// CreateCollection creates c (its schema, description and indexes) and
+// returns it with its revision and creation time. Creating a collection
+// takes one revision but appends nothing to the change log. Errors:
+// store.ErrInvalid (bad name, schema, description or indexes),
+// store.ErrConflict (it exists), store.ErrUnavailable.
+func (s *Store) CreateCollection(ctx context.Context, c store.Collection) (store.Collection, error) {
+	in, err := store.PrepareCollection(c)
+	if err != nil {
+		return store.Collection{}, err
+	}
+	var out store.Collection
+	created := now()
+	err = s.write(ctx, "create collection", func(tx pgx.Tx) (bool, error) {
+		rev, err := bumpRevision(ctx, tx, 1)
+		if err != nil {
+			return false, err
+		}
+		out = in.Collection(rev, created, created)
+		tag, err := tx.Exec(ctx, `INSERT INTO collections (name, schema, description, indexes, revision, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING`, c.Name, in.Schema, in.Description, in.Indexes, rev, created)
+		if err != nil {
+			return false, err
+		}
+		if tag.RowsAffected() == 0 {
+			return false, store.Errorf(store.CodeConflict, "collection %q already exists", c.Name)
+		}
+		return true, s.syncIndexes(ctx, tx, c.Name, nil, out.Indexes)
+	})
+	if err != nil {
+		return store.Collection{}, err
+	}
+	return out, nil
+}
+
+// collectionCols are the columns scanCollection reads.
+const collectionCols = `name, schema::text, description, indexes::text, revision, created_at, updated_at`
+
+func scanCollection(row pgx.Row) (store.Collection, error) {
+	var c store.Collection
+	var schema *string
+	var indexes string
+	var updated *time.Time
+	if err := row.Scan(&c.Name, &schema, &c.Description, &indexes, &c.Revision, &c.CreatedAt, &updated); err != nil {
+		return c, err
+	}
+	if schema != nil {
+		c.Schema = json.RawMessage(*schema)
+	}
+	var err error
+	if c.Indexes, err = store.DecodeIndexes(indexes); err != nil {
+		return c, err
+	}
+	c.CreatedAt = c.CreatedAt.UTC()
+	c.UpdatedAt = c.CreatedAt
+	if updated != nil {
+		c.UpdatedAt = updated.UTC()
+	}
+	return c, nil
+}
+
+// GetCollection returns the named collection. Errors: store.ErrNotFound,
+// store.ErrUnavailable.
+func (s *Store) GetCollection(ctx context.Context, name string) (store.Collection, error) {
+	c, err := scanCollection(s.pool.QueryRow(ctx,
+		`SELECT `+collectionCols+` FROM collections WHERE name = $1`, name))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Collection{}, store.CollectionNotFound(name)
+	}
+	if err != nil {
+		return store.Collection{}, wrapErr(ctx, "get collection", err)
+	}
+	return c, nil
+}
+
+// ListCollections returns every collection ordered by name (byte order).
+// Errors: store.ErrUnavailable.
+func (s *Store) ListCollections(ctx context.Context) ([]store.Collection, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+collectionCols+` FROM collections ORDER BY name`)
+	if err != nil {
+		return nil, wrapErr(ctx, "list collections", err)
+	}
+	defer rows.Close()
+	out := []store.Collection{}
+	for rows.Next() {
+		c, err := scanCollection(rows)
+		if err != nil {
+			return nil, wrapErr(ctx, "list collections", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrapErr(ctx, "list collections", err)
+	}
+	return out, nil
+}
 
 // UpdateCollection replaces the schema, description and indexes of
 // collection c.Name under cond, in one write that takes a new revision
