@@ -91,7 +91,7 @@ func IndexName(collection string, ix Index) string {
 func IndexSQL(d ListDialect, collection string, ix Index) (string, error) {
 	var cols []string
 	for _, name := range ix.Fields {
-		f, err := ParseField(name)
+		f, err := IndexField(name)
 		if err != nil {
 			return "", err
 		}
@@ -224,7 +224,7 @@ func PlanList(d ListDialect, c Collection, opts ListOptions) (*ListQuery, error)
 func scoreIndex(ix Index, conj []*Expr, keys []OrderKey) (int, []*Expr, bool) {
 	fields := make([]Field, 0, len(ix.Fields))
 	for _, name := range ix.Fields {
-		f, err := ParseField(name)
+		f, err := IndexField(name)
 		if err != nil {
 			return 0, nil, false
 		}
@@ -479,8 +479,8 @@ func CheckIndexField(f Field) error {
 		return Errorf(CodeInvalid, "%s is deeper than %d members", f, MaxIndexPath)
 	}
 	for _, s := range f.Path {
-		if len(s) > 64 {
-			return Errorf(CodeInvalid, "member %q is longer than 64 bytes", s)
+		if len(s) == 0 || len(s) > 64 {
+			return Errorf(CodeInvalid, "member %q is not 1 to 64 bytes long", s)
 		}
 		for i := 0; i < len(s); i++ {
 			c := s[i]
@@ -493,4 +493,4 @@ func CheckIndexField(f Field) error {
 }
 
 // MaxIndexPath bounds the members of an indexed or sorted data path.
-const MaxIndexPath = 8
+const MaxIndexPath = MaxFieldSegments

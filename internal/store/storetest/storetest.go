@@ -77,6 +77,7 @@ func cases() []testCase {
 	return slices.Concat(
 		lifecycleCases(),
 		collectionCases(),
+		collectionUpdateCases(),
 		resourceCases(),
 		changeLogCases(),
 		idempotentReplyCases(),

@@ -24,6 +24,7 @@ export * from "./realtime.js";
 export * from "./state.js";
 export { backoffDelay, type Backoff } from "./backoff.js";
 export { batch, createRestClient, unwrap, type BatchOperation, type BatchResult, type RestClient } from "./rest.js";
+export { updateCollection, type CollectionPatch, type UpdateCollectionOptions } from "./collections.js";
 export { resolveToken, type TokenSource } from "./token.js";
 export * from "./webhook.js";
 export * from "./webhooks.js";
