@@ -114,7 +114,11 @@ func (s *Store) ListCollections(ctx context.Context) ([]store.Collection, error)
 // definition. Errors: store.ErrInvalid (bad name, schema, description or
 // indexes), store.ErrNotFound, store.ErrPreconditionFailed (cond.IfMatch),
 // store.ErrCollectionChanged (a resource changed after
-// cond.CheckedThrough), store.ErrUnavailable.
+// cond.CheckedThrough), store.ErrUnavailable (also when building a new
+// index failed after the change committed). Removed indexes are dropped
+// in the write; new ones are built after it with CREATE INDEX
+// CONCURRENTLY, so writers are not blocked while they build (the reply
+// waits for the build).
 func (s *Store) UpdateCollection(ctx context.Context, c store.Collection, cond store.CollectionCondition) (store.Collection, error) {
 	in, err := store.PrepareCollection(c)
 	if err != nil {
@@ -148,7 +152,7 @@ func (s *Store) UpdateCollection(ctx context.Context, c store.Collection, cond s
 			return false, err
 		}
 		out = in.Collection(rev, cur.CreatedAt, now())
-		if err := s.syncIndexes(ctx, tx, in.Name, cur.Indexes, out.Indexes); err != nil {
+		if err := dropRemovedIndexes(ctx, tx, in.Name, cur.Indexes, out.Indexes); err != nil {
 			return false, err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE collections SET schema = $1, description = $2, indexes = $3, revision = $4, updated_at = $5
@@ -160,6 +164,10 @@ func (s *Store) UpdateCollection(ctx context.Context, c store.Collection, cond s
 	})
 	if err != nil {
 		return store.Collection{}, err
+	}
+	// The new indexes are built after the commit, without blocking writers.
+	if err := s.buildIndexes(ctx, in.Name, out.Indexes); err != nil {
+		return store.Collection{}, wrapErr(ctx, "build indexes (the collection change is committed; repeat it to build them)", err)
 	}
 	return out, nil
 }

@@ -336,3 +336,37 @@ func queryCases() []testCase {
 		}},
 	}
 }
+
+func indexUpdateCases() []testCase {
+	return []testCase{
+		{"Query", "IndexesChangeWithTheCollection", func(e *env) {
+			e.putQueryData("ic")
+			f := mustFilter(e, `data.status == "paid"`)
+			list := func() store.Page {
+				p, err := e.s.ListResources(e.ctx, store.ListOptions{Collection: "ic", Filter: f, Limit: 100})
+				e.ok(err)
+				if len(p.Items) != 10 {
+					e.t.Fatalf("%d paid resources, want 10", len(p.Items))
+				}
+				return p
+			}
+			if p := list(); p.Index != "" {
+				e.t.Fatalf("read index %q before any was declared", p.Index)
+			}
+			c, err := e.s.GetCollection(e.ctx, "ic")
+			e.ok(err)
+			c.Indexes = []store.Index{ix("data.status")}
+			_, err = e.s.UpdateCollection(e.ctx, c, store.CollectionCondition{})
+			e.ok(err)
+			if p := list(); p.Index != store.IndexName("ic", ix("data.status")) {
+				e.t.Fatalf("after declaring data.status: read index %q", p.Index)
+			}
+			c.Indexes = nil
+			_, err = e.s.UpdateCollection(e.ctx, c, store.CollectionCondition{})
+			e.ok(err)
+			if p := list(); p.Index != "" {
+				e.t.Fatalf("after removing the index: read %q", p.Index)
+			}
+		}},
+	}
+}

@@ -85,6 +85,7 @@ func cases() []testCase {
 		notifyCases(),
 		concurrencyCases(),
 		queryCases(),
+		indexUpdateCases(),
 		batchCases(),
 	)
 }
