@@ -102,6 +102,22 @@ func TestQueriesREST(t *testing.T) {
 			t.Errorf("%s on 1,100 resources with --max-scan 1000: %d %v, want 422 needs-index naming data.n", q, resp.StatusCode, body)
 		}
 	}
+	// Declaring the index the problem advises makes both queries work.
+	resp, body = s.do(t, "PATCH", "/v1/collections/big", "application/merge-patch+json", `{"indexes":[{"fields":["data.n"]}]}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("PATCH indexes: %d %v", resp.StatusCode, body)
+	}
+	if got := s.listIDs(t, "big", url.Values{"filter": {"data.n < 0"}}, 10); len(got) != 0 {
+		t.Errorf("indexed filter: %v", got)
+	}
+	if got := s.listIDs(t, "big", url.Values{"filter": {"data.n >= 1090"}, "orderBy": {"data.n desc"}}, 4); !slices.Equal(got, []string{"b1099", "b1098", "b1097", "b1096", "b1095", "b1094", "b1093", "b1092", "b1091", "b1090"}) {
+		t.Errorf("indexed filter and order: %v", got)
+	}
+	resp, body = s.do(t, "POST", "/v1/collections", "application/json", `{"name":"ix","indexes":[{"fields":["data.status","data.qty"]},{"fields":["nope"]}]}`)
+	if resp.StatusCode != 422 || !strings.Contains(fmt.Sprint(body), "/indexes/1/fields/0") {
+		t.Errorf("a bad index: %d %v, want 422 naming /indexes/1/fields/0", resp.StatusCode, body)
+	}
+
 	// A filter whose every page fills (or reaches the end) within the
 	// budget pages on; the last page of a sparse one would not.
 	if got := s.listIDs(t, "big", url.Values{"filter": {"data.n >= 50"}}, 100); len(got) != 1050 {

@@ -270,7 +270,8 @@ func queryCases() []testCase {
 				{`data.qty >= 0`, "", true},                   // unindexed but the page fills first
 				{"", "data.qty", false},                       // sorting needs every resource
 				{`data.status == "paid"`, "data.qty", true},   // 10 candidates through the index
-				{`data.status in ["paid", "new"]`, "", false}, // 20 candidates to sort by ID
+				{`data.status in ["paid", "new"]`, "", true}, // 20 candidates to sort by ID: the ID order fills the page instead
+				{`data.status in ["paid", "new"] && data.qty == 99`, "", false}, // too many to sort, and the ID order finds nothing within the budget
 				{`data.status in ["paid"]`, "", true},
 			} {
 				_, err := e.s.ListResources(e.ctx, store.ListOptions{Collection: "sb", Filter: mustFilter(e, tc.filter), OrderBy: mustOrder(e, tc.order), Limit: 5, MaxScan: 12})
