@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -208,5 +212,62 @@ func TestQueriesStreams(t *testing.T) {
 		if reply["ok"] != false || !strings.Contains(fmt.Sprint(p), "filter") {
 			t.Errorf("%v: reply %v, want an error naming filter", tc.frame, reply)
 		}
+	}
+}
+
+// TestQueriesWebhook delivers a filtered webhook: only the events the
+// filter lets through, with enter as resource.created and leave as
+// resource.deleted, in order; a bad filter is a 422 naming /filter.
+func TestQueriesWebhook(t *testing.T) {
+	s := startServer(t, "--webhook-allow-private", "--webhook-retry-min", "10ms", "--webhook-retry-max", "50ms")
+	var mu sync.Mutex
+	var got []string
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev struct {
+			Event    string `json:"event"`
+			Filter   string `json:"filter"`
+			Resource struct {
+				ID string `json:"id"`
+			} `json:"resource"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&ev)
+		mu.Lock()
+		got = append(got, ev.Event+" "+ev.Resource.ID+" "+ev.Filter)
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer recv.Close()
+	s.mkcoll(t, "orders")
+	resp, body := s.do(t, "POST", "/v1/webhooks", "application/json", `{"topic":"collections/orders/resources","url":"`+recv.URL+`","filter":"data.qty>2 || labels.vip == 'yes'"}`)
+	if resp.StatusCode != 201 || body["filter"] != `data.qty > 2 || labels.vip == "yes"` {
+		t.Fatalf("create webhook: %d %v", resp.StatusCode, body)
+	}
+	resp, body = s.do(t, "POST", "/v1/webhooks", "application/json", `{"topic":"collections/orders/resources","url":"`+recv.URL+`","filter":"data.qty >"}`)
+	if resp.StatusCode != 422 || !strings.Contains(fmt.Sprint(body), "/filter") {
+		t.Errorf("bad filter: %d %v, want 422 naming /filter", resp.StatusCode, body)
+	}
+	s.put(t, "orders", "a", `{"qty":1}`, nil)                             // outside
+	s.put(t, "orders", "a", `{"qty":5}`, nil)                             // enters
+	s.put(t, "orders", "b", `{"qty":0}`, map[string]string{"vip": "yes"}) // created matching
+	s.put(t, "orders", "a", `{"qty":0}`, nil)                             // leaves
+	if r, err := s.Client.DeleteResourceWithResponse(context.Background(), "orders", "b", nil); err != nil || r.StatusCode() != 204 {
+		t.Fatalf("delete b: %v", err)
+	}
+	canon := `data.qty > 2 || labels.vip == "yes"`
+	want := []string{"resource.created a " + canon, "resource.created b " + canon, "resource.deleted a " + canon, "resource.deleted b " + canon}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n >= len(want) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // waiting for deliveries (asynchronous by design)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(got, want) {
+		t.Errorf("deliveries %q, want %q", got, want)
 	}
 }
