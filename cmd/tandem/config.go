@@ -41,6 +41,7 @@ type serveConfig struct {
 	QueueBytes       int
 	MaxQueuedBytes   int64
 	ReadTimeout      time.Duration
+	SchemaCheck      time.Duration
 	WriteTimeout     time.Duration
 	PingInterval     time.Duration
 	WSReaders        string
@@ -116,6 +117,7 @@ func (c *serveConfig) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.Int64Var(&c.MaxQueuedBytes, "max-queued-bytes", 512<<20, "server-wide bound on the bytes queued for all WebSocket and SSE clients together: when reached, new subscriptions are refused with 503 and lagging clients are closed as slow consumers (0: no bound)")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Second, "how long one write to a WebSocket or SSE client may take; a client that does not take its bytes in time is closed as a slow consumer")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", 30*time.Second, "how long a request may take to send its body (408 beyond); SSE, long-poll and WebSocket streams are not affected (0: no limit)")
+	fs.DurationVar(&c.SchemaCheck, "schema-check-timeout", app.DefaultSchemaCheckTimeout, "how long PATCH /v1/collections/{c} may spend checking the stored resources against a new schema (422 beyond, suggesting validate=new-writes-only)")
 	fs.DurationVar(&c.PingInterval, "ping-interval", 25*time.Second, "WebSocket ping interval; a connection silent for twice this is dropped (with the epoll reader, at the first ping after that)")
 	fs.StringVar(&c.WSReaders, "ws-readers", "epoll", "how WebSocket connections are read: epoll (idle connections hold no goroutine; Linux, plain TCP) or goroutine (one blocked reader per connection)")
 	fs.DurationVar(&c.SSEHeartbeat, "sse-heartbeat", 15*time.Second, "interval of SSE comment heartbeats")

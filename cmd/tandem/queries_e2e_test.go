@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -102,6 +106,22 @@ func TestQueriesREST(t *testing.T) {
 			t.Errorf("%s on 1,100 resources with --max-scan 1000: %d %v, want 422 needs-index naming data.n", q, resp.StatusCode, body)
 		}
 	}
+	// Declaring the index the problem advises makes both queries work.
+	resp, body = s.do(t, "PATCH", "/v1/collections/big", "application/merge-patch+json", `{"indexes":[{"fields":["data.n"]}]}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("PATCH indexes: %d %v", resp.StatusCode, body)
+	}
+	if got := s.listIDs(t, "big", url.Values{"filter": {"data.n < 0"}}, 10); len(got) != 0 {
+		t.Errorf("indexed filter: %v", got)
+	}
+	if got := s.listIDs(t, "big", url.Values{"filter": {"data.n >= 1090"}, "orderBy": {"data.n desc"}}, 4); !slices.Equal(got, []string{"b1099", "b1098", "b1097", "b1096", "b1095", "b1094", "b1093", "b1092", "b1091", "b1090"}) {
+		t.Errorf("indexed filter and order: %v", got)
+	}
+	resp, body = s.do(t, "POST", "/v1/collections", "application/json", `{"name":"ix","indexes":[{"fields":["data.status","data.qty"]},{"fields":["nope"]}]}`)
+	if resp.StatusCode != 422 || !strings.Contains(fmt.Sprint(body), "/indexes/1/fields/0") {
+		t.Errorf("a bad index: %d %v, want 422 naming /indexes/1/fields/0", resp.StatusCode, body)
+	}
+
 	// A filter whose every page fills (or reaches the end) within the
 	// budget pages on; the last page of a sparse one would not.
 	if got := s.listIDs(t, "big", url.Values{"filter": {"data.n >= 50"}}, 100); len(got) != 1050 {
@@ -192,5 +212,62 @@ func TestQueriesStreams(t *testing.T) {
 		if reply["ok"] != false || !strings.Contains(fmt.Sprint(p), "filter") {
 			t.Errorf("%v: reply %v, want an error naming filter", tc.frame, reply)
 		}
+	}
+}
+
+// TestQueriesWebhook delivers a filtered webhook: only the events the
+// filter lets through, with enter as resource.created and leave as
+// resource.deleted, in order; a bad filter is a 422 naming /filter.
+func TestQueriesWebhook(t *testing.T) {
+	s := startServer(t, "--webhook-allow-private", "--webhook-retry-min", "10ms", "--webhook-retry-max", "50ms")
+	var mu sync.Mutex
+	var got []string
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev struct {
+			Event    string `json:"event"`
+			Filter   string `json:"filter"`
+			Resource struct {
+				ID string `json:"id"`
+			} `json:"resource"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&ev)
+		mu.Lock()
+		got = append(got, ev.Event+" "+ev.Resource.ID+" "+ev.Filter)
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer recv.Close()
+	s.mkcoll(t, "orders")
+	resp, body := s.do(t, "POST", "/v1/webhooks", "application/json", `{"topic":"collections/orders/resources","url":"`+recv.URL+`","filter":"data.qty>2 || labels.vip == 'yes'"}`)
+	if resp.StatusCode != 201 || body["filter"] != `data.qty > 2 || labels.vip == "yes"` {
+		t.Fatalf("create webhook: %d %v", resp.StatusCode, body)
+	}
+	resp, body = s.do(t, "POST", "/v1/webhooks", "application/json", `{"topic":"collections/orders/resources","url":"`+recv.URL+`","filter":"data.qty >"}`)
+	if resp.StatusCode != 422 || !strings.Contains(fmt.Sprint(body), "/filter") {
+		t.Errorf("bad filter: %d %v, want 422 naming /filter", resp.StatusCode, body)
+	}
+	s.put(t, "orders", "a", `{"qty":1}`, nil)                             // outside
+	s.put(t, "orders", "a", `{"qty":5}`, nil)                             // enters
+	s.put(t, "orders", "b", `{"qty":0}`, map[string]string{"vip": "yes"}) // created matching
+	s.put(t, "orders", "a", `{"qty":0}`, nil)                             // leaves
+	if r, err := s.Client.DeleteResourceWithResponse(context.Background(), "orders", "b", nil); err != nil || r.StatusCode() != 204 {
+		t.Fatalf("delete b: %v", err)
+	}
+	canon := `data.qty > 2 || labels.vip == "yes"`
+	want := []string{"resource.created a " + canon, "resource.created b " + canon, "resource.deleted a " + canon, "resource.deleted b " + canon}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n >= len(want) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // waiting for deliveries (asynchronous by design)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(got, want) {
+		t.Errorf("deliveries %q, want %q", got, want)
 	}
 }

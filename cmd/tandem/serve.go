@@ -143,7 +143,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if hc, ok := hookOpts.Caller.(*webhook.HookClient); ok {
 		defer hc.Close()
 	}
-	appOpts := app.Options{Logger: logger, Node: node, Hooks: hookOpts, MaxScan: cfg.MaxScan, MaxBatchOps: cfg.MaxBatchOps,
+	appOpts := app.Options{Logger: logger, Node: node, Hooks: hookOpts, MaxScan: cfg.MaxScan, MaxBatchOps: cfg.MaxBatchOps, SchemaCheckTimeout: cfg.SchemaCheck,
 		Realtime: app.Realtime{Resources: resources, Channels: channels, Namespaces: ns, Caps: caps},
 		Webhooks: app.WebhookOptions{
 			Sender: sender, Encoder: frames, Metrics: webhook.NewMetrics(reg),

@@ -284,16 +284,19 @@ func (e RpcHookRequestHook) Valid() bool {
 
 // Defines values for StreamEventEvent.
 const (
-	Message          StreamEventEvent = "message"
-	ResourceCreated  StreamEventEvent = "resource.created"
-	ResourceDeleted  StreamEventEvent = "resource.deleted"
-	ResourceSnapshot StreamEventEvent = "resource.snapshot"
-	ResourceUpdated  StreamEventEvent = "resource.updated"
+	CollectionUpdated StreamEventEvent = "collection.updated"
+	Message           StreamEventEvent = "message"
+	ResourceCreated   StreamEventEvent = "resource.created"
+	ResourceDeleted   StreamEventEvent = "resource.deleted"
+	ResourceSnapshot  StreamEventEvent = "resource.snapshot"
+	ResourceUpdated   StreamEventEvent = "resource.updated"
 )
 
 // Valid indicates whether the value is a known member of the StreamEventEvent enum.
 func (e StreamEventEvent) Valid() bool {
 	switch e {
+	case CollectionUpdated:
+		return true
 	case Message:
 		return true
 	case ResourceCreated:
@@ -387,6 +390,24 @@ func (e WebhookState) Valid() bool {
 	case WebhookStateResyncRequired:
 		return true
 	case WebhookStateRetrying:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for UpdateCollectionParamsValidate.
+const (
+	All           UpdateCollectionParamsValidate = "all"
+	NewWritesOnly UpdateCollectionParamsValidate = "new-writes-only"
+)
+
+// Valid indicates whether the value is a known member of the UpdateCollectionParamsValidate enum.
+func (e UpdateCollectionParamsValidate) Valid() bool {
+	switch e {
+	case All:
+		return true
+	case NewWritesOnly:
 		return true
 	default:
 		return false
@@ -491,16 +512,43 @@ type ChannelName = string
 type Collection struct {
 	CreatedAt time.Time `json:"createdAt"`
 
+	// Description Free text for people (at most 1024 characters).
+	Description *CollectionDescription `json:"description,omitempty"`
+
+	// Indexes The indexes the collection declares (at most 16; `[]`: none), used
+	// by list queries whose filter or order names their fields. Each has
+	// 1 to 4 distinct fields, each `id`, `revision`, `createdAt`,
+	// `updatedAt`, `labels.<label key>` or `data.<path>` (dot-separated
+	// segments of 1-64 letters, digits, `_` or `-`, at most 8); no index
+	// twice. A refused declaration is a 422 `invalid-value` naming the
+	// member, e.g. `/indexes/2/fields/0`.
+	Indexes *CollectionIndexes `json:"indexes,omitempty"`
+
 	// Name Example: orders
 	Name Name `json:"name"`
 
 	// Revision The store revision of the write that produced this state.
 	Revision Revision        `json:"revision"`
 	Schema   json.RawMessage `json:"schema,omitempty"`
+
+	// UpdatedAt The time of the collection's last change (its creation time when it never changed).
+	UpdatedAt time.Time `json:"updatedAt"`
 }
 
 // CollectionCreate defines model for CollectionCreate.
 type CollectionCreate struct {
+	// Description Free text for people (at most 1024 characters).
+	Description *CollectionDescription `json:"description,omitempty"`
+
+	// Indexes The indexes the collection declares (at most 16; `[]`: none), used
+	// by list queries whose filter or order names their fields. Each has
+	// 1 to 4 distinct fields, each `id`, `revision`, `createdAt`,
+	// `updatedAt`, `labels.<label key>` or `data.<path>` (dot-separated
+	// segments of 1-64 letters, digits, `_` or `-`, at most 8); no index
+	// twice. A refused declaration is a 422 `invalid-value` naming the
+	// member, e.g. `/indexes/2/fields/0`.
+	Indexes *CollectionIndexes `json:"indexes,omitempty"`
+
 	// Name Example: orders
 	Name Name `json:"name"`
 
@@ -508,10 +556,31 @@ type CollectionCreate struct {
 	Schema json.RawMessage `json:"schema,omitempty"`
 }
 
+// CollectionDescription Free text for people (at most 1024 characters).
+type CollectionDescription = string
+
+// CollectionIndex defines model for CollectionIndex.
+type CollectionIndex struct {
+	// Fields Example: ["data.status","createdAt"]
+	Fields []string `json:"fields"`
+}
+
+// CollectionIndexes The indexes the collection declares (at most 16; `[]`: none), used
+// by list queries whose filter or order names their fields. Each has
+// 1 to 4 distinct fields, each `id`, `revision`, `createdAt`,
+// `updatedAt`, `labels.<label key>` or `data.<path>` (dot-separated
+// segments of 1-64 letters, digits, `_` or `-`, at most 8); no index
+// twice. A refused declaration is a 422 `invalid-value` naming the
+// member, e.g. `/indexes/2/fields/0`.
+type CollectionIndexes = []CollectionIndex
+
 // CollectionList defines model for CollectionList.
 type CollectionList struct {
 	Items []Collection `json:"items"`
 }
+
+// CollectionPatch A JSON Merge Patch (RFC 7396) of the collection's `{schema, indexes, description}`; `null` removes a member.
+type CollectionPatch = json.RawMessage
 
 // ConnectHookRequest The body of the connect hook (`--hook-connect`): a WebSocket
 // connection or an SSE stream has authenticated. Answer with a
@@ -711,6 +780,9 @@ type Problem struct {
 	Errors   *[]ProblemField `json:"errors,omitempty"`
 	Instance *string         `json:"instance,omitempty"`
 
+	// Offenders With a 422 `schema-violation` from `PATCH /v1/collections/{collection}`: the first stored resources that do not match the new schema.
+	Offenders *[]SchemaOffender `json:"offenders,omitempty"`
+
 	// Operation In the problem of a failed batch (`POST /v1/batch`), the index of the operation that failed it.
 	Operation *int   `json:"operation,omitempty"`
 	Status    int    `json:"status"`
@@ -869,6 +941,17 @@ type RpcHookResponse struct {
 // RpcMethod The namespace is the part before the first `:` (as for channels).
 type RpcMethod = string
 
+// SchemaOffender defines model for SchemaOffender.
+type SchemaOffender struct {
+	Detail string `json:"detail"`
+
+	// Id Example: orders
+	Id Name `json:"id"`
+
+	// Pointer A JSON pointer (RFC 6901) into the resource, e.g. `/data/qty`.
+	Pointer string `json:"pointer"`
+}
+
 // ServerSubscription defines model for ServerSubscription.
 type ServerSubscription struct {
 	// Labels A label selector, for resource topics.
@@ -892,10 +975,13 @@ type StreamEvent struct {
 	// batch that this subscription (or webhook) receives — with a selector it
 	// may receive only some of the batch's changes. A client that applies the
 	// events of a batch together on `end` never shows half a batch.
-	Batch *EventBatch `json:"batch,omitempty"`
+	Batch      *EventBatch `json:"batch,omitempty"`
+	Collection *Collection `json:"collection,omitempty"`
 
 	// Cursor An opaque stream position, exactly as the server sent it.
-	Cursor   Cursor           `json:"cursor"`
+	Cursor Cursor `json:"cursor"`
+
+	// Event `collection.updated` (with `collection`, no `resource`): the collection's definition changed (`PATCH /v1/collections/{collection}`); sent on collection topics whatever the selector.
 	Event    StreamEventEvent `json:"event"`
 	Filter   *string          `json:"filter,omitempty"`
 	Labels   *string          `json:"labels,omitempty"`
@@ -907,7 +993,7 @@ type StreamEvent struct {
 	Type  StreamEventType `json:"type"`
 }
 
-// StreamEventEvent defines model for StreamEvent.Event.
+// StreamEventEvent `collection.updated` (with `collection`, no `resource`): the collection's definition changed (`PATCH /v1/collections/{collection}`); sent on collection topics whatever the selector.
 type StreamEventEvent string
 
 // StreamEventType defines model for StreamEvent.Type.
@@ -1212,6 +1298,9 @@ type TooLarge = Problem
 // TooManyRequests RFC 9457 problem details.
 type TooManyRequests = Problem
 
+// Unauthenticated RFC 9457 problem details.
+type Unauthenticated = Problem
+
 // Unprocessable RFC 9457 problem details.
 type Unprocessable = Problem
 
@@ -1265,6 +1354,18 @@ type CreateCollectionParams struct {
 	// IdempotencyKey A client-chosen key; retries with the same key replay the first reply for 24 hours.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
+
+// UpdateCollectionParams defines parameters for UpdateCollection.
+type UpdateCollectionParams struct {
+	// Validate `all` (default): check a new schema against every stored resource first; `new-writes-only`: skip that check.
+	Validate *UpdateCollectionParamsValidate `form:"validate,omitempty" json:"validate,omitempty"`
+
+	// IfMatch Apply only if the current ETag matches (`"42"`), or `*` for "exists".
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// UpdateCollectionParamsValidate defines parameters for UpdateCollection.
+type UpdateCollectionParamsValidate string
 
 // ListResourcesParams defines parameters for ListResources.
 type ListResourcesParams struct {
@@ -1401,6 +1502,12 @@ type PublishMessageJSONRequestBody = MessagePublish
 
 // CreateCollectionJSONRequestBody defines body for CreateCollection for application/json ContentType.
 type CreateCollectionJSONRequestBody = CollectionCreate
+
+// UpdateCollectionJSONRequestBody defines body for UpdateCollection for application/json ContentType.
+type UpdateCollectionJSONRequestBody = CollectionPatch
+
+// UpdateCollectionApplicationMergePatchPlusJSONRequestBody defines body for UpdateCollection for application/merge-patch+json ContentType.
+type UpdateCollectionApplicationMergePatchPlusJSONRequestBody = CollectionPatch
 
 // CreateResourceJSONRequestBody defines body for CreateResource for application/json ContentType.
 type CreateResourceJSONRequestBody = ResourceCreate
@@ -1578,6 +1685,9 @@ type ServerInterface interface {
 	// GetCollection Get a collection
 	// (GET /v1/collections/{collection})
 	GetCollection(w http.ResponseWriter, r *http.Request, collection CollectionName)
+	// UpdateCollection Change a collection's schema, indexes or description (JSON Merge Patch)
+	// (PATCH /v1/collections/{collection})
+	UpdateCollection(w http.ResponseWriter, r *http.Request, collection CollectionName, params UpdateCollectionParams)
 	// ListResources List resources
 	// (GET /v1/collections/{collection}/resources)
 	ListResources(w http.ResponseWriter, r *http.Request, collection CollectionName, params ListResourcesParams)
@@ -2042,6 +2152,69 @@ func (siw *ServerInterfaceWrapper) GetCollection(w http.ResponseWriter, r *http.
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetCollection(w, r, collection)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// UpdateCollection operation middleware
+func (siw *ServerInterfaceWrapper) UpdateCollection(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "collection" -------------
+	var collection CollectionName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "collection", r.PathValue("collection"), &collection, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "collection", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateCollectionParams
+
+	// ------------- Optional query parameter "validate" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "validate", r.URL.Query(), &params.Validate, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "validate"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "validate", Err: err})
+		}
+		return
+	}
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "If-Match", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "If-Match", Err: err})
+			return
+		}
+
+		params.IfMatch = &IfMatch
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.UpdateCollection(w, r, collection, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -3066,6 +3239,7 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/collections", wrapper.CreateCollection)
 	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/v1/collections/{collection}", wrapper.DeleteCollection)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/collections/{collection}", wrapper.GetCollection)
+	m.HandleFunc(http.MethodPatch+" "+options.BaseURL+"/v1/collections/{collection}", wrapper.UpdateCollection)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/collections/{collection}/resources", wrapper.ListResources)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/collections/{collection}/resources", wrapper.CreateResource)
 	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/v1/collections/{collection}/resources/{id}", wrapper.DeleteResource)
@@ -3275,6 +3449,8 @@ type TooManyRequestsApplicationProblemPlusJSONResponse struct {
 	Headers TooManyRequestsResponseHeaders
 }
 
+type UnauthenticatedApplicationProblemPlusJSONResponse Problem
+
 type UnprocessableApplicationProblemPlusJSONResponse Problem
 
 type UnsupportedMediaTypeApplicationProblemPlusJSONResponse Problem
@@ -3300,6 +3476,22 @@ func (response GetHealth200JSONResponse) VisitGetHealthResponse(w http.ResponseW
 	return err
 }
 
+type GetHealth400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetHealth400ApplicationProblemPlusJSONResponse) VisitGetHealthResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetReadyRequestObject struct {
 }
 
@@ -3317,6 +3509,22 @@ func (response GetReady200JSONResponse) VisitGetReadyResponse(w http.ResponseWri
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetReady400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetReady400ApplicationProblemPlusJSONResponse) VisitGetReadyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4031,6 +4239,22 @@ func (response ListCollections200JSONResponse) VisitListCollectionsResponse(w ht
 	return err
 }
 
+type ListCollections400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListCollections400ApplicationProblemPlusJSONResponse) VisitListCollectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListCollectionsdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -4194,6 +4418,22 @@ func (response DeleteCollection204Response) VisitDeleteCollectionResponse(w http
 	return nil
 }
 
+type DeleteCollection400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteCollection400ApplicationProblemPlusJSONResponse) VisitDeleteCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteCollection404ApplicationProblemPlusJSONResponse struct {
 	NotFoundApplicationProblemPlusJSONResponse
 }
@@ -4235,16 +4475,42 @@ type GetCollectionResponseObject interface {
 	VisitGetCollectionResponse(w http.ResponseWriter) error
 }
 
-type GetCollection200JSONResponse Collection
+type GetCollection200ResponseHeaders struct {
+	ETag *string
+}
+
+type GetCollection200JSONResponse struct {
+	Body    Collection
+	Headers GetCollection200ResponseHeaders
+}
 
 func (response GetCollection200JSONResponse) VisitGetCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCollection400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetCollection400ApplicationProblemPlusJSONResponse) VisitGetCollectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(200)
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4271,6 +4537,249 @@ type GetCollectiondefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response GetCollectiondefaultApplicationProblemPlusJSONResponse) VisitGetCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCollectionRequestObject struct {
+	Collection                        CollectionName `json:"collection"`
+	Params                            UpdateCollectionParams
+	JSONBody                          *UpdateCollectionJSONRequestBody
+	ApplicationMergePatchPlusJSONBody *UpdateCollectionApplicationMergePatchPlusJSONRequestBody
+}
+
+type UpdateCollectionResponseObject interface {
+	VisitUpdateCollectionResponse(w http.ResponseWriter) error
+}
+
+type UpdateCollection200ResponseHeaders struct {
+	ETag *string
+}
+
+type UpdateCollection200JSONResponse struct {
+	Body    Collection
+	Headers UpdateCollection200ResponseHeaders
+}
+
+func (response UpdateCollection200JSONResponse) VisitUpdateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCollection400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCollection400ApplicationProblemPlusJSONResponse) VisitUpdateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCollection401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCollection401ApplicationProblemPlusJSONResponse) VisitUpdateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCollection403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCollection403ApplicationProblemPlusJSONResponse) VisitUpdateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCollection404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCollection404ApplicationProblemPlusJSONResponse) VisitUpdateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCollection408ApplicationProblemPlusJSONResponse struct {
+	RequestTimeoutApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCollection408ApplicationProblemPlusJSONResponse) VisitUpdateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(408)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCollection409ApplicationProblemPlusJSONResponse Problem
+
+func (response UpdateCollection409ApplicationProblemPlusJSONResponse) VisitUpdateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCollection412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCollection412ApplicationProblemPlusJSONResponse) VisitUpdateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCollection413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCollection413ApplicationProblemPlusJSONResponse) VisitUpdateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCollection415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCollection415ApplicationProblemPlusJSONResponse) VisitUpdateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCollection422ApplicationProblemPlusJSONResponse Problem
+
+func (response UpdateCollection422ApplicationProblemPlusJSONResponse) VisitUpdateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCollection429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCollection429ApplicationProblemPlusJSONResponse) VisitUpdateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCollection503ApplicationProblemPlusJSONResponse struct {
+	StoreUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCollection503ApplicationProblemPlusJSONResponse) VisitUpdateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCollectiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response UpdateCollectiondefaultApplicationProblemPlusJSONResponse) VisitUpdateCollectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -4549,6 +5058,22 @@ func (response DeleteResource204Response) VisitDeleteResourceResponse(w http.Res
 	return nil
 }
 
+type DeleteResource400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteResource400ApplicationProblemPlusJSONResponse) VisitDeleteResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteResource404ApplicationProblemPlusJSONResponse struct {
 	NotFoundApplicationProblemPlusJSONResponse
 }
@@ -4646,6 +5171,22 @@ func (response GetResource304Response) VisitGetResourceResponse(w http.ResponseW
 	}
 	w.WriteHeader(304)
 	return nil
+}
+
+type GetResource400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetResource400ApplicationProblemPlusJSONResponse) VisitGetResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
 }
 
 type GetResource404ApplicationProblemPlusJSONResponse struct {
@@ -5633,6 +6174,22 @@ func (response ListWebhooks200JSONResponse) VisitListWebhooksResponse(w http.Res
 	return err
 }
 
+type ListWebhooks400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListWebhooks400ApplicationProblemPlusJSONResponse) VisitListWebhooksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListWebhooks403ApplicationProblemPlusJSONResponse struct {
 	ForbiddenApplicationProblemPlusJSONResponse
 }
@@ -5892,6 +6449,22 @@ func (response DeleteWebhook204Response) VisitDeleteWebhookResponse(w http.Respo
 	return nil
 }
 
+type DeleteWebhook400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteWebhook400ApplicationProblemPlusJSONResponse) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteWebhook404ApplicationProblemPlusJSONResponse struct {
 	NotFoundApplicationProblemPlusJSONResponse
 }
@@ -5959,6 +6532,22 @@ func (response GetWebhook200JSONResponse) VisitGetWebhookResponse(w http.Respons
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWebhook400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetWebhook400ApplicationProblemPlusJSONResponse) VisitGetWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6338,6 +6927,22 @@ func (response TestWebhook200JSONResponse) VisitTestWebhookResponse(w http.Respo
 	return err
 }
 
+type TestWebhook400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response TestWebhook400ApplicationProblemPlusJSONResponse) VisitTestWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type TestWebhook404ApplicationProblemPlusJSONResponse struct {
 	NotFoundApplicationProblemPlusJSONResponse
 }
@@ -6422,6 +7027,9 @@ type StrictServerInterface interface {
 	// GetCollection Get a collection
 	// (GET /v1/collections/{collection})
 	GetCollection(ctx context.Context, request GetCollectionRequestObject) (GetCollectionResponseObject, error)
+	// UpdateCollection Change a collection's schema, indexes or description (JSON Merge Patch)
+	// (PATCH /v1/collections/{collection})
+	UpdateCollection(ctx context.Context, request UpdateCollectionRequestObject) (UpdateCollectionResponseObject, error)
 	// ListResources List resources
 	// (GET /v1/collections/{collection}/resources)
 	ListResources(ctx context.Context, request ListResourcesRequestObject) (ListResourcesResponseObject, error)
@@ -6816,6 +7424,53 @@ func (sh *strictHandler) GetCollection(w http.ResponseWriter, r *http.Request, c
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(GetCollectionResponseObject); ok {
 		if err := validResponse.VisitGetCollectionResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// UpdateCollection operation middleware
+func (sh *strictHandler) UpdateCollection(w http.ResponseWriter, r *http.Request, collection CollectionName, params UpdateCollectionParams) {
+	var request UpdateCollectionRequestObject
+
+	request.Collection = collection
+	request.Params = params
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+
+		var body UpdateCollectionJSONRequestBody
+		if err := runtime.BindJSONBody(r, &body); err != nil {
+			sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+			return
+		}
+		request.JSONBody = &body
+
+	}
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/merge-patch+json") {
+
+		var body UpdateCollectionApplicationMergePatchPlusJSONRequestBody
+		if err := runtime.BindJSONBody(r, &body); err != nil {
+			sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+			return
+		}
+		request.ApplicationMergePatchPlusJSONBody = &body
+
+	}
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateCollection(ctx, request.(UpdateCollectionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateCollection")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(UpdateCollectionResponseObject); ok {
+		if err := validResponse.VisitUpdateCollectionResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -7386,250 +8041,279 @@ func (sh *strictHandler) TestWebhook(w http.ResponseWriter, r *http.Request, web
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3rcttGtij8Kj2cqTKZASnqYk9MlX8otpJojxOrJLn81Rf4BE2gSfYI7EbQoCSOt6ryDmc/wzxYnuRU",
-	"r9XdaJAAb5bkZPb8sUUS6Ou6Xz+1YjnNpGCiUK3Bp9aE0YTl8OfpFR3r/xOm4pxnBZeiNWhdTRjJmZKz",
-	"PNZ/3HDFpSBUEUpUkUsxJkwUvJiTgo4DwnrjHonC1tFB2Ip6raCl4gmbUj1sMc9Ya9BSRc7FuHV/H7Te",
-	"ypjiLHWTvr94S+SIFBNG4pzRgiVuHasHvg9aGc3plBVmY68nVAiW/kinbHkq8yMRdMoGJGWFfisgCR/z",
-	"QgUk6kUBiX7W/3T1P4PoGJakH1cZjRnhCr7IaF6QIRvJnMHnEc9VoZ/Xi+V6powWk1bQErCMVozztoJW",
-	"zn6Z8ZwlrUGRz5i/s7/kbNQatP68V97ZHv6q9vxN6S2/lmnKYr2phn2632HtTatyT+28MG9FQuBYZ2/q",
-	"1mN/JWdvSFsfWRSXbySRvfzolqWxnLKIjPSldhpXbt/d/Uj9BVd38JZPebG8iXM6ZkTxf5bH+cuM5fNy",
-	"VSm85y8gYSM6S4vWYL/fD1pTesensyl80h+5MB8DC9ZcFGzM8oX16Imv5DVrwJ1IsLvCPeOOMtP4K2eK",
-	"ZHTcuOTMDe0ve0rv3jIxLiatwfP9g6AGm99wZe7gglFVh9UfJvOAjGSOOJ1yJgrS5gJvOXGvL130wgJz",
-	"HL5hdQf6HFevzvxRt0BWTFhlfVM6J7l9A8H08s3fFVGFzMjthAkyoqlatVg7Wy0QIHia5Q6lTBkVsN5v",
-	"eVqwfHmJJ2QEvxB2l+VMATFuJzJWe3pizlRvmnQC2IGiU0ZSKsYzDaX63FOuChWEQs2GbkxF2h/Y8FLG",
-	"16wIyOXlaUBSKcbdTKZph1CRkFs2nEh5rQIib1geiiihBe2Fs37/MNY4CH8xTRxTOmSpMj9ds3n5C0/0",
-	"v5Z96L8NTT8poiAU0SxLzKcBiV69In96RXAU85/5yMx/r2BMQX7q9Xof9d/sTm+tPerAaKqgeaE+8GLS",
-	"HgUkbKmw1YGnRFLzbSxFQblQ+tubTkTaFE8IgCcgMidUEJayqYYHOdKfaJ7TeScgkV7OwQv8V4/13/+t",
-	"//1TpA8uFBnNmSgmTDF1THA8Rbggv8xkwVRAxGw6BG4TaTjQbwIw6T/ELE2j41AUfMqUZrcX374mh4eH",
-	"L+04PXJChjTx4YBrpnzU72sCz8WY8EKFIpOK63vukXcCeTaj04DQkqkXE1oQPDIypUU80e/SPOc3MHMo",
-	"Isd3zaXB9ogU7l2Z+a9WXklYyvQrPXLhJpQZjxWRIp33Qo3I7I5Os1SjAICWKmgxU+TVKxK2MsqTsEX8",
-	"cybw0C/F3MLEQQPuIaY0EYqj/ssXdZTiLGHTTBZMxPO/s3kdBiJp6MYTqZgg12x+THJWaOQjt7yYlMh3",
-	"zTTxyFI690QC/cUc0PHgiEzkLFeOdqAwVm7AW0pXr6WJ5D1/DqzDft6v3dboB31BNfvJ9Hr0ZRBuxK1Z",
-	"ruGWaIEQr5Up0rZSXQdQIvoqgj2ELUS9sNW8i1EXp25Y/ouj+vX+KAVrWPM7Qb47vRoQKtQty8lh/8iu",
-	"3V8zgPz5+6sBrHbKqFBGlOwC7K1YsJ57l1W/yxOWf1MDNe8zUkhyRGI5ndKuYlpC1SLtiLM0UaRNgTBE",
-	"CLL6jBmNJ0TC6zRN56EYyTSVtywhwzmJqIojuAY9ixZJNfDRnBGpF4APnb3RNAImeKZCcUPTGVP4AKFq",
-	"QKZcKaBwmtYEyMcCAhyppEyWarWH84KFAt5G/mKooEJaMPwHiwtVj86xlon1QgPCkwZclebgGk57v39Q",
-	"e96WptRJmI7enL1pkBlhNZ8p5V7OYOvneuAaWqHwZ9KmpNBC1TNFIjUbRoFmIyfnZ5pGPFMgkjdJtmaI",
-	"nZdqVgir/YC8vO64zE/Np2XkgJ3XUc4NOlrOVCaFYqCifUOTC/bLjCmQyjRHZgL+pFmWclQT97JcDlM2",
-	"/es/jHS52bTn+BZOWqfbwrSaeU5pOpL5lCXHJGJ5LnMVoZ5nkHE0YiLRHA5wqtdCiXyU8vhJV31WEJrm",
-	"jCZzgrTXyigL7ILcUkVyNlOazMATEqRbs2NY/7cyH/IkQT3iKY89zlnCRMFpqkhK42tUqhlLWELGOdWa",
-	"QcSFmo1GPNbc9mcVy4xFHVj191Jev2GCawh82mV7EzxTBPAlZyM44sIDpjYvFDELCIgmW5pS6wVHZCZS",
-	"ptBm4I1GxvSGaYmNyFtR7vK9oDeUp3SYsqfc6glubUR5yhLS1kKonBUBAawgKJ8FhGuewhPDhQMyE7lG",
-	"FL1YAMlCSjKlYk5imqaK3FJecDEemPPQM3Rn5f6MYAHCUyGBlZFhLq9ZrnHTe5C0cYDKuyiCzUlKC5Zr",
-	"AuYZti70L92TUa1CdakVtERp7qwX6Ew4+Rxk2THlotbcVOrl+vh+ZCxRZyJhd08NkcBHya2cpVoX0II/",
-	"I1O9AyuBa1CjqGSrmAoynCVjVoSiHXW7U3rX1V/q80MDAcxlT1jjo+pyva2oY0ghCrJaaAlFIQn8SNrn",
-	"J1evv0fh0VmQNKuDn5mKOloy0Ocki2/lTDw53par0mDlVJ9EMkWELJCQAtadg8aegM70LcD/U641ssIy",
-	"SncVSTQiCU9gtRNp2I8d6SlJgzBUoK010pdHz//moCZhBeWpQupl2PkVko4vxdWHMpm7Y0OdFnQ0Y3VS",
-	"LL9h+TPNJmlCDJkjGjP0F13zRRQQY7Ahh33i9qfmIr5wktATw/MsVxIIo5wViifMsJ+CcsESMuGahM41",
-	"DI1yOXWsn2UynmhSmUqaGFJLCwYiPFgALMHTgi3Lb3jMvhAHunK3Q2Iq9O0V9FrvkmuEva3lAQPCETfA",
-	"YAKcp2rp0kqWFp5SeauIo3/+Ix4T0gqP0uR1ZuWnNDWqP6patCBmCHyoC29EPfKjNM89UwTAZuAzJz2+",
-	"FO5KhEzY0/OrS81hv+TVAoc3NzvUkEvjCYgaa1n7fdC6kvItzcdPvmqgJuwu1mwRsYf/kxGw8dt1/UDF",
-	"3JA+9bQSW8byrjFaw4qM+F8515wWrAu/skTjiy+z6t+Q9LmHImNJlhkTpHSwKOeXs1B+du7QST+munox",
-	"PIs6TqKr4KEcERSQuYh5RtN6XIRB3DMaDiLkMJEniuBWNf3SI4KN4+mx6b3Ichkzpb4EKgFQckVuWZp2",
-	"UX8lw1lBbrjUGKOWpbL/unz3I7mE0Z2m+9PHXib1rnL/dLUCoA9iyqZDg3vvhZplmcwLlvzAEk6v4EC+",
-	"IHefUFzrLTijzTJAx+iBycOMiVYGY02kCQp4ND3PZcbygjPVGqAFrJV5X31q6b9hK6redMpZQrhAs9qx",
-	"J1RYNkMLMpXKsYqhXkJXZioibStU7Pf7nYAc7R+SIZtLkYD9pWBTte6YYD/v7AL17Uzp3Rm+6RyK9rMz",
-	"n4HZroUmGCu9/OTv86N7VBrLUdBamGrdGS5ItWh1jQYEfEcRaduZO85rFAXO2gnuItKm5iS7U5owIgUL",
-	"hRbd5Kzo9EiUzcBXhI6lVaNGfGTEZyqSPZmHIuKlbXlAwtZXYSvSI8JTdkyKaPIDy8eMnOufwECLM7mR",
-	"zCykjQ4bkrOpBLeJQRlN/+CZjreQniZkKcMD0ZPBkuxvb/XjxFhrp3Su2aMZHY30glC7WLS3VgHWc+Fv",
-	"ZMMMwErbfKMVF6W0psi77lh2zZcat3sX9PYHTQHHzP+1q6551rUX2zUkBge9D1o82XSNvMl9gfTAhKUU",
-	"frDKdKZAtqDGHgOuAQNBxgUHJldNM2mBRP3FUWu1F16vZLVjAiAzWHQ0MKEH/Kn1lYdd1o4dtBCMmu+g",
-	"6nk4DFoaHpDZVK6nHHFK7/wBPG/FA1+hzPTy7PZw1xomZ3qKzHhQENxrtr5EhFqBD8DrKdEFU+BI34qm",
-	"s2JdpNMzRQS7RZBp06HSLAV0AIJbAcBZvsaVAU2LUUzPFMQ4tcFnaHyeB/39+qE/75jB2g6TrsM36zTB",
-	"dxCt1r9jntPcFvZRF1pBCyMyi3HKyMXp5RXYBY3pakJvmDEkanH1oL9vzysgB/0+ulFjlmiCCtvFH47M",
-	"fSQdD8kO+v3goL8fHPSPPtbG0SyBnFm1t+VGyNsJ4JDO1chuwFfO3oDwym5AtYxpns/rwYuq4mKHO8lh",
-	"yaqOWjGtNhDH+4MFUQbXV0h5bUgrDqo0ey3XQrokZaJtpumQv5L9iPz267+qT0U7ijXmwGuEm5XyDPj2",
-	"KidWHkTd5b6eUDFmasuLRTvM2sAyfOo+aOEdA0hschKXEK1xql/Sb6/csBk6sGtq2qRgqaXyW+7VRCxu",
-	"E5gYbH1CVhhZtDrOUR5zGt4q7qXp5WikGKDpluw9mw1TriaoLC6hYMExttINmmgmD9+u421lwKdZmzsb",
-	"s2kz+op7s5GdpYM9ntBikMrhcI5soGC5Pq7/89NJ9/+n3X/2uy8/ln/2fh50P37qB/sHf7v/Sx2BeV0R",
-	"HbcBDRvMtenZWKfyZsLfTozIKZpPLdYu3Dts1NtD4J1W7V27S3iNXH67q9jmXDc7o0VDk2c+IO0kp6OC",
-	"HPQP+t39AzKcW0t5B0PD2A3L577EYxQokM0VLbgazXvk9E7DrVb89KojNK8av2qAxmmJ0W1gIIKZYXiw",
-	"NDCl2SdLR6SQZewVEAq04GhVEkfei2iavoP/xRz+l4LB/0IW0V7ERxGJ53GKTgIiJDGHC6Z0TbI1gxyy",
-	"4pYxYXxmRwcHzgOClhNekJlIWE4ic+KRx84fHdRWw9RbrrYWXiyn2ohleTRkHcfC8erXC7bG76W89sJC",
-	"trA4OMOYtVSaAF5wa7ejbhe8zzbguDMglLgo2FCUpk4TWXF5eWoiJ8HcRGfFhImCxxqNe+QEo9AAZGgo",
-	"osrqMcilXlMH8+m6A9XDvMYn74MWROD4moCJLq6T+eukzveC/zJDqQ+k7zZNlbRx9hCf0+VJRNB+Wq+K",
-	"OJPsJis/dw9/Hvc0kUcg1ZkXynUE9ijXwhLexrbmq0/3kTXnecAEQbWRQf3I0CvA/nYFmmbZOAcLVu7D",
-	"Eeo6LmKUFpaIHGuAizSImUD4ZyoUGDSqVQMkd50eiaZMU9Ihi6U112Y5U0zEjOifNKHV4A8kuBrzvYAV",
-	"EENesefLW4gm5mMhc5Z0jkMRQVCOitDzlSQssdTWXcMz5YL7Uz5iZpIKNrWBNKu5KOgd5hD914crCImD",
-	"6J6ARJ/UbHgfES7idJZota4Gb3ApFYq0Jj1hQXdYpEtBSx+YJ/CV0JOVHvb1oG6N1s1QuINohS9uJ1yt",
-	"t6tVc12ClpAJq9dR9S9gieVivAj+rVpLw1QW7CRJcqZUgyXEwhnFpwiY8MGzq+eit4BEE6mKQSbzop4M",
-	"2bDIZV3BM9cIKeZTOVO+96pptNLztAWzs6Neeu8vM76gVeRUKL0Zn3jfsqECIrHeMgaEDy7JH2vxtIMK",
-	"uCzu6uNKuMSY0IUI52pUea2C8XP3418btIkye+rRhQ6HXTVnX0mGaoQXYz5OqSpcftTSnrwQtx9lwmrg",
-	"G75Ggu7iTlA+4AIiTEBq5HnFn6qJqgnHrlhJlvXPz5KnFuF0uyspjdTL2AOOmuXD+IEm1h/WhSiVdnT+",
-	"7vKK7N3s7xn8VXufzF/3e0uhGBAdMPd8zd6luGypoAUJJetg5AoeWjwzfNXtoPbwnAVjKRJKZlRLU4al",
-	"21SbgLA7GhfpnBjXpPEIAphx2MNSHsrK9I1q+toO9scyuY7VyITfy1sTp+mB5C3L9aFLxcAf6Ywm/Tqj",
-	"SR1a7AjElaXWXQdYwzbz5C75ZvRlGDOrHJEYTX7kNudFwYSGNCoILeSUx8b06cErfBF1BqFwllGIcDTZ",
-	"UFVbJ2qtERNJVCEsMLmTjIx5FU3jXFWiJEhb5jb1rkNyFjPIx/rt1/8xigZRTCtaoJeGwuQp6ofQTajk",
-	"1IpgbrFmwz1ic5iqWjSsqTwe6sy/Y0yLlMLsSD+UEzXRAvGEpu7ROmGNYbDnMtLypBY4djNyb2D81Qup",
-	"g6fvGU2Lyda2UBZfr3TYNUF9OXHpKrHyAKg4XuzTerHAjFG7r1Jv3EnihCzsbcXInYU/tpXst0aaClpK",
-	"aUHJJbKi7X8DMatZtGo64nNfG96CGn2YSD/PmKuA0FHBct+4YETsRasB5dOasz0FUxv8avH+huV8xFmi",
-	"tayKG9MkHmHulickY3RjZ9lcdR+02F3Gc6a2UUOuOSK/vaF/3OpzpRnvXkM2o5u51nzRKOBrKKokU9ko",
-	"s2o+1TExO4Y0bTdXb62tAZbdfN9OIdziti+MccALuBv41z9mhdaGrR3RGAU0SwAED4ULFjrqH3YCEum1",
-	"eSFE0aQoMjXY2yuoSNi0l7AbG3ql9kzmSScIRVTwImWGY5louh65skZTO7/mJlyogtGEDBkKLtQwCM2Q",
-	"IGIabSlLa8Wxm2LAag1huJDlRP5+HVR4DmaTRH/UP3S+36N+P9Cfj/ovg6ODg+Do4OXHOokFzmGD0gH2",
-	"i00qICzBy9ttwzqWJl+IVoTvMaBIkTZg8AwSS18cauae07hgOTDv5UIm3Z97e9GxDSxyrzU9G6FH3Xqa",
-	"NBLftAb64pKN4kvug5axZu+g/W3rNNxSW6x6QTdTq1b6Vc1Q5+g73FY4fwiP56IUrcesW+myCxHc/Woj",
-	"9+Fq7+G5sT4+iVsZw+s2v3O7uB/gvbV3Xjpr7UR1h2kH/VzjnhO1ls2WrPg9+DAr61x1EuZ4dz2F7e9z",
-	"teWnVseo0xX8JdTvz3H9BcbekATVW8Hklm4ZQ7C32DtM9S1naVK7a6EKahCxJpDMi+FdSCwWlSRAUAFN",
-	"CmiTNoz5AZgEaIRONwEql2YAY/ZYaUUoWbsri/T85Us/YKPfX8nLG3n3UlZ+AYmk7y/OCIc05NHcWrft",
-	"7jGA3C9msErEErLojiCxca2GoX+1aw5WKXCVa96SpTTDGhe+RD6UiRbEbTEGk/BvCmJ8XBG2sSyRu5pr",
-	"WhrHEUAMLxOqZDLH1FF0/SSyKFhC9Jz1fkZLkRZn+1bm3mDKxWqbFzAz8cXL/n6HcGG8VH7KwHoNgAuI",
-	"poRDrL0aZPQP5582UUcL/mnzbYQJ/mXNuWcqFFHliQ4W1sJwCzuYvGF56YgEufzi9PIqMFkuaMiaImcg",
-	"TIDoCDoJMr9nyuYRLru4KwewysW9W8zYDo7xeinqytshOEQ9nQu0mjatyFlVnZFDWQgxS1PM+Vx0vpuD",
-	"XuF8/0LO888yiW/mag+c6dze8VpE2d35boPyED7hIqmCCzy2EUUmQNj43yuXGvgpvx4SOchQ/J+sc1zj",
-	"y/dQs4ahN0IcQpp0iGhVaZslYkpGgspNFRHSbAKh7KFczhdeyPdW0ti2+SM7RP89dMrJVrkkpSNr1dNG",
-	"ed8x/NAVtNsx3sVIpV41ThMjahbfEFDoT/xxBUzsFFr4B7q0TdVhex6P7qH28yrW+qdrYio+1yFibBgr",
-	"8xvsGs93cK6dLKfLyRGJPumTD4zF6j5y1NrP/J7KG5aUGXv6N9I2TPfzQfBRsqsWprjfGu7tUV8g1/ry",
-	"iPhY6FXCbVMRAJe8Z0Th25wXzEXEJbMYaisZ8zJbnbBXqx5eZPHDCeoX568XhPQ8iyOn45Rloa2Pd8qK",
-	"iUyeKVPwSD8N4aa+EEoFifQPGO+3IG2LUERuCw8cTdoswhh96ZlCYWalmAyZ4nrlZEITIqRAna9Zbs6z",
-	"eBuZGY9wLe3L4h/wwd93jKrbTy3CVC96W1kZiSu3fqYsnaOnZpYW1v83wHvxpd0pvWbeK8bqM8vZcnDq",
-	"NlKwm7cedGRu0poDm7arn67oWw8mCTvQqI9w3LiWO9Tp1Iq20XnQVerXqTz4eqOgucWsnK9qLeqXEDf0",
-	"ICFbi9wafnEhJGg9yKsFehe3VleC8wFir+rQYHnjO4U9LRiWN416MmE4Q5ZAEM5MlF90njQWap1V2k8P",
-	"3FJcEyYUCeh2JWDNhCuVdqP2iZqL+OT8jNTcLExeI6gNrQy5Ciy8UK4dMgWZ3bdjKwtlqltl2nPPqEX+",
-	"VyZz2P9KCZqpiUQijbJRHZ8aueLsKzL5a9iYy7rczju5S+72NmhZ2sntSeLRftzUlm0MQfjWSkfpZRnT",
-	"USlgvT4C8tLi4MPJcg6tFyQ6970xvIbCNxpFC89UpDn7LVQUiuBgolAsVNiHqkguNkkRXiwbWBe2+8By",
-	"36ihu8DVQqmmZ8q0G4DE8JgKKXhMU80tprU2+0VJzx3INvLeShxqkjaWc18WTL21QU3/dubYBqRbhqXP",
-	"zIHyoeS4Ngvq2GYoOctsY4rSUvDrMj959ASdK3tDXnK1M7+pPYyS2HNFVauyEQQEbSD29X4e7DWlS5jy",
-	"2FuKOHqWaVZX3OG1vuV4VvAbZp2w9mFLAFEEMIU5Jowm9oeUC7Ze0tnB7rt1NQBWEX2XPedCy1kNEcam",
-	"etklN77wzZa4grmvt1Z6Nc5X0rG0rgDNqQu9LiZGCDcxoRGeW0TaQhZkzgpC42shb1OWjI1QuqVRJKXj",
-	"Uy3z1XhXNZihYh/LmSi4GEOHjwwACCqVYAlh0t7vk36/b8LKu6mEXmCQoZgzmmgdM6Vjq48KQkkqNZMb",
-	"yhkWOVu+spSq4jTPZd4YG345i2OmtgpDndI7ly/gN1xaWwrCtEu6ZHHOilM//nUxlpenrNphScE7RBU8",
-	"TYniY6FI28T3klwWECDRCYg+3xQOu3KHK7eDQ28Iibh2G13BNn0Lnt1ajNza6RG0Znm6YYiOlTL1GyXi",
-	"e7drt+jV1dBo5sF6UJLLbZwm5lC+aS5AZqVKKA/FwQkPn0z+Bop1kV1pZBvX7KNYhbV8TdmdShq2sUeU",
-	"qSPPlHl842I6CyVkFvJgV9QHdPvezVdUJdzr7QgeJV/THatZfK1rjlVj2AgIdlsp5f+lDlq1OVorBNXV",
-	"5pUNFxExcfMqy2USFJzlf3o1yhmLOpuZYXwaV7aYW0o60HA4RbMWFRr+qIuMscnlGBkMIhmYR0xCEGZr",
-	"X777Edu+kDakDpjilvvkB/6NBnkt0dkVb0xndyVolq9vJkpsScqQLtVZNSHJKg8w5n6wt4el2m10WHRM",
-	"cpbwnMWmTLTm2LZ3z8JdHvSPvl7fuakuXVEvbwWpwlzeUpK9nfzcvz66ezk/iP823f/l6/x5cXjz4rYa",
-	"9Hs7+fknY538dNC/XyWkPrq71ArDu6e8mhHO6TyVNGkoSOcoNJjJ8WIhF0NfFJSGaQ1+2oa+brQra/Ha",
-	"6OFzPPmNnl2oSX//0TsHPczu5hJKytBP2w9w75P5636vYKqIHO9b1t4eT1letl2ZRfUyPVqd1eG2VLQ2",
-	"bVdUa/Yq+yFZrGys31Xez2y6LSfdiszdr5x8oWHBFrBwiRnysVEMfLwx4suIpSmRs8LVFgGlgGilAH2j",
-	"oTBOE9edoG2cpubzM4X9CcyrSWfgeI8WnEPhtCBTFddmzJOLhX4Gpj9ZDseNTmVcbijaK+EY34hqq45s",
-	"r7o2xuB+CXTI4fq7Do6fFjPKSnd4Kutx5dIJBYuy1WVBRULzhJgnrbIVkOh2olj8M6a3YeKzYi+ONEge",
-	"HP326/99cURyKhI5xeYOWL/r+x9OXncvvz85eP4CGjYamTthsUwgPDkvlkSw/gLj1LOWVp6/7n38dHgQ",
-	"fP31/atP/eBgJSe9tFrZgrmNxgW/YdHAElWA8wgaIXAxjgbr7TehsFYfkehNYYvKBHWRIY2v5WgE9gRs",
-	"2gm6KQa8KnDphCLK6EyxJBqADFMuBJLQEw7V7qE+m6naerTft9UanJQUCk0bTBn5kbF7Q4tdKkjU7Vpt",
-	"x3icu7dcJPIWhChAXl70sJuoD7zRAMwQDZRnsQvKMVIfx99vTegoNDCNGvAj0nvmMasuxCvkjBcEziO8",
-	"ExCm9HmhQ2ktshkAuGJqx5oOM0yz+AHto8vWHuzh6PJL6rNBrldLueXlHtzd1Ztsmir++sM8U+T7q6tz",
-	"myHaXgiyrhZK8dOPG6v2auLincAKQvIedPu1hzvlwv92/yEV2m00WMFu61o8R2ErbGHLVSEF+2wFVU+z",
-	"oKSum2MDzXMbrQ+sYKyJzH/HBIOOJBSWasxpmpTlrJjlGJsvUE2FqJUG4NxNtdxJV9xasVuOIlQsnuW8",
-	"mEN1TWPgz3hTG2IpRnw808hpEt8bO9r+f92T8zPTQtjqUzjufdAaMpqz/GSGRTDw07dWMvmvD1etmljP",
-	"D1ek/f3lwfMXAbnQ/2kZ7zR5c3nSIbcTqZit6GbqEUDjcezr6LpVemuGE4Wbg8nLRWqlGpuAcDGSNTQG",
-	"UrGwNGjOaKqFChgYK+4MsMy4BmhNK4ap3xWPC68rigqg8kk+t3JrNlMTlpAU6qlU82jaEUiPCtqC2UAR",
-	"LkIR7VFN9mnGe3M6TaMOeHsBaJ23V/PxUIQCqzVgJzW9fEGWMgml6RzbnEvfwY4Y0NYbdodlAbRAjDYd",
-	"6M+IyXiYYwixTpimV+1mGgouvF4w+rEIbTw1DWJG1QSsDuzowp0sVDDXKqPr9z4AXgvuBJZD8UmI/QwI",
-	"F3EOjdWxZbGpVQghoD1yVpShbGUB2dMrOo6OidcpbzyjeYJlfJi+yMW2eRjf9t3pFXGd/WiKZQoqTw7I",
-	"V/bh8/dXofBbOOgd/vnP5KRSnAPGQKjWv38wvSWqFTx8PG2jZGkq5Bro1cjBhCJShCKVMtOyGdbwARMb",
-	"+lzhZEBU6xGw4kXd7j9uiy4SuCjAz9eqO+Ipi0DqirpdU2rDfBuY/DCA38jvfAvlbFgy0HJRglUZsY27",
-	"3q/M+T9hJwPyDeCn6ckPJThci/8KUhOqSP27Ib4RX7O5eRWsZ45ADcji7z1yUq0SaWgKGiC9JspQaRJO",
-	"Gr0rFapDQKKWYmDkdiNB45f6CKKc0SQi7e9Or0IBJYetYbajFQsNW9BhxjUXQR+O0r/aLDzSNipuKEyw",
-	"j+qQiCZTLvRvHrWxCqkK/PAzCAyJYpqmEWlfnL8mGCmqYVpiiPDeJ/zq3nXsxO2UiIJ3mtFi4trlmAsP",
-	"tLyVM2yGbrq6a7RUbKwxMCDRV19FFt2Q15pynJgpaEuumLosPXKKLcptuq8tfqzcqWqaeNfFfNku3ING",
-	"XL0YVOxNHRL9hSlNFSEo2tuQwpIEszEoO5rx2KVUoczPcyhZqncdlGNijjKOqIHZXKIdtFz6MwWvkvbC",
-	"arsFzcesiJDAnSIFRVsukOsXf3veH5Cj/j50rPOLAoOn1m9yfByK6MOHD12PgDCHT5p1TV+FLZwbe+zD",
-	"qKbDbheOPgpFG4nxq7BlfvkZkbAVDQjW50kC0wiLzhLORMwCMqQJeCBpMcvZb7/+CwY/DEWlv3LX4JY/",
-	"w2L3Zb0wVIJSHjMTQ2IkjJOMxhPWPej1jXW6zJe+vb3tUfi5J/PxnnlX7b09e3364+UpvFNmcVueDpz7",
-	"5PysFbRuWI5JBK1+bx8flhkTNOOtQeuw1+8dmtRlEJj2JlDQ659QKbbWgmAq7x70++TW89xCBzeUHFBd",
-	"ASOwhZGzBKTSwpQLW+hfftDvr2iCtl3zMzPD6qaYWmbQwkmvIje2Bj99DFpqNp3SfN4atN7yGyb0rrTY",
-	"AMYlOlaL3b70AHvQT3zTMzMx/5i/AXQYGzV3wOExU9gB+nn/kECPy1uuWO1ZXuhJv8xRwtSkkHieEG3+",
-	"vH/4BBP/KAuIjpgfkwgpU0QUnSsNivGEJCxjImEinpugndUXrLfBN7thSxD10jOpai75Yias+29Ntzpi",
-	"O7oFtt2VaUiGrNO2NysprAoIjXOpVEXmhm4zghGoumb4cyhomhqyPiVGFYUSVXMoVDh3LWoCbMuvGNNS",
-	"7K1pMBQKRvOUQ7lCqO0oC4Y8ARrI6tvl45mcqbKbTQCL0IMdW3bj12k0xS+sfzQybAV6imGvOPirWv/R",
-	"HMTKApBmYFqt+2hLPWpSu8BhOZaelzlXWpj0GNpSj0en54QC+1aVN7bYJ80W7QZc1fKM0RrQdBiKzOuI",
-	"zRJX07S+j9PQHLY+EpPSMdGSpLXNz0xtXO8VtPpoMc8AkWvSVrbu41ADHQ2YKFLHszwHGxJI/STl14xE",
-	"0IY86pF3ouxd6Y4PDaKqPPnA4JwZwphCB34ZEC11ugEiLdZBVz+Ocg7WPWlQkuAPhRUoeEHarKc1v2iv",
-	"xIm9w72EFnTvl2IedaxYf5awaSYLTQG0PByhi77I5y6jDNLGXddWlqWaepRpKmgNATZdJbgnGntsqIyr",
-	"1qEaPZzlI3veosBo8BGtcUwV38hk/mBU0zhGq8Y+02fu0XiE39Wrhl6fVkVFsB5jwVRswX60cikP3/4U",
-	"+vhaudBcQlTt5AuRG6lpBavlUJ8Me9Ef/X4/KDtVUuHt0jXG10QzgPquCTl7U7azPPbxwusYWw4BtX9m",
-	"aWFO6fBLnNKSfGuKLpZyOUm1tr1ASUEZkCNvM95mzX6Onn4/rsiQ3YYj+MSPL2paeHmp7I4rey9fNy3L",
-	"IdzeQit/eO3l029fa/cpjzW01+8PORwY087emP5DeqdocsyMyku9SCz9yDXLCrT6cTE+tom8C2QY0H6m",
-	"bCd407vdIBye5P7B0x+Jz5q7KC8a2ChZp8yJ3/A2WgEfxg0zkamhbftfAGsLKbup1rujARKrkno5r2FV",
-	"NjXlkTBWRStH9gmZzG1TftzO8/XAXtvfWr988AXuFx/sYitvNKS6Ajj1d2hkGdf8G/ykuzX/Rr4QEC24",
-	"kCa5xdecVh/spdYW33vFrWHPJlJx3ct+6kap/YBEQ5SW2WlaorU5AyzkTtN07qlFZQLHx6BVtfa0Bi14",
-	"s7X4gzEDtQa+UmV1qrjsG1mrOV+AuwriJ5XUbBFagqdMKwOgdqAPH8P8IdYn8qmWDX25pbyIXFcyGxdj",
-	"whxAIjTe8PZrOYsnb74JRTRiLHmVSjHOZJpaCRPkapwn0BJ5XigbQWBFatvHIBRtP48cJ+jArHo5Zbsf",
-	"we6MZtMj51RV0s+9sB1b6Fs/bZbQIxg7zwscMqgIMuAwUKGALm6qWOxZFNPMRRvZouJn56FoG/zXj6pu",
-	"xvIuz/RmJzS38Q+lN6fShkMk5PLyNBTY0EF16sToc5mmtlnokhwN3jdbTc+YxmwMTFWkDTakES4prH5w",
-	"Vw6oHG2dy7YpmNCT979F93TTpBiStukOyti0uhRsDZ+kkHD9hrkiKFnCc9hXEWnbSOMXfcy5r1uWHqKy",
-	"KkdeWof9xQq3EOa6Hzy/b0/Vf6vOX1q151R75HzaNA+6vT0n+BovOCpSj6TYWCBtMCT6sXWO8rQzqRQf",
-	"pnOMAHAUxhCXQqIBRcwYGeVy6mtAqwn4NzSxSbulOrD6lW9lPuRJwoQncK9+40dZfAtFOEsRdfUL30t5",
-	"/Qaqo6N80N9EGK7G2DrJYKuZDjZY3JWUP1AxN8emNma0eqqH5bNvrfeaUOJiXQ1DNaSylp3mjCYruCkm",
-	"QlQ4qWCp2vtk/rrfs160Ru5qsuSXwJjaCh2WawVEponmKWAkCSxgh6IJspeZJai3OIgNMSv9fNBTxSTy",
-	"zArodVSJRcO4Ngh51cNbFSIUEPLa0Tr70X6fLASO1fEfUx/gewxu24wF7U6w/8gE0K8/X0MET6DNl5Yg",
-	"bJnTXanZbnTjM5HygtGE0OVirR5uWoxqRs77bS2BlUqtHwPnSdBy9pCanjhZWfVTf/z0F8hAwC/f5+l9",
-	"swviko8FhN1cu5htRdp+TlxQZsgVfMpUQaeZ/6XzdBpp2RV1wECJTo9cMkYiSPiC4XvTJFr2TvlbeBxj",
-	"Z00N4Se2fNYVZ20QFrxJnimSsBjcHI9m2qtm699v0E0FKjMlkhz1+wE56r8MoC+zpvJHBy+9HiVDmcyx",
-	"uJSHfkudFzAmmqWKAcUW0vbw8wrJmvSHAq1iHQxCg2xPE8u82nN3tVD1OQCXCEv8ulM1tZmXkRyAuPXx",
-	"vuaczr2yubmcjSfo+wBfreZ4GAbhAl1yslCoJAiFC1zrlHETQibGy0OzjIkEau6aOtslOYIsb80iXRHp",
-	"K1dhzPrSvE2Wma3AeUOxwhPS4PTwgkJCYc4Wyrrf8pgZ/wqtltr2YrOsMut24JV9QebvwTXBfmsaDCs3",
-	"BU5BA/ODUBhoPPRAUuYaIjtosYXCGGCjAZMO7OXYglExoYX1Wdluwc/7h6YAjdcmLCIzkTKFxh5bum0q",
-	"EwZuswgiyKJaVRaPomwO8bv0Ci00V9mISO4/qBbll2NqxrLkKbWhzzHbr37ttTGzewbgtXrKWy3SP5SJ",
-	"9d9YkTKgAk43JBiFLGW4TSW3zGFCo+KUeb14jOJUq0W4nj2PKWbYORpkC9Nhx6pk1da4u+LUZ17Uh4nU",
-	"DB2PETINtr6lh5Cv7QWXMTONF6q1nNfec49pWHLTNKlWphehey7AiB0M8tZctfcQVgkOJmJ/y+5ivG9X",
-	"3o1RQhZwA/yIr/3i679Lxliu0JToeGrWWJ5QDQzgmqDkAaajwPxvZUxX9RYwj+6552DknZjqU7HIx+Z4",
-	"74WJTX0gJoQXowmaD+Gbog5Es5esxyuR9qn8cI9aVcrqcluROPjhCgvBDFxrmFCb02gZJFos2hkZvxlX",
-	"hE059BGC/jc0nizr8m/gnQo+L+DE0fIq8aWkt5Px+TNvCOeu3JDNBbGBda4K3Zb3FtRzj+9Ysep8+k9E",
-	"M64qgPBFzv47VuyKGjtyfDdqI9OvoJZXg7DZ5+wluUXAer+ZR8iDSXs4J2dvMIobnDwY/gq2UCiJUvAp",
-	"C0KBeaHIsl1vBoh1xPTUqEmhh7DwULi6/hhRNWYQQ5OD1bI4tmkUUaX5RUTaNFUSMztZKKK3XFzblKDf",
-	"fv0XpgQdk5ylr0LomxG2ItNsrFN1R+sZB/AvdA6YhyKWec7iwsT8g6s/VySfCeykyvAdNSBCLoQImcAY",
-	"rGAxhjLh6ppDRTxU44HTYZbICQFrOWxULcflJixOwQ0dQfAoUxHeBCbi5DdMhQLUeDjjZ4pEes8HL/Df",
-	"qPsPCe6EguVTRaD3u8J77ZETZwtjd3TKBYRAhALcpsYjrmIqIi8Hsr3fD/p9yNq3WWkDQm3+MexdMJYo",
-	"PUoOysqIGxqkz8pmfSFgCWkCYsfQqV5CwT+tGOb67EtR0Noyjg4O9PWzRHXhPYg9sW34MLNQzwi/1Vkv",
-	"tPx34VHCBbSrosTbSq7zgMRyOqVdxfRLGsijazZ/BQXqowA+/KnySf/3J/M/FIkQpE2DYcd+FrJwX1W7",
-	"Bi7U9EqGDc7rR3fkr3nyHVKJ1rKX/ty2yGryuz+kPyioKyOwSCRs0zxbbBFh0Rh5TTiMJVmBo1dIvCw1",
-	"bNpM5hrxNF3Fi8Ova+7iMR1ZlS5FNWzznaXfclQi96LgzUVNrYcISessT+tJK9AmwH2kpEi1e5WzWTyJ",
-	"nQX2bT38mwjPP2r6cqZJyENpnHXC1+qosgeSC4IGn9lrG/bqRcChqRujorrxRComIFeFyDxw6RXQqIVq",
-	"Tp/fsLw7pQkjSuaYSn72ZtOMBMA3l6HZZJw/LlFTE0zT26YSRwvmakqO+i+JjfWtdYDDfl2x+9+pcr7Q",
-	"ae2JVfOyFcCmivnpFZYkXqWUwzP3wVMq8VtH/fxH61+j9ecl4mwTFHu/sVqy94knCwaAOn18dwTGyPZW",
-	"Dct9aD3eBPWvO+8yCP9biMF/SBPArtfVrOh/xsG7LILWk8g7TSYCZw3alYTpYQ/roOVHWZCpTPiIQ4Ll",
-	"UiGRIp6Yeus7z/tlDBpbg9HDCC3r9Q5712dvUMRpLrKdYbYs5N5hf5VPIbQfC1sD8tuv/wpIaLQo88V9",
-	"NDAtxkyXSaWlHXQ3efF9ZSGZosyvx2RTSN9kuaBpOof6LEuJpwFRUmu+WEGccEVSqWrFlnOTZ/gQRG8T",
-	"cWXK8jHrwqH9dTf0O/8S6ZircB9LuSWfiX6/Xylkd27zx5NH8C5rlJalPrLQzv9vhy9fdLbngdms1jxq",
-	"GtKYfolgFzDmgh6x6lQlR95VKjQplKGAHB3SPujvd2z4jUdJuAIrmDhuLjFlilKaTJey1BRpH+0flEU2",
-	"3BIwKag2JcVs6POJS7CDDPB4qpNtjvs7okBmSZ9Hgv6j6P2HxD6hyudFGj6A9lfpqFnrfXIVE0Rtml01",
-	"jpS0qbqGDs8uQDUUpppQJWrk7E2dn6pHTnAY9NM46lwN1z0gChrL0ilUaiTRYo/OyNYsAQmvzAfMXZFx",
-	"zNqwrqwmd8Rr73jWOCTeaVJfTWhUfi80rP1IXdW1SM2GUVApeAcbasyGM2NsnPVhWzNu4lYo9/kWbP9b",
-	"vVK2un/c9DdvjevN5g8QcrZ9GOeXypsGOzYgqLftgMTpTBUs797yhFXc3pUutGsjQtzTe5/KDysjQl6n",
-	"0obzl2+YcoU3tiy5cfDE+lkSa5w/6vcPQ9EOWwlX5j2kFaUeF7Y6AbF9t6LyOdNqHUuVcjGGGuNUSVHW",
-	"jo+AC+DDEy4KLN55+ebvkGcgoIyXecCKh6HgikA96U6PHPWPrJMdSdSEQqA81EvzCKCtsF0r2b1xKy7B",
-	"eWvxrhzkAva4Cbr675g/Hhdd/QmbavG88e75d5x6+qXQujweU27Xg5gtkXl7u48dFuw4hhZginFr8Ml8",
-	"NixJ7X0yf93vLbXoXkkhoOBb2b1XD/FMVTloRbgoKYZm7IZkrCQIbcVYKKI3p29Pr07JKoIWdWzXXkUm",
-	"tpe4xuRQwIwJafdB6oDC9lh/eQ2OXzqW/R8ET/792bCHr6b2uCckj7AuoIGHrdG3MUbcwNhKSfV/nfTX",
-	"SE/+l8iCNXoIBKThkXyuZLgtfBkQPafFpOQlNbzDL5u5knucimS5a7XXoZ20MVXY2AA7ev8eqwnFBrwG",
-	"xFWIZvD6jtvOV8apABEWvMDASfPImEEhH62TukTMxHCjOm7xvnyskV38IarQPCb2X8J5X3q33cxzvAP9",
-	"X8BzvN2uZjqmTMVSvY8nwfmmUKcTo9Z1ocCGj82D9bJhAB48H2PdUagKMUj5DQtw/0LedqBR60irbhOa",
-	"aFwWBVhj8NUoIOwuZlmBJiiIx70VtuuAq9BlHw8F5PbaxqCxFBoubWsISAHPIb8+0RrhMqEIRbREJky7",
-	"O9c0/JkyxX2gKEl5vTSFwtOhB/A2bRuL6lcjKF1joGvGMoXWsUqTfvLaJ4YZg8oNFERrsz0Ps2pI2eUy",
-	"IXsMd8IyMXhqj8I25OjyCxCjp7O+P2U68ZcisZcbElhI/d2RvBqhyJZIWZkVatskPmZaj98XuDEf1Kx2",
-	"wayvVe44Z7ZbMjPRF7NcQKTNH0+YdnVrLDnledkW3nTLKy/cXeFqZlpXZscOijV2bDHaoUzmf96brSyz",
-	"o3Uf1yqG5SaZri2xNxOWpW/qWd8JoLGL37U+gP4iLIG3l9tzVuv3hGLTAj5YqycUWKzHHhTU66nhJub3",
-	"N/ZQ1vhfNGdtp1QVnYXO+kHJAZ2AD+HOxyTKuBj//Nuv/8KqulisCz+73CPoGqkaO7GVJ7FSFq/J9FiU",
-	"WvkdUeCnLN1GtCjYNCvWTu7O/fPWcJnRmPk5NDf7AeYTmL6rfmtVOSI86bmZAUzL5lFaF2c5gBEXY9Pu",
-	"b+0+HKhstY9HilpYaDi+uYixVH2IHNzdERpfC3mbsmTMbENaBOxjvyAjTW6oiFkpaELum0VtzNYwRoz9",
-	"msm+0wf/26//4/dIhvRb09x1baEkbBphqyO1TbsO63f1+ruaMklRp6kVbUAmUsgZ9JeNLjS+dU9GkGa4",
-	"sozSSUlajSi73NG9dd8YHKEIda0Bm4wDZgIUlqNZnkY9claEolo810rei0V04VAq1QlRrA9FNXMyMgXK",
-	"UBHQhwgBRKa29di0w0wIlOU0VxYKCBiCrofYutcyzh75hmkdSbn2Y1I4EqtMMUPUNkIBOXheyy23nR65",
-	"glqNpmdHzpRMbyAN0PapC0KR5fwGem6nXFx3UxnTVK95ygoKRY1okuRMKYb8HWsmmas/OjgIhQme8mMv",
-	"Z0K54m0WgKCKUddMFjXnhXxwvad/l2khZnlfJivEnk1zrNBxWbrZtpQDEIMuPdi3pQquX668w+82M2S3",
-	"IrK/v0pLS+FIX0qqdqkrXl/5LaTnBV2pbPe/ymT8phTYZaaOIXIKmaqxohAuyCjl40kBteBUwdOUaOS4",
-	"YU0VKErS9MhpK1/MoWWTVna7qOaUlcaT6z8FbbzyhKO2TZ7khTJiauePdUmYD2L3Y3t1fbaCuhWzNYe9",
-	"OufD1C8HJgSykK0UBkF/7NYJaFoXswUqcoZiWSjcjoyApt9oEtLciE4Ik3koIr9F+YBo7hzZnmFWIMMW",
-	"qmVfcuU1JrcinuagHWNFNUWkbUNzq/AUUmoVMhSexIOP6KOGkta2/97BEZl0jLnb0iSw/xrWHIqhLCZl",
-	"x0/VI5HpRW/24A6JUJJRFMcMOIDRG+MgQcE49t6FwKYI39DbrPVOQVS/j66Pm6pS7fH/xGbdFSTDZKoc",
-	"L4v3IE7ZdAKoiAJA9hnW3n9H2+0fTEDBsjAlVW0vJrF0Hkpm0WuZTUFg+SySW2sWPAVUVxVrAJI2Qy8s",
-	"TR0s1NsHeAYaHYo2dYXwRwsKOZBf09cDNYpqUd2xRLdjKCgZ5UxNoIpOJ8BKzDgl9pd2tpHETqZVYpkH",
-	"2EIEwjkrlfSj0vq8RmGvT7DRh74tWduJmuBUxmTxJUgXLuAPQI/+AHrWlyJIF4iwJX/H/oA+Qjy0MrVX",
-	"MCQpD0+WLqHGuCYY1oLVy7gYR6SN4Ewia3vV33acNwK6CJiGvpZyBYag6cvCuE00eKCl0AVj98hZ4TXB",
-	"lLN4gj1snduDlB1t6yjGFVNPqLXo2ZpdylDAH10DzxSRsyKWU2YqrXl5huYIsI3gH0yp0SBCqHNDoUi9",
-	"wH3eX7zdFtirhudPrSH06z+ZFZPW4KeP94G+Ov53BlZpDb9owKytPwZ20YTdsFRmU81vjLGzHU3pNSP5",
-	"TESdSuv8wd7e/sHfev1ev7c/+Lr/dR8wxCx/qW4BpDYpVqhKDaiASHgC8tdjKVSRYzua4dxm2mIrwF7p",
-	"XPGrHC77fN4YYzm8KzEkD221qIEZ9DKdtb1hyyyz5UFPswmbQg8/207HuAawhYBteoC4a0tb+0u2dZhr",
-	"fFQYL3SpT/y07Jrn2hpwMV6sHOY110NsV7ZzXZnOdnJ+5s1veyA1H1clVNHzKEC7yu+vrs4HxtPo+oNT",
-	"Ky0tO1u9/oHQmkAuClII7L5XNhRLblm/EYrvW3WuTKdAa0qV07jAnuaYAwdOLlWlHOApaEeXcBpw2Jiw",
-	"RvOc2mJR01A0OZaDKh0vP1a5eGSC6Ku+wLrDvypdCifnZ3jWekuVIE5wt1gnCeB/Z0BSExQ7DUJR5ghA",
-	"XdAyliP3YjnaC2lJHS+4jGi93ovuLF9biCf1Ytt65LUXchto3rPYwKNyCn7YyPJB/CgLv4uqHJEroHcD",
-	"1zW/IobzaZayKSABsAc431DQnPn9Mtq2s47NoAjKXjtecJz9zhStB/+/+SrPYuzdmrGcuF4bnZ5ZHTl/",
-	"d3mlCCWRiTPzWuXAMC7QpvIDiZY766CN6CKLF4ZQte2GliMYjNsiWOomZPr8s7sMCCG0AtFQDV7M3379",
-	"l99bxzQkMl3wD/p9r5sMhgWW7WQ8cw9RDT2L/PtvQoHvGU2h0FoCqhQXTPlE2e9n+vH+/wUAAP//",
+	"7L3rcttGtjZ8Kz2cqTI5A1KUrHhiqvJDsZ2J9jiJSpLLX32B36AFNEWMwG4E3RTF8VZV7uHd1zAXlit5",
+	"q9daDTRIgAdJlpOZ/ccWSRz6uHodnvWsj51YTXMlhTS6M/rYmQieiAL+fHPBr+z/idBxkeYmVbIz6lxM",
+	"BCuEVrMitn/cpDpVknHNONOmUPKKCWlSs2CGXwVMDK4GLAo7hwdhJxp0go6OJ2LK7WPNIhedUUebIpVX",
+	"nbu7oPNWxRzf0vTSd2dvmRozMxEsLgQ3Iinbsf7Bd0En5wWfCkMdezXhUorsez4Vq6+iH5nkUzFimTD2",
+	"roAl6VVqdMCiQRSw6Cf7T9/+M4qOoEn2cp3zWLBUwxc5Lwy7FGNVCPg8Tgtt7PW2sal9U87NpBN0JDSj",
+	"E+N7O0GnED/P0kIknZEpZsLv2Z8KMe6MOn/cq+ZsD3/Ve36nbJdfqSwTse1USz/L36Htba0qr7p3w7wW",
+	"SYnPOnnd1B73Kzt5zbp2yKK4uiOJ3ORHc5HFaioiNraT2mttubv3/kPqN7jeg7fpNDWrnTjlV4Lp9J/V",
+	"cP48E8WialUG9/kNSMSYzzLTGe0Ph0Fnym/T6WwKn+zHVNLHwC3rVBpxJYql9tgXX6hr0bJ3IiluTXlN",
+	"OZS53b9qplnOr1qbnJeP9ps95bdvhbwyk87oi/2DoGE3v041zcGZ4LppV7+fLAI2VgXu6SwV0rBuKnGW",
+	"k/L2lYleamCBj29p3YEdx/Wtoz+aGijMRNTaN+ULVrg7cJmev/67ZtqonM0nQrIxz/S6xrq3NS4CXJ7U",
+	"3EulMsEltPebNDOiWG3iMRvDL0zc5oXQIIy7iYr1nn1xKvRgmvQC6IHmU8EyLq9mdpXacc9SbXQQSj27",
+	"LJ+pWfe9uDxX8bUwATs/fxOwTMmrfq6yrMe4TNhcXE6UutYBUzeiCGWUcMMH4Ww4fB7bPQh/CSscM34p",
+	"Mk0/XYtF9Uua2H/d8WH/Jpl+bKIglNEsT+jTiEVffcX+8BXDp9B/9FHQf1/BMyX7cTAYfLB/i1vbte64",
+	"B0/ThhdGv0/NpDsOWNjRYacHV8mk4dtYScNTqe23N72IdTmOECyegKmCcclEJqZ2Paix/cSLgi96AYts",
+	"cw5e4L/2Wf/93/bfP0R24EKZ80JIMxFa6COGz9MsleznmTJCB0zOppdw2kR2Hdg7YTHZP+Qsy6KjUJp0",
+	"KrQ9bs++ecWeP3/+0j1nwI7ZJU/8dZDaQ/lwOLQCPpVXLDU6lLnSqZ3nAftB4pkt+DRgvDrUzYQbhkPG",
+	"ptzEE3svL4r0Bt4cyqg8d2nSoHtMyfJelfu31m5JRCbsLQN2Vr5Q5WmsmZLZYhDajSxu+TTP7BaApaUN",
+	"NzPNvvqKhZ2cp0nYYf44M7joZ7Nwa+KgZe/hTmkTFIfDly+aJMVJIqa5MkLGi7+LRdMORNHQjydKC8mu",
+	"xeKIFcLYzcfmqZlUm+9aWOGRZ3zhqQT2iwVsx4NDNlGzQpeyA5WxqgNeU/q2LW0i74sv4Ohwn/cbuzX+",
+	"zk5QQ39y2x47GSwldWtW2HXLrEKI0yo06zqtrgdbIvpzBH0IO7j1wk57L8Z9fHVL818cNrf3eyVFS5t/",
+	"kOxvby5GjEs9FwV7Pjx0bffbDEv+9N3FCFo7FVxqUiX7sPbWNNi++z6t/qFIRPF1w6p5lzOj2CGL1XTK",
+	"+1pYDdWqtONUZIlmXQ6CIcIla8dY8HjCFNzOs2wRyrHKMjUXCbtcsIjrOIJpsG+xKqldfLwQTNkG4EUn",
+	"r62MgBc806G84dlMaLyAcT1i01RrkHBW1gR4jgUMTqRKMjmp1b1cGBFKuBvPF5KCGmXB5T9EbHTzdo6t",
+	"TmwbGrA0admrigauZbT3hweN4+1kSpOGWcqbk9ctOiO05oFa7vkMun5qH9wgKzT+zLqcGatUPdMs0rPL",
+	"KLDHyPHpiZURzzSo5G2aLT3i3k2lFkJr3+NZ3jRc9FP7aJEecO92VO8GG60QOldSCzDRvubJmfh5JjRo",
+	"ZfZEFhL+5HmepWgm7uWFuszE9C//IO1yu9ee4l340ibbFl5rD88pz8aqmIqEde1KsxrGDc/SpE/XRL0j",
+	"FomiUIWO0ACkXToeC5nYow82W8D41NrFZiKmTNyIYsFgsbPSKgVJpXJRQL9YooRmUhmWiDizm7gbzeS1",
+	"VHO5cmPY+fWXf4WdCDW8RBieZqjWMWOPI5YaZvi10L1BBw2GcZbGTzqoJ4bxrBA8WTA8GpwKtXSasTnX",
+	"rBAzbaUgXKFA+abBhvZ/o4rLNEnQzHnKVREXIhHSpDzTLOPxNdr8QiQiYVcFt4ZLlEo9G4/T2CoDP+lY",
+	"5SLCUf9WqevXQqZ2gzxts70XPNMMtnMhxjDExlvr3dRoRg0IGK71BBocsZnMhEaXhvc0dsVv7OLSTM1l",
+	"1ct3kt/wNOOXmXjKrh5j18Y8zWCzplOhZiZgsDcZqo8Bo91LSkLAZrKw29U2FpakUYpNuVywmGeZZnOe",
+	"mlRejWg87Bv6s6p/pPeAbmcUnLTsslDXorCiw7vQCY/avaghLljGjSisfPX8bmf2l/7xuNHeO7f2Y6Kt",
+	"8mAbWHqYigWo2lc8lY3esMptYIfveyESfSITcfvUKxIF2FzNMmuqWLtEsKntgTMQ7FLj6APQMZfscpZc",
+	"CRPKbtTvT/lt335pxw/9F/AuN8J2P+p+arsV9Uggo55tdapQGsXgR9Y9Pb549S3qtqWDy57E8LPQUc8q",
+	"LnaclPlGzeST79uqVXZZlZZZeTCAIIVddwoOhQRMum9g/T9lWyOny6PyWVOUI5akCbR2orKEGotPekrR",
+	"IEkKdK3B/PLwi7+WqwZPSzoZSdu4QNHxuZSOS5UsymFDkxtMSHKKaVHciOKZPSZ5wkjMMbsz7Bd9+iIK",
+	"GPmT2PMhK/unFzI+KxW1J17Ps0IrEIxqZnSaCDp+DE+lSNgktSJ0YdfQuFDT8ugXuYonVlRmiickarkR",
+	"YGGAg8IJPKt3i+ImjcVnOoEuytlhMZd29qzWxcwktRt23ngGjKxyZvcG+HPg5Kk74qwNaJWnTM01K+Wf",
+	"f4l3CFl7TFvxOnP6U5aRZwItQW4YPQIv6sMd0YB9r+i6Z5rBshn5h5N9vpLllEiViKc/r87tCfs5pxZO",
+	"eJrZS7tyeTyp7IJ1R/td0LlQ6i0vrp681SBNxG1sj0XcPek/BYMQhGvXd1wuSPTpp9XYclH0yacOLSL1",
+	"vzauBTeiD7+KxO4XX2e1v6HoKy+KyNGtciFZFf/RZdjQrfKT03I72ct03zYmzaNeqdHV9qEaM1SQUxmn",
+	"Oc+a9yI8pLwGbEM8YSJPFcGuWvllnwgumKffTe8kn5mJNWdibp72MLCyxjOlqv3jNwjnoRD/ELER4FfW",
+	"yxY4+E7sGGshwBX+4q9fDGFRv5N5oWKh9eeQE7DjUs3mIsv65Du4nBl2kyorDvSqyvlf5z98z87h6aUz",
+	"4ccPg1zZKSv8pWOtGzvLUzG9JMHyTupZnqvCiOQ7kaT8Amb7M6ouE45tnQMQgJoBBtQA3E30TPTwkCeX",
+	"J6i98uy0ULkoTCp0Z4Tex07uffWxU7pIdLPbOhUJSyW6NI88jcmdodywqdLlOXhpm9BXuY5Y12lM+8Nh",
+	"L2CH+8/ZpVgomYDvy4ip3jRM0J8fXAPt7Ez57QneWQZz3efSdQku0w66v5xq9qPfzw/lpYq8dkFn6VWb",
+	"xnBJZUePdzRiELeLWNe9uVdG7KKg9DRDqI51OY1kf8oTYXdkKK1eqmamN2BRPoM4HQb11j01SsdkG3CZ",
+	"7KkilFFa+fVHLOz8OexE9olwlXsmx23ynSiuBDu1P4FzHN9UPonewroYLGOFmCoIWdGWsUIFrul5DRlY",
+	"KZ0JHBD7MmiS++2tvZyRp3zKF/bsp6djgEQy7hqLvu76gvXgE1v5jwPwkLfPaC08rJwb+LZ/pfr0pd3b",
+	"gzM+/85KwCvh/9rX12nedxPbJxGDD70LOmmybRvTttARygOCBBkfKDSdaVCcODmbICxDK4jCn+DutjKT",
+	"GzyxXhx21iMgbEvWB4VgZQbLQR4h7QN/7PzZ210uhhB0cBm1z0E96vM86Nj1gIdNbXqqJ075rf8AL1L0",
+	"yFOocts81z3stV2TM/uKnKJXuNwbur4ihDqBv4A3S6IzoQHEsJNMF2YTyuyZZlLMccl0+aW2RwoYOAy7",
+	"AgtndRrXgsmWEWTPNODLuhCvpXjzwXC/+dEPG2aIdMBLN+03F7DCe3Bbbb6HrrOnLfSjCdbCDdkD8ioT",
+	"7OzN+QU4PckvN+E3grykVhc/GO678QrYwXCIIezYamYFg+7iD4c0H0nP22QHw2FwMNwPDoaHHxoxTCtL",
+	"jlrtdbl15d1rwaGca9Dd4Fw5eQ2aubgBuznmRbFoXl5cm7N7zEkBTdZN0kpYm6gKAwVLqgy2zyh1TaIV",
+	"H6rt8Vq1hfVZJmSXXtNjf2H7Efv1l3/Vr4ruqdbQgDcoN2v1GYir1kasGoimyX014fJK6B0nFp1MG0F9",
+	"eNVd0ME5hiWxzUicA1Lmjb3J3r22w/TowLWprZNSZE7K79hXQovuAgoNdh4hp4wsu1QXqI+V5uu608vK",
+	"y/FYC9imOx7v+ewyS/UELeGVLWhSxLWWD03sIQ/fbjrbKrAtta0cG+o0PX3NvDlUbQVuiCfcjDJ1ebnA",
+	"Y8CIwg7X//nxuP//8/4/h/2XH6o/Bz+N+h8+DoP9g7/e/alJwLyqqY67LA0HpNt2bJYshE2YWNes195N",
+	"VhXD0Mn295/QDXcOULCd8nmvg7A0dJ9erS6RjM2njp2S0j/lOwasuGQxCEJUmWFeQbG2twDUNDVMCvA5",
+	"w3VJXYXefjvA+HtDG3iLyO9B43YoG/0KFaHdVuvvaeltt4yWHZ2eh4d1k4KPDTsYHgz7+wfscuEiNT1E",
+	"TiI6xFNKycYF80lzk+rxYsDe3FrRYm1z2+oI3fsU1w8wOKIQ/AkOSngzPB6cQUJbDUdkY2ZUBU0EWY4e",
+	"RGvt45P3Ip5lP8D/cgH/Kyngf6lMtBel44jFizjDIBWTitHkQijHnqpWh7kUZi6EpJjt4cFBGYFD51Zq",
+	"2EwmomARjXjkaVyPuhublv36Nf26vjzrc/tNIQQz4hbNkVyoPBOs65xM+8ODQ7sxCx4bUaB5uwnB5r+6",
+	"DM/vsJsw0l07ln70MbS1nf3BUwFXD9d16g29Zv3QnVS7clXs0ZZdEnsO8KS9UXxxxKIfP0QjJpUUvYDZ",
+	"RR7KywWgnBiB3NkcwE4EhVcFoRpL52laEAhgwN7weMImXIdyHxGYSapNKmNDVxDScgeE+jLQHT6wCu6O",
+	"uMxGjDzrJspU6M9QanE1BctDjdl+/8VhQwLST/jAfhSU/swve0d288GghtLM01gM2HEJ9cFRxcMDMeEH",
+	"B5UrHXZ+5DDiZiJCif4yl721R5O1d7CHQ7Q3JGfXVnrz8opeWVz+onmb6p3tOdeIHVuzcZXj89Yv8tOt",
+	"vNiNR4LvzQRwwl+fv3zRa9QFoo/Y/MDtm4B5j7yLjliLy3PQ2XDergikjc6stG1bn6FXwMW5NORGuH3e",
+	"1UKwaEU4QJQMm961i/rHD1Gv7AQehvCEwQMWW0uPysV3n1Md5i5hqaQj1CHk6bDtckkIaOcrsVNC6Tx0",
+	"UW9l0hDyZH+z3W1ptqqwu7uckFWy2LdKXXvQ2h3WbRngKpcoJkEB9q4b9fsAkXNJW70R46zMJAplFY8l",
+	"+Of5+RvKPoGwUS0COGDHiOQHvYKHMqq1HoHCzR53iPFuWib2Ma/wyrugAyhm36NHGVpNvrsm79E7mf48",
+	"Q+8NeNG6PNPK5SoCxrmfJhHDIG+zS7GMG2/T8tPy4odZwYTeBu8M3VC1I3BD2SwAV2Zj1zDUx7vIheW8",
+	"xQSJSRHphxGdYKAidmuraZZfFRCJKvx1hD7LMuuGG6dpHtkFF9klRsmEz3QoMfEm5kWBOnFvwKKpsOr2",
+	"pYiVC7vmhdBCxoLZn+wpbpc/iKZ63tzSroA8vBroQM3h9E2vpCpE0jsKZQTIYR0hPCdJROJU8nIanuky",
+	"QTJLx85SrO2mLujveiENv8U87P96fwFpBQBBDuzpMbu8i1gq42yWWCuxYd9gU2rH6IYUzyUf4KpgtQPm",
+	"6ZbV6skrGODmpe6Cz+2r8B4uErxxNyfJ5vhYPV846EiViGb11/4CEVVSufzl32mMGEyVEcdJUgjdolGX",
+	"64zjVQxC8QA/s+/ic9hEE6XNKFeFaRZDLrVk1efnhV2kkoupmmkfYtP2tAoes4OG5p567t3fpDaagktt",
+	"O+ML77m41CAkNke4QPDBJPnPWh7toLZclnv1Ye26xLyapSyxemZeo6Pwp/6Hv7R4BasM9E+uKZe7q2Hs",
+	"awnlreuFwsDgy3I55it98nD436ukSbWEr1Ggl+BY1A9SdIcdkZHng76sUKWUtpr6uJupu84IaFynu01J",
+	"FWxe3T0AuFgdjO944nAtfYDSdqPTH84v2N7N/h7tX733kf6621vBiwKEceEB4rxJKTPOgw4k5W5aIxdw",
+	"0fKY4a1lDxoHr4xErMC1Vc6tNkVHuktXDpi45bHJFowgRoTsgWWWmiXnCubyrk2BrVMA3COOWBEUiAad",
+	"8Fs1p2QSb0nORWEHXWkBuKIy+DFsCn40bYt7LuJaU5umA6JaX9/Dlv0BNziFS9WYPNGazYvUGCHtSuOS",
+	"caOmaUwhTG+9whdRbxTKMsIJaRiUUV6PWaJrMxIyiWqCBV5eakYUJsUQd6prUE4wMkklt3ZmLCCn/ddf",
+	"/ocMDaaFNR/BeRlK4nqwFyHcR6vKWe8aSx0eMJcHXne1Qpuq4eFlGPcKqSWUpB6hI19PrEI84Vl5aZOy",
+	"JjAjZXXTpknj4rhfsHqLIK5tSNN6+lbwzEx2jmmK+Hot8KZt1VcvriAPTh8AE8cDaG9WC+gZjf2q7MZ7",
+	"aZzAZLOrGnlv5U/spPtt0KaCjtZWUSrJQDCGv4Wa1a5atQ3xqW8N7yCN3k+Uz9WS6oDxsRGF71wgFXvZ",
+	"a8DTacPYvgEXFPzq9v2NKNJxKhJrZdXgSJS8jfnvnpKMKRi91ZjGXdARt3laCL2LGXKd4uZ3M/SPuR1X",
+	"nqf9a2CEKN/c6L5oVfAhFuknpDsofD0n/YhRjyH+WL5rsNHXAM1un+/SINxhts/IOeBlBYz86b8SxlrD",
+	"LthETgF7JMAGD2UJ+j0cPu8FLLJt86DA0cSYXI/29gyXiZgOEnHjINR6j9Jje0EoI5OaTNCJRZD/Abtw",
+	"kTX3fnuapFIbwRN2KVBx4XRA2AMJ0rrQl7LSVnx2G5a70RGGDVklQxo2rQoPKEZERIfD5yWG63A4DOzn",
+	"w+HL4PDgIDg8ePmhSWOBcdiCfsl9sQ2L1Mp6ebsrPHM92qFzDt8jMFizLuzgGZBzvHjuhe/s9l+NxfR/",
+	"GuxFRw4gXN7Wdm2EyDgXmrOb+KYzshOXbIUTvQs65NC9h/W3K/hnR2uxjmbazqxai4+iR50iBmhX5fwx",
+	"kEvLWrR9ZlNLV6FAEH7UW8GA1qOATsn7+CTwMIwZbT/nrnHfwX0b57wCXbkXNQ2me+hDnXulqrXqthSf",
+	"B2K/PBx+O9eNBA3vfUdh9/lc7/lptDGabAW/Cc39K0/9pYO9JVN7sOaQW5llTKXaoe/wqm9SkSWNvZba",
+	"cNqIq4BwIHyhrbOkkqJdCRF3fFcfk8GsRYvZzhGyEVh7uIr66r2P1Ye7aOQRhkEyalInTDAsUeDZmZL5",
+	"KwAzX4UTt4O4wv8/UG+WXfyrg6L8HKQl1hdZY2gA05f4Odq8AJi8iQwNpGxXnDjQR3oAuXvWek8qlaak",
+	"1Pzi5UsfcDocrtVhWnWWFUYnAywf785OWAqJjeOF8+q73mMCnE+EtU61lMr0x8A6sdGysr+6NgfrDNfa",
+	"8t4Vode6x1LpWyKXKrEGiCPyIrIoIlNrMkZkIzHtBZLnEsGRKihuCuZHle2ukgUCdjDklShjRMLsO5vj",
+	"q04Sr2C4VOE9TJe5ZnQDIjNevBzu96pov5/yuNnySSVkg8AgNk4NKjiPF5cn1PRSXJ6+jZB9qeIrfqZD",
+	"GdWu6CEpK8Iv3MPUjSiqACzYI2dvzi8CSkFGB94UT0QmJKjMYIvhof9MO5KH1dB+bQDWhfbvh3m/ByCg",
+	"WXu88HoIgWDP1gRrrstr+mXdVk6BUkzOsgwJOZZBBzTQa0AHnwk08KBQwHYQg6AMGbg53rhR7g86cEkF",
+	"uD5hIrmGCTxycNsStJOuTGrg87F4m6hcGTr9p+gdNWAYvK3ZoMi0rjhcaarciM6F4LJciW4cXA1cM6mo",
+	"E7jKHivUfualrO2khe6a/3qf7IVHTpndKRe2CuCtu5qcFvdMX6ilENwD50PauMfkTjku1Ph7Iv/dmrgf",
+	"7v/3M2nbugHceHzyyLyfF7oxLt+AJXloIIh8N2vzM10bHwkgq8Ys+mhHPiBPHYBeUVr7tDxTdSOSinHA",
+	"/sa6dOg+fAl+kuzwBwM73VATAPfzb8RPtb2qddvG0FSSD5AqPC9SI0okYDKLgfiS3OpiPeFAo3l4lseP",
+	"p6ifnb5aUtKLPI5KG6cqKeJi21NhJip5pomN0l4NMFtfCeWSRfYHxDkuadsylFHZhUdG0barMGQvPdOo",
+	"zKxVk8HNYVvOJjyBnA8Yj3a9ucjjXXRmHMKNsi+Pv8MLf9vY3LI/jRumPtG76sooXFMXX8uzBUaoZplx",
+	"cc8Rzouv7U75tfBuIa/PrBCroNxdtODyvc1LRxUEpg8c7Yi9umZvPZomXC6NZmTn1nWAgOPdGtpk86xm",
+	"iB18uRVYcDmr+M+NkYQl397j+YC21rpafTDH27hc8Iwrc5LsUtn72SyiwXbqr3v5WlfMOWDKHgXOt9xD",
+	"TApz8CL0sBT1AhjbJQg+GJe3XcfvBYlbCjpsi4gjiNalSACgNZPVF70nxcltilj4FBA7qrSSYGpwttXA",
+	"jARlq3xr3WO9kPHx6QlrmFl4eYMye+n07HXLwoP53QU7GOf1pLl78Wysroeoev+ADM2ICHi8n6IAXBpu",
+	"qzgWyFp6XCLGqYSZcInwrLtNUAXoAxGl7OWgUjWa+YQbgOQh2BT3rc8etVwEp1MR+7j++F8RN47/lZY8",
+	"1xOFx7iLJa6OSqN6My7rQa0hsGrQfkqykd2C+fehLNpFUlXhFTe8uGo+bBsCIf8h3rUWV3BeQaBqNXM2",
+	"A4bPnVh6PBOglHRLhkD5PfnrQ+n7GqOla2pGgPsWWEIjGJgolEtFvYBhs4TyaZaaVb/8Uncf2VwYtxQ0",
+	"u1iiX32mKa0b+JBiLpVMY57ZA3TaGOpZNhDKAdnFTFi7h9qU1NVUsaUIQSMG8N/Oi9+y6VbX0gNTBv1V",
+	"ctSYNHjkEvoKPze5MaNvBSu+esR+8ny2CzdDHqeQd3YhqGivjPvX1UXAz21hLQx+Gu21ZRdRRZ4dtT77",
+	"lmnexGn2ys5yPDPpjXCxe3exE4CoFREf3UTwxP2QpVJsVv7uES7YmQSrnjG/CjSRVvVsAeQTae95StCR",
+	"7Zq45nDfbG55ZZXWyrGsiXfxTZmpYCZklxCEOsJxi1hXKsMWwjAeX0s1z0Sywjy0nS8t41dvrBrcEJS3",
+	"ywz9QbGaSZPKKygqmMMCAoI+LAvCuvtDNhwOSe/rZwrKD0NCbyF40jtiUcavnBtDMs4yZQ+5SzVDbt/V",
+	"Kcu4Nm+KQhWtqRTnszgWeifU9pTfluk1fo3XjQxoVKH1XMSFMG98uPgy9D3NRL2oq4Z7mDZpljGdXknN",
+	"ugSHZ4UygKvpBcyObwaDvS17VNDBR2+5ErHtDpQjtr0Lrt1Zjdw5VhZ0ZkW2JaLNaZn2jmrje7PruujR",
+	"ydlt5q31oBKXu8TaaFC+bufddVolsKKmgN2AT5TuhGpd5FoauVqZ+6hWYX0OYpussRaQG6vKtHqm6fLt",
+	"YWV15sSltPE1tNhlvx+DWmyza8WT5BsK8rarr031eBt8PQHDAo+V/r9StLcxpXGNorre47RlIyIhb77K",
+	"C5UEJhXFH74aF0JEW1JX+TKuqmodNAEip+gN5dKuP14CqhwXAwLpQSUDjxHlzyG5wfkP32OlSdaFTBtH",
+	"FMW+S7+2S95qdK7FW8vZ+wo0d65vp0rsKMpQLjU5wyEnsQgwRWW0t4eUUA5UGB2xQiRpIWIq/WJPbFcu",
+	"dGkuD4aHX24uFtuU3Wubt0ZUYep7pcnOJz8Nrw9vXy4O4r9O93/+svjCPL95Ma9j5OeTn34kp/bHg+Hd",
+	"OiX1k0fZnTJ8/wxxesIpX2SKJy08zKWEhugKTiykLtmJArq9zujHXeTrVr1yTsCtLj7Fkd/q2qU6U3cf",
+	"vHGwj7m/u4SzCjHsSpDvfaS/7vaM0CYqz75V6+3TGcurvitq1CC3T2vyOswrQ2vbCqmNbq+qBKvbla20",
+	"tdX8zKa7nqQ7ibm7tS9fKkK2w1o4R1dtTIaBv29IfRmLLGNqZkoqHmRPtUYBhtRDSbG2suJYl2Lt9PmZ",
+	"xppjJaHqqDx7rOIcytIKomIQjmCCnS3VKKOSyAUMN2IRsLmh7K5dx3hH1EjSs7vp2hq2+xzboYDp75fr",
+	"+Gl3RkXwjKOyea+cl0rBsm51brhMeJEwutIZWwGL5hMt4p8wGxR5ArR4cWiX5MHhr7/83xeHrOAyUVMs",
+	"2IacqN9+d/yqf/7t8cEXL6BGPOnciYhVAqj2wqyoYMOlg9O+tfLy/GXvw8fnB8GXX9599XEYHKw9Sc+d",
+	"VbbkbuOxSW9ENHJCFdZ5BMXNUnlFKSlr/TehdF4fmdhOYVX8BG2RSx5fq/EY/AkTKF8FtinipDVEuUIZ",
+	"5XymRQL0n8ZrCHA2JCkUeQLOWypWcLg/dOQmpZYUSisbqHrSmPzeENjhkkX9vrN2CKjQn6cyUXNQomDz",
+	"psY2ZGnxRiNwQ7RInuXKhkcofcrzfU6IY6ZkRRK3vD8i2+c0FvWGeBEonCCIKOGcgDJlxwujTBs3Gy2A",
+	"C6HvSYEyw+yc79A/uurtwbLxZTpWc/LU9Xott5rcg9vbZpdNW6EL/zHPNPv24uLUJVR3l7D5dV4hP1u/",
+	"tViFFS7eCKwRJO/Att84uNNU+t/uP6ZBu4sFK8W8wYrtRmEn7ESwg4CL96EGqn3NkpG66R1bWJ67WH3g",
+	"BRNtYv5vQgqoMsgxlw7daVaUFcLMCkzpkGimAtipZXHez7S8l624s2G3Cj7VIp4VqVkAXogc/Hn6d7Fo",
+	"msJYyXF6NbObk3giwClkf6S8L5fl1fn/+senJ/2/A0eFs6fwuXdB51LwQhTHM+SMwU/fOM3kv95fdBog",
+	"wu8vWPfb84MvXgTszP5ndbw3yevz4x6xQRMBItF3YFF8pDl0Fei9NsOIwszBy6tGWqMaa9+lcqwaZAxk",
+	"8CGvciF4Buz89sFIUDXC6jp2QVtZcZn5la5TH3igAyAKKhZOb81neiISlgH9UD39qhuB9qgjRwR8CWy0",
+	"oYz2uBX7PE8HCz7Noh5Ee2HRltFee46HMpRIboLVkW3zJVtJvCUS22479UQPC8Ex7vIgkUXDKsTo0wGS",
+	"aczhxJRcgMhhdieA0eBUTkWWhDKVXglEe1mEPp6Guojjet5eb8COsbZ4KKvkQS69DNKyeDaRjKNCggzZ",
+	"0IXD4ZB1Qf0IJbExpZmQJluUpJ0wbmfl/EF5IGuYljThIzjRIWghCmCEBWBywFIZF2IqpBGJVVCIQBTw",
+	"yQN2YiqcZUX9/+aCX0VHzKuxfTXjRYLcWsIul+WC2wi+/NubC1bWBOcZcofUrhyxP7uLT99dhNKvj2Z7",
+	"+Mc/suMaYw48A/eO/f09FW6r0+r40qCL+ivVNqA9YregkJopGcpMqdxqgEisBY48jOzCyIBCOGDgK4z6",
+	"/X/MTR/FaBTg52vdH6eZiEC3i/p94r+hbwNKXoRdEpXuxVQz4JgSychqXwlSpTKuQxnZ/qoi/Sf0ZMS+",
+	"BimATvIYeHGIsX1JdDCuWfO9Id4RL/HAl2JwxJZ/t0u4Rt1KkgvdnLJi4gH6VxhpjOHUZBsDvV3JEVkH",
+	"pKfjl3YIokLwJGLdv725CCUUi3Du3541X+zagvKNZeU+jBRp+6tLEWVdMqRDSZAi3WMRT6aptL95Ms2Z",
+	"vTrwcX8AP4liDsTfZ6evGMKY7ZpWiF/f+4hf3ZW1/rE71UbBOQUyfVeLkiY8sFpdIVgEq9zEE6FhWxK5",
+	"fsCiP/85ctsNT3TiyMU0VseDRGRJVDOgkiSubIUuR9VK3ts+JnP3YR7sxrWNQfcBkQMBGg354iJcim42",
+	"lHQigToGXMB5Gpf5fmhZpAXwCNteB9UzMYEen2gXM02ie2jV9GcabmXdpdb2DS+uhIlQwL1BOY0e47K6",
+	"7ogdDvdXa/Va+82v6XsUyuj9+/d9T4CIcj/ZA3L6VdjBd4cdez7BU+t1fUPZRZH/VdihX37CTdiJRgxJ",
+	"s5KAqszyWZIKGYuAXfIE4pzczArx6y//goc/D2WUSj0bj9M4FdL0aW/5b6h+/Ql+tQ1DUytLY0FIFdJj",
+	"jnMeT0T/YDAkH3iVzD+fzwccfh6o4mqP7tV7b09evfn+/A3cU1EMOM0B9IPj05NO0LkRBWa4dIaDfbxY",
+	"5ULyPO2MOs8Hw8FzyqsHtWxvAix7/wT65kY/BdFhHwyHbO7Fh6E8MuonaBSBq9mtkZMEdF9DHH5gSQJc",
+	"B156MByuqTC8W2VhesP6cvpWM7EqEID4D/HtTQ8tW7n3NU8cOM9XaDujHz8EHT2bTnmx6Iw6b9MbIe1A",
+	"WH0GvF78Si9X37UP2LNbdLHtMFMOC+Yjgei+LNS1KHoQiZmBxyJgXwyfMyioP0+1aBz+M/vSzzP68Gpm",
+	"FE7B/QY+6HwxfP4Ebf1eGUB6LI5YhPIvYpovtF3w8YQlIhcyETJeEABpsHZN2J6n2y0KJ3Zt03OlG9bF",
+	"2Uy6UOaGgtOutkwUuIq1VFMYD2hXobiS4zpgPC6U1jX7AQpGSsGAcJG0gFDyLKPDY8rIrAZ2ugVwlC7K",
+	"KpNU+EYLYTXyOdUIDaXgRZYCUynQuioj8OQx/Bp4y016NVMzXRWkDKAR9mFH7lDzKVqJ/8XFeiM6vKDG",
+	"GVbdgb/q1K80EGu5X+nBvE756lherUBfOsdTrDqhilQDZLw6Nlcg5qXNFkosPVvN2HKpY8fXD9vbak1k",
+	"AaEbNJR5IUrtXCQlnXFzKdZLGmw7JJTVBLWLXJxhRuw/3i3owbLKJC2iss5yVX07hfIH6IxFxd1VMEHb",
+	"gmXptSBiomjAfpBV+fly+NC5q6uRD2jP0SPIrTvymXCsbls+IHKFhqAsgtFE/dNi8MEfGjOCUsO6YmCt",
+	"2Giv2hN7z6usoJ4zHk4SMc2VsRLAat0Rwg1MsSiTKoE5wamTABRdaC9TCz07oAzUZfSx3T0O9lPanLo1",
+	"Wltdsuc1ChwgH9CzKLT5WiWLR5OaFOStOy6pLOEnO1b8wrwN8vpNXSEFTzhyJSf+QdPSFN/1sH2TKtDt",
+	"qqKxyEWlfdIkkMnkmY1Tno1VMbVSQqqaGPaQLMPhMKiKzTf7HqzQDIDaOWEnr6uK9Ef+vqjqlnmPAPqr",
+	"WWZolJ5/jlFa0aIpGafS/llmbfolSQomhxp7nfE6S/05fPr+lDxb0XJOEfOxUm0NryZV3KbazcuXm9Uk",
+	"0pEu0qlQM4O3vXz67sdKjrM0tqu9uX94woFj8OQ11ae0PUX3aU6GNfdQZfaSa5FT3dJUXh25XPYlMQzb",
+	"HjxvVFEEuNBpw+FI7h88/ZD4R3Mf9UVaG9XRqQr74XslhfuidX1QSGmiMpJt+59h1xql+pm17qMRCqtK",
+	"epUR0LpuSgxhiLuxJpi7QiWLPkStadPuf7F5sb+TepbnqjAi+U4kKbeNgpsPPsP8rhAwjioOqOY5JF0G",
+	"7yCnT00x9Kq7HjWpLZUoXyqq2Ky3DDzLaf3AnlsD853Haw99JtTlppv9NJTK+gGNhmmrs/Os2tY0BljD",
+	"gWfZwjOLqmSUD0Gn7lPqjDpwZ2f5B3I2dUa+UeVsqrgq/d5obJ9B6A2woFrZY9E2jGXCGgNgdiAeAVMW",
+	"ALcU+VLLwXjmPDVRWbXWYXwIsgEaIUX2u6/ULJ68/jqU0ViI5KtMyatcZZnTMEGvxvcEViMvjHZoCKdS",
+	"uxImoez6VAr4gh681TanqvQlxS1ZNgN2ynWNgcGDIDmOf3s1NWHAKIGDg1aiNBxfviMysA9oSLx1xcEG",
+	"DDMJUoONCmqqEAQ2dCihTrA2ywXPYp6X2CtXkeDkNJRdkiD2Ut3PRdFPcztcE1644EsV26rV8JEJOz9/",
+	"E0qsBqN7TYr4qcqyV7RsVjRxiEU6Skpy4TlEUF0pDraUMmWKXPPDS06t6mmbAtht0ErPYvgGg/VtL0WA",
+	"3rY9qJB6TTn6doUzo2D66XjGxehE1/OhjqoCvS+GSFzR1Cz7iFqrSgHVeT5cpscG0O9+8MVdd6r/W/f+",
+	"1Gkcp8YhT6dt70EQgAcJ2IAJQFPsE5lGbpG2ODx9pGEpu7q50jq9zBaIhyhlFIkno9AFI2cCyITv66w7",
+	"3ObI+UYVl2mSCOmp7Ovv+F6Zb4DJtlJy19/wrVLXr6G0AmoYw23U6TriuNQtdnrTwRaNu1DqOy4XNGx6",
+	"66PavupxT+q3LpbPOCuRv3Qkk6hsPJALwZM15zGmhdTOYikyvfeR/rrbc9G+1vOZOANWljF3NDfu3AuY",
+	"yhJ7poCbJXALO5RtK3v1uAUDGR/iAHdVPBIKMlFa08xAobQaMg9RfgAABhZuMkJCCQDgnrX6D/eHbAlG",
+	"13T+EFvCtwj12+4Iur/A/j0LQL94RYMQPIYagVaDcFzB95Vm95MbD9yUZ4InjK8yHnt70+2o9s15t6sv",
+	"sUZ3/CEoYxFWU7/kVFArr6hz7cePf4J8DPzyXZHdtQcxztMrCSCk6xLBrlnXzxAMqnxBk06FNnya+1+W",
+	"EVnSt0uKCwR09AbsXAgWQfobPH4wTaLVkJjfhU/jLm0g4n5i32kTw3GLsuC9BBhwYgiUfDLnYJ274G6L",
+	"UkxAb5YodjgcBuxw+DKAGghWyh8evPQKHF2qZIEMbd72WynbgghxkWkBElsqVwDUY2OmZBCDfrUeQvIg",
+	"95WQ3etjfxdL1OkBBFVE4pO3NRCcr25yWMSdD3cN43TqcU8XanaFlRowQGxPPIRrlICcgi3RtgShLGF8",
+	"vQrfIVVCcSKe50ImQFztStOX4ghy3u0RWTKxX5Q0fS4a53WyyvOFkzeUa2IpLWETD7wSShpbqI0wT2NB",
+	"ERpe56v3MGTOHC574JHg4OHvrWuGxRrtMqzNFIQVac2PQkmr8bm3JFVhV2QPfb5AEwJeHnAKQV+O3DIy",
+	"E25c1MuVGv9i+JzoeLwagxGbyUxodBc5/sOpSgQE3iJAukWNpiwORVVZ5jcZV1qqzLSVkNx/VCvKJ6dq",
+	"32XJU1pDD3H8r7/tFTnqPRfyRjvlrVXpH8tJ+29sSNFSgbAdCgyjKh1uW80tL3dCq+GUe4W8yHBqtCLK",
+	"gl+fUs1w72jRLag8lzPJ6nW177unHjhR7yfKHug4jJB3sfMsPYZ+7Sa4Qt20Tqi1cl55131Kx1L5mjbT",
+	"igqZltcFiPlBMLo9VT/TtNr2+hgmfy69b9dOJ9ktS9sJgpev/KIHv8mztGohcZw89WnqUXuuLhtsE3BG",
+	"YD4PvP+tivk62lC6dK+8Dp58r3P4qU7VT31IvpMEu32kcwsnxspAf4Vvu3UAqF+dVi38qGiIZaIpORjl",
+	"iY+RWEJQpNYoBcZTMkwqDldHhRpRsC7VTExTqN8Fdad4PFk1/1/DPbX9vLQnDldbiTc9QA3c0cX9wEnF",
+	"5tYm1WXGOABgyfy341QHzWfU34RZN6TDJxIzF7W1c4QAUEh/ctDAsrBD1y4RLyVKSQdT7C1JKXv/JgkF",
+	"19xfOj3t8vibMPfd8PdUfcqnVt7FZgKyhootwOL+1+cvX/SweAuuhABBnkK7xMWc6ls6LKhmmRgbyKXX",
+	"hi8C4vWn0i6Yx9MlIAeWHwBugFDiV70AgHeYtji1zdEVibwLyOOlVQUtqdMEsvPxFZxdi8VcFUkvYBE1",
+	"d4lCdD5RmYC0K0iYOfaKbXpZZuQKccFycu7Uq3cG4PMO5eUC/qiVFyO4CiYKOcLDqN/3v++TuysKQllB",
+	"ypk+QjR3BeKoHjvTM575eZn46N4IYcXOf9NeXbSLoPb9IeY0QFpfAip5KFsKnfr4X1csNcKTwdE/EPJj",
+	"YIezRsetGOCXICIEQ+H1hUbFeWMODw4g3QfhnFAjAiA49vkRCaNowCIHyf5Kinkf8S2Q/RgxfZ3mhK+G",
+	"l41Wy63adUngi4UdAOwGzi48K5QY/PI4aFLtwcCJoMIr0MreI8YGxrrgsXAtgJvtIHsgcrucmI/AoIUH",
+	"N89TqQOmVSglpLxlaV45G2eSVias2ovqDQZyQSnPvV5Jp7uChZdiDnwYhM1HwDZI614tWxUTTFPjJ6MC",
+	"QKVYhNLzcVrx0KaDVGy3EVB+lKzsqdGhXC6qUM+SRo9plfeMSJsyHTFLbwSkj6qSpse+weULAMa/ASiD",
+	"Ogtk/lKZ11DaYatI6I88By5QqRK2v1pBuJuaHIDIFPEQswVxip1VbEeE2ZYuKXdEm4n7smutqHLe0Gh5",
+	"04xg11Aign1oGx7ELeIWTAjPMp/dBD4tvauJEP6TW2anhKMPak+D06UPB+JfHvrkJ40ybTD5kPnqiDXt",
+	"e2+VP722tb+NmVVLTn0yZMvvEvW9inmvGRl1JLeXQOrJizkvlZ0jZooFChAfwL1J0a0A198A3vqzObl/",
+	"E0jkuhoJfER48oN+Hcpzp7muAo1nVqeqlJwewF2XdZdQ1hS51OqTvj5WKnYDVs+MQVVqFEouKU3LtS+O",
+	"RY7MH02t0rN4ggQLe6RJ7x3sIWXH3pAaWabL+kpWDLlsWNcxdGpLg+bXnWmxRp8DwOinDkt8Aij2K9L8",
+	"6hJ4yYayg+ctLtZdNsJ6j+4T8qoPtCO0PXqbCNzMXy8i9Dez7uWCnbzGNGkANGKyKOB+gAzVmjNBKFGn",
+	"Q125LOYJiiYSU0VtwWtYSNaWI/UV84+uBIiqAhA65shRG0S1aqkR6/JMK+R0EqGM3qby2tF0/PrLv5Cm",
+	"44gVIvsqhEKrYSei6vS9OnjbvnEE/6K5EMpYFYW1SVGMwhItNCtmknWvxUILvEdbW3YpoYbSSJC7Ek0J",
+	"q27lIqGQNbhoe2SIgsYFHdVNhZKA+SbxzFqYCSTHKG6sgICQNYyxNdZsnw9e4L9R/x8KoHNGFFPtzguY",
+	"1wE7LnEf4tbaW5AwEEqACBP6W8dcRt4W7+4Pg+EQ+PoqpZQ75jHouxQi0fYpBZh/45Q8YWgqIzYZF5ZU",
+	"JJeuUnQTMI5mY2HHvgp7eJainX6R6D7cV5qJaAJbAWXfCL81KepvU+DMK/1xS1p6fUu8rdkpIxar6ZT3",
+	"tbA32UUeXYvFVyhiA/jwh9on+98f6H+gh5Ssy4PLnvsslSm/ggpVJenyEpt3ctmimH9y0PqGK39AKdFg",
+	"tZy6muptNsVjYh+DJgLBZSFBvu6yzELltqmSR5zICkp5hcLLScO2zuRl5ea2qXjx/MvDFhPoE5kLtbLW",
+	"DQrND05+q3G1uZcjRqlsYHmMULTOiqxZtIJsgr2PkhSl9qA2Nssj8VS+3K2iPt9b+XJiRchjhUqbQgDr",
+	"c7Aez/XbiA995ZJE667Gsh5ZP54oLSQwOzBVBCUZAVT25fakL25E0Z/yRDCtClQlT15vm78P+61kTWoD",
+	"oh1VW9MKTCqGXMs6BWgWZ4fDl8zZSI1gb+hvWebuNxpVXirN/8Qx5aoI4LYR5e29B8FTRp+f1A/wHxGu",
+	"LqqNs0sK6fZmyd7HNFmKXDcFku+/gZ1/9cNvMQD9AKfLY8Wu7zvD7RHqB8xVmabfeRIVqS22XSIfHuIz",
+	"fd60wL5Xhk1Vko5TYDBa4QM18YSKs/37R8Z3XnmPoxpttm7c8jh5vS6GfoFMKfGE+HCwfuvHEKrih50R",
+	"+/WXfwUsJFuNvriLRssRcu5C6V7GXBWUMxWzHhJAQXxcFJJn2QKYWVfIoAKmlbWvMQTGUs0ypRuVo1Pi",
+	"/nkM0bqNUnT/EIxr5GcJwKwTFxgATH7zO/a+us5DogK/N60H57LBNFoDltn92MxnjU5YQqtEVnqQ94Gc",
+	"EgPmjLYab11ZCYFojUIJvBmsezDc77mEFk+SpBp8bfKonVyail4Qd0RFMs26h/sHFVdm2QQk6mgkeaAO",
+	"PVy4BPdQGz6dgUbd+i1JIGrSw0TQ/5qT/ytin9Cw9HL3HsHGLHNdWmNcJYuhbCSuqWdmsi7X1yLxUz5D",
+	"SaTAtTyMk9dN0bABO8bHEBDPSed6AuwB0xCS5VOE4kUzWQgeT+w4f68SQeEzgE3VGHaKsogZ8iC4gFlb",
+	"0OOVNzwbwh4/WFFfpwjSfq11rC3BS771SM8uARRYUd1Dh1r5ZegZW/MonM/KOidbqPmuzW8hwrDTLWW4",
+	"4NPanX4bNzvnHyGJa3cwzecKoIO3HDao1+2AxdlMG1H052kiasHxalFvExwvr977WH1YmzDxKlMuQb66",
+	"gwoV3LiyZxRGiu21LLZ7/nA4fB7KbthJUk33VQBStOPCTi9grq53VF0XsXEBRGYEVQTMJtcOsQmshnAK",
+	"4MWTVBoEe56//ruDKLLyAqcehjLVDOpV9QbscHjoQvkooiYcAJ/dChALX7sKXo2a3euyxdVy3lm9qx5y",
+	"Bn3cZrv699Afn3a7+i9s48d97c3zb5jM6XNt62p4qNCOt2J23My7+33cY8GPQ7IASbs6o4/0mY4kvfeR",
+	"/rpbVig2SAiA7bvYFj7ima6foDXlopIY9mAnkbFWIHS1EKGMXr95++biDVsn0KLegLnqBhM1x2LcdieH",
+	"Et6YsO6wBIJRfacNe/y8PLL/d4Mn//7HsLdfqbaZpySPkauf1sPO27c165rW2FpN9T9O+2uVJ/8humCD",
+	"HQKwNxySh2qGu64vWqKn3Eyqs6Th7PBLWaw9Pd5IAvzVil8YxSIg9YtYF8m3yAcISXneUQMJOZvOGlBX",
+	"ATNRMbyWlbUpqAA4jtQgPJMuuRJArmtt0jIzJqHTqDEJprqs9bj4XfC6fsrdfw7jfe7NdvuZ4w3of8CZ",
+	"4/V2/aFDxI8rDJpPsufbAFXHZNb1gbLS382jzbphABE8f8eWQ6FrwiBLb0SA/Zdq3mPWbhtb023CE7uX",
+	"pQFvDN4aBUzcxiI36IIC1O9cunqDJWu2uzyUwJbFCwGKYaykXZeuKCSQqhXAWJdYi3BVUIQyWhETVE4f",
+	"q/PlafxME10u0HxW08szKAbl5RcmjggNy+nVcZpl4eFrIXKN3jF/yAfslS8McwFciBxUa+qet7MaRNn5",
+	"qiD7FOGEVWHw1BGFXcTR+WcQRk/nfX/K3KXPJWLPtxSwQKZ1T/FKSpFL2F3Ls/TeXfQJVzi9Yz3DErV2",
+	"ya1vTe64EMTLj7WFsYY4gHP+I/TvkjzWSeDUHgL2HIJMYyjgX62RctbXn79NXLfuoUh062rKXKpk8ce9",
+	"2VquW2sulXVlRUGp3l2FhZyxuhxq0a7gfITZQYLt9wKoAusYp7GgnkbyXHv3ue0DLxL2vplEN5Tbsugi",
+	"YW4okTHXDRSQ5jYcQPT7azcoG0I29jDuZlybHva+JAENqkOztAkAh33EojyVVz/9+su/sDgOMmbj5zIp",
+	"SpmUsgIai8NXI7FWfW9IQVlWdNNbpiG0WUWauDFimpuNLy/H/WFtOM95LPzknpv9ABMdLrkWLw7Zt98d",
+	"v+qff3sMNevHLE0G5ZthmVaVpq35DmXIr2QqrxgKkY39KJfKTv34REAHWu6nfJEpnuyglaxQALOD21vG",
+	"42up5plIriiY4nb7kV8VgSc3XMai0k0hKc9tbUwjIb/HfsPL/mYH/tdf/gepXrADQGiVQtg62chWjLUf",
+	"HUVxl6puulBt1O/7S07NTNTDYvRYkBFEjBVnajwO2ERJNSuAwOTM7rf+8RjyH9dyGR9XopW0X3ojlLIE",
+	"gouic9eKp9CMs2RWQCpGmz+BXoD6dTQrsmjATkwo6zVwnLK+XAsHBqVWIgAtgVDWUzojYglH28EOImCO",
+	"qETVlZACNxnUxqApCyVgjOzYYlitPGsH7GthzSpd1ipXshSxmioKoIESSkgO9Opzl90ZsAsomODoWoRW",
+	"2Q3kJ7qi9kEo8yK94UYELEvldT9TMc9sm6fCcGAW5klSCK0FqgRIXExTDyQ2hLfy4ZozqUsGdbeAgEq4",
+	"Ty+L2hNWaBv+VvNVqHmfJ13FjU07vOioqsDk6s/DEoNiu1h+tb5cPx9h4m82ZeV+lVx+e3THKwimz0YR",
+	"4HJq5uXe3kV7XjKv9j7SX2tRDK8rhV3l+gjAVniokuOFpZKNs/RqYoCQXZs0y5jdHDeijdOxEk2/vXya",
+	"zxY2c9k095vb9lya1sEePoU4vfD0qa5LBE2NJs22928/r5io4obAFfZ+sBm805FO87M+GYVKlcFRBxqX",
+	"IwUHNKKYl2qgtfgcP0chUPkLZdkjUgPtHW2qYPnEUtVTRSijQhluxDl8N2JWB4hcgXGn9iEbpB3FgqpC",
+	"pgbZO7C+eQ5HdLbokXuX6kXRaivNKqOUNVRD6elVeIkdaqhe5ZgVDw7ZpDdy1Ioo+cAxTQpAKC+VmbDS",
+	"AtMDFgkJRgP1oRwkxlnOUemj5QDeeARoghlz5N0LiKsI77DdbOeO83f4p82hoTfha5/a37xGylAKzdGq",
+	"EQFKm8tzAEIYWGRPmJ/5e3Aq/87UIMeUVB4s61iQHqQZ7SFNJDgQHyJyG52Pb2Cr65rPAUUbyQsnU0dL",
+	"pfVgPYOMDmWXlzXvxktmP4hfKuGJdku9fs6VwnhoKDkbF0JPgESoF2DRJXylPaw8D0ziXmYNb1UEWC0U",
+	"cKa1onlR5Rbf4BZozvyxg76rWLuXNMFXkWPkc4gubMDvQB79Dqy5zyWQznDDVuc7JKfUNsRjm2x7RqBI",
+	"eXyxdA7lxKzAcH6yQZ7Kq4h1iacwch5e+22vjHlAwUCBXL9OcgUk0OxkIaAU3SrojyxR4gN2UuW5MKNm",
+	"8YTokF1whZjerLLcJDEuhH5CQ8e+rT3WDbX6MADxTDM1M7GaCiKa8xIgaQjGkIr1728H2VXFeBkfQy18",
+	"6cB6d/Z21/1R94h/7FwKXojieGYmndGPH+4CO9vp3wW4y+2SR89qI2MbOGwTcSMylU+BNB69sN1oyq8F",
+	"K2YysnrFrMg6o87EmHy0t7d/8NfBcDAc7I++HH45hE1FzV+hbYA0LS2MrrFmBUzlyJOdQUxdmwKL1V4u",
+	"XNYwMoAOqqiPz+u4Gox6TV58uBdp8cmJjEYb7UgkS9TeY6uMudWHvsknYioKnrmiWfRIKjDoSiLidneF",
+	"r/wmuypNDcEzxD6d2xF/U1XlLzm8U3m1zLXmFe9HAaFdZfwqNe/49MR7v6uQ3D5cNdilF+oAgvFvLy5O",
+	"RxQCxRAxYB5IwVqNAnPDMsG1YUpC4UK1rHvhYvfDxaFciRf7ZVL9oG8ZYy1tbivcCh5DimBC+XwQfdN1",
+	"YQMhjG50DqMBg43Jd7wouKPXmoayLeId1EV/9bF+8EeUEFAPUjYN/kUV6zg+PcGxtl2qAVIhDuSiN7D/",
+	"eyOoQACtDUJZ5TsAe2qFSyk8XEp3KcWq5wHlmCpC6SFVq9uWsLEeTm/AXnnw4cAeV8vlPWuj4ENgVgfi",
+	"ewWpa3iigYS4AHk3Avr7Fc09neaZmMImgBMFxjeUvBB+Nc2uq7vrskGCqhKvB/Rz31FJOwAm0FdFHkcQ",
+	"eMtFwcpKnL0BtY6d/nB+AbT5hJnzCunCY0rQUO0HFq3W3UW30lkeLz1CNxYjXoVWUDwlWKk1HOCeELc5",
+	"CEIoFGpXNYRXf/3lX37lXSpXjGoGOxgOPfZhhDhWxWY9DxHTLRWN/flv2wLfCp4BNV0C1lcqhfaFcrUo",
+	"Oncf7v5fAAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

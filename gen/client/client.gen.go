@@ -277,16 +277,19 @@ func (e RpcHookRequestHook) Valid() bool {
 
 // Defines values for StreamEventEvent.
 const (
-	Message          StreamEventEvent = "message"
-	ResourceCreated  StreamEventEvent = "resource.created"
-	ResourceDeleted  StreamEventEvent = "resource.deleted"
-	ResourceSnapshot StreamEventEvent = "resource.snapshot"
-	ResourceUpdated  StreamEventEvent = "resource.updated"
+	CollectionUpdated StreamEventEvent = "collection.updated"
+	Message           StreamEventEvent = "message"
+	ResourceCreated   StreamEventEvent = "resource.created"
+	ResourceDeleted   StreamEventEvent = "resource.deleted"
+	ResourceSnapshot  StreamEventEvent = "resource.snapshot"
+	ResourceUpdated   StreamEventEvent = "resource.updated"
 )
 
 // Valid indicates whether the value is a known member of the StreamEventEvent enum.
 func (e StreamEventEvent) Valid() bool {
 	switch e {
+	case CollectionUpdated:
+		return true
 	case Message:
 		return true
 	case ResourceCreated:
@@ -380,6 +383,24 @@ func (e WebhookState) Valid() bool {
 	case WebhookStateResyncRequired:
 		return true
 	case WebhookStateRetrying:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for UpdateCollectionParamsValidate.
+const (
+	All           UpdateCollectionParamsValidate = "all"
+	NewWritesOnly UpdateCollectionParamsValidate = "new-writes-only"
+)
+
+// Valid indicates whether the value is a known member of the UpdateCollectionParamsValidate enum.
+func (e UpdateCollectionParamsValidate) Valid() bool {
+	switch e {
+	case All:
+		return true
+	case NewWritesOnly:
 		return true
 	default:
 		return false
@@ -484,16 +505,43 @@ type ChannelName = string
 type Collection struct {
 	CreatedAt time.Time `json:"createdAt"`
 
+	// Description Free text for people (at most 1024 characters).
+	Description *CollectionDescription `json:"description,omitempty"`
+
+	// Indexes The indexes the collection declares (at most 16; `[]`: none), used
+	// by list queries whose filter or order names their fields. Each has
+	// 1 to 4 distinct fields, each `id`, `revision`, `createdAt`,
+	// `updatedAt`, `labels.<label key>` or `data.<path>` (dot-separated
+	// segments of 1-64 letters, digits, `_` or `-`, at most 8); no index
+	// twice. A refused declaration is a 422 `invalid-value` naming the
+	// member, e.g. `/indexes/2/fields/0`.
+	Indexes *CollectionIndexes `json:"indexes,omitempty"`
+
 	// Name Example: orders
 	Name Name `json:"name"`
 
 	// Revision The store revision of the write that produced this state.
 	Revision Revision        `json:"revision"`
 	Schema   json.RawMessage `json:"schema,omitempty"`
+
+	// UpdatedAt The time of the collection's last change (its creation time when it never changed).
+	UpdatedAt time.Time `json:"updatedAt"`
 }
 
 // CollectionCreate defines model for CollectionCreate.
 type CollectionCreate struct {
+	// Description Free text for people (at most 1024 characters).
+	Description *CollectionDescription `json:"description,omitempty"`
+
+	// Indexes The indexes the collection declares (at most 16; `[]`: none), used
+	// by list queries whose filter or order names their fields. Each has
+	// 1 to 4 distinct fields, each `id`, `revision`, `createdAt`,
+	// `updatedAt`, `labels.<label key>` or `data.<path>` (dot-separated
+	// segments of 1-64 letters, digits, `_` or `-`, at most 8); no index
+	// twice. A refused declaration is a 422 `invalid-value` naming the
+	// member, e.g. `/indexes/2/fields/0`.
+	Indexes *CollectionIndexes `json:"indexes,omitempty"`
+
 	// Name Example: orders
 	Name Name `json:"name"`
 
@@ -501,10 +549,31 @@ type CollectionCreate struct {
 	Schema json.RawMessage `json:"schema,omitempty"`
 }
 
+// CollectionDescription Free text for people (at most 1024 characters).
+type CollectionDescription = string
+
+// CollectionIndex defines model for CollectionIndex.
+type CollectionIndex struct {
+	// Fields Example: ["data.status","createdAt"]
+	Fields []string `json:"fields"`
+}
+
+// CollectionIndexes The indexes the collection declares (at most 16; `[]`: none), used
+// by list queries whose filter or order names their fields. Each has
+// 1 to 4 distinct fields, each `id`, `revision`, `createdAt`,
+// `updatedAt`, `labels.<label key>` or `data.<path>` (dot-separated
+// segments of 1-64 letters, digits, `_` or `-`, at most 8); no index
+// twice. A refused declaration is a 422 `invalid-value` naming the
+// member, e.g. `/indexes/2/fields/0`.
+type CollectionIndexes = []CollectionIndex
+
 // CollectionList defines model for CollectionList.
 type CollectionList struct {
 	Items []Collection `json:"items"`
 }
+
+// CollectionPatch A JSON Merge Patch (RFC 7396) of the collection's `{schema, indexes, description}`; `null` removes a member.
+type CollectionPatch = json.RawMessage
 
 // ConnectHookRequest The body of the connect hook (`--hook-connect`): a WebSocket
 // connection or an SSE stream has authenticated. Answer with a
@@ -704,6 +773,9 @@ type Problem struct {
 	Errors   *[]ProblemField `json:"errors,omitempty"`
 	Instance *string         `json:"instance,omitempty"`
 
+	// Offenders With a 422 `schema-violation` from `PATCH /v1/collections/{collection}`: the first stored resources that do not match the new schema.
+	Offenders *[]SchemaOffender `json:"offenders,omitempty"`
+
 	// Operation In the problem of a failed batch (`POST /v1/batch`), the index of the operation that failed it.
 	Operation *int   `json:"operation,omitempty"`
 	Status    int    `json:"status"`
@@ -862,6 +934,17 @@ type RpcHookResponse struct {
 // RpcMethod The namespace is the part before the first `:` (as for channels).
 type RpcMethod = string
 
+// SchemaOffender defines model for SchemaOffender.
+type SchemaOffender struct {
+	Detail string `json:"detail"`
+
+	// Id Example: orders
+	Id Name `json:"id"`
+
+	// Pointer A JSON pointer (RFC 6901) into the resource, e.g. `/data/qty`.
+	Pointer string `json:"pointer"`
+}
+
 // ServerSubscription defines model for ServerSubscription.
 type ServerSubscription struct {
 	// Labels A label selector, for resource topics.
@@ -885,10 +968,13 @@ type StreamEvent struct {
 	// batch that this subscription (or webhook) receives — with a selector it
 	// may receive only some of the batch's changes. A client that applies the
 	// events of a batch together on `end` never shows half a batch.
-	Batch *EventBatch `json:"batch,omitempty"`
+	Batch      *EventBatch `json:"batch,omitempty"`
+	Collection *Collection `json:"collection,omitempty"`
 
 	// Cursor An opaque stream position, exactly as the server sent it.
-	Cursor   Cursor           `json:"cursor"`
+	Cursor Cursor `json:"cursor"`
+
+	// Event `collection.updated` (with `collection`, no `resource`): the collection's definition changed (`PATCH /v1/collections/{collection}`); sent on collection topics whatever the selector.
 	Event    StreamEventEvent `json:"event"`
 	Filter   *string          `json:"filter,omitempty"`
 	Labels   *string          `json:"labels,omitempty"`
@@ -900,7 +986,7 @@ type StreamEvent struct {
 	Type  StreamEventType `json:"type"`
 }
 
-// StreamEventEvent defines model for StreamEvent.Event.
+// StreamEventEvent `collection.updated` (with `collection`, no `resource`): the collection's definition changed (`PATCH /v1/collections/{collection}`); sent on collection topics whatever the selector.
 type StreamEventEvent string
 
 // StreamEventType defines model for StreamEvent.Type.
@@ -1205,6 +1291,9 @@ type TooLarge = Problem
 // TooManyRequests RFC 9457 problem details.
 type TooManyRequests = Problem
 
+// Unauthenticated RFC 9457 problem details.
+type Unauthenticated = Problem
+
 // Unprocessable RFC 9457 problem details.
 type Unprocessable = Problem
 
@@ -1258,6 +1347,18 @@ type CreateCollectionParams struct {
 	// IdempotencyKey A client-chosen key; retries with the same key replay the first reply for 24 hours.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
+
+// UpdateCollectionParams defines parameters for UpdateCollection.
+type UpdateCollectionParams struct {
+	// Validate `all` (default): check a new schema against every stored resource first; `new-writes-only`: skip that check.
+	Validate *UpdateCollectionParamsValidate `form:"validate,omitempty" json:"validate,omitempty"`
+
+	// IfMatch Apply only if the current ETag matches (`"42"`), or `*` for "exists".
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// UpdateCollectionParamsValidate defines parameters for UpdateCollection.
+type UpdateCollectionParamsValidate string
 
 // ListResourcesParams defines parameters for ListResources.
 type ListResourcesParams struct {
@@ -1418,6 +1519,12 @@ type PublishMessageJSONRequestBody = MessagePublish
 
 // CreateCollectionJSONRequestBody defines body for CreateCollection for application/json ContentType.
 type CreateCollectionJSONRequestBody = CollectionCreate
+
+// UpdateCollectionJSONRequestBody defines body for UpdateCollection for application/json ContentType.
+type UpdateCollectionJSONRequestBody = CollectionPatch
+
+// UpdateCollectionApplicationMergePatchPlusJSONRequestBody defines body for UpdateCollection for application/merge-patch+json ContentType.
+type UpdateCollectionApplicationMergePatchPlusJSONRequestBody = CollectionPatch
 
 // CreateResourceJSONRequestBody defines body for CreateResource for application/json ContentType.
 type CreateResourceJSONRequestBody = ResourceCreate
@@ -1706,7 +1813,8 @@ type ClientInterface interface {
 	// `wait` with no events and the same cursor (CouchDB
 	// `feed=longpoll`). Without `since`, starts at the current position
 	// (the reply's cursor) and waits for the next event. Pass the reply's
-	// `cursor` as the next `since`. While it waits, the request counts
+	// `cursor` as the next `since`. Events are those of `/v1/events`,
+	// `collection.updated` included. While it waits, the request counts
 	// against the connection cap of the client's IP
 	// (`--max-conns-per-ip`, shared with WebSocket connections and SSE
 	// streams).
@@ -1793,6 +1901,99 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/collections/{collection} (the `GetCollection` operationId).
 	GetCollection(ctx context.Context, collection CollectionName, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateCollectionWithBody Change a collection's schema, indexes or description (JSON Merge Patch)
+	//
+	// A JSON Merge Patch (RFC 7396) of `{schema, indexes, description}`:
+	// members left out stay, `null` removes one (`schema: null`: no
+	// schema), an object merges into the current schema (`null` inside
+	// removes a keyword), `indexes` replaces the whole list.
+	//
+	// A new schema is checked first against every stored resource, page
+	// by page, within the schema-check budget (`--schema-check-timeout`,
+	// default 10 s; each resource within the usual validation budget):
+	// the first resources that do not match (up to 10) are listed in a
+	// 422 `schema-violation` problem's `offenders`, and nothing changes.
+	// A collection too large to check within the budget answers 422
+	// `invalid-value` naming `/schema`. `validate=new-writes-only` skips
+	// the check: stored resources stay as they are, and every write
+	// after the change is validated by the new schema. Writes that race
+	// the change are validated again against the schema that wins, so
+	// none slips through unchecked.
+	//
+	// The change takes a new store revision (the collection's new
+	// `revision` and `ETag`); `If-Match` makes it conditional. Every
+	// subscriber of `collections/{collection}/resources` — whatever its
+	// label selector, over WebSocket, SSE, long-poll and webhooks, live
+	// or on resume — receives a `collection.updated` event carrying the
+	// new definition; subscribers of single resources do not.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/collections/{collection} (the `UpdateCollection` operationId).
+	UpdateCollectionWithBody(ctx context.Context, collection CollectionName, params *UpdateCollectionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateCollection Change a collection's schema, indexes or description (JSON Merge Patch)
+	//
+	// A JSON Merge Patch (RFC 7396) of `{schema, indexes, description}`:
+	// members left out stay, `null` removes one (`schema: null`: no
+	// schema), an object merges into the current schema (`null` inside
+	// removes a keyword), `indexes` replaces the whole list.
+	//
+	// A new schema is checked first against every stored resource, page
+	// by page, within the schema-check budget (`--schema-check-timeout`,
+	// default 10 s; each resource within the usual validation budget):
+	// the first resources that do not match (up to 10) are listed in a
+	// 422 `schema-violation` problem's `offenders`, and nothing changes.
+	// A collection too large to check within the budget answers 422
+	// `invalid-value` naming `/schema`. `validate=new-writes-only` skips
+	// the check: stored resources stay as they are, and every write
+	// after the change is validated by the new schema. Writes that race
+	// the change are validated again against the schema that wins, so
+	// none slips through unchecked.
+	//
+	// The change takes a new store revision (the collection's new
+	// `revision` and `ETag`); `If-Match` makes it conditional. Every
+	// subscriber of `collections/{collection}/resources` — whatever its
+	// label selector, over WebSocket, SSE, long-poll and webhooks, live
+	// or on resume — receives a `collection.updated` event carrying the
+	// new definition; subscribers of single resources do not.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /v1/collections/{collection} (the `UpdateCollection` operationId).
+	UpdateCollection(ctx context.Context, collection CollectionName, params *UpdateCollectionParams, body UpdateCollectionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateCollectionWithApplicationMergePatchPlusJSONBody Change a collection's schema, indexes or description (JSON Merge Patch)
+	//
+	// A JSON Merge Patch (RFC 7396) of `{schema, indexes, description}`:
+	// members left out stay, `null` removes one (`schema: null`: no
+	// schema), an object merges into the current schema (`null` inside
+	// removes a keyword), `indexes` replaces the whole list.
+	//
+	// A new schema is checked first against every stored resource, page
+	// by page, within the schema-check budget (`--schema-check-timeout`,
+	// default 10 s; each resource within the usual validation budget):
+	// the first resources that do not match (up to 10) are listed in a
+	// 422 `schema-violation` problem's `offenders`, and nothing changes.
+	// A collection too large to check within the budget answers 422
+	// `invalid-value` naming `/schema`. `validate=new-writes-only` skips
+	// the check: stored resources stay as they are, and every write
+	// after the change is validated by the new schema. Writes that race
+	// the change are validated again against the schema that wins, so
+	// none slips through unchecked.
+	//
+	// The change takes a new store revision (the collection's new
+	// `revision` and `ETag`); `If-Match` makes it conditional. Every
+	// subscriber of `collections/{collection}/resources` — whatever its
+	// label selector, over WebSocket, SSE, long-poll and webhooks, live
+	// or on resume — receives a `collection.updated` event carrying the
+	// new definition; subscribers of single resources do not.
+	//
+	// Takes a body of the `application/merge-patch+json` content type.
+	//
+	// Corresponds with PATCH /v1/collections/{collection} (the `UpdateCollection` operationId).
+	UpdateCollectionWithApplicationMergePatchPlusJSONBody(ctx context.Context, collection CollectionName, params *UpdateCollectionParams, body UpdateCollectionApplicationMergePatchPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListResources List resources
 	//
@@ -1918,7 +2119,10 @@ type ClientInterface interface {
 	// `EventSource` resumes through `Last-Event-ID`; `since` does the same
 	// for other clients. SSE event names: `event`, `synced`, `presence`,
 	// and `error` (a problem object, e.g. resync-required, after which the
-	// stream ends). A comment line is sent every 15 s as a heartbeat.
+	// stream ends). An `event` is a resource change (`resource.*`, with
+	// `resource`), a channel message (`message`) or, on collection
+	// topics whatever `labels`, a change of the collection's definition
+	// (`collection.updated`, with `collection`). A comment line is sent every 15 s as a heartbeat.
 	// When the server shuts down, the stream ends with an `error` event
 	// (503, `unavailable`) whose `id:` is the stream's cursor. Every
 	// write has a deadline: a client that does not read in time gets a
@@ -2206,7 +2410,8 @@ func (c *Client) ApplyBatch(ctx context.Context, params *ApplyBatchParams, body 
 // `wait` with no events and the same cursor (CouchDB
 // `feed=longpoll`). Without `since`, starts at the current position
 // (the reply's cursor) and waits for the next event. Pass the reply's
-// `cursor` as the next `since`. While it waits, the request counts
+// `cursor` as the next `since`. Events are those of `/v1/events`,
+// `collection.updated` included. While it waits, the request counts
 // against the connection cap of the client's IP
 // (`--max-conns-per-ip`, shared with WebSocket connections and SSE
 // streams).
@@ -2384,6 +2589,129 @@ func (c *Client) DeleteCollection(ctx context.Context, collection CollectionName
 // Corresponds with GET /v1/collections/{collection} (the `GetCollection` operationId).
 func (c *Client) GetCollection(ctx context.Context, collection CollectionName, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetCollectionRequest(c.Server, collection)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateCollectionWithBody Change a collection's schema, indexes or description (JSON Merge Patch)
+//
+// A JSON Merge Patch (RFC 7396) of `{schema, indexes, description}`:
+// members left out stay, `null` removes one (`schema: null`: no
+// schema), an object merges into the current schema (`null` inside
+// removes a keyword), `indexes` replaces the whole list.
+//
+// A new schema is checked first against every stored resource, page
+// by page, within the schema-check budget (`--schema-check-timeout`,
+// default 10 s; each resource within the usual validation budget):
+// the first resources that do not match (up to 10) are listed in a
+// 422 `schema-violation` problem's `offenders`, and nothing changes.
+// A collection too large to check within the budget answers 422
+// `invalid-value` naming `/schema`. `validate=new-writes-only` skips
+// the check: stored resources stay as they are, and every write
+// after the change is validated by the new schema. Writes that race
+// the change are validated again against the schema that wins, so
+// none slips through unchecked.
+//
+// The change takes a new store revision (the collection's new
+// `revision` and `ETag`); `If-Match` makes it conditional. Every
+// subscriber of `collections/{collection}/resources` — whatever its
+// label selector, over WebSocket, SSE, long-poll and webhooks, live
+// or on resume — receives a `collection.updated` event carrying the
+// new definition; subscribers of single resources do not.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/collections/{collection} (the `UpdateCollection` operationId).
+func (c *Client) UpdateCollectionWithBody(ctx context.Context, collection CollectionName, params *UpdateCollectionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateCollectionRequestWithBody(c.Server, collection, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateCollection Change a collection's schema, indexes or description (JSON Merge Patch)
+//
+// A JSON Merge Patch (RFC 7396) of `{schema, indexes, description}`:
+// members left out stay, `null` removes one (`schema: null`: no
+// schema), an object merges into the current schema (`null` inside
+// removes a keyword), `indexes` replaces the whole list.
+//
+// A new schema is checked first against every stored resource, page
+// by page, within the schema-check budget (`--schema-check-timeout`,
+// default 10 s; each resource within the usual validation budget):
+// the first resources that do not match (up to 10) are listed in a
+// 422 `schema-violation` problem's `offenders`, and nothing changes.
+// A collection too large to check within the budget answers 422
+// `invalid-value` naming `/schema`. `validate=new-writes-only` skips
+// the check: stored resources stay as they are, and every write
+// after the change is validated by the new schema. Writes that race
+// the change are validated again against the schema that wins, so
+// none slips through unchecked.
+//
+// The change takes a new store revision (the collection's new
+// `revision` and `ETag`); `If-Match` makes it conditional. Every
+// subscriber of `collections/{collection}/resources` — whatever its
+// label selector, over WebSocket, SSE, long-poll and webhooks, live
+// or on resume — receives a `collection.updated` event carrying the
+// new definition; subscribers of single resources do not.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /v1/collections/{collection} (the `UpdateCollection` operationId).
+func (c *Client) UpdateCollection(ctx context.Context, collection CollectionName, params *UpdateCollectionParams, body UpdateCollectionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateCollectionRequest(c.Server, collection, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateCollectionWithApplicationMergePatchPlusJSONBody Change a collection's schema, indexes or description (JSON Merge Patch)
+//
+// A JSON Merge Patch (RFC 7396) of `{schema, indexes, description}`:
+// members left out stay, `null` removes one (`schema: null`: no
+// schema), an object merges into the current schema (`null` inside
+// removes a keyword), `indexes` replaces the whole list.
+//
+// A new schema is checked first against every stored resource, page
+// by page, within the schema-check budget (`--schema-check-timeout`,
+// default 10 s; each resource within the usual validation budget):
+// the first resources that do not match (up to 10) are listed in a
+// 422 `schema-violation` problem's `offenders`, and nothing changes.
+// A collection too large to check within the budget answers 422
+// `invalid-value` naming `/schema`. `validate=new-writes-only` skips
+// the check: stored resources stay as they are, and every write
+// after the change is validated by the new schema. Writes that race
+// the change are validated again against the schema that wins, so
+// none slips through unchecked.
+//
+// The change takes a new store revision (the collection's new
+// `revision` and `ETag`); `If-Match` makes it conditional. Every
+// subscriber of `collections/{collection}/resources` — whatever its
+// label selector, over WebSocket, SSE, long-poll and webhooks, live
+// or on resume — receives a `collection.updated` event carrying the
+// new definition; subscribers of single resources do not.
+//
+// Takes a body of the `application/merge-patch+json` content type.
+//
+// Corresponds with PATCH /v1/collections/{collection} (the `UpdateCollection` operationId).
+func (c *Client) UpdateCollectionWithApplicationMergePatchPlusJSONBody(ctx context.Context, collection CollectionName, params *UpdateCollectionParams, body UpdateCollectionApplicationMergePatchPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateCollectionRequestWithApplicationMergePatchPlusJSONBody(c.Server, collection, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2628,7 +2956,10 @@ func (c *Client) DisconnectConnection(ctx context.Context, connection Connection
 // `EventSource` resumes through `Last-Event-ID`; `since` does the same
 // for other clients. SSE event names: `event`, `synced`, `presence`,
 // and `error` (a problem object, e.g. resync-required, after which the
-// stream ends). A comment line is sent every 15 s as a heartbeat.
+// stream ends). An `event` is a resource change (`resource.*`, with
+// `resource`), a channel message (`message`) or, on collection
+// topics whatever `labels`, a change of the collection's definition
+// (`collection.updated`, with `collection`). A comment line is sent every 15 s as a heartbeat.
 // When the server shuts down, the stream ends with an `error` event
 // (503, `unavailable`) whose `id:` is the stream's cursor. Every
 // write has a deadline: a client that does not read in time gets a
@@ -3502,6 +3833,106 @@ func NewGetCollectionRequest(server string, collection CollectionName) (*http.Re
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateCollectionRequest calls the generic UpdateCollection builder with application/json body
+func NewUpdateCollectionRequest(server string, collection CollectionName, params *UpdateCollectionParams, body UpdateCollectionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateCollectionRequestWithBody(server, collection, params, "application/json", bodyReader)
+}
+
+// NewUpdateCollectionRequestWithApplicationMergePatchPlusJSONBody calls the generic UpdateCollection builder with application/merge-patch+json body
+func NewUpdateCollectionRequestWithApplicationMergePatchPlusJSONBody(server string, collection CollectionName, params *UpdateCollectionParams, body UpdateCollectionApplicationMergePatchPlusJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateCollectionRequestWithBody(server, collection, params, "application/merge-patch+json", bodyReader)
+}
+
+// NewUpdateCollectionRequestWithBody constructs an http.Request for the UpdateCollection method, with any body, and a specified content type
+func NewUpdateCollectionRequestWithBody(server string, collection CollectionName, params *UpdateCollectionParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "collection", collection, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/collections/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Validate != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "validate", *params.Validate, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IfMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-Match", *params.IfMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-Match", headerParam0)
+		}
+
 	}
 
 	return req, nil
@@ -4861,7 +5292,8 @@ type ClientWithResponsesInterface interface {
 	// `wait` with no events and the same cursor (CouchDB
 	// `feed=longpoll`). Without `since`, starts at the current position
 	// (the reply's cursor) and waits for the next event. Pass the reply's
-	// `cursor` as the next `since`. While it waits, the request counts
+	// `cursor` as the next `since`. Events are those of `/v1/events`,
+	// `collection.updated` included. While it waits, the request counts
 	// against the connection cap of the client's IP
 	// (`--max-conns-per-ip`, shared with WebSocket connections and SSE
 	// streams).
@@ -4960,6 +5392,99 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/collections/{collection} (the `GetCollection` operationId).
 	GetCollectionWithResponse(ctx context.Context, collection CollectionName, reqEditors ...RequestEditorFn) (*GetCollectionResponse, error)
+
+	// UpdateCollectionWithBodyWithResponse Change a collection's schema, indexes or description (JSON Merge Patch)
+	//
+	// A JSON Merge Patch (RFC 7396) of `{schema, indexes, description}`:
+	// members left out stay, `null` removes one (`schema: null`: no
+	// schema), an object merges into the current schema (`null` inside
+	// removes a keyword), `indexes` replaces the whole list.
+	//
+	// A new schema is checked first against every stored resource, page
+	// by page, within the schema-check budget (`--schema-check-timeout`,
+	// default 10 s; each resource within the usual validation budget):
+	// the first resources that do not match (up to 10) are listed in a
+	// 422 `schema-violation` problem's `offenders`, and nothing changes.
+	// A collection too large to check within the budget answers 422
+	// `invalid-value` naming `/schema`. `validate=new-writes-only` skips
+	// the check: stored resources stay as they are, and every write
+	// after the change is validated by the new schema. Writes that race
+	// the change are validated again against the schema that wins, so
+	// none slips through unchecked.
+	//
+	// The change takes a new store revision (the collection's new
+	// `revision` and `ETag`); `If-Match` makes it conditional. Every
+	// subscriber of `collections/{collection}/resources` — whatever its
+	// label selector, over WebSocket, SSE, long-poll and webhooks, live
+	// or on resume — receives a `collection.updated` event carrying the
+	// new definition; subscribers of single resources do not.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/collections/{collection} (the `UpdateCollection` operationId).
+	UpdateCollectionWithBodyWithResponse(ctx context.Context, collection CollectionName, params *UpdateCollectionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateCollectionResponse, error)
+
+	// UpdateCollectionWithResponse Change a collection's schema, indexes or description (JSON Merge Patch)
+	//
+	// A JSON Merge Patch (RFC 7396) of `{schema, indexes, description}`:
+	// members left out stay, `null` removes one (`schema: null`: no
+	// schema), an object merges into the current schema (`null` inside
+	// removes a keyword), `indexes` replaces the whole list.
+	//
+	// A new schema is checked first against every stored resource, page
+	// by page, within the schema-check budget (`--schema-check-timeout`,
+	// default 10 s; each resource within the usual validation budget):
+	// the first resources that do not match (up to 10) are listed in a
+	// 422 `schema-violation` problem's `offenders`, and nothing changes.
+	// A collection too large to check within the budget answers 422
+	// `invalid-value` naming `/schema`. `validate=new-writes-only` skips
+	// the check: stored resources stay as they are, and every write
+	// after the change is validated by the new schema. Writes that race
+	// the change are validated again against the schema that wins, so
+	// none slips through unchecked.
+	//
+	// The change takes a new store revision (the collection's new
+	// `revision` and `ETag`); `If-Match` makes it conditional. Every
+	// subscriber of `collections/{collection}/resources` — whatever its
+	// label selector, over WebSocket, SSE, long-poll and webhooks, live
+	// or on resume — receives a `collection.updated` event carrying the
+	// new definition; subscribers of single resources do not.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/collections/{collection} (the `UpdateCollection` operationId).
+	UpdateCollectionWithResponse(ctx context.Context, collection CollectionName, params *UpdateCollectionParams, body UpdateCollectionJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateCollectionResponse, error)
+
+	// UpdateCollectionWithApplicationMergePatchPlusJSONBodyWithResponse Change a collection's schema, indexes or description (JSON Merge Patch)
+	//
+	// A JSON Merge Patch (RFC 7396) of `{schema, indexes, description}`:
+	// members left out stay, `null` removes one (`schema: null`: no
+	// schema), an object merges into the current schema (`null` inside
+	// removes a keyword), `indexes` replaces the whole list.
+	//
+	// A new schema is checked first against every stored resource, page
+	// by page, within the schema-check budget (`--schema-check-timeout`,
+	// default 10 s; each resource within the usual validation budget):
+	// the first resources that do not match (up to 10) are listed in a
+	// 422 `schema-violation` problem's `offenders`, and nothing changes.
+	// A collection too large to check within the budget answers 422
+	// `invalid-value` naming `/schema`. `validate=new-writes-only` skips
+	// the check: stored resources stay as they are, and every write
+	// after the change is validated by the new schema. Writes that race
+	// the change are validated again against the schema that wins, so
+	// none slips through unchecked.
+	//
+	// The change takes a new store revision (the collection's new
+	// `revision` and `ETag`); `If-Match` makes it conditional. Every
+	// subscriber of `collections/{collection}/resources` — whatever its
+	// label selector, over WebSocket, SSE, long-poll and webhooks, live
+	// or on resume — receives a `collection.updated` event carrying the
+	// new definition; subscribers of single resources do not.
+	//
+	// Takes a body of the `application/merge-patch+json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/collections/{collection} (the `UpdateCollection` operationId).
+	UpdateCollectionWithApplicationMergePatchPlusJSONBodyWithResponse(ctx context.Context, collection CollectionName, params *UpdateCollectionParams, body UpdateCollectionApplicationMergePatchPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateCollectionResponse, error)
 
 	// ListResourcesWithResponse List resources
 	//
@@ -5095,7 +5620,10 @@ type ClientWithResponsesInterface interface {
 	// `EventSource` resumes through `Last-Event-ID`; `since` does the same
 	// for other clients. SSE event names: `event`, `synced`, `presence`,
 	// and `error` (a problem object, e.g. resync-required, after which the
-	// stream ends). A comment line is sent every 15 s as a heartbeat.
+	// stream ends). An `event` is a resource change (`resource.*`, with
+	// `resource`), a channel message (`message`) or, on collection
+	// topics whatever `labels`, a change of the collection's definition
+	// (`collection.updated`, with `collection`). A comment line is sent every 15 s as a heartbeat.
 	// When the server shuts down, the stream ends with an `error` event
 	// (503, `unavailable`) whose `id:` is the stream's cursor. Every
 	// write has a deadline: a client that does not read in time gets a
@@ -5298,11 +5826,18 @@ type GetHealthResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *Health
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r GetHealthResponse) GetJSON200() *Health {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetHealthResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
 }
 
 // GetBody returns the raw response body bytes
@@ -5339,6 +5874,8 @@ type GetReadyResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *Health
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Health
 }
@@ -5346,6 +5883,11 @@ type GetReadyResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r GetReadyResponse) GetJSON200() *Health {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetReadyResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
@@ -5865,6 +6407,8 @@ type ListCollectionsResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *CollectionList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
 }
@@ -5872,6 +6416,11 @@ type ListCollectionsResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ListCollectionsResponse) GetJSON200() *CollectionList {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListCollectionsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -6001,10 +6550,17 @@ func (r CreateCollectionResponse) ContentType() string {
 type DeleteCollectionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DeleteCollectionResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -6046,20 +6602,34 @@ func (r DeleteCollectionResponse) ContentType() string {
 	return ""
 }
 
+// GetCollectionResponse200Headers the declared response headers of an HTTP 200 response for GetCollection
+type GetCollectionResponse200Headers struct {
+	ETag *string
+}
+
 type GetCollectionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *Collection
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetCollectionResponse200Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r GetCollectionResponse) GetJSON200() *Collection {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetCollectionResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -6095,6 +6665,152 @@ func (r GetCollectionResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetCollectionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateCollectionResponse200Headers the declared response headers of an HTTP 200 response for UpdateCollection
+type UpdateCollectionResponse200Headers struct {
+	ETag *string
+}
+
+// UpdateCollectionResponse429Headers the declared response headers of an HTTP 429 response for UpdateCollection
+type UpdateCollectionResponse429Headers struct {
+	RetryAfter *int
+}
+
+type UpdateCollectionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Collection
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
+	ApplicationproblemJSON408 *RequestTimeout
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON412 the response for an HTTP 412 `application/problem+json` response
+	ApplicationproblemJSON412 *PreconditionFailed
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *StoreUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *UpdateCollectionResponse200Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *UpdateCollectionResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateCollectionResponse) GetJSON200() *Collection {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r UpdateCollectionResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r UpdateCollectionResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r UpdateCollectionResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r UpdateCollectionResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
+func (r UpdateCollectionResponse) GetApplicationproblemJSON408() *RequestTimeout {
+	return r.ApplicationproblemJSON408
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r UpdateCollectionResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON412 returns the response for an HTTP 412 `application/problem+json` response
+func (r UpdateCollectionResponse) GetApplicationproblemJSON412() *PreconditionFailed {
+	return r.ApplicationproblemJSON412
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r UpdateCollectionResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r UpdateCollectionResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r UpdateCollectionResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r UpdateCollectionResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r UpdateCollectionResponse) GetApplicationproblemJSON503() *StoreUnavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UpdateCollectionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateCollectionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateCollectionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateCollectionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateCollectionResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -6278,12 +6994,19 @@ func (r CreateResourceResponse) ContentType() string {
 type DeleteResourceResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSON412 the response for an HTTP 412 `application/problem+json` response
 	ApplicationproblemJSON412 *PreconditionFailed
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DeleteResourceResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -6345,6 +7068,8 @@ type GetResourceResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *Resource
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
@@ -6358,6 +7083,11 @@ type GetResourceResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r GetResourceResponse) GetJSON200() *Resource {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetResourceResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -7173,6 +7903,8 @@ type ListWebhooksResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *WebhookList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -7184,6 +7916,11 @@ type ListWebhooksResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ListWebhooksResponse) GetJSON200() *WebhookList {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListWebhooksResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
 }
 
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
@@ -7351,12 +8088,19 @@ func (r CreateWebhookResponse) ContentType() string {
 type DeleteWebhookResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *StoreUnavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DeleteWebhookResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -7408,6 +8152,8 @@ type GetWebhookResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *Webhook
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -7419,6 +8165,11 @@ type GetWebhookResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r GetWebhookResponse) GetJSON200() *Webhook {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetWebhookResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -7664,6 +8415,8 @@ type TestWebhookResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *WebhookTestResult
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -7675,6 +8428,11 @@ type TestWebhookResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r TestWebhookResponse) GetJSON200() *WebhookTestResult {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r TestWebhookResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -7815,7 +8573,8 @@ func (c *ClientWithResponses) ApplyBatchWithResponse(ctx context.Context, params
 // `wait` with no events and the same cursor (CouchDB
 // `feed=longpoll`). Without `since`, starts at the current position
 // (the reply's cursor) and waits for the next event. Pass the reply's
-// `cursor` as the next `since`. While it waits, the request counts
+// `cursor` as the next `since`. Events are those of `/v1/events`,
+// `collection.updated` included. While it waits, the request counts
 // against the connection cap of the client's IP
 // (`--max-conns-per-ip`, shared with WebSocket connections and SSE
 // streams).
@@ -7973,6 +8732,117 @@ func (c *ClientWithResponses) GetCollectionWithResponse(ctx context.Context, col
 		return nil, err
 	}
 	return ParseGetCollectionResponse(rsp)
+}
+
+// UpdateCollectionWithBodyWithResponse Change a collection's schema, indexes or description (JSON Merge Patch)
+//
+// A JSON Merge Patch (RFC 7396) of `{schema, indexes, description}`:
+// members left out stay, `null` removes one (`schema: null`: no
+// schema), an object merges into the current schema (`null` inside
+// removes a keyword), `indexes` replaces the whole list.
+//
+// A new schema is checked first against every stored resource, page
+// by page, within the schema-check budget (`--schema-check-timeout`,
+// default 10 s; each resource within the usual validation budget):
+// the first resources that do not match (up to 10) are listed in a
+// 422 `schema-violation` problem's `offenders`, and nothing changes.
+// A collection too large to check within the budget answers 422
+// `invalid-value` naming `/schema`. `validate=new-writes-only` skips
+// the check: stored resources stay as they are, and every write
+// after the change is validated by the new schema. Writes that race
+// the change are validated again against the schema that wins, so
+// none slips through unchecked.
+//
+// The change takes a new store revision (the collection's new
+// `revision` and `ETag`); `If-Match` makes it conditional. Every
+// subscriber of `collections/{collection}/resources` — whatever its
+// label selector, over WebSocket, SSE, long-poll and webhooks, live
+// or on resume — receives a `collection.updated` event carrying the
+// new definition; subscribers of single resources do not.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/collections/{collection} (the `UpdateCollection` operationId).
+func (c *ClientWithResponses) UpdateCollectionWithBodyWithResponse(ctx context.Context, collection CollectionName, params *UpdateCollectionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateCollectionResponse, error) {
+	rsp, err := c.UpdateCollectionWithBody(ctx, collection, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateCollectionResponse(rsp)
+}
+
+// UpdateCollectionWithResponse Change a collection's schema, indexes or description (JSON Merge Patch)
+//
+// A JSON Merge Patch (RFC 7396) of `{schema, indexes, description}`:
+// members left out stay, `null` removes one (`schema: null`: no
+// schema), an object merges into the current schema (`null` inside
+// removes a keyword), `indexes` replaces the whole list.
+//
+// A new schema is checked first against every stored resource, page
+// by page, within the schema-check budget (`--schema-check-timeout`,
+// default 10 s; each resource within the usual validation budget):
+// the first resources that do not match (up to 10) are listed in a
+// 422 `schema-violation` problem's `offenders`, and nothing changes.
+// A collection too large to check within the budget answers 422
+// `invalid-value` naming `/schema`. `validate=new-writes-only` skips
+// the check: stored resources stay as they are, and every write
+// after the change is validated by the new schema. Writes that race
+// the change are validated again against the schema that wins, so
+// none slips through unchecked.
+//
+// The change takes a new store revision (the collection's new
+// `revision` and `ETag`); `If-Match` makes it conditional. Every
+// subscriber of `collections/{collection}/resources` — whatever its
+// label selector, over WebSocket, SSE, long-poll and webhooks, live
+// or on resume — receives a `collection.updated` event carrying the
+// new definition; subscribers of single resources do not.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/collections/{collection} (the `UpdateCollection` operationId).
+func (c *ClientWithResponses) UpdateCollectionWithResponse(ctx context.Context, collection CollectionName, params *UpdateCollectionParams, body UpdateCollectionJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateCollectionResponse, error) {
+	rsp, err := c.UpdateCollection(ctx, collection, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateCollectionResponse(rsp)
+}
+
+// UpdateCollectionWithApplicationMergePatchPlusJSONBodyWithResponse Change a collection's schema, indexes or description (JSON Merge Patch)
+//
+// A JSON Merge Patch (RFC 7396) of `{schema, indexes, description}`:
+// members left out stay, `null` removes one (`schema: null`: no
+// schema), an object merges into the current schema (`null` inside
+// removes a keyword), `indexes` replaces the whole list.
+//
+// A new schema is checked first against every stored resource, page
+// by page, within the schema-check budget (`--schema-check-timeout`,
+// default 10 s; each resource within the usual validation budget):
+// the first resources that do not match (up to 10) are listed in a
+// 422 `schema-violation` problem's `offenders`, and nothing changes.
+// A collection too large to check within the budget answers 422
+// `invalid-value` naming `/schema`. `validate=new-writes-only` skips
+// the check: stored resources stay as they are, and every write
+// after the change is validated by the new schema. Writes that race
+// the change are validated again against the schema that wins, so
+// none slips through unchecked.
+//
+// The change takes a new store revision (the collection's new
+// `revision` and `ETag`); `If-Match` makes it conditional. Every
+// subscriber of `collections/{collection}/resources` — whatever its
+// label selector, over WebSocket, SSE, long-poll and webhooks, live
+// or on resume — receives a `collection.updated` event carrying the
+// new definition; subscribers of single resources do not.
+//
+// Takes a body of the `application/merge-patch+json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/collections/{collection} (the `UpdateCollection` operationId).
+func (c *ClientWithResponses) UpdateCollectionWithApplicationMergePatchPlusJSONBodyWithResponse(ctx context.Context, collection CollectionName, params *UpdateCollectionParams, body UpdateCollectionApplicationMergePatchPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateCollectionResponse, error) {
+	rsp, err := c.UpdateCollectionWithApplicationMergePatchPlusJSONBody(ctx, collection, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateCollectionResponse(rsp)
 }
 
 // ListResourcesWithResponse List resources
@@ -8175,7 +9045,10 @@ func (c *ClientWithResponses) DisconnectConnectionWithResponse(ctx context.Conte
 // `EventSource` resumes through `Last-Event-ID`; `since` does the same
 // for other clients. SSE event names: `event`, `synced`, `presence`,
 // and `error` (a problem object, e.g. resync-required, after which the
-// stream ends). A comment line is sent every 15 s as a heartbeat.
+// stream ends). An `event` is a resource change (`resource.*`, with
+// `resource`), a channel message (`message`) or, on collection
+// topics whatever `labels`, a change of the collection's definition
+// (`collection.updated`, with `collection`). A comment line is sent every 15 s as a heartbeat.
 // When the server shuts down, the stream ends with an `error` event
 // (503, `unavailable`) whose `id:` is the stream's cursor. Every
 // write has a deadline: a client that does not read in time gets a
@@ -8489,6 +9362,13 @@ func ParseGetHealthResponse(rsp *http.Response) (*GetHealthResponse, error) {
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
 	}
 
 	return response, nil
@@ -8514,6 +9394,13 @@ func ParseGetReadyResponse(rsp *http.Response) (*GetReadyResponse, error) {
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Health
@@ -8969,6 +9856,13 @@ func ParseListCollectionsResponse(rsp *http.Response) (*ListCollectionsResponse,
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -9079,6 +9973,13 @@ func ParseDeleteCollectionResponse(rsp *http.Response) (*DeleteCollectionRespons
 	case rsp.StatusCode == 204:
 		break // No content-type
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -9119,6 +10020,13 @@ func ParseGetCollectionResponse(rsp *http.Response) (*GetCollectionResponse, err
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -9133,6 +10041,159 @@ func ParseGetCollectionResponse(rsp *http.Response) (*GetCollectionResponse, err
 		}
 		response.ApplicationproblemJSONDefault = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetCollectionResponse200Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateCollectionResponse parses an HTTP response from a UpdateCollectionWithResponse call
+func ParseUpdateCollectionResponse(rsp *http.Response) (*UpdateCollectionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateCollectionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Collection
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON408 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 412:
+		var dest PreconditionFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON412 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest StoreUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers UpdateCollectionResponse200Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 429:
+		var headers UpdateCollectionResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -9317,6 +10378,13 @@ func ParseDeleteResourceResponse(rsp *http.Response) (*DeleteResourceResponse, e
 	case rsp.StatusCode == 204:
 		break // No content-type
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -9366,6 +10434,13 @@ func ParseGetResourceResponse(rsp *http.Response) (*GetResourceResponse, error) 
 
 	case rsp.StatusCode == 304:
 		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
@@ -10094,6 +11169,13 @@ func ParseListWebhooksResponse(rsp *http.Response) (*ListWebhooksResponse, error
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
 		var dest Forbidden
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -10246,6 +11328,13 @@ func ParseDeleteWebhookResponse(rsp *http.Response) (*DeleteWebhookResponse, err
 	case rsp.StatusCode == 204:
 		break // No content-type
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -10292,6 +11381,13 @@ func ParseGetWebhookResponse(rsp *http.Response) (*GetWebhookResponse, error) {
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
@@ -10503,6 +11599,13 @@ func ParseTestWebhookResponse(rsp *http.Response) (*TestWebhookResponse, error) 
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound

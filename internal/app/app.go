@@ -36,6 +36,9 @@ type Options struct {
 	// collection's schema; zero fields take the defaults
 	// (DefaultValidationSteps, DefaultValidationTimeout).
 	Validation ValidationBudget
+	// SchemaCheckTimeout bounds UpdateCollection's check of the stored
+	// resources against a new schema; 0 means DefaultSchemaCheckTimeout.
+	SchemaCheckTimeout time.Duration
 	// Realtime wires the streaming engines (required for the realtime use
 	// cases: Subscribe, Poll, Publish, History, Presence).
 	Realtime Realtime
@@ -79,6 +82,8 @@ type App struct {
 	maxScan int
 	// maxBatchOps bounds the operations of one batch.
 	maxBatchOps int
+	// checkTimeout bounds the check of stored resources against a new schema.
+	checkTimeout time.Duration
 
 	mu      sync.Mutex
 	schemas map[schemaKey]*collectionSchema
@@ -111,6 +116,10 @@ func New(s store.Store, opts Options) *App {
 	if a.now == nil {
 		a.now = time.Now
 	}
+	a.checkTimeout = opts.SchemaCheckTimeout
+	if a.checkTimeout <= 0 {
+		a.checkTimeout = DefaultSchemaCheckTimeout
+	}
 	return a
 }
 
@@ -125,32 +134,9 @@ func (a *App) Ping(ctx context.Context) error { return a.store.Ping(ctx) }
 // store.ErrInvalid (bad name), a ValidationError (unprocessable) for an
 // invalid or refused schema, naming the place under /schema,
 // store.ErrConflict when it exists, auth errors (admin on "collections").
+// CreateCollectionSpec also takes a description and indexes.
 func (a *App) CreateCollection(ctx context.Context, p auth.Principal, name string, schema json.RawMessage) (store.Collection, error) {
-	if err := a.Authorize(p, auth.ActionAdmin, collectionsPath()); err != nil {
-		return store.Collection{}, err
-	}
-	if !store.ValidName(name) {
-		return store.Collection{}, invalidField("/name", "must be 1–128 letters, digits, '.', '_' or '-', starting with a letter or digit")
-	}
-	if len(bytes.TrimSpace(schema)) == 0 || bytes.Equal(bytes.TrimSpace(schema), []byte("null")) {
-		schema = nil
-	}
-	var cs *collectionSchema
-	if schema != nil {
-		var err error
-		if cs, err = newCollectionSchema(schema, a.budget); err != nil {
-			return store.Collection{}, err
-		}
-		schema = compact(schema)
-	}
-	c, err := a.store.CreateCollection(ctx, store.Collection{Name: name, Schema: schema, CreatedAt: a.now().UTC()})
-	if errors.Is(err, store.ErrConflict) {
-		return c, store.Errorf(store.CodeConflict, "collection %q already exists", name)
-	}
-	if err == nil && cs != nil {
-		a.cacheSchema(schemaKey{c.Name, c.Revision}, cs)
-	}
-	return c, err
+	return a.CreateCollectionSpec(ctx, p, CollectionSpec{Name: name, Schema: schema})
 }
 
 // GetCollection returns a collection. Errors: auth errors,
@@ -217,31 +203,66 @@ func (a *App) cacheSchema(k schemaKey, s *collectionSchema) {
 // relative to the request body. The schema validation is bounded by the
 // App's ValidationBudget and stops when ctx is done.
 func (a *App) check(ctx context.Context, collection string, data json.RawMessage, labels map[string]string) (json.RawMessage, error) {
+	data, _, err := a.checkAt(ctx, collection, data, labels)
+	return data, err
+}
+
+// checkAt is check that also returns the revision of the collection whose
+// schema validated the data (store.Precondition.CollectionRevision).
+func (a *App) checkAt(ctx context.Context, collection string, data json.RawMessage, labels map[string]string) (json.RawMessage, int64, error) {
 	c, err := a.store.GetCollection(ctx, collection)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	return a.checkIn(ctx, c, "", data, labels)
 }
 
 // checkIn is check for the collection c, with pointers under prefix (""
 // for a body that is the resource, "/operations/3" in a batch).
-func (a *App) checkIn(ctx context.Context, c store.Collection, prefix string, data json.RawMessage, labels map[string]string) (json.RawMessage, error) {
+func (a *App) checkIn(ctx context.Context, c store.Collection, prefix string, data json.RawMessage, labels map[string]string) (json.RawMessage, int64, error) {
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(trimmed) {
-		return nil, invalidField(prefix+"/data", "must be a JSON object")
+		return nil, 0, invalidField(prefix+"/data", "must be a JSON object")
 	}
 	if err := checkLabels(prefix, labels); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	s, err := a.schemaFor(c)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if err := validateData(ctx, s, trimmed, prefix+"/data"); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return compact(trimmed), nil
+	return compact(trimmed), c.Revision, nil
+}
+
+// maxSchemaRaces bounds putChecked's retries when the collection keeps
+// changing between a write's validation and its commit.
+const maxSchemaRaces = 4
+
+// putChecked validates r's data and labels against its collection's
+// schema and writes r under cond, bound to the collection revision it
+// validated against: when the collection changed in between
+// (UpdateCollection), it validates again against the new schema. Errors:
+// check's, PutResource's, store.ErrConflict when the collection kept
+// changing.
+func (a *App) putChecked(ctx context.Context, r store.Resource, cond store.Precondition) (store.Resource, bool, error) {
+	raw := r.Data
+	for attempt := 0; ; attempt++ {
+		data, rev, err := a.checkAt(ctx, r.Collection, raw, r.Labels)
+		if err != nil {
+			return store.Resource{}, false, err
+		}
+		r.Data, cond.CollectionRevision = data, rev
+		out, created, err := a.store.PutResource(ctx, r, cond)
+		if !errors.Is(err, store.ErrCollectionChanged) {
+			return out, created, err
+		}
+		if attempt == maxSchemaRaces {
+			return store.Resource{}, false, store.Errorf(store.CodeConflict, "collection %q changed %d times while the write was validated against its schema; try again", r.Collection, maxSchemaRaces+1)
+		}
+	}
 }
 
 func checkLabels(prefix string, labels map[string]string) error {
@@ -269,9 +290,11 @@ func checkLabels(prefix string, labels map[string]string) error {
 }
 
 // CreateResource creates a resource; an empty id gets a server-made,
-// sortable ID. Errors: store.ErrNotFound (collection), store.ErrInvalid or
-// a ValidationError (invalid id, data or labels), store.ErrConflict when
-// the ID is taken, auth errors (write on the collection's resources).
+// sortable ID. The data is validated against the collection's schema as
+// of the write's commit (putChecked). Errors: store.ErrNotFound
+// (collection), store.ErrInvalid or a ValidationError (invalid id, data
+// or labels), store.ErrConflict when the ID is taken (or the collection
+// kept changing), auth errors (write on the collection's resources).
 func (a *App) CreateResource(ctx context.Context, p auth.Principal, collection, id string, data json.RawMessage, labels map[string]string) (store.Resource, error) {
 	if err := a.Authorize(p, auth.ActionWrite, stream.CollectionTopic(collection)); err != nil {
 		return store.Resource{}, err
@@ -281,11 +304,7 @@ func (a *App) CreateResource(ctx context.Context, p auth.Principal, collection, 
 	} else if !store.ValidName(id) {
 		return store.Resource{}, invalidField("/id", "must be 1–128 letters, digits, '.', '_' or '-', starting with a letter or digit")
 	}
-	data, err := a.check(ctx, collection, data, labels)
-	if err != nil {
-		return store.Resource{}, err
-	}
-	r, _, err := a.store.PutResource(ctx, a.stamp(collection, id, data, labels), store.Precondition{CreateOnly: true})
+	r, _, err := a.putChecked(ctx, a.stamp(collection, id, data, labels), store.Precondition{CreateOnly: true})
 	if errors.Is(err, store.ErrPreconditionFailed) {
 		return r, store.Errorf(store.CodeConflict, "resource %q already exists in collection %q", id, collection)
 	}
@@ -302,16 +321,13 @@ func (a *App) stamp(collection, id string, data json.RawMessage, labels map[stri
 
 // ReplaceResource creates or replaces a resource under cond and reports
 // whether it was created. Errors: store.ErrNotFound, store.ErrInvalid or a
-// ValidationError, store.ErrPreconditionFailed, auth errors (write).
+// ValidationError, store.ErrPreconditionFailed, store.ErrConflict (the
+// collection kept changing), auth errors (write).
 func (a *App) ReplaceResource(ctx context.Context, p auth.Principal, collection, id string, data json.RawMessage, labels map[string]string, cond store.Precondition) (store.Resource, bool, error) {
 	if err := a.Authorize(p, auth.ActionWrite, stream.ResourceTopic(collection, id)); err != nil {
 		return store.Resource{}, false, err
 	}
-	data, err := a.check(ctx, collection, data, labels)
-	if err != nil {
-		return store.Resource{}, false, err
-	}
-	return a.store.PutResource(ctx, a.stamp(collection, id, data, labels), cond)
+	return a.putChecked(ctx, a.stamp(collection, id, data, labels), cond)
 }
 
 // maxPatchAttempts bounds the optimistic retries of PatchResource when
@@ -349,13 +365,9 @@ func (a *App) PatchResource(ctx context.Context, p auth.Principal, collection, i
 		if err != nil {
 			return store.Resource{}, err
 		}
-		data, err = a.check(ctx, collection, data, labels)
-		if err != nil {
-			return store.Resource{}, err
-		}
 		r := a.stamp(collection, id, data, labels)
 		r.CreatedAt = cur.CreatedAt
-		out, _, err := a.store.PutResource(ctx, r, store.Precondition{IfMatch: cur.Revision})
+		out, _, err := a.putChecked(ctx, r, store.Precondition{IfMatch: cur.Revision})
 		if errors.Is(err, store.ErrPreconditionFailed) && ifMatch == 0 && attempt < maxPatchAttempts {
 			continue
 		}

@@ -120,6 +120,10 @@ func (a *App) Batch(ctx context.Context, p auth.Principal, ops []BatchOp) (Batch
 			switch {
 			case plan.implicit[i] && errors.Is(err, store.ErrPreconditionFailed) && attempt < maxBatchAttempts:
 				continue
+			case errors.Is(err, store.ErrCollectionChanged) && attempt < maxBatchAttempts:
+				continue
+			case errors.Is(err, store.ErrCollectionChanged):
+				return BatchResult{}, store.OpError(i, store.Errorf(store.CodeConflict, "collection %q changed %d times while the batch was validated against its schema; try again", ops[i].Collection, maxBatchAttempts))
 			case plan.implicit[i] && errors.Is(err, store.ErrPreconditionFailed):
 				return BatchResult{}, store.OpError(i, store.Errorf(store.CodeConflict, "resource %q changed concurrently %d times; try again", ops[i].ID, maxBatchAttempts))
 			case ops[i].Kind == BatchCreate && errors.Is(err, store.ErrPreconditionFailed):
@@ -240,7 +244,10 @@ func (a *App) planBatch(ctx context.Context, ops []BatchOp) (batchPlan, error) {
 			}
 		}
 		if err == nil {
-			data, err = a.checkIn(ctx, c, at, data, labels)
+			// Bound to the collection revision validated against: a schema
+			// change before the commit makes the store refuse the batch
+			// (ErrCollectionChanged) and Batch plan it again.
+			data, sop.Cond.CollectionRevision, err = a.checkIn(ctx, c, at, data, labels)
 		}
 		if err != nil {
 			return batchPlan{}, store.OpError(i, err)

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +44,8 @@ type Config struct {
 	// Ready reports dependency health for /readyz ("ok" or a reason).
 	Ready func(ctx context.Context) map[string]string
 	// Mounts are extra handlers outside the OpenAPI router (e.g. "GET /v1/ws").
+	// Those under /v1/ take no query parameters: a request with any is
+	// refused with a 400 problem naming them.
 	Mounts map[string]http.Handler
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
@@ -154,6 +157,13 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	root.Handle("GET /docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently))
 	root.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	for pattern, mh := range cfg.Mounts {
+		path := pattern
+		if _, p, ok := strings.Cut(pattern, " "); ok {
+			path = p
+		}
+		if strings.HasPrefix(path, "/v1/") {
+			mh = refuseQuery(mh)
+		}
 		root.Handle(pattern, mh)
 		patterns.Handle(pattern, http.NotFoundHandler())
 	}

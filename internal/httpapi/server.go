@@ -55,7 +55,8 @@ func (s *Server) ListCollections(ctx context.Context, _ api.ListCollectionsReque
 
 // CreateCollection creates a collection (201 + Location).
 func (s *Server) CreateCollection(ctx context.Context, req api.CreateCollectionRequestObject) (api.CreateCollectionResponseObject, error) {
-	c, err := s.app.CreateCollection(ctx, principalOf(ctx), req.Body.Name, req.Body.Schema)
+	spec := app.CollectionSpec{Name: req.Body.Name, Schema: req.Body.Schema, Description: deref(req.Body.Description), Indexes: wire.Indexes(req.Body.Indexes)}
+	c, err := s.app.CreateCollectionSpec(ctx, principalOf(ctx), spec)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +70,34 @@ func (s *Server) GetCollection(ctx context.Context, req api.GetCollectionRequest
 	if err != nil {
 		return nil, err
 	}
-	return api.GetCollection200JSONResponse(wire.Collection(c)), nil
+	tag := etag(c.Revision)
+	return api.GetCollection200JSONResponse{Body: wire.Collection(c), Headers: api.GetCollection200ResponseHeaders{ETag: &tag}}, nil
+}
+
+// UpdateCollection applies a merge patch to a collection (200 + ETag).
+func (s *Server) UpdateCollection(ctx context.Context, req api.UpdateCollectionRequestObject) (api.UpdateCollectionResponseObject, error) {
+	body := req.ApplicationMergePatchPlusJSONBody
+	if body == nil {
+		body = req.JSONBody
+	}
+	if body == nil {
+		return nil, wire.ParamError(api.Body, "", "a merge patch body is required")
+	}
+	var opts app.UpdateOptions
+	if req.Params.IfMatch != nil {
+		c, err := ifMatch(*req.Params.IfMatch)
+		if err != nil {
+			return nil, err
+		}
+		opts.IfMatch = c.IfMatch // "*": the collection exists, which the update requires anyway
+	}
+	opts.NewWritesOnly = req.Params.Validate != nil && *req.Params.Validate == api.NewWritesOnly
+	c, err := s.app.UpdateCollection(ctx, principalOf(ctx), req.Collection, *body, opts)
+	if err != nil {
+		return nil, err
+	}
+	tag := etag(c.Revision)
+	return api.UpdateCollection200JSONResponse{Body: wire.Collection(c), Headers: api.UpdateCollection200ResponseHeaders{ETag: &tag}}, nil
 }
 
 // DeleteCollection deletes a collection and its resources.

@@ -19,7 +19,9 @@ import (
 
 // requestValidator returns kin-openapi request validation as middleware:
 // every request to a route of the spec is checked before its handler runs,
-// and failures become 400/404/405/415 problems naming the field.
+// and failures become 400/404/405/415 problems naming the field. A query
+// parameter the operation does not declare is a 400 problem naming it
+// (queryParams), checked first.
 func requestValidator(doc *openapi3.T, auth openapi3filter.AuthenticationFunc) func(http.Handler) http.Handler {
 	opts := openapi3filter.Options{MultiError: true, AuthenticationFunc: auth, SkipSettingDefaults: true}
 	if auth == nil {
@@ -35,10 +37,16 @@ func requestValidator(doc *openapi3.T, auth openapi3filter.AuthenticationFunc) f
 			writeProblem(w, r, validationProblem(err, o))
 		},
 	})
+	params := newQueryParams(doc)
 	return func(next http.Handler) http.Handler {
 		v := validate(next)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			v.ServeHTTP(w, decodedPath(r))
+			r = decodedPath(r)
+			if p, bad := params.check(r); bad {
+				writeProblem(w, r, p)
+				return
+			}
+			v.ServeHTTP(w, r)
 		})
 	}
 }

@@ -20,6 +20,9 @@ const (
 	// CodeNeedsIndex refuses a list query that would examine more
 	// resources than its budget: the message names the fields to index.
 	CodeNeedsIndex Code = "needs-index"
+	// CodeCollectionChanged: the collection (its schema) or its resources
+	// changed since the caller read them; read again and retry.
+	CodeCollectionChanged Code = "collection-changed"
 )
 
 // Sentinel errors; wrap them (fmt.Errorf("…: %w", ErrNotFound)) or use Errorf.
@@ -30,6 +33,7 @@ var (
 	ErrPreconditionFailed = &Error{Code: CodePreconditionFailed, Message: "precondition failed"}
 	ErrCompacted          = &Error{Code: CodeCompacted, Message: "the change log no longer holds the requested position"}
 	ErrUnavailable        = &Error{Code: CodeUnavailable, Message: "store unavailable"}
+	ErrCollectionChanged  = &Error{Code: CodeCollectionChanged, Message: "the collection changed meanwhile; read it again and retry"}
 )
 
 // Error is a domain error whose Message is safe to show to clients.

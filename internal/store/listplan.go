@@ -91,7 +91,7 @@ func IndexName(collection string, ix Index) string {
 func IndexSQL(d ListDialect, collection string, ix Index) (string, error) {
 	var cols []string
 	for _, name := range ix.Fields {
-		f, err := ParseField(name)
+		f, err := IndexField(name)
 		if err != nil {
 			return "", err
 		}
@@ -125,6 +125,12 @@ type ListQuery struct {
 	// fixed are the columns the pushed terms hold to one value: they stay
 	// out of ORDER BY (SQLite sorts otherwise) but not out of the keyset.
 	fixed map[string]bool
+	// indexFields are the fields of the index read (nil for none).
+	indexFields []string
+	// Fallback is the primary-key plan, when the index narrows the filter
+	// but the primary key gives the order: if the index matches too many
+	// resources to sort, scanning in order may still fill the page.
+	Fallback *ListQuery
 }
 
 type orderCol struct {
@@ -179,6 +185,7 @@ func PlanList(d ListDialect, c Collection, opts ListOptions) (*ListQuery, error)
 	q.from = "resources"
 	if best >= 0 {
 		q.Index = IndexName(c.Name, c.Indexes[best])
+		q.indexFields = c.Indexes[best].Fields
 		q.from += d.IndexHint(q.Index)
 		q.fixed = map[string]bool{}
 		for _, e := range pushed {
@@ -194,6 +201,15 @@ func PlanList(d ListDialect, c Collection, opts ListOptions) (*ListQuery, error)
 		ordered = len(keys) == 0 || len(keys) == 1 && keys[0].Field.Root == RootID
 	}
 	q.CheckSize = !ordered
+	if best >= 0 && !ordered && (len(keys) == 0 || len(keys) == 1 && keys[0].Field.Root == RootID) {
+		pk := c
+		pk.Indexes = nil
+		fb, err := PlanList(d, pk, opts)
+		if err != nil {
+			return nil, err
+		}
+		q.Fallback = fb
+	}
 	last := false
 	for _, k := range keys {
 		for _, col := range d.Field(k.Field).Cols {
@@ -224,7 +240,7 @@ func PlanList(d ListDialect, c Collection, opts ListOptions) (*ListQuery, error)
 func scoreIndex(ix Index, conj []*Expr, keys []OrderKey) (int, []*Expr, bool) {
 	fields := make([]Field, 0, len(ix.Fields))
 	for _, name := range ix.Fields {
-		f, err := ParseField(name)
+		f, err := IndexField(name)
 		if err != nil {
 			return 0, nil, false
 		}
@@ -479,8 +495,8 @@ func CheckIndexField(f Field) error {
 		return Errorf(CodeInvalid, "%s is deeper than %d members", f, MaxIndexPath)
 	}
 	for _, s := range f.Path {
-		if len(s) > 64 {
-			return Errorf(CodeInvalid, "member %q is longer than 64 bytes", s)
+		if len(s) == 0 || len(s) > 64 {
+			return Errorf(CodeInvalid, "member %q is not 1 to 64 bytes long", s)
 		}
 		for i := 0; i < len(s); i++ {
 			c := s[i]
@@ -493,4 +509,4 @@ func CheckIndexField(f Field) error {
 }
 
 // MaxIndexPath bounds the members of an indexed or sorted data path.
-const MaxIndexPath = 8
+const MaxIndexPath = MaxFieldSegments

@@ -41,6 +41,9 @@ func RunList(q *ListQuery, opts ListOptions, limit int, src ListSource) (Page, e
 		if err != nil {
 			return page, err
 		}
+		if n > budget && q.Fallback != nil {
+			return RunList(q.Fallback, opts, limit, src)
+		}
 		if n > budget {
 			return page, needsIndex(opts, q, budget, fmt.Sprintf("sorting %s needs more than %d resources read", orderText(opts), budget))
 		}
@@ -99,6 +102,11 @@ func orderText(opts ListOptions) string {
 }
 
 func needsIndex(opts ListOptions, q *ListQuery, budget int, why string) error {
+	if q.indexFields != nil && len(opts.OrderBy) == 0 {
+		return Errorf(CodeNeedsIndex,
+			"%s of collection %q (the budget is %d): the index on %s matches too many resources to sort them by id; order by its fields (orderBy=%s) so that it gives the order, or narrow the filter",
+			why, opts.Collection, budget, strings.Join(q.indexFields, ", "), strings.Join(q.indexFields, ","))
+	}
 	advice := q.IndexAdvice()
 	if advice == "" {
 		advice = "the fields the filter compares"

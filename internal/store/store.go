@@ -77,6 +77,9 @@ type Change struct {
 	Prev *Resource
 	// Batch is the atomic batch the write belonged to (nil outside one).
 	Batch *BatchRef
+	// Collection is the collection's new definition, for CollectionUpdated
+	// (nil otherwise).
+	Collection *Collection
 }
 
 // BatchRef names the atomic batch a change belongs to: every change of the
@@ -97,6 +100,24 @@ type Precondition struct {
 	CreateOnly bool
 	// MustExist makes a missing resource ErrNotFound instead of creating it.
 	MustExist bool
+	// CollectionRevision, when non-zero, requires the collection's
+	// revision to equal it inside the write's transaction
+	// (ErrCollectionChanged otherwise): the caller validated the data
+	// against that version of the collection's schema.
+	CollectionRevision int64
+}
+
+// CollectionCondition guards UpdateCollection.
+type CollectionCondition struct {
+	// IfMatch, when non-zero, requires the collection's revision to equal
+	// it (ErrPreconditionFailed otherwise).
+	IfMatch int64
+	// CheckedThrough, when non-zero, requires that no resource of the
+	// collection was created or updated by a write with a later revision
+	// (ErrCollectionChanged otherwise, also when the change log no longer
+	// reaches back to it): the caller validated every resource up to that
+	// revision against the new schema.
+	CheckedThrough int64
 }
 
 // ListOptions selects a page of resources.
@@ -172,6 +193,12 @@ type Store interface {
 	GetCollection(ctx context.Context, name string) (Collection, error)
 	// ListCollections returns every collection ordered by name.
 	ListCollections(ctx context.Context) ([]Collection, error)
+	// UpdateCollection replaces the schema, description and indexes of
+	// collection c.Name under cond, taking a new revision (the collection's
+	// new Revision) and appending a CollectionUpdated change. Errors:
+	// ErrNotFound, ErrInvalid (bad schema, description or indexes),
+	// ErrPreconditionFailed, ErrCollectionChanged (retryable).
+	UpdateCollection(ctx context.Context, c Collection, cond CollectionCondition) (Collection, error)
 	// DeleteCollection deletes a collection and its resources, appending a
 	// Deleted change for every resource. Errors: ErrNotFound.
 	DeleteCollection(ctx context.Context, name string) error
@@ -181,10 +208,12 @@ type Store interface {
 	// PutResource creates or replaces r (Data and Labels) under cond and
 	// returns the stored state and whether it was created. Errors:
 	// ErrNotFound (collection missing, or resource missing with MustExist or
-	// IfMatch), ErrPreconditionFailed, ErrInvalid (empty ID).
+	// IfMatch), ErrPreconditionFailed, ErrInvalid (empty ID),
+	// ErrCollectionChanged (cond.CollectionRevision mismatch).
 	PutResource(ctx context.Context, r Resource, cond Precondition) (Resource, bool, error)
 	// DeleteResource deletes a resource under cond and returns its last state
-	// with the deletion's revision. Errors: ErrNotFound, ErrPreconditionFailed.
+	// with the deletion's revision. Errors: ErrNotFound, ErrPreconditionFailed,
+	// ErrCollectionChanged.
 	DeleteResource(ctx context.Context, collection, id string, cond Precondition) (Resource, error)
 	// ListResources returns a page of resources ordered by ID. Errors:
 	// ErrNotFound when the collection is missing.

@@ -11,11 +11,15 @@ const (
 	EventUpdated  = "resource.updated"
 	EventDeleted  = "resource.deleted"
 	EventSnapshot = "resource.snapshot"
+	// EventCollectionUpdated is a change of the collection's definition,
+	// sent to every subscriber of the collection's topic whatever its
+	// selector (never to resource topics).
+	EventCollectionUpdated = "collection.updated"
 )
 
 // Event is one event of a topic, as every transport carries it
-// (WebSocket, SSE, long-poll): a resource change (Resource set) or a
-// channel message (Message set).
+// (WebSocket, SSE, long-poll): a resource change (Resource set), a
+// collection change (Collection set) or a channel message (Message set).
 type Event struct {
 	Topic string
 	// Labels is the canonical selector of the subscription ("" for none).
@@ -23,11 +27,12 @@ type Event struct {
 	// Filter is the canonical filter of the subscription ("" for none).
 	Filter string
 	// Name is EventCreated, EventUpdated, EventDeleted, EventSnapshot or
-	// EventMessage.
-	Name     string
-	Cursor   Cursor
-	Resource *store.Resource
-	Message  *broker.Message
+	// EventMessage or EventCollectionUpdated.
+	Name       string
+	Cursor     Cursor
+	Resource   *store.Resource
+	Collection *store.Collection
+	Message    *broker.Message
 	// Batch is set on the events of changes written by an atomic batch.
 	Batch *BatchMark
 }
@@ -81,6 +86,9 @@ func NewChangeView(ch store.Change) *ChangeView {
 // p (labels and filter): a resource entering p is created, one leaving it
 // is deleted, and a change invisible to it yields ok == false.
 func EventFor(v *ChangeView, p store.Predicate) (string, bool) {
+	if v.Type == store.CollectionUpdated {
+		return EventCollectionUpdated, true // whatever the selector and filter
+	}
 	if p.IsZero() {
 		return "resource." + string(v.Type), true
 	}
@@ -102,9 +110,15 @@ func EventFor(v *ChangeView, p store.Predicate) (string, bool) {
 	return "", false
 }
 
-// changeEvent is the event of change ch for a subscription (spec) whose
-// last visible change of ch's batch (if any) is at revision end.
+// changeEvent is the event of change ch named name (EventFor's) for a
+// subscription (spec) whose last visible change of ch's batch (if any) is
+// at revision end: a collection change carries the collection, any other
+// its resource.
 func changeEvent(spec *keySpec, topic, name string, cur Cursor, ch store.Change, end int64) Event {
+	if ch.Type == store.CollectionUpdated && ch.Collection != nil {
+		c := *ch.Collection
+		return Event{Topic: topic, Labels: spec.labels, Filter: spec.filter, Name: name, Cursor: cur, Collection: &c}
+	}
 	ev := resourceEvent(spec, topic, name, cur, ch.Resource)
 	ev.Batch = batchMark(ch, end)
 	return ev

@@ -149,9 +149,13 @@ func specOf(e hub.Entry) *keySpec {
 	return &noSelector // every resource key is registered with its spec; this is defence only
 }
 
-// changeTopics are the topics a change is broadcast on.
-func changeTopics(ch store.Change) [2]string {
-	return [2]string{CollectionTopic(ch.Resource.Collection), ResourceTopic(ch.Resource.Collection, ch.Resource.ID)}
+// changeTopics are the topics a change is broadcast on: a collection
+// change goes to the collection's subscribers only.
+func changeTopics(ch store.Change) []string {
+	if ch.Type == store.CollectionUpdated {
+		return []string{CollectionTopic(ch.Resource.Collection)}
+	}
+	return []string{CollectionTopic(ch.Resource.Collection), ResourceTopic(ch.Resource.Collection, ch.Resource.ID)}
 }
 
 // broadcast encodes the change once per subscribed key and broadcasts it.

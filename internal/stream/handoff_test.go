@@ -39,6 +39,9 @@ func (testFrames) Event(ev Event) ([]byte, error) {
 	if ev.Resource != nil {
 		f.ID, f.Rev, f.Data = ev.Resource.ID, ev.Resource.Revision, ev.Resource.Data
 	}
+	if ev.Collection != nil {
+		f.Rev = ev.Collection.Revision
+	}
 	return json.Marshal(f)
 }
 func (testFrames) Synced(topic, labels, filter string, cur Cursor) []byte {

@@ -133,6 +133,8 @@ func TestEventFor(t *testing.T) {
 		{"FilterDeletedOther", store.Change{Type: store.Deleted, Resource: *qty(1), Prev: qty(1), PrevLabels: map[string]string{"env": "prod"}}, filter, "", false},
 		// A change logged before previous states were kept: only its labels are known.
 		{"FilterOldLogEntry", store.Change{Type: store.Updated, Resource: *qty(3), PrevLabels: map[string]string{"env": "dev"}}, filter, EventCreated, true},
+		{"CollectionUpdated", store.Change{Type: store.CollectionUpdated, Resource: store.Resource{Collection: "c"}}, store.Predicate{}, EventCollectionUpdated, true},
+		{"CollectionUpdatedSelector", store.Change{Type: store.CollectionUpdated, Resource: store.Resource{Collection: "c"}}, filter, EventCollectionUpdated, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -458,6 +458,9 @@ func matchesTopic(t Topic, ch store.Change) bool {
 	if ch.Resource.Collection != t.Collection {
 		return false
 	}
+	if ch.Type == store.CollectionUpdated {
+		return t.Kind == TopicCollection
+	}
 	return t.Kind == TopicCollection || ch.Resource.ID == t.ID
 }
 

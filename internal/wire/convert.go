@@ -33,9 +33,37 @@ func Resource(r store.Resource) api.Resource {
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
 }
 
-// Collection converts a store collection to its wire form.
+// Collection converts a store collection to its wire form: description
+// and indexes only when it has them; UpdatedAt is CreatedAt when unset.
 func Collection(c store.Collection) api.Collection {
-	return api.Collection{Name: c.Name, Schema: c.Schema, Revision: c.Revision, CreatedAt: c.CreatedAt.UTC()}
+	out := api.Collection{Name: c.Name, Schema: c.Schema, Revision: c.Revision, CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC()}
+	if c.UpdatedAt.IsZero() {
+		out.UpdatedAt = out.CreatedAt
+	}
+	if c.Description != "" {
+		d := c.Description
+		out.Description = &d
+	}
+	if len(c.Indexes) > 0 {
+		ix := make(api.CollectionIndexes, 0, len(c.Indexes))
+		for _, x := range c.Indexes {
+			ix = append(ix, api.CollectionIndex{Fields: append([]string{}, x.Fields...)})
+		}
+		out.Indexes = &ix
+	}
+	return out
+}
+
+// Indexes converts declared indexes from their wire form (nil: none).
+func Indexes(ix *api.CollectionIndexes) []store.Index {
+	if ix == nil {
+		return nil
+	}
+	out := make([]store.Index, 0, len(*ix))
+	for _, x := range *ix {
+		out = append(out, store.Index{Fields: x.Fields})
+	}
+	return out
 }
 
 // Message converts a broker message to its wire form.
@@ -73,7 +101,7 @@ func Members(ms []broker.Member) []api.PresenceMember {
 // StreamEvent converts an event to the long-poll answer's form.
 func StreamEvent(ev stream.Event) api.StreamEvent {
 	f := EventFrameOf(ev)
-	out := api.StreamEvent{Type: api.StreamEventType(f.Type), Topic: f.Topic, Event: api.StreamEventEvent(f.Event), Cursor: f.Cursor, Resource: f.Resource, Message: f.Message, Batch: f.Batch}
+	out := api.StreamEvent{Type: api.StreamEventType(f.Type), Topic: f.Topic, Event: api.StreamEventEvent(f.Event), Cursor: f.Cursor, Resource: f.Resource, Collection: f.Collection, Message: f.Message, Batch: f.Batch}
 	if f.Labels != "" {
 		l := f.Labels
 		out.Labels = &l

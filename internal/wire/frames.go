@@ -19,7 +19,9 @@ type EventFrame struct {
 	Event    string              `json:"event"`
 	Cursor   string              `json:"cursor"`
 	Resource *api.Resource       `json:"resource,omitempty"`
-	Message  *api.ChannelMessage `json:"message,omitempty"`
+	// Collection is the new definition of a collection.updated event.
+	Collection *api.Collection     `json:"collection,omitempty"`
+	Message    *api.ChannelMessage `json:"message,omitempty"`
 	// Batch is set on the events of an atomic batch (AsyncAPI
 	// components/schemas/EventBatch, OpenAPI EventBatch).
 	Batch *api.EventBatch `json:"batch,omitempty"`
@@ -31,6 +33,10 @@ func EventFrameOf(ev stream.Event) EventFrame {
 	if ev.Resource != nil {
 		r := Resource(*ev.Resource)
 		f.Resource = &r
+	}
+	if ev.Collection != nil {
+		c := Collection(*ev.Collection)
+		f.Collection = &c
 	}
 	if ev.Message != nil {
 		m := Message(*ev.Message)

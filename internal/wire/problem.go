@@ -39,6 +39,8 @@ var errorTable = map[store.Code]Kind{
 	store.CodeTooManyRequests:    {http.StatusTooManyRequests, "rate-limited", "Too many requests"},
 	store.CodeTooLarge:           {http.StatusRequestEntityTooLarge, "too-large", "Request too large"},
 	store.CodeNeedsIndex:         {http.StatusUnprocessableEntity, "needs-index", "The query needs an index"},
+	// Retried by app until it gives up with a conflict; defence only.
+	store.CodeCollectionChanged: {http.StatusConflict, "conflict", "Conflict"},
 }
 
 // Problem types raised by the transports themselves, and the three of
@@ -130,7 +132,23 @@ func kindProblem(err error, inputs api.ProblemFieldIn) api.Problem {
 			fields = append(fields, BodyField(f.Pointer, f.Detail))
 		}
 	}
+	var oe *app.SchemaOffendersError
+	if errors.As(err, &oe) {
+		return offendersProblem(kind, oe)
+	}
 	return NewProblem(kind, store.ErrorMessage(err), fields)
+}
+
+// offendersProblem is the 422 of a new schema that stored resources do not
+// match: the body's /schema is at fault, and offenders lists them.
+func offendersProblem(k Kind, e *app.SchemaOffendersError) api.Problem {
+	p := NewProblem(k, e.Error(), []api.ProblemField{BodyField("/schema", "stored resources do not match the new schema (see offenders)")})
+	list := make([]api.SchemaOffender, 0, len(e.Offenders))
+	for _, o := range e.Offenders {
+		list = append(list, api.SchemaOffender{Id: o.ID, Pointer: o.Pointer, Detail: o.Detail})
+	}
+	p.Offenders = &list
+	return p
 }
 
 // hookProblem is the problem an application's hook refused a request

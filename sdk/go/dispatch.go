@@ -67,7 +67,7 @@ func (cn *Conn) dispatch(b []byte) *DisconnectedError {
 			} else if f.Cursor != "" {
 				s.cursor = f.Cursor
 			}
-			ev = &Event{Type: TypeEvent, Topic: f.Topic, Labels: f.Labels, Filter: f.Filter, Event: f.Event, Cursor: f.Cursor, Resource: f.Resource, Message: f.Message, Batch: f.Batch, Raw: b}
+			ev = &Event{Type: TypeEvent, Topic: f.Topic, Labels: f.Labels, Filter: f.Filter, Event: f.Event, Cursor: f.Cursor, Resource: f.Resource, Collection: f.Collection, Message: f.Message, Batch: f.Batch, Raw: b}
 		case "synced":
 			s.snapshotting, s.sawSnapshot = false, false
 			s.cursor = f.Cursor

@@ -9,23 +9,25 @@ import (
 // serverFrame decodes every frame the server sends (spec/asyncapi.yaml);
 // only the members of its type are set.
 type serverFrame struct {
-	Type     string                  `json:"type"`
-	Ref      string                  `json:"ref"`
-	OK       bool                    `json:"ok"`
-	Body     json.RawMessage         `json:"body"`
-	Problem  *client.Problem         `json:"problem"`
-	Topic    string                  `json:"topic"`
-	Labels   string                  `json:"labels"`
-	Filter   string                  `json:"filter"`
-	Event    string                  `json:"event"`
-	Cursor   string                  `json:"cursor"`
-	Resource *client.Resource        `json:"resource"`
-	Message  *client.ChannelMessage  `json:"message"`
-	Batch    *client.EventBatch      `json:"batch"`
-	Action   string                  `json:"action"`
-	Members  []client.PresenceMember `json:"members"`
-	Cursors  []TopicCursor           `json:"cursors"`
-	Start    string                  `json:"start"`
+	Type     string           `json:"type"`
+	Ref      string           `json:"ref"`
+	OK       bool             `json:"ok"`
+	Body     json.RawMessage  `json:"body"`
+	Problem  *client.Problem  `json:"problem"`
+	Topic    string           `json:"topic"`
+	Labels   string           `json:"labels"`
+	Filter   string           `json:"filter"`
+	Event    string           `json:"event"`
+	Cursor   string           `json:"cursor"`
+	Resource *client.Resource `json:"resource"`
+	// Collection: the new definition of a collection.updated event.
+	Collection *client.Collection      `json:"collection"`
+	Message    *client.ChannelMessage  `json:"message"`
+	Batch      *client.EventBatch      `json:"batch"`
+	Action     string                  `json:"action"`
+	Members    []client.PresenceMember `json:"members"`
+	Cursors    []TopicCursor           `json:"cursors"`
+	Start      string                  `json:"start"`
 
 	// disconnect
 	Code      int    `json:"code"`

@@ -18,9 +18,10 @@ type MirrorOptions struct {
 	// it when a change makes it stop matching.
 	Filter string
 	// OnEvent, when set, sees every event after the mirror applied it
-	// (from the subscription's delivery goroutine; it must not block long).
-	// The events of an atomic batch are applied together, when its last
-	// one (Batch.End) arrives: OnEvent sees only that one.
+	// (from the subscription's delivery goroutine; it must not block long),
+	// collection.updated events included (Event.Collection). The events of
+	// an atomic batch are applied together, when its last one (Batch.End)
+	// arrives: OnEvent sees only that one.
 	OnEvent func(m *Mirror, ev Event)
 }
 
@@ -40,9 +41,11 @@ type Mirror struct {
 	next     map[string]client.Resource // a snapshot being received
 	revision int64
 	cursor   string
-	synced   chan struct{}
-	once     sync.Once
-	onEvent  func(*Mirror, Event)
+	// collection is the newest definition a collection.updated carried.
+	collection *client.Collection
+	synced     chan struct{}
+	once       sync.Once
+	onEvent    func(*Mirror, Event)
 	// held are the events of a batch whose last event has not come yet.
 	held []Event
 }
@@ -131,6 +134,9 @@ func (m *Mirror) applyLocked(ev Event) {
 			}
 			m.revision = max(m.revision, r.Revision)
 		}
+		if ev.Collection != nil {
+			m.collection = ev.Collection
+		}
 		if ev.Event != "resource.snapshot" {
 			m.cursor = ev.Cursor
 		}
@@ -190,6 +196,19 @@ func (m *Mirror) Revision() int64 {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return m.revision
+}
+
+// Collection returns the collection's definition as of the newest
+// collection.updated event the mirror received (ok is false before any:
+// read it with the REST API). The mirrored resources are unchanged by such
+// an event; resources stored before it may not satisfy a new schema.
+func (m *Mirror) Collection() (c client.Collection, ok bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.collection == nil {
+		return client.Collection{}, false
+	}
+	return *m.collection, true
 }
 
 // Cursor returns the cursor of the newest change applied.

@@ -40,13 +40,16 @@ type Event struct {
 	// as every frame of a filtered subscription carries it.
 	Filter string
 	// Event names a TypeEvent: resource.created, resource.updated,
-	// resource.deleted (carrying the last state), resource.snapshot or
-	// message.
+	// resource.deleted (carrying the last state), resource.snapshot,
+	// message, or collection.updated (the collection's definition
+	// changed: Collection is set, Resource is nil).
 	Event string
 	// Cursor is the position after this event (TypeEvent, TypeSynced).
 	Cursor   string
 	Resource *client.Resource
-	Message  *client.ChannelMessage
+	// Collection is the new definition of a collection.updated event.
+	Collection *client.Collection
+	Message    *client.ChannelMessage
 	// Batch is set on the events of an atomic batch (Client.Batch): its
 	// id, its last revision, and End on the last event of the batch this
 	// subscription receives. Mirror applies a batch's events together.

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -142,9 +143,29 @@ func (l listSource) Rows(query string, args []any, n int, fn func(store.Resource
 
 // syncIndexes makes the SQL indexes of collection name match ixs inside
 // the caller's write transaction: it drops those of old that ixs no longer
-// lists and creates the new ones. (CREATE INDEX holds a lock that blocks
-// writes to resources while it builds; see docs/queries.md.)
+// lists and creates the new ones. It serves CreateCollection (the
+// collection is empty: the builds are instant) and DeleteCollection (ixs
+// nil); UpdateCollection drops inside its transaction (dropIndexes) and
+// builds after it (buildIndexes), so that writers are never blocked by a
+// build over stored resources.
 func syncIndexes(ctx context.Context, tx pgx.Tx, name string, old, ixs []store.Index) error {
+	if err := dropRemovedIndexes(ctx, tx, name, old, ixs); err != nil {
+		return err
+	}
+	for _, ix := range ixs {
+		q, err := store.IndexSQL(dialect{}, name, ix)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dropRemovedIndexes drops the SQL indexes of old that ixs no longer lists.
+func dropRemovedIndexes(ctx context.Context, tx pgx.Tx, name string, old, ixs []store.Index) error {
 	keep := map[string]bool{}
 	for _, ix := range ixs {
 		keep[store.IndexName(name, ix)] = true
@@ -156,12 +177,36 @@ func syncIndexes(ctx context.Context, tx pgx.Tx, name string, old, ixs []store.I
 			}
 		}
 	}
+	return nil
+}
+
+// buildIndexes makes sure every index of ixs exists and is valid, building
+// the missing ones with CREATE INDEX CONCURRENTLY: writes to resources
+// go on while it runs (it waits for the transactions already running to
+// end, and takes no lock that blocks them). An index a failed build left
+// invalid is dropped and built again, so repeating the collection change
+// repairs it. Errors: the database's (the collection change is then
+// committed, without the index).
+func (s *Store) buildIndexes(ctx context.Context, name string, ixs []store.Index) error {
 	for _, ix := range ixs {
+		n := store.IndexName(name, ix)
+		var valid *bool
+		if err := s.pool.QueryRow(ctx, `SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass($1)`, n).Scan(&valid); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if valid != nil && *valid {
+			continue
+		}
+		if valid != nil {
+			if _, err := s.pool.Exec(ctx, `DROP INDEX CONCURRENTLY IF EXISTS "`+n+`"`); err != nil {
+				return err
+			}
+		}
 		q, err := store.IndexSQL(dialect{}, name, ix)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, q); err != nil {
+		if _, err := s.pool.Exec(ctx, strings.Replace(q, "CREATE INDEX IF NOT EXISTS", "CREATE INDEX CONCURRENTLY IF NOT EXISTS", 1)); err != nil {
 			return err
 		}
 	}

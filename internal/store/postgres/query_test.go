@@ -77,3 +77,41 @@ func TestListUsesIndexes(t *testing.T) {
 		}
 	}
 }
+
+// TestIndexBuiltAfterUpdate checks that an index added by UpdateCollection
+// exists and is valid when the call returns (built concurrently after the
+// change committed), and that a removed one is gone.
+func TestIndexBuiltAfterUpdate(t *testing.T) {
+	s := openDSN(t, newDatabase(t), Options{})
+	ctx := context.Background()
+	c, err := s.CreateCollection(ctx, store.Collection{Name: "ib"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO resources (collection, id, data, labels, revision, created_at, updated_at)
+		SELECT 'ib', 'r' || i, json_build_object('n', i), '{}', 1, now(), now() FROM generate_series(1, 5000) AS i`); err != nil {
+		t.Fatal(err)
+	}
+	ix := store.Index{Fields: []string{"data.n"}}
+	valid := func() *bool {
+		var v *bool
+		if err := s.pool.QueryRow(ctx, `SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)`, store.IndexName("ib", ix)).Scan(&v); err != nil && err.Error() != "no rows in result set" {
+			t.Fatal(err)
+		}
+		return v
+	}
+	c.Indexes = []store.Index{ix}
+	if _, err := s.UpdateCollection(ctx, c, store.CollectionCondition{}); err != nil {
+		t.Fatal(err)
+	}
+	if v := valid(); v == nil || !*v {
+		t.Fatalf("index after the update: valid = %v", v)
+	}
+	c.Indexes = nil
+	if _, err := s.UpdateCollection(ctx, c, store.CollectionCondition{}); err != nil {
+		t.Fatal(err)
+	}
+	if v := valid(); v != nil {
+		t.Fatalf("index still there after its removal (valid = %v)", *v)
+	}
+}

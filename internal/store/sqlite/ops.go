@@ -10,100 +10,6 @@ import (
 	"github.com/tandemhq/tandem/internal/store"
 )
 
-// CreateCollection creates c and returns it with its revision and creation
-// time. Creating a collection takes one revision but appends nothing to the
-// change log. Errors: store.ErrInvalid (bad name or schema),
-// store.ErrConflict (it exists), store.ErrUnavailable.
-func (s *Store) CreateCollection(ctx context.Context, c store.Collection) (store.Collection, error) {
-	if err := store.CheckCollectionName(c.Name); err != nil {
-		return store.Collection{}, err
-	}
-	schema, err := store.NormalizeSchema(c.Schema)
-	if err != nil {
-		return store.Collection{}, err
-	}
-	if err := store.CheckIndexes(c.Indexes); err != nil {
-		return store.Collection{}, err
-	}
-	out := store.Collection{Name: c.Name, Description: c.Description, Indexes: store.CanonicalIndexes(c.Indexes), CreatedAt: now()}
-	if schema != nil {
-		out.Schema = json.RawMessage(*schema)
-	}
-	err = s.write(ctx, "create collection", func(ctx context.Context, tx *sql.Tx) (bool, error) {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM collections WHERE name = ?`, c.Name).Scan(&n); err != nil {
-			return false, err
-		}
-		if n > 0 {
-			return false, store.Errorf(store.CodeConflict, "collection %q already exists", c.Name)
-		}
-		rev, err := s.bumpRevision(ctx, tx, 1)
-		if err != nil {
-			return false, err
-		}
-		out.Revision = rev
-		if _, err = tx.ExecContext(ctx, `INSERT INTO collections (name, schema, revision, created_at, description, indexes) VALUES (?, ?, ?, ?, ?, ?)`,
-			c.Name, schema, rev, toMicros(out.CreatedAt), out.Description, store.EncodeIndexes(out.Indexes)); err != nil {
-			return false, err
-		}
-		return true, syncIndexes(ctx, tx, c.Name, nil, out.Indexes)
-	})
-	if err != nil {
-		return store.Collection{}, err
-	}
-	return out, nil
-}
-
-func scanCollection(row interface{ Scan(...any) error }) (store.Collection, error) {
-	var c store.Collection
-	var schema sql.NullString
-	var created int64
-	if err := row.Scan(&c.Name, &schema, &c.Revision, &created); err != nil {
-		return c, err
-	}
-	if schema.Valid {
-		c.Schema = json.RawMessage(schema.String)
-	}
-	c.CreatedAt = fromMicros(created)
-	return c, nil
-}
-
-// GetCollection returns the named collection. Errors: store.ErrNotFound,
-// store.ErrUnavailable.
-func (s *Store) GetCollection(ctx context.Context, name string) (store.Collection, error) {
-	c, err := scanCollection(s.r.QueryRowContext(ctx,
-		`SELECT name, schema, revision, created_at FROM collections WHERE name = ?`, name))
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.Collection{}, store.CollectionNotFound(name)
-	}
-	if err != nil {
-		return store.Collection{}, wrapErr(ctx, "get collection", err)
-	}
-	return c, nil
-}
-
-// ListCollections returns every collection ordered by name (byte order).
-// Errors: store.ErrUnavailable.
-func (s *Store) ListCollections(ctx context.Context) ([]store.Collection, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT name, schema, revision, created_at FROM collections ORDER BY name`)
-	if err != nil {
-		return nil, wrapErr(ctx, "list collections", err)
-	}
-	defer rows.Close()
-	out := []store.Collection{}
-	for rows.Next() {
-		c, err := scanCollection(rows)
-		if err != nil {
-			return nil, wrapErr(ctx, "list collections", err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, wrapErr(ctx, "list collections", err)
-	}
-	return out, nil
-}
-
 // DeleteCollection deletes a collection and all its resources in one
 // transaction. Each resource gets its own revision and a Deleted change (in
 // ID order); the collection's removal itself takes one more, final revision
@@ -121,11 +27,7 @@ func (s *Store) DeleteCollection(ctx context.Context, name string) error {
 		if !indexes.Valid {
 			return false, store.CollectionNotFound(name)
 		}
-		old, err := store.DecodeIndexes(indexes.String)
-		if err != nil {
-			return false, err
-		}
-		if err := syncIndexes(ctx, tx, name, old, nil); err != nil {
+		if err := s.dropIndexes(ctx, tx, name); err != nil {
 			return false, err
 		}
 		last, err := s.bumpRevision(ctx, tx, n+1)
@@ -269,7 +171,8 @@ func (s *Store) appendChange(ctx context.Context, tx *sql.Tx, rev int64, typ sto
 // data not a JSON object, bad labels), store.ErrNotFound (collection
 // missing, or resource missing with IfMatch or MustExist),
 // store.ErrPreconditionFailed (CreateOnly on an existing resource, IfMatch
-// mismatch), store.ErrUnavailable.
+// mismatch), store.ErrCollectionChanged (cond.CollectionRevision is not
+// the collection's revision), store.ErrUnavailable.
 func (s *Store) PutResource(ctx context.Context, r store.Resource, cond store.Precondition) (store.Resource, bool, error) {
 	in, err := store.PreparePut(r)
 	if err != nil {
@@ -303,6 +206,9 @@ func (s *Store) putOne(ctx context.Context, tx *sql.Tx, in store.PutInput, cond 
 	if err := store.CheckPrecondition(cond, cur, found, in.Collection, in.ID); err != nil {
 		return store.Resource{}, false, err
 	}
+	if err := s.checkCollectionRevision(ctx, tx, in.Collection, cond.CollectionRevision); err != nil {
+		return store.Resource{}, false, err
+	}
 	p, err := store.PlanPut(in, cur, found, rev, t)
 	if err != nil {
 		return store.Resource{}, false, err
@@ -320,7 +226,7 @@ func (s *Store) putOne(ctx context.Context, tx *sql.Tx, in store.PutInput, cond 
 // the same state and the resource's labels as PrevLabels. Errors:
 // store.ErrNotFound (collection or resource), store.ErrPreconditionFailed
 // (IfMatch mismatch; CreateOnly, since the resource exists),
-// store.ErrUnavailable.
+// store.ErrCollectionChanged, store.ErrUnavailable.
 func (s *Store) DeleteResource(ctx context.Context, collection, id string, cond store.Precondition) (store.Resource, error) {
 	var out store.Resource
 	err := s.write(ctx, "delete resource", func(ctx context.Context, tx *sql.Tx) (bool, error) {
@@ -350,6 +256,9 @@ func (s *Store) deleteOne(ctx context.Context, tx *sql.Tx, collection, id string
 		return store.Resource{}, store.ResourceNotFound(collection, id)
 	}
 	if err := store.CheckPrecondition(cond, cur, found, collection, id); err != nil {
+		return store.Resource{}, err
+	}
+	if err := s.checkCollectionRevision(ctx, tx, collection, cond.CollectionRevision); err != nil {
 		return store.Resource{}, err
 	}
 	out := cur
@@ -419,7 +328,8 @@ func (s *Store) Revision(ctx context.Context) (int64, error) {
 // Changes returns up to limit (<= 0 means 1000) changes with revision >
 // after, in revision order. Revisions that changed no resource (collection
 // creation and removal) have no entry, so the revisions returned may skip
-// numbers. Errors: store.ErrCompacted when after is below the compaction
+// numbers; an update of a collection (UpdateCollection) has one, of type
+// store.CollectionUpdated with the new definition in Change.Collection. Errors: store.ErrCompacted when after is below the compaction
 // point (entries after it were removed), store.ErrUnavailable.
 func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]store.Change, error) {
 	if limit <= 0 {
@@ -460,6 +370,15 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]store.Ch
 				c.Batch = &store.BatchRef{ID: batchID.String, LastRevision: batchLast.Int64}
 			}
 			c.Type = store.ChangeType(typ)
+			if c.Type == store.CollectionUpdated {
+				coll, err := store.DecodeCollectionChange(data)
+				if err != nil {
+					return err
+				}
+				c = store.CollectionChange(coll)
+				out = append(out, c)
+				continue
+			}
 			c.Resource.Data = json.RawMessage(data)
 			c.Resource.Revision = c.Revision
 			c.Resource.CreatedAt, c.Resource.UpdatedAt = fromMicros(created), fromMicros(updated)

@@ -270,7 +270,8 @@ func queryCases() []testCase {
 				{`data.qty >= 0`, "", true},                   // unindexed but the page fills first
 				{"", "data.qty", false},                       // sorting needs every resource
 				{`data.status == "paid"`, "data.qty", true},   // 10 candidates through the index
-				{`data.status in ["paid", "new"]`, "", false}, // 20 candidates to sort by ID
+				{`data.status in ["paid", "new"]`, "", true}, // 20 candidates to sort by ID: the ID order fills the page instead
+				{`data.status in ["paid", "new"] && data.qty == 99`, "", false}, // too many to sort, and the ID order finds nothing within the budget
 				{`data.status in ["paid"]`, "", true},
 			} {
 				_, err := e.s.ListResources(e.ctx, store.ListOptions{Collection: "sb", Filter: mustFilter(e, tc.filter), OrderBy: mustOrder(e, tc.order), Limit: 5, MaxScan: 12})
@@ -333,6 +334,40 @@ func queryCases() []testCase {
 			stop.Store(true)
 			wg.Wait()
 			e.ok(werr)
+		}},
+	}
+}
+
+func indexUpdateCases() []testCase {
+	return []testCase{
+		{"Query", "IndexesChangeWithTheCollection", func(e *env) {
+			e.putQueryData("ic")
+			f := mustFilter(e, `data.status == "paid"`)
+			list := func() store.Page {
+				p, err := e.s.ListResources(e.ctx, store.ListOptions{Collection: "ic", Filter: f, Limit: 100})
+				e.ok(err)
+				if len(p.Items) != 10 {
+					e.t.Fatalf("%d paid resources, want 10", len(p.Items))
+				}
+				return p
+			}
+			if p := list(); p.Index != "" {
+				e.t.Fatalf("read index %q before any was declared", p.Index)
+			}
+			c, err := e.s.GetCollection(e.ctx, "ic")
+			e.ok(err)
+			c.Indexes = []store.Index{ix("data.status")}
+			_, err = e.s.UpdateCollection(e.ctx, c, store.CollectionCondition{})
+			e.ok(err)
+			if p := list(); p.Index != store.IndexName("ic", ix("data.status")) {
+				e.t.Fatalf("after declaring data.status: read index %q", p.Index)
+			}
+			c.Indexes = nil
+			_, err = e.s.UpdateCollection(e.ctx, c, store.CollectionCondition{})
+			e.ok(err)
+			if p := list(); p.Index != "" {
+				e.t.Fatalf("after removing the index: read %q", p.Index)
+			}
 		}},
 	}
 }

@@ -77,6 +77,7 @@ func cases() []testCase {
 	return slices.Concat(
 		lifecycleCases(),
 		collectionCases(),
+		collectionUpdateCases(),
 		resourceCases(),
 		changeLogCases(),
 		idempotentReplyCases(),
@@ -84,6 +85,7 @@ func cases() []testCase {
 		notifyCases(),
 		concurrencyCases(),
 		queryCases(),
+		indexUpdateCases(),
 		batchCases(),
 	)
 }

@@ -46,6 +46,7 @@ export {
   type ResourceList,
   type RestClient,
 } from "./rest.js";
+export { updateCollection, type CollectionPatch, type UpdateCollectionOptions } from "./collections.js";
 export { resolveToken, type TokenSource } from "./token.js";
 export * from "./webhook.js";
 export * from "./webhooks.js";

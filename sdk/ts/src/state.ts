@@ -1,6 +1,6 @@
 // Client-side state folded from a subscription's events: a gap-free
 // mirror of a collection and the members of a presence topic.
-import type { PresenceMember, Resource } from "./gen/frames.js";
+import type { Collection, PresenceMember, Resource } from "./gen/frames.js";
 import { type Connection, type RealtimeEvent, type Subscription, collectionTopic } from "./realtime.js";
 
 /**
@@ -16,6 +16,12 @@ export class Mirror {
   readonly items = new Map<string, Resource>();
   revision = 0;
   cursor: string | undefined;
+  /**
+   * The collection's definition as of the newest `collection.updated` event
+   * (undefined before any). Such an event leaves the mirrored resources as
+   * they are; resources stored before it may not satisfy a new schema.
+   */
+  collection: Collection | undefined;
   /** Resolves when the initial snapshot has been applied. */
   readonly synced: Promise<void>;
   subscription!: Subscription;
@@ -103,6 +109,9 @@ export class Mirror {
       else this.items.set(r.id, r);
       this.revision = Math.max(this.revision, r.revision);
       if (ev.event !== "resource.snapshot") this.cursor = ev.cursor;
+    } else if (ev.type === "event" && ev.collection) {
+      this.collection = ev.collection;
+      this.cursor = ev.cursor;
     }
   }
 

@@ -183,6 +183,15 @@ export interface Problem {
     detail: string;
     [k: string]: unknown | undefined;
   }[];
+  /**
+   * With a 422 from `PATCH /v1/collections/{collection}` (REST only), the stored resources the new schema refuses.
+   */
+  offenders?: {
+    id: string;
+    pointer: string;
+    detail: string;
+    [k: string]: unknown | undefined;
+  }[];
   [k: string]: unknown | undefined;
 }
 export interface Subscribed {
@@ -240,7 +249,18 @@ export interface Welcome {
   maxFrameBytes: number;
 }
 /**
- * A resource change (with `resource`) or a channel message (with `message`).
+ * A resource change (with `resource`), a channel message (with
+ * `message`) or a change of a collection's definition (event
+ * `collection.updated`, with `collection`: its schema, description
+ * or indexes changed through `PATCH /v1/collections/{collection}`).
+ * A `collection.updated` event goes to every subscription of the
+ * collection's topic `collections/{c}/resources`, whatever its label
+ * selector, in cursor order with the resource changes (live, on
+ * resume and in long-poll answers), and never to single-resource
+ * topics. Resources written after it are validated by the new
+ * schema; those stored before may not satisfy it when the change
+ * was made with `validate=new-writes-only`.
+ *
  */
 export interface Event {
   type: "event";
@@ -248,11 +268,18 @@ export interface Event {
   labels?: Labels;
   filter?: Filter;
   /**
-   * `resource.deleted` carries the last state; `resource.snapshot` is part of an initial snapshot; `message` is a channel message.
+   * `resource.deleted` carries the last state; `resource.snapshot` is part of an initial snapshot; `message` is a channel message; `collection.updated` carries the collection's new definition.
    */
-  event: "resource.created" | "resource.updated" | "resource.deleted" | "resource.snapshot" | "message";
+  event:
+    | "resource.created"
+    | "resource.updated"
+    | "resource.deleted"
+    | "resource.snapshot"
+    | "message"
+    | "collection.updated";
   cursor: Cursor;
   resource?: Resource;
+  collection?: Collection;
   message?: ChannelMessage;
   batch?: EventBatch;
 }
@@ -268,6 +295,25 @@ export interface Resource {
   labels: {
     [k: string]: string | undefined;
   };
+  revision: number;
+  createdAt: string;
+  updatedAt: string;
+}
+/**
+ * The same object as the REST API's Collection.
+ */
+export interface Collection {
+  name: string;
+  /**
+   * The JSON Schema every resource's data must satisfy (absent when none).
+   */
+  schema?: {
+    [k: string]: unknown | undefined;
+  };
+  description?: string;
+  indexes?: {
+    fields: string[];
+  }[];
   revision: number;
   createdAt: string;
   updatedAt: string;

@@ -83,7 +83,33 @@ export interface paths {
         delete: operations["deleteCollection"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Change a collection's schema, indexes or description (JSON Merge Patch)
+         * @description A JSON Merge Patch (RFC 7396) of `{schema, indexes, description}`:
+         *     members left out stay, `null` removes one (`schema: null`: no
+         *     schema), an object merges into the current schema (`null` inside
+         *     removes a keyword), `indexes` replaces the whole list.
+         *
+         *     A new schema is checked first against every stored resource, page
+         *     by page, within the schema-check budget (`--schema-check-timeout`,
+         *     default 10 s; each resource within the usual validation budget):
+         *     the first resources that do not match (up to 10) are listed in a
+         *     422 `schema-violation` problem's `offenders`, and nothing changes.
+         *     A collection too large to check within the budget answers 422
+         *     `invalid-value` naming `/schema`. `validate=new-writes-only` skips
+         *     the check: stored resources stay as they are, and every write
+         *     after the change is validated by the new schema. Writes that race
+         *     the change are validated again against the schema that wins, so
+         *     none slips through unchecked.
+         *
+         *     The change takes a new store revision (the collection's new
+         *     `revision` and `ETag`); `If-Match` makes it conditional. Every
+         *     subscriber of `collections/{collection}/resources` — whatever its
+         *     label selector, over WebSocket, SSE, long-poll and webhooks, live
+         *     or on resume — receives a `collection.updated` event carrying the
+         *     new definition; subscribers of single resources do not.
+         */
+        patch: operations["updateCollection"];
         trace?: never;
     };
     "/v1/collections/{collection}/resources": {
@@ -269,7 +295,10 @@ export interface paths {
          *     `EventSource` resumes through `Last-Event-ID`; `since` does the same
          *     for other clients. SSE event names: `event`, `synced`, `presence`,
          *     and `error` (a problem object, e.g. resync-required, after which the
-         *     stream ends). A comment line is sent every 15 s as a heartbeat.
+         *     stream ends). An `event` is a resource change (`resource.*`, with
+         *     `resource`), a channel message (`message`) or, on collection
+         *     topics whatever `labels`, a change of the collection's definition
+         *     (`collection.updated`, with `collection`). A comment line is sent every 15 s as a heartbeat.
          *     When the server shuts down, the stream ends with an `error` event
          *     (503, `unavailable`) whose `id:` is the stream's cursor. Every
          *     write has a deadline: a client that does not read in time gets a
@@ -305,7 +334,8 @@ export interface paths {
          *     `wait` with no events and the same cursor (CouchDB
          *     `feed=longpoll`). Without `since`, starts at the current position
          *     (the reply's cursor) and waits for the next event. Pass the reply's
-         *     `cursor` as the next `since`. While it waits, the request counts
+         *     `cursor` as the next `since`. Events are those of `/v1/events`,
+         *     `collection.updated` included. While it waits, the request counts
          *     against the connection cap of the client's IP
          *     (`--max-conns-per-ip`, shared with WebSocket connections and SSE
          *     streams).
@@ -592,10 +622,14 @@ export interface components {
             topic: components["schemas"]["Topic"];
             labels?: string;
             filter?: string;
-            /** @enum {string} */
-            event: "resource.created" | "resource.updated" | "resource.deleted" | "resource.snapshot" | "message";
+            /**
+             * @description `collection.updated` (with `collection`, no `resource`): the collection's definition changed (`PATCH /v1/collections/{collection}`); sent on collection topics whatever the selector.
+             * @enum {string}
+             */
+            event: "resource.created" | "resource.updated" | "resource.deleted" | "resource.snapshot" | "message" | "collection.updated";
             cursor: components["schemas"]["Cursor"];
             resource?: components["schemas"]["Resource"];
+            collection?: components["schemas"]["Collection"];
             message?: components["schemas"]["ChannelMessage"];
             batch?: components["schemas"]["EventBatch"];
         };
@@ -699,15 +733,55 @@ export interface components {
             schema?: {
                 [key: string]: unknown;
             };
+            description?: components["schemas"]["CollectionDescription"];
+            indexes?: components["schemas"]["CollectionIndexes"];
+        };
+        /** @description A JSON Merge Patch (RFC 7396) of the collection's `{schema, indexes, description}`; `null` removes a member. */
+        CollectionPatch: {
+            /** @description Merged into the current schema (an object replaces a boolean schema); `null` removes the schema. */
+            schema?: {
+                [key: string]: unknown;
+            } | null;
+            /** @description Replaces the list of indexes (see `CollectionIndexes`); `null` (or `[]`) removes every index. */
+            indexes?: components["schemas"]["CollectionIndex"][] | null;
+            description?: string | null;
+        };
+        /** @description Free text for people (at most 1024 characters). */
+        CollectionDescription: string;
+        /**
+         * @description The indexes the collection declares (at most 16; `[]`: none), used
+         *     by list queries whose filter or order names their fields. Each has
+         *     1 to 4 distinct fields, each `id`, `revision`, `createdAt`,
+         *     `updatedAt`, `labels.<label key>` or `data.<path>` (dot-separated
+         *     segments of 1-64 letters, digits, `_` or `-`, at most 8); no index
+         *     twice. A refused declaration is a 422 `invalid-value` naming the
+         *     member, e.g. `/indexes/2/fields/0`.
+         */
+        CollectionIndexes: components["schemas"]["CollectionIndex"][];
+        CollectionIndex: {
+            /**
+             * @example [
+             *       "data.status",
+             *       "createdAt"
+             *     ]
+             */
+            fields: string[];
         };
         Collection: {
             name: components["schemas"]["Name"];
             schema?: {
                 [key: string]: unknown;
             };
+            description?: components["schemas"]["CollectionDescription"];
+            indexes?: components["schemas"]["CollectionIndexes"];
             revision: components["schemas"]["Revision"];
             /** Format: date-time */
             createdAt: string;
+            /**
+             * Format: date-time
+             * @description The time of the collection's last change (its creation time when it never changed).
+             */
+            updatedAt: string;
         };
         CollectionList: {
             items: components["schemas"]["Collection"][];
@@ -901,6 +975,14 @@ export interface components {
             /** @description In the problem of a failed batch (`POST /v1/batch`), the index of the operation that failed it. */
             operation?: number;
             errors?: components["schemas"]["ProblemField"][];
+            /** @description With a 422 `schema-violation` from `PATCH /v1/collections/{collection}`: the first stored resources that do not match the new schema. */
+            offenders?: components["schemas"]["SchemaOffender"][];
+        };
+        SchemaOffender: {
+            id: components["schemas"]["Name"];
+            /** @description A JSON pointer (RFC 6901) into the resource, e.g. `/data/qty`. */
+            pointer: string;
+            detail: string;
         };
         ConnectionID: string;
         Subject: string;
@@ -1095,7 +1177,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The request is malformed; `errors` names each offending field. */
+        /** @description The request is malformed (type `invalid-request`); `errors` names each offending field, among them every query parameter the operation does not declare (`unknown query parameter "…"`, the detail lists those it takes). */
         BadRequest: {
             headers: {
                 [name: string]: unknown;
@@ -1133,6 +1215,15 @@ export interface components {
         };
         /** @description The request body has the wrong content type. */
         UnsupportedMediaType: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description No credentials (type `unauthenticated`) or rejected ones (type `invalid-token`); see RFC 6750. */
+        Unauthenticated: {
             headers: {
                 [name: string]: unknown;
             };
@@ -1330,6 +1421,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            400: components["responses"]["BadRequest"];
         };
     };
     getReady: {
@@ -1350,6 +1442,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             /** @description Not ready; `checks` says which dependency failed. */
             503: {
                 headers: {
@@ -1379,6 +1472,7 @@ export interface operations {
                     "application/json": components["schemas"]["CollectionList"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1428,15 +1522,17 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The collection. */
+            /** @description The collection; its `ETag` is its revision (for `If-Match` on `PATCH`). */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Collection"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
             default: components["responses"]["Problem"];
         };
@@ -1460,7 +1556,79 @@ export interface operations {
                 };
                 content?: never;
             };
+            400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    updateCollection: {
+        parameters: {
+            query?: {
+                /** @description `all` (default): check a new schema against every stored resource first; `new-writes-only`: skip that check. */
+                validate?: "all" | "new-writes-only";
+            };
+            header?: {
+                /** @description Apply only if the current ETag matches (`"42"`), or `*` for "exists". */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @description Collection name. */
+                collection: components["parameters"]["CollectionName"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/merge-patch+json": components["schemas"]["CollectionPatch"];
+                "application/json": components["schemas"]["CollectionPatch"];
+            };
+        };
+        responses: {
+            /** @description Changed; the collection's new definition. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Collection"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            /** @description Type `conflict`: the collection or its resources kept changing while the new schema was checked; try again. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /**
+             * @description Type `schema-violation`: the new schema is not a valid JSON
+             *     Schema (`errors[].pointer` under `/schema`), or stored resources
+             *     do not match it (`offenders`, up to 10). Type `invalid-value`:
+             *     an index is not acceptable (`errors[].pointer` such as
+             *     `/indexes/2/fields/0`), or the stored resources could not be
+             *     checked within the budget (use `validate=new-writes-only`).
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1600,6 +1768,7 @@ export interface operations {
                 };
                 content?: never;
             };
+            400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
             default: components["responses"]["Problem"];
         };
@@ -1681,6 +1850,7 @@ export interface operations {
                 };
                 content?: never;
             };
+            400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
             412: components["responses"]["PreconditionFailed"];
             default: components["responses"]["Problem"];
@@ -2035,6 +2205,7 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookList"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             403: components["responses"]["Forbidden"];
             503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
@@ -2099,6 +2270,7 @@ export interface operations {
                     "application/json": components["schemas"]["Webhook"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
             503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
@@ -2123,6 +2295,7 @@ export interface operations {
                 };
                 content?: never;
             };
+            400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
             503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
@@ -2184,6 +2357,7 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookTestResult"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
             503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
