@@ -254,6 +254,14 @@ func TestFilterMirrorLive(t *testing.T) {
 			return !ok || got.Revision == r.Revision
 		})
 	}
+	// A collection.updated event reaches the filtered mirror too.
+	if _, err := c.UpdateCollection(ctx, coll, map[string]any{"indexes": []any{map[string]any{"fields": []string{"data.qty"}}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "collection.updated", func() bool {
+		col, ok := m.Collection()
+		return ok && col.Indexes != nil && len(*col.Indexes) == 1
+	})
 	// The mirror agrees with a list of the same filter.
 	items, _, err := c.List(ctx, coll, &tandem.ListOptions{Filter: "data.qty > 2"})
 	if err != nil {

@@ -18,6 +18,7 @@ import {
   collectionTopic,
   presenceTopic,
   unwrap,
+  updateCollection,
 } from "../src/index.js";
 import { createServer, type Server as HTTPServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -500,6 +501,9 @@ describe("filter (real server)", () => {
     assert.deepEqual((await t.list("orders", { ...query, limit: 2, pageSize: 1 })).items.map((r) => r.id), ["d", "b"]);
     await assert.rejects(t.list("orders", { filter: "data.qty >" }), (e: unknown) => e instanceof TandemError && e.status === 400 && e.message.includes("query filter: position 11"));
     await assert.rejects(t.list("orders", { orderBy: "data.qty sideways" }), (e: unknown) => e instanceof TandemError && e.status === 400 && e.message.includes("orderBy"));
+    // A collection.updated event reaches the filtered mirror too.
+    await updateCollection(t.rest, "orders", { indexes: [{ fields: ["data.qty"] }] });
+    await eventually("collection.updated", () => m.collection?.indexes?.length === 1);
     await assert.rejects(Mirror.open(conn, "orders", { filter: "qty > 1" }), (e: unknown) => e instanceof TandemError && e.status === 400 && e.message.includes("qty"));
     await m.close();
   });
