@@ -12,13 +12,13 @@ import (
 // EventFrame is an event frame; WebSocket, SSE and long-poll carry the
 // same object (AsyncAPI components/schemas/Event).
 type EventFrame struct {
-	Type     string              `json:"type"`
-	Topic    string              `json:"topic"`
-	Labels   string              `json:"labels,omitempty"`
-	Filter   string              `json:"filter,omitempty"`
-	Event    string              `json:"event"`
-	Cursor   string              `json:"cursor"`
-	Resource *api.Resource       `json:"resource,omitempty"`
+	Type     string        `json:"type"`
+	Topic    string        `json:"topic"`
+	Labels   string        `json:"labels,omitempty"`
+	Filter   string        `json:"filter,omitempty"`
+	Event    string        `json:"event"`
+	Cursor   string        `json:"cursor"`
+	Resource *api.Resource `json:"resource,omitempty"`
 	// Collection is the new definition of a collection.updated event.
 	Collection *api.Collection     `json:"collection,omitempty"`
 	Message    *api.ChannelMessage `json:"message,omitempty"`

@@ -265,12 +265,12 @@ func queryCases() []testCase {
 				filter, order string
 				ok            bool
 			}{
-				{`data.qty == 99`, "", false},                 // nothing matches, nothing indexed: the scan stops at the budget
-				{`data.status == "none"`, "", true},           // the index finds nothing at once
-				{`data.qty >= 0`, "", true},                   // unindexed but the page fills first
-				{"", "data.qty", false},                       // sorting needs every resource
-				{`data.status == "paid"`, "data.qty", true},   // 10 candidates through the index
-				{`data.status in ["paid", "new"]`, "", true}, // 20 candidates to sort by ID: the ID order fills the page instead
+				{`data.qty == 99`, "", false},                                   // nothing matches, nothing indexed: the scan stops at the budget
+				{`data.status == "none"`, "", true},                             // the index finds nothing at once
+				{`data.qty >= 0`, "", true},                                     // unindexed but the page fills first
+				{"", "data.qty", false},                                         // sorting needs every resource
+				{`data.status == "paid"`, "data.qty", true},                     // 10 candidates through the index
+				{`data.status in ["paid", "new"]`, "", true},                    // 20 candidates to sort by ID: the ID order fills the page instead
 				{`data.status in ["paid", "new"] && data.qty == 99`, "", false}, // too many to sort, and the ID order finds nothing within the budget
 				{`data.status in ["paid"]`, "", true},
 			} {
