@@ -104,6 +104,28 @@ func IndexSQL(d ListDialect, collection string, ix Index) (string, error) {
 		IndexName(collection, ix), strings.Join(cols, ", "), sqlString(collection)), nil
 }
 
+// IndexStatements returns the statements that make collection name's SQL
+// indexes match ixs when they matched old: drops for the indexes of old
+// that ixs no longer lists, and creates (IndexSQL, idempotent) for every
+// index of ixs. Errors: an index field IndexField refuses.
+func IndexStatements(d ListDialect, name string, old, ixs []Index) (drops, creates []string, err error) {
+	keep := map[string]bool{}
+	for _, ix := range ixs {
+		keep[IndexName(name, ix)] = true
+		q, err := IndexSQL(d, name, ix)
+		if err != nil {
+			return nil, nil, err
+		}
+		creates = append(creates, q)
+	}
+	for _, ix := range old {
+		if n := IndexName(name, ix); !keep[n] {
+			drops = append(drops, `DROP INDEX IF EXISTS "`+n+`"`)
+		}
+	}
+	return drops, creates, nil
+}
+
 func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // ListQuery is a planned list query: build each batch with Batch.
@@ -485,28 +507,20 @@ func (q *ListQuery) keyset(b *sqlb, vals []any) string {
 
 // CheckIndexField reports whether f can be indexed and sorted on: data
 // paths of segments of letters, digits, '_' and '-' (at most 64 bytes
-// each, MaxIndexPath of them), any label, or a metadata field. Errors:
+// each, MaxFieldSegments of them; as CheckIndexes), any label, or a
+// metadata field. Errors:
 // CodeInvalid saying why.
 func CheckIndexField(f Field) error {
 	if f.Root != RootData {
 		return nil
 	}
-	if len(f.Path) > MaxIndexPath {
-		return Errorf(CodeInvalid, "%s is deeper than %d members", f, MaxIndexPath)
+	if len(f.Path) > MaxFieldSegments {
+		return Errorf(CodeInvalid, "%s is deeper than %d members", f, MaxFieldSegments)
 	}
 	for _, s := range f.Path {
-		if len(s) == 0 || len(s) > 64 {
-			return Errorf(CodeInvalid, "member %q is not 1 to 64 bytes long", s)
-		}
-		for i := 0; i < len(s); i++ {
-			c := s[i]
-			if !(c == '_' || c == '-' || alnum(c)) {
-				return Errorf(CodeInvalid, "member %q has characters other than letters, digits, '_' and '-'", s)
-			}
+		if !validSegment(s) {
+			return Errorf(CodeInvalid, "member %q is not 1 to 64 letters, digits, '_' or '-'", s)
 		}
 	}
 	return nil
 }
-
-// MaxIndexPath bounds the members of an indexed or sorted data path.
-const MaxIndexPath = MaxFieldSegments

@@ -37,7 +37,7 @@ func (s *Store) CreateCollection(ctx context.Context, c store.Collection) (store
 		if tag.RowsAffected() == 0 {
 			return false, store.Errorf(store.CodeConflict, "collection %q already exists", c.Name)
 		}
-		return true, s.syncIndexes(ctx, tx, c.Name, nil, out.Indexes)
+		return true, syncIndexes(ctx, tx, c.Name, nil, out.Indexes)
 	})
 	if err != nil {
 		return store.Collection{}, err
@@ -191,16 +191,7 @@ func checkCollectionRevision(ctx context.Context, tx pgx.Tx, name string, want i
 	return store.CheckCollectionRevision(want, got, name)
 }
 
-// syncIndexes keeps the SQL indexes of a collection's declared indexes
-// (syncIndexes in query.go): it runs inside the write transaction of
-// CreateCollection (old nil), UpdateCollection and DeleteCollection (new
-// nil, through dropIndexes), after the declaration was validated
-// (store.CheckIndexes); an error from it undoes the whole write.
-func (s *Store) syncIndexes(ctx context.Context, tx pgx.Tx, name string, old, new []store.Index) error {
-	return syncIndexes(ctx, tx, name, old, new)
-}
-
-// dropIndexes calls syncIndexes for the removal of collection name.
+// dropIndexes calls syncIndexes (query.go) for the removal of collection name.
 func (s *Store) dropIndexes(ctx context.Context, tx pgx.Tx, name string) error {
 	var enc string
 	if err := tx.QueryRow(ctx, `SELECT indexes::text FROM collections WHERE name = $1`, name).Scan(&enc); err != nil {
@@ -210,5 +201,5 @@ func (s *Store) dropIndexes(ctx context.Context, tx pgx.Tx, name string) error {
 	if err != nil {
 		return err
 	}
-	return s.syncIndexes(ctx, tx, name, old, nil)
+	return syncIndexes(ctx, tx, name, old, nil)
 }

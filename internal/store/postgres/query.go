@@ -93,8 +93,20 @@ type listSource struct {
 
 var _ store.ListSource = listSource{}
 
-func (listSource) Columns() string {
-	return `collection, id, data::text, labels::text, revision, created_at, updated_at`
+func (listSource) Columns() string { return resourceCols }
+
+// withValues scans a row's resource columns (scanResource) and then the
+// order values into vals.
+type withValues struct {
+	row  pgx.Row
+	vals []any
+}
+
+func (w withValues) Scan(dest ...any) error {
+	for i := range w.vals {
+		dest = append(dest, &w.vals[i])
+	}
+	return w.row.Scan(dest...)
 }
 
 func (l listSource) Count(query string, args []any) (int, error) {
@@ -110,21 +122,11 @@ func (l listSource) Rows(query string, args []any, n int, fn func(store.Resource
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var r store.Resource
-		var data, labels string
 		vals := make([]any, n)
-		dest := []any{&r.Collection, &r.ID, &data, &labels, &r.Revision, &r.CreatedAt, &r.UpdatedAt}
-		for i := range vals {
-			dest = append(dest, &vals[i])
-		}
-		if err := rows.Scan(dest...); err != nil {
+		r, err := scanResource(withValues{rows, vals})
+		if err != nil {
 			return err
 		}
-		if r.Labels, err = store.DecodeLabels(labels); err != nil {
-			return err
-		}
-		r.Data = []byte(data)
-		r.CreatedAt, r.UpdatedAt = r.CreatedAt.UTC(), r.UpdatedAt.UTC()
 		for i, v := range vals {
 			switch t := v.(type) {
 			case int32:
@@ -149,32 +151,26 @@ func (l listSource) Rows(query string, args []any, n int, fn func(store.Resource
 // builds after it (buildIndexes), so that writers are never blocked by a
 // build over stored resources.
 func syncIndexes(ctx context.Context, tx pgx.Tx, name string, old, ixs []store.Index) error {
-	if err := dropRemovedIndexes(ctx, tx, name, old, ixs); err != nil {
+	drops, creates, err := store.IndexStatements(dialect{}, name, old, ixs)
+	if err != nil {
 		return err
 	}
-	for _, ix := range ixs {
-		q, err := store.IndexSQL(dialect{}, name, ix)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, q); err != nil {
-			return err
-		}
-	}
-	return nil
+	return execAll(ctx, tx, append(drops, creates...))
 }
 
 // dropRemovedIndexes drops the SQL indexes of old that ixs no longer lists.
 func dropRemovedIndexes(ctx context.Context, tx pgx.Tx, name string, old, ixs []store.Index) error {
-	keep := map[string]bool{}
-	for _, ix := range ixs {
-		keep[store.IndexName(name, ix)] = true
+	drops, _, err := store.IndexStatements(dialect{}, name, old, ixs)
+	if err != nil {
+		return err
 	}
-	for _, ix := range old {
-		if n := store.IndexName(name, ix); !keep[n] {
-			if _, err := tx.Exec(ctx, `DROP INDEX IF EXISTS "`+n+`"`); err != nil {
-				return err
-			}
+	return execAll(ctx, tx, drops)
+}
+
+func execAll(ctx context.Context, tx pgx.Tx, stmts []string) error {
+	for _, q := range stmts {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return err
 		}
 	}
 	return nil

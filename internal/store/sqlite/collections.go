@@ -38,7 +38,7 @@ func (s *Store) CreateCollection(ctx context.Context, c store.Collection) (store
 			c.Name, in.Schema, in.Description, in.Indexes, rev, toMicros(created)); err != nil {
 			return false, err
 		}
-		return true, s.syncIndexes(ctx, tx, c.Name, nil, out.Indexes)
+		return true, syncIndexes(ctx, tx, c.Name, nil, out.Indexes)
 	})
 	if err != nil {
 		return store.Collection{}, err
@@ -147,7 +147,7 @@ func (s *Store) UpdateCollection(ctx context.Context, c store.Collection, cond s
 			return false, err
 		}
 		out = in.Collection(rev, cur.CreatedAt, now())
-		if err := s.syncIndexes(ctx, tx, in.Name, cur.Indexes, out.Indexes); err != nil {
+		if err := syncIndexes(ctx, tx, in.Name, cur.Indexes, out.Indexes); err != nil {
 			return false, err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE collections SET schema = ?, description = ?, indexes = ?, revision = ?, updated_at = ?
@@ -181,16 +181,7 @@ func (s *Store) checkCollectionRevision(ctx context.Context, tx *sql.Tx, name st
 	return store.CheckCollectionRevision(want, got, name)
 }
 
-// syncIndexes keeps the SQL indexes of a collection's declared indexes
-// (syncIndexes in query.go): it runs inside the write transaction of
-// CreateCollection (old nil), UpdateCollection and DeleteCollection (new
-// nil, through dropIndexes), after the declaration was validated
-// (store.CheckIndexes); an error from it undoes the whole write.
-func (s *Store) syncIndexes(ctx context.Context, tx *sql.Tx, name string, old, new []store.Index) error {
-	return syncIndexes(ctx, tx, name, old, new)
-}
-
-// dropIndexes calls syncIndexes for the removal of collection name.
+// dropIndexes calls syncIndexes (query.go) for the removal of collection name.
 func (s *Store) dropIndexes(ctx context.Context, tx *sql.Tx, name string) error {
 	var enc string
 	if err := tx.QueryRowContext(ctx, `SELECT indexes FROM collections WHERE name = ?`, name).Scan(&enc); err != nil {
@@ -200,5 +191,5 @@ func (s *Store) dropIndexes(ctx context.Context, tx *sql.Tx, name string) error 
 	if err != nil {
 		return err
 	}
-	return s.syncIndexes(ctx, tx, name, old, nil)
+	return syncIndexes(ctx, tx, name, old, nil)
 }

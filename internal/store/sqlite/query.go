@@ -86,6 +86,20 @@ var _ store.ListSource = listSource{}
 
 func (listSource) Columns() string { return resourceCols }
 
+// withValues scans a row's resource columns (scanResource) and then the
+// order values into vals.
+type withValues struct {
+	row  interface{ Scan(...any) error }
+	vals []any
+}
+
+func (w withValues) Scan(dest ...any) error {
+	for i := range w.vals {
+		dest = append(dest, &w.vals[i])
+	}
+	return w.row.Scan(dest...)
+}
+
 func (l listSource) Count(query string, args []any) (int, error) {
 	var n int
 	err := l.tx.QueryRowContext(l.ctx, query, args...).Scan(&n)
@@ -99,22 +113,11 @@ func (l listSource) Rows(query string, args []any, n int, fn func(store.Resource
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var r store.Resource
-		var data, labels string
-		var created, updated int64
 		vals := make([]any, n)
-		dest := []any{&r.Collection, &r.ID, &data, &labels, &r.Revision, &created, &updated}
-		for i := range vals {
-			dest = append(dest, &vals[i])
-		}
-		if err := rows.Scan(dest...); err != nil {
+		r, err := scanResource(withValues{rows, vals})
+		if err != nil {
 			return err
 		}
-		if r.Labels, err = store.DecodeLabels(labels); err != nil {
-			return err
-		}
-		r.Data = []byte(data)
-		r.CreatedAt, r.UpdatedAt = fromMicros(created), fromMicros(updated)
 		for i, v := range vals {
 			if b, ok := v.([]byte); ok {
 				vals[i] = string(b)
@@ -129,25 +132,16 @@ func (l listSource) Rows(query string, args []any, n int, fn func(store.Resource
 
 // syncIndexes makes the SQL indexes of collection name match ixs: it drops
 // those of old that ixs no longer lists and creates the new ones, inside
-// the caller's write transaction. Building an index reads the whole
-// collection while holding the writer (see docs/queries.md for the cost).
+// the caller's write transaction (CreateCollection, UpdateCollection,
+// DeleteCollection). Building an index reads the whole collection while
+// holding the writer (see docs/queries.md for the cost); an error undoes
+// the whole write.
 func syncIndexes(ctx context.Context, tx *sql.Tx, name string, old, ixs []store.Index) error {
-	keep := map[string]bool{}
-	for _, ix := range ixs {
-		keep[store.IndexName(name, ix)] = true
+	drops, creates, err := store.IndexStatements(dialect{}, name, old, ixs)
+	if err != nil {
+		return err
 	}
-	for _, ix := range old {
-		if n := store.IndexName(name, ix); !keep[n] {
-			if _, err := tx.ExecContext(ctx, `DROP INDEX IF EXISTS "`+n+`"`); err != nil {
-				return err
-			}
-		}
-	}
-	for _, ix := range ixs {
-		q, err := store.IndexSQL(dialect{}, name, ix)
-		if err != nil {
-			return err
-		}
+	for _, q := range append(drops, creates...) {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return err
 		}
