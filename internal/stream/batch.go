@@ -58,31 +58,33 @@ func completeBatches(ctx context.Context, s store.Store, changes []store.Change)
 	return changes, nil
 }
 
-// lastVisible returns, for each batch among changes, the revision of its
-// last change that visible accepts (batches without one are absent).
-func lastVisible(changes []store.Change, visible func(store.Change) bool) map[string]int64 {
+// viewsOf returns the views of changes (each decoded at most once, for
+// lastVisible and the events alike).
+func viewsOf(changes []store.Change) []*ChangeView {
+	views := make([]*ChangeView, len(changes))
+	for i, ch := range changes {
+		views[i] = NewChangeView(ch)
+	}
+	return views
+}
+
+// lastVisible returns, for each batch among views, the revision of its
+// last change that a subscription of topic selecting p gets an event for
+// (batches without one are absent).
+func lastVisible(views []*ChangeView, topic Topic, p store.Predicate) map[string]int64 {
 	var ends map[string]int64
-	for _, ch := range changes {
-		if ch.Batch != nil && visible(ch) {
+	for _, v := range views {
+		if v.Batch == nil || !matchesTopic(topic, v.Change) {
+			continue
+		}
+		if _, ok := EventFor(v, p); ok {
 			if ends == nil {
 				ends = map[string]int64{}
 			}
-			ends[ch.Batch.ID] = ch.Revision
+			ends[v.Batch.ID] = v.Revision
 		}
 	}
 	return ends
-}
-
-// visibleTo reports whether a subscription of topic selecting p gets an
-// event for ch.
-func visibleTo(topic Topic, p store.Predicate) func(store.Change) bool {
-	return func(ch store.Change) bool {
-		if !matchesTopic(topic, ch) {
-			return false
-		}
-		_, ok := EventFor(NewChangeView(ch), p)
-		return ok
-	}
 }
 
 // batchEnd is the revision of ch's batch's last change visible to a

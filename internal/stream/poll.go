@@ -50,7 +50,6 @@ func (e *Resources) Tail(ctx context.Context, topic Topic, pred store.Predicate,
 		}
 		pos = since.Pos
 	}
-	visible := visibleTo(topic, pred)
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
@@ -66,13 +65,14 @@ func (e *Resources) Tail(ctx context.Context, topic Topic, pred store.Predicate,
 			if err != nil {
 				return nil, Cursor{}, resyncError(err)
 			}
-			ends := lastVisible(changes, visible)
-			for _, ch := range changes {
+			views := viewsOf(changes)
+			ends := lastVisible(views, topic, pred)
+			for i, ch := range changes {
 				pos = ch.Revision
 				if !matchesTopic(topic, ch) {
 					continue
 				}
-				ev, ok := EventFor(NewChangeView(ch), pred)
+				ev, ok := EventFor(views[i], pred)
 				if !ok {
 					continue
 				}

@@ -378,9 +378,10 @@ func (e *Resources) catchUp(ctx context.Context, sub *Subscription, target int64
 			if len(changes) == 0 {
 				break
 			}
-			ends := lastVisible(changes, visibleTo(sub.Topic, sub.spec.pred))
-			for _, ch := range changes {
-				if err := e.replayOne(ctx, sub, ch, batchEnd(ends, ch)); err != nil {
+			views := viewsOf(changes)
+			ends := lastVisible(views, sub.Topic, sub.spec.pred)
+			for _, v := range views {
+				if err := e.replayOne(ctx, sub, v, batchEnd(ends, v.Change)); err != nil {
 					return err
 				}
 			}
@@ -429,9 +430,10 @@ func (sub *Subscription) goLive() error {
 	return nil
 }
 
-// replayOne sends ch's event, if sub sees it; end is the revision of the
-// last change of ch's batch that sub sees.
-func (e *Resources) replayOne(ctx context.Context, sub *Subscription, ch store.Change, end int64) error {
+// replayOne sends the event of change v, if sub sees it; end is the
+// revision of the last change of v's batch that sub sees.
+func (e *Resources) replayOne(ctx context.Context, sub *Subscription, v *ChangeView, end int64) error {
+	ch := v.Change
 	defer func() {
 		sub.mu.Lock()
 		if ch.Revision > sub.last {
@@ -442,7 +444,7 @@ func (e *Resources) replayOne(ctx context.Context, sub *Subscription, ch store.C
 	if !matchesTopic(sub.Topic, ch) {
 		return nil
 	}
-	ev, ok := EventFor(NewChangeView(ch), sub.spec.pred)
+	ev, ok := EventFor(v, sub.spec.pred)
 	if !ok {
 		return nil
 	}
