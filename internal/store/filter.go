@@ -216,31 +216,6 @@ func (f *Filter) Conjuncts() []*Expr {
 	return nil
 }
 
-// Fields returns every field the filter reads, once each, in order of
-// appearance.
-func (f *Filter) Fields() []Field {
-	var out []Field
-	var walk func(e *Expr)
-	walk = func(e *Expr) {
-		if e.isTerm() {
-			for _, g := range out {
-				if g.Equal(e.Field) {
-					return
-				}
-			}
-			out = append(out, e.Field)
-			return
-		}
-		for _, a := range e.Args {
-			walk(a)
-		}
-	}
-	if r := f.Root(); r != nil {
-		walk(r)
-	}
-	return out
-}
-
 func (e *Expr) isTerm() bool { return e.Op != OpAnd && e.Op != OpOr && e.Op != OpNot }
 
 // precedence orders the operators for printing: || < && < ! < terms.

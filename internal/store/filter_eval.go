@@ -18,9 +18,6 @@ type Doc struct {
 // NewDoc returns the Doc of r, which must not change while the Doc is used.
 func NewDoc(r *Resource) *Doc { return &Doc{r: r} }
 
-// Resource returns the resource the Doc reads.
-func (d *Doc) Resource() *Resource { return d.r }
-
 // Matches reports whether the resource r satisfies f (a nil or empty
 // filter matches everything).
 func (f *Filter) Matches(d *Doc) bool {
