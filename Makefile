@@ -15,9 +15,10 @@ run:
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/tandem ./cmd/tandem
 
-## test: the whole suite with the race detector
+## test: the whole suite with the race detector; ends with which tests ran
+## against PostgreSQL/Redis and which skipped them, and why
 test:
-	$(GO) test -race -count=1 ./...
+	GO=$(GO) $(GO) run ./internal/testsummary -race -count=1 ./...
 
 ## test-browser: headless-Chromium test of the console at / (Debian chromium + playwright-core, tests/browser)
 test-browser:

@@ -89,6 +89,7 @@ func sharedRedisURL(t *testing.T) string {
 		}
 		t.Skip(msg)
 	}
+	t.Logf("using Redis at %s", url)
 	return url
 }
 

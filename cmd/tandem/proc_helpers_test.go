@@ -184,6 +184,9 @@ func freshPostgres(t testing.TB) string {
 		t.Skip(msg)
 	}
 	defer admin.Close(context.Background())
+	if u, err := url.Parse(postgresAdminDSN()); err == nil {
+		t.Logf("using PostgreSQL at %s", u.Redacted())
+	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	name := "tandem_e2e_" + hex.EncodeToString(b[:])

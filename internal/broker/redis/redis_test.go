@@ -56,6 +56,7 @@ func redisURL(t testing.TB) string {
 		}
 		t.Skip(msg)
 	}
+	t.Logf("using Redis at %s", url)
 	return url
 }
 

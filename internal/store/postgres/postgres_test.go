@@ -58,6 +58,7 @@ func requirePostgres(t testing.TB) {
 		reachErr = err
 	})
 	if reachErr == nil {
+		t.Logf("using PostgreSQL at %s", redacted(adminDSN()))
 		return
 	}
 	msg := fmt.Sprintf("PostgreSQL not reachable at %s (%v); start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start, or point TANDEM_TEST_POSTGRES at a server", redacted(adminDSN()), reachErr)

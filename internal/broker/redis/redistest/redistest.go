@@ -51,6 +51,7 @@ func Start(t testing.TB) *Server {
 	s := &Server{t: t, bin: bin, port: freePort(t), dir: t.TempDir()}
 	t.Cleanup(func() { s.Kill() })
 	s.Restart()
+	t.Logf("using redis-server at %s (a private process)", s.Addr())
 	return s
 }
 
