@@ -3,7 +3,9 @@ GO      ?= go
 ADDR    ?= 127.0.0.1:8080
 DATA    ?= ./tandem-data
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X main.version=$(VERSION)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(DATE)
 
 .PHONY: run build test generate check-generate vet fmt lint-spec bench ci test-browser test-ts soak fuzz
 

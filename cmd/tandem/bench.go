@@ -56,7 +56,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.SetOutput(stderr)
 	var (
 		rawURL      = fs.String("url", "", "base URL of a running server (loopback only); default: spawn one")
-		serverArgs  = fs.String("server-args", "", "extra flags for the spawned `tandem serve`, space-separated")
+		serverArgs  = fs.String("server-args", "", "extra flags for the spawned tandem serve, space-separated")
 		jsonOut     = fs.Bool("json", false, "print the results as JSON instead of a table")
 		token       = fs.String("token", getenv("TANDEM_BENCH_TOKEN"), "bearer token for a server with auth (env TANDEM_BENCH_TOKEN)")
 		sourceAddrs = fs.Int("source-addrs", 16, "spread client sockets over this many loopback source addresses (127.0.0.2…)")
@@ -146,17 +146,13 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	default:
 		fmt.Fprintf(stderr, "tandem bench: unknown scenario %q\n\n%s", scenario, benchUsage)
-		return usageError{fmt.Errorf("unknown scenario %q", scenario)}
+		return usageError{shownError{fmt.Errorf("unknown scenario %q", scenario)}}
 	}
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return usageError{err}
+		return flagError(err)
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "tandem bench %s: unexpected argument %q\n", scenario, fs.Arg(0))
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+		return usageError{fmt.Errorf("tandem bench %s: unexpected argument %q", scenario, fs.Arg(0))}
 	}
 
 	exe, err := os.Executable()

@@ -7,7 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"strings"
+	"syscall"
+	"time"
 
 	tandem "github.com/tandemhq/tandem/sdk/go"
 )
@@ -29,7 +32,7 @@ func (f *clientFlags) register(fs *flag.FlagSet, getenv func(string) string) {
 		url = defaultURL
 	}
 	fs.StringVar(&f.url, "url", url, "server URL (env TANDEM_URL)")
-	fs.StringVar(&f.token, "token", getenv("TANDEM_TOKEN"), "bearer token, e.g. from `tandem token` (env TANDEM_TOKEN)")
+	fs.StringVar(&f.token, "token", getenv("TANDEM_TOKEN"), "bearer token, e.g. minted by 'tandem token' (env TANDEM_TOKEN)")
 	fs.StringVar(&f.apiKey, "api-key", getenv("TANDEM_API_KEY"), "API key (env TANDEM_API_KEY)")
 }
 
@@ -60,7 +63,7 @@ func parseInterleaved(fs *flag.FlagSet, args []string, want int) ([]string, erro
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, usageError{err}
+			return nil, flagError(err)
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -76,12 +79,34 @@ func parseInterleaved(fs *flag.FlagSet, args []string, want int) ([]string, erro
 	return pos, nil
 }
 
-// cliError drops the SDK's "tandem: " prefix (main adds its own).
-func cliError(err error) error {
+// fail is the error a client command returns for err: one clear line
+// when the server cannot be reached, else err without the SDK's
+// "tandem: " prefix (main adds its own).
+func (f *clientFlags) fail(err error) error {
 	if err == nil {
 		return nil
 	}
+	if u := unreachable(f.url, err); u != err {
+		return u
+	}
 	return errors.New(strings.TrimPrefix(err.Error(), "tandem: "))
+}
+
+// unreachable turns a failure to connect to the server at url (refused,
+// no such host, dial timeout) into one line saying what to do; other
+// errors come back as they are.
+func unreachable(url string, err error) error {
+	if isUnreachable(err) {
+		return fmt.Errorf("cannot reach the server at %s: is the server running? (`make run` starts one)", url)
+	}
+	return err
+}
+
+// isUnreachable reports whether err is a failure to connect at all.
+func isUnreachable(err error) bool {
+	var op *net.OpError
+	var dns *net.DNSError
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &dns) || (errors.As(err, &op) && op.Op == "dial")
 }
 
 // writeJSON prints v as one line of JSON.
@@ -99,22 +124,25 @@ func writeJSON(w io.Writer, v any) error {
 func watch(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newClientFlagSet("watch", "TOPIC", `Prints the events of TOPIC (e.g. collections/orders/resources,
 channels/chat:lobby/messages, channels/chat:lobby/presence) as JSON lines,
-exactly as the WebSocket API sends them. It reconnects and resumes from the
-last cursor by itself, so no event is lost or repeated; on Ctrl-C it prints
-the cursor to pass to --since next time.`, stderr)
+exactly as the WebSocket API sends them. It waits for a server that is not
+up yet, reconnects with backoff and resumes from the last cursor by itself,
+so no event is lost or repeated; when the server no longer has the history
+after that cursor it reloads with a snapshot (a notice on stderr; exit 1
+with --no-resync). On Ctrl-C it prints the cursor to pass to --since next time.`, stderr)
 	var cf clientFlags
 	cf.register(fs, getenv)
 	since := fs.String("since", "", "resume after this cursor (from an event's \"cursor\")")
 	snapshot := fs.Bool("snapshot", false, "print the current state (or a channel's history) first, then a synced line")
 	labels := fs.String("labels", "", "label selector for resource topics, e.g. env=prod")
 	filter := fs.String("filter", "", "filter expression for resource topics, e.g. 'data.qty > 2': a resource that starts\nmatching arrives as resource.created, one that stops as resource.deleted")
-	resync := fs.Bool("resync", false, "when the server answers resync-required, reload with a snapshot instead of exiting")
+	resync := fs.Bool("resync", true, "when the server answers resync-required (its history no longer reaches back to the cursor,\ne.g. a channel's history lost in a restart), reload with a snapshot and say so on stderr")
+	noResync := fs.Bool("no-resync", false, "exit 1 on resync-required instead of reloading (same as --resync=false)")
 	meta := fs.String("meta", "", "presence metadata (a JSON object) when watching a channel's messages")
 	pos, err := parseInterleaved(fs, args, 1)
 	if err != nil {
 		return err
 	}
-	opts := &tandem.SubscribeOptions{Since: *since, Snapshot: *snapshot, Labels: *labels, Filter: *filter, AutoResync: *resync}
+	opts := &tandem.SubscribeOptions{Since: *since, Snapshot: *snapshot, Labels: *labels, Filter: *filter, AutoResync: *resync && !*noResync}
 	if *meta != "" {
 		if !json.Valid([]byte(*meta)) {
 			return usageError{fmt.Errorf("--meta is not valid JSON")}
@@ -130,19 +158,33 @@ the cursor to pass to --since next time.`, stderr)
 		}
 	}))
 	if err != nil {
-		return cliError(err)
+		return cf.fail(err)
 	}
-	conn, err := c.Connect(ctx)
-	if err != nil {
-		return cliError(err)
+	// The first connection is retried as the SDK retries later ones: a
+	// watcher started before its server waits for it.
+	var conn *tandem.Conn
+	for delay := 250 * time.Millisecond; ; delay = min(2*delay, 10*time.Second) {
+		conn, err = c.Connect(ctx)
+		if err == nil {
+			break
+		}
+		if !isUnreachable(err) || ctx.Err() != nil {
+			return cf.fail(err)
+		}
+		fmt.Fprintf(stderr, "tandem watch: %v; retrying in %v\n", cf.fail(err), delay)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return nil
+		}
 	}
 	defer conn.Close()
 	sub, err := conn.Subscribe(ctx, pos[0], opts)
 	if err != nil {
 		if errors.Is(err, tandem.ErrResyncRequired) {
-			return fmt.Errorf("%v\nthe server no longer has the history after that cursor: run again with --snapshot (or --resync)", cliError(err))
+			return fmt.Errorf("%v\nthe server no longer has the history after that cursor: run again with --snapshot (or without --no-resync)", cf.fail(err))
 		}
-		return cliError(err)
+		return cf.fail(err)
 	}
 	if f := sub.Filter(); f != "" {
 		fmt.Fprintf(stderr, "tandem watch: subscribed to %s where %s\n", pos[0], f)
@@ -155,12 +197,12 @@ the cursor to pass to --since next time.`, stderr)
 			if !ok {
 				err := sub.Err()
 				if errors.Is(err, tandem.ErrResyncRequired) {
-					return fmt.Errorf("%v\nrun again with --snapshot to reload the state (or use --resync)", cliError(err))
+					return fmt.Errorf("%v\nrun again with --snapshot to reload the state (or without --no-resync)", cf.fail(err))
 				}
-				return cliError(err)
+				return cf.fail(err)
 			}
 			if ev.Type == tandem.TypeReset {
-				fmt.Fprintln(stderr, "tandem watch: reloading: a new snapshot follows; discard what came before")
+				fmt.Fprintf(stderr, "tandem watch: the server no longer has the events after the last cursor (a restart lost a channel's history, or the change log was compacted); reloading: a new snapshot follows, discard what came before (--no-resync exits instead)\n")
 				continue
 			}
 			if _, err := fmt.Fprintf(stdout, "%s\n", ev.Raw); err != nil {
@@ -206,11 +248,11 @@ prints the stored message with its offset and cursor.`, stderr)
 	}
 	c, err := cf.client()
 	if err != nil {
-		return cliError(err)
+		return cf.fail(err)
 	}
 	m, err := c.Publish(ctx, pos[0], data)
 	if err != nil {
-		return cliError(err)
+		return cf.fail(err)
 	}
 	return writeJSON(stdout, m)
 }
@@ -247,7 +289,7 @@ names the fields to declare in the collection's indexes.`, stderr)
 	}
 	c, err := cf.client()
 	if err != nil {
-		return cliError(err)
+		return cf.fail(err)
 	}
 	if len(pos) == 2 {
 		if *labels != "" || *filter != "" || *orderBy != "" || *limit != 0 {
@@ -255,14 +297,14 @@ names the fields to declare in the collection's indexes.`, stderr)
 		}
 		r, err := c.Get(ctx, pos[0], pos[1])
 		if err != nil {
-			return cliError(err)
+			return cf.fail(err)
 		}
 		return writeJSON(stdout, r)
 	}
 	opts := &tandem.ListOptions{Labels: *labels, Filter: *filter, OrderBy: *orderBy, Limit: *limit}
 	for page, err := range c.Pages(ctx, pos[0], opts) {
 		if err != nil {
-			return cliError(err)
+			return cf.fail(err)
 		}
 		for _, r := range page.Items {
 			if err := writeJSON(stdout, r); err != nil {
@@ -302,16 +344,16 @@ data ("-" reads it from stdin) and prints the stored resource.`, stderr)
 	}
 	c, err := cf.client()
 	if err != nil {
-		return cliError(err)
+		return cf.fail(err)
 	}
 	if *create {
 		if err := c.EnsureCollection(ctx, pos[0]); err != nil {
-			return cliError(err)
+			return cf.fail(err)
 		}
 	}
 	r, err := c.Put(ctx, pos[0], pos[1], data, lm)
 	if err != nil {
-		return cliError(err)
+		return cf.fail(err)
 	}
 	return writeJSON(stdout, r)
 }
@@ -327,10 +369,10 @@ func deleteResource(ctx context.Context, args []string, getenv func(string) stri
 	}
 	c, err := cf.client()
 	if err != nil {
-		return cliError(err)
+		return cf.fail(err)
 	}
 	if err := c.Delete(ctx, pos[0], pos[1]); err != nil {
-		return cliError(err)
+		return cf.fail(err)
 	}
 	fmt.Fprintf(stderr, "tandem delete: deleted %s/%s\n", pos[0], pos[1])
 	return nil

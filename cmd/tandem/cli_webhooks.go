@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,7 +36,13 @@ func webhooks(ctx context.Context, args []string, getenv func(string) string, st
 	n, ok := want[cmd]
 	if !ok {
 		fmt.Fprintf(stderr, "Usage: tandem webhooks COMMAND [ARGS] [flags]\n\n%s\n", help)
-		return usageError{fmt.Errorf("webhooks: unknown or missing command %q", cmd)}
+		if cmd == "" && slices.ContainsFunc(args, isHelpFlag) {
+			return flag.ErrHelp
+		}
+		if cmd == "" {
+			return usageError{errors.New("tandem webhooks: no command given")}
+		}
+		return usageError{fmt.Errorf("tandem webhooks: unknown command %q", cmd)}
 	}
 	fs := newClientFlagSet("webhooks "+cmd, "", help, stderr)
 	var cf clientFlags
@@ -50,14 +59,14 @@ func webhooks(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	c, err := cf.client()
 	if err != nil {
-		return cliError(err)
+		return cf.fail(err)
 	}
 	var out any
 	switch cmd {
 	case "list":
 		ws, err := c.Webhooks(ctx)
 		if err != nil {
-			return cliError(err)
+			return cf.fail(err)
 		}
 		for _, w := range ws {
 			if err := writeJSON(stdout, w); err != nil {
@@ -81,7 +90,7 @@ func webhooks(ctx context.Context, args []string, getenv func(string) string, st
 		out, err = c.Webhook(ctx, pos[0])
 	case "delete":
 		if err := c.DeleteWebhook(ctx, pos[0]); err != nil {
-			return cliError(err)
+			return cf.fail(err)
 		}
 		fmt.Fprintf(stderr, "tandem webhooks: deleted %s\n", pos[0])
 		return nil
@@ -95,7 +104,7 @@ func webhooks(ctx context.Context, args []string, getenv func(string) string, st
 		for {
 			w, err := c.Webhook(ctx, pos[0])
 			if err != nil {
-				return cliError(err)
+				return cf.fail(err)
 			}
 			if err := writeJSON(stdout, w); err != nil {
 				return err
@@ -108,7 +117,16 @@ func webhooks(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 	if err != nil {
-		return cliError(err)
+		return cf.fail(err)
 	}
 	return writeJSON(stdout, out)
+}
+
+// isHelpFlag reports whether a is one of the flag package's help flags.
+func isHelpFlag(a string) bool {
+	switch a {
+	case "-h", "-help", "--help", "--h":
+		return true
+	}
+	return false
 }

@@ -174,14 +174,10 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	var c serveConfig
 	fs := c.flagSet(stderr)
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return c, usageError{err}
-		}
-		return c, usageError{err}
+		return c, flagError(err)
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "tandem serve: unexpected argument %q\n", fs.Arg(0))
-		return c, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+		return c, usageError{fmt.Errorf("tandem serve: unexpected argument %q", fs.Arg(0))}
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })

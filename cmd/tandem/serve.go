@@ -77,6 +77,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	build := currentBuild()
+	registerBuildInfo(reg, build)
 	asyncVal, err := specval.LoadAsyncAPI()
 	if err != nil {
 		return err
@@ -134,7 +136,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	caps := cfg.caps()
 	caps.QueuedBytes = budget
 	registerCapMetrics(reg, caps)
-	sender := webhook.NewSender(webhook.Options{AllowPrivate: cfg.WebhookAllowPrivate, UserAgent: "Tandem-Webhooks/" + version, Logger: logger})
+	sender := webhook.NewSender(webhook.Options{AllowPrivate: cfg.WebhookAllowPrivate, UserAgent: "Tandem-Webhooks/" + build.Version, Logger: logger})
 	defer sender.Close()
 	hookOpts, err := hookOptions(ctx, cfg, ns, reg, logger)
 	if err != nil {
@@ -228,7 +230,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		go func() { serveErr <- srv.Serve(ln) }()
 	}
 	addr := ln.Addr().String()
-	logger.Info("tandem listening", "addr", addr, "url", scheme+"://"+addr, "docs", scheme+"://"+addr+"/docs/", "store", desc, "broker", brokerDesc, "auth", cfg.authConfigured(), "version", version)
+	logger.Info("tandem listening", "addr", addr, "url", scheme+"://"+addr, "docs", scheme+"://"+addr+"/docs/", "store", desc, "broker", brokerDesc, "auth", cfg.authConfigured(), "version", build.Version)
 
 	compactDone := make(chan struct{})
 	compactCtx, stopCompact := context.WithCancel(context.Background())
@@ -479,7 +481,7 @@ func hookOptions(ctx context.Context, cfg serveConfig, ns app.Namespaces, reg pr
 		secrets = append(secrets, k)
 	}
 	hc := webhook.NewHookClient(webhook.HookOptions{Secrets: secrets, AllowPrivate: cfg.Hooks.Private,
-		UserAgent: "Tandem-Hooks/" + version, Logger: logger})
+		UserAgent: "Tandem-Hooks/" + currentBuild().Version, Logger: logger})
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	some, err := checkHookURLs(cctx, &cfg.Hooks, connect, ns, hc.CheckURL)
