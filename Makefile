@@ -9,9 +9,10 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate
 
 .PHONY: run build test generate check-generate vet fmt lint-spec bench ci test-browser test-ts soak fuzz
 
-## run: start the server on embedded SQLite at $(ADDR) (data in $(DATA))
-run:
-	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/tandem serve --addr $(ADDR) --data-dir $(DATA)
+## run: start the server on embedded SQLite at $(ADDR) (data in $(DATA));
+## Ctrl-C shuts it down gracefully and exits 0 (built first: `go run` exits 1 on SIGINT)
+run: build
+	exec bin/tandem serve --addr $(ADDR) --data-dir $(DATA)
 
 ## build: build bin/tandem
 build:
