@@ -41,11 +41,17 @@ cfg '{{json .Config.Healthcheck}}' | grep -q '"/tandem","healthcheck"' || fail "
 size=$(cfg '{{.Size}}')
 echo "image $img: $(( size / 1024 / 1024 )) MiB ($size bytes), user 65532, 8080/tcp, volume /data, healthcheck, entrypoint /tandem"
 
+# A created container is never started: its exported filesystem holds the
+# binary, the user and the ownership of /data.
 cid=$(podman create "$img")
-podman cp "$cid:/tandem" "$work/tandem"
-podman cp "$cid:/etc/passwd" "$work/passwd"
-grep -q '^tandem:x:65532:65532:' "$work/passwd" || fail "no tandem user in /etc/passwd"
-bin="$work/tandem"
+podman export -o "$work/fs.tar" "$cid"
+tar -tvf "$work/fs.tar" --numeric-owner > "$work/list"
+grep -Eq '^d[^ ]+ 65532/65532 .* data/?$' "$work/list" || { cat "$work/list"; fail "/data is not owned by 65532"; }
+mkdir "$work/fs"
+tar -xf "$work/fs.tar" -C "$work/fs" tandem etc/passwd etc/ssl/certs/ca-certificates.crt
+grep -q '^tandem:x:65532:65532:' "$work/fs/etc/passwd" || fail "no tandem user in /etc/passwd"
+[ -s "$work/fs/etc/ssl/certs/ca-certificates.crt" ] || fail "no CA bundle"
+bin="$work/fs/tandem"
 if readelf -l "$bin" | grep -q 'INTERP'; then fail "the image's binary is dynamically linked"; fi
 "$bin" version --json | tee "$work/version.json"
 grep -q "\"version\": \"$tag\"" "$work/version.json" || fail "version --json does not report $tag"
