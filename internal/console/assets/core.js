@@ -85,6 +85,20 @@ function problemLines(status, body) {
   return lines.join('\n');
 }
 
+// jwtSubject is the sub claim of a JWT, or '' for anything else (an API
+// key): read to tell whether a new token keeps the connection's subject,
+// never trusted for anything (the server checks the token).
+function jwtSubject(token) {
+  const parts = token.split('.');
+  if (parts.length !== 3) return '';
+  try {
+    const claims = JSON.parse(atob(parts[1].replace(/-/g, '+').replace(/_/g, '/')));
+    return typeof claims.sub === 'string' ? claims.sub : '';
+  } catch {
+    return '';
+  }
+}
+
 // needsAdmin tells whether a status refuses the page's credentials.
 const needsAdmin = (status) => status === 401 || status === 403;
 
@@ -96,5 +110,5 @@ function when(t) {
 
 export {
   $, el, store, state, subKey, subLabel, isPresenceTopic, shortCursor, json, problemText, isResync,
-  ProblemError, rest, copy, problemLines, needsAdmin, when,
+  ProblemError, rest, copy, problemLines, needsAdmin, when, jwtSubject,
 };

@@ -2,7 +2,7 @@
 // with their cursors, publish to a channel, watch presence, change
 // resources over REST, copy curl/SDK snippets. It owns the page's one
 // WebSocket connection (realtime.js) and the token form in the header.
-import { $, el, store, state, subLabel, isPresenceTopic, shortCursor, problemText, ProblemError, rest, copy } from './core.js';
+import { $, el, store, state, subLabel, isPresenceTopic, shortCursor, problemText, ProblemError, rest, copy, jwtSubject } from './core.js';
 import { Realtime, memberName } from './realtime.js';
 import { snippetFor } from './snippets.js';
 
@@ -287,7 +287,10 @@ function start() {
     renderSnippet();
     document.dispatchEvent(new CustomEvent('tandem:token')); // the admin views reload
     if (!state.token) { ui.auth(null); return; }
-    if (rt.open) {
+    const sub = jwtSubject(state.token);
+    if (rt.open && rt.subject && sub && sub !== rt.subject) {
+      rt.redial(); // a refreshed token must keep the subject: a new connection
+    } else if (rt.open) {
       try { await rt.authenticate(state.token); } catch (err) { $('auth-state').textContent = `Token refused: ${err.message}`; }
     } else {
       rt.connect();

@@ -18,6 +18,7 @@ class Realtime {
     this.subs = new Map();    // subKey → subscription
     this.connectionId = '';
     this.subject = '';
+    this.redialNow = false; // the next close dials again at once
   }
 
   get open() { return !!this.ws && this.ws.readyState === WebSocket.OPEN; }
@@ -37,6 +38,16 @@ class Realtime {
     clearTimeout(this.timer);
     if (this.ws) this.ws.close(1000, 'closed by the user');
     this.ui.status('closed', 'disconnected');
+  }
+
+  // redial closes the connection and dials again at once (a token of
+  // another subject cannot be applied in-band); the subscriptions resume
+  // from their cursors on the new connection.
+  redial() {
+    this.want = true;
+    if (!this.ws) { this.connect(); return; }
+    this.redialNow = true;
+    this.ws.close(1000, 'new token');
   }
 
   dial() {
@@ -253,6 +264,7 @@ class Realtime {
     if (ws !== this.ws) return;
     this.ws = null;
     this.connectionId = '';
+    this.subject = '';
     for (const p of this.pending.values()) p.reject(new Error('connection closed'));
     this.pending.clear();
     for (const sub of this.subs.values()) {
@@ -269,7 +281,8 @@ class Realtime {
       this.ui.status('closed', e.code === 4001 ? 'token expired: apply a fresh token to reconnect' : 'authentication required: apply a token to reconnect');
       return;
     }
-    const delay = Math.min(10000, 500 * 2 ** this.attempt) * (0.5 + Math.random() / 2);
+    const delay = this.redialNow ? 0 : Math.min(10000, 500 * 2 ** this.attempt) * (0.5 + Math.random() / 2);
+    this.redialNow = false;
     this.attempt++;
     this.ui.status('connecting', `closed (${e.code}); reconnecting in ${(delay / 1000).toFixed(1)}s`);
     this.timer = setTimeout(() => { if (this.want && !this.ws) this.dial(); }, delay);
