@@ -663,10 +663,14 @@ test('the Node view shows the readiness checks, the lag gauges and the version',
       await page.locator(`#node-checks tr[data-check="${check}"]`).filter({ hasText: 'ok' }).waitFor({ timeout: WAIT });
     }
     assert.equal(await page.locator('#node-status').textContent(), 'ok (200)');
-    assert.equal(await page.locator('#node-version').textContent(), 'dev');
+    const version = execFileSync(bin, ['version'], { encoding: 'utf8' }).trim().replace(/^tandem /, '');
+    assert.equal(await page.locator('#node-version').textContent(), version);
     const gauge = (name) => page.locator(`#node-gauges tr[data-metric="${name}"] td.num`);
     assert.equal(await gauge('tandem_change_feed_lag_revisions').textContent(), '0');
-    assert.equal(await gauge('tandem_ws_connections').textContent(), '1'); // this page
+    // The view read /metrics as the page loaded, maybe before its WebSocket
+    // was up: read again.
+    await page.click('#node-refresh');
+    await gauge('tandem_ws_connections').filter({ hasText: /^1$/ }).waitFor({ timeout: WAIT }); // this page
     await page.locator('#node-gauges tr[data-metric="tandem_broker_delivery_lag_seconds"]').filter({ hasText: 'no samples' }).waitFor({ timeout: WAIT });
 
     // After writes, Refresh shows the store's new revision.
