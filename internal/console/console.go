@@ -1,9 +1,15 @@
 // Package console serves Tandem's browser pages from files embedded in the
 // binary (hand-written HTML, CSS and JavaScript: no CDN, no build step):
 //
-//   - GET /               the live console: pick a topic, watch its events
-//     with their cursors (reconnecting and resuming), publish to a channel,
-//     watch presence, change resources over REST, copy curl/SDK snippets;
+//   - GET /               the console, one page with four views (ES
+//     modules, one or two per view): Live (pick a topic, watch its events
+//     with their cursors, reconnecting and resuming; publish to a channel,
+//     watch presence, change and list resources, copy curl/SDK snippets),
+//     Collections (browse a collection's resources page by page with
+//     labels, filter and order; view its schema; create, edit with
+//     If-Match, delete; schema errors shown at their field), Connections
+//     (every node's WebSocket connections, disconnect one; admin) and Node
+//     (/readyz checks, lag gauges and the version from /metrics);
 //   - GET /docs/asyncapi  the WebSocket protocol rendered from the AsyncAPI
 //     document;
 //   - GET /asyncapi.json  spec/asyncapi.yaml as JSON, key order kept, for

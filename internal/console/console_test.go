@@ -47,7 +47,16 @@ func TestRoutes(t *testing.T) {
 	}{
 		{"Console", "/", 200, "text/html; charset=utf-8", "<title>Tandem console</title>", true},
 		{"AsyncAPIPage", "/docs/asyncapi", 200, "text/html; charset=utf-8", "/console/asyncapi.js", true},
-		{"Script", "/console/console.js", 200, "text/javascript; charset=utf-8", "class Realtime", false},
+		{"Script", "/console/console.js", 200, "text/javascript; charset=utf-8", "from './live.js'", false},
+		{"Core", "/console/core.js", 200, "text/javascript; charset=utf-8", "function rest(", false},
+		{"Realtime", "/console/realtime.js", 200, "text/javascript; charset=utf-8", "class Realtime", false},
+		{"Live", "/console/live.js", 200, "text/javascript; charset=utf-8", "function subscribeFromForm", false},
+		{"Snippets", "/console/snippets.js", 200, "text/javascript; charset=utf-8", "function goSnippet", false},
+		{"Query", "/console/query.js", 200, "text/javascript; charset=utf-8", "nextPageToken", false},
+		{"Collections", "/console/collections.js", 200, "text/javascript; charset=utf-8", "/v1/collections", false},
+		{"Editor", "/console/editor.js", 200, "text/javascript; charset=utf-8", "If-Match", false},
+		{"Connections", "/console/connections.js", 200, "text/javascript; charset=utf-8", "/v1/connections", false},
+		{"Node", "/console/node.js", 200, "text/javascript; charset=utf-8", "/readyz", false},
 		{"AsyncAPIScript", "/console/asyncapi.js", 200, "text/javascript; charset=utf-8", "/asyncapi.json", false},
 		{"Style", "/console/console.css", 200, "text/css; charset=utf-8", ".grid", false},
 		{"Icon", "/console/favicon.svg", 200, "image/svg+xml", "<svg", false},
@@ -144,6 +153,14 @@ var externalLoad = []*regexp.Regexp{
 	regexp.MustCompile(`(?i)\bintegrity\s*=`),
 }
 
+// absoluteURL is any http(s) or ws(s) URL with a host; the pages build
+// theirs from location (same origin) and use relative paths otherwise. The
+// only one allowed is an XML namespace name, which nothing fetches.
+var (
+	absoluteURL  = regexp.MustCompile(`(?i)\b(https?|wss?):\/\/`)
+	xmlNamespace = regexp.MustCompile(`xmlns(:[a-z]+)?="https?://`)
+)
+
 func TestNoExternalLoads(t *testing.T) {
 	err := fs.WalkDir(assets, "assets", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -158,8 +175,10 @@ func TestNoExternalLoads(t *testing.T) {
 				t.Errorf("%s loads from elsewhere: %q", p, b[loc[0]:min(len(b), loc[1]+40)])
 			}
 		}
-		if strings.HasSuffix(p, ".html") && regexp.MustCompile(`(?i)https?://`).Match(b) {
-			t.Errorf("%s mentions an absolute http(s) URL", p)
+		for _, loc := range absoluteURL.FindAllIndex(b, -1) {
+			if !xmlNamespace.Match(b[max(0, loc[0]-7):loc[1]]) {
+				t.Errorf("%s mentions an absolute URL: %q", p, b[loc[0]:min(len(b), loc[1]+40)])
+			}
 		}
 		return nil
 	})
@@ -178,6 +197,62 @@ func TestNoExternalLoads(t *testing.T) {
 		}
 		if !caught {
 			t.Errorf("check misses %s", bad)
+		}
+	}
+	for _, bad := range []string{`const u = "https://api.example/v1";`, `'wss://elsewhere/ws'`, `<a href="http://x.example/">`} {
+		if loc := absoluteURL.FindStringIndex(bad); loc == nil || xmlNamespace.MatchString(bad[max(0, loc[0]-7):loc[1]]) {
+			t.Errorf("absolute URL check misses %s", bad)
+		}
+	}
+	if ns := `<svg xmlns="http://www.w3.org/2000/svg">`; !xmlNamespace.MatchString(ns[strings.Index(ns, "http")-7 : strings.Index(ns, "://")+3]) {
+		t.Errorf("the XML namespace allowance does not match %s", ns)
+	}
+}
+
+// The page's JavaScript is ES modules: every module one imports is served,
+// and every embedded script is reached from the page (none is dead).
+func TestModuleImportsResolve(t *testing.T) {
+	routes := Routes()
+	imp := regexp.MustCompile(`(?m)^import\s+(?:[^'"]*?\s+from\s+)?'\./([^']+)';`)
+	reached := map[string]bool{}
+	var visit func(name string)
+	visit = func(name string) {
+		if reached[name] {
+			return
+		}
+		reached[name] = true
+		if routes["GET /console/"+name] == nil {
+			t.Errorf("%s is imported but not served", name)
+			return
+		}
+		b, err := assets.ReadFile("assets/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range imp.FindAllSubmatch(b, -1) {
+			visit(string(m[1]))
+		}
+	}
+	page, err := assets.ReadFile("assets/index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry := regexp.MustCompile(`<script type="module" src="/console/([^"]+)"></script>`).FindSubmatch(page)
+	if entry == nil {
+		t.Fatal("index.html loads no module")
+	}
+	visit(string(entry[1]))
+	if len(reached) < 8 {
+		t.Fatalf("reached only %v from %s; the import pattern is broken", reached, entry[1])
+	}
+	scripts, err := fs.Glob(assets, "assets/*.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range scripts {
+		name := strings.TrimPrefix(s, "assets/")
+		if !reached[name] && name != "asyncapi.js" {
+			t.Errorf("%s is embedded but no module imports it", name)
 		}
 	}
 }

@@ -453,6 +453,242 @@ test('the token is sent as the auth frame and as a bearer header', async (t) => 
   }
 });
 
+// rowIDs lists the IDs of a table's rows in order.
+const rowIDs = (page, tbody) => page.locator(`${tbody} tr[data-id]`).evaluateAll((trs) => trs.map((tr) => tr.dataset.id));
+
+// Expected refusals log a console error ("…status of 412…"); nothing else may.
+const unexpected = (problems, ...statuses) => problems.filter((p) => !statuses.some((s) => p.includes(`status of ${s}`)));
+
+test('the Collections view pages, filters, shows the schema, creates, edits with If-Match and deletes', async (t) => {
+  const server = await startTandem({ dataDir: path.join(work, 'collections') });
+  const context = await browser.newContext({ viewport: { width: 1500, height: 1000 } });
+  t.after(async () => { await context.close(); await server.stop(); });
+  const schema = { type: 'object', properties: { qty: { type: 'integer', minimum: 0 }, item: { type: 'string' } }, required: ['qty'] };
+  try {
+    assert.equal((await rest(server, 'POST', '/v1/collections', { name: 'orders', schema })).status, 201);
+    assert.equal((await rest(server, 'POST', '/v1/collections', { name: 'empty' })).status, 201);
+    for (let i = 1; i <= 5; i++) {
+      const r = await rest(server, 'PUT', `/v1/collections/orders/resources/o${i}`, { data: { qty: i }, labels: { env: i % 2 ? 'prod' : 'dev' } });
+      assert.equal(r.status, 201);
+    }
+    const page = await openPage(context, server);
+    await page.click('#tab-collections');
+    assert.equal(await page.evaluate(() => location.hash), '#collections');
+    await page.locator('#cols [data-collection="empty"]').waitFor({ timeout: WAIT });
+    await page.click('#cols [data-collection="orders"]');
+
+    // Two to a page: forwards to the last page, and back.
+    await page.fill('#res-limit', '2');
+    await page.click('#res-apply');
+    const pageText = page.locator('#res-page');
+    await pageText.filter({ hasText: /^page 1 · 2 resources/ }).waitFor({ timeout: WAIT });
+    assert.deepEqual(await rowIDs(page, '#res-rows'), ['o1', 'o2']);
+    assert.ok(await page.locator('#res-prev').isDisabled());
+    await page.click('#res-next');
+    await pageText.filter({ hasText: /^page 2 · 2 resources/ }).waitFor({ timeout: WAIT });
+    assert.deepEqual(await rowIDs(page, '#res-rows'), ['o3', 'o4']);
+    await page.click('#res-next');
+    await pageText.filter({ hasText: /^page 3 · 1 resource / }).waitFor({ timeout: WAIT });
+    assert.deepEqual(await rowIDs(page, '#res-rows'), ['o5']);
+    assert.ok(await page.locator('#res-next').isDisabled(), 'no next page after the last');
+    await page.click('#res-prev');
+    await pageText.filter({ hasText: /^page 2 · 2 resources/ }).waitFor({ timeout: WAIT });
+    assert.deepEqual(await rowIDs(page, '#res-rows'), ['o3', 'o4']);
+
+    // A label selector, a filter and an order.
+    await page.fill('#res-labels', 'env=prod');
+    await page.fill('#res-filter', 'data.qty > 1');
+    await page.fill('#res-order', 'data.qty desc');
+    await page.fill('#res-limit', '20');
+    await page.click('#res-apply');
+    await pageText.filter({ hasText: /^page 1 · 2 resources/ }).waitFor({ timeout: WAIT });
+    assert.deepEqual(await rowIDs(page, '#res-rows'), ['o5', 'o3']);
+    await page.fill('#res-filter', 'data.qty >');
+    await page.click('#res-apply');
+    await page.locator('#res-problem').filter({ hasText: /^400 .*filter/ }).waitFor({ timeout: WAIT });
+    await page.fill('#res-labels', '');
+    await page.fill('#res-filter', '');
+    await page.fill('#res-order', '');
+    await page.click('#res-apply');
+    await pageText.filter({ hasText: /^page 1 · 5 resources/ }).waitFor({ timeout: WAIT });
+    assert.ok(await page.locator('#res-problem').isHidden());
+
+    // The schema, pretty-printed.
+    await page.click('#col-tabs [data-pane="schema"]');
+    const schemaBox = page.getByTestId('schema');
+    await schemaBox.filter({ hasText: '"minimum": 0' }).waitFor({ timeout: WAIT });
+    assert.deepEqual(JSON.parse(await schemaBox.textContent()), schema);
+    assert.match(await schemaBox.textContent(), /^{\n  "type": "object",/);
+    await page.click('#col-tabs [data-pane="resources"]');
+
+    // Create a valid resource: its row appears.
+    await page.click('#res-new');
+    await page.fill('#res-editor', '{"id": "o0", "data": {"qty": 7, "item": "tea"}, "labels": {"env": "prod"}}');
+    await page.click('#res-save');
+    await page.locator('#res-message').filter({ hasText: /^created o0 at revision \d+$/ }).waitFor({ timeout: WAIT });
+    await page.locator('#res-rows tr[data-id="o0"]').waitFor({ timeout: WAIT });
+    assert.deepEqual((await rest(server, 'GET', '/v1/collections/orders/resources/o0')).body.data, { qty: 7, item: 'tea' });
+
+    // An invalid one: the schema error at its field, nothing created.
+    await page.click('#res-new');
+    await page.fill('#res-editor', '{"id": "bad", "data": {"item": "cake", "qty": "many"}}');
+    await page.click('#res-save');
+    const fieldError = page.getByTestId('field-errors').locator('li[data-pointer="/data/qty"]');
+    await fieldError.waitFor({ timeout: WAIT });
+    assert.equal((await fieldError.textContent()).trim(), '/data/qty line 5: got string, want integer');
+    assert.equal(await page.getAttribute('#res-editor', 'aria-invalid'), 'true');
+    // The editor selects the offending line.
+    assert.equal(await page.evaluate(() => { const ta = document.getElementById('res-editor'); return ta.value.slice(ta.selectionStart, ta.selectionEnd); }), '    "qty": "many"');
+    assert.match(await page.locator('#res-message').textContent(), /^422 The data does not match the collection schema/);
+    assert.equal((await rest(server, 'GET', '/v1/collections/orders/resources/bad')).status, 404);
+
+    // Edit with a stale ETag: 412, "changed meanwhile"; reloaded, the save works.
+    await page.locator('#res-rows tr[data-id="o1"]').getByRole('button', { name: 'Edit', exact: true }).click();
+    await page.locator('#editor-hint').filter({ hasText: 'If-Match: "' }).waitFor({ timeout: WAIT });
+    const etag = await page.getAttribute('#editor-panel', 'data-etag');
+    assert.match(await page.inputValue('#res-editor'), /"qty": 1/);
+    const sideways = await rest(server, 'PUT', '/v1/collections/orders/resources/o1', { data: { qty: 100 } });
+    assert.equal(sideways.status, 200);
+    await page.fill('#res-editor', '{"data": {"qty": 11}, "labels": {"env": "prod"}}');
+    await page.click('#res-save');
+    await page.locator('#res-message').filter({ hasText: /^changed meanwhile, reload/ }).waitFor({ timeout: WAIT });
+    assert.equal((await rest(server, 'GET', '/v1/collections/orders/resources/o1')).body.data.qty, 100);
+    await page.click('#res-reload');
+    await page.waitForFunction((old) => { const p = document.getElementById('editor-panel'); return p.dataset.etag && p.dataset.etag !== old; }, etag, { timeout: WAIT });
+    assert.match(await page.inputValue('#res-editor'), /"qty": 100/);
+    await page.fill('#res-editor', '{"data": {"qty": 11}, "labels": {"env": "prod"}}');
+    await page.click('#res-save');
+    await page.locator('#res-message').filter({ hasText: /^saved o1 at revision \d+$/ }).waitFor({ timeout: WAIT });
+    assert.equal((await rest(server, 'GET', '/v1/collections/orders/resources/o1')).body.data.qty, 11);
+    await page.locator('#res-rows tr[data-id="o1"] td.data').filter({ hasText: '{"qty":11}' }).waitFor({ timeout: WAIT });
+
+    // Delete, after a confirmation.
+    const o2 = page.locator('#res-rows tr[data-id="o2"]');
+    await o2.getByRole('button', { name: 'Delete', exact: true }).click();
+    await o2.getByRole('button', { name: 'Confirm delete', exact: true }).click();
+    await o2.waitFor({ state: 'detached', timeout: WAIT });
+    assert.equal((await rest(server, 'GET', '/v1/collections/orders/resources/o2')).status, 404);
+    assert.deepEqual(await rowIDs(page, '#res-rows'), ['o0', 'o1', 'o3', 'o4', 'o5']);
+
+    await page.screenshot({ path: path.join(artifacts, 'console-collections.png'), fullPage: true });
+    assert.deepEqual(unexpected(page.problems, 400, 412, 422), []);
+  } catch (err) {
+    t.diagnostic(`server log:\n${server.logs()}`);
+    throw err;
+  }
+});
+
+test('the Connections view needs an admin token, lists live connections and disconnects one', async (t) => {
+  const secret = 'browser-test-secret-connections-0123456789';
+  const server = await startTandem({ dataDir: path.join(work, 'connections'), extra: ['--jwt-secret', secret] });
+  const context = await browser.newContext({ viewport: { width: 1500, height: 900 } });
+  t.after(async () => { await context.close(); await server.stop(); });
+  const mint = (sub, ...grants) => execFileSync(bin, ['token', '--secret', secret, '--sub', sub, '--ttl', '10m',
+    ...grants.flatMap((g) => ['--grant', g])], { encoding: 'utf8' }).trim();
+  const admin = mint('ops', 'admin:**', 'read:**');
+  const reader = mint('reader', 'read:**');
+  try {
+    assert.equal((await rest(server, 'POST', '/v1/collections', { name: 'orders' }, admin)).status, 201);
+    const applyToken = async (p, token, subject) => {
+      await p.fill('#token', token);
+      await p.click('#token-form button[type="submit"]');
+      const state = p.locator('#auth-state');
+      await state.filter({ hasText: new RegExp(`^(Authenticated as ${subject}|Token refused)`) }).waitFor({ timeout: WAIT });
+      assert.match(await state.textContent(), new RegExp(`^Authenticated as ${subject}`));
+    };
+
+    // Another tab: a reader watching the collection.
+    const other = await openPage(context, server);
+    await applyToken(other, reader, 'reader');
+    await subscribe(other, { kind: 'resources', collection: 'orders' });
+    await subEntry(other, 'collections/orders/resources').and(other.locator('[data-status="live"]')).waitFor({ timeout: WAIT });
+    const otherID = await other.evaluate(() => window.tandemConsole.realtime.connectionId);
+
+    // A reader's token is refused…
+    const page = await openPage(context, server, '#connections');
+    await applyToken(page, reader, 'reader');
+    await page.locator('#conns-problem').filter({ hasText: /^needs an admin token \(403 / }).waitFor({ timeout: WAIT });
+    // …an admin's lists every connection, this page's own marked.
+    await applyToken(page, admin, 'ops');
+    const row = page.locator(`#conns-rows tr[data-id="${otherID}"]`);
+    await row.waitFor({ timeout: WAIT });
+    const cells = await row.locator('td').allTextContents();
+    assert.equal(cells[1], 'reader');
+    assert.equal(cells[3], 'websocket');
+    assert.match(cells[4], /^127\.0\.0\.1:\d+$/);
+    assert.equal(cells[6], 'collections/orders/resources');
+    // The admin token has another subject: the page made a new connection
+    // for it, which a refresh lists.
+    const ownID = await page.evaluate(() => window.tandemConsole.realtime.connectionId);
+    await page.click('#conns-refresh');
+    const own = page.locator(`#conns-rows tr[data-id="${ownID}"]`);
+    await own.waitFor({ timeout: WAIT });
+    assert.match(await own.locator('td').first().textContent(), /\(this page\)$/);
+    assert.equal(await own.locator('td').nth(1).textContent(), 'ops');
+    assert.deepEqual((await rowIDs(page, '#conns-rows')).sort(), [ownID, otherID].sort());
+
+    // The subject filter.
+    await page.fill('#conns-subject', 'reader');
+    await page.click('#conns-refresh');
+    await page.locator('#conns-status').filter({ hasText: /^1 connection of reader$/ }).waitFor({ timeout: WAIT });
+    assert.deepEqual(await rowIDs(page, '#conns-rows'), [otherID]);
+
+    // Disconnect: the other tab is told why, and reconnects as a new connection.
+    await row.getByRole('button', { name: 'Disconnect', exact: true }).click();
+    await page.locator('#conns-status').filter({ hasText: `disconnected ${otherID}` }).waitFor({ timeout: WAIT });
+    await eventEntry(other, 'disconnect', 'disconnected by the server: disconnected from the console').waitFor({ timeout: WAIT });
+    await eventEntry(other, 'close', 'connection closed: 4003').waitFor({ timeout: WAIT });
+    await other.waitForFunction((old) => { const id = window.tandemConsole.realtime.connectionId; return id && id !== old; }, otherID, { timeout: WAIT });
+    await page.click('#conns-refresh');
+    const newID = await other.evaluate(() => window.tandemConsole.realtime.connectionId);
+    await page.locator(`#conns-rows tr[data-id="${newID}"]`).waitFor({ timeout: WAIT });
+    assert.equal(await row.count(), 0, 'the disconnected connection is gone');
+
+    await page.screenshot({ path: path.join(artifacts, 'console-connections.png'), fullPage: true });
+    assert.deepEqual(unexpected(page.problems, 401, 403), []); // before a token, and with the reader's
+    assert.deepEqual(other.problems, []);
+  } catch (err) {
+    t.diagnostic(`server log:\n${server.logs()}`);
+    throw err;
+  }
+});
+
+test('the Node view shows the readiness checks, the lag gauges and the version', async (t) => {
+  const server = await startTandem({ dataDir: path.join(work, 'node') });
+  const context = await browser.newContext({ viewport: { width: 1300, height: 900 } });
+  t.after(async () => { await context.close(); await server.stop(); });
+  try {
+    const page = await openPage(context, server, '#node');
+    for (const check of ['store', 'broker']) {
+      await page.locator(`#node-checks tr[data-check="${check}"]`).filter({ hasText: 'ok' }).waitFor({ timeout: WAIT });
+    }
+    assert.equal(await page.locator('#node-status').textContent(), 'ok (200)');
+    const version = execFileSync(bin, ['version'], { encoding: 'utf8' }).trim().replace(/^tandem /, '');
+    assert.equal(await page.locator('#node-version').textContent(), version);
+    const gauge = (name) => page.locator(`#node-gauges tr[data-metric="${name}"] td.num`);
+    assert.equal(await gauge('tandem_change_feed_lag_revisions').textContent(), '0');
+    // The view read /metrics as the page loaded, maybe before its WebSocket
+    // was up: read again.
+    await page.click('#node-refresh');
+    await gauge('tandem_ws_connections').filter({ hasText: /^1$/ }).waitFor({ timeout: WAIT }); // this page
+    await page.locator('#node-gauges tr[data-metric="tandem_broker_delivery_lag_seconds"]').filter({ hasText: 'no samples' }).waitFor({ timeout: WAIT });
+
+    // After writes, Refresh shows the store's new revision.
+    assert.equal((await rest(server, 'POST', '/v1/collections', { name: 'orders' })).status, 201);
+    assert.equal((await rest(server, 'PUT', '/v1/collections/orders/resources/o1', { data: { qty: 1 } })).status, 201);
+    const { revision } = (await rest(server, 'GET', '/v1/collections/orders/resources')).body;
+    await page.click('#node-refresh');
+    await gauge('tandem_store_revision').filter({ hasText: new RegExp(`^${revision}$`) }).waitFor({ timeout: WAIT });
+    await page.waitForFunction(() => document.querySelector('#node-gauges tr[data-metric="tandem_change_feed_lag_revisions"] td.num')?.textContent === '0', null, { timeout: WAIT });
+
+    await page.screenshot({ path: path.join(artifacts, 'console-node.png'), fullPage: true });
+    assert.deepEqual(page.problems, []);
+  } catch (err) {
+    t.diagnostic(`server log:\n${server.logs()}`);
+    throw err;
+  }
+});
+
 test('the AsyncAPI page renders operations, messages and schemas', async (t) => {
   const server = await startTandem({ dataDir: path.join(work, 'docs') });
   const context = await browser.newContext({ viewport: { width: 1300, height: 1000 } });
