@@ -195,12 +195,3 @@ func TestReadinessDefault(t *testing.T) {
 	}
 }
 
-// TestBuildInfoMetric: /metrics names the binary's version (the console's
-// Node view reads it there).
-func TestBuildInfoMetric(t *testing.T) {
-	s := startServer(t)
-	text := s.metrics(t)
-	if !strings.Contains(text, "\ntandem_build_info{version=\""+version+"\"} 1\n") {
-		t.Errorf("/metrics has no tandem_build_info{version=%q} 1", version)
-	}
-}

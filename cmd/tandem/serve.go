@@ -96,9 +96,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("change feed: %w", err)
 	}
 	registerHubMetrics(reg, h, feed)
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tandem_build_info",
-		Help: "Always 1; its version label is this binary's version (the console's Node view shows it).", ConstLabels: prometheus.Labels{"version": version}},
-		func() float64 { return 1 }))
 	ns, err := cfg.namespaces()
 	if err != nil {
 		return err

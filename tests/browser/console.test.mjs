@@ -663,7 +663,7 @@ test('the Node view shows the readiness checks, the lag gauges and the version',
       await page.locator(`#node-checks tr[data-check="${check}"]`).filter({ hasText: 'ok' }).waitFor({ timeout: WAIT });
     }
     assert.equal(await page.locator('#node-status').textContent(), 'ok (200)');
-    const version = execFileSync(bin, ['version'], { encoding: 'utf8' }).trim().replace(/^tandem /, '');
+    const version = JSON.parse(execFileSync(bin, ['version', '--json'], { encoding: 'utf8' })).version;
     assert.equal(await page.locator('#node-version').textContent(), version);
     const gauge = (name) => page.locator(`#node-gauges tr[data-metric="${name}"] td.num`);
     assert.equal(await gauge('tandem_change_feed_lag_revisions').textContent(), '0');
