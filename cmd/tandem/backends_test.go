@@ -194,4 +194,3 @@ func TestReadinessDefault(t *testing.T) {
 		t.Error("the memory broker exports Redis connection metrics")
 	}
 }
-
