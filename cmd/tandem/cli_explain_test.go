@@ -183,6 +183,7 @@ func TestCLIWatchChannelAcrossRestart(t *testing.T) {
 				return
 			}
 			waitFor(t, w.stderr, "reloading: a new snapshot follows")
+			w.lines(t, 2) // the new (empty) history's synced line
 			if _, _, err := cliRun(t, s2.URL, "publish", "chat:restart", `"two"`); err != nil {
 				t.Fatal(err)
 			}
