@@ -27,7 +27,8 @@ func TestConsoleRoutes(t *testing.T) {
 				path, ct, contains string
 			}{
 				{"/", "text/html; charset=utf-8", "<title>Tandem console</title>"},
-				{"/console/console.js", "text/javascript; charset=utf-8", "/v1/ws"},
+				{"/console/console.js", "text/javascript; charset=utf-8", "import"},
+				{"/console/realtime.js", "text/javascript; charset=utf-8", "/v1/ws"},
 				{"/console/console.css", "text/css; charset=utf-8", ".grid"},
 				{"/docs/asyncapi", "text/html; charset=utf-8", "/console/asyncapi.js"},
 				{"/console/asyncapi.js", "text/javascript; charset=utf-8", "/asyncapi.json"},
