@@ -31,6 +31,8 @@ type serveConfig struct {
 	Strict           bool
 	LogLevel         string
 	LogFormat        string
+	AccessLog        bool
+	DebugAddr        string
 	MaxBodyBytes     int64
 	MaxScan          int
 	MaxBatchOps      int
@@ -106,6 +108,8 @@ func (c *serveConfig) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&c.Strict, "strict", false, "validate every response against the API description live")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+	fs.BoolVar(&c.AccessLog, "access-log", true, "log a line per request (method, route, status, duration, bytes, subject, request id) and per WebSocket or SSE stream opening and closing, at info")
+	fs.StringVar(&c.DebugAddr, "debug-addr", "", "loopback address (host:port) serving /debug/pprof/ and /metrics on a listener of their own (off when empty; non-loopback addresses are refused)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest accepted request body in bytes")
 	fs.IntVar(&c.MaxScan, "max-scan", store.DefaultMaxScan, "most resources one list request (or one page of a filtered snapshot) examines; a filter or order that needs more answers 422 needs-index (declare an index)")
 	fs.IntVar(&c.MaxBatchOps, "max-batch-ops", app.DefaultMaxBatchOps, fmt.Sprintf("most operations one POST /v1/batch takes (413 beyond; 1 to %d)", store.MaxBatchOps))

@@ -62,6 +62,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := checkWebhookFlags(cfg); err != nil {
 		return err
 	}
+	if err := checkDebugAddr(cfg.DebugAddr); err != nil {
+		return err
+	}
 	if cfg.MaxBatchOps < 1 || cfg.MaxBatchOps > store.MaxBatchOps {
 		return fmt.Errorf("--max-batch-ops %d: must be from 1 to %d", cfg.MaxBatchOps, store.MaxBatchOps)
 	}
@@ -79,6 +82,19 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	build := currentBuild()
 	registerBuildInfo(reg, build)
+	tp, stopTracing, err := tracing(ctx, getenv)
+	if err != nil {
+		return err
+	}
+	if stopTracing != nil {
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := stopTracing(sctx); err != nil {
+				logger.Warn("flushing traces failed", "err", err)
+			}
+		}()
+	}
 	asyncVal, err := specval.LoadAsyncAPI()
 	if err != nil {
 		return err
@@ -91,6 +107,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		frames.Validate = asyncVal.ValidateServerFrame
 	}
 	feedOpts := stream.FeedOptions{Frames: frames, Logger: logger}
+	if tp != nil {
+		feedOpts.Tracer = tp.Tracer("github.com/tandemhq/tandem/internal/stream")
+	}
 	feed, err := stream.NewFeed(ctx, st, h, feedOpts)
 	if err != nil {
 		return fmt.Errorf("change feed: %w", err)
@@ -195,6 +214,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Auth:        authn,
 		Caps:        caps,
 		AuthCookie:  cfg.AuthCookie,
+		AccessLog:   accessLog(cfg, logger),
+		Tracer:      tp,
 	})
 	if err != nil {
 		return err
@@ -228,6 +249,18 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		go func() { serveErr <- srv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey) }()
 	} else {
 		go func() { serveErr <- srv.Serve(ln) }()
+	}
+	if cfg.DebugAddr != "" {
+		stopDebug, err := debugServer(cfg.DebugAddr, reg, logger)
+		if err != nil {
+			_ = srv.Close()
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+			defer cancel()
+			stopDebug(sctx)
+		}()
 	}
 	addr := ln.Addr().String()
 	logger.Info("tandem listening", "addr", addr, "url", scheme+"://"+addr, "docs", scheme+"://"+addr+"/docs/", "store", desc, "broker", brokerDesc, "auth", cfg.authConfigured(), "version", build.Version)
@@ -276,6 +309,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// accessLog is the access log's logger (nil: --access-log=false).
+func accessLog(cfg serveConfig, logger *slog.Logger) *slog.Logger {
+	if !cfg.AccessLog {
+		return nil
+	}
+	return logger
 }
 
 // openStore opens the configured store and describes it for the log.

@@ -784,9 +784,12 @@ type Problem struct {
 	Offenders *[]SchemaOffender `json:"offenders,omitempty"`
 
 	// Operation In the problem of a failed batch (`POST /v1/batch`), the index of the operation that failed it.
-	Operation *int   `json:"operation,omitempty"`
-	Status    int    `json:"status"`
-	Title     string `json:"title"`
+	Operation *int `json:"operation,omitempty"`
+
+	// RequestId The request's id, as in its `X-Request-Id` response header and its access log line.
+	RequestId *string `json:"requestId,omitempty"`
+	Status    int     `json:"status"`
+	Title     string  `json:"title"`
 
 	// Type A stable URI identifying the problem type.
 	//
@@ -3421,7 +3424,14 @@ type NotFoundApplicationProblemPlusJSONResponse Problem
 
 type PreconditionFailedApplicationProblemPlusJSONResponse Problem
 
-type ProblemApplicationProblemPlusJSONResponse Problem
+type ProblemResponseHeaders struct {
+	XRequestId *string
+}
+type ProblemApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers ProblemResponseHeaders
+}
 
 type RequestTimeoutApplicationProblemPlusJSONResponse Problem
 
@@ -3714,6 +3724,7 @@ func (response ApplyBatch503ApplicationProblemPlusJSONResponse) VisitApplyBatchR
 
 type ApplyBatchdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -3724,6 +3735,9 @@ func (response ApplyBatchdefaultApplicationProblemPlusJSONResponse) VisitApplyBa
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3885,6 +3899,7 @@ func (response PollChanges503ApplicationProblemPlusJSONResponse) VisitPollChange
 
 type PollChangesdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -3895,6 +3910,9 @@ func (response PollChangesdefaultApplicationProblemPlusJSONResponse) VisitPollCh
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3957,6 +3975,7 @@ func (response ChannelHistory410ApplicationProblemPlusJSONResponse) VisitChannel
 
 type ChannelHistorydefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -3967,6 +3986,9 @@ func (response ChannelHistorydefaultApplicationProblemPlusJSONResponse) VisitCha
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4148,6 +4170,7 @@ func (response PublishMessage503ApplicationProblemPlusJSONResponse) VisitPublish
 
 type PublishMessagedefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -4158,6 +4181,9 @@ func (response PublishMessagedefaultApplicationProblemPlusJSONResponse) VisitPub
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4203,6 +4229,7 @@ func (response ChannelPresence400ApplicationProblemPlusJSONResponse) VisitChanne
 
 type ChannelPresencedefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -4213,6 +4240,9 @@ func (response ChannelPresencedefaultApplicationProblemPlusJSONResponse) VisitCh
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4257,6 +4287,7 @@ func (response ListCollections400ApplicationProblemPlusJSONResponse) VisitListCo
 
 type ListCollectionsdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -4267,6 +4298,9 @@ func (response ListCollectionsdefaultApplicationProblemPlusJSONResponse) VisitLi
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4387,6 +4421,7 @@ func (response CreateCollection422ApplicationProblemPlusJSONResponse) VisitCreat
 
 type CreateCollectiondefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -4397,6 +4432,9 @@ func (response CreateCollectiondefaultApplicationProblemPlusJSONResponse) VisitC
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4452,6 +4490,7 @@ func (response DeleteCollection404ApplicationProblemPlusJSONResponse) VisitDelet
 
 type DeleteCollectiondefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -4462,6 +4501,9 @@ func (response DeleteCollectiondefaultApplicationProblemPlusJSONResponse) VisitD
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4533,6 +4575,7 @@ func (response GetCollection404ApplicationProblemPlusJSONResponse) VisitGetColle
 
 type GetCollectiondefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -4543,6 +4586,9 @@ func (response GetCollectiondefaultApplicationProblemPlusJSONResponse) VisitGetC
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4776,6 +4822,7 @@ func (response UpdateCollection503ApplicationProblemPlusJSONResponse) VisitUpdat
 
 type UpdateCollectiondefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -4786,6 +4833,9 @@ func (response UpdateCollectiondefaultApplicationProblemPlusJSONResponse) VisitU
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4874,6 +4924,7 @@ func (response ListResources422ApplicationProblemPlusJSONResponse) VisitListReso
 
 type ListResourcesdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -4884,6 +4935,9 @@ func (response ListResourcesdefaultApplicationProblemPlusJSONResponse) VisitList
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5025,6 +5079,7 @@ func (response CreateResource422ApplicationProblemPlusJSONResponse) VisitCreateR
 
 type CreateResourcedefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -5035,6 +5090,9 @@ func (response CreateResourcedefaultApplicationProblemPlusJSONResponse) VisitCre
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5108,6 +5166,7 @@ func (response DeleteResource412ApplicationProblemPlusJSONResponse) VisitDeleteR
 
 type DeleteResourcedefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -5118,6 +5177,9 @@ func (response DeleteResourcedefaultApplicationProblemPlusJSONResponse) VisitDel
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5207,6 +5269,7 @@ func (response GetResource404ApplicationProblemPlusJSONResponse) VisitGetResourc
 
 type GetResourcedefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -5217,6 +5280,9 @@ func (response GetResourcedefaultApplicationProblemPlusJSONResponse) VisitGetRes
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5355,6 +5421,7 @@ func (response PatchResource422ApplicationProblemPlusJSONResponse) VisitPatchRes
 
 type PatchResourcedefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -5365,6 +5432,9 @@ func (response PatchResourcedefaultApplicationProblemPlusJSONResponse) VisitPatc
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5531,6 +5601,7 @@ func (response ReplaceResource422ApplicationProblemPlusJSONResponse) VisitReplac
 
 type ReplaceResourcedefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -5541,6 +5612,9 @@ func (response ReplaceResourcedefaultApplicationProblemPlusJSONResponse) VisitRe
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5618,6 +5692,7 @@ func (response ListConnections503ApplicationProblemPlusJSONResponse) VisitListCo
 
 type ListConnectionsdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -5628,6 +5703,9 @@ func (response ListConnectionsdefaultApplicationProblemPlusJSONResponse) VisitLi
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5722,6 +5800,7 @@ func (response DisconnectConnection503ApplicationProblemPlusJSONResponse) VisitD
 
 type DisconnectConnectiondefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -5732,6 +5811,9 @@ func (response DisconnectConnectiondefaultApplicationProblemPlusJSONResponse) Vi
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5810,6 +5892,7 @@ func (response DisconnectSubject503ApplicationProblemPlusJSONResponse) VisitDisc
 
 type DisconnectSubjectdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -5820,6 +5903,9 @@ func (response DisconnectSubjectdefaultApplicationProblemPlusJSONResponse) Visit
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5898,6 +5984,7 @@ func (response ListSubjectConnections503ApplicationProblemPlusJSONResponse) Visi
 
 type ListSubjectConnectionsdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -5908,6 +5995,9 @@ func (response ListSubjectConnectionsdefaultApplicationProblemPlusJSONResponse) 
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5986,6 +6076,7 @@ func (response UnsubscribeSubject503ApplicationProblemPlusJSONResponse) VisitUns
 
 type UnsubscribeSubjectdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -5996,6 +6087,9 @@ func (response UnsubscribeSubjectdefaultApplicationProblemPlusJSONResponse) Visi
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6138,6 +6232,7 @@ func (response SubscribeSubject503ApplicationProblemPlusJSONResponse) VisitSubsc
 
 type SubscribeSubjectdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -6148,6 +6243,9 @@ func (response SubscribeSubjectdefaultApplicationProblemPlusJSONResponse) VisitS
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6224,6 +6322,7 @@ func (response ListWebhooks503ApplicationProblemPlusJSONResponse) VisitListWebho
 
 type ListWebhooksdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -6234,6 +6333,9 @@ func (response ListWebhooksdefaultApplicationProblemPlusJSONResponse) VisitListW
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6418,6 +6520,7 @@ func (response CreateWebhook503ApplicationProblemPlusJSONResponse) VisitCreateWe
 
 type CreateWebhookdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -6428,6 +6531,9 @@ func (response CreateWebhookdefaultApplicationProblemPlusJSONResponse) VisitCrea
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6499,6 +6605,7 @@ func (response DeleteWebhook503ApplicationProblemPlusJSONResponse) VisitDeleteWe
 
 type DeleteWebhookdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -6509,6 +6616,9 @@ func (response DeleteWebhookdefaultApplicationProblemPlusJSONResponse) VisitDele
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6586,6 +6696,7 @@ func (response GetWebhook503ApplicationProblemPlusJSONResponse) VisitGetWebhookR
 
 type GetWebhookdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -6596,6 +6707,9 @@ func (response GetWebhookdefaultApplicationProblemPlusJSONResponse) VisitGetWebh
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6738,6 +6852,7 @@ func (response UpdateWebhook503ApplicationProblemPlusJSONResponse) VisitUpdateWe
 
 type UpdateWebhookdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -6748,6 +6863,9 @@ func (response UpdateWebhookdefaultApplicationProblemPlusJSONResponse) VisitUpda
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6890,6 +7008,7 @@ func (response ResumeWebhook503ApplicationProblemPlusJSONResponse) VisitResumeWe
 
 type ResumeWebhookdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -6900,6 +7019,9 @@ func (response ResumeWebhookdefaultApplicationProblemPlusJSONResponse) VisitResu
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6977,6 +7099,7 @@ func (response TestWebhook503ApplicationProblemPlusJSONResponse) VisitTestWebhoo
 
 type TestWebhookdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -6987,6 +7110,9 @@ func (response TestWebhookdefaultApplicationProblemPlusJSONResponse) VisitTestWe
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8041,279 +8167,281 @@ func (sh *strictHandler) TestWebhook(w http.ResponseWriter, r *http.Request, web
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3rcttGtjZ8Kz2cqTI5A1KUrHhiqvJDsZ2J9jiJSpLLX32B36AFNEWMwG4E3RTF8VZV7uHd1zAXlit5",
-	"q9daDTRIgAdJlpOZ/ccWSRz6uHodnvWsj51YTXMlhTS6M/rYmQieiAL+fHPBr+z/idBxkeYmVbIz6lxM",
-	"BCuEVrMitn/cpDpVknHNONOmUPKKCWlSs2CGXwVMDK4GLAo7hwdhJxp0go6OJ2LK7WPNIhedUUebIpVX",
-	"nbu7oPNWxRzf0vTSd2dvmRozMxEsLgQ3Iinbsf7Bd0En5wWfCkMdezXhUorsez4Vq6+iH5nkUzFimTD2",
-	"roAl6VVqdMCiQRSw6Cf7T9/+M4qOoEn2cp3zWLBUwxc5Lwy7FGNVCPg8Tgtt7PW2sal9U87NpBN0JDSj",
-	"E+N7O0GnED/P0kIknZEpZsLv2Z8KMe6MOn/cq+ZsD3/Ve36nbJdfqSwTse1USz/L36Htba0qr7p3w7wW",
-	"SYnPOnnd1B73Kzt5zbp2yKK4uiOJ3ORHc5HFaioiNraT2mttubv3/kPqN7jeg7fpNDWrnTjlV4Lp9J/V",
-	"cP48E8WialUG9/kNSMSYzzLTGe0Ph0Fnym/T6WwKn+zHVNLHwC3rVBpxJYql9tgXX6hr0bJ3IiluTXlN",
-	"OZS53b9qplnOr1qbnJeP9ps95bdvhbwyk87oi/2DoGE3v041zcGZ4LppV7+fLAI2VgXu6SwV0rBuKnGW",
-	"k/L2lYleamCBj29p3YEdx/Wtoz+aGijMRNTaN+ULVrg7cJmev/67ZtqonM0nQrIxz/S6xrq3NS4CXJ7U",
-	"3EulMsEltPebNDOiWG3iMRvDL0zc5oXQIIy7iYr1nn1xKvRgmvQC6IHmU8EyLq9mdpXacc9SbXQQSj27",
-	"LJ+pWfe9uDxX8bUwATs/fxOwTMmrfq6yrMe4TNhcXE6UutYBUzeiCGWUcMMH4Ww4fB7bPQh/CSscM34p",
-	"Mk0/XYtF9Uua2H/d8WH/Jpl+bKIglNEsT+jTiEVffcX+8BXDp9B/9FHQf1/BMyX7cTAYfLB/i1vbte64",
-	"B0/ThhdGv0/NpDsOWNjRYacHV8mk4dtYScNTqe23N72IdTmOECyegKmCcclEJqZ2Paix/cSLgi96AYts",
-	"cw5e4L/2Wf/93/bfP0R24EKZ80JIMxFa6COGz9MsleznmTJCB0zOppdw2kR2Hdg7YTHZP+Qsy6KjUJp0",
-	"KrQ9bs++ecWeP3/+0j1nwI7ZJU/8dZDaQ/lwOLQCPpVXLDU6lLnSqZ3nAftB4pkt+DRgvDrUzYQbhkPG",
-	"ptzEE3svL4r0Bt4cyqg8d2nSoHtMyfJelfu31m5JRCbsLQN2Vr5Q5WmsmZLZYhDajSxu+TTP7BaApaUN",
-	"NzPNvvqKhZ2cp0nYYf44M7joZ7Nwa+KgZe/hTmkTFIfDly+aJMVJIqa5MkLGi7+LRdMORNHQjydKC8mu",
-	"xeKIFcLYzcfmqZlUm+9aWOGRZ3zhqQT2iwVsx4NDNlGzQpeyA5WxqgNeU/q2LW0i74sv4Ohwn/cbuzX+",
-	"zk5QQ39y2x47GSwldWtW2HXLrEKI0yo06zqtrgdbIvpzBH0IO7j1wk57L8Z9fHVL818cNrf3eyVFS5t/",
-	"kOxvby5GjEs9FwV7Pjx0bffbDEv+9N3FCFo7FVxqUiX7sPbWNNi++z6t/qFIRPF1w6p5lzOj2CGL1XTK",
-	"+1pYDdWqtONUZIlmXQ6CIcIla8dY8HjCFNzOs2wRyrHKMjUXCbtcsIjrOIJpsG+xKqldfLwQTNkG4EUn",
-	"r62MgBc806G84dlMaLyAcT1i01RrkHBW1gR4jgUMTqRKMjmp1b1cGBFKuBvPF5KCGmXB5T9EbHTzdo6t",
-	"TmwbGrA0admrigauZbT3hweN4+1kSpOGWcqbk9ctOiO05oFa7vkMun5qH9wgKzT+zLqcGatUPdMs0rPL",
-	"KLDHyPHpiZURzzSo5G2aLT3i3k2lFkJr3+NZ3jRc9FP7aJEecO92VO8GG60QOldSCzDRvubJmfh5JjRo",
-	"ZfZEFhL+5HmepWgm7uWFuszE9C//IO1yu9ee4l340ibbFl5rD88pz8aqmIqEde1KsxrGDc/SpE/XRL0j",
-	"FomiUIWO0ACkXToeC5nYow82W8D41NrFZiKmTNyIYsFgsbPSKgVJpXJRQL9YooRmUhmWiDizm7gbzeS1",
-	"VHO5cmPY+fWXf4WdCDW8RBieZqjWMWOPI5YaZvi10L1BBw2GcZbGTzqoJ4bxrBA8WTA8GpwKtXSasTnX",
-	"rBAzbaUgXKFA+abBhvZ/o4rLNEnQzHnKVREXIhHSpDzTLOPxNdr8QiQiYVcFt4ZLlEo9G4/T2CoDP+lY",
-	"5SLCUf9WqevXQqZ2gzxts70XPNMMtnMhxjDExlvr3dRoRg0IGK71BBocsZnMhEaXhvc0dsVv7OLSTM1l",
-	"1ct3kt/wNOOXmXjKrh5j18Y8zWCzplOhZiZgsDcZqo8Bo91LSkLAZrKw29U2FpakUYpNuVywmGeZZnOe",
-	"mlRejWg87Bv6s6p/pPeAbmcUnLTsslDXorCiw7vQCY/avaghLljGjSisfPX8bmf2l/7xuNHeO7f2Y6Kt",
-	"8mAbWHqYigWo2lc8lY3esMptYIfveyESfSITcfvUKxIF2FzNMmuqWLtEsKntgTMQ7FLj6APQMZfscpZc",
-	"CRPKbtTvT/lt335pxw/9F/AuN8J2P+p+arsV9Uggo55tdapQGsXgR9Y9Pb549S3qtqWDy57E8LPQUc8q",
-	"LnaclPlGzeST79uqVXZZlZZZeTCAIIVddwoOhQRMum9g/T9lWyOny6PyWVOUI5akCbR2orKEGotPekrR",
-	"IEkKdK3B/PLwi7+WqwZPSzoZSdu4QNHxuZSOS5UsymFDkxtMSHKKaVHciOKZPSZ5wkjMMbsz7Bd9+iIK",
-	"GPmT2PMhK/unFzI+KxW1J17Ps0IrEIxqZnSaCDp+DE+lSNgktSJ0YdfQuFDT8ugXuYonVlRmiickarkR",
-	"YGGAg8IJPKt3i+ImjcVnOoEuytlhMZd29qzWxcwktRt23ngGjKxyZvcG+HPg5Kk74qwNaJWnTM01K+Wf",
-	"f4l3CFl7TFvxOnP6U5aRZwItQW4YPQIv6sMd0YB9r+i6Z5rBshn5h5N9vpLllEiViKc/r87tCfs5pxZO",
-	"eJrZS7tyeTyp7IJ1R/td0LlQ6i0vrp681SBNxG1sj0XcPek/BYMQhGvXd1wuSPTpp9XYclH0yacOLSL1",
-	"vzauBTeiD7+KxO4XX2e1v6HoKy+KyNGtciFZFf/RZdjQrfKT03I72ct03zYmzaNeqdHV9qEaM1SQUxmn",
-	"Oc+a9yI8pLwGbEM8YSJPFcGuWvllnwgumKffTe8kn5mJNWdibp72MLCyxjOlqv3jNwjnoRD/ELER4FfW",
-	"yxY4+E7sGGshwBX+4q9fDGFRv5N5oWKh9eeQE7DjUs3mIsv65Du4nBl2kyorDvSqyvlf5z98z87h6aUz",
-	"4ccPg1zZKSv8pWOtGzvLUzG9JMHyTupZnqvCiOQ7kaT8Amb7M6ouE45tnQMQgJoBBtQA3E30TPTwkCeX",
-	"J6i98uy0ULkoTCp0Z4Tex07uffWxU7pIdLPbOhUJSyW6NI88jcmdodywqdLlOXhpm9BXuY5Y12lM+8Nh",
-	"L2CH+8/ZpVgomYDvy4ip3jRM0J8fXAPt7Ez57QneWQZz3efSdQku0w66v5xq9qPfzw/lpYq8dkFn6VWb",
-	"xnBJZUePdzRiELeLWNe9uVdG7KKg9DRDqI51OY1kf8oTYXdkKK1eqmamN2BRPoM4HQb11j01SsdkG3CZ",
-	"7KkilFFa+fVHLOz8OexE9olwlXsmx23ynSiuBDu1P4FzHN9UPonewroYLGOFmCoIWdGWsUIFrul5DRlY",
-	"KZ0JHBD7MmiS++2tvZyRp3zKF/bsp6djgEQy7hqLvu76gvXgE1v5jwPwkLfPaC08rJwb+LZ/pfr0pd3b",
-	"gzM+/85KwCvh/9rX12nedxPbJxGDD70LOmmybRvTttARygOCBBkfKDSdaVCcODmbICxDK4jCn+DutjKT",
-	"GzyxXhx21iMgbEvWB4VgZQbLQR4h7QN/7PzZ210uhhB0cBm1z0E96vM86Nj1gIdNbXqqJ075rf8AL1L0",
-	"yFOocts81z3stV2TM/uKnKJXuNwbur4ihDqBv4A3S6IzoQHEsJNMF2YTyuyZZlLMccl0+aW2RwoYOAy7",
-	"AgtndRrXgsmWEWTPNODLuhCvpXjzwXC/+dEPG2aIdMBLN+03F7DCe3Bbbb6HrrOnLfSjCdbCDdkD8ioT",
-	"7OzN+QU4PckvN+E3grykVhc/GO678QrYwXCIIezYamYFg+7iD4c0H0nP22QHw2FwMNwPDoaHHxoxTCtL",
-	"jlrtdbl15d1rwaGca9Dd4Fw5eQ2aubgBuznmRbFoXl5cm7N7zEkBTdZN0kpYm6gKAwVLqgy2zyh1TaIV",
-	"H6rt8Vq1hfVZJmSXXtNjf2H7Efv1l3/Vr4ruqdbQgDcoN2v1GYir1kasGoimyX014fJK6B0nFp1MG0F9",
-	"eNVd0ME5hiWxzUicA1Lmjb3J3r22w/TowLWprZNSZE7K79hXQovuAgoNdh4hp4wsu1QXqI+V5uu608vK",
-	"y/FYC9imOx7v+ewyS/UELeGVLWhSxLWWD03sIQ/fbjrbKrAtta0cG+o0PX3NvDlUbQVuiCfcjDJ1ebnA",
-	"Y8CIwg7X//nxuP//8/4/h/2XH6o/Bz+N+h8+DoP9g7/e/alJwLyqqY67LA0HpNt2bJYshE2YWNes195N",
-	"VhXD0Mn295/QDXcOULCd8nmvg7A0dJ9erS6RjM2njp2S0j/lOwasuGQxCEJUmWFeQbG2twDUNDVMCvA5",
-	"w3VJXYXefjvA+HtDG3iLyO9B43YoG/0KFaHdVuvvaeltt4yWHZ2eh4d1k4KPDTsYHgz7+wfscuEiNT1E",
-	"TiI6xFNKycYF80lzk+rxYsDe3FrRYm1z2+oI3fsU1w8wOKIQ/AkOSngzPB6cQUJbDUdkY2ZUBU0EWY4e",
-	"RGvt45P3Ip5lP8D/cgH/Kyngf6lMtBel44jFizjDIBWTitHkQijHnqpWh7kUZi6EpJjt4cFBGYFD51Zq",
-	"2EwmomARjXjkaVyPuhublv36Nf26vjzrc/tNIQQz4hbNkVyoPBOs65xM+8ODQ7sxCx4bUaB5uwnB5r+6",
-	"DM/vsJsw0l07ln70MbS1nf3BUwFXD9d16g29Zv3QnVS7clXs0ZZdEnsO8KS9UXxxxKIfP0QjJpUUvYDZ",
-	"RR7KywWgnBiB3NkcwE4EhVcFoRpL52laEAhgwN7weMImXIdyHxGYSapNKmNDVxDScgeE+jLQHT6wCu6O",
-	"uMxGjDzrJspU6M9QanE1BctDjdl+/8VhQwLST/jAfhSU/swve0d288GghtLM01gM2HEJ9cFRxcMDMeEH",
-	"B5UrHXZ+5DDiZiJCif4yl721R5O1d7CHQ7Q3JGfXVnrz8opeWVz+onmb6p3tOdeIHVuzcZXj89Yv8tOt",
-	"vNiNR4LvzQRwwl+fv3zRa9QFoo/Y/MDtm4B5j7yLjliLy3PQ2XDergikjc6stG1bn6FXwMW5NORGuH3e",
-	"1UKwaEU4QJQMm961i/rHD1Gv7AQehvCEwQMWW0uPysV3n1Md5i5hqaQj1CHk6bDtckkIaOcrsVNC6Tx0",
-	"UW9l0hDyZH+z3W1ptqqwu7uckFWy2LdKXXvQ2h3WbRngKpcoJkEB9q4b9fsAkXNJW70R46zMJAplFY8l",
-	"+Of5+RvKPoGwUS0COGDHiOQHvYKHMqq1HoHCzR53iPFuWib2Ma/wyrugAyhm36NHGVpNvrsm79E7mf48",
-	"Q+8NeNG6PNPK5SoCxrmfJhHDIG+zS7GMG2/T8tPy4odZwYTeBu8M3VC1I3BD2SwAV2Zj1zDUx7vIheW8",
-	"xQSJSRHphxGdYKAidmuraZZfFRCJKvx1hD7LMuuGG6dpHtkFF9klRsmEz3QoMfEm5kWBOnFvwKKpsOr2",
-	"pYiVC7vmhdBCxoLZn+wpbpc/iKZ63tzSroA8vBroQM3h9E2vpCpE0jsKZQTIYR0hPCdJROJU8nIanuky",
-	"QTJLx85SrO2mLujveiENv8U87P96fwFpBQBBDuzpMbu8i1gq42yWWCuxYd9gU2rH6IYUzyUf4KpgtQPm",
-	"6ZbV6skrGODmpe6Cz+2r8B4uErxxNyfJ5vhYPV846EiViGb11/4CEVVSufzl32mMGEyVEcdJUgjdolGX",
-	"64zjVQxC8QA/s+/ic9hEE6XNKFeFaRZDLrVk1efnhV2kkoupmmkfYtP2tAoes4OG5p567t3fpDaagktt",
-	"O+ML77m41CAkNke4QPDBJPnPWh7toLZclnv1Ye26xLyapSyxemZeo6Pwp/6Hv7R4BasM9E+uKZe7q2Hs",
-	"awnlreuFwsDgy3I55it98nD436ukSbWEr1Ggl+BY1A9SdIcdkZHng76sUKWUtpr6uJupu84IaFynu01J",
-	"FWxe3T0AuFgdjO944nAtfYDSdqPTH84v2N7N/h7tX733kf6621vBiwKEceEB4rxJKTPOgw4k5W5aIxdw",
-	"0fKY4a1lDxoHr4xErMC1Vc6tNkVHuktXDpi45bHJFowgRoTsgWWWmiXnCubyrk2BrVMA3COOWBEUiAad",
-	"8Fs1p2QSb0nORWEHXWkBuKIy+DFsCn40bYt7LuJaU5umA6JaX9/Dlv0BNziFS9WYPNGazYvUGCHtSuOS",
-	"caOmaUwhTG+9whdRbxTKMsIJaRiUUV6PWaJrMxIyiWqCBV5eakYUJsUQd6prUE4wMkklt3ZmLCCn/ddf",
-	"/ocMDaaFNR/BeRlK4nqwFyHcR6vKWe8aSx0eMJcHXne1Qpuq4eFlGPcKqSWUpB6hI19PrEI84Vl5aZOy",
-	"JjAjZXXTpknj4rhfsHqLIK5tSNN6+lbwzEx2jmmK+Hot8KZt1VcvriAPTh8AE8cDaG9WC+gZjf2q7MZ7",
-	"aZzAZLOrGnlv5U/spPtt0KaCjtZWUSrJQDCGv4Wa1a5atQ3xqW8N7yCN3k+Uz9WS6oDxsRGF71wgFXvZ",
-	"a8DTacPYvgEXFPzq9v2NKNJxKhJrZdXgSJS8jfnvnpKMKRi91ZjGXdARt3laCL2LGXKd4uZ3M/SPuR1X",
-	"nqf9a2CEKN/c6L5oVfAhFuknpDsofD0n/YhRjyH+WL5rsNHXAM1un+/SINxhts/IOeBlBYz86b8SxlrD",
-	"LthETgF7JMAGD2UJ+j0cPu8FLLJt86DA0cSYXI/29gyXiZgOEnHjINR6j9Jje0EoI5OaTNCJRZD/Abtw",
-	"kTX3fnuapFIbwRN2KVBx4XRA2AMJ0rrQl7LSVnx2G5a70RGGDVklQxo2rQoPKEZERIfD5yWG63A4DOzn",
-	"w+HL4PDgIDg8ePmhSWOBcdiCfsl9sQ2L1Mp6ebsrPHM92qFzDt8jMFizLuzgGZBzvHjuhe/s9l+NxfR/",
-	"GuxFRw4gXN7Wdm2EyDgXmrOb+KYzshOXbIUTvQs65NC9h/W3K/hnR2uxjmbazqxai4+iR50iBmhX5fwx",
-	"kEvLWrR9ZlNLV6FAEH7UW8GA1qOATsn7+CTwMIwZbT/nrnHfwX0b57wCXbkXNQ2me+hDnXulqrXqthSf",
-	"B2K/PBx+O9eNBA3vfUdh9/lc7/lptDGabAW/Cc39K0/9pYO9JVN7sOaQW5llTKXaoe/wqm9SkSWNvZba",
-	"cNqIq4BwIHyhrbOkkqJdCRF3fFcfk8GsRYvZzhGyEVh7uIr66r2P1Ye7aOQRhkEyalInTDAsUeDZmZL5",
-	"KwAzX4UTt4O4wv8/UG+WXfyrg6L8HKQl1hdZY2gA05f4Odq8AJi8iQwNpGxXnDjQR3oAuXvWek8qlaak",
-	"1Pzi5UsfcDocrtVhWnWWFUYnAywf785OWAqJjeOF8+q73mMCnE+EtU61lMr0x8A6sdGysr+6NgfrDNfa",
-	"8t4Vode6x1LpWyKXKrEGiCPyIrIoIlNrMkZkIzHtBZLnEsGRKihuCuZHle2ukgUCdjDklShjRMLsO5vj",
-	"q04Sr2C4VOE9TJe5ZnQDIjNevBzu96pov5/yuNnySSVkg8AgNk4NKjiPF5cn1PRSXJ6+jZB9qeIrfqZD",
-	"GdWu6CEpK8Iv3MPUjSiqACzYI2dvzi8CSkFGB94UT0QmJKjMYIvhof9MO5KH1dB+bQDWhfbvh3m/ByCg",
-	"WXu88HoIgWDP1gRrrstr+mXdVk6BUkzOsgwJOZZBBzTQa0AHnwk08KBQwHYQg6AMGbg53rhR7g86cEkF",
-	"uD5hIrmGCTxycNsStJOuTGrg87F4m6hcGTr9p+gdNWAYvK3ZoMi0rjhcaarciM6F4LJciW4cXA1cM6mo",
-	"E7jKHivUfualrO2khe6a/3qf7IVHTpndKRe2CuCtu5qcFvdMX6ilENwD50PauMfkTjku1Ph7Iv/dmrgf",
-	"7v/3M2nbugHceHzyyLyfF7oxLt+AJXloIIh8N2vzM10bHwkgq8Ys+mhHPiBPHYBeUVr7tDxTdSOSinHA",
-	"/sa6dOg+fAl+kuzwBwM73VATAPfzb8RPtb2qddvG0FSSD5AqPC9SI0okYDKLgfiS3OpiPeFAo3l4lseP",
-	"p6ifnb5aUtKLPI5KG6cqKeJi21NhJip5pomN0l4NMFtfCeWSRfYHxDkuadsylFHZhUdG0barMGQvPdOo",
-	"zKxVk8HNYVvOJjyBnA8Yj3a9ucjjXXRmHMKNsi+Pv8MLf9vY3LI/jRumPtG76sooXFMXX8uzBUaoZplx",
-	"cc8Rzouv7U75tfBuIa/PrBCroNxdtODyvc1LRxUEpg8c7Yi9umZvPZomXC6NZmTn1nWAgOPdGtpk86xm",
-	"iB18uRVYcDmr+M+NkYQl397j+YC21rpafTDH27hc8Iwrc5LsUtn72SyiwXbqr3v5WlfMOWDKHgXOt9xD",
-	"TApz8CL0sBT1AhjbJQg+GJe3XcfvBYlbCjpsi4gjiNalSACgNZPVF70nxcltilj4FBA7qrSSYGpwttXA",
-	"jARlq3xr3WO9kPHx6QlrmFl4eYMye+n07HXLwoP53QU7GOf1pLl78Wysroeoev+ADM2ICHi8n6IAXBpu",
-	"qzgWyFp6XCLGqYSZcInwrLtNUAXoAxGl7OWgUjWa+YQbgOQh2BT3rc8etVwEp1MR+7j++F8RN47/lZY8",
-	"1xOFx7iLJa6OSqN6My7rQa0hsGrQfkqykd2C+fehLNpFUlXhFTe8uGo+bBsCIf8h3rUWV3BeQaBqNXM2",
-	"A4bPnVh6PBOglHRLhkD5PfnrQ+n7GqOla2pGgPsWWEIjGJgolEtFvYBhs4TyaZaaVb/8Uncf2VwYtxQ0",
-	"u1iiX32mKa0b+JBiLpVMY57ZA3TaGOpZNhDKAdnFTFi7h9qU1NVUsaUIQSMG8N/Oi9+y6VbX0gNTBv1V",
-	"ctSYNHjkEvoKPze5MaNvBSu+esR+8ny2CzdDHqeQd3YhqGivjPvX1UXAz21hLQx+Gu21ZRdRRZ4dtT77",
-	"lmnexGn2ys5yPDPpjXCxe3exE4CoFREf3UTwxP2QpVJsVv7uES7YmQSrnjG/CjSRVvVsAeQTae95StCR",
-	"7Zq45nDfbG55ZZXWyrGsiXfxTZmpYCZklxCEOsJxi1hXKsMWwjAeX0s1z0Sywjy0nS8t41dvrBrcEJS3",
-	"ywz9QbGaSZPKKygqmMMCAoI+LAvCuvtDNhwOSe/rZwrKD0NCbyF40jtiUcavnBtDMs4yZQ+5SzVDbt/V",
-	"Kcu4Nm+KQhWtqRTnszgWeifU9pTfluk1fo3XjQxoVKH1XMSFMG98uPgy9D3NRL2oq4Z7mDZpljGdXknN",
-	"ugSHZ4UygKvpBcyObwaDvS17VNDBR2+5ErHtDpQjtr0Lrt1Zjdw5VhZ0ZkW2JaLNaZn2jmrje7PruujR",
-	"ydlt5q31oBKXu8TaaFC+bufddVolsKKmgN2AT5TuhGpd5FoauVqZ+6hWYX0OYpussRaQG6vKtHqm6fLt",
-	"YWV15sSltPE1tNhlvx+DWmyza8WT5BsK8rarr031eBt8PQHDAo+V/r9StLcxpXGNorre47RlIyIhb77K",
-	"C5UEJhXFH74aF0JEW1JX+TKuqmodNAEip+gN5dKuP14CqhwXAwLpQSUDjxHlzyG5wfkP32OlSdaFTBtH",
-	"FMW+S7+2S95qdK7FW8vZ+wo0d65vp0rsKMpQLjU5wyEnsQgwRWW0t4eUUA5UGB2xQiRpIWIq/WJPbFcu",
-	"dGkuD4aHX24uFtuU3Wubt0ZUYep7pcnOJz8Nrw9vXy4O4r9O93/+svjCPL95Ma9j5OeTn34kp/bHg+Hd",
-	"OiX1k0fZnTJ8/wxxesIpX2SKJy08zKWEhugKTiykLtmJArq9zujHXeTrVr1yTsCtLj7Fkd/q2qU6U3cf",
-	"vHGwj7m/u4SzCjHsSpDvfaS/7vaM0CYqz75V6+3TGcurvitq1CC3T2vyOswrQ2vbCqmNbq+qBKvbla20",
-	"tdX8zKa7nqQ7ibm7tS9fKkK2w1o4R1dtTIaBv29IfRmLLGNqZkoqHmRPtUYBhtRDSbG2suJYl2Lt9PmZ",
-	"xppjJaHqqDx7rOIcytIKomIQjmCCnS3VKKOSyAUMN2IRsLmh7K5dx3hH1EjSs7vp2hq2+xzboYDp75fr",
-	"+Gl3RkXwjKOyea+cl0rBsm51brhMeJEwutIZWwGL5hMt4p8wGxR5ArR4cWiX5MHhr7/83xeHrOAyUVMs",
-	"2IacqN9+d/yqf/7t8cEXL6BGPOnciYhVAqj2wqyoYMOlg9O+tfLy/GXvw8fnB8GXX9599XEYHKw9Sc+d",
-	"VbbkbuOxSW9ENHJCFdZ5BMXNUnlFKSlr/TehdF4fmdhOYVX8BG2RSx5fq/EY/AkTKF8FtinipDVEuUIZ",
-	"5XymRQL0n8ZrCHA2JCkUeQLOWypWcLg/dOQmpZYUSisbqHrSmPzeENjhkkX9vrN2CKjQn6cyUXNQomDz",
-	"psY2ZGnxRiNwQ7RInuXKhkcofcrzfU6IY6ZkRRK3vD8i2+c0FvWGeBEonCCIKOGcgDJlxwujTBs3Gy2A",
-	"C6HvSYEyw+yc79A/uurtwbLxZTpWc/LU9Xott5rcg9vbZpdNW6EL/zHPNPv24uLUJVR3l7D5dV4hP1u/",
-	"tViFFS7eCKwRJO/Att84uNNU+t/uP6ZBu4sFK8W8wYrtRmEn7ESwg4CL96EGqn3NkpG66R1bWJ67WH3g",
-	"BRNtYv5vQgqoMsgxlw7daVaUFcLMCkzpkGimAtipZXHez7S8l624s2G3Cj7VIp4VqVkAXogc/Hn6d7Fo",
-	"msJYyXF6NbObk3giwClkf6S8L5fl1fn/+senJ/2/A0eFs6fwuXdB51LwQhTHM+SMwU/fOM3kv95fdBog",
-	"wu8vWPfb84MvXgTszP5ndbw3yevz4x6xQRMBItF3YFF8pDl0Fei9NsOIwszBy6tGWqMaa9+lcqwaZAxk",
-	"8CGvciF4Buz89sFIUDXC6jp2QVtZcZn5la5TH3igAyAKKhZOb81neiISlgH9UD39qhuB9qgjRwR8CWy0",
-	"oYz2uBX7PE8HCz7Noh5Ee2HRltFee46HMpRIboLVkW3zJVtJvCUS22479UQPC8Ex7vIgkUXDKsTo0wGS",
-	"aczhxJRcgMhhdieA0eBUTkWWhDKVXglEe1mEPp6Guojjet5eb8COsbZ4KKvkQS69DNKyeDaRjKNCggzZ",
-	"0IXD4ZB1Qf0IJbExpZmQJluUpJ0wbmfl/EF5IGuYljThIzjRIWghCmCEBWBywFIZF2IqpBGJVVCIQBTw",
-	"yQN2YiqcZUX9/+aCX0VHzKuxfTXjRYLcWsIul+WC2wi+/NubC1bWBOcZcofUrhyxP7uLT99dhNKvj2Z7",
-	"+Mc/suMaYw48A/eO/f09FW6r0+r40qCL+ivVNqA9YregkJopGcpMqdxqgEisBY48jOzCyIBCOGDgK4z6",
-	"/X/MTR/FaBTg52vdH6eZiEC3i/p94r+hbwNKXoRdEpXuxVQz4JgSychqXwlSpTKuQxnZ/qoi/Sf0ZMS+",
-	"BimATvIYeHGIsX1JdDCuWfO9Id4RL/HAl2JwxJZ/t0u4Rt1KkgvdnLJi4gH6VxhpjOHUZBsDvV3JEVkH",
-	"pKfjl3YIokLwJGLdv725CCUUi3Du3541X+zagvKNZeU+jBRp+6tLEWVdMqRDSZAi3WMRT6aptL95Ms2Z",
-	"vTrwcX8AP4liDsTfZ6evGMKY7ZpWiF/f+4hf3ZW1/rE71UbBOQUyfVeLkiY8sFpdIVgEq9zEE6FhWxK5",
-	"fsCiP/85ctsNT3TiyMU0VseDRGRJVDOgkiSubIUuR9VK3ts+JnP3YR7sxrWNQfcBkQMBGg354iJcim42",
-	"lHQigToGXMB5Gpf5fmhZpAXwCNteB9UzMYEen2gXM02ie2jV9GcabmXdpdb2DS+uhIlQwL1BOY0e47K6",
-	"7ogdDvdXa/Va+82v6XsUyuj9+/d9T4CIcj/ZA3L6VdjBd4cdez7BU+t1fUPZRZH/VdihX37CTdiJRgxJ",
-	"s5KAqszyWZIKGYuAXfIE4pzczArx6y//goc/D2WUSj0bj9M4FdL0aW/5b6h+/Ql+tQ1DUytLY0FIFdJj",
-	"jnMeT0T/YDAkH3iVzD+fzwccfh6o4mqP7tV7b09evfn+/A3cU1EMOM0B9IPj05NO0LkRBWa4dIaDfbxY",
-	"5ULyPO2MOs8Hw8FzyqsHtWxvAix7/wT65kY/BdFhHwyHbO7Fh6E8MuonaBSBq9mtkZMEdF9DHH5gSQJc",
-	"B156MByuqTC8W2VhesP6cvpWM7EqEID4D/HtTQ8tW7n3NU8cOM9XaDujHz8EHT2bTnmx6Iw6b9MbIe1A",
-	"WH0GvF78Si9X37UP2LNbdLHtMFMOC+Yjgei+LNS1KHoQiZmBxyJgXwyfMyioP0+1aBz+M/vSzzP68Gpm",
-	"FE7B/QY+6HwxfP4Ebf1eGUB6LI5YhPIvYpovtF3w8YQlIhcyETJeEABpsHZN2J6n2y0KJ3Zt03OlG9bF",
-	"2Uy6UOaGgtOutkwUuIq1VFMYD2hXobiS4zpgPC6U1jX7AQpGSsGAcJG0gFDyLKPDY8rIrAZ2ugVwlC7K",
-	"KpNU+EYLYTXyOdUIDaXgRZYCUynQuioj8OQx/Bp4y016NVMzXRWkDKAR9mFH7lDzKVqJ/8XFeiM6vKDG",
-	"GVbdgb/q1K80EGu5X+nBvE756lherUBfOsdTrDqhilQDZLw6Nlcg5qXNFkosPVvN2HKpY8fXD9vbak1k",
-	"AaEbNJR5IUrtXCQlnXFzKdZLGmw7JJTVBLWLXJxhRuw/3i3owbLKJC2iss5yVX07hfIH6IxFxd1VMEHb",
-	"gmXptSBiomjAfpBV+fly+NC5q6uRD2jP0SPIrTvymXCsbls+IHKFhqAsgtFE/dNi8MEfGjOCUsO6YmCt",
-	"2Giv2hN7z6usoJ4zHk4SMc2VsRLAat0Rwg1MsSiTKoE5wamTABRdaC9TCz07oAzUZfSx3T0O9lPanLo1",
-	"Wltdsuc1ChwgH9CzKLT5WiWLR5OaFOStOy6pLOEnO1b8wrwN8vpNXSEFTzhyJSf+QdPSFN/1sH2TKtDt",
-	"qqKxyEWlfdIkkMnkmY1Tno1VMbVSQqqaGPaQLMPhMKiKzTf7HqzQDIDaOWEnr6uK9Ef+vqjqlnmPAPqr",
-	"WWZolJ5/jlFa0aIpGafS/llmbfolSQomhxp7nfE6S/05fPr+lDxb0XJOEfOxUm0NryZV3KbazcuXm9Uk",
-	"0pEu0qlQM4O3vXz67sdKjrM0tqu9uX94woFj8OQ11ae0PUX3aU6GNfdQZfaSa5FT3dJUXh25XPYlMQzb",
-	"HjxvVFEEuNBpw+FI7h88/ZD4R3Mf9UVaG9XRqQr74XslhfuidX1QSGmiMpJt+59h1xql+pm17qMRCqtK",
-	"epUR0LpuSgxhiLuxJpi7QiWLPkStadPuf7F5sb+TepbnqjAi+U4kKbeNgpsPPsP8rhAwjioOqOY5JF0G",
-	"7yCnT00x9Kq7HjWpLZUoXyqq2Ky3DDzLaf3AnlsD853Haw99JtTlppv9NJTK+gGNhmmrs/Os2tY0BljD",
-	"gWfZwjOLqmSUD0Gn7lPqjDpwZ2f5B3I2dUa+UeVsqrgq/d5obJ9B6A2woFrZY9E2jGXCGgNgdiAeAVMW",
-	"ALcU+VLLwXjmPDVRWbXWYXwIsgEaIUX2u6/ULJ68/jqU0ViI5KtMyatcZZnTMEGvxvcEViMvjHZoCKdS",
-	"uxImoez6VAr4gh681TanqvQlxS1ZNgN2ynWNgcGDIDmOf3s1NWHAKIGDg1aiNBxfviMysA9oSLx1xcEG",
-	"DDMJUoONCmqqEAQ2dCihTrA2ywXPYp6X2CtXkeDkNJRdkiD2Ut3PRdFPcztcE1644EsV26rV8JEJOz9/",
-	"E0qsBqN7TYr4qcqyV7RsVjRxiEU6Skpy4TlEUF0pDraUMmWKXPPDS06t6mmbAtht0ErPYvgGg/VtL0WA",
-	"3rY9qJB6TTn6doUzo2D66XjGxehE1/OhjqoCvS+GSFzR1Cz7iFqrSgHVeT5cpscG0O9+8MVdd6r/W/f+",
-	"1Gkcp8YhT6dt70EQgAcJ2IAJQFPsE5lGbpG2ODx9pGEpu7q50jq9zBaIhyhlFIkno9AFI2cCyITv66w7",
-	"3ObI+UYVl2mSCOmp7Ovv+F6Zb4DJtlJy19/wrVLXr6G0AmoYw23U6TriuNQtdnrTwRaNu1DqOy4XNGx6",
-	"66PavupxT+q3LpbPOCuRv3Qkk6hsPJALwZM15zGmhdTOYikyvfeR/rrbc9G+1vOZOANWljF3NDfu3AuY",
-	"yhJ7poCbJXALO5RtK3v1uAUDGR/iAHdVPBIKMlFa08xAobQaMg9RfgAABhZuMkJCCQDgnrX6D/eHbAlG",
-	"13T+EFvCtwj12+4Iur/A/j0LQL94RYMQPIYagVaDcFzB95Vm95MbD9yUZ4InjK8yHnt70+2o9s15t6sv",
-	"sUZ3/CEoYxFWU7/kVFArr6hz7cePf4J8DPzyXZHdtQcxztMrCSCk6xLBrlnXzxAMqnxBk06FNnya+1+W",
-	"EVnSt0uKCwR09AbsXAgWQfobPH4wTaLVkJjfhU/jLm0g4n5i32kTw3GLsuC9BBhwYgiUfDLnYJ274G6L",
-	"UkxAb5YodjgcBuxw+DKAGghWyh8evPQKHF2qZIEMbd72WynbgghxkWkBElsqVwDUY2OmZBCDfrUeQvIg",
-	"95WQ3etjfxdL1OkBBFVE4pO3NRCcr25yWMSdD3cN43TqcU8XanaFlRowQGxPPIRrlICcgi3RtgShLGF8",
-	"vQrfIVVCcSKe50ImQFztStOX4ghy3u0RWTKxX5Q0fS4a53WyyvOFkzeUa2IpLWETD7wSShpbqI0wT2NB",
-	"ERpe56v3MGTOHC574JHg4OHvrWuGxRrtMqzNFIQVac2PQkmr8bm3JFVhV2QPfb5AEwJeHnAKQV+O3DIy",
-	"E25c1MuVGv9i+JzoeLwagxGbyUxodBc5/sOpSgQE3iJAukWNpiwORVVZ5jcZV1qqzLSVkNx/VCvKJ6dq",
-	"32XJU1pDD3H8r7/tFTnqPRfyRjvlrVXpH8tJ+29sSNFSgbAdCgyjKh1uW80tL3dCq+GUe4W8yHBqtCLK",
-	"gl+fUs1w72jRLag8lzPJ6nW177unHjhR7yfKHug4jJB3sfMsPYZ+7Sa4Qt20Tqi1cl55131Kx1L5mjbT",
-	"igqZltcFiPlBMLo9VT/TtNr2+hgmfy69b9dOJ9ktS9sJgpev/KIHv8mztGohcZw89WnqUXuuLhtsE3BG",
-	"YD4PvP+tivk62lC6dK+8Dp58r3P4qU7VT31IvpMEu32kcwsnxspAf4Vvu3UAqF+dVi38qGiIZaIpORjl",
-	"iY+RWEJQpNYoBcZTMkwqDldHhRpRsC7VTExTqN8Fdad4PFk1/1/DPbX9vLQnDldbiTc9QA3c0cX9wEnF",
-	"5tYm1WXGOABgyfy341QHzWfU34RZN6TDJxIzF7W1c4QAUEh/ctDAsrBD1y4RLyVKSQdT7C1JKXv/JgkF",
-	"19xfOj3t8vibMPfd8PdUfcqnVt7FZgKyhootwOL+1+cvX/SweAuuhABBnkK7xMWc6ls6LKhmmRgbyKXX",
-	"hi8C4vWn0i6Yx9MlIAeWHwBugFDiV70AgHeYtji1zdEVibwLyOOlVQUtqdMEsvPxFZxdi8VcFUkvYBE1",
-	"d4lCdD5RmYC0K0iYOfaKbXpZZuQKccFycu7Uq3cG4PMO5eUC/qiVFyO4CiYKOcLDqN/3v++TuysKQllB",
-	"ypk+QjR3BeKoHjvTM575eZn46N4IYcXOf9NeXbSLoPb9IeY0QFpfAip5KFsKnfr4X1csNcKTwdE/EPJj",
-	"YIezRsetGOCXICIEQ+H1hUbFeWMODw4g3QfhnFAjAiA49vkRCaNowCIHyf5Kinkf8S2Q/RgxfZ3mhK+G",
-	"l41Wy63adUngi4UdAOwGzi48K5QY/PI4aFLtwcCJoMIr0MreI8YGxrrgsXAtgJvtIHsgcrucmI/AoIUH",
-	"N89TqQOmVSglpLxlaV45G2eSVias2ovqDQZyQSnPvV5Jp7uChZdiDnwYhM1HwDZI614tWxUTTFPjJ6MC",
-	"QKVYhNLzcVrx0KaDVGy3EVB+lKzsqdGhXC6qUM+SRo9plfeMSJsyHTFLbwSkj6qSpse+weULAMa/ASiD",
-	"Ogtk/lKZ11DaYatI6I88By5QqRK2v1pBuJuaHIDIFPEQswVxip1VbEeE2ZYuKXdEm4n7smutqHLe0Gh5",
-	"04xg11Aign1oGx7ELeIWTAjPMp/dBD4tvauJEP6TW2anhKMPak+D06UPB+JfHvrkJ40ybTD5kPnqiDXt",
-	"e2+VP722tb+NmVVLTn0yZMvvEvW9inmvGRl1JLeXQOrJizkvlZ0jZooFChAfwL1J0a0A198A3vqzObl/",
-	"E0jkuhoJfER48oN+Hcpzp7muAo1nVqeqlJwewF2XdZdQ1hS51OqTvj5WKnYDVs+MQVVqFEouKU3LtS+O",
-	"RY7MH02t0rN4ggQLe6RJ7x3sIWXH3pAaWabL+kpWDLlsWNcxdGpLg+bXnWmxRp8DwOinDkt8Aij2K9L8",
-	"6hJ4yYayg+ctLtZdNsJ6j+4T8qoPtCO0PXqbCNzMXy8i9Dez7uWCnbzGNGkANGKyKOB+gAzVmjNBKFGn",
-	"Q125LOYJiiYSU0VtwWtYSNaWI/UV84+uBIiqAhA65shRG0S1aqkR6/JMK+R0EqGM3qby2tF0/PrLv5Cm",
-	"44gVIvsqhEKrYSei6vS9OnjbvnEE/6K5EMpYFYW1SVGMwhItNCtmknWvxUILvEdbW3YpoYbSSJC7Ek0J",
-	"q27lIqGQNbhoe2SIgsYFHdVNhZKA+SbxzFqYCSTHKG6sgICQNYyxNdZsnw9e4L9R/x8KoHNGFFPtzguY",
-	"1wE7LnEf4tbaW5AwEEqACBP6W8dcRt4W7+4Pg+EQ+PoqpZQ75jHouxQi0fYpBZh/45Q8YWgqIzYZF5ZU",
-	"JJeuUnQTMI5mY2HHvgp7eJainX6R6D7cV5qJaAJbAWXfCL81KepvU+DMK/1xS1p6fUu8rdkpIxar6ZT3",
-	"tbA32UUeXYvFVyhiA/jwh9on+98f6H+gh5Ssy4PLnvsslSm/ggpVJenyEpt3ctmimH9y0PqGK39AKdFg",
-	"tZy6muptNsVjYh+DJgLBZSFBvu6yzELltqmSR5zICkp5hcLLScO2zuRl5ea2qXjx/MvDFhPoE5kLtbLW",
-	"DQrND05+q3G1uZcjRqlsYHmMULTOiqxZtIJsgr2PkhSl9qA2Nssj8VS+3K2iPt9b+XJiRchjhUqbQgDr",
-	"c7Aez/XbiA995ZJE667Gsh5ZP54oLSQwOzBVBCUZAVT25fakL25E0Z/yRDCtClQlT15vm78P+61kTWoD",
-	"oh1VW9MKTCqGXMs6BWgWZ4fDl8zZSI1gb+hvWebuNxpVXirN/8Qx5aoI4LYR5e29B8FTRp+f1A/wHxGu",
-	"LqqNs0sK6fZmyd7HNFmKXDcFku+/gZ1/9cNvMQD9AKfLY8Wu7zvD7RHqB8xVmabfeRIVqS22XSIfHuIz",
-	"fd60wL5Xhk1Vko5TYDBa4QM18YSKs/37R8Z3XnmPoxpttm7c8jh5vS6GfoFMKfGE+HCwfuvHEKrih50R",
-	"+/WXfwUsJFuNvriLRssRcu5C6V7GXBWUMxWzHhJAQXxcFJJn2QKYWVfIoAKmlbWvMQTGUs0ypRuVo1Pi",
-	"/nkM0bqNUnT/EIxr5GcJwKwTFxgATH7zO/a+us5DogK/N60H57LBNFoDltn92MxnjU5YQqtEVnqQ94Gc",
-	"EgPmjLYab11ZCYFojUIJvBmsezDc77mEFk+SpBp8bfKonVyail4Qd0RFMs26h/sHFVdm2QQk6mgkeaAO",
-	"PVy4BPdQGz6dgUbd+i1JIGrSw0TQ/5qT/ytin9Cw9HL3HsHGLHNdWmNcJYuhbCSuqWdmsi7X1yLxUz5D",
-	"SaTAtTyMk9dN0bABO8bHEBDPSed6AuwB0xCS5VOE4kUzWQgeT+w4f68SQeEzgE3VGHaKsogZ8iC4gFlb",
-	"0OOVNzwbwh4/WFFfpwjSfq11rC3BS771SM8uARRYUd1Dh1r5ZegZW/MonM/KOidbqPmuzW8hwrDTLWW4",
-	"4NPanX4bNzvnHyGJa3cwzecKoIO3HDao1+2AxdlMG1H052kiasHxalFvExwvr977WH1YmzDxKlMuQb66",
-	"gwoV3LiyZxRGiu21LLZ7/nA4fB7KbthJUk33VQBStOPCTi9grq53VF0XsXEBRGYEVQTMJtcOsQmshnAK",
-	"4MWTVBoEe56//ruDKLLyAqcehjLVDOpV9QbscHjoQvkooiYcAJ/dChALX7sKXo2a3euyxdVy3lm9qx5y",
-	"Bn3cZrv699Afn3a7+i9s48d97c3zb5jM6XNt62p4qNCOt2J23My7+33cY8GPQ7IASbs6o4/0mY4kvfeR",
-	"/rpbVig2SAiA7bvYFj7ima6foDXlopIY9mAnkbFWIHS1EKGMXr95++biDVsn0KLegLnqBhM1x2LcdieH",
-	"Et6YsO6wBIJRfacNe/y8PLL/d4Mn//7HsLdfqbaZpySPkauf1sPO27c165rW2FpN9T9O+2uVJ/8humCD",
-	"HQKwNxySh2qGu64vWqKn3Eyqs6Th7PBLWaw9Pd5IAvzVil8YxSIg9YtYF8m3yAcISXneUQMJOZvOGlBX",
-	"ATNRMbyWlbUpqAA4jtQgPJMuuRJArmtt0jIzJqHTqDEJprqs9bj4XfC6fsrdfw7jfe7NdvuZ4w3of8CZ",
-	"4/V2/aFDxI8rDJpPsufbAFXHZNb1gbLS382jzbphABE8f8eWQ6FrwiBLb0SA/Zdq3mPWbhtb023CE7uX",
-	"pQFvDN4aBUzcxiI36IIC1O9cunqDJWu2uzyUwJbFCwGKYaykXZeuKCSQqhXAWJdYi3BVUIQyWhETVE4f",
-	"q/PlafxME10u0HxW08szKAbl5RcmjggNy+nVcZpl4eFrIXKN3jF/yAfslS8McwFciBxUa+qet7MaRNn5",
-	"qiD7FOGEVWHw1BGFXcTR+WcQRk/nfX/K3KXPJWLPtxSwQKZ1T/FKSpFL2F3Ls/TeXfQJVzi9Yz3DErV2",
-	"ya1vTe64EMTLj7WFsYY4gHP+I/TvkjzWSeDUHgL2HIJMYyjgX62RctbXn79NXLfuoUh062rKXKpk8ce9",
-	"2VquW2sulXVlRUGp3l2FhZyxuhxq0a7gfITZQYLt9wKoAusYp7GgnkbyXHv3ue0DLxL2vplEN5Tbsugi",
-	"YW4okTHXDRSQ5jYcQPT7azcoG0I29jDuZlybHva+JAENqkOztAkAh33EojyVVz/9+su/sDgOMmbj5zIp",
-	"SpmUsgIai8NXI7FWfW9IQVlWdNNbpiG0WUWauDFimpuNLy/H/WFtOM95LPzknpv9ABMdLrkWLw7Zt98d",
-	"v+qff3sMNevHLE0G5ZthmVaVpq35DmXIr2QqrxgKkY39KJfKTv34REAHWu6nfJEpnuyglaxQALOD21vG",
-	"42up5plIriiY4nb7kV8VgSc3XMai0k0hKc9tbUwjIb/HfsPL/mYH/tdf/gepXrADQGiVQtg62chWjLUf",
-	"HUVxl6puulBt1O/7S07NTNTDYvRYkBFEjBVnajwO2ERJNSuAwOTM7rf+8RjyH9dyGR9XopW0X3ojlLIE",
-	"gouic9eKp9CMs2RWQCpGmz+BXoD6dTQrsmjATkwo6zVwnLK+XAsHBqVWIgAtgVDWUzojYglH28EOImCO",
-	"qETVlZACNxnUxqApCyVgjOzYYlitPGsH7GthzSpd1ipXshSxmioKoIESSkgO9Opzl90ZsAsomODoWoRW",
-	"2Q3kJ7qi9kEo8yK94UYELEvldT9TMc9sm6fCcGAW5klSCK0FqgRIXExTDyQ2hLfy4ZozqUsGdbeAgEq4",
-	"Ty+L2hNWaBv+VvNVqHmfJ13FjU07vOioqsDk6s/DEoNiu1h+tb5cPx9h4m82ZeV+lVx+e3THKwimz0YR",
-	"4HJq5uXe3kV7XjKv9j7SX2tRDK8rhV3l+gjAVniokuOFpZKNs/RqYoCQXZs0y5jdHDeijdOxEk2/vXya",
-	"zxY2c9k095vb9lya1sEePoU4vfD0qa5LBE2NJs22928/r5io4obAFfZ+sBm805FO87M+GYVKlcFRBxqX",
-	"IwUHNKKYl2qgtfgcP0chUPkLZdkjUgPtHW2qYPnEUtVTRSijQhluxDl8N2JWB4hcgXGn9iEbpB3FgqpC",
-	"pgbZO7C+eQ5HdLbokXuX6kXRaivNKqOUNVRD6elVeIkdaqhe5ZgVDw7ZpDdy1Ioo+cAxTQpAKC+VmbDS",
-	"AtMDFgkJRgP1oRwkxlnOUemj5QDeeARoghlz5N0LiKsI77DdbOeO83f4p82hoTfha5/a37xGylAKzdGq",
-	"EQFKm8tzAEIYWGRPmJ/5e3Aq/87UIMeUVB4s61iQHqQZ7SFNJDgQHyJyG52Pb2Cr65rPAUUbyQsnU0dL",
-	"pfVgPYOMDmWXlzXvxktmP4hfKuGJdku9fs6VwnhoKDkbF0JPgESoF2DRJXylPaw8D0ziXmYNb1UEWC0U",
-	"cKa1onlR5Rbf4BZozvyxg76rWLuXNMFXkWPkc4gubMDvQB79Dqy5zyWQznDDVuc7JKfUNsRjm2x7RqBI",
-	"eXyxdA7lxKzAcH6yQZ7Kq4h1iacwch5e+22vjHlAwUCBXL9OcgUk0OxkIaAU3SrojyxR4gN2UuW5MKNm",
-	"8YTokF1whZjerLLcJDEuhH5CQ8e+rT3WDbX6MADxTDM1M7GaCiKa8xIgaQjGkIr1728H2VXFeBkfQy18",
-	"6cB6d/Z21/1R94h/7FwKXojieGYmndGPH+4CO9vp3wW4y+2SR89qI2MbOGwTcSMylU+BNB69sN1oyq8F",
-	"K2YysnrFrMg6o87EmHy0t7d/8NfBcDAc7I++HH45hE1FzV+hbYA0LS2MrrFmBUzlyJOdQUxdmwKL1V4u",
-	"XNYwMoAOqqiPz+u4Gox6TV58uBdp8cmJjEYb7UgkS9TeY6uMudWHvsknYioKnrmiWfRIKjDoSiLidneF",
-	"r/wmuypNDcEzxD6d2xF/U1XlLzm8U3m1zLXmFe9HAaFdZfwqNe/49MR7v6uQ3D5cNdilF+oAgvFvLy5O",
-	"RxQCxRAxYB5IwVqNAnPDMsG1YUpC4UK1rHvhYvfDxaFciRf7ZVL9oG8ZYy1tbivcCh5DimBC+XwQfdN1",
-	"YQMhjG50DqMBg43Jd7wouKPXmoayLeId1EV/9bF+8EeUEFAPUjYN/kUV6zg+PcGxtl2qAVIhDuSiN7D/",
-	"eyOoQACtDUJZ5TsAe2qFSyk8XEp3KcWq5wHlmCpC6SFVq9uWsLEeTm/AXnnw4cAeV8vlPWuj4ENgVgfi",
-	"ewWpa3iigYS4AHk3Avr7Fc09neaZmMImgBMFxjeUvBB+Nc2uq7vrskGCqhKvB/Rz31FJOwAm0FdFHkcQ",
-	"eMtFwcpKnL0BtY6d/nB+AbT5hJnzCunCY0rQUO0HFq3W3UW30lkeLz1CNxYjXoVWUDwlWKk1HOCeELc5",
-	"CEIoFGpXNYRXf/3lX37lXSpXjGoGOxgOPfZhhDhWxWY9DxHTLRWN/flv2wLfCp4BNV0C1lcqhfaFcrUo",
-	"Oncf7v5fAAAA//8=",
+	"7L3rcttGtj/6Kj3cU2VyBqQoWfHEVOWDYisT7XFilSSX/3UCn6AJNEWMwG4MGpTM8VZV3uH8n2EeLE9y",
+	"qtda3WiQAC+SLCcz+4stkrj0dfW6/NZvferEapYrKWSpO6NPnangiSjgz5NLfmX+T4SOizQvUyU7o87l",
+	"VLBCaDUvYvPHTapTJRnXjDNdFkpeMSHLtFywkl8FTAyuBiwKO4cHYScadIKOjqdixs1jy0UuOqOOLotU",
+	"XnXu7oLOGxVzfEvTS9+dv2FqwsqpYHEheCkS145ND/4//XPxj7nQZf80aesR/P5MszQZ4TuyVEjzhbqV",
+	"LPKfELHbqZAsLVmqmeZSsO4+KxXbP/iameEYZ4IdX7w6PWXxlBc8LkWhewETmRZMSQFP16K4EQWb8UQM",
+	"2MmNKBamM7mSWrCYF0UqNEvLAK7lcSy0Zpm6YlkqhR0EajKTfEYXc5kwzvJCjTMxY4XIBS/NL2Z2Irr8",
+	"NFmahhn/+EbIq3LaGe0ffB10Zql0n4OVsbwLOjkv+EyUtEheTbmUIvuRz8TqyNKP0MQRy0Rp7gpYkl6l",
+	"pQ5YNIgCFv1s/umbf0bREfQMepTzWJgBNl/kvCjZWExUgaM3SQtdmutNV1LzppyX007QkdCMTozv7QQd",
+	"0+u0EElnVBZz4ff7j4WYdEad/9qr1v8e/qr3/E6ZLr9SWSZi06mWfrrfoe1trXJX3bthXoukxGedvm5q",
+	"j/2Vnb5mXTNkUVzdkUR2DUW3IovVTERsYia119pye+/9h9RvcL0Hb9JZWq524oxfCabTf1bD+Y+5KBZV",
+	"qzK4z29AIiZ8npWd0f5wGJiVnc7mM/g0hIVNH92yTmUprkSx1B7z4kt1LVrkUCTFx9Jd44YyN7JQzTXL",
+	"+VVrk3P36JYt+NX+QdAgwF6nmubgXHDdJCHfTxcBm6jCk12sm0qc5cTdvjLRSw0s8PEtrTsw47i+dfRH",
+	"UwNFORW19s24kXp0By7Ti9d/00yXKkcZO+GZXtdY+7bGRYDLk5o7VioTXEJ7v0uzUhSrTTxmE/iFiY95",
+	"ITQcbN1ExXrPvDgVejBLeiiTNZ8JlnF5NTer1Ix7lupSB6HU87F7pmbd92J8oeJrUQbs4uIkYJmSV/1c",
+	"ZVkPxPWtGE+VutYBUzeiCGWU8JIPwvlw+Dw2exD+EkY4ZnwsMk0/XYtF9UuamH/tUWz+pvPxuIyCUEbz",
+	"PKFPIxZ98w37wzcMn0L/0UdB/30Dz5Tsp8Fg8MH8LT6arnUnPXiaLnlR6vdpOe1OAhZ2dNjpwVUyafg2",
+	"VrLkqdTm25texLocRwgWT8BUwbhkIhMzsx7UxHziRcEXvYBFpjkHL/Bf86z/+R/z7x8iM3ChzHkhZDkV",
+	"Wugjhs/TLJXsH3NVCh0wOZ+N4bSJzDowd8JiMn/IeZZFR6EsU3Nycs3Ov3vFnj9//tI+Z8CO2Zgn/jpI",
+	"jYJzOBwaAZ/KK5aWOpS50qmZ5wF7K1H/EXwWMF4pSOWUlwyHjM14GU/NveZ8v4E3hzJyOgxNGnSP9AS4",
+	"V+X+rbVbEpEJc8uAnbsXqjyNNVMyWwxCs5HFRz7LM7MFYGnpkpdzzb75hoWdnKdJ2GH+ODO46B/lwq6J",
+	"g5a9hzulTVAcDl++aJIUp4mY5aoUMl78TSyadiCKhn48VVpIdi0WR6wQJehDt2k5rTbftTDCI8/4wlMJ",
+	"zBcL2I4Hh2yq5oV2sgMV26oDXlP6pi1tIu+rrzbpREHndPKDmaCG/uSmPWYyWEqq67ww65YZ5RqnVWjW",
+	"tRpyD7ZE9KcI+hB2cOuFnfZeTPr46pbmvzhsbu+PSoqWNr+V7K8nlyPGpb4VBXs+PLRt99sMS/7s3eUI",
+	"WjsTXGpSy/uw9tY02Lz7Pq1+WySi+LZh1bzLjfp9yGI1m/G+FkZDNebBJBVZolmXg2CIcMmaMRY8njIF",
+	"t/MsW4RyorJM3YqEjRcs4jqOYBrMW4xKahYfLwRTpgF40elrIyPgBc90KG94NhcaL2Bcj9gs1RoknJE1",
+	"AZ5jAYMTqZJMVmp1x4tShBLuxvOFpKBGWTD+u4hL3bydY6MTm4YGLE1a9qqigWtT+4cHjeNtZUqThunk",
+	"zenrFp0RWvNALfdiDl0/Mw9ukBUaf2ZdzkqjVD3TLNLzcWQsIXZ8dmpkxDMNKnmbZkuPuHdTqYXQ2vd4",
+	"ljcNF/3UPlqkB9y7HdW7wUaztiSYaN/yhIxX88mcyELCnzzPsxRN7j2yGv/8d9Iut3vtGd6FL221qs3h",
+	"OePZRBUzkbCuWWlGw7jhWZr06Zqod8QiURSq0BGZtLhLJxMhE3P0wWYLGJ8peWX2yIwJsJthsTNnlYKk",
+	"UrkooF8sUUIzqUqWiDgzm7gbzeW1NEb98o1h59df/hV2ItTwElHyNEO1jpXmODKWdMmvhe4NOmgwTLI0",
+	"ftJBPS0ZzwrBkwXDo8GqUEunGbvlmhViro0UhCsUKN802ND+71QxTpMEzZynXBVxIRIhy5RnmmU8vkab",
+	"X4hEJOyq4MZwiVKp55NJGhtl4Gcdq1xEOOrfK3X9WshUJE/dbO8FzzSD7VyICQyx747ppqW2PpiA4VpP",
+	"oMERm8tMaHRpeE9jV/zGLC5wNVW9fCf5DU8zPs7EU3b1GLs24WkGmzWdCTUvAwZ7k6H6GDDavaQkBGwu",
+	"C7NdTWNhSZZKsRmXCxbzLNPslqdlKq9GNB7mDf151T/Se0C3KxWctGxcqGtRGNHhXWiFR+1e1BAXLOOl",
+	"KIx89XyY5+aX/vGk0d67MPZjoo3yYBroPEzFAlTtK57KRs9i5TYww/ejEIk+lYn4+NQrEgXYrZpnxlQx",
+	"dolgM9MDayCYpcbRB6BjLtl4nlyJMpTdqN+f8Y9986UZP/RfoNuQRtjsR91PTbeiHglk1LONThXKUjH4",
+	"kXXPji9ffY+6rXNwmZMYfhY66hnFxYyTKr9Tc/nk+7ZqlVlWzjJzBwMIUth1Z+BQSMCk+w7W/1O2NbK6",
+	"PCqfNUU5YkmaQGunKkuosfikpxQNkqRA1xjMLw+/+otbNXha6t7S9lt2vDe9mC7fq117hwoofL5EEfSl",
+	"lJexShZu+NF0B1OUnGvoyX9mjlueMBKXzOww80WfvogCRn4p9nzISIM4F3oh43On8D3xvpgXWoGAVfNS",
+	"p4mgY6zkqRQJm6ZGFC/MWpwUauZUCJGreGpEbqZ4QiKblwIsFXB0WMFp9HdR3KSx+EIn2WUVZ4m5NLNn",
+	"tDdWTlOz8W8bz5KRUfLMHgO/EJxgdYcex4CKMRc1c3LUv8Q7zIxdp42Ynls9LMvIw4EWJS8ZPQIv6sMd",
+	"0YD9qKoAFCybkX/Imecr6aZEqkQ8/bl3YU7qLzm1oCnQzI7NyuXxtLIv1qkId0HnUqk3vLh68laDNBEf",
+	"Y3O84u5J/ykYhDJsu37gckGiTz+t5peLok++eWgRmRG1cS14Kfrwq0jMfvF1X/Mbij53UUQOc5ULyao4",
+	"knahXLvKT8/cdjKX6b5pTJpHPacZ1vahmjBUtFMZpznPmvciPMRdAzYmnlSRp9JgV438Mk8EV87T76Z3",
+	"ks/LqTGLYl4+7WFgZI1nklX7x28QzkMh/i7iUoB/Wi9b8uCDMWOshQCX+ou/fDWERf1O5oWKhdZfQk7A",
+	"jks1uxVZ1icfxHhesptUGXGgV1XX/754+yO7gKc7p8RPHwa5MlNW+EvHWElmlmdiNibB8k7qeZ6rohTJ",
+	"DyJJ+SXM9hdUXaYc23oL4AxqBhhiA3Bb0TPRU0QeYZ6gFsyzs0LloihToTsj9GJ2cu+rTx3natHN7u9U",
+	"JCyV6Bo98rEPdIbyks2Udufg2DShr3Idsa7VmPaHw17ADvefs7FYKJmAD60UM71pmKA/b20DzezM+MdT",
+	"vNMFhe1n5wIF12sH3WhWNfvJ7+cHd6ki71/QWXrVpjFcUv3Rcx6NGMT/Ita1b+65yF8UOI81hPxYl9NI",
+	"9mc8AWRJKI1equZlb8CifA7xPgwOrntqlE7IxuAy2VNFKKO0ig+MWNj5U9iJzBPhKvtMjtvkB1FcCXZm",
+	"fgInO77JPYnewroYdGOFmCkIfdGWMUIFrul5DRkYKZ0JHBDzMmiS/e2NuZyRx33GF+bsp6djoEUybhuL",
+	"PvP6gvVgGFv5oQPwtLfPaC3MrKw7+WP/SvXpS7O3B+f89gcjAa+E/2tfX6d5305sn0QMPvQu6KTJtm1M",
+	"20JQKA8IplX64K3ZXIPixMlpBeEdWkEURgV7zshMXuKJ9eKwsx5JYVqyPrgEKzNYDhYJaR74U+dP3u6y",
+	"sYigg8uofQ7q0aPnQcesBzxsatNTPXHGP/oP8CJOjzyFKjfNs93DXps1OTevyCkKhsu9oesrQqgT+At4",
+	"syQ6FxrAEDvJdFFuQv4900yKW1wyXT7W5kgBA4dhV2DhrE7jWoDfMqrvmQbMXxfivhS3PhjuNz/6YcMM",
+	"ERN46ab9ZgNfeA9uq8330HXmtIV+NMFjeEn2gLzKBDs/ubgE5yn596b8RpC31ejiB8N9O14BOxgOMRQe",
+	"G82sYNBd/OGQ5iPpeZvsYDgMDob7wcHw8EMjFmplyVGrvS63rrx7Lbi0BZYJ2gA7fQ2aubgBuznmRbFo",
+	"Xl5cl+f3mJMCmqybpJUwNlEVTgqWVBlsX6nUNYlWfKg2x2vVFtZnmZBdek2P/ZntR+zXX/5Vvyq6p1pD",
+	"A96g3KzVZyA+WxuxaiCaJvfVlMsroXecWHQybQQH4lV3QQfnGJbENiNxAYibE3OTuXtth+nRgW1TWyel",
+	"yKyU37GvhDrdBVwa7DxCVhlZds0uUB9z5uu608vIy8lEC9imOx7v+XycpXqKlvDKFixTxMe6hybmkIdv",
+	"N51tFWiX2ubGhjpNT18zbxadW4Ek4ikvR5kajxd4DJSiMMP1//503P9/eP+fw/7LD9Wfg59H/Q+fhsH+",
+	"wV/u/tgkYF7VVMddloYF5G07NksWwiZsrW3Wa+8mo4phCGb7+0/phjsLTNhO+bzXQegM3adXqx0isvnU",
+	"MVPi/FO+Y8CISxaDIESVGeYVFGtzi00LkAJ8znBdUleht98OMP7e0AbeIvJ70LgdXKNfoSK022r9PS29",
+	"7ZbRsqPT8/CwblLwSckOhgfD/v4BGy9spKaHCExhszOsUko2LphPmpepniwG7OSjES3GNjetjtC9T/gA",
+	"zMzQCkGk4KCEN8PjwRkECRxaZBNWqgriCLIcPYjG2scn70U8y97C/3IB/ysp4H+pymgvSicRixdxhkEq",
+	"JhWjyYVQjjlVjQ4zFuWtEJJiv4cHBy6SZ9NJ2FwmomARjXjkaVyPuhublv36Nf26vjzrc/tdIQQrxUc0",
+	"R3Kh8kywrnUy7Q8PDv2sHNOpTUg4/9UuzL/DbsKIee1Y+snH4tZ29gdPBVw9XNepN/Sa9UN3Wu3KVbFH",
+	"W3ZJ7FnglPZG8cURi376EI2YVFL0AmYWeSjHC0BLMQLLs1sATRGkXhWEjnTO07QgMMGAnfB4yqZch3If",
+	"kZxJqstUxiVdQYjNHZDuy4B5+MAq2DziOxux9qybqLJCkYZSi6sZWB5qwvb7Lw4bEpl+xgf2o8D5M7/u",
+	"HZnNB4MayvI2jcWAHTvIEI4qHh6ILT84qFzpsPMjizUvpyKU6C+zGXV7NFl7B3s4RHtDcnZtpTcvr+iV",
+	"xeUvmjep3tmes43YsTUbVzk+b/0iP9vKi914JPjeTAA5/OX5yxe9Rl0g+oTND+y+CZj3yLvoiLW4PAed",
+	"DeftikDa6MxK27b1OXoFbJxLQ46F3eddLQSLVoQDRMmw6V2zqH/6EPVcJ/AwhCcMHrDYWnrkFt99TnWY",
+	"u4Slko5Qi7Snw7bLJSGpra/ETAmlBdFFvZVJQ+iU+c10t6XZqsIA73JCVkln3yt17UF0d1i3LsDlligm",
+	"UwGGrxv1+wC1s8lfvRHjzGUkhbKKxxKM9OLihLJYIGxUiwAO2DFmBIBewUMZ1VqPgONmjzvEeDctE/OY",
+	"V3jlXdABNLTv0aNMrybfXZP36J1M/zFH7w140bo808rmPAJWup8mEcMgb7NL0cWNt2n5mbv4YVYwocDB",
+	"O0M3VO0I7FA2C8CV2dg1DPXpLrJhOW8xQYJTRPphRCcYqIjd2mqa51cFRKIKfx2hz9Jl7/DSappHZsFF",
+	"ZolRUuIzHUpM4KkyoHsDFs2EUbfHIlY27JoXQgsZC2Z+Mqe4Wf4gmur5d0u7AvL5VnK7U83SK6kKkfSO",
+	"QhkBAllHCM9JEpFYldxNwzPtEi2zdGItxdpu6oL+rhey5B8xN/6/319CegJAmQNzeszHdxFLZZzNE2Ml",
+	"NuwbbErtGN2QKrrkA1wVrGbAPN2yWj15BSfcvNRt8Ll9Fd7DRYI37uYk2Rwfq+cdBx2pEtGs/ppfIKJK",
+	"Kpe//DuNEYOZKsVxkhRCt2jUbp1xvIpBKB7gZ+Zd/BY20VTpcpSromwWQzZFZdXn54VdpJKLmZprH2LT",
+	"9rQKHrODhmafeuHd36Q2lgWX2nTGF963YqxBSGyOcIHgg0nyn7U82kFtuSz36sPadYn5OUvZZvUMv0ZH",
+	"4c/9D39u8QpWmeyfXVN2u6th7GuJ6a3rhcLA4MuyueorffLw/D+qpEm1hK9RoDtwLOoHKbrDjsjI80Ff",
+	"RqhSalxNfdzN1F1nBDSu092mpAo2r+4eAFysDsYPPLG4lj5AabvR2duLS7Z3s79H+1fvfaK/7vZW8KIA",
+	"YVx4gDhvUlzmetCB5N5Na+QSLloeM7zV9aBx8FwkYgX2rXJutCk60m3ac8DERx6X2YIRxIiQPbDM0nLJ",
+	"uYI5wWtTaetUAveII1ZEB6JBJ/xe3VJSirckb0VhBl1pAbgiF/wYNgU/mrbFPRdxralN0wFRrW/vYcu+",
+	"xQ1O4VI1IU+0ZrdFWpZCmpXGJeOlmqUxhTC99QpfRL1RKF2EE9I5KDO9HrNE12YkZBLVBAu83GlGFCbF",
+	"EHeqa1BOMDJJJTd2ZiwgN/7XX/4vGRpMC2M+gvMylMQZYS5CuI9WlbPeNpY6PGA2n7zuaoU2VcPDXRj3",
+	"CikqlKQeoSNfT41CPOWZu7RJWROY2bK6adOkcXHcL1i9RRDXNKRpPX0veFZOd45pivh6LfCmbdVXL64g",
+	"D1YfABPHA2hvVgvoGY39quzGe2mcwIizqxp5b+VP7KT7bdCmgo7WRlFypCIYw99CzWpXrdqG+My3hneQ",
+	"Ru+nyud8SXXA+KQUhe9cIBV72WvA01nD2CJbFvxq9/2NKNJJKhJjZdXgSJQEjnn0npKMKRi91ZjGXdAR",
+	"H/O0EHoXM+Q6xc1vZ+jvt2ZceZ72r4FZwr250X3RquBDLNJPbLdQ+Hpu+xGjHkP80b1rsNHXAM1un29n",
+	"EO4w2+fkHPCyAnw6NXYlSu1xlJFTwBwJsMFD6UC/h8PnvYBFpm0eFDialmWuR3t7JZeJmA0ScWMh1HqP",
+	"0mx7QSijMi0zQScWQf4H7NJG1uz7zWmSSl0KnrCxQMWF0wFhDiRI6yJatuW24rPbsNyNjjBsyCqp0rBp",
+	"VXhAMSI0Ohw+dxiuw+EwMJ8Phy+Dw4OD4PDg5YcmjQXGYQsaJ/vFNmxUK+vlza7wzPVoh84FfI/AYM26",
+	"sIPnQPLx4rkXvjPbfzUW0/95sBcdWYCwu63t2giRcTY0ZzbxTWdkJi7ZCid6F3TIoXsP629X8M+O1mId",
+	"zbSdWbUWH0WPOkMM0K7K+WMgl5a1aPPMppauQoEg/Ki3ggGtRwGdkffxSeBhGDPafs5t436A+zbOeQW6",
+	"si9qGkz70Ic695yqteq2FF8GYr88HH47140EDe99R2H3+Vzv+Wm0MZpsBb8Jzf1zp/7Swd6S8T1Yc8it",
+	"zDKmUu3Qd3jVd6nIksZeS11y2oirgHAgjqGts6SSol0JEXd8Vx+TwYxFi9nOEbIaGHu4ivrqvU/Vh7to",
+	"5BGPQTJqUideKFmiwLMzI/NXAGa+CiduB3GF/99Sb5Zd/KuDovwcpCX2GFljegDTl3g+2rwAmLyJTA+k",
+	"bFfcOtBHegC5e9Z6TxwF7WYO3oAhaVda6mXyXaeQYezOJW4u0eQuQ3s2ctv6KpejDv3q5UsfEDscrtWx",
+	"WnWqFeaqEthM3p2fshQSLycLG3Wws4MJej7h1zrVV6qyPwF2jY2Wn/nVtjlYZ1jXtt+uCMJWGZBK31Ia",
+	"q8QYSJawjEixiDSuyViSjQS8l0gSTEROqrBrw1xdZeOrZIGAIgzJJaosRcLMO5vjv/akWMGYqcJ7mHa5",
+	"cHQDIkdevBzu9yo0gp+SudkySyVkq8AgNk4NKmCPhxsgVPcSboC+jZBlquJlfqZDGdWu6CH5LMJD7MPU",
+	"jSiqADFs1POTi8uAUqTRwTjDE5sJCSo92IqolDzTloRiFXpQG4B10IP7YfLvAVho1m4vvR5CoNqzhcHa",
+	"7PKa/lu35ZFiXM6zDAlDlkERNNBrQBFfCNTwoFDFdhCIwIU07Bxv3Cj3B0XYpAdcnzCRXMMEHlk4sAMV",
+	"pSuTGvh8Md4mcitDp/8UvaMGjIW3NRsUrdYVhytNuY1oXRw2C5do1cEVwjWTijqBq+yxoADnXkrdTlry",
+	"rvm598mueOSU3p1ydasA47qryalyz/SKWorDPXBIZC14jPWUg0ONv2dmgl0T98tL+P1M2rZuCjsenx05",
+	"4OetbsQNNGBdHhqoIt/S2vxR28ZHAvCqCYs+mZEPyJMIoFyU1j5t0EzdiKRiRDC/sS4dug9fgp8le/3B",
+	"wFM71AQQ/vIb8XNtr2rdtjFIOXIEUoVvi7QUDqmYzGMg+CS3v1hPiNBoHp7n8eMp6udnr5aU9CKPI2fj",
+	"VKVTbOx9JsqpSp5pYt00VwMM2FdCuWSR+QFxmEvatgxl5LrwyCjfdhWmcgaAMrNWTQY3jGk5m/IEclJg",
+	"PNr15iKPd9GZcQg3yr48/gEv/G1jh11/GjdMfaJ31ZVRuKY2/pdnC4ygzbPSxmVHOC++tjvj18K7hbxS",
+	"80KsgoZ30YLde5uXjioI7B9YWhRzdc3eejRN2C2NZuTp1vWOgMveGNpk86xmsK26ubbKev5TY6Rjyff4",
+	"eD6grbWuVh/M8TYuFzzjXM6UWSp7/ygX0WA79de+fK0r5gIwb48CN1zuISatWfgTeliKeqGP7RIYH4wb",
+	"3K7j94LsLQVFtkXsEYRsLBIAkM1l9UXvSXF8myIqPkXFjiqtJBgdnG01sCVB7SrfWvdYL2R8fHbKGmYW",
+	"Xt6gzI6tnr1uWXgwxLtgB+O8ntR3Lx6Q1fUQVe8fkKEZEUGQ91MUgEvDbhXLUllL30vEJJUwEzZRn3W3",
+	"CfoAvSGiqL0cWaq6czvlJUAGEQyL+9Znt1ou9tOpiIdsf/yviLvH/0pLnuupwmPcxjpXR6VRvZm4uldr",
+	"CLYatB9HhrIb2OA+lEq7SKoqvGKHF1fNh21DIOQ/xLvW4h4uKohWrTbQZkDzhRVLj2cCOEm3ZAi478lf",
+	"H0rf1xgtXVMzAuy3wGIawcBEoVwqXgYMoA5qqFlarvrll7r7yObCpKVw2+USPewzTWnnwNcUc6lkGvPM",
+	"HKCzxlDPsoHgBmQXM2HtHmpTUldT2ZYiBI0YxX87L37LpltdSw9MafRXyVFjUuORTTgs/NzpxozDFSz7",
+	"6hH72fPtLu0MeZxH3tmFoKc9h0uoq4uA79vCWhj8PNpry36iykM7an3mLbO8iXPtlZnleF6mN8JiC+zF",
+	"VgCiVkR8eVPBE/uDi/uvVf7uES7YmaSrntG/CoSRRvVsSRggUuGLlKAt2zVxzeG+2dzyyketlWNZEy/k",
+	"icukKKdklxDEO8Jxi1hXqpItRMl4fC3VbSaSFWak7XxpGb86MWpwQ1DeLDP0B8VqLstUXkHxxBwWECBE",
+	"sPwJ6+4P2XA4JL2vnykoWQ0Jx4XgSe+IRRm/sm4MyTjLlDnkxmqO3MOrU5ZxXZ4UhSpaUz0u5gBP2WXR",
+	"zfhHl/7j17LdyNBGlWgvRFyI8sSHsy9D89NM1IvXariH6TLNMqbTK6lZl+D6rFAl4H56ATPjm8Fgb8tu",
+	"FXTw0VuuRGy7BeWIbe+Ca3dWI3eOlQWdeZFtibizWqa5o9r43uzaLnp0d2abeWs9qMTlLrE2GpRv23mB",
+	"rVYJrK0pYDfgE6VjoVoX2ZZGtiboPqpVWD+E2DBrrArkxqoywZ5punx72Fud2XEprX0Nbbfr92NQn212",
+	"rXiSfEPh4Xb1tanucIOvx2LiKv1/pThxY8rlGkV1vcdpy0ZEQt58kxcqCcpUFH/4ZlIIEW1JreXLuKp6",
+	"d9AE2JyhN5RLs/64A1RZrggE+oNKBh4jyu9D8oWLtz9iRU3WhUwgS2TFfki/NUveaHS2xVvL2fsKNHuu",
+	"b6dK7CjKUC41OcMhZ7IIMIVmtLeHlFUWVBgdsUIkaSFiKk1jTmxbFnVpLg+Gh19vLorblH1smrdGVGFq",
+	"fqXJ3k5/Hl4ffny5OIj/Mtv/x9fFV+Xzmxe3dQz/7fTnn8ip/elgeLdOSf3sUXarDN8/g52ecMYXmeJJ",
+	"C0+0k9AQXcGJhdQqM1FAB9gZ/bSLfN2qV9YJuNXFZzjyW127VAfr7oM3DuYx93eXcFYhmm2p9b1P9Nfd",
+	"Xil0Gbmzb9V6+3zG8qrviho1yM3TmrwOt5WhtW0l2Ea3V1Vq1u7KVlrdan7ms11P0p3E3N3aly8VSdth",
+	"LVygqzYmw8DfN6S+TESWMTUvHVUQsrsaowBD6qGkWJuriNalWDt9fqaxJpojfB25s8cozqF0VhAVq7AE",
+	"GOx8qYYalX4uYLgRi4DNDWV37TrGO6JGEqHdTdfWsN2X2A4FTH/freOn3RkVATWOyua9cuGUgmXd6qLk",
+	"MuFFwuhKa2wFLLqdahH/jNmqyGOgxYtDsyQPDn/95f97ccgKLhM1w4JyyNn6/Q/Hr/oX3x8ffPUCauGT",
+	"zp2IWCWAai/KFRVsuHRwmrdWXp4/73349Pwg+Prru28+DYODtSfphbXKltxtPC7TGxGNrFCFdR5B8bVU",
+	"XlHKzFr/TSit10cmplNY/T9BW2TM42s1mYA/YQrltcA2RZy0hihXKKOcz7VIgJ609BoCnBJJCkWogJOX",
+	"iikc7g8t+YrTkkJpZANVd5qQ3xsCO1yyqN+31g4BFfq3qUzULShRsHnT0jRkafFGI3BDtEie5cqLRyh9",
+	"3Pl+S4hjpmRFYre8PyLT5zQW9YZ4ESicIIgo4ZyAMmXGC6NMGzcbLYBLoe9J0TLH7KEf0D+66u3B8vgu",
+	"Xaw5uet6vZZbTe7Bx4/NLpu2Qhz+Y55p9v3l5ZlN+O4uYfPrvEc+m0BrMQ0jXLwRWCNI3oFtv3FwZ6n0",
+	"v91/TIN2FwtWitsGK7YbhZ2wE8EOAq7ghxqo5jVLRuqmd2xhee5i9YEXTLSJ+b8KKaAKIsdcP3SnGVFW",
+	"iHJeYEqHRDMVwE4ti/N+puW9bMWdDbtV8KkW8bxIywXghcjBn6d/E4umKYyVnKRXc7M5iccCnELmR8r7",
+	"sllenf/TPz477f8NODSsPYXPvQs6Y8ELURzPkdMGP31nNZP/fn/ZaYAIv79k3e8vDr56EbBz85/R8U6S",
+	"1xfHPWKrJoJGohfB4v9Iw2gr7XtthhGFmYOXV400RjXW5kvlRDXIGMjgQ97nQvAMqgeYByOB1gir/5gF",
+	"bWTFOPMreqc+8EAHQGRULKzems/1VCQsA3qkevpVNwLtUUeWqHgMbLmhjPa4Efs8TwcLPsuiHkR7YdG6",
+	"aK85x0MZSiRfwSrQpvmSrSQGE8lut50ao4eF6hi3eZDI8mEUYvTpAAk25phiyjBA5DD7FMBocCqnIktC",
+	"mUqvRKO5LEIfT0Pdxkk9b683YMdYQz2UVfIgl16GqysSTiToqJAggzd04XA4ZF1QP0JJbFFpJmSZLRyp",
+	"KIzbuZs/KF9kDFNHYz6CEx2CFqIAxloAJgcslXEhZkKWIjEKChGcAj55wE7LCmdZlSY4ueRX0RHzaolf",
+	"zXmRIPeXMMtlubA4gi//enLJXO1zniG3Se3KEfuTvfjs3WUo/fptpof/9V/suMboA8/AvWN+f0+F5eq0",
+	"P7406KL+SrUXaI+YLSikZkqGMlMqNxogEn+BIw8juzAyoBAOGPgKo37/77dlH8VoFODna92fpJmIQLeL",
+	"+n3i56FvA0pehF0SOfdiqhlwYIlkZLSvBKlcGdehjEx/VZH+E3oyYt+CFEAneQy8PcQovyQ6GNes+d4Q",
+	"74iXeOqdGByx5d/NEq5Ry5LkQjenrJiCgJ4WRhpjODXZxkBvV3JE1gHp6filGYKoEDyJWPevJ5ehhGIW",
+	"1v3bM+aLWVtQXtJVFsRIkTa/2hRR1iVDOpQEKdI9FvFklkrzmyfTrNmrAx/3B/CTKOZATH5+9oohjNms",
+	"aYX49b1P+BWgtBBHC92pNgrOKZD921qZNOGB0eoKwSJY5WU8FRq2JZH/Byz6058iu93wRCcOX0xjtTxN",
+	"ROZENQ0qSWLLamg3qkbyfuxjMncf5sFsXNMYdB8QeRGg0ZDPLsKlaGdDSSsSqGPAVZynscv3Q8siLYDn",
+	"2PQ6qJ6JCf74RLOYaRLtQ6umP9NwK+sutbZf8uJKlBEKuBOU0+gxdtV/R+xwuL9aS9jYb37N4aNQRu/f",
+	"v+97AkS4/WQOyNk3YQffHXbM+QRPrdcdDmUXRf43YYd++Rk3YScaMST1SgKqgsvnSSpkLAI25gnEOXk5",
+	"L8Svv/wLHv48lFEq9XwySeNUyLJPe8t/Q/Xrz/CraRiaWlkaC0KqkB5znPN4KvoHgyH5wKtk/tvb2wGH",
+	"nwequNqje/Xem9NXJz9enMA9FcWA1RxAPzg+O+0EnRtRYIZLZzjYx4tVLiTP086o83wwHDynvHpQy/am",
+	"wAL4T6CXbvRTEF33wXDIbr34MJRvRv0EjSJwNds1cpqA7lsSxyBYkgDXgZceDIdrKiDvVvmY3rC+3L/R",
+	"TIwKBCD+Q3x700NdK/e+5YkF5/kKbWf004ego+ezGS8WnVHnTXojpBkIo8+A14tf6eXqwOYBe2aLLrYd",
+	"ZsphwXwkEN3jQl2LogeRmDl4LAL21fA5g4L/t6kWjcN/bl76ZUYfXs1KhVNwv4EPOl8Nnz9BW39UJSA9",
+	"FkcsQvkXMc0X2iz4eMoSkQuZCBkvCIA0WLsmTM/T7RaFFbum6bnSDevifC5tKHNDQWxb+yYKbEVdqnmM",
+	"B7StoFzJcR0wHhdK65r9AAUtpWBACElaQCh5ltHhMWNkVgN73gI4VBeuCiYV5tFCGI38lmqYhlLwIkuB",
+	"SRVoZ1Up8OQp+TXwqpfp1VzNdVUwM4BGmIcd2UPNp5Alfhob643o8IIabFgVCP6qU9PSQKzlpqUH8zol",
+	"rWWhNQJ96RxPsSqGKlINkPHq2FyBmDubLZRYGreaseVSzLaeAGxvozWRBYRu0FDmhXDauUgc3XJzqdgx",
+	"DbYZEspqgtpKNs4wJ3Yi7xb0YBllkhaRqwNdVQdPoTwDOmNRcbcVVtC2YFl6LYg4KRqwt7Iqj++GD527",
+	"uhr5gPYcPYLcuiOfCcfotu4BkS2EBGUbSk3URC0GH/yhMSMoLVlXDIwVG+1Ve2LveZUV1LPGw2kiZrkq",
+	"jQQwWneEcIOyWLikSmBOsOokAEUX2svUQs8OKAN1GX1sdo+F/TibU7dGa6tL9rxGgQPkg+NT+lYli0eT",
+	"mhTkrTsuqWziZztW/MLBDfL6pK6QgiccuZwT/6BpaYrveti+SRXodlXRWOSi0j5pEshk8szGGc8mqpgZ",
+	"KSFVTQx7SJbhcBhUxfCbfQ9GaAZAPZ2w09dVxfwjf19UddW8RwA91zwraZSef4lRWtGiKRmn0v5ZZmz6",
+	"JUkKJoeaeJ3xOkv9OXz6/jierWg5p4j5WKm2hleTKj6m2s7L15vVJNKRLtOZUPMSb3v59N2PlZxkaWxW",
+	"e3P/8IQDx+Dpa6qfaXqK7tOcDGvuocrMJdcip7qqqbw6srnsS2IYtj143qjiCXC104bDkdw/ePoh8Y/m",
+	"PuqLtDaqo1MV5sOPSgr7Rev6oJDSVGUk2/a/wK4tlepnxrqPRiisKunlIqB13ZQYwhB3Y0wwe4VKFn2I",
+	"WtOm3f9q82J/J/U8z1VRiuQHkaTcNApuPvgC87tCEDmqOKCa55B0GbyDnD41xdCrPnvUpLZUonyp6GOz",
+	"3jLwLKf1A3thDMx3Hu8+9JlQl5tu9tNQKusHNBqmjc7Os2pb0xhgjQmeZQvPLKqSUT4EnbpPqTPqwJ2d",
+	"5R/I2dQZ+UaVtaniqjR9o7F9DqE3wIJqZY5F0zCWCWMMgNmBeARMWQDcUuRLLQvjueVpGbmquhbjQ5AN",
+	"0Agpst99pebx9PW3oYwmQiTfZEpe5SrLrIYJejW+JzAaeVFqi4awKrUtsRLKrk+lgC/owVtNc6pKZFJ8",
+	"JMtmwM64rjEweBAkW4PAXE1NGDBK4OCglSgNx5fviAzMAxoSb23xsgHDTIK0xEYFNVUIAhs6lFDHWJfL",
+	"Bdlinjvsla2YcHoWyi5JEHOp7uei6Ke5Ga4pL2zwpYpt1WoMyYRdXJyEEqvV6F6TIn6msuwVLZsVTRxi",
+	"kZaSklx4FhFUV4qDLaWMS5Frfrjj1KqetimA3Qat9CyG7zBY3/ZSBOht24MKqdeUo29WOCsVTD8dz7gY",
+	"reh6PtRRVUD4xRCJK5qaZR5Ra5UTUJ3nw2X6bgD97gdf3XVn+n9074+dxnFqHPJ01vYeBAF4kIANmAA0",
+	"xT6TaWQXaYvD00caOtnVzZXW6ThbIB7CySgST6VCF4ycCyA7vq+z7nCbI+c7VYzTJBHSU9nX3/GjKr8D",
+	"JttKyV1/w/dKXb+G0g+oYQy3UafriGOnW+z0poMtGnep1A9cLmjY9NZHtXnV457Ub2wsn3HmkL90JJOo",
+	"bDyQC8GTNecxpoXUzmIpMr33if6627PRvtbzmTgDVpYxtzQ39twLmMoSc6aAmyWwCzuUbSt79bgFAxkf",
+	"YgF3VTwSCkZRWtO8hEJuNWQeovwAAAws4WSEhBIAwD1j9R/uD9kSjK7p/CG2hO8R6rfdEXR/gf17FoB+",
+	"cY0GIXgMNQyNBmG5gu8rze4nNx64Kc8FTxhfZTz29qbdUe2b825XX2KN7vhD4GIRRlMfcyr4lVfUuebj",
+	"pz9CPgZ++a7I7tqDGBfplQQQ0rVDsGvW9TMEgypfsExnQpd8lvtfuogs6duO4gIBHb0BuxCCRZD+Bo8f",
+	"zJJoNSTmd+HzuEsbiLif2HfaxHDcoix4LwEGnBgCJZ/NOVjnLrjbolQU0Jslih0OhwE7HL4MoEaDkfKH",
+	"By+9AkxjlSyQoc3bfitlZRAhLjItQGJLZQuUemzMlAxSol+th5A8yH0lZPf62N/lEnV6AEEVkfjkbQ0E",
+	"56ubHBZx58NdwzidedzThZpfYSUJDBCbEw/hGg6QU7Al2pYglA7G16vwHVIlFCfieS5kAsTVtnS+E0eQ",
+	"826OSMfEfulo+mw0zutklecLJ28o18RSWsImHngllDS2UBvhNo0FRWh4na/ew5BZc9j1wCPBwcPfW9cM",
+	"i0maZVibKQgr0pofhZJW43NvSarCrMge+nyBJgS8POAUgr4c2WVUTnlpo162FPpXw+dEx+PVQIzYXGZC",
+	"o7vI8h/OVCIg8BYB0i1qNGVxKKrKN7/JuNJS5aithOT+o1pRPjlV+y5LntIaeojjf/1tr8hR77mQN9op",
+	"b4xK/1hO2n9jQ4qWCoTtUGCUqtLhttXccrcTWg2n3Cs0RoZToxXhCpJ9TjXDvqNFt6DyYdYkq9f9vu+e",
+	"euBEvZ8qc6DjMELexc6z9Bj6tZ3gCnXTOqHGynnlXfc5HUvuNW2mFRVaddcFiPlBMLo5Vb/QtJr2+hgm",
+	"fy69b9dOJ9ktS9sJgpev/KIHv8mztGohcZw89WnqUXuuLhtsE3BGYD4PvP+Nivk62lC6dM9dB0++1zn8",
+	"VKfq5z4k30mC3T7SuYUTY2Sgv8K33ToA1K9OqxZ+VDTEMtGUHIzyxMdILCEoUmOUAuMpGSYVh6ulQo0o",
+	"WJdqJmYp1O+CulM8nq6a/6/hntp+XtoTh6utxJseoAbu6OJ+4KRic2uTajNjLADQMf/tONVB8xn1V1Gu",
+	"G9LhE4mZy9raOUIAKKQ/WWigK+zQNUvES4lS0sIUe0tSyty/SULBNfeXTk+7PP4qyvtu+HuqPu6plXex",
+	"mYCsoWILsLj/5fnLFz0s3oIrIUCQp9A2cTGn+psWC6pZJiYl5NLrki8C4vWn0i6Yx9MlIAeWHwBugFDi",
+	"V70AgHeYtjgzzdEVibwNyOOlVQUtqdMEsvPxFZxdi8WtKpJewCJq7hKF6O1UZQLSriBh5tgrBuplmZEr",
+	"xAbLyblTry4agM87lOMF/FErL0ZwFUwUsoSHUb/vf98nd1cUhLKClDN9hGjuCsRRPXau5zzz8zLx0b0R",
+	"woqt/6a9+mkXQe37Q8xpgLS+BFTyULYUYvXxv7aYa4Qng6V/IOTHwAxnjY5bMcAvQUQIhsLrC42K9cYc",
+	"HhxAug/COaFGBEBwzPMjEkbRgEUWkv2NFLd9xLdA9mPE9HWaE74aXjZaLQdr1iWBLxZmALAbOLvwrFBi",
+	"8MvjoEm1BwMnggqvgCx7jxgbGOuCx8K2AG42g+yByM1yYj4CgxYe3HybSh0wrUIpIeUtS/PK2TiXtDJh",
+	"1V5WbyghF5Ty3OuVdLorWHgpboEPg7D5CNgGad2rZatigmla+smoAFApFqH0fJxGPLTpIBXbbQSUH46V",
+	"PS11KJeLKtSzpNFjWuU9I9LGpSNm6Y2A9FHlaHrMG2y+AGD8G4AyqLNA5i+VeQ2lGbaKhP7Ic+AClSph",
+	"+6sVhLupyQGITBEPMVsQp9hZxXZEmG1pk3JHtJm4L7vWiirrDY2WN80Idg0lIpiHtuFB7CJuwYTwLPPZ",
+	"TeDT0ruaCOE/u2V2Rjj6oPY0OF36cCD++aFPftIo0waTD5mvjljTvvdW+dNrW/vbmFm15NQnQ7b8LlHf",
+	"q5j3mpFRR3J7CaSevLjlTtk5YmWxQAHiA7g3KboV4Po7wFt/MSf3bwKJXFcjgY8IT37Qr0N5YTXXVaDx",
+	"3OhUlZLTA7jrsu4Sypoilxp90tfHnGI3YPXMGFSlRqHkktK0bPviWOTI/NHUKj2Pp0iwsEea9N7BHlJ2",
+	"7A2pkS5d1leyYshlw7qOoVVbGjS/7lyLNfocAEY/d1jiM0CxX5HmV5fASzaUGTxvcbHushHWe3SfkFd9",
+	"oB2h7dHbROBm/nYRob+ZdccLdvoa06QB0IjJooD7ATJUY84EoUSdDnVlV8wTFE0kporagtewkIwtR+or",
+	"5h9dCRBVBSB0yiNLbRDVqqVGrMszrZDTSYQyepPKa0vT8esv/0KajiNWiOybEAqthp2IqtP36uBt88YR",
+	"/IvmQihjVRTGJkUxCku00KyYS9a9Fgst8B5tbNmlhBpKI0HuSjQljLqVi4RC1uCi7ZEhChoXdFQ3FUoC",
+	"5pvEM2thJpAco7gxAgJC1jDGxlgzfT54gf9G/b8rgM6Vophpe17AvA7YscN9iI/G3oKEgVACRJjQ3zrm",
+	"MvK2eHd/GAyHwNdXKaXcMo9B36UQiTZPKcD8m6TkCUNTGbHJuLCkIrl0laKbgHE0Gwsz9lXYw7MUzfSL",
+	"RPfhPmcmoglsBJR5I/zWpKi/SYEzz/njlrT0+pZ4U7NTRixWsxnva2FuMos8uhaLb1DEBvDhD7VP5r8/",
+	"0P9ADylZlwfjnv0sVem+ggpVjnR5ic07Gbco5p8dtL7hyrcoJRqsljNbU73NpnhM7GPQRCC4LCTI1+3K",
+	"LFRumyp5xIqswMkrFF5WGrZ1JneVm9um4sXzrw9bTKDPZC7Uylo3KDRvrfxWk2pzL0eMUtnA8hihaJ0X",
+	"WbNoBdkEex8lKUrtQW1slkfiqXy5W0V9fjTy5dSIkMcKlTaFANbnYD2e67cRH/rKJonWXY2uHlk/niot",
+	"JDA7MFUEjowAKvtyc9IXN6Loz3gimFYFqpKnr7fN34f95liT2oBoR9XWNAKTiiHXsk4BmsXZ4fAlszZS",
+	"I9gb+uvK3P1Go8pLpfmfOKZcFQHcNqK8vfcgeMro85P6Af4jwtVFtXF2SSHd3izZ+5QmS5HrpkDy/Tew",
+	"9a9++C0GoB/gdHms2PV9Z7g9Qv2AuXJp+p0nUZHaYtsO+fAQn+nzpgX2oyrZTCXpJAUGoxU+0DKeUnG2",
+	"f//I+M4r73FUo83WjV0ep6/XxdAvkSklnhIfDtZv/RRCVfywM2K//vKvgIVkq9EXd9FoOULObSjdy5ir",
+	"gnJlxayHBFAQHxeF5Fm2AGbWFTKogGll7GsMgbFUs0zpRuXojLh/HkO0bqMU3T8EYxv5RQIw68QFBgCT",
+	"3/yOva+u85CowO9N68G5bDCN1oBldj8283mjE5bQKpGRHuR9IKfEgFmjrcZb5yohEK1RKIE3g3UPhvs9",
+	"m9DiSZJUg69NHrWTS1PRC+KOqEimWfdw/6DiynRNQKKORpIH6tDDhUtwD7Xh8xlo1K3fkgSiJj1MBP2v",
+	"Ofm/IvYJDUsvd+8RbEyX69Ia43IshrKRuKaemcm6XF+LxE/5DCWRAtfyME5fN0XDBuwYH0NAPCud6wmw",
+	"B0xDSJbPEIoXzWUheDw14/yjSgSFzwA2VWPYKVwRM+RBsAGztqDHK294NoQ93hpRX6cI0n6tdawtwR3f",
+	"eqTnYwAFVlT30KFWfhl6xtY8ChdzV+dkCzXftvkNRBh2usWFCz6v3em3cbNz/hGSuHYH03ypADp4y2GD",
+	"et0OWJzNdSmK/m2aiFpwvFrU2wTH3dV7n6oPaxMmXmXKJshXd1Chghtb9ozCSLG5lsVmzx8Oh89D2Q07",
+	"SarpvgpAinZc2OkFzNb1jqrrIjYpgMiMoIqA2eTaIjaB1RBOAbx4msoSwZ4Xr/9mIYrMXWDVw1CmmkG9",
+	"qt6AHQ4PbSgfRdSUA+CzWwFi4WtbwatRs3vtWlwt553Vu+oh59DHbbarfw/98Xm3q//CNn7c1948/4bJ",
+	"nL7Utq6GhwrteCtmx828u9/HPhb8OCQLkLSrM/pEn+lI0nuf6K+7ZYVig4QA2L6NbeEjnun6CVpTLiqJ",
+	"YQ52EhlrBUJXCxHK6PXJm5PLE7ZOoEW9AbPVDabqFotxm50cSnhjwrpDBwSj+k4b9viFO7L/d4Mn//7H",
+	"sLdfqbaZpyRPkKuf1sPO27c165rW2FpN9T9O+2uVJ/8humCDHQKwNxySh2qGu64vWqJnvJxWZ0nD2eGX",
+	"slh7epxIAvzVil+UikVA6hexLpJvkQ8QkvK8owYScjadNaCuAmaiYnh1lbUpqAA4jrREeCZdciWAXNfY",
+	"pC4zJqHTqDEJprqs9bj4XfC6fs7dfwHjfeHNdvuZ4w3of8CZ4/V2/aFDxI8rDJpPsufbAFXHZNb1gbLS",
+	"382jzbphABE8f8e6odA1YZClNyLA/kt122PGbpsY023KE7OXZQneGLw1Cpj4GIu8RBcUoH5vpa036Fiz",
+	"7eWhBLYsXghQDGMlzbq0RSGBVK0AxrrEWISrgiKU0YqYoHL6WJ0vT+Nnmuhygeazml6eQTEoL78wsURo",
+	"WE6vjtN0hYevhcg1esf8IR+wV74wzAVwIXJQral73s5qEGUXq4Lsc4QTVoXBU0cUdhFHF19AGD2d9/0p",
+	"c5e+lIi92FLAApnWPcUrKUU2YXctz9J7e9FnXOH0jvUMS9TaJbe+MbnjQhAvP9YWxhriAM75j9C/HXms",
+	"lcCpOQTMOQSZxlDAv1ojbtbXn79NXLf2oUh0a2vKjFWy+K+9+VquW2MuubqyoqBU767CQs5YXQ61aFtw",
+	"PsLsIMH2ewFUgbWM01hQTyN5rrn7wvSBFwl730yiG8ptWXSRMDeUyJhrBwpIcxsOIPr9tR2UDSEbcxh3",
+	"M67LHvbekYAG1aHpbALAYR+xKE/l1c+//vIvLI6DjNn42SVFqTKlrIDG4vDVSKxV3xtSUJYV3fQj0xDa",
+	"rCJNvCzFLC83vtyN+8PacJHzWPjJPTf7ASY6jLkWLw7Z9z8cv+pffH8MNesnLE0G7s2wTKtK08Z8hzLk",
+	"VzKVVwyFyMZ+uKWyUz8+E9CBlvsZX2SKJztoJSsUwOzg40fG42upbjORXFEwxe72I78qAk9uuIxFpZtC",
+	"Up7d2phGQn6P/YaX/dUM/K+//F+kesEOAKFVCmHrZCNbMdZ+tBTFXaq6aUO1Ub/vLzk1L6MeFqPHgowg",
+	"Yow4U5NJwKZKqnkBBCbnZr/1jyeQ/7iWy/i4Eq2k/dIboZQlEFwUnbtWPIVmnCXzAlIx2vwJ9ALUr6N5",
+	"kUUDdlqGsl4Dxyrry7VwYFBqJQLQEghlPaUzIpZwtB3MIALmiEpUXQkpcJNBbQyaslACxsiMLYbV3Fk7",
+	"YN8KY1ZpV6tcSSdiNVUUQAMllJAc6NXndt0ZsEsomGDpWoRW2Q3kJ9qi9kEo8yK94aUIWJbK636mYp6Z",
+	"Ns9EyYFZmCdJIbQWqBIgcTFNPZDYEN7Kh2vOpXYM6nYBAZVwn14WtSes0Db8rearUPO+TLqKHZt2eNFR",
+	"VYHJ1p+HJQbFdrH8an25fjnCxN9sysr9Krn89uiOVxBMX4wiwObU3Lq9vYv2vGRe7X2iv9aiGF5XCrvK",
+	"9RGArfBQJccLSyWbZOnVtARCdl2mWcbM5rgRbZyOlWj67eXTfLGwmc2mud/ctufStA728CnE6aWnT3Vt",
+	"ImhaatJse//284qJKnYIbGHvB5vBOx3pND/rk1GoVBkcdaBxWVJwQCOKW6cGGovP8nMUApW/ULoekRpo",
+	"7mhTBd0TnaqnilBGhSp5KS7guxEzOkBkC4xbtQ/ZIM0oFlQVMi2RvQPrm+dwRGeLHrl3qV4UrTZnVpVK",
+	"GUM1lJ5ehZeYoYbqVZZZ8eCQTXsjS62Ikg8c06QAhHKsyilzFpgesEhIMBqoD26QGGc5R6WPlgN44xGg",
+	"CWbMkXcvIK4ivMN0s507zt/hnzeHht6Er31qf/MaKUMpNEerRgQobTbPAQhhYJE9YX7m78Gp/DtTgyxT",
+	"kjtY1rEgPUgz2kOaSHAgPkTkNjofT2Cr65rPAUUbyQsrU0dLpfVgPYOMDmWXu5p3kyWzH8QvlfBEu6Ve",
+	"P+dKYTw0lJxNCqGnQCLUC7DoEr7SHFaeByaxLzOGtyoCrBYKONNa0byocotvcAs0Z/6YQd9VrN1LmuCr",
+	"yDHyJUQXNuB3II9+B9bclxJI57hhq/MdklNqG+KxTba9UqBIeXyxdAHlxIzAsH6yQZ7Kq4h1iacwsh5e",
+	"823PxTygYKBArl8ruQISaGayEFCKbhX0RzqU+ICdVnkurFTzeEp0yDa4QkxvRllukhiXQj+hoWPe1h7r",
+	"hlp9GIB4ppmal7GaCSKa8xIgaQgmkIr1728HmVXFuIuPoRa+dGC9O3+z6/6oe8Q/dcaCF6I4npfTzuin",
+	"D3eBme30bwLc5WbJo2e1kbENHLaJuBGZymdAGo9e2G4049eCFXMZGb1iXmSdUWdalvlob2//4C+D4WA4",
+	"2B99Pfx6CJuKmr9C2wBpWlqUusaaFTCVI092BjF1XRZYrHa8sFnDyAA6qKI+Pq/jajDqNXnx4V6kxScn",
+	"MhpttCORLFF7j60y5lYfepJPxUwUPLNFs+iRVGDQlkTE7W4LX/lNtlWaGoJniH26MCN+UlXldxzeqbxa",
+	"5lrzivejgNC2Mn6Vmnd8duq931ZIbh+uGuzSC3UAwfj3l5dnIwqBYogYMA+kYK1GgXnJMsF1yZSEwoVq",
+	"WffCxe6Hi0O5Ei/2y6T6QV8XY3U2txFuBY8hRTChfD6Ivum6sIEQRje6gNGAwcbkO14U3NJrzULZFvEO",
+	"6qK/+lg/+CNKCKgHKZsG/7KKdRyfneJYmy7VAKkQB7LRG9j/vRFUIIDWBqGs8h2APbXCpRQeLqW7lGLV",
+	"84ByTBWh9JCq1W1L2FgPpzdgrzz4cGCOq+XynrVR8CEwqwPxo4LUNTzRQEJcgrwbAf39iuaezvJMzGAT",
+	"wIkC4xtKXgi/mmbX1t212SBBVYnXA/rZ76ikHQAT6KsijyMIvOWiYK4SZ29ArWNnby8ugTafMHNeIV14",
+	"jAMN1X5g0WrdXXQrnefx0iN0YzHiVWgFxVOClVrDAe4J8TEHQQiFQs2qhvDqr7/8y6+8S+WKUc1gB8Oh",
+	"xz6MEMeq2KznIWK6paKxP/9tW+B7wTOgpkvA+kql0L5QrhZF5+7D3f8fAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -777,9 +777,12 @@ type Problem struct {
 	Offenders *[]SchemaOffender `json:"offenders,omitempty"`
 
 	// Operation In the problem of a failed batch (`POST /v1/batch`), the index of the operation that failed it.
-	Operation *int   `json:"operation,omitempty"`
-	Status    int    `json:"status"`
-	Title     string `json:"title"`
+	Operation *int `json:"operation,omitempty"`
+
+	// RequestId The request's id, as in its `X-Request-Id` response header and its access log line.
+	RequestId *string `json:"requestId,omitempty"`
+	Status    int     `json:"status"`
+	Title     string  `json:"title"`
 
 	// Type A stable URI identifying the problem type.
 	//
@@ -5924,6 +5927,11 @@ func (r GetReadyResponse) ContentType() string {
 	return ""
 }
 
+// ApplyBatchResponseDefaultHeaders the declared response headers of an HTTP default response for ApplyBatch
+type ApplyBatchResponseDefaultHeaders struct {
+	XRequestId *string
+}
+
 type ApplyBatchResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5951,6 +5959,8 @@ type ApplyBatchResponse struct {
 	ApplicationproblemJSON503 *StoreUnavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ApplyBatchResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6052,6 +6062,11 @@ type PollChangesResponse503Headers struct {
 	RetryAfter *int
 }
 
+// PollChangesResponseDefaultHeaders the declared response headers of an HTTP default response for PollChanges
+type PollChangesResponseDefaultHeaders struct {
+	XRequestId *string
+}
+
 type PollChangesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6079,6 +6094,8 @@ type PollChangesResponse struct {
 	Headers429 *PollChangesResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *PollChangesResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *PollChangesResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6160,6 +6177,11 @@ func (r PollChangesResponse) ContentType() string {
 	return ""
 }
 
+// ChannelHistoryResponseDefaultHeaders the declared response headers of an HTTP default response for ChannelHistory
+type ChannelHistoryResponseDefaultHeaders struct {
+	XRequestId *string
+}
+
 type ChannelHistoryResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6171,6 +6193,8 @@ type ChannelHistoryResponse struct {
 	ApplicationproblemJSON410 *ResyncRequired
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ChannelHistoryResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6232,6 +6256,11 @@ type PublishMessageResponse503Headers struct {
 	RetryAfter *int
 }
 
+// PublishMessageResponseDefaultHeaders the declared response headers of an HTTP default response for PublishMessage
+type PublishMessageResponseDefaultHeaders struct {
+	XRequestId *string
+}
+
 type PublishMessageResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6261,6 +6290,8 @@ type PublishMessageResponse struct {
 	Headers429 *PublishMessageResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *PublishMessageResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *PublishMessageResponseDefaultHeaders
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -6347,6 +6378,11 @@ func (r PublishMessageResponse) ContentType() string {
 	return ""
 }
 
+// ChannelPresenceResponseDefaultHeaders the declared response headers of an HTTP default response for ChannelPresence
+type ChannelPresenceResponseDefaultHeaders struct {
+	XRequestId *string
+}
+
 type ChannelPresenceResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6356,6 +6392,8 @@ type ChannelPresenceResponse struct {
 	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ChannelPresenceResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6402,6 +6440,11 @@ func (r ChannelPresenceResponse) ContentType() string {
 	return ""
 }
 
+// ListCollectionsResponseDefaultHeaders the declared response headers of an HTTP default response for ListCollections
+type ListCollectionsResponseDefaultHeaders struct {
+	XRequestId *string
+}
+
 type ListCollectionsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6411,6 +6454,8 @@ type ListCollectionsResponse struct {
 	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListCollectionsResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6462,6 +6507,11 @@ type CreateCollectionResponse201Headers struct {
 	Location *string
 }
 
+// CreateCollectionResponseDefaultHeaders the declared response headers of an HTTP default response for CreateCollection
+type CreateCollectionResponseDefaultHeaders struct {
+	XRequestId *string
+}
+
 type CreateCollectionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6481,6 +6531,8 @@ type CreateCollectionResponse struct {
 	ApplicationproblemJSONDefault *Problem
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *CreateCollectionResponse201Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateCollectionResponseDefaultHeaders
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -6547,6 +6599,11 @@ func (r CreateCollectionResponse) ContentType() string {
 	return ""
 }
 
+// DeleteCollectionResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteCollection
+type DeleteCollectionResponseDefaultHeaders struct {
+	XRequestId *string
+}
+
 type DeleteCollectionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6556,6 +6613,8 @@ type DeleteCollectionResponse struct {
 	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteCollectionResponseDefaultHeaders
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -6607,6 +6666,11 @@ type GetCollectionResponse200Headers struct {
 	ETag *string
 }
 
+// GetCollectionResponseDefaultHeaders the declared response headers of an HTTP default response for GetCollection
+type GetCollectionResponseDefaultHeaders struct {
+	XRequestId *string
+}
+
 type GetCollectionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6620,6 +6684,8 @@ type GetCollectionResponse struct {
 	ApplicationproblemJSONDefault *Problem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetCollectionResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetCollectionResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6681,6 +6747,11 @@ type UpdateCollectionResponse429Headers struct {
 	RetryAfter *int
 }
 
+// UpdateCollectionResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateCollection
+type UpdateCollectionResponseDefaultHeaders struct {
+	XRequestId *string
+}
+
 type UpdateCollectionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6716,6 +6787,8 @@ type UpdateCollectionResponse struct {
 	Headers200 *UpdateCollectionResponse200Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *UpdateCollectionResponse429Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *UpdateCollectionResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6822,6 +6895,11 @@ type ListResourcesResponse200Headers struct {
 	Link *string
 }
 
+// ListResourcesResponseDefaultHeaders the declared response headers of an HTTP default response for ListResources
+type ListResourcesResponseDefaultHeaders struct {
+	XRequestId *string
+}
+
 type ListResourcesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6837,6 +6915,8 @@ type ListResourcesResponse struct {
 	ApplicationproblemJSONDefault *Problem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListResourcesResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListResourcesResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6899,6 +6979,11 @@ type CreateResourceResponse201Headers struct {
 	Location *string
 }
 
+// CreateResourceResponseDefaultHeaders the declared response headers of an HTTP default response for CreateResource
+type CreateResourceResponseDefaultHeaders struct {
+	XRequestId *string
+}
+
 type CreateResourceResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6920,6 +7005,8 @@ type CreateResourceResponse struct {
 	ApplicationproblemJSONDefault *Problem
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *CreateResourceResponse201Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateResourceResponseDefaultHeaders
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -6991,6 +7078,11 @@ func (r CreateResourceResponse) ContentType() string {
 	return ""
 }
 
+// DeleteResourceResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteResource
+type DeleteResourceResponseDefaultHeaders struct {
+	XRequestId *string
+}
+
 type DeleteResourceResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7002,6 +7094,8 @@ type DeleteResourceResponse struct {
 	ApplicationproblemJSON412 *PreconditionFailed
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteResourceResponseDefaultHeaders
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -7063,6 +7157,11 @@ type GetResourceResponse304Headers struct {
 	ETag *string
 }
 
+// GetResourceResponseDefaultHeaders the declared response headers of an HTTP default response for GetResource
+type GetResourceResponseDefaultHeaders struct {
+	XRequestId *string
+}
+
 type GetResourceResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7078,6 +7177,8 @@ type GetResourceResponse struct {
 	Headers200 *GetResourceResponse200Headers
 	// Headers304 the parsed response headers for an HTTP 304 response
 	Headers304 *GetResourceResponse304Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetResourceResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7134,6 +7235,11 @@ type PatchResourceResponse200Headers struct {
 	ETag *string
 }
 
+// PatchResourceResponseDefaultHeaders the declared response headers of an HTTP default response for PatchResource
+type PatchResourceResponseDefaultHeaders struct {
+	XRequestId *string
+}
+
 type PatchResourceResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7155,6 +7261,8 @@ type PatchResourceResponse struct {
 	ApplicationproblemJSONDefault *Problem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *PatchResourceResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *PatchResourceResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7237,6 +7345,11 @@ type ReplaceResourceResponse201Headers struct {
 	Location *string
 }
 
+// ReplaceResourceResponseDefaultHeaders the declared response headers of an HTTP default response for ReplaceResource
+type ReplaceResourceResponseDefaultHeaders struct {
+	XRequestId *string
+}
+
 type ReplaceResourceResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7262,6 +7375,8 @@ type ReplaceResourceResponse struct {
 	Headers200 *ReplaceResourceResponse200Headers
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *ReplaceResourceResponse201Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ReplaceResourceResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7338,6 +7453,11 @@ func (r ReplaceResourceResponse) ContentType() string {
 	return ""
 }
 
+// ListConnectionsResponseDefaultHeaders the declared response headers of an HTTP default response for ListConnections
+type ListConnectionsResponseDefaultHeaders struct {
+	XRequestId *string
+}
+
 type ListConnectionsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7351,6 +7471,8 @@ type ListConnectionsResponse struct {
 	ApplicationproblemJSON503 *StoreUnavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListConnectionsResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7407,6 +7529,11 @@ func (r ListConnectionsResponse) ContentType() string {
 	return ""
 }
 
+// DisconnectConnectionResponseDefaultHeaders the declared response headers of an HTTP default response for DisconnectConnection
+type DisconnectConnectionResponseDefaultHeaders struct {
+	XRequestId *string
+}
+
 type DisconnectConnectionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7422,6 +7549,8 @@ type DisconnectConnectionResponse struct {
 	ApplicationproblemJSON503 *StoreUnavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DisconnectConnectionResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7493,6 +7622,11 @@ type StreamEventsResponse503Headers struct {
 	RetryAfter *int
 }
 
+// StreamEventsResponseDefaultHeaders the declared response headers of an HTTP default response for StreamEvents
+type StreamEventsResponseDefaultHeaders struct {
+	XRequestId *string
+}
+
 type StreamEventsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7518,6 +7652,8 @@ type StreamEventsResponse struct {
 	Headers429 *StreamEventsResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *StreamEventsResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *StreamEventsResponseDefaultHeaders
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -7594,6 +7730,11 @@ func (r StreamEventsResponse) ContentType() string {
 	return ""
 }
 
+// DisconnectSubjectResponseDefaultHeaders the declared response headers of an HTTP default response for DisconnectSubject
+type DisconnectSubjectResponseDefaultHeaders struct {
+	XRequestId *string
+}
+
 type DisconnectSubjectResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7607,6 +7748,8 @@ type DisconnectSubjectResponse struct {
 	ApplicationproblemJSON503 *StoreUnavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DisconnectSubjectResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7663,6 +7806,11 @@ func (r DisconnectSubjectResponse) ContentType() string {
 	return ""
 }
 
+// ListSubjectConnectionsResponseDefaultHeaders the declared response headers of an HTTP default response for ListSubjectConnections
+type ListSubjectConnectionsResponseDefaultHeaders struct {
+	XRequestId *string
+}
+
 type ListSubjectConnectionsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7676,6 +7824,8 @@ type ListSubjectConnectionsResponse struct {
 	ApplicationproblemJSON503 *StoreUnavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListSubjectConnectionsResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7732,6 +7882,11 @@ func (r ListSubjectConnectionsResponse) ContentType() string {
 	return ""
 }
 
+// UnsubscribeSubjectResponseDefaultHeaders the declared response headers of an HTTP default response for UnsubscribeSubject
+type UnsubscribeSubjectResponseDefaultHeaders struct {
+	XRequestId *string
+}
+
 type UnsubscribeSubjectResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7745,6 +7900,8 @@ type UnsubscribeSubjectResponse struct {
 	ApplicationproblemJSON503 *StoreUnavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *UnsubscribeSubjectResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7801,6 +7958,11 @@ func (r UnsubscribeSubjectResponse) ContentType() string {
 	return ""
 }
 
+// SubscribeSubjectResponseDefaultHeaders the declared response headers of an HTTP default response for SubscribeSubject
+type SubscribeSubjectResponseDefaultHeaders struct {
+	XRequestId *string
+}
+
 type SubscribeSubjectResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7822,6 +7984,8 @@ type SubscribeSubjectResponse struct {
 	ApplicationproblemJSON503 *StoreUnavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *SubscribeSubjectResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7898,6 +8062,11 @@ func (r SubscribeSubjectResponse) ContentType() string {
 	return ""
 }
 
+// ListWebhooksResponseDefaultHeaders the declared response headers of an HTTP default response for ListWebhooks
+type ListWebhooksResponseDefaultHeaders struct {
+	XRequestId *string
+}
+
 type ListWebhooksResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7911,6 +8080,8 @@ type ListWebhooksResponse struct {
 	ApplicationproblemJSON503 *StoreUnavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListWebhooksResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7972,6 +8143,11 @@ type CreateWebhookResponse201Headers struct {
 	Location *string
 }
 
+// CreateWebhookResponseDefaultHeaders the declared response headers of an HTTP default response for CreateWebhook
+type CreateWebhookResponseDefaultHeaders struct {
+	XRequestId *string
+}
+
 type CreateWebhookResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7999,6 +8175,8 @@ type CreateWebhookResponse struct {
 	ApplicationproblemJSONDefault *Problem
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *CreateWebhookResponse201Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateWebhookResponseDefaultHeaders
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -8085,6 +8263,11 @@ func (r CreateWebhookResponse) ContentType() string {
 	return ""
 }
 
+// DeleteWebhookResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteWebhook
+type DeleteWebhookResponseDefaultHeaders struct {
+	XRequestId *string
+}
+
 type DeleteWebhookResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8096,6 +8279,8 @@ type DeleteWebhookResponse struct {
 	ApplicationproblemJSON503 *StoreUnavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteWebhookResponseDefaultHeaders
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -8147,6 +8332,11 @@ func (r DeleteWebhookResponse) ContentType() string {
 	return ""
 }
 
+// GetWebhookResponseDefaultHeaders the declared response headers of an HTTP default response for GetWebhook
+type GetWebhookResponseDefaultHeaders struct {
+	XRequestId *string
+}
+
 type GetWebhookResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8160,6 +8350,8 @@ type GetWebhookResponse struct {
 	ApplicationproblemJSON503 *StoreUnavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetWebhookResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8216,6 +8408,11 @@ func (r GetWebhookResponse) ContentType() string {
 	return ""
 }
 
+// UpdateWebhookResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateWebhook
+type UpdateWebhookResponseDefaultHeaders struct {
+	XRequestId *string
+}
+
 type UpdateWebhookResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8237,6 +8434,8 @@ type UpdateWebhookResponse struct {
 	ApplicationproblemJSON503 *StoreUnavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *UpdateWebhookResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8313,6 +8512,11 @@ func (r UpdateWebhookResponse) ContentType() string {
 	return ""
 }
 
+// ResumeWebhookResponseDefaultHeaders the declared response headers of an HTTP default response for ResumeWebhook
+type ResumeWebhookResponseDefaultHeaders struct {
+	XRequestId *string
+}
+
 type ResumeWebhookResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8334,6 +8538,8 @@ type ResumeWebhookResponse struct {
 	ApplicationproblemJSON503 *StoreUnavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ResumeWebhookResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8410,6 +8616,11 @@ func (r ResumeWebhookResponse) ContentType() string {
 	return ""
 }
 
+// TestWebhookResponseDefaultHeaders the declared response headers of an HTTP default response for TestWebhook
+type TestWebhookResponseDefaultHeaders struct {
+	XRequestId *string
+}
+
 type TestWebhookResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8423,6 +8634,8 @@ type TestWebhookResponse struct {
 	ApplicationproblemJSON503 *StoreUnavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *TestWebhookResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -9514,6 +9727,19 @@ func ParseApplyBatchResponse(rsp *http.Response) (*ApplyBatchResponse, error) {
 
 	}
 
+	switch {
+	case true:
+		var headers ApplyBatchResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
 	return response, nil
 }
 
@@ -9624,6 +9850,16 @@ func ParsePollChangesResponse(rsp *http.Response) (*PollChangesResponse, error) 
 			headers.RetryAfter = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers PollChangesResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -9671,6 +9907,19 @@ func ParseChannelHistoryResponse(rsp *http.Response) (*ChannelHistoryResponse, e
 		}
 		response.ApplicationproblemJSONDefault = &dest
 
+	}
+
+	switch {
+	case true:
+		var headers ChannelHistoryResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -9790,6 +10039,16 @@ func ParsePublishMessageResponse(rsp *http.Response) (*PublishMessageResponse, e
 			headers.RetryAfter = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers PublishMessageResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -9832,6 +10091,19 @@ func ParseChannelPresenceResponse(rsp *http.Response) (*ChannelPresenceResponse,
 
 	}
 
+	switch {
+	case true:
+		var headers ChannelPresenceResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
 	return response, nil
 }
 
@@ -9870,6 +10142,19 @@ func ParseListCollectionsResponse(rsp *http.Response) (*ListCollectionsResponse,
 		}
 		response.ApplicationproblemJSONDefault = &dest
 
+	}
+
+	switch {
+	case true:
+		var headers ListCollectionsResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -9951,6 +10236,16 @@ func ParseCreateCollectionResponse(rsp *http.Response) (*CreateCollectionRespons
 			headers.Location = &value
 		}
 		response.Headers201 = &headers
+	case true:
+		var headers CreateCollectionResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -9994,6 +10289,19 @@ func ParseDeleteCollectionResponse(rsp *http.Response) (*DeleteCollectionRespons
 		}
 		response.ApplicationproblemJSONDefault = &dest
 
+	}
+
+	switch {
+	case true:
+		var headers DeleteCollectionResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -10054,6 +10362,16 @@ func ParseGetCollectionResponse(rsp *http.Response) (*GetCollectionResponse, err
 			headers.ETag = &value
 		}
 		response.Headers200 = &headers
+	case true:
+		var headers GetCollectionResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -10194,6 +10512,16 @@ func ParseUpdateCollectionResponse(rsp *http.Response) (*UpdateCollectionRespons
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	case true:
+		var headers UpdateCollectionResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -10261,6 +10589,16 @@ func ParseListResourcesResponse(rsp *http.Response) (*ListResourcesResponse, err
 			headers.Link = &value
 		}
 		response.Headers200 = &headers
+	case true:
+		var headers ListResourcesResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -10356,6 +10694,16 @@ func ParseCreateResourceResponse(rsp *http.Response) (*CreateResourceResponse, e
 			headers.Location = &value
 		}
 		response.Headers201 = &headers
+	case true:
+		var headers CreateResourceResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -10406,6 +10754,19 @@ func ParseDeleteResourceResponse(rsp *http.Response) (*DeleteResourceResponse, e
 		}
 		response.ApplicationproblemJSONDefault = &dest
 
+	}
+
+	switch {
+	case true:
+		var headers DeleteResourceResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -10479,6 +10840,16 @@ func ParseGetResourceResponse(rsp *http.Response) (*GetResourceResponse, error) 
 			headers.ETag = &value
 		}
 		response.Headers304 = &headers
+	case true:
+		var headers GetResourceResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -10567,6 +10938,16 @@ func ParsePatchResourceResponse(rsp *http.Response) (*PatchResourceResponse, err
 			headers.ETag = &value
 		}
 		response.Headers200 = &headers
+	case true:
+		var headers PatchResourceResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -10679,6 +11060,16 @@ func ParseReplaceResourceResponse(rsp *http.Response) (*ReplaceResourceResponse,
 			headers.Location = &value
 		}
 		response.Headers201 = &headers
+	case true:
+		var headers ReplaceResourceResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -10733,6 +11124,19 @@ func ParseListConnectionsResponse(rsp *http.Response) (*ListConnectionsResponse,
 		}
 		response.ApplicationproblemJSONDefault = &dest
 
+	}
+
+	switch {
+	case true:
+		var headers ListConnectionsResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -10794,6 +11198,19 @@ func ParseDisconnectConnectionResponse(rsp *http.Response) (*DisconnectConnectio
 		}
 		response.ApplicationproblemJSONDefault = &dest
 
+	}
+
+	switch {
+	case true:
+		var headers DisconnectConnectionResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -10899,6 +11316,16 @@ func ParseStreamEventsResponse(rsp *http.Response) (*StreamEventsResponse, error
 			headers.RetryAfter = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers StreamEventsResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -10955,6 +11382,19 @@ func ParseDisconnectSubjectResponse(rsp *http.Response) (*DisconnectSubjectRespo
 
 	}
 
+	switch {
+	case true:
+		var headers DisconnectSubjectResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
 	return response, nil
 }
 
@@ -11009,6 +11449,19 @@ func ParseListSubjectConnectionsResponse(rsp *http.Response) (*ListSubjectConnec
 
 	}
 
+	switch {
+	case true:
+		var headers ListSubjectConnectionsResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
 	return response, nil
 }
 
@@ -11061,6 +11514,19 @@ func ParseUnsubscribeSubjectResponse(rsp *http.Response) (*UnsubscribeSubjectRes
 		}
 		response.ApplicationproblemJSONDefault = &dest
 
+	}
+
+	switch {
+	case true:
+		var headers UnsubscribeSubjectResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -11145,6 +11611,19 @@ func ParseSubscribeSubjectResponse(rsp *http.Response) (*SubscribeSubjectRespons
 
 	}
 
+	switch {
+	case true:
+		var headers SubscribeSubjectResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
 	return response, nil
 }
 
@@ -11197,6 +11676,19 @@ func ParseListWebhooksResponse(rsp *http.Response) (*ListWebhooksResponse, error
 		}
 		response.ApplicationproblemJSONDefault = &dest
 
+	}
+
+	switch {
+	case true:
+		var headers ListWebhooksResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -11306,6 +11798,16 @@ func ParseCreateWebhookResponse(rsp *http.Response) (*CreateWebhookResponse, err
 			headers.Location = &value
 		}
 		response.Headers201 = &headers
+	case true:
+		var headers CreateWebhookResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -11356,6 +11858,19 @@ func ParseDeleteWebhookResponse(rsp *http.Response) (*DeleteWebhookResponse, err
 		}
 		response.ApplicationproblemJSONDefault = &dest
 
+	}
+
+	switch {
+	case true:
+		var headers DeleteWebhookResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -11410,6 +11925,19 @@ func ParseGetWebhookResponse(rsp *http.Response) (*GetWebhookResponse, error) {
 		}
 		response.ApplicationproblemJSONDefault = &dest
 
+	}
+
+	switch {
+	case true:
+		var headers GetWebhookResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -11494,6 +12022,19 @@ func ParseUpdateWebhookResponse(rsp *http.Response) (*UpdateWebhookResponse, err
 
 	}
 
+	switch {
+	case true:
+		var headers UpdateWebhookResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
 	return response, nil
 }
 
@@ -11576,6 +12117,19 @@ func ParseResumeWebhookResponse(rsp *http.Response) (*ResumeWebhookResponse, err
 
 	}
 
+	switch {
+	case true:
+		var headers ResumeWebhookResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
 	return response, nil
 }
 
@@ -11628,6 +12182,19 @@ func ParseTestWebhookResponse(rsp *http.Response) (*TestWebhookResponse, error) 
 		}
 		response.ApplicationproblemJSONDefault = &dest
 
+	}
+
+	switch {
+	case true:
+		var headers TestWebhookResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil

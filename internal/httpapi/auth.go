@@ -8,6 +8,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3filter"
 
+	"github.com/tandemhq/tandem/internal/accesslog"
 	"github.com/tandemhq/tandem/internal/app"
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/store"
@@ -61,6 +62,7 @@ func authenticate(a Authenticator, cookie string, next http.Handler) http.Handle
 // withCaller is r with the caller on its context: its principal and its
 // address (remoteOf), in the one copy of the request authenticate makes.
 func withCaller(r *http.Request, p auth.Principal) *http.Request {
+	accesslog.From(r.Context()).SetSubject(p.Subject)
 	return r.WithContext(context.WithValue(auth.WithPrincipal(r.Context(), p), remoteKey{}, r.RemoteAddr))
 }
 

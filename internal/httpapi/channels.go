@@ -89,10 +89,18 @@ func (s *Server) PollChanges(ctx context.Context, req api.PollChangesRequestObje
 			return nil, wire.ParamError(api.Query, "filter", store.ErrorMessage(err))
 		}
 	}
+	s.metrics.longpollWaiting.Inc()
 	events, next, err := s.app.Poll(ctx, principalOf(ctx), pr, s.draining)
+	s.metrics.longpollWaiting.Dec()
 	if err != nil {
 		return nil, err
 	}
+	result := "empty"
+	if len(events) > 0 {
+		result = "events"
+	}
+	s.metrics.longpollResponses.WithLabelValues(result).Inc()
+	s.metrics.longpollEvents.Add(float64(len(events)))
 	out := api.Changes{Events: make([]api.StreamEvent, 0, len(events)), Cursor: next.String()}
 	for _, ev := range events {
 		out.Events = append(out.Events, wire.StreamEvent(ev))

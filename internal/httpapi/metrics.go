@@ -1,10 +1,6 @@
 package httpapi
 
 import (
-	"net/http"
-	"strconv"
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -28,21 +24,26 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 	return m
 }
 
-// wrap records each request; route is the matched pattern (never the raw
-// path, so label cardinality stays bounded).
-func (m *httpMetrics) wrap(patterns *http.ServeMux, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		_, route := patterns.Handler(r)
-		if route == "" {
-			route = "unmatched"
-		}
-		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r)
-		if sw.status == 0 {
-			sw.status = http.StatusOK
-		}
-		m.requests.WithLabelValues(r.Method, route, strconv.Itoa(sw.status)).Inc()
-		m.duration.WithLabelValues(r.Method, route).Observe(time.Since(start).Seconds())
-	})
+// streamMetrics count the SSE streams and long-polls and what they
+// deliver (the WebSocket server counts its own, tandem_ws_*).
+type streamMetrics struct {
+	sseClients        prometheus.Gauge
+	sseEvents         prometheus.Counter
+	longpollWaiting   prometheus.Gauge
+	longpollResponses *prometheus.CounterVec
+	longpollEvents    prometheus.Counter
+}
+
+func newStreamMetrics(reg prometheus.Registerer) *streamMetrics {
+	m := &streamMetrics{
+		sseClients: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tandem_sse_clients", Help: "Open SSE streams (GET /v1/events)."}),
+		sseEvents:  prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_sse_events_total", Help: "Events written to SSE streams (bookmarks and errors included)."}),
+		longpollWaiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tandem_longpoll_waiting", Help: "Long-polls (GET /v1/changes) in progress, waiting for events."}),
+		longpollResponses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tandem_longpoll_responses_total", Help: "Long-poll answers by result: events (at least one) or empty (the wait ended without any)."}, []string{"result"}),
+		longpollEvents: prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_longpoll_events_total", Help: "Events delivered in long-poll answers."}),
+	}
+	reg.MustRegister(m.sseClients, m.sseEvents, m.longpollWaiting, m.longpollResponses, m.longpollEvents)
+	return m
 }

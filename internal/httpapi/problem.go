@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/tandemhq/tandem/gen/api"
+	"github.com/tandemhq/tandem/internal/accesslog"
 	"github.com/tandemhq/tandem/internal/wire"
 )
 
@@ -15,6 +16,11 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p api.Problem) {
 	if r != nil && p.Instance == nil {
 		inst := r.URL.Path
 		p.Instance = &inst
+	}
+	if r != nil && p.RequestId == nil {
+		if id := accesslog.RequestID(r.Context()); id != "" {
+			p.RequestId = &id
+		}
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Del("ETag")

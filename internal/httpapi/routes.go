@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/swaggest/swgui/v5emb"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tandemhq/tandem/gen/api"
 	"github.com/tandemhq/tandem/internal/app"
@@ -71,6 +72,13 @@ type Config struct {
 	// ReadTimeout bounds reading a request's body (0: none); streams
 	// (SSE, WebSocket) have no body and are not affected.
 	ReadTimeout time.Duration
+	// AccessLog receives the access log: a line per request, and a line
+	// per WebSocket or SSE stream opening and closing (nil: off). Request
+	// ids (X-Request-Id) are given either way.
+	AccessLog *slog.Logger
+	// Tracer, when set, starts a server span per request, a child of the
+	// W3C trace context the client sent (nil: tracing off, at no cost).
+	Tracer trace.TracerProvider
 }
 
 // NewHandler returns the root handler. Errors: the embedded spec is invalid.
@@ -105,7 +113,8 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		return nil, err
 	}
 
-	srv := &Server{app: cfg.App, ready: cfg.Ready, draining: cfg.Draining}
+	sm := newStreamMetrics(cfg.Registry)
+	srv := &Server{app: cfg.App, ready: cfg.Ready, draining: cfg.Draining, metrics: sm}
 	reqErr, respErr := errorWriter(cfg.Logger)
 	strict := api.NewStrictHandlerWithOptions(srv, nil, api.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc:  reqErr,
@@ -119,7 +128,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 			writeProblem(w, r, bindingProblem(r, err))
 		},
 	})
-	sse := &sseHandler{cfg: cfg.SSE, app: cfg.App, log: cfg.Logger, draining: cfg.Draining}
+	sse := &sseHandler{cfg: cfg.SSE, app: cfg.App, log: cfg.Logger, draining: cfg.Draining, metrics: sm}
 	if cfg.Strict {
 		av, err := specval.LoadAsyncAPI()
 		if err != nil {
@@ -167,8 +176,13 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		root.Handle(pattern, mh)
 		patterns.Handle(pattern, http.NotFoundHandler())
 	}
-	m := newHTTPMetrics(cfg.Registry)
-	return recoverer(cfg.Logger, m.wrap(patterns, cors(cfg.Origins, root))), nil
+	o := &observer{metrics: newHTTPMetrics(cfg.Registry), patterns: patterns, log: cfg.AccessLog}
+	if cfg.Tracer != nil {
+		o.tracer = cfg.Tracer.Tracer("github.com/tandemhq/tandem/internal/httpapi")
+	}
+	// The observer is outermost: a recovered panic's problem carries the
+	// request id, and its 500 is logged and counted.
+	return o.wrap(recoverer(cfg.Logger, cors(cfg.Origins, root))), nil
 }
 
 func staticFile(contentType string, b []byte) http.Handler {

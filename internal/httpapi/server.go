@@ -20,6 +20,7 @@ type Server struct {
 	// draining is closed when the server starts shutting down: waiting
 	// long-polls answer at once with their cursor.
 	draining <-chan struct{}
+	metrics  *streamMetrics
 }
 
 var _ api.StrictServerInterface = (*Server)(nil)

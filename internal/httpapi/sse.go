@@ -12,7 +12,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tandemhq/tandem/gen/api"
+	"github.com/tandemhq/tandem/internal/accesslog"
 	"github.com/tandemhq/tandem/internal/app"
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/hub"
@@ -50,6 +53,7 @@ type sseHandler struct {
 	// draining is closed when the server starts shutting down: every
 	// stream then ends with an error event carrying its cursor.
 	draining <-chan struct{}
+	metrics  *streamMetrics
 }
 
 // sseSink is the stream's outbound queue. Any goroutine may call
@@ -228,7 +232,20 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	out := &sseWriter{w: w, rc: http.NewResponseController(w), wait: h.cfg.WriteWait}
+	out := &sseWriter{w: w, rc: http.NewResponseController(w), wait: h.cfg.WriteWait, events: h.metrics.sseEvents}
+	// From here on the stream is open: one open line, one close line
+	// with the events written and why it ended.
+	access := accesslog.From(r.Context())
+	access.Open("sse")
+	h.metrics.sseClients.Inc()
+	reason := "client-gone"
+	defer func() {
+		h.metrics.sseClients.Dec()
+		if out.err != nil {
+			reason = "write-failed"
+		}
+		access.Close("sse", 0, reason, 0, out.written)
+	}()
 	if out.wait <= 0 {
 		out.wait = 10 * time.Second
 	}
@@ -282,18 +299,23 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-ctx.Done():
 			return
 		case <-sink.closed: // the hub is shutting down
+			reason = "shutdown"
 			h.writeError(out, goingAway, cursorsID(cursors, single))
 			return
 		case <-h.draining:
+			reason = "shutdown"
 			h.writeError(out, goingAway, cursorsID(cursors, single))
 			return
 		case <-expired:
+			reason = "token-expired"
 			h.writeError(out, wire.Problem(&auth.TokenError{Reason: auth.ReasonExpired}), cursorsID(cursors, single))
 			return
 		case <-sink.slow:
+			reason = "slow-consumer"
 			h.writeError(out, wire.NewProblem(wire.KindSlowConsumer, "", nil), cursorsID(cursors, single))
 			return
 		case err := <-errs:
+			reason = "error"
 			h.writeError(out, wire.Problem(err), cursorsID(cursors, single))
 			return
 		case <-heartbeat.C:
@@ -311,6 +333,7 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			batch = sink.q.PopAll(batch[:0])
 			buf.Reset()
 			end := false
+			n := 0
 			for i, m := range batch {
 				if m.Key() != "" && m.Cursor() != "" {
 					next[m.Key()] = m.Cursor()
@@ -333,6 +356,7 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				buf.Write(m.Bytes())
 				buf.WriteString("\n\n")
 				batch[i] = nil
+				n++
 				if typ == "error" {
 					// A subscription ended (e.g. channel reset): end the stream.
 					end = true
@@ -343,8 +367,10 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if out.write(buf.Bytes()) != nil {
 				return // blocked or gone: see sseWriter
 			}
+			out.count(n)
 			maps.Copy(cursors, next)
 			if end {
+				reason = "subscription-ended"
 				return
 			}
 		}
@@ -364,6 +390,16 @@ type sseWriter struct {
 	rc   *http.ResponseController
 	wait time.Duration
 	err  error
+	// written counts the events written (for the access log); events
+	// counts them for the metrics.
+	written int64
+	events  prometheus.Counter
+}
+
+// count records n events written.
+func (o *sseWriter) count(n int) {
+	o.written += int64(n)
+	o.events.Add(float64(n))
 }
 
 func (o *sseWriter) write(b []byte) error {
@@ -402,7 +438,9 @@ func (h *sseHandler) writeError(out *sseWriter, p api.Problem, id string) {
 	buf.WriteString("data: ")
 	buf.Write(b)
 	buf.WriteString("\n\n")
-	_ = out.write(buf.Bytes())
+	if out.write(buf.Bytes()) == nil {
+		out.count(1)
+	}
 }
 
 // frameType reads the "type" member every frame starts with.

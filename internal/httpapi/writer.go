@@ -7,12 +7,13 @@ import (
 	"net/http"
 )
 
-// statusWriter records the status code. Like every ResponseWriter wrapper
+// statusWriter records the status code and counts the body bytes. Like every ResponseWriter wrapper
 // here it implements http.Hijacker (WebSocket upgrades need it) and
 // http.Flusher (SSE needs it), and Unwrap for http.ResponseController.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	bytes  int64
 }
 
 func (s *statusWriter) WriteHeader(code int) {
@@ -26,7 +27,9 @@ func (s *statusWriter) Write(p []byte) (int, error) {
 	if s.status == 0 {
 		s.status = http.StatusOK
 	}
-	return s.ResponseWriter.Write(p)
+	n, err := s.ResponseWriter.Write(p)
+	s.bytes += int64(n)
+	return n, err
 }
 
 func (s *statusWriter) Flush() {

@@ -80,6 +80,9 @@ type Change struct {
 	// Collection is the collection's new definition, for CollectionUpdated
 	// (nil otherwise).
 	Collection *Collection
+	// Trace is the W3C traceparent of the request that made the write
+	// ("" when it was not traced; see WithTrace).
+	Trace string
 }
 
 // BatchRef names the atomic batch a change belongs to: every change of the

@@ -2,10 +2,14 @@ package stream
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tandemhq/tandem/internal/hub"
 	"github.com/tandemhq/tandem/internal/store"
@@ -21,6 +25,7 @@ type Feed struct {
 	log    *slog.Logger
 	frames Frames
 	poll   time.Duration
+	tracer trace.Tracer // nil: tracing off
 
 	last atomic.Int64
 }
@@ -32,6 +37,10 @@ type FeedOptions struct {
 	Logger *slog.Logger
 	// Poll is the fallback interval when no commit notification arrives.
 	Poll time.Duration
+	// Tracer, when set, records a "fanout <topic>" span for every traced
+	// change (store.Change.Trace), linked to the span of the request
+	// that made it (nil: tracing off).
+	Tracer trace.Tracer
 }
 
 // NewFeed returns a feed starting at the store's current revision.
@@ -44,7 +53,7 @@ func NewFeed(ctx context.Context, s store.Store, h *hub.Hub, opts FeedOptions) (
 	if err != nil {
 		return nil, err
 	}
-	f := &Feed{store: s, hub: h, log: opts.Logger, frames: opts.Frames, poll: opts.Poll}
+	f := &Feed{store: s, hub: h, log: opts.Logger, frames: opts.Frames, poll: opts.Poll, tracer: opts.Tracer}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
@@ -168,7 +177,16 @@ func changeTopics(ch store.Change) []string {
 func (f *Feed) broadcast(view *ChangeView, entries map[string][]hub.Entry, ends map[string]int64) {
 	ch := view.Change
 	cur := f.Cursor(ch.Revision)
-	for _, topic := range changeTopics(ch) {
+	topics := changeTopics(ch)
+	delivered := 0
+	if f.tracer != nil && ch.Trace != "" {
+		span := f.fanoutSpan(ch, topics[0])
+		defer func() {
+			span.SetAttributes(attribute.Int("tandem.subscribers", delivered))
+			span.End()
+		}()
+	}
+	for _, topic := range topics {
 		es := entries[topic]
 		if entries == nil {
 			es = f.hub.Entries(topic)
@@ -184,7 +202,43 @@ func (f *Feed) broadcast(view *ChangeView, entries map[string][]hub.Entry, ends 
 				f.log.Error("encode event", "revision", ch.Revision, "err", err)
 				continue
 			}
-			f.hub.Broadcast(e.Key, hub.NewEvent(b, e.Key, cur.String(), ch.Revision))
+			delivered += f.hub.Broadcast(e.Key, hub.NewEvent(b, e.Key, cur.String(), ch.Revision))
 		}
 	}
+}
+
+// fanoutSpan starts the span of a traced change's fan-out: a root span
+// (the fan-out runs after the request has been answered, perhaps on
+// another node) linked to the request's span.
+func (f *Feed) fanoutSpan(ch store.Change, topic string) trace.Span {
+	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer), trace.WithNewRoot(),
+		trace.WithAttributes(attribute.String("tandem.topic", topic), attribute.Int64("tandem.revision", ch.Revision),
+			attribute.String("tandem.change", string(ch.Type)))}
+	if sc, ok := ParseTraceparent(ch.Trace); ok {
+		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}))
+	}
+	_, span := f.tracer.Start(context.Background(), "fanout "+topic, opts...)
+	return span
+}
+
+// ParseTraceparent parses a W3C traceparent ("00-<trace id>-<span id>-<flags>")
+// into the remote span context it names; ok is false when s is not one.
+func ParseTraceparent(s string) (sc trace.SpanContext, ok bool) {
+	if len(s) != 55 || s[2] != '-' || s[35] != '-' || s[52] != '-' || s[:2] == "ff" {
+		return sc, false
+	}
+	tid, err := trace.TraceIDFromHex(s[3:35])
+	if err != nil {
+		return sc, false
+	}
+	sid, err := trace.SpanIDFromHex(s[36:52])
+	if err != nil {
+		return sc, false
+	}
+	flags, err := hex.DecodeString(s[53:55])
+	if err != nil {
+		return sc, false
+	}
+	sc = trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.TraceFlags(flags[0]), Remote: true})
+	return sc, sc.IsValid()
 }

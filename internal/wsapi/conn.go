@@ -16,6 +16,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/tandemhq/tandem/internal/accesslog"
 	"github.com/tandemhq/tandem/internal/app"
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/hub"
@@ -111,6 +112,10 @@ type conn struct {
 	broken bool
 	// onEnd runs once the connection has ended and released everything.
 	onEnd func()
+	// access is the upgrade request's access log entry (nil: none);
+	// framesIn and framesOut count the data frames for its close line.
+	access              *accesslog.Entry
+	framesIn, framesOut atomic.Int64
 
 	pollState
 }
@@ -217,9 +222,33 @@ func (c *conn) end() {
 	}
 	c.q.Close()
 	c.q.Discard()
+	c.logClose()
 	if c.onEnd != nil {
 		c.onEnd()
 	}
+}
+
+// logClose writes the connection's access log close line (once the
+// writer has ended: it reads what the writer recorded).
+func (c *conn) logClose() {
+	if c.access == nil {
+		return
+	}
+	// RFC 6455's code for a connection that ended without a close frame
+	// (never sent on the wire).
+	const abnormal = 1006
+	c.closeOnce.Do(func() {}) // after whichever closeWith won, or no later one runs
+	code, reason := c.closeCode, c.closeReason
+	switch {
+	case c.broken || code == 0:
+		code, reason = abnormal, "connection lost"
+	case c.echo:
+		reason = "closed by the client"
+	}
+	if p := c.shared.Load(); p != nil {
+		c.access.SetSubject(p.Subject)
+	}
+	c.access.Close("websocket", code, reason, c.framesIn.Load(), c.framesOut.Load())
 }
 
 // closeWith records why the connection ends and stops it; the writer

@@ -182,6 +182,7 @@ func (c *conn) message(typ int, data []byte) bool {
 // handle validates one client frame against the AsyncAPI schemas and
 // dispatches it; an invalid frame gets an error reply naming the field.
 func (c *conn) handle(data []byte) {
+	c.framesIn.Add(1)
 	typ, frame, ref, err := decodeFrame(c.srv.cfg.Validator, data)
 	if err != nil {
 		c.srv.metrics.invalid.Inc()

@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tandemhq/tandem/internal/accesslog"
 	"github.com/tandemhq/tandem/internal/app"
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/hub"
@@ -209,6 +210,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader already answered
 	}
 	c := newConn(s, ws, hw.conn, id, cr, hooked)
+	if c.access = accesslog.From(r.Context()); c.access != nil {
+		c.access.SetSubject(cr.Principal.Subject)
+		c.access.Open("websocket")
+	}
 	c.onEnd = func() {
 		s.metrics.connections.Dec()
 		s.mu.Lock()
@@ -333,6 +338,9 @@ func refuseUpgrade(w http.ResponseWriter, r *http.Request, err error, retryAfter
 	p := wire.Problem(err)
 	inst := r.URL.Path
 	p.Instance = &inst
+	if id := accesslog.RequestID(r.Context()); id != "" {
+		p.RequestId = &id
+	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	if retryAfter != "" {
 		w.Header().Set("Retry-After", retryAfter)

@@ -181,6 +181,7 @@ func (c *conn) writeBatch(batch []*hub.Message) ([]*hub.Message, error) {
 		}
 	}
 	clear(batch[:n])
+	c.framesOut.Add(int64(len(batch)))
 	c.srv.metrics.framesOut.Add(float64(len(batch)))
 	c.srv.metrics.writes.Inc()
 	return batch, err

@@ -132,10 +132,10 @@ func appendChange(ctx context.Context, tx pgx.Tx, rev int64, typ store.ChangeTyp
 	}
 	_, err := tx.Exec(ctx, `INSERT INTO changes
 		(revision, type, collection, id, data, labels, prev_labels, created_at, updated_at,
-		prev_data, prev_revision, prev_updated_at, batch_id, batch_last)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		prev_data, prev_revision, prev_updated_at, batch_id, batch_last, trace)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 		rev, string(typ), r.Collection, r.ID, data, labels, prevLabels, r.CreatedAt, r.UpdatedAt,
-		prevData, prevRev, prevUpdated, batchID, batchLast)
+		prevData, prevRev, prevUpdated, batchID, batchLast, store.TraceColumn(ctx))
 	return err
 }
 
@@ -330,7 +330,7 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]store.Ch
 				"the change log no longer holds revision %d (compacted through %d)", after+1, compacted)
 		}
 		rows, err := tx.Query(ctx, `SELECT revision, type, collection, id, data::text, labels::text, prev_labels::text, created_at, updated_at,
-			prev_data::text, prev_revision, prev_updated_at, batch_id, batch_last
+			prev_data::text, prev_revision, prev_updated_at, batch_id, batch_last, trace
 			FROM changes WHERE revision > $1 ORDER BY revision LIMIT $2`, after, limit)
 		if err != nil {
 			return err
@@ -339,12 +339,15 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]store.Ch
 		for rows.Next() {
 			var c store.Change
 			var typ, data, labels string
-			var prev, prevData, batchID *string
+			var prev, prevData, batchID, trace *string
 			var prevRev, batchLast *int64
 			var prevUpdated *time.Time
 			if err := rows.Scan(&c.Revision, &typ, &c.Resource.Collection, &c.Resource.ID, &data, &labels, &prev,
-				&c.Resource.CreatedAt, &c.Resource.UpdatedAt, &prevData, &prevRev, &prevUpdated, &batchID, &batchLast); err != nil {
+				&c.Resource.CreatedAt, &c.Resource.UpdatedAt, &prevData, &prevRev, &prevUpdated, &batchID, &batchLast, &trace); err != nil {
 				return err
+			}
+			if trace != nil {
+				c.Trace = *trace
 			}
 			if prevData != nil && prevRev != nil && prevUpdated != nil {
 				c.Prev = &store.Resource{Collection: c.Resource.Collection, ID: c.Resource.ID, Data: json.RawMessage(*prevData),
@@ -360,6 +363,9 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]store.Ch
 					return err
 				}
 				c = store.CollectionChange(coll)
+				if trace != nil {
+					c.Trace = *trace
+				}
 				out = append(out, c)
 				continue
 			}

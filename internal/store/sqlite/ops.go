@@ -139,8 +139,8 @@ func scanLookup(rows *sql.Rows, collection string) (r store.Resource, found bool
 // appendChangeSQL appends one entry to the change log.
 const appendChangeSQL = `INSERT INTO changes
 		(revision, type, collection, id, data, labels, prev_labels, created_at, updated_at,
-		prev_data, prev_revision, prev_updated_at, batch_id, batch_last)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		prev_data, prev_revision, prev_updated_at, batch_id, batch_last, trace)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // appendChange appends the change of r (data and labels encoded) at rev;
 // prev is the state it replaced (nil for a create) with its labels encoded
@@ -160,7 +160,7 @@ func (s *Store) appendChange(ctx context.Context, tx *sql.Tx, rev int64, typ sto
 	}
 	_, err := tx.StmtContext(ctx, s.ws.appendChange).ExecContext(ctx,
 		rev, string(typ), r.Collection, r.ID, data, labels, prevLabels, toMicros(r.CreatedAt), toMicros(r.UpdatedAt),
-		prevData, prevRev, prevUpdated, batchID, batchLast)
+		prevData, prevRev, prevUpdated, batchID, batchLast, store.TraceColumn(ctx))
 	return err
 }
 
@@ -346,7 +346,7 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]store.Ch
 				"the change log no longer holds revision %d (compacted through %d)", after+1, compacted)
 		}
 		rows, err := tx.QueryContext(ctx, `SELECT revision, type, collection, id, data, labels, prev_labels, created_at, updated_at,
-			prev_data, prev_revision, prev_updated_at, batch_id, batch_last
+			prev_data, prev_revision, prev_updated_at, batch_id, batch_last, trace
 			FROM changes WHERE revision > ? ORDER BY revision LIMIT ?`, after, limit)
 		if err != nil {
 			return err
@@ -355,13 +355,14 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]store.Ch
 		for rows.Next() {
 			var c store.Change
 			var typ, data, labels string
-			var prev, prevData, batchID sql.NullString
+			var prev, prevData, batchID, trace sql.NullString
 			var created, updated int64
 			var prevRev, prevUpdated, batchLast sql.NullInt64
 			if err := rows.Scan(&c.Revision, &typ, &c.Resource.Collection, &c.Resource.ID, &data, &labels, &prev, &created, &updated,
-				&prevData, &prevRev, &prevUpdated, &batchID, &batchLast); err != nil {
+				&prevData, &prevRev, &prevUpdated, &batchID, &batchLast, &trace); err != nil {
 				return err
 			}
+			c.Trace = trace.String
 			if prevData.Valid {
 				c.Prev = &store.Resource{Collection: c.Resource.Collection, ID: c.Resource.ID, Data: json.RawMessage(prevData.String),
 					Revision: prevRev.Int64, CreatedAt: fromMicros(created), UpdatedAt: fromMicros(prevUpdated.Int64)}
@@ -376,6 +377,7 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]store.Ch
 					return err
 				}
 				c = store.CollectionChange(coll)
+				c.Trace = trace.String
 				out = append(out, c)
 				continue
 			}
