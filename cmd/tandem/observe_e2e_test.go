@@ -197,9 +197,10 @@ func TestAccessLogOff(t *testing.T) {
 	ws := s.dial(t)
 	ws.c.Close()
 	ws.closeErr(5 * time.Second)
-	// The access log would have written the request line before the
-	// response; the WebSocket lines are written by the time /metrics
-	// shows no connection.
+	// Were the access log on, the WebSocket's close line would be
+	// written by the time /metrics shows no connection (it is logged
+	// before the connection is released), and the healthz line long
+	// before.
 	waitMetrics(t, s, 5*time.Second, nil)
 	for _, l := range parseLogLines(t, s.Logs.String()) {
 		if l["msg"] == "request" || strings.HasPrefix(l["msg"], "stream ") {
