@@ -52,7 +52,14 @@ func startServer(t testing.TB, extra ...string) *testServer {
 
 func startServerEnv(t testing.TB, getenv func(string) string, extra ...string) *testServer {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
+	return startServerCtx(t, context.Background(), getenv, extra...)
+}
+
+// startServerCtx is startServerEnv with run's context derived from base
+// (which may carry test hooks, e.g. withTracerProvider).
+func startServerCtx(t testing.TB, base context.Context, getenv func(string) string, extra ...string) *testServer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(base)
 	logs := &syncBuffer{}
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--strict", "--rate-limit", "0"}, extra...)
 	done := make(chan error, 1)

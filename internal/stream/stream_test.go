@@ -188,3 +188,35 @@ func BenchmarkCursor(b *testing.B) {
 		}
 	}
 }
+
+func TestParseTraceparent(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		ok       bool
+		sampled  bool
+	}{
+		{"OK", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", true, true},
+		{"OKNotSampled", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", true, false},
+		{"ErrEmpty", "", false, false},
+		{"ErrShort", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0", false, false},
+		{"ErrVersionFF", "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", false, false},
+		{"ErrZeroTrace", "00-00000000000000000000000000000000-00f067aa0ba902b7-01", false, false},
+		{"ErrZeroSpan", "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", false, false},
+		{"ErrNotHex", "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01", false, false},
+		{"ErrSeparators", "00_4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7_01", false, false},
+		{"ErrFlags", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-zz", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sc, ok := ParseTraceparent(tc.in)
+			if ok != tc.ok {
+				t.Fatalf("ok = %v, want %v", ok, tc.ok)
+			}
+			if !ok {
+				return
+			}
+			if sc.TraceID().String() != tc.in[3:35] || sc.SpanID().String() != tc.in[36:52] || sc.IsSampled() != tc.sampled || !sc.IsRemote() {
+				t.Errorf("span context = %+v", sc)
+			}
+		})
+	}
+}

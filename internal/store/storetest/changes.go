@@ -45,6 +45,26 @@ func changeLogCases() []testCase {
 		}},
 
 		// Changes
+		{"Changes", "Trace", func(e *env) {
+			// Each change keeps the traceparent of the write's context
+			// (store.WithTrace); writes without one leave it empty.
+			const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+			e.coll("a")
+			traced := store.WithTrace(e.ctx, tp)
+			_, _, err := e.s.PutResource(traced, store.Resource{Collection: "a", ID: "t", Data: json.RawMessage(`{}`)}, store.Precondition{})
+			e.ok(err)
+			e.put("a", "u", `{}`, nil)
+			_, err = e.s.DeleteResource(traced, "a", "u", store.Precondition{})
+			e.ok(err)
+			cs := e.changes(0, 0)
+			var got []string
+			for _, c := range cs {
+				got = append(got, c.Trace)
+			}
+			if want := []string{tp, "", tp}; !reflect.DeepEqual(got, want) {
+				e.t.Fatalf("traces = %q, want %q", got, want)
+			}
+		}},
 		{"Changes", "Contents", func(e *env) {
 			e.coll("a")
 			c1 := e.put("a", "r", `{"v":1}`, lbl("k", "1"))

@@ -972,6 +972,8 @@ export interface components {
             status: number;
             detail?: string;
             instance?: string;
+            /** @description The request's id, as in its `X-Request-Id` response header and its access log line. */
+            requestId?: string;
             /** @description In the problem of a failed batch (`POST /v1/batch`), the index of the operation that failed it. */
             operation?: number;
             errors?: components["schemas"]["ProblemField"][];
@@ -1171,6 +1173,7 @@ export interface components {
         /** @description An error (RFC 9457 problem details). */
         Problem: {
             headers: {
+                "X-Request-Id": components["headers"]["X-Request-Id"];
                 [name: string]: unknown;
             };
             content: {
@@ -1394,6 +1397,8 @@ export interface components {
     };
     requestBodies: never;
     headers: {
+        /** @description The request's id: the client's own `X-Request-Id` when it is sane (1 to 128 visible ASCII characters), else one the server made. Every response carries it, the access log line of the request names it, and a problem repeats it as `requestId`. */
+        "X-Request-Id": string;
         /** @description The resource revision as a strong entity tag, e.g. `"42"`. */
         ETag: string;
         /** @description The URL of the created resource. */
