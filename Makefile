@@ -30,25 +30,27 @@ image:
 	chmod 1777 build/image/rootfs/tmp
 	podman build --format docker --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) -t $(IMAGE):latest -f Containerfile .
 
-## test: the whole suite with the race detector; ends with which tests ran
-## against PostgreSQL/Redis and which skipped them, and why
+## test: the whole suite with the race detector (this module, then the Go SDK's
+## module in sdk/go); ends with which tests ran against PostgreSQL/Redis and
+## which skipped them, and why
 test:
-	GO=$(GO) $(GO) run ./internal/testsummary -race -count=1 ./...
+	GO=$(GO) $(GO) run ./internal/testsummary --also-in=sdk/go -race -count=1 ./...
 
 ## test-browser: headless-Chromium test of the console at / (Debian chromium + playwright-core, tests/browser)
 test-browser:
 	cd tests/browser && npm ci --no-audit --no-fund && npm test
 
-## generate: regenerate gen/ from spec/openapi.yaml (generators pinned in go.mod, run with go run)
+## generate: regenerate gen/api and sdk/go/client from spec/openapi.yaml (generators pinned in go.mod, run with go run)
 generate:
 	cd gen && $(GO) generate ./...
 
-## check-generate: fail when gen/ is stale
+## check-generate: fail when gen/ or the SDK's generated client is stale
 check-generate: generate
-	git diff --exit-code -- gen/
+	git diff --exit-code -- gen/ sdk/go/client/
 
 vet:
 	$(GO) vet ./...
+	cd sdk/go && $(GO) vet ./...
 
 fmt:
 	gofmt -l -w $$(git ls-files '*.go')

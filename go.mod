@@ -14,6 +14,7 @@ require (
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
 	github.com/swaggest/swgui v1.8.5
+	github.com/tandemhq/tandem/sdk/go v0.0.0-00010101000000-000000000000
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp v1.47.0
 	go.opentelemetry.io/otel/sdk v1.47.0
@@ -72,3 +73,8 @@ require (
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
 )
+
+// The Go SDK is its own module (sdk/go) so that applications do not pull the
+// server's dependencies; the CLI uses it from this checkout. A release tags
+// sdk/go/vX.Y.Z first and requires that version here (docs/release.md).
+replace github.com/tandemhq/tandem/sdk/go => ./sdk/go

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tandemhq/tandem/gen/client"
+	"github.com/tandemhq/tandem/sdk/go/client"
 )
 
 // TestChaosReconnects: 200 WebSocket clients follow a collection (snapshot,

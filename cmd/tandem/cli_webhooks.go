@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tandemhq/tandem/gen/client"
+	"github.com/tandemhq/tandem/sdk/go/client"
 )
 
 // webhooks is `tandem webhooks list|create|get|delete|test|resume|status`.

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tandemhq/tandem/gen/client"
+	"github.com/tandemhq/tandem/sdk/go/client"
 )
 
 // logEntry is one change of the collection topic as a client sees it.

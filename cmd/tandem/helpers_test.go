@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tandemhq/tandem/gen/client"
 	"github.com/tandemhq/tandem/internal/specval"
+	"github.com/tandemhq/tandem/sdk/go/client"
 )
 
 // syncBuffer is a goroutine-safe log sink.

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tandemhq/tandem/gen/client"
 	"github.com/tandemhq/tandem/internal/broker/redis/redistest"
+	"github.com/tandemhq/tandem/sdk/go/client"
 )
 
 // mnWait bounds every wait of the multi-node test; it only turns a hang

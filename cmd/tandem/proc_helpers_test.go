@@ -19,8 +19,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/tandemhq/tandem/gen/client"
 	"github.com/tandemhq/tandem/internal/specval"
+	"github.com/tandemhq/tandem/sdk/go/client"
 )
 
 // buildTandem compiles this command into dir and returns the binary's path.

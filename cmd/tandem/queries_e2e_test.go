@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tandemhq/tandem/gen/client"
+	"github.com/tandemhq/tandem/sdk/go/client"
 )
 
 // listIDs pages through GET …/resources with query q (filter, orderBy,

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tandemhq/tandem/gen/client"
 	"github.com/tandemhq/tandem/internal/stream"
+	"github.com/tandemhq/tandem/sdk/go/client"
 )
 
 // soakSample is one measurement of the server process.

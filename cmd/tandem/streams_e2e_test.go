@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tandemhq/tandem/gen/client"
+	"github.com/tandemhq/tandem/sdk/go/client"
 )
 
 // sseEvent is one parsed Server-Sent Event.

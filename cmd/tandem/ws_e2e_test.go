@@ -12,7 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/tandemhq/tandem/gen/client"
+	"github.com/tandemhq/tandem/sdk/go/client"
 )
 
 func (s *testServer) put(t *testing.T, coll, id, data string, labels map[string]string) *client.Resource {

@@ -13,8 +13,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/tandemhq/tandem/gen/client"
 	"github.com/tandemhq/tandem/internal/specval"
+	"github.com/tandemhq/tandem/sdk/go/client"
 )
 
 // FuzzWebSocketSession sends newline-separated frames over one WebSocket

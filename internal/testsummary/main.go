@@ -35,13 +35,41 @@ func main() {
 }
 
 // run executes go test -json args and reports to stdout; it returns the
-// process exit code.
+// process exit code. Leading arguments --also-in=DIR name further modules
+// (directories with their own go.mod, such as sdk/go) where the same
+// go test runs after the first, in the same report.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	goBin := os.Getenv("GO")
 	if goBin == "" {
 		goBin = "go"
 	}
+	dirs := []string{""}
+	for len(args) > 0 && strings.HasPrefix(args[0], "--also-in=") {
+		dirs = append(dirs, strings.TrimPrefix(args[0], "--also-in="))
+		args = args[1:]
+	}
+	r := newReport(stdout)
+	code := 0
+	for _, dir := range dirs {
+		if c := r.goTest(ctx, goBin, dir, args, stderr); c != 0 && code == 0 {
+			code = c
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	r.summary()
+	if code == 0 && r.failed {
+		return 1 // a failure go test did not reflect in its exit code
+	}
+	return code
+}
+
+// goTest runs go test -json args in dir (the working directory when
+// empty), feeding its events to r, and returns go test's exit code.
+func (r *report) goTest(ctx context.Context, goBin, dir string, args []string, stderr io.Writer) int {
 	cmd := exec.CommandContext(ctx, goBin, append([]string{"test", "-json"}, args...)...)
+	cmd.Dir = dir
 	cmd.Stderr = stderr
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 30 * time.Second
@@ -54,14 +82,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "testsummary:", err)
 		return 1
 	}
-	r := newReport(stdout)
 	r.read(out)
 	werr := cmd.Wait()
-	r.summary()
 	var ee *exec.ExitError
 	switch {
-	case werr == nil && r.failed:
-		return 1 // a failure go test did not reflect in its exit code
 	case werr == nil:
 		return 0
 	case errors.As(werr, &ee) && ee.ExitCode() > 0:

@@ -1,6 +1,6 @@
 // Package tandem is the Go SDK of the Tandem realtime API server.
 //
-// A [Client] wraps the generated REST client (gen/client, available as
+// A [Client] wraps the generated REST client ([client], available as
 // [Client.REST]) with a few conveniences that return typed errors, and opens
 // realtime connections with [Client.Connect]. A [Conn] multiplexes every
 // subscription over one WebSocket and keeps them alive: when the connection

@@ -3,7 +3,7 @@ package tandem
 import (
 	"encoding/json"
 
-	"github.com/tandemhq/tandem/gen/client"
+	"github.com/tandemhq/tandem/sdk/go/client"
 )
 
 // serverFrame decodes every frame the server sends (spec/asyncapi.yaml);

@@ -5,7 +5,7 @@ import (
 	"iter"
 	"net/http"
 
-	"github.com/tandemhq/tandem/gen/client"
+	"github.com/tandemhq/tandem/sdk/go/client"
 )
 
 // ListOptions select and order the resources of a list. The zero value (or

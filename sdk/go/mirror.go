@@ -5,7 +5,7 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/tandemhq/tandem/gen/client"
+	"github.com/tandemhq/tandem/sdk/go/client"
 )
 
 // MirrorOptions configure a Mirror.

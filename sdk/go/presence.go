@@ -4,7 +4,7 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/tandemhq/tandem/gen/client"
+	"github.com/tandemhq/tandem/sdk/go/client"
 )
 
 // PresenceState folds the presence events of a channel (a subscription to

@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/tandemhq/tandem/gen/client"
+	"github.com/tandemhq/tandem/sdk/go/client"
 )
 
 type call struct {

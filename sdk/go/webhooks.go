@@ -4,7 +4,7 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/tandemhq/tandem/gen/client"
+	"github.com/tandemhq/tandem/sdk/go/client"
 )
 
 // The webhook API (admin grant). Receivers verify deliveries with

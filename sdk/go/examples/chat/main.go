@@ -25,8 +25,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tandemhq/tandem/gen/client"
 	tandem "github.com/tandemhq/tandem/sdk/go"
+	"github.com/tandemhq/tandem/sdk/go/client"
 )
 
 func main() {

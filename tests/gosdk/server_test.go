@@ -1,4 +1,4 @@
-package tandem_test
+package gosdk_test
 
 import (
 	"bufio"
@@ -21,12 +21,8 @@ import (
 	"github.com/tandemhq/tandem/internal/specval"
 )
 
-// tandemBin is the tandem binary built by TestMain; exampleURL is a server
-// shared by the examples.
-var (
-	tandemBin  string
-	exampleURL string
-)
+// tandemBin is the tandem binary built by TestMain.
+var tandemBin string
 
 func TestMain(m *testing.M) {
 	os.Exit(testMain(m))
@@ -45,19 +41,7 @@ func testMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "go build tandem: %v\n%s", err, out)
 		return 1
 	}
-	srv, err := startProcess(filepath.Join(dir, "examples"), "127.0.0.1:0")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	exampleURL = srv.URL
-	code := m.Run()
-	_ = srv.signal(syscall.SIGTERM)
-	if v := srv.violations(); v != "" {
-		fmt.Fprintf(os.Stderr, "example server logged spec violations:\n%s", v)
-		code = 1
-	}
-	return code
+	return m.Run()
 }
 
 // Server is a `tandem serve` subprocess on a loopback address.

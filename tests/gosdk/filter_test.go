@@ -3,7 +3,7 @@
 // enter and leave, across a restart, and lists with filter and orderBy
 // that page.
 
-package tandem_test
+package gosdk_test
 
 import (
 	"errors"
@@ -12,8 +12,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tandemhq/tandem/gen/client"
 	tandem "github.com/tandemhq/tandem/sdk/go"
+	"github.com/tandemhq/tandem/sdk/go/client"
 )
 
 // subscribeCanonical subscribes through the script, which answers with the

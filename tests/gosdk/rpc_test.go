@@ -2,7 +2,7 @@
 // many calls in flight answered out of order, and calls whose connection
 // drops.
 
-package tandem_test
+package gosdk_test
 
 import (
 	"context"

@@ -1,7 +1,7 @@
 // Tests of server-side subscriptions (subscribed and unsubscribed frames)
 // against the scripted server.
 
-package tandem_test
+package gosdk_test
 
 import (
 	"errors"

@@ -1,7 +1,7 @@
 // Tests of the server disconnecting a connection (a disconnect frame, close
 // code 4003) against the scripted server.
 
-package tandem_test
+package gosdk_test
 
 import (
 	"errors"

@@ -1,7 +1,7 @@
 // Tests of what survives a reconnect: a mirror across a server restart,
 // and subscriptions whose cursor the server no longer knows (resync).
 
-package tandem_test
+package gosdk_test
 
 import (
 	"encoding/json"
@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tandemhq/tandem/gen/client"
 	tandem "github.com/tandemhq/tandem/sdk/go"
+	"github.com/tandemhq/tandem/sdk/go/client"
 )
 
 // TestMirrorAcrossServerRestart keeps a mirror of a collection while a

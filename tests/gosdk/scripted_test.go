@@ -3,7 +3,7 @@
 // tells it, and validates every frame both ways against
 // spec/asyncapi.yaml.
 
-package tandem_test
+package gosdk_test
 
 import (
 	"encoding/json"

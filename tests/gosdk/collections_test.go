@@ -1,4 +1,4 @@
-package tandem_test
+package gosdk_test
 
 import (
 	"encoding/json"

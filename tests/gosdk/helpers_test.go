@@ -1,7 +1,7 @@
 // Helpers the SDK's tests share: contexts, connecting, taking the next
 // event, waiting for a condition, describing events, recording states.
 
-package tandem_test
+package gosdk_test
 
 import (
 	"context"
@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tandemhq/tandem/gen/client"
 	tandem "github.com/tandemhq/tandem/sdk/go"
+	"github.com/tandemhq/tandem/sdk/go/client"
 )
 
 // wait is how long a test waits for something that should happen; it

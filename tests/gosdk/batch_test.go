@@ -2,7 +2,7 @@
 // that applies a batch's events together — scripted (held back until the
 // end event) and live (a reader never sees half a batch).
 
-package tandem_test
+package gosdk_test
 
 import (
 	"encoding/json"

@@ -1,7 +1,7 @@
 // Tests of a Conn: snapshot then live events, publishing and presence,
 // refused requests, and the reconnect backoff.
 
-package tandem_test
+package gosdk_test
 
 import (
 	"errors"

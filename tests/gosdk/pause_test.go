@@ -1,6 +1,6 @@
 // Tests of pausing a subscription whose application falls behind (MaxPending).
 
-package tandem_test
+package gosdk_test
 
 import (
 	"fmt"
