@@ -7,7 +7,7 @@ COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(DATE)
 
-.PHONY: run build image test generate check-generate vet fmt lint-spec bench ci test-browser test-ts soak fuzz
+.PHONY: run build image release-gomod test generate check-generate vet fmt lint-spec bench ci test-browser test-ts soak fuzz
 
 ## run: start the server on embedded SQLite at $(ADDR) (data in $(DATA));
 ## Ctrl-C shuts it down gracefully and exits 0 (built first: `go run` exits 1 on SIGINT)
@@ -29,6 +29,14 @@ image:
 	cp /etc/ssl/certs/ca-certificates.crt build/image/rootfs/etc/ssl/certs/
 	chmod 1777 build/image/rootfs/tmp
 	podman build --format docker --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) -t $(IMAGE):latest -f Containerfile .
+
+## release-gomod: prepare go.mod for a release tagged $(RELEASE) (docs/release.md):
+## require the Go SDK at $(RELEASE) instead of the ./sdk/go replace, so that
+## `go install github.com/tandemhq/tandem/cmd/tandem@$(RELEASE)` works
+release-gomod:
+	@test -n "$(RELEASE)" || { echo "usage: make release-gomod RELEASE=vX.Y.Z (after tagging sdk/go/vX.Y.Z)"; exit 2; }
+	$(GO) mod edit -dropreplace=github.com/tandemhq/tandem/sdk/go -require=github.com/tandemhq/tandem/sdk/go@$(RELEASE)
+	GOFLAGS=-mod=mod $(GO) mod tidy
 
 ## test: the whole suite with the race detector (this module, then the Go SDK's
 ## module in sdk/go); ends with which tests ran against PostgreSQL/Redis and
