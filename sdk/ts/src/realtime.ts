@@ -25,6 +25,7 @@ import {
   UnsubscribedError,
   problemError,
 } from "./errors.js";
+import { importOptional } from "./optional.js";
 import { type TokenSource, resolveToken } from "./token.js";
 
 // This module imports nothing outside the package (no openapi-fetch), so a
@@ -136,18 +137,17 @@ let wsPackage: Promise<WebSocketConstructor> | undefined;
 /**
  * The WebSocket constructor to dial with: the one given, the global one
  * (browsers, Node 22+), or the `ws` package (Node 18 and 20), imported on
- * first use. The specifier is a variable so that bundlers leave it alone (a
- * browser never gets here) and the CommonJS build loads it with require().
+ * first use (through importOptional, so that bundlers leave it out: a
+ * browser never gets here; the CommonJS build loads it with require()).
  */
 export function resolveWebSocket(given?: WebSocketConstructor): Promise<WebSocketConstructor> {
   if (given) return Promise.resolve(given);
   const g = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
   if (g) return Promise.resolve(g);
   wsPackage ??= (async () => {
-    const spec = "ws";
     let mod: { default?: unknown; WebSocket?: unknown };
     try {
-      mod = (await import(/* webpackIgnore: true */ /* @vite-ignore */ spec)) as typeof mod;
+      mod = (await importOptional("ws")) as typeof mod;
     } catch (e) {
       wsPackage = undefined;
       throw new Error(
