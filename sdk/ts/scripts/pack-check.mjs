@@ -38,6 +38,7 @@ const npm = (args, cwd) => execAsync("npm", [...args, "--no-audit", "--no-fund",
 const tmp = mkdtempSync(join(tmpdir(), "tandem-pack-"));
 let server;
 let serverExited;
+let serverLog = "";
 const cleanup = () => {
   if (server && server.exitCode === null && server.signalCode === null) server.kill("SIGKILL");
   rmSync(tmp, { recursive: true, force: true });
@@ -100,12 +101,11 @@ async function main() {
       stdio: ["ignore", "ignore", "pipe"],
     });
     serverExited = new Promise((r) => server.on("exit", r));
-    let text = "";
-    const timer = setTimeout(() => reject(new Error("tandem serve did not start:\n" + text)), 30_000);
+    const timer = setTimeout(() => reject(new Error("tandem serve did not start:\n" + serverLog)), 30_000);
     server.stderr.setEncoding("utf8");
     server.stderr.on("data", (chunk) => {
-      text += chunk;
-      const m = /msg="tandem listening" addr=(\S+)/.exec(text);
+      serverLog += chunk;
+      const m = /msg="tandem listening" addr=(\S+)/.exec(serverLog);
       if (m) {
         clearTimeout(timer);
         resolve(m[1]);
@@ -113,7 +113,7 @@ async function main() {
     });
     server.on("exit", (code) => {
       clearTimeout(timer);
-      reject(new Error(`tandem serve exited (${code}):\n${text}`));
+      reject(new Error(`tandem serve exited (${code}):\n${serverLog}`));
     });
   });
   if (!addr.startsWith("127.0.0.1:")) fail(`the server listens on ${addr}, not loopback`);
@@ -164,6 +164,12 @@ async function main() {
   server.kill("SIGTERM");
   await serverExited;
   log(`server stopped (exit code ${server.exitCode ?? server.signalCode})`);
+  // --strict: the server checks every frame and response against spec/.
+  const violations = serverLog.split("\n").filter((l) => l.includes("violates spec"));
+  if (violations.length) {
+    console.error(violations.join("\n"));
+    failed.push("spec-violations");
+  }
   log(`tarball ${packed.filename} ${packed.size} bytes; passed: ${passed.join(", ")}${failed.length ? `; FAILED: ${failed.join(", ")}` : ""}`);
   if (failed.length) process.exit(1);
 }
