@@ -7,7 +7,7 @@ COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(DATE)
 
-.PHONY: run build image release-gomod test generate check-generate vet fmt lint-spec bench ci test-browser test-ts soak fuzz
+.PHONY: run build image release-gomod test generate check-generate vet fmt lint-spec bench ci test-browser test-ts test-ts-pack soak fuzz
 
 ## run: start the server on embedded SQLite at $(ADDR) (data in $(DATA));
 ## Ctrl-C shuts it down gracefully and exits 0 (built first: `go run` exits 1 on SIGINT)
@@ -82,6 +82,10 @@ fuzz:
 ## test-ts: the TypeScript SDK (sdk/ts): pinned npm deps, generated types fresh, tsc strict, node tests against a live tandem
 test-ts:
 	cd sdk/ts && npm ci --no-audit --no-fund && npm run check-gen && npm run typecheck && npm run build && npm test
+
+## test-ts-pack: the SDK as published: publint, attw, npm pack, install the tarball and run ESM and CJS scripts on Node 18 (ws), 20 and 22 (global WebSocket) against a live tandem, browser bundle check
+test-ts-pack:
+	cd sdk/ts && npm ci --no-audit --no-fund && npm run build && npm run check-package && node scripts/pack-check.mjs
 
 ci:
 	bash .ci/run

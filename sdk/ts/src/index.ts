@@ -1,10 +1,11 @@
 /**
  * @tandem/sdk — TypeScript client of the Tandem realtime API server.
  *
- *   import { Tandem } from "@tandem/sdk";
- *   import WebSocket from "ws"; // Node 20; browsers and Node 22+ have a global WebSocket
+ *   import { Tandem } from "@tandem/sdk"; // or: const { Tandem } = require("@tandem/sdk");
  *
- *   const tandem = new Tandem({ baseUrl: "http://127.0.0.1:8080", WebSocket });
+ *   // Browsers and Node 22+ use the global WebSocket; Node 18 and 20 load the
+ *   // `ws` package (npm install ws) on first connect, or take { WebSocket }.
+ *   const tandem = new Tandem({ baseUrl: "http://127.0.0.1:8080" });
  *   const { data } = await tandem.rest.GET("/v1/collections");
  *   const conn = await tandem.connect();
  *   const { items } = await tandem.list("orders", { filter: "data.qty > 2", orderBy: "data.qty desc" });

@@ -25,10 +25,11 @@ import {
   UnsubscribedError,
   problemError,
 } from "./errors.js";
+import { importOptional } from "./optional.js";
 import { type TokenSource, resolveToken } from "./token.js";
 
 // This module imports nothing outside the package (no openapi-fetch), so a
-// browser can load dist/realtime.js as a plain ES module.
+// browser can load dist/esm/realtime.js as a plain ES module.
 
 /** Made by the SDK, not sent by the server: a snapshot starts again; discard the state built from this subscription. */
 export interface ResetEvent {
@@ -69,6 +70,11 @@ export interface RealtimeOptions {
   token?: TokenSource;
   /** An API key, sent in-band like a token when no token is given. */
   apiKey?: string;
+  /**
+   * The WebSocket implementation. Default: the global WebSocket (browsers,
+   * Node 22+, Deno, Bun), else the `ws` package loaded on first connect
+   * (Node 18 and 20: `npm install ws`).
+   */
   WebSocket?: WebSocketConstructor;
   backoff?: Partial<Backoff>;
   onStatus?: (s: Status) => void;
@@ -126,6 +132,35 @@ export const resourceTopic = (c: string, id: string) => `collections/${c}/resour
 export const channelTopic = (ch: string) => `channels/${ch}/messages`;
 export const presenceTopic = (ch: string) => `channels/${ch}/presence`;
 
+let wsPackage: Promise<WebSocketConstructor> | undefined;
+
+/**
+ * The WebSocket constructor to dial with: the one given, the global one
+ * (browsers, Node 22+), or the `ws` package (Node 18 and 20), imported on
+ * first use (through importOptional, so that bundlers leave it out: a
+ * browser never gets here; the CommonJS build loads it with require()).
+ */
+export function resolveWebSocket(given?: WebSocketConstructor): Promise<WebSocketConstructor> {
+  if (given) return Promise.resolve(given);
+  const g = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+  if (g) return Promise.resolve(g);
+  wsPackage ??= (async () => {
+    let mod: { default?: unknown; WebSocket?: unknown };
+    try {
+      mod = (await importOptional("ws")) as typeof mod;
+    } catch (e) {
+      wsPackage = undefined;
+      throw new Error(
+        "no WebSocket implementation: this runtime has no global WebSocket (Node < 22) and the 'ws' package could not be loaded " +
+          `(${(e as Error).message}); run \`npm install ws\` or pass { WebSocket }`,
+      );
+    }
+    const WS = typeof mod.default === "function" ? mod.default : typeof mod.WebSocket === "function" ? mod.WebSocket : mod;
+    return WS as WebSocketConstructor;
+  })();
+  return wsPackage;
+}
+
 // 4003 (disconnected by the server) is retried unless its `disconnect`
 // frame said reconnect: false, which ends the connection before the close.
 const FATAL_CODES = new Set([1008, 4010]);
@@ -180,18 +215,16 @@ export class Connection {
   private refreshTimer?: ReturnType<typeof setTimeout>;
   private reconnectTimer?: ReturnType<typeof setTimeout>;
 
-  private constructor(o: RealtimeOptions) {
+  private constructor(o: RealtimeOptions, WS: WebSocketConstructor) {
     this.o = o;
     this.backoff = { ...defaultBackoff, ...o.backoff };
-    const WS = o.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
-    if (!WS) throw new Error("no WebSocket implementation: pass { WebSocket } from the 'ws' package (Node 20)");
     this.WS = WS;
     this.closed = new Promise((r) => (this.resolveClosed = r));
   }
 
-  /** Opens a connection; rejects when the first attempt fails. */
+  /** Opens a connection; rejects when the first attempt fails (or when there is no WebSocket implementation). */
   static async open(o: RealtimeOptions): Promise<Connection> {
-    const c = new Connection(o);
+    const c = new Connection(o, await resolveWebSocket(o.WebSocket));
     const { ws, welcome, auth, early } = await c.dial();
     c.attach(ws, welcome, auth, early);
     return c;

@@ -4,6 +4,8 @@
  * Node, Deno, Bun, browsers and edge workers.
  */
 
+import { importOptional } from "./optional.js";
+
 /** Why {@link verifyWebhook} refused a delivery. */
 export type WebhookVerificationReason =
   /** webhook-id, webhook-timestamp or webhook-signature is missing. */
@@ -153,7 +155,6 @@ function header(headers: Headers | Record<string, string | string[] | undefined>
 async function getSubtle(): Promise<SubtleCrypto> {
   const subtle = (globalThis as { crypto?: Crypto }).crypto?.subtle;
   if (subtle) return subtle;
-  const mod = "node:crypto"; // a variable keeps bundlers and the DOM-only build from resolving it
-  const nodeCrypto = (await import(mod)) as { webcrypto: Crypto };
+  const nodeCrypto = (await importOptional("node:crypto")) as { webcrypto: Crypto }; // kept from bundlers and the DOM-only build
   return nodeCrypto.webcrypto.subtle;
 }
