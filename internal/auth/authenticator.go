@@ -178,7 +178,7 @@ func (a *Authenticator) ReloadJWKS() error {
 	if a.jwksFile == "" {
 		return nil
 	}
-	keys, err := loadJWKS(a.jwksFile)
+	keys, err := loadJWKSFile(a.jwksFile)
 	if err != nil {
 		return err
 	}

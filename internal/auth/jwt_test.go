@@ -322,8 +322,8 @@ func TestJWKSErrors(t *testing.T) {
 		"only EC":       {write("ec.json", `{"keys":[{"kty":"EC","crv":"P-256"}]}`), "no usable"},
 		"duplicate kid": {write("dup.json", jsonOf(edJWK("a", edPub), edJWK("a", edOtherPub))), "duplicate kid"},
 		"weak rsa":      {write("weak.json", jsonOf(rsaJWK("w", &small.PublicKey))), "at least 2048"},
-		"bad ed x":      {write("badx.json", `{"keys":[{"kty":"OKP","crv":"Ed25519","x":"AAAA"}]}`), "bad Ed25519"},
-		"bad rsa e":     {write("bade.json", `{"keys":[{"kty":"RSA","n":"AAAA","e":"AAAAAAAA"}]}`), "exponent"},
+		"bad ed x":      {write("badx.json", `{"keys":[{"kty":"OKP","crv":"Ed25519","x":"AAAA"}]}`), "invalid Ed25519 public key"},
+		"bad rsa e":     {write("bade.json", `{"keys":[{"kty":"RSA","n":"AAAA","e":"AAAAAAAA"}]}`), `RSA key parameter "e" is out of range`},
 		"private key":   {write("priv.json", jsonOf(priv)), "private key material"},
 	}
 	for name, tt := range tests {
