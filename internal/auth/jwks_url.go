@@ -32,19 +32,16 @@ func checkJWKSURL(raw string) (*url.URL, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: JWKS URL: %w", err)
 	}
-	if u.Host == "" || u.Hostname() == "" {
-		return nil, fmt.Errorf("auth: JWKS URL %q: want an absolute https:// URL", u.Redacted())
+	if u.Scheme != "https" && u.Scheme != "http" {
+		return nil, fmt.Errorf("auth: JWKS URL %q: scheme %q not supported; use https", u.Redacted(), u.Scheme)
 	}
-	switch u.Scheme {
-	case "https":
-		return u, nil
-	case "http":
-		if loopbackHost(u.Hostname()) {
-			return u, nil
-		}
+	if u.Hostname() == "" {
+		return nil, fmt.Errorf("auth: JWKS URL %q: no host; want an absolute https:// URL", u.Redacted())
+	}
+	if u.Scheme == "http" && !loopbackHost(u.Hostname()) {
 		return nil, fmt.Errorf("auth: JWKS URL %q: plain http is only allowed on a loopback host (127.0.0.1, ::1, localhost); use https", u.Redacted())
 	}
-	return nil, fmt.Errorf("auth: JWKS URL %q: scheme %q not supported; use https", u.Redacted(), u.Scheme)
+	return u, nil
 }
 
 func loopbackHost(host string) bool {
