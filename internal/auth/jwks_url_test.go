@@ -339,3 +339,20 @@ func TestJWKSURLErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestJWKSURLRedacted: the password of a JWKS URL never appears in the
+// Config's String, GoString, slog or JSON output.
+func TestJWKSURLRedacted(t *testing.T) {
+	cfg := Config{JWKSURL: "https://user:hunter2@idp.example/jwks.json", JWKSRefresh: time.Minute}
+	var logs bytes.Buffer
+	slog.New(slog.NewTextHandler(&logs, nil)).Info("config", "auth", cfg)
+	j, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, out := range map[string]string{"String": cfg.String(), "GoString": cfg.GoString(), "slog": logs.String(), "JSON": string(j)} {
+		if strings.Contains(out, "hunter2") || !strings.Contains(out, "idp.example/jwks.json") {
+			t.Errorf("%s: %s", name, out)
+		}
+	}
+}
