@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 )
@@ -62,7 +64,9 @@ type remoteJWKS struct {
 	minGap   time.Duration // between two unknown-kid refetches
 	logger   *slog.Logger
 	store    func(map[string]jwk)
-	mu       sync.Mutex
+	fetchMu  sync.Mutex    // held by refresh
+	kids     []string      // of the set in use, sorted; under fetchMu
+	mu       sync.Mutex    // guards last and inflight
 	last     time.Time     // start of the last unknown-kid refetch
 	inflight chan struct{} // closed when the running unknown-kid refetch ends
 }
@@ -128,13 +132,22 @@ func (r *remoteJWKS) fetch(ctx context.Context) (map[string]jwk, error) {
 	return keys, nil
 }
 
-// refresh fetches the set and swaps it in. Errors: those of fetch, after
-// which the previous keys stay in use.
+// refresh fetches the set and swaps it in, logging the kids when they
+// change. Refreshes run one at a time, so an older answer never replaces
+// a newer one. Errors: those of fetch, after which the previous keys stay
+// in use.
 func (r *remoteJWKS) refresh(ctx context.Context) error {
+	r.fetchMu.Lock()
+	defer r.fetchMu.Unlock()
 	keys, err := r.fetch(ctx)
 	if err != nil {
 		return err
 	}
+	kids := slices.Sorted(maps.Keys(keys))
+	if r.kids != nil && !slices.Equal(kids, r.kids) {
+		r.logger.Info("JWKS keys changed", "url", r.url.Redacted(), "kids", kids, "previous", r.kids)
+	}
+	r.kids = kids
 	r.store(keys)
 	return nil
 }

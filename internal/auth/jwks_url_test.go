@@ -219,6 +219,9 @@ func TestJWKSURLRefresh(t *testing.T) {
 	waitFor("the refresh to bring k2", func() bool { _, err := a.Authenticate(tok2); return err == nil })
 	_, err := a.Authenticate(tok1)
 	wantReason(t, err, ReasonUnknownKey)
+	if !strings.Contains(logs.String(), `msg="JWKS keys changed"`) || !strings.Contains(logs.String(), "kids=[k2] previous=[k1]") {
+		t.Errorf("rotation not logged:\n%s", logs)
+	}
 
 	e.status.Store(http.StatusInternalServerError)
 	n := e.requests.Load()
