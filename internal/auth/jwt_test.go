@@ -317,6 +317,8 @@ func TestJWKSErrors(t *testing.T) {
 	priv["d"] = b64u(edKey.Seed())
 	evenE := rsaJWK("even", &rsaKey.PublicKey)
 	evenE["e"] = b64u(big.NewInt(65536).Bytes())
+	hugeE := rsaJWK("huge", &rsaKey.PublicKey)
+	hugeE["e"] = b64u(append([]byte{1, 0, 0, 0, 0, 0, 0, 0}, 3)) // 2^64+3 would wrap to 3
 	encPriv := edJWK("encp", edPub)
 	encPriv["use"], encPriv["d"] = "enc", b64u(edKey.Seed())
 	tests := map[string]struct{ path, want string }{
@@ -330,6 +332,7 @@ func TestJWKSErrors(t *testing.T) {
 		"bad rsa e":                     {write("bade.json", `{"keys":[{"kty":"RSA","n":"AAAA","e":"AAAAAAAA"}]}`), `RSA key parameter "e" is out of range`},
 		"private key":                   {write("priv.json", jsonOf(priv)), "private key material"},
 		"even rsa e":                    {write("even.json", jsonOf(evenE)), `bad RSA exponent "e" 65536`},
+		"rsa e beyond 64 bits":          {write("hugee.json", jsonOf(hugeE)), "invalid RSA public key"},
 		"enc key with private material": {write("encpriv.json", jsonOf(encPriv)), "private key material"},
 	}
 	for name, tt := range tests {
