@@ -2,9 +2,12 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -27,14 +30,27 @@ type apiKeysFile struct {
 
 // authenticator builds the authenticator from the auth flags; with none
 // set, auth is disabled (protected mode keeps the server on loopback).
-// Errors (never containing a secret): unreadable or invalid key file,
-// invalid grants, a short HS256 secret, an invalid JWKS file.
-func (c serveConfig) authenticator() (*auth.Authenticator, error) {
+// With --jwks-url it fetches the key set (the caller runs
+// RunJWKSRefresh). Errors (never containing a secret): unreadable or
+// invalid key file, invalid grants, a short HS256 secret, an invalid JWKS
+// file, --jwks-file with --jwks-url, a --jwks-url that is neither https
+// nor http on loopback or whose first fetch fails, a --jwks-refresh below
+// 1s.
+func (c serveConfig) authenticator(logger *slog.Logger) (*auth.Authenticator, error) {
+	if c.JWKSFile != "" && c.JWKSURL != "" {
+		return nil, errors.New("--jwks-file and --jwks-url cannot be combined: configure one key source")
+	}
+	if c.JWKSURL != "" && c.JWKSRefresh < time.Second {
+		return nil, fmt.Errorf("--jwks-refresh %v: must be at least 1s", c.JWKSRefresh)
+	}
 	cfg := auth.Config{
-		JWKSFile: c.JWKSFile,
-		Audience: c.JWTAudience,
-		Issuer:   c.JWTIssuer,
-		Leeway:   c.JWTLeeway,
+		JWKSFile:    c.JWKSFile,
+		JWKSURL:     c.JWKSURL,
+		JWKSRefresh: c.JWKSRefresh,
+		Audience:    c.JWTAudience,
+		Issuer:      c.JWTIssuer,
+		Leeway:      c.JWTLeeway,
+		Logger:      logger,
 	}
 	if c.JWTSecret != "" {
 		cfg.HS256Secret = []byte(c.JWTSecret)

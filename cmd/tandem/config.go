@@ -67,6 +67,8 @@ type serveConfig struct {
 	TLSKey          string
 	JWTSecret       string
 	JWKSFile        string
+	JWKSURL         string
+	JWKSRefresh     time.Duration
 	JWTAudience     string
 	JWTIssuer       string
 	APIKeysFile     string
@@ -137,6 +139,8 @@ func (c *serveConfig) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.TLSKey, "tls-key", "", "TLS private key file (PEM)")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret for JWT bearer tokens (enables auth)")
 	fs.StringVar(&c.JWKSFile, "jwks-file", "", "JWKS file with RS256/EdDSA public keys for JWT bearer tokens (enables auth)")
+	fs.StringVar(&c.JWKSURL, "jwks-url", "", "URL of a JWKS with RS256/EdDSA public keys for JWT bearer tokens (enables auth; not with --jwks-file): https, or http on a loopback host; fetched at startup (failing it stops the server), every --jwks-refresh and, at most every 10s, when a token names an unknown kid")
+	fs.DurationVar(&c.JWKSRefresh, "jwks-refresh", auth.DefaultJWKSRefresh, "how often --jwks-url is fetched again (a failed fetch keeps the previous keys); at least 1s")
 	fs.StringVar(&c.JWTAudience, "jwt-audience", "", "required JWT audience (aud)")
 	fs.StringVar(&c.JWTIssuer, "jwt-issuer", "", "required JWT issuer (iss)")
 	fs.StringVar(&c.APIKeysFile, "api-keys-file", "", "YAML file listing API keys with their grants (enables auth)")

@@ -164,7 +164,7 @@ func TestConfigDuplicateKeys(t *testing.T) {
 	t.Run("APIKeysFile", func(t *testing.T) {
 		secret := "0123456789abcdef0123456789abcdef"
 		path := write("keys.yaml", "keys:\n  - name: svc\n    key: "+secret+"\n    key: "+secret+"x\n")
-		_, err := (serveConfig{APIKeysFile: path}).authenticator()
+		_, err := (serveConfig{APIKeysFile: path}).authenticator(nil)
 		if err == nil || !strings.Contains(err.Error(), `mapping key "key" already defined at line 3`) {
 			t.Fatalf("err = %v", err)
 		}
@@ -175,12 +175,12 @@ func TestConfigDuplicateKeys(t *testing.T) {
 	t.Run("JWKSFile", func(t *testing.T) {
 		// The second "n" would silently replace the first.
 		path := write("jwks.json", `{"keys":[{"kty":"RSA","kid":"k1","e":"AQAB","n":"AAAA","n":"BBBB"}]}`)
-		_, err := (serveConfig{JWKSFile: path}).authenticator()
+		_, err := (serveConfig{JWKSFile: path}).authenticator(nil)
 		if err == nil || !strings.Contains(err.Error(), `/keys/0/n: duplicate member "n" at byte 55`) {
 			t.Fatalf("err = %v", err)
 		}
 		path = write("jwks-number.json", `{"keys":[],"x":1e999}`)
-		if _, err := (serveConfig{JWKSFile: path}).authenticator(); err == nil || !strings.Contains(err.Error(), "/x: number 1e999 is beyond the range") {
+		if _, err := (serveConfig{JWKSFile: path}).authenticator(nil); err == nil || !strings.Contains(err.Error(), "/x: number 1e999 is beyond the range") {
 			t.Fatalf("err = %v", err)
 		}
 	})

@@ -68,10 +68,18 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if cfg.MaxBatchOps < 1 || cfg.MaxBatchOps > store.MaxBatchOps {
 		return fmt.Errorf("--max-batch-ops %d: must be from 1 to %d", cfg.MaxBatchOps, store.MaxBatchOps)
 	}
-	authn, err := cfg.authenticator()
+	authn, err := cfg.authenticator(logger)
 	if err != nil {
 		return err
 	}
+	// The --jwks-url refresher stops before serve returns.
+	jwksDone := make(chan struct{})
+	jwksCtx, stopJWKS := context.WithCancel(ctx)
+	go func() {
+		defer close(jwksDone)
+		authn.RunJWKSRefresh(jwksCtx)
+	}()
+	defer func() { stopJWKS(); <-jwksDone }()
 	st, desc, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
@@ -438,7 +446,7 @@ func registerCapMetrics(reg prometheus.Registerer, caps *quota.Caps) {
 
 // authConfigured reports whether any authentication is configured.
 func (c serveConfig) authConfigured() bool {
-	return c.JWTSecret != "" || c.JWKSFile != "" || c.APIKeysFile != ""
+	return c.JWTSecret != "" || c.JWKSFile != "" || c.JWKSURL != "" || c.APIKeysFile != ""
 }
 
 // checkWebhookFlags refuses webhook settings that cannot work: a zero or
@@ -483,7 +491,7 @@ func checkProtectedMode(c serveConfig) error {
 Anyone who can reach this address could read and change every resource and channel.
 Either:
   - keep the default loopback address (--addr 127.0.0.1:8080),
-  - configure authentication (--jwt-secret, --jwks-file or --api-keys-file), or
+  - configure authentication (--jwt-secret, --jwks-file, --jwks-url or --api-keys-file), or
   - pass --insecure if this network is trusted`, c.Addr)
 }
 

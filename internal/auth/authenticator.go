@@ -1,10 +1,12 @@
 package auth
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"sync/atomic"
 	"time"
 )
@@ -23,7 +25,7 @@ const MaxLeeway = 5 * time.Minute
 const MaxTokenLen = 8 << 10
 
 // Config configures an [Authenticator]. Auth is enabled when at least one
-// of APIKeys, HS256Secret or JWKSFile is set. Config holds secrets: String,
+// of APIKeys, HS256Secret, JWKSFile or JWKSURL is set. Config holds secrets: String,
 // GoString, LogValue and MarshalJSON redact them.
 type Config struct {
 	// APIKeys are static server-to-server credentials.
@@ -33,6 +35,16 @@ type Config struct {
 	// JWKSFile is a JSON Web Key Set file whose RSA (RS256) and Ed25519
 	// (EdDSA) keys verify JWTs, chosen by the token's "kid" header.
 	JWKSFile string
+	// JWKSURL is fetched for a JSON Web Key Set like JWKSFile (which it
+	// excludes): https, or http on a loopback host. It is fetched by New,
+	// every JWKSRefresh by [Authenticator.RunJWKSRefresh], and when a token
+	// names an unknown kid (at most once per DefaultJWKSRefetchInterval);
+	// each fetch that succeeds replaces the whole set, one that fails keeps
+	// it.
+	JWKSURL string
+	// JWKSRefresh is the JWKSURL refresh interval; 0 means
+	// DefaultJWKSRefresh.
+	JWKSRefresh time.Duration
 	// Audience, if set, must appear in a JWT's "aud" claim.
 	Audience string
 	// Issuer, if set, must equal a JWT's "iss" claim.
@@ -46,12 +58,15 @@ type Config struct {
 	AnonymousGrants Grants
 	// Now returns the current time; nil means time.Now. For tests.
 	Now func() time.Time
+	// Logger receives warnings about failed JWKSURL refreshes; nil
+	// discards them.
+	Logger *slog.Logger
 }
 
 // String describes c with secrets redacted. It returns no error.
 func (c Config) String() string {
-	return fmt.Sprintf("auth.Config{APIKeys:%v HS256Secret:%s JWKSFile:%q Audience:%q Issuer:%q Leeway:%s AnonymousGrants:%q}",
-		c.APIKeys, redactedBytes(c.HS256Secret), c.JWKSFile, c.Audience, c.Issuer, c.Leeway, c.AnonymousGrants.String())
+	return fmt.Sprintf("auth.Config{APIKeys:%v HS256Secret:%s JWKSFile:%q JWKSURL:%q JWKSRefresh:%s Audience:%q Issuer:%q Leeway:%s AnonymousGrants:%q}",
+		c.APIKeys, redactedBytes(c.HS256Secret), c.JWKSFile, redactedURL(c.JWKSURL), c.JWKSRefresh, c.Audience, c.Issuer, c.Leeway, c.AnonymousGrants.String())
 }
 
 // GoString is String, so that %#v does not print secrets. It returns no
@@ -69,6 +84,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("api_keys", keys),
 		slog.String("hs256_secret", redactedBytes(c.HS256Secret)),
 		slog.String("jwks_file", c.JWKSFile),
+		slog.String("jwks_url", redactedURL(c.JWKSURL)),
+		slog.Duration("jwks_refresh", c.JWKSRefresh),
 		slog.String("audience", c.Audience),
 		slog.String("issuer", c.Issuer),
 		slog.Duration("leeway", c.Leeway),
@@ -83,11 +100,25 @@ func (c Config) MarshalJSON() ([]byte, error) {
 		APIKeys         []APIKey `json:"api_keys"`
 		HS256Secret     string   `json:"hs256_secret"`
 		JWKSFile        string   `json:"jwks_file"`
+		JWKSURL         string   `json:"jwks_url"`
+		JWKSRefresh     string   `json:"jwks_refresh"`
 		Audience        string   `json:"audience"`
 		Issuer          string   `json:"issuer"`
 		Leeway          string   `json:"leeway"`
 		AnonymousGrants Grants   `json:"anonymous_grants"`
-	}{c.APIKeys, redactedBytes(c.HS256Secret), c.JWKSFile, c.Audience, c.Issuer, c.Leeway.String(), c.AnonymousGrants})
+	}{c.APIKeys, redactedBytes(c.HS256Secret), c.JWKSFile, redactedURL(c.JWKSURL), c.JWKSRefresh.String(), c.Audience, c.Issuer, c.Leeway.String(), c.AnonymousGrants})
+}
+
+// redactedURL is raw without the password of its userinfo ("" stays "").
+func redactedURL(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return redacted
+	}
+	return u.Redacted()
 }
 
 func redactedBytes(b []byte) string {
@@ -103,6 +134,7 @@ type Authenticator struct {
 	keys      *keyring
 	hs256     []byte
 	jwksFile  string
+	remote    *remoteJWKS // nil without Config.JWKSURL
 	jwks      atomic.Pointer[map[string]jwk]
 	audience  string
 	issuer    string
@@ -112,12 +144,16 @@ type Authenticator struct {
 	enabled   bool
 }
 
-// New validates cfg and builds an Authenticator, loading the JWKS file if
-// one is configured. Errors (never containing a secret): invalid API keys
-// (bad or duplicate name, key shorter than MinAPIKeyLen, duplicate key,
-// invalid grants), an HS256 secret shorter than MinHS256SecretLen, an
-// unreadable or invalid JWKS file, a negative or too large leeway, invalid
-// anonymous grants.
+// New validates cfg and builds an Authenticator, loading the JWKS file or
+// fetching the JWKS URL if one is configured (New starts no goroutine; see
+// [Authenticator.RunJWKSRefresh]). Errors (never containing a secret):
+// invalid API keys (bad or duplicate name, key shorter than MinAPIKeyLen,
+// duplicate key, invalid grants), an HS256 secret shorter than
+// MinHS256SecretLen, an unreadable or invalid JWKS file, both a JWKS file
+// and a JWKS URL, a JWKS URL that is neither https nor http on a loopback
+// host, a first fetch of it that fails (see [Authenticator.ReloadJWKS]), a
+// negative JWKSRefresh, a negative or too large leeway, invalid anonymous
+// grants.
 func New(cfg Config) (*Authenticator, error) {
 	kr, err := newKeyring(cfg.APIKeys)
 	if err != nil {
@@ -131,6 +167,12 @@ func New(cfg Config) (*Authenticator, error) {
 	}
 	if err := cfg.AnonymousGrants.Validate(); err != nil {
 		return nil, fmt.Errorf("auth: anonymous grants: %w", err)
+	}
+	if cfg.JWKSFile != "" && cfg.JWKSURL != "" {
+		return nil, errors.New("auth: a JWKS file and a JWKS URL cannot be combined; configure one of them")
+	}
+	if cfg.JWKSRefresh < 0 {
+		return nil, fmt.Errorf("auth: JWKS refresh interval %s is negative", cfg.JWKSRefresh)
 	}
 	a := &Authenticator{
 		keys:      kr,
@@ -147,12 +189,27 @@ func New(cfg Config) (*Authenticator, error) {
 	if len(cfg.HS256Secret) > 0 {
 		a.hs256 = append([]byte(nil), cfg.HS256Secret...)
 	}
-	if cfg.JWKSFile != "" {
+	if cfg.JWKSURL != "" {
+		u, err := checkJWKSURL(cfg.JWKSURL)
+		if err != nil {
+			return nil, err
+		}
+		every := cfg.JWKSRefresh
+		if every == 0 {
+			every = DefaultJWKSRefresh
+		}
+		logger := cfg.Logger
+		if logger == nil {
+			logger = slog.New(slog.DiscardHandler)
+		}
+		a.remote = newRemoteJWKS(u, every, logger, func(keys map[string]jwk) { a.jwks.Store(&keys) })
+	}
+	if cfg.JWKSFile != "" || a.remote != nil {
 		if err := a.ReloadJWKS(); err != nil {
 			return nil, err
 		}
 	}
-	a.enabled = len(cfg.APIKeys) > 0 || a.hs256 != nil || cfg.JWKSFile != ""
+	a.enabled = len(cfg.APIKeys) > 0 || a.hs256 != nil || cfg.JWKSFile != "" || a.remote != nil
 	if !a.enabled {
 		a.anonymous = AllowAll()
 	}
@@ -171,19 +228,38 @@ func (a *Authenticator) Anonymous() Principal {
 	return Principal{Kind: KindAnonymous, Grants: append(Grants(nil), a.anonymous...)}
 }
 
-// ReloadJWKS re-reads the configured JWKS file (for key rotation) and
-// swaps it in atomically; on error the previous keys stay in use. Errors:
-// an unreadable or invalid file (see [New]); nil if no file is configured.
+// ReloadJWKS re-reads the configured JWKS file or fetches the JWKS URL now
+// (for key rotation) and swaps the new set in atomically; on error the
+// previous keys stay in use. Errors: an unreadable or invalid file; for
+// the URL a failed or timed-out request, a status other than 200, a body
+// larger than MaxJWKSSize or an invalid set; nil if neither is configured.
 func (a *Authenticator) ReloadJWKS() error {
+	if a.remote != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), JWKSFetchTimeout)
+		defer cancel()
+		return a.remote.refresh(ctx)
+	}
 	if a.jwksFile == "" {
 		return nil
 	}
-	keys, err := loadJWKS(a.jwksFile)
+	keys, err := loadJWKSFile(a.jwksFile)
 	if err != nil {
 		return err
 	}
 	a.jwks.Store(&keys)
 	return nil
+}
+
+// RunJWKSRefresh fetches the JWKS URL every Config.JWKSRefresh until ctx
+// is done, then returns. A fetch that fails is logged as a warning and
+// keeps the previous keys; one that succeeds replaces them atomically, so
+// a kid the provider adds is accepted and one it drops is refused from
+// then on. Without a JWKS URL it returns at once. It returns no error.
+func (a *Authenticator) RunJWKSRefresh(ctx context.Context) {
+	if a.remote == nil {
+		return
+	}
+	a.remote.run(ctx)
 }
 
 // Authenticate verifies a credential: a configured API key or a JWT. When

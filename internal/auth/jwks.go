@@ -3,14 +3,14 @@ package auth
 import (
 	"crypto/ed25519"
 	"crypto/rsa"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"os"
 	"strings"
+
+	"github.com/MicahParks/jwkset"
 
 	"github.com/tandemhq/tandem/internal/ijson"
 )
@@ -22,11 +22,12 @@ const (
 	AlgEdDSA = "EdDSA"
 )
 
-// MinRSABits is the smallest RSA modulus accepted from a JWKS file.
+// MinRSABits is the smallest RSA modulus accepted from a JWK set.
 const MinRSABits = 2048
 
-// maxJWKSFileSize bounds the JWKS file read at startup.
-const maxJWKSFileSize = 1 << 20
+// MaxJWKSSize bounds a JWK set document, read from a file or fetched from a
+// URL, in bytes.
+const MaxJWKSSize = 1 << 20
 
 // jwk is one verification key, bound to exactly one algorithm.
 type jwk struct {
@@ -34,92 +35,69 @@ type jwk struct {
 	key any    // *rsa.PublicKey or ed25519.PublicKey
 }
 
-// jwkJSON is the subset of RFC 7517/8037 fields Tandem reads.
-type jwkJSON struct {
-	Kty string `json:"kty"`
-	Kid string `json:"kid"`
-	Use string `json:"use"`
-	Alg string `json:"alg"`
-	N   string `json:"n"`
-	E   string `json:"e"`
-	Crv string `json:"crv"`
-	X   string `json:"x"`
-	D   string `json:"d"`
-}
-
-// loadJWKS reads a JWKS file: {"keys":[...]}. RSA keys (RS256) and OKP
-// Ed25519 keys (EdDSA) with use "sig" or no use are loaded; other keys are
-// skipped. Errors if the file is unreadable, malformed, not I-JSON (a
-// duplicate member, named by its pointer), has a duplicate kid, an invalid
-// or weak supported key, or no usable key.
-func loadJWKS(path string) (map[string]jwk, error) {
+// loadJWKSFile reads a JWKS file and parses it with parseJWKS. Errors: an
+// unreadable file, one larger than MaxJWKSSize, or those of parseJWKS; all
+// name the file.
+func loadJWKSFile(path string) (map[string]jwk, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("auth: JWKS file: %w", err)
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxJWKSFileSize+1))
+	data, err := io.ReadAll(io.LimitReader(f, MaxJWKSSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("auth: JWKS file: %w", err)
 	}
-	if len(data) > maxJWKSFileSize {
-		return nil, fmt.Errorf("auth: JWKS file %s: larger than %d bytes", path, maxJWKSFileSize)
+	if len(data) > MaxJWKSSize {
+		return nil, fmt.Errorf("auth: JWKS file %s: larger than %d bytes", path, MaxJWKSSize)
 	}
-	// Duplicate members would let two readers of the file see different
-	// keys (encoding/json keeps the last): refuse them, and numbers beyond
-	// the double range (RFC 7493).
-	if err := ijson.Check(data); err != nil {
-		var e *ijson.Error
-		if errors.As(err, &e) && e.Reason != ijson.Syntax && e.Pointer != "" {
-			return nil, fmt.Errorf("auth: JWKS file %s: %s: %w", path, e.Pointer, err)
-		}
-		return nil, fmt.Errorf("auth: JWKS file %s: %w", path, err)
-	}
-	var doc struct {
-		Keys []jwkJSON `json:"keys"`
-	}
-	if err := json.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("auth: JWKS file %s: %w", path, err)
-	}
-	keys, err := parseJWKS(doc.Keys)
+	keys, err := parseJWKS(data)
 	if err != nil {
 		return nil, fmt.Errorf("auth: JWKS file %s: %w", path, err)
 	}
 	return keys, nil
 }
 
-func parseJWKS(in []jwkJSON) (map[string]jwk, error) {
+// parseJWKS reads a JWK set, {"keys":[...]}, with github.com/MicahParks/jwkset
+// and applies Tandem's policy on top: RSA keys (RS256, at least MinRSABits,
+// an odd exponent of at least 3) and OKP Ed25519 keys (EdDSA) with use
+// "sig" or no use are loaded, each bound to its one algorithm; other keys
+// are skipped. Errors: malformed JSON, not I-JSON (a duplicate member or an
+// out-of-range number, named by its JSON pointer), private or symmetric key
+// material in any key, a duplicate kid, a supported key the library refuses
+// or that is too weak, no usable key.
+func parseJWKS(data []byte) (map[string]jwk, error) {
+	// Duplicate members would let two readers of the document see
+	// different keys (encoding/json keeps the last): refuse them, and
+	// numbers beyond the double range (RFC 7493).
+	if err := ijson.Check(data); err != nil {
+		var e *ijson.Error
+		if errors.As(err, &e) && e.Reason != ijson.Syntax && e.Pointer != "" {
+			return nil, fmt.Errorf("%s: %w", e.Pointer, err)
+		}
+		return nil, err
+	}
+	var doc jwkset.JWKSMarshal
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return nil, err
+	}
 	keys := map[string]jwk{}
-	for i, k := range in {
-		if k.Use != "" && k.Use != "sig" {
-			continue
+	for i, m := range doc.Keys {
+		if hasSecret(m) {
+			return nil, fmt.Errorf("key %d (kid %q) contains private key material; publish only public keys", i+1, m.KID)
 		}
-		if k.D != "" {
-			return nil, fmt.Errorf("key %d (kid %q) contains private key material; publish only public keys", i+1, k.Kid)
-		}
-		var (
-			key jwk
-			err error
-			ok  bool
-		)
-		switch {
-		case k.Kty == "RSA" && (k.Alg == "" || k.Alg == AlgRS256):
-			key, err = parseRSA(k)
-			ok = true
-		case k.Kty == "OKP" && k.Crv == "Ed25519" && (k.Alg == "" || k.Alg == AlgEdDSA || k.Alg == "Ed25519"):
-			key, err = parseEd25519(k)
-			ok = true
-		}
+		alg, ok := supportedAlg(m)
 		if !ok {
-			continue // unsupported key type or algorithm
+			continue // unsupported key type, algorithm or use
 		}
+		k, err := parseKey(m, alg)
 		if err != nil {
-			return nil, fmt.Errorf("key %d (kid %q): %w", i+1, k.Kid, err)
+			return nil, fmt.Errorf("key %d (kid %q): %w", i+1, m.KID, err)
 		}
-		if _, dup := keys[k.Kid]; dup {
-			return nil, fmt.Errorf("duplicate kid %q", k.Kid)
+		if _, dup := keys[m.KID]; dup {
+			return nil, fmt.Errorf("duplicate kid %q", m.KID)
 		}
-		keys[k.Kid] = key
+		keys[m.KID] = k
 	}
 	if len(keys) == 0 {
 		return nil, errors.New("no usable RS256 or EdDSA signing keys")
@@ -127,37 +105,67 @@ func parseJWKS(in []jwkJSON) (map[string]jwk, error) {
 	return keys, nil
 }
 
-func b64(s string) ([]byte, error) {
-	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
+// hasSecret reports whether m carries private (RSA, EC, OKP) or symmetric
+// ("oct") key material.
+func hasSecret(m jwkset.JWKMarshal) bool {
+	return m.D != "" || m.P != "" || m.Q != "" || m.DP != "" || m.DQ != "" || m.QI != "" || len(m.OTH) > 0 || m.K != ""
 }
 
-func parseRSA(k jwkJSON) (jwk, error) {
-	n, err := b64(k.N)
-	if err != nil || len(n) == 0 {
-		return jwk{}, errors.New("bad RSA modulus \"n\"")
+// supportedAlg returns the one algorithm a signing key verifies, if Tandem
+// supports it: RS256 for RSA, EdDSA for Ed25519 (whose "alg" may also be
+// spelt "Ed25519").
+func supportedAlg(m jwkset.JWKMarshal) (string, bool) {
+	if m.USE != "" && m.USE != jwkset.UseSig {
+		return "", false
 	}
-	e, err := b64(k.E)
-	if err != nil || len(e) == 0 || len(e) > 4 {
-		return jwk{}, errors.New("bad RSA exponent \"e\"")
+	switch {
+	case m.KTY == jwkset.KtyRSA && (m.ALG == "" || m.ALG == jwkset.AlgRS256):
+		return AlgRS256, true
+	case m.KTY == jwkset.KtyOKP && m.CRV == jwkset.CrvEd25519 && (m.ALG == "" || m.ALG == jwkset.AlgEdDSA || m.ALG == "Ed25519"):
+		return AlgEdDSA, true
 	}
-	var exp int
-	for _, b := range e {
-		exp = exp<<8 | int(b)
-	}
-	if exp < 3 || exp%2 == 0 {
-		return jwk{}, errors.New("bad RSA exponent \"e\"")
-	}
-	pub := &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: exp}
-	if pub.N.BitLen() < MinRSABits {
-		return jwk{}, fmt.Errorf("RSA key has %d bits, want at least %d", pub.N.BitLen(), MinRSABits)
-	}
-	return jwk{alg: AlgRS256, key: pub}, nil
+	return "", false
 }
 
-func parseEd25519(k jwkJSON) (jwk, error) {
-	x, err := b64(k.X)
-	if err != nil || len(x) != ed25519.PublicKeySize {
-		return jwk{}, errors.New("bad Ed25519 public key \"x\"")
+// parseKey decodes and validates one supported key with the library, then
+// checks its strength. Errors name the problem (the library's message,
+// or the RSA size or exponent).
+func parseKey(m jwkset.JWKMarshal, alg string) (jwk, error) {
+	if m.ALG == "Ed25519" {
+		m.ALG = jwkset.AlgEdDSA // the library validates "alg" against its registry
 	}
-	return jwk{alg: AlgEdDSA, key: ed25519.PublicKey(x)}, nil
+	j, err := jwkset.NewJWKFromMarshal(m, jwkset.JWKMarshalOptions{}, jwkset.JWKValidateOptions{})
+	if err != nil {
+		what := "RSA"
+		if alg == AlgEdDSA {
+			what = "Ed25519"
+		}
+		return jwk{}, fmt.Errorf("invalid %s public key: %w", what, oneLine{err})
+	}
+	switch pub := j.Key().(type) {
+	case *rsa.PublicKey:
+		if alg != AlgRS256 {
+			break
+		}
+		if pub.E < 3 || pub.E%2 == 0 {
+			return jwk{}, fmt.Errorf("bad RSA exponent \"e\" %d: want an odd number of at least 3", pub.E)
+		}
+		if pub.N.BitLen() < MinRSABits {
+			return jwk{}, fmt.Errorf("RSA key has %d bits, want at least %d", pub.N.BitLen(), MinRSABits)
+		}
+		return jwk{alg: AlgRS256, key: pub}, nil
+	case ed25519.PublicKey:
+		if alg != AlgEdDSA {
+			break
+		}
+		return jwk{alg: AlgEdDSA, key: pub}, nil
+	}
+	return jwk{}, fmt.Errorf("unexpected key type %T for %s", j.Key(), alg)
 }
+
+// oneLine shows a library error (which may join several with newlines) on
+// one line, keeping it for errors.Is and errors.As.
+type oneLine struct{ err error }
+
+func (e oneLine) Error() string { return strings.ReplaceAll(e.err.Error(), "\n", ": ") }
+func (e oneLine) Unwrap() error { return e.err }

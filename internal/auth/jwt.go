@@ -59,6 +59,10 @@ func (a *Authenticator) verifyJWT(token string) (Principal, error) {
 			}
 			kid, _ := t.Header["kid"].(string)
 			k, ok := (*jwks)[kid]
+			if !ok && a.remote != nil && a.remote.refetchUnknown() {
+				// The provider may have rotated its keys (rate-limited).
+				k, ok = (*a.jwks.Load())[kid]
+			}
 			if !ok {
 				return nil, errUnknownKey
 			}

@@ -315,16 +315,25 @@ func TestJWKSErrors(t *testing.T) {
 	}
 	priv := edJWK("p", edPub)
 	priv["d"] = b64u(edKey.Seed())
+	evenE := rsaJWK("even", &rsaKey.PublicKey)
+	evenE["e"] = b64u(big.NewInt(65536).Bytes())
+	hugeE := rsaJWK("huge", &rsaKey.PublicKey)
+	hugeE["e"] = b64u(append([]byte{1, 0, 0, 0, 0, 0, 0, 0}, 3)) // 2^64+3 would wrap to 3
+	encPriv := edJWK("encp", edPub)
+	encPriv["use"], encPriv["d"] = "enc", b64u(edKey.Seed())
 	tests := map[string]struct{ path, want string }{
-		"missing":       {filepath.Join(dir, "nope.json"), "no such file"},
-		"not json":      {write("bad.json", "{"), "unexpected end"},
-		"empty":         {write("empty.json", `{"keys":[]}`), "no usable"},
-		"only EC":       {write("ec.json", `{"keys":[{"kty":"EC","crv":"P-256"}]}`), "no usable"},
-		"duplicate kid": {write("dup.json", jsonOf(edJWK("a", edPub), edJWK("a", edOtherPub))), "duplicate kid"},
-		"weak rsa":      {write("weak.json", jsonOf(rsaJWK("w", &small.PublicKey))), "at least 2048"},
-		"bad ed x":      {write("badx.json", `{"keys":[{"kty":"OKP","crv":"Ed25519","x":"AAAA"}]}`), "bad Ed25519"},
-		"bad rsa e":     {write("bade.json", `{"keys":[{"kty":"RSA","n":"AAAA","e":"AAAAAAAA"}]}`), "exponent"},
-		"private key":   {write("priv.json", jsonOf(priv)), "private key material"},
+		"missing":                       {filepath.Join(dir, "nope.json"), "no such file"},
+		"not json":                      {write("bad.json", "{"), "unexpected end"},
+		"empty":                         {write("empty.json", `{"keys":[]}`), "no usable"},
+		"only EC":                       {write("ec.json", `{"keys":[{"kty":"EC","crv":"P-256"}]}`), "no usable"},
+		"duplicate kid":                 {write("dup.json", jsonOf(edJWK("a", edPub), edJWK("a", edOtherPub))), "duplicate kid"},
+		"weak rsa":                      {write("weak.json", jsonOf(rsaJWK("w", &small.PublicKey))), "at least 2048"},
+		"bad ed x":                      {write("badx.json", `{"keys":[{"kty":"OKP","crv":"Ed25519","x":"AAAA"}]}`), "invalid Ed25519 public key"},
+		"bad rsa e":                     {write("bade.json", `{"keys":[{"kty":"RSA","n":"AAAA","e":"AAAAAAAA"}]}`), `RSA key parameter "e" is out of range`},
+		"private key":                   {write("priv.json", jsonOf(priv)), "private key material"},
+		"even rsa e":                    {write("even.json", jsonOf(evenE)), `bad RSA exponent "e" 65536`},
+		"rsa e beyond 64 bits":          {write("hugee.json", jsonOf(hugeE)), "invalid RSA public key"},
+		"enc key with private material": {write("encpriv.json", jsonOf(encPriv)), "private key material"},
 	}
 	for name, tt := range tests {
 		_, err := New(Config{JWKSFile: tt.path})
