@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/tandemhq/tandem/internal/auth"
+	"github.com/tandemhq/tandem/internal/jwksfetch"
 )
 
 // apiKeysFile is the format of --api-keys-file:
@@ -46,6 +47,7 @@ func (c serveConfig) authenticator(logger *slog.Logger) (*auth.Authenticator, er
 	cfg := auth.Config{
 		JWKSFile:    c.JWKSFile,
 		JWKSURL:     c.JWKSURL,
+		JWKSFetcher: jwksfetch.New(),
 		JWKSRefresh: c.JWKSRefresh,
 		Audience:    c.JWTAudience,
 		Issuer:      c.JWTIssuer,

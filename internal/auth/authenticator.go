@@ -42,6 +42,9 @@ type Config struct {
 	// each fetch that succeeds replaces the whole set, one that fails keeps
 	// it.
 	JWKSURL string
+	// JWKSFetcher fetches JWKSURL (required with it); cmd/tandem passes
+	// internal/jwksfetch's, which speaks HTTP so that this package need not.
+	JWKSFetcher JWKSFetcher
 	// JWKSRefresh is the JWKSURL refresh interval; 0 means
 	// DefaultJWKSRefresh.
 	JWKSRefresh time.Duration
@@ -150,7 +153,7 @@ type Authenticator struct {
 // invalid API keys (bad or duplicate name, key shorter than MinAPIKeyLen,
 // duplicate key, invalid grants), an HS256 secret shorter than
 // MinHS256SecretLen, an unreadable or invalid JWKS file, both a JWKS file
-// and a JWKS URL, a JWKS URL that is neither https nor http on a loopback
+// and a JWKS URL, a JWKS URL without a JWKSFetcher or neither https nor http on a loopback
 // host, a first fetch of it that fails (see [Authenticator.ReloadJWKS]), a
 // negative JWKSRefresh, a negative or too large leeway, invalid anonymous
 // grants.
@@ -202,7 +205,10 @@ func New(cfg Config) (*Authenticator, error) {
 		if logger == nil {
 			logger = slog.New(slog.DiscardHandler)
 		}
-		a.remote = newRemoteJWKS(u, every, logger, func(keys map[string]jwk) { a.jwks.Store(&keys) })
+		if cfg.JWKSFetcher == nil {
+			return nil, errors.New("auth: a JWKS URL needs a JWKSFetcher")
+		}
+		a.remote = newRemoteJWKS(u, cfg.JWKSFetcher, every, logger, func(keys map[string]jwk) { a.jwks.Store(&keys) })
 	}
 	if cfg.JWKSFile != "" || a.remote != nil {
 		if err := a.ReloadJWKS(); err != nil {
@@ -235,9 +241,7 @@ func (a *Authenticator) Anonymous() Principal {
 // larger than MaxJWKSSize or an invalid set; nil if neither is configured.
 func (a *Authenticator) ReloadJWKS() error {
 	if a.remote != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), JWKSFetchTimeout)
-		defer cancel()
-		return a.remote.refresh(ctx)
+		return a.remote.refresh(context.Background()) // bounded by JWKSFetchTimeout
 	}
 	if a.jwksFile == "" {
 		return nil

@@ -16,8 +16,9 @@
 //
 // Principals come from an [Authenticator], which accepts static API keys and
 // JWT bearer tokens (HS256 with a shared secret, or RS256/EdDSA with keys
-// from a JWKS file or URL, parsed by github.com/MicahParks/jwkset; a URL is
-// refreshed for key rotation). Errors are typed so that the HTTP layer can answer per
+// from a JWKS file or URL, decoded by github.com/go-jose/go-jose/v4; a URL
+// is fetched through a [JWKSFetcher] (internal/jwksfetch: this package
+// knows no HTTP) and refreshed for key rotation). Errors are typed so that the HTTP layer can answer per
 // RFC 6750: [ErrNoToken] (401 without an error code), [ErrInvalidToken]
 // (401 invalid_token, with a client-safe [TokenError.Reason]) and
 // [ErrInsufficientScope] (403 insufficient_scope).

@@ -10,7 +10,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/MicahParks/jwkset"
+	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/tandemhq/tandem/internal/ijson"
 )
@@ -58,14 +58,16 @@ func loadJWKSFile(path string) (map[string]jwk, error) {
 	return keys, nil
 }
 
-// parseJWKS reads a JWK set, {"keys":[...]}, with github.com/MicahParks/jwkset
-// and applies Tandem's policy on top: RSA keys (RS256, at least MinRSABits,
-// an odd exponent of at least 3) and OKP Ed25519 keys (EdDSA) with use
-// "sig" or no use are loaded, each bound to its one algorithm; other keys
-// are skipped. Errors: malformed JSON, not I-JSON (a duplicate member or an
-// out-of-range number, named by its JSON pointer), private or symmetric key
-// material in any key, a duplicate kid, a supported key the library refuses
-// or that is too weak, no usable key.
+// parseJWKS reads a JWK set, {"keys":[...]}, decoding each key with
+// github.com/go-jose/go-jose/v4 (which, unlike the libraries that also
+// fetch sets, pulls in no HTTP: the packages below app know nothing of
+// it), and applies Tandem's policy on top: RSA keys (RS256, at least
+// MinRSABits, an odd exponent of at least 3) and OKP Ed25519 keys (EdDSA)
+// with use "sig" or no use are loaded, each bound to its one algorithm;
+// other keys are skipped. Errors: malformed JSON, not I-JSON (a duplicate
+// member or an out-of-range number, named by its JSON pointer), private
+// or symmetric key material in any key, a duplicate kid, a supported key
+// the library refuses or that is too weak, no usable key.
 func parseJWKS(data []byte) (map[string]jwk, error) {
 	// Duplicate members would let two readers of the document see
 	// different keys (encoding/json keeps the last): refuse them, and
@@ -77,27 +79,33 @@ func parseJWKS(data []byte) (map[string]jwk, error) {
 		}
 		return nil, err
 	}
-	var doc jwkset.JWKSMarshal
+	var doc struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return nil, err
 	}
 	keys := map[string]jwk{}
-	for i, m := range doc.Keys {
-		if hasSecret(m) {
-			return nil, fmt.Errorf("key %d (kid %q) contains private key material; publish only public keys", i+1, m.KID)
+	for i, raw := range doc.Keys {
+		var m jwkMembers
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return nil, fmt.Errorf("key %d: %w", i+1, err)
 		}
-		alg, ok := supportedAlg(m)
+		if m.secret() {
+			return nil, fmt.Errorf("key %d (kid %q) contains private key material; publish only public keys", i+1, m.Kid)
+		}
+		alg, ok := m.supportedAlg()
 		if !ok {
 			continue // unsupported key type, algorithm or use
 		}
-		k, err := parseKey(m, alg)
+		k, err := parseKey(raw, alg)
 		if err != nil {
-			return nil, fmt.Errorf("key %d (kid %q): %w", i+1, m.KID, err)
+			return nil, fmt.Errorf("key %d (kid %q): %w", i+1, m.Kid, err)
 		}
-		if _, dup := keys[m.KID]; dup {
-			return nil, fmt.Errorf("duplicate kid %q", m.KID)
+		if _, dup := keys[m.Kid]; dup {
+			return nil, fmt.Errorf("duplicate kid %q", m.Kid)
 		}
-		keys[m.KID] = k
+		keys[m.Kid] = k
 	}
 	if len(keys) == 0 {
 		return nil, errors.New("no usable RS256 or EdDSA signing keys")
@@ -105,23 +113,41 @@ func parseJWKS(data []byte) (map[string]jwk, error) {
 	return keys, nil
 }
 
-// hasSecret reports whether m carries private (RSA, EC, OKP) or symmetric
-// ("oct") key material.
-func hasSecret(m jwkset.JWKMarshal) bool {
-	return m.D != "" || m.P != "" || m.Q != "" || m.DP != "" || m.DQ != "" || m.QI != "" || len(m.OTH) > 0 || m.K != ""
+// jwkMembers are the members of a JWK (RFC 7517, 7518, 8037) the policy
+// looks at before the library decodes the key.
+type jwkMembers struct {
+	Kty string `json:"kty"`
+	Kid string `json:"kid"`
+	Use string `json:"use"`
+	Alg string `json:"alg"`
+	Crv string `json:"crv"`
+	// Private (RSA, EC, OKP) and symmetric ("oct") key material.
+	D   string          `json:"d"`
+	P   string          `json:"p"`
+	Q   string          `json:"q"`
+	DP  string          `json:"dp"`
+	DQ  string          `json:"dq"`
+	QI  string          `json:"qi"`
+	Oth json.RawMessage `json:"oth"`
+	K   string          `json:"k"`
+}
+
+// secret reports whether m carries private or symmetric key material.
+func (m jwkMembers) secret() bool {
+	return m.D != "" || m.P != "" || m.Q != "" || m.DP != "" || m.DQ != "" || m.QI != "" || len(m.Oth) > 0 || m.K != ""
 }
 
 // supportedAlg returns the one algorithm a signing key verifies, if Tandem
 // supports it: RS256 for RSA, EdDSA for Ed25519 (whose "alg" may also be
 // spelt "Ed25519").
-func supportedAlg(m jwkset.JWKMarshal) (string, bool) {
-	if m.USE != "" && m.USE != jwkset.UseSig {
+func (m jwkMembers) supportedAlg() (string, bool) {
+	if m.Use != "" && m.Use != "sig" {
 		return "", false
 	}
 	switch {
-	case m.KTY == jwkset.KtyRSA && (m.ALG == "" || m.ALG == jwkset.AlgRS256):
+	case m.Kty == "RSA" && (m.Alg == "" || m.Alg == AlgRS256):
 		return AlgRS256, true
-	case m.KTY == jwkset.KtyOKP && m.CRV == jwkset.CrvEd25519 && (m.ALG == "" || m.ALG == jwkset.AlgEdDSA || m.ALG == "Ed25519"):
+	case m.Kty == "OKP" && m.Crv == "Ed25519" && (m.Alg == "" || m.Alg == AlgEdDSA || m.Alg == "Ed25519"):
 		return AlgEdDSA, true
 	}
 	return "", false
@@ -130,19 +156,21 @@ func supportedAlg(m jwkset.JWKMarshal) (string, bool) {
 // parseKey decodes and validates one supported key with the library, then
 // checks its strength. Errors name the problem (the library's message,
 // or the RSA size or exponent).
-func parseKey(m jwkset.JWKMarshal, alg string) (jwk, error) {
-	if m.ALG == "Ed25519" {
-		m.ALG = jwkset.AlgEdDSA // the library validates "alg" against its registry
+func parseKey(raw json.RawMessage, alg string) (jwk, error) {
+	what := "RSA"
+	if alg == AlgEdDSA {
+		what = "Ed25519"
 	}
-	j, err := jwkset.NewJWKFromMarshal(m, jwkset.JWKMarshalOptions{}, jwkset.JWKValidateOptions{})
-	if err != nil {
-		what := "RSA"
-		if alg == AlgEdDSA {
-			what = "Ed25519"
-		}
-		return jwk{}, fmt.Errorf("invalid %s public key: %w", what, oneLine{err})
+	var k jose.JSONWebKey
+	if err := k.UnmarshalJSON(raw); err != nil {
+		msg := strings.TrimPrefix(err.Error(), "go-jose/go-jose: ")
+		msg = strings.TrimPrefix(msg, "invalid "+what+" key, ") // said once is enough
+		return jwk{}, fmt.Errorf("invalid %s public key: %s", what, msg)
 	}
-	switch pub := j.Key().(type) {
+	if !k.IsPublic() {
+		return jwk{}, errors.New("contains private key material; publish only public keys")
+	}
+	switch pub := k.Key.(type) {
 	case *rsa.PublicKey:
 		if alg != AlgRS256 {
 			break
@@ -158,14 +186,10 @@ func parseKey(m jwkset.JWKMarshal, alg string) (jwk, error) {
 		if alg != AlgEdDSA {
 			break
 		}
+		if len(pub) != ed25519.PublicKeySize {
+			return jwk{}, fmt.Errorf("invalid Ed25519 public key: %d bytes, want %d", len(pub), ed25519.PublicKeySize)
+		}
 		return jwk{alg: AlgEdDSA, key: pub}, nil
 	}
-	return jwk{}, fmt.Errorf("unexpected key type %T for %s", j.Key(), alg)
+	return jwk{}, fmt.Errorf("invalid %s public key: unexpected key type %T", what, k.Key)
 }
-
-// oneLine shows a library error (which may join several with newlines) on
-// one line, keeping it for errors.Is and errors.As.
-type oneLine struct{ err error }
-
-func (e oneLine) Error() string { return strings.ReplaceAll(e.err.Error(), "\n", ": ") }
-func (e oneLine) Unwrap() error { return e.err }

@@ -2,13 +2,10 @@ package auth
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"net"
-	"net/http"
 	"net/url"
 	"slices"
 	"sync"
@@ -54,12 +51,22 @@ func loopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// JWKSFetcher gets the JWK set document of [Config.JWKSURL]; package
+// internal/jwksfetch implements it over HTTP(S). FetchJWKS GETs u and
+// returns its body, following redirects only to URLs allow accepts, within
+// ctx. Errors: a failed request, a refused redirect, a status other than
+// 200, a body longer than limit bytes; they must not repeat u (the
+// Authenticator names it, without its password).
+type JWKSFetcher interface {
+	FetchJWKS(ctx context.Context, u *url.URL, limit int64, allow func(*url.URL) error) ([]byte, error)
+}
+
 // remoteJWKS fetches a JWK set from a URL: at startup, every refresh
 // interval (see [Authenticator.RunJWKSRefresh]) and, rate-limited, when a
 // token names an unknown kid. A fetch that fails keeps the keys in use.
 type remoteJWKS struct {
 	url      *url.URL
-	client   *http.Client
+	fetcher  JWKSFetcher
 	every    time.Duration // periodic refresh
 	minGap   time.Duration // between two unknown-kid refetches
 	logger   *slog.Logger
@@ -71,56 +78,34 @@ type remoteJWKS struct {
 	inflight chan struct{} // closed when the running unknown-kid refetch ends
 }
 
-func newRemoteJWKS(u *url.URL, every time.Duration, logger *slog.Logger, store func(map[string]jwk)) *remoteJWKS {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	// A fetch every few minutes gains nothing from an idle connection,
-	// and none is left behind when the server stops.
-	tr.DisableKeepAlives = true
+func newRemoteJWKS(u *url.URL, fetcher JWKSFetcher, every time.Duration, logger *slog.Logger, store func(map[string]jwk)) *remoteJWKS {
 	return &remoteJWKS{
-		url: u,
-		client: &http.Client{
-			Transport: tr,
-			Timeout:   JWKSFetchTimeout,
-			CheckRedirect: func(req *http.Request, via []*http.Request) error {
-				if len(via) >= 5 {
-					return errors.New("too many redirects")
-				}
-				_, err := checkJWKSURL(req.URL.String())
-				return err
-			},
-		},
-		every:  every,
-		minGap: DefaultJWKSRefetchInterval,
-		logger: logger,
-		store:  store,
+		url:     u,
+		fetcher: fetcher,
+		every:   every,
+		minGap:  DefaultJWKSRefetchInterval,
+		logger:  logger,
+		store:   store,
 	}
 }
 
-// fetch gets and parses the JWK set. Errors: the request failed or timed
-// out, a status other than 200, a body larger than MaxJWKSSize, or those of
+// allowRedirect applies the JWKS URL policy to a redirect target.
+func allowRedirect(u *url.URL) error {
+	_, err := checkJWKSURL(u.String())
+	return err
+}
+
+// fetch gets and parses the JWK set within JWKSFetchTimeout. Errors: those
+// of the fetcher (a failed or timed-out request, a redirect the URL policy
+// refuses, a status other than 200, a body larger than MaxJWKSSize) or of
 // parseJWKS; all name the URL (without its password).
 func (r *remoteJWKS) fetch(ctx context.Context) (map[string]jwk, error) {
 	where := r.url.Redacted()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url.String(), nil)
+	ctx, cancel := context.WithTimeout(ctx, JWKSFetchTimeout)
+	defer cancel()
+	data, err := r.fetcher.FetchJWKS(ctx, r.url, MaxJWKSSize, allowRedirect)
 	if err != nil {
 		return nil, fmt.Errorf("auth: JWKS URL %s: %w", where, err)
-	}
-	req.Header.Set("Accept", "application/jwk-set+json, application/json")
-	resp, err := r.client.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // which would repeat the URL, password included
-		}
-		return nil, fmt.Errorf("auth: JWKS URL %s: %w", where, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("auth: JWKS URL %s: status %s, want 200 OK", where, resp.Status)
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxJWKSSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("auth: JWKS URL %s: reading body: %w", where, err)
 	}
 	if len(data) > MaxJWKSSize {
 		return nil, fmt.Errorf("auth: JWKS URL %s: body larger than %d bytes", where, MaxJWKSSize)

@@ -16,6 +16,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/goleak"
+
+	"github.com/tandemhq/tandem/internal/jwksfetch"
 )
 
 // TestMain fails the package if a test leaves a goroutine behind (the
@@ -322,7 +324,7 @@ func TestJWKSURLErrors(t *testing.T) {
 			if tt.status != 0 {
 				e.status.Store(int64(tt.status))
 			}
-			cfg := Config{JWKSURL: e.URL}
+			cfg := Config{JWKSURL: e.URL, JWKSFetcher: jwksfetch.New()}
 			switch {
 			case tt.url == "userinfo":
 				cfg.JWKSURL = strings.Replace(e.URL, "http://", "http://user:hunter2@", 1)

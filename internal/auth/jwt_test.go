@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tandemhq/tandem/internal/jwksfetch"
 )
 
 var (
@@ -117,6 +119,9 @@ func newTestAuth(t *testing.T, cfg Config) *Authenticator {
 	t.Helper()
 	if cfg.Now == nil {
 		cfg.Now = func() time.Time { return testNow }
+	}
+	if cfg.JWKSURL != "" && cfg.JWKSFetcher == nil {
+		cfg.JWKSFetcher = jwksfetch.New()
 	}
 	a, err := New(cfg)
 	if err != nil {
@@ -329,7 +334,7 @@ func TestJWKSErrors(t *testing.T) {
 		"duplicate kid":                 {write("dup.json", jsonOf(edJWK("a", edPub), edJWK("a", edOtherPub))), "duplicate kid"},
 		"weak rsa":                      {write("weak.json", jsonOf(rsaJWK("w", &small.PublicKey))), "at least 2048"},
 		"bad ed x":                      {write("badx.json", `{"keys":[{"kty":"OKP","crv":"Ed25519","x":"AAAA"}]}`), "invalid Ed25519 public key"},
-		"bad rsa e":                     {write("bade.json", `{"keys":[{"kty":"RSA","n":"AAAA","e":"AAAAAAAA"}]}`), `RSA key parameter "e" is out of range`},
+		"bad rsa e":                     {write("bade.json", `{"keys":[{"kty":"RSA","n":"AAAA","e":"AAAAAAAA"}]}`), `invalid RSA public key: bad e value`},
 		"private key":                   {write("priv.json", jsonOf(priv)), "private key material"},
 		"even rsa e":                    {write("even.json", jsonOf(evenE)), `bad RSA exponent "e" 65536`},
 		"rsa e beyond 64 bits":          {write("hugee.json", jsonOf(hugeE)), "invalid RSA public key"},
