@@ -381,7 +381,7 @@ test('two tabs chat on a channel with presence, joined by the Go SDK chat exampl
 
     // Carol joins from a terminal with sdk/go/examples/chat (README walkthrough).
     const chatBin = path.join(work, 'chat-example');
-    execFileSync('go', ['build', '-o', chatBin, './sdk/go/examples/chat'], { cwd: repo, stdio: 'inherit' });
+    execFileSync('go', ['build', '-o', chatBin, './examples/chat'], { cwd: path.join(repo, 'sdk', 'go'), stdio: 'inherit' }); // the SDK's own module
     carol = spawnLines(chatBin, ['-url', server.url, '-name', 'carol', '-room', 'lobby']);
     await carol.waitFor(/alice: hello from alice[\s\S]*bob: hi alice/); // the room's history
     await waitForMembers(alice, topic, ['alice', 'bob', 'carol']);

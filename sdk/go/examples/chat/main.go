@@ -3,9 +3,10 @@
 // joins or leaves, and publishes every line you type. It keeps going across
 // server restarts (the SDK reconnects and resumes).
 //
-//	go run ./sdk/go/examples/chat -name alice -room lobby
+//	go run github.com/tandemhq/tandem/sdk/go/examples/chat -name alice -room lobby
 //
-// Run it in two terminals (or next to the browser console at
+// (from the repository root; in sdk/go, go run ./examples/chat). Run it
+// in two terminals (or next to the browser console at
 // http://127.0.0.1:8080/) against `make run`.
 package main
 
