@@ -1,36 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tandemhq/tandem/sdk/go/internal/servertest"
 )
-
-// syncBuffer is an io.Writer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // startTandem builds and runs `tandem serve` on a loopback port and
 // returns its URL; outside the repository it skips the test (fails under CI).
@@ -57,14 +37,14 @@ func startTandem(t *testing.T) string {
 
 type chatter struct {
 	in   *io.PipeWriter
-	out  *syncBuffer
+	out  *servertest.SyncBuffer
 	done chan error
 }
 
 func startChat(t *testing.T, url, name string) *chatter {
 	t.Helper()
 	pr, pw := io.Pipe()
-	c := &chatter{in: pw, out: &syncBuffer{}, done: make(chan error, 1)}
+	c := &chatter{in: pw, out: &servertest.SyncBuffer{}, done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(func() { cancel(); pw.Close(); <-c.done })
 	getenv := func(string) string { return "" }

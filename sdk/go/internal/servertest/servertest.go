@@ -84,7 +84,7 @@ type Server struct {
 	URL string
 
 	cmd    *exec.Cmd
-	logs   *syncBuffer
+	logs   *SyncBuffer
 	exited chan struct{}
 }
 
@@ -103,7 +103,7 @@ func Start(bin, dataDir string, extra ...string) (*Server, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &Server{cmd: cmd, logs: &syncBuffer{}, exited: make(chan struct{})}
+	s := &Server{cmd: cmd, logs: &SyncBuffer{}, exited: make(chan struct{})}
 	found := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
@@ -164,18 +164,23 @@ func (s *Server) Stop() error {
 	return nil
 }
 
-type syncBuffer struct {
+// SyncBuffer is an io.Writer safe for concurrent use whose contents
+// String returns; the server's log is kept in one, and tests of programs
+// that print use one for their output.
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+// Write appends p; it returns no error.
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+// String returns everything written so far.
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
