@@ -52,7 +52,6 @@ func (s *testServer) sse(t *testing.T, query string, lastEventID string) *sseStr
 		t.Fatalf("Content-Type %q", ct)
 	}
 	st := &sseStream{t: t, events: make(chan sseEvent, 10000), resp: resp, cancel: cancel}
-	v := asyncValidator(t)
 	go func() {
 		defer close(st.events)
 		r := bufio.NewReader(resp.Body)
@@ -67,8 +66,8 @@ func (s *testServer) sse(t *testing.T, query string, lastEventID string) *sseStr
 			switch {
 			case line == "":
 				if data.Len() > 0 {
-					if err := v.ValidateServerFrame([]byte(data.String())); err != nil {
-						t.Errorf("SSE data violates spec/asyncapi.yaml: %v\n%s", err, data.String())
+					if err := validateSSE(t, ev.Event, []byte(data.String())); err != nil {
+						t.Errorf("SSE event violates the specs: %v\n%s", err, data.String())
 					}
 					_ = json.Unmarshal([]byte(data.String()), &ev.Data)
 					st.events <- ev

@@ -29,6 +29,24 @@ func asyncValidator(t *testing.T) *specval.AsyncAPI {
 	return asyncVal
 }
 
+var (
+	openapiOnce sync.Once
+	openapiVal  *specval.OpenAPI
+	openapiErr  error
+)
+
+// validateSSE checks one event of a /v1/events stream: its name is one
+// spec/openapi.yaml declares and its data the spec/asyncapi.yaml frame
+// of that type.
+func validateSSE(t *testing.T, name string, data []byte) error {
+	t.Helper()
+	openapiOnce.Do(func() { openapiVal, openapiErr = specval.LoadOpenAPI() })
+	if openapiErr != nil {
+		t.Fatal(openapiErr)
+	}
+	return openapiVal.ValidateSSEEvent(asyncValidator(t), name, data)
+}
+
 // wsClient is a test WebSocket client; every frame it receives is
 // validated against spec/asyncapi.yaml.
 type wsClient struct {

@@ -485,7 +485,12 @@ type BatchResult struct {
 
 // Changes defines model for Changes.
 type Changes struct {
-	// Cursor An opaque stream position, exactly as the server sent it.
+	// Cursor An opaque stream position, exactly as the server sent it: a topic's
+	// cursor (events, `synced`, bookmarks, replies, the long-poll
+	// `cursor`, the `id:` of a single-topic SSE stream), or the composite
+	// `id:` of an SSE stream over several topics, which every parameter
+	// taking a cursor for one of those topics also accepts. The server
+	// never makes a cursor longer than maxLength.
 	Cursor Cursor        `json:"cursor"`
 	Events []StreamEvent `json:"events"`
 }
@@ -495,7 +500,12 @@ type ChannelMessage struct {
 	// Channel Example: chat:lobby
 	Channel ChannelName `json:"channel"`
 
-	// Cursor An opaque stream position, exactly as the server sent it.
+	// Cursor An opaque stream position, exactly as the server sent it: a topic's
+	// cursor (events, `synced`, bookmarks, replies, the long-poll
+	// `cursor`, the `id:` of a single-topic SSE stream), or the composite
+	// `id:` of an SSE stream over several topics, which every parameter
+	// taking a cursor for one of those topics also accepts. The server
+	// never makes a cursor longer than maxLength.
 	Cursor Cursor `json:"cursor"`
 
 	// Data Any JSON value.
@@ -662,7 +672,12 @@ type ConnectionSubscription struct {
 	Topic Topic `json:"topic"`
 }
 
-// Cursor An opaque stream position, exactly as the server sent it.
+// Cursor An opaque stream position, exactly as the server sent it: a topic's
+// cursor (events, `synced`, bookmarks, replies, the long-poll
+// `cursor`, the `id:` of a single-topic SSE stream), or the composite
+// `id:` of an SSE stream over several topics, which every parameter
+// taking a cursor for one of those topics also accepts. The server
+// never makes a cursor longer than maxLength.
 type Cursor = string
 
 // DisconnectResult defines model for DisconnectResult.
@@ -741,7 +756,12 @@ type Labels map[string]string
 
 // MessageList defines model for MessageList.
 type MessageList struct {
-	// Cursor An opaque stream position, exactly as the server sent it.
+	// Cursor An opaque stream position, exactly as the server sent it: a topic's
+	// cursor (events, `synced`, bookmarks, replies, the long-poll
+	// `cursor`, the `id:` of a single-topic SSE stream), or the composite
+	// `id:` of an SSE stream over several topics, which every parameter
+	// taking a cursor for one of those topics also accepts. The server
+	// never makes a cursor longer than maxLength.
 	Cursor Cursor           `json:"cursor"`
 	Items  []ChannelMessage `json:"items"`
 }
@@ -981,7 +1001,12 @@ type StreamEvent struct {
 	Batch      *EventBatch `json:"batch,omitempty"`
 	Collection *Collection `json:"collection,omitempty"`
 
-	// Cursor An opaque stream position, exactly as the server sent it.
+	// Cursor An opaque stream position, exactly as the server sent it: a topic's
+	// cursor (events, `synced`, bookmarks, replies, the long-poll
+	// `cursor`, the `id:` of a single-topic SSE stream), or the composite
+	// `id:` of an SSE stream over several topics, which every parameter
+	// taking a cursor for one of those topics also accepts. The server
+	// never makes a cursor longer than maxLength.
 	Cursor Cursor `json:"cursor"`
 
 	// Event `collection.updated` (with `collection`, no `resource`): the collection's definition changed (`PATCH /v1/collections/{collection}`); sent on collection topics whatever the selector.
@@ -1052,7 +1077,12 @@ type Webhook struct {
 	Attempts  int       `json:"attempts"`
 	CreatedAt time.Time `json:"createdAt"`
 
-	// Cursor An opaque stream position, exactly as the server sent it.
+	// Cursor An opaque stream position, exactly as the server sent it: a topic's
+	// cursor (events, `synced`, bookmarks, replies, the long-poll
+	// `cursor`, the `id:` of a single-topic SSE stream), or the composite
+	// `id:` of an SSE stream over several topics, which every parameter
+	// taking a cursor for one of those topics also accepts. The server
+	// never makes a cursor longer than maxLength.
 	Cursor       Cursor     `json:"cursor"`
 	Description  *string    `json:"description,omitempty"`
 	Enabled      bool       `json:"enabled"`
@@ -1112,7 +1142,12 @@ type WebhookCreate struct {
 	// Secret A Standard Webhooks secret, `whsec_` and the base64 of 24–64 random bytes; the HMAC-SHA256 key is the decoded part.
 	Secret *WebhookSecret `json:"secret,omitempty"`
 
-	// Since An opaque stream position, exactly as the server sent it.
+	// Since An opaque stream position, exactly as the server sent it: a topic's
+	// cursor (events, `synced`, bookmarks, replies, the long-poll
+	// `cursor`, the `id:` of a single-topic SSE stream), or the composite
+	// `id:` of an SSE stream over several topics, which every parameter
+	// taking a cursor for one of those topics also accepts. The server
+	// never makes a cursor longer than maxLength.
 	Since *Cursor `json:"since,omitempty"`
 
 	// Topic Example: collections/orders/resources
@@ -1152,7 +1187,12 @@ type WebhookPingType string
 
 // WebhookResume defines model for WebhookResume.
 type WebhookResume struct {
-	// Since An opaque stream position, exactly as the server sent it.
+	// Since An opaque stream position, exactly as the server sent it: a topic's
+	// cursor (events, `synced`, bookmarks, replies, the long-poll
+	// `cursor`, the `id:` of a single-topic SSE stream), or the composite
+	// `id:` of an SSE stream over several topics, which every parameter
+	// taking a cursor for one of those topics also accepts. The server
+	// never makes a cursor longer than maxLength.
 	Since *Cursor `json:"since,omitempty"`
 }
 
@@ -1161,7 +1201,12 @@ type WebhookResume struct {
 // `cursor` may be missing. Reload the state, then resume the webhook
 // (`POST /v1/webhooks/{webhook}/resume`).
 type WebhookResyncRequired struct {
-	// Cursor An opaque stream position, exactly as the server sent it.
+	// Cursor An opaque stream position, exactly as the server sent it: a topic's
+	// cursor (events, `synced`, bookmarks, replies, the long-poll
+	// `cursor`, the `id:` of a single-topic SSE stream), or the composite
+	// `id:` of an SSE stream over several topics, which every parameter
+	// taking a cursor for one of those topics also accepts. The server
+	// never makes a cursor longer than maxLength.
 	Cursor Cursor    `json:"cursor"`
 	Detail string    `json:"detail"`
 	Time   time.Time `json:"time"`
@@ -1273,6 +1318,9 @@ type HookDenied = Problem
 
 // HookUnavailable RFC 9457 problem details.
 type HookUnavailable = Problem
+
+// Internal RFC 9457 problem details.
+type Internal = Problem
 
 // NeedsIndex RFC 9457 problem details.
 type NeedsIndex = Problem
@@ -3418,6 +3466,8 @@ type HookUnavailableApplicationProblemPlusJSONResponse struct {
 	Headers HookUnavailableResponseHeaders
 }
 
+type InternalApplicationProblemPlusJSONResponse Problem
+
 type NeedsIndexApplicationProblemPlusJSONResponse Problem
 
 type NotFoundApplicationProblemPlusJSONResponse Problem
@@ -3446,7 +3496,14 @@ type ServiceUnavailableApplicationProblemPlusJSONResponse struct {
 	Headers ServiceUnavailableResponseHeaders
 }
 
-type StoreUnavailableApplicationProblemPlusJSONResponse Problem
+type StoreUnavailableResponseHeaders struct {
+	RetryAfter *int
+}
+type StoreUnavailableApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers StoreUnavailableResponseHeaders
+}
 
 type TooLargeApplicationProblemPlusJSONResponse Problem
 
@@ -3502,6 +3559,22 @@ func (response GetHealth400ApplicationProblemPlusJSONResponse) VisitGetHealthRes
 	return err
 }
 
+type GetHealth500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response GetHealth500ApplicationProblemPlusJSONResponse) VisitGetHealthResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetReadyRequestObject struct {
 }
 
@@ -3535,6 +3608,22 @@ func (response GetReady400ApplicationProblemPlusJSONResponse) VisitGetReadyRespo
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetReady500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response GetReady500ApplicationProblemPlusJSONResponse) VisitGetReadyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3586,6 +3675,22 @@ func (response ApplyBatch400ApplicationProblemPlusJSONResponse) VisitApplyBatchR
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApplyBatch401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response ApplyBatch401ApplicationProblemPlusJSONResponse) VisitApplyBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3706,6 +3811,41 @@ func (response ApplyBatch422ApplicationProblemPlusJSONResponse) VisitApplyBatchR
 	return err
 }
 
+type ApplyBatch429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ApplyBatch429ApplicationProblemPlusJSONResponse) VisitApplyBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApplyBatch500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response ApplyBatch500ApplicationProblemPlusJSONResponse) VisitApplyBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ApplyBatch503ApplicationProblemPlusJSONResponse struct {
 	StoreUnavailableApplicationProblemPlusJSONResponse
 }
@@ -3713,10 +3853,13 @@ type ApplyBatch503ApplicationProblemPlusJSONResponse struct {
 func (response ApplyBatch503ApplicationProblemPlusJSONResponse) VisitApplyBatchResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3777,6 +3920,22 @@ func (response PollChanges400ApplicationProblemPlusJSONResponse) VisitPollChange
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PollChanges401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response PollChanges401ApplicationProblemPlusJSONResponse) VisitPollChangesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3878,6 +4037,22 @@ func (response PollChanges429ApplicationProblemPlusJSONResponse) VisitPollChange
 	return err
 }
 
+type PollChanges500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response PollChanges500ApplicationProblemPlusJSONResponse) VisitPollChangesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type PollChanges503ApplicationProblemPlusJSONResponse struct {
 	HookUnavailableApplicationProblemPlusJSONResponse
 }
@@ -3957,6 +4132,38 @@ func (response ChannelHistory400ApplicationProblemPlusJSONResponse) VisitChannel
 	return err
 }
 
+type ChannelHistory401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response ChannelHistory401ApplicationProblemPlusJSONResponse) VisitChannelHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChannelHistory403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ChannelHistory403ApplicationProblemPlusJSONResponse) VisitChannelHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ChannelHistory410ApplicationProblemPlusJSONResponse struct {
 	ResyncRequiredApplicationProblemPlusJSONResponse
 }
@@ -3969,6 +4176,60 @@ func (response ChannelHistory410ApplicationProblemPlusJSONResponse) VisitChannel
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(410)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChannelHistory429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ChannelHistory429ApplicationProblemPlusJSONResponse) VisitChannelHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChannelHistory500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response ChannelHistory500ApplicationProblemPlusJSONResponse) VisitChannelHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChannelHistory503ApplicationProblemPlusJSONResponse struct {
+	StoreUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ChannelHistory503ApplicationProblemPlusJSONResponse) VisitChannelHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4030,6 +4291,22 @@ func (response PublishMessage400ApplicationProblemPlusJSONResponse) VisitPublish
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PublishMessage401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response PublishMessage401ApplicationProblemPlusJSONResponse) VisitPublishMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4149,6 +4426,22 @@ func (response PublishMessage429ApplicationProblemPlusJSONResponse) VisitPublish
 	return err
 }
 
+type PublishMessage500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response PublishMessage500ApplicationProblemPlusJSONResponse) VisitPublishMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type PublishMessage503ApplicationProblemPlusJSONResponse struct {
 	HookUnavailableApplicationProblemPlusJSONResponse
 }
@@ -4227,6 +4520,92 @@ func (response ChannelPresence400ApplicationProblemPlusJSONResponse) VisitChanne
 	return err
 }
 
+type ChannelPresence401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response ChannelPresence401ApplicationProblemPlusJSONResponse) VisitChannelPresenceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChannelPresence403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ChannelPresence403ApplicationProblemPlusJSONResponse) VisitChannelPresenceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChannelPresence429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ChannelPresence429ApplicationProblemPlusJSONResponse) VisitChannelPresenceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChannelPresence500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response ChannelPresence500ApplicationProblemPlusJSONResponse) VisitChannelPresenceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChannelPresence503ApplicationProblemPlusJSONResponse struct {
+	StoreUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ChannelPresence503ApplicationProblemPlusJSONResponse) VisitChannelPresenceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ChannelPresencedefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	Headers    ProblemResponseHeaders
@@ -4281,6 +4660,92 @@ func (response ListCollections400ApplicationProblemPlusJSONResponse) VisitListCo
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCollections401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response ListCollections401ApplicationProblemPlusJSONResponse) VisitListCollectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCollections403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListCollections403ApplicationProblemPlusJSONResponse) VisitListCollectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCollections429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListCollections429ApplicationProblemPlusJSONResponse) VisitListCollectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCollections500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response ListCollections500ApplicationProblemPlusJSONResponse) VisitListCollectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCollections503ApplicationProblemPlusJSONResponse struct {
+	StoreUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListCollections503ApplicationProblemPlusJSONResponse) VisitListCollectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4355,6 +4820,38 @@ func (response CreateCollection400ApplicationProblemPlusJSONResponse) VisitCreat
 	return err
 }
 
+type CreateCollection401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCollection401ApplicationProblemPlusJSONResponse) VisitCreateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCollection403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCollection403ApplicationProblemPlusJSONResponse) VisitCreateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateCollection408ApplicationProblemPlusJSONResponse struct {
 	RequestTimeoutApplicationProblemPlusJSONResponse
 }
@@ -4387,6 +4884,22 @@ func (response CreateCollection409ApplicationProblemPlusJSONResponse) VisitCreat
 	return err
 }
 
+type CreateCollection413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCollection413ApplicationProblemPlusJSONResponse) VisitCreateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateCollection415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -4415,6 +4928,60 @@ func (response CreateCollection422ApplicationProblemPlusJSONResponse) VisitCreat
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCollection429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCollection429ApplicationProblemPlusJSONResponse) VisitCreateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCollection500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCollection500ApplicationProblemPlusJSONResponse) VisitCreateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCollection503ApplicationProblemPlusJSONResponse struct {
+	StoreUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCollection503ApplicationProblemPlusJSONResponse) VisitCreateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4472,6 +5039,38 @@ func (response DeleteCollection400ApplicationProblemPlusJSONResponse) VisitDelet
 	return err
 }
 
+type DeleteCollection401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteCollection401ApplicationProblemPlusJSONResponse) VisitDeleteCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteCollection403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteCollection403ApplicationProblemPlusJSONResponse) VisitDeleteCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteCollection404ApplicationProblemPlusJSONResponse struct {
 	NotFoundApplicationProblemPlusJSONResponse
 }
@@ -4484,6 +5083,60 @@ func (response DeleteCollection404ApplicationProblemPlusJSONResponse) VisitDelet
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteCollection429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteCollection429ApplicationProblemPlusJSONResponse) VisitDeleteCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteCollection500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteCollection500ApplicationProblemPlusJSONResponse) VisitDeleteCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteCollection503ApplicationProblemPlusJSONResponse struct {
+	StoreUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteCollection503ApplicationProblemPlusJSONResponse) VisitDeleteCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4557,6 +5210,38 @@ func (response GetCollection400ApplicationProblemPlusJSONResponse) VisitGetColle
 	return err
 }
 
+type GetCollection401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response GetCollection401ApplicationProblemPlusJSONResponse) VisitGetCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCollection403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetCollection403ApplicationProblemPlusJSONResponse) VisitGetCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetCollection404ApplicationProblemPlusJSONResponse struct {
 	NotFoundApplicationProblemPlusJSONResponse
 }
@@ -4569,6 +5254,60 @@ func (response GetCollection404ApplicationProblemPlusJSONResponse) VisitGetColle
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCollection429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetCollection429ApplicationProblemPlusJSONResponse) VisitGetCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCollection500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response GetCollection500ApplicationProblemPlusJSONResponse) VisitGetCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCollection503ApplicationProblemPlusJSONResponse struct {
+	StoreUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetCollection503ApplicationProblemPlusJSONResponse) VisitGetCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4804,6 +5543,22 @@ func (response UpdateCollection429ApplicationProblemPlusJSONResponse) VisitUpdat
 	return err
 }
 
+type UpdateCollection500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCollection500ApplicationProblemPlusJSONResponse) VisitUpdateCollectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdateCollection503ApplicationProblemPlusJSONResponse struct {
 	StoreUnavailableApplicationProblemPlusJSONResponse
 }
@@ -4811,10 +5566,13 @@ type UpdateCollection503ApplicationProblemPlusJSONResponse struct {
 func (response UpdateCollection503ApplicationProblemPlusJSONResponse) VisitUpdateCollectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4890,6 +5648,38 @@ func (response ListResources400ApplicationProblemPlusJSONResponse) VisitListReso
 	return err
 }
 
+type ListResources401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response ListResources401ApplicationProblemPlusJSONResponse) VisitListResourcesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListResources403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListResources403ApplicationProblemPlusJSONResponse) VisitListResourcesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListResources404ApplicationProblemPlusJSONResponse struct {
 	NotFoundApplicationProblemPlusJSONResponse
 }
@@ -4918,6 +5708,60 @@ func (response ListResources422ApplicationProblemPlusJSONResponse) VisitListReso
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListResources429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListResources429ApplicationProblemPlusJSONResponse) VisitListResourcesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListResources500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response ListResources500ApplicationProblemPlusJSONResponse) VisitListResourcesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListResources503ApplicationProblemPlusJSONResponse struct {
+	StoreUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListResources503ApplicationProblemPlusJSONResponse) VisitListResourcesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4997,6 +5841,38 @@ func (response CreateResource400ApplicationProblemPlusJSONResponse) VisitCreateR
 	return err
 }
 
+type CreateResource401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateResource401ApplicationProblemPlusJSONResponse) VisitCreateResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateResource403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CreateResource403ApplicationProblemPlusJSONResponse) VisitCreateResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateResource404ApplicationProblemPlusJSONResponse struct {
 	NotFoundApplicationProblemPlusJSONResponse
 }
@@ -5045,6 +5921,22 @@ func (response CreateResource409ApplicationProblemPlusJSONResponse) VisitCreateR
 	return err
 }
 
+type CreateResource413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateResource413ApplicationProblemPlusJSONResponse) VisitCreateResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateResource415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -5073,6 +5965,60 @@ func (response CreateResource422ApplicationProblemPlusJSONResponse) VisitCreateR
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateResource429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateResource429ApplicationProblemPlusJSONResponse) VisitCreateResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateResource500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response CreateResource500ApplicationProblemPlusJSONResponse) VisitCreateResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateResource503ApplicationProblemPlusJSONResponse struct {
+	StoreUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response CreateResource503ApplicationProblemPlusJSONResponse) VisitCreateResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5132,6 +6078,38 @@ func (response DeleteResource400ApplicationProblemPlusJSONResponse) VisitDeleteR
 	return err
 }
 
+type DeleteResource401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteResource401ApplicationProblemPlusJSONResponse) VisitDeleteResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteResource403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteResource403ApplicationProblemPlusJSONResponse) VisitDeleteResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteResource404ApplicationProblemPlusJSONResponse struct {
 	NotFoundApplicationProblemPlusJSONResponse
 }
@@ -5160,6 +6138,60 @@ func (response DeleteResource412ApplicationProblemPlusJSONResponse) VisitDeleteR
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteResource429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteResource429ApplicationProblemPlusJSONResponse) VisitDeleteResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteResource500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteResource500ApplicationProblemPlusJSONResponse) VisitDeleteResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteResource503ApplicationProblemPlusJSONResponse struct {
+	StoreUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteResource503ApplicationProblemPlusJSONResponse) VisitDeleteResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5251,6 +6283,38 @@ func (response GetResource400ApplicationProblemPlusJSONResponse) VisitGetResourc
 	return err
 }
 
+type GetResource401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response GetResource401ApplicationProblemPlusJSONResponse) VisitGetResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetResource403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetResource403ApplicationProblemPlusJSONResponse) VisitGetResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetResource404ApplicationProblemPlusJSONResponse struct {
 	NotFoundApplicationProblemPlusJSONResponse
 }
@@ -5263,6 +6327,60 @@ func (response GetResource404ApplicationProblemPlusJSONResponse) VisitGetResourc
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetResource429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetResource429ApplicationProblemPlusJSONResponse) VisitGetResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetResource500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response GetResource500ApplicationProblemPlusJSONResponse) VisitGetResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetResource503ApplicationProblemPlusJSONResponse struct {
+	StoreUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetResource503ApplicationProblemPlusJSONResponse) VisitGetResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5339,6 +6457,38 @@ func (response PatchResource400ApplicationProblemPlusJSONResponse) VisitPatchRes
 	return err
 }
 
+type PatchResource401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response PatchResource401ApplicationProblemPlusJSONResponse) VisitPatchResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PatchResource403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response PatchResource403ApplicationProblemPlusJSONResponse) VisitPatchResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type PatchResource404ApplicationProblemPlusJSONResponse struct {
 	NotFoundApplicationProblemPlusJSONResponse
 }
@@ -5387,6 +6537,22 @@ func (response PatchResource412ApplicationProblemPlusJSONResponse) VisitPatchRes
 	return err
 }
 
+type PatchResource413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response PatchResource413ApplicationProblemPlusJSONResponse) VisitPatchResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type PatchResource415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -5415,6 +6581,60 @@ func (response PatchResource422ApplicationProblemPlusJSONResponse) VisitPatchRes
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PatchResource429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response PatchResource429ApplicationProblemPlusJSONResponse) VisitPatchResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PatchResource500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response PatchResource500ApplicationProblemPlusJSONResponse) VisitPatchResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PatchResource503ApplicationProblemPlusJSONResponse struct {
+	StoreUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response PatchResource503ApplicationProblemPlusJSONResponse) VisitPatchResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5519,6 +6739,38 @@ func (response ReplaceResource400ApplicationProblemPlusJSONResponse) VisitReplac
 	return err
 }
 
+type ReplaceResource401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response ReplaceResource401ApplicationProblemPlusJSONResponse) VisitReplaceResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplaceResource403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ReplaceResource403ApplicationProblemPlusJSONResponse) VisitReplaceResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ReplaceResource404ApplicationProblemPlusJSONResponse struct {
 	NotFoundApplicationProblemPlusJSONResponse
 }
@@ -5567,6 +6819,22 @@ func (response ReplaceResource412ApplicationProblemPlusJSONResponse) VisitReplac
 	return err
 }
 
+type ReplaceResource413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ReplaceResource413ApplicationProblemPlusJSONResponse) VisitReplaceResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ReplaceResource415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -5595,6 +6863,60 @@ func (response ReplaceResource422ApplicationProblemPlusJSONResponse) VisitReplac
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplaceResource429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ReplaceResource429ApplicationProblemPlusJSONResponse) VisitReplaceResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplaceResource500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response ReplaceResource500ApplicationProblemPlusJSONResponse) VisitReplaceResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplaceResource503ApplicationProblemPlusJSONResponse struct {
+	StoreUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ReplaceResource503ApplicationProblemPlusJSONResponse) VisitReplaceResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5658,6 +6980,22 @@ func (response ListConnections400ApplicationProblemPlusJSONResponse) VisitListCo
 	return err
 }
 
+type ListConnections401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response ListConnections401ApplicationProblemPlusJSONResponse) VisitListConnectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListConnections403ApplicationProblemPlusJSONResponse struct {
 	ForbiddenApplicationProblemPlusJSONResponse
 }
@@ -5674,6 +7012,41 @@ func (response ListConnections403ApplicationProblemPlusJSONResponse) VisitListCo
 	return err
 }
 
+type ListConnections429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListConnections429ApplicationProblemPlusJSONResponse) VisitListConnectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnections500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response ListConnections500ApplicationProblemPlusJSONResponse) VisitListConnectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListConnections503ApplicationProblemPlusJSONResponse struct {
 	StoreUnavailableApplicationProblemPlusJSONResponse
 }
@@ -5681,10 +7054,13 @@ type ListConnections503ApplicationProblemPlusJSONResponse struct {
 func (response ListConnections503ApplicationProblemPlusJSONResponse) VisitListConnectionsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5750,6 +7126,22 @@ func (response DisconnectConnection400ApplicationProblemPlusJSONResponse) VisitD
 	return err
 }
 
+type DisconnectConnection401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response DisconnectConnection401ApplicationProblemPlusJSONResponse) VisitDisconnectConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DisconnectConnection403ApplicationProblemPlusJSONResponse struct {
 	ForbiddenApplicationProblemPlusJSONResponse
 }
@@ -5782,6 +7174,41 @@ func (response DisconnectConnection404ApplicationProblemPlusJSONResponse) VisitD
 	return err
 }
 
+type DisconnectConnection429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response DisconnectConnection429ApplicationProblemPlusJSONResponse) VisitDisconnectConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisconnectConnection500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response DisconnectConnection500ApplicationProblemPlusJSONResponse) VisitDisconnectConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DisconnectConnection503ApplicationProblemPlusJSONResponse struct {
 	StoreUnavailableApplicationProblemPlusJSONResponse
 }
@@ -5789,10 +7216,13 @@ type DisconnectConnection503ApplicationProblemPlusJSONResponse struct {
 func (response DisconnectConnection503ApplicationProblemPlusJSONResponse) VisitDisconnectConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5858,6 +7288,22 @@ func (response DisconnectSubject400ApplicationProblemPlusJSONResponse) VisitDisc
 	return err
 }
 
+type DisconnectSubject401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response DisconnectSubject401ApplicationProblemPlusJSONResponse) VisitDisconnectSubjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DisconnectSubject403ApplicationProblemPlusJSONResponse struct {
 	ForbiddenApplicationProblemPlusJSONResponse
 }
@@ -5874,6 +7320,41 @@ func (response DisconnectSubject403ApplicationProblemPlusJSONResponse) VisitDisc
 	return err
 }
 
+type DisconnectSubject429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response DisconnectSubject429ApplicationProblemPlusJSONResponse) VisitDisconnectSubjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisconnectSubject500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response DisconnectSubject500ApplicationProblemPlusJSONResponse) VisitDisconnectSubjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DisconnectSubject503ApplicationProblemPlusJSONResponse struct {
 	StoreUnavailableApplicationProblemPlusJSONResponse
 }
@@ -5881,10 +7362,13 @@ type DisconnectSubject503ApplicationProblemPlusJSONResponse struct {
 func (response DisconnectSubject503ApplicationProblemPlusJSONResponse) VisitDisconnectSubjectResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5950,6 +7434,22 @@ func (response ListSubjectConnections400ApplicationProblemPlusJSONResponse) Visi
 	return err
 }
 
+type ListSubjectConnections401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response ListSubjectConnections401ApplicationProblemPlusJSONResponse) VisitListSubjectConnectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListSubjectConnections403ApplicationProblemPlusJSONResponse struct {
 	ForbiddenApplicationProblemPlusJSONResponse
 }
@@ -5966,6 +7466,41 @@ func (response ListSubjectConnections403ApplicationProblemPlusJSONResponse) Visi
 	return err
 }
 
+type ListSubjectConnections429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListSubjectConnections429ApplicationProblemPlusJSONResponse) VisitListSubjectConnectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSubjectConnections500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response ListSubjectConnections500ApplicationProblemPlusJSONResponse) VisitListSubjectConnectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListSubjectConnections503ApplicationProblemPlusJSONResponse struct {
 	StoreUnavailableApplicationProblemPlusJSONResponse
 }
@@ -5973,10 +7508,13 @@ type ListSubjectConnections503ApplicationProblemPlusJSONResponse struct {
 func (response ListSubjectConnections503ApplicationProblemPlusJSONResponse) VisitListSubjectConnectionsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6042,6 +7580,22 @@ func (response UnsubscribeSubject400ApplicationProblemPlusJSONResponse) VisitUns
 	return err
 }
 
+type UnsubscribeSubject401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response UnsubscribeSubject401ApplicationProblemPlusJSONResponse) VisitUnsubscribeSubjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UnsubscribeSubject403ApplicationProblemPlusJSONResponse struct {
 	ForbiddenApplicationProblemPlusJSONResponse
 }
@@ -6058,6 +7612,41 @@ func (response UnsubscribeSubject403ApplicationProblemPlusJSONResponse) VisitUns
 	return err
 }
 
+type UnsubscribeSubject429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UnsubscribeSubject429ApplicationProblemPlusJSONResponse) VisitUnsubscribeSubjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnsubscribeSubject500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response UnsubscribeSubject500ApplicationProblemPlusJSONResponse) VisitUnsubscribeSubjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UnsubscribeSubject503ApplicationProblemPlusJSONResponse struct {
 	StoreUnavailableApplicationProblemPlusJSONResponse
 }
@@ -6065,10 +7654,13 @@ type UnsubscribeSubject503ApplicationProblemPlusJSONResponse struct {
 func (response UnsubscribeSubject503ApplicationProblemPlusJSONResponse) VisitUnsubscribeSubjectResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6130,6 +7722,22 @@ func (response SubscribeSubject400ApplicationProblemPlusJSONResponse) VisitSubsc
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubscribeSubject401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response SubscribeSubject401ApplicationProblemPlusJSONResponse) VisitSubscribeSubjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6214,6 +7822,41 @@ func (response SubscribeSubject415ApplicationProblemPlusJSONResponse) VisitSubsc
 	return err
 }
 
+type SubscribeSubject429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response SubscribeSubject429ApplicationProblemPlusJSONResponse) VisitSubscribeSubjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubscribeSubject500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response SubscribeSubject500ApplicationProblemPlusJSONResponse) VisitSubscribeSubjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type SubscribeSubject503ApplicationProblemPlusJSONResponse struct {
 	StoreUnavailableApplicationProblemPlusJSONResponse
 }
@@ -6221,10 +7864,13 @@ type SubscribeSubject503ApplicationProblemPlusJSONResponse struct {
 func (response SubscribeSubject503ApplicationProblemPlusJSONResponse) VisitSubscribeSubjectResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6288,6 +7934,22 @@ func (response ListWebhooks400ApplicationProblemPlusJSONResponse) VisitListWebho
 	return err
 }
 
+type ListWebhooks401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response ListWebhooks401ApplicationProblemPlusJSONResponse) VisitListWebhooksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListWebhooks403ApplicationProblemPlusJSONResponse struct {
 	ForbiddenApplicationProblemPlusJSONResponse
 }
@@ -6304,6 +7966,41 @@ func (response ListWebhooks403ApplicationProblemPlusJSONResponse) VisitListWebho
 	return err
 }
 
+type ListWebhooks429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListWebhooks429ApplicationProblemPlusJSONResponse) VisitListWebhooksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhooks500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response ListWebhooks500ApplicationProblemPlusJSONResponse) VisitListWebhooksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListWebhooks503ApplicationProblemPlusJSONResponse struct {
 	StoreUnavailableApplicationProblemPlusJSONResponse
 }
@@ -6311,10 +8008,13 @@ type ListWebhooks503ApplicationProblemPlusJSONResponse struct {
 func (response ListWebhooks503ApplicationProblemPlusJSONResponse) VisitListWebhooksResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6386,6 +8086,38 @@ func (response CreateWebhook400ApplicationProblemPlusJSONResponse) VisitCreateWe
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhook401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateWebhook401ApplicationProblemPlusJSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhook403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CreateWebhook403ApplicationProblemPlusJSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6502,6 +8234,41 @@ func (response CreateWebhook422ApplicationProblemPlusJSONResponse) VisitCreateWe
 	return err
 }
 
+type CreateWebhook429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateWebhook429ApplicationProblemPlusJSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhook500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response CreateWebhook500ApplicationProblemPlusJSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateWebhook503ApplicationProblemPlusJSONResponse struct {
 	StoreUnavailableApplicationProblemPlusJSONResponse
 }
@@ -6509,10 +8276,13 @@ type CreateWebhook503ApplicationProblemPlusJSONResponse struct {
 func (response CreateWebhook503ApplicationProblemPlusJSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6571,6 +8341,38 @@ func (response DeleteWebhook400ApplicationProblemPlusJSONResponse) VisitDeleteWe
 	return err
 }
 
+type DeleteWebhook401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteWebhook401ApplicationProblemPlusJSONResponse) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteWebhook403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteWebhook403ApplicationProblemPlusJSONResponse) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteWebhook404ApplicationProblemPlusJSONResponse struct {
 	NotFoundApplicationProblemPlusJSONResponse
 }
@@ -6587,6 +8389,41 @@ func (response DeleteWebhook404ApplicationProblemPlusJSONResponse) VisitDeleteWe
 	return err
 }
 
+type DeleteWebhook429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteWebhook429ApplicationProblemPlusJSONResponse) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteWebhook500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteWebhook500ApplicationProblemPlusJSONResponse) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteWebhook503ApplicationProblemPlusJSONResponse struct {
 	StoreUnavailableApplicationProblemPlusJSONResponse
 }
@@ -6594,10 +8431,13 @@ type DeleteWebhook503ApplicationProblemPlusJSONResponse struct {
 func (response DeleteWebhook503ApplicationProblemPlusJSONResponse) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6662,6 +8502,38 @@ func (response GetWebhook400ApplicationProblemPlusJSONResponse) VisitGetWebhookR
 	return err
 }
 
+type GetWebhook401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response GetWebhook401ApplicationProblemPlusJSONResponse) VisitGetWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWebhook403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetWebhook403ApplicationProblemPlusJSONResponse) VisitGetWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetWebhook404ApplicationProblemPlusJSONResponse struct {
 	NotFoundApplicationProblemPlusJSONResponse
 }
@@ -6678,6 +8550,41 @@ func (response GetWebhook404ApplicationProblemPlusJSONResponse) VisitGetWebhookR
 	return err
 }
 
+type GetWebhook429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetWebhook429ApplicationProblemPlusJSONResponse) VisitGetWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWebhook500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response GetWebhook500ApplicationProblemPlusJSONResponse) VisitGetWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetWebhook503ApplicationProblemPlusJSONResponse struct {
 	StoreUnavailableApplicationProblemPlusJSONResponse
 }
@@ -6685,10 +8592,13 @@ type GetWebhook503ApplicationProblemPlusJSONResponse struct {
 func (response GetWebhook503ApplicationProblemPlusJSONResponse) VisitGetWebhookResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6750,6 +8660,38 @@ func (response UpdateWebhook400ApplicationProblemPlusJSONResponse) VisitUpdateWe
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateWebhook401ApplicationProblemPlusJSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateWebhook403ApplicationProblemPlusJSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6834,6 +8776,41 @@ func (response UpdateWebhook422ApplicationProblemPlusJSONResponse) VisitUpdateWe
 	return err
 }
 
+type UpdateWebhook429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateWebhook429ApplicationProblemPlusJSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateWebhook500ApplicationProblemPlusJSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdateWebhook503ApplicationProblemPlusJSONResponse struct {
 	StoreUnavailableApplicationProblemPlusJSONResponse
 }
@@ -6841,10 +8818,13 @@ type UpdateWebhook503ApplicationProblemPlusJSONResponse struct {
 func (response UpdateWebhook503ApplicationProblemPlusJSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6906,6 +8886,38 @@ func (response ResumeWebhook400ApplicationProblemPlusJSONResponse) VisitResumeWe
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumeWebhook401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response ResumeWebhook401ApplicationProblemPlusJSONResponse) VisitResumeWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumeWebhook403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ResumeWebhook403ApplicationProblemPlusJSONResponse) VisitResumeWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6990,6 +9002,41 @@ func (response ResumeWebhook415ApplicationProblemPlusJSONResponse) VisitResumeWe
 	return err
 }
 
+type ResumeWebhook429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ResumeWebhook429ApplicationProblemPlusJSONResponse) VisitResumeWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumeWebhook500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response ResumeWebhook500ApplicationProblemPlusJSONResponse) VisitResumeWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ResumeWebhook503ApplicationProblemPlusJSONResponse struct {
 	StoreUnavailableApplicationProblemPlusJSONResponse
 }
@@ -6997,10 +9044,13 @@ type ResumeWebhook503ApplicationProblemPlusJSONResponse struct {
 func (response ResumeWebhook503ApplicationProblemPlusJSONResponse) VisitResumeWebhookResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7065,6 +9115,38 @@ func (response TestWebhook400ApplicationProblemPlusJSONResponse) VisitTestWebhoo
 	return err
 }
 
+type TestWebhook401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response TestWebhook401ApplicationProblemPlusJSONResponse) VisitTestWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestWebhook403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response TestWebhook403ApplicationProblemPlusJSONResponse) VisitTestWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type TestWebhook404ApplicationProblemPlusJSONResponse struct {
 	NotFoundApplicationProblemPlusJSONResponse
 }
@@ -7081,6 +9163,41 @@ func (response TestWebhook404ApplicationProblemPlusJSONResponse) VisitTestWebhoo
 	return err
 }
 
+type TestWebhook429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response TestWebhook429ApplicationProblemPlusJSONResponse) VisitTestWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestWebhook500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response TestWebhook500ApplicationProblemPlusJSONResponse) VisitTestWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type TestWebhook503ApplicationProblemPlusJSONResponse struct {
 	StoreUnavailableApplicationProblemPlusJSONResponse
 }
@@ -7088,10 +9205,13 @@ type TestWebhook503ApplicationProblemPlusJSONResponse struct {
 func (response TestWebhook503ApplicationProblemPlusJSONResponse) VisitTestWebhookResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8167,281 +10287,290 @@ func (sh *strictHandler) TestWebhook(w http.ResponseWriter, r *http.Request, web
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3rcttGtj/6Kj3cU2VyBqQoWfHEVOWDYisT7XFilSSX/3UCn6AJNEWMwG4MGpTM8VZV3uH8n2EeLE9y",
-	"qtda3WiQAC+SLCcz+4stkrj0dfW6/NZvferEapYrKWSpO6NPnangiSjgz5NLfmX+T4SOizQvUyU7o87l",
-	"VLBCaDUvYvPHTapTJRnXjDNdFkpeMSHLtFywkl8FTAyuBiwKO4cHYScadIKOjqdixs1jy0UuOqOOLotU",
-	"XnXu7oLOGxVzfEvTS9+dv2FqwsqpYHEheCkS145ND/4//XPxj7nQZf80aesR/P5MszQZ4TuyVEjzhbqV",
-	"LPKfELHbqZAsLVmqmeZSsO4+KxXbP/iameEYZ4IdX7w6PWXxlBc8LkWhewETmRZMSQFP16K4EQWb8UQM",
-	"2MmNKBamM7mSWrCYF0UqNEvLAK7lcSy0Zpm6YlkqhR0EajKTfEYXc5kwzvJCjTMxY4XIBS/NL2Z2Irr8",
-	"NFmahhn/+EbIq3LaGe0ffB10Zql0n4OVsbwLOjkv+EyUtEheTbmUIvuRz8TqyNKP0MQRy0Rp7gpYkl6l",
-	"pQ5YNIgCFv1s/umbf0bREfQMepTzWJgBNl/kvCjZWExUgaM3SQtdmutNV1LzppyX007QkdCMTozv7QQd",
-	"0+u0EElnVBZz4ff7j4WYdEad/9qr1v8e/qr3/E6ZLr9SWSZi06mWfrrfoe1trXJX3bthXoukxGedvm5q",
-	"j/2Vnb5mXTNkUVzdkUR2DUW3IovVTERsYia119pye+/9h9RvcL0Hb9JZWq524oxfCabTf1bD+Y+5KBZV",
-	"qzK4z29AIiZ8npWd0f5wGJiVnc7mM/g0hIVNH92yTmUprkSx1B7z4kt1LVrkUCTFx9Jd44YyN7JQzTXL",
-	"+VVrk3P36JYt+NX+QdAgwF6nmubgXHDdJCHfTxcBm6jCk12sm0qc5cTdvjLRSw0s8PEtrTsw47i+dfRH",
-	"UwNFORW19s24kXp0By7Ti9d/00yXKkcZO+GZXtdY+7bGRYDLk5o7VioTXEJ7v0uzUhSrTTxmE/iFiY95",
-	"ITQcbN1ExXrPvDgVejBLeiiTNZ8JlnF5NTer1Ix7lupSB6HU87F7pmbd92J8oeJrUQbs4uIkYJmSV/1c",
-	"ZVkPxPWtGE+VutYBUzeiCGWU8JIPwvlw+Dw2exD+EkY4ZnwsMk0/XYtF9UuamH/tUWz+pvPxuIyCUEbz",
-	"PKFPIxZ98w37wzcMn0L/0UdB/30Dz5Tsp8Fg8MH8LT6arnUnPXiaLnlR6vdpOe1OAhZ2dNjpwVUyafg2",
-	"VrLkqdTm25texLocRwgWT8BUwbhkIhMzsx7UxHziRcEXvYBFpjkHL/Bf86z/+R/z7x8iM3ChzHkhZDkV",
-	"Wugjhs/TLJXsH3NVCh0wOZ+N4bSJzDowd8JiMn/IeZZFR6EsU3Nycs3Ov3vFnj9//tI+Z8CO2Zgn/jpI",
-	"jYJzOBwaAZ/KK5aWOpS50qmZ5wF7K1H/EXwWMF4pSOWUlwyHjM14GU/NveZ8v4E3hzJyOgxNGnSP9AS4",
-	"V+X+rbVbEpEJc8uAnbsXqjyNNVMyWwxCs5HFRz7LM7MFYGnpkpdzzb75hoWdnKdJ2GH+ODO46B/lwq6J",
-	"g5a9hzulTVAcDl++aJIUp4mY5aoUMl78TSyadiCKhn48VVpIdi0WR6wQJehDt2k5rTbftTDCI8/4wlMJ",
-	"zBcL2I4Hh2yq5oV2sgMV26oDXlP6pi1tIu+rrzbpREHndPKDmaCG/uSmPWYyWEqq67ww65YZ5RqnVWjW",
-	"tRpyD7ZE9KcI+hB2cOuFnfZeTPr46pbmvzhsbu+PSoqWNr+V7K8nlyPGpb4VBXs+PLRt99sMS/7s3eUI",
-	"WjsTXGpSy/uw9tY02Lz7Pq1+WySi+LZh1bzLjfp9yGI1m/G+FkZDNebBJBVZolmXg2CIcMmaMRY8njIF",
-	"t/MsW4RyorJM3YqEjRcs4jqOYBrMW4xKahYfLwRTpgF40elrIyPgBc90KG94NhcaL2Bcj9gs1RoknJE1",
-	"AZ5jAYMTqZJMVmp1x4tShBLuxvOFpKBGWTD+u4hL3bydY6MTm4YGLE1a9qqigWtT+4cHjeNtZUqThunk",
-	"zenrFp0RWvNALfdiDl0/Mw9ukBUaf2ZdzkqjVD3TLNLzcWQsIXZ8dmpkxDMNKnmbZkuPuHdTqYXQ2vd4",
-	"ljcNF/3UPlqkB9y7HdW7wUaztiSYaN/yhIxX88mcyELCnzzPsxRN7j2yGv/8d9Iut3vtGd6FL221qs3h",
-	"OePZRBUzkbCuWWlGw7jhWZr06Zqod8QiURSq0BGZtLhLJxMhE3P0wWYLGJ8peWX2yIwJsJthsTNnlYKk",
-	"UrkooF8sUUIzqUqWiDgzm7gbzeW1NEb98o1h59df/hV2ItTwElHyNEO1jpXmODKWdMmvhe4NOmgwTLI0",
-	"ftJBPS0ZzwrBkwXDo8GqUEunGbvlmhViro0UhCsUKN802ND+71QxTpMEzZynXBVxIRIhy5RnmmU8vkab",
-	"X4hEJOyq4MZwiVKp55NJGhtl4Gcdq1xEOOrfK3X9WshUJE/dbO8FzzSD7VyICQyx747ppqW2PpiA4VpP",
-	"oMERm8tMaHRpeE9jV/zGLC5wNVW9fCf5DU8zPs7EU3b1GLs24WkGmzWdCTUvAwZ7k6H6GDDavaQkBGwu",
-	"C7NdTWNhSZZKsRmXCxbzLNPslqdlKq9GNB7mDf151T/Se0C3KxWctGxcqGtRGNHhXWiFR+1e1BAXLOOl",
-	"KIx89XyY5+aX/vGk0d67MPZjoo3yYBroPEzFAlTtK57KRs9i5TYww/ejEIk+lYn4+NQrEgXYrZpnxlQx",
-	"dolgM9MDayCYpcbRB6BjLtl4nlyJMpTdqN+f8Y9986UZP/RfoNuQRtjsR91PTbeiHglk1LONThXKUjH4",
-	"kXXPji9ffY+6rXNwmZMYfhY66hnFxYyTKr9Tc/nk+7ZqlVlWzjJzBwMIUth1Z+BQSMCk+w7W/1O2NbK6",
-	"PCqfNUU5YkmaQGunKkuosfikpxQNkqRA1xjMLw+/+otbNXha6t7S9lt2vDe9mC7fq117hwoofL5EEfSl",
-	"lJexShZu+NF0B1OUnGvoyX9mjlueMBKXzOww80WfvogCRn4p9nzISIM4F3oh43On8D3xvpgXWoGAVfNS",
-	"p4mgY6zkqRQJm6ZGFC/MWpwUauZUCJGreGpEbqZ4QiKblwIsFXB0WMFp9HdR3KSx+EIn2WUVZ4m5NLNn",
-	"tDdWTlOz8W8bz5KRUfLMHgO/EJxgdYcex4CKMRc1c3LUv8Q7zIxdp42Ynls9LMvIw4EWJS8ZPQIv6sMd",
-	"0YD9qKoAFCybkX/Imecr6aZEqkQ8/bl3YU7qLzm1oCnQzI7NyuXxtLIv1qkId0HnUqk3vLh68laDNBEf",
-	"Y3O84u5J/ykYhDJsu37gckGiTz+t5peLok++eWgRmRG1cS14Kfrwq0jMfvF1X/Mbij53UUQOc5ULyao4",
-	"knahXLvKT8/cdjKX6b5pTJpHPacZ1vahmjBUtFMZpznPmvciPMRdAzYmnlSRp9JgV438Mk8EV87T76Z3",
-	"ks/LqTGLYl4+7WFgZI1nklX7x28QzkMh/i7iUoB/Wi9b8uCDMWOshQCX+ou/fDWERf1O5oWKhdZfQk7A",
-	"jks1uxVZ1icfxHhesptUGXGgV1XX/754+yO7gKc7p8RPHwa5MlNW+EvHWElmlmdiNibB8k7qeZ6rohTJ",
-	"DyJJ+SXM9hdUXaYc23oL4AxqBhhiA3Bb0TPRU0QeYZ6gFsyzs0LloihToTsj9GJ2cu+rTx3natHN7u9U",
-	"JCyV6Bo98rEPdIbyks2Udufg2DShr3Idsa7VmPaHw17ADvefs7FYKJmAD60UM71pmKA/b20DzezM+MdT",
-	"vNMFhe1n5wIF12sH3WhWNfvJ7+cHd6ki71/QWXrVpjFcUv3Rcx6NGMT/Ita1b+65yF8UOI81hPxYl9NI",
-	"9mc8AWRJKI1equZlb8CifA7xPgwOrntqlE7IxuAy2VNFKKO0ig+MWNj5U9iJzBPhKvtMjtvkB1FcCXZm",
-	"fgInO77JPYnewroYdGOFmCkIfdGWMUIFrul5DRkYKZ0JHBDzMmiS/e2NuZyRx33GF+bsp6djoEUybhuL",
-	"PvP6gvVgGFv5oQPwtLfPaC3MrKw7+WP/SvXpS7O3B+f89gcjAa+E/2tfX6d5305sn0QMPvQu6KTJtm1M",
-	"20JQKA8IplX64K3ZXIPixMlpBeEdWkEURgV7zshMXuKJ9eKwsx5JYVqyPrgEKzNYDhYJaR74U+dP3u6y",
-	"sYigg8uofQ7q0aPnQcesBzxsatNTPXHGP/oP8CJOjzyFKjfNs93DXps1OTevyCkKhsu9oesrQqgT+At4",
-	"syQ6FxrAEDvJdFFuQv4900yKW1wyXT7W5kgBA4dhV2DhrE7jWoDfMqrvmQbMXxfivhS3PhjuNz/6YcMM",
-	"ERN46ab9ZgNfeA9uq8330HXmtIV+NMFjeEn2gLzKBDs/ubgE5yn596b8RpC31ejiB8N9O14BOxgOMRQe",
-	"G82sYNBd/OGQ5iPpeZvsYDgMDob7wcHw8EMjFmplyVGrvS63rrx7Lbi0BZYJ2gA7fQ2aubgBuznmRbFo",
-	"Xl5cl+f3mJMCmqybpJUwNlEVTgqWVBlsX6nUNYlWfKg2x2vVFtZnmZBdek2P/ZntR+zXX/5Vvyq6p1pD",
-	"A96g3KzVZyA+WxuxaiCaJvfVlMsroXecWHQybQQH4lV3QQfnGJbENiNxAYibE3OTuXtth+nRgW1TWyel",
-	"yKyU37GvhDrdBVwa7DxCVhlZds0uUB9z5uu608vIy8lEC9imOx7v+XycpXqKlvDKFixTxMe6hybmkIdv",
-	"N51tFWiX2ubGhjpNT18zbxadW4Ek4ikvR5kajxd4DJSiMMP1//503P9/eP+fw/7LD9Wfg59H/Q+fhsH+",
-	"wV/u/tgkYF7VVMddloYF5G07NksWwiZsrW3Wa+8mo4phCGb7+0/phjsLTNhO+bzXQegM3adXqx0isvnU",
-	"MVPi/FO+Y8CISxaDIESVGeYVFGtzi00LkAJ8znBdUleht98OMP7e0AbeIvJ70LgdXKNfoSK022r9PS29",
-	"7ZbRsqPT8/CwblLwSckOhgfD/v4BGy9spKaHCExhszOsUko2LphPmpepniwG7OSjES3GNjetjtC9T/gA",
-	"zMzQCkGk4KCEN8PjwRkECRxaZBNWqgriCLIcPYjG2scn70U8y97C/3IB/ysp4H+pymgvSicRixdxhkEq",
-	"JhWjyYVQjjlVjQ4zFuWtEJJiv4cHBy6SZ9NJ2FwmomARjXjkaVyPuhublv36Nf26vjzrc/tdIQQrxUc0",
-	"R3Kh8kywrnUy7Q8PDv2sHNOpTUg4/9UuzL/DbsKIee1Y+snH4tZ29gdPBVw9XNepN/Sa9UN3Wu3KVbFH",
-	"W3ZJ7FnglPZG8cURi376EI2YVFL0AmYWeSjHC0BLMQLLs1sATRGkXhWEjnTO07QgMMGAnfB4yqZch3If",
-	"kZxJqstUxiVdQYjNHZDuy4B5+MAq2DziOxux9qybqLJCkYZSi6sZWB5qwvb7Lw4bEpl+xgf2o8D5M7/u",
-	"HZnNB4MayvI2jcWAHTvIEI4qHh6ILT84qFzpsPMjizUvpyKU6C+zGXV7NFl7B3s4RHtDcnZtpTcvr+iV",
-	"xeUvmjep3tmes43YsTUbVzk+b/0iP9vKi914JPjeTAA5/OX5yxe9Rl0g+oTND+y+CZj3yLvoiLW4PAed",
-	"DeftikDa6MxK27b1OXoFbJxLQ46F3eddLQSLVoQDRMmw6V2zqH/6EPVcJ/AwhCcMHrDYWnrkFt99TnWY",
-	"u4Slko5Qi7Snw7bLJSGpra/ETAmlBdFFvZVJQ+iU+c10t6XZqsIA73JCVkln3yt17UF0d1i3LsDlligm",
-	"UwGGrxv1+wC1s8lfvRHjzGUkhbKKxxKM9OLihLJYIGxUiwAO2DFmBIBewUMZ1VqPgONmjzvEeDctE/OY",
-	"V3jlXdABNLTv0aNMrybfXZP36J1M/zFH7w140bo808rmPAJWup8mEcMgb7NL0cWNt2n5mbv4YVYwocDB",
-	"O0M3VO0I7FA2C8CV2dg1DPXpLrJhOW8xQYJTRPphRCcYqIjd2mqa51cFRKIKfx2hz9Jl7/DSappHZsFF",
-	"ZolRUuIzHUpM4KkyoHsDFs2EUbfHIlY27JoXQgsZC2Z+Mqe4Wf4gmur5d0u7AvL5VnK7U83SK6kKkfSO",
-	"QhkBAllHCM9JEpFYldxNwzPtEi2zdGItxdpu6oL+rhey5B8xN/6/319CegJAmQNzeszHdxFLZZzNE2Ml",
-	"NuwbbErtGN2QKrrkA1wVrGbAPN2yWj15BSfcvNRt8Ll9Fd7DRYI37uYk2Rwfq+cdBx2pEtGs/ppfIKJK",
-	"Kpe//DuNEYOZKsVxkhRCt2jUbp1xvIpBKB7gZ+Zd/BY20VTpcpSromwWQzZFZdXn54VdpJKLmZprH2LT",
-	"9rQKHrODhmafeuHd36Q2lgWX2nTGF963YqxBSGyOcIHgg0nyn7U82kFtuSz36sPadYn5OUvZZvUMv0ZH",
-	"4c/9D39u8QpWmeyfXVN2u6th7GuJ6a3rhcLA4MuyueorffLw/D+qpEm1hK9RoDtwLOoHKbrDjsjI80Ff",
-	"RqhSalxNfdzN1F1nBDSu092mpAo2r+4eAFysDsYPPLG4lj5AabvR2duLS7Z3s79H+1fvfaK/7vZW8KIA",
-	"YVx4gDhvUlzmetCB5N5Na+QSLloeM7zV9aBx8FwkYgX2rXJutCk60m3ac8DERx6X2YIRxIiQPbDM0nLJ",
-	"uYI5wWtTaetUAveII1ZEB6JBJ/xe3VJSirckb0VhBl1pAbgiF/wYNgU/mrbFPRdxralN0wFRrW/vYcu+",
-	"xQ1O4VI1IU+0ZrdFWpZCmpXGJeOlmqUxhTC99QpfRL1RKF2EE9I5KDO9HrNE12YkZBLVBAu83GlGFCbF",
-	"EHeqa1BOMDJJJTd2ZiwgN/7XX/4vGRpMC2M+gvMylMQZYS5CuI9WlbPeNpY6PGA2n7zuaoU2VcPDXRj3",
-	"CikqlKQeoSNfT41CPOWZu7RJWROY2bK6adOkcXHcL1i9RRDXNKRpPX0veFZOd45pivh6LfCmbdVXL64g",
-	"D1YfABPHA2hvVgvoGY39quzGe2mcwIizqxp5b+VP7KT7bdCmgo7WRlFypCIYw99CzWpXrdqG+My3hneQ",
-	"Ru+nyud8SXXA+KQUhe9cIBV72WvA01nD2CJbFvxq9/2NKNJJKhJjZdXgSJQEjnn0npKMKRi91ZjGXdAR",
-	"H/O0EHoXM+Q6xc1vZ+jvt2ZceZ72r4FZwr250X3RquBDLNJPbLdQ+Hpu+xGjHkP80b1rsNHXAM1un29n",
-	"EO4w2+fkHPCyAnw6NXYlSu1xlJFTwBwJsMFD6UC/h8PnvYBFpm0eFDialmWuR3t7JZeJmA0ScWMh1HqP",
-	"0mx7QSijMi0zQScWQf4H7NJG1uz7zWmSSl0KnrCxQMWF0wFhDiRI6yJatuW24rPbsNyNjjBsyCqp0rBp",
-	"VXhAMSI0Ohw+dxiuw+EwMJ8Phy+Dw4OD4PDg5YcmjQXGYQsaJ/vFNmxUK+vlza7wzPVoh84FfI/AYM26",
-	"sIPnQPLx4rkXvjPbfzUW0/95sBcdWYCwu63t2giRcTY0ZzbxTWdkJi7ZCid6F3TIoXsP629X8M+O1mId",
-	"zbSdWbUWH0WPOkMM0K7K+WMgl5a1aPPMppauQoEg/Ki3ggGtRwGdkffxSeBhGDPafs5t436A+zbOeQW6",
-	"si9qGkz70Ic695yqteq2FF8GYr88HH47140EDe99R2H3+Vzv+Wm0MZpsBb8Jzf1zp/7Swd6S8T1Yc8it",
-	"zDKmUu3Qd3jVd6nIksZeS11y2oirgHAgjqGts6SSol0JEXd8Vx+TwYxFi9nOEbIaGHu4ivrqvU/Vh7to",
-	"5BGPQTJqUideKFmiwLMzI/NXAGa+CiduB3GF/99Sb5Zd/KuDovwcpCX2GFljegDTl3g+2rwAmLyJTA+k",
-	"bFfcOtBHegC5e9Z6TxwF7WYO3oAhaVda6mXyXaeQYezOJW4u0eQuQ3s2ctv6KpejDv3q5UsfEDscrtWx",
-	"WnWqFeaqEthM3p2fshQSLycLG3Wws4MJej7h1zrVV6qyPwF2jY2Wn/nVtjlYZ1jXtt+uCMJWGZBK31Ia",
-	"q8QYSJawjEixiDSuyViSjQS8l0gSTEROqrBrw1xdZeOrZIGAIgzJJaosRcLMO5vjv/akWMGYqcJ7mHa5",
-	"cHQDIkdevBzu9yo0gp+SudkySyVkq8AgNk4NKmCPhxsgVPcSboC+jZBlquJlfqZDGdWu6CH5LMJD7MPU",
-	"jSiqADFs1POTi8uAUqTRwTjDE5sJCSo92IqolDzTloRiFXpQG4B10IP7YfLvAVho1m4vvR5CoNqzhcHa",
-	"7PKa/lu35ZFiXM6zDAlDlkERNNBrQBFfCNTwoFDFdhCIwIU07Bxv3Cj3B0XYpAdcnzCRXMMEHlk4sAMV",
-	"pSuTGvh8Md4mcitDp/8UvaMGjIW3NRsUrdYVhytNuY1oXRw2C5do1cEVwjWTijqBq+yxoADnXkrdTlry",
-	"rvm598mueOSU3p1ydasA47qryalyz/SKWorDPXBIZC14jPWUg0ONv2dmgl0T98tL+P1M2rZuCjsenx05",
-	"4OetbsQNNGBdHhqoIt/S2vxR28ZHAvCqCYs+mZEPyJMIoFyU1j5t0EzdiKRiRDC/sS4dug9fgp8le/3B",
-	"wFM71AQQ/vIb8XNtr2rdtjFIOXIEUoVvi7QUDqmYzGMg+CS3v1hPiNBoHp7n8eMp6udnr5aU9CKPI2fj",
-	"VKVTbOx9JsqpSp5pYt00VwMM2FdCuWSR+QFxmEvatgxl5LrwyCjfdhWmcgaAMrNWTQY3jGk5m/IEclJg",
-	"PNr15iKPd9GZcQg3yr48/gEv/G1jh11/GjdMfaJ31ZVRuKY2/pdnC4ygzbPSxmVHOC++tjvj18K7hbxS",
-	"80KsgoZ30YLde5uXjioI7B9YWhRzdc3eejRN2C2NZuTp1vWOgMveGNpk86xmsK26ubbKev5TY6Rjyff4",
-	"eD6grbWuVh/M8TYuFzzjXM6UWSp7/ygX0WA79de+fK0r5gIwb48CN1zuISatWfgTeliKeqGP7RIYH4wb",
-	"3K7j94LsLQVFtkXsEYRsLBIAkM1l9UXvSXF8myIqPkXFjiqtJBgdnG01sCVB7SrfWvdYL2R8fHbKGmYW",
-	"Xt6gzI6tnr1uWXgwxLtgB+O8ntR3Lx6Q1fUQVe8fkKEZEUGQ91MUgEvDbhXLUllL30vEJJUwEzZRn3W3",
-	"CfoAvSGiqL0cWaq6czvlJUAGEQyL+9Znt1ou9tOpiIdsf/yviLvH/0pLnuupwmPcxjpXR6VRvZm4uldr",
-	"CLYatB9HhrIb2OA+lEq7SKoqvGKHF1fNh21DIOQ/xLvW4h4uKohWrTbQZkDzhRVLj2cCOEm3ZAi478lf",
-	"H0rf1xgtXVMzAuy3wGIawcBEoVwqXgYMoA5qqFlarvrll7r7yObCpKVw2+USPewzTWnnwNcUc6lkGvPM",
-	"HKCzxlDPsoHgBmQXM2HtHmpTUldT2ZYiBI0YxX87L37LpltdSw9MafRXyVFjUuORTTgs/NzpxozDFSz7",
-	"6hH72fPtLu0MeZxH3tmFoKc9h0uoq4uA79vCWhj8PNpry36iykM7an3mLbO8iXPtlZnleF6mN8JiC+zF",
-	"VgCiVkR8eVPBE/uDi/uvVf7uES7YmaSrntG/CoSRRvVsSRggUuGLlKAt2zVxzeG+2dzyyketlWNZEy/k",
-	"icukKKdklxDEO8Jxi1hXqpItRMl4fC3VbSaSFWak7XxpGb86MWpwQ1DeLDP0B8VqLstUXkHxxBwWECBE",
-	"sPwJ6+4P2XA4JL2vnykoWQ0Jx4XgSe+IRRm/sm4MyTjLlDnkxmqO3MOrU5ZxXZ4UhSpaUz0u5gBP2WXR",
-	"zfhHl/7j17LdyNBGlWgvRFyI8sSHsy9D89NM1IvXariH6TLNMqbTK6lZl+D6rFAl4H56ATPjm8Fgb8tu",
-	"FXTw0VuuRGy7BeWIbe+Ca3dWI3eOlQWdeZFtibizWqa5o9r43uzaLnp0d2abeWs9qMTlLrE2GpRv23mB",
-	"rVYJrK0pYDfgE6VjoVoX2ZZGtiboPqpVWD+E2DBrrArkxqoywZ5punx72Fud2XEprX0Nbbfr92NQn212",
-	"rXiSfEPh4Xb1tanucIOvx2LiKv1/pThxY8rlGkV1vcdpy0ZEQt58kxcqCcpUFH/4ZlIIEW1JreXLuKp6",
-	"d9AE2JyhN5RLs/64A1RZrggE+oNKBh4jyu9D8oWLtz9iRU3WhUwgS2TFfki/NUveaHS2xVvL2fsKNHuu",
-	"b6dK7CjKUC41OcMhZ7IIMIVmtLeHlFUWVBgdsUIkaSFiKk1jTmxbFnVpLg+Gh19vLorblH1smrdGVGFq",
-	"fqXJ3k5/Hl4ffny5OIj/Mtv/x9fFV+Xzmxe3dQz/7fTnn8ip/elgeLdOSf3sUXarDN8/g52ecMYXmeJJ",
-	"C0+0k9AQXcGJhdQqM1FAB9gZ/bSLfN2qV9YJuNXFZzjyW127VAfr7oM3DuYx93eXcFYhmm2p9b1P9Nfd",
-	"Xil0Gbmzb9V6+3zG8qrviho1yM3TmrwOt5WhtW0l2Ea3V1Vq1u7KVlrdan7ms11P0p3E3N3aly8VSdth",
-	"LVygqzYmw8DfN6S+TESWMTUvHVUQsrsaowBD6qGkWJuriNalWDt9fqaxJpojfB25s8cozqF0VhAVq7AE",
-	"GOx8qYYalX4uYLgRi4DNDWV37TrGO6JGEqHdTdfWsN2X2A4FTH/freOn3RkVATWOyua9cuGUgmXd6qLk",
-	"MuFFwuhKa2wFLLqdahH/jNmqyGOgxYtDsyQPDn/95f97ccgKLhM1w4JyyNn6/Q/Hr/oX3x8ffPUCauGT",
-	"zp2IWCWAai/KFRVsuHRwmrdWXp4/73349Pwg+Prru28+DYODtSfphbXKltxtPC7TGxGNrFCFdR5B8bVU",
-	"XlHKzFr/TSit10cmplNY/T9BW2TM42s1mYA/YQrltcA2RZy0hihXKKOcz7VIgJ609BoCnBJJCkWogJOX",
-	"iikc7g8t+YrTkkJpZANVd5qQ3xsCO1yyqN+31g4BFfq3qUzULShRsHnT0jRkafFGI3BDtEie5cqLRyh9",
-	"3Pl+S4hjpmRFYre8PyLT5zQW9YZ4ESicIIgo4ZyAMmXGC6NMGzcbLYBLoe9J0TLH7KEf0D+66u3B8vgu",
-	"Xaw5uet6vZZbTe7Bx4/NLpu2Qhz+Y55p9v3l5ZlN+O4uYfPrvEc+m0BrMQ0jXLwRWCNI3oFtv3FwZ6n0",
-	"v91/TIN2FwtWitsGK7YbhZ2wE8EOAq7ghxqo5jVLRuqmd2xhee5i9YEXTLSJ+b8KKaAKIsdcP3SnGVFW",
-	"iHJeYEqHRDMVwE4ti/N+puW9bMWdDbtV8KkW8bxIywXghcjBn6d/E4umKYyVnKRXc7M5iccCnELmR8r7",
-	"sllenf/TPz477f8NODSsPYXPvQs6Y8ELURzPkdMGP31nNZP/fn/ZaYAIv79k3e8vDr56EbBz85/R8U6S",
-	"1xfHPWKrJoJGohfB4v9Iw2gr7XtthhGFmYOXV400RjXW5kvlRDXIGMjgQ97nQvAMqgeYByOB1gir/5gF",
-	"bWTFOPMreqc+8EAHQGRULKzems/1VCQsA3qkevpVNwLtUUeWqHgMbLmhjPa4Efs8TwcLPsuiHkR7YdG6",
-	"aK85x0MZSiRfwSrQpvmSrSQGE8lut50ao4eF6hi3eZDI8mEUYvTpAAk25phiyjBA5DD7FMBocCqnIktC",
-	"mUqvRKO5LEIfT0Pdxkk9b683YMdYQz2UVfIgl16GqysSTiToqJAggzd04XA4ZF1QP0JJbFFpJmSZLRyp",
-	"KIzbuZs/KF9kDFNHYz6CEx2CFqIAxloAJgcslXEhZkKWIjEKChGcAj55wE7LCmdZlSY4ueRX0RHzaolf",
-	"zXmRIPeXMMtlubA4gi//enLJXO1zniG3Se3KEfuTvfjs3WUo/fptpof/9V/suMboA8/AvWN+f0+F5eq0",
-	"P7406KL+SrUXaI+YLSikZkqGMlMqNxogEn+BIw8juzAyoBAOGPgKo37/77dlH8VoFODna92fpJmIQLeL",
-	"+n3i56FvA0pehF0SOfdiqhlwYIlkZLSvBKlcGdehjEx/VZH+E3oyYt+CFEAneQy8PcQovyQ6GNes+d4Q",
-	"74iXeOqdGByx5d/NEq5Ry5LkQjenrJiCgJ4WRhpjODXZxkBvV3JE1gHp6filGYKoEDyJWPevJ5ehhGIW",
-	"1v3bM+aLWVtQXtJVFsRIkTa/2hRR1iVDOpQEKdI9FvFklkrzmyfTrNmrAx/3B/CTKOZATH5+9oohjNms",
-	"aYX49b1P+BWgtBBHC92pNgrOKZD921qZNOGB0eoKwSJY5WU8FRq2JZH/Byz6058iu93wRCcOX0xjtTxN",
-	"ROZENQ0qSWLLamg3qkbyfuxjMncf5sFsXNMYdB8QeRGg0ZDPLsKlaGdDSSsSqGPAVZynscv3Q8siLYDn",
-	"2PQ6qJ6JCf74RLOYaRLtQ6umP9NwK+sutbZf8uJKlBEKuBOU0+gxdtV/R+xwuL9aS9jYb37N4aNQRu/f",
-	"v+97AkS4/WQOyNk3YQffHXbM+QRPrdcdDmUXRf43YYd++Rk3YScaMST1SgKqgsvnSSpkLAI25gnEOXk5",
-	"L8Svv/wLHv48lFEq9XwySeNUyLJPe8t/Q/Xrz/CraRiaWlkaC0KqkB5znPN4KvoHgyH5wKtk/tvb2wGH",
-	"nwequNqje/Xem9NXJz9enMA9FcWA1RxAPzg+O+0EnRtRYIZLZzjYx4tVLiTP086o83wwHDynvHpQy/am",
-	"wAL4T6CXbvRTEF33wXDIbr34MJRvRv0EjSJwNds1cpqA7lsSxyBYkgDXgZceDIdrKiDvVvmY3rC+3L/R",
-	"TIwKBCD+Q3x700NdK/e+5YkF5/kKbWf004ego+ezGS8WnVHnTXojpBkIo8+A14tf6eXqwOYBe2aLLrYd",
-	"ZsphwXwkEN3jQl2LogeRmDl4LAL21fA5g4L/t6kWjcN/bl76ZUYfXs1KhVNwv4EPOl8Nnz9BW39UJSA9",
-	"FkcsQvkXMc0X2iz4eMoSkQuZCBkvCIA0WLsmTM/T7RaFFbum6bnSDevifC5tKHNDQWxb+yYKbEVdqnmM",
-	"B7StoFzJcR0wHhdK65r9AAUtpWBACElaQCh5ltHhMWNkVgN73gI4VBeuCiYV5tFCGI38lmqYhlLwIkuB",
-	"SRVoZ1Up8OQp+TXwqpfp1VzNdVUwM4BGmIcd2UPNp5Alfhob643o8IIabFgVCP6qU9PSQKzlpqUH8zol",
-	"rWWhNQJ96RxPsSqGKlINkPHq2FyBmDubLZRYGreaseVSzLaeAGxvozWRBYRu0FDmhXDauUgc3XJzqdgx",
-	"DbYZEspqgtpKNs4wJ3Yi7xb0YBllkhaRqwNdVQdPoTwDOmNRcbcVVtC2YFl6LYg4KRqwt7Iqj++GD527",
-	"uhr5gPYcPYLcuiOfCcfotu4BkS2EBGUbSk3URC0GH/yhMSMoLVlXDIwVG+1Ve2LveZUV1LPGw2kiZrkq",
-	"jQQwWneEcIOyWLikSmBOsOokAEUX2svUQs8OKAN1GX1sdo+F/TibU7dGa6tL9rxGgQPkg+NT+lYli0eT",
-	"mhTkrTsuqWziZztW/MLBDfL6pK6QgiccuZwT/6BpaYrveti+SRXodlXRWOSi0j5pEshk8szGGc8mqpgZ",
-	"KSFVTQx7SJbhcBhUxfCbfQ9GaAZAPZ2w09dVxfwjf19UddW8RwA91zwraZSef4lRWtGiKRmn0v5ZZmz6",
-	"JUkKJoeaeJ3xOkv9OXz6/jierWg5p4j5WKm2hleTKj6m2s7L15vVJNKRLtOZUPMSb3v59N2PlZxkaWxW",
-	"e3P/8IQDx+Dpa6qfaXqK7tOcDGvuocrMJdcip7qqqbw6srnsS2IYtj143qjiCXC104bDkdw/ePoh8Y/m",
-	"PuqLtDaqo1MV5sOPSgr7Rev6oJDSVGUk2/a/wK4tlepnxrqPRiisKunlIqB13ZQYwhB3Y0wwe4VKFn2I",
-	"WtOm3f9q82J/J/U8z1VRiuQHkaTcNApuPvgC87tCEDmqOKCa55B0GbyDnD41xdCrPnvUpLZUonyp6GOz",
-	"3jLwLKf1A3thDMx3Hu8+9JlQl5tu9tNQKusHNBqmjc7Os2pb0xhgjQmeZQvPLKqSUT4EnbpPqTPqwJ2d",
-	"5R/I2dQZ+UaVtaniqjR9o7F9DqE3wIJqZY5F0zCWCWMMgNmBeARMWQDcUuRLLQvjueVpGbmquhbjQ5AN",
-	"0Agpst99pebx9PW3oYwmQiTfZEpe5SrLrIYJejW+JzAaeVFqi4awKrUtsRLKrk+lgC/owVtNc6pKZFJ8",
-	"JMtmwM64rjEweBAkW4PAXE1NGDBK4OCglSgNx5fviAzMAxoSb23xsgHDTIK0xEYFNVUIAhs6lFDHWJfL",
-	"Bdlinjvsla2YcHoWyi5JEHOp7uei6Ke5Ga4pL2zwpYpt1WoMyYRdXJyEEqvV6F6TIn6msuwVLZsVTRxi",
-	"kZaSklx4FhFUV4qDLaWMS5Frfrjj1KqetimA3Qat9CyG7zBY3/ZSBOht24MKqdeUo29WOCsVTD8dz7gY",
-	"reh6PtRRVUD4xRCJK5qaZR5Ra5UTUJ3nw2X6bgD97gdf3XVn+n9074+dxnFqHPJ01vYeBAF4kIANmAA0",
-	"xT6TaWQXaYvD00caOtnVzZXW6ThbIB7CySgST6VCF4ycCyA7vq+z7nCbI+c7VYzTJBHSU9nX3/GjKr8D",
-	"JttKyV1/w/dKXb+G0g+oYQy3UafriGOnW+z0poMtGnep1A9cLmjY9NZHtXnV457Ub2wsn3HmkL90JJOo",
-	"bDyQC8GTNecxpoXUzmIpMr33if6627PRvtbzmTgDVpYxtzQ39twLmMoSc6aAmyWwCzuUbSt79bgFAxkf",
-	"YgF3VTwSCkZRWtO8hEJuNWQeovwAAAws4WSEhBIAwD1j9R/uD9kSjK7p/CG2hO8R6rfdEXR/gf17FoB+",
-	"cY0GIXgMNQyNBmG5gu8rze4nNx64Kc8FTxhfZTz29qbdUe2b825XX2KN7vhD4GIRRlMfcyr4lVfUuebj",
-	"pz9CPgZ++a7I7tqDGBfplQQQ0rVDsGvW9TMEgypfsExnQpd8lvtfuogs6duO4gIBHb0BuxCCRZD+Bo8f",
-	"zJJoNSTmd+HzuEsbiLif2HfaxHDcoix4LwEGnBgCJZ/NOVjnLrjbolQU0Jslih0OhwE7HL4MoEaDkfKH",
-	"By+9AkxjlSyQoc3bfitlZRAhLjItQGJLZQuUemzMlAxSol+th5A8yH0lZPf62N/lEnV6AEEVkfjkbQ0E",
-	"56ubHBZx58NdwzidedzThZpfYSUJDBCbEw/hGg6QU7Al2pYglA7G16vwHVIlFCfieS5kAsTVtnS+E0eQ",
-	"826OSMfEfulo+mw0zutklecLJ28o18RSWsImHngllDS2UBvhNo0FRWh4na/ew5BZc9j1wCPBwcPfW9cM",
-	"i0maZVibKQgr0pofhZJW43NvSarCrMge+nyBJgS8POAUgr4c2WVUTnlpo162FPpXw+dEx+PVQIzYXGZC",
-	"o7vI8h/OVCIg8BYB0i1qNGVxKKrKN7/JuNJS5aithOT+o1pRPjlV+y5LntIaeojjf/1tr8hR77mQN9op",
-	"b4xK/1hO2n9jQ4qWCoTtUGCUqtLhttXccrcTWg2n3Cs0RoZToxXhCpJ9TjXDvqNFt6DyYdYkq9f9vu+e",
-	"euBEvZ8qc6DjMELexc6z9Bj6tZ3gCnXTOqHGynnlXfc5HUvuNW2mFRVaddcFiPlBMLo5Vb/QtJr2+hgm",
-	"fy69b9dOJ9ktS9sJgpev/KIHv8mztGohcZw89WnqUXuuLhtsE3BGYD4PvP+Nivk62lC6dM9dB0++1zn8",
-	"VKfq5z4k30mC3T7SuYUTY2Sgv8K33ToA1K9OqxZ+VDTEMtGUHIzyxMdILCEoUmOUAuMpGSYVh6ulQo0o",
-	"WJdqJmYp1O+CulM8nq6a/6/hntp+XtoTh6utxJseoAbu6OJ+4KRic2uTajNjLADQMf/tONVB8xn1V1Gu",
-	"G9LhE4mZy9raOUIAKKQ/WWigK+zQNUvES4lS0sIUe0tSyty/SULBNfeXTk+7PP4qyvtu+HuqPu6plXex",
-	"mYCsoWILsLj/5fnLFz0s3oIrIUCQp9A2cTGn+psWC6pZJiYl5NLrki8C4vWn0i6Yx9MlIAeWHwBugFDi",
-	"V70AgHeYtjgzzdEVibwNyOOlVQUtqdMEsvPxFZxdi8WtKpJewCJq7hKF6O1UZQLSriBh5tgrBuplmZEr",
-	"xAbLyblTry4agM87lOMF/FErL0ZwFUwUsoSHUb/vf98nd1cUhLKClDN9hGjuCsRRPXau5zzz8zLx0b0R",
-	"woqt/6a9+mkXQe37Q8xpgLS+BFTyULYUYvXxv7aYa4Qng6V/IOTHwAxnjY5bMcAvQUQIhsLrC42K9cYc",
-	"HhxAug/COaFGBEBwzPMjEkbRgEUWkv2NFLd9xLdA9mPE9HWaE74aXjZaLQdr1iWBLxZmALAbOLvwrFBi",
-	"8MvjoEm1BwMnggqvgCx7jxgbGOuCx8K2AG42g+yByM1yYj4CgxYe3HybSh0wrUIpIeUtS/PK2TiXtDJh",
-	"1V5WbyghF5Ty3OuVdLorWHgpboEPg7D5CNgGad2rZatigmla+smoAFApFqH0fJxGPLTpIBXbbQSUH46V",
-	"PS11KJeLKtSzpNFjWuU9I9LGpSNm6Y2A9FHlaHrMG2y+AGD8G4AyqLNA5i+VeQ2lGbaKhP7Ic+AClSph",
-	"+6sVhLupyQGITBEPMVsQp9hZxXZEmG1pk3JHtJm4L7vWiirrDY2WN80Idg0lIpiHtuFB7CJuwYTwLPPZ",
-	"TeDT0ruaCOE/u2V2Rjj6oPY0OF36cCD++aFPftIo0waTD5mvjljTvvdW+dNrW/vbmFm15NQnQ7b8LlHf",
-	"q5j3mpFRR3J7CaSevLjlTtk5YmWxQAHiA7g3KboV4Po7wFt/MSf3bwKJXFcjgY8IT37Qr0N5YTXXVaDx",
-	"3OhUlZLTA7jrsu4Sypoilxp90tfHnGI3YPXMGFSlRqHkktK0bPviWOTI/NHUKj2Pp0iwsEea9N7BHlJ2",
-	"7A2pkS5d1leyYshlw7qOoVVbGjS/7lyLNfocAEY/d1jiM0CxX5HmV5fASzaUGTxvcbHushHWe3SfkFd9",
-	"oB2h7dHbROBm/nYRob+ZdccLdvoa06QB0IjJooD7ATJUY84EoUSdDnVlV8wTFE0kporagtewkIwtR+or",
-	"5h9dCRBVBSB0yiNLbRDVqqVGrMszrZDTSYQyepPKa0vT8esv/0KajiNWiOybEAqthp2IqtP36uBt88YR",
-	"/IvmQihjVRTGJkUxCku00KyYS9a9Fgst8B5tbNmlhBpKI0HuSjQljLqVi4RC1uCi7ZEhChoXdFQ3FUoC",
-	"5pvEM2thJpAco7gxAgJC1jDGxlgzfT54gf9G/b8rgM6Vophpe17AvA7YscN9iI/G3oKEgVACRJjQ3zrm",
-	"MvK2eHd/GAyHwNdXKaXcMo9B36UQiTZPKcD8m6TkCUNTGbHJuLCkIrl0laKbgHE0Gwsz9lXYw7MUzfSL",
-	"RPfhPmcmoglsBJR5I/zWpKi/SYEzz/njlrT0+pZ4U7NTRixWsxnva2FuMos8uhaLb1DEBvDhD7VP5r8/",
-	"0P9ADylZlwfjnv0sVem+ggpVjnR5ic07Gbco5p8dtL7hyrcoJRqsljNbU73NpnhM7GPQRCC4LCTI1+3K",
-	"LFRumyp5xIqswMkrFF5WGrZ1JneVm9um4sXzrw9bTKDPZC7Uylo3KDRvrfxWk2pzL0eMUtnA8hihaJ0X",
-	"WbNoBdkEex8lKUrtQW1slkfiqXy5W0V9fjTy5dSIkMcKlTaFANbnYD2e67cRH/rKJonWXY2uHlk/niot",
-	"JDA7MFUEjowAKvtyc9IXN6Loz3gimFYFqpKnr7fN34f95liT2oBoR9XWNAKTiiHXsk4BmsXZ4fAlszZS",
-	"I9gb+uvK3P1Go8pLpfmfOKZcFQHcNqK8vfcgeMro85P6Af4jwtVFtXF2SSHd3izZ+5QmS5HrpkDy/Tew",
-	"9a9++C0GoB/gdHms2PV9Z7g9Qv2AuXJp+p0nUZHaYtsO+fAQn+nzpgX2oyrZTCXpJAUGoxU+0DKeUnG2",
-	"f//I+M4r73FUo83WjV0ep6/XxdAvkSklnhIfDtZv/RRCVfywM2K//vKvgIVkq9EXd9FoOULObSjdy5ir",
-	"gnJlxayHBFAQHxeF5Fm2AGbWFTKogGll7GsMgbFUs0zpRuXojLh/HkO0bqMU3T8EYxv5RQIw68QFBgCT",
-	"3/yOva+u85CowO9N68G5bDCN1oBldj8283mjE5bQKpGRHuR9IKfEgFmjrcZb5yohEK1RKIE3g3UPhvs9",
-	"m9DiSZJUg69NHrWTS1PRC+KOqEimWfdw/6DiynRNQKKORpIH6tDDhUtwD7Xh8xlo1K3fkgSiJj1MBP2v",
-	"Ofm/IvYJDUsvd+8RbEyX69Ia43IshrKRuKaemcm6XF+LxE/5DCWRAtfyME5fN0XDBuwYH0NAPCud6wmw",
-	"B0xDSJbPEIoXzWUheDw14/yjSgSFzwA2VWPYKVwRM+RBsAGztqDHK294NoQ93hpRX6cI0n6tdawtwR3f",
-	"eqTnYwAFVlT30KFWfhl6xtY8ChdzV+dkCzXftvkNRBh2usWFCz6v3em3cbNz/hGSuHYH03ypADp4y2GD",
-	"et0OWJzNdSmK/m2aiFpwvFrU2wTH3dV7n6oPaxMmXmXKJshXd1Chghtb9ozCSLG5lsVmzx8Oh89D2Q07",
-	"SarpvgpAinZc2OkFzNb1jqrrIjYpgMiMoIqA2eTaIjaB1RBOAbx4msoSwZ4Xr/9mIYrMXWDVw1CmmkG9",
-	"qt6AHQ4PbSgfRdSUA+CzWwFi4WtbwatRs3vtWlwt553Vu+oh59DHbbarfw/98Xm3q//CNn7c1948/4bJ",
-	"nL7Utq6GhwrteCtmx828u9/HPhb8OCQLkLSrM/pEn+lI0nuf6K+7ZYVig4QA2L6NbeEjnun6CVpTLiqJ",
-	"YQ52EhlrBUJXCxHK6PXJm5PLE7ZOoEW9AbPVDabqFotxm50cSnhjwrpDBwSj+k4b9viFO7L/d4Mn//7H",
-	"sLdfqbaZpyRPkKuf1sPO27c165rW2FpN9T9O+2uVJ/8humCDHQKwNxySh2qGu64vWqJnvJxWZ0nD2eGX",
-	"slh7epxIAvzVil+UikVA6hexLpJvkQ8QkvK8owYScjadNaCuAmaiYnh1lbUpqAA4jrREeCZdciWAXNfY",
-	"pC4zJqHTqDEJprqs9bj4XfC6fs7dfwHjfeHNdvuZ4w3of8CZ4/V2/aFDxI8rDJpPsufbAFXHZNb1gbLS",
-	"382jzbphABE8f8e6odA1YZClNyLA/kt122PGbpsY023KE7OXZQneGLw1Cpj4GIu8RBcUoH5vpa036Fiz",
-	"7eWhBLYsXghQDGMlzbq0RSGBVK0AxrrEWISrgiKU0YqYoHL6WJ0vT+Nnmuhygeazml6eQTEoL78wsURo",
-	"WE6vjtN0hYevhcg1esf8IR+wV74wzAVwIXJQral73s5qEGUXq4Lsc4QTVoXBU0cUdhFHF19AGD2d9/0p",
-	"c5e+lIi92FLAApnWPcUrKUU2YXctz9J7e9FnXOH0jvUMS9TaJbe+MbnjQhAvP9YWxhriAM75j9C/HXms",
-	"lcCpOQTMOQSZxlDAv1ojbtbXn79NXLf2oUh0a2vKjFWy+K+9+VquW2MuubqyoqBU767CQs5YXQ61aFtw",
-	"PsLsIMH2ewFUgbWM01hQTyN5rrn7wvSBFwl730yiG8ptWXSRMDeUyJhrBwpIcxsOIPr9tR2UDSEbcxh3",
-	"M67LHvbekYAG1aHpbALAYR+xKE/l1c+//vIvLI6DjNn42SVFqTKlrIDG4vDVSKxV3xtSUJYV3fQj0xDa",
-	"rCJNvCzFLC83vtyN+8PacJHzWPjJPTf7ASY6jLkWLw7Z9z8cv+pffH8MNesnLE0G7s2wTKtK08Z8hzLk",
-	"VzKVVwyFyMZ+uKWyUz8+E9CBlvsZX2SKJztoJSsUwOzg40fG42upbjORXFEwxe72I78qAk9uuIxFpZtC",
-	"Up7d2phGQn6P/YaX/dUM/K+//F+kesEOAKFVCmHrZCNbMdZ+tBTFXaq6aUO1Ub/vLzk1L6MeFqPHgowg",
-	"Yow4U5NJwKZKqnkBBCbnZr/1jyeQ/7iWy/i4Eq2k/dIboZQlEFwUnbtWPIVmnCXzAlIx2vwJ9ALUr6N5",
-	"kUUDdlqGsl4Dxyrry7VwYFBqJQLQEghlPaUzIpZwtB3MIALmiEpUXQkpcJNBbQyaslACxsiMLYbV3Fk7",
-	"YN8KY1ZpV6tcSSdiNVUUQAMllJAc6NXndt0ZsEsomGDpWoRW2Q3kJ9qi9kEo8yK94aUIWJbK636mYp6Z",
-	"Ns9EyYFZmCdJIbQWqBIgcTFNPZDYEN7Kh2vOpXYM6nYBAZVwn14WtSes0Db8rearUPO+TLqKHZt2eNFR",
-	"VYHJ1p+HJQbFdrH8an25fjnCxN9sysr9Krn89uiOVxBMX4wiwObU3Lq9vYv2vGRe7X2iv9aiGF5XCrvK",
-	"9RGArfBQJccLSyWbZOnVtARCdl2mWcbM5rgRbZyOlWj67eXTfLGwmc2mud/ctufStA728CnE6aWnT3Vt",
-	"ImhaatJse//284qJKnYIbGHvB5vBOx3pND/rk1GoVBkcdaBxWVJwQCOKW6cGGovP8nMUApW/ULoekRpo",
-	"7mhTBd0TnaqnilBGhSp5KS7guxEzOkBkC4xbtQ/ZIM0oFlQVMi2RvQPrm+dwRGeLHrl3qV4UrTZnVpVK",
-	"GUM1lJ5ehZeYoYbqVZZZ8eCQTXsjS62Ikg8c06QAhHKsyilzFpgesEhIMBqoD26QGGc5R6WPlgN44xGg",
-	"CWbMkXcvIK4ivMN0s507zt/hnzeHht6Er31qf/MaKUMpNEerRgQobTbPAQhhYJE9YX7m78Gp/DtTgyxT",
-	"kjtY1rEgPUgz2kOaSHAgPkTkNjofT2Cr65rPAUUbyQsrU0dLpfVgPYOMDmWXu5p3kyWzH8QvlfBEu6Ve",
-	"P+dKYTw0lJxNCqGnQCLUC7DoEr7SHFaeByaxLzOGtyoCrBYKONNa0byocotvcAs0Z/6YQd9VrN1LmuCr",
-	"yDHyJUQXNuB3II9+B9bclxJI57hhq/MdklNqG+KxTba9UqBIeXyxdAHlxIzAsH6yQZ7Kq4h1iacwsh5e",
-	"823PxTygYKBArl8ruQISaGayEFCKbhX0RzqU+ICdVnkurFTzeEp0yDa4QkxvRllukhiXQj+hoWPe1h7r",
-	"hlp9GIB4ppmal7GaCSKa8xIgaQgmkIr1728HmVXFuIuPoRa+dGC9O3+z6/6oe8Q/dcaCF6I4npfTzuin",
-	"D3eBme30bwLc5WbJo2e1kbENHLaJuBGZymdAGo9e2G4049eCFXMZGb1iXmSdUWdalvlob2//4C+D4WA4",
-	"2B99Pfx6CJuKmr9C2wBpWlqUusaaFTCVI092BjF1XRZYrHa8sFnDyAA6qKI+Pq/jajDqNXnx4V6kxScn",
-	"MhpttCORLFF7j60y5lYfepJPxUwUPLNFs+iRVGDQlkTE7W4LX/lNtlWaGoJniH26MCN+UlXldxzeqbxa",
-	"5lrzivejgNC2Mn6Vmnd8duq931ZIbh+uGuzSC3UAwfj3l5dnIwqBYogYMA+kYK1GgXnJMsF1yZSEwoVq",
-	"WffCxe6Hi0O5Ei/2y6T6QV8XY3U2txFuBY8hRTChfD6Ivum6sIEQRje6gNGAwcbkO14U3NJrzULZFvEO",
-	"6qK/+lg/+CNKCKgHKZsG/7KKdRyfneJYmy7VAKkQB7LRG9j/vRFUIIDWBqGs8h2APbXCpRQeLqW7lGLV",
-	"84ByTBWh9JCq1W1L2FgPpzdgrzz4cGCOq+XynrVR8CEwqwPxo4LUNTzRQEJcgrwbAf39iuaezvJMzGAT",
-	"wIkC4xtKXgi/mmbX1t212SBBVYnXA/rZ76ikHQAT6KsijyMIvOWiYK4SZ29ArWNnby8ugTafMHNeIV14",
-	"jAMN1X5g0WrdXXQrnefx0iN0YzHiVWgFxVOClVrDAe4J8TEHQQiFQs2qhvDqr7/8y6+8S+WKUc1gB8Oh",
-	"xz6MEMeq2KznIWK6paKxP/9tW+B7wTOgpkvA+kql0L5QrhZF5+7D3f8fAAD//w==",
+	"7H39cttGsu+rzHK3yuQuSFGy4o2pyh+K7Wx01klUklI5dQPfYAgMSazAGSxmKJnro6q8wz3PsA+WJ7k1",
+	"3T3AgAT4IduynfU/tkgC89nT05+/ftOJ1TxXUkijO6M3nZngiSjgzxdXfGr/T4SOizQ3qZKdUedqJlgh",
+	"tFoUsf3jJtWpkoxrxpk2hZJTJqRJzZIZPg2YGEwHLAo7x0dhJxp0go6OZ2LObbNmmYvOqKNNkcpp5+4u",
+	"6LxUMcdemjr98eIlUxNmZoLFheBGJOU4tjX83/0L8c+F0KZ/lrTNCH5/pFmajLCPLBXSfqFuJYv8FiJ2",
+	"OxOSpYalmmkuBeseMqPY4dGXzC7HOBPs9PLZ2RmLZ7zgsRGF7gVMZFowJQW0rkVxIwo254kYsBc3olja",
+	"yeRKasFiXhSp0Cw1ATzL41hozTI1ZVkqhVsEGjKTfE4Pc5kwzvJCjTMxZ4XIBTf2F7s7ET1+lqxsw5y/",
+	"fink1Mw6o8OjL4POPJXl52BtLe+CTs4LPheGiOTZjEspsu/5XKyvLP0IQxyxTBj7VsCSdJoaHbBoEAUs",
+	"+sX+07f/jKITmBnMKOexsAtsv8h5YdhYTFSBqzdJC23s83Yqqe0p52bWCToShtGJsd9O0LGzTguRdEam",
+	"WAh/3n8qxKQz6vzxoKL/A/xVH/iTslN+prJMxHZSLfMsf4ext42qfOreA/NGJCW2dfa8aTzuV3b2nHXt",
+	"kkVx9UYSORqKbkUWq7mI2MRuaq915O7d+y+pP+D6DF6m89SsT+KcTwXT6b+q5fznQhTLalQZvOcPIBET",
+	"vshMZ3Q4HAaWstP5Yg6fhkDY9LEk61QaMRXFynhsx1fqWrTwoUiK16Z8plzK3PJCtdAs59PWIedl0y1H",
+	"8IvDo6CBgT1PNe3BheC6iUP+NFsGbKIKj3exbipxl5Py9bWNXhlggc23jO7IruPm0dEfTQMUZiZq45tz",
+	"y/XoDSTTy+d/10wblSOPnfBMbxqs662RCJA8abhjpTLBJYz3mzQzolgf4imbwC9MvM4LoeFi6yYq1ge2",
+	"41TowTzpIU/WfC5YxuV0YanUrnuWaqODUOrFuGxTs+5PYnyp4mthAnZ5+SJgmZLTfq6yrAfs+laMZ0pd",
+	"64CpG1GEMkq44YNwMRw+ju0ZhL+EZY4ZH4tM00/XYln9kib2X3cV27/pfjw1URDKaJEn9GnEoq++Yn/4",
+	"imEr9B99FPTfV9CmZD8PBoNX9m/x2k6tO+lBa9rwwuifUjPrTgIWdnTY6cFTMmn4NlbS8FRq++1NL2Jd",
+	"jisExBMwVTAumcjE3NKDmthPvCj4shewyA7n6An+a9v6n/+x//4hsgsXypwXQpqZ0EKfMGxPs1Syfy6U",
+	"ETpgcjEfw20TWTqwbwIx2T/kIsuik1Ca1N6cXLOLb56xx48fP3XtDNgpG/PEp4PUCjjHw6Fl8KmcstTo",
+	"UOZKp3afB+wHifKP4POA8UpAMjNuGC4Zm3MTz+y79n6/gZ5DGZUyDG0aTI/kBHhX5f6rtVcSkQn7yoBd",
+	"lB2qPI01UzJbDkJ7kMVrPs8zewSAtLThZqHZV1+xsJPzNAk7zF9nBg/90ywdTRy1nD08KW2M4nj49EkT",
+	"pzhLxDxXRsh4+XexbDqByBr68UxpIdm1WJ6wQhiQh25TM6sO37WwzCPP+NITCewXSziOR8dsphaFLnkH",
+	"CrbVBLyh9O1Y2ljeF19sk4mCztnkO7tBDfPJ7XjsZrCURNdFYemWWeEat1Vo1nUScg+ORPTnCOYQdvDo",
+	"hZ32WUz62HXL8J8cN4/3eyVFy5h/kOxvL65GjEt9Kwr2eHjsxu6PGUj+/MerEYx2LrjUJJb3gfY2DNj2",
+	"fZ9R/1Akovi6gWp+zK34fcxiNZ/zvhZWQrXqwSQVWaJZlwNjiJBk7RoLHs+Ygtd5li1DOVFZpm5FwsZL",
+	"FnEdR7ANthcrklri44Vgyg4AHzp7bnkEdPBIh/KGZwuh8QHG9YjNU62Bw1leE+A9FjC4kSrO5LhWd7w0",
+	"IpTwNt4vxAU18oLxP0RsdPNxjq1MbAcasDRpOauKFq5N7B8eNa634ylNEmbJb86et8iMMJq3lHIvFzD1",
+	"c9twA6/Q+DPrcmasUPVIs0gvxpHVhNjp+ZnlEY80iORtki01ce+h0ghhtD/hXd60XPRT+2qRHHDvcVR9",
+	"g47mdElQ0b7mCSmv9pO9kYWEP3meZymq3AekNf7lHyRd7tbtOb6FnbZq1fbynPNsooq5SFjXUpqVMG54",
+	"liZ9eibqnbBIFIUqdEQqLZ7SyUTIxF59cNgCxudKTu0ZmTMBejMQOyu1UuBUKhcFzIslSmgmlWGJiDN7",
+	"iLvRQl5Lq9Svvhh2fvv132EnQgkvEYanGYp1zNjryGrShl8LDcT0um+4TMS8TyvXt9PSndHPnZWZdV6h",
+	"djHJ0vhBd+DMMJ4VgidLhveIk7dWrj52yzUrxEJblglPKJDUafybJxu7idlZfqOKcZokqDk9JKHFhUiE",
+	"NCnPNMt4fI1mBCESkbBpwa0uFKVSLyaTNLbyxS86VrmItmzkpJyOPbPV2314G2b8rVLXz4VMRfLQU/Y6",
+	"eKQZcJdCTGATfetQNzXamYQChkcvgQFHbCEzodHC4rXGpvzG0jpYvnqDDs3yR8lveJrxcSYecqqnOLUJ",
+	"TzPgHelcqIUJGLAKhtJswOjIkcwSsIUsLPewgwWiN0qxOZdLFvMs0+yWpyaV0xGth+2hv6jmR2IYiJpG",
+	"wcXPxoW6FoXlZN6DjpfV3kWBdckybkRhCcwzqV7YX/qnk0b189Kqs4m2sowdYGnwKpYg+U95KhsNnZUV",
+	"424TNa/OshN0/E+Wms+kEYXk2YNusGQpdUubWl4Q+G3UG1nOO+OajYWQLFPTqUgqbcDddfb2r5lpT3w+",
+	"XogbYbmD5W12OeeqENvYOC2GXZnvhUj0mUzE64c+53hL3apFZvVRq3wKGHypY9oDzNHQo2Mu2XiRTIUJ",
+	"ZTfq9+f8dd9+aakSjVRoG6YlthxS91M7rahHty4qU1ZwDqVRDH5k3fPTq2ffogJTWjHtgsPPQkc9lE7b",
+	"V9PrChdUmW/UQj4426yGb091qaeXYgLclJsJQyrTn8DY7UTOwQqVgB3gG+BSDzmlyCmAqLHUtKuIJWkC",
+	"k5qpLNk8p9ybRR+ZLc0Ou35YhkB84OKbZ+zp8Rd/LckWzzLKXx5XXXXvNHVMjx/Unr1DNQc+X+HN8qFE",
+	"5LFKluV+oYEIWByZcNFf9MjKaTxhdAsye8TtF336IgoYWT/Z4yHbJqdS1+5l2O8LoZcyvih1kAc+nItC",
+	"K7hk1cLoNBHE4A1PpUjYLLXX8dJS+qRQ81JQFbmKZ/bazRRP6NrmRoDyDLa36vLctBp25v1S/bKrcSmK",
+	"mzQWH0j0uar8hDGXli6s9sHMLLWs6rZR+MCrUmUJ2DVB5KkbpDk6BLNM3WpWXhH+I570M14aoe0NtHCq",
+	"QZaRhQ4tItwwagIf6sMb0YB9ryoHKhDkyJeKbPtKlvsnVSI+IkFpVSq6tDLgh6QBJ4PClqAcSgQxtqeD",
+	"xzORVBIrUkyqmZ4tjBVzWWK13a2i6qe1KVdKveTF9ME3A/i0eB1bcQbXO/2XYOCK3MxfjFL9DEZMw/+O",
+	"yyXdPfphNapcFH1ywcHAyQAAdOTopOBG9OFXkVi24uuU9je8e8qHIvKLqVxIVrmLdRmx4ZjB2XnJdexj",
+	"um8Hk+ZRr6TfGrtSE4YKbCrjNOdZM8uCRspnwJSEokLkCbU4VXsn2BbBYvsR0be/3kAhP0q+MDMhjSWE",
+	"h72KLfP2DCoV5/AHhDtWiH+I2AhwWOlV0x4YZe1uaCHAx/bkr18MN5+SlU7A8OI1RiuTFyoWWn8IZgzn",
+	"P9XsVmRZnyya44VhN6myXFSv60j/dfnD9+wSWi9NnD+/GuQKFEyfQq3cDbqpmI/RdNC+UDjcPnaLgRlu",
+	"pYC0aaX0Is9VYUTynUhSfgUk+QEFXKvE25neQqAYDQOsMNvIopxIf25nAj91XtkuaRxo6SaPFk9QleHZ",
+	"eaFyUZjUtoNemE7uffWmU5qKdbP7LhUJSyW6dk78G5ZkKG7YXOlSDhrbIfRVriPWdbL44XDYC9jx4WM2",
+	"FkslQRVLjZjrbUsL8/nBDbBzBzEtZ/hmGdTiPpcuHHAdddAN4OT4n/15viofVeS9CDorXW1bwxUtFD1/",
+	"0YhB/ELEuq7nXhm5EAWlxw1CFliX00r25zyByLhQWo1HLUxvwKJ8AfEKGNywqdUonZC6y2VyoIpQRmnl",
+	"3xyxsPPnsBPZFuEp1ybHg/mdKKaCndufwEmIPZUtUS+si0EDrBBzBa57OqSWB8IzPW8gA3v9ZAIXxHYG",
+	"Q3K/vbSPM/IYzvnSCnHUOjqKJeNusGhVqROsF0a2kx8tAE9h+47WwmSUc4e97k9Vn760/GBwwW+/szx3",
+	"Kvxf+/o6zftuY/vE1LDRu6CTJruOMW1zoSMPoTBT4wefzhcaJGBOVm5wTxMFURgIaMCWS3ODV/GT487m",
+	"SDA7ks3OcaDMYNXZLaRt8OfOn73T5XypQQfJqH0P6t7vx0HH0gNeb7XtqVqc89d+A57H/B1vocrt8Nz0",
+	"cNaWJhe2i5y8+EjuDVNfY0KdwCfg7ZzoQmgI5tqLpwuzLXL5kWZS3CLJdPlY22sIFFyGUwHCWd/GjQHK",
+	"q1HJjzTELHfBUk1xN0fDw+am326ZweMLnW47b85xj+/gsdr+Dj1nb1uYR1N4HzekD8lpJtjFi8sr8LaQ",
+	"6XrGbwS5Z6yScTQ8dOsVsKPhEEN5YitIFgymiz8c034kPe+QHQ2HwdHwMDgaHr9qjOVcIzkatTflVsq7",
+	"F8GlLWHlIA2ws+egcogbsJvEvCiWzeTFtbm4x54UMGTdxK2EVfYqd3iwIsrg+IxS18RasVFtr9dqLKzP",
+	"MiG71E2P/YUdRuy3X/9dfyq6p1hDC94g3GyUZyC+pLZi1UI0be6zGZdToffcWLRIbg1uxqfugg7uMZDE",
+	"LitxCRGDL+xL9u2NE6amAzemtklKkTkuv+dcKWp+n+D4YO8VcsLIqtF/ifJYqZdvur0sv5xMtIBjuuf1",
+	"ni/GWapnqOKvHUGTYnx/2WhiL3n4dtvdViUd0NjKtaFJU+sb9s1lF1RBXvGMm1GmxuMlXgNGFHa5/u/P",
+	"p/3/w/v/Gvafvqr+HPwy6r96MwwOj/5696cmBvOsJjruQxouoHjXtVnRELblBrhhPfdesqIYehd3f/+M",
+	"XrhzgVW7CZ/3ughL5fjhxeoyorv51rFbUhrefFOEZZcsBkaIIjPsKwjW9hWX1iQF+BzguaQuQu9+HGD9",
+	"vaUNPCLyZ9B4HMpBP0NBaD9q/ZRIbzcyWrXgejYl1k0KPjHsaHg07B8esfHS+QB7GEEuXHaZE0pJxwX1",
+	"SXOT6slywF68phiMyI46QvcOBRRhZplWGAQPllfoGZoHAxIkoGmRTZhRVYg28HI0jVptH1s+iHiW/QD/",
+	"yyX8r6SA/6Uy0UGUTiIWL+MM3Z9MKkabC34/e6taGWYszK0QksIajo+OSh+xS4djC5mIgkW04pEncb3T",
+	"09hE9ptp+nmdPOt7+00hBDPiNaojuVB5JljXGZkOh0fHflahndS2SF6/6zKCZY/ThMEgtWvpZz+XoHay",
+	"X3ki4Prlukm8oW42L91ZdSrX2R4d2RW25wI/tbeKT05Y9POraMSkkqIXMEvkoRwvIdqTUbIPu4WgT0oJ",
+	"UgVFd5fm2rSgOJkBe8HjGZtxHcpDjERPUm1SGRt6giLO98jUWU34gQ+sSvvB+PTGXCHWTZSpouBDqcV0",
+	"DpqHmrDD/pPjhkTMX7DBfhSU9swveyf28MGihtLcprEYsNMyxhBXFS8PzI05Oqos/3DyI5crY2YilGgv",
+	"cxnBB7RZB0cHuEQHQzJ27SQ3r1L0GnH5RPMy1Xvrc24Qe45mK5Vje5uJ/HwnK3bjleBbMyF85q+Pnz7p",
+	"NcoC0RscfuDOTcC8Ju+iE9Zi8hx0tty3awxpqzErbTvWF2gVcA48DTli7px3tRAsWmMO4P7DoXctUf/8",
+	"KuqVk8DLEFoYvAWxtcyoJL773OqwdwlLJV2hLlOILtsul5QJ4mwldksorZEe6q1tGkYF2t/sdFuGraoc",
+	"hn1uyCpp9lulrr0Ugz3otnSplSSKyaAQ9NuN+n2IWnXJq70R46zMqAxl5WimyPbLyxeUhQeuppovccBO",
+	"MaMJ5Aoeyqg2egwibba4g/N6G5nYZp7hk3cBRNvWLHqUqdpku2uyHv0o038u0HoDVrQuz7RyOduQ69FP",
+	"k4ih97rZpFg6xHcZ+Xn58NtpwZTFAtYZeqEaR+CWspkBru3Gvm6oN3eRc8t5xAQJmhHJhxHdYCAidmvU",
+	"tMinBXiiCp+O0GZZZh9y4yTNE0twkSUxSqp+pEOJCYgVgkNvwKK5sOL2WMTKOXrzQmghY8HsT/YWt+QP",
+	"rKmeP7xyKiAfeQ2bItUsnUpViKR3EsoI0h10hOFZSSISJ5KX2/BIl4niWTpxmmLtNHVBftdLafhrxPb4",
+	"r5+uIL0K8iYCe3ssxncRS2WcLRKrJTacGxxK7Rrdkuq+YgNcZ6x2wTzZsqKevApU3U7qzmHdToX3MJHg",
+	"i/sZSbb7x+q4CUFHqkQ0i7/2F/Coksjlk3+n0WMwV0acJkkhdItEXdIZx6cYuO8h/ND2xW/hEM2UNqNc",
+	"FaaZDbkUu3Wbn+d2kUou52qh/dihttaquJ89JDTX6qX3fpPYaAoutZ2Mz7xvxVgDk9ju4QLGB5vkt7W6",
+	"2kGNXFZn9WojXWJ+4Uq2bD1DudFQ+Ev/1V9arIIVEsd7l5TL09Ww9jVgjVZ6ITcw2LIc1sbanLwEoO9V",
+	"0iRawtfI0Muwa5QPUjSHnZCS50ezWaZKqb018XE/VXeTEtBIp/ttSeVsXj89EHCxvhjf8cTFtfQh7rob",
+	"nf9wecUObg4P6Pzqgzf0193BWrwwxKIuvUg/b1NK5I2gA+AE22jkCh5aXTN8tZxB4+KVnoi1hAKVcytN",
+	"0ZXuYBsCJl7z2GRLRmFJFNkDZJYaK2xCt/Zip9D0LnphAhbppYyF1efHSl3PeXGtAxDMU6tJAYE6pI9Q",
+	"Rvg2ZZZGaTIC2BhOztI+9OIJHVUENqyPTo0IZfVaTc5VOOIbUfCM0B8CdjtL4xkpO2WCaygNv4ZgRRdo",
+	"P4GQX5IAlC7RI0DW5HEscqMHrIpDDyWahuf8GrQPasbOFBJvuWQlX0KBYA0TYiOUQh1K5h5+2AroRjTI",
+	"1N+qW8oC9I70rSgs0SotIC6rdB4Nm5xHTWzlnkygNtQmcgav4Nf3sAX8gAyS3M1qQpZ8zW6L1Bgh7Unl",
+	"knGj5mlMLmDvvMMXUW8UytJDDJlehExS9/miaTgSMolqjBk6LyVLcjNjiECqazG+oKSTSmP19FgANspv",
+	"v/4vKWpMC6t+g/E3lIQZZB/CcCmtKmeHGyxNeMAcnkjdVA1jqpaHl27wKUIUKUkzQmrXM6tQzHhWPtok",
+	"7ArMZVtnemnSSBz3c/bv4AS3A2mip28Fz8xsb5+wiK83Bi61UX3VcRUy4uQpUBFrEf3bxCpqo3Feld59",
+	"L4kdENH2FcPvLTyLvWTnLdJo0NHaCprlVYMxEDuIqe2iadsSn/vWhD240U8z5WN+pTpgfGJE4RtnSEVZ",
+	"tbrwdN6wtoiWCL+6c38jinSSisRqqbVwLgIBQRwVT8nAFKbeuk/oLuiI13laCL2PGned4uF3O/SPW7uu",
+	"PE/714AsVPbcaP5pVZDAl+sDmzipoI5tcsJoxuC/LfsabLXVwLDb97tUqPfY7QsyrnjpIj6cJpsKoz2M",
+	"SjKq2CsBDngoy6Dp4+HjXsAiOzYvlDqaGZPr0cEBRooPEnHjwtb1AeEa9IJQRiY1maAbi3JBSJLh8yoP",
+	"2t4mqdRG8ISNBQp+nC4IeyFBwiXBcq6OFdtui59vNCTiQNZB9YZNVOEF2hGg3fHwcRkDdzwcBvbz8fBp",
+	"cHx0FBwfPX3VJLHAOuwA4+e+2AWNcI1eXu4b3ro5WqRzCd9jYLVmXTjBCwB5evLYc3/a47/uy+r/MjiI",
+	"TlyAdfla27MIAlK6Nu0hvumM7MYlO8XZ3gUdMojfQ3veN3hqT227Hg22m1q6Mb6MmjrHGKp9hfN3Efm1",
+	"KkXbNptGuh5KBe5bvVMY1eYoqnOy3j5IeB363Hbfcze47+C9rXteBa25jpoW0zX6tsbRUtRaN/uKD5Oi",
+	"sLoc/jg3rQQt731XYf/93Gw5a9QxmnQFfwjN8ytv/ZWLvQWLYbDhklvbZUx+22Pu0NU3qciSxllLbTgd",
+	"xPWAegAOo6OzIpKiXgkRC6t5dBFCC0QIeGL14cprrg/eVB/uopEHPAk52kkdk8WwRIFlbE7qr4Ccg8od",
+	"u1uIMPz/A81m1UWyvijKz+FaAQSTNRAYUH0JWKnNCoAWKwSBIWG7wlaDOVIDmP682XpSQpBvx2APGII2",
+	"pmYV1acSyND3WWb0rsCkr4ZGbcU290WuEjr6i6dP/YDi4XCjjNUqU60hFxqAj/rx4oylkGc7WTqvjdsd",
+	"lxRZXWCbRN8Kk2ar5md/dWMONinWteO3bwRmKw9Ipa8pjVViFSQHWEmgiAQa2qQsyUYA9isEiScgP1U4",
+	"2rBPV2gWKlliQBa6NBNljEiY7bPZf+5uirUYPVV4jekyl5BewMibJ0+Hh70qmsNPg92umaUSsn1gERu3",
+	"BgWwdxd3QVHxK3EX9G2EwIEVLv8jHcqo9kQPwcfJ4kyNgWm6dLDDQb14cXkVUO48GhjneGMzIUGkB10R",
+	"hZJH2iG+rIdu1BZgU+jG/XIa7hHw0SzdXnkzBEe/pwuDttnlNfm3rstjiQm5yDLE4VsNKqGF3hBU8oGC",
+	"Qt7K1bNbCElQuoTcHm89KPcPKnFJI0ifsJFcwwaeuHDqMigrXdvUwEdy8g5RSRk6/ZfonTTEqHhHs0HQ",
+	"aqU4pDRVHkRn4nBZzFRWA0whXDOpaBJIZe8qlOLCS0ncS0reN7/5Ptkp7zgleq9c58pBu+lpMqrcMz2l",
+	"liJyjzgu0ha8iiWUw0SDv2dmh6OJ++V1fDqbtquZwq3He4+88PN+t8ZdNMQKva2jimxLG/Nv3RjfUQC0",
+	"mrDojV35gCyJENSM3NrHz5qrG5FUiBL2N9alS/ftSfC9ZP+/deCuW2oKsP7wB/F9Ha+KbtuA1UpwCRKF",
+	"b4vUiDLSM1nEgKhMZn+xGVCiUT28yON3J6hfnD9bEdKLPI5KHacqneV873NhZip5pAnm2D4NYdS+EMol",
+	"i+wPGMe6Im3LUEblFN5xlHS7CFMZA0CY2SgmgxnGjpzNeAI5PbAe7XJzkcf7yMy4hFt5Xx5/hw9+3LHX",
+	"5XwaD0x9o/eVlZG5ps7/l2dL9KAtMuP8siPcF1/axXCi8hWySi0KsR50vY8UXPbbTDqqoGSJwMHK2Kdr",
+	"+tY7k4RL0miO3N253h3UMrGKNuk86xmA62aunbLG/9zo6VixPb47G9DOUlerDeZ0F5ML3nFlzpkllYN/",
+	"mmU02E38dZ1vNMVcQmTcOwnXXJ0hJv258Ce0sBT1Qk+7JYC+ddzlbhO/V8jeilNk14g9CiEbiwQCyBay",
+	"+qL3oHF82zwqPsTHniKtpDA6uNtqwaoUalfZ1rqneinj0/Mz1rCz0HmDMDt2cvYmsvDCEO+CPZTzelLk",
+	"vXBU1ukhqvofkKIZEcCS91MUgEnDHRUHX1pLf0zEJJWwEw7ogHV3cfoAmiVGoXs5xhQ3ezvjBkIGMZgY",
+	"z62PDrZa7K1TATe5+fhfEfaR/5WWPNczhde483Wur0qjeDMp6x5uAChrkH5KMJn9gg3uA0m1D6eq3Ctu",
+	"eZFqXu3qAiH7Ib61Me7hsgrRqtWG2x7QfOnY0rtTAUpOt6IIlN+TvT6Uvq0xWnmmpgS4bwHeNoKFiUK5",
+	"UrwSAF/LUEPNUrNul1+Z7jtWFyYthTuvVnCDH2lK2we8q5hLJdOYZ/YCnTe6elYVhHJB9lETNp6hNiF1",
+	"PRVwxUPQGKP4u7Pitxy6dVp6y5RQn0pOGpNCT1zCZuHnnjdmbK7Fsq9fse89X/HK7ZCHGeXdXRj0dFDG",
+	"JdTFRYjv20FbGPwyOmjLHqPKc3tKfbaXed6EWffM7nK8MOmNcLEF7mHHAFEqIrzBmeCJ+6H0+28U/u7h",
+	"Ltgb5KyOiLAeCCOt6NmSMEAw0JcphbbsNsQNl/t2dcsrH7iRj2VNuJovykwKMyO9hEK8Xd4T60pl2FIY",
+	"xuNrqW4zkawhS+1mS8v49IUVgxuc8pbM0B4Uq4WEwgfaqDwHAoIIEayMxLqHQzYcDknu62dqyoTEErOF",
+	"4EnvhEUZnzozhmScZcpecmO1QOzm9S3LuDYvikIVrakelwsIT9mH6Ob8dZn+49cy34pwR5XIL0VcCPPC",
+	"D2dfDc1PM1EvXq7hHaZNmmVMp1OpWZfC9VmhDMT99AJm1zeDxd4VHSzoYNM7UiKO3QXliF3fgmf3FiP3",
+	"9pUFnUWR7Rhx56RM+0Z18L3ddVP04ALtMfNoPajY5T6+NlqUr9txlZ1UCai3KcRuwCdKx0KxLnIjjVxN",
+	"6EMUqzD5j9BEa6gUZMaqMsEeaXp897C3OjLmCizABtjzct7vAjpuu2nF4+RbCs+3i69NdecbbD0uJq6S",
+	"/9eK0w+aUi43CKqbLU47DiIS8uarvFBJYFJR/OGrSSGotOb25fN5XLl+h0FTwOYcraFcWvrjZUCVw9rA",
+	"QH8QycBiRPl9CF5x+cP3WFGZdSETyAGBse/Sry3JW4nOjXhnPntfhubu9d1EiT1ZGfKlJmM45EwWAabQ",
+	"jA4OEPLLBRVGJ6wQSVqImEo72RvblcVe2cuj4fGX24uiN2Vv2+FtYFUIbVBJsrezX4bXx6+fLo/iv84P",
+	"//ll8YV5fPPkth7Dfzv75Wcyar85Gt5tElLfu5fdCcP3RwCgFs75MlM8acHZLjk0eFdwYyG1ym4UwCl2",
+	"Rj/vw193mpUzAu708Dmu/E7PrhSdu3vlrYNt5v7mEs6qiGZaMn3whv66OzBCm6i8+9a1t/enLK/brmhQ",
+	"g9y21mR1uK0UrV0rgTeavapS4+5UtsISV/uzmO97k+7F5u42dr5SkXAPWrhEU21MioF/bhwEgsgypham",
+	"hFpCdFyrFKBLPZTkayvLD3bJ106fH2ksQFgC5o7Ku2cCqAulFkTFPhyACLtYKVhIpf8LWG6MRcDhhrK7",
+	"kY7xjagRhGl/1bXVbfchjsNaWcYHPRkVgDeuyvazclkKBauy1aXhMuFFwuhJp2wFLLqdaRH/gtmqiGOg",
+	"xZNjS5JHx7/9+v+eHLOCy0TNsSAjYt5++93ps/7lt6dHXzxh12LpZO5ExCqBqPbCrIlgw5WL0/ZaWXn+",
+	"cvDqzeOj4Msv7756MwyONt6kl04rWzG38dikNyIaOaYKdB5BlcFUTillZqP9JpTO6iMTOyn7burqPY95",
+	"fK0mE7AnQBln1E0xTlqDlyuUUc4XWiQA72q8gQCmRJJC2TDANKZiFMeHQwdeU0pJobS8gepxTVYwTqJ+",
+	"32k7FKjQv01lom5BiILDmxo7kBXijUZghmjhPKtlTk+Q+5T3+y1FHANiS9RyPiI75zQW9YF4HijcIPAo",
+	"4Z6AMGXXC71MWw8bEcCV0PeEaFlg9tB3aB9dt/bIhctcFK0WFTzs7VJutblHr183m2zaCpn4zTzS7Nur",
+	"q3OX8N1dic2v40b5aAKtxUgsc/FWYAMj+RF0+62LO0+l/+3hu1Ro99Fgpbht0GK7UdgJOxGcIMBaflsF",
+	"1XazoqRu62MHzXMfrQ+sYKKNzf9NSAHlMTnm+qE5zbKyQphFgSkdEtVUCHZqIc77qZb30hX3VuzWg0+1",
+	"iBdFapYQL0QG/jz9u1g2bWGs5CSdLuzhJBwLMArZHynvy2V5df67f3p+1v87YGg4fQrbvQs6Y8ELUZwu",
+	"ENMGP33jJJP/+umq0xAi/NMV6357efTFk4Bd2P+sjPcieX552iO0bwK4JHiRLNVGM4SxDAhi1hszrCjs",
+	"HHReDdIq1VgPMZUT1cBjIIMPcbMLwTOovmAbRpitEVZPsgRtecU484v9p37ggQ4AyKhYOrk1X+iZSFgG",
+	"8Ej19KtuBNKjjhzQ8xjQhkMZHXDL9nmeDpZ8nkU98PYC0ZbeXnuPhzKUCL6C9dnt8CVbSwwmkOJuOzRG",
+	"Dwv9Me7yIBHlwwrEaNMBEHHMMcWUYQiRw+xTCEaDWzkVWRLKVHpFNe1jEdp4GiptTup5e70BOwWw92Uo",
+	"q+RBLr0M10QJTVIEgMijQIII6DCF4+GQdUH8cNhoOs2ENNmyBGWFdbso9w/KP1nFtISBH8GNDk4LUQDi",
+	"LwQmByyVcSHmQhqRWAGFAGIhPnnAzkwVZ1mVdnhxxafRCYvOJn0qijhd8CJB7C9hycX+9L2Swv2OwZd/",
+	"e3FlD6a7aBDbpPbkiP3ZPXz+41Uo/fp3doZ//CM7rSH6QBt4duzvP1Fhvjrsj88Nuii/Uu0KOiP2CAqp",
+	"mZKhzJTKrQSIwF9gyEPPLqwMCIQDBrbCqN//x63pIxuNAvx8rfuTNBMRyHZRv0/4PPRtQMmLcEqi0ryY",
+	"agYYWCIZWekrQShcxnUoIztfVaT/gpmM2NfABdBIHgNuDyHyr7AOxjVrfjfEN+IVnP+SDY7Y6u+WhGvQ",
+	"vMS50MwpK6QggPeFlUYfTo23MZDblRyRdkByOn5plyAqBE8i1v3bi6tQQjEQZ/7tWfXF0haU5ywrM6Kn",
+	"SNtfXYoo65IiHUoKKdI9FvFknkr7m8fTnNqrAz/uD8JPopgDsPvF+TOGYcyWphXGrx+8wa8gSgvjaGE6",
+	"1UHBPYViCa7WKG14YKW6QrAIqNzEM6HhWFLxhIBFf/5z5I4b3uiEgYxprA6nicCcqCZExUlcWRJdrqrl",
+	"vGXFW9gHe3DtYNB8QOBFEI2GeHYRkqLbDSUdS6CJAdZznsZlvh9qFmkBONF21kHVJib4Y4uWmGkTXaPV",
+	"0B9peJV1V0bbN7yYChMhg3uBfBotxmWx5xE7Hh6ul462+ptfYvoklNFPP/3U9xiIKM+TvSDnX4Ud7Dvs",
+	"2PsJWq2XmQ5lF1n+V6GrhPwLHsJONGII6pUEVHmYL5JUyFgEbMwT8HNysyjEb7/+Gxp/HMoolXoxmaRx",
+	"KqTp09nye6h+/QV+tQNDVStLY0GRKiTHnOY8non+0WBINvAqmf/29nbA4eeBKqYH9K4+eHn27MX3ly/g",
+	"nQpiwEkOIB+cnp91gs6NKDDDpTMcHOLDKheS52ln1Hk8GA4eU149iGUHM0AB/BfAczfaKQju/Gg4ZLee",
+	"fxgKbqN8gkoRmJodjZwlIPsawhgETRLCdaDTo+FwQ9Xp/apNUw8txaYJwNVKJlYEgiD+Y+y9qdFylAdf",
+	"88QF590FnS92eeVMYsWkmgTcGf38KujoxXzOi2Vn1HmZ3ghpV84KQGAm41O9Wo7ZNnBgz/Ry132hpBdM",
+	"YAJePy7UtSh64LpZgIkjYF8MHzNlZqK4TbVo3K8L2+mH2S7omhmFe/ZAO2VfePwAk/teGYglWZ6wCDls",
+	"xDRfagLmTUQuZCJkvKQQp8FGIrJLle5GRY6x26HnSjcQ0sVCOmfplpLlrjpRFLiax1SVGkUAV+O6uil0",
+	"wHhcKK1rGgqUHJWCAeQkyRmh5FlG19OckeIO+HxLQGldlnVKqXSSFsLK/LdUZTaUghdZClitAGyrjMC7",
+	"zfBrQL436XShFroqaRrAIGxjJ+7a9EFqCQHHeZMjuh6hSh7WbYK/6uC3tBAb0W+pYV4HvXU4t/bKWJEU",
+	"UqxboopUQ1B6dTGvBbGXWmEosXhxtWOrxbJdxQfgB1YuIx0LDa2hzAtRyv8iKQGxm4v5jmmx7ZJQ3hRU",
+	"v3KejAXhH3mvoI3MiqtERGWl7qp+ewoFNNDci6qBq4GD2gvL0mtB0EzRgP0gRWmiLZcPzce6WnkHhk1N",
+	"kOF45GPtWOm5bCBypaqgsIbRBH7UolLCHxpzjlLDumJg9eTooDoTB4+rvKOeU0/OEjHPlbEcwMr1EQY0",
+	"mGJZpm0CNoMTWCEUdam9XDC0HYG4UWfqp/b0uMCiUqvVrf7g6pEDb1BgYnlVIjZ9rZLlO+Oa5Eaum0ap",
+	"sOV7u4f80s4N/PpFXeQFWzuiRSf+zdQyFN+4sfuQqrDedVFmmYtKvqVNIKXMU0znPJuoYm65hFQ1NuzF",
+	"ygyHw6Cs3dVi3bBMMwBw64SdPYcwfz4WkKRZnYuq8p3XBACALTKDuI2kHtB6QLa3Rjij2kw6r2BJD7ff",
+	"3D/WFQfciscfYivWlAHKKaqUGJZxq5vV2TVoTmrirZi3opsXbaKKcZokAorirfVPa3j88GtRQo1Fq2lV",
+	"zA8Xa5t0RXXidaq3EE4Fa4bT/XI7yZBweJXOhVoYpJinD79KsZKTLI3tqW1eBrypwYR69pwqtdoFQUNz",
+	"TiYI7sXf2UeuRU4VfFM5PXFZ/yvXCbAvsFFSbR1AtafDt3nB3bBxvQ+PHn7hfEGkj9IxEVolKKjCfvhe",
+	"SeG+aCU2ctHNVJZsnnlDv7QIH4DfGKX6GS+mls0AL6+Ye+mCrovuBNGGgU9WB3ZPqGTZh7CBLeym7JJm",
+	"/cUu3Fkv8lwVRiTfiSTlduxw4I4+AN2sAXmOKqyuZtogiRDfIONcTbz2qiyfNAl/1YW4Uty0WfrbvP6r",
+	"4weu71VTxW05erp9W66U+o7LJTFC/TZq8uYXLo0qxI9eGQfYGgri3fayn9VUqbogvpblbEreR1uFJUt4",
+	"li09HbjKbXrlrS+YKDujDrzZWf2BbJedka9BOwWarK2tppgL8ORCaLFWVgayA2OZsJof6JgY3oIZMBAG",
+	"F/ms3UWF3fLURGWRaxcyRhFAIP67mkPP1CKePf86lNFEiOSrTMlprrLMqROgRGE/gVW/CqNdcI3Tn1zF",
+	"o1B2fWQO7KAHvdrhVIUBpXhNauyAnXNdA/TwItpcSQv7NA1hwCgfiIMIqjSIAr5dO7ANNORxu1qCA4aJ",
+	"KanBQQU1uRf8ZDqUUFZcm9X6iDHPy1A+V4Dj7DyUXeKH9lHdz0XRT3O7XDNeOF9e5SqtlfySCbu8fBFK",
+	"rLeke01a17nKsmdENmtqF7i2HcIpWYRdgFldAwp2ZIZlxmVz4yVEW9XatniItkhdTz38BmM/2jrFeM9d",
+	"Z1AFfjZBPlgKZ0bB9pMMg8ToOOzjoY6qet5PhoiD0jQs20RtVCWD6jwerqLBQwz5YfDFXXeu/0f3/tRp",
+	"XKfGJU/nbf1gTIkXYbIlxAT17vekBzsibbGf+4GrJe/q5krrdJwtMbym5FHEnoxCe5tcCMDOvq8p9y0V",
+	"ws3vfVMqU5XatPmN75X5BjSPSoPY/MK3Sl0/hwok8MrhcBddpR74XopOe/X0UckEdmzvViR46WJQXDk+",
+	"7+4nntx48xeCJxsufkxn8h8Al/NK9r8vE0iR6YM39NfdgXNit8oJBIWxdpy4Q29y92/AVJbYuw1se4E7",
+	"YGXRwbUTtn7tg1UGG3FxpJWbHeqgUbbewkB9x1rAKQavQlw7gN+TxhhKiGvvsVRDjOxKdGjTPUggIN9i",
+	"BOtuV+H9L45PmRH7NWMamPEplDa1koyDwP74uep9Od7vXKW5EDxhfB3U3GNjjru087G7fY35NUTzV0Hp",
+	"DLTa05hTTb+8Qse2H9/8CVKu8Msfi+yu3Yt4mU4lxBlel0kqmnX9JOCgSgk26Vxow+e5/2UZdEE6UIli",
+	"gzFbvQG7FIJFkOEKzQ/mSbTuxPan8H78FQ1Y+w/svGgCMW8R4LxOAOQqBk/l4H0ZzuvwJHc7VIMDBMNE",
+	"sePhMGDHw6cBlGGxN97x0VOvxtpYJUsEYfSO31rlKEwCEZkWcHtJ5Wo4e4DrlO9l0CDcw6hbSG+n5I3N",
+	"zverleoIAXg1ReLjMzbUMFg/5ChevLprWKdzD16+UIspFovBkA57+2NEVimWFGwFmSkIZRmp26tCuKRK",
+	"yFHL81zIBLDpCRyxYkcAa2HFhbLYwlWJxOnc4d4kq1R+kEJCucGZ2eK39OLTQklrC+VPbtNYkIuU10tS",
+	"eGGizkRRzsDDuUJByKNrhvViLRnWdgr8+kTzo1ASNT72SFIVliJ76NMAJCAwEII9EeZy4sjIzLhxbmdO",
+	"YTpfDB8T4pZX5jRiC5kJjZZGB3E6V4kAz3cEwaxRo3kBl6IqbvVROnZXisPtxCQP36lm6+PPtZ+y5FPQ",
+	"UN/G07X5tWfOxVM5N7YKXy/BMfCO/AKfldvqdiGaBAc9ciajKmFxVxHR1YFpUmbLGjEbVNncq2hIqmyj",
+	"XldWPnyfwo7ro0XCoTqFTklOC99a+wmc7N+7uvPTTFkRC0kKkt32Jud3ofE4Yq8CEVuJ2+rgz7zn3qf5",
+	"teymTfGn6tblcwGGQWIGkJVzPpP4Bydxu3d+iKtP1963G0mbtOoVNgsxIc/8qjsfpaRXjZBAth5a1vOw",
+	"pdePEI4Jwj0woRT6f6livgm3mh49KJ+Dlj9LiR+nlPijpJQUd6R/90wHqdpepj572JXvQJpdFeHQgm6O",
+	"NpZMNEF74MXkh/etBP+lmhFeOdkcKgR2B2QeUWxEqpmYp1B9E6pG8ni2btl7Du/UmOEKQzleHyW+lPwe",
+	"fZC/dwLHrasRuMvxdYkGJYbxnmQfNAt+fxNmE3kNH+i+uqqdoxNMNIFEbpeCUJao6trj4iV3K+nSIXor",
+	"1519f9tVB898Ctfc56NSPyp/E+a+F8E9dauy1cqh1Awr21CHD2rz/PXx0yc9LMmHpyLAxBqhHRxFTlXV",
+	"Xf6NZpmYGEBI0oYvA6rWRAX7MDu7S2GfWFQKEJ9CiV/1Akh2QDCKuR2OrkoDubg4fLSqiyp1mgDmEnbB",
+	"2bVY3qoi6QUsouGuAMPfzlQmIJke0qBPvRLvHnYAWb9dzBrZ8+s14wNw+YZyvIQ/akVjKTgU078djHXU",
+	"7/vf98nDEQWhrNL4mD7BDLoqlrJqdqEXPPPRNrDp3ghTuZzJvr2mfRcTCQ+HmHgKYA0J6PyhbCmv7+dc",
+	"uRL9EUoMDtSLAjAHdjlrRVYUgwhlCIiApfDmQqviDPDHR0eQxO1F0ELArm0/IsYcDVjk0uC+kuK2j2Gm",
+	"gGkRMX2d5pTTBp2N1ov8W7qkGMilXQCcBu4utBVKjP3wkAVT7aXeEexYRTMD9hOGusJaFzwWbgTwsl1k",
+	"L3HPkhPzAyGJ8ODl21TqgGkVSglABlmaV/6lhSTKBKq9qnowgPBB6EX1+ojdtfxDKW4B5YzyITFJDm6u",
+	"Xg2DBGFDUuNDjECcaLEMpefWsuyhTTatahhEAORW1tpJjQ7laqmsOvYNOskqNBsMeC1BJrL0RgAoiCrB",
+	"F20PLkcT8iob4lVRlgU8FyreH0q7bFVpoRPPZwcA+ZRPWVEQnqYmnw/if72NLQCzJTrrIZYRYmg4qJUR",
+	"HSbu866NrMo5wKLVQzOCU0PJn7bRtrBMR8QtoZk8y3zMOvi00ldTmZ/3bu44p9zFoNYa3C59uBD/8rYt",
+	"P2hgwRY7CuKZnrCmc+9R+WfJ0wsU/SQz1NbT+GoKVz3rzIMF8fjFLS+FnRNmiiUykP2TzbaJw1WS1jeY",
+	"o/Wh7FMfRXZTXdgELEqUD0AKD+Wlk2/Xk5cWVvKqRKEe5KasSjihrIl7qZU6famtFP8GrJ6zjALXKJRc",
+	"UgK9G18cixxR35pGpRfxDMG1DkjePjg6QLi2gyENskQ+8UWxGFAGsKZ36ISbBvmwu9Big9RH2R2f07S2",
+	"GCNJHK1fCyuKnd0rj5ZZd1Uz7L1zA6ZX6Ko9e8tDUozAufb1MkIvG+uOl+zsOQLsQLIDooZALC7g7lsd",
+	"KwglCpoowJd140H6RQzUqC2ICujWKpgkU2OO+FQA/ywgUtScOBStqFaYP2JdnmmF8KEilNHLVF47RLjf",
+	"fv03IsKdsEJkX4VQ0z/sRAxv3F49scv2OIJ/UYcJZayKwirKyNvhRBSaFQvJutdiqQW+o62CvZKRTBm2",
+	"CJOO+o2VAXORUOgUOGN6pB2DGAgT1U01OQFkMfF0bdgJxGErbiw/gtApWGOrQdo5Hz3Bf6P+PxSEsxtR",
+	"zLW7xGBfB+y0jD8Ur60SCMmEoYT0IcoM0zGXkcdRuofDYDgEaOhKUuYO5BbmLoVItG2lAJ10kpKpEvV3",
+	"zFtCwpKK2OA0RdsF46jLFnbtK2evp77a7ReJ7sN7pe6Kernlh7ZH+K1Je3iZAjxzaTBdUR3qR+JlTXka",
+	"sVjN57yvhX3JEnl0LZZfIUcP4MMfap/sf3+g/wGJXLIuD8Y991kqU34FxVDL+h4rhWOScYu28N4T2rY8",
+	"+QNyiQZVyp5OptN/iTZF513mIwRNWNWrTIIcM2VFr8qWVCWWOpYVlPwKmZfjhm2TyV03rVvx5PGXxy16",
+	"2XvSYRyVtwVU/OD4t5pUh3vVN5zKBkDxCFnrosiaWSvwJjj7yEmRaw9qa7O6Er9HY/sOcvv3lpOdWWb1",
+	"nxMg0uSv2pyr/u5s8405G88c4kjdFlyWAe7HM6WFBLgzpoqgROhSUgSMW6mnuBFFf84TwbQqUIo/e74r",
+	"qBXwnhKstC04/KRiU/bywBHWIUwgXJqz4+FT5lTIxmQ0mG9ZXfojjaVx4/swkTRV7e1d42h2N+8Ev8+Y",
+	"mwc1CX0O0vk0g3SKiuvsg1Oyu3578CZNVuJ1msJn7s/9nPfg1X942M1bmCX/YyJ27kvt7XE5b0G3JSxY",
+	"50H0jraInjL27W28I4+bDtv3yrC5StJJCviwa/UcTDyj4tqfvTL/SfFAe5/Cd6NvbDefuKNy9nxT5NAV",
+	"wmXGM0JeBQNX9CbsJNzwsDNiv/3674CFZAyiL+6i0WpcEHcBRB5MRhWKYCqUeIQahqgg2MFsCVVG1mCH",
+	"A6YVk4qh45+lmmVKN2oc54Qy+y6u3F00jfs7nt0gP4jbeRPrxLCH5DP3emsF4hPzp35WJeo8HQ9Cg7Fm",
+	"Q3zl/vJXvmh0kVGAY2RZL9mGyWQ8YM6MVIOXL0siErhvKAHxkHWPhoc9l/buseFUgydEnrRXmaLql4T6",
+	"V1WbYt3jw6OqBkY5BIRYbITnowm9PWcO7iF/vj+TEU3rY2LfNKS349+fDVyf76fP99OnYery4FHegdWr",
+	"TORvDd8oKzXIRrzWOvgN63J9LRIfVSeUVCmpllh99rwp0GPATrEZCnx3V1sdY+iIaQhu4nMMfY8WshA8",
+	"ntl1/l4lgiJDIEy5BixblKXgEXbPxYK0+fOfecuzxaP/g70n68i4Gr0waVmijnV5WbUu0osxBOFXBQNh",
+	"Qq2wqtTGzrB9l4uyWuwOCqYb80twnu/1SukJf7/WH3+M2/3OnxEqPjrvLHAQb18CFmcLbUTRv00TUQtM",
+	"q07dLoFp5dMHb6oPGzNrn2XKgaRVb1A9yhtX3Z5COGL7LIstUzoeDh+Hsht2klTTe1VGCZo4wk4vIPRR",
+	"zqLquYhNCgAYp9wFSOLg2qVwQLEFuHnx4VkqDWZ/XD7/u8tZYOUDTvgPZaoZlCXvDdjx8NiF0SEPnXHI",
+	"AOlWGTLwtSvU3ii3Py9HXJ23vYX3qpELmOMu/MR/h/54v/zE77CtSNFzb58/Jzh/gu6Scv+o4LNH0nty",
+	"m/1ttq5ZsMESs0K0787oDX2mS10fvKG/7lZFsi0sDBINXbAHNvFI12WQmnhWsTQrGhFP28ixulqIUEbP",
+	"X7x8cfWCbeK4UW/AXNHMmbplcy6XzLKaUEKPCesOy6B0qjO+hQldlkLPZw6UfBZkPiaGIgg2qtKDJlhy",
+	"kgh2b/7SipRFh2CjMvIfJ+C3MrzPp+TjEPcbdGHIKsA9e1vhf98DQGfonJtZdRs33L5+ydiN9+8LSfkU",
+	"tSKzRrEIyhxErIsY22TEByAG77KGJOxttzVoJBCGWRXXoXQsFxrKIDQ0NZj9Qo9MBdQ1YtGiSvVO6D5v",
+	"THyuHmu9cD+Jkjrvkz1dwnpfervdfmt7C/r51v4IHHvVdmy+tqkYx1rRkwdhSm1B5KdkWuhDGRGf3Yy2",
+	"i/8BBFj4LKVcCl3jVll6IwKcv1S3PcY1SycsNWzGE8tspAGTJb4aBUy8jkVu0E4LWV+3ksFyeBXV3OOh",
+	"BNRuXgiQ/WMl7cGx+gDwNZ5logDk/EQkvQZOFspojY8B7jj6I2EKjzSVUoLSK9X28gyqwnugF4kDZIf3",
+	"VvJ0XEoWuxYi12hC9pd8wJ753DoXUJOBg/ZE0/OOfgOvvVzntO/DYbnOrR7aZ7kPv7z8lLjlg3nrHtbl",
+	"9ju/Ay53vAEADPye/J/ESgdzsxH++Cf30Hs8gtTHZuBjGu2Kc451sSoMOs3gAmEFVOGEQNfPIs3HoGKV",
+	"ZYDcHZbaa9Te5AAgxM3Cz4QryXKzBNNUtcg1iiWLXFnrsUqWfzxYbKxaZFV2F1GUi4IQnLqqgE9QTJmK",
+	"Ec35668xUglzP9lhL2CpLEuyAXkGTGMZJPv2pZ0DLxL2U3M5pFDuWg8JSx+FEmsfuYWC8kcNVzj9/twt",
+	"yhbPsBVnuhnXpoezL8u5BJXYUap9kL13wqI8ldNffvv131h5G+vA4ecSVkCZlPJqQX3CwBevDGe5Ehs1",
+	"tIYk7lVdJn3NNASFVA5tboyY52Zr5+W6v90YLnMeCz89/uYwwFThMdfiyTH79rvTZ/3Lb0+Pvnhix5gm",
+	"g7JnIFMkqYhCDkQBZJTKKUMut3UeJansNY/3FIxG5H7Ol5niyR5y3VoxJ3b0+jXj8bVUt5lIpuQSdaf9",
+	"xK85ypMbLmNRSfcAa+GONiZik+3tsKGzv9mF/+3X/0UER5wA4BenEL+TbK07xTAflQJBsPSULKEVo37f",
+	"Jzm1MBGUncKAc6o2bNmZmkwCNlNSLQrAJbyw561/OgEEkY1VqU4r1kr6A/X4SDvcuqJz1xrzphlnyaKA",
+	"BN42kxF1gBpKtCiyaMDOTCjrFaadurNaaRoWpVb4EnWpUNZBUSKq94bal11EiAulcvZTIQUeMqg8S1sW",
+	"SogDtWuLzvFSGBiwr4VVTDWL4A5BhFzHQqlOJqp4oQR4DcvOeALPldMZsCuoEupQGIVW2Q0gfGRK5Xbj",
+	"glDmRXrDjQhYlsrrfqZintkxz4XhUCOKJ0khtBYos2AJKtp6wKakmFg/H2EhdVkLzxEQFIXqU2dRe5oz",
+	"HcOPNcuZhvdhkpzd2rSHgJ5U9c0tOSEpQj4IBX+tkut/QnGBjzbR+X51Rj8HjX5E+dG3JbvaRyFYUWkP",
+	"3tBfG8Ornlc6iMr1CYSpopxA1jiWSjbJ0unMQLVAbdIsY/a834i2qgQVt/1ckuA/IcH5fuTant7cSj/D",
+	"h7j0rjypt+tAXlKjSf/ofSbVTzUF2O0qBZy/vf1lL1mSSG5zmi9CR6KMBaK+q+gH0fbittQ/VFFBKxYC",
+	"tY5QljMi/cO+0aaDlC2WOoYqQhkVynAjLuG7EbPCZxSw21kaz0p9A6sL2FVEzQJCVwF4MdVOg7ECYo88",
+	"M1R+nw5Qqc8bpdgE+qwEenzELnUsKhBudnTMZr2Rg+rH+wl8SiR5hnKszIyVqr8esEhI0FZpDuUiMc5y",
+	"jtoGkQM40jABAfTnE+9dCNiN8A07zXYscp9pvd/sZOoJu31oV9EGxknJySfr2itoCy4JErA8gcg+e5A+",
+	"mAfps/y9Cbe3vP43YfK+lUh+gJUUwBj/NrdIoyH/BXAvXbPfIbcmFuiuiVHdBoVHFK6dUHa5MydSzEJl",
+	"QoMbJWBiMB2QDaBeVXyqMDojlJxNCqFnAGnbC7AUPXZp71/Pmpm4zn779X8BXW+iCggmQHN63zG4qPKB",
+	"bTGxNWc620Xfl1Pfi0FiV2Rk/BDcGAfwmcV6LPaTsIz8znnsBfKgSgqDFNnaGX/X5o8DI5BLvntOeynA",
+	"0yZFaUYf5KmcRqxLdQci5wCy3/ZKl2iWXlNwQyWzB8SjLVVgUgZaXdFdUaaCDdhZlW3LjFrEMyqC5Hyv",
+	"BKVuVZomJngl9ANq2La39mAiq2uTf/KRZmphYjUXhOTuYVjQEkwgx/2zAv4phvQIqHnqIgJQ/VsRK368",
+	"eLnvka/7AN90xoIXojhdmFln9POru8AScPp3AQ5Ce4rRl9SI8g4uqkTciEzlc6h+h36nbjTn14IVCxlZ",
+	"6W9RZJ1RZ2ZMPjo4ODz662A4GA4OR18OvxwCn6Dhr6HSQf67FkbXkLYDpnIs+JVBmJM2BQeU/vHSYdlg",
+	"kZJB5ef2a0Gsu9+fk98S3sX6fuQ2Q2sBMRkssKC9ZisogvVGX+QzMRcFz9jc6gNTQU2OLf2KhM1SbZTj",
+	"YFjbHqH93JBdPfuGcAGMl720K/4CgkKhkbIYWSqnq/jsonoMeZ6mKnMe5sHp+ZnXvzaF4PNNy1XLJfCc",
+	"u1Ap7durq/MRBX1gUAyEoZEYvB73wg3LBNeGKRmLwBG6x0qR2P0AmVCuRchAnAtbD3Mpo0pKY4/l1wWP",
+	"AXshIaAEiDfQdf4JTttudAmrAYuNqAa8KLiDoZ6Hsi3GJ6jfZtXHutDkqsTUwzKaFv+q8u6enp/hWtsp",
+	"1bIswPPt/NVw/nsjKKUIow1CWaVBQsWVKlSw8EIFuyup4T0vuJqpIpRe+kX12krChxfbPWDPvJyYwN7A",
+	"JYgGQwyN2ir4UYnrC/G9gpR7vKSBQ1wBvxtBHb81/Sqd55mYwyGASxLWN5S8gJWbpNNFAdiX/T7Y1FyS",
+	"aMDcN35wuPsuX4yzVM8gFIu+KvI4glCDXBQAeKFzHovegEbHzn+4vIL6fxRn/S3QAtxO0EwZx1n7gUXn",
+	"2JX/LdgzL/J4pQlfXCoj6LrrwWTkQfZmiJanXoBnQrzOgRHalQQIUAgo+e3Xf2N/eHdFyGdQcmJHw6FX",
+	"IAnD4q3uiwqFZ5pkuucf1ZVwNNr/tiPwreAZQLgnoCOnUmifKVdE0bl7dff/AwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -385,7 +385,7 @@ func (a *App) webhookStart(ctx context.Context, t stream.Topic, since, field str
 		}
 		return a.rt.Channels.Head(ctx, t.Channel)
 	}
-	cur, err := stream.ParseCursor(since)
+	cur, err := stream.ParseCursorFor(since, t.Path)
 	if err != nil {
 		return stream.Cursor{}, unprocessableField(field, store.ErrorMessage(err))
 	}

@@ -30,7 +30,7 @@ func channelTopic(ch string) stream.Topic {
 
 // ChannelHistory reads a channel's retained history.
 func (s *Server) ChannelHistory(ctx context.Context, req api.ChannelHistoryRequestObject) (api.ChannelHistoryResponseObject, error) {
-	since, err := optCursor(req.Params.Since, "since")
+	since, err := optCursor(req.Params.Since, "since", stream.MessagesTopic(req.Channel))
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +68,7 @@ func (s *Server) PollChanges(ctx context.Context, req api.PollChangesRequestObje
 		return nil, wire.ParamError(api.Query, "topic", store.ErrorMessage(err))
 	}
 	pr := app.PollRequest{Topic: topic, Limit: 100, Wait: 30 * time.Second, Client: remoteOf(ctx)}
-	if pr.Since, err = optCursor(req.Params.Since, "since"); err != nil {
+	if pr.Since, err = optCursor(req.Params.Since, "since", topic.Path); err != nil {
 		return nil, err
 	}
 	if req.Params.Wait != nil {
@@ -130,11 +130,13 @@ func parseWait(s string) (time.Duration, error) {
 	return d, nil
 }
 
-func optCursor(s *string, name string) (*stream.Cursor, error) {
+// optCursor decodes the optional cursor parameter name given for topic: a
+// topic's cursor, or a composite SSE id holding topic's position.
+func optCursor(s *string, name, topic string) (*stream.Cursor, error) {
 	if s == nil || *s == "" {
 		return nil, nil
 	}
-	c, err := stream.ParseCursor(*s)
+	c, err := stream.ParseCursorFor(*s, topic)
 	if err != nil {
 		return nil, wire.ParamError(api.Query, name, store.ErrorMessage(err))
 	}

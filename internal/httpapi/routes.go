@@ -10,11 +10,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/swaggest/swgui/v5emb"
@@ -145,6 +147,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	}
 	h = checkJSONBody(h)
 	h = limitBody(cfg.MaxBodyBytes, h)
+	h = refuseBody(doc, h)
 	h = readDeadline(cfg.ReadTimeout, h)
 	h = capStreams(cfg.Caps, h)
 	h = rateLimit(cfg.RateLimit, cfg.Now, h)
@@ -190,6 +193,53 @@ func staticFile(contentType string, b []byte) http.Handler {
 		w.Header().Set("Content-Type", contentType)
 		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
 	})
+}
+
+// refuseBody answers a request that carries a body for an operation that
+// takes none (e.g. a GET or a DELETE with content) with a 400 problem
+// naming the body, before reading it: such bytes would otherwise be read
+// and ignored, or count against limits (413, 408) the operation does not
+// declare.
+func refuseBody(doc *openapi3.T, next http.Handler) http.Handler {
+	bodyless := http.NewServeMux()
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			if op.RequestBody == nil {
+				bodyless.Handle(method+" "+path, http.NotFoundHandler())
+			}
+		}
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hasBody(r) {
+			if _, pattern := bodyless.Handler(r); pattern != "" {
+				writeProblem(w, r, wire.NewProblem(wire.KindInvalid, "this operation takes no request body",
+					[]api.ProblemField{wire.BodyField("", "not allowed: this operation takes no request body")}))
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// hasBody reports whether r carries content. A body of unknown length
+// (chunked) is probed for its first byte, which is put back.
+func hasBody(r *http.Request) bool {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return false
+	}
+	if r.ContentLength > 0 {
+		return true
+	}
+	var b [1]byte
+	n, _ := io.ReadFull(r.Body, b[:])
+	if n == 0 {
+		return false
+	}
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(b[:n]), r.Body), r.Body}
+	return true
 }
 
 // limitBody caps request bodies; reading past the cap fails, and the

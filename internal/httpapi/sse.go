@@ -3,12 +3,10 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"log/slog"
 	"maps"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -99,30 +97,6 @@ func (s *sseSink) Close() { s.closeOnce.Do(func() { close(s.closed) }) }
 // SlowConsumer implements stream.Sink.
 func (s *sseSink) SlowConsumer() { s.slowOnce.Do(func() { close(s.slow) }) }
 
-// multiCursor is the SSE id of a stream over several topics: every
-// topic's cursor, so one Last-Event-ID resumes them all.
-const multiPrefix = "m."
-
-func encodeMulti(cursors map[string]string) string {
-	b, _ := json.Marshal(cursors)
-	return multiPrefix + base64.RawURLEncoding.EncodeToString(b)
-}
-
-func decodeMulti(s string) (map[string]string, bool) {
-	if !strings.HasPrefix(s, multiPrefix) {
-		return nil, false
-	}
-	b, err := base64.RawURLEncoding.DecodeString(s[len(multiPrefix):])
-	if err != nil {
-		return nil, false
-	}
-	var m map[string]string
-	if json.Unmarshal(b, &m) != nil || len(m) > 32 {
-		return nil, false
-	}
-	return m, true
-}
-
 func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	topics := q["topic"]
@@ -137,30 +111,38 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, wire.Problem(err))
 	}
 
-	// One cursor per topic from Last-Event-ID / since.
-	since := map[string]*stream.Cursor{}
-	if resume != "" {
-		if m, ok := decodeMulti(resume); ok {
-			for t, c := range m {
-				cur, err := stream.ParseCursor(c)
-				if err != nil {
-					fail(wire.ParamError(resumeIn, resumeName, store.ErrorMessage(err)))
-					return
-				}
-				since[t] = &cur
-			}
-		} else {
-			cur, err := stream.ParseCursor(resume)
-			if err != nil {
-				fail(wire.ParamError(resumeIn, resumeName, store.ErrorMessage(err)))
-				return
-			}
-			if len(topics) != 1 {
-				fail(wire.ParamError(resumeIn, resumeName, "with several topics, resume with the composite id the stream sent"))
-				return
-			}
-			since[topics[0]] = &cur
+	// Where each topic resumes, from Last-Event-ID / since: a topic's
+	// cursor (one topic), or the composite id of a stream over several.
+	var single *stream.Cursor
+	var composite stream.Composite
+	resumeComposite := resume != "" && stream.IsComposite(resume)
+	if resumeComposite {
+		c, err := stream.ParseComposite(resume)
+		if err != nil {
+			fail(wire.ParamError(resumeIn, resumeName, store.ErrorMessage(err)))
+			return
 		}
+		composite = c
+	} else if resume != "" {
+		cur, err := stream.ParseCursor(resume)
+		if err != nil {
+			fail(wire.ParamError(resumeIn, resumeName, store.ErrorMessage(err)))
+			return
+		}
+		if len(topics) != 1 {
+			fail(wire.ParamError(resumeIn, resumeName, "with several topics, resume with the composite id the stream sent"))
+			return
+		}
+		single = &cur
+	}
+	sinceFor := func(topic string) *stream.Cursor {
+		if resumeComposite {
+			if cur, ok := composite.For(topic); ok {
+				return &cur
+			}
+			return nil // a topic the earlier stream did not follow
+		}
+		return single
 	}
 	sel, err := store.ParseSelector(labels)
 	if err != nil {
@@ -191,7 +173,10 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.sub.Close()
 		}
 	}()
+	// cursors holds each subscription's cursor by its key (the key frames
+	// carry); topics maps the keys to the topics the id names.
 	cursors := map[string]string{}
+	topicOf := map[string]string{}
 	seen := map[string]bool{}
 	principal := principalOf(r.Context())
 	cr, err := h.app.Connect(ctx, principal, app.ClientInfo{Transport: "sse", Remote: r.RemoteAddr})
@@ -213,7 +198,8 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		seen[t] = true
 		// One labels and one filter parameter for every topic: they
 		// select within the resource topics.
-		req := app.SubscribeRequest{Topic: topic, Since: since[t], Snapshot: snapshot && since[t] == nil, Client: r.RemoteAddr, Transport: "sse", Meta: cr.Meta}
+		since := sinceFor(topic.Path)
+		req := app.SubscribeRequest{Topic: topic, Since: since, Snapshot: snapshot && since == nil, Client: r.RemoteAddr, Transport: "sse", Meta: cr.Meta}
 		if topic.IsResource() {
 			req.Selector, req.Filter = sel, flt
 		}
@@ -223,6 +209,7 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		subs = append(subs, started{sub, run})
+		topicOf[sub.Key] = sub.Topic.Path
 		if res.Cursor.Epoch != "" {
 			cursors[sub.Key] = res.Cursor.String()
 		}
@@ -279,7 +266,6 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer heartbeat.Stop()
 	bookmark := time.NewTicker(bm)
 	defer bookmark.Stop()
-	single := len(topics) == 1
 	// The stream ends with an invalid-token error event when the
 	// credentials expire; the client reconnects with fresh ones and
 	// Last-Event-ID, losing nothing.
@@ -300,23 +286,23 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-sink.closed: // the hub is shutting down
 			reason = "shutdown"
-			h.writeError(out, goingAway, cursorsID(cursors, single))
+			h.writeError(out, goingAway, cursorsID(cursors, topicOf))
 			return
 		case <-h.draining:
 			reason = "shutdown"
-			h.writeError(out, goingAway, cursorsID(cursors, single))
+			h.writeError(out, goingAway, cursorsID(cursors, topicOf))
 			return
 		case <-expired:
 			reason = "token-expired"
-			h.writeError(out, wire.Problem(&auth.TokenError{Reason: auth.ReasonExpired}), cursorsID(cursors, single))
+			h.writeError(out, wire.Problem(&auth.TokenError{Reason: auth.ReasonExpired}), cursorsID(cursors, topicOf))
 			return
 		case <-sink.slow:
 			reason = "slow-consumer"
-			h.writeError(out, wire.NewProblem(wire.KindSlowConsumer, "", nil), cursorsID(cursors, single))
+			h.writeError(out, wire.NewProblem(wire.KindSlowConsumer, "", nil), cursorsID(cursors, topicOf))
 			return
 		case err := <-errs:
 			reason = "error"
-			h.writeError(out, wire.Problem(err), cursorsID(cursors, single))
+			h.writeError(out, wire.Problem(err), cursorsID(cursors, topicOf))
 			return
 		case <-heartbeat.C:
 			if out.write([]byte(": heartbeat\n\n")) != nil {
@@ -349,7 +335,7 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				buf.WriteByte('\n')
 				if m.Cursor() != "" {
 					buf.WriteString("id: ")
-					buf.WriteString(cursorsID(next, single))
+					buf.WriteString(cursorsID(next, topicOf))
 					buf.WriteByte('\n')
 				}
 				buf.WriteString("data: ")
@@ -418,14 +404,18 @@ func (o *sseWriter) write(b []byte) error {
 }
 
 // cursorsID is the SSE id: the plain cursor for one topic, else composite.
-func cursorsID(cursors map[string]string, single bool) string {
-	if single {
+func cursorsID(cursors, topicOf map[string]string) string {
+	if len(topicOf) == 1 {
 		for _, c := range cursors {
 			return c
 		}
 		return ""
 	}
-	return encodeMulti(cursors)
+	byTopic := make(map[string]string, len(cursors))
+	for key, c := range cursors {
+		byTopic[topicOf[key]] = c
+	}
+	return stream.EncodeComposite(byTopic)
 }
 
 func (h *sseHandler) writeError(out *sseWriter, p api.Problem, id string) {

@@ -117,6 +117,7 @@ var streamVocabulary = map[string]bool{
 	"Topic": true, "ParseTopic": true, "TopicKind": true, "TopicCollection": true, "TopicResource": true, "TopicChannel": true, "TopicPresence": true,
 	"MessagesTopic": true, "PresenceTopic": true, "CollectionTopic": true, "ResourceTopic": true, "Key": true, "ValidChannel": true,
 	"Cursor": true, "ParseCursor": true, "Kind": true, "KindResource": true, "KindChannel": true,
+	"Composite": true, "IsComposite": true, "ParseComposite": true, "EncodeComposite": true, "ParseCursorFor": true,
 	"Event": true, "EventCreated": true, "EventUpdated": true, "EventDeleted": true, "EventSnapshot": true, "EventMessage": true,
 	"Result": true, "Start": true, "StartLive": true, "StartSince": true, "StartSnapshot": true,
 	"Sink": true, "Replays": true, "NewReplays": true, "MaxReplays": true, "PollMaxBytes": true,

@@ -10,6 +10,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -83,7 +86,96 @@ func (v *OpenAPI) ValidateResponse(req *http.Request, status int, header http.He
 	if err := openapi3filter.ValidateResponse(req.Context(), in); err != nil {
 		return fmt.Errorf("%s %s → %d does not match spec/openapi.yaml: %w", req.Method, req.URL.Path, status, err)
 	}
+	resp := Declared(route.Operation, status)
+	if resp == nil {
+		return fmt.Errorf("%s %s → %d: operation %s declares no %d response (only default covers it): declare it in spec/openapi.yaml", req.Method, req.URL.Path, status, route.Operation.OperationID, status)
+	}
+	if hookStatus(route.Operation, status) {
+		return nil // a hook's refusal carries the application's own type
+	}
+	return checkProblemType(route.Operation.OperationID, status, resp, header, body)
+}
+
+// HooksExtension lists, on an operation of spec/openapi.yaml, the
+// application hooks it calls (connect, subscribe, publish). A hook
+// refuses with its own problem: status 400, 403, 409, 422 or 429 and any
+// type, so those statuses of such an operation are not type-checked.
+const HooksExtension = "x-tandem-hooks"
+
+// HookStatuses are the statuses a hook's refusal may carry.
+var HookStatuses = []int{400, 403, 409, 422, 429}
+
+func hookStatus(op *openapi3.Operation, status int) bool {
+	if _, ok := op.Extensions[HooksExtension]; !ok {
+		return false
+	}
+	return slices.Contains(HookStatuses, status)
+}
+
+// ProblemTypesExtension lists, on a response of spec/openapi.yaml, the
+// problem types (slugs after wire.ProblemBase) its body may carry; a
+// response without it may carry any type (e.g. a hook's own problem).
+const ProblemTypesExtension = "x-tandem-problem-types"
+
+// Declared returns the response op declares for status itself: its exact
+// code, else its range ("4XX"); nil when only default covers status. It
+// returns no error.
+func Declared(op *openapi3.Operation, status int) *openapi3.Response {
+	if op == nil || op.Responses == nil {
+		return nil
+	}
+	for _, key := range []string{strconv.Itoa(status), strconv.Itoa(status/100) + "XX"} {
+		if ref := op.Responses.Value(key); ref != nil && ref.Value != nil {
+			return ref.Value
+		}
+	}
 	return nil
+}
+
+// ProblemTypes returns the problem type slugs resp declares through
+// ProblemTypesExtension (nil: any). Errors: the extension is not a list of
+// strings (a spec defect).
+func ProblemTypes(resp *openapi3.Response) ([]string, error) {
+	raw, ok := resp.Extensions[ProblemTypesExtension]
+	if !ok {
+		return nil, nil
+	}
+	list, ok := raw.([]any)
+	if !ok || len(list) == 0 {
+		return nil, fmt.Errorf("%s must be a non-empty list of strings, not %v", ProblemTypesExtension, raw)
+	}
+	out := make([]string, len(list))
+	for i, v := range list {
+		if out[i], ok = v.(string); !ok {
+			return nil, fmt.Errorf("%s must be a non-empty list of strings, not %v", ProblemTypesExtension, raw)
+		}
+	}
+	return out, nil
+}
+
+// ProblemBase prefixes every problem type (wire.ProblemBase is this).
+const ProblemBase = "https://tandem.dev/problems/"
+
+// checkProblemType checks that a problem body's type is one its response
+// declares.
+func checkProblemType(opID string, status int, resp *openapi3.Response, header http.Header, body []byte) error {
+	if header.Get("Content-Type") != "application/problem+json" {
+		return nil
+	}
+	types, err := ProblemTypes(resp)
+	if err != nil || types == nil {
+		return err
+	}
+	var p struct{ Type string }
+	if err := json.Unmarshal(body, &p); err != nil {
+		return fmt.Errorf("%s → %d: problem body is not JSON: %w", opID, status, err)
+	}
+	for _, t := range types {
+		if p.Type == ProblemBase+t {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s → %d: problem type %q is not among those the response declares (%s: %s)", opID, status, p.Type, ProblemTypesExtension, strings.Join(types, ", "))
 }
 
 // validateProblem checks an RFC 9457 problem against the Problem schema.
@@ -155,6 +247,57 @@ func (v *OpenAPI) ValidateSchema(name string, body []byte) error {
 	}
 	if err := ref.Value.VisitJSON(val, openapi3.MultiErrors()); err != nil {
 		return fmt.Errorf("body does not match the %s schema: %w", name, err)
+	}
+	return nil
+}
+
+// SSEEventsExtension lists, on the text/event-stream content of
+// GET /v1/events, the SSE event names the stream may carry; each names
+// the type of the server frame (spec/asyncapi.yaml) in its data.
+const SSEEventsExtension = "x-tandem-sse-events"
+
+// SSEEvents returns the SSE event names GET /v1/events declares. Errors:
+// the spec does not declare them (a spec defect).
+func (v *OpenAPI) SSEEvents() ([]string, error) {
+	item := v.doc.Paths.Value("/v1/events")
+	if item == nil || item.Get == nil {
+		return nil, fmt.Errorf("spec has no GET /v1/events")
+	}
+	resp := Declared(item.Get, http.StatusOK)
+	if resp == nil || resp.Content["text/event-stream"] == nil {
+		return nil, fmt.Errorf("GET /v1/events declares no text/event-stream 200 response")
+	}
+	raw, ok := resp.Content["text/event-stream"].Extensions[SSEEventsExtension].([]any)
+	if !ok || len(raw) == 0 {
+		return nil, fmt.Errorf("GET /v1/events has no %s list", SSEEventsExtension)
+	}
+	names := make([]string, len(raw))
+	for i, n := range raw {
+		if names[i], ok = n.(string); !ok {
+			return nil, fmt.Errorf("%s must list strings, not %v", SSEEventsExtension, raw)
+		}
+	}
+	return names, nil
+}
+
+// ValidateSSEEvent checks one event of a GET /v1/events stream: its name
+// is one the spec declares, and its data is a server frame of
+// spec/asyncapi.yaml (frames) whose type is that name. Errors: the event
+// breaks either contract (the error says how).
+func (v *OpenAPI) ValidateSSEEvent(frames *AsyncAPI, name string, data []byte) error {
+	names, err := v.SSEEvents()
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(names, name) {
+		return fmt.Errorf("SSE event %q is not declared by GET /v1/events (%s: %s)", name, SSEEventsExtension, strings.Join(names, ", "))
+	}
+	if err := frames.ValidateServerFrame(data); err != nil {
+		return fmt.Errorf("SSE event %q: %w", name, err)
+	}
+	var head struct{ Type string }
+	if err := json.Unmarshal(data, &head); err != nil || head.Type != name {
+		return fmt.Errorf("SSE event %q carries a frame of type %q", name, head.Type)
 	}
 	return nil
 }

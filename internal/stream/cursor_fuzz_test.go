@@ -24,3 +24,30 @@ func FuzzCursorEncode(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseComposite: no input panics ParseComposite or makes it accept
+// more than MaxCursorLen characters or MaxStreamTopics positions; a
+// composite it accepts answers For without error and every position it
+// holds is a cursor ParseCursor accepts.
+func FuzzParseComposite(f *testing.F) {
+	cur := Cursor{Kind: KindChannel, Epoch: "0123456789abcdef", Pos: 5}.String()
+	f.Add(EncodeComposite(map[string]string{"channels/a/messages": cur, "collections/c/resources": cur}))
+	f.Add("m.eyJjaGFubmVscy9hL21lc3NhZ2VzIjoiWXpveE9qRSJ9")
+	f.Add("s1.AAAAAAAAAAB4BmVwb2NoAQ")
+	f.Add("s1.")
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := ParseComposite(s)
+		if err != nil {
+			return
+		}
+		if len(s) > MaxCursorLen || len(c.byTag) > MaxStreamTopics || len(c.byTag) == 0 {
+			t.Fatalf("accepted %d characters with %d positions", len(s), len(c.byTag))
+		}
+		for _, p := range c.byTag {
+			if _, err := ParseCursor(p.String()); err != nil {
+				t.Fatalf("holds a position %+v that does not encode to a cursor: %v", p, err)
+			}
+		}
+		_, _ = c.For("channels/a/messages")
+	})
+}

@@ -13,7 +13,7 @@ import (
 )
 
 // ProblemBase prefixes every problem type URI.
-const ProblemBase = "https://tandem.dev/problems/"
+const ProblemBase = specval.ProblemBase
 
 // Kind is one problem type: its HTTP status, URI slug and title.
 type Kind struct {

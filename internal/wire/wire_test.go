@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -154,5 +155,63 @@ func TestFramesMatchAsyncAPI(t *testing.T) {
 	strict.Reset("t", store.ErrCompacted)
 	if checked != 2 {
 		t.Fatalf("strict frames checked %d frames, want 2", checked)
+	}
+}
+
+// TestSpecProblemTypes: every problem type a response of spec/openapi.yaml
+// declares (x-tandem-problem-types) is one the server has, with that
+// response's status; and every kind the server has is declared by some
+// response.
+func TestSpecProblemTypes(t *testing.T) {
+	doc, err := specval.LoadOpenAPIDoc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := []Kind{KindInvalid, KindNotFound, KindConflict, KindForbidden, KindRateLimited, KindTooLarge, KindUnavailable,
+		KindUnsupportedMedia, KindRouteNotFound, KindMethodNotAllowed, KindInternal, KindRequestTimeout, KindSlowConsumer,
+		KindUnauthenticated, KindInvalidToken, KindInsufficientScope, KindHookUnavailable, KindHookDenied}
+	for _, k := range errorTable {
+		kinds = append(kinds, k)
+	}
+	statuses := map[string]map[int]bool{} // slug → statuses
+	for _, k := range kinds {
+		if statuses[k.Slug] == nil {
+			statuses[k.Slug] = map[int]bool{}
+		}
+		statuses[k.Slug][k.Status] = true
+	}
+	declared := map[string]bool{}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			for key, ref := range op.Responses.Map() {
+				if ref.Value == nil {
+					continue
+				}
+				types, err := specval.ProblemTypes(ref.Value)
+				if err != nil {
+					t.Errorf("%s %s %s: %v", method, path, key, err)
+				}
+				for _, slug := range types {
+					declared[slug] = true
+					st, ok := statuses[slug]
+					if !ok {
+						t.Errorf("%s %s %s declares problem type %q, which the server does not have", method, path, key, slug)
+						continue
+					}
+					if status, _ := strconv.Atoi(key); !st[status] {
+						t.Errorf("%s %s %s declares problem type %q, which the server answers with status %v", method, path, key, slug, st)
+					}
+				}
+			}
+		}
+	}
+	// Kinds that no operation answers over REST: routing problems (no
+	// operation matched), WebSocket/SSE-only ones and a hook's refusal
+	// (its own status and type).
+	notREST := map[string]bool{KindMethodNotAllowed.Slug: true, KindSlowConsumer.Slug: true, KindHookDenied.Slug: true}
+	for slug := range statuses {
+		if !declared[slug] && !notREST[slug] {
+			t.Errorf("problem type %q is declared by no response of spec/openapi.yaml", slug)
+		}
 	}
 }

@@ -99,7 +99,7 @@ func (c *conn) subscribe(f Subscribe) {
 		req.Meta = m
 	}
 	if f.Since != "" {
-		cur, err := stream.ParseCursor(f.Since)
+		cur, err := stream.ParseCursorFor(f.Since, topic.Path)
 		if err != nil {
 			c.fail(f.Ref, err)
 			return

@@ -1,0 +1,78 @@
+package httpapi
+
+import (
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/tandemhq/tandem/internal/specval"
+)
+
+// TestEveryOperationDeclaresItsStatuses: each status the middleware can
+// answer for an operation is declared by that operation itself, not only
+// through default (the runtime check, specval.Declared, catches the
+// statuses the handlers answer in every end-to-end test). The rules:
+//   - 400: validation (every operation refuses unknown query parameters)
+//     and, for operations without a body, refuseBody;
+//   - 500: recoverer and the unknown-error row of the error table;
+//   - 401: authenticate, for operations with security;
+//   - 403: authorizeOperation, for operations with x-tandem-grant;
+//   - 429 and 503: rateLimit, and the store or broker being unavailable,
+//     for /v1/ operations;
+//   - 408, 413, 415: readDeadline, limitBody and the validator's media
+//     type check, for operations with a request body.
+func TestEveryOperationDeclaresItsStatuses(t *testing.T) {
+	doc, err := specval.LoadOpenAPIDoc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			n++
+			want := []int{http.StatusBadRequest, http.StatusInternalServerError}
+			security := doc.Security
+			if op.Security != nil {
+				security = *op.Security
+			}
+			if len(security) > 0 {
+				want = append(want, http.StatusUnauthorized)
+			}
+			if _, ok := op.Extensions["x-tandem-grant"]; ok {
+				want = append(want, http.StatusForbidden)
+			}
+			if strings.HasPrefix(path, "/v1/") {
+				want = append(want, http.StatusTooManyRequests, http.StatusServiceUnavailable)
+			}
+			if op.RequestBody != nil {
+				want = append(want, http.StatusRequestTimeout, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType)
+			}
+			for _, status := range want {
+				if specval.Declared(op, status) == nil {
+					t.Errorf("%s %s (%s) can answer %d but declares it only through default", method, path, op.OperationID, status)
+				}
+			}
+			// Every declared problem response says which problem types it
+			// carries, unless a hook may answer it with its own.
+			for key, ref := range op.Responses.Map() {
+				if key == "default" || key[0] < '4' || ref.Value == nil || ref.Value.Content["application/problem+json"] == nil {
+					continue
+				}
+				types, err := specval.ProblemTypes(ref.Value)
+				if err != nil {
+					t.Errorf("%s: response %s: %v", op.OperationID, key, err)
+				}
+				_, hooks := op.Extensions[specval.HooksExtension]
+				hookStatus := hooks && slices.ContainsFunc(specval.HookStatuses, func(s int) bool { return key == strconv.Itoa(s) })
+				if types == nil && !hookStatus && !strings.Contains(ref.Ref, "HookDenied") {
+					t.Errorf("%s: problem response %s (%s) lists no %s", op.OperationID, key, ref.Ref, specval.ProblemTypesExtension)
+				}
+			}
+		}
+	}
+	if n < 30 {
+		t.Fatalf("only %d operations in the spec", n)
+	}
+}
