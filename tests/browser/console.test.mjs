@@ -223,6 +223,70 @@ test('a collection subscription shows REST changes live and resumes across a ser
   }
 });
 
+test('a browser EventSource over two topics gets bookmark events and resumes across a restart from its composite id', async (t) => {
+  const dataDir = path.join(work, 'eventsource');
+  let server = await startTandem({ dataDir, extra: ['--bookmark-interval', '300ms'] });
+  const context = await browser.newContext();
+  t.after(async () => { await context.close(); await server.stop(); });
+  try {
+    for (const name of ['orders', 'notes']) assert.equal((await rest(server, 'POST', '/v1/collections', { name })).status, 201);
+    const page = await context.newPage();
+    await page.goto(`${server.url}/healthz`);
+    await page.evaluate(() => {
+      const got = { events: [], bookmarks: [], opens: 0 };
+      window.got = got;
+      const es = new EventSource('/v1/events?topic=collections/orders/resources&topic=collections/notes/resources');
+      es.onopen = () => { got.opens++; };
+      // The README's recipe: keep the id of events and of bookmarks.
+      es.addEventListener('event', (e) => {
+        const f = JSON.parse(e.data);
+        got.events.push(`${f.topic.split('/')[1]}/${f.resource.id}`);
+        got.cursor = e.lastEventId;
+      });
+      es.addEventListener('bookmark', (e) => {
+        got.bookmarks.push({ id: e.lastEventId, topic: JSON.parse(e.data).topic });
+        got.cursor = e.lastEventId;
+      });
+    });
+    await page.waitForFunction(() => window.got.opens === 1, null, { timeout: WAIT });
+    assert.equal((await rest(server, 'PUT', '/v1/collections/orders/resources/o-1', { data: {} })).status, 201);
+    assert.equal((await rest(server, 'PUT', '/v1/collections/notes/resources/n-1', { data: {} })).status, 201);
+    await page.waitForFunction(() => window.got.events.length === 2, null, { timeout: WAIT });
+    // Bookmarks of both topics arrive, each with the stream's composite id.
+    await page.waitForFunction(() => new Set(window.got.bookmarks.map((b) => b.topic)).size === 2, null, { timeout: WAIT });
+    const bookmarks = await page.evaluate(() => window.got.bookmarks);
+    for (const b of bookmarks) assert.match(b.id, /^s1\./, 'a bookmark carries the composite id');
+
+    // Restart; meanwhile another process on the same data writes o-2.
+    const addr = server.addr;
+    await server.stop();
+    const side = await startTandem({ dataDir });
+    try {
+      assert.equal((await rest(side, 'PUT', '/v1/collections/orders/resources/o-2', { data: {} })).status, 201);
+    } finally {
+      await side.stop();
+    }
+    server = await startTandem({ dataDir, addr, extra: ['--bookmark-interval', '300ms'] });
+    await page.waitForFunction(() => window.got.opens === 2, null, { timeout: 30_000 });
+    assert.equal((await rest(server, 'PUT', '/v1/collections/notes/resources/n-2', { data: {} })).status, 201);
+    await page.waitForFunction(() => window.got.events.length >= 4, null, { timeout: WAIT });
+    // Every change exactly once: Last-Event-ID resumed both topics.
+    const events = await page.evaluate(() => window.got.events);
+    assert.deepEqual([...events].sort(), ['notes/n-1', 'notes/n-2', 'orders/o-1', 'orders/o-2']);
+    // The cursor the application kept resumes a new EventSource with ?since=.
+    const resumed = await page.evaluate(() => new Promise((resolve, reject) => {
+      const es = new EventSource('/v1/events?topic=collections/orders/resources&topic=collections/notes/resources&since=' + encodeURIComponent(window.got.cursor));
+      es.onopen = () => fetch('/v1/collections/orders/resources/o-3', { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: '{"data":{}}' });
+      es.addEventListener('event', (e) => { es.close(); resolve(JSON.parse(e.data).resource.id); });
+      setTimeout(() => { es.close(); reject(new Error('no event after resuming with since')); }, 10_000);
+    }));
+    assert.equal(resumed, 'o-3', 'resuming from the kept cursor replays nothing already seen');
+  } catch (err) {
+    t.diagnostic(`server log:\n${server.logs()}`);
+    throw err;
+  }
+});
+
 test('the list panel filters and orders pages, shows a bad filter\'s position, and watches the filter live', async (t) => {
   const server = await startTandem({ dataDir: path.join(work, 'queries') });
   const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });

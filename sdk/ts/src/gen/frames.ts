@@ -46,15 +46,33 @@ export type Labels = string;
  */
 export type Filter = string;
 /**
- * An opaque position in a topic's stream.
+ * An opaque stream position, exactly as the server sent it: a topic's
+ * cursor (events, `synced`, bookmarks, replies, the long-poll
+ * `cursor`, the `id:` of a single-topic SSE stream), or the composite
+ * `id:` of an SSE stream over several topics, which every parameter
+ * taking a cursor for one of those topics also accepts. The server
+ * never makes a cursor longer than maxLength.
+ *
  */
 export type Cursor = string;
 /**
- * An opaque position in a topic's stream.
+ * An opaque stream position, exactly as the server sent it: a topic's
+ * cursor (events, `synced`, bookmarks, replies, the long-poll
+ * `cursor`, the `id:` of a single-topic SSE stream), or the composite
+ * `id:` of an SSE stream over several topics, which every parameter
+ * taking a cursor for one of those topics also accepts. The server
+ * never makes a cursor longer than maxLength.
+ *
  */
 export type Cursor1 = string;
 /**
- * An opaque position in a topic's stream.
+ * An opaque stream position, exactly as the server sent it: a topic's
+ * cursor (events, `synced`, bookmarks, replies, the long-poll
+ * `cursor`, the `id:` of a single-topic SSE stream), or the composite
+ * `id:` of an SSE stream over several topics, which every parameter
+ * taking a cursor for one of those topics also accepts. The server
+ * never makes a cursor longer than maxLength.
+ *
  */
 export type Cursor2 = string;
 

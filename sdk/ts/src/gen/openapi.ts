@@ -293,12 +293,33 @@ export interface paths {
          *     API. Each SSE `id:` is the cursor to resume from (with several
          *     topics, a composite cursor covering all of them), so a reconnecting
          *     `EventSource` resumes through `Last-Event-ID`; `since` does the same
-         *     for other clients. SSE event names: `event`, `synced`, `presence`,
-         *     and `error` (a problem object, e.g. resync-required, after which the
-         *     stream ends). An `event` is a resource change (`resource.*`, with
-         *     `resource`), a channel message (`message`) or, on collection
-         *     topics whatever `labels`, a change of the collection's definition
-         *     (`collection.updated`, with `collection`). A comment line is sent every 15 s as a heartbeat.
+         *     for other clients. The composite id also works as `since` on
+         *     `/v1/changes` and `/v1/channels/{channel}/messages` and in a
+         *     WebSocket `subscribe` for any one of its topics (a topic it does not
+         *     cover is a 400 saying so); a topic's own cursor, from an event's
+         *     `cursor`, works everywhere too.
+         *
+         *     Every SSE event is named after the `type` of its data, a frame of
+         *     spec/asyncapi.yaml (the list is `x-tandem-sse-events` on the 200
+         *     response):
+         *     - `event`: a resource change (`resource.*`, with `resource`), a
+         *       channel message (`message`) or, on collection topics whatever
+         *       `labels`, a change of the collection's definition
+         *       (`collection.updated`, with `collection`);
+         *     - `synced`: the end of the snapshot (`snapshot=true`);
+         *     - `presence`: a presence topic's members, then join/leave diffs;
+         *     - `bookmark`: every `--bookmark-interval` (default 25 s), one per
+         *       topic with its current cursor, and an `id:` that is the
+         *       stream's current cursor, so a reconnect after a quiet period
+         *       does not replay what was already sent. An `EventSource` keeps the
+         *       `id:` of every event for `Last-Event-ID` whether or not it
+         *       listens for its name; an application that stores the cursor
+         *       itself listens for `bookmark` too (README, "Server-Sent Events
+         *       and long-polling");
+         *     - `error`: a problem object (e.g. resync-required), after which
+         *       the stream ends.
+         *
+         *     A comment line is sent every 15 s as a heartbeat.
          *     When the server shuts down, the stream ends with an `error` event
          *     (503, `unavailable`) whose `id:` is the stream's cursor. Every
          *     write has a deadline: a client that does not read in time gets a
@@ -580,7 +601,14 @@ export interface components {
         ChannelName: string;
         /** @example collections/orders/resources */
         Topic: string;
-        /** @description An opaque stream position, exactly as the server sent it. */
+        /**
+         * @description An opaque stream position, exactly as the server sent it: a topic's
+         *     cursor (events, `synced`, bookmarks, replies, the long-poll
+         *     `cursor`, the `id:` of a single-topic SSE stream), or the composite
+         *     `id:` of an SSE stream over several topics, which every parameter
+         *     taking a cursor for one of those topics also accepts. The server
+         *     never makes a cursor longer than maxLength.
+         */
         Cursor: string;
         MessagePublish: {
             /** @description Any JSON value. */
@@ -1334,9 +1362,20 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The store cannot be reached (type `unavailable`); retry later. */
+        /** @description An internal error (type `internal`): it has been logged with the response's `X-Request-Id`; the detail reveals nothing more. */
+        Internal: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The store or the broker cannot be reached, or the server is shutting down (type `unavailable`); retry later or on another node. */
         StoreUnavailable: {
             headers: {
+                /** @description Seconds to wait before trying again. */
+                "Retry-After"?: number;
                 [name: string]: unknown;
             };
             content: {
@@ -1427,6 +1466,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            500: components["responses"]["Internal"];
         };
     };
     getReady: {
@@ -1448,6 +1488,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            500: components["responses"]["Internal"];
             /** @description Not ready; `checks` says which dependency failed. */
             503: {
                 headers: {
@@ -1478,6 +1519,11 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1508,10 +1554,16 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1538,7 +1590,12 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1562,7 +1619,12 @@ export interface operations {
                 content?: never;
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1633,6 +1695,7 @@ export interface operations {
                 };
             };
             429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
             503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
         };
@@ -1694,8 +1757,13 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             422: components["responses"]["NeedsIndex"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1730,11 +1798,17 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1774,7 +1848,12 @@ export interface operations {
                 content?: never;
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1823,11 +1902,17 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
             412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1856,8 +1941,13 @@ export interface operations {
                 content?: never;
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             412: components["responses"]["PreconditionFailed"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1893,11 +1983,17 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
             412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1935,6 +2031,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            401: components["responses"]["Unauthenticated"];
             /** @description Type `insufficient-scope`: the credentials lack `write` on the path of operation `operation`. */
             403: {
                 headers: {
@@ -1991,6 +2088,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
             503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
         };
@@ -2020,7 +2119,12 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
             410: components["responses"]["ResyncRequired"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
         };
     };
@@ -2053,6 +2157,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
@@ -2060,6 +2165,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["HookDenied"];
             429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
             503: components["responses"]["HookUnavailable"];
             default: components["responses"]["Problem"];
         };
@@ -2086,6 +2192,11 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
         };
     };
@@ -2131,12 +2242,14 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["HookDenied"];
             410: components["responses"]["ResyncRequired"];
             422: components["responses"]["HookDenied"];
             429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
             503: components["responses"]["ServiceUnavailable"];
             default: components["responses"]["Problem"];
         };
@@ -2182,12 +2295,14 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["HookDenied"];
             410: components["responses"]["ResyncRequired"];
             422: components["responses"]["HookDenied"];
             429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
             503: components["responses"]["HookUnavailable"];
             default: components["responses"]["Problem"];
         };
@@ -2211,7 +2326,10 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
             503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
         };
@@ -2243,6 +2361,8 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
@@ -2250,6 +2370,8 @@ export interface operations {
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
             503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
         };
@@ -2276,7 +2398,11 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
             503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
         };
@@ -2301,7 +2427,11 @@ export interface operations {
                 content?: never;
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
             503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
         };
@@ -2332,11 +2462,15 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
             503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
         };
@@ -2363,7 +2497,11 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
             503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
         };
@@ -2394,11 +2532,15 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
             410: components["responses"]["ResyncRequired"];
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
             503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
         };
@@ -2429,7 +2571,10 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
             503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
         };
@@ -2461,8 +2606,11 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
             503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
         };
@@ -2494,7 +2642,10 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
             503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
         };
@@ -2526,7 +2677,10 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
             503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
         };
@@ -2557,11 +2711,14 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
             503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
         };
@@ -2591,7 +2748,10 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
             503: components["responses"]["StoreUnavailable"];
             default: components["responses"]["Problem"];
         };
