@@ -117,4 +117,8 @@ func TestSSECompositeCursor(t *testing.T) {
 	if resp.StatusCode != 400 || !strings.Contains(fmt.Sprint(p), "holds no position for topic channels/other/messages") {
 		t.Fatalf("long-poll on a topic the composite id does not cover: %d %v", resp.StatusCode, p)
 	}
+	resp, p = s.do(t, "GET", "/v1/events?topic=channels/other/messages", "", "", "Last-Event-ID", id)
+	if resp.StatusCode != 400 || !strings.Contains(fmt.Sprint(p), "holds no position for any topic of this stream") {
+		t.Fatalf("SSE over topics the composite id does not cover: %d %v", resp.StatusCode, p)
+	}
 }

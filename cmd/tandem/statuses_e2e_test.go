@@ -92,7 +92,7 @@ func TestStatusMatrix(t *testing.T) {
 	sort.Slice(ops, func(i, j int) bool { return ops[i].op.OperationID < ops[j].op.OperationID })
 
 	const maxBody = 2048
-	s := startAuthServer(t, "--max-body-bytes", fmt.Sprint(maxBody))
+	s := startAuthServer(t, "--max-body-bytes", fmt.Sprint(maxBody), "--channel-presence=false")
 	admin := http.Header{"X-Api-Key": {testAdminKey}}
 	nobody := http.Header{"Authorization": {"Bearer " + mintTest(t, "nobody", "read:nothing", time.Now().Add(time.Hour), testAudience)}}
 	big := `{"data":{"x":"` + strings.Repeat("a", maxBody) + `"}}`
@@ -148,14 +148,19 @@ func TestStatusMatrix(t *testing.T) {
 		})
 	}
 	// The requests an outside validator found answered 400 and 413 through
-	// default only.
-	for _, c := range []struct{ method, path, body string }{
-		{"GET", "/v1/collections/-x", ""},
-		{"GET", "/v1/collections/orders/resources/..%2Fsecret", ""},
+	// default only, and the handlers' own statuses found by reading their
+	// errors.
+	for _, c := range []struct {
+		method, path string
+		status       int
+	}{
+		{"GET", "/v1/collections/-x", 400},
+		{"GET", "/v1/collections/orders/resources/..%2Fsecret", 400},
+		{"GET", "/v1/channels/chat:lobby/presence", 404}, // presence disabled
 	} {
-		resp, _ := s.do(t, c.method, c.path, "", c.body, "X-Api-Key", testAdminKey)
-		if resp.StatusCode != 400 {
-			t.Errorf("%s %s: %d, want 400", c.method, c.path, resp.StatusCode)
+		resp, _ := s.do(t, c.method, c.path, "", "", "X-Api-Key", testAdminKey)
+		if resp.StatusCode != c.status {
+			t.Errorf("%s %s: %d, want %d", c.method, c.path, resp.StatusCode, c.status)
 		}
 	}
 

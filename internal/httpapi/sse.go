@@ -135,9 +135,11 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		single = &cur
 	}
+	covered := 0 // topics the composite cursor holds a position for
 	sinceFor := func(topic string) *stream.Cursor {
 		if resumeComposite {
 			if cur, ok := composite.For(topic); ok {
+				covered++
 				return &cur
 			}
 			return nil // a topic the earlier stream did not follow
@@ -174,7 +176,7 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	// cursors holds each subscription's cursor by its key (the key frames
-	// carry); topics maps the keys to the topics the id names.
+	// carry); topicOf maps the keys to the topics the id names.
 	cursors := map[string]string{}
 	topicOf := map[string]string{}
 	seen := map[string]bool{}
@@ -215,6 +217,10 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	if resumeComposite && covered == 0 {
+		fail(wire.ParamError(resumeIn, resumeName, "this composite cursor holds no position for any topic of this stream: resume with the id of a stream over some of these topics"))
+		return
+	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")

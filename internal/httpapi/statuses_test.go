@@ -22,7 +22,11 @@ import (
 //   - 429 and 503: rateLimit, and the store or broker being unavailable,
 //     for /v1/ operations;
 //   - 408, 413, 415: readDeadline, limitBody and the validator's media
-//     type check, for operations with a request body.
+//     type check, for operations with a request body;
+//   - 409 with Idempotency-Key, 412 with If-Match, 410 with a cursor
+//     (since, Last-Event-ID), 404 with a collection, webhook or
+//     connection in the path (the handlers' errors; the end-to-end tests
+//     check the rest at runtime).
 func TestEveryOperationDeclaresItsStatuses(t *testing.T) {
 	doc, err := specval.LoadOpenAPIDoc()
 	if err != nil {
@@ -48,6 +52,21 @@ func TestEveryOperationDeclaresItsStatuses(t *testing.T) {
 			}
 			if op.RequestBody != nil {
 				want = append(want, http.StatusRequestTimeout, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType)
+			}
+			for _, p := range append(item.Parameters, op.Parameters...) {
+				switch p.Value.Name {
+				case "Idempotency-Key": // a key reused for another request
+					want = append(want, http.StatusConflict)
+				case "If-Match": // a precondition that does not hold
+					want = append(want, http.StatusPreconditionFailed)
+				case "since", "Last-Event-ID": // a cursor outside the history
+					want = append(want, http.StatusGone)
+				}
+			}
+			for _, name := range []string{"{collection}", "{webhook}", "{connection}"} {
+				if strings.Contains(path, name) { // it may not exist
+					want = append(want, http.StatusNotFound)
+				}
 			}
 			for _, status := range want {
 				if specval.Declared(op, status) == nil {
