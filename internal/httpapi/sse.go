@@ -417,6 +417,9 @@ func cursorsID(cursors, topicOf map[string]string) string {
 		}
 		return ""
 	}
+	if len(cursors) == 0 {
+		return "" // e.g. presence topics only: nothing to resume from
+	}
 	byTopic := make(map[string]string, len(cursors))
 	for key, c := range cursors {
 		byTopic[topicOf[key]] = c

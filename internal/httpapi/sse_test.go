@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/tandemhq/tandem/internal/hub"
+	"github.com/tandemhq/tandem/internal/stream"
 )
 
 // TestSSESinkClosesOnce: the hub's broadcast, the broker's delivery and a
@@ -41,5 +42,27 @@ func TestSSESinkClosesOnce(t *testing.T) {
 		default:
 			t.Fatal("closed not closed")
 		}
+	}
+}
+
+// TestCursorsID: the SSE id is the topic's cursor on a one-topic stream,
+// a composite cursor holding each topic's position on a stream over
+// several, and none at all while no topic has a position (a stream over
+// presence topics), never a composite cursor the server would refuse.
+func TestCursorsID(t *testing.T) {
+	a := stream.Cursor{Kind: stream.KindResource, Epoch: "e1", Pos: 4}
+	b := stream.Cursor{Kind: stream.KindChannel, Epoch: "e2", Pos: 9}
+	if id := cursorsID(map[string]string{"k": a.String()}, map[string]string{"k": "collections/c/resources"}); id != a.String() {
+		t.Errorf("one topic: id %q, want its cursor %q", id, a.String())
+	}
+	topicOf := map[string]string{"collections/c/resources?env=prod": "collections/c/resources", "channels/x/messages": "channels/x/messages", "channels/x/presence": "channels/x/presence"}
+	id := cursorsID(map[string]string{"collections/c/resources?env=prod": a.String(), "channels/x/messages": b.String()}, topicOf)
+	for topic, want := range map[string]stream.Cursor{"collections/c/resources": a, "channels/x/messages": b} {
+		if got, err := stream.ParseCursorFor(id, topic); err != nil || got != want {
+			t.Errorf("id %q for %s: %+v, %v", id, topic, got, err)
+		}
+	}
+	if id := cursorsID(map[string]string{}, topicOf); id != "" {
+		t.Errorf("no positions: id %q, want none", id)
 	}
 }
