@@ -26,6 +26,9 @@ import (
 type OpenAPI struct {
 	doc    *openapi3.T
 	router routers.Router
+	// sseEvents (or sseErr) is what GET /v1/events declares, read once.
+	sseEvents []string
+	sseErr    error
 }
 
 // LoadOpenAPI parses and validates the embedded OpenAPI document. Errors:
@@ -41,7 +44,9 @@ func LoadOpenAPI() (*OpenAPI, error) {
 	if err != nil {
 		return nil, fmt.Errorf("openapi router: %w", err)
 	}
-	return &OpenAPI{doc: doc, router: r}, nil
+	v := &OpenAPI{doc: doc, router: r}
+	v.sseEvents, v.sseErr = sseEvents(doc)
+	return v, nil
 }
 
 // LoadOpenAPIDoc parses and validates the embedded OpenAPI document.
@@ -90,7 +95,7 @@ func (v *OpenAPI) ValidateResponse(req *http.Request, status int, header http.He
 	if resp == nil {
 		return fmt.Errorf("%s %s → %d: operation %s declares no %d response (only default covers it): declare it in spec/openapi.yaml", req.Method, req.URL.Path, status, route.Operation.OperationID, status)
 	}
-	if hookStatus(route.Operation, status) {
+	if HookStatus(route.Operation, status) {
 		return nil // a hook's refusal carries the application's own type
 	}
 	return checkProblemType(route.Operation.OperationID, status, resp, header, body)
@@ -102,14 +107,16 @@ func (v *OpenAPI) ValidateResponse(req *http.Request, status int, header http.He
 // type, so those statuses of such an operation are not type-checked.
 const HooksExtension = "x-tandem-hooks"
 
-// HookStatuses are the statuses a hook's refusal may carry.
-var HookStatuses = []int{400, 403, 409, 422, 429}
+// hookStatuses are the statuses a hook's refusal may carry.
+var hookStatuses = []int{400, 403, 409, 422, 429}
 
-func hookStatus(op *openapi3.Operation, status int) bool {
+// HookStatus reports whether status, on op, may be a hook's refusal with
+// the application's own problem type. It returns no error.
+func HookStatus(op *openapi3.Operation, status int) bool {
 	if _, ok := op.Extensions[HooksExtension]; !ok {
 		return false
 	}
-	return slices.Contains(HookStatuses, status)
+	return slices.Contains(hookStatuses, status)
 }
 
 // ProblemTypesExtension lists, on a response of spec/openapi.yaml, the
@@ -140,14 +147,21 @@ func ProblemTypes(resp *openapi3.Response) ([]string, error) {
 	if !ok {
 		return nil, nil
 	}
+	return stringList(ProblemTypesExtension, raw)
+}
+
+// stringList converts the value of the extension name to the non-empty
+// list of strings it must be. Errors: it is something else (a spec
+// defect).
+func stringList(name string, raw any) ([]string, error) {
 	list, ok := raw.([]any)
 	if !ok || len(list) == 0 {
-		return nil, fmt.Errorf("%s must be a non-empty list of strings, not %v", ProblemTypesExtension, raw)
+		return nil, fmt.Errorf("%s must be a non-empty list of strings, not %v", name, raw)
 	}
 	out := make([]string, len(list))
 	for i, v := range list {
 		if out[i], ok = v.(string); !ok {
-			return nil, fmt.Errorf("%s must be a non-empty list of strings, not %v", ProblemTypesExtension, raw)
+			return nil, fmt.Errorf("%s must be a non-empty list of strings, not %v", name, raw)
 		}
 	}
 	return out, nil
@@ -258,8 +272,10 @@ const SSEEventsExtension = "x-tandem-sse-events"
 
 // SSEEvents returns the SSE event names GET /v1/events declares. Errors:
 // the spec does not declare them (a spec defect).
-func (v *OpenAPI) SSEEvents() ([]string, error) {
-	item := v.doc.Paths.Value("/v1/events")
+func (v *OpenAPI) SSEEvents() ([]string, error) { return v.sseEvents, v.sseErr }
+
+func sseEvents(doc *openapi3.T) ([]string, error) {
+	item := doc.Paths.Value("/v1/events")
 	if item == nil || item.Get == nil {
 		return nil, fmt.Errorf("spec has no GET /v1/events")
 	}
@@ -267,17 +283,11 @@ func (v *OpenAPI) SSEEvents() ([]string, error) {
 	if resp == nil || resp.Content["text/event-stream"] == nil {
 		return nil, fmt.Errorf("GET /v1/events declares no text/event-stream 200 response")
 	}
-	raw, ok := resp.Content["text/event-stream"].Extensions[SSEEventsExtension].([]any)
-	if !ok || len(raw) == 0 {
+	raw, ok := resp.Content["text/event-stream"].Extensions[SSEEventsExtension]
+	if !ok {
 		return nil, fmt.Errorf("GET /v1/events has no %s list", SSEEventsExtension)
 	}
-	names := make([]string, len(raw))
-	for i, n := range raw {
-		if names[i], ok = n.(string); !ok {
-			return nil, fmt.Errorf("%s must list strings, not %v", SSEEventsExtension, raw)
-		}
-	}
-	return names, nil
+	return stringList(SSEEventsExtension, raw)
 }
 
 // ValidateSSEEvent checks one event of a GET /v1/events stream: its name
@@ -292,12 +302,12 @@ func (v *OpenAPI) ValidateSSEEvent(frames *AsyncAPI, name string, data []byte) e
 	if !slices.Contains(names, name) {
 		return fmt.Errorf("SSE event %q is not declared by GET /v1/events (%s: %s)", name, SSEEventsExtension, strings.Join(names, ", "))
 	}
-	if err := frames.ValidateServerFrame(data); err != nil {
+	typ, err := validateFrame(frames.server, data)
+	if err != nil {
 		return fmt.Errorf("SSE event %q: %w", name, err)
 	}
-	var head struct{ Type string }
-	if err := json.Unmarshal(data, &head); err != nil || head.Type != name {
-		return fmt.Errorf("SSE event %q carries a frame of type %q", name, head.Type)
+	if typ != name {
+		return fmt.Errorf("SSE event %q carries a frame of type %q", name, typ)
 	}
 	return nil
 }
