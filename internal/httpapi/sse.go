@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"net/http"
 	"sync"
 	"time"
@@ -63,13 +64,20 @@ type sseSink struct {
 	closed    chan struct{}
 	slowOnce  sync.Once
 	closeOnce sync.Once
+	lane      uint64
 }
 
-var _ stream.Sink = (*sseSink)(nil)
+var (
+	_ stream.Sink = (*sseSink)(nil)
+	_ hub.Laner   = (*sseSink)(nil)
+)
 
 func newSSESink(q *hub.Queue) *sseSink {
-	return &sseSink{q: q, slow: make(chan struct{}), closed: make(chan struct{})}
+	return &sseSink{q: q, slow: make(chan struct{}), closed: make(chan struct{}), lane: rand.Uint64()}
 }
+
+// Lane implements hub.Laner: the stream's subscriptions share one lane.
+func (s *sseSink) Lane() uint64 { return s.lane }
 
 // Push implements stream.Sink.
 func (s *sseSink) Push(m *hub.Message) bool {

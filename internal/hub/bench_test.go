@@ -1,8 +1,10 @@
 package hub
 
 import (
+	"context"
 	"fmt"
 	"testing"
+	"time"
 )
 
 // frame is a typical small event frame (~200 bytes).
@@ -69,4 +71,49 @@ func BenchmarkQueuePushPop(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkDispatch10k is BenchmarkBroadcast10k through the lanes: the
+// broadcaster's cost (dispatch-ns/op: how long Dispatch held the caller)
+// and the whole fan-out's (ns/delivery, with every lane flushed).
+func BenchmarkDispatch10k(b *testing.B) {
+	const subscribers = 10_000
+	const drainEvery = 64
+	h := New(Options{})
+	subs := make([]*queueSub, subscribers)
+	for i := range subs {
+		subs[i] = &queueSub{q: NewQueue(0)}
+		h.Subscribe("collections/orders/resources", subs[i])
+	}
+	m := NewMessage(frame)
+	batch := make([]*Message, 0, drainEvery)
+	drain := func() {
+		for _, s := range subs {
+			batch = s.q.PopAll(batch[:0])
+			clear(batch)
+		}
+	}
+	for range drainEvery {
+		h.Dispatch("collections/orders/resources", m)
+	}
+	_ = h.Flush(context.Background())
+	drain()
+	var held time.Duration
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if i%drainEvery == drainEvery-1 {
+			_ = h.Flush(context.Background())
+			b.StopTimer()
+			drain()
+			b.StartTimer()
+		}
+		t0 := time.Now()
+		h.Dispatch("collections/orders/resources", m)
+		held += time.Since(t0)
+	}
+	_ = h.Flush(context.Background())
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/subscribers, "ns/delivery")
+	b.ReportMetric(float64(held.Nanoseconds())/float64(b.N), "dispatch-ns/op")
 }

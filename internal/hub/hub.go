@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,16 +33,44 @@ type Subscriber interface {
 	Close()
 }
 
+// Laner is implemented by subscribers that must be delivered in one order
+// with other subscribers: the subscriptions of one connection return the
+// same lane, so that [Hub.Dispatch] hands them their messages in the order
+// they were dispatched, whatever their keys. A subscriber that is not a
+// Laner is ordered with the other subscribers of its key only.
+type Laner interface {
+	// Lane returns a number that stays the same for the subscriber's
+	// lifetime; the hub reduces it modulo its lane count.
+	Lane() uint64
+}
+
 // Options configures a Hub. The zero value is valid.
 type Options struct {
 	// Shards is the number of independently locked shards of the key table,
 	// rounded up to a power of two; 0 means DefaultShards.
 	Shards int
+	// Lanes is the number of fan-out workers of [Hub.Dispatch], each
+	// delivering to its own share of the subscribers, in parallel; 0 means
+	// GOMAXPROCS, at most MaxLanes.
+	Lanes int
+	// LaneBytes bounds the bytes of messages waiting in one lane
+	// (Dispatch waits for room beyond it: the broadcaster slows down
+	// instead of the hub growing); 0 means DefaultLaneBytes.
+	LaneBytes int
 }
+
+// MaxLanes is the most fan-out lanes a Hub runs.
+const MaxLanes = 64
+
+// DefaultLaneBytes is the default bound on the bytes waiting in one lane.
+const DefaultLaneBytes = 16 << 20
+
+// maxLaneJobs bounds the messages waiting in one lane, whatever their size.
+const maxLaneJobs = 16384
 
 // Stats is a snapshot of a Hub's counters, for export as metrics.
 type Stats struct {
-	// Broadcasts counts calls to Broadcast.
+	// Broadcasts counts calls to Broadcast and Dispatch.
 	Broadcasts uint64
 	// Deliveries counts messages accepted by subscribers (Deliver returned true).
 	Deliveries uint64
@@ -66,6 +95,8 @@ type Hub struct {
 
 	numKeys atomic.Int64
 	numSubs atomic.Int64
+
+	lanes []lane
 
 	broadcasts atomic.Uint64
 	deliveries atomic.Uint64
@@ -92,15 +123,20 @@ type topicShard struct {
 	_      [64]byte
 }
 
-// entry holds the subscribers of one key. subs is authoritative; snap is a
-// copy-on-write slice of the same subscribers that Broadcast reads under the
-// shard's read lock and iterates without any lock. Subscribe appends to snap
-// in place (past the length any reader has seen, so readers are unaffected);
-// Unsubscribe only marks snap stale, and the next Broadcast rebuilds it once,
-// so a burst of unsubscribes from a hot key costs O(1) each.
+// entry holds the subscribers of one key. subs is authoritative (each
+// subscriber's lane); snap is a copy-on-write slice of the same
+// subscribers that Broadcast and Dispatch read under the shard's read lock
+// and iterate without any lock, and lanes the lane of each, index for
+// index. Subscribe appends to both in place (past the length any reader
+// has seen, so readers are unaffected); Unsubscribe only marks them stale,
+// and the next Broadcast rebuilds them once, so a burst of unsubscribes
+// from a hot key costs O(1) each. mask has bit l set when lane l serves a
+// subscriber of the key.
 type entry struct {
-	subs  map[Subscriber]struct{}
+	subs  map[Subscriber]uint8
 	snap  []Subscriber
+	lanes []uint8
+	mask  uint64
 	stale bool
 }
 
@@ -114,12 +150,28 @@ func New(opts Options) *Hub {
 	for size < n {
 		size <<= 1
 	}
+	lanes := opts.Lanes
+	if lanes <= 0 {
+		lanes = runtime.GOMAXPROCS(0)
+	}
+	lanes = min(lanes, MaxLanes)
+	laneBytes := opts.LaneBytes
+	if laneBytes <= 0 {
+		laneBytes = DefaultLaneBytes
+	}
 	h := &Hub{
 		shards:  make([]keyShard, size),
 		topics:  make([]topicShard, size),
 		mask:    uint32(size - 1),
+		lanes:   make([]lane, lanes),
 		done:    make(chan struct{}),
 		drained: make(chan struct{}),
+	}
+	for i := range h.lanes {
+		l := &h.lanes[i]
+		l.id, l.maxBytes = uint8(i), laneBytes
+		l.room.L = &l.mu
+		l.idle.L = &l.mu
 	}
 	for i := range h.shards {
 		h.shards[i].keys = make(map[string]*entry)
@@ -171,7 +223,7 @@ func (h *Hub) SubscribeWith(key string, attr any, s Subscriber) (first bool) {
 	}
 	e := sh.keys[key]
 	if e == nil {
-		e = &entry{subs: make(map[Subscriber]struct{}, 1)}
+		e = &entry{subs: make(map[Subscriber]uint8, 1)}
 		sh.keys[key] = e
 		h.indexAdd(key, attr)
 		h.numKeys.Add(1)
@@ -179,9 +231,12 @@ func (h *Hub) SubscribeWith(key string, attr any, s Subscriber) (first bool) {
 	} else if _, dup := e.subs[s]; dup {
 		return false
 	}
-	e.subs[s] = struct{}{}
+	l := h.laneOf(key, s)
+	e.subs[s] = l
+	e.mask |= 1 << l
 	if !e.stale {
 		e.snap = append(e.snap, s)
+		e.lanes = append(e.lanes, l)
 	}
 	h.numSubs.Add(1)
 	return first
@@ -205,7 +260,7 @@ func (h *Hub) Unsubscribe(key string, s Subscriber) (last bool) {
 	delete(e.subs, s)
 	// Never shorten or overwrite snap in place: a concurrent Broadcast may
 	// be iterating it. Drop it and let the next Broadcast rebuild it.
-	e.snap = nil
+	e.snap, e.lanes = nil, nil
 	if len(e.subs) == 0 {
 		delete(sh.keys, key)
 		h.indexRemove(key)
@@ -256,20 +311,7 @@ func (h *Hub) indexRemove(key string) {
 // refuses (overflows) is counted and skipped, never retried or waited for.
 // Subscribers that join or leave during a Broadcast may or may not receive m.
 func (h *Hub) Broadcast(key string, m *Message) (delivered int) {
-	sh := h.keyShard(key)
-	sh.mu.RLock()
-	e := sh.keys[key]
-	var subs []Subscriber
-	stale := false
-	if e != nil {
-		subs, stale = e.snap, e.stale
-	}
-	sh.mu.RUnlock()
-	if stale {
-		sh.mu.Lock()
-		subs = e.snapshot()
-		sh.mu.Unlock()
-	}
+	subs, _, _ := h.snapshot(key)
 	for _, s := range subs {
 		if s.Deliver(m) {
 			delivered++
@@ -285,18 +327,42 @@ func (h *Hub) Broadcast(key string, m *Message) (delivered int) {
 	return delivered
 }
 
-// snapshot rebuilds e.snap if it is stale and returns it. The shard must be
-// write-locked. The new slice gets spare capacity so that the next few
-// Subscribes append in place.
-func (e *entry) snapshot() []Subscriber {
-	if e.stale {
-		snap := make([]Subscriber, 0, len(e.subs)+len(e.subs)/4+1)
-		for s := range e.subs {
-			snap = append(snap, s)
-		}
-		e.snap, e.stale = snap, false
+// snapshot returns the subscribers of key, the lane of each and the mask
+// of their lanes, rebuilding a stale snapshot first.
+func (h *Hub) snapshot(key string) ([]Subscriber, []uint8, uint64) {
+	sh := h.keyShard(key)
+	sh.mu.RLock()
+	e := sh.keys[key]
+	if e == nil {
+		sh.mu.RUnlock()
+		return nil, nil, 0
 	}
-	return e.snap
+	subs, lanes, mask, stale := e.snap, e.lanes, e.mask, e.stale
+	sh.mu.RUnlock()
+	if stale {
+		sh.mu.Lock()
+		subs, lanes, mask = e.rebuild()
+		sh.mu.Unlock()
+	}
+	return subs, lanes, mask
+}
+
+// rebuild rebuilds e's snapshot if it is stale and returns it. The shard
+// must be write-locked. The new slices get spare capacity so that the next
+// few Subscribes append in place.
+func (e *entry) rebuild() ([]Subscriber, []uint8, uint64) {
+	if e.stale {
+		n := len(e.subs) + len(e.subs)/4 + 1
+		snap, lanes := make([]Subscriber, 0, n), make([]uint8, 0, n)
+		var mask uint64
+		for s, l := range e.subs {
+			snap = append(snap, s)
+			lanes = append(lanes, l)
+			mask |= 1 << l
+		}
+		e.snap, e.lanes, e.mask, e.stale = snap, lanes, mask, false
+	}
+	return e.snap, e.lanes, e.mask
 }
 
 // Keys returns the keys with at least one subscriber whose topic part (see
@@ -387,6 +453,9 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		}
 		sh.mu.Unlock()
 	}
+	// What was dispatched before Shutdown reaches the subscribers before
+	// they are told to close (bounded by ctx).
+	flushed := h.Flush(ctx)
 	// From here on the number of subscriptions can only fall. Unsubscribe
 	// decrements the count before it reads closed; we set closed before we
 	// read the count: whichever comes second sees the other and signals.
@@ -396,6 +465,9 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	}
 	if h.numSubs.Load() == 0 {
 		h.drainOnce.Do(func() { close(h.drained) })
+	}
+	if flushed != nil {
+		return flushed
 	}
 	select {
 	case <-h.drained:

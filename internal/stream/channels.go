@@ -66,7 +66,7 @@ func (c *Channels) HandleMessage(m broker.Message) {
 		return
 	}
 	key := MessagesTopic(m.Channel)
-	c.Hub.Broadcast(key, hub.NewEvent(b, key, ChannelCursor(m).String(), m.Offset))
+	c.Hub.Dispatch(key, hub.NewEvent(b, key, ChannelCursor(m).String(), m.Offset))
 }
 
 // HandlePresence implements broker.Handler.
@@ -77,7 +77,7 @@ func (c *Channels) HandlePresence(e broker.PresenceEvent) {
 	}
 	key := PresenceTopic(e.Channel)
 	b := c.Frames.Presence(key, action, []broker.Member{e.Member})
-	c.Hub.Broadcast(key, hub.NewEvent(b, key, "", 0))
+	c.Hub.Dispatch(key, hub.NewEvent(b, key, "", 0))
 }
 
 // HandleReset implements broker.Handler: the channel's history was lost or
@@ -86,7 +86,7 @@ func (c *Channels) HandlePresence(e broker.PresenceEvent) {
 func (c *Channels) HandleReset(channel, epoch string) {
 	key := MessagesTopic(channel)
 	b := c.Frames.Reset(key, store.Errorf(store.CodeCompacted, "the channel's history was reset (epoch %s); reload the history and subscribe again", epoch))
-	c.Hub.Broadcast(key, hub.NewEvent(b, key, "", SeqReset))
+	c.Hub.Dispatch(key, hub.NewEvent(b, key, "", SeqReset))
 }
 
 // acquire makes this node receive channel while a local subscription needs it.

@@ -202,7 +202,7 @@ func (f *Feed) broadcast(view *ChangeView, entries map[string][]hub.Entry, ends 
 				f.log.Error("encode event", "revision", ch.Revision, "err", err)
 				continue
 			}
-			delivered += f.hub.Broadcast(e.Key, hub.NewEvent(b, e.Key, cur.String(), ch.Revision))
+			delivered += f.hub.Dispatch(e.Key, hub.NewEvent(b, e.Key, cur.String(), ch.Revision))
 		}
 	}
 }

@@ -98,6 +98,18 @@ type Subscription struct {
 	epoch   string // channel epoch
 }
 
+var _ hub.Laner = (*Subscription)(nil)
+
+// Lane implements hub.Laner: the subscriptions of one sink (a connection)
+// share the sink's lane when it is a hub.Laner, so they receive their
+// events in the order they were broadcast; otherwise the key's lane.
+func (s *Subscription) Lane() uint64 {
+	if l, ok := s.sink.(hub.Laner); ok {
+		return l.Lane()
+	}
+	return hub.LaneOf(s.Key)
+}
+
 // Cursor is the subscription's current position: for resource topics the
 // newer of what it delivered and what the feed has broadcast (feed may be
 // nil for channel topics), for channel topics its last offset. ok is false

@@ -73,8 +73,7 @@ type conn struct {
 	// (writer goroutine only, read after it ends).
 	written map[string]string
 
-	workers   sync.WaitGroup
-	renewOnce sync.Once
+	workers sync.WaitGroup
 	// replays admits the subscriptions' snapshots and replays, a few at a
 	// time (each holds one page while it reads).
 	replays stream.Replays
@@ -135,7 +134,10 @@ type pollState struct {
 	lastRead atomic.Int64 // unix nanoseconds of the last bytes read
 }
 
-var _ stream.Sink = (*conn)(nil)
+var (
+	_ stream.Sink = (*conn)(nil)
+	_ hub.Laner   = (*conn)(nil)
+)
 
 // newConn makes connection id of p; hooked says whether the connect hook
 // has run (its result is cr).
@@ -213,6 +215,7 @@ func (c *conn) end() {
 	c.ending = true // no subscription or worker is added from here on
 	c.mu.Unlock()
 	c.workers.Wait()
+	c.srv.renew.remove(c)
 	c.mu.Lock()
 	subs := c.subs
 	c.subs = map[string]*app.Subscription{}
@@ -320,6 +323,10 @@ func (c *conn) PushWait(ctx context.Context, m *hub.Message) error {
 	}
 	return err
 }
+
+// Lane implements hub.Laner: the connection's subscriptions share one
+// fan-out lane, so they receive their events in broadcast order.
+func (c *conn) Lane() uint64 { return hub.LaneOf(c.id) }
 
 // Close implements stream.Sink (server shutdown).
 func (c *conn) Close() {
