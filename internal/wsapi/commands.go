@@ -315,30 +315,9 @@ func (c *conn) auth(f Auth) {
 	c.reply(f.Ref, res, nil)
 }
 
-// startPresenceRenewal starts (once) the goroutine that renews this
+// startPresenceRenewal makes the server's renewer renew this
 // connection's presence leases; connections without presence pay nothing.
-func (c *conn) startPresenceRenewal() {
-	c.renewOnce.Do(func() {
-		c.workers.Add(1)
-		go func() {
-			defer c.workers.Done()
-			t := time.NewTicker(c.srv.cfg.App.PresenceRenewInterval())
-			defer t.Stop()
-			for {
-				select {
-				case <-c.ctx.Done():
-					return
-				case <-t.C:
-				}
-				for _, s := range c.subscriptions() {
-					if err := s.RenewPresence(c.ctx); err != nil && c.ctx.Err() == nil {
-						c.srv.cfg.Logger.Warn("presence renewal", "conn", c.id, "err", err)
-					}
-				}
-			}
-		}()
-	})
-}
+func (c *conn) startPresenceRenewal() { c.srv.renew.add(c) }
 
 func (c *conn) publish(f Publish) {
 	topic, err := stream.ParseTopic(f.Topic)

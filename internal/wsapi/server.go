@@ -107,6 +107,7 @@ type Server struct {
 	wg      sync.WaitGroup
 	poller  *poller // started with the first polled connection
 	noPoll  bool    // the poller could not start: reader goroutines
+	renew   renewer // presence leases of every connection that joined
 }
 
 // New returns a Server.
@@ -142,6 +143,7 @@ func New(cfg Config) *Server {
 		cfg.AuthTimeout = 10 * time.Second
 	}
 	s := &Server{cfg: cfg, conns: map[*conn]struct{}{}, metrics: newMetrics(cfg.Registry)}
+	s.renew.interval = func() time.Duration { return s.cfg.App.PresenceRenewInterval() }
 	s.upgrader = websocket.Upgrader{
 		// Every connection keeps its read buffer for life, so it is small:
 		// client frames are small, and larger ones are read through it.
