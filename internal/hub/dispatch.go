@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 // The asynchronous fan-out: Dispatch hands a message to the lanes that
@@ -32,10 +33,18 @@ type lane struct {
 
 // job is one message for the subscribers of one key in this lane: the
 // snapshot's subscribers whose lane index is the lane's.
+// A job with a barrier instead is a marker of [Hub.After].
 type job struct {
-	m     *Message
-	subs  []Subscriber
-	lanes []uint8
+	m       *Message
+	subs    []Subscriber
+	lanes   []uint8
+	barrier *barrier
+}
+
+// barrier runs fn when the last of n lanes has reached its marker.
+type barrier struct {
+	n  atomic.Int32
+	fn func()
 }
 
 // laneOf is the lane of subscriber s of key.
@@ -73,6 +82,41 @@ func (h *Hub) Dispatch(key string, m *Message) int {
 		}
 	}
 	return len(subs)
+}
+
+// After calls fn once every message dispatched before After was called
+// has been handed to its subscribers: at once, in the calling goroutine,
+// when the lanes are idle, or else from the lane that finishes last. The
+// functions of successive calls run in call order, never concurrently. fn
+// must be quick and must not call Dispatch or Flush.
+func (h *Hub) After(fn func()) {
+	b := &barrier{fn: fn}
+	b.n.Store(int32(len(h.lanes)) + 1) // + 1: ours, released below
+	for i := range h.lanes {
+		if !h.lanes[i].mark(b) {
+			b.done()
+		}
+	}
+	b.done()
+}
+
+func (b *barrier) done() {
+	if b.n.Add(-1) == 0 {
+		b.fn()
+	}
+}
+
+// mark queues b's marker behind the lane's jobs and reports whether it
+// did; an idle lane has nothing pending and takes no marker. A marker
+// does not wait for room: it holds no message.
+func (l *lane) mark(b *barrier) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.running {
+		return false
+	}
+	l.jobs = append(l.jobs, job{barrier: b})
+	return true
 }
 
 // push queues j, waiting while the lane is over its bounds, and starts the
@@ -124,8 +168,13 @@ func (l *lane) run(h *Hub) {
 	}
 }
 
-// deliver hands j's message to the lane's subscribers of j.
+// deliver hands j's message to the lane's subscribers of j, or passes
+// j's barrier.
 func (l *lane) deliver(j *job, h *Hub) {
+	if j.barrier != nil {
+		j.barrier.done()
+		return
+	}
 	delivered, refused := 0, 0
 	for i, s := range j.subs {
 		if j.lanes[i] != l.id {

@@ -167,7 +167,7 @@ func TestDispatchBackpressure(t *testing.T) {
 	rec := &recorder{}
 	h.Subscribe("k", &laneSub{key: "k", rec: rec, gate: gate})
 	payload := func(i int) *Message { return NewMessage(fmt.Appendf(nil, "%08d", i)) } // 8 bytes
-	h.Dispatch("k", payload(0)) // taken by the worker, which blocks in Deliver
+	h.Dispatch("k", payload(0))                                                        // taken by the worker, which blocks in Deliver
 	l := &h.lanes[0]
 	waitFor(t, func() bool { l.mu.Lock(); defer l.mu.Unlock(); return len(l.jobs) == 0 && l.running })
 	h.Dispatch("k", payload(1)) // queued: 8 of 10 bytes
@@ -248,5 +248,37 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached in 10 s")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestAfter: After's function runs only once what was dispatched before it
+// has been delivered, at once when nothing is pending, and successive
+// calls run in order.
+func TestAfter(t *testing.T) {
+	h := New(Options{Lanes: 4})
+	ran := make(chan int, 10)
+	h.After(func() { ran <- 0 })
+	if got := <-ran; got != 0 { // idle: inline
+		t.Fatalf("got %d", got)
+	}
+	gate := make(chan struct{})
+	rec := &recorder{}
+	h.Subscribe("k", &lanedSub{laneSub{key: "k", rec: rec, gate: gate, lane: 1}})
+	h.Subscribe("k", &lanedSub{laneSub{key: "k", rec: rec, lane: 2}})
+	h.Dispatch("k", NewMessage([]byte("a")))
+	h.After(func() { ran <- len(rec.log()) })
+	h.Dispatch("k", NewMessage([]byte("b")))
+	h.After(func() { ran <- len(rec.log()) })
+	select {
+	case n := <-ran:
+		t.Fatalf("After ran with the gated lane still delivering (%d delivered)", n)
+	default:
+	}
+	close(gate)
+	if first, second := <-ran, <-ran; first < 2 || second != 4 {
+		t.Fatalf("After ran after %d and %d deliveries, want ≥ 2 then 4", first, second)
+	}
+	if err := h.Flush(t.Context()); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -67,8 +67,8 @@ func NewFeed(ctx context.Context, s store.Store, h *hub.Hub, opts FeedOptions) (
 // Epoch is the store epoch that resource cursors carry.
 func (f *Feed) Epoch() string { return f.store.Epoch() }
 
-// Last is the newest revision broadcast: every change up to it has been
-// delivered to the hub.
+// Last is the newest revision delivered: every change up to it has been
+// handed to the hub's subscribers (see advance).
 func (f *Feed) Last() int64 { return f.last.Load() }
 
 // Cursor returns the resource cursor for revision rev.
@@ -130,7 +130,6 @@ func (f *Feed) step(ctx context.Context) (int, error) {
 		ch := changes[i]
 		if ch.Batch == nil {
 			f.broadcast(NewChangeView(ch), nil, nil)
-			f.advance(ch.Revision)
 			i++
 			continue
 		}
@@ -139,13 +138,20 @@ func (f *Feed) step(ctx context.Context) (int, error) {
 			j++
 		}
 		f.dispatchBatch(changes[i:j])
-		f.advance(changes[j-1].Revision) // never inside a batch
 		i = j
+	}
+	if len(changes) > 0 {
+		f.advance(changes[len(changes)-1].Revision) // never inside a batch
 	}
 	return n, nil
 }
 
-func (f *Feed) advance(rev int64) { f.last.Store(rev) }
+// advance makes Last rev once the hub has handed every change broadcast
+// so far to its subscribers: a bookmark or a poll that starts from Last
+// can then never get ahead of an event still on its way.
+func (f *Feed) advance(rev int64) {
+	f.hub.After(func() { f.last.Store(rev) })
+}
 
 // noSelector stands for a key registered without a keySpec.
 var noSelector keySpec
