@@ -119,7 +119,7 @@ run_one() {
 declare -A DPS P99 CPUD DELIV RSS
 printf 'bench-compare: %s repeats, %s subscribers, %s/s for %s, %s publishers in flight, tandem args "%s"\n' \
 	"$REPEATS" "$SUBS" "$RATE" "$DURATION" "$PUBLISHERS" "$TANDEM_ARGS"
-printf 'tandem %s; centrifugo %s; %s CPUs\n\n' "$("$TANDEM" version 2>/dev/null | head -1)" "$CENTRIFUGO_VERSION" "$(nproc)"
+printf '%s; centrifugo %s; %s CPUs\n\n' "$("$TANDEM" version 2>/dev/null | head -1)" "$CENTRIFUGO_VERSION" "$(nproc)"
 for ((r = 1; r <= REPEATS; r++)); do
 	for sys in tandem centrifugo; do
 		run_one "$sys" "$RATE" "$SUBS"
