@@ -14,7 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-func TestDeliveryWindow(t *testing.T) {
+func TestBenchDeliveryWindow(t *testing.T) {
 	start := time.Unix(1700000000, 0)
 	at := func(d time.Duration) int64 { return start.Add(d).UnixNano() }
 	tests := []struct {
@@ -37,7 +37,7 @@ func TestDeliveryWindow(t *testing.T) {
 	}
 }
 
-func TestAddDeliveries(t *testing.T) {
+func TestBenchAddDeliveries(t *testing.T) {
 	start := time.Now()
 	lat := func(ds ...time.Duration) *Histogram {
 		var h Histogram
@@ -97,7 +97,7 @@ func TestAddDeliveries(t *testing.T) {
 	}
 }
 
-func TestCPUPerOp(t *testing.T) {
+func TestBenchCPUPerOp(t *testing.T) {
 	tests := []struct {
 		name string
 		cpu  float64
@@ -118,10 +118,10 @@ func TestCPUPerOp(t *testing.T) {
 	}
 }
 
-// TestRunPacedReplyTimes checks that the reply time of each paced
+// TestBenchRunPacedReplyTimes checks that the reply time of each paced
 // operation is what it waited for, and that workers caps the operations in
 // flight.
-func TestRunPacedReplyTimes(t *testing.T) {
+func TestBenchRunPacedReplyTimes(t *testing.T) {
 	tests := []struct {
 		name    string
 		workers int
@@ -154,10 +154,10 @@ func TestRunPacedReplyTimes(t *testing.T) {
 	}
 }
 
-// TestPublishWSReplyTimes runs publishWS against a server that answers
+// TestBenchPublishWSReplyTimes runs publishWS against a server that answers
 // every publish frame after a delay, with and without a cap on the
 // publishes in flight.
-func TestPublishWSReplyTimes(t *testing.T) {
+func TestBenchPublishWSReplyTimes(t *testing.T) {
 	const delay = 20 * time.Millisecond
 	tests := []struct {
 		name       string
