@@ -27,7 +27,8 @@ bench client comes from loopback. For webhooks it must run with
 --webhook-allow-private, since the bench's receiver listens on 127.0.0.1.
 
 Scenarios:
-  fanout            N WebSocket subscribers on one channel, a publisher at R msg/s
+  fanout            N WebSocket subscribers on one channel, a publisher at R msg/s: deliveries/s
+                    over the whole delivery window, delivery latency, publish reply time
   connections       open N idle WebSocket connections: connect rate, server memory per connection
   rest              GET one resource or create resources with C concurrent clients
   writes-to-events  REST creates at R/s, latency until the WebSocket event arrives
@@ -73,10 +74,11 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	switch scenario {
 	case "fanout":
 		var o benchpkg.FanoutOptions
-		fs.IntVar(&o.Subscribers, "subscribers", 10000, "WebSocket subscribers on the channel")
+		fs.IntVar(&o.Subscribers, "subscribers", 10000, "WebSocket subscribers on the channel (0: publish with nobody listening, to time the publish replies alone)")
 		fs.Float64Var(&o.Rate, "rate", 20, "publishes per second")
 		fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to publish")
 		fs.StringVar(&o.Publish, "publish", "rest", "publish over rest or ws")
+		fs.IntVar(&o.Publishers, "publishers", 0, "publishes in flight at most: REST connections carrying them (0: 4), or unanswered publish frames on the one WebSocket (0: no cap)")
 		fs.StringVar(&o.Channel, "channel", "", "channel name (default: a fresh bench-fanout-… name)")
 		fs.DurationVar(&o.Drain, "drain", 3*time.Second, "longest wait for the deliveries after the last publish")
 		fs.IntVar(&o.Concurrency, "concurrency", 128, "parallel dials")
@@ -218,7 +220,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 			if n := r.ErrorCount(); n > 0 {
 				return fmt.Errorf("%s: %d errors or missing deliveries", r.Scenario, n)
 			}
-			if r.Requests == 0 && r.Deliveries == 0 && r.Connections == 0 {
+			if r.Requests == 0 && r.Deliveries == 0 && r.Connections == 0 && r.Publishes == 0 {
 				return fmt.Errorf("%s: nothing was measured", r.Scenario)
 			}
 		}

@@ -53,8 +53,29 @@ func TestBenchScenarios(t *testing.T) {
 				if r.Latency == nil || r.Latency.Count != r.Deliveries || r.Latency.MaxMS <= 0 || r.Latency.P50MS > r.Latency.P99MS {
 					t.Errorf("latency summary %+v does not describe %d deliveries", r.Latency, r.Deliveries)
 				}
+				if r.PublishLatency == nil || r.PublishLatency.Count != r.Publishes || r.PublishLatency.P50MS > r.PublishLatency.MaxMS {
+					t.Errorf("publish reply times %+v do not describe %d publishes", r.PublishLatency, r.Publishes)
+				}
+				if r.DeliveryWindowS < r.DurationS || r.DeliveriesPerSec <= 0 || r.DeliveriesPerSec > r.DeliveriesPerSecPublishWindow {
+					t.Errorf("%.1f deliveries/s over %.3f s, %.1f/s over the %.3f s publish window; want the whole window at least the publish window",
+						r.DeliveriesPerSec, r.DeliveryWindowS, r.DeliveriesPerSecPublishWindow, r.DurationS)
+				}
+				if r.Server == nil || r.Server.CPUPerDeliveryUS <= 0 {
+					t.Errorf("server report %+v lacks the CPU per delivery", r.Server)
+				}
 			})
 		}
+		t.Run("NoSubscribers", func(t *testing.T) {
+			for _, pub := range []string{"rest", "ws"} {
+				r := runBench(t, s, "fanout", "--subscribers", "0", "--rate", "20", "--duration", "500ms", "--publish", pub, "--publishers", "2")[0]
+				if r.Publishes != 10 || r.Connections != 0 || r.Deliveries != 0 || r.ExpectedDeliveries != 0 {
+					t.Errorf("%s: publishes %d, connections %d, deliveries %d of %d; want 10 publishes to nobody", pub, r.Publishes, r.Connections, r.Deliveries, r.ExpectedDeliveries)
+				}
+				if r.PublishLatency == nil || r.PublishLatency.Count != 10 || r.PublishLatency.MaxMS <= 0 {
+					t.Errorf("%s: publish reply times %+v, want 10", pub, r.PublishLatency)
+				}
+			}
+		})
 	})
 	t.Run("Connections", func(t *testing.T) {
 		r := runBench(t, s, "connections", "--connections", "100", "--settle", "100ms")[0]

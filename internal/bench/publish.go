@@ -56,16 +56,19 @@ func runPaced(ctx context.Context, rate float64, duration time.Duration, workers
 	return st
 }
 
-// publishREST publishes to channel over REST.
-func publishREST(ctx context.Context, base *url.URL, c Common, channel string, rate float64, duration time.Duration) publishStats {
+// publishREST publishes to channel over REST, on publishers connections.
+func publishREST(ctx context.Context, base *url.URL, c Common, channel string, rate float64, duration time.Duration, publishers int) publishStats {
 	path := "/v1/channels/" + url.PathEscape(channel) + "/messages"
 	src := newSourceAddrs(base, c.SourceAddrs, 2000)
-	return runPaced(ctx, rate, duration, 4, restPoster(ctx, base, src, path, c.Token))
+	return runPaced(ctx, rate, duration, publishers, restPoster(ctx, base, src, path, c.Token))
 }
 
 // publishWS publishes to topic with publish frames on one WebSocket
 // connection; each publish's latency runs to its reply, matched by ref.
-func publishWS(ctx context.Context, base *url.URL, c Common, topic string, rate float64, duration time.Duration) publishStats {
+// With publishers > 0, at most that many publishes are unanswered at a
+// time: the next one waits for a reply (a paced publish then starts
+// late). A publish unanswered for 10 s ends the run.
+func publishWS(ctx context.Context, base *url.URL, c Common, topic string, rate float64, duration time.Duration, publishers int) publishStats {
 	st := publishStats{errors: map[string]uint64{}}
 	ws, err := dialWS(ctx, base, nil, bearer(c.Token))
 	if err != nil {
@@ -78,7 +81,12 @@ func publishWS(ctx context.Context, base *url.URL, c Common, topic string, rate 
 		pending = map[string]time.Time{}
 		last    time.Time
 		done    = make(chan struct{})
+		slots   chan struct{} // nil: no cap
+		settled = make(chan struct{}, 1)
 	)
+	if publishers > 0 {
+		slots = make(chan struct{}, publishers)
+	}
 	go func() {
 		defer close(done)
 		for {
@@ -102,6 +110,15 @@ func publishWS(ctx context.Context, base *url.URL, c Common, topic string, rate 
 						} else {
 							st.errors["refused"]++
 						}
+						if slots != nil {
+							<-slots
+						}
+						if len(pending) == 0 {
+							select {
+							case settled <- struct{}{}:
+							default:
+							}
+						}
 					}
 					mu.Unlock()
 				}
@@ -114,8 +131,23 @@ func publishWS(ctx context.Context, base *url.URL, c Common, topic string, rate 
 	interval := time.Duration(float64(time.Second) / rate)
 	total := int64(duration.Seconds() * rate)
 	var buf []byte
+	wait := time.NewTimer(0)
+	defer wait.Stop()
+publishing:
 	for n := int64(0); n < total && ctx.Err() == nil; n++ {
 		sleep(ctx, time.Until(start.Add(time.Duration(n)*interval)))
+		if slots != nil {
+			wait.Reset(10 * time.Second)
+			select {
+			case slots <- struct{}{}:
+			case <-wait.C:
+				break publishing
+			case <-done:
+				break publishing
+			case <-ctx.Done():
+				break publishing
+			}
+		}
 		ref := strconv.FormatInt(n, 10)
 		now := time.Now()
 		buf = append(buf[:0], `{"type":"publish","ref":"`...)
@@ -134,24 +166,33 @@ func publishWS(ctx context.Context, base *url.URL, c Common, topic string, rate 
 			break
 		}
 	}
-	// Wait up to 5 s for the outstanding replies.
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	// Wait up to 5 s for the outstanding replies; settled may hold a
+	// signal from a moment when none were pending, so check again.
+	wait.Reset(5 * time.Second)
+waiting:
+	for {
 		mu.Lock()
 		n := len(pending)
 		mu.Unlock()
 		if n == 0 {
 			break
 		}
-		sleep(ctx, 10*time.Millisecond)
+		select {
+		case <-settled:
+		case <-wait.C:
+			break waiting
+		case <-done:
+			break waiting
+		case <-ctx.Done():
+			break waiting
+		}
 	}
 	ws.Close()
 	<-done
 	mu.Lock()
 	defer mu.Unlock()
-	st.errors["no reply"] += uint64(len(pending))
-	if st.errors["no reply"] == 0 {
-		delete(st.errors, "no reply")
+	if len(pending) > 0 {
+		st.errors["no reply"] += uint64(len(pending))
 	}
 	st.ok = st.latency.Count()
 	st.window = max(time.Duration(total)*interval, last.Sub(start))

@@ -17,18 +17,28 @@ type Result struct {
 	// DurationS is the measured window in seconds.
 	DurationS float64 `json:"durationS"`
 
-	// Publishers and writers.
+	// Publishers and writers. PublishLatency is each publish's reply
+	// time: request sent to reply received (HTTP status or WebSocket
+	// reply frame), successful publishes only.
 	Publishes       uint64   `json:"publishes,omitempty"`
 	PublishesPerSec float64  `json:"publishesPerSec,omitempty"`
 	PublishLatency  *Latency `json:"publishLatency,omitempty"`
 
 	// Subscribers: deliveries received and their latency from the
-	// timestamp in the payload to receipt.
-	ExpectedDeliveries uint64   `json:"expectedDeliveries,omitempty"`
-	Deliveries         uint64   `json:"deliveries,omitempty"`
-	DeliveriesPerSec   float64  `json:"deliveriesPerSec,omitempty"`
-	Missing            int64    `json:"missing,omitempty"`
-	Latency            *Latency `json:"latency,omitempty"`
+	// timestamp in the payload to receipt. For fanout and
+	// writes-to-events, DeliveriesPerSec counts over DeliveryWindowS, from
+	// the first publish until the last delivery arrived (publishing plus
+	// draining, at least DurationS); DeliveriesPerSecPublishWindow over the
+	// publish window (DurationS) alone, which overstates the rate when
+	// deliveries lag behind the publishes. For webhooks' throughput mode
+	// DeliveriesPerSec is events/s over DurationS.
+	ExpectedDeliveries            uint64   `json:"expectedDeliveries,omitempty"`
+	Deliveries                    uint64   `json:"deliveries,omitempty"`
+	DeliveryWindowS               float64  `json:"deliveryWindowS,omitempty"`
+	DeliveriesPerSec              float64  `json:"deliveriesPerSec,omitempty"`
+	DeliveriesPerSecPublishWindow float64  `json:"deliveriesPerSecPublishWindow,omitempty"`
+	Missing                       int64    `json:"missing,omitempty"`
+	Latency                       *Latency `json:"latency,omitempty"`
 
 	// Webhooks: the requests the bench's receiver got, and the events
 	// that arrived more than once (delivery is at least once, so they are
@@ -66,6 +76,10 @@ type ServerReport struct {
 	GoroutinesPerConn      float64 `json:"goroutinesPerConn,omitempty"`
 	CPUSecondsDuringLoad   float64 `json:"cpuSecondsDuringLoad,omitempty"`
 	ServerCPUUtilisationPc float64 `json:"serverCpuUtilisationPercent,omitempty"`
+	// Fanout: CPUSecondsDuringLoad (first publish to the end of the
+	// drain) per delivery and per publish, in microseconds.
+	CPUPerDeliveryUS float64 `json:"cpuPerDeliveryUs,omitempty"`
+	CPUPerPublishUS  float64 `json:"cpuPerPublishUs,omitempty"`
 }
 
 func (r *Result) addError(kind string, n uint64) {
@@ -125,10 +139,14 @@ func WriteTable(w io.Writer, results []Result) error {
 		{"duration", num(func(r Result) float64 { return r.DurationS }, "s")},
 		{"publishes", num(func(r Result) float64 { return float64(r.Publishes) }, "")},
 		{"publishes/s", num(func(r Result) float64 { return r.PublishesPerSec }, "")},
-		{"publish p99", lat(func(r Result) *Latency { return r.PublishLatency }, func(l Latency) float64 { return l.P99MS })},
+		{"publish reply p50", lat(func(r Result) *Latency { return r.PublishLatency }, func(l Latency) float64 { return l.P50MS })},
+		{"publish reply p99", lat(func(r Result) *Latency { return r.PublishLatency }, func(l Latency) float64 { return l.P99MS })},
+		{"publish reply max", lat(func(r Result) *Latency { return r.PublishLatency }, func(l Latency) float64 { return l.MaxMS })},
 		{"deliveries expected", num(func(r Result) float64 { return float64(r.ExpectedDeliveries) }, "")},
 		{"deliveries", num(func(r Result) float64 { return float64(r.Deliveries) }, "")},
+		{"delivery window", num(func(r Result) float64 { return r.DeliveryWindowS }, "s")},
 		{"deliveries/s", num(func(r Result) float64 { return r.DeliveriesPerSec }, "")},
+		{"deliveries/s (publish window)", num(func(r Result) float64 { return r.DeliveriesPerSecPublishWindow }, "")},
 		{"missing", func(r Result) string {
 			if r.ExpectedDeliveries == 0 {
 				return ""
@@ -165,6 +183,8 @@ func WriteTable(w io.Writer, results []Result) error {
 		{"server stacks/conn", srv(func(s ServerReport) float64 { return s.StackPerConnBytes / 1024 }, "KiB")},
 		{"server goroutines/conn", srv(func(s ServerReport) float64 { return s.GoroutinesPerConn }, "")},
 		{"server CPU", srv(func(s ServerReport) float64 { return s.ServerCPUUtilisationPc }, "%")},
+		{"server CPU/delivery", srv(func(s ServerReport) float64 { return s.CPUPerDeliveryUS }, "µs")},
+		{"server CPU/publish", srv(func(s ServerReport) float64 { return s.CPUPerPublishUS }, "µs")},
 		{"errors", func(r Result) string { return fmtErrors(r) }},
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

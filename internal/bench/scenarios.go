@@ -21,7 +21,8 @@ import (
 // FanoutOptions configures Fanout.
 type FanoutOptions struct {
 	Common
-	// Subscribers on one channel; default 10,000.
+	// Subscribers on one channel; 0 publishes with nobody listening (to
+	// time the publish replies alone). The CLI's default is 10,000.
 	Subscribers int
 	// Rate of publishes per second; default 20.
 	Rate float64
@@ -30,6 +31,12 @@ type FanoutOptions struct {
 	// Publish is "rest" (POST /v1/channels/{ch}/messages, the default)
 	// or "ws" (publish frames on one WebSocket connection).
 	Publish string
+	// Publishers caps the publishes in flight: over REST, the keep-alive
+	// connections carrying them (default 4); over ws, the publish frames
+	// sent and not yet answered on the one connection (default 0: no
+	// cap). A publish that finds every slot taken starts late, so the
+	// achieved rate (publishes/s) may fall below Rate.
+	Publishers int
 	// Channel; default a fresh bench-fanout-… name.
 	Channel string
 	// Drain is the longest wait for the deliveries after the last
@@ -42,7 +49,7 @@ type FanoutOptions struct {
 // Fanout subscribes N WebSocket connections to one channel, publishes at a
 // fixed rate and times every delivery.
 func Fanout(ctx context.Context, srv *Server, o FanoutOptions) (Result, error) {
-	o.Subscribers = defInt(o.Subscribers, 10000)
+	o.Subscribers = max(o.Subscribers, 0)
 	o.Rate = defFloat(o.Rate, 20)
 	o.Duration = defDur(o.Duration, 10*time.Second)
 	o.Drain = defDur(o.Drain, 3*time.Second)
@@ -53,6 +60,9 @@ func Fanout(ctx context.Context, srv *Server, o FanoutOptions) (Result, error) {
 	if o.Publish != "rest" && o.Publish != "ws" {
 		return Result{}, fmt.Errorf("--publish %q: use rest or ws", o.Publish)
 	}
+	if o.Publish == "rest" {
+		o.Publishers = defInt(o.Publishers, 4)
+	}
 	if o.Channel == "" {
 		o.Channel = "bench-fanout-" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
 	}
@@ -61,62 +71,75 @@ func Fanout(ctx context.Context, srv *Server, o FanoutOptions) (Result, error) {
 		return Result{}, err
 	}
 	res := Result{Scenario: "fanout", Params: map[string]any{"subscribers": o.Subscribers, "rate": o.Rate,
-		"duration": o.Duration.String(), "publish": o.Publish, "channel": o.Channel}}
+		"duration": o.Duration.String(), "publish": o.Publish, "publishers": o.Publishers, "channel": o.Channel}}
 	topic := "channels/" + o.Channel + "/messages"
 
-	o.logf("fanout: connecting %d subscribers to %s", o.Subscribers, topic)
 	before, _ := srv.Stats(ctx)
-	f, err := startFleet(ctx, o.Common, o.Subscribers, perWorker(o.Concurrency, o.Common, o.Subscribers), topic)
-	if err != nil {
-		return res, err
+	var f *fleet
+	connected := 0
+	if o.Subscribers > 0 {
+		o.logf("fanout: connecting %d subscribers to %s", o.Subscribers, topic)
+		f, err = startFleet(ctx, o.Common, o.Subscribers, perWorker(o.Concurrency, o.Common, o.Subscribers), topic)
+		if err != nil {
+			return res, err
+		}
+		var failed int
+		var firstErr string
+		connected, failed, firstErr = f.connected()
+		res.Connections, res.Processes = connected, len(f.hs)
+		res.ConnectLatency = ptr(f.connectLatency().Summary())
+		res.addError("subscribe", uint64(failed))
+		if failed > 0 {
+			o.logf("fanout: %d subscribers failed; first error: %s", failed, firstErr)
+		}
+		o.logf("fanout: %d subscribed in %s", connected, f.dialWindow().Round(time.Millisecond))
 	}
-	connected, failed, firstErr := f.connected()
-	res.Connections, res.Processes = connected, len(f.hs)
-	res.ConnectLatency = ptr(f.connectLatency().Summary())
-	res.addError("subscribe", uint64(failed))
-	if failed > 0 {
-		o.logf("fanout: %d subscribers failed; first error: %s", failed, firstErr)
-	}
-	o.logf("fanout: %d subscribed in %s; publishing %.0f/s for %s over %s", connected, f.dialWindow().Round(time.Millisecond), o.Rate, o.Duration, o.Publish)
+	o.logf("fanout: publishing %.0f/s for %s over %s, %s in flight", o.Rate, o.Duration, o.Publish, inFlight(o.Publishers))
 
 	var pub publishStats
 	cpu0, _ := srv.Stats(ctx)
 	t0 := time.Now()
 	if o.Publish == "rest" {
-		pub = publishREST(ctx, base, o.Common, o.Channel, o.Rate, o.Duration)
+		pub = publishREST(ctx, base, o.Common, o.Channel, o.Rate, o.Duration, o.Publishers)
 	} else {
-		pub = publishWS(ctx, base, o.Common, topic, o.Rate, o.Duration)
+		pub = publishWS(ctx, base, o.Common, topic, o.Rate, o.Duration, o.Publishers)
 	}
-	o.logf("fanout: %d published in %s; waiting up to %s for the deliveries", pub.ok, pub.window.Round(time.Millisecond), o.Drain)
-	f.await(ctx, pub.ok*uint64(connected), o.Drain)
+	var reports []WorkerReport
+	var ferr error
+	if f != nil {
+		o.logf("fanout: %d published in %s; waiting up to %s for the deliveries", pub.ok, pub.window.Round(time.Millisecond), o.Drain)
+		f.await(ctx, pub.ok*uint64(connected), o.Drain)
+	}
 	after, serr := srv.Stats(ctx)
 	sampled := time.Since(t0).Seconds()
-	reports, ferr := f.stop()
-
-	var lat Histogram
-	var dropped int
-	for _, r := range reports {
-		res.Deliveries += r.Deliveries
-		lat.Merge(r.Latency)
-		dropped += r.Dropped
+	if f != nil {
+		reports, ferr = f.stop()
 	}
+
 	secs := pub.window.Seconds()
 	res.DurationS = round3(secs)
 	res.Publishes = pub.ok
 	res.PublishesPerSec = perSec(pub.ok, secs)
 	res.PublishLatency = ptr(pub.latency.Summary())
-	res.ExpectedDeliveries = pub.ok * uint64(connected)
-	res.DeliveriesPerSec = perSec(res.Deliveries, secs)
-	res.Missing = int64(res.ExpectedDeliveries) - int64(res.Deliveries)
-	res.Latency = ptr(lat.Summary())
+	dropped := res.addDeliveries(reports, connected, t0, pub)
 	for k, v := range pub.errors {
 		res.addError("publish "+k, v)
 	}
 	res.addError("dropped connections", uint64(dropped))
 	if serr == nil && before.RSSBytes > 0 {
 		res.Server = serverReport(before, after, connected, cpu0, sampled)
+		res.Server.CPUPerDeliveryUS = cpuPerOpUS(res.Server.CPUSecondsDuringLoad, res.Deliveries)
+		res.Server.CPUPerPublishUS = cpuPerOpUS(res.Server.CPUSecondsDuringLoad, res.Publishes)
 	}
 	return res, ferr
+}
+
+// inFlight describes a publishers cap for the progress log.
+func inFlight(n int) string {
+	if n <= 0 {
+		return "no cap on publishes"
+	}
+	return strconv.Itoa(n)
 }
 
 // ConnectionsOptions configures Connections.
@@ -363,22 +386,12 @@ func WritesToEvents(ctx context.Context, srv *Server, o WritesToEventsOptions) (
 	after, serr := srv.Stats(ctx)
 	sampled := time.Since(t0).Seconds()
 	reports, ferr := f.stop()
-	var lat Histogram
-	var dropped int
-	for _, r := range reports {
-		res.Deliveries += r.Deliveries
-		lat.Merge(r.Latency)
-		dropped += r.Dropped
-	}
 	secs := w.window.Seconds()
 	res.DurationS = round3(secs)
 	res.Requests = w.ok
 	res.RequestsPerSec = perSec(w.ok, secs)
 	res.RequestLatency = ptr(w.latency.Summary())
-	res.ExpectedDeliveries = w.ok * uint64(connected)
-	res.DeliveriesPerSec = perSec(res.Deliveries, secs)
-	res.Missing = int64(res.ExpectedDeliveries) - int64(res.Deliveries)
-	res.Latency = ptr(lat.Summary())
+	dropped := res.addDeliveries(reports, connected, t0, w)
 	for k, v := range w.errors {
 		res.addError("write "+k, v)
 	}

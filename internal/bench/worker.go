@@ -53,11 +53,14 @@ type WorkerReport struct {
 	DialEnd   int64      `json:"dialEnd"`
 	Connect   *Histogram `json:"connect,omitempty"`
 	// Deliveries counts timed event frames; Latency times them; Dropped
-	// counts connections that closed before stop.
-	Deliveries uint64     `json:"deliveries"`
-	Latency    *Histogram `json:"latency,omitempty"`
-	Dropped    int        `json:"dropped"`
-	Err        string     `json:"err,omitempty"`
+	// counts connections that closed before stop. LastDelivery is when
+	// the latest of them arrived (Unix ns, 0 before the first): workers
+	// run on the coordinator's machine, so it shares their clock.
+	Deliveries   uint64     `json:"deliveries"`
+	LastDelivery int64      `json:"lastDelivery,omitempty"`
+	Latency      *Histogram `json:"latency,omitempty"`
+	Dropped      int        `json:"dropped"`
+	Err          string     `json:"err,omitempty"`
 }
 
 // RunWorker is the worker side of the coordinator protocol: it reads a
@@ -126,6 +129,7 @@ type worker struct {
 	wg       sync.WaitGroup
 
 	received atomic.Uint64 // deliveries so far, for progress polls
+	last     atomic.Int64  // Unix ns of the latest delivery
 
 	mu         sync.Mutex
 	deliveries uint64
@@ -244,12 +248,23 @@ func (w *worker) read(c *websocket.Conn) {
 			local.Record(now.Sub(time.Unix(0, t)))
 			deliveries++
 			w.received.Add(1)
+			w.storeLast(now.UnixNano())
 			if deliveries >= 256 {
 				flush()
 			}
 		}
 		*bp = (*bp)[:0]
 		readPool.Put(bp)
+	}
+}
+
+// storeLast raises w.last to t; readers race, so it only moves forward.
+func (w *worker) storeLast(t int64) {
+	for {
+		old := w.last.Load()
+		if t <= old || w.last.CompareAndSwap(old, t) {
+			return
+		}
 	}
 }
 
@@ -268,6 +283,7 @@ func (w *worker) stop() WorkerReport {
 	r := w.ready
 	r.Event = "result"
 	r.Deliveries = w.deliveries
+	r.LastDelivery = w.last.Load()
 	lat := w.latency
 	r.Latency = &lat
 	r.Dropped = int(w.dropped.Load())

@@ -1,0 +1,3 @@
+module sse-w2e
+
+go 1.24
