@@ -19,6 +19,7 @@ import (
 	"github.com/tandemhq/tandem/internal/broker"
 	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/stream"
+	"github.com/tandemhq/tandem/internal/wsapi"
 )
 
 // serveConfig is everything `tandem serve` can be told.
@@ -47,6 +48,7 @@ type serveConfig struct {
 	WriteTimeout     time.Duration
 	PingInterval     time.Duration
 	WSReaders        string
+	WSWriteDelay     time.Duration
 	BookmarkInterval time.Duration
 	CompactInterval  time.Duration
 	SSEHeartbeat     time.Duration
@@ -125,6 +127,7 @@ func (c *serveConfig) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", 30*time.Second, "how long a request may take to send its body (408 beyond); SSE, long-poll and WebSocket streams are not affected (0: no limit)")
 	fs.DurationVar(&c.SchemaCheck, "schema-check-timeout", app.DefaultSchemaCheckTimeout, "how long PATCH /v1/collections/{c} may spend checking the stored resources against a new schema (422 beyond, suggesting validate=new-writes-only)")
 	fs.DurationVar(&c.PingInterval, "ping-interval", 25*time.Second, "WebSocket ping interval; a connection silent for twice this is dropped (with the epoll reader, at the first ping after that)")
+	fs.DurationVar(&c.WSWriteDelay, "ws-write-delay", wsapi.DefaultWriteDelay, "shortest time between two socket writes to one WebSocket connection: events arriving sooner wait and go out together in one write (fewer system calls under load); a connection that was quiet for this long is written to at once, so it adds no latency at low rates (0: write as soon as anything is queued; at most 1s)")
 	fs.StringVar(&c.WSReaders, "ws-readers", "epoll", "how WebSocket connections are read: epoll (idle connections hold no goroutine; Linux, plain TCP) or goroutine (one blocked reader per connection)")
 	fs.DurationVar(&c.SSEHeartbeat, "sse-heartbeat", 15*time.Second, "interval of SSE comment heartbeats")
 	fs.DurationVar(&c.PresenceTTL, "presence-ttl", 45*time.Second, "presence lease; a member whose node stops renewing leaves after this")

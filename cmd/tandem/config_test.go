@@ -200,6 +200,8 @@ func TestWebhookFlags(t *testing.T) {
 		{[]string{"--webhook-failure-window", "0s"}, "--webhook-failure-window"},
 		{[]string{"--webhook-secret-grace", "0s"}, "--webhook-secret-grace"},
 		{[]string{"--max-webhooks", "0"}, "--max-webhooks"},
+		{[]string{"--ws-write-delay", "-1ms"}, "--ws-write-delay"},
+		{[]string{"--ws-write-delay", "2s"}, "--ws-write-delay"},
 	} {
 		args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, tc.args...)
 		err := run(context.Background(), args, func(string) string { return "" }, &bytes.Buffer{}, &bytes.Buffer{})

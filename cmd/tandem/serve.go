@@ -50,6 +50,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if cfg.MaxScan < 1000 {
 		return fmt.Errorf("--max-scan %d: at least 1000 (a page holds up to 1000 resources)", cfg.MaxScan)
 	}
+	if cfg.WSWriteDelay < 0 || cfg.WSWriteDelay > time.Second {
+		return fmt.Errorf("--ws-write-delay %s: must be from 0 to 1s", cfg.WSWriteDelay)
+	}
 	if cfg.WSReaders != "epoll" && cfg.WSReaders != "goroutine" {
 		return fmt.Errorf("--ws-readers %q: use epoll or goroutine", cfg.WSReaders)
 	}
@@ -192,6 +195,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		FrameRate:   cfg.RateLimit, FrameBurst: cfg.RateBurst,
 		Auth: authn, AuthTimeout: cfg.AuthTimeout,
 		ReaderGoroutines: cfg.WSReaders == "goroutine",
+		WriteDelay:       cfg.WSWriteDelay,
 		Caps:             caps,
 	})
 	a.AttachConnections(ws)

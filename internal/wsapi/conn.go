@@ -101,7 +101,10 @@ type conn struct {
 	writing, pingDue, bookmarkDue atomic.Bool
 	pingT, bookmarkT              *time.Timer
 	wake                          chan struct{} // kick's signal to a lingering writer
-	writerDone                    chan struct{} // closed after the close frame
+	// lastWrite is when the writer last wrote data frames (writer
+	// goroutine only; one writer at a time, handed over through writing).
+	lastWrite  time.Time
+	writerDone chan struct{} // closed after the close frame
 
 	// echo: the client sent a close frame; the writer answers with its
 	// code instead of a close of our own.

@@ -49,6 +49,12 @@ type Config struct {
 	PingInterval, PongWait time.Duration
 	// WriteWait bounds every write; default 10 s.
 	WriteWait time.Duration
+	// WriteDelay is the shortest time between two socket writes to one
+	// connection: what is queued sooner waits for the rest of the window
+	// and goes out in the same write. A connection idle for WriteDelay is
+	// written to at once. 0: write whenever something is queued. cmd's
+	// default is DefaultWriteDelay.
+	WriteDelay time.Duration
 	// BookmarkInterval between bookmarks; default 25 s (≤ 30 s promised).
 	BookmarkInterval time.Duration
 	// MaxSubscriptions per connection; default 1000.

@@ -26,6 +26,11 @@ import (
 // goroutine per message; one that falls idle frees it soon after.
 const writerLinger = 250 * time.Millisecond
 
+// DefaultWriteDelay is the write window the server command uses by
+// default (Config.WriteDelay), chosen by measurement: see
+// docs/benchmarks.md, "Write coalescing".
+const DefaultWriteDelay = 0 * time.Millisecond
+
 // tick is a ping or bookmark timer firing: it flags the work, wakes the
 // writer and re-arms itself until the connection ends.
 func (c *conn) tick(due *atomic.Bool, t **time.Timer, every time.Duration) {
@@ -66,10 +71,13 @@ func (c *conn) hasWork() bool {
 func (c *conn) writeLoop() {
 	cfg := c.srv.cfg
 	var batch []*hub.Message
-	var linger *time.Timer
+	var linger, window *time.Timer
 	defer func() {
 		if linger != nil {
 			linger.Stop()
+		}
+		if window != nil {
+			window.Stop()
 		}
 	}()
 	for {
@@ -90,8 +98,24 @@ func (c *conn) writeLoop() {
 			c.bookmarks()
 		}
 		if c.q.Len() > 0 {
+			if wait := cfg.WriteDelay - time.Since(c.lastWrite); cfg.WriteDelay > 0 && wait > 0 {
+				// Written to less than a window ago: let what arrives
+				// meanwhile go out in the same write.
+				if window == nil {
+					window = time.NewTimer(wait)
+				} else {
+					window.Reset(wait)
+				}
+				select {
+				case <-window.C:
+				case <-c.ctx.Done():
+					continue
+				}
+			}
 			var err error
-			if batch, err = c.writeBatch(batch); err != nil {
+			batch, err = c.writeBatch(batch)
+			c.lastWrite = time.Now()
+			if err != nil {
 				c.writeFailed(err)
 			}
 			continue
