@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"sync/atomic"
 	"time"
 )
@@ -231,7 +232,9 @@ func (a *Authenticator) Enabled() bool { return a.enabled }
 // KindAnonymous, empty Subject, Config.AnonymousGrants (or [AllowAll] when
 // auth is disabled). It returns no error.
 func (a *Authenticator) Anonymous() Principal {
-	return Principal{Kind: KindAnonymous, Grants: append(Grants(nil), a.anonymous...)}
+	// Shared, clipped: an append by a holder copies, and nothing writes
+	// grants in place, so every anonymous connection need not hold a copy.
+	return Principal{Kind: KindAnonymous, Grants: slices.Clip(a.anonymous)}
 }
 
 // ReloadJWKS re-reads the configured JWKS file or fetches the JWKS URL now

@@ -331,6 +331,9 @@ func (s *Subscription) guard(run func(context.Context) error) func(context.Conte
 		s.stopRun = cancel
 		s.mu.Unlock()
 		err := run(ctx)
+		s.mu.Lock()
+		s.stopRun = nil // the run's context is done with: do not keep it
+		s.mu.Unlock()
 		if s.Closed() || errors.Is(err, hub.ErrQueueClosed) {
 			return nil
 		}

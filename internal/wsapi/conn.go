@@ -70,7 +70,7 @@ type conn struct {
 	start map[string]string
 
 	// written maps keys to the cursor of the last frame the writer sent
-	// (writer goroutine only, read after it ends).
+	// (writer goroutine only, read after it ends; nil until the first).
 	written map[string]string
 
 	workers sync.WaitGroup
@@ -147,7 +147,7 @@ var (
 func newConn(s *Server, ws *websocket.Conn, raw *batchConn, id string, cr app.ConnectResult, hooked bool) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{srv: s, id: id, ws: ws, raw: raw, q: hub.NewQueueBudget(s.cfg.QueueBytes, s.cfg.Budget), ctx: ctx, cancel: cancel,
-		subs: map[string]*app.Subscription{}, start: map[string]string{}, written: map[string]string{},
+		subs: map[string]*app.Subscription{}, start: map[string]string{},
 		wake: make(chan struct{}, 1), writerDone: make(chan struct{}), replays: stream.NewReplays(),
 		hooked: hooked, extra: cr.Extra, hookMeta: cr.Meta, connectedAt: time.Now().UTC()}
 	p := cr.Principal
@@ -172,14 +172,19 @@ func (c *conn) serve() {
 
 // begin starts the heartbeat timers and queues the welcome frame.
 func (c *conn) begin() {
-	cfg := c.srv.cfg
 	c.lastRead.Store(time.Now().UnixNano())
 	c.mu.Lock() // tick reads the timers under mu
-	c.pingT = time.AfterFunc(cfg.PingInterval, c.pingTick)
-	c.bookmarkT = time.AfterFunc(cfg.BookmarkInterval, func() { c.tick(&c.bookmarkDue, &c.bookmarkT, cfg.BookmarkInterval) })
+	c.pingT = time.AfterFunc(c.srv.cfg.PingInterval, c.pingTick)
+	c.bookmarkT = time.AfterFunc(c.srv.cfg.BookmarkInterval, c.bookmarkTick)
 	c.mu.Unlock()
 	c.send(Welcome{Type: "welcome", ConnectionID: c.id, Protocol: Protocol,
 		HeartbeatSeconds: heartbeatSeconds(c.srv.cfg.PingInterval, c.srv.cfg.BookmarkInterval), MaxFrameBytes: c.srv.cfg.MaxFrameBytes})
+}
+
+// bookmarkTick is the bookmark timer firing (a method, so that the timer
+// holds no copy of the server's configuration).
+func (c *conn) bookmarkTick() {
+	c.tick(&c.bookmarkDue, &c.bookmarkT, c.srv.cfg.BookmarkInterval)
 }
 
 // pingTick is the ping timer firing. A polled connection has no read

@@ -200,6 +200,9 @@ func (c *conn) writeBatch(batch []*hub.Message) ([]*hub.Message, error) {
 	if err == nil {
 		for _, m := range batch[:n] {
 			if m.Cursor() != "" && m.Key() != "" {
+				if c.written == nil {
+					c.written = map[string]string{}
+				}
 				c.written[m.Key()] = m.Cursor()
 			}
 		}
