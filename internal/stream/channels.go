@@ -28,9 +28,19 @@ type Channels struct {
 	// PresenceTTL is the lease of a presence entry; holders renew it at a
 	// third of it. Default 45 s.
 	PresenceTTL time.Duration
+	// PresenceBatchWindow batches each channel's presence diffs: the
+	// joins and leaves this node receives within the window that the
+	// first of them opens are sent as one leave frame and one join frame
+	// listing the net change (see presenceBatcher), so a diff waits at
+	// most this long. Zero (or negative) sends one frame per diff as it
+	// arrives. Set before the broker runs.
+	PresenceBatchWindow time.Duration
 
 	mu   sync.Mutex
 	refs map[string]int
+
+	batchOnce sync.Once
+	batcher   *presenceBatcher // nil: no batching
 }
 
 var _ broker.Handler = (*Channels)(nil)
@@ -69,14 +79,36 @@ func (c *Channels) HandleMessage(m broker.Message) {
 	c.Hub.Broadcast(key, hub.NewEvent(b, key, ChannelCursor(m).String(), m.Offset))
 }
 
-// HandlePresence implements broker.Handler.
+// HandlePresence implements broker.Handler: the diff is broadcast at once,
+// or with the channel's other diffs at the end of its batch window
+// (PresenceBatchWindow).
 func (c *Channels) HandlePresence(e broker.PresenceEvent) {
+	if b := c.presenceBatch(); b != nil {
+		b.add(e)
+		return
+	}
 	action := "leave"
 	if e.Join {
 		action = "join"
 	}
-	key := PresenceTopic(e.Channel)
-	b := c.Frames.Presence(key, action, []broker.Member{e.Member})
+	c.broadcastPresence(e.Channel, action, []broker.Member{e.Member})
+}
+
+// presenceBatch returns the batcher of presence diffs (nil: no window).
+func (c *Channels) presenceBatch() *presenceBatcher {
+	c.batchOnce.Do(func() {
+		if w := c.PresenceBatchWindow; w > 0 {
+			c.batcher = &presenceBatcher{window: w, emit: c.broadcastPresence}
+		}
+	})
+	return c.batcher
+}
+
+// broadcastPresence sends one presence diff frame to the channel's
+// presence subscribers on this node.
+func (c *Channels) broadcastPresence(channel, action string, members []broker.Member) {
+	key := PresenceTopic(channel)
+	b := c.Frames.Presence(key, action, members)
 	c.Hub.Broadcast(key, hub.NewEvent(b, key, "", 0))
 }
 
@@ -161,6 +193,18 @@ func (c *Channels) Presence(ctx context.Context, channel string) ([]broker.Membe
 		return nil, BrokerError(err)
 	}
 	return ms, nil
+}
+
+// PresencePage lists the connections of at most limit members of channel
+// whose ID sorts after after ("": from the first), ordered by member ID
+// then connection ID, and whether more members follow. Errors:
+// store.ErrUnavailable.
+func (c *Channels) PresencePage(ctx context.Context, channel, after string, limit int) ([]broker.Member, bool, error) {
+	ms, more, err := c.Broker.PresencePage(ctx, channel, after, limit)
+	if err != nil {
+		return nil, false, BrokerError(err)
+	}
+	return ms, more, nil
 }
 
 // BrokerError maps a broker error to the store's codes: broker.ErrGone is
