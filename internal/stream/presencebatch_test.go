@@ -330,6 +330,9 @@ func TestPresenceBatchWindowZero(t *testing.T) {
 func TestPresenceBatchStateBetween(t *testing.T) {
 	e := newPresenceEnv(t, time.Hour)
 	e.join(t, "x", "cx")
+	// The first subscriber's (empty) state frame would be shared, since no
+	// diff went out since: make this one read the broker's, as after a diff.
+	e.ch.stateChanged("room")
 	topic, _ := ParseTopic(PresenceTopic("room"))
 	late := &presenceSink{}
 	sub, _, run, err := e.ch.Subscribe(t.Context(), Request{Topic: topic}, nil, late)
@@ -350,4 +353,63 @@ func TestPresenceBatchStateBetween(t *testing.T) {
 	if got := fold(nil, frames); len(got) != 0 {
 		t.Errorf("late subscriber ends with %v, want nobody (frames %s)", got, actions(frames))
 	}
+}
+
+// TestPresenceStateShared: presence subscriptions starting while no diff
+// went out share one state frame; the next diff makes the next one read
+// the broker again, and every subscriber ends with the same members.
+func TestPresenceStateShared(t *testing.T) {
+	e := newPresenceEnv(t, 10*time.Millisecond)
+	e.join(t, "x", "cx")
+	e.fence(t, "f1")
+	topic, _ := ParseTopic(PresenceTopic("room"))
+	subscribe := func() (*presenceSink, *hub.Message) {
+		t.Helper()
+		sink := &recordingSink{}
+		sub, _, run, err := e.ch.Subscribe(t.Context(), Request{Topic: topic}, nil, sink)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.ch.Unsubscribe(sub) })
+		if err := run(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		return &sink.presenceSink, sink.first
+	}
+	a, ma := subscribe()
+	b, mb := subscribe()
+	if ma != mb {
+		t.Error("two subscriptions without a diff between them did not share the state frame")
+	}
+	e.join(t, "y", "cy") // pending in its window: a third still shares…
+	c, mc := subscribe()
+	if mc != ma {
+		t.Error("a pending diff made a new state frame")
+	}
+	e.fence(t, "f2") // …but after the diffs went out, a fourth reads anew
+	d, md := subscribe()
+	if md == ma {
+		t.Error("the state frame was shared after a diff went out")
+	}
+	for i, s := range []*presenceSink{a, b, c, d} {
+		waitFor(t, "y's join", func() bool { return slices.Contains(fold(nil, s.got()), "y/cy") })
+		if got := fold(nil, s.got()); !slices.Equal(got, []string{"x/cx", "y/cy"}) {
+			t.Errorf("subscriber %d ends with %v, want x and y", i, got)
+		}
+	}
+}
+
+// recordingSink is a presenceSink remembering the first message pushed.
+type recordingSink struct {
+	presenceSink
+	first *hub.Message
+}
+
+func (s *recordingSink) PushWait(ctx context.Context, m *hub.Message) error {
+	s.mu.Lock()
+	if s.first == nil {
+		s.first = m
+	}
+	s.mu.Unlock()
+	return s.presenceSink.PushWait(ctx, m)
 }
