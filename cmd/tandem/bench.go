@@ -35,6 +35,9 @@ Scenarios:
   webhooks          REST creates at R/s, latency until the webhook request arrives at the
                     bench's receiver; --rate 0: N events written with the webhook disabled,
                     then delivered after it is enabled (events/s, requests/s)
+  presence          N members join one channel within a window, each following its presence:
+                    joins ok/failed, join p50/p99, when every member saw the full member set,
+                    presence frames received, latency of a paginated GET …/presence walk
 
 Run "tandem bench SCENARIO -h" for the scenario's flags.
 `
@@ -144,6 +147,18 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		run = func(ctx context.Context, srv *benchpkg.Server, c benchpkg.Common) ([]benchpkg.Result, error) {
 			o.Common = c
 			r, err := benchpkg.Webhooks(ctx, srv, o)
+			return []benchpkg.Result{r}, err
+		}
+	case "presence":
+		var o benchpkg.PresenceOptions
+		fs.IntVar(&o.Members, "members", 5000, "members joining the channel, one WebSocket connection each")
+		fs.DurationVar(&o.JoinWindow, "join-window", 5*time.Second, "spread the joins evenly over this long")
+		fs.StringVar(&o.Channel, "channel", "", "channel name (default: a fresh bench-presence-… name)")
+		fs.DurationVar(&o.Settle, "settle", 30*time.Second, "longest wait after the last join for every member to see the full member set")
+		fs.IntVar(&o.Concurrency, "concurrency", 1024, "joins in flight over all worker processes")
+		run = func(ctx context.Context, srv *benchpkg.Server, c benchpkg.Common) ([]benchpkg.Result, error) {
+			o.Common = c
+			r, err := benchpkg.Presence(ctx, srv, o)
 			return []benchpkg.Result{r}, err
 		}
 	default:

@@ -158,7 +158,7 @@ func runChaos(t *testing.T, s *testServer, cfg chaosConfig) {
 	}
 	waitMetrics(t, s, 20*time.Second, base)
 	runtime.KeepAlive(cs) // no finalizer closes a forgotten connection for us
-	pr, err := s.Client.ChannelPresenceWithResponse(context.Background(), channel)
+	pr, err := s.Client.ChannelPresenceWithResponse(context.Background(), channel, nil)
 	if err != nil || pr.StatusCode() != 200 || len(pr.JSON200.Members) != 0 {
 		t.Errorf("presence after everyone left: %v %s", err, pr.Body)
 	}

@@ -53,6 +53,7 @@ type serveConfig struct {
 	CompactInterval  time.Duration
 	SSEHeartbeat     time.Duration
 	PresenceTTL      time.Duration
+	PresenceBatch    time.Duration
 
 	// Channel defaults, overridden per namespace by the YAML "namespaces" mapping.
 	ChannelHistory     int
@@ -131,6 +132,7 @@ func (c *serveConfig) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.WSReaders, "ws-readers", "epoll", "how WebSocket connections are read: epoll (idle connections hold no goroutine; Linux, plain TCP) or goroutine (one blocked reader per connection)")
 	fs.DurationVar(&c.SSEHeartbeat, "sse-heartbeat", 15*time.Second, "interval of SSE comment heartbeats")
 	fs.DurationVar(&c.PresenceTTL, "presence-ttl", 45*time.Second, "presence lease; a member whose node stops renewing leaves after this")
+	fs.DurationVar(&c.PresenceBatch, "presence-batch-window", stream.DefaultPresenceBatchWindow, "batch each channel's presence joins and leaves for this long (from the first of them) into one leave and one join frame; 0: one frame per join or leave, at once")
 	fs.IntVar(&c.ChannelHistory, "channel-history", 100, "messages each channel keeps for resume and history (per namespace: history)")
 	fs.DurationVar(&c.ChannelHistoryTTL, "channel-history-ttl", 10*time.Minute, "how long channel messages are kept (per namespace: history-ttl)")
 	fs.BoolVar(&c.ChannelPresence, "channel-presence", true, "enable presence on channels (per namespace: presence)")

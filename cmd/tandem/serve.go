@@ -135,7 +135,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer br.Close()
-	channels := &stream.Channels{Broker: br, Hub: h, Logger: logger, Frames: frames, PresenceTTL: cfg.PresenceTTL}
+	channels := &stream.Channels{Broker: br, Hub: h, Logger: logger, Frames: frames, PresenceTTL: cfg.PresenceTTL, PresenceBatchWindow: cfg.PresenceBatch}
 	brokerHandler := registerBackendMetrics(reg, st, feed, br, channels)
 	node := nodeName()
 	// Several nodes share a Redis broker: the connection API's commands

@@ -306,7 +306,7 @@ func TestChatWithPresence(t *testing.T) {
 	if f := alice.nextOfType("presence", 5*time.Second); f["action"] != "join" {
 		t.Fatalf("bob's join = %v", f)
 	}
-	pr, _ := s.Client.ChannelPresenceWithResponse(context.Background(), room)
+	pr, _ := s.Client.ChannelPresenceWithResponse(context.Background(), room, nil)
 	if pr.StatusCode() != 200 || len(pr.JSON200.Members) != 2 {
 		t.Fatalf("presence over REST: %d %s", pr.StatusCode(), pr.Body)
 	}

@@ -2,8 +2,10 @@ package app
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -294,17 +296,74 @@ func (a *App) History(ctx context.Context, p auth.Principal, channel string, sin
 	return a.rt.Channels.History(ctx, channel, since, limit)
 }
 
-// Presence lists a channel's members, one entry per connection. Errors:
-// auth errors, store.ErrInvalid (channel name), store.ErrNotFound
-// (presence disabled for the namespace), store.ErrUnavailable.
-func (a *App) Presence(ctx context.Context, p auth.Principal, channel string) ([]broker.Member, error) {
+// Presence page sizes, in members.
+const (
+	DefaultPresenceLimit = 100
+	MaxPresenceLimit     = 1000
+)
+
+// PresencePage is one page of a channel's presence.
+type PresencePage struct {
+	// Members holds one entry per connection of the page's members,
+	// ordered by member ID then connection ID.
+	Members []broker.Member
+	// Next is the token of the following page ("" on the last).
+	Next string
+}
+
+// Presence lists one page of a channel's members: at most limit members
+// (0: DefaultPresenceLimit) with all their connections, ordered by member
+// ID, after the last member of the page pageToken came with ("": from the
+// first). Errors: auth errors, store.ErrInvalid (channel name), an
+// InputError (limit, pageToken), store.ErrNotFound (presence disabled for
+// the namespace), store.ErrUnavailable.
+func (a *App) Presence(ctx context.Context, p auth.Principal, channel string, limit int, pageToken string) (PresencePage, error) {
 	if err := a.checkChannel(p, stream.PresenceTopic(channel), channel); err != nil {
-		return nil, err
+		return PresencePage{}, err
+	}
+	if limit < 0 || limit > MaxPresenceLimit {
+		return PresencePage{}, &InputError{Name: "limit", Detail: fmt.Sprintf("must be between 1 and %d", MaxPresenceLimit)}
+	}
+	if limit == 0 {
+		limit = DefaultPresenceLimit
+	}
+	after := ""
+	if pageToken != "" {
+		var ok bool
+		if after, ok = decodePresenceToken(channel, pageToken); !ok {
+			return PresencePage{}, &InputError{Name: "pageToken", Detail: "is not a token this API returned for this channel's presence"}
+		}
 	}
 	if !a.rt.Namespaces.For(channel).Presence {
-		return nil, store.Errorf(store.CodeNotFound, "presence is disabled for channel %q", channel)
+		return PresencePage{}, store.Errorf(store.CodeNotFound, "presence is disabled for channel %q", channel)
 	}
-	return a.rt.Channels.Presence(ctx, channel)
+	ms, more, err := a.rt.Channels.PresencePage(ctx, channel, after, limit)
+	if err != nil {
+		return PresencePage{}, err
+	}
+	page := PresencePage{Members: ms}
+	if more && len(ms) > 0 {
+		page.Next = presenceToken(channel, ms[len(ms)-1].ID)
+	}
+	return page, nil
+}
+
+// presenceToken is the page token of the members of channel after
+// memberID: "p" + channel + NUL + memberID (channel names hold no NUL),
+// base64url.
+func presenceToken(channel, memberID string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("p" + channel + "\x00" + memberID))
+}
+
+// decodePresenceToken returns the member ID a token of channel's presence
+// continues after; ok is false for anything else.
+func decodePresenceToken(channel, token string) (after string, ok bool) {
+	b, err := base64.RawURLEncoding.DecodeString(token)
+	prefix := "p" + channel + "\x00"
+	if err != nil || !strings.HasPrefix(string(b), prefix) {
+		return "", false
+	}
+	return string(b[len(prefix):]), true
 }
 
 // subscribeHook runs the subscribe hook of topic's namespace (the global

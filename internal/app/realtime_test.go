@@ -210,7 +210,8 @@ func TestSubscribeCapsAndPresence(t *testing.T) {
 	if !s1.Joined() {
 		t.Fatal("a connection's subscription to a presence namespace did not join")
 	}
-	ms, err := a.Presence(ctx, reader, "open:room")
+	page, err := a.Presence(ctx, reader, "open:room", 0, "")
+	ms := page.Members
 	if err != nil || len(ms) != 1 || ms[0].ID != "rita" || ms[0].ConnID != "c1" {
 		t.Fatalf("presence %+v, %v; want rita on c1", ms, err)
 	}
@@ -228,8 +229,8 @@ func TestSubscribeCapsAndPresence(t *testing.T) {
 		s.Close()
 	}
 	s1.Close()
-	if ms, _ := a.Presence(ctx, reader, "open:room"); len(ms) != 0 {
-		t.Fatalf("presence after close: %+v", ms)
+	if page, _ := a.Presence(ctx, reader, "open:room", 0, ""); len(page.Members) != 0 {
+		t.Fatalf("presence after close: %+v", page.Members)
 	}
 	s3, _, _, err := a.Subscribe(ctx, reader, SubscribeRequest{Topic: topicOf(t, "channels/x/messages"), ConnID: "c1"}, &recorder{})
 	if err != nil {
@@ -311,9 +312,9 @@ func TestReadPolicy(t *testing.T) {
 		wantErr(t, err, store.ErrInvalid, "")
 	})
 	t.Run("Presence", func(t *testing.T) {
-		_, err := a.Presence(ctx, reader, "closed")
+		_, err := a.Presence(ctx, reader, "closed", 0, "")
 		wantErr(t, err, store.ErrNotFound, "")
-		_, err = a.Presence(ctx, principal(auth.KindJWT, "m", "read:channels/*/messages"), "open:h")
+		_, err = a.Presence(ctx, principal(auth.KindJWT, "m", "read:channels/*/messages"), "open:h", 0, "")
 		wantErr(t, err, auth.ErrInsufficientScope, "")
 	})
 	t.Run("Poll", func(t *testing.T) {

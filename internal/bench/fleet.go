@@ -142,6 +142,12 @@ type fleet struct {
 // the configured workers and waits until every worker has dialled all of
 // its share.
 func startFleet(ctx context.Context, c Common, count, concurrency int, topic string) (*fleet, error) {
+	return startFleetSpec(ctx, c, count, concurrency, WorkerSpec{Topic: topic})
+}
+
+// startFleetSpec is startFleet with the scenario's fields of every
+// worker's spec taken from tmpl (the share and addresses are filled in).
+func startFleetSpec(ctx context.Context, c Common, count, concurrency int, tmpl WorkerSpec) (*fleet, error) {
 	procs := c.Procs
 	per := c.PerProc
 	if per <= 0 {
@@ -176,8 +182,9 @@ func startFleet(ctx context.Context, c Common, count, concurrency int, topic str
 		if i < count%procs {
 			n++
 		}
-		spec := WorkerSpec{URL: c.URL, Count: n, Concurrency: concurrency, SourceAddrs: c.SourceAddrs,
-			SourceOffset: i * max(1, c.SourceAddrs), Topic: topic, Token: c.Token}
+		spec := tmpl
+		spec.URL, spec.Count, spec.Concurrency, spec.Token = c.URL, n, concurrency, c.Token
+		spec.SourceAddrs, spec.SourceOffset = c.SourceAddrs, i*max(1, c.SourceAddrs)
 		if err := h.send(workerCmd{Cmd: "start", Spec: spec}); err != nil {
 			f.kill()
 			return nil, err

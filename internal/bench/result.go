@@ -58,6 +58,21 @@ type Result struct {
 	ConnectLatency *Latency `json:"connectLatency,omitempty"`
 	Processes      int      `json:"processes,omitempty"`
 
+	// Presence: JoinLatency times each join from its dial to its reply;
+	// MembersFull counts the members that saw the full member set,
+	// FullSetS is when the last of them did (from the first dial),
+	// FullSetAfterLastJoinMS the same from the last join's reply;
+	// PresenceFrames and PresenceMembers count the presence frames all
+	// members received and the member entries in them; PresenceWalks
+	// time full paginated reads of GET /v1/channels/{ch}/presence.
+	JoinLatency            *Latency       `json:"joinLatency,omitempty"`
+	MembersFull            int            `json:"membersFull,omitempty"`
+	FullSetS               float64        `json:"fullSetS,omitempty"`
+	FullSetAfterLastJoinMS float64        `json:"fullSetAfterLastJoinMs,omitempty"`
+	PresenceFrames         uint64         `json:"presenceFrames,omitempty"`
+	PresenceMembers        uint64         `json:"presenceMembers,omitempty"`
+	PresenceWalks          []PresenceWalk `json:"presenceWalks,omitempty"`
+
 	// Server is the server's memory before and after, when sampled.
 	Server *ServerReport `json:"server,omitempty"`
 
@@ -176,6 +191,16 @@ func WriteTable(w io.Writer, results []Result) error {
 		{"client processes", num(func(r Result) float64 { return float64(r.Processes) }, "")},
 		{"connects/s", num(func(r Result) float64 { return r.ConnectsPerSec }, "")},
 		{"connect p99", lat(func(r Result) *Latency { return r.ConnectLatency }, func(l Latency) float64 { return l.P99MS })},
+		{"join p50", lat(func(r Result) *Latency { return r.JoinLatency }, func(l Latency) float64 { return l.P50MS })},
+		{"join p99", lat(func(r Result) *Latency { return r.JoinLatency }, func(l Latency) float64 { return l.P99MS })},
+		{"join max", lat(func(r Result) *Latency { return r.JoinLatency }, func(l Latency) float64 { return l.MaxMS })},
+		{"members with the full set", num(func(r Result) float64 { return float64(r.MembersFull) }, "")},
+		{"full set seen by all", num(func(r Result) float64 { return r.FullSetS }, "s")},
+		{"  after the last join", num(func(r Result) float64 { return r.FullSetAfterLastJoinMS }, "ms")},
+		{"presence frames", num(func(r Result) float64 { return float64(r.PresenceFrames) }, "")},
+		{"presence member entries", num(func(r Result) float64 { return float64(r.PresenceMembers) }, "")},
+		{"presence walk (limit 100)", walk(100)},
+		{"presence walk (limit 1000)", walk(1000)},
 		{"server RSS before", srv(func(s ServerReport) float64 { return float64(s.Before.RSSBytes) / (1 << 20) }, "MiB")},
 		{"server RSS after", srv(func(s ServerReport) float64 { return float64(s.After.RSSBytes) / (1 << 20) }, "MiB")},
 		{"server RSS/conn", srv(func(s ServerReport) float64 { return s.RSSPerConnBytes / 1024 }, "KiB")},
@@ -210,6 +235,18 @@ func WriteTable(w io.Writer, results []Result) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// walk prints the paginated presence read with limit.
+func walk(limit int) func(Result) string {
+	return func(r Result) string {
+		for _, w := range r.PresenceWalks {
+			if w.Limit == limit && w.Err == "" {
+				return fmt.Sprintf("%.3f ms (%d pages, %d members)", w.MS, w.Pages, w.Members)
+			}
+		}
+		return ""
+	}
 }
 
 func srv(f func(ServerReport) float64, unit string) func(Result) string {

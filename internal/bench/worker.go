@@ -32,6 +32,15 @@ type WorkerSpec struct {
 	Topic string `json:"topic,omitempty"`
 	// Token, if set, is sent as a bearer token on the upgrade.
 	Token string `json:"token,omitempty"`
+	// Presence, if set, is a channel every connection joins as a member
+	// (the presence scenario): it subscribes to the channel's presence
+	// topic, then to its messages topic (which joins), and counts the
+	// members it sees. Topic is ignored.
+	Presence string `json:"presence,omitempty"`
+	// Members is the size of the full member set (Presence).
+	Members int `json:"members,omitempty"`
+	// JoinWindow spreads the connections' starts evenly (Presence).
+	JoinWindow time.Duration `json:"joinWindow,omitempty"`
 }
 
 // workerCmd is a line from the coordinator.
@@ -61,6 +70,14 @@ type WorkerReport struct {
 	Latency      *Histogram `json:"latency,omitempty"`
 	Dropped      int        `json:"dropped"`
 	Err          string     `json:"err,omitempty"`
+	// Presence: Full counts the members that have seen the full member
+	// set (also in progress reports), FullAt (Unix ns) is when the last of
+	// them did; PresenceFrames and PresenceMembers count the presence
+	// frames received and the member entries they listed.
+	Full            int    `json:"full,omitempty"`
+	FullAt          int64  `json:"fullAt,omitempty"`
+	PresenceFrames  uint64 `json:"presenceFrames,omitempty"`
+	PresenceMembers uint64 `json:"presenceMembers,omitempty"`
 }
 
 // RunWorker is the worker side of the coordinator protocol: it reads a
@@ -103,7 +120,7 @@ func RunWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 				return
 			case "poll":
 				encMu.Lock()
-				_ = enc.Encode(WorkerReport{Event: "progress", Deliveries: w.progress()})
+				_ = enc.Encode(WorkerReport{Event: "progress", Deliveries: w.progress(), Full: w.fullCount()})
 				encMu.Unlock()
 			}
 		}
@@ -134,9 +151,26 @@ type worker struct {
 	mu         sync.Mutex
 	deliveries uint64
 	latency    Histogram
+	joinHist   Histogram // presence: dial to join reply
+
+	presence *presenceWorker // nil unless spec.Presence
 }
 
-func (w *worker) progress() uint64 { return w.received.Load() }
+// progress is what the coordinator awaits: deliveries, or for presence
+// the members that have seen the full set.
+func (w *worker) progress() uint64 {
+	if w.presence != nil {
+		return uint64(w.fullCount())
+	}
+	return w.received.Load()
+}
+
+func (w *worker) fullCount() int {
+	if w.presence == nil {
+		return 0
+	}
+	return int(w.presence.full.Load())
+}
 
 // startWorker dials spec.Count connections and starts their readers.
 // Dial failures are counted, not fatal.
@@ -147,6 +181,9 @@ func startWorker(ctx context.Context, spec WorkerSpec) (*worker, error) {
 	}
 	if spec.Concurrency < 1 {
 		spec.Concurrency = 64
+	}
+	if spec.Presence != "" {
+		return startPresenceWorker(ctx, base, spec)
 	}
 	w := &worker{spec: spec, conns: make([]*websocket.Conn, spec.Count)}
 	src := newSourceAddrs(base, spec.SourceAddrs, spec.SourceOffset)
@@ -287,5 +324,9 @@ func (w *worker) stop() WorkerReport {
 	lat := w.latency
 	r.Latency = &lat
 	r.Dropped = int(w.dropped.Load())
+	if p := w.presence; p != nil {
+		r.Full, r.FullAt = int(p.full.Load()), p.fullAt.Load()
+		r.PresenceFrames, r.PresenceMembers = p.frames.Load(), p.entries.Load()
+	}
 	return r
 }

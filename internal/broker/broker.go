@@ -107,6 +107,12 @@ type Broker interface {
 	// Presence lists the live connections of the channel, ordered by member
 	// ID then connection ID. Errors: ErrUnavailable.
 	Presence(ctx context.Context, channel string) ([]Member, error)
+	// PresencePage lists the live connections of at most limit members
+	// (limit >= 1) whose ID sorts after after (byte-wise; "": from the
+	// first), ordered by member ID then connection ID; all of a member's
+	// connections are on the same page. more reports whether members
+	// after the page's last exist. Errors: ErrUnavailable.
+	PresencePage(ctx context.Context, channel, after string, limit int) (page []Member, more bool, err error)
 	// Ping reports whether the backend is reachable (for /readyz). Errors:
 	// ErrUnavailable.
 	Ping(ctx context.Context) error

@@ -49,13 +49,17 @@ func (s *Server) ChannelHistory(ctx context.Context, req api.ChannelHistoryReque
 	return api.ChannelHistory200JSONResponse(out), nil
 }
 
-// ChannelPresence lists a channel's members.
+// ChannelPresence lists one page of a channel's members.
 func (s *Server) ChannelPresence(ctx context.Context, req api.ChannelPresenceRequestObject) (api.ChannelPresenceResponseObject, error) {
-	ms, err := s.app.Presence(ctx, principalOf(ctx), req.Channel)
+	page, err := s.app.Presence(ctx, principalOf(ctx), req.Channel, derefInt(req.Params.Limit), deref(req.Params.PageToken))
 	if err != nil {
 		return nil, err
 	}
-	return api.ChannelPresence200JSONResponse(api.Presence{Channel: req.Channel, Members: wire.Members(ms)}), nil
+	out := api.Presence{Channel: req.Channel, Members: wire.Members(page.Members)}
+	if page.Next != "" {
+		out.NextPageToken = &page.Next
+	}
+	return api.ChannelPresence200JSONResponse(out), nil
 }
 
 // maxWait bounds a long-poll.

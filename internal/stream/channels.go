@@ -28,9 +28,86 @@ type Channels struct {
 	// PresenceTTL is the lease of a presence entry; holders renew it at a
 	// third of it. Default 45 s.
 	PresenceTTL time.Duration
+	// PresenceBatchWindow batches each channel's presence diffs: the
+	// joins and leaves this node receives within the window that the
+	// first of them opens are sent as one leave frame and one join frame
+	// listing the net change (see presenceBatcher), so a diff waits at
+	// most this long. Zero (or negative) sends one frame per diff as it
+	// arrives. Set before the broker runs.
+	PresenceBatchWindow time.Duration
 
 	mu   sync.Mutex
 	refs map[string]int
+
+	batchOnce sync.Once
+	batcher   *presenceBatcher // nil: no batching
+
+	stateMu sync.Mutex
+	states  map[string]*presenceState // channel → its shared state frame
+}
+
+// presenceState is the state frame of a channel's presence shared by the
+// presence subscriptions that start while it is current: gen counts the
+// diff frames broadcast for the channel, and a frame read at gen g serves
+// only while gen is still g (and for maxStateAge). That is what makes it
+// safe: a subscription registers with the hub before it looks, so every
+// diff it cannot see in the shared frame reaches it as a broadcast after
+// (diffs are idempotent: join adds or replaces, leave removes). During a
+// join storm the state is then encoded about once per batch window
+// instead of once per joining subscriber.
+type presenceState struct {
+	gen  uint64
+	msg  *hub.Message // nil: none current
+	read time.Time
+}
+
+// maxStateAge bounds how long a shared state frame serves (presence meta
+// renewed without a diff shows after at most this long).
+const maxStateAge = time.Second
+
+// stateFrame returns the presence state frame for a subscription of
+// channel's presence registered with the hub already: the shared one if
+// current, else one read now (and shared if no diff went out meanwhile).
+// Errors: store.ErrUnavailable.
+func (c *Channels) stateFrame(ctx context.Context, channel, topic, key string) (*hub.Message, error) {
+	c.stateMu.Lock()
+	if c.states == nil {
+		c.states = map[string]*presenceState{}
+	}
+	st := c.states[channel]
+	if st == nil {
+		st = &presenceState{}
+		c.states[channel] = st
+	}
+	if st.msg != nil && time.Since(st.read) < maxStateAge {
+		m := st.msg
+		c.stateMu.Unlock()
+		return m, nil
+	}
+	gen, read := st.gen, time.Now()
+	c.stateMu.Unlock()
+	ms, err := c.Presence(ctx, channel)
+	if err != nil {
+		return nil, err
+	}
+	m := hub.NewEvent(c.Frames.Presence(topic, "state", ms), key, "", 0)
+	c.stateMu.Lock()
+	if c.states[channel] == st && st.gen == gen {
+		st.msg, st.read = m, read
+	}
+	c.stateMu.Unlock()
+	return m, nil
+}
+
+// stateChanged invalidates channel's shared state frame: a diff is about
+// to be broadcast.
+func (c *Channels) stateChanged(channel string) {
+	c.stateMu.Lock()
+	if st := c.states[channel]; st != nil {
+		st.gen++
+		st.msg = nil
+	}
+	c.stateMu.Unlock()
 }
 
 var _ broker.Handler = (*Channels)(nil)
@@ -69,14 +146,37 @@ func (c *Channels) HandleMessage(m broker.Message) {
 	c.Hub.Dispatch(key, hub.NewEvent(b, key, ChannelCursor(m).String(), m.Offset))
 }
 
-// HandlePresence implements broker.Handler.
+// HandlePresence implements broker.Handler: the diff is broadcast at once,
+// or with the channel's other diffs at the end of its batch window
+// (PresenceBatchWindow).
 func (c *Channels) HandlePresence(e broker.PresenceEvent) {
+	if b := c.presenceBatch(); b != nil {
+		b.add(e)
+		return
+	}
 	action := "leave"
 	if e.Join {
 		action = "join"
 	}
-	key := PresenceTopic(e.Channel)
-	b := c.Frames.Presence(key, action, []broker.Member{e.Member})
+	c.broadcastPresence(e.Channel, action, []broker.Member{e.Member})
+}
+
+// presenceBatch returns the batcher of presence diffs (nil: no window).
+func (c *Channels) presenceBatch() *presenceBatcher {
+	c.batchOnce.Do(func() {
+		if w := c.PresenceBatchWindow; w > 0 {
+			c.batcher = &presenceBatcher{window: w, emit: c.broadcastPresence}
+		}
+	})
+	return c.batcher
+}
+
+// broadcastPresence sends one presence diff frame to the channel's
+// presence subscribers on this node.
+func (c *Channels) broadcastPresence(channel, action string, members []broker.Member) {
+	c.stateChanged(channel)
+	key := PresenceTopic(channel)
+	b := c.Frames.Presence(key, action, members)
 	c.Hub.Dispatch(key, hub.NewEvent(b, key, "", 0))
 }
 
@@ -111,6 +211,9 @@ func (c *Channels) release(channel string) {
 	c.refs[channel]--
 	if c.refs[channel] <= 0 {
 		delete(c.refs, channel)
+		c.stateMu.Lock()
+		delete(c.states, channel)
+		c.stateMu.Unlock()
 		if err := c.Broker.Unsubscribe(context.Background(), channel); err != nil {
 			c.log().Warn("broker unsubscribe", "channel", channel, "err", err)
 		}
@@ -163,6 +266,18 @@ func (c *Channels) Presence(ctx context.Context, channel string) ([]broker.Membe
 	return ms, nil
 }
 
+// PresencePage lists the connections of at most limit members of channel
+// whose ID sorts after after ("": from the first), ordered by member ID
+// then connection ID, and whether more members follow. Errors:
+// store.ErrUnavailable.
+func (c *Channels) PresencePage(ctx context.Context, channel, after string, limit int) ([]broker.Member, bool, error) {
+	ms, more, err := c.Broker.PresencePage(ctx, channel, after, limit)
+	if err != nil {
+		return nil, false, BrokerError(err)
+	}
+	return ms, more, nil
+}
+
 // BrokerError maps a broker error to the store's codes: broker.ErrGone is
 // store.CodeCompacted (resync-required), broker.ErrUnavailable
 // store.CodeUnavailable; others are returned as they are.
@@ -198,12 +313,11 @@ func (c *Channels) Subscribe(ctx context.Context, req Request, member *broker.Me
 	if req.Topic.Kind == TopicPresence {
 		res := Result{Topic: req.Topic.Path, Start: StartSnapshot}
 		run := func(ctx context.Context) error {
-			ms, err := c.Presence(ctx, ch)
+			m, err := c.stateFrame(ctx, ch, req.Topic.Path, sub.Key)
 			if err != nil {
 				return err
 			}
-			b := c.Frames.Presence(req.Topic.Path, "state", ms)
-			if err := sink.PushWait(ctx, hub.NewEvent(b, sub.Key, "", 0)); err != nil {
+			if err := sink.PushWait(ctx, m); err != nil {
 				return err
 			}
 			sub.mu.Lock()

@@ -319,9 +319,37 @@ func (c *Client) Publish(ctx context.Context, channel string, data any) (*client
 	return r.JSON201, nil
 }
 
-// Presence reads who is present in a channel. Errors: *ProblemError.
+// Presence reads who is present in a channel, following every page (see
+// PresencePage). Errors: *ProblemError.
 func (c *Client) Presence(ctx context.Context, channel string) (*client.Presence, error) {
-	r, err := c.REST.ChannelPresenceWithResponse(ctx, channel)
+	all := &client.Presence{Channel: channel, Members: []client.PresenceMember{}}
+	token := ""
+	for {
+		p, err := c.PresencePage(ctx, channel, 0, token)
+		if err != nil {
+			return nil, err
+		}
+		all.Members = append(all.Members, p.Members...)
+		if p.NextPageToken == nil || *p.NextPageToken == "" {
+			return all, nil
+		}
+		token = *p.NextPageToken
+	}
+}
+
+// PresencePage reads one page of a channel's members, ordered by id: at
+// most limit members (0: the server's default, 100), after the page whose
+// NextPageToken is pageToken ("": the first page). NextPageToken is nil
+// on the last page. Errors: *ProblemError.
+func (c *Client) PresencePage(ctx context.Context, channel string, limit int, pageToken string) (*client.Presence, error) {
+	params := &client.ChannelPresenceParams{}
+	if limit > 0 {
+		params.Limit = &limit
+	}
+	if pageToken != "" {
+		params.PageToken = &pageToken
+	}
+	r, err := c.REST.ChannelPresenceWithResponse(ctx, channel, params)
 	if err != nil {
 		return nil, err
 	}

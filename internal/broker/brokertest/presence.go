@@ -5,6 +5,7 @@ package brokertest
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -138,5 +139,87 @@ func testPresenceNotSubscribed(t *testing.T, b broker.Broker, r *Recorder) {
 	}
 	if got := presence(t, b, "quiet"); len(got) != 1 {
 		t.Errorf("Presence = %v", got)
+	}
+}
+
+// walkPresence reads every page of ch's presence, limit members at a time,
+// checking that pages never split a member and that more is false only on
+// the last page.
+func walkPresence(t *testing.T, b broker.Broker, ch string, limit int) (all []string, pages int) {
+	t.Helper()
+	after := ""
+	for {
+		ms, more, err := b.PresencePage(ctx(t), ch, after, limit)
+		if err != nil {
+			t.Fatalf("PresencePage(%q, %d): %v", after, limit, err)
+		}
+		pages++
+		ids := map[string]bool{}
+		for _, m := range ms {
+			if m.ID <= after {
+				t.Fatalf("PresencePage(%q) returned member %q, not after it", after, m.ID)
+			}
+			ids[m.ID] = true
+			all = append(all, m.ID+"/"+m.ConnID+string(m.Meta))
+		}
+		if len(ids) > limit {
+			t.Fatalf("PresencePage(%q, %d) returned %d members", after, limit, len(ids))
+		}
+		if !more {
+			return all, pages
+		}
+		if len(ms) == 0 {
+			t.Fatalf("PresencePage(%q) is empty but says more", after)
+		}
+		after = ms[len(ms)-1].ID
+		if pages > 10000 {
+			t.Fatal("PresencePage does not end")
+		}
+	}
+}
+
+func testPresencePages(t *testing.T, b broker.Broker, _ *Recorder) {
+	const ch = "pages"
+	if ms, more, err := b.PresencePage(ctx(t), ch, "", 10); err != nil || len(ms) != 0 || more {
+		t.Fatalf("empty channel: PresencePage = %v, %v, %v", ms, more, err)
+	}
+	// Member IDs that sort tricky byte-wise: a prefix of another, a NUL
+	// inside, bytes above 0x7F; alice has two connections.
+	ids := []string{"a", "a\x00b", "a\x00", "ab", "alice", "b", "z", "\xc3\xa9", "m1", "m10", "m2"}
+	for i, id := range ids {
+		join(t, b, ch, id, fmt.Sprintf("c%02d", i), time.Minute)
+	}
+	join(t, b, ch, "alice", "c99", time.Minute)
+	join(t, b, ch, "gone", "cg", time.Minute)
+	leave(t, b, ch, "cg")
+	join(t, b, ch, "expired", "ce", leaseTTL/3)
+	// Presence is ordered by member ID then connection ID (byte-wise, as
+	// Go compares strings): the pages must list exactly it, in order.
+	Eventually(t, func() bool { return len(presence(t, b, ch)) == len(ids)+1 }, "the short lease did not expire: %q", presence(t, b, ch))
+	want := presence(t, b, ch)
+	for _, limit := range []int{1, 2, 3, 5, len(ids), len(ids) + 1, 1000} {
+		got, pages := walkPresence(t, b, ch, limit)
+		if !sameStrings(got, want) {
+			t.Errorf("limit %d: pages list %q, want %q", limit, got, want)
+		}
+		if wantPages := max(1, (len(ids)+limit-1)/limit); pages != wantPages {
+			t.Errorf("limit %d: %d pages, want %d", limit, pages, wantPages)
+		}
+	}
+	// A page starting after an ID that is not a member.
+	ms, more, err := b.PresencePage(ctx(t), ch, "m", 2)
+	if err != nil || more != true || len(ms) != 2 || ms[0].ID != "m1" || ms[1].ID != "m10" {
+		t.Errorf("PresencePage(after m, 2) = %v, %v, %v; want m1, m10 and more", ms, more, err)
+	}
+	if ms, more, err := b.PresencePage(ctx(t), ch, "\xff", 5); err != nil || len(ms) != 0 || more {
+		t.Errorf("PresencePage(after \\xff) = %v, %v, %v; want nothing", ms, more, err)
+	}
+	// Pages follow later joins and leaves.
+	leave(t, b, ch, "c04") // alice's first connection: alice stays
+	leave(t, b, ch, "c05") // b
+	join(t, b, ch, "c", "c50", time.Minute)
+	want = presence(t, b, ch)
+	if got, _ := walkPresence(t, b, ch, 3); !sameStrings(got, want) {
+		t.Errorf("after changes: pages list %q, want %q", got, want)
 	}
 }

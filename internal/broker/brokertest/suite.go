@@ -59,6 +59,7 @@ func Run(t *testing.T, newBroker func(t *testing.T) broker.Broker, opts ...Optio
 		{"PresenceJoinLeave", testPresenceJoinLeave},
 		{"PresenceLeaseExpiry", testPresenceLeaseExpiry},
 		{"PresenceNotSubscribed", testPresenceNotSubscribed},
+		{"PresencePages", testPresencePages},
 	}
 	for _, tc := range single {
 		t.Run(tc.name, func(t *testing.T) {

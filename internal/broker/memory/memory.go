@@ -460,6 +460,42 @@ func (b *Broker) Presence(ctx context.Context, channel string) ([]broker.Member,
 	return out, nil
 }
 
+// PresencePage lists the live connections of at most limit members whose
+// ID sorts after after, ordered by member ID then connection ID (expiring
+// stale leases first); more reports whether further members exist. Errors:
+// ErrUnavailable (wrapped) after Close.
+func (b *Broker) PresencePage(ctx context.Context, channel, after string, limit int) ([]broker.Member, bool, error) {
+	if b.closed.Load() {
+		return nil, false, errClosed
+	}
+	limit = max(limit, 1)
+	c := b.lock(channel)
+	b.expire(c, time.Now())
+	ids := make([]string, 0, len(c.members))
+	for id := range c.members {
+		if id > after {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	more := len(ids) > limit
+	ids = ids[:min(len(ids), limit)]
+	var out []broker.Member
+	if len(ids) > 0 {
+		last := ids[len(ids)-1]
+		for _, l := range c.conns {
+			if l.m.ID > after && l.m.ID <= last {
+				out = append(out, l.m)
+			}
+		}
+	}
+	b.flush(c)
+	slices.SortFunc(out, func(x, y broker.Member) int {
+		return cmp.Or(strings.Compare(x.ID, y.ID), strings.Compare(x.ConnID, y.ConnID))
+	})
+	return out, more, nil
+}
+
 // Ping returns nil, or ErrUnavailable (wrapped) after Close.
 func (b *Broker) Ping(ctx context.Context) error {
 	if b.closed.Load() {

@@ -74,7 +74,7 @@ func (b *Broker) Join(ctx context.Context, channel string, m broker.Member, ttl 
 	value := strconv.Itoa(len(m.ID)) + ":" + m.ID + string(js)
 	grace := ms(max(time.Minute, 10*b.opts.SweepInterval))
 	err = joinScript.Run(ctx, b.rdb,
-		[]string{b.key(channel, "pres"), b.key(channel, "pcount"), b.leases},
+		[]string{b.key(channel, "pres"), b.key(channel, "pcount"), b.leases, b.key(channel, "pidx")},
 		m.ConnID, m.ID, value, ms(ttl), b.leaseItem(channel)+m.ConnID, b.chPre+channel, js, grace,
 	).Err()
 	return b.fail(ctx, err)
@@ -89,7 +89,7 @@ func (b *Broker) Leave(ctx context.Context, channel string, connID string) error
 		return errClosed
 	}
 	err := leaveScript.Run(ctx, b.rdb,
-		[]string{b.key(channel, "pres"), b.key(channel, "pcount"), b.leases},
+		[]string{b.key(channel, "pres"), b.key(channel, "pcount"), b.leases, b.key(channel, "pidx")},
 		connID, b.leaseItem(channel)+connID, b.chPre+channel,
 	).Err()
 	return b.fail(ctx, err)
@@ -108,6 +108,65 @@ func (b *Broker) Presence(ctx context.Context, channel string) ([]broker.Member,
 	if err != nil {
 		return nil, b.fail(ctx, err)
 	}
+	out, err := decodeEntries(vals)
+	if err != nil {
+		return nil, err
+	}
+	sortMembers(out)
+	return out, nil
+}
+
+// presenceStart is the ZRANGEBYLEX start of the members after after in
+// P{ch}:pidx: the index key prefix of after (idx_key in scripts.go) with a
+// terminator that sorts after all of after's connections and before every
+// greater member ID.
+func presenceStart(after string) string {
+	if after == "" {
+		return "-"
+	}
+	return "[" + strings.ReplaceAll(after, "\x00", "\x00\xff") + "\x00\x02"
+}
+
+// PresencePage lists the unexpired connections of at most limit members
+// whose ID sorts after after, ordered by member ID then connection ID,
+// reading one page of the channel's presence index (O(log n + page)).
+// Errors: broker.ErrUnavailable (wrapped) when Redis fails or after Close,
+// or ctx's error.
+func (b *Broker) PresencePage(ctx context.Context, channel, after string, limit int) ([]broker.Member, bool, error) {
+	if b.isClosed() {
+		return nil, false, errClosed
+	}
+	res, err := presencePageScript.Run(ctx, b.rdb,
+		[]string{b.key(channel, "pres"), b.key(channel, "pidx"), b.leases},
+		presenceStart(after), max(limit, 1), b.leaseItem(channel),
+	).Slice()
+	if err != nil {
+		return nil, false, b.fail(ctx, err)
+	}
+	if len(res) != 2 {
+		return nil, false, fmt.Errorf("%w: bad presence page reply", broker.ErrUnavailable)
+	}
+	more, _ := res[0].(int64)
+	raw, _ := res[1].([]any)
+	vals := make([]string, 0, len(raw))
+	for _, v := range raw {
+		s, ok := v.(string)
+		if !ok {
+			return nil, false, fmt.Errorf("%w: bad presence page entry %v", broker.ErrUnavailable, v)
+		}
+		vals = append(vals, s)
+	}
+	out, err := decodeEntries(vals)
+	if err != nil {
+		return nil, false, err
+	}
+	return out, more == 1, nil
+}
+
+// decodeEntries decodes stored presence values
+// ("<len(memberID)>:<memberID><member JSON>"). Errors:
+// broker.ErrUnavailable (wrapped) for a malformed value.
+func decodeEntries(vals []string) ([]broker.Member, error) {
 	out := make([]broker.Member, 0, len(vals))
 	for _, v := range vals {
 		c := strings.IndexByte(v, ':')
@@ -121,6 +180,5 @@ func (b *Broker) Presence(ctx context.Context, channel string) ([]broker.Member,
 		}
 		out = append(out, m)
 	}
-	sortMembers(out)
 	return out, nil
 }

@@ -422,3 +422,60 @@ type nop struct{}
 func (nop) HandleMessage(broker.Message)        {}
 func (nop) HandlePresence(broker.PresenceEvent) {}
 func (nop) HandleReset(string, string)          {}
+
+// TestPresencePageIndexRepair: presence written without the page index (by
+// a version before it) or with a stale index is paged correctly: the index
+// is rebuilt from the presence hash.
+func TestPresencePageIndexRepair(t *testing.T) {
+	t.Parallel()
+	url := redisURL(t)
+	prefix := randomPrefix()
+	c := client(t)
+	t.Cleanup(func() { deleteKeys(t, c, prefix) })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	b, err := redis.New(ctx, url, testOptions(prefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	for _, id := range []string{"carol", "alice", "bob"} {
+		if err := b.Join(ctx, "room", broker.Member{ID: id, ConnID: "c-" + id}, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	idx := prefix + "{room}:pidx"
+	check := func(what string) {
+		t.Helper()
+		var got []string
+		after := ""
+		for {
+			ms, more, err := b.PresencePage(ctx, "room", after, 2)
+			if err != nil {
+				t.Fatalf("%s: PresencePage: %v", what, err)
+			}
+			for _, m := range ms {
+				got = append(got, m.ID)
+			}
+			if !more {
+				break
+			}
+			after = ms[len(ms)-1].ID
+		}
+		if strings.Join(got, ",") != "alice,bob,carol" {
+			t.Errorf("%s: pages list %v, want alice, bob, carol", what, got)
+		}
+	}
+	check("indexed")
+	if err := c.Del(ctx, idx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	check("index deleted")
+	if err := c.ZAdd(ctx, idx, goredis.Z{Member: "zed\x00\x01c-zed"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	check("stale entry")
+	if n, err := c.ZCard(ctx, idx).Result(); err != nil || n != 3 {
+		t.Errorf("index holds %d entries (%v), want 3", n, err)
+	}
+}

@@ -14,6 +14,8 @@ import goredis "github.com/redis/go-redis/v9"
 //	P{ch}:hist    stream: ID "<offset>-0", fields t (ms), p (publisher), d (data)
 //	P{ch}:pres    hash: connID → "<len(memberID)>:<memberID><member JSON>"
 //	P{ch}:pcount  hash: memberID → live connections
+//	P{ch}:pidx    sorted set, all scores 0: idx_key(memberID, connID) of every
+//	              P{ch}:pres entry, so pages by member ID are read with ZRANGEBYLEX
 //	Pleases       sorted set: "<len(ch)>:<ch><connID>" → lease expiry (ms)
 //	Pc:ch         pub/sub channel of messages and presence events
 
@@ -67,13 +69,22 @@ local function split_member(v)
   return string.sub(v, c + 1, c + n), string.sub(v, c + n + 1)
 end
 
+-- idx_key is the P{ch}:pidx entry of a connection: the member ID with
+-- every NUL byte escaped as NUL 0xFF, the terminator NUL 0x01, then the
+-- connection ID. Byte-wise order of the keys is the order by member ID,
+-- then connection ID (presenceStart in presence.go builds the same keys).
+local function idx_key(id, conn)
+  return (string.gsub(id, '%z', '\0\255')) .. '\0\1' .. conn
+end
+
 -- remove_conn deletes one presence connection and publishes a leave when
 -- it was its member's last. Returns 1 if the connection existed.
-local function remove_conn(pres, pcount, conn, pubsub)
+local function remove_conn(pres, pcount, pidx, conn, pubsub)
   local v = redis.call('HGET', pres, conn)
   if not v then return 0 end
   redis.call('HDEL', pres, conn)
   local id, json = split_member(v)
+  redis.call('ZREM', pidx, idx_key(id, conn))
   local n = redis.call('HINCRBY', pcount, id, -1)
   if n <= 0 then
     redis.call('HDEL', pcount, id)
@@ -137,11 +148,11 @@ end
 return {epoch, top, oldest, entries}
 `)
 
-// joinScript: KEYS pres, pcount, leases; ARGV connID, memberID, stored
+// joinScript: KEYS pres, pcount, leases, pidx; ARGV connID, memberID, stored
 // value, lease TTL ms (0: none), lease item, pub/sub channel, member JSON,
 // key grace ms. Returns 1 when it published a join.
 var joinScript = goredis.NewScript(common + `
-local pres, pcount, leases = KEYS[1], KEYS[2], KEYS[3]
+local pres, pcount, leases, pidx = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local conn, id, value, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local score = '+inf'
 if ttl > 0 then
@@ -155,7 +166,7 @@ if old then
     redis.call('ZADD', leases, score, ARGV[5])
     old = 'renewed'
   else
-    remove_conn(pres, pcount, conn, ARGV[6])
+    remove_conn(pres, pcount, pidx, conn, ARGV[6])
     old = nil
   end
 end
@@ -163,12 +174,13 @@ local joined = 0
 if not old then
   redis.call('HSET', pres, conn, value)
   redis.call('ZADD', leases, score, ARGV[5])
+  redis.call('ZADD', pidx, 0, idx_key(id, conn))
   if redis.call('HINCRBY', pcount, id, 1) == 1 then
     redis.call('PUBLISH', ARGV[6], 'j' .. ARGV[7])
     joined = 1
   end
 end
-for _, k in ipairs({pres, pcount}) do
+for _, k in ipairs({pres, pcount, pidx}) do
   if ttl == 0 then
     redis.call('PERSIST', k)
   else
@@ -182,11 +194,11 @@ end
 return joined
 `)
 
-// leaveScript: KEYS pres, pcount, leases; ARGV connID, lease item, pub/sub
-// channel. Returns 1 if the connection existed.
+// leaveScript: KEYS pres, pcount, leases, pidx; ARGV connID, lease item,
+// pub/sub channel. Returns 1 if the connection existed.
 var leaveScript = goredis.NewScript(common + `
 redis.call('ZREM', KEYS[3], ARGV[2])
-return remove_conn(KEYS[1], KEYS[2], ARGV[1], ARGV[3])
+return remove_conn(KEYS[1], KEYS[2], KEYS[4], ARGV[1], ARGV[3])
 `)
 
 // presenceScript: KEYS pres, leases; ARGV lease item prefix "<len>:<ch>".
@@ -204,6 +216,52 @@ end
 return out
 `)
 
+// presencePageScript: KEYS pres, pidx, leases; ARGV ZRANGEBYLEX start
+// ("-" or "[" .. the first key after a member), limit (members), lease
+// item prefix "<len>:<ch>". Returns {more (1/0), stored values of the
+// unexpired connections of at most limit members, in index order}. An
+// index that does not match the hash (written by a version without it)
+// is rebuilt first; entries whose connection is gone are dropped.
+var presencePageScript = goredis.NewScript(common + `
+local pres, pidx, leases = KEYS[1], KEYS[2], KEYS[3]
+local limit = tonumber(ARGV[2])
+if redis.call('ZCARD', pidx) ~= redis.call('HLEN', pres) then
+  redis.call('DEL', pidx)
+  local all = redis.call('HGETALL', pres)
+  for i = 1, #all, 2 do
+    redis.call('ZADD', pidx, 0, idx_key(split_member(all[i + 1]), all[i]))
+  end
+  local ttl = redis.call('PTTL', pres)
+  if ttl > 0 then redis.call('PEXPIRE', pidx, ttl) end
+end
+local now = now_ms()
+local out, members, last = {}, 0, nil
+local start = ARGV[1]
+while true do
+  local keys = redis.call('ZRANGEBYLEX', pidx, start, '+', 'LIMIT', 0, 256)
+  if #keys == 0 then return {0, out} end
+  for _, k in ipairs(keys) do
+    local c = string.find(k, '\0\1', 1, true)
+    local conn = string.sub(k, c + 2)
+    local v = redis.call('HGET', pres, conn)
+    local id = v and split_member(v)
+    if not v or idx_key(id, conn) ~= k then
+      redis.call('ZREM', pidx, k)
+    else
+      local s = redis.call('ZSCORE', leases, ARGV[3] .. conn)
+      if s and (s == 'inf' or tonumber(s) > now) then
+        if id ~= last then
+          if members == limit then return {1, out} end
+          members, last = members + 1, id
+        end
+        out[#out + 1] = v
+      end
+    end
+  end
+  start = '(' .. keys[#keys]
+end
+`)
+
 // sweepScript: KEYS leases; ARGV prefix, batch size. Removes up to batch
 // expired leases, publishing leaves. Returns how many it examined.
 var sweepScript = goredis.NewScript(common + `
@@ -216,7 +274,7 @@ for _, item in ipairs(items) do
   local ch = string.sub(item, c + 1, c + n)
   local conn = string.sub(item, c + n + 1)
   local base = prefix .. '{' .. ch .. '}:'
-  remove_conn(base .. 'pres', base .. 'pcount', conn, prefix .. 'c:' .. ch)
+  remove_conn(base .. 'pres', base .. 'pcount', base .. 'pidx', conn, prefix .. 'c:' .. ch)
 end
 return #items
 `)

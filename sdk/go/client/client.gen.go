@@ -771,8 +771,13 @@ type Name = string
 // Presence defines model for Presence.
 type Presence struct {
 	// Channel Example: chat:lobby
-	Channel ChannelName      `json:"channel"`
+	Channel ChannelName `json:"channel"`
+
+	// Members Ordered by `id`.
 	Members []PresenceMember `json:"members"`
+
+	// NextPageToken The `pageToken` of the next page; absent on the last page.
+	NextPageToken *string `json:"nextPageToken,omitempty"`
 }
 
 // PresenceConnection defines model for PresenceConnection.
@@ -1291,6 +1296,12 @@ type IfNoneMatch = string
 // OrderBy defines model for OrderBy.
 type OrderBy = string
 
+// PresenceLimit defines model for PresenceLimit.
+type PresenceLimit = int
+
+// PresencePageToken defines model for PresencePageToken.
+type PresencePageToken = string
+
 // ResourceID Example: orders
 type ResourceID = Name
 
@@ -1394,6 +1405,15 @@ type ChannelHistoryParams struct {
 type PublishMessageParams struct {
 	// IdempotencyKey A client-chosen key; retries with the same key replay the first reply for 24 hours.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// ChannelPresenceParams defines parameters for ChannelPresence.
+type ChannelPresenceParams struct {
+	// Limit The most members on the page.
+	Limit *PresenceLimit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// PageToken The `nextPageToken` of the previous page of the same channel's presence.
+	PageToken *PresencePageToken `form:"pageToken,omitempty" json:"pageToken,omitempty"`
 }
 
 // CreateCollectionParams defines parameters for CreateCollection.
@@ -1922,8 +1942,17 @@ type ClientInterface interface {
 
 	// ChannelPresence Who is present in a channel
 	//
+	// The channel's members with their live connections, ordered by member
+	// `id` (byte-wise), one page of at most `limit` members at a time; a
+	// member's connections are all on the page that lists it. Follow
+	// `nextPageToken` (absent on the last page) for the members after it:
+	// pages are stable, since each starts after the last member `id` of
+	// the previous one, so a member present throughout a walk is listed
+	// exactly once, while one that joins or leaves during it may or may
+	// not be.
+	//
 	// Corresponds with GET /v1/channels/{channel}/presence (the `ChannelPresence` operationId).
-	ChannelPresence(ctx context.Context, channel ChannelName, reqEditors ...RequestEditorFn) (*http.Response, error)
+	ChannelPresence(ctx context.Context, channel ChannelName, params *ChannelPresenceParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListCollections List collections
 	//
@@ -2580,9 +2609,18 @@ func (c *Client) PublishMessage(ctx context.Context, channel ChannelName, params
 
 // ChannelPresence Who is present in a channel
 //
+// The channel's members with their live connections, ordered by member
+// `id` (byte-wise), one page of at most `limit` members at a time; a
+// member's connections are all on the page that lists it. Follow
+// `nextPageToken` (absent on the last page) for the members after it:
+// pages are stable, since each starts after the last member `id` of
+// the previous one, so a member present throughout a walk is listed
+// exactly once, while one that joins or leaves during it may or may
+// not be.
+//
 // Corresponds with GET /v1/channels/{channel}/presence (the `ChannelPresence` operationId).
-func (c *Client) ChannelPresence(ctx context.Context, channel ChannelName, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewChannelPresenceRequest(c.Server, channel)
+func (c *Client) ChannelPresence(ctx context.Context, channel ChannelName, params *ChannelPresenceParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewChannelPresenceRequest(c.Server, channel, params)
 	if err != nil {
 		return nil, err
 	}
@@ -3751,7 +3789,7 @@ func NewPublishMessageRequestWithBody(server string, channel ChannelName, params
 }
 
 // NewChannelPresenceRequest constructs an http.Request for the ChannelPresence method
-func NewChannelPresenceRequest(server string, channel ChannelName) (*http.Request, error) {
+func NewChannelPresenceRequest(server string, channel ChannelName, params *ChannelPresenceParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -3774,6 +3812,45 @@ func NewChannelPresenceRequest(server string, channel ChannelName) (*http.Reques
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageToken != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "pageToken", *params.PageToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -5447,10 +5524,19 @@ type ClientWithResponsesInterface interface {
 
 	// ChannelPresenceWithResponse Who is present in a channel
 	//
+	// The channel's members with their live connections, ordered by member
+	// `id` (byte-wise), one page of at most `limit` members at a time; a
+	// member's connections are all on the page that lists it. Follow
+	// `nextPageToken` (absent on the last page) for the members after it:
+	// pages are stable, since each starts after the last member `id` of
+	// the previous one, so a member present throughout a walk is listed
+	// exactly once, while one that joins or leaves during it may or may
+	// not be.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/channels/{channel}/presence (the `ChannelPresence` operationId).
-	ChannelPresenceWithResponse(ctx context.Context, channel ChannelName, reqEditors ...RequestEditorFn) (*ChannelPresenceResponse, error)
+	ChannelPresenceWithResponse(ctx context.Context, channel ChannelName, params *ChannelPresenceParams, reqEditors ...RequestEditorFn) (*ChannelPresenceResponse, error)
 
 	// ListCollectionsWithResponse List collections
 	//
@@ -10215,11 +10301,20 @@ func (c *ClientWithResponses) PublishMessageWithResponse(ctx context.Context, ch
 
 // ChannelPresenceWithResponse Who is present in a channel
 //
+// The channel's members with their live connections, ordered by member
+// `id` (byte-wise), one page of at most `limit` members at a time; a
+// member's connections are all on the page that lists it. Follow
+// `nextPageToken` (absent on the last page) for the members after it:
+// pages are stable, since each starts after the last member `id` of
+// the previous one, so a member present throughout a walk is listed
+// exactly once, while one that joins or leaves during it may or may
+// not be.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/channels/{channel}/presence (the `ChannelPresence` operationId).
-func (c *ClientWithResponses) ChannelPresenceWithResponse(ctx context.Context, channel ChannelName, reqEditors ...RequestEditorFn) (*ChannelPresenceResponse, error) {
-	rsp, err := c.ChannelPresence(ctx, channel, reqEditors...)
+func (c *ClientWithResponses) ChannelPresenceWithResponse(ctx context.Context, channel ChannelName, params *ChannelPresenceParams, reqEditors ...RequestEditorFn) (*ChannelPresenceResponse, error) {
+	rsp, err := c.ChannelPresence(ctx, channel, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}

@@ -239,9 +239,25 @@ export interface Presence {
   type: "presence";
   topic: Topic;
   /**
-   * `state` lists every member; `join`/`leave` list the member that came or went (a member leaves when its last connection closes or stops answering pings).
+   * `state` lists every member; `join`/`leave` list the members that
+   * came or went (a member leaves when its last connection closes or
+   * stops answering pings). The server batches a channel's diffs for
+   * a short window (`tandem serve --presence-batch-window`, default
+   * 50 ms; 0 sends one frame per diff at once) and then sends the net
+   * change: first `leave` with every member gone at the window's end,
+   * then `join` with every member that came (its connection of the
+   * latest join). A member is in at most one of the two, so applying
+   * `join` as add-or-replace and `leave` as remove-if-present ends with
+   * the channel's presence, in either order. A `leave` may name a
+   * member this client never saw join (it came and went within one
+   * window). A large window is split into several frames of each
+   * action (at most 500 members each), leaves still first.
+   *
    */
   action: "state" | "join" | "leave";
+  /**
+   * Ordered by `id`; one or more for `join` and `leave`.
+   */
   members: PresenceMember[];
 }
 export interface PresenceMember {

@@ -270,7 +270,17 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Who is present in a channel */
+        /**
+         * Who is present in a channel
+         * @description The channel's members with their live connections, ordered by member
+         *     `id` (byte-wise), one page of at most `limit` members at a time; a
+         *     member's connections are all on the page that lists it. Follow
+         *     `nextPageToken` (absent on the last page) for the members after it:
+         *     pages are stable, since each starts after the last member `id` of
+         *     the previous one, so a member present throughout a walk is listed
+         *     exactly once, while one that joins or leaves during it may or may
+         *     not be.
+         */
         get: operations["channelPresence"];
         put?: never;
         post?: never;
@@ -641,7 +651,10 @@ export interface components {
         };
         Presence: {
             channel: components["schemas"]["ChannelName"];
+            /** @description Ordered by `id`. */
             members: components["schemas"]["PresenceMember"][];
+            /** @description The `pageToken` of the next page; absent on the last page. */
+            nextPageToken?: string;
         };
         /** @description An event frame, exactly as on the WebSocket (AsyncAPI components/schemas/Event). */
         StreamEvent: {
@@ -1399,6 +1412,10 @@ export interface components {
         SubjectPath: components["schemas"]["Subject"];
         /** @description Page size. */
         ConnectionLimit: number;
+        /** @description The most members on the page. */
+        PresenceLimit: number;
+        /** @description The `nextPageToken` of the previous page of the same channel's presence. */
+        PresencePageToken: string;
         /** @description The `nextPageToken` of the previous page. */
         ConnectionPageToken: string;
         /** @description Why, for the client (in the `disconnect` frame). */
@@ -2181,7 +2198,12 @@ export interface operations {
     };
     channelPresence: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The most members on the page. */
+                limit?: components["parameters"]["PresenceLimit"];
+                /** @description The `nextPageToken` of the previous page of the same channel's presence. */
+                pageToken?: components["parameters"]["PresencePageToken"];
+            };
             header?: never;
             path: {
                 /** @description Channel name: letters, digits, `.`, `_`, `-`, `:`; the namespace is the part before the first `:`. */
@@ -2191,7 +2213,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The members and their connections. */
+            /** @description One page of the members and their connections. */
             200: {
                 headers: {
                     [name: string]: unknown;
