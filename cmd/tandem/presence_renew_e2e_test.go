@@ -23,7 +23,7 @@ func TestPresenceLeasesRenewed(t *testing.T) {
 	}
 	present := func() int {
 		t.Helper()
-		pr, err := s.Client.ChannelPresenceWithResponse(context.Background(), room)
+		pr, err := s.Client.ChannelPresenceWithResponse(context.Background(), room, nil)
 		if err != nil || pr.StatusCode() != 200 {
 			t.Fatalf("presence: %v %v", err, pr)
 		}
