@@ -96,10 +96,9 @@ type conn struct {
 
 	// writing is true while a writer goroutine runs (and for good once it
 	// has sent the close frame); pingDue and bookmarkDue are set by the
-	// ping and bookmark timers, which wake the writer instead of keeping
-	// one parked per connection with its own tickers.
+	// server's ping and bookmark wheels, which wake the writer instead of
+	// keeping one parked per connection with its own tickers.
 	writing, pingDue, bookmarkDue atomic.Bool
-	pingT, bookmarkT              *time.Timer
 	wake                          chan struct{} // kick's signal to a lingering writer
 	// lastWrite is when the writer last wrote data frames (writer
 	// goroutine only; one writer at a time, handed over through writing).
@@ -170,33 +169,36 @@ func (c *conn) serve() {
 	c.end()
 }
 
-// begin starts the heartbeat timers and queues the welcome frame.
+// begin registers the connection with the ping and bookmark wheels and
+// queues the welcome frame.
 func (c *conn) begin() {
 	c.lastRead.Store(time.Now().UnixNano())
-	c.mu.Lock() // tick reads the timers under mu
-	c.pingT = time.AfterFunc(c.srv.cfg.PingInterval, c.pingTick)
-	c.bookmarkT = time.AfterFunc(c.srv.cfg.BookmarkInterval, c.bookmarkTick)
-	c.mu.Unlock()
+	c.srv.pings.add(c)
+	c.srv.bookmarks.add(c)
+	if c.ctx.Err() != nil {
+		// Closed (by Shutdown) before begin: end may have unregistered
+		// already, so undo what it could not see.
+		c.srv.pings.remove(c)
+		c.srv.bookmarks.remove(c)
+	}
 	c.send(Welcome{Type: "welcome", ConnectionID: c.id, Protocol: Protocol,
 		HeartbeatSeconds: heartbeatSeconds(c.srv.cfg.PingInterval, c.srv.cfg.BookmarkInterval), MaxFrameBytes: c.srv.cfg.MaxFrameBytes})
 }
 
-// bookmarkTick is the bookmark timer firing (a method, so that the timer
-// holds no copy of the server's configuration).
-func (c *conn) bookmarkTick() {
-	c.tick(&c.bookmarkDue, &c.bookmarkT, c.srv.cfg.BookmarkInterval)
-}
+// bookmarkTick is the server's bookmark wheel serving c: the writer
+// queues c's bookmarks.
+func (c *conn) bookmarkTick(time.Duration) { c.due(&c.bookmarkDue) }
 
-// pingTick is the ping timer firing. A polled connection has no read
-// deadline, so this is where one that has sent nothing (not even a pong)
-// for PongWait is dropped: within PongWait + PingInterval.
-func (c *conn) pingTick() {
-	cfg := c.srv.cfg
+// pingTick is the server's ping wheel serving c. A polled connection has
+// no read deadline, so this is where one that has sent nothing (not even
+// a pong) for PongWait is dropped: within PongWait + PingInterval.
+func (c *conn) pingTick(time.Duration) {
+	cfg := &c.srv.cfg
 	if c.polled && time.Since(time.Unix(0, c.lastRead.Load())) > cfg.PongWait {
 		c.closeWith(0, "", errors.New("no pong within "+cfg.PongWait.String()))
 		return
 	}
-	c.tick(&c.pingDue, &c.pingT, cfg.PingInterval)
+	c.due(&c.pingDue)
 }
 
 // end releases the connection once reading has stopped (serve) or, for a
@@ -204,12 +206,8 @@ func (c *conn) pingTick() {
 func (c *conn) end() {
 	c.cancel()
 	c.stopTimers()
-	c.mu.Lock()
-	if c.pingT != nil { // nil: closed before begin
-		c.pingT.Stop()
-		c.bookmarkT.Stop()
-	}
-	c.mu.Unlock()
+	c.srv.pings.remove(c)
+	c.srv.bookmarks.remove(c)
 	c.kick() // a running writer sees ctx done; otherwise this one finishes
 	<-c.writerDone
 	if c.polled {

@@ -113,7 +113,10 @@ type Server struct {
 	wg      sync.WaitGroup
 	poller  *poller // started with the first polled connection
 	noPoll  bool    // the poller could not start: reader goroutines
-	renew   renewer // presence leases of every connection that joined
+	// renew renews the presence leases of every connection that joined;
+	// pings and bookmarks make every connection's writer send a ping or
+	// its bookmarks.
+	renew, pings, bookmarks wheel
 }
 
 // New returns a Server.
@@ -149,7 +152,10 @@ func New(cfg Config) *Server {
 		cfg.AuthTimeout = 10 * time.Second
 	}
 	s := &Server{cfg: cfg, conns: map[*conn]struct{}{}, metrics: newMetrics(cfg.Registry)}
-	s.renew.interval = func() time.Duration { return s.cfg.App.PresenceRenewInterval() }
+	s.renew = wheel{interval: func() time.Duration { return s.cfg.App.PresenceRenewInterval() },
+		fire: func(c *conn, tick time.Duration) { c.renewPresence(tick) }}
+	s.pings = wheel{interval: func() time.Duration { return s.cfg.PingInterval }, fire: (*conn).pingTick}
+	s.bookmarks = wheel{interval: func() time.Duration { return s.cfg.BookmarkInterval }, fire: (*conn).bookmarkTick}
 	s.upgrader = websocket.Upgrader{
 		// Every connection keeps its read buffer for life, so it is small:
 		// client frames are small, and larger ones are read through it.

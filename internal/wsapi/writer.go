@@ -31,17 +31,14 @@ const writerLinger = 250 * time.Millisecond
 // docs/benchmarks.md, "Write coalescing".
 const DefaultWriteDelay = 0 * time.Millisecond
 
-// tick is a ping or bookmark timer firing: it flags the work, wakes the
-// writer and re-arms itself until the connection ends.
-func (c *conn) tick(due *atomic.Bool, t **time.Timer, every time.Duration) {
+// due flags a ping or bookmark as due and wakes the writer, unless the
+// connection is ending.
+func (c *conn) due(flag *atomic.Bool) {
 	if c.ctx.Err() != nil {
 		return
 	}
-	due.Store(true)
+	flag.Store(true)
 	c.kick()
-	c.mu.Lock()
-	(*t).Reset(every)
-	c.mu.Unlock()
 }
 
 // kick starts the writer goroutine unless one is running, or wakes the one
