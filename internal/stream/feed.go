@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +29,26 @@ type Feed struct {
 	tracer trace.Tracer // nil: tracing off
 
 	last atomic.Int64
+	// caughtUp is when (nanoseconds since monoBase, monotonic) the last
+	// read of the change log that reached its end started (0: none yet).
+	caughtUp atomic.Int64
+
+	obsMu     sync.Mutex
+	observers []ChangeObserver
+}
+
+// ChangeObserver learns of every change a Feed reads from the change log
+// (e.g. to invalidate a cache), before the change's events are broadcast:
+// a subscriber that received an event and then reads the resource
+// through the observer sees that change or a later one.
+type ChangeObserver interface {
+	// Changed is called with each change, in revision order, on the
+	// feed's goroutine; it must not block.
+	Changed(ch store.Change)
+	// Lost is called when the feed skipped changes without reading them
+	// (the change log was compacted past it): whatever the observer
+	// derived from the changes it saw may now be stale.
+	Lost()
 }
 
 // FeedOptions configures a Feed.
@@ -71,6 +92,37 @@ func (f *Feed) Epoch() string { return f.store.Epoch() }
 // delivered to the hub.
 func (f *Feed) Last() int64 { return f.last.Load() }
 
+// Observe registers o for every change read from now on (see
+// ChangeObserver). It may be called while the feed runs.
+func (f *Feed) Observe(o ChangeObserver) {
+	f.obsMu.Lock()
+	defer f.obsMu.Unlock()
+	f.observers = append(f.observers[:len(f.observers):len(f.observers)], o)
+}
+
+// CaughtUp returns when the feed last started a read of the change log
+// that reached the log's end, once the changes it read were passed to the
+// observers and broadcast: every change committed before that time has
+// been delivered. It is the zero time until the first such read. On a
+// healthy feed it is at most about the poll interval (FeedOptions.Poll)
+// old; it falls behind while the store cannot be read or the feed lags.
+func (f *Feed) CaughtUp() time.Time {
+	n := f.caughtUp.Load()
+	if n == 0 {
+		return time.Time{}
+	}
+	return monoBase.Add(time.Duration(n))
+}
+
+// monoBase is the origin of the feed's monotonic timestamps.
+var monoBase = time.Now()
+
+func (f *Feed) observed() []ChangeObserver {
+	f.obsMu.Lock()
+	defer f.obsMu.Unlock()
+	return f.observers
+}
+
 // Cursor returns the resource cursor for revision rev.
 func (f *Feed) Cursor(rev int64) Cursor {
 	return Cursor{Kind: KindResource, Epoch: f.store.Epoch(), Pos: rev}
@@ -106,6 +158,7 @@ const feedBatch = 500
 // batch it ends inside) and returns how many the page held.
 func (f *Feed) step(ctx context.Context) (int, error) {
 	last := f.last.Load()
+	start := time.Now()
 	changes, err := f.store.Changes(ctx, last, feedBatch)
 	if errors.Is(err, store.ErrCompacted) {
 		// The log was compacted past us (only possible after a long stall):
@@ -116,6 +169,9 @@ func (f *Feed) step(ctx context.Context) (int, error) {
 			return 0, rerr
 		}
 		f.log.Error("change feed fell behind compaction; skipping", "from", last, "to", rev)
+		for _, o := range f.observed() {
+			o.Lost()
+		}
 		f.advance(rev)
 		return 0, nil
 	}
@@ -126,9 +182,13 @@ func (f *Feed) step(ctx context.Context) (int, error) {
 	if changes, err = completeBatches(ctx, f.store, changes); err != nil {
 		return 0, err
 	}
+	observers := f.observed()
 	for i := 0; i < len(changes); {
 		ch := changes[i]
 		if ch.Batch == nil {
+			for _, o := range observers {
+				o.Changed(ch)
+			}
 			f.broadcast(NewChangeView(ch), nil, nil)
 			f.advance(ch.Revision)
 			i++
@@ -138,9 +198,19 @@ func (f *Feed) step(ctx context.Context) (int, error) {
 		for j < len(changes) && changes[j].Batch != nil && changes[j].Batch.ID == ch.Batch.ID {
 			j++
 		}
+		for _, o := range observers {
+			for _, c := range changes[i:j] {
+				o.Changed(c)
+			}
+		}
 		f.dispatchBatch(changes[i:j])
 		f.advance(changes[j-1].Revision) // never inside a batch
 		i = j
+	}
+	if n < feedBatch {
+		// The read reached the end of the log as of start: every change
+		// committed before start has now been delivered.
+		f.caughtUp.Store(max(1, int64(start.Sub(monoBase))))
 	}
 	return n, nil
 }
