@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -73,8 +72,7 @@ func (o *observer) wrap(next http.Handler) http.Handler {
 		if pattern == "" {
 			pattern = "unmatched"
 		}
-		o.metrics.requests.WithLabelValues(r.Method, pattern, strconv.Itoa(sw.status)).Inc()
-		o.metrics.duration.WithLabelValues(r.Method, pattern).Observe(time.Since(start).Seconds())
+		o.metrics.observe(r.Method, pattern, sw.status, time.Since(start))
 		if span != nil {
 			span.SetAttributes(attribute.Int("http.response.status_code", sw.status), attribute.Int64("http.response.body.size", sw.bytes))
 			if sw.status >= 500 {
