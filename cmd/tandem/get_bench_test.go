@@ -93,16 +93,23 @@ func (w *benchWriter) reset() {
 
 // BenchmarkGetResource is GET /v1/collections/{c}/resources/{id} through
 // the whole handler chain, in-process: "200" answers the body, "304"
-// carries a matching If-None-Match. It reports allocations per request.
+// carries a matching If-None-Match, "200NoCache" is "200" with the
+// resource cache off (every GET reads SQLite). It reports allocations
+// per request.
 //
 //	go test ./cmd/tandem -run '^$' -bench BenchmarkGetResource -benchmem
 func BenchmarkGetResource(b *testing.B) {
 	for _, tc := range []struct {
-		name string
-		hdr  []string
-	}{{"200", nil}, {"304", []string{"If-None-Match", `"2"`}}} {
+		name    string
+		hdr     []string
+		noCache bool
+	}{{"200", nil, false}, {"304", []string{"If-None-Match", `"2"`}, false}, {"200NoCache", nil, true}} {
 		b.Run(tc.name, func(b *testing.B) {
-			handler, do := benchHandler(b, app.Options{ResourceCache: app.ResourceCacheOptions{Bytes: app.DefaultResourceCacheBytes}})
+			opts := app.Options{ResourceCache: app.ResourceCacheOptions{Bytes: app.DefaultResourceCacheBytes}}
+			if tc.noCache {
+				opts.ResourceCache.Bytes = 0
+			}
+			handler, do := benchHandler(b, opts)
 			if w := do("POST", "/v1/collections", `{"name":"bench"}`); w.status != 201 {
 				b.Fatalf("create collection: %d %s", w.status, w.body)
 			}
