@@ -93,7 +93,8 @@ func (f *Feed) Epoch() string { return f.store.Epoch() }
 func (f *Feed) Last() int64 { return f.last.Load() }
 
 // Observe registers o for every change read from now on (see
-// ChangeObserver). It may be called while the feed runs.
+// ChangeObserver). It may be called while the feed runs; it returns no
+// error.
 func (f *Feed) Observe(o ChangeObserver) {
 	f.obsMu.Lock()
 	defer f.obsMu.Unlock()
@@ -106,6 +107,7 @@ func (f *Feed) Observe(o ChangeObserver) {
 // been delivered. It is the zero time until the first such read. On a
 // healthy feed it is at most about the poll interval (FeedOptions.Poll)
 // old; it falls behind while the store cannot be read or the feed lags.
+// It returns no error.
 func (f *Feed) CaughtUp() time.Time {
 	n := f.caughtUp.Load()
 	if n == 0 {
