@@ -43,6 +43,7 @@ type serveConfig struct {
 	MaxFrameBytes    int64
 	QueueBytes       int
 	MaxQueuedBytes   int64
+	ResourceCache    int64
 	ReadTimeout      time.Duration
 	SchemaCheck      time.Duration
 	WriteTimeout     time.Duration
@@ -123,6 +124,7 @@ func (c *serveConfig) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.ConfigFile, "config", "", "optional YAML configuration file")
 	fs.Int64Var(&c.MaxFrameBytes, "max-frame-bytes", 64<<10, "largest accepted WebSocket message (close 1009 beyond)")
 	fs.IntVar(&c.QueueBytes, "queue-bytes", 1<<20, "outbound queue per connection in bytes (slow consumers are closed with 4008 beyond); snapshots and replays count against it too")
+	fs.Int64Var(&c.ResourceCache, "resource-cache-bytes", app.DefaultResourceCacheBytes, "memory budget of the cache of encoded resources behind GET /v1/collections/{collection}/resources/{id} (0: off); on several nodes a read may see a write of another node only once this node's change feed delivered it (see docs/guarantees.md)")
 	fs.Int64Var(&c.MaxQueuedBytes, "max-queued-bytes", 512<<20, "server-wide bound on the bytes queued for all WebSocket and SSE clients together: when reached, new subscriptions are refused with 503 and lagging clients are closed as slow consumers (0: no bound)")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Second, "how long one write to a WebSocket or SSE client may take; a client that does not take its bytes in time is closed as a slow consumer")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", 30*time.Second, "how long a request may take to send its body (408 beyond); SSE, long-poll and WebSocket streams are not affected (0: no limit)")

@@ -35,7 +35,10 @@ import (
 	"github.com/tandemhq/tandem/internal/wsapi"
 )
 
-var _ app.WebhookEncoder = wire.Frames{}
+var (
+	_ app.WebhookEncoder  = wire.Frames{}
+	_ app.ResourceEncoder = wire.Frames{}
+)
 
 // serve runs the server until ctx is cancelled, then shuts down gracefully.
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -67,6 +70,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	if err := checkDebugAddr(cfg.DebugAddr); err != nil {
 		return err
+	}
+	if cfg.ResourceCache < 0 {
+		return fmt.Errorf("--resource-cache-bytes %d: must be 0 (off) or more", cfg.ResourceCache)
 	}
 	if cfg.MaxBatchOps < 1 || cfg.MaxBatchOps > store.MaxBatchOps {
 		return fmt.Errorf("--max-batch-ops %d: must be from 1 to %d", cfg.MaxBatchOps, store.MaxBatchOps)
@@ -176,6 +182,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		defer hc.Close()
 	}
 	appOpts := app.Options{Logger: logger, Node: node, Hooks: hookOpts, MaxScan: cfg.MaxScan, MaxBatchOps: cfg.MaxBatchOps, SchemaCheckTimeout: cfg.SchemaCheck,
+		ResourceEncoder: frames, ResourceCache: app.ResourceCacheOptions{Bytes: cfg.ResourceCache},
 		Realtime: app.Realtime{Resources: resources, Channels: channels, Namespaces: ns, Caps: caps},
 		Webhooks: app.WebhookOptions{
 			Sender: sender, Encoder: frames, Metrics: webhook.NewMetrics(reg),
@@ -199,6 +206,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Caps:             caps,
 	})
 	a.AttachConnections(ws)
+	registerResourceCacheMetrics(reg, a)
 	if bus != nil {
 		busCtx, stopBus := context.WithCancel(context.Background())
 		busDone := make(chan struct{})
@@ -418,6 +426,20 @@ func registerHubMetrics(reg prometheus.Registerer, h *hub.Hub, feed *stream.Feed
 			func() float64 { return float64(h.Stats().Keys) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tandem_change_feed_revision", Help: "Newest store revision broadcast by the change feed."},
 			func() float64 { return float64(feed.Last()) }),
+	)
+}
+
+// registerResourceCacheMetrics exports the resource cache's counters.
+func registerResourceCacheMetrics(reg prometheus.Registerer, a *app.App) {
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tandem_resource_cache_hits_total", Help: "Resource GETs answered from the resource cache."},
+			func() float64 { return float64(a.ResourceCacheStats().Hits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tandem_resource_cache_misses_total", Help: "Resource GETs that read the store (0 while the cache is off)."},
+			func() float64 { return float64(a.ResourceCacheStats().Misses) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tandem_resource_cache_bytes", Help: "Bytes the resource cache's entries are charged (at most --resource-cache-bytes)."},
+			func() float64 { return float64(a.ResourceCacheStats().Bytes) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tandem_resource_cache_entries", Help: "Resources in the resource cache."},
+			func() float64 { return float64(a.ResourceCacheStats().Entries) }),
 	)
 }
 

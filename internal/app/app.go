@@ -59,6 +59,12 @@ type Options struct {
 	// MaxBatchOps bounds the operations of one batch (Batch); 0 means
 	// DefaultMaxBatchOps, and it is at most store.MaxBatchOps.
 	MaxBatchOps int
+	// ResourceEncoder encodes the resources GetResourceEncoded returns
+	// (required for it).
+	ResourceEncoder ResourceEncoder
+	// ResourceCache configures the cache of encoded resources behind
+	// GetResourceEncoded (the zero value: no cache).
+	ResourceCache ResourceCacheOptions
 }
 
 // App implements the use cases on top of a store.Store and the streaming
@@ -84,6 +90,10 @@ type App struct {
 	maxBatchOps int
 	// checkTimeout bounds the check of stored resources against a new schema.
 	checkTimeout time.Duration
+	// resEnc encodes resources for GetResourceEncoded; rcache caches its
+	// output (nil: no cache).
+	resEnc ResourceEncoder
+	rcache *resourceCache
 
 	mu      sync.Mutex
 	schemas map[schemaKey]*collectionSchema
@@ -120,7 +130,20 @@ func New(s store.Store, opts Options) *App {
 	if a.checkTimeout <= 0 {
 		a.checkTimeout = DefaultSchemaCheckTimeout
 	}
+	a.resEnc = opts.ResourceEncoder
+	if feed := a.feed(); feed != nil && a.resEnc != nil && opts.ResourceCache.Bytes > 0 {
+		a.rcache = newResourceCache(opts.ResourceCache.Bytes, opts.ResourceCache.MaxLag, feed.CaughtUp)
+		feed.Observe(a.rcache)
+	}
 	return a
+}
+
+// feed is the change feed of the realtime engines (nil without them).
+func (a *App) feed() *stream.Feed {
+	if a.rt.Resources == nil {
+		return nil
+	}
+	return a.rt.Resources.Feed
 }
 
 // Ping checks that the store answers (readiness). Errors: the store's.
@@ -163,7 +186,11 @@ func (a *App) DeleteCollection(ctx context.Context, p auth.Principal, name strin
 	if err := a.Authorize(p, auth.ActionAdmin, collectionPath(name)); err != nil {
 		return err
 	}
-	return a.store.DeleteCollection(ctx, name)
+	err := a.store.DeleteCollection(ctx, name)
+	if a.rcache != nil {
+		a.rcache.invalidateCollection(name)
+	}
+	return err
 }
 
 // schemaFor returns the checked, compiled schema of collection c (nil
@@ -256,6 +283,7 @@ func (a *App) putChecked(ctx context.Context, r store.Resource, cond store.Preco
 		}
 		r.Data, cond.CollectionRevision = data, rev
 		out, created, err := a.store.PutResource(ctx, r, cond)
+		a.rcache.written(resKey{r.Collection, r.ID}, out.Revision)
 		if !errors.Is(err, store.ErrCollectionChanged) {
 			return out, created, err
 		}
@@ -387,13 +415,61 @@ func (a *App) GetResource(ctx context.Context, p auth.Principal, collection, id 
 	return a.store.GetResource(ctx, collection, id)
 }
 
+// GetResourceEncoded is GetResource answering the resource encoded by the
+// App's ResourceEncoder, from the resource cache when it holds the
+// resource (see ResourceCacheOptions for how current a cached answer is).
+// The caller is authorised on every call, hit or miss. Errors: auth
+// errors (read), store.ErrNotFound, the store's, an encoding error, and
+// an internal error when the App has no ResourceEncoder.
+func (a *App) GetResourceEncoded(ctx context.Context, p auth.Principal, collection, id string) (EncodedResource, error) {
+	if err := a.Authorize(p, auth.ActionRead, stream.ResourceTopic(collection, id)); err != nil {
+		return EncodedResource{}, err
+	}
+	if a.resEnc == nil {
+		return EncodedResource{}, errors.New("app: GetResourceEncoded needs Options.ResourceEncoder")
+	}
+	k := resKey{collection, id}
+	var gen uint64
+	if a.rcache != nil {
+		res, g, ok := a.rcache.get(k)
+		if ok {
+			return res, nil
+		}
+		gen = g
+	}
+	r, err := a.store.GetResource(ctx, collection, id)
+	if err != nil {
+		return EncodedResource{}, err
+	}
+	body, tag, err := a.resEnc.EncodeResource(r)
+	if err != nil {
+		return EncodedResource{}, fmt.Errorf("encode resource %q of %q: %w", id, collection, err)
+	}
+	res := EncodedResource{Revision: r.Revision, Body: body, Tag: tag}
+	if a.rcache != nil {
+		a.rcache.put(k, gen, res)
+	}
+	return res, nil
+}
+
+// ResourceCacheStats returns the resource cache's counters (Enabled is
+// false without a cache). It returns no error.
+func (a *App) ResourceCacheStats() ResourceCacheStats {
+	if a.rcache == nil {
+		return ResourceCacheStats{}
+	}
+	return a.rcache.stats()
+}
+
 // DeleteResource deletes a resource under cond. Errors: auth errors
 // (write), store.ErrNotFound, store.ErrPreconditionFailed.
 func (a *App) DeleteResource(ctx context.Context, p auth.Principal, collection, id string, cond store.Precondition) (store.Resource, error) {
 	if err := a.Authorize(p, auth.ActionWrite, stream.ResourceTopic(collection, id)); err != nil {
 		return store.Resource{}, err
 	}
-	return a.store.DeleteResource(ctx, collection, id, cond)
+	r, err := a.store.DeleteResource(ctx, collection, id, cond)
+	a.rcache.written(resKey{collection, id}, r.Revision)
+	return r, err
 }
 
 // ListResources returns one page of resources, examining at most the

@@ -114,6 +114,7 @@ func (a *App) Batch(ctx context.Context, p auth.Principal, ops []BatchOp) (Batch
 			return BatchResult{}, err
 		}
 		res, err := a.store.Batch(ctx, a.ids.next(a.now()), plan.ops)
+		a.batchWritten(plan.ops, res, err)
 		var be *store.BatchOpError
 		if errors.As(err, &be) && be.Index >= 0 && be.Index < len(ops) {
 			i := be.Index
@@ -138,6 +139,21 @@ func (a *App) Batch(ctx context.Context, p auth.Principal, ops []BatchOp) (Batch
 			out.Results[i] = BatchOpResult{Kind: ops[i].Kind, Resource: r.Resource, Created: r.Created}
 		}
 		return out, nil
+	}
+}
+
+// batchWritten invalidates the resource cache's entries of the keys a
+// batch wrote (all its keys when it failed: its outcome may be unknown).
+func (a *App) batchWritten(ops []store.BatchOp, res store.BatchResult, err error) {
+	if a.rcache == nil {
+		return
+	}
+	for i, op := range ops {
+		var rev int64
+		if err == nil && i < len(res.Results) {
+			rev = res.Results[i].Resource.Revision
+		}
+		a.rcache.written(resKey{op.Resource.Collection, op.Resource.ID}, rev)
 	}
 }
 

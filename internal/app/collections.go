@@ -145,6 +145,9 @@ func (a *App) UpdateCollection(ctx context.Context, p auth.Principal, name strin
 			chk = a.newSchemaCheck(ctx, name, cs)
 		}
 		c, err := a.writeChecked(ctx, next, store.CollectionCondition{IfMatch: cur.Revision}, chk)
+		if a.rcache != nil {
+			a.rcache.invalidateCollection(name)
+		}
 		switch {
 		case err == nil:
 			if cs != nil {

@@ -1,6 +1,11 @@
 package httpapi
 
 import (
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -8,6 +13,56 @@ import (
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+
+	// series caches the series of the standard methods and the known
+	// patterns (a bounded set), so a request does not hash its labels.
+	mu     sync.RWMutex
+	series map[seriesKey]httpSeries
+}
+
+type seriesKey struct {
+	method, pattern string
+	status          int
+}
+
+type httpSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// observe counts one request.
+func (m *httpMetrics) observe(method, pattern string, status int, took time.Duration) {
+	s := m.seriesOf(method, pattern, status)
+	s.requests.Inc()
+	s.duration.Observe(took.Seconds())
+}
+
+func (m *httpMetrics) seriesOf(method, pattern string, status int) httpSeries {
+	k := seriesKey{method, pattern, status}
+	cacheable := pattern != "unmatched" && status >= 100 && status <= 599 && standardMethod(method)
+	if cacheable {
+		m.mu.RLock()
+		s, ok := m.series[k]
+		m.mu.RUnlock()
+		if ok {
+			return s
+		}
+	}
+	s := httpSeries{m.requests.WithLabelValues(method, pattern, strconv.Itoa(status)), m.duration.WithLabelValues(method, pattern)}
+	if cacheable {
+		m.mu.Lock()
+		m.series[k] = s
+		m.mu.Unlock()
+	}
+	return s
+}
+
+func standardMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return true
+	}
+	return false
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
@@ -19,6 +74,7 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 			Name: "tandem_http_request_duration_seconds", Help: "HTTP request latency by method and route.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"method", "route"}),
+		series: map[seriesKey]httpSeries{},
 	}
 	reg.MustRegister(m.requests, m.duration)
 	return m

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -24,8 +23,10 @@ type observer struct {
 	// patterns mirrors the spec's paths and the mounts: the route
 	// template of a request is the pattern it matches.
 	patterns *http.ServeMux
-	log      *slog.Logger // the access log; nil: off
-	tracer   trace.Tracer // nil: tracing off
+	// fast finds the pattern of most spec routes without patterns.
+	fast   *fastRoutes
+	log    *slog.Logger // the access log; nil: off
+	tracer trace.Tracer // nil: tracing off
 }
 
 // traceContext reads and writes W3C traceparent and tracestate headers.
@@ -38,7 +39,13 @@ var traceContext = propagation.TraceContext{}
 func (o *observer) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		_, pattern := o.patterns.Handler(r)
+		var pattern string
+		var m fastMatch
+		if o.fast.lookup(r, &m) && m.route(r.Method) != nil {
+			pattern = m.t.patterns[r.Method]
+		} else {
+			_, pattern = o.patterns.Handler(r)
+		}
 		route := "unmatched"
 		if pattern != "" {
 			route = pattern
@@ -65,8 +72,7 @@ func (o *observer) wrap(next http.Handler) http.Handler {
 		if pattern == "" {
 			pattern = "unmatched"
 		}
-		o.metrics.requests.WithLabelValues(r.Method, pattern, strconv.Itoa(sw.status)).Inc()
-		o.metrics.duration.WithLabelValues(r.Method, pattern).Observe(time.Since(start).Seconds())
+		o.metrics.observe(r.Method, pattern, sw.status, time.Since(start))
 		if span != nil {
 			span.SetAttributes(attribute.Int("http.response.status_code", sw.status), attribute.Int64("http.response.body.size", sw.bytes))
 			if sw.status >= 500 {

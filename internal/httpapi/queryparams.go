@@ -21,13 +21,14 @@ const maxUnknownFields = 16
 // is refused instead of having it silently ignored.
 type queryParams struct {
 	mux     *http.ServeMux      // the spec's paths, to find a request's operation
+	fast    *fastRoutes         // the same, for the paths it matches
 	allowed map[string][]string // "METHOD /path/{template}" → sorted names
 }
 
 // newQueryParams reads the declared query parameters of every operation
 // of doc.
-func newQueryParams(doc *openapi3.T) *queryParams {
-	q := &queryParams{mux: http.NewServeMux(), allowed: map[string][]string{}}
+func newQueryParams(doc *openapi3.T, fast *fastRoutes) *queryParams {
+	q := &queryParams{mux: http.NewServeMux(), fast: fast, allowed: map[string][]string{}}
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			names := []string{}
@@ -49,11 +50,17 @@ func newQueryParams(doc *openapi3.T) *queryParams {
 // that carries query parameters the operation does not declare; ok is
 // false when there are none (or the request matches no operation: the
 // validator answers it).
-func (q *queryParams) check(r *http.Request) (api.Problem, bool) {
+// m is r's fastRoutes lookup (m.t nil when it found none).
+func (q *queryParams) check(r *http.Request, m *fastMatch) (api.Problem, bool) {
 	if r.URL.RawQuery == "" {
 		return api.Problem{}, false
 	}
-	_, pattern := q.mux.Handler(r)
+	var pattern string
+	if m.route(r.Method) != nil {
+		pattern = m.t.patterns[r.Method]
+	} else {
+		_, pattern = q.mux.Handler(r)
+	}
 	allowed, found := q.allowed[pattern]
 	if !found {
 		return api.Problem{}, false

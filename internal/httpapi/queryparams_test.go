@@ -3,6 +3,7 @@ package httpapi
 import (
 	"fmt"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -14,7 +15,8 @@ func TestQueryParams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := newQueryParams(doc)
+	fast := newFastRoutes(doc, nil)
+	q := newQueryParams(doc, fast)
 	many := make([]string, 20)
 	for i := range many {
 		many[i] = fmt.Sprintf("x%02d=1", i)
@@ -35,7 +37,13 @@ func TestQueryParams(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			p, bad := q.check(httptest.NewRequest(tc.method, tc.target, nil))
+			r := httptest.NewRequest(tc.method, tc.target, nil)
+			var m fastMatch
+			fast.lookup(r, &m)
+			p, bad := q.check(r, &m)
+			if slow, slowBad := q.check(r, &fastMatch{}); slowBad != bad || !reflect.DeepEqual(slow, p) {
+				t.Fatalf("with the segment match: %v %+v; without: %v %+v", bad, p, slowBad, slow)
+			}
 			if bad != (tc.wantNames != nil) {
 				t.Fatalf("refused = %v, want %v (%+v)", bad, tc.wantNames != nil, p)
 			}

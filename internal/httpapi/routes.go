@@ -139,9 +139,30 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		sse.validate = av.ValidateServerFrame
 	}
 	apiMux.Handle("GET /v1/events", sse)
+	// The patterns served beside the spec's paths (below): no template the
+	// segment match answers for may overlap them.
+	static := map[string]http.Handler{
+		"GET /openapi.yaml":  staticFile("application/yaml", spec.OpenAPI),
+		"GET /asyncapi.yaml": staticFile("application/yaml", spec.AsyncAPI),
+		"GET /docs/":         v5emb.New("Tandem REST API", "/openapi.yaml", "/docs/"),
+		"GET /docs":          http.RedirectHandler("/docs/", http.StatusMovedPermanently),
+		"GET /metrics":       promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}),
+	}
+	var others []string
+	for pattern := range static {
+		others = append(others, pattern)
+	}
+	for pattern := range cfg.Mounts {
+		others = append(others, pattern)
+	}
+	fast := newFastRoutes(doc, others)
 	idem := &idempotency{app: cfg.App}
 	var h http.Handler = idem.wrap(apiHandler)
-	h = requestValidator(doc, authorizeOperation(cfg.App))(h)
+	validate, err := requestValidator(doc, authorizeOperation(cfg.App), fast)
+	if err != nil {
+		return nil, err
+	}
+	h = validate(h)
 	if cfg.Strict {
 		h = strictResponses(validator, cfg.Logger, h)
 	}
@@ -163,11 +184,9 @@ func NewHandler(cfg Config) (http.Handler, error) {
 
 	root := http.NewServeMux()
 	root.Handle("/", h)
-	root.Handle("GET /openapi.yaml", staticFile("application/yaml", spec.OpenAPI))
-	root.Handle("GET /asyncapi.yaml", staticFile("application/yaml", spec.AsyncAPI))
-	root.Handle("GET /docs/", v5emb.New("Tandem REST API", "/openapi.yaml", "/docs/"))
-	root.Handle("GET /docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently))
-	root.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	for pattern, sh := range static {
+		root.Handle(pattern, sh)
+	}
 	for pattern, mh := range cfg.Mounts {
 		path := pattern
 		if _, p, ok := strings.Cut(pattern, " "); ok {
@@ -179,13 +198,27 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		root.Handle(pattern, mh)
 		patterns.Handle(pattern, http.NotFoundHandler())
 	}
-	o := &observer{metrics: newHTTPMetrics(cfg.Registry), patterns: patterns, log: cfg.AccessLog}
+	o := &observer{metrics: newHTTPMetrics(cfg.Registry), patterns: patterns, fast: fast, log: cfg.AccessLog}
 	if cfg.Tracer != nil {
 		o.tracer = cfg.Tracer.Tracer("github.com/tandemhq/tandem/internal/httpapi")
 	}
 	// The observer is outermost: a recovered panic's problem carries the
 	// request id, and its 500 is logged and counted.
-	return o.wrap(recoverer(cfg.Logger, cors(cfg.Origins, root))), nil
+	return o.wrap(recoverer(cfg.Logger, cors(cfg.Origins, skipMux(fast, root, h)))), nil
+}
+
+// skipMux is mux, except that a request the segment match finds an
+// operation of the spec for goes straight to api, where mux would send it
+// (fastRoutes never answers for a path another pattern could match).
+func skipMux(fast *fastRoutes, mux *http.ServeMux, api http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m fastMatch
+		if fast.lookup(r, &m) && m.route(r.Method) != nil {
+			api.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 func staticFile(contentType string, b []byte) http.Handler {
@@ -250,7 +283,7 @@ func limitBody(n int64, next http.Handler) http.Handler {
 			writeProblem(w, r, wire.NewProblem(wire.KindTooLarge, fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, n), nil))
 			return
 		}
-		if r.Body != nil {
+		if r.Body != nil && r.Body != http.NoBody { // no body: nothing to limit (nor to read, for the validator)
 			r.Body = http.MaxBytesReader(w, r.Body, n)
 		}
 		next.ServeHTTP(w, r)

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"net/http"
 	"strconv"
 	"strings"
 
@@ -124,22 +125,44 @@ func (s *Server) CreateResource(ctx context.Context, req api.CreateResourceReque
 }
 
 // GetResource returns a resource, or 304 when If-None-Match matches.
+// The body is encoded once per revision by app's resource encoder
+// (wire.Frames.EncodeResource) and usually comes from app's resource
+// cache.
 func (s *Server) GetResource(ctx context.Context, req api.GetResourceRequestObject) (api.GetResourceResponseObject, error) {
-	r, err := s.app.GetResource(ctx, principalOf(ctx), req.Collection, req.Id)
+	r, err := s.app.GetResourceEncoded(ctx, principalOf(ctx), req.Collection, req.Id)
 	if err != nil {
 		return nil, err
 	}
-	tag := etag(r.Revision)
 	if req.Params.IfNoneMatch != nil {
 		revs, any, err := parseETags(*req.Params.IfNoneMatch, "If-None-Match")
 		if err != nil {
 			return nil, err
 		}
 		if any || contains(revs, r.Revision) {
-			return api.GetResource304Response{Headers: api.GetResource304ResponseHeaders{ETag: &tag}}, nil
+			return api.GetResource304Response{Headers: api.GetResource304ResponseHeaders{ETag: &r.Tag}}, nil
 		}
 	}
-	return api.GetResource200JSONResponse{Body: wire.Resource(r), Headers: api.GetResource200ResponseHeaders{ETag: &tag}}, nil
+	return encodedResource(r), nil
+}
+
+// encodedResource is the 200 answer of GetResource with its body already
+// encoded: what api.GetResource200JSONResponse would write, without
+// encoding it again.
+type encodedResource app.EncodedResource
+
+// jsonContentType is the Content-Type value of a JSON answer (never
+// modified: a Header.Add would copy it, its capacity being 1).
+var jsonContentType = []string{"application/json"}
+
+// VisitGetResourceResponse implements api.GetResourceResponseObject.
+// Errors: the connection's write error.
+func (e encodedResource) VisitGetResourceResponse(w http.ResponseWriter) error {
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["Etag"] = []string{e.Tag}
+	w.WriteHeader(http.StatusOK)
+	_, err := w.Write(e.Body)
+	return err
 }
 
 // ReplaceResource creates or replaces a resource (201 or 200, with ETag).

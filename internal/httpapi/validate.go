@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,7 +10,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
-	middleware "github.com/oapi-codegen/nethttp-middleware"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"github.com/tandemhq/tandem/gen/api"
 	"github.com/tandemhq/tandem/internal/wire"
@@ -21,34 +20,58 @@ import (
 // every request to a route of the spec is checked before its handler runs,
 // and failures become 400/404/405/415 problems naming the field. A query
 // parameter the operation does not declare is a 400 problem naming it
-// (queryParams), checked first.
-func requestValidator(doc *openapi3.T, auth openapi3filter.AuthenticationFunc) func(http.Handler) http.Handler {
-	opts := openapi3filter.Options{MultiError: true, AuthenticationFunc: auth, SkipSettingDefaults: true}
+// (queryParams), checked first. The request's operation is found by fast
+// (a segment match, see fastRoutes) and otherwise by kin-openapi's
+// gorilla/mux router; either way openapi3filter.ValidateRequest checks
+// every request. Errors: the spec's paths do not build a router.
+func requestValidator(doc *openapi3.T, auth openapi3filter.AuthenticationFunc, fast *fastRoutes) (func(http.Handler) http.Handler, error) {
+	// As oapi-codegen's nethttp-middleware configured it: every error
+	// reported (MultiError), no defaults set, the validated body not kept
+	// (handlers decode the raw body, so JSON member order is preserved),
+	// no Host validation.
+	opts := &openapi3filter.Options{MultiError: true, AuthenticationFunc: auth, SkipSettingDefaults: true}
 	if auth == nil {
 		opts.AuthenticationFunc = openapi3filter.NoopAuthenticationFunc
 	}
-	validate := middleware.OapiRequestValidatorWithOptions(doc, &middleware.Options{
-		Options:              opts,
-		DoNotValidateServers: true,
-		// Handlers decode the raw body, so JSON member order is preserved.
-		DiscardValidatedValue: true,
-		SilenceServersWarning: true,
-		ErrorHandlerWithOpts: func(ctx context.Context, err error, w http.ResponseWriter, r *http.Request, o middleware.ErrorHandlerOpts) {
-			writeProblem(w, r, validationProblem(err, o))
-		},
-	})
-	params := newQueryParams(doc)
+	doc.Servers = nil
+	general, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		return nil, err
+	}
+	params := newQueryParams(doc, fast)
 	return func(next http.Handler) http.Handler {
-		v := validate(next)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			r = decodedPath(r)
-			if p, bad := params.check(r); bad {
+			var m fastMatch
+			fast.lookup(r, &m)
+			if p, bad := params.check(r, &m); bad {
 				writeProblem(w, r, p)
 				return
 			}
-			v.ServeHTTP(w, r)
+			var (
+				route      *routers.Route
+				pathParams map[string]string
+				err        error
+			)
+			if route = m.route(r.Method); route != nil {
+				pathParams = m.pathParams()
+			} else if route, pathParams, err = general.FindRoute(r); err != nil {
+				writeProblem(w, r, validationProblem(err, nil))
+				return
+			}
+			in := &openapi3filter.RequestValidationInput{Request: r, PathParams: pathParams, Route: route, Options: opts}
+			if err = openapi3filter.ValidateRequest(r.Context(), in); err != nil {
+				switch err.(type) {
+				case openapi3.MultiError, *openapi3filter.RequestError, *openapi3filter.SecurityRequirementsError:
+				default:
+					err = fmt.Errorf("error validating route: %w", err)
+				}
+				writeProblem(w, r, validationProblem(err, route))
+				return
+			}
+			next.ServeHTTP(w, r)
 		})
-	}
+	}, nil
 }
 
 // decodedPath drops the escaped form of r's path when it only escapes
@@ -67,9 +90,10 @@ func decodedPath(r *http.Request) *http.Request {
 	return r2
 }
 
-// validationProblem converts a kin-openapi validation error to a problem.
-func validationProblem(err error, o middleware.ErrorHandlerOpts) api.Problem {
-	if o.MatchedRoute == nil {
+// validationProblem converts a kin-openapi validation error to a problem;
+// route is the request's route (nil when none matched).
+func validationProblem(err error, route *routers.Route) api.Problem {
+	if route == nil {
 		if errors.Is(err, routers.ErrMethodNotAllowed) {
 			return wire.NewProblem(wire.KindMethodNotAllowed, "this method is not allowed on this path", nil)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +29,27 @@ type Feed struct {
 	tracer trace.Tracer // nil: tracing off
 
 	last atomic.Int64
+	// caughtUp is when (nanoseconds since base, monotonic) the last read
+	// of the change log that reached its end started (0: none yet).
+	caughtUp atomic.Int64
+	base     time.Time
+
+	obsMu     sync.Mutex
+	observers []ChangeObserver
+}
+
+// ChangeObserver learns of every change a Feed reads from the change log
+// (e.g. to invalidate a cache), before the change's events are broadcast:
+// a subscriber that received an event and then reads the resource
+// through the observer sees that change or a later one.
+type ChangeObserver interface {
+	// Changed is called with each change, in revision order, on the
+	// feed's goroutine; it must not block.
+	Changed(ch store.Change)
+	// Lost is called when the feed skipped changes without reading them
+	// (the change log was compacted past it): whatever the observer
+	// derived from the changes it saw may now be stale.
+	Lost()
 }
 
 // FeedOptions configures a Feed.
@@ -53,7 +75,7 @@ func NewFeed(ctx context.Context, s store.Store, h *hub.Hub, opts FeedOptions) (
 	if err != nil {
 		return nil, err
 	}
-	f := &Feed{store: s, hub: h, log: opts.Logger, frames: opts.Frames, poll: opts.Poll, tracer: opts.Tracer}
+	f := &Feed{store: s, hub: h, log: opts.Logger, frames: opts.Frames, poll: opts.Poll, tracer: opts.Tracer, base: time.Now()}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
@@ -70,6 +92,36 @@ func (f *Feed) Epoch() string { return f.store.Epoch() }
 // Last is the newest revision delivered: every change up to it has been
 // handed to the hub's subscribers (see advance).
 func (f *Feed) Last() int64 { return f.last.Load() }
+
+// Observe registers o for every change read from now on (see
+// ChangeObserver). It may be called while the feed runs; it returns no
+// error.
+func (f *Feed) Observe(o ChangeObserver) {
+	f.obsMu.Lock()
+	defer f.obsMu.Unlock()
+	f.observers = append(f.observers[:len(f.observers):len(f.observers)], o)
+}
+
+// CaughtUp returns when the feed last started a read of the change log
+// that reached the log's end, once the changes it read were passed to the
+// observers and broadcast: every change committed before that time has
+// been delivered. It is the zero time until the first such read. On a
+// healthy feed it is at most about the poll interval (FeedOptions.Poll)
+// old; it falls behind while the store cannot be read or the feed lags.
+// It returns no error.
+func (f *Feed) CaughtUp() time.Time {
+	n := f.caughtUp.Load()
+	if n == 0 {
+		return time.Time{}
+	}
+	return f.base.Add(time.Duration(n))
+}
+
+func (f *Feed) observed() []ChangeObserver {
+	f.obsMu.Lock()
+	defer f.obsMu.Unlock()
+	return f.observers
+}
 
 // Cursor returns the resource cursor for revision rev.
 func (f *Feed) Cursor(rev int64) Cursor {
@@ -106,6 +158,7 @@ const feedBatch = 500
 // batch it ends inside) and returns how many the page held.
 func (f *Feed) step(ctx context.Context) (int, error) {
 	last := f.last.Load()
+	start := time.Now()
 	changes, err := f.store.Changes(ctx, last, feedBatch)
 	if errors.Is(err, store.ErrCompacted) {
 		// The log was compacted past us (only possible after a long stall):
@@ -116,6 +169,9 @@ func (f *Feed) step(ctx context.Context) (int, error) {
 			return 0, rerr
 		}
 		f.log.Error("change feed fell behind compaction; skipping", "from", last, "to", rev)
+		for _, o := range f.observed() {
+			o.Lost()
+		}
 		f.advance(rev)
 		return 0, nil
 	}
@@ -126,9 +182,13 @@ func (f *Feed) step(ctx context.Context) (int, error) {
 	if changes, err = completeBatches(ctx, f.store, changes); err != nil {
 		return 0, err
 	}
+	observers := f.observed()
 	for i := 0; i < len(changes); {
 		ch := changes[i]
 		if ch.Batch == nil {
+			for _, o := range observers {
+				o.Changed(ch)
+			}
 			f.broadcast(NewChangeView(ch), nil, nil)
 			i++
 			continue
@@ -137,11 +197,21 @@ func (f *Feed) step(ctx context.Context) (int, error) {
 		for j < len(changes) && changes[j].Batch != nil && changes[j].Batch.ID == ch.Batch.ID {
 			j++
 		}
+		for _, o := range observers {
+			for _, c := range changes[i:j] {
+				o.Changed(c)
+			}
+		}
 		f.dispatchBatch(changes[i:j])
 		i = j
 	}
 	if len(changes) > 0 {
 		f.advance(changes[len(changes)-1].Revision) // never inside a batch
+	}
+	if n < feedBatch {
+		// The read reached the end of the log as of start: every change
+		// committed before start has now been broadcast.
+		f.caughtUp.Store(max(1, int64(start.Sub(f.base))))
 	}
 	return n, nil
 }

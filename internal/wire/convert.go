@@ -153,3 +153,20 @@ func nodes(ns []string) *[]string {
 	}
 	return &ns
 }
+
+// EncodeResource implements app.ResourceEncoder: r as the body of a
+// 200 GET /v1/collections/{collection}/resources/{id} (the bytes the
+// generated strict server writes: JSON and a newline) and its ETag.
+// Errors: r.Data is not valid JSON.
+func (Frames) EncodeResource(r store.Resource) ([]byte, string, error) {
+	b, err := json.Marshal(Resource(r))
+	if err != nil {
+		return nil, "", err
+	}
+	body := make([]byte, len(b)+1)
+	copy(body, b)
+	body[len(b)] = '\n'
+	return body, ETag(r.Revision), nil
+}
+
+var _ app.ResourceEncoder = Frames{}
