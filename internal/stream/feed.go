@@ -28,6 +28,9 @@ type Feed struct {
 	poll   time.Duration
 	tracer trace.Tracer // nil: tracing off
 
+	// pos is the newest revision read and broadcast (the feed goroutine's
+	// read position); last trails it until the hub delivered (advance).
+	pos  atomic.Int64
 	last atomic.Int64
 	// caughtUp is when (nanoseconds since base, monotonic) the last read
 	// of the change log that reached its end started (0: none yet).
@@ -82,6 +85,7 @@ func NewFeed(ctx context.Context, s store.Store, h *hub.Hub, opts FeedOptions) (
 	if f.poll <= 0 {
 		f.poll = time.Second
 	}
+	f.pos.Store(rev)
 	f.last.Store(rev)
 	return f, nil
 }
@@ -157,7 +161,7 @@ const feedBatch = 500
 // step broadcasts the next page of changes (extended to the end of a
 // batch it ends inside) and returns how many the page held.
 func (f *Feed) step(ctx context.Context) (int, error) {
-	last := f.last.Load()
+	last := f.pos.Load()
 	start := time.Now()
 	changes, err := f.store.Changes(ctx, last, feedBatch)
 	if errors.Is(err, store.ErrCompacted) {
@@ -220,6 +224,7 @@ func (f *Feed) step(ctx context.Context) (int, error) {
 // so far to its subscribers: a bookmark or a poll that starts from Last
 // can then never get ahead of an event still on its way.
 func (f *Feed) advance(rev int64) {
+	f.pos.Store(rev)
 	f.hub.After(func() { f.last.Store(rev) })
 }
 

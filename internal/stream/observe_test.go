@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/tandemhq/tandem/internal/hub"
 	"github.com/tandemhq/tandem/internal/store"
 )
 
@@ -85,5 +87,53 @@ func TestFeedObservers(t *testing.T) {
 	}
 	if log.lost != 1 || e.feed.Last() != newHead {
 		t.Fatalf("after a compaction past the feed (at %d): lost %d, feed at %d, want lost 1 at %d", last, log.lost, e.feed.Last(), newHead)
+	}
+}
+
+// revRecorder is a hub subscriber that records the revisions it is given,
+// slowly, so that the hub's lanes are still busy when the feed steps on.
+type revRecorder struct {
+	mu   sync.Mutex
+	revs []int64
+}
+
+func (r *revRecorder) Deliver(m *hub.Message) bool {
+	time.Sleep(100 * time.Microsecond)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.revs = append(r.revs, m.Seq())
+	return true
+}
+
+func (r *revRecorder) Close() {}
+
+// TestFeedBroadcastsOnce: while the hub's lanes still deliver, the feed
+// reads on from where it read, not from Last (which trails until the
+// lanes delivered): every change is broadcast exactly once, in order,
+// and Last reaches the head only once the subscriber has it.
+func TestFeedBroadcastsOnce(t *testing.T) {
+	e := newBatchEnv(t)
+	rec := &revRecorder{}
+	e.res.Hub.Subscribe(CollectionTopic("d"), rec)
+	from := e.feed.Last()
+	for i := range 40 {
+		if _, _, err := e.st.PutResource(t.Context(), store.Resource{Collection: "d", ID: fmt.Sprint("r", i), Data: json.RawMessage(`{}`)}, store.Precondition{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.feed.step(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	head := catchUp(t, e)
+	rec.mu.Lock()
+	got := append([]int64(nil), rec.revs...)
+	rec.mu.Unlock()
+	if len(got) != int(head-from) {
+		t.Fatalf("subscriber got %d changes once Last reached %d, want %d: %v", len(got), head, head-from, got)
+	}
+	for i, rev := range got {
+		if rev != from+1+int64(i) {
+			t.Fatalf("change %d has revision %d, want %d (duplicate or disorder): %v", i, rev, from+1+int64(i), got)
+		}
 	}
 }
