@@ -50,6 +50,7 @@ type serveConfig struct {
 	PingInterval     time.Duration
 	WSReaders        string
 	WSWriteDelay     time.Duration
+	WSWriters        int
 	BookmarkInterval time.Duration
 	CompactInterval  time.Duration
 	SSEHeartbeat     time.Duration
@@ -131,6 +132,7 @@ func (c *serveConfig) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.SchemaCheck, "schema-check-timeout", app.DefaultSchemaCheckTimeout, "how long PATCH /v1/collections/{c} may spend checking the stored resources against a new schema (422 beyond, suggesting validate=new-writes-only)")
 	fs.DurationVar(&c.PingInterval, "ping-interval", 25*time.Second, "WebSocket ping interval; a connection silent for twice this is dropped (with the epoll reader, at the first ping after that)")
 	fs.DurationVar(&c.WSWriteDelay, "ws-write-delay", wsapi.DefaultWriteDelay, "shortest time between two socket writes to one WebSocket connection: events arriving sooner wait and go out together in one write (fewer system calls under load); a connection that was quiet for this long is written to at once, so it adds no latency at low rates (0: write as soon as anything is queued; at most 1s)")
+	fs.IntVar(&c.WSWriters, "ws-writers", 0, "how many WebSocket connections are written to at once (0: one per CPU); a connection whose client does not read waits without holding one; fewer keeps REST and replies quick during a large fan-out, more delivers the fan-out sooner")
 	fs.StringVar(&c.WSReaders, "ws-readers", "epoll", "how WebSocket connections are read: epoll (idle connections hold no goroutine; Linux, plain TCP) or goroutine (one blocked reader per connection)")
 	fs.DurationVar(&c.SSEHeartbeat, "sse-heartbeat", 15*time.Second, "interval of SSE comment heartbeats")
 	fs.DurationVar(&c.PresenceTTL, "presence-ttl", 45*time.Second, "presence lease; a member whose node stops renewing leaves after this")

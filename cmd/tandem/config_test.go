@@ -202,6 +202,7 @@ func TestWebhookFlags(t *testing.T) {
 		{[]string{"--max-webhooks", "0"}, "--max-webhooks"},
 		{[]string{"--ws-write-delay", "-1ms"}, "--ws-write-delay"},
 		{[]string{"--ws-write-delay", "2s"}, "--ws-write-delay"},
+		{[]string{"--ws-writers", "-1"}, "--ws-writers"},
 	} {
 		args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, tc.args...)
 		err := run(context.Background(), args, func(string) string { return "" }, &bytes.Buffer{}, &bytes.Buffer{})

@@ -53,6 +53,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if cfg.MaxScan < 1000 {
 		return fmt.Errorf("--max-scan %d: at least 1000 (a page holds up to 1000 resources)", cfg.MaxScan)
 	}
+	if cfg.WSWriters < 0 {
+		return fmt.Errorf("--ws-writers %d: must not be negative (0: one per CPU)", cfg.WSWriters)
+	}
 	if cfg.WSWriteDelay < 0 || cfg.WSWriteDelay > time.Second {
 		return fmt.Errorf("--ws-write-delay %s: must be from 0 to 1s", cfg.WSWriteDelay)
 	}
@@ -203,6 +206,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Auth: authn, AuthTimeout: cfg.AuthTimeout,
 		ReaderGoroutines: cfg.WSReaders == "goroutine",
 		WriteDelay:       cfg.WSWriteDelay,
+		WriteConcurrency: cfg.WSWriters,
 		Caps:             caps,
 	})
 	a.AttachConnections(ws)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -21,6 +22,10 @@ type batchConn struct {
 	batching bool
 	buf      *[]byte
 	deadline time.Time // the write deadline last set on Conn
+	// raw is Conn's file descriptor access for flush's non-blocking first
+	// write (nil: none, e.g. TLS; rawKnown: looked up).
+	raw      syscall.RawConn
+	rawKnown bool
 }
 
 // SetWriteDeadline is a no-op inside a batch: gorilla sets a deadline
@@ -56,8 +61,12 @@ func (c *batchConn) begin() {
 	c.mu.Unlock()
 }
 
-// flush writes the batch under a deadline and releases the buffer.
-func (c *batchConn) flush(wait time.Duration) error {
+// flush writes the batch under a deadline and releases the buffer. The
+// first write does not wait: when the socket takes the whole batch at
+// once (the usual case) flush returns with adm still held; otherwise it
+// releases adm before it waits for the socket to drain, so a client that
+// does not read holds no writer slot (see admission).
+func (c *batchConn) flush(wait time.Duration, adm *admission) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.batching = false
@@ -67,21 +76,75 @@ func (c *batchConn) flush(wait time.Duration) error {
 		return nil
 	}
 	var err error
-	if len(*b) > 0 {
-		// Keep the deadline between wait − slack and wait ahead rather
-		// than moving it (a timer update) before every write.
-		now := time.Now()
-		if slack := min(time.Second, wait/10); c.deadline.Before(now.Add(wait - slack)) {
-			c.deadline = now.Add(wait)
-			_ = c.Conn.SetWriteDeadline(c.deadline)
+	if p := *b; len(p) > 0 {
+		p = p[c.tryWrite(p):]
+		if len(p) > 0 {
+			adm.release()
+			// Keep the deadline between wait − slack and wait ahead
+			// rather than moving it (a timer update) before every write.
+			now := time.Now()
+			if slack := min(time.Second, wait/10); c.deadline.Before(now.Add(wait - slack)) {
+				c.deadline = now.Add(wait)
+				_ = c.Conn.SetWriteDeadline(c.deadline)
+			}
+			_, err = c.Conn.Write(p)
 		}
-		_, err = c.Conn.Write(*b)
 	}
 	if cap(*b) <= 256<<10 {
 		*b = (*b)[:0]
 		batchPool.Put(b)
 	}
 	return err
+}
+
+// tryWrite writes as much of p as the socket takes without waiting, with
+// one write(2), and returns how much that was (0 when the connection
+// offers no file descriptor, or on any error: the blocking write that
+// follows reports it). Callers hold c.mu.
+func (c *batchConn) tryWrite(p []byte) int {
+	if !c.rawKnown {
+		c.rawKnown = true
+		if sc, ok := c.Conn.(syscall.Conn); ok {
+			c.raw, _ = sc.SyscallConn()
+		}
+	}
+	if c.raw == nil {
+		return 0
+	}
+	n := 0
+	_ = c.raw.Write(func(fd uintptr) bool {
+		if w, err := syscall.Write(int(fd), p); err == nil && w > 0 {
+			n = w
+		}
+		return true // never wait here
+	})
+	return n
+}
+
+// admission bounds how many connections' writers write to their sockets
+// at once (Server.writers, a few per core). Without it, a fan-out to
+// thousands of connections makes thousands of writer goroutines runnable
+// together, and every other goroutine — a REST publish, a reply — queues
+// behind all of them; with it the others park and the scheduler serves
+// the rest of the server between a few writes. A writer holds its slot
+// only while the socket takes its batch without waiting (flush).
+type admission struct {
+	slots chan struct{}
+	held  bool
+}
+
+// acquire waits for a slot.
+func (a *admission) acquire() {
+	a.slots <- struct{}{}
+	a.held = true
+}
+
+// release gives the slot back if it is held.
+func (a *admission) release() {
+	if a.held {
+		a.held = false
+		<-a.slots
+	}
 }
 
 // hijackWriter hands gorilla a batchConn instead of the raw connection.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -49,6 +50,12 @@ type Config struct {
 	PingInterval, PongWait time.Duration
 	// WriteWait bounds every write; default 10 s.
 	WriteWait time.Duration
+	// WriteConcurrency is how many connections' writers may write to
+	// their sockets at once (a writer whose socket is full waits without
+	// a slot); default GOMAXPROCS. Fewer answers the rest of the server
+	// (REST, replies) sooner during a large fan-out and costs less CPU per
+	// delivery; more delivers the fan-out sooner.
+	WriteConcurrency int
 	// WriteDelay is the shortest time between two socket writes to one
 	// connection: what is queued sooner waits for the rest of the window
 	// and goes out in the same write. A connection idle for WriteDelay is
@@ -117,6 +124,9 @@ type Server struct {
 	// pings and bookmarks make every connection's writer send a ping or
 	// its bookmarks.
 	renew, pings, bookmarks wheel
+	// writers admits a few connections' writers to the socket at a time
+	// (see writeLoop).
+	writers chan struct{}
 }
 
 // New returns a Server.
@@ -148,10 +158,14 @@ func New(cfg Config) *Server {
 	if cfg.MaxSubscriptions == 0 {
 		cfg.MaxSubscriptions = 1000
 	}
+	if cfg.WriteConcurrency <= 0 {
+		cfg.WriteConcurrency = runtime.GOMAXPROCS(0)
+	}
 	if cfg.AuthTimeout == 0 {
 		cfg.AuthTimeout = 10 * time.Second
 	}
-	s := &Server{cfg: cfg, conns: map[*conn]struct{}{}, metrics: newMetrics(cfg.Registry)}
+	s := &Server{cfg: cfg, conns: map[*conn]struct{}{}, metrics: newMetrics(cfg.Registry),
+		writers: make(chan struct{}, cfg.WriteConcurrency)}
 	s.renew = wheel{interval: func() time.Duration { return s.cfg.App.PresenceRenewInterval() },
 		fire: func(c *conn, tick time.Duration) { c.renewPresence(tick) }}
 	s.pings = wheel{interval: func() time.Duration { return s.cfg.PingInterval }, fire: (*conn).pingTick}

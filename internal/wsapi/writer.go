@@ -110,7 +110,10 @@ func (c *conn) writeLoop() {
 				}
 			}
 			var err error
-			batch, err = c.writeBatch(batch)
+			adm := admission{slots: c.srv.writers}
+			adm.acquire()
+			batch, err = c.writeBatch(batch, &adm)
+			adm.release()
 			c.lastWrite = time.Now()
 			if err != nil {
 				c.writeFailed(err)
@@ -153,10 +156,11 @@ func (c *conn) writeFailed(err error) {
 	c.closeWith(0, "", err)
 }
 
-// writeBatch writes everything queued with a single flush. A frame's
-// cursor counts as delivered (c.written) only once the flush carrying it
-// has succeeded.
-func (c *conn) writeBatch(batch []*hub.Message) ([]*hub.Message, error) {
+// writeBatch writes everything queued with a single flush, holding adm
+// (a writer slot, when held) only while the socket takes the batch
+// without waiting. A frame's cursor counts as delivered (c.written) only
+// once the flush carrying it has succeeded.
+func (c *conn) writeBatch(batch []*hub.Message, adm *admission) ([]*hub.Message, error) {
 	batch = c.q.PopAll(batch[:0])
 	if len(batch) == 0 {
 		return batch, nil
@@ -191,7 +195,7 @@ func (c *conn) writeBatch(batch []*hub.Message) ([]*hub.Message, error) {
 			batch[i] = nil
 		}
 	}
-	if ferr := c.raw.flush(wait); err == nil {
+	if ferr := c.raw.flush(wait, adm); err == nil {
 		err = ferr
 	}
 	if err == nil {
@@ -247,7 +251,7 @@ func (c *conn) finish(batch []*hub.Message) {
 	}
 	switch c.closeCode {
 	case CloseGoingAway, CloseDisconnected:
-		if _, err := c.writeBatch(batch); err != nil {
+		if _, err := c.writeBatch(batch, &admission{}); err != nil {
 			c.halfClose() // the socket is broken or blocked: no close frame
 			return
 		}
