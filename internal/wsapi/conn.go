@@ -99,7 +99,10 @@ type conn struct {
 	// server's ping and bookmark wheels, which wake the writer instead of
 	// keeping one parked per connection with its own tickers.
 	writing, pingDue, bookmarkDue atomic.Bool
-	wake                          chan struct{} // kick's signal to a lingering writer
+	// urgent: a connection-specific frame (a reply, an error) is queued;
+	// the next write takes no writer slot.
+	urgent atomic.Bool
+	wake   chan struct{} // kick's signal to a lingering writer
 	// lastWrite is when the writer last wrote data frames (writer
 	// goroutine only; one writer at a time, handed over through writing).
 	lastWrite  time.Time
@@ -301,6 +304,9 @@ func (c *conn) send(frame any) {
 			c.srv.cfg.Logger.Error("frame violates spec/asyncapi.yaml", "err", err, "frame", string(b))
 		}
 	}
+	// A reply is what its client waits for: the writer sends it without
+	// queueing for a writer slot behind a fan-out (see admission).
+	c.urgent.Store(true)
 	c.Push(hub.NewMessage(b))
 }
 

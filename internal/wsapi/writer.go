@@ -111,7 +111,9 @@ func (c *conn) writeLoop() {
 			}
 			var err error
 			adm := admission{slots: c.srv.writers}
-			adm.acquire()
+			if !c.urgent.Swap(false) {
+				adm.acquire()
+			}
 			batch, err = c.writeBatch(batch, &adm)
 			adm.release()
 			c.lastWrite = time.Now()
