@@ -104,7 +104,11 @@ start_pocketbase() {
 	dir=$(mktemp -d "$WORK/pb-data.XXXXXX")
 	"$POCKETBASE" superuser upsert bench@example.com bench-password-123 --dir "$dir" >/dev/null ||
 		die "creating the PocketBase superuser failed"
-	start_bg "$dir.log" "$POCKETBASE" serve --http "127.0.0.1:$port" --dir "$dir" --dev=false --hooksWatch=false
+	# --automigrate=false and a migrations dir of its own: PocketBase would
+	# otherwise write the API-made collection as a migration next to the
+	# data dir, and the next repeat's fresh instance would apply it.
+	start_bg "$dir.log" "$POCKETBASE" serve --http "127.0.0.1:$port" --dir "$dir" --dev=false --hooksWatch=false \
+		--automigrate=false --migrationsDir "$dir/pb_migrations"
 	PB_PID=$BG_PID
 	PB_ADDR=127.0.0.1:$port
 	wait_http "http://$PB_ADDR/api/health" "$PB_PID" 30 || { cat "$dir.log" >&2; die "PocketBase did not start"; }
