@@ -97,6 +97,9 @@ type App struct {
 
 	mu      sync.Mutex
 	schemas map[schemaKey]*collectionSchema
+	// colls holds the collections writes were last validated against
+	// (under mu; see collectionFor).
+	colls map[string]store.Collection
 
 	// idem serialises the requests of one idempotency key (striped).
 	idem [64]sync.Mutex
@@ -190,7 +193,46 @@ func (a *App) DeleteCollection(ctx context.Context, p auth.Principal, name strin
 	if a.rcache != nil {
 		a.rcache.invalidateCollection(name)
 	}
+	a.forgetCollection(name)
 	return err
+}
+
+// collectionFor returns the collection a write to it is validated
+// against. Unless fresh, it may come from a small cache: the store binds
+// the write to the revision it carries (Precondition.CollectionRevision)
+// and refuses it with store.ErrCollectionChanged if the collection has
+// changed since — on this node or another — so a stale entry costs one
+// retry with fresh set, never a write checked against an old schema. A
+// create then no longer reads its collection from the store each time.
+// Errors: GetCollection's.
+func (a *App) collectionFor(ctx context.Context, name string, fresh bool) (store.Collection, error) {
+	if !fresh {
+		a.mu.Lock()
+		c, ok := a.colls[name]
+		a.mu.Unlock()
+		if ok {
+			return c, nil
+		}
+	}
+	c, err := a.store.GetCollection(ctx, name)
+	if err != nil {
+		a.forgetCollection(name)
+		return c, err
+	}
+	a.mu.Lock()
+	if a.colls == nil || len(a.colls) >= 1024 { // bounded: start over
+		a.colls = map[string]store.Collection{}
+	}
+	a.colls[name] = c
+	a.mu.Unlock()
+	return c, nil
+}
+
+// forgetCollection drops name from collectionFor's cache.
+func (a *App) forgetCollection(name string) {
+	a.mu.Lock()
+	delete(a.colls, name)
+	a.mu.Unlock()
 }
 
 // schemaFor returns the checked, compiled schema of collection c (nil
@@ -230,14 +272,16 @@ func (a *App) cacheSchema(k schemaKey, s *collectionSchema) {
 // relative to the request body. The schema validation is bounded by the
 // App's ValidationBudget and stops when ctx is done.
 func (a *App) check(ctx context.Context, collection string, data json.RawMessage, labels map[string]string) (json.RawMessage, error) {
-	data, _, err := a.checkAt(ctx, collection, data, labels)
+	data, _, err := a.checkAt(ctx, collection, data, labels, true)
 	return data, err
 }
 
 // checkAt is check that also returns the revision of the collection whose
-// schema validated the data (store.Precondition.CollectionRevision).
-func (a *App) checkAt(ctx context.Context, collection string, data json.RawMessage, labels map[string]string) (json.RawMessage, int64, error) {
-	c, err := a.store.GetCollection(ctx, collection)
+// schema validated the data (store.Precondition.CollectionRevision); the
+// collection may be a cached one unless fresh (see collectionFor), so
+// only a write bound to that revision may use fresh = false.
+func (a *App) checkAt(ctx context.Context, collection string, data json.RawMessage, labels map[string]string, fresh bool) (json.RawMessage, int64, error) {
+	c, err := a.collectionFor(ctx, collection, fresh)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -277,7 +321,7 @@ const maxSchemaRaces = 4
 func (a *App) putChecked(ctx context.Context, r store.Resource, cond store.Precondition) (store.Resource, bool, error) {
 	raw := r.Data
 	for attempt := 0; ; attempt++ {
-		data, rev, err := a.checkAt(ctx, r.Collection, raw, r.Labels)
+		data, rev, err := a.checkAt(ctx, r.Collection, raw, r.Labels, attempt > 0)
 		if err != nil {
 			return store.Resource{}, false, err
 		}

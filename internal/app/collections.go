@@ -148,6 +148,7 @@ func (a *App) UpdateCollection(ctx context.Context, p auth.Principal, name strin
 		if a.rcache != nil {
 			a.rcache.invalidateCollection(name)
 		}
+		a.forgetCollection(name)
 		switch {
 		case err == nil:
 			if cs != nil {

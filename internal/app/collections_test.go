@@ -304,3 +304,31 @@ func TestWriteRevalidatedOnSchemaChange(t *testing.T) {
 		})
 	}
 }
+
+// TestCachedCollectionNeverValidatesAWrite: writes validate against a
+// cached collection, but a schema changed meanwhile — here by another App
+// on the same store, as another node would — is never bypassed: the store
+// refuses the write bound to the old revision and it is validated again
+// against the new schema; a collection deleted elsewhere is not found.
+func TestCachedCollectionNeverValidatesAWrite(t *testing.T) {
+	a, hs := newCollectionApp(t, Options{}, `{"type":"object"}`)
+	other := New(hs.Store, Options{})
+	a.mustPut(t, "first", `{"n":1}`) // caches c
+	if _, err := other.UpdateCollection(t.Context(), everyone, "c", json.RawMessage(`{"schema":{"required":["n"]}}`), UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := a.CreateResource(t.Context(), everyone, "c", "bad", json.RawMessage(`{}`), nil)
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("create against the changed schema = %v, want a validation error", err)
+	}
+	if _, err := a.CreateResource(t.Context(), everyone, "c", "good", json.RawMessage(`{"n":2}`), nil); err != nil {
+		t.Fatalf("create that the new schema accepts: %v", err)
+	}
+	if err := other.DeleteCollection(t.Context(), everyone, "c"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.CreateResource(t.Context(), everyone, "c", "gone", json.RawMessage(`{"n":3}`), nil); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("create in a collection deleted elsewhere = %v, want not found", err)
+	}
+}
