@@ -83,10 +83,9 @@ func TestDispatchOrder(t *testing.T) {
 				recs[c] = &recorder{}
 				for k := range tt.keys {
 					key := fmt.Sprintf("k%d", k)
-					ls := laneSub{key: key, rec: recs[c], lane: uint64(c)}
-					var s Subscriber = &ls
+					var s Subscriber = &laneSub{key: key, rec: recs[c], lane: uint64(c)}
 					if tt.laned {
-						s = &lanedSub{ls}
+						s = &lanedSub{laneSub{key: key, rec: recs[c], lane: uint64(c)}}
 					}
 					h.Subscribe(key, s)
 				}
