@@ -38,10 +38,14 @@ func TestWSWriteDelay(t *testing.T) {
 	}
 	elapsed := time.Since(start)
 	// Writes are at least a window apart: however slow the machine, no
-	// more than one per window fits into the time the burst took.
+	// more than one per window fits into the time the burst took, plus
+	// the first event's write, which the client may read before the
+	// server has counted it (the counter moves just after each write, so
+	// the burst's last write may not be counted yet either: only the
+	// upper bound is exact).
 	n := writes() - before
-	if limit := float64(elapsed/window) + 1; n > limit || n < 1 {
-		t.Fatalf("%v writes for %d events in %v, want 1 to %v (one per %v window)", n, burst, elapsed, limit, window)
+	if limit := float64(elapsed/window) + 2; n > limit {
+		t.Fatalf("%v writes for %d events in %v, want at most %v (one per %v window, and the first event's)", n, burst, elapsed, limit, window)
 	}
 }
 
