@@ -309,6 +309,10 @@ func TestGetResourceEncodedCache(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The feed invalidates the write's key again when it reads the
+		// change; a miss racing that invalidation does not store what it
+		// read, so the hit counts below wait for it.
+		waitFor(t, "the feed to read the write", func() bool { return feed.Last() >= r.Revision })
 		return r
 	}
 	r1 := put("n1", `{"v":1}`)
