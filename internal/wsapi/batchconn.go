@@ -122,7 +122,8 @@ func (c *batchConn) tryWrite(p []byte) int {
 }
 
 // admission bounds how many connections' writers write to their sockets
-// at once (Server.writers, a few per core). Without it, a fan-out to
+// at once (Server.writers: Config.WriteConcurrency, one per CPU by
+// default). Without it, a fan-out to
 // thousands of connections makes thousands of writer goroutines runnable
 // together, and every other goroutine — a REST publish, a reply — queues
 // behind all of them; with it the others park and the scheduler serves

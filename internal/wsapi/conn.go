@@ -103,8 +103,9 @@ type conn struct {
 	// the next write takes no writer slot.
 	urgent atomic.Bool
 	wake   chan struct{} // kick's signal to a lingering writer
-	// lastWrite is when the writer last wrote data frames (writer
-	// goroutine only; one writer at a time, handed over through writing).
+	// lastWrite is when the writer last wrote data frames, kept only
+	// with a write window (Config.WriteDelay; writer goroutine only, one
+	// writer at a time, handed over through writing).
 	lastWrite  time.Time
 	writerDone chan struct{} // closed after the close frame
 

@@ -124,8 +124,8 @@ type Server struct {
 	// pings and bookmarks make every connection's writer send a ping or
 	// its bookmarks.
 	renew, pings, bookmarks wheel
-	// writers admits a few connections' writers to the socket at a time
-	// (see writeLoop).
+	// writers admits WriteConcurrency connections' writers to their
+	// sockets at a time (see admission).
 	writers chan struct{}
 }
 

@@ -28,7 +28,7 @@ const writerLinger = 250 * time.Millisecond
 
 // DefaultWriteDelay is the write window the server command uses by
 // default (Config.WriteDelay), chosen by measurement: see
-// docs/benchmarks.md, "Write coalescing".
+// docs/benchmarks.md, "Performance round (issue 19)", --ws-write-delay.
 const DefaultWriteDelay = 0 * time.Millisecond
 
 // due flags a ping or bookmark as due and wakes the writer, unless the
@@ -116,7 +116,9 @@ func (c *conn) writeLoop() {
 			}
 			batch, err = c.writeBatch(batch, &adm)
 			adm.release()
-			c.lastWrite = time.Now()
+			if cfg.WriteDelay > 0 { // only the write window reads it
+				c.lastWrite = time.Now()
+			}
 			if err != nil {
 				c.writeFailed(err)
 			}
